@@ -1,0 +1,95 @@
+//! Channel kinds: the transports Relais can reach a person on.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The kind of a channel. An identity's channel and a configured channel share this list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Sms,
+    Whatsapp,
+    Rcs,
+    Messenger,
+    Instagram,
+    Telegram,
+    Viber,
+    Webpush,
+    Fcm,
+    Apns,
+    Email,
+    Webchat,
+    Sim,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 13] = [
+        ChannelKind::Sms,
+        ChannelKind::Whatsapp,
+        ChannelKind::Rcs,
+        ChannelKind::Messenger,
+        ChannelKind::Instagram,
+        ChannelKind::Telegram,
+        ChannelKind::Viber,
+        ChannelKind::Webpush,
+        ChannelKind::Fcm,
+        ChannelKind::Apns,
+        ChannelKind::Email,
+        ChannelKind::Webchat,
+        ChannelKind::Sim,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Sms => "sms",
+            ChannelKind::Whatsapp => "whatsapp",
+            ChannelKind::Rcs => "rcs",
+            ChannelKind::Messenger => "messenger",
+            ChannelKind::Instagram => "instagram",
+            ChannelKind::Telegram => "telegram",
+            ChannelKind::Viber => "viber",
+            ChannelKind::Webpush => "webpush",
+            ChannelKind::Fcm => "fcm",
+            ChannelKind::Apns => "apns",
+            ChannelKind::Email => "email",
+            ChannelKind::Webchat => "webchat",
+            ChannelKind::Sim => "sim",
+        }
+    }
+
+    /// Channels whose address is a phone number in E.164.
+    pub fn is_phone_addressed(self) -> bool {
+        matches!(
+            self,
+            ChannelKind::Sms
+                | ChannelKind::Whatsapp
+                | ChannelKind::Rcs
+                | ChannelKind::Viber
+                | ChannelKind::Sim
+        )
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown channel kind `{0}`; expected one of sms, whatsapp, rcs, messenger, instagram, telegram, viber, webpush, fcm, apns, email, webchat, sim"
+)]
+pub struct UnknownChannelKind(pub String);
+
+impl FromStr for ChannelKind {
+    type Err = UnknownChannelKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ChannelKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownChannelKind(s.to_owned()))
+    }
+}

@@ -1,0 +1,17 @@
+//! Relais domain types and pure rules. No I/O, no async, no SQL, no HTTP.
+
+pub mod channel;
+pub mod clock;
+pub mod consent;
+pub mod contact;
+pub mod content;
+pub mod fallback;
+pub mod holidays;
+pub mod ids;
+pub mod phone;
+pub mod quiet_hours;
+pub mod retry;
+pub mod sms;
+pub mod status;
+pub mod template;
+pub mod tenant;

@@ -1,0 +1,189 @@
+//! Phone numbers: every phone address Relais stores is E.164 (`+33612345678`).
+
+use phonenumber::country;
+use std::str::FromStr;
+
+/// Why a phone number was refused; the message is shown to API users as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    #[error("phone number is empty")]
+    Empty,
+    #[error("`{input}` is not a phone number: {reason}")]
+    Unparseable { input: String, reason: String },
+    #[error("`{input}` is not a valid phone number for its country")]
+    Invalid { input: String },
+    #[error("unknown default country `{0}`; expected an ISO 3166-1 alpha-2 code such as FR")]
+    UnknownCountry(String),
+}
+
+/// A validated E.164 phone number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct E164(String);
+
+impl E164 {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn into_string(self) -> String {
+        self.0
+    }
+    /// ISO 3166-1 alpha-2 region of the number (e.g. `FR`), when the numbering plan tells.
+    pub fn region(&self) -> Option<String> {
+        let parsed = phonenumber::parse(None, &self.0).ok()?;
+        parsed.country().id().map(|id| format!("{id:?}"))
+    }
+}
+
+impl std::fmt::Display for E164 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses an ISO country code such as `FR` for use as the default country.
+pub fn parse_country(code: &str) -> Result<country::Id, PhoneError> {
+    country::Id::from_str(&code.trim().to_ascii_uppercase())
+        .map_err(|_| PhoneError::UnknownCountry(code.to_owned()))
+}
+
+/// Normalises a phone number written by a person or a system into E.164.
+///
+/// Accepts national formats (`06 12 34 56 78` with default country FR), the `00`
+/// international prefix, `+`, spaces, dots, dashes and parentheses.
+pub fn normalize_phone(
+    input: &str,
+    default_country: Option<country::Id>,
+) -> Result<E164, PhoneError> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err(PhoneError::Empty);
+    }
+    let compact: String = trimmed
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')' | '/' | '\u{a0}'))
+        .collect();
+    if compact.chars().any(|c| c.is_alphabetic()) {
+        return Err(PhoneError::Unparseable {
+            input: input.to_owned(),
+            reason: "it contains letters".into(),
+        });
+    }
+    // `00` is the international prefix in most of the world, but the phonenumber
+    // crate only honours the default country's own prefix; make it explicit.
+    let candidate = match compact.strip_prefix("00") {
+        Some(rest) => format!("+{rest}"),
+        None => compact,
+    };
+    let country = if candidate.starts_with('+') {
+        None
+    } else {
+        default_country
+    };
+    if country.is_none() && !candidate.starts_with('+') {
+        return Err(PhoneError::Unparseable {
+            input: input.to_owned(),
+            reason:
+                "a national number needs a default country; write it with + and the country code"
+                    .into(),
+        });
+    }
+    let parsed = phonenumber::parse(country, &candidate).map_err(|e| PhoneError::Unparseable {
+        input: input.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if !phonenumber::is_valid(&parsed) {
+        return Err(PhoneError::Invalid {
+            input: input.to_owned(),
+        });
+    }
+    Ok(E164(
+        parsed.format().mode(phonenumber::Mode::E164).to_string(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fr() -> Option<country::Id> {
+        Some(country::Id::FR)
+    }
+
+    #[test]
+    fn national_french_formats_become_e164() {
+        for input in [
+            "06 12 34 56 78",
+            "0612345678",
+            "06.12.34.56.78",
+            "06-12-34-56-78",
+            "(06) 12 34 56 78",
+        ] {
+            assert_eq!(
+                normalize_phone(input, fr()).unwrap().as_str(),
+                "+33612345678",
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn international_prefixes_are_understood() {
+        assert_eq!(
+            normalize_phone("+33 6 12 34 56 78", fr()).unwrap().as_str(),
+            "+33612345678"
+        );
+        assert_eq!(
+            normalize_phone("0033612345678", fr()).unwrap().as_str(),
+            "+33612345678"
+        );
+        // A German number written with 00 while the default country is the US.
+        let us = Some(country::Id::US);
+        assert_eq!(
+            normalize_phone("0049 30 901820", us).unwrap().as_str(),
+            "+4930901820"
+        );
+        assert_eq!(
+            normalize_phone("+1 (415) 555-2671", None).unwrap().as_str(),
+            "+14155552671"
+        );
+    }
+
+    #[test]
+    fn invalid_numbers_are_rejected_with_a_reason() {
+        assert_eq!(normalize_phone("  ", fr()), Err(PhoneError::Empty));
+        assert!(matches!(
+            normalize_phone("call me", fr()),
+            Err(PhoneError::Unparseable { .. })
+        ));
+        assert!(matches!(
+            normalize_phone("+33 1", fr()),
+            Err(PhoneError::Invalid { .. }) | Err(PhoneError::Unparseable { .. })
+        ));
+        assert!(matches!(
+            normalize_phone("0612", fr()),
+            Err(PhoneError::Invalid { .. }) | Err(PhoneError::Unparseable { .. })
+        ));
+        let err = normalize_phone("0612345678", None).unwrap_err();
+        assert!(err.to_string().contains("default country"), "{err}");
+    }
+
+    #[test]
+    fn region_is_known_for_valid_numbers() {
+        assert_eq!(
+            normalize_phone("+33612345678", None)
+                .unwrap()
+                .region()
+                .as_deref(),
+            Some("FR")
+        );
+    }
+
+    #[test]
+    fn country_codes_parse_case_insensitively() {
+        assert!(parse_country("fr").is_ok());
+        assert!(matches!(
+            parse_country("XX"),
+            Err(PhoneError::UnknownCountry(_))
+        ));
+    }
+}

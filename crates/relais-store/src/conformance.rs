@@ -1,0 +1,1186 @@
+//! The conformance suite every backend must pass. Each check takes a fresh, empty store;
+//! `tests/sqlite.rs` and `tests/postgres.rs` run all of them through [`conformance_suite!`].
+
+use crate::{
+    ContactPatch, ImportConsent, ImportOutcome, ImportRow, NewApiKey, NewContact, PageRequest,
+    Store, StoreError,
+};
+use jiff::Timestamp;
+use relais_core::channel::ChannelKind;
+use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose, may_send};
+use relais_core::contact::{Attributes, Identity};
+use relais_core::tenant::{Scope, Scopes, generate_api_key, hash_api_key};
+
+fn t0() -> Timestamp {
+    Timestamp::from_second(1_790_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn sms(n: &str) -> Identity {
+    Identity {
+        channel: ChannelKind::Sms,
+        address: n.to_owned(),
+    }
+}
+
+fn attrs(json: &str) -> Attributes {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+fn contact(identities: Vec<Identity>, json: &str) -> NewContact {
+    NewContact {
+        attributes: attrs(json),
+        identities,
+        ..Default::default()
+    }
+}
+
+fn consent(
+    contact_id: &str,
+    secs: i64,
+    channel: Option<ChannelKind>,
+    purpose: Purpose,
+    status: ConsentStatus,
+) -> ConsentRecord {
+    ConsentRecord {
+        id: crate::new_id(),
+        contact_id: contact_id.to_owned(),
+        channel,
+        purpose,
+        status,
+        source: ConsentSource::Api,
+        proof: Some("Yes, send me offers".into()),
+        recorded_at: t0()
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap_or(t0()),
+    }
+}
+
+pub async fn tenants_have_unique_names(store: &dyn Store) {
+    let a = store.create_tenant("acme", t0()).await.unwrap();
+    assert_eq!(store.tenant_by_name("acme").await.unwrap(), Some(a.clone()));
+    assert_eq!(store.tenant(&a.id).await.unwrap(), Some(a.clone()));
+    assert!(matches!(
+        store.create_tenant("acme", t0()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.create_tenant("globex", t0()).await.unwrap();
+    let names: Vec<String> = store
+        .list_tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["acme", "globex"]);
+    assert_eq!(store.tenant_by_name("nobody").await.unwrap(), None);
+}
+
+pub async fn api_keys_are_found_by_hash_only(store: &dyn Store) {
+    let tenant = store.create_tenant("acme", t0()).await.unwrap();
+    let key = generate_api_key();
+    let record = store
+        .insert_api_key(
+            &NewApiKey {
+                tenant_id: tenant.id.clone(),
+                key_hash: key.hash.clone(),
+                prefix: key.prefix.clone(),
+                scopes: Scopes::new([Scope::Send]),
+                label: Some("ci".into()),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    let found = store
+        .api_key_by_hash(&hash_api_key(&key.secret))
+        .await
+        .unwrap()
+        .expect("key by hash");
+    assert_eq!(found, record);
+    assert!(found.scopes.allows(Scope::Send) && !found.scopes.allows(Scope::Admin));
+    // The secret itself is not what is stored.
+    assert_eq!(store.api_key_by_hash(&key.secret).await.unwrap(), None);
+    assert_eq!(
+        store
+            .api_key_by_hash(&hash_api_key("rl_guess"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn contacts_round_trip_and_patch(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let mut new = contact(
+        vec![sms("+33612345678")],
+        r#"{"first_name":"Ana","tier":"gold"}"#,
+    );
+    new.timezone = Some("Europe/Paris".into());
+    new.locale = Some("fr-FR".into());
+    let c = store.create_contact(&t, &new, t0()).await.unwrap();
+    assert_eq!(c.identities, vec![sms("+33612345678")]);
+    assert_eq!(c.timezone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(store.contact(&t, &c.id).await.unwrap(), Some(c.clone()));
+    let patch = ContactPatch {
+        attributes: Some(attrs(r#"{"tier":null,"city":"Lyon"}"#)),
+        locale: Some(None),
+        ..Default::default()
+    };
+    let later = t0()
+        .checked_add(jiff::SignedDuration::from_secs(5))
+        .unwrap_or(t0());
+    let patched = store
+        .update_contact(&t, &c.id, &patch, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.attributes,
+        attrs(r#"{"first_name":"Ana","city":"Lyon"}"#)
+    );
+    assert_eq!(patched.locale, None);
+    assert_eq!(patched.timezone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(patched.updated_at, later);
+    let by_identity = store
+        .contact_by_identity(&t, None, "+33612345678")
+        .await
+        .unwrap();
+    assert_eq!(by_identity.map(|c| c.id), Some(c.id.clone()));
+    assert_eq!(
+        store
+            .contact_by_identity(&t, Some(ChannelKind::Email), "+33612345678")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.delete_contact(&t, &c.id).await.unwrap());
+    assert_eq!(store.contact(&t, &c.id).await.unwrap(), None);
+    assert!(!store.delete_contact(&t, &c.id).await.unwrap());
+    assert!(matches!(
+        store.update_contact(&t, &c.id, &patch, later).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn an_identity_belongs_to_one_contact_per_tenant(store: &dyn Store) {
+    let a = store.create_tenant("acme", t0()).await.unwrap().id;
+    let b = store.create_tenant("globex", t0()).await.unwrap().id;
+    let first = store
+        .create_contact(&a, &contact(vec![sms("+33612345678")], "{}"), t0())
+        .await
+        .unwrap();
+    let dup = store
+        .create_contact(&a, &contact(vec![sms("+33612345678")], "{}"), t0())
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    // The failed create left nothing behind.
+    assert_eq!(
+        store
+            .list_contacts(
+                &a,
+                &PageRequest {
+                    after: None,
+                    limit: 10
+                }
+            )
+            .await
+            .unwrap()
+            .data
+            .len(),
+        1
+    );
+    // Another tenant may know the same person.
+    store
+        .create_contact(&b, &contact(vec![sms("+33612345678")], "{}"), t0())
+        .await
+        .unwrap();
+    let second = store
+        .create_contact(&a, &contact(vec![sms("+33700000000")], "{}"), t0())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .add_identity(&a, &second.id, &sms("+33612345678"), t0())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let email = Identity {
+        channel: ChannelKind::Email,
+        address: "ana@example.com".into(),
+    };
+    let with_email = store
+        .add_identity(&a, &first.id, &email, t0())
+        .await
+        .unwrap();
+    assert_eq!(with_email.identities.len(), 2);
+    // Adding an identity the contact already has is a no-op.
+    assert_eq!(
+        store
+            .add_identity(&a, &first.id, &email, t0())
+            .await
+            .unwrap()
+            .identities
+            .len(),
+        2
+    );
+    assert!(store.remove_identity(&a, &first.id, &email).await.unwrap());
+    assert!(!store.remove_identity(&a, &first.id, &email).await.unwrap());
+}
+
+pub async fn tenants_never_see_each_other(store: &dyn Store) {
+    let a = store.create_tenant("acme", t0()).await.unwrap().id;
+    let b = store.create_tenant("globex", t0()).await.unwrap().id;
+    let c = store
+        .create_contact(
+            &a,
+            &contact(vec![sms("+33612345678")], r#"{"secret":"a"}"#),
+            t0(),
+        )
+        .await
+        .unwrap();
+    store
+        .append_consent(
+            &a,
+            &consent(&c.id, 1, None, Purpose::Marketing, ConsentStatus::OptedIn),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.contact(&b, &c.id).await.unwrap(), None);
+    assert!(
+        store
+            .list_contacts(
+                &b,
+                &PageRequest {
+                    after: None,
+                    limit: 100
+                }
+            )
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .contact_by_identity(&b, None, "+33612345678")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        store
+            .update_contact(&b, &c.id, &ContactPatch::default(), t0())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(!store.delete_contact(&b, &c.id).await.unwrap());
+    assert!(store.consents(&b, &c.id).await.unwrap().is_empty());
+    assert!(matches!(
+        store
+            .append_consent(
+                &b,
+                &consent(&c.id, 2, None, Purpose::All, ConsentStatus::OptedOut)
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .add_identity(&b, &c.id, &sms("+33700000000"), t0())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        !store
+            .remove_identity(&b, &c.id, &sms("+33612345678"))
+            .await
+            .unwrap()
+    );
+    let other = store
+        .create_contact(&b, &contact(vec![], "{}"), t0())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.merge_contacts(&b, &other.id, &c.id, t0()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Nothing of tenant A changed.
+    let still = store
+        .contact(&a, &c.id)
+        .await
+        .unwrap()
+        .expect("A's contact");
+    assert_eq!(still, c);
+    assert_eq!(store.consents(&a, &c.id).await.unwrap().len(), 1);
+}
+
+pub async fn pages_walk_every_contact_once(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let mut created = Vec::new();
+    for i in 0..25 {
+        created.push(
+            store
+                .create_contact(&t, &contact(vec![], &format!(r#"{{"n":{i}}}"#)), t0())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_contacts(
+                &t,
+                &PageRequest {
+                    after: after.clone(),
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+        pages += 1;
+        seen.extend(page.data.into_iter().map(|c| c.id));
+        match page.next_cursor {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, created);
+}
+
+pub async fn merge_moves_everything_to_the_survivor(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let keep = store
+        .create_contact(
+            &t,
+            &contact(
+                vec![sms("+33612345678")],
+                r#"{"first_name":"Ana","tier":"gold"}"#,
+            ),
+            t0(),
+        )
+        .await
+        .unwrap();
+    let mut dup = contact(
+        vec![Identity {
+            channel: ChannelKind::Email,
+            address: "ana@example.com".into(),
+        }],
+        r#"{"first_name":"Anna","city":"Lyon"}"#,
+    );
+    dup.timezone = Some("Europe/Paris".into());
+    let gone = store.create_contact(&t, &dup, t0()).await.unwrap();
+    store
+        .append_consent(
+            &t,
+            &consent(
+                &gone.id,
+                1,
+                Some(ChannelKind::Email),
+                Purpose::Marketing,
+                ConsentStatus::OptedIn,
+            ),
+        )
+        .await
+        .unwrap();
+    let record = store
+        .merge_contacts(&t, &keep.id, &gone.id, t0())
+        .await
+        .unwrap();
+    assert_eq!(record.merged_snapshot, gone);
+    let survivor = store
+        .contact(&t, &keep.id)
+        .await
+        .unwrap()
+        .expect("survivor");
+    assert_eq!(survivor.identities.len(), 2);
+    assert_eq!(
+        survivor.attributes,
+        attrs(r#"{"first_name":"Ana","tier":"gold","city":"Lyon"}"#)
+    );
+    assert_eq!(survivor.timezone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(store.contact(&t, &gone.id).await.unwrap(), None);
+    let ledger = store.consents(&t, &keep.id).await.unwrap();
+    assert!(may_send(&ledger, ChannelKind::Email, &Purpose::Marketing).allowed);
+    let by_email = store
+        .contact_by_identity(&t, Some(ChannelKind::Email), "ana@example.com")
+        .await
+        .unwrap();
+    assert_eq!(by_email.map(|c| c.id), Some(keep.id.clone()));
+    assert_eq!(store.merges(&t, &keep.id).await.unwrap(), vec![record]);
+    assert!(matches!(
+        store.merge_contacts(&t, &keep.id, &keep.id, t0()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.merge_contacts(&t, &keep.id, &gone.id, t0()).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn import_creates_updates_and_rejects(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let existing = store
+        .create_contact(
+            &t,
+            &contact(
+                vec![sms("+33612345678")],
+                r#"{"first_name":"Ana","tier":"gold"}"#,
+            ),
+            t0(),
+        )
+        .await
+        .unwrap();
+    let other = store
+        .create_contact(&t, &contact(vec![sms("+33700000001")], "{}"), t0())
+        .await
+        .unwrap();
+    let email = |a: &str| Identity {
+        channel: ChannelKind::Email,
+        address: a.into(),
+    };
+    let rows = vec![
+        // Updates Ana and gives her an email.
+        ImportRow {
+            identities: vec![sms("+33612345678"), email("ana@example.com")],
+            attributes: attrs(r#"{"first_name":"Ana-Maria"}"#),
+            ..Default::default()
+        },
+        // New person, opted in to marketing.
+        ImportRow {
+            identities: vec![sms("+33699999999")],
+            attributes: attrs(r#"{"first_name":"Bob"}"#),
+            timezone: Some("Europe/Paris".into()),
+            consents: vec![ImportConsent {
+                purpose: Purpose::Marketing,
+                status: ConsentStatus::OptedIn,
+                proof: None,
+            }],
+            ..Default::default()
+        },
+        // Same new person again, later in the file: updates, never duplicates.
+        ImportRow {
+            identities: vec![sms("+33699999999")],
+            attributes: attrs(r#"{"city":"Nantes"}"#),
+            ..Default::default()
+        },
+        // Identities of two different people.
+        ImportRow {
+            identities: vec![sms("+33612345678"), sms("+33700000001")],
+            ..Default::default()
+        },
+    ];
+    let outcomes = store.import_contacts(&t, &rows, t0()).await.unwrap();
+    assert_eq!(
+        outcomes[0],
+        ImportOutcome::Updated {
+            contact_id: existing.id.clone()
+        }
+    );
+    let ImportOutcome::Created { contact_id: bob } = &outcomes[1] else {
+        panic!("{:?}", outcomes[1])
+    };
+    assert_eq!(
+        outcomes[2],
+        ImportOutcome::Updated {
+            contact_id: bob.clone()
+        }
+    );
+    let ImportOutcome::Rejected { reason } = &outcomes[3] else {
+        panic!("{:?}", outcomes[3])
+    };
+    assert!(reason.contains("2 different contacts"), "{reason}");
+    let ana = store.contact(&t, &existing.id).await.unwrap().expect("ana");
+    assert_eq!(
+        ana.attributes,
+        attrs(r#"{"first_name":"Ana-Maria","tier":"gold"}"#)
+    );
+    assert_eq!(ana.identities.len(), 2);
+    let bob = store.contact(&t, bob).await.unwrap().expect("bob");
+    assert_eq!(
+        bob.attributes,
+        attrs(r#"{"first_name":"Bob","city":"Nantes"}"#)
+    );
+    assert_eq!(bob.timezone.as_deref(), Some("Europe/Paris"));
+    let ledger = store.consents(&t, &bob.id).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].source, ConsentSource::Import);
+    assert!(may_send(&ledger, ChannelKind::Sms, &Purpose::Marketing).allowed);
+    assert_eq!(
+        store
+            .contact(&t, &other.id)
+            .await
+            .unwrap()
+            .expect("other")
+            .identities
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_contacts(
+                &t,
+                &PageRequest {
+                    after: None,
+                    limit: 100
+                }
+            )
+            .await
+            .unwrap()
+            .data
+            .len(),
+        3
+    );
+}
+
+pub async fn consent_ledger_is_append_only_and_decides(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let c = store
+        .create_contact(&t, &contact(vec![sms("+33612345678")], "{}"), t0())
+        .await
+        .unwrap();
+    assert!(
+        !may_send(
+            &store.consents(&t, &c.id).await.unwrap(),
+            ChannelKind::Sms,
+            &Purpose::Marketing
+        )
+        .allowed
+    );
+    store
+        .append_consent(
+            &t,
+            &consent(
+                &c.id,
+                1,
+                Some(ChannelKind::Sms),
+                Purpose::Marketing,
+                ConsentStatus::OptedIn,
+            ),
+        )
+        .await
+        .unwrap();
+    store
+        .append_consent(
+            &t,
+            &consent(&c.id, 2, None, Purpose::All, ConsentStatus::OptedOut),
+        )
+        .await
+        .unwrap();
+    let ledger = store.consents(&t, &c.id).await.unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[0].status, ConsentStatus::OptedIn);
+    assert_eq!(ledger[0].proof.as_deref(), Some("Yes, send me offers"));
+    let d = may_send(&ledger, ChannelKind::Sms, &Purpose::Transactional);
+    assert!(!d.allowed);
+    assert_eq!(d.record_id.as_deref(), Some(ledger[1].id.as_str()));
+    assert!(matches!(
+        store
+            .append_consent(
+                &t,
+                &consent("missing", 3, None, Purpose::All, ConsentStatus::OptedIn)
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn settings_and_models_are_per_tenant(store: &dyn Store) {
+    let a = store.create_tenant("acme", t0()).await.unwrap().id;
+    let b = store.create_tenant("globex", t0()).await.unwrap().id;
+    assert_eq!(store.setting(&a, "kb").await.unwrap(), None);
+    store
+        .put_setting(&a, "kb", &serde_json::json!([{"q": "hours"}]), t0())
+        .await
+        .unwrap();
+    store
+        .put_setting(&a, "kb", &serde_json::json!([{"q": "prices"}]), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.setting(&a, "kb").await.unwrap(),
+        Some(serde_json::json!([{"q": "prices"}]))
+    );
+    assert_eq!(store.setting(&b, "kb").await.unwrap(), None);
+    assert_eq!(store.nlu_model_version(&a).await.unwrap(), None);
+    assert_eq!(
+        store
+            .save_nlu_model(&a, &[1, 2, 3], "v1", t0())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .save_nlu_model(&a, &[4, 5, 0, 255], "v2", t0())
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.nlu_model_version(&a).await.unwrap(), Some(2));
+    let live = store.nlu_model(&a).await.unwrap().expect("model");
+    assert_eq!(
+        (live.version, live.model.as_slice(), live.summary.as_str()),
+        (2, &[4u8, 5, 0, 255][..], "v2")
+    );
+    assert_eq!(store.nlu_model(&b).await.unwrap(), None);
+    assert_eq!(store.nlu_model_version(&b).await.unwrap(), None);
+}
+
+/// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
+/// `$make` (an async fn returning something that derefs to a `Store`).
+fn new_message(tenant: &str, key: Option<&str>, due_secs: Option<i64>) -> crate::NewMessage {
+    use relais_core::status::MessageStatus;
+    let at = |secs: i64| {
+        t0().checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap_or(t0())
+    };
+    crate::NewMessage {
+        id: crate::new_id(),
+        tenant_id: tenant.to_owned(),
+        contact_id: None,
+        to_address: "+33612345678".into(),
+        channel: "sim".into(),
+        step: 0,
+        chain: serde_json::json!(["sim"]),
+        content: serde_json::json!({"text": "Bonjour"}),
+        purpose: "transactional".into(),
+        status: MessageStatus::Queued,
+        segments: Some(1),
+        idempotency_key: key.map(str::to_owned),
+        request_hash: key.map(|_| "hash".to_owned()),
+        send_at: None,
+        expires_at: None,
+        created_at: t0(),
+        events: vec![
+            crate::MessageEvent::new(MessageStatus::Accepted, t0()),
+            crate::MessageEvent::new(MessageStatus::Queued, t0()),
+        ],
+        due_at: due_secs.map(at),
+    }
+}
+
+fn secs(s: i64) -> Timestamp {
+    t0().checked_add(jiff::SignedDuration::from_secs(s))
+        .unwrap_or(t0())
+}
+
+pub async fn messages_are_isolated_per_tenant(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    let m = new_message(&acme.id, Some("k1"), Some(0));
+    store
+        .insert_messages(std::slice::from_ref(&m))
+        .await
+        .unwrap();
+    let found = store.message(&acme.id, &m.id).await.unwrap().unwrap();
+    assert_eq!(found.message.to_address, "+33612345678");
+    assert_eq!(
+        found.message.content,
+        serde_json::json!({"text": "Bonjour"})
+    );
+    let statuses: Vec<_> = found.events.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(statuses, ["accepted", "queued"]);
+    assert_eq!(store.message(&globex.id, &m.id).await.unwrap(), None);
+    assert!(
+        store
+            .message_by_idempotency_key(&globex.id, "k1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store.cancel(&globex.id, &m.id, t0()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The same key in another tenant is another message.
+    store
+        .insert_messages(&[new_message(&globex.id, Some("k1"), Some(0))])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .sim_messages(&globex.id, "+33612345678")
+            .await
+            .unwrap(),
+        vec![]
+    );
+}
+
+pub async fn idempotency_keys_are_unique_per_tenant(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let first = new_message(&acme.id, Some("order-42"), Some(0));
+    store
+        .insert_messages(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let second = new_message(&acme.id, Some("order-42"), Some(0));
+    assert!(matches!(
+        store.insert_messages(std::slice::from_ref(&second)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Nothing of the refused batch was written, not even its outbox row.
+    assert_eq!(store.message(&acme.id, &second.id).await.unwrap(), None);
+    let by_key = store
+        .message_by_idempotency_key(&acme.id, "order-42")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_key.id, first.id);
+    let claimed = store
+        .claim_due(secs(1), 10, "w1", jiff::SignedDuration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // Messages without a key never collide.
+    store
+        .insert_messages(&[
+            new_message(&acme.id, None, None),
+            new_message(&acme.id, None, None),
+        ])
+        .await
+        .unwrap();
+}
+
+pub async fn message_status_only_moves_forward(store: &dyn Store) {
+    use crate::MessageEvent;
+    use relais_core::status::MessageStatus::*;
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let m = new_message(&acme.id, None, Some(0));
+    store
+        .insert_messages(std::slice::from_ref(&m))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .record_status(&m.id, &MessageEvent::new(Sent, secs(1)))
+            .await
+            .unwrap(),
+        Some(Sent)
+    );
+    assert_eq!(
+        store
+            .record_status(&m.id, &MessageEvent::new(Delivered, secs(2)))
+            .await
+            .unwrap(),
+        Some(Delivered)
+    );
+    // A late `sent` and a duplicate `delivered` change nothing and log nothing.
+    assert_eq!(
+        store
+            .record_status(&m.id, &MessageEvent::new(Sent, secs(3)))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .record_status(&m.id, &MessageEvent::new(Delivered, secs(4)))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.cancel(&acme.id, &m.id, secs(5)).await.unwrap(),
+        crate::CancelOutcome::TooLate(Delivered)
+    );
+    let found = store.message(&acme.id, &m.id).await.unwrap().unwrap();
+    assert_eq!(found.message.status, Delivered);
+    let statuses: Vec<_> = found.events.iter().map(|e| e.status).collect();
+    assert_eq!(statuses, [Accepted, Queued, Sent, Delivered]);
+    assert!(matches!(
+        store
+            .record_status("nope", &MessageEvent::new(Sent, secs(1)))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn a_claimed_message_is_not_claimed_twice_before_its_lease_expires(store: &dyn Store) {
+    use crate::{MessageEvent, OutboxNext, OutboxPhase, Settlement};
+    use relais_core::status::MessageStatus::*;
+    let lease = jiff::SignedDuration::from_secs(30);
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let batch: Vec<_> = (0..5)
+        .map(|_| new_message(&acme.id, None, Some(10)))
+        .collect();
+    store.insert_messages(&batch).await.unwrap();
+    assert!(
+        store
+            .claim_due(secs(9), 10, "w1", lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let first = store.claim_due(secs(10), 3, "w1", lease).await.unwrap();
+    assert_eq!(first.len(), 3);
+    assert_eq!(first[0].phase, OutboxPhase::Send);
+    let second = store.claim_due(secs(11), 10, "w2", lease).await.unwrap();
+    assert_eq!(second.len(), 2);
+    let mut ids: Vec<_> = first
+        .iter()
+        .chain(&second)
+        .map(|i| i.message.id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "every message claimed exactly once");
+    assert!(
+        store
+            .claim_due(secs(20), 10, "w3", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // w1 acknowledges its first message: the row is gone for good.
+    let mut ack = Settlement::new(OutboxNext::Done);
+    ack.status = Some(MessageEvent::new(Sent, secs(12)));
+    ack.provider_id = Some("prov-1".into());
+    assert!(
+        store
+            .settle(&first[0].message.id, "w1", &ack, secs(12))
+            .await
+            .unwrap()
+    );
+    // w1 stalls past its lease: w3 takes over its other two rows.
+    let retaken = store.claim_due(secs(41), 10, "w3", lease).await.unwrap();
+    let retaken_ids: Vec<_> = retaken.iter().map(|i| i.message.id.clone()).collect();
+    assert_eq!(retaken.len(), 4, "{retaken_ids:?}");
+    assert!(
+        !retaken_ids.contains(&first[0].message.id),
+        "an acknowledged message is never claimed again"
+    );
+    // The stale owner can no longer settle what it lost.
+    assert!(
+        !store
+            .settle(&first[1].message.id, "w1", &ack, secs(42))
+            .await
+            .unwrap()
+    );
+    let m = store
+        .message(&acme.id, &first[1].message.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.message.provider_id, None);
+    let acked = store
+        .message(&acme.id, &first[0].message.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(acked.message.provider_id.as_deref(), Some("prov-1"));
+    assert_eq!(acked.message.status, Sent);
+    let by_provider = store
+        .message_by_provider_id("sim", "prov-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_provider.id, first[0].message.id);
+    assert_eq!(
+        store.message_by_provider_id("sms", "prov-1").await.unwrap(),
+        None
+    );
+    // A rescheduled row comes back when due, with its attempts counted.
+    let retry = Settlement::new(OutboxNext::Reschedule {
+        due_at: secs(100),
+        phase: OutboxPhase::Send,
+        attempts: 1,
+    });
+    assert!(
+        store
+            .settle(&retaken[0].message.id, "w3", &retry, secs(42))
+            .await
+            .unwrap()
+    );
+    for item in &retaken[1..] {
+        assert!(
+            store
+                .settle(
+                    &item.message.id,
+                    "w3",
+                    &Settlement::new(OutboxNext::Done),
+                    secs(42)
+                )
+                .await
+                .unwrap()
+        );
+    }
+    let again = store.claim_due(secs(100), 10, "w4", lease).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert!(
+        store
+            .settle(
+                &again[0].message.id,
+                "w4",
+                &Settlement::new(OutboxNext::Done),
+                secs(100)
+            )
+            .await
+            .unwrap()
+    );
+    // A canceled message leaves the outbox.
+    let queued = new_message(&acme.id, None, Some(500));
+    store
+        .insert_messages(std::slice::from_ref(&queued))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cancel(&acme.id, &queued.id, secs(200)).await.unwrap(),
+        crate::CancelOutcome::Canceled
+    );
+    assert!(
+        store
+            .claim_due(secs(600), 10, "w5", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn status_changes_queue_signed_webhook_deliveries(store: &dyn Store) {
+    use crate::{DeliveryOutcome, MessageEvent};
+    use relais_core::status::MessageStatus::*;
+    let lease = jiff::SignedDuration::from_secs(30);
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    let hook = store
+        .create_webhook(&acme.id, "https://example.com/hook", "whsec_c2VjcmV0", t0())
+        .await
+        .unwrap();
+    assert_eq!(store.webhooks(&acme.id).await.unwrap(), vec![hook.clone()]);
+    assert!(store.webhooks(&globex.id).await.unwrap().is_empty());
+    let m = new_message(&acme.id, None, Some(0));
+    let other = new_message(&globex.id, None, Some(0));
+    store
+        .insert_messages(&[m.clone(), other.clone()])
+        .await
+        .unwrap();
+    store
+        .record_status(&m.id, &MessageEvent::new(Sent, secs(1)))
+        .await
+        .unwrap();
+    store
+        .record_status(&m.id, &MessageEvent::new(Sent, secs(2)))
+        .await
+        .unwrap();
+    store
+        .record_status(&other.id, &MessageEvent::new(Sent, secs(1)))
+        .await
+        .unwrap();
+    let due = store
+        .claim_webhook_deliveries(secs(5), 10, "w1", lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.len(),
+        1,
+        "one change, one webhook: the duplicate and the other tenant queue nothing"
+    );
+    assert_eq!(due[0].url, "https://example.com/hook");
+    let payload: serde_json::Value = serde_json::from_str(&due[0].delivery.payload).unwrap();
+    assert_eq!(payload["type"], "message.status");
+    assert_eq!(payload["data"]["status"], "sent");
+    assert_eq!(payload["data"]["id"], m.id.as_str());
+    assert!(
+        store
+            .claim_webhook_deliveries(secs(6), 10, "w2", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry = DeliveryOutcome::Retry {
+        due_at: secs(60),
+        code: Some(503),
+        error: "HTTP 503".into(),
+    };
+    assert!(
+        store
+            .finish_webhook_delivery(&due[0].delivery.id, "w1", &retry, secs(6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_webhook_deliveries(secs(59), 10, "w2", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .claim_webhook_deliveries(secs(60), 10, "w2", lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        again[0].delivery.id, due[0].delivery.id,
+        "the same webhook-id on every retry"
+    );
+    assert!(
+        !store
+            .finish_webhook_delivery(
+                &again[0].delivery.id,
+                "w1",
+                &DeliveryOutcome::Delivered { code: 200 },
+                secs(61)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_webhook_delivery(
+                &again[0].delivery.id,
+                "w2",
+                &DeliveryOutcome::Delivered { code: 200 },
+                secs(61)
+            )
+            .await
+            .unwrap()
+    );
+    let log = store.webhook_deliveries(&acme.id, &hook.id).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].status.as_str(), log[0].attempts, log[0].last_code),
+        ("delivered", 2, Some(200))
+    );
+    assert!(
+        store
+            .webhook_deliveries(&globex.id, &hook.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim_webhook_deliveries(secs(999), 10, "w3", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn a_failed_step_falls_back_once(store: &dyn Store) {
+    use crate::{MessageEvent, OutboxNext, Settlement, StepMove};
+    use relais_core::status::MessageStatus::*;
+    let lease = jiff::SignedDuration::from_secs(30);
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let m = new_message(&acme.id, None, Some(0));
+    store
+        .insert_messages(std::slice::from_ref(&m))
+        .await
+        .unwrap();
+    let claimed = store.claim_due(secs(0), 10, "w1", lease).await.unwrap();
+    let mut ack = Settlement::new(OutboxNext::Done);
+    ack.status = Some(MessageEvent::new(Sent, secs(1)));
+    ack.provider_id = Some("p-1".into());
+    assert!(
+        store
+            .settle(&claimed[0].message.id, "w1", &ack, secs(1))
+            .await
+            .unwrap()
+    );
+    let to = StepMove {
+        step: 1,
+        channel: "sms".into(),
+        content: serde_json::json!({"text": "Bonjour"}),
+        segments: Some(1),
+    };
+    let events = [MessageEvent::new(Undelivered, secs(5)).channel("sim")];
+    assert!(
+        store
+            .fall_back(&m.id, 0, &events, &to, secs(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .fall_back(&m.id, 0, &events, &to, secs(6))
+            .await
+            .unwrap(),
+        "a duplicate receipt moves nothing"
+    );
+    let again = store.claim_due(secs(5), 10, "w2", lease).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].message.step, again[0].message.channel.as_str()),
+        (1, "sms")
+    );
+    assert_eq!(again[0].message.provider_id, None);
+    assert_eq!(
+        again[0].message.status, Sent,
+        "the failure of a step is an event, not the status"
+    );
+    let found = store.message(&acme.id, &m.id).await.unwrap().unwrap();
+    assert_eq!(
+        found
+            .events
+            .iter()
+            .filter(|e| e.status == Undelivered)
+            .count(),
+        1
+    );
+}
+
+pub async fn concurrent_claims_never_share_a_row(store: &dyn Store) {
+    let lease = jiff::SignedDuration::from_secs(30);
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let batch: Vec<_> = (0..60)
+        .map(|_| new_message(&acme.id, None, Some(0)))
+        .collect();
+    store.insert_messages(&batch).await.unwrap();
+    // Four nodes claim at once.
+    let (a, b, c, d) = tokio::join!(
+        store.claim_due(secs(1), 20, "n1", lease),
+        store.claim_due(secs(1), 20, "n2", lease),
+        store.claim_due(secs(1), 20, "n3", lease),
+        store.claim_due(secs(1), 20, "n4", lease),
+    );
+    let mut ids: Vec<String> = [a, b, c, d]
+        .into_iter()
+        .flat_map(|r| r.unwrap())
+        .map(|item| item.message.id)
+        .collect();
+    let claimed = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), claimed, "a row was claimed by two nodes");
+    assert_eq!(claimed, 60, "every due row was claimed");
+}
+
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:path) => {
+        $crate::conformance_suite!(@tests $make;
+            tenants_have_unique_names,
+            api_keys_are_found_by_hash_only,
+            contacts_round_trip_and_patch,
+            an_identity_belongs_to_one_contact_per_tenant,
+            tenants_never_see_each_other,
+            pages_walk_every_contact_once,
+            merge_moves_everything_to_the_survivor,
+            import_creates_updates_and_rejects,
+            consent_ledger_is_append_only_and_decides,
+            settings_and_models_are_per_tenant,
+            messages_are_isolated_per_tenant,
+            idempotency_keys_are_unique_per_tenant,
+            message_status_only_moves_forward,
+            a_claimed_message_is_not_claimed_twice_before_its_lease_expires,
+            status_changes_queue_signed_webhook_deliveries,
+            a_failed_step_falls_back_once,
+            concurrent_claims_never_share_a_row,
+        );
+    };
+    (@tests $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let fixture = $make().await;
+                $crate::conformance::$name(&*fixture.store).await;
+                fixture.finish().await;
+            }
+        )*
+    };
+}

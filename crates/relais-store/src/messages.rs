@@ -1,0 +1,1073 @@
+//! Messages, their event log, and the outbox: the one queue of work to do.
+//!
+//! A message is written with its first events and its outbox row in one transaction, so an
+//! accepted message is never lost and never sits without work scheduled for it. Workers
+//! claim outbox rows with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: its single
+//! writer); a row whose lease ran out is claimable again. Every outcome of an attempt
+//! (the provider's acknowledgement, a retry, a failure, a move to the next channel) is
+//! written with the outbox row's completion in one transaction ([`Settlement`]), so a
+//! message the provider acknowledged is never sent again.
+//!
+//! Status only moves forward: every status change goes through
+//! [`relais_core::status::advance`], inside the transaction that reads the current status.
+
+use crate::StoreResult;
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use relais_core::status::MessageStatus;
+
+/// One entry of a message's event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEvent {
+    pub status: MessageStatus,
+    pub at: Timestamp,
+    /// A stable code saying why (`opted_out`, `quiet_hours`, `provider_error`, …).
+    pub reason: Option<String>,
+    /// Words for a person.
+    pub detail: Option<String>,
+    /// The attempt number on the channel, from 1.
+    pub attempt: Option<i64>,
+    pub channel: Option<String>,
+}
+
+impl MessageEvent {
+    pub fn new(status: MessageStatus, at: Timestamp) -> Self {
+        MessageEvent {
+            status,
+            at,
+            reason: None,
+            detail: None,
+            attempt: None,
+            channel: None,
+        }
+    }
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+    pub fn attempt(mut self, attempt: i64) -> Self {
+        self.attempt = Some(attempt);
+        self
+    }
+    pub fn channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = Some(channel.into());
+        self
+    }
+}
+
+/// A message to store, as the accept path built it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub id: String,
+    pub tenant_id: String,
+    pub contact_id: Option<String>,
+    pub to_address: String,
+    /// The channel of the current step of the chain.
+    pub channel: String,
+    pub step: i64,
+    /// The fallback chain as the API wrote it (a JSON list).
+    pub chain: serde_json::Value,
+    /// The personalised content (JSON, the API's `content` shape).
+    pub content: serde_json::Value,
+    pub purpose: String,
+    pub status: MessageStatus,
+    pub segments: Option<i64>,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<String>,
+    pub send_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    /// The first entries of the event log, in order.
+    pub events: Vec<MessageEvent>,
+    /// When the outbox row is due; `None` writes no outbox row (a rejected message).
+    pub due_at: Option<Timestamp>,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: String,
+    pub tenant_id: String,
+    pub contact_id: Option<String>,
+    pub to_address: String,
+    pub channel: String,
+    pub step: i64,
+    pub chain: serde_json::Value,
+    pub content: serde_json::Value,
+    pub purpose: String,
+    pub status: MessageStatus,
+    pub segments: Option<i64>,
+    pub provider_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<String>,
+    pub send_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageWithEvents {
+    pub message: Message,
+    pub events: Vec<MessageEvent>,
+}
+
+/// What an outbox row asks for when it comes due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxPhase {
+    /// Send the message on its current step's channel.
+    Send,
+    /// A fallback timer: check whether the current step was delivered (or read) in time.
+    Watch,
+}
+
+impl OutboxPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxPhase::Send => "send",
+            OutboxPhase::Watch => "watch",
+        }
+    }
+    fn parse(s: &str) -> StoreResult<Self> {
+        match s {
+            "send" => Ok(OutboxPhase::Send),
+            "watch" => Ok(OutboxPhase::Watch),
+            other => Err(crate::StoreError::Corrupt(format!(
+                "outbox phase `{other}`"
+            ))),
+        }
+    }
+}
+
+/// A claimed outbox row with its message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub message: Message,
+    pub due_at: Timestamp,
+    /// Attempts already made on the current step.
+    pub attempts: i64,
+    pub phase: OutboxPhase,
+    pub lease_until: Timestamp,
+}
+
+/// What becomes of the outbox row when an attempt is settled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboxNext {
+    /// No more work: the row is deleted.
+    Done,
+    /// Work again at `due_at` (a retry, a fallback timer, a rate-limit delay); the lease is
+    /// released.
+    Reschedule {
+        due_at: Timestamp,
+        phase: OutboxPhase,
+        attempts: i64,
+    },
+}
+
+/// Moves a message to another step of its chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepMove {
+    pub step: i64,
+    pub channel: String,
+    pub content: serde_json::Value,
+    pub segments: Option<i64>,
+}
+
+/// Everything an attempt's outcome writes, in one transaction with the outbox row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settlement {
+    /// Offered to the message's status through `advance`; its event is written only if
+    /// the status moved.
+    pub status: Option<MessageEvent>,
+    /// Written to the event log as they are (attempt failures, retries), without touching
+    /// the status.
+    pub events: Vec<MessageEvent>,
+    /// The provider's id for the message (its acknowledgement).
+    pub provider_id: Option<String>,
+    pub move_to: Option<StepMove>,
+    pub outbox: OutboxNext,
+}
+
+impl Settlement {
+    pub fn new(outbox: OutboxNext) -> Self {
+        Settlement {
+            status: None,
+            events: Vec::new(),
+            provider_id: None,
+            move_to: None,
+            outbox,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    Canceled,
+    /// Too late: the message already had this status.
+    TooLate(MessageStatus),
+}
+
+/// One message a simulated phone received or sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimEntry {
+    pub id: String,
+    pub number: String,
+    /// `in` (the phone received it) or `out` (the phone sent it, a reply).
+    pub direction: String,
+    pub message_id: Option<String>,
+    pub text: String,
+    pub at: Timestamp,
+}
+
+/// A customer's endpoint for outgoing webhooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    /// `whsec_` and the base64 key, as Standard Webhooks writes it.
+    pub secret: String,
+    pub created_at: Timestamp,
+}
+
+/// One event to deliver to one webhook, and how its delivery went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// Also the `webhook-id` header: the same on every retry, so receivers can dedupe.
+    pub id: String,
+    pub webhook_id: String,
+    pub event_type: String,
+    /// The JSON body, exactly as signed.
+    pub payload: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub due_at: Timestamp,
+    pub last_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A claimed delivery with where and how to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub delivery: WebhookDelivery,
+    pub url: String,
+    pub secret: String,
+}
+
+/// How a delivery attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered {
+        code: i64,
+    },
+    Retry {
+        due_at: Timestamp,
+        code: Option<i64>,
+        error: String,
+    },
+    Failed {
+        code: Option<i64>,
+        error: String,
+    },
+}
+
+/// Storage for messages; a supertrait of [`crate::Store`].
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Writes messages, their first events and their outbox rows in one transaction.
+    /// A reused `idempotency_key` of the same tenant fails the whole batch with
+    /// [`crate::StoreError::Conflict`].
+    async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<()>;
+    async fn message(&self, tenant: &str, id: &str) -> StoreResult<Option<MessageWithEvents>>;
+    async fn message_by_idempotency_key(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> StoreResult<Option<Message>>;
+    /// Leases up to `limit` due rows (due at or before `now`, not leased or lease ran out)
+    /// to `lease_owner` until `now + lease_for`.
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease_owner: &str,
+        lease_for: SignedDuration,
+    ) -> StoreResult<Vec<OutboxItem>>;
+    /// Applies an attempt's outcome and completes or reschedules its outbox row, in one
+    /// transaction. `false` (and nothing written) when `lease_owner` no longer holds the row.
+    async fn settle(
+        &self,
+        message_id: &str,
+        lease_owner: &str,
+        settlement: &Settlement,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Offers a status (a receipt) to a message; the new status, or `None` when it was
+    /// stale or a duplicate and nothing changed.
+    async fn record_status(
+        &self,
+        message_id: &str,
+        incoming: &MessageEvent,
+    ) -> StoreResult<Option<MessageStatus>>;
+    /// The message a provider knows by `provider_id` on `channel` (for receipts that carry
+    /// only the provider's id).
+    async fn message_by_provider_id(
+        &self,
+        channel: &str,
+        provider_id: &str,
+    ) -> StoreResult<Option<Message>>;
+    /// Moves a message whose step `from_step` failed (a receipt said so) to another step:
+    /// writes `events`, the new step, and an outbox row due at `due_at`, in one
+    /// transaction. `false` (nothing written) when the message is no longer on
+    /// `from_step`, e.g. for a duplicate receipt.
+    async fn fall_back(
+        &self,
+        message_id: &str,
+        from_step: i64,
+        events: &[MessageEvent],
+        to: &StepMove,
+        due_at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Cancels a message that has not started sending, and drops its outbox row.
+    async fn cancel(&self, tenant: &str, id: &str, at: Timestamp) -> StoreResult<CancelOutcome>;
+    async fn sim_record(&self, tenant: &str, entry: &SimEntry) -> StoreResult<()>;
+    /// What a simulated phone received and sent, oldest first.
+    async fn sim_messages(&self, tenant: &str, number: &str) -> StoreResult<Vec<SimEntry>>;
+    /// Registers a webhook; from now on every status change of the tenant's messages is
+    /// queued for it, in the transaction that makes the change.
+    async fn create_webhook(
+        &self,
+        tenant: &str,
+        url: &str,
+        secret: &str,
+        now: Timestamp,
+    ) -> StoreResult<Webhook>;
+    async fn webhooks(&self, tenant: &str) -> StoreResult<Vec<Webhook>>;
+    /// The latest deliveries (at most 100) of a webhook, oldest first.
+    async fn webhook_deliveries(
+        &self,
+        tenant: &str,
+        webhook_id: &str,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease_owner: &str,
+        lease_for: SignedDuration,
+    ) -> StoreResult<Vec<DueDelivery>>;
+    /// `false` when `lease_owner` no longer holds the delivery.
+    async fn finish_webhook_delivery(
+        &self,
+        id: &str,
+        lease_owner: &str,
+        outcome: &DeliveryOutcome,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+}
+
+macro_rules! impl_message_store {
+    ($modname:ident, $store:ty, $db:ty, $lock:expr) => {
+        mod $modname {
+            use super::*;
+            use crate::{StoreError, from_micros, micros, new_id};
+            use sqlx::Row;
+
+            type Db = $db;
+            type Tx<'a> = sqlx::Transaction<'a, Db>;
+            type DbRow = <Db as sqlx::Database>::Row;
+
+            /// Bind parameters per statement, under both backends' limits.
+            const PARAMS: usize = 16_000;
+
+            const MESSAGE_COLUMNS: &str = "id, tenant_id, contact_id, to_address, channel, step, chain, content, purpose, status, segments, provider_id, idempotency_key, request_hash, send_at, expires_at, created_at, updated_at";
+
+            fn status_from_db(s: &str) -> StoreResult<MessageStatus> {
+                s.parse()
+                    .map_err(|e: relais_core::status::UnknownMessageStatus| StoreError::Corrupt(e.to_string()))
+            }
+
+            fn json_from_db(what: &str, s: &str) -> StoreResult<serde_json::Value> {
+                serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("message {what}: {e}")))
+            }
+
+            fn opt_ts(v: Option<i64>) -> StoreResult<Option<Timestamp>> {
+                v.map(from_micros).transpose()
+            }
+
+            fn message_from_row(row: &DbRow) -> StoreResult<Message> {
+                let status: String = row.try_get("status")?;
+                let chain: String = row.try_get("chain")?;
+                let content: String = row.try_get("content")?;
+                Ok(Message {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    contact_id: row.try_get("contact_id")?,
+                    to_address: row.try_get("to_address")?,
+                    channel: row.try_get("channel")?,
+                    step: row.try_get("step")?,
+                    chain: json_from_db("chain", &chain)?,
+                    content: json_from_db("content", &content)?,
+                    purpose: row.try_get("purpose")?,
+                    status: status_from_db(&status)?,
+                    segments: row.try_get("segments")?,
+                    provider_id: row.try_get("provider_id")?,
+                    idempotency_key: row.try_get("idempotency_key")?,
+                    request_hash: row.try_get("request_hash")?,
+                    send_at: opt_ts(row.try_get("send_at")?)?,
+                    expires_at: opt_ts(row.try_get("expires_at")?)?,
+                    created_at: from_micros(row.try_get("created_at")?)?,
+                    updated_at: from_micros(row.try_get("updated_at")?)?,
+                })
+            }
+
+            fn event_from_row(row: &DbRow) -> StoreResult<MessageEvent> {
+                let status: String = row.try_get("status")?;
+                Ok(MessageEvent {
+                    status: status_from_db(&status)?,
+                    at: from_micros(row.try_get("at")?)?,
+                    reason: row.try_get("reason")?,
+                    detail: row.try_get("detail")?,
+                    attempt: row.try_get("attempt")?,
+                    channel: row.try_get("channel")?,
+                })
+            }
+
+            fn delivery_from_row(row: &DbRow) -> StoreResult<WebhookDelivery> {
+                Ok(WebhookDelivery {
+                    id: row.try_get("id")?,
+                    webhook_id: row.try_get("webhook_id")?,
+                    event_type: row.try_get("event_type")?,
+                    payload: row.try_get("payload")?,
+                    status: row.try_get("status")?,
+                    attempts: row.try_get("attempts")?,
+                    due_at: from_micros(row.try_get("due_at")?)?,
+                    last_code: row.try_get("last_code")?,
+                    last_error: row.try_get("last_error")?,
+                    created_at: from_micros(row.try_get("created_at")?)?,
+                    updated_at: from_micros(row.try_get("updated_at")?)?,
+                })
+            }
+
+            fn idempotency_conflict(e: sqlx::Error) -> StoreError {
+                match &e {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(
+                        "a message with this Idempotency-Key already exists".into(),
+                    ),
+                    _ => StoreError::Database(e),
+                }
+            }
+
+            /// Appends events after the message's last one.
+            async fn append_events(
+                tx: &mut Tx<'_>,
+                message_id: &str,
+                events: &[&MessageEvent],
+            ) -> StoreResult<()> {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let last: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(seq) FROM message_events WHERE message_id = $1",
+                )
+                .bind(message_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                let rows: Vec<(&str, i64, &MessageEvent)> = events
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (message_id, last.unwrap_or(0) + 1 + i as i64, *e))
+                    .collect();
+                insert_event_rows(tx, &rows).await
+            }
+
+            async fn insert_event_rows(
+                tx: &mut Tx<'_>,
+                rows: &[(&str, i64, &MessageEvent)],
+            ) -> StoreResult<()> {
+                for chunk in rows.chunks(PARAMS / 9) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO message_events (id, message_id, seq, status, at, reason, detail, attempt, channel) ",
+                    );
+                    q.push_values(chunk, |mut b, (message_id, seq, e)| {
+                        b.push_bind(new_id())
+                            .push_bind(*message_id)
+                            .push_bind(*seq)
+                            .push_bind(e.status.as_str())
+                            .push_bind(micros(e.at))
+                            .push_bind(e.reason.clone())
+                            .push_bind(e.detail.clone())
+                            .push_bind(e.attempt)
+                            .push_bind(e.channel.clone());
+                    });
+                    q.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            async fn load_messages(
+                conn: &mut <Db as sqlx::Database>::Connection,
+                ids: &[String],
+            ) -> StoreResult<Vec<Message>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(PARAMS) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ("
+                    ));
+                    let mut sep = q.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.as_str());
+                    }
+                    q.push(")");
+                    for row in q.build().fetch_all(&mut *conn).await? {
+                        out.push(message_from_row(&row)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            /// Advances the status through `advance`; the new status when it moved.
+            async fn advance_status(
+                tx: &mut Tx<'_>,
+                message_id: &str,
+                incoming: &MessageEvent,
+                now: Timestamp,
+            ) -> StoreResult<Option<MessageStatus>> {
+                let row = sqlx::query("SELECT status, tenant_id FROM messages WHERE id = $1")
+                    .bind(message_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let Some(row) = row else {
+                    return Err(StoreError::NotFound(format!("message {message_id}")));
+                };
+                let status: String = row.try_get("status")?;
+                let tenant: String = row.try_get("tenant_id")?;
+                let current = status_from_db(&status)?;
+                let Some(next) = relais_core::status::advance(current, incoming.status) else {
+                    return Ok(None);
+                };
+                sqlx::query("UPDATE messages SET status = $1, updated_at = $2 WHERE id = $3")
+                    .bind(next.as_str())
+                    .bind(micros(now))
+                    .bind(message_id)
+                    .execute(&mut **tx)
+                    .await?;
+                append_events(tx, message_id, &[incoming]).await?;
+                let payload = serde_json::json!({
+                    "type": "message.status",
+                    "timestamp": incoming.at.to_string(),
+                    "data": {
+                        "id": message_id,
+                        "status": next.as_str(),
+                        "at": incoming.at.to_string(),
+                        "channel": incoming.channel,
+                        "reason": incoming.reason,
+                        "detail": incoming.detail,
+                    },
+                });
+                sqlx::query(
+                    "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_type, payload, status, attempts, due_at, created_at, updated_at) \
+                     SELECT 'msg_' || $1 || '_' || id, tenant_id, id, 'message.status', $2, 'pending', 0, $3, $3, $3 FROM webhooks WHERE tenant_id = $4",
+                )
+                .bind(new_id())
+                .bind(payload.to_string())
+                .bind(micros(now))
+                .bind(tenant.as_str())
+                .execute(&mut **tx)
+                .await?;
+                Ok(Some(next))
+            }
+
+            #[async_trait]
+            impl MessageStore for $store {
+                async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<()> {
+                    if batch.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.writer().begin().await?;
+                    for chunk in batch.chunks(PARAMS / 18) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(format!(
+                            "INSERT INTO messages ({MESSAGE_COLUMNS}) "
+                        ));
+                        q.push_values(chunk, |mut b, m| {
+                            b.push_bind(m.id.as_str())
+                                .push_bind(m.tenant_id.as_str())
+                                .push_bind(m.contact_id.clone())
+                                .push_bind(m.to_address.as_str())
+                                .push_bind(m.channel.as_str())
+                                .push_bind(m.step)
+                                .push_bind(m.chain.to_string())
+                                .push_bind(m.content.to_string())
+                                .push_bind(m.purpose.as_str())
+                                .push_bind(m.status.as_str())
+                                .push_bind(m.segments)
+                                .push_bind(None::<String>)
+                                .push_bind(m.idempotency_key.clone())
+                                .push_bind(m.request_hash.clone())
+                                .push_bind(m.send_at.map(micros))
+                                .push_bind(m.expires_at.map(micros))
+                                .push_bind(micros(m.created_at))
+                                .push_bind(micros(m.created_at));
+                        });
+                        q.build().execute(&mut *tx).await.map_err(idempotency_conflict)?;
+                    }
+                    let events: Vec<(&str, i64, &MessageEvent)> = batch
+                        .iter()
+                        .flat_map(|m| {
+                            m.events
+                                .iter()
+                                .enumerate()
+                                .map(move |(i, e)| (m.id.as_str(), i as i64 + 1, e))
+                        })
+                        .collect();
+                    insert_event_rows(&mut tx, &events).await?;
+                    let due: Vec<(&NewMessage, Timestamp)> = batch
+                        .iter()
+                        .filter_map(|m| m.due_at.map(|d| (m, d)))
+                        .collect();
+                    for chunk in due.chunks(PARAMS / 5) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "INSERT INTO outbox (message_id, tenant_id, due_at, phase, attempts) ",
+                        );
+                        q.push_values(chunk, |mut b, (m, due_at)| {
+                            b.push_bind(m.id.as_str())
+                                .push_bind(m.tenant_id.as_str())
+                                .push_bind(micros(*due_at))
+                                .push_bind(OutboxPhase::Send.as_str())
+                                .push_bind(0i64);
+                        });
+                        q.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn message(&self, tenant: &str, id: &str) -> StoreResult<Option<MessageWithEvents>> {
+                    let mut conn = self.reader().acquire().await?;
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"
+                    )))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some(row) = row else { return Ok(None) };
+                    let message = message_from_row(&row)?;
+                    let events = sqlx::query(
+                        "SELECT status, at, reason, detail, attempt, channel FROM message_events WHERE message_id = $1 ORDER BY seq",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(event_from_row)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                    Ok(Some(MessageWithEvents { message, events }))
+                }
+
+                async fn message_by_idempotency_key(&self, tenant: &str, key: &str) -> StoreResult<Option<Message>> {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND idempotency_key = $2"
+                    )))
+                    .bind(tenant)
+                    .bind(key)
+                    .fetch_optional(self.writer())
+                    .await?;
+                    row.as_ref().map(message_from_row).transpose()
+                }
+
+                async fn claim_due(
+                    &self,
+                    now: Timestamp,
+                    limit: u32,
+                    lease_owner: &str,
+                    lease_for: SignedDuration,
+                ) -> StoreResult<Vec<OutboxItem>> {
+                    let until = now.checked_add(lease_for).unwrap_or(Timestamp::MAX);
+                    let mut tx = self.writer().begin().await?;
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE outbox SET lease_owner = $1, lease_until = $2 \
+                         WHERE message_id IN (SELECT message_id FROM outbox \
+                           WHERE due_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+                           ORDER BY due_at, message_id LIMIT $4{}) \
+                         RETURNING message_id, due_at, attempts, phase, lease_until",
+                        $lock
+                    )))
+                    .bind(lease_owner)
+                    .bind(micros(until))
+                    .bind(micros(now))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut claimed = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let phase: String = row.try_get("phase")?;
+                        claimed.push((
+                            row.try_get::<String, _>("message_id")?,
+                            from_micros(row.try_get("due_at")?)?,
+                            row.try_get::<i64, _>("attempts")?,
+                            OutboxPhase::parse(&phase)?,
+                            from_micros(row.try_get("lease_until")?)?,
+                        ));
+                    }
+                    let ids: Vec<String> = claimed.iter().map(|c| c.0.clone()).collect();
+                    let mut messages: std::collections::HashMap<String, Message> =
+                        load_messages(&mut tx, &ids)
+                            .await?
+                            .into_iter()
+                            .map(|m| (m.id.clone(), m))
+                            .collect();
+                    tx.commit().await?;
+                    claimed.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+                    Ok(claimed
+                        .into_iter()
+                        .filter_map(|(id, due_at, attempts, phase, lease_until)| {
+                            messages.remove(&id).map(|message| OutboxItem {
+                                message,
+                                due_at,
+                                attempts,
+                                phase,
+                                lease_until,
+                            })
+                        })
+                        .collect())
+                }
+
+                async fn settle(
+                    &self,
+                    message_id: &str,
+                    lease_owner: &str,
+                    settlement: &Settlement,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    let mut tx = self.writer().begin().await?;
+                    let done = match &settlement.outbox {
+                        OutboxNext::Done => {
+                            sqlx::query("DELETE FROM outbox WHERE message_id = $1 AND lease_owner = $2")
+                                .bind(message_id)
+                                .bind(lease_owner)
+                                .execute(&mut *tx)
+                                .await?
+                        }
+                        OutboxNext::Reschedule { due_at, phase, attempts } => {
+                            sqlx::query(
+                                "UPDATE outbox SET due_at = $1, phase = $2, attempts = $3, lease_owner = NULL, lease_until = NULL \
+                                 WHERE message_id = $4 AND lease_owner = $5",
+                            )
+                            .bind(micros(*due_at))
+                            .bind(phase.as_str())
+                            .bind(*attempts)
+                            .bind(message_id)
+                            .bind(lease_owner)
+                            .execute(&mut *tx)
+                            .await?
+                        }
+                    };
+                    if done.rows_affected() == 0 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    let events: Vec<&MessageEvent> = settlement.events.iter().collect();
+                    append_events(&mut tx, message_id, &events).await?;
+                    if let Some(provider_id) = &settlement.provider_id {
+                        sqlx::query("UPDATE messages SET provider_id = $1, updated_at = $2 WHERE id = $3")
+                            .bind(provider_id.as_str())
+                            .bind(micros(now))
+                            .bind(message_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    if let Some(step) = &settlement.move_to {
+                        sqlx::query(
+                            "UPDATE messages SET step = $1, channel = $2, content = $3, segments = $4, provider_id = NULL, updated_at = $5 WHERE id = $6",
+                        )
+                        .bind(step.step)
+                        .bind(step.channel.as_str())
+                        .bind(step.content.to_string())
+                        .bind(step.segments)
+                        .bind(micros(now))
+                        .bind(message_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if let Some(status) = &settlement.status {
+                        advance_status(&mut tx, message_id, status, now).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn record_status(
+                    &self,
+                    message_id: &str,
+                    incoming: &MessageEvent,
+                ) -> StoreResult<Option<MessageStatus>> {
+                    let mut tx = self.writer().begin().await?;
+                    let moved = advance_status(&mut tx, message_id, incoming, incoming.at).await?;
+                    tx.commit().await?;
+                    Ok(moved)
+                }
+
+                async fn message_by_provider_id(&self, channel: &str, provider_id: &str) -> StoreResult<Option<Message>> {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE provider_id = $1 AND channel = $2"
+                    )))
+                    .bind(provider_id)
+                    .bind(channel)
+                    .fetch_optional(self.writer())
+                    .await?;
+                    row.as_ref().map(message_from_row).transpose()
+                }
+
+                async fn fall_back(
+                    &self,
+                    message_id: &str,
+                    from_step: i64,
+                    events: &[MessageEvent],
+                    to: &StepMove,
+                    due_at: Timestamp,
+                ) -> StoreResult<bool> {
+                    let mut tx = self.writer().begin().await?;
+                    let tenant: Option<String> = sqlx::query_scalar(
+                        "UPDATE messages SET step = $1, channel = $2, content = $3, segments = $4, provider_id = NULL, updated_at = $5 \
+                         WHERE id = $6 AND step = $7 RETURNING tenant_id",
+                    )
+                    .bind(to.step)
+                    .bind(to.channel.as_str())
+                    .bind(to.content.to_string())
+                    .bind(to.segments)
+                    .bind(micros(due_at))
+                    .bind(message_id)
+                    .bind(from_step)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(tenant) = tenant else {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    };
+                    sqlx::query("DELETE FROM outbox WHERE message_id = $1")
+                        .bind(message_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("INSERT INTO outbox (message_id, tenant_id, due_at, phase, attempts) VALUES ($1, $2, $3, $4, 0)")
+                        .bind(message_id)
+                        .bind(tenant.as_str())
+                        .bind(micros(due_at))
+                        .bind(OutboxPhase::Send.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    let events: Vec<&MessageEvent> = events.iter().collect();
+                    append_events(&mut tx, message_id, &events).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn cancel(&self, tenant: &str, id: &str, at: Timestamp) -> StoreResult<CancelOutcome> {
+                    let mut tx = self.writer().begin().await?;
+                    let status: Option<String> = sqlx::query_scalar(
+                        "SELECT status FROM messages WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(status) = status else {
+                        return Err(StoreError::NotFound(format!("message {id}")));
+                    };
+                    let current = status_from_db(&status)?;
+                    let event = MessageEvent::new(MessageStatus::Canceled, at)
+                        .reason("canceled")
+                        .detail("canceled through the API");
+                    if advance_status(&mut tx, id, &event, at).await?.is_none() {
+                        tx.rollback().await?;
+                        return Ok(CancelOutcome::TooLate(current));
+                    }
+                    sqlx::query("DELETE FROM outbox WHERE message_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(CancelOutcome::Canceled)
+                }
+
+                async fn sim_record(&self, tenant: &str, entry: &SimEntry) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO sim_messages (id, tenant_id, number, direction, message_id, text, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(entry.id.as_str())
+                    .bind(tenant)
+                    .bind(entry.number.as_str())
+                    .bind(entry.direction.as_str())
+                    .bind(entry.message_id.clone())
+                    .bind(entry.text.as_str())
+                    .bind(micros(entry.at))
+                    .execute(self.writer())
+                    .await?;
+                    Ok(())
+                }
+
+                async fn sim_messages(&self, tenant: &str, number: &str) -> StoreResult<Vec<SimEntry>> {
+                    let rows = sqlx::query(
+                        "SELECT id, number, direction, message_id, text, at FROM sim_messages WHERE tenant_id = $1 AND number = $2 ORDER BY at, id",
+                    )
+                    .bind(tenant)
+                    .bind(number)
+                    .fetch_all(self.writer())
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(SimEntry {
+                                id: row.try_get("id")?,
+                                number: row.try_get("number")?,
+                                direction: row.try_get("direction")?,
+                                message_id: row.try_get("message_id")?,
+                                text: row.try_get("text")?,
+                                at: from_micros(row.try_get("at")?)?,
+                            })
+                        })
+                        .collect()
+                }
+                async fn create_webhook(&self, tenant: &str, url: &str, secret: &str, now: Timestamp) -> StoreResult<Webhook> {
+                    let hook = Webhook {
+                        id: new_id(),
+                        tenant_id: tenant.to_owned(),
+                        url: url.to_owned(),
+                        secret: secret.to_owned(),
+                        created_at: now,
+                    };
+                    sqlx::query("INSERT INTO webhooks (id, tenant_id, url, secret, created_at) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(hook.id.as_str())
+                        .bind(tenant)
+                        .bind(url)
+                        .bind(secret)
+                        .bind(micros(now))
+                        .execute(self.writer())
+                        .await?;
+                    Ok(hook)
+                }
+
+                async fn webhooks(&self, tenant: &str) -> StoreResult<Vec<Webhook>> {
+                    let rows = sqlx::query("SELECT id, tenant_id, url, secret, created_at FROM webhooks WHERE tenant_id = $1 ORDER BY id")
+                        .bind(tenant)
+                        .fetch_all(self.writer())
+                        .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(Webhook {
+                                id: row.try_get("id")?,
+                                tenant_id: row.try_get("tenant_id")?,
+                                url: row.try_get("url")?,
+                                secret: row.try_get("secret")?,
+                                created_at: from_micros(row.try_get("created_at")?)?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn webhook_deliveries(&self, tenant: &str, webhook_id: &str) -> StoreResult<Vec<WebhookDelivery>> {
+                    let rows = sqlx::query(
+                        "SELECT id, webhook_id, event_type, payload, status, attempts, due_at, last_code, last_error, created_at, updated_at \
+                         FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2 ORDER BY created_at DESC, id DESC LIMIT 100",
+                    )
+                    .bind(tenant)
+                    .bind(webhook_id)
+                    .fetch_all(self.writer())
+                    .await?;
+                    let mut out = rows.iter().map(delivery_from_row).collect::<StoreResult<Vec<_>>>()?;
+                    out.reverse();
+                    Ok(out)
+                }
+
+                async fn claim_webhook_deliveries(
+                    &self,
+                    now: Timestamp,
+                    limit: u32,
+                    lease_owner: &str,
+                    lease_for: SignedDuration,
+                ) -> StoreResult<Vec<DueDelivery>> {
+                    let until = now.checked_add(lease_for).unwrap_or(Timestamp::MAX);
+                    let mut tx = self.writer().begin().await?;
+                    let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 \
+                         WHERE id IN (SELECT id FROM webhook_deliveries \
+                           WHERE status = 'pending' AND due_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+                           ORDER BY due_at, id LIMIT $4{}) \
+                         RETURNING id",
+                        $lock
+                    )))
+                    .bind(lease_owner)
+                    .bind(micros(until))
+                    .bind(micros(now))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut out = Vec::with_capacity(ids.len());
+                    for chunk in ids.chunks(PARAMS) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "SELECT d.id, d.webhook_id, d.event_type, d.payload, d.status, d.attempts, d.due_at, d.last_code, d.last_error, d.created_at, d.updated_at, w.url, w.secret \
+                             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id IN (",
+                        );
+                        let mut sep = q.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(id.as_str());
+                        }
+                        q.push(") ORDER BY d.due_at, d.id");
+                        for row in q.build().fetch_all(&mut *tx).await? {
+                            out.push(DueDelivery {
+                                delivery: delivery_from_row(&row)?,
+                                url: row.try_get("url")?,
+                                secret: row.try_get("secret")?,
+                            });
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(out)
+                }
+
+                async fn finish_webhook_delivery(
+                    &self,
+                    id: &str,
+                    lease_owner: &str,
+                    outcome: &DeliveryOutcome,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    let (status, due_at, code, error) = match outcome {
+                        DeliveryOutcome::Delivered { code } => ("delivered", None, Some(*code), None),
+                        DeliveryOutcome::Retry { due_at, code, error } => ("pending", Some(*due_at), *code, Some(error.clone())),
+                        DeliveryOutcome::Failed { code, error } => ("failed", None, *code, Some(error.clone())),
+                    };
+                    let done = sqlx::query(
+                        "UPDATE webhook_deliveries SET status = $1, due_at = COALESCE($2, due_at), last_code = $3, last_error = $4, \
+                         attempts = attempts + 1, lease_owner = NULL, lease_until = NULL, updated_at = $5 \
+                         WHERE id = $6 AND lease_owner = $7",
+                    )
+                    .bind(status)
+                    .bind(due_at.map(micros))
+                    .bind(code)
+                    .bind(error)
+                    .bind(micros(now))
+                    .bind(id)
+                    .bind(lease_owner)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+            }
+        }
+    };
+}
+
+impl_message_store!(sqlite_messages, crate::SqliteStore, sqlx::Sqlite, "");
+impl_message_store!(
+    postgres_messages,
+    crate::PostgresStore,
+    sqlx::Postgres,
+    " FOR UPDATE SKIP LOCKED"
+);

@@ -1,0 +1,209 @@
+//! Benchmark of the intent classifier on SNIPS and (when the file is available) CLINC150.
+//!
+//! cargo run --release -p relais-nlu --example nlu_bench -- \
+//!     --snips /work/shared/data/snips [--clinc data/clinc150/data_full.json]
+//!     [--stress-150 yes] [--labelled data/eval] [--epochs N] [--lr X] [--char-weight X]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use relais_nlu::{
+    EvalReport, Example, NluError, TrainConfig, evaluate_with, load_clinc_json, load_examples_file,
+};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("nlu_bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_report(name: &str, report: &EvalReport) {
+    println!("== {name}");
+    print!("{report}");
+}
+
+fn run() -> Result<(), NluError> {
+    let mut snips: Option<PathBuf> = None;
+    let mut clinc: Option<PathBuf> = None;
+    let mut labelled: Option<PathBuf> = None;
+    let mut stress = false;
+    let mut unseen_intent = false;
+    let mut config = TrainConfig::default();
+    let mut arguments = std::env::args().skip(1);
+    while let Some(flag) = arguments.next() {
+        let value = arguments
+            .next()
+            .ok_or_else(|| NluError::Config(format!("{flag} needs a value")))?;
+        let number = || {
+            value
+                .parse::<f32>()
+                .map_err(|_| NluError::Config(format!("{flag}: not a number: {value}")))
+        };
+        match flag.as_str() {
+            "--snips" => snips = Some(PathBuf::from(&value)),
+            "--clinc" => clinc = Some(PathBuf::from(&value)),
+            "--labelled" => labelled = Some(PathBuf::from(&value)),
+            "--stress-150" => stress = value == "yes",
+            "--snips-unseen-intent" => unseen_intent = value == "yes",
+            "--epochs" => config.epochs = number()? as usize,
+            "--lr" => config.learning_rate = number()?,
+            "--char-weight" => config.features.char_ngram_weight = number()?,
+            "--reject" => config.in_scope_rejection = number()?,
+            "--seed" => config.seed = number()? as u64,
+            other => return Err(NluError::Config(format!("unknown flag {other}"))),
+        }
+    }
+    if snips.is_none() && clinc.is_none() && labelled.is_none() {
+        return Err(NluError::Config(
+            "give --snips DIR, --clinc FILE and/or --labelled DIR".to_owned(),
+        ));
+    }
+    if let Some(directory) = snips {
+        let train = load_examples_file(&directory.join("train.csv"))?;
+        let test = load_examples_file(&directory.join("test.csv"))?;
+        let report = evaluate_with(&train, None, &test, &config)?;
+        print_report("SNIPS (train.csv -> test.csv)", &report);
+        if unseen_intent {
+            leave_one_intent_out(&train, &test, &config)?;
+        }
+        if stress {
+            let (stress_train, stress_test) = stress_150(&train, &test);
+            let report = evaluate_with(&stress_train, None, &stress_test, &config)?;
+            print_report(
+                "synthetic 150 intents x 20,000 examples (timing only, built from SNIPS)",
+                &report,
+            );
+        }
+    }
+    if let Some(directory) = labelled {
+        for (name, file, is_urgency) in [
+            (
+                "sentiment, first set (rules tuned on it)",
+                "sentiment_fr_en.csv",
+                false,
+            ),
+            (
+                "sentiment, second set (untuned)",
+                "sentiment_fr_en_second.csv",
+                false,
+            ),
+            (
+                "urgency, first set (rules tuned on it)",
+                "urgency_fr_en.csv",
+                true,
+            ),
+            (
+                "urgency, second set (untuned)",
+                "urgency_fr_en_second.csv",
+                true,
+            ),
+        ] {
+            let path = directory.join(file);
+            let reader = std::fs::File::open(&path).map_err(|source| NluError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let report = if is_urgency {
+                relais_nlu::evaluate_urgency_csv(reader)?
+            } else {
+                relais_nlu::evaluate_sentiment_csv(reader)?
+            };
+            println!("== {name}");
+            print!("{report}");
+        }
+    }
+    if let Some(path) = clinc {
+        let file = std::fs::File::open(&path).map_err(|source| NluError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let splits = load_clinc_json(std::io::BufReader::new(file))?;
+        let report = evaluate_with(
+            &splits.train,
+            Some(&splits.validation),
+            &splits.test,
+            &config,
+        )?;
+        print_report(
+            "CLINC150 (train+oos_train, calibrated on val+oos_val, test+oos_test)",
+            &report,
+        );
+    }
+    Ok(())
+}
+
+/// 20,000 training examples over 150 intents, derived from SNIPS by prefixing one of 22
+/// marker words to each utterance (intent = SNIPS intent x marker, ~154 intents). Its
+/// accuracy means little; it measures training and inference time at CLINC150's scale.
+fn stress_150(train: &[Example], test: &[Example]) -> (Vec<Example>, Vec<Example>) {
+    const MARKERS: [&str; 22] = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+        "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra",
+        "tango", "uniform", "victor",
+    ];
+    let derive = |rows: &[Example], count: usize| -> Vec<Example> {
+        rows.iter()
+            .cycle()
+            .take(count)
+            .enumerate()
+            .map(|(index, example)| {
+                let marker = MARKERS[(index * 7 + index / rows.len()) % MARKERS.len()];
+                Example::new(
+                    format!("{marker} {}", example.text),
+                    format!("{}_{marker}", example.intent),
+                )
+            })
+            .collect()
+    };
+    (derive(train, 20_000), derive(test, 5_500))
+}
+
+/// Out-of-scope detection without out-of-scope training data: each SNIPS intent in turn is
+/// removed from training and its test rows become `oos`.
+fn leave_one_intent_out(
+    train: &[Example],
+    test: &[Example],
+    config: &TrainConfig,
+) -> Result<(), NluError> {
+    let mut intents: Vec<&str> = train
+        .iter()
+        .map(|example| example.intent.as_str())
+        .collect();
+    intents.sort_unstable();
+    intents.dedup();
+    println!("== SNIPS, one intent unseen in training (its test rows labelled oos)");
+    let (mut in_scope_sum, mut recall_sum) = (0.0, 0.0);
+    for removed in &intents {
+        let kept: Vec<Example> = train
+            .iter()
+            .filter(|example| example.intent != *removed)
+            .cloned()
+            .collect();
+        let relabelled: Vec<Example> = test
+            .iter()
+            .map(|example| {
+                if example.intent == *removed {
+                    Example::new(example.text.clone(), config.oos_label.clone())
+                } else {
+                    example.clone()
+                }
+            })
+            .collect();
+        let report = evaluate_with(&kept, None, &relabelled, config)?;
+        let recall = report.oos_recall.unwrap_or(0.0);
+        println!(
+            "  unseen {removed}: in_scope_accuracy {:.4} oos_recall {:.4} threshold {:.4}",
+            report.in_scope_accuracy, recall, report.oos_threshold
+        );
+        in_scope_sum += report.in_scope_accuracy;
+        recall_sum += recall;
+    }
+    let count = intents.len() as f64;
+    println!("mean_in_scope_accuracy: {:.4}", in_scope_sum / count);
+    println!("mean_oos_recall: {:.4}", recall_sum / count);
+    Ok(())
+}

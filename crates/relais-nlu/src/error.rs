@@ -1,0 +1,41 @@
+//! The one error type of the crate.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in `relais-nlu`. Each variant names the input at fault so
+/// that the CLI and the HTTP layer can show it to the user as is.
+#[derive(Debug, Error)]
+pub enum NluError {
+    #[error("no training examples were given")]
+    NoExamples,
+    #[error("training needs at least two different intents, found {found}")]
+    TooFewIntents { found: usize },
+    #[error("row {row}: {reason}")]
+    BadExample { row: usize, reason: String },
+    #[error("cannot read CSV examples: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("cannot read JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("cannot read file {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid model bytes: {0}")]
+    ModelFormat(String),
+    #[error("unsupported model format version {found} (this build reads version {supported})")]
+    ModelVersion { found: u32, supported: u32 },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("language model request timed out after {timeout_ms} ms")]
+    LlmTimeout { timeout_ms: u64 },
+    #[error("language model request failed: {0}")]
+    LlmTransport(String),
+    #[error("language model answered HTTP {status}: {body}")]
+    LlmStatus { status: u16, body: String },
+    #[error("language model answer is not a chat completion: {0}")]
+    LlmBadResponse(String),
+    #[error("language model returned an empty answer")]
+    LlmEmpty,
+}

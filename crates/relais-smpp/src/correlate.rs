@@ -1,0 +1,278 @@
+//! Matches delivery receipts to the submits they are about.
+//!
+//! An SMSC may send a receipt before we have processed its `submit_sm_resp` (receipts on
+//! another bind, or two tasks racing). Such a receipt is held, bounded in number and time,
+//! and released as soon as the id becomes known. When the hold expires or the buffer is full
+//! it is released uncorrelated (`reference: None`): never dropped.
+//!
+//! Ids are compared after normalisation (trimmed, lower case, leading zeros removed), and a
+//! decimal receipt id also matches the same number written in hex in the resp, and vice versa:
+//! SMSCs disagree on that (Kannel's `msg-id-type`).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::receipt::ReceiptState;
+
+/// Which submitted part an SMSC message id stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRef {
+    /// The application's reference given in `SubmitRequest::reference`.
+    pub reference: Arc<str>,
+    /// 1-based.
+    pub index: u8,
+    pub total: u8,
+}
+
+/// A delivery receipt as the application receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The SMSC message id (as in `submit_sm_resp`, if the SMSC is consistent).
+    pub message_id: String,
+    /// Set when the receipt was matched to a submit of this client.
+    pub part: Option<PartRef>,
+    pub state: ReceiptState,
+    /// `err:` of the receipt text (network-specific error code), if any.
+    pub error: Option<String>,
+    /// Receipt sender (the handset address) and recipient (our source address).
+    pub source: String,
+    pub destination: String,
+    /// The receipt text as received.
+    pub text: String,
+}
+
+#[derive(Debug)]
+pub struct Correlator {
+    known: HashMap<String, (PartRef, u64)>,
+    known_order: VecDeque<(String, u64)>,
+    early: HashMap<String, (Receipt, u64)>,
+    early_order: VecDeque<(String, u64, Instant)>,
+    counter: u64,
+    max_known: usize,
+    max_early: usize,
+    hold: Duration,
+}
+
+/// Normal form of a message id.
+pub fn normalise(id: &str) -> String {
+    let t = id.trim().to_ascii_lowercase();
+    let s = t.trim_start_matches('0');
+    if s.is_empty() && !t.is_empty() {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// The forms `id` may have been written in by the other side.
+fn candidates(id: &str) -> Vec<String> {
+    let n = normalise(id);
+    let mut out = vec![n.clone()];
+    if !n.is_empty() && n.len() <= 30 {
+        if n.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(v) = n.parse::<u128>()
+        {
+            out.push(format!("{v:x}"));
+        }
+        if n.bytes().all(|b| b.is_ascii_hexdigit())
+            && let Ok(v) = u128::from_str_radix(&n, 16)
+        {
+            out.push(v.to_string());
+        }
+    }
+    out
+}
+
+impl Correlator {
+    pub fn new(max_known: usize, max_early: usize, hold: Duration) -> Self {
+        Self {
+            known: HashMap::new(),
+            known_order: VecDeque::new(),
+            early: HashMap::new(),
+            early_order: VecDeque::new(),
+            counter: 0,
+            max_known: max_known.max(1),
+            max_early: max_early.max(1),
+            hold,
+        }
+    }
+
+    /// Records that `id` was given to `part`. Returns receipts that were waiting for it.
+    pub fn on_submitted(&mut self, id: &str, part: PartRef) -> Vec<Receipt> {
+        let mut released = Vec::new();
+        for c in candidates(id) {
+            if let Some((mut r, _)) = self.early.remove(&c) {
+                r.part = Some(part.clone());
+                released.push(r);
+            }
+        }
+        // One final receipt per part: once it is out, the id need not be remembered.
+        if released.iter().any(|r| r.state.is_final()) {
+            return released;
+        }
+        self.counter += 1;
+        let key = normalise(id);
+        self.known.insert(key.clone(), (part, self.counter));
+        self.known_order.push_back((key, self.counter));
+        while self.known.len() > self.max_known {
+            let Some((k, n)) = self.known_order.pop_front() else {
+                break;
+            };
+            if self.known.get(&k).is_some_and(|(_, m)| *m == n) {
+                self.known.remove(&k);
+            }
+        }
+        if self.known_order.len() > 2 * self.known.len() + 1024 {
+            let known = &self.known;
+            self.known_order
+                .retain(|(k, n)| known.get(k).is_some_and(|(_, m)| m == n));
+        }
+        released
+    }
+
+    /// A receipt arrived. Returns what to emit now: the receipt itself when its id is known
+    /// (or when it cannot be held), plus any older held receipt pushed out of a full buffer.
+    pub fn on_receipt(&mut self, mut r: Receipt, now: Instant) -> Vec<Receipt> {
+        let cands = candidates(&r.message_id);
+        for c in &cands {
+            if let Some((part, _)) = self.known.get(c) {
+                r.part = Some(part.clone());
+                if r.state.is_final() {
+                    self.known.remove(c);
+                }
+                return vec![r];
+            }
+        }
+        let mut out = Vec::new();
+        let key = cands.into_iter().next().unwrap_or_default();
+        self.counter += 1;
+        if let Some((old, _)) = self.early.insert(key.clone(), (r, self.counter)) {
+            out.push(old); // a second receipt for the same unknown id: emit the first
+        }
+        self.early_order.push_back((key, self.counter, now));
+        while self.early.len() > self.max_early {
+            match self.early_order.pop_front() {
+                Some((k, n, _)) => {
+                    if self.early.get(&k).is_some_and(|(_, m)| *m == n)
+                        && let Some((r, _)) = self.early.remove(&k)
+                    {
+                        out.push(r);
+                    }
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Releases (uncorrelated) the receipts held longer than the hold time.
+    pub fn expire(&mut self, now: Instant) -> Vec<Receipt> {
+        let mut out = Vec::new();
+        while let Some((_, _, at)) = self.early_order.front() {
+            if now.duration_since(*at) < self.hold {
+                break;
+            }
+            let Some((k, n, _)) = self.early_order.pop_front() else {
+                break;
+            };
+            if self.early.get(&k).is_some_and(|(_, m)| *m == n)
+                && let Some((r, _)) = self.early.remove(&k)
+            {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Receipts currently held.
+    pub fn held(&self) -> usize {
+        self.early.len()
+    }
+
+    /// Ids currently remembered.
+    pub fn known(&self) -> usize {
+        self.known.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(id: &str, state: ReceiptState) -> Receipt {
+        Receipt {
+            message_id: id.into(),
+            part: None,
+            state,
+            error: None,
+            source: "33600000000".into(),
+            destination: "Relais".into(),
+            text: String::new(),
+        }
+    }
+
+    fn part(r: &str) -> PartRef {
+        PartRef {
+            reference: Arc::from(r),
+            index: 1,
+            total: 1,
+        }
+    }
+
+    #[test]
+    fn receipt_after_resp_is_correlated_at_once() {
+        let mut c = Correlator::new(100, 100, Duration::from_secs(10));
+        assert!(c.on_submitted("abc", part("m1")).is_empty());
+        let out = c.on_receipt(receipt("ABC", ReceiptState::Delivered), Instant::now());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].part.as_ref().map(|p| &*p.reference), Some("m1"));
+        assert_eq!(c.known(), 0, "final receipt forgets the id");
+    }
+
+    #[test]
+    fn early_receipt_is_held_then_released_with_its_reference() {
+        let mut c = Correlator::new(100, 100, Duration::from_secs(10));
+        let out = c.on_receipt(receipt("42", ReceiptState::Delivered), Instant::now());
+        assert!(out.is_empty());
+        assert_eq!(c.held(), 1);
+        let out = c.on_submitted("0042", part("m2"));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].part.as_ref().map(|p| &*p.reference), Some("m2"));
+        assert_eq!(c.held(), 0);
+    }
+
+    #[test]
+    fn hex_resp_matches_decimal_receipt() {
+        let mut c = Correlator::new(100, 100, Duration::from_secs(10));
+        c.on_submitted("ff", part("m3"));
+        let out = c.on_receipt(receipt("255", ReceiptState::Undeliverable), Instant::now());
+        assert_eq!(out[0].part.as_ref().map(|p| &*p.reference), Some("m3"));
+    }
+
+    #[test]
+    fn held_receipts_are_never_lost() {
+        let t0 = Instant::now();
+        let mut c = Correlator::new(100, 2, Duration::from_secs(10));
+        let mut emitted = 0;
+        for i in 0..5 {
+            emitted += c
+                .on_receipt(receipt(&format!("x{i}"), ReceiptState::Delivered), t0)
+                .len();
+        }
+        assert_eq!(emitted, 3, "buffer of 2 overflows three times");
+        let expired = c.expire(t0 + Duration::from_secs(11));
+        assert_eq!(expired.len(), 2);
+        assert!(expired.iter().all(|r| r.part.is_none()));
+    }
+
+    #[test]
+    fn known_ids_are_bounded() {
+        let mut c = Correlator::new(10, 10, Duration::from_secs(1));
+        for i in 0..1000 {
+            c.on_submitted(&format!("{i}"), part("m"));
+        }
+        assert!(c.known() <= 10);
+        assert!(c.known_order.len() <= 2 * 10 + 1024);
+    }
+}

@@ -1,0 +1,697 @@
+//! SMPP server: ESMEs (customers, or Kannel/Jasmin in front of them) bind to Relais.
+//!
+//! One task per session. Binds are checked by an [`Authenticator`]; `submit_sm` goes to a
+//! [`SubmitHandler`] (several in flight per session, answered as they complete); the
+//! application pushes `deliver_sm` (receipts, MO) to a principal's receiving sessions through
+//! a [`ServerHandle`]. A session that sends garbage gets `generic_nack` and, if it keeps
+//! doing so, is closed; no other session notices.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use rusmpp::{Command, CommandId, CommandStatus, Pdu};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::codec::{CodecError, DEFAULT_MAX_PDU_LEN, Frame, generic_nack};
+use crate::connection::{FrameReader, FrameWriter, WRITE_HIGH_WATER, split};
+use crate::pdu::{
+    BindMode, BindRequest, ShortMessage, bind_request, bind_resp_pdu, error_resp, submit_sm_resp,
+};
+
+/// Checks bind credentials.
+pub trait Authenticator: Send + Sync + 'static {
+    /// Who the session acts for (a tenant, an API key id...). Receipts and MO are pushed to
+    /// a principal, not to a connection.
+    type Principal: Clone + Eq + Hash + Debug + Send + Sync + 'static;
+
+    /// `Err(status)` refuses the bind with that status (typically `ESME_RINVPASWD` or
+    /// `ESME_RINVSYSID`).
+    fn authenticate(
+        &self,
+        request: &BindRequest,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Result<Self::Principal, CommandStatus>> + Send;
+}
+
+/// What a submit handler knows about where a `submit_sm` came from.
+#[derive(Debug)]
+pub struct SubmitContext<'a, P: Clone + Eq + Hash + Debug + Send + Sync + 'static> {
+    pub principal: &'a P,
+    pub system_id: &'a str,
+    pub session_id: u64,
+    pub peer: SocketAddr,
+    /// To push receipts / MO later (clone it to keep it).
+    pub handle: &'a ServerHandle<P>,
+}
+
+/// Accepts (or refuses) submitted messages.
+pub trait SubmitHandler<P: Clone + Eq + Hash + Debug + Send + Sync + 'static>:
+    Send + Sync + 'static
+{
+    /// Returns the message id to put in `submit_sm_resp`, or the error status to answer.
+    fn submit(
+        &self,
+        ctx: SubmitContext<'_, P>,
+        message: ShortMessage,
+    ) -> impl Future<Output = Result<String, CommandStatus>> + Send;
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `system_id` we announce in bind responses.
+    pub system_id: String,
+    /// Submits being handled at once per session; beyond it we stop reading that socket.
+    pub max_in_flight: usize,
+    /// `deliver_sm` awaiting `deliver_sm_resp` per session.
+    pub deliver_window: usize,
+    /// Queued `deliver_sm` per session before `send` waits.
+    pub deliver_queue: usize,
+    /// Send `enquire_link` after this much silence.
+    pub enquire_link_interval: Duration,
+    /// Close after this much silence (no PDU at all, including our enquire_link answered).
+    pub idle_timeout: Duration,
+    /// A `deliver_sm` not answered within this is failed back to the application.
+    pub response_timeout: Duration,
+    /// Time a connection has to bind.
+    pub bind_timeout: Duration,
+    pub max_pdu_len: usize,
+    /// Consecutive undecodable PDUs tolerated before closing the session.
+    pub max_malformed: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            system_id: "relais".into(),
+            max_in_flight: 512,
+            deliver_window: 64,
+            deliver_queue: 4096,
+            enquire_link_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            response_timeout: Duration::from_secs(30),
+            bind_timeout: Duration::from_secs(30),
+            max_pdu_len: DEFAULT_MAX_PDU_LEN,
+            max_malformed: 10,
+        }
+    }
+}
+
+/// Why a `deliver_sm` did not reach the ESME.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliverError {
+    #[error("no receiving session is bound for this principal")]
+    NotBound,
+    #[error("the session closed before answering")]
+    SessionClosed,
+    #[error("no deliver_sm_resp within the response timeout")]
+    Timeout,
+    #[error("the ESME answered with status {0:#010x}")]
+    Rejected(u32),
+    #[error("message does not fit a deliver_sm: {0}")]
+    Invalid(String),
+}
+
+/// Where the answer to one pushed `deliver_sm` goes.
+type Ack = oneshot::Sender<Result<(), DeliverError>>;
+
+struct Outbound {
+    message: ShortMessage,
+    ack: Option<Ack>,
+}
+
+struct SessionEntry {
+    id: u64,
+    mode: BindMode,
+    tx: mpsc::Sender<Outbound>,
+}
+
+struct Registry<P> {
+    sessions: Mutex<HashMap<P, Vec<SessionEntry>>>,
+    rr: AtomicUsize,
+    next_id: AtomicU64,
+}
+
+/// Cloneable handle to push `deliver_sm` to bound sessions.
+pub struct ServerHandle<P> {
+    registry: Arc<Registry<P>>,
+}
+
+impl<P> Clone for ServerHandle<P> {
+    fn clone(&self) -> Self {
+        Self {
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+impl<P> Debug for ServerHandle<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerHandle")
+    }
+}
+
+impl<P: Clone + Eq + Hash + Debug + Send + Sync + 'static> Default for ServerHandle<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Clone + Eq + Hash + Debug + Send + Sync + 'static> ServerHandle<P> {
+    pub fn new() -> Self {
+        Self {
+            registry: Arc::new(Registry {
+                sessions: Mutex::new(HashMap::new()),
+                rr: AtomicUsize::new(0),
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    fn pick(&self, principal: Option<&P>) -> Option<mpsc::Sender<Outbound>> {
+        let map = self.registry.sessions.lock().ok()?;
+        let n = self.registry.rr.fetch_add(1, Ordering::Relaxed);
+        // Round robin over receiving sessions without allocating: count, then take the nth.
+        let nth = |it: &mut dyn Iterator<Item = &SessionEntry>, count: usize| {
+            (count > 0)
+                .then(|| it.nth(n % count).map(|e| e.tx.clone()))
+                .flatten()
+        };
+        match principal {
+            Some(p) => {
+                let list = map.get(p)?;
+                let count = list.iter().filter(|e| e.mode.can_receive()).count();
+                nth(&mut list.iter().filter(|e| e.mode.can_receive()), count)
+            }
+            None => {
+                let count = map
+                    .values()
+                    .flatten()
+                    .filter(|e| e.mode.can_receive())
+                    .count();
+                nth(
+                    &mut map.values().flatten().filter(|e| e.mode.can_receive()),
+                    count,
+                )
+            }
+        }
+    }
+
+    /// Number of bound sessions of `principal`.
+    pub fn bound(&self, principal: &P) -> usize {
+        self.registry
+            .sessions
+            .lock()
+            .map(|m| m.get(principal).map_or(0, Vec::len))
+            .unwrap_or(0)
+    }
+
+    /// Delivers `message` to one receiving session of `principal` and waits for its
+    /// `deliver_sm_resp`. On `Err` the application keeps the message and tries again later.
+    pub async fn deliver(&self, principal: &P, message: ShortMessage) -> Result<(), DeliverError> {
+        let tx = self.pick(Some(principal)).ok_or(DeliverError::NotBound)?;
+        let (ack, rx) = oneshot::channel();
+        tx.send(Outbound {
+            message,
+            ack: Some(ack),
+        })
+        .await
+        .map_err(|_| DeliverError::SessionClosed)?;
+        rx.await.unwrap_or(Err(DeliverError::SessionClosed))
+    }
+
+    /// Queues `message` for one receiving session of `principal` (or of anyone if `None`)
+    /// without waiting for the answer: at-most-once, for simulators and best-effort traffic.
+    pub async fn send(
+        &self,
+        principal: Option<&P>,
+        message: ShortMessage,
+    ) -> Result<(), DeliverError> {
+        let tx = self.pick(principal).ok_or(DeliverError::NotBound)?;
+        tx.send(Outbound { message, ack: None })
+            .await
+            .map_err(|_| DeliverError::SessionClosed)
+    }
+
+    fn register(&self, principal: &P, entry: SessionEntry) {
+        if let Ok(mut m) = self.registry.sessions.lock() {
+            m.entry(principal.clone()).or_default().push(entry);
+        }
+    }
+
+    fn unregister(&self, principal: &P, id: u64) {
+        if let Ok(mut m) = self.registry.sessions.lock()
+            && let Some(list) = m.get_mut(principal)
+        {
+            list.retain(|e| e.id != id);
+            if list.is_empty() {
+                m.remove(principal);
+            }
+        }
+    }
+}
+
+/// The server: accept loop plus shared state.
+pub struct SmppServer<A: Authenticator, H> {
+    config: ServerConfig,
+    auth: Arc<A>,
+    handler: Arc<H>,
+    handle: ServerHandle<A::Principal>,
+}
+
+impl<A, H> SmppServer<A, H>
+where
+    A: Authenticator,
+    H: SubmitHandler<A::Principal>,
+{
+    pub fn new(config: ServerConfig, auth: A, handler: H) -> Self {
+        Self::with_handle(config, auth, handler, ServerHandle::new())
+    }
+
+    /// Uses an existing handle (so the handler can be built holding it).
+    pub fn with_handle(
+        config: ServerConfig,
+        auth: A,
+        handler: H,
+        handle: ServerHandle<A::Principal>,
+    ) -> Self {
+        Self {
+            config,
+            auth: Arc::new(auth),
+            handler: Arc::new(handler),
+            handle,
+        }
+    }
+
+    pub fn handle(&self) -> ServerHandle<A::Principal> {
+        self.handle.clone()
+    }
+
+    /// Accepts connections until `shutdown` resolves; then asks every session to unbind and
+    /// waits (at most 5 s) for them to finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = Arc::new(self);
+        let mut tasks = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let shared = shared.clone();
+                        let stop = stop_rx.clone();
+                        tasks.spawn(async move {
+                            shared.run_session(stream, peer, stop).await;
+                        });
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: wait instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        Ok(())
+    }
+
+    async fn run_session(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        stop: watch::Receiver<bool>,
+    ) {
+        let id = self.handle.registry.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reader, writer) = split(stream, self.config.max_pdu_len);
+        let mut session = Session {
+            server: &self,
+            id,
+            peer,
+            reader,
+            writer,
+            bound: None,
+            next_seq: 1,
+            malformed: 0,
+            last_rx: Instant::now(),
+            enquire_sent: false,
+        };
+        let result = session.run(stop).await;
+        if let Some((principal, _, _)) = &session.bound {
+            self.handle.unregister(principal, id);
+        }
+        session.writer.shutdown().await;
+        match result {
+            Ok(()) => tracing::debug!(session = id, %peer, "session closed"),
+            Err(e) => tracing::info!(session = id, %peer, error = %e, "session ended"),
+        }
+    }
+}
+
+struct Session<'a, A: Authenticator, H> {
+    server: &'a SmppServer<A, H>,
+    id: u64,
+    peer: SocketAddr,
+    reader: FrameReader,
+    writer: FrameWriter,
+    bound: Option<(A::Principal, BindMode, String)>,
+    next_seq: u32,
+    malformed: u32,
+    last_rx: Instant,
+    enquire_sent: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Protocol(&'static str),
+}
+
+enum Next {
+    Continue,
+    Close,
+}
+
+impl<A, H> Session<'_, A, H>
+where
+    A: Authenticator,
+    H: SubmitHandler<A::Principal>,
+{
+    fn seq(&mut self) -> u32 {
+        let s = self.next_seq;
+        self.next_seq = if s >= 0x7FFF_FFFF { 1 } else { s + 1 };
+        s
+    }
+
+    async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), SessionError> {
+        // Bind phase: nothing else is allowed until a bind succeeds.
+        let deadline = tokio::time::Instant::now() + self.server.config.bind_timeout;
+        while self.bound.is_none() {
+            let frame = tokio::select! {
+                f = self.reader.read_frame() => f,
+                _ = tokio::time::sleep_until(deadline) => return Err(SessionError::Protocol("no bind in time")),
+                _ = stop.changed() => return Ok(()),
+            };
+            let frame = match frame {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(()),
+                Err(e) => return self.fatal(e).await,
+            };
+            if let Next::Close = self.before_bind(frame).await {
+                self.writer.flush().await?;
+                return Ok(());
+            }
+            self.writer.flush().await?;
+        }
+        let Some((principal, mode, system_id)) = self.bound.clone() else {
+            return Ok(());
+        };
+        let (tx, mut rx) = mpsc::channel::<Outbound>(self.server.config.deliver_queue.max(1));
+        self.server.handle.register(
+            &principal,
+            SessionEntry {
+                id: self.id,
+                mode,
+                tx,
+            },
+        );
+
+        let handler = self.server.handler.clone();
+        let handle = self.server.handle.clone();
+        let (peer, session_id) = (self.peer, self.id);
+        let cfg = &self.server.config;
+        let mut submits = FuturesUnordered::new();
+        let mut waiting: HashMap<u32, (Option<Ack>, Instant)> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut closing = false;
+
+        let result: Result<(), SessionError> = loop {
+            let can_read = !closing
+                && submits.len() < cfg.max_in_flight
+                && self.writer.pending() < WRITE_HIGH_WATER;
+            let can_push = !closing && mode.can_receive() && waiting.len() < cfg.deliver_window;
+            tokio::select! {
+                biased;
+                r = self.writer.write_some(), if self.writer.has_pending() => {
+                    if let Err(e) = r { break Err(e.into()); }
+                }
+                Some((seq, res)) = submits.next(), if !submits.is_empty() => {
+                    let res: Result<String, CommandStatus> = res;
+                    let cmd = match res {
+                        Ok(id) => match submit_sm_resp(&id) {
+                            Ok(pdu) => Command::new(CommandStatus::EsmeRok, seq, pdu),
+                            Err(e) => {
+                                tracing::error!(error = %e, "handler returned an invalid message id");
+                                error_resp(CommandId::SubmitSm.into(), seq, CommandStatus::EsmeRsyserr)
+                            }
+                        },
+                        Err(status) => error_resp(CommandId::SubmitSm.into(), seq, status),
+                    };
+                    self.writer.queue(&cmd);
+                }
+                Some(out) = rx.recv(), if can_push => {
+                    match out.message.to_deliver_sm() {
+                        Ok(pdu) => {
+                            let seq = self.seq();
+                            self.writer.queue(&Command::new(CommandStatus::EsmeRok, seq, Pdu::DeliverSm(pdu)));
+                            waiting.insert(seq, (out.ack, Instant::now()));
+                        }
+                        Err(e) => {
+                            if let Some(ack) = out.ack { let _ = ack.send(Err(DeliverError::Invalid(e.to_string()))); }
+                        }
+                    }
+                }
+                frame = self.reader.read_frame(), if can_read => {
+                    let mut frame = frame;
+                    loop {
+                        let f = match frame {
+                            Ok(Some(f)) => f,
+                            Ok(None) => { closing = true; break; }
+                            Err(e) => {
+                                let _ = self.fatal(e).await;
+                                closing = true;
+                                break;
+                            }
+                        };
+                        self.last_rx = Instant::now();
+                        self.enquire_sent = false;
+                        match f {
+                            Frame::Malformed { command_id, sequence_number, status } => {
+                                self.malformed += 1;
+                                tracing::debug!(session = session_id, command_id, "malformed PDU");
+                                self.writer.queue(&generic_nack(sequence_number, status));
+                                if self.malformed >= cfg.max_malformed {
+                                    closing = true;
+                                    break;
+                                }
+                            }
+                            Frame::Command(cmd) => {
+                                self.malformed = 0;
+                                let seq = cmd.sequence_number();
+                                let status = cmd.status();
+                                let id = cmd.id();
+                                match (id, cmd.pdu()) {
+                                    (CommandId::SubmitSm, Some(Pdu::SubmitSm(sm))) if mode.can_submit() => {
+                                        let message = ShortMessage::from_submit_sm(sm);
+                                        let handler = handler.clone();
+                                        let principal = principal.clone();
+                                        let handle = handle.clone();
+                                        let system_id = system_id.clone();
+                                        submits.push(async move {
+                                            let ctx = SubmitContext {
+                                                principal: &principal,
+                                                system_id: &system_id,
+                                                session_id,
+                                                peer,
+                                                handle: &handle,
+                                            };
+                                            (seq, handler.submit(ctx, message).await)
+                                        });
+                                    }
+                                    (CommandId::SubmitSm, _) => {
+                                        self.writer.queue(&error_resp(id.into(), seq, CommandStatus::EsmeRinvbndsts));
+                                    }
+                                    (CommandId::DeliverSmResp, _) | (CommandId::GenericNack, _) => {
+                                        if let Some((ack, _)) = waiting.remove(&seq) {
+                                            let r = if status == CommandStatus::EsmeRok { Ok(()) } else { Err(DeliverError::Rejected(u32::from(status))) };
+                                            if let Some(ack) = ack { let _ = ack.send(r); }
+                                        }
+                                    }
+                                    (CommandId::EnquireLink, _) => {
+                                        self.writer.queue(&Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp));
+                                    }
+                                    (CommandId::EnquireLinkResp, _) => {}
+                                    (CommandId::Unbind, _) => {
+                                        self.writer.queue(&Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp));
+                                        closing = true;
+                                        break;
+                                    }
+                                    (CommandId::UnbindResp, _) => { closing = true; break; }
+                                    (CommandId::BindTransmitter | CommandId::BindReceiver | CommandId::BindTransceiver, _) => {
+                                        self.writer.queue(&error_resp(id.into(), seq, CommandStatus::EsmeRalybnd));
+                                    }
+                                    (id, _) if id.is_response() => {} // a response we do not track
+                                    (id, _) => {
+                                        tracing::debug!(session = session_id, ?id, "unsupported operation");
+                                        self.writer.queue(&generic_nack(seq, CommandStatus::EsmeRinvcmdid));
+                                    }
+                                }
+                            }
+                        }
+                        if submits.len() >= cfg.max_in_flight || self.writer.pending() >= WRITE_HIGH_WATER {
+                            break;
+                        }
+                        frame = match self.reader.try_frame() {
+                            Ok(Some(f)) => Ok(Some(f)),
+                            Ok(None) => break,
+                            Err(e) => Err(e),
+                        };
+                    }
+                    if closing {
+                        // Answer what is being handled, then go.
+                        while let Some((seq, res)) = submits.next().await {
+                            let cmd = match res.ok().and_then(|id| submit_sm_resp(&id).ok()) {
+                                Some(pdu) => Command::new(CommandStatus::EsmeRok, seq, pdu),
+                                None => error_resp(CommandId::SubmitSm.into(), seq, CommandStatus::EsmeRsyserr),
+                            };
+                            self.writer.queue(&cmd);
+                        }
+                        break Ok(());
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let idle = now.duration_since(self.last_rx);
+                    if idle >= cfg.idle_timeout {
+                        break Err(SessionError::Protocol("idle timeout"));
+                    }
+                    if idle >= cfg.enquire_link_interval && !self.enquire_sent {
+                        let seq = self.seq();
+                        self.writer.queue(&Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink));
+                        self.enquire_sent = true;
+                    }
+                    waiting.retain(|_, (ack, at)| {
+                        if now.duration_since(*at) >= cfg.response_timeout {
+                            if let Some(ack) = ack.take() { let _ = ack.send(Err(DeliverError::Timeout)); }
+                            false
+                        } else { true }
+                    });
+                }
+                _ = stop.changed() => {
+                    let seq = self.seq();
+                    self.writer.queue(&Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind));
+                    break Ok(());
+                }
+            }
+        };
+        // Fail what cannot be delivered any more so the application retries elsewhere.
+        for (_, (ack, _)) in waiting.drain() {
+            if let Some(ack) = ack {
+                let _ = ack.send(Err(DeliverError::SessionClosed));
+            }
+        }
+        rx.close();
+        while let Ok(out) = rx.try_recv() {
+            if let Some(ack) = out.ack {
+                let _ = ack.send(Err(DeliverError::SessionClosed));
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.writer.flush()).await;
+        result
+    }
+
+    /// Handles a PDU before the session is bound.
+    async fn before_bind(&mut self, frame: Frame) -> Next {
+        let cmd = match frame {
+            Frame::Command(c) => c,
+            Frame::Malformed {
+                sequence_number,
+                status,
+                ..
+            } => {
+                self.malformed += 1;
+                self.writer.queue(&generic_nack(sequence_number, status));
+                return if self.malformed >= self.server.config.max_malformed {
+                    Next::Close
+                } else {
+                    Next::Continue
+                };
+            }
+        };
+        let seq = cmd.sequence_number();
+        let id = cmd.id();
+        if let Some(req) = cmd.pdu().and_then(bind_request) {
+            return match self.server.auth.authenticate(&req, self.peer).await {
+                Ok(principal) => {
+                    self.writer.queue(&Command::new(
+                        CommandStatus::EsmeRok,
+                        seq,
+                        bind_resp_pdu(req.mode, &self.server.config.system_id),
+                    ));
+                    tracing::debug!(session = self.id, system_id = %req.system_id, ?principal, mode = ?req.mode, "bound");
+                    self.bound = Some((principal, req.mode, req.system_id));
+                    Next::Continue
+                }
+                Err(status) => {
+                    self.writer.queue(&error_resp(id.into(), seq, status));
+                    Next::Close
+                }
+            };
+        }
+        match id {
+            CommandId::EnquireLink => {
+                self.writer.queue(&Command::new(
+                    CommandStatus::EsmeRok,
+                    seq,
+                    Pdu::EnquireLinkResp,
+                ));
+                Next::Continue
+            }
+            CommandId::Unbind => {
+                self.writer
+                    .queue(&Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp));
+                Next::Close
+            }
+            id if id.is_response() => Next::Continue,
+            _ => {
+                self.writer
+                    .queue(&generic_nack(seq, CommandStatus::EsmeRinvbndsts));
+                Next::Continue
+            }
+        }
+    }
+
+    /// The stream cannot be resynchronised: tell the peer why and close.
+    async fn fatal(&mut self, e: CodecError) -> Result<(), SessionError> {
+        if matches!(e, CodecError::TooShort(_) | CodecError::TooLong { .. }) {
+            self.writer
+                .queue(&generic_nack(0, CommandStatus::EsmeRinvcmdlen));
+            let _ = self.writer.flush().await;
+        }
+        Err(e.into())
+    }
+}

@@ -1,0 +1,815 @@
+//! The dispatcher: claims due outbox rows with a lease, sends them through the channel's
+//! adapter under a per-channel rate limit, and settles each attempt (acknowledged, retried,
+//! failed, expired, moved to the next channel of the chain) in one transaction with its
+//! outbox row.
+//!
+//! The outbox is the only queue. Time comes from the injected clock, and [`Dispatcher::run_once`]
+//! does one round of work, so tests drive the dispatcher without sleeping.
+
+use crate::send::segments_for;
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use relais_core::channel::ChannelKind;
+use relais_core::clock::Clock;
+use relais_core::consent::{Purpose, may_send};
+use relais_core::content::{ChannelCapabilities, Content, degrade};
+use relais_core::fallback::{Attempt, FallbackChain, FallbackDecision, MoveOn};
+use relais_core::retry::{ErrorClass, GiveUpReason, RetryDecision, RetryPolicy};
+use relais_core::status::MessageStatus;
+use relais_store::{
+    Message, MessageEvent, OutboxItem, OutboxNext, OutboxPhase, Settlement, StepMove, Store,
+    StoreError,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// One message handed to an adapter, its content already degraded for the channel.
+#[derive(Debug, Clone)]
+pub struct OutboundMessage {
+    pub message_id: String,
+    pub tenant_id: String,
+    pub channel: ChannelKind,
+    pub to: String,
+    pub content: Content,
+    /// 1 for the first attempt on this channel.
+    pub attempt: i64,
+    pub now: Timestamp,
+}
+
+/// The provider took the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderAck {
+    pub provider_id: String,
+}
+
+/// The provider did not take the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {reason}")]
+pub struct SendError {
+    pub class: ErrorClass,
+    /// A stable code for the event log (`throttled`, `invalid_number`, …).
+    pub code: String,
+    pub reason: String,
+}
+
+impl SendError {
+    pub fn transient(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        SendError {
+            class: ErrorClass::Transient,
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
+    pub fn permanent(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        SendError {
+            class: ErrorClass::Permanent,
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A status report from a provider (a DLR, a status webhook, a simulated phone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub message_id: String,
+    pub status: MessageStatus,
+    pub at: Timestamp,
+    pub detail: Option<String>,
+}
+
+/// One channel's connection to its provider. Every channel has one; the engine never asks
+/// which channel it talks to.
+#[async_trait]
+pub trait ChannelAdapter: Send + Sync {
+    fn kind(&self) -> ChannelKind;
+    async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError>;
+    /// Receipts that became due by `now` (adapters that are told by webhooks return none).
+    async fn poll_receipts(&self, _now: Timestamp) -> Vec<Receipt> {
+        Vec::new()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Names this node in leases; unique per process.
+    pub lease_owner: String,
+    /// How long a claim holds before another node may take the work over.
+    pub lease_for: SignedDuration,
+    /// Rows claimed per round.
+    pub batch: u32,
+    /// Messages per second per channel kind, unless `rates` says otherwise.
+    pub default_rate: f64,
+    pub rates: HashMap<ChannelKind, f64>,
+    pub retry: RetryPolicy,
+    /// How long the background loop rests when a round found nothing to do.
+    pub idle: std::time::Duration,
+    /// How the `sim` channel answers.
+    pub sim: crate::sim::SimConfig,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            lease_owner: format!("node-{}", relais_core::ids::new_id()),
+            lease_for: SignedDuration::from_secs(60),
+            batch: 200,
+            default_rate: 100.0,
+            rates: HashMap::new(),
+            retry: RetryPolicy::DEFAULT,
+            idle: std::time::Duration::from_millis(200),
+            sim: crate::sim::SimConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    pub claimed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub expired: usize,
+    pub fallbacks: usize,
+    pub throttled: usize,
+    pub receipts: usize,
+    /// Webhook delivery attempts.
+    pub webhooks: usize,
+}
+
+/// A token bucket on the injected clock: `rate` per second, bursts of up to `rate` (at
+/// least one).
+#[derive(Debug, Clone)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Timestamp,
+}
+
+impl Bucket {
+    fn new(rate: f64, now: Timestamp) -> Self {
+        let rate = if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            1.0
+        };
+        let burst = rate.max(1.0);
+        Bucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes a token, or says when the next one comes.
+    fn take(&mut self, now: Timestamp) -> Result<(), Timestamp> {
+        let elapsed = now.duration_since(self.last).as_secs_f64().max(0.0);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now.max(self.last);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - self.tokens) / self.rate;
+            let wait =
+                SignedDuration::try_from_secs_f64(wait).unwrap_or(SignedDuration::from_secs(1));
+            Err(now.checked_add(wait).unwrap_or(Timestamp::MAX))
+        }
+    }
+}
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: DispatcherConfig,
+    adapters: HashMap<ChannelKind, Arc<dyn ChannelAdapter>>,
+    buckets: Mutex<HashMap<ChannelKind, Bucket>>,
+    rng: Mutex<StdRng>,
+    webhooks: Option<crate::webhooks::WebhookWorker>,
+}
+
+impl Dispatcher {
+    /// A dispatcher with no adapter; add them with [`Dispatcher::with_adapter`].
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: DispatcherConfig) -> Self {
+        Dispatcher {
+            store,
+            clock,
+            config,
+            adapters: HashMap::new(),
+            buckets: Mutex::new(HashMap::new()),
+            rng: Mutex::new(StdRng::from_entropy()),
+            webhooks: None,
+        }
+    }
+
+    /// Delivers the tenants' outgoing webhooks through `poster` in each round.
+    pub fn with_webhooks(mut self, poster: Arc<dyn crate::webhooks::WebhookPoster>) -> Self {
+        self.webhooks = Some(crate::webhooks::WebhookWorker::new(
+            self.store.clone(),
+            self.clock.clone(),
+            poster,
+            self.config.retry,
+            self.config.lease_owner.clone(),
+        ));
+        self
+    }
+
+    /// Registers the adapter of its channel kind (replacing an earlier one).
+    pub fn with_adapter(mut self, adapter: Arc<dyn ChannelAdapter>) -> Self {
+        self.adapters.insert(adapter.kind(), adapter);
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// One round: applies due receipts, then claims and handles due outbox rows.
+    pub async fn run_once(&self) -> Result<RoundReport, DispatchError> {
+        let mut report = RoundReport::default();
+        let now = self.clock.now();
+        for adapter in self.adapters.values() {
+            for receipt in adapter.poll_receipts(now).await {
+                let mut event = MessageEvent::new(receipt.status, receipt.at)
+                    .channel(adapter.kind().as_str())
+                    .reason("receipt");
+                if let Some(detail) = receipt.detail {
+                    event = event.detail(detail);
+                }
+                match self.store.record_status(&receipt.message_id, &event).await {
+                    Ok(_) => report.receipts += 1,
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let items = self
+            .store
+            .claim_due(
+                now,
+                self.config.batch,
+                &self.config.lease_owner,
+                self.config.lease_for,
+            )
+            .await?;
+        report.claimed = items.len();
+        for item in items {
+            self.handle(item, &mut report).await?;
+        }
+        if let Some(webhooks) = &self.webhooks {
+            report.webhooks = webhooks.run_once().await?;
+        }
+        Ok(report)
+    }
+
+    /// Rounds until one finds nothing to do (receipts included), at most `max_rounds`.
+    pub async fn run_until_idle(&self, max_rounds: usize) -> Result<RoundReport, DispatchError> {
+        let mut total = RoundReport::default();
+        for _ in 0..max_rounds {
+            let r = self.run_once().await?;
+            total.claimed += r.claimed;
+            total.sent += r.sent;
+            total.retried += r.retried;
+            total.failed += r.failed;
+            total.expired += r.expired;
+            total.fallbacks += r.fallbacks;
+            total.throttled += r.throttled;
+            total.receipts += r.receipts;
+            total.webhooks += r.webhooks;
+            if r.claimed == 0 && r.receipts == 0 && r.webhooks == 0 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    async fn settle(&self, item: &OutboxItem, settlement: Settlement) -> Result<(), DispatchError> {
+        let now = self.clock.now();
+        let kept = self
+            .store
+            .settle(&item.message.id, &self.config.lease_owner, &settlement, now)
+            .await?;
+        if !kept {
+            tracing::warn!(message = %item.message.id, "lease lost before settling; another node has the message");
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        item: OutboxItem,
+        report: &mut RoundReport,
+    ) -> Result<(), DispatchError> {
+        let now = self.clock.now();
+        let message = &item.message;
+        if message.status.is_final() || message.status == MessageStatus::Delivered {
+            return self.settle(&item, Settlement::new(OutboxNext::Done)).await;
+        }
+        let chain: Option<FallbackChain> = serde_json::from_value(message.chain.clone()).ok();
+        if item.phase == OutboxPhase::Watch {
+            return self.watch(&item, chain.as_ref(), report).await;
+        }
+        if message.expires_at.is_some_and(|end| now >= end) {
+            report.expired += 1;
+            let mut s = Settlement::new(OutboxNext::Done);
+            s.status = Some(
+                MessageEvent::new(MessageStatus::Expired, now)
+                    .reason("validity")
+                    .detail("the message's validity ran out before it could be sent"),
+            );
+            return self.settle(&item, s).await;
+        }
+        let attempt = item.attempts + 1;
+        let outcome = match self.prepare(&item) {
+            Err(e) => Err(e),
+            Ok((adapter, outbound)) => {
+                if let Err(next) = self.take_token(adapter.kind(), now) {
+                    report.throttled += 1;
+                    return self
+                        .settle(
+                            &item,
+                            Settlement::new(OutboxNext::Reschedule {
+                                due_at: next,
+                                phase: OutboxPhase::Send,
+                                attempts: item.attempts,
+                            }),
+                        )
+                        .await;
+                }
+                let moved = self
+                    .store
+                    .record_status(
+                        &message.id,
+                        &MessageEvent::new(MessageStatus::Sending, now)
+                            .channel(message.channel.as_str())
+                            .attempt(attempt),
+                    )
+                    .await?;
+                if moved.is_none() {
+                    // Already `sending` (a retry), or canceled since it was claimed.
+                    let current = self
+                        .store
+                        .message(&message.tenant_id, &message.id)
+                        .await?
+                        .map(|m| m.message.status);
+                    if current.is_none_or(MessageStatus::is_final) {
+                        return self.settle(&item, Settlement::new(OutboxNext::Done)).await;
+                    }
+                }
+                adapter.send(&outbound).await
+            }
+        };
+        let now = self.clock.now();
+        match outcome {
+            Ok(ack) => {
+                report.sent += 1;
+                let mut s = Settlement::new(self.after_sent(&item, chain.as_ref(), now));
+                s.status = Some(
+                    MessageEvent::new(MessageStatus::Sent, now)
+                        .channel(message.channel.as_str())
+                        .attempt(attempt)
+                        .detail(format!("provider id {}", ack.provider_id)),
+                );
+                s.provider_id = Some(ack.provider_id);
+                self.settle(&item, s).await
+            }
+            Err(error) => {
+                let decision = {
+                    let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+                    self.config.retry.decide(
+                        error.class,
+                        u32::try_from(attempt).unwrap_or(u32::MAX),
+                        now,
+                        message.expires_at,
+                        &mut *rng,
+                    )
+                };
+                match decision {
+                    RetryDecision::RetryAt(at) => {
+                        report.retried += 1;
+                        let mut s = Settlement::new(OutboxNext::Reschedule {
+                            due_at: at,
+                            phase: OutboxPhase::Send,
+                            attempts: attempt,
+                        });
+                        s.events.push(
+                            MessageEvent::new(MessageStatus::Sending, now)
+                                .channel(message.channel.as_str())
+                                .attempt(attempt)
+                                .reason(error.code.clone())
+                                .detail(format!("{}; retrying at {at}", error.reason)),
+                        );
+                        self.settle(&item, s).await
+                    }
+                    RetryDecision::GiveUp(why) => {
+                        let status = match why {
+                            GiveUpReason::WouldExpire => MessageStatus::Expired,
+                            GiveUpReason::Permanent | GiveUpReason::AttemptsExhausted => {
+                                MessageStatus::Failed
+                            }
+                        };
+                        let event = MessageEvent::new(status, now)
+                            .channel(message.channel.as_str())
+                            .attempt(attempt)
+                            .reason(error.code.clone())
+                            .detail(error.reason.clone());
+                        self.step_failed(&item, chain.as_ref(), event, report).await
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adapter and the message as it goes to it.
+    fn prepare(
+        &self,
+        item: &OutboxItem,
+    ) -> Result<(Arc<dyn ChannelAdapter>, OutboundMessage), SendError> {
+        let message = &item.message;
+        let kind: ChannelKind = message.channel.parse().map_err(|_| {
+            SendError::permanent(
+                "unknown_channel",
+                format!("channel `{}` is not known", message.channel),
+            )
+        })?;
+        let adapter = self.adapters.get(&kind).cloned().ok_or_else(|| {
+            SendError::permanent(
+                "channel_not_configured",
+                format!("no `{kind}` channel is configured on this server"),
+            )
+        })?;
+        let content: Content = serde_json::from_value(message.content.clone()).map_err(|e| {
+            SendError::permanent("bad_content", format!("stored content is unreadable: {e}"))
+        })?;
+        let content = degrade(&content, ChannelCapabilities::for_kind(kind));
+        Ok((
+            adapter,
+            OutboundMessage {
+                message_id: message.id.clone(),
+                tenant_id: message.tenant_id.clone(),
+                channel: kind,
+                to: message.to_address.clone(),
+                content,
+                attempt: item.attempts + 1,
+                now: self.clock.now(),
+            },
+        ))
+    }
+
+    fn take_token(&self, kind: ChannelKind, now: Timestamp) -> Result<(), Timestamp> {
+        let rate = self
+            .config
+            .rates
+            .get(&kind)
+            .copied()
+            .unwrap_or(self.config.default_rate);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets
+            .entry(kind)
+            .or_insert_with(|| Bucket::new(rate, now))
+            .take(now)
+    }
+
+    /// After the provider took the message: done, or a fallback timer when the step waits
+    /// for a delivery or a read.
+    fn after_sent(
+        &self,
+        item: &OutboxItem,
+        chain: Option<&FallbackChain>,
+        now: Timestamp,
+    ) -> OutboxNext {
+        let Some(chain) = chain else {
+            return OutboxNext::Done;
+        };
+        let step = usize::try_from(item.message.step).unwrap_or(usize::MAX);
+        let has_next = step.saturating_add(1) < chain.steps().len();
+        match chain.steps().get(step).map(|s| s.move_on) {
+            Some(MoveOn::NotDeliveredWithin(within) | MoveOn::NotReadWithin(within))
+                if has_next =>
+            {
+                OutboxNext::Reschedule {
+                    due_at: now.checked_add(within).unwrap_or(Timestamp::MAX),
+                    phase: OutboxPhase::Watch,
+                    attempts: 0,
+                }
+            }
+            _ => OutboxNext::Done,
+        }
+    }
+
+    /// The attempts of the chain so far, for [`FallbackChain::decide`]: earlier steps
+    /// failed (that is why the message moved on), the current one has `current`.
+    fn attempts(item: &OutboxItem, current: MessageStatus, started_at: Timestamp) -> Vec<Attempt> {
+        let step = usize::try_from(item.message.step).unwrap_or(0);
+        let mut attempts: Vec<Attempt> = (0..step)
+            .map(|_| Attempt {
+                status: MessageStatus::Failed,
+                started_at: item.message.created_at,
+            })
+            .collect();
+        attempts.push(Attempt {
+            status: current,
+            started_at,
+        });
+        attempts
+    }
+
+    /// The current step failed for good: the next channel of the chain, or the end.
+    async fn step_failed(
+        &self,
+        item: &OutboxItem,
+        chain: Option<&FallbackChain>,
+        event: MessageEvent,
+        report: &mut RoundReport,
+    ) -> Result<(), DispatchError> {
+        let now = event.at;
+        let decision = chain
+            .map(|c| c.decide(&Self::attempts(item, event.status, now), now))
+            .unwrap_or(FallbackDecision::Finish {
+                status: event.status,
+                step: 0,
+            });
+        if let (Some(chain), FallbackDecision::Start { step }) = (chain, decision)
+            && let Some(s) = self
+                .move_to(item, chain, step, vec![event.clone()], now)
+                .await?
+        {
+            report.fallbacks += 1;
+            return self.settle(item, s).await;
+        }
+        report.failed += 1;
+        let mut s = Settlement::new(OutboxNext::Done);
+        s.status = Some(event);
+        self.settle(item, s).await
+    }
+
+    async fn move_to(
+        &self,
+        item: &OutboxItem,
+        chain: &FallbackChain,
+        step: usize,
+        events: Vec<MessageEvent>,
+        now: Timestamp,
+    ) -> Result<Option<Settlement>, StoreError> {
+        let Some((to, events)) =
+            next_step(&*self.store, &item.message, chain, step, events, now).await?
+        else {
+            return Ok(None);
+        };
+        let mut s = Settlement::new(OutboxNext::Reschedule {
+            due_at: now,
+            phase: OutboxPhase::Send,
+            attempts: 0,
+        });
+        s.events = events;
+        s.move_to = Some(to);
+        Ok(Some(s))
+    }
+
+    /// A fallback timer came due: was the current step delivered (or read) in time?
+    async fn watch(
+        &self,
+        item: &OutboxItem,
+        chain: Option<&FallbackChain>,
+        report: &mut RoundReport,
+    ) -> Result<(), DispatchError> {
+        let now = self.clock.now();
+        let Some(chain) = chain else {
+            return self.settle(item, Settlement::new(OutboxNext::Done)).await;
+        };
+        let step = usize::try_from(item.message.step).unwrap_or(0);
+        let within = match chain.steps().get(step).map(|s| s.move_on) {
+            Some(MoveOn::NotDeliveredWithin(w) | MoveOn::NotReadWithin(w)) => w,
+            _ => SignedDuration::ZERO,
+        };
+        let started_at = item.due_at.checked_sub(within).unwrap_or(item.due_at);
+        match chain.decide(&Self::attempts(item, item.message.status, started_at), now) {
+            FallbackDecision::Start { step } => {
+                let waited = MessageEvent::new(item.message.status, now)
+                    .channel(item.message.channel.as_str())
+                    .reason("fallback_timeout")
+                    .detail(format!("not delivered within {within:#}"));
+                match self.move_to(item, chain, step, vec![waited], now).await? {
+                    Some(s) => {
+                        report.fallbacks += 1;
+                        self.settle(item, s).await
+                    }
+                    None => self.settle(item, Settlement::new(OutboxNext::Done)).await,
+                }
+            }
+            FallbackDecision::WaitUntil(at) => {
+                self.settle(
+                    item,
+                    Settlement::new(OutboxNext::Reschedule {
+                        due_at: at,
+                        phase: OutboxPhase::Watch,
+                        attempts: 0,
+                    }),
+                )
+                .await
+            }
+            FallbackDecision::WaitForStatus | FallbackDecision::Finish { .. } => {
+                self.settle(item, Settlement::new(OutboxNext::Done)).await
+            }
+        }
+    }
+}
+
+/// The move of `message` to step `step` of its chain, or to the first later step whose
+/// channel the contact consented to, with the events that say so; `None` when no step is
+/// left.
+async fn next_step(
+    store: &dyn Store,
+    message: &Message,
+    chain: &FallbackChain,
+    step: usize,
+    mut events: Vec<MessageEvent>,
+    now: Timestamp,
+) -> Result<Option<(StepMove, Vec<MessageEvent>)>, StoreError> {
+    let ledger = match &message.contact_id {
+        Some(contact) => store.consents(&message.tenant_id, contact).await?,
+        None => Vec::new(),
+    };
+    let purpose = Purpose::parse(&message.purpose).unwrap_or(Purpose::Transactional);
+    let mut step = step;
+    while let Some(candidate) = chain.steps().get(step) {
+        let Ok(kind) = candidate.channel.parse::<ChannelKind>() else {
+            break;
+        };
+        let decision = may_send(&ledger, kind, &purpose);
+        if decision.allowed {
+            break;
+        }
+        events.push(
+            MessageEvent::new(MessageStatus::Rejected, now)
+                .channel(kind.as_str())
+                .reason(decision.code)
+                .detail(format!("fallback skipped: {}", decision.explanation)),
+        );
+        step += 1;
+    }
+    Ok(step_move(message, chain, step, events, now))
+}
+
+fn step_move(
+    message: &Message,
+    chain: &FallbackChain,
+    step: usize,
+    mut events: Vec<MessageEvent>,
+    now: Timestamp,
+) -> Option<(StepMove, Vec<MessageEvent>)> {
+    let next = chain.steps().get(step)?;
+    let kind: Option<ChannelKind> = next.channel.parse().ok();
+    let content: Option<Content> = serde_json::from_value(message.content.clone()).ok();
+    let segments = match (kind, &content) {
+        (Some(kind), Some(content)) => segments_for(content, kind),
+        _ => None,
+    };
+    events.push(
+        MessageEvent::new(MessageStatus::Queued, now)
+            .channel(next.channel.as_str())
+            .reason("fallback")
+            .detail(format!(
+                "falling back from `{}` to `{}`",
+                message.channel, next.channel
+            )),
+    );
+    Some((
+        StepMove {
+            step: i64::try_from(step).unwrap_or(i64::MAX),
+            channel: next.channel.clone(),
+            content: message.content.clone(),
+            segments,
+        },
+        events,
+    ))
+}
+
+/// Applies a provider's receipt (an SMPP DLR, a status webhook) to the message it knows by
+/// `provider_id` on `channel`. A failure on a step of a fallback chain that has a next
+/// step moves the message to it. The new status, or `None` when the receipt was stale, a
+/// duplicate, for no message of ours, or moved the message on.
+pub async fn apply_provider_receipt(
+    store: &dyn Store,
+    channel: ChannelKind,
+    provider_id: &str,
+    status: MessageStatus,
+    at: Timestamp,
+    detail: Option<String>,
+) -> Result<Option<MessageStatus>, DispatchError> {
+    let Some(message) = store
+        .message_by_provider_id(channel.as_str(), provider_id)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut event = MessageEvent::new(status, at)
+        .channel(channel.as_str())
+        .reason("receipt");
+    if let Some(detail) = detail {
+        event = event.detail(detail);
+    }
+    // A failure on a step that has a next one moves the message on instead of ending it.
+    if status.is_failure()
+        && let Ok(chain) = serde_json::from_value::<FallbackChain>(message.chain.clone())
+    {
+        let step = usize::try_from(message.step).unwrap_or(0);
+        let mut attempts: Vec<Attempt> = (0..step)
+            .map(|_| Attempt {
+                status: MessageStatus::Failed,
+                started_at: message.created_at,
+            })
+            .collect();
+        attempts.push(Attempt {
+            status,
+            started_at: message.updated_at,
+        });
+        if let FallbackDecision::Start { step: next } = chain.decide(&attempts, at)
+            && let Some((to, events)) =
+                next_step(store, &message, &chain, next, vec![event.clone()], at).await?
+            && store
+                .fall_back(&message.id, message.step, &events, &to, at)
+                .await?
+        {
+            return Ok(None);
+        }
+    }
+    Ok(store.record_status(&message.id, &event).await?)
+}
+
+/// The dispatcher running in the background.
+pub struct DispatcherHandle {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DispatcherHandle {
+    /// Stops after the round in progress and waits for it.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "dispatcher task ended badly");
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Runs rounds until shut down, resting `config.idle` when a round found nothing.
+    pub fn spawn(self: Arc<Self>) -> DispatcherHandle {
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let rest = match self.run_once().await {
+                    Ok(r) if r.claimed > 0 || r.receipts > 0 || r.webhooks > 0 => None,
+                    Ok(_) => Some(self.config.idle),
+                    Err(e) => {
+                        tracing::error!(error = %e, "dispatcher round failed");
+                        Some(self.config.idle.max(std::time::Duration::from_secs(1)))
+                    }
+                };
+                if token.is_cancelled() {
+                    break;
+                }
+                if let Some(rest) = rest {
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = tokio::time::sleep(rest) => {}
+                    }
+                }
+            }
+        });
+        DispatcherHandle { shutdown, task }
+    }
+}
+
+/// Starts the dispatcher of `relais serve` with the `sim` sandbox channel and outgoing
+/// webhooks.
+pub fn spawn_dispatcher(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: DispatcherConfig,
+) -> DispatcherHandle {
+    let sim = Arc::new(crate::sim::SimAdapter::new(
+        store.clone(),
+        config.sim.clone(),
+    ));
+    let mut dispatcher = Dispatcher::new(store, clock, config).with_adapter(sim);
+    match crate::webhooks::HttpPoster::new() {
+        Ok(poster) => dispatcher = dispatcher.with_webhooks(Arc::new(poster)),
+        Err(e) => tracing::error!(error = %e, "outgoing webhooks are off: no HTTP client"),
+    }
+    Arc::new(dispatcher).spawn()
+}

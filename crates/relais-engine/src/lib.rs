@@ -1,0 +1,10 @@
+//! The Relais runtime: what happens to contacts and messages between the API and the
+//! channels.
+
+pub mod dispatch;
+pub mod import;
+pub mod nlu;
+pub mod send;
+pub mod sim;
+pub mod tenants;
+pub mod webhooks;

@@ -1,0 +1,198 @@
+//! Each tenant's understanding of its customers: the live intent model (versioned in the
+//! store, hot-swapped without restart, also across nodes), the knowledge base and the LLM
+//! endpoint used for generative answers.
+
+use jiff::Timestamp;
+use relais_nlu::{
+    Analysis, AnalysisContext, Answer, ConversationMessage, Example, FaqEntry, IntentModel,
+    KnowledgeBase, LlmClient, LlmConfig, NluError, TrainConfig, analyze,
+};
+use relais_store::{Store, StoreError};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+pub const KNOWLEDGE_BASE_KEY: &str = "nlu.knowledge_base";
+pub const LLM_KEY: &str = "nlu.llm";
+pub const URGENT_INTENTS_KEY: &str = "nlu.urgent_intents";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NluServiceError {
+    #[error(transparent)]
+    Nlu(#[from] NluError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored setting `{key}` is invalid: {detail}")]
+    Setting { key: &'static str, detail: String },
+    #[error("no LLM is configured for this tenant; PUT /v1/nlu/llm first")]
+    NoLlm,
+    #[error("training was interrupted: {0}")]
+    Interrupted(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainedModel {
+    pub version: i64,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Classification {
+    /// The model version that answered; `null` when the tenant has trained none.
+    pub model_version: Option<i64>,
+    #[serde(flatten)]
+    pub analysis: Analysis,
+}
+
+type LiveModel = (i64, Arc<IntentModel>);
+
+pub struct NluService {
+    store: Arc<dyn Store>,
+    models: RwLock<HashMap<String, LiveModel>>,
+}
+
+impl NluService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        NluService {
+            store,
+            models: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The tenant's live model. Asks the store for the current version number (cheap) and
+    /// reloads only when another node or request trained a newer one.
+    pub async fn live_model(&self, tenant: &str) -> Result<Option<LiveModel>, NluServiceError> {
+        let Some(version) = self.store.nlu_model_version(tenant).await? else {
+            return Ok(None);
+        };
+        if let Some(live) = self.cached(tenant).filter(|(v, _)| *v == version) {
+            return Ok(Some(live));
+        }
+        let Some(record) = self.store.nlu_model(tenant).await? else {
+            return Ok(None);
+        };
+        let model = Arc::new(IntentModel::from_bytes(&record.model)?);
+        self.install(tenant, record.version, model.clone());
+        Ok(Some((record.version, model)))
+    }
+
+    fn cached(&self, tenant: &str) -> Option<LiveModel> {
+        self.models
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+
+    fn install(&self, tenant: &str, version: i64, model: Arc<IntentModel>) {
+        let mut models = self.models.write().unwrap_or_else(|p| p.into_inner());
+        // Never replace a newer model by an older one loaded concurrently.
+        if models.get(tenant).is_none_or(|(v, _)| *v < version) {
+            models.insert(tenant.to_owned(), (version, model));
+        }
+    }
+
+    /// Trains on a worker thread (CPU work stays off the async executor), stores the model
+    /// as the tenant's next version and makes it live at once.
+    pub async fn train(
+        &self,
+        tenant: &str,
+        examples: Vec<Example>,
+        now: Timestamp,
+    ) -> Result<TrainedModel, NluServiceError> {
+        let model = tokio::task::spawn_blocking(move || {
+            IntentModel::train(&examples, &TrainConfig::default())
+        })
+        .await
+        .map_err(|e| NluServiceError::Interrupted(e.to_string()))??;
+        let summary = model.summary().to_string();
+        let version = self
+            .store
+            .save_nlu_model(tenant, &model.to_bytes(), &summary, now)
+            .await?;
+        self.install(tenant, version, Arc::new(model));
+        Ok(TrainedModel { version, summary })
+    }
+
+    /// Language, intent, sentiment and urgency of one message, with the tenant's live model.
+    pub async fn classify(
+        &self,
+        tenant: &str,
+        text: &str,
+        recent_messages: u32,
+    ) -> Result<Classification, NluServiceError> {
+        let live = self.live_model(tenant).await?;
+        let urgent_intents: Vec<String> = self
+            .setting(tenant, URGENT_INTENTS_KEY)
+            .await?
+            .unwrap_or_default();
+        let context = AnalysisContext {
+            recent_messages: recent_messages.max(1),
+            urgent_intents,
+        };
+        let analysis = analyze(text, live.as_ref().map(|(_, m)| m.as_ref()), &context);
+        Ok(Classification {
+            model_version: live.map(|(v, _)| v),
+            analysis,
+        })
+    }
+
+    async fn setting<T: serde::de::DeserializeOwned>(
+        &self,
+        tenant: &str,
+        key: &'static str,
+    ) -> Result<Option<T>, NluServiceError> {
+        match self.store.setting(tenant, key).await? {
+            None => Ok(None),
+            Some(value) => {
+                serde_json::from_value(value)
+                    .map(Some)
+                    .map_err(|e| NluServiceError::Setting {
+                        key,
+                        detail: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    pub async fn knowledge_base(&self, tenant: &str) -> Result<KnowledgeBase, NluServiceError> {
+        let entries: Vec<FaqEntry> = self
+            .setting(tenant, KNOWLEDGE_BASE_KEY)
+            .await?
+            .unwrap_or_default();
+        Ok(KnowledgeBase::new(entries)?)
+    }
+
+    pub async fn llm(&self, tenant: &str) -> Result<LlmClient, NluServiceError> {
+        let config: LlmConfig = self
+            .setting(tenant, LLM_KEY)
+            .await?
+            .ok_or(NluServiceError::NoLlm)?;
+        Ok(LlmClient::new(config)?)
+    }
+
+    pub async fn answer(&self, tenant: &str, question: &str) -> Result<Answer, NluServiceError> {
+        let kb = self.knowledge_base(tenant).await?;
+        let llm = self.llm(tenant).await?;
+        Ok(relais_nlu::answer(question, &kb, &llm).await)
+    }
+
+    pub async fn suggest(
+        &self,
+        tenant: &str,
+        messages: &[ConversationMessage],
+    ) -> Result<Answer, NluServiceError> {
+        let kb = self.knowledge_base(tenant).await?;
+        let llm = self.llm(tenant).await?;
+        Ok(relais_nlu::suggest_reply(messages, &kb, &llm).await)
+    }
+
+    pub async fn summarize(
+        &self,
+        tenant: &str,
+        messages: &[ConversationMessage],
+    ) -> Result<String, NluServiceError> {
+        let llm = self.llm(tenant).await?;
+        Ok(relais_nlu::summarize(messages, &llm).await?)
+    }
+}

@@ -1,0 +1,686 @@
+//! The accept path of `POST /v1/messages`: validate, resolve the contact, check consent,
+//! personalise, pick the route, hold for `send_at` and quiet hours, and store the message
+//! with its outbox row in one transaction.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use relais_core::channel::ChannelKind;
+use relais_core::consent::{Purpose, may_send};
+use relais_core::contact::{AddressRules, Contact, Identity};
+use relais_core::content::{Body, ChannelCapabilities, Content, TextLimit, degrade};
+use relais_core::fallback::FallbackChain;
+use relais_core::phone::normalize_phone;
+use relais_core::quiet_hours::{QuietHours, next_allowed};
+use relais_core::retry::Validity;
+use relais_core::sms::segment_info;
+use relais_core::status::MessageStatus;
+use relais_core::template::{ContentTemplate, ContentTemplateError, template_context};
+use relais_store::{MessageEvent, NewContact, NewMessage, Store, StoreError};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// Most messages one batch request may carry.
+pub const MAX_BATCH: usize = 10_000;
+
+/// The tenant setting holding quiet-hours windows (a JSON list, see `docs/messages.md`).
+pub const QUIET_HOURS_SETTING: &str = "quiet_hours";
+
+/// Who a message goes to: an E.164 number, a contact, or an address on a channel.
+#[derive(Debug, Clone)]
+pub enum Recipient {
+    Phone(String),
+    Contact {
+        contact_id: String,
+    },
+    Address {
+        channel: ChannelKind,
+        address: String,
+    },
+}
+
+impl<'de> Deserialize<'de> for Recipient {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ContactRef {
+            contact_id: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct AddressRef {
+            channel: ChannelKind,
+            address: String,
+        }
+        const EXPECTED: &str = "`to` must be a phone number such as \"+33612345678\", {\"contact_id\": …} or {\"channel\": …, \"address\": …}";
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(phone) => Ok(Recipient::Phone(phone)),
+            value @ serde_json::Value::Object(_) if value.get("contact_id").is_some() => {
+                ContactRef::deserialize(value)
+                    .map(|c| Recipient::Contact {
+                        contact_id: c.contact_id,
+                    })
+                    .map_err(|e| D::Error::custom(format!("{e}; {EXPECTED}")))
+            }
+            value @ serde_json::Value::Object(_) => AddressRef::deserialize(value)
+                .map(|a| Recipient::Address {
+                    channel: a.channel,
+                    address: a.address,
+                })
+                .map_err(|e| D::Error::custom(format!("{e}; {EXPECTED}"))),
+            _ => Err(D::Error::custom(EXPECTED)),
+        }
+    }
+}
+
+/// The body of `POST /v1/messages`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    pub to: Recipient,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub channels: Option<FallbackChain>,
+    #[serde(default)]
+    pub content: Option<Content>,
+    /// A text template (`Bonjour {{ first_name }}`), instead of `content`.
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub variables: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub purpose: Option<Purpose>,
+    #[serde(default)]
+    pub send_at: Option<Timestamp>,
+    #[serde(default)]
+    pub validity: Option<Validity>,
+}
+
+/// Why a request was refused; nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// The request is wrong at `pointer` (a JSON pointer into the body).
+    #[error("{pointer}: {detail}")]
+    Invalid { pointer: String, detail: String },
+    #[error(
+        "this Idempotency-Key was used for a different request (message {message_id}); use a new key"
+    )]
+    IdempotencyConflict { message_id: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(pointer: &str, detail: impl Into<String>) -> AcceptError {
+    AcceptError::Invalid {
+        pointer: pointer.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+/// The answer to an accepted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: String,
+    pub status: MessageStatus,
+    /// The message already existed under this Idempotency-Key; nothing new was sent.
+    pub replayed: bool,
+}
+
+/// An `Idempotency-Key` with the digest of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+impl Idempotency {
+    /// `body` is the parsed JSON body; its canonical form (sorted keys) is hashed, so
+    /// spacing and key order do not matter.
+    pub fn new(key: &str, body: &serde_json::Value) -> Result<Self, AcceptError> {
+        let key = key.trim();
+        if key.is_empty() || key.len() > 255 {
+            return Err(invalid(
+                "/",
+                "the Idempotency-Key header must hold 1 to 255 characters",
+            ));
+        }
+        let mut canonical = String::new();
+        write_canonical(body, &mut canonical);
+        let digest = Sha256::digest(canonical.as_bytes());
+        Ok(Idempotency {
+            key: key.to_owned(),
+            request_hash: hex::encode(digest),
+        })
+    }
+}
+
+/// JSON with object keys sorted at every level, so that key order never changes a hash.
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                if let Some(v) = map.get(key) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The channel kinds a sandbox server routes to when a request names no channel.
+pub const SANDBOX_KINDS: &[ChannelKind] = &[ChannelKind::Sim];
+
+/// What the accept path needs besides the request.
+#[derive(Clone, Copy)]
+pub struct AcceptContext<'a> {
+    pub store: &'a dyn Store,
+    pub rules: AddressRules,
+    pub now: Timestamp,
+    /// Channel kinds with an adapter, for routing requests that name no channel.
+    pub configured: &'a [ChannelKind],
+}
+
+/// Accepts one message: stores it (or finds it again by its Idempotency-Key).
+pub async fn accept(
+    ctx: AcceptContext<'_>,
+    tenant: &str,
+    request: SendRequest,
+    idempotency: Option<Idempotency>,
+) -> Result<Accepted, AcceptError> {
+    if let Some(idem) = &idempotency
+        && let Some(replay) = replay(ctx.store, tenant, idem).await?
+    {
+        return Ok(replay);
+    }
+    let message = prepare(ctx, tenant, request, idempotency.as_ref(), "").await?;
+    let accepted = Accepted {
+        id: message.id.clone(),
+        status: message.status,
+        replayed: false,
+    };
+    match ctx
+        .store
+        .insert_messages(std::slice::from_ref(&message))
+        .await
+    {
+        Ok(()) => Ok(accepted),
+        // Two requests with one key raced; the loser answers like a replay.
+        Err(StoreError::Conflict(detail)) => match &idempotency {
+            Some(idem) => replay(ctx.store, tenant, idem)
+                .await?
+                .ok_or_else(|| StoreError::Conflict(detail).into()),
+            None => Err(StoreError::Conflict(detail).into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn replay(
+    store: &dyn Store,
+    tenant: &str,
+    idem: &Idempotency,
+) -> Result<Option<Accepted>, AcceptError> {
+    let Some(existing) = store.message_by_idempotency_key(tenant, &idem.key).await? else {
+        return Ok(None);
+    };
+    if existing.request_hash.as_deref() != Some(idem.request_hash.as_str()) {
+        return Err(AcceptError::IdempotencyConflict {
+            message_id: existing.id,
+        });
+    }
+    Ok(Some(Accepted {
+        id: existing.id,
+        status: existing.status,
+        replayed: true,
+    }))
+}
+
+/// The outcome of one item of a batch.
+#[derive(Debug)]
+pub enum BatchItem {
+    Accepted(Accepted),
+    Refused(AcceptError),
+}
+
+/// Accepts up to [`MAX_BATCH`] messages; the valid ones are stored in one transaction, the
+/// others are refused one by one (pointers are prefixed with `/messages/{index}`).
+pub async fn accept_batch(
+    ctx: AcceptContext<'_>,
+    tenant: &str,
+    requests: Vec<serde_json::Value>,
+) -> Result<Vec<BatchItem>, AcceptError> {
+    if requests.is_empty() {
+        return Err(invalid("/messages", "the batch is empty"));
+    }
+    if requests.len() > MAX_BATCH {
+        return Err(invalid(
+            "/messages",
+            format!(
+                "the batch holds {} messages, at most {MAX_BATCH}",
+                requests.len()
+            ),
+        ));
+    }
+    let mut items = Vec::with_capacity(requests.len());
+    let mut messages = Vec::new();
+    for (index, raw) in requests.into_iter().enumerate() {
+        let base = format!("/messages/{index}");
+        let request = match serde_path_to_request(raw) {
+            Ok(r) => r,
+            Err((pointer, detail)) => {
+                items.push(BatchItem::Refused(invalid(
+                    &format!("{base}{pointer}"),
+                    detail,
+                )));
+                continue;
+            }
+        };
+        match prepare(ctx, tenant, request, None, &base).await {
+            Ok(message) => {
+                items.push(BatchItem::Accepted(Accepted {
+                    id: message.id.clone(),
+                    status: message.status,
+                    replayed: false,
+                }));
+                messages.push(message);
+            }
+            Err(e @ AcceptError::Store(_)) => return Err(e),
+            Err(e) => items.push(BatchItem::Refused(e)),
+        }
+    }
+    ctx.store.insert_messages(&messages).await?;
+    Ok(items)
+}
+
+fn serde_path_to_request(raw: serde_json::Value) -> Result<SendRequest, (String, String)> {
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let mut pointer = String::new();
+        for segment in e.path().iter() {
+            use serde_path_to_error::Segment;
+            match segment {
+                Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+                Segment::Map { key } | Segment::Enum { variant: key } => {
+                    pointer.push('/');
+                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                }
+                Segment::Unknown => pointer.push_str("/?"),
+            }
+        }
+        (pointer, e.into_inner().to_string())
+    })
+}
+
+/// Everything but the write: the message as it will be stored.
+async fn prepare(
+    ctx: AcceptContext<'_>,
+    tenant: &str,
+    request: SendRequest,
+    idempotency: Option<&Idempotency>,
+    base: &str,
+) -> Result<NewMessage, AcceptError> {
+    let at = |p: &str| format!("{base}{p}");
+    let now = ctx.now;
+    let purpose = request.purpose.clone().unwrap_or(Purpose::Transactional);
+    if matches!(purpose, Purpose::All) {
+        return Err(invalid(
+            &at("/purpose"),
+            "a message cannot be sent for purpose `all`",
+        ));
+    }
+    let content = match (&request.content, &request.template) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                &at("/template"),
+                "give either `content` or `template`, not both",
+            ));
+        }
+        (Some(c), None) => c.clone(),
+        (None, Some(t)) => Content::text(t.clone()),
+        (None, None) => {
+            return Err(invalid(
+                &at("/content"),
+                "`content` or `template` is required",
+            ));
+        }
+    };
+    content
+        .validate()
+        .map_err(|e| invalid(&at("/content"), e.to_string()))?;
+
+    let (contact, address) = resolve_contact(ctx, tenant, &request.to, &at("/to")).await?;
+    let chain = pick_route(&request, &contact, &address, ctx.configured, &at)?;
+    let first = chain
+        .steps()
+        .first()
+        .ok_or_else(|| invalid(&at("/channels"), "the chain is empty"))?;
+    let kind = channel_kind(
+        &first.channel,
+        &at(if request.channels.is_some() {
+            "/channels/0"
+        } else {
+            "/channel"
+        }),
+    )?;
+    chain
+        .check_capabilities(|name| name.parse().ok().map(ChannelCapabilities::for_kind))
+        .map_err(|e| invalid(&at("/channels"), e.to_string()))?;
+
+    // Personalise with the contact's attributes and the request's variables.
+    let template_pointer = if request.template.is_some() {
+        "/template"
+    } else {
+        "/content"
+    };
+    let context = template_context(&contact.attributes, &request.variables);
+    let rendered = ContentTemplate::compile(&content)
+        .and_then(|t| t.render(&context))
+        .map_err(|e| match e {
+            ContentTemplateError::Field { field, source } => {
+                let pointer = if request.template.is_some() {
+                    at(template_pointer)
+                } else {
+                    at(&format!(
+                        "/content/{}",
+                        field
+                            .replace('.', "/")
+                            .replace(['[', ']'], "/")
+                            .replace("//", "/")
+                            .trim_end_matches('/')
+                    ))
+                };
+                invalid(&pointer, source.to_string())
+            }
+            other => invalid(&at(template_pointer), other.to_string()),
+        })?;
+
+    let id = relais_core::ids::new_id();
+    let mut events = vec![MessageEvent::new(MessageStatus::Accepted, now)];
+    let segments = segments_for(&rendered, kind);
+    let chain_json = serde_json::to_value(&chain).unwrap_or(serde_json::Value::Null);
+    let content_json = serde_json::to_value(&rendered).unwrap_or(serde_json::Value::Null);
+    let expires_at = request.validity.map(|v| v.expires_at(now));
+    let mut message = NewMessage {
+        id,
+        tenant_id: tenant.to_owned(),
+        contact_id: Some(contact.id.clone()),
+        to_address: address.clone(),
+        channel: first.channel.clone(),
+        step: 0,
+        chain: chain_json,
+        content: content_json,
+        purpose: purpose.as_str().to_owned(),
+        status: MessageStatus::Accepted,
+        segments,
+        idempotency_key: idempotency.map(|i| i.key.clone()),
+        request_hash: idempotency.map(|i| i.request_hash.clone()),
+        send_at: request.send_at,
+        expires_at,
+        created_at: now,
+        events: Vec::new(),
+        due_at: None,
+    };
+
+    // Consent: a refusal is stored as a rejected message, so the sender can see why.
+    let ledger = ctx.store.consents(tenant, &contact.id).await?;
+    let decision = may_send(&ledger, kind, &purpose);
+    if !decision.allowed {
+        events.push(
+            MessageEvent::new(MessageStatus::Rejected, now)
+                .reason(decision.code)
+                .detail(decision.explanation)
+                .channel(kind.as_str()),
+        );
+        message.status = MessageStatus::Rejected;
+        message.events = events;
+        return Ok(message);
+    }
+
+    // When: `send_at`, then the recipient's quiet hours.
+    let wanted = request.send_at.filter(|s| *s > now).unwrap_or(now);
+    let quiet: QuietHours = match ctx.store.setting(tenant, QUIET_HOURS_SETTING).await? {
+        Some(v) => serde_json::from_value(v).unwrap_or_default(),
+        None => QuietHours::default(),
+    };
+    let country = normalize_phone(&address, None)
+        .ok()
+        .and_then(|p| p.region());
+    let tz = contact
+        .timezone
+        .as_deref()
+        .and_then(|tz| TimeZone::get(tz).ok())
+        .or_else(|| country.as_deref().and_then(zone_of_country))
+        .unwrap_or(TimeZone::UTC);
+    let due = next_allowed(wanted, &tz, country.as_deref(), &purpose, &quiet)
+        .map_err(|e| invalid(&at("/purpose"), e.to_string()))?;
+    if due > now {
+        let (reason, detail) = if due > wanted {
+            ("quiet_hours", format!("held by quiet hours until {due}"))
+        } else {
+            ("send_at", format!("scheduled for {due}"))
+        };
+        events.push(
+            MessageEvent::new(MessageStatus::Scheduled, now)
+                .reason(reason)
+                .detail(detail),
+        );
+        message.status = MessageStatus::Scheduled;
+    } else {
+        events.push(MessageEvent::new(MessageStatus::Queued, now).channel(kind.as_str()));
+        message.status = MessageStatus::Queued;
+    }
+    message.events = events;
+    message.due_at = Some(due);
+    Ok(message)
+}
+
+/// The time zone most of a country's people live in, for contacts without one.
+fn zone_of_country(country: &str) -> Option<TimeZone> {
+    let zone = match country {
+        "FR" | "MC" => "Europe/Paris",
+        "BE" => "Europe/Brussels",
+        "CH" => "Europe/Zurich",
+        "DE" => "Europe/Berlin",
+        "ES" => "Europe/Madrid",
+        "IT" => "Europe/Rome",
+        "GB" => "Europe/London",
+        "NL" => "Europe/Amsterdam",
+        "PT" => "Europe/Lisbon",
+        "LU" => "Europe/Luxembourg",
+        "RE" => "Indian/Reunion",
+        "GP" | "MF" | "BL" => "America/Guadeloupe",
+        "MQ" => "America/Martinique",
+        "GF" => "America/Cayenne",
+        "YT" => "Indian/Mayotte",
+        "PM" => "America/Miquelon",
+        "CA" => "America/Toronto",
+        "US" => "America/New_York",
+        _ => return None,
+    };
+    TimeZone::get(zone).ok()
+}
+
+/// SMS segments of the text, on channels whose limit counts segments or that simulate
+/// phones.
+pub fn segments_for(content: &Content, kind: ChannelKind) -> Option<i64> {
+    let caps = ChannelCapabilities::for_kind(kind);
+    let sms_like = matches!(caps.text_limit, TextLimit::SmsSegments(_)) || kind == ChannelKind::Sim;
+    if !sms_like {
+        return None;
+    }
+    let degraded = degrade(content, caps);
+    match &degraded.body {
+        Body::Text(text) => i64::try_from(segment_info(text).segments).ok(),
+        _ => None,
+    }
+}
+
+pub(crate) fn channel_kind(name: &str, pointer: &str) -> Result<ChannelKind, AcceptError> {
+    name.parse::<ChannelKind>()
+        .map_err(|e| invalid(pointer, e.to_string()))
+}
+
+fn pick_route(
+    request: &SendRequest,
+    contact: &Contact,
+    address: &str,
+    configured: &[ChannelKind],
+    at: &dyn Fn(&str) -> String,
+) -> Result<FallbackChain, AcceptError> {
+    match (&request.channel, &request.channels) {
+        (Some(_), Some(_)) => Err(invalid(
+            &at("/channels"),
+            "give either `channel` or `channels`, not both",
+        )),
+        (Some(channel), None) => {
+            channel_kind(channel, &at("/channel"))?;
+            Ok(FallbackChain::single(channel.clone()))
+        }
+        (None, Some(chain)) => {
+            for (i, step) in chain.steps().iter().enumerate() {
+                channel_kind(&step.channel, &at(&format!("/channels/{i}")))?;
+            }
+            Ok(chain.clone())
+        }
+        (None, None) => {
+            if let Some(identity) = contact
+                .identities
+                .iter()
+                .find(|i| i.channel != ChannelKind::Sim && configured.contains(&i.channel))
+            {
+                return Ok(FallbackChain::single(identity.channel.as_str()));
+            }
+            let phone = normalize_phone(address, None).is_ok()
+                || contact
+                    .identities
+                    .iter()
+                    .any(|i| i.channel.is_phone_addressed());
+            if phone && configured.contains(&ChannelKind::Sim) {
+                return Ok(FallbackChain::single(ChannelKind::Sim.as_str()));
+            }
+            Err(invalid(
+                &at("/channel"),
+                "no configured channel reaches this contact; name one with `channel`",
+            ))
+        }
+    }
+}
+
+/// The contact the message is for, created on the first message to an unknown address,
+/// and the address to send to.
+async fn resolve_contact(
+    ctx: AcceptContext<'_>,
+    tenant: &str,
+    to: &Recipient,
+    pointer: &str,
+) -> Result<(Contact, String), AcceptError> {
+    let identity = match to {
+        Recipient::Contact { contact_id } => {
+            let contact = ctx
+                .store
+                .contact(tenant, contact_id)
+                .await?
+                .ok_or_else(|| {
+                    invalid(
+                        &format!("{pointer}/contact_id"),
+                        format!("no contact {contact_id} in this tenant"),
+                    )
+                })?;
+            let address = contact
+                .identities
+                .iter()
+                .find(|i| i.channel.is_phone_addressed())
+                .or_else(|| contact.identities.first())
+                .map(|i| i.address.clone())
+                .ok_or_else(|| {
+                    invalid(
+                        &format!("{pointer}/contact_id"),
+                        "the contact has no identity (phone number or address) to send to",
+                    )
+                })?;
+            return Ok((contact, address));
+        }
+        Recipient::Phone(raw) => {
+            let phone = normalize_phone(raw, ctx.rules.default_country)
+                .map_err(|e| invalid(pointer, e.to_string()))?;
+            Identity {
+                channel: ChannelKind::Sms,
+                address: phone.into_string(),
+            }
+        }
+        Recipient::Address { channel, address } => Identity::parse(*channel, address, ctx.rules)
+            .map_err(|e| invalid(&format!("{pointer}/address"), e.to_string()))?,
+    };
+    let lookup_channel = if identity.channel.is_phone_addressed() {
+        None
+    } else {
+        Some(identity.channel)
+    };
+    if let Some(contact) = ctx
+        .store
+        .contact_by_identity(tenant, lookup_channel, &identity.address)
+        .await?
+    {
+        return Ok((contact, identity.address));
+    }
+    let new = NewContact {
+        identities: vec![identity.clone()],
+        ..Default::default()
+    };
+    match ctx.store.create_contact(tenant, &new, ctx.now).await {
+        Ok(contact) => Ok((contact, identity.address)),
+        // Created by a concurrent request in the meantime.
+        Err(StoreError::Conflict(_)) => ctx
+            .store
+            .contact_by_identity(tenant, lookup_channel, &identity.address)
+            .await?
+            .map(|c| (c, identity.address.clone()))
+            .ok_or_else(|| StoreError::Conflict("contact creation raced".into()).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_hash_ignores_key_order_but_not_content() {
+        let a: serde_json::Value = serde_json::from_str(
+            r#"{"to": "+33612345678", "content": {"text": "Hi", "buttons": []}}"#,
+        )
+        .unwrap_or_default();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"content":{"buttons":[],"text":"Hi"},"to":"+33612345678"}"#)
+                .unwrap_or_default();
+        let c: serde_json::Value = serde_json::from_str(
+            r#"{"to": "+33612345678", "content": {"text": "Ho", "buttons": []}}"#,
+        )
+        .unwrap_or_default();
+        let hash = |v: &serde_json::Value| Idempotency::new("k", v).map(|i| i.request_hash).ok();
+        assert!(hash(&a).is_some());
+        assert_eq!(hash(&a), hash(&b));
+        assert_ne!(hash(&a), hash(&c));
+        assert!(Idempotency::new("  ", &a).is_err());
+    }
+}

@@ -1,0 +1,805 @@
+//! The A2P path end to end on SQLite: accept, schedule, dispatch, receipts, fallback, with
+//! a manual clock and scripted channel adapters.
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use relais_core::channel::ChannelKind;
+use relais_core::clock::{Clock, ManualClock};
+use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose};
+use relais_core::contact::AddressRules;
+use relais_core::status::MessageStatus;
+use relais_engine::dispatch::{
+    ChannelAdapter, Dispatcher, DispatcherConfig, OutboundMessage, ProviderAck, SendError,
+};
+use relais_engine::send::{
+    AcceptContext, AcceptError, Accepted, Idempotency, SANDBOX_KINDS, SendRequest, accept,
+};
+use relais_engine::sim::{SimAdapter, SimConfig};
+use relais_store::{MessageEvent, MessageWithEvents, SqliteStore, Store};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+struct World {
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    tenant: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Saturday 21 November 2026, 10:00 UTC.
+fn start() -> Timestamp {
+    "2026-11-21T10:00:00Z".parse().unwrap()
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+    let tenant = store.create_tenant("acme", start()).await.unwrap().id;
+    World {
+        store,
+        clock: Arc::new(ManualClock::new(start())),
+        tenant,
+        _dir: dir,
+    }
+}
+
+/// An adapter that answers from a script (then acknowledges), and records what it got.
+struct Scripted {
+    kind: ChannelKind,
+    script: Mutex<VecDeque<Result<ProviderAck, SendError>>>,
+    got: Mutex<Vec<OutboundMessage>>,
+}
+
+impl Scripted {
+    fn new(kind: ChannelKind, script: Vec<Result<ProviderAck, SendError>>) -> Arc<Self> {
+        Arc::new(Scripted {
+            kind,
+            script: Mutex::new(script.into()),
+            got: Mutex::new(Vec::new()),
+        })
+    }
+    fn calls(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+}
+
+#[async_trait]
+impl ChannelAdapter for Scripted {
+    fn kind(&self) -> ChannelKind {
+        self.kind
+    }
+    async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError> {
+        self.got.lock().unwrap().push(message.clone());
+        let n = self.calls();
+        self.script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Ok(ProviderAck {
+                provider_id: format!("prov-{n}"),
+            }))
+    }
+}
+
+impl World {
+    fn ctx(&self) -> AcceptContext<'_> {
+        AcceptContext {
+            store: &*self.store,
+            rules: AddressRules {
+                default_country: Some(phonenumber::country::Id::FR),
+            },
+            now: self.clock.now(),
+            configured: SANDBOX_KINDS,
+        }
+    }
+
+    async fn send(&self, body: Value) -> Result<Accepted, AcceptError> {
+        let request: SendRequest = serde_json::from_value(body).unwrap();
+        accept(self.ctx(), &self.tenant, request, None).await
+    }
+
+    async fn send_with_key(&self, key: &str, body: Value) -> Result<Accepted, AcceptError> {
+        let idem = Idempotency::new(key, &body)?;
+        let request: SendRequest = serde_json::from_value(body).unwrap();
+        accept(self.ctx(), &self.tenant, request, Some(idem)).await
+    }
+
+    fn dispatcher(&self, sim: SimConfig, adapters: Vec<Arc<dyn ChannelAdapter>>) -> Dispatcher {
+        let config = DispatcherConfig {
+            lease_owner: "test".into(),
+            ..Default::default()
+        };
+        let mut d = Dispatcher::new(self.store.clone(), self.clock.clone(), config)
+            .with_adapter(Arc::new(SimAdapter::new(self.store.clone(), sim)));
+        for a in adapters {
+            d = d.with_adapter(a);
+        }
+        d
+    }
+
+    async fn message(&self, id: &str) -> MessageWithEvents {
+        self.store.message(&self.tenant, id).await.unwrap().unwrap()
+    }
+
+    async fn phone(&self, number: &str) -> Vec<String> {
+        self.store
+            .sim_messages(&self.tenant, number)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.text)
+            .collect()
+    }
+
+    fn advance(&self, secs: i64) {
+        self.clock.advance(SignedDuration::from_secs(secs));
+    }
+}
+
+fn statuses(m: &MessageWithEvents) -> Vec<&'static str> {
+    m.events.iter().map(|e| e.status.as_str()).collect()
+}
+
+#[tokio::test]
+async fn the_sim_phone_receives_the_text_and_reports_delivery() {
+    let w = world().await;
+    let ok = w
+        .send(json!({"to": "06 12 34 56 78", "content": {"text": "Votre code est 1234"}}))
+        .await
+        .unwrap();
+    assert_eq!(ok.status, MessageStatus::Queued);
+    let d = w.dispatcher(SimConfig::default(), vec![]);
+    let report = d.run_once().await.unwrap();
+    assert_eq!(report.sent, 1);
+    assert_eq!(w.phone("+33612345678").await, ["Votre code est 1234"]);
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.status, MessageStatus::Sent);
+    assert_eq!(m.message.channel, "sim");
+    assert_eq!(m.message.segments, Some(1));
+    assert!(
+        m.message
+            .provider_id
+            .as_deref()
+            .unwrap()
+            .starts_with("sim-")
+    );
+    // The delivery receipt comes one second later on the simulated clock.
+    w.advance(1);
+    d.run_once().await.unwrap();
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.status, MessageStatus::Delivered);
+    assert_eq!(
+        statuses(&m),
+        ["accepted", "queued", "sending", "sent", "delivered"]
+    );
+    // Sent once, whatever more rounds happen.
+    w.advance(3600);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(w.phone("+33612345678").await.len(), 1);
+    // The contact was created on the first send.
+    let contact = w
+        .store
+        .contact_by_identity(&w.tenant, None, "+33612345678")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.message.contact_id.as_deref(), Some(contact.id.as_str()));
+}
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_same_message_or_a_conflict() {
+    let w = world().await;
+    let body = json!({"to": "+33612345678", "content": {"text": "Commande 42 expédiée"}});
+    let first = w.send_with_key("order-42", body.clone()).await.unwrap();
+    let again = w.send_with_key("order-42", body.clone()).await.unwrap();
+    assert_eq!(again.id, first.id);
+    assert!(again.replayed && !first.replayed);
+    let other = json!({"to": "+33612345678", "content": {"text": "Commande 43 expédiée"}});
+    match w.send_with_key("order-42", other).await {
+        Err(AcceptError::IdempotencyConflict { message_id }) => assert_eq!(message_id, first.id),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let d = w.dispatcher(SimConfig::default(), vec![]);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(w.phone("+33612345678").await, ["Commande 42 expédiée"]);
+}
+
+#[tokio::test]
+async fn a_marketing_message_without_consent_is_rejected_with_its_reason() {
+    let w = world().await;
+    let ok = w
+        .send(
+            json!({"to": "+33612345678", "purpose": "marketing", "content": {"text": "Soldes !"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.status, MessageStatus::Rejected);
+    let m = w.message(&ok.id).await;
+    assert_eq!(statuses(&m), ["accepted", "rejected"]);
+    assert_eq!(m.events[1].reason.as_deref(), Some("no_opt_in"));
+    let d = w.dispatcher(SimConfig::default(), vec![]);
+    assert_eq!(d.run_until_idle(5).await.unwrap().claimed, 0);
+    assert!(w.phone("+33612345678").await.is_empty());
+}
+
+#[tokio::test]
+async fn templates_use_contact_attributes_and_name_missing_variables() {
+    let w = world().await;
+    w.store
+        .create_contact(
+            &w.tenant,
+            &relais_store::NewContact {
+                attributes: serde_json::from_value(json!({"first_name": "Camille"})).unwrap(),
+                identities: vec![relais_core::contact::Identity {
+                    channel: ChannelKind::Sms,
+                    address: "+33612345678".into(),
+                }],
+                ..Default::default()
+            },
+            start(),
+        )
+        .await
+        .unwrap();
+    let ok = w
+        .send(json!({"to": "+33612345678", "template": "Bonjour {{ first_name }}, RDV à {{ hour }}", "variables": {"hour": "14h"}}))
+        .await
+        .unwrap();
+    w.dispatcher(SimConfig::default(), vec![])
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!(
+        w.phone("+33612345678").await,
+        ["Bonjour Camille, RDV à 14h"]
+    );
+    assert_eq!(w.message(&ok.id).await.message.status, MessageStatus::Sent);
+    match w
+        .send(json!({"to": "+33612345678", "template": "Bonjour {{ last_name }}"}))
+        .await
+    {
+        Err(AcceptError::Invalid { pointer, detail }) => {
+            assert_eq!(pointer, "/template");
+            assert!(
+                detail.contains("last_name") && detail.contains("line 1"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected a template error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_message_waits_for_send_at_and_can_be_canceled() {
+    let w = world().await;
+    let at = start().checked_add(SignedDuration::from_hours(1)).unwrap();
+    let later = w
+        .send(
+            json!({"to": "+33612345678", "content": {"text": "Rappel"}, "send_at": at.to_string()}),
+        )
+        .await
+        .unwrap();
+    let canceled = w
+        .send(
+            json!({"to": "+33612345679", "content": {"text": "Annulé"}, "send_at": at.to_string()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(later.status, MessageStatus::Scheduled);
+    let d = w.dispatcher(SimConfig::default(), vec![]);
+    assert_eq!(d.run_once().await.unwrap().claimed, 0);
+    assert_eq!(
+        w.store
+            .cancel(&w.tenant, &canceled.id, w.clock.now())
+            .await
+            .unwrap(),
+        relais_store::CancelOutcome::Canceled
+    );
+    w.advance(3599);
+    assert_eq!(d.run_once().await.unwrap().claimed, 0);
+    w.advance(1);
+    assert_eq!(d.run_once().await.unwrap().sent, 1);
+    assert_eq!(w.phone("+33612345678").await, ["Rappel"]);
+    assert!(w.phone("+33612345679").await.is_empty());
+    assert_eq!(
+        w.message(&canceled.id).await.message.status,
+        MessageStatus::Canceled
+    );
+    // Too late to cancel a sent message.
+    assert_eq!(
+        w.store
+            .cancel(&w.tenant, &later.id, w.clock.now())
+            .await
+            .unwrap(),
+        relais_store::CancelOutcome::TooLate(MessageStatus::Sent)
+    );
+}
+
+#[tokio::test]
+async fn a_message_past_its_validity_expires_unsent() {
+    let w = world().await;
+    let at = start().checked_add(SignedDuration::from_mins(30)).unwrap();
+    let ok = w
+        .send(json!({"to": "+33612345678", "content": {"text": "Code 1234"}, "validity": "10m", "send_at": at.to_string()}))
+        .await
+        .unwrap();
+    w.advance(30 * 60);
+    let d = w.dispatcher(SimConfig::default(), vec![]);
+    assert_eq!(d.run_once().await.unwrap().expired, 1);
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.status, MessageStatus::Expired);
+    assert_eq!(m.events.last().unwrap().reason.as_deref(), Some("validity"));
+    assert!(w.phone("+33612345678").await.is_empty());
+}
+
+#[tokio::test]
+async fn french_marketing_on_a_sunday_waits_for_monday_8am_paris() {
+    let w = world().await;
+    // Sunday 22 November 2026, 15:00 in Paris (UTC+1).
+    w.clock.set("2026-11-22T14:00:00Z".parse().unwrap());
+    let contact = w
+        .store
+        .create_contact(
+            &w.tenant,
+            &relais_store::NewContact {
+                identities: vec![relais_core::contact::Identity {
+                    channel: ChannelKind::Sms,
+                    address: "+33612345678".into(),
+                }],
+                ..Default::default()
+            },
+            start(),
+        )
+        .await
+        .unwrap();
+    w.store
+        .append_consent(
+            &w.tenant,
+            &ConsentRecord {
+                id: relais_core::ids::new_id(),
+                contact_id: contact.id.clone(),
+                channel: None,
+                purpose: Purpose::Marketing,
+                status: ConsentStatus::OptedIn,
+                source: ConsentSource::Api,
+                proof: Some("checkbox".into()),
+                recorded_at: start(),
+            },
+        )
+        .await
+        .unwrap();
+    let ok = w
+        .send(json!({"to": "+33612345678", "purpose": "marketing", "content": {"text": "-20% ce lundi"}}))
+        .await
+        .unwrap();
+    assert_eq!(ok.status, MessageStatus::Scheduled);
+    let m = w.message(&ok.id).await;
+    assert_eq!(
+        m.events.last().unwrap().reason.as_deref(),
+        Some("quiet_hours")
+    );
+    let d = w.dispatcher(SimConfig::default(), vec![]);
+    w.clock.set("2026-11-23T06:59:59Z".parse().unwrap());
+    assert_eq!(
+        d.run_once().await.unwrap().claimed,
+        0,
+        "still quiet at 07:59:59 Paris"
+    );
+    w.clock.set("2026-11-23T07:00:00Z".parse().unwrap());
+    assert_eq!(d.run_once().await.unwrap().sent, 1, "sent at 08:00 Paris");
+    assert_eq!(w.phone("+33612345678").await, ["-20% ce lundi"]);
+}
+
+#[tokio::test]
+async fn a_transient_error_is_retried_then_succeeds() {
+    let w = world().await;
+    let sms = Scripted::new(
+        ChannelKind::Sms,
+        vec![Err(SendError::transient("throttled", "provider said 429"))],
+    );
+    let ok = w
+        .send(json!({"to": "+33612345678", "channel": "sms", "content": {"text": "Bonjour"}}))
+        .await
+        .unwrap();
+    let d = w.dispatcher(SimConfig::default(), vec![sms.clone()]);
+    assert_eq!(d.run_once().await.unwrap().retried, 1);
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.status, MessageStatus::Sending);
+    assert_eq!(
+        m.events.last().unwrap().reason.as_deref(),
+        Some("throttled")
+    );
+    // The first retry comes within the base delay (2 s) of the default policy.
+    w.advance(2);
+    assert_eq!(d.run_once().await.unwrap().sent, 1);
+    assert_eq!(sms.calls(), 2);
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.status, MessageStatus::Sent);
+    assert_eq!(m.message.provider_id.as_deref(), Some("prov-2"));
+    assert_eq!(m.events.last().unwrap().attempt, Some(2));
+    w.advance(3600);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(
+        sms.calls(),
+        2,
+        "an acknowledged message is never sent again"
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_error_fails_at_once() {
+    let w = world().await;
+    let sms = Scripted::new(
+        ChannelKind::Sms,
+        vec![Err(SendError::permanent(
+            "invalid_number",
+            "unknown subscriber",
+        ))],
+    );
+    let ok = w
+        .send(json!({"to": "+33612345678", "channel": "sms", "content": {"text": "Bonjour"}}))
+        .await
+        .unwrap();
+    let d = w.dispatcher(SimConfig::default(), vec![sms.clone()]);
+    assert_eq!(d.run_once().await.unwrap().failed, 1);
+    w.advance(3600);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(sms.calls(), 1);
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.status, MessageStatus::Failed);
+    let last = m.events.last().unwrap();
+    assert_eq!(last.reason.as_deref(), Some("invalid_number"));
+    assert_eq!(last.channel.as_deref(), Some("sms"));
+}
+
+#[tokio::test]
+async fn a_failed_channel_falls_back_to_the_next_one() {
+    let w = world().await;
+    let whatsapp = Scripted::new(
+        ChannelKind::Whatsapp,
+        vec![Err(SendError::permanent(
+            "not_on_whatsapp",
+            "no WhatsApp account",
+        ))],
+    );
+    let ok = w
+        .send(json!({"to": "+33612345678", "channels": ["whatsapp", "sim"], "content": {"text": "Votre colis arrive"}}))
+        .await
+        .unwrap();
+    let d = w.dispatcher(SimConfig::default(), vec![whatsapp.clone()]);
+    let report = d.run_until_idle(5).await.unwrap();
+    assert_eq!(report.fallbacks, 1);
+    assert_eq!(whatsapp.calls(), 1);
+    assert_eq!(w.phone("+33612345678").await, ["Votre colis arrive"]);
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.channel, "sim");
+    assert_eq!(m.message.status, MessageStatus::Sent);
+    let failed = m
+        .events
+        .iter()
+        .find(|e| e.status == MessageStatus::Failed)
+        .unwrap();
+    assert_eq!(failed.channel.as_deref(), Some("whatsapp"));
+    assert_eq!(failed.reason.as_deref(), Some("not_on_whatsapp"));
+}
+
+#[tokio::test]
+async fn an_undelivered_step_falls_back_after_its_wait() {
+    let w = world().await;
+    let sms = Scripted::new(ChannelKind::Sms, vec![]);
+    let ok = w
+        .send(json!({"to": "+33612345678", "channels": ["sim", {"channel": "sms", "after": "not_delivered", "within": "10m"}], "content": {"text": "Alerte"}}))
+        .await
+        .unwrap();
+    // The simulated phone is off: no receipt ever comes.
+    let silent = SimConfig {
+        delivered_after: None,
+        read_after: None,
+    };
+    let d = w.dispatcher(silent, vec![sms.clone()]);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(sms.calls(), 0);
+    w.advance(9 * 60);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(sms.calls(), 0, "still within the wait");
+    w.advance(60);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(sms.calls(), 1);
+    assert_eq!(w.message(&ok.id).await.message.channel, "sms");
+}
+
+#[tokio::test]
+async fn receipts_only_move_status_forward() {
+    let w = world().await;
+    let ok = w
+        .send(json!({"to": "+33612345678", "content": {"text": "Bonjour"}}))
+        .await
+        .unwrap();
+    let sim = SimConfig {
+        delivered_after: Some(SignedDuration::from_secs(5)),
+        read_after: Some(SignedDuration::from_secs(2)),
+    };
+    let d = w.dispatcher(sim, vec![]);
+    d.run_once().await.unwrap();
+    // `read` arrives before `delivered`; the late `delivered` is ignored.
+    w.advance(3);
+    d.run_once().await.unwrap();
+    assert_eq!(w.message(&ok.id).await.message.status, MessageStatus::Read);
+    w.advance(3);
+    d.run_once().await.unwrap();
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.status, MessageStatus::Read);
+    assert_eq!(
+        statuses(&m),
+        ["accepted", "queued", "sending", "sent", "read"]
+    );
+    let late = MessageEvent::new(MessageStatus::Sent, w.clock.now());
+    assert_eq!(w.store.record_status(&ok.id, &late).await.unwrap(), None);
+    // A provider's late `undelivered` receipt, found by its id, changes nothing either.
+    let provider_id = w.message(&ok.id).await.message.provider_id.unwrap();
+    let undelivered = relais_engine::dispatch::apply_provider_receipt(
+        &*w.store,
+        ChannelKind::Sim,
+        &provider_id,
+        MessageStatus::Undelivered,
+        w.clock.now(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(undelivered, None);
+    assert_eq!(w.message(&ok.id).await.message.status, MessageStatus::Read);
+}
+
+#[tokio::test]
+async fn the_rate_limit_spreads_sends_over_time() {
+    let w = world().await;
+    for n in 0..3 {
+        w.send(json!({"to": format!("+3361234567{n}"), "content": {"text": "Hi"}}))
+            .await
+            .unwrap();
+    }
+    let config = DispatcherConfig {
+        lease_owner: "test".into(),
+        default_rate: 1.0,
+        ..Default::default()
+    };
+    let d = Dispatcher::new(w.store.clone(), w.clock.clone(), config).with_adapter(Arc::new(
+        SimAdapter::new(w.store.clone(), SimConfig::default()),
+    ));
+    let first = d.run_once().await.unwrap();
+    assert_eq!((first.sent, first.throttled), (1, 2));
+    w.advance(1);
+    assert_eq!(d.run_once().await.unwrap().sent, 1);
+    w.advance(1);
+    assert_eq!(d.run_once().await.unwrap().sent, 1);
+}
+
+#[tokio::test]
+async fn a_large_batch_is_stored_and_dispatched() {
+    let w = world().await;
+    let requests: Vec<Value> = (0..3_000)
+        .map(|n| json!({"to": format!("+336{:08}", 10_000_000 + n), "content": {"text": "Flash info {{ n }}"}, "variables": {"n": n}}))
+        .collect();
+    let started = std::time::Instant::now();
+    let items = relais_engine::send::accept_batch(w.ctx(), &w.tenant, requests)
+        .await
+        .unwrap();
+    eprintln!("accepted 3,000 in {:?}", started.elapsed());
+    assert_eq!(items.len(), 3_000);
+    assert!(
+        items
+            .iter()
+            .all(|i| matches!(i, relais_engine::send::BatchItem::Accepted(_)))
+    );
+    let config = DispatcherConfig {
+        lease_owner: "test".into(),
+        batch: 1000,
+        default_rate: 100_000.0,
+        ..Default::default()
+    };
+    let d = Dispatcher::new(w.store.clone(), w.clock.clone(), config).with_adapter(Arc::new(
+        SimAdapter::new(w.store.clone(), SimConfig::default()),
+    ));
+    let started = std::time::Instant::now();
+    let report = d.run_until_idle(20).await.unwrap();
+    eprintln!("dispatched 3,000 in {:?}", started.elapsed());
+    assert_eq!(report.sent, 3_000);
+    assert_eq!(w.phone("+33610002999").await, ["Flash info 2999"]);
+}
+
+/// Headers and body of one webhook post.
+type Post = (Vec<(String, String)>, String);
+
+/// Records webhook posts and answers with scripted status codes (then 200).
+struct Receiver {
+    codes: Mutex<VecDeque<u16>>,
+    got: Mutex<Vec<Post>>,
+}
+
+#[async_trait]
+impl relais_engine::webhooks::WebhookPoster for Receiver {
+    async fn post(&self, url: &str, headers: &[(&str, String)], body: &str) -> Result<u16, String> {
+        assert_eq!(url, "https://example.com/hooks");
+        self.got.lock().unwrap().push((
+            headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            body.to_owned(),
+        ));
+        Ok(self.codes.lock().unwrap().pop_front().unwrap_or(200))
+    }
+}
+
+#[tokio::test]
+async fn status_changes_reach_webhooks_signed_and_retried() {
+    use relais_engine::webhooks::{generate_secret, sign};
+    let w = world().await;
+    let secret = generate_secret();
+    let hook = w
+        .store
+        .create_webhook(&w.tenant, "https://example.com/hooks", &secret, start())
+        .await
+        .unwrap();
+    let receiver = Arc::new(Receiver {
+        codes: Mutex::new(VecDeque::from([503])),
+        got: Mutex::new(Vec::new()),
+    });
+    let silent = SimConfig {
+        delivered_after: None,
+        read_after: None,
+    };
+    let d = w.dispatcher(silent, vec![]).with_webhooks(receiver.clone());
+    let ok = w
+        .send(json!({"to": "+33612345678", "content": {"text": "Bonjour"}}))
+        .await
+        .unwrap();
+    let report = d.run_once().await.unwrap();
+    assert_eq!(report.webhooks, 2, "`sending` and `sent`");
+    let got = receiver.got.lock().unwrap().clone();
+    let header = |h: &[(String, String)], name: &str| {
+        h.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    for (headers, body) in &got {
+        let id = header(headers, "webhook-id");
+        let ts: i64 = header(headers, "webhook-timestamp").parse().unwrap();
+        assert_eq!(ts, w.clock.now().as_second());
+        assert_eq!(
+            header(headers, "webhook-signature"),
+            sign(&secret, &id, ts, body).unwrap()
+        );
+        let event: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(event["data"]["id"], ok.id.as_str());
+    }
+    let first: Value = serde_json::from_str(&got[0].1).unwrap();
+    assert_eq!(first["data"]["status"], "sending");
+    // The first answer was 503: it comes again, with the same webhook-id.
+    w.advance(2);
+    assert_eq!(d.run_once().await.unwrap().webhooks, 1);
+    let got = receiver.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        header(&got[2].0, "webhook-id"),
+        header(&got[0].0, "webhook-id")
+    );
+    let log = w
+        .store
+        .webhook_deliveries(&w.tenant, &hook.id)
+        .await
+        .unwrap();
+    let states: Vec<(&str, i64)> = log
+        .iter()
+        .map(|d| (d.status.as_str(), d.attempts))
+        .collect();
+    assert_eq!(states, [("delivered", 2), ("delivered", 1)]);
+    assert_eq!(log[0].last_code, Some(200));
+}
+
+#[tokio::test]
+async fn an_undelivered_receipt_moves_the_message_to_the_next_channel() {
+    let w = world().await;
+    let sms = Scripted::new(ChannelKind::Sms, vec![]);
+    let ok = w
+        .send(json!({"to": "+33612345678", "channels": ["sms", "sim"], "content": {"text": "Votre RDV demain"}}))
+        .await
+        .unwrap();
+    let d = w.dispatcher(SimConfig::default(), vec![sms.clone()]);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(sms.calls(), 1);
+    assert_eq!(w.message(&ok.id).await.message.status, MessageStatus::Sent);
+    // The SMSC reports the SMS undelivered: the chain moves on to the simulated phone.
+    let receipt = |status| {
+        relais_engine::dispatch::apply_provider_receipt(
+            &*w.store,
+            ChannelKind::Sms,
+            "prov-1",
+            status,
+            w.clock.now(),
+            Some("absent subscriber".into()),
+        )
+    };
+    assert_eq!(receipt(MessageStatus::Undelivered).await.unwrap(), None);
+    // The same receipt again finds no message on that step any more.
+    assert_eq!(receipt(MessageStatus::Undelivered).await.unwrap(), None);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(w.phone("+33612345678").await, ["Votre RDV demain"]);
+    w.advance(1);
+    d.run_until_idle(5).await.unwrap();
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.channel, "sim");
+    assert_eq!(m.message.status, MessageStatus::Delivered);
+    let undelivered: Vec<_> = m
+        .events
+        .iter()
+        .filter(|e| e.status == MessageStatus::Undelivered)
+        .collect();
+    assert_eq!(undelivered.len(), 1);
+    assert_eq!(undelivered[0].channel.as_deref(), Some("sms"));
+    assert_eq!(sms.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_fallback_skips_channels_without_consent() {
+    let w = world().await;
+    let contact = w
+        .store
+        .create_contact(
+            &w.tenant,
+            &relais_store::NewContact {
+                identities: vec![relais_core::contact::Identity {
+                    channel: ChannelKind::Sms,
+                    address: "+33612345678".into(),
+                }],
+                ..Default::default()
+            },
+            start(),
+        )
+        .await
+        .unwrap();
+    // Marketing opt-ins on WhatsApp and on the sim channel, none on SMS.
+    for channel in [ChannelKind::Whatsapp, ChannelKind::Sim] {
+        w.store
+            .append_consent(
+                &w.tenant,
+                &ConsentRecord {
+                    id: relais_core::ids::new_id(),
+                    contact_id: contact.id.clone(),
+                    channel: Some(channel),
+                    purpose: Purpose::Marketing,
+                    status: ConsentStatus::OptedIn,
+                    source: ConsentSource::Api,
+                    proof: None,
+                    recorded_at: start(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let whatsapp = Scripted::new(
+        ChannelKind::Whatsapp,
+        vec![Err(SendError::permanent("not_on_whatsapp", "no account"))],
+    );
+    let sms = Scripted::new(ChannelKind::Sms, vec![]);
+    let ok = w
+        .send(json!({"to": "+33612345678", "purpose": "marketing", "channels": ["whatsapp", "sms", "sim"], "content": {"text": "Nouveautés"}}))
+        .await
+        .unwrap();
+    let d = w.dispatcher(SimConfig::default(), vec![whatsapp.clone(), sms.clone()]);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(whatsapp.calls(), 1);
+    assert_eq!(sms.calls(), 0, "no marketing SMS without an SMS opt-in");
+    assert_eq!(w.phone("+33612345678").await, ["Nouveautés"]);
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.channel, "sim");
+    let skipped = m
+        .events
+        .iter()
+        .find(|e| e.status == MessageStatus::Rejected)
+        .unwrap();
+    assert_eq!(skipped.channel.as_deref(), Some("sms"));
+    assert_eq!(skipped.reason.as_deref(), Some("no_opt_in"));
+}

@@ -1,0 +1,50 @@
+//! The OpenAPI description, generated from the handlers and types themselves.
+
+use crate::routes::{contacts, import, messages, nlu, sim, system, tenants, tools, webhooks};
+use std::sync::OnceLock;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Relais API", description = "Self-hosted omnichannel messaging: contacts, consent, messages, conversations."),
+    paths(
+        system::healthz,
+        tenants::create_tenant, tenants::list_tenants, tenants::create_api_key,
+        contacts::create_contact, contacts::list_contacts, contacts::get_contact, contacts::update_contact,
+        contacts::delete_contact, contacts::add_identity, contacts::remove_identity, contacts::record_consent,
+        contacts::list_consents, contacts::consent_decision, contacts::merge_contact, contacts::list_merges,
+        import::import,
+        tools::sms_segments,
+        messages::send_message, messages::send_batch, messages::get_message, messages::cancel_message, sim::phone_messages, sim::phone_reply,
+        webhooks::create_webhook, webhooks::list_webhooks, webhooks::list_deliveries,
+        nlu::classify, nlu::train, nlu::put_knowledge_base, nlu::put_llm, nlu::answer, nlu::suggest, nlu::summarize,
+    ),
+    components(schemas(crate::problem::Problem, crate::problem::FieldError)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The description as JSON, built once.
+pub fn openapi_json() -> String {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    })
+    .clone()
+}

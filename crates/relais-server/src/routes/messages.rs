@@ -1,0 +1,326 @@
+//! Messages: send one, send a batch, read one with its events, cancel one.
+
+use crate::AppState;
+use crate::extract::{Caller, parse_json};
+use crate::problem::{ApiError, ApiResult, FieldError};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use relais_core::tenant::Scope;
+use relais_engine::send::{
+    AcceptContext, AcceptError, BatchItem, Idempotency, SANDBOX_KINDS, SendRequest, accept,
+    accept_batch,
+};
+use relais_store::{CancelOutcome, MessageEvent, MessageWithEvents};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Largest batch body: 10,000 messages of a few kilobytes each.
+const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/messages", post(send_message))
+        .route(
+            "/messages/batch",
+            post(send_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
+        .route("/messages/{id}", get(get_message))
+        .route("/messages/{id}/cancel", post(cancel_message))
+}
+
+/// The body of `POST /v1/messages` (see `docs/messages.md`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SendMessageDoc {
+    /// `"+33612345678"`, `{"contact_id": …}` or `{"channel": …, "address": …}`.
+    #[schema(value_type = Object)]
+    pub to: serde_json::Value,
+    /// A channel kind, e.g. `sim`, `sms`, `whatsapp`.
+    pub channel: Option<String>,
+    /// A fallback chain: `["whatsapp", {"channel": "sms", "after": "not_delivered", "within": "10m"}]`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub channels: Option<serde_json::Value>,
+    /// `{"text": …}` or richer content.
+    #[schema(value_type = Option<Object>)]
+    pub content: Option<serde_json::Value>,
+    /// A text template, e.g. `Bonjour {{ first_name }}`, instead of `content`.
+    pub template: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub variables: Option<serde_json::Value>,
+    /// `transactional` (default), `marketing` or a marketing topic.
+    pub purpose: Option<String>,
+    /// RFC 3339 instant.
+    pub send_at: Option<String>,
+    /// `"10m"`, `"2h"`, `"PT10M"` or seconds.
+    #[schema(value_type = Option<String>)]
+    pub validity: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub id: String,
+    /// `queued`, `scheduled`, or `rejected` (consent).
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub status: String,
+    #[schema(value_type = String)]
+    pub at: jiff::Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    pub id: String,
+    pub status: String,
+    pub channel: String,
+    pub to: String,
+    pub contact_id: Option<String>,
+    pub purpose: String,
+    /// SMS segments of the text (SMS-like channels only).
+    pub segments: Option<i64>,
+    pub provider_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub content: serde_json::Value,
+    #[schema(value_type = Option<String>)]
+    pub send_at: Option<jiff::Timestamp>,
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<jiff::Timestamp>,
+    #[schema(value_type = String)]
+    pub created_at: jiff::Timestamp,
+    #[schema(value_type = String)]
+    pub updated_at: jiff::Timestamp,
+    pub events: Vec<EventView>,
+}
+
+fn event_view(e: MessageEvent) -> EventView {
+    EventView {
+        status: e.status.as_str().to_owned(),
+        at: e.at,
+        reason: e.reason,
+        detail: e.detail,
+        attempt: e.attempt,
+        channel: e.channel,
+    }
+}
+
+fn message_view(m: MessageWithEvents) -> MessageView {
+    let MessageWithEvents { message, events } = m;
+    MessageView {
+        id: message.id,
+        status: message.status.as_str().to_owned(),
+        channel: message.channel,
+        to: message.to_address,
+        contact_id: message.contact_id,
+        purpose: message.purpose,
+        segments: message.segments,
+        provider_id: message.provider_id,
+        content: message.content,
+        send_at: message.send_at,
+        expires_at: message.expires_at,
+        created_at: message.created_at,
+        updated_at: message.updated_at,
+        events: events.into_iter().map(event_view).collect(),
+    }
+}
+
+fn accept_error(e: AcceptError) -> ApiError {
+    match e {
+        AcceptError::Invalid { pointer, detail } => ApiError::invalid_field(&pointer, detail),
+        e @ AcceptError::IdempotencyConflict { .. } => ApiError::conflict(e.to_string()),
+        AcceptError::Store(e) => e.into(),
+    }
+}
+
+fn context(state: &AppState) -> AcceptContext<'_> {
+    AcceptContext {
+        store: &*state.store,
+        rules: state.address_rules(),
+        now: state.clock.now(),
+        configured: SANDBOX_KINDS,
+    }
+}
+
+/// Accepts a message for sending; `Idempotency-Key` makes a retried request safe.
+#[utoipa::path(post, path = "/v1/messages", tag = "messages", request_body = SendMessageDoc,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the same message; same key, other body: 409")),
+    responses((status = 202, body = Accepted), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+pub async fn send_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    caller.require(Scope::Send)?;
+    let value: serde_json::Value = parse_json(&body)?;
+    let request: SendRequest = parse_json(&body)?;
+    let idempotency = match headers.get("idempotency-key") {
+        Some(raw) => {
+            let key = raw
+                .to_str()
+                .map_err(|_| ApiError::bad_request("the Idempotency-Key header must be text"))?;
+            Some(Idempotency::new(key, &value).map_err(|e| match e {
+                AcceptError::Invalid { detail, .. } => ApiError::bad_request(detail),
+                other => accept_error(other),
+            })?)
+        }
+        None => None,
+    };
+    let accepted = accept(context(&state), &caller.tenant_id, request, idempotency)
+        .await
+        .map_err(accept_error)?;
+    let mut response = (
+        StatusCode::ACCEPTED,
+        axum::Json(Accepted {
+            id: accepted.id,
+            status: accepted.status.as_str().to_owned(),
+        }),
+    )
+        .into_response();
+    if accepted.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Up to 10,000 messages, each like the body of `POST /v1/messages`.
+    #[schema(value_type = Vec<Object>)]
+    pub messages: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<FieldError>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    pub accepted: usize,
+    pub refused: usize,
+    pub results: Vec<BatchResult>,
+}
+
+/// Accepts up to 10,000 messages in one request; each item gets its own result.
+#[utoipa::path(post, path = "/v1/messages/batch", tag = "messages", request_body = BatchRequest,
+    responses((status = 202, body = BatchResponse), (status = 422, body = crate::problem::Problem)))]
+pub async fn send_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<(StatusCode, axum::Json<BatchResponse>)> {
+    caller.require(Scope::Send)?;
+    let batch: BatchRequest = parse_json(&body)?;
+    let items = accept_batch(context(&state), &caller.tenant_id, batch.messages)
+        .await
+        .map_err(accept_error)?;
+    let mut accepted = 0;
+    let results: Vec<BatchResult> = items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| match item {
+            BatchItem::Accepted(a) => {
+                accepted += 1;
+                BatchResult {
+                    index,
+                    id: Some(a.id),
+                    status: Some(a.status.as_str().to_owned()),
+                    error: None,
+                }
+            }
+            BatchItem::Refused(e) => {
+                let error = match e {
+                    AcceptError::Invalid { pointer, detail } => FieldError { pointer, detail },
+                    other => FieldError {
+                        pointer: format!("/messages/{index}"),
+                        detail: other.to_string(),
+                    },
+                };
+                BatchResult {
+                    index,
+                    id: None,
+                    status: None,
+                    error: Some(error),
+                }
+            }
+        })
+        .collect();
+    let refused = results.len() - accepted;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(BatchResponse {
+            accepted,
+            refused,
+            results,
+        }),
+    ))
+}
+
+/// A message with its status and every event of its life.
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
+    responses((status = 200, body = MessageView), (status = 404, body = crate::problem::Problem)))]
+pub async fn get_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<MessageView>> {
+    caller.require(Scope::Read)?;
+    let message = state
+        .store
+        .message(&caller.tenant_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("message {id}")))?;
+    Ok(axum::Json(message_view(message)))
+}
+
+/// Cancels a message that has not started sending (`accepted`, `scheduled`, `queued`).
+#[utoipa::path(post, path = "/v1/messages/{id}/cancel", tag = "messages",
+    responses((status = 200, body = MessageView), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)))]
+pub async fn cancel_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<MessageView>> {
+    caller.require(Scope::Send)?;
+    match state
+        .store
+        .cancel(&caller.tenant_id, &id, state.clock.now())
+        .await?
+    {
+        CancelOutcome::Canceled => {}
+        CancelOutcome::TooLate(status) => {
+            return Err(ApiError::conflict(format!(
+                "the message is already `{status}`; only accepted, scheduled or queued messages can be canceled"
+            )));
+        }
+    }
+    let message = state
+        .store
+        .message(&caller.tenant_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("message {id}")))?;
+    Ok(axum::Json(message_view(message)))
+}

@@ -1,0 +1,410 @@
+//! Messages over HTTP as a client sees them: send, batch, read with events, cancel,
+//! idempotency, and the sim sandbox phones, with the dispatcher driven by a manual clock.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use jiff::SignedDuration;
+use relais_core::clock::{Clock, ManualClock};
+use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
+use relais_engine::sim::{SimAdapter, SimConfig};
+use relais_engine::tenants::{Bootstrap, bootstrap};
+use relais_server::{AppState, HttpSettings, router};
+use relais_store::{SqliteStore, Store};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Api {
+    app: axum::Router,
+    key: String,
+    clock: Arc<ManualClock>,
+    dispatcher: Dispatcher,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+    // Saturday 21 November 2026, 10:00 UTC.
+    let clock = Arc::new(ManualClock::new("2026-11-21T10:00:00Z".parse().unwrap()));
+    let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
+        panic!("first start")
+    };
+    let settings = HttpSettings {
+        json_body_limit: 64 * 1024,
+        import_body_limit: 64 * 1024,
+        default_country: Some(phonenumber::country::Id::FR),
+    };
+    let state = AppState::new(store.clone(), clock.clone(), settings, None);
+    let config = DispatcherConfig {
+        lease_owner: "test".into(),
+        ..Default::default()
+    };
+    let dispatcher = Dispatcher::new(store.clone(), clock.clone(), config).with_adapter(Arc::new(
+        SimAdapter::new(store.clone(), SimConfig::default()),
+    ));
+    Api {
+        app: router(state),
+        key: key.secret,
+        clock,
+        dispatcher,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        self.call_as(&self.key, method, uri, body, headers).await
+    }
+
+    async fn call_as(
+        &self,
+        key: &str,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value)
+    }
+
+    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", uri, Some(body), &[]).await
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call("GET", uri, None, &[]).await
+    }
+
+    async fn dispatch(&self) {
+        self.dispatcher.run_until_idle(10).await.unwrap();
+    }
+}
+
+fn event_statuses(message: &Value) -> Vec<String> {
+    message["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sent_message_reaches_the_sim_phone_and_shows_its_events() {
+    let api = api().await;
+    let (status, accepted) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "content": {"text": "Votre code : 123456"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted["status"], "queued");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    api.dispatch().await;
+    api.clock.advance(SignedDuration::from_secs(1));
+    api.dispatch().await;
+    let (status, message) = api.get(&format!("/v1/messages/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(message["status"], "delivered");
+    assert_eq!(message["channel"], "sim");
+    assert_eq!(message["segments"], 1);
+    assert_eq!(
+        event_statuses(&message),
+        ["accepted", "queued", "sending", "sent", "delivered"]
+    );
+    assert!(
+        message["events"][0]["at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-21T10:00:00")
+    );
+    let (status, phone) = api.get("/v1/sim/phones/0612345678/messages").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(phone["number"], "+33612345678");
+    assert_eq!(phone["messages"][0]["text"], "Votre code : 123456");
+    assert_eq!(phone["messages"][0]["message_id"], id.as_str());
+    // The phone answers.
+    let (status, _) = api
+        .post(
+            "/v1/sim/phones/+33612345678/reply",
+            json!({"text": "Merci"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, phone) = api.get("/v1/sim/phones/0612345678/messages").await;
+    assert_eq!(phone["messages"][1]["direction"], "sent");
+    assert_eq!(phone["messages"][1]["text"], "Merci");
+    let (status, _) = api
+        .get("/v1/messages/01900000-0000-7000-8000-000000000000")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_or_conflicts() {
+    let api = api().await;
+    let body = json!({"to": "+33612345678", "content": {"text": "Commande 42"}});
+    let key = [("idempotency-key", "order-42")];
+    let (s1, first) = api
+        .call("POST", "/v1/messages", Some(body.clone()), &key)
+        .await;
+    let (s2, second) = api.call("POST", "/v1/messages", Some(body), &key).await;
+    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(first["id"], second["id"]);
+    let other = json!({"to": "+33612345678", "content": {"text": "Commande 43"}});
+    let (s3, problem) = api.call("POST", "/v1/messages", Some(other), &key).await;
+    assert_eq!(s3, StatusCode::CONFLICT);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key")
+    );
+    api.dispatch().await;
+    let (_, phone) = api.get("/v1/sim/phones/+33612345678/messages").await;
+    assert_eq!(phone["messages"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_requests_get_problems_that_point_at_the_field() {
+    let api = api().await;
+    let (status, problem) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "template": "Bonjour {{ first_name }}"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["pointer"], "/template");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("first_name"),
+        "{problem}"
+    );
+    let (status, problem) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "call me", "content": {"text": "x"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["pointer"], "/to");
+    let (status, problem) = api
+        .post(
+            "/v1/messages",
+            json!({"to": {"phone": "+33612345678"}, "content": {"text": "x"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["pointer"], "/to");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("contact_id"),
+        "{problem}"
+    );
+    let (status, problem) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "channel": "pigeon", "content": {"text": "x"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["pointer"], "/channel");
+}
+
+#[tokio::test]
+async fn a_message_without_consent_is_rejected_and_says_why() {
+    let api = api().await;
+    let (status, accepted) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "purpose": "marketing", "content": {"text": "Promo"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(accepted["status"], "rejected");
+    let (_, message) = api
+        .get(&format!(
+            "/v1/messages/{}",
+            accepted["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(message["status"], "rejected");
+    assert_eq!(message["events"][1]["reason"], "no_opt_in");
+    api.dispatch().await;
+    let (_, phone) = api.get("/v1/sim/phones/+33612345678/messages").await;
+    assert!(phone["messages"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_scheduled_message_can_be_canceled_before_it_goes() {
+    let api = api().await;
+    let (_, accepted) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "content": {"text": "Rappel"}, "send_at": "2026-11-21T12:00:00Z"}),
+        )
+        .await;
+    assert_eq!(accepted["status"], "scheduled");
+    let id = accepted["id"].as_str().unwrap();
+    let (status, canceled) = api
+        .call("POST", &format!("/v1/messages/{id}/cancel"), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(canceled["status"], "canceled");
+    api.clock.advance(SignedDuration::from_hours(3));
+    api.dispatch().await;
+    let (_, phone) = api.get("/v1/sim/phones/+33612345678/messages").await;
+    assert!(phone["messages"].as_array().unwrap().is_empty());
+    // A sent message cannot be canceled.
+    let (_, sent) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "content": {"text": "Now"}}),
+        )
+        .await;
+    api.dispatch().await;
+    let (status, problem) = api
+        .call(
+            "POST",
+            &format!("/v1/messages/{}/cancel", sent["id"].as_str().unwrap()),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(problem["detail"].as_str().unwrap().contains("sent"));
+}
+
+#[tokio::test]
+async fn a_batch_accepts_the_valid_items_and_reports_the_others() {
+    let api = api().await;
+    let (status, body) = api
+        .post(
+            "/v1/messages/batch",
+            json!({"messages": [
+                {"to": "+33612345678", "content": {"text": "Un"}},
+                {"to": "not a number", "content": {"text": "Deux"}},
+                {"to": "+33612345679", "template": "Trois {{ n }}", "variables": {"n": 3}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["accepted"], 2);
+    assert_eq!(body["refused"], 1);
+    assert_eq!(body["results"][1]["error"]["pointer"], "/messages/1/to");
+    assert_eq!(body["results"][0]["status"], "queued");
+    api.dispatch().await;
+    let (_, phone) = api.get("/v1/sim/phones/+33612345679/messages").await;
+    assert_eq!(phone["messages"][0]["text"], "Trois 3");
+}
+
+#[tokio::test]
+async fn a_webhook_is_registered_with_a_secret_and_logs_its_deliveries() {
+    let api = api().await;
+    let (status, hook) = api
+        .post("/v1/webhooks", json!({"url": "https://example.com/relais"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    assert!(hook["secret"].as_str().unwrap().starts_with("whsec_"));
+    let (_, hooks) = api.get("/v1/webhooks").await;
+    assert_eq!(hooks[0]["id"], hook["id"]);
+    assert!(hooks[0].get("secret").is_none(), "the secret is shown once");
+    let (status, problem) = api.post("/v1/webhooks", json!({"url": "not a url"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["pointer"], "/url");
+    api.post(
+        "/v1/messages",
+        json!({"to": "+33612345678", "content": {"text": "Hi"}}),
+    )
+    .await;
+    // This dispatcher has no HTTP poster: deliveries wait, logged as pending.
+    api.dispatch().await;
+    let (status, log) = api
+        .get(&format!(
+            "/v1/webhooks/{}/deliveries",
+            hook["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let statuses: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["payload"]["data"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["sending", "sent"]);
+    assert_eq!(log[0]["status"], "pending");
+    let (status, _) = api.get("/v1/webhooks/nope/deliveries").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn another_tenant_sees_none_of_the_messages() {
+    let api = api().await;
+    let (status, tenant) = api.post("/v1/tenants", json!({"name": "globex"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{tenant}");
+    let other = tenant["api_key"].as_str().unwrap().to_owned();
+    let body = json!({"to": "+33612345678", "content": {"text": "Privé"}});
+    let key = [("idempotency-key", "k-1")];
+    let (_, mine) = api
+        .call("POST", "/v1/messages", Some(body.clone()), &key)
+        .await;
+    let id = mine["id"].as_str().unwrap();
+    let uri = format!("/v1/messages/{id}");
+    let (status, _) = api.call_as(&other, "GET", &uri, None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let cancel = format!("/v1/messages/{id}/cancel");
+    let (status, _) = api.call_as(&other, "POST", &cancel, None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The same Idempotency-Key in another tenant is another message.
+    let (status, theirs) = api
+        .call_as(&other, "POST", "/v1/messages", Some(body), &key)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_ne!(theirs["id"], mine["id"]);
+    api.dispatch().await;
+    let (_, phone) = api
+        .call_as(
+            &other,
+            "GET",
+            "/v1/sim/phones/+33612345678/messages",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(phone["messages"].as_array().unwrap().len(), 1);
+    let (status, _) = api.get(&uri).await;
+    assert_eq!(status, StatusCode::OK);
+}

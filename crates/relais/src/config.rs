@@ -1,0 +1,149 @@
+//! Effective configuration: flags over `RELAIS_*` environment variables over the TOML file
+//! (`--config FILE` or `RELAIS_CONFIG`) over documented defaults.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./relais-data";
+
+/// Options shared by every command that touches the store.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreArgs {
+    /// Data directory for the embedded SQLite database and the admin key file.
+    #[arg(long, env = "RELAIS_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` to use PostgreSQL instead of the embedded SQLite.
+    #[arg(
+        long,
+        env = "RELAIS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// TOML configuration file.
+    #[arg(long = "config", env = "RELAIS_CONFIG", global = true)]
+    pub config_file: Option<PathBuf>,
+    /// Country assumed for national phone numbers (ISO code, e.g. FR).
+    #[arg(long, env = "RELAIS_DEFAULT_COUNTRY", global = true)]
+    pub default_country: Option<String>,
+}
+
+/// Options of `relais serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP API.
+    #[arg(long, env = "RELAIS_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Also accept SMPP binds from applications on this address.
+    #[arg(long, env = "RELAIS_SMPP_LISTEN")]
+    pub smpp_listen: Option<SocketAddr>,
+}
+
+/// The file's shape; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    smpp_listen: Option<SocketAddr>,
+    default_country: Option<String>,
+    admin_key: Option<String>,
+    log: Option<String>,
+    json_body_limit: Option<usize>,
+    import_body_limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Where the data lives; `sqlite://<data_dir>/relais.db` unless PostgreSQL is named.
+    pub database_url: String,
+    pub smpp_listen: Option<SocketAddr>,
+    pub default_country: Option<String>,
+    /// Preset admin key (`RELAIS_ADMIN_KEY`); never printed.
+    #[serde(serialize_with = "redact_secret")]
+    pub admin_key: Option<String>,
+    pub log: String,
+    pub json_body_limit: usize,
+    pub import_body_limit: usize,
+}
+
+fn redact_secret<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("***"),
+        None => s.serialize_str(""),
+    }
+}
+
+impl Config {
+    pub fn load(store: &StoreArgs, serve: &ServeArgs) -> anyhow::Result<Config> {
+        let file = match &store.config_file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let data_dir = store
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = store
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("relais.db").display()));
+        let default_country = store.default_country.clone().or(file.default_country);
+        if let Some(c) = &default_country {
+            relais_core::phone::parse_country(c)?;
+        }
+        let config = Config {
+            listen: match serve.listen.or(file.listen) {
+                Some(a) => a,
+                None => DEFAULT_LISTEN.parse().context("default listen address")?,
+            },
+            data_dir,
+            database_url,
+            smpp_listen: serve.smpp_listen.or(file.smpp_listen),
+            default_country,
+            admin_key: env("RELAIS_ADMIN_KEY").or(file.admin_key),
+            log: env("RELAIS_LOG")
+                .or(file.log)
+                .unwrap_or_else(|| "info".into()),
+            json_body_limit: file.json_body_limit.unwrap_or(1024 * 1024),
+            import_body_limit: file.import_body_limit.unwrap_or(2 * 1024 * 1024 * 1024),
+        };
+        if config.json_body_limit < 1024 {
+            bail!("json_body_limit must be at least 1024 bytes");
+        }
+        Ok(config)
+    }
+
+    pub fn country(&self) -> Option<phonenumber::country::Id> {
+        self.default_country
+            .as_deref()
+            .and_then(|c| relais_core::phone::parse_country(c).ok())
+    }
+
+    /// The configuration as TOML, secrets redacted.
+    pub fn render(&self) -> anyhow::Result<String> {
+        let mut shown = self.clone();
+        shown.database_url = relais_store::redact_url(&self.database_url);
+        let mut text = toml::to_string_pretty(&shown)?;
+        if self.admin_key.is_none() {
+            text = text.replace("admin_key = \"\"\n", "");
+        }
+        Ok(text)
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}

@@ -1,0 +1,92 @@
+//! `relais`: the one binary. Errors reach the user as one line on stderr.
+
+mod bench;
+mod config;
+mod contacts;
+mod serve;
+mod tenants;
+
+use clap::{Parser, Subcommand};
+use config::{Config, ServeArgs, StoreArgs};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "relais",
+    version,
+    about = "Self-hosted omnichannel conversational messaging"
+)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (HTTP API, workers, optional SMPP listener).
+    Serve(ServeArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenants(tenants::TenantsCommand),
+    /// Manage contacts.
+    #[command(subcommand)]
+    Contacts(contacts::ContactsCommand),
+    /// Print the effective configuration (secrets redacted).
+    Config(ServeArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config::load(&cli.store, &args)?;
+            init_logging(&config.log);
+            serve::run(config).await
+        }
+        Command::Config(args) => {
+            print!("{}", Config::load(&cli.store, &args)?.render()?);
+            Ok(())
+        }
+        Command::Tenants(cmd) => {
+            tenants::run(cmd, Config::load(&cli.store, &ServeArgs::default())?).await
+        }
+        Command::Contacts(cmd) => {
+            contacts::run(cmd, Config::load(&cli.store, &ServeArgs::default())?).await
+        }
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

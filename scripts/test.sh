@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script).
+#
+# Installs what the tests need when it is missing (interop peers from Debian and PyPI),
+# makes sure the local PostgreSQL runs (the storage suite runs against it too), then runs
+# every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+log "PostgreSQL"
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+    fi
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is required on 127.0.0.1:5432" >&2; exit 1; }
+
+log "interop peers"
+if [ "$(id -u)" = 0 ]; then
+    sh scripts/install-smpp-peers.sh
+else
+    echo "not root: skipping peer installation (tests needing a missing peer will say so)"
+fi
+
+log "format"
+cargo fmt --all -- --check
+
+log "tests"
+# Interop tests fail instead of skipping when a peer is missing.
+export RELAIS_REQUIRE_PEERS="${RELAIS_REQUIRE_PEERS:-1}"
+cargo test --workspace --no-fail-fast

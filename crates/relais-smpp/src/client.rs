@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::codec::{DEFAULT_MAX_PDU_LEN, Frame, generic_nack};
 use crate::concat::{Concatenation, Reassembler, Udh, build_parts};
+use crate::correlate::ReceiptIdBase;
 use crate::connection::{FrameReader, FrameWriter, split};
 use crate::correlate::{Correlator, PartRef, Receipt};
 use crate::pdu::{
@@ -93,6 +94,8 @@ pub struct ClientConfig {
     pub correlation_capacity: usize,
     /// Receipts held waiting for their id.
     pub early_receipt_capacity: usize,
+    /// How receipt ids relate to `submit_sm_resp` ids (Kannel's `msg-id-type`).
+    pub receipt_id_base: ReceiptIdBase,
     /// Events buffered for the application before binds stop reading.
     pub events_capacity: usize,
 }
@@ -125,6 +128,7 @@ impl Default for ClientConfig {
             receipt_hold_secs: 30,
             correlation_capacity: 1_000_000,
             early_receipt_capacity: 100_000,
+            receipt_id_base: ReceiptIdBase::Same,
             events_capacity: 10_000,
         }
     }
@@ -310,10 +314,11 @@ impl SmppClient {
         let binds = config.binds.clamp(1, 64);
         let (etx, erx) = mpsc::channel(config.events_capacity.max(16));
         let shared = Arc::new(Shared {
-            correlator: Mutex::new(Correlator::new(
+            correlator: Mutex::new(Correlator::with_receipt_ids(
                 config.correlation_capacity,
                 config.early_receipt_capacity,
                 Duration::from_secs(config.receipt_hold_secs),
+                config.receipt_id_base,
             )),
             reassembler: Mutex::new(Reassembler::new(10_000, Duration::from_secs(300))),
             events: etx,

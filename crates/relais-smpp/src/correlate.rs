@@ -5,9 +5,10 @@
 //! and released as soon as the id becomes known. When the hold expires or the buffer is full
 //! it is released uncorrelated (`reference: None`): never dropped.
 //!
-//! Ids are compared after normalisation (trimmed, lower case, leading zeros removed), and a
-//! decimal receipt id also matches the same number written in hex in the resp, and vice versa:
-//! SMSCs disagree on that (Kannel's `msg-id-type`).
+//! Ids are compared after normalisation (trimmed, lower case, leading zeros removed). Some
+//! SMSCs write the id of the receipt in another base than the id of the `submit_sm_resp`
+//! (Kannel's `msg-id-type`); that is configured with [`ReceiptIdBase`], never guessed: a
+//! guess would match receipt `16` to the submit `10` (0x10) of another message.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub struct Correlator {
     max_known: usize,
     max_early: usize,
     hold: Duration,
+    receipt_ids: ReceiptIdBase,
 }
 
 /// Normal form of a message id.
@@ -65,27 +67,48 @@ pub fn normalise(id: &str) -> String {
     }
 }
 
-/// The forms `id` may have been written in by the other side.
-fn candidates(id: &str) -> Vec<String> {
-    let n = normalise(id);
-    let mut out = vec![n.clone()];
-    if !n.is_empty() && n.len() <= 30 {
-        if n.bytes().all(|b| b.is_ascii_digit())
-            && let Ok(v) = n.parse::<u128>()
-        {
-            out.push(format!("{v:x}"));
-        }
-        if n.bytes().all(|b| b.is_ascii_hexdigit())
-            && let Ok(v) = u128::from_str_radix(&n, 16)
-        {
-            out.push(v.to_string());
-        }
+/// How the id in a receipt relates to the id the SMSC gave in `submit_sm_resp`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptIdBase {
+    /// The same string (after normalisation). Most SMSCs.
+    #[default]
+    Same,
+    /// `submit_sm_resp` gives hex, the receipt gives the same number in decimal.
+    HexSubmitDecimalReceipt,
+    /// `submit_sm_resp` gives decimal, the receipt gives the same number in hex.
+    DecimalSubmitHexReceipt,
+}
+
+impl ReceiptIdBase {
+    /// The receipt's id written the way the `submit_sm_resp` wrote it. An id that does not
+    /// parse in the configured base is kept as it is (and will then only match verbatim).
+    fn submit_form(self, receipt_id: &str) -> String {
+        let n = normalise(receipt_id);
+        let converted = match self {
+            ReceiptIdBase::Same => None,
+            ReceiptIdBase::HexSubmitDecimalReceipt => {
+                n.parse::<u128>().ok().map(|v| format!("{v:x}"))
+            }
+            ReceiptIdBase::DecimalSubmitHexReceipt => {
+                u128::from_str_radix(&n, 16).ok().map(|v| v.to_string())
+            }
+        };
+        converted.unwrap_or(n)
     }
-    out
 }
 
 impl Correlator {
     pub fn new(max_known: usize, max_early: usize, hold: Duration) -> Self {
+        Self::with_receipt_ids(max_known, max_early, hold, ReceiptIdBase::Same)
+    }
+
+    pub fn with_receipt_ids(
+        max_known: usize,
+        max_early: usize,
+        hold: Duration,
+        receipt_ids: ReceiptIdBase,
+    ) -> Self {
         Self {
             known: HashMap::new(),
             known_order: VecDeque::new(),
@@ -95,24 +118,23 @@ impl Correlator {
             max_known: max_known.max(1),
             max_early: max_early.max(1),
             hold,
+            receipt_ids,
         }
     }
 
     /// Records that `id` was given to `part`. Returns receipts that were waiting for it.
     pub fn on_submitted(&mut self, id: &str, part: PartRef) -> Vec<Receipt> {
         let mut released = Vec::new();
-        for c in candidates(id) {
-            if let Some((mut r, _)) = self.early.remove(&c) {
-                r.part = Some(part.clone());
-                released.push(r);
-            }
+        let key = normalise(id);
+        if let Some((mut r, _)) = self.early.remove(&key) {
+            r.part = Some(part.clone());
+            released.push(r);
         }
         // One final receipt per part: once it is out, the id need not be remembered.
         if released.iter().any(|r| r.state.is_final()) {
             return released;
         }
         self.counter += 1;
-        let key = normalise(id);
         self.known.insert(key.clone(), (part, self.counter));
         self.known_order.push_back((key, self.counter));
         while self.known.len() > self.max_known {
@@ -134,18 +156,15 @@ impl Correlator {
     /// A receipt arrived. Returns what to emit now: the receipt itself when its id is known
     /// (or when it cannot be held), plus any older held receipt pushed out of a full buffer.
     pub fn on_receipt(&mut self, mut r: Receipt, now: Instant) -> Vec<Receipt> {
-        let cands = candidates(&r.message_id);
-        for c in &cands {
-            if let Some((part, _)) = self.known.get(c) {
-                r.part = Some(part.clone());
-                if r.state.is_final() {
-                    self.known.remove(c);
-                }
-                return vec![r];
+        let key = self.receipt_ids.submit_form(&r.message_id);
+        if let Some((part, _)) = self.known.get(&key) {
+            r.part = Some(part.clone());
+            if r.state.is_final() {
+                self.known.remove(&key);
             }
+            return vec![r];
         }
         let mut out = Vec::new();
-        let key = cands.into_iter().next().unwrap_or_default();
         self.counter += 1;
         if let Some((old, _)) = self.early.insert(key.clone(), (r, self.counter)) {
             out.push(old); // a second receipt for the same unknown id: emit the first
@@ -243,11 +262,27 @@ mod tests {
     }
 
     #[test]
-    fn hex_resp_matches_decimal_receipt() {
-        let mut c = Correlator::new(100, 100, Duration::from_secs(10));
+    fn hex_resp_matches_decimal_receipt_when_configured() {
+        let mut c = Correlator::with_receipt_ids(
+            100,
+            100,
+            Duration::from_secs(10),
+            ReceiptIdBase::HexSubmitDecimalReceipt,
+        );
         c.on_submitted("ff", part("m3"));
         let out = c.on_receipt(receipt("255", ReceiptState::Undeliverable), Instant::now());
         assert_eq!(out[0].part.as_ref().map(|p| &*p.reference), Some("m3"));
+    }
+
+    #[test]
+    fn an_early_receipt_never_matches_another_number_written_in_another_base() {
+        // Receipt for id 16 arrives before its resp, while id 10 (0x10 = 16) is known.
+        let mut c = Correlator::new(100, 100, Duration::from_secs(10));
+        c.on_submitted("10", part("ten"));
+        let out = c.on_receipt(receipt("16", ReceiptState::Delivered), Instant::now());
+        assert!(out.is_empty(), "held, not matched to message 10");
+        let out = c.on_submitted("16", part("sixteen"));
+        assert_eq!(out[0].part.as_ref().map(|p| &*p.reference), Some("sixteen"));
     }
 
     #[test]

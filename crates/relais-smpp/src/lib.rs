@@ -24,7 +24,7 @@ pub use client::{
     SmppEvent, SubmitError, SubmitOutcome, SubmitRequest,
 };
 pub use concat::Concatenation;
-pub use correlate::{PartRef, Receipt};
+pub use correlate::{PartRef, Receipt, ReceiptIdBase};
 pub use pdu::{BindMode, BindRequest, ShortMessage};
 pub use receipt::{MessageOutcome, ReceiptState, message_outcome};
 pub use server::{

@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::codec::{DEFAULT_MAX_PDU_LEN, Frame, generic_nack};
 use crate::concat::{Concatenation, Reassembler, Udh, build_parts};
-use crate::correlate::ReceiptIdBase;
 use crate::connection::{FrameReader, FrameWriter, split};
+use crate::correlate::ReceiptIdBase;
 use crate::correlate::{Correlator, PartRef, Receipt};
 use crate::pdu::{
     BindMode, ESM_UDHI, ShortMessage, bind_pdu, deliver_sm_resp, error_resp, text_of, wire_address,

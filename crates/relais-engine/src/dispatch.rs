@@ -93,6 +93,30 @@ pub trait ChannelAdapter: Send + Sync {
     }
 }
 
+/// Adapters of configured channels (an SMPP account…), by channel id. Shared by the API, which
+/// adds a channel as soon as it is created, and the dispatcher, which sends a message whose
+/// `channel` is that id through it. These adapters pace themselves (an SMPP client has its
+/// `max_rate` and window), so the per-kind token bucket does not apply to them.
+#[derive(Clone, Default)]
+pub struct ChannelRegistry {
+    adapters: Arc<std::sync::RwLock<HashMap<String, Arc<dyn ChannelAdapter>>>>,
+}
+
+impl ChannelRegistry {
+    pub fn insert(&self, channel_id: &str, adapter: Arc<dyn ChannelAdapter>) {
+        let mut map = self.adapters.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(channel_id.to_owned(), adapter);
+    }
+    pub fn remove(&self, channel_id: &str) -> Option<Arc<dyn ChannelAdapter>> {
+        let mut map = self.adapters.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(channel_id)
+    }
+    pub fn get(&self, channel_id: &str) -> Option<Arc<dyn ChannelAdapter>> {
+        let map = self.adapters.read().unwrap_or_else(|p| p.into_inner());
+        map.get(channel_id).cloned()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
     /// Names this node in leases; unique per process.
@@ -109,6 +133,9 @@ pub struct DispatcherConfig {
     pub idle: std::time::Duration,
     /// How the `sim` channel answers.
     pub sim: crate::sim::SimConfig,
+    /// A development aid: the `sim` channel also POSTs every send to this URL
+    /// (`RELAIS_SIM_SINK_URL`), see [`crate::sim::SimAdapter::with_sink`].
+    pub sim_sink_url: Option<String>,
 }
 
 impl Default for DispatcherConfig {
@@ -122,6 +149,7 @@ impl Default for DispatcherConfig {
             retry: RetryPolicy::DEFAULT,
             idle: std::time::Duration::from_millis(200),
             sim: crate::sim::SimConfig::default(),
+            sim_sink_url: None,
         }
     }
 }
@@ -195,6 +223,7 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     config: DispatcherConfig,
     adapters: HashMap<ChannelKind, Arc<dyn ChannelAdapter>>,
+    registry: ChannelRegistry,
     buckets: Mutex<HashMap<ChannelKind, Bucket>>,
     rng: Mutex<StdRng>,
     webhooks: Option<crate::webhooks::WebhookWorker>,
@@ -208,6 +237,7 @@ impl Dispatcher {
             clock,
             config,
             adapters: HashMap::new(),
+            registry: ChannelRegistry::default(),
             buckets: Mutex::new(HashMap::new()),
             rng: Mutex::new(StdRng::from_entropy()),
             webhooks: None,
@@ -232,6 +262,12 @@ impl Dispatcher {
         self
     }
 
+    /// Sends messages whose `channel` is a configured channel's id through its adapter.
+    pub fn with_registry(mut self, registry: ChannelRegistry) -> Self {
+        self.registry = registry;
+        self
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
@@ -240,6 +276,9 @@ impl Dispatcher {
     pub async fn run_once(&self) -> Result<RoundReport, DispatchError> {
         let mut report = RoundReport::default();
         let now = self.clock.now();
+        // One transaction for all the round's receipts: with thousands of messages in
+        // flight, a commit per receipt is what limits the dispatcher.
+        let mut receipts = Vec::new();
         for adapter in self.adapters.values() {
             for receipt in adapter.poll_receipts(now).await {
                 let mut event = MessageEvent::new(receipt.status, receipt.at)
@@ -248,12 +287,12 @@ impl Dispatcher {
                 if let Some(detail) = receipt.detail {
                     event = event.detail(detail);
                 }
-                match self.store.record_status(&receipt.message_id, &event).await {
-                    Ok(_) => report.receipts += 1,
-                    Err(StoreError::NotFound(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                receipts.push((receipt.message_id, event));
             }
+        }
+        for chunk in receipts.chunks(1000) {
+            self.store.record_statuses(chunk).await?;
+            report.receipts += chunk.len();
         }
         let items = self
             .store
@@ -334,8 +373,8 @@ impl Dispatcher {
         let attempt = item.attempts + 1;
         let outcome = match self.prepare(&item) {
             Err(e) => Err(e),
-            Ok((adapter, outbound)) => {
-                if let Err(next) = self.take_token(adapter.kind(), now) {
+            Ok((adapter, outbound, paced)) => {
+                if !paced && let Err(next) = self.take_token(adapter.kind(), now) {
                     report.throttled += 1;
                     return self
                         .settle(
@@ -432,24 +471,31 @@ impl Dispatcher {
         }
     }
 
-    /// The adapter and the message as it goes to it.
+    /// The adapter, the message as it goes to it, and whether the adapter paces itself
+    /// (a configured channel).
     fn prepare(
         &self,
         item: &OutboxItem,
-    ) -> Result<(Arc<dyn ChannelAdapter>, OutboundMessage), SendError> {
+    ) -> Result<(Arc<dyn ChannelAdapter>, OutboundMessage, bool), SendError> {
         let message = &item.message;
-        let kind: ChannelKind = message.channel.parse().map_err(|_| {
-            SendError::permanent(
-                "unknown_channel",
-                format!("channel `{}` is not known", message.channel),
-            )
-        })?;
-        let adapter = self.adapters.get(&kind).cloned().ok_or_else(|| {
-            SendError::permanent(
-                "channel_not_configured",
-                format!("no `{kind}` channel is configured on this server"),
-            )
-        })?;
+        let (kind, adapter, paced) = match self.registry.get(&message.channel) {
+            Some(adapter) => (adapter.kind(), adapter, true),
+            None => {
+                let kind: ChannelKind = message.channel.parse().map_err(|_| {
+                    SendError::permanent(
+                        "unknown_channel",
+                        format!("channel `{}` is not known", message.channel),
+                    )
+                })?;
+                let adapter = self.adapters.get(&kind).cloned().ok_or_else(|| {
+                    SendError::permanent(
+                        "channel_not_configured",
+                        format!("no `{kind}` channel is configured on this server"),
+                    )
+                })?;
+                (kind, adapter, false)
+            }
+        };
         let content: Content = serde_json::from_value(message.content.clone()).map_err(|e| {
             SendError::permanent("bad_content", format!("stored content is unreadable: {e}"))
         })?;
@@ -465,6 +511,7 @@ impl Dispatcher {
                 attempt: item.attempts + 1,
                 now: self.clock.now(),
             },
+            paced,
         ))
     }
 
@@ -709,14 +756,36 @@ pub async fn apply_provider_receipt(
     at: Timestamp,
     detail: Option<String>,
 ) -> Result<Option<MessageStatus>, DispatchError> {
-    let Some(message) = store
-        .message_by_provider_id(channel.as_str(), provider_id)
-        .await?
-    else {
+    apply_channel_receipt(store, channel.as_str(), provider_id, status, at, detail).await
+}
+
+/// [`apply_provider_receipt`] for a message sent on `channel`, a channel kind or a
+/// configured channel's id.
+pub async fn apply_channel_receipt(
+    store: &dyn Store,
+    channel: &str,
+    provider_id: &str,
+    status: MessageStatus,
+    at: Timestamp,
+    detail: Option<String>,
+) -> Result<Option<MessageStatus>, DispatchError> {
+    let Some(message) = store.message_by_provider_id(channel, provider_id).await? else {
         return Ok(None);
     };
+    apply_receipt_to(store, &message, status, at, detail).await
+}
+
+/// Applies a receipt to a message already found (an SMPP receipt names the message by the
+/// reference it was submitted with).
+pub async fn apply_receipt_to(
+    store: &dyn Store,
+    message: &Message,
+    status: MessageStatus,
+    at: Timestamp,
+    detail: Option<String>,
+) -> Result<Option<MessageStatus>, DispatchError> {
     let mut event = MessageEvent::new(status, at)
-        .channel(channel.as_str())
+        .channel(message.channel.as_str())
         .reason("receipt");
     if let Some(detail) = detail {
         event = event.detail(detail);
@@ -738,7 +807,7 @@ pub async fn apply_provider_receipt(
         });
         if let FallbackDecision::Start { step: next } = chain.decide(&attempts, at)
             && let Some((to, events)) =
-                next_step(store, &message, &chain, next, vec![event.clone()], at).await?
+                next_step(store, message, &chain, next, vec![event.clone()], at).await?
             && store
                 .fall_back(&message.id, message.step, &events, &to, at)
                 .await?
@@ -802,11 +871,29 @@ pub fn spawn_dispatcher(
     clock: Arc<dyn Clock>,
     config: DispatcherConfig,
 ) -> DispatcherHandle {
-    let sim = Arc::new(crate::sim::SimAdapter::new(
-        store.clone(),
-        config.sim.clone(),
-    ));
-    let mut dispatcher = Dispatcher::new(store, clock, config).with_adapter(sim);
+    spawn_dispatcher_with(store, clock, config, ChannelRegistry::default())
+}
+
+/// [`spawn_dispatcher`] that also sends through the configured channels of `registry`.
+pub fn spawn_dispatcher_with(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: DispatcherConfig,
+    registry: ChannelRegistry,
+) -> DispatcherHandle {
+    let mut sim = crate::sim::SimAdapter::new(store.clone(), config.sim.clone());
+    if let Some(url) = &config.sim_sink_url {
+        sim = match sim.with_sink(url.clone()) {
+            Ok(sim) => sim,
+            Err(e) => {
+                tracing::error!(error = %e, "the sim sink is off: no HTTP client");
+                crate::sim::SimAdapter::new(store.clone(), config.sim.clone())
+            }
+        };
+    }
+    let mut dispatcher = Dispatcher::new(store, clock, config)
+        .with_adapter(Arc::new(sim))
+        .with_registry(registry);
     match crate::webhooks::HttpPoster::new() {
         Ok(poster) => dispatcher = dispatcher.with_webhooks(Arc::new(poster)),
         Err(e) => tracing::error!(error = %e, "outgoing webhooks are off: no HTTP client"),

@@ -3,8 +3,11 @@
 
 pub mod dispatch;
 pub mod import;
+pub mod inbound;
 pub mod nlu;
 pub mod send;
 pub mod sim;
+pub mod smpp_channel;
+pub mod smpp_server;
 pub mod tenants;
 pub mod webhooks;

@@ -18,6 +18,7 @@ use relais_core::template::{ContentTemplate, ContentTemplateError, template_cont
 use relais_store::{MessageEvent, NewContact, NewMessage, Store, StoreError};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// Most messages one batch request may carry.
 pub const MAX_BATCH: usize = 10_000;
@@ -335,7 +336,7 @@ fn serde_path_to_request(raw: serde_json::Value) -> Result<SendRequest, (String,
 async fn prepare(
     ctx: AcceptContext<'_>,
     tenant: &str,
-    request: SendRequest,
+    mut request: SendRequest,
     idempotency: Option<&Idempotency>,
     base: &str,
 ) -> Result<NewMessage, AcceptError> {
@@ -369,12 +370,14 @@ async fn prepare(
         .map_err(|e| invalid(&at("/content"), e.to_string()))?;
 
     let (contact, address) = resolve_contact(ctx, tenant, &request.to, &at("/to")).await?;
-    let chain = pick_route(&request, &contact, &address, ctx.configured, &at)?;
+    let named = resolve_channel_names(ctx.store, tenant, &mut request, base).await?;
+    let chain = pick_route(&request, &contact, &address, ctx.configured, &named, &at)?;
     let first = chain
         .steps()
         .first()
         .ok_or_else(|| invalid(&at("/channels"), "the chain is empty"))?;
-    let kind = channel_kind(
+    let kind = kind_of(
+        &named,
         &first.channel,
         &at(if request.channels.is_some() {
             "/channels/0"
@@ -383,7 +386,12 @@ async fn prepare(
         }),
     )?;
     chain
-        .check_capabilities(|name| name.parse().ok().map(ChannelCapabilities::for_kind))
+        .check_capabilities(|name| {
+            name.parse()
+                .ok()
+                .or_else(|| named.get(name).copied())
+                .map(ChannelCapabilities::for_kind)
+        })
         .map_err(|e| invalid(&at("/channels"), e.to_string()))?;
 
     // Personalise with the contact's attributes and the request's variables.
@@ -540,11 +548,98 @@ pub(crate) fn channel_kind(name: &str, pointer: &str) -> Result<ChannelKind, Acc
         .map_err(|e| invalid(pointer, e.to_string()))
 }
 
+/// The channel kind a configured channel of provider kind `kind` (`smpp`, …) sends on.
+pub fn configured_kind(kind: &str) -> Option<ChannelKind> {
+    match kind {
+        "smpp" => Some(ChannelKind::Sms),
+        other => other.parse().ok(),
+    }
+}
+
+/// A channel kind, or the kind of a configured channel named in the request.
+fn kind_of(
+    named: &HashMap<String, ChannelKind>,
+    name: &str,
+    pointer: &str,
+) -> Result<ChannelKind, AcceptError> {
+    match named.get(name) {
+        Some(kind) => Ok(*kind),
+        None => channel_kind(name, pointer),
+    }
+}
+
+/// Replaces the names of the tenant's configured channels in `channel` / `channels` by their
+/// ids (what the dispatcher routes on), and says which kind each id sends on.
+async fn resolve_channel_names(
+    store: &dyn Store,
+    tenant: &str,
+    request: &mut SendRequest,
+    base: &str,
+) -> Result<HashMap<String, ChannelKind>, AcceptError> {
+    // A plain function of `base`: a `&dyn Fn` held across the awaits would make the
+    // accept future not `Send`.
+    let at = |p: &str| format!("{base}{p}");
+    let mut named = HashMap::new();
+    if let Some(name) = &mut request.channel
+        && let Some((id, kind)) = configured_channel(store, tenant, name, &at("/channel")).await?
+    {
+        *name = id.clone();
+        named.insert(id, kind);
+    }
+    if let Some(chain) = &request.channels {
+        let mut steps = chain.steps().to_vec();
+        let mut changed = false;
+        for (i, step) in steps.iter_mut().enumerate() {
+            let pointer = at(&format!("/channels/{i}"));
+            if let Some((id, kind)) =
+                configured_channel(store, tenant, &step.channel, &pointer).await?
+            {
+                step.channel = id.clone();
+                named.insert(id, kind);
+                changed = true;
+            }
+        }
+        if changed {
+            request.channels = Some(
+                FallbackChain::new(steps).map_err(|e| invalid(&at("/channels"), e.to_string()))?,
+            );
+        }
+    }
+    Ok(named)
+}
+
+/// The id and kind of the configured channel `name` names; `None` for a channel kind or an
+/// unknown name (refused later as an unknown channel).
+async fn configured_channel(
+    store: &dyn Store,
+    tenant: &str,
+    name: &str,
+    pointer: &str,
+) -> Result<Option<(String, ChannelKind)>, AcceptError> {
+    if name.parse::<ChannelKind>().is_ok() {
+        return Ok(None);
+    }
+    let Some(record) = store.channel_by_name_or_id(tenant, name).await? else {
+        return Ok(None);
+    };
+    let kind = configured_kind(&record.kind).ok_or_else(|| {
+        invalid(
+            pointer,
+            format!(
+                "channel `{name}` (kind `{}`) does not send messages",
+                record.kind
+            ),
+        )
+    })?;
+    Ok(Some((record.id, kind)))
+}
+
 fn pick_route(
     request: &SendRequest,
     contact: &Contact,
     address: &str,
     configured: &[ChannelKind],
+    named: &HashMap<String, ChannelKind>,
     at: &dyn Fn(&str) -> String,
 ) -> Result<FallbackChain, AcceptError> {
     match (&request.channel, &request.channels) {
@@ -553,12 +648,12 @@ fn pick_route(
             "give either `channel` or `channels`, not both",
         )),
         (Some(channel), None) => {
-            channel_kind(channel, &at("/channel"))?;
+            kind_of(named, channel, &at("/channel"))?;
             Ok(FallbackChain::single(channel.clone()))
         }
         (None, Some(chain)) => {
             for (i, step) in chain.steps().iter().enumerate() {
-                channel_kind(&step.channel, &at(&format!("/channels/{i}")))?;
+                kind_of(named, &step.channel, &at(&format!("/channels/{i}")))?;
             }
             Ok(chain.clone())
         }

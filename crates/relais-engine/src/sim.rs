@@ -3,12 +3,15 @@
 //! configurable delays on the injected clock, and can reply.
 
 use crate::dispatch::{ChannelAdapter, OutboundMessage, ProviderAck, Receipt, SendError};
+use crate::inbound::{InboundError, NewInbound, Received, receive};
+use crate::nlu::NluService;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use relais_core::channel::ChannelKind;
+use relais_core::clock::Clock;
 use relais_core::content::{Body, Content};
 use relais_core::status::MessageStatus;
-use relais_store::{SimEntry, Store, StoreError, StoreResult};
+use relais_store::{SimEntry, Store};
 use std::sync::{Arc, Mutex};
 
 /// How simulated phones behave.
@@ -37,6 +40,14 @@ pub struct SimAdapter {
     store: Arc<dyn Store>,
     config: SimConfig,
     pending: Mutex<Vec<Receipt>>,
+    sink: Option<Sink>,
+}
+
+/// A development aid: an HTTP endpoint that sees every simulated send, so that a test
+/// outside the process can count what was sent.
+struct Sink {
+    url: String,
+    client: reqwest::Client,
 }
 
 impl SimAdapter {
@@ -45,7 +56,27 @@ impl SimAdapter {
             store,
             config,
             pending: Mutex::new(Vec::new()),
+            sink: None,
         }
+    }
+
+    /// Also POSTs every send, as `{"message_id", "to", "text"}` with the message id in the
+    /// `Idempotency-Key` header, to `url` before acknowledging it; a send the sink does not
+    /// answer with 2xx is a transient error (retried). The sink plays the provider: the
+    /// message id is the client reference a real provider dedupes on, because a crash
+    /// between its acknowledgement and the settling transaction sends the message again.
+    pub fn with_sink(mut self, url: impl Into<String>) -> Result<Self, String> {
+        let _already_installed = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .user_agent("Relais-Sim-Sink/1")
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.sink = Some(Sink {
+            url: url.into(),
+            client,
+        });
+        Ok(self)
     }
 }
 
@@ -89,6 +120,27 @@ impl ChannelAdapter for SimAdapter {
             text: display_text(&message.content),
             at: message.now,
         };
+        if let Some(sink) = &self.sink {
+            let body = serde_json::json!({
+                "message_id": message.message_id,
+                "to": entry.number,
+                "text": entry.text,
+            });
+            let response = sink
+                .client
+                .post(&sink.url)
+                .header("idempotency-key", message.message_id.as_str())
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| SendError::transient("sink_unreachable", e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(SendError::transient(
+                    "sink_refused",
+                    format!("the sim sink answered {}", response.status()),
+                ));
+            }
+        }
         self.store
             .sim_record(&message.tenant_id, &entry)
             .await
@@ -125,16 +177,30 @@ impl ChannelAdapter for SimAdapter {
     }
 }
 
-/// A simulated phone writes to the tenant: the reply is stored as an inbound message.
+/// What a simulated phone's reply became.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replied {
+    /// The reply in the phone's log.
+    pub entry: SimEntry,
+    /// The reply as the tenant received it: an annotated inbound message.
+    pub inbound: Received,
+}
+
+/// A simulated phone writes to the tenant: the reply goes through the same inbound path as
+/// any channel's (stored once per `provider_id`, tied to its contact, annotated by NLU) and
+/// is kept in the phone's log. Without a `provider_id` every reply is a new message; with
+/// one, a test can play a provider that delivers the same message twice.
 pub async fn reply(
     store: &dyn Store,
+    nlu: &NluService,
+    clock: &dyn Clock,
     tenant: &str,
     number: &str,
     text: &str,
-    now: Timestamp,
-) -> StoreResult<SimEntry> {
+    provider_id: Option<String>,
+) -> Result<Replied, InboundError> {
     if text.trim().is_empty() {
-        return Err(StoreError::Invalid("`text` must not be empty".into()));
+        return Err(InboundError::Invalid("`text` must not be empty".into()));
     }
     let entry = SimEntry {
         id: relais_core::ids::new_id(),
@@ -142,8 +208,23 @@ pub async fn reply(
         direction: SENT.into(),
         message_id: None,
         text: text.to_owned(),
-        at: now,
+        at: clock.now(),
     };
+    let inbound = receive(
+        store,
+        nlu,
+        clock,
+        NewInbound {
+            tenant_id: tenant.to_owned(),
+            channel: ChannelKind::Sim,
+            channel_id: None,
+            from: number.to_owned(),
+            to: "sim".into(),
+            text: text.to_owned(),
+            provider_id: Some(provider_id.unwrap_or_else(|| format!("sim-{}", entry.id))),
+        },
+    )
+    .await?;
     store.sim_record(tenant, &entry).await?;
-    Ok(entry)
+    Ok(Replied { entry, inbound })
 }

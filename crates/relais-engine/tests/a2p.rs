@@ -1,5 +1,8 @@
-//! The A2P path end to end on SQLite: accept, schedule, dispatch, receipts, fallback, with
-//! a manual clock and scripted channel adapters.
+//! The A2P path end to end on SQLite and on PostgreSQL: accept, schedule, dispatch,
+//! receipts, fallback, with a manual clock and scripted channel adapters. Every scenario
+//! runs on both stores; the PostgreSQL runs get a fresh database each, on the server named
+//! by `RELAIS_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! and fail, not skip, when it cannot be reached.
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
@@ -15,7 +18,7 @@ use relais_engine::send::{
     AcceptContext, AcceptError, Accepted, Idempotency, SANDBOX_KINDS, SendRequest, accept,
 };
 use relais_engine::sim::{SimAdapter, SimConfig};
-use relais_store::{MessageEvent, MessageWithEvents, SqliteStore, Store};
+use relais_store::{MessageEvent, MessageWithEvents, PostgresStore, SqliteStore, Store};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -24,7 +27,9 @@ struct World {
     store: Arc<dyn Store>,
     clock: Arc<ManualClock>,
     tenant: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL store and its database, dropped by [`World::finish`].
+    pg: Option<(Arc<PostgresStore>, String)>,
 }
 
 /// Saturday 21 November 2026, 10:00 UTC.
@@ -32,7 +37,7 @@ fn start() -> Timestamp {
     "2026-11-21T10:00:00Z".parse().unwrap()
 }
 
-async fn world() -> World {
+async fn sqlite_world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
     let tenant = store.create_tenant("acme", start()).await.unwrap().id;
@@ -40,9 +45,109 @@ async fn world() -> World {
         store,
         clock: Arc::new(ManualClock::new(start())),
         tenant,
-        _dir: dir,
+        _dir: Some(dir),
+        pg: None,
     }
 }
+
+fn postgres_admin_url() -> String {
+    std::env::var("RELAIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn postgres_world() -> World {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for these tests: {e}"));
+    let name = format!("relais_a2p_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create the test database");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin.clone());
+    let pg = Arc::new(
+        PostgresStore::connect(&format!("{base}/{name}"))
+            .await
+            .expect("connect the test database"),
+    );
+    let store: Arc<dyn Store> = pg.clone();
+    let tenant = store.create_tenant("acme", start()).await.unwrap().id;
+    World {
+        store,
+        clock: Arc::new(ManualClock::new(start())),
+        tenant,
+        _dir: None,
+        pg: Some((pg, name)),
+    }
+}
+
+impl World {
+    /// Drops the PostgreSQL database of the test (a failed test leaves it for inspection).
+    async fn finish(self) {
+        use sqlx::Connection;
+        if let Some((pg, name)) = self.pg {
+            pg.close().await;
+            if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await;
+            }
+        }
+    }
+}
+
+/// Runs each scenario once per store.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let w = super::sqlite_world().await;
+                    super::$name(&w).await;
+                    w.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let w = super::postgres_world().await;
+                    super::$name(&w).await;
+                    w.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    the_sim_phone_receives_the_text_and_reports_delivery,
+    an_idempotency_key_returns_the_same_message_or_a_conflict,
+    a_marketing_message_without_consent_is_rejected_with_its_reason,
+    templates_use_contact_attributes_and_name_missing_variables,
+    a_scheduled_message_waits_for_send_at_and_can_be_canceled,
+    a_message_past_its_validity_expires_unsent,
+    french_marketing_on_a_sunday_waits_for_monday_8am_paris,
+    a_transient_error_is_retried_then_succeeds,
+    a_permanent_error_fails_at_once,
+    a_failed_channel_falls_back_to_the_next_one,
+    an_undelivered_step_falls_back_after_its_wait,
+    receipts_only_move_status_forward,
+    the_rate_limit_spreads_sends_over_time,
+    a_large_batch_is_stored_and_dispatched,
+    status_changes_reach_webhooks_signed_and_retried,
+    an_undelivered_receipt_moves_the_message_to_the_next_channel,
+    a_fallback_skips_channels_without_consent,
+);
 
 /// An adapter that answers from a script (then acknowledges), and records what it got.
 struct Scripted {
@@ -141,9 +246,7 @@ fn statuses(m: &MessageWithEvents) -> Vec<&'static str> {
     m.events.iter().map(|e| e.status.as_str()).collect()
 }
 
-#[tokio::test]
-async fn the_sim_phone_receives_the_text_and_reports_delivery() {
-    let w = world().await;
+async fn the_sim_phone_receives_the_text_and_reports_delivery(w: &World) {
     let ok = w
         .send(json!({"to": "06 12 34 56 78", "content": {"text": "Votre code est 1234"}}))
         .await
@@ -187,9 +290,7 @@ async fn the_sim_phone_receives_the_text_and_reports_delivery() {
     assert_eq!(m.message.contact_id.as_deref(), Some(contact.id.as_str()));
 }
 
-#[tokio::test]
-async fn an_idempotency_key_returns_the_same_message_or_a_conflict() {
-    let w = world().await;
+async fn an_idempotency_key_returns_the_same_message_or_a_conflict(w: &World) {
     let body = json!({"to": "+33612345678", "content": {"text": "Commande 42 expédiée"}});
     let first = w.send_with_key("order-42", body.clone()).await.unwrap();
     let again = w.send_with_key("order-42", body.clone()).await.unwrap();
@@ -205,9 +306,7 @@ async fn an_idempotency_key_returns_the_same_message_or_a_conflict() {
     assert_eq!(w.phone("+33612345678").await, ["Commande 42 expédiée"]);
 }
 
-#[tokio::test]
-async fn a_marketing_message_without_consent_is_rejected_with_its_reason() {
-    let w = world().await;
+async fn a_marketing_message_without_consent_is_rejected_with_its_reason(w: &World) {
     let ok = w
         .send(
             json!({"to": "+33612345678", "purpose": "marketing", "content": {"text": "Soldes !"}}),
@@ -223,9 +322,7 @@ async fn a_marketing_message_without_consent_is_rejected_with_its_reason() {
     assert!(w.phone("+33612345678").await.is_empty());
 }
 
-#[tokio::test]
-async fn templates_use_contact_attributes_and_name_missing_variables() {
-    let w = world().await;
+async fn templates_use_contact_attributes_and_name_missing_variables(w: &World) {
     w.store
         .create_contact(
             &w.tenant,
@@ -269,9 +366,7 @@ async fn templates_use_contact_attributes_and_name_missing_variables() {
     }
 }
 
-#[tokio::test]
-async fn a_scheduled_message_waits_for_send_at_and_can_be_canceled() {
-    let w = world().await;
+async fn a_scheduled_message_waits_for_send_at_and_can_be_canceled(w: &World) {
     let at = start().checked_add(SignedDuration::from_hours(1)).unwrap();
     let later = w
         .send(
@@ -315,9 +410,7 @@ async fn a_scheduled_message_waits_for_send_at_and_can_be_canceled() {
     );
 }
 
-#[tokio::test]
-async fn a_message_past_its_validity_expires_unsent() {
-    let w = world().await;
+async fn a_message_past_its_validity_expires_unsent(w: &World) {
     let at = start().checked_add(SignedDuration::from_mins(30)).unwrap();
     let ok = w
         .send(json!({"to": "+33612345678", "content": {"text": "Code 1234"}, "validity": "10m", "send_at": at.to_string()}))
@@ -332,9 +425,7 @@ async fn a_message_past_its_validity_expires_unsent() {
     assert!(w.phone("+33612345678").await.is_empty());
 }
 
-#[tokio::test]
-async fn french_marketing_on_a_sunday_waits_for_monday_8am_paris() {
-    let w = world().await;
+async fn french_marketing_on_a_sunday_waits_for_monday_8am_paris(w: &World) {
     // Sunday 22 November 2026, 15:00 in Paris (UTC+1).
     w.clock.set("2026-11-22T14:00:00Z".parse().unwrap());
     let contact = w
@@ -390,9 +481,7 @@ async fn french_marketing_on_a_sunday_waits_for_monday_8am_paris() {
     assert_eq!(w.phone("+33612345678").await, ["-20% ce lundi"]);
 }
 
-#[tokio::test]
-async fn a_transient_error_is_retried_then_succeeds() {
-    let w = world().await;
+async fn a_transient_error_is_retried_then_succeeds(w: &World) {
     let sms = Scripted::new(
         ChannelKind::Sms,
         vec![Err(SendError::transient("throttled", "provider said 429"))],
@@ -426,9 +515,7 @@ async fn a_transient_error_is_retried_then_succeeds() {
     );
 }
 
-#[tokio::test]
-async fn a_permanent_error_fails_at_once() {
-    let w = world().await;
+async fn a_permanent_error_fails_at_once(w: &World) {
     let sms = Scripted::new(
         ChannelKind::Sms,
         vec![Err(SendError::permanent(
@@ -452,9 +539,7 @@ async fn a_permanent_error_fails_at_once() {
     assert_eq!(last.channel.as_deref(), Some("sms"));
 }
 
-#[tokio::test]
-async fn a_failed_channel_falls_back_to_the_next_one() {
-    let w = world().await;
+async fn a_failed_channel_falls_back_to_the_next_one(w: &World) {
     let whatsapp = Scripted::new(
         ChannelKind::Whatsapp,
         vec![Err(SendError::permanent(
@@ -483,9 +568,7 @@ async fn a_failed_channel_falls_back_to_the_next_one() {
     assert_eq!(failed.reason.as_deref(), Some("not_on_whatsapp"));
 }
 
-#[tokio::test]
-async fn an_undelivered_step_falls_back_after_its_wait() {
-    let w = world().await;
+async fn an_undelivered_step_falls_back_after_its_wait(w: &World) {
     let sms = Scripted::new(ChannelKind::Sms, vec![]);
     let ok = w
         .send(json!({"to": "+33612345678", "channels": ["sim", {"channel": "sms", "after": "not_delivered", "within": "10m"}], "content": {"text": "Alerte"}}))
@@ -508,9 +591,7 @@ async fn an_undelivered_step_falls_back_after_its_wait() {
     assert_eq!(w.message(&ok.id).await.message.channel, "sms");
 }
 
-#[tokio::test]
-async fn receipts_only_move_status_forward() {
-    let w = world().await;
+async fn receipts_only_move_status_forward(w: &World) {
     let ok = w
         .send(json!({"to": "+33612345678", "content": {"text": "Bonjour"}}))
         .await
@@ -551,9 +632,7 @@ async fn receipts_only_move_status_forward() {
     assert_eq!(w.message(&ok.id).await.message.status, MessageStatus::Read);
 }
 
-#[tokio::test]
-async fn the_rate_limit_spreads_sends_over_time() {
-    let w = world().await;
+async fn the_rate_limit_spreads_sends_over_time(w: &World) {
     for n in 0..3 {
         w.send(json!({"to": format!("+3361234567{n}"), "content": {"text": "Hi"}}))
             .await
@@ -575,9 +654,7 @@ async fn the_rate_limit_spreads_sends_over_time() {
     assert_eq!(d.run_once().await.unwrap().sent, 1);
 }
 
-#[tokio::test]
-async fn a_large_batch_is_stored_and_dispatched() {
-    let w = world().await;
+async fn a_large_batch_is_stored_and_dispatched(w: &World) {
     let requests: Vec<Value> = (0..3_000)
         .map(|n| json!({"to": format!("+336{:08}", 10_000_000 + n), "content": {"text": "Flash info {{ n }}"}, "variables": {"n": n}}))
         .collect();
@@ -632,10 +709,8 @@ impl relais_engine::webhooks::WebhookPoster for Receiver {
     }
 }
 
-#[tokio::test]
-async fn status_changes_reach_webhooks_signed_and_retried() {
+async fn status_changes_reach_webhooks_signed_and_retried(w: &World) {
     use relais_engine::webhooks::{generate_secret, sign};
-    let w = world().await;
     let secret = generate_secret();
     let hook = w
         .store
@@ -699,9 +774,7 @@ async fn status_changes_reach_webhooks_signed_and_retried() {
     assert_eq!(log[0].last_code, Some(200));
 }
 
-#[tokio::test]
-async fn an_undelivered_receipt_moves_the_message_to_the_next_channel() {
-    let w = world().await;
+async fn an_undelivered_receipt_moves_the_message_to_the_next_channel(w: &World) {
     let sms = Scripted::new(ChannelKind::Sms, vec![]);
     let ok = w
         .send(json!({"to": "+33612345678", "channels": ["sms", "sim"], "content": {"text": "Votre RDV demain"}}))
@@ -742,9 +815,7 @@ async fn an_undelivered_receipt_moves_the_message_to_the_next_channel() {
     assert_eq!(sms.calls(), 1);
 }
 
-#[tokio::test]
-async fn a_fallback_skips_channels_without_consent() {
-    let w = world().await;
+async fn a_fallback_skips_channels_without_consent(w: &World) {
     let contact = w
         .store
         .create_contact(

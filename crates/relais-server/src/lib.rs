@@ -47,6 +47,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     pub metrics: Option<PrometheusHandle>,
     pub nlu: Arc<NluService>,
+    /// Configured SMPP channels; `relais serve` hands their registry to the dispatcher.
+    pub channels: relais_engine::smpp_channel::SmppChannels,
 }
 
 impl AppState {
@@ -57,12 +59,15 @@ impl AppState {
         metrics: Option<PrometheusHandle>,
     ) -> Self {
         let nlu = Arc::new(NluService::new(store.clone()));
+        let channels = relais_engine::smpp_channel::SmppChannels::new(store.clone(), clock.clone())
+            .with_inbound(nlu.clone());
         AppState {
             store,
             clock,
             settings: Arc::new(settings),
             metrics,
             nlu,
+            channels,
         }
     }
 

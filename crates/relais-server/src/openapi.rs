@@ -1,6 +1,8 @@
 //! The OpenAPI description, generated from the handlers and types themselves.
 
-use crate::routes::{contacts, import, messages, nlu, sim, system, tenants, tools, webhooks};
+use crate::routes::{
+    channels, contacts, import, inbound, messages, nlu, sim, system, tenants, tools, webhooks,
+};
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -17,8 +19,10 @@ use utoipa::{Modify, OpenApi};
         import::import,
         tools::sms_segments,
         messages::send_message, messages::send_batch, messages::get_message, messages::cancel_message, sim::phone_messages, sim::phone_reply,
+        channels::create_channel, channels::list_channels, channels::get_channel, channels::delete_channel, channels::create_smpp_credentials,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::list_deliveries,
         nlu::classify, nlu::train, nlu::put_knowledge_base, nlu::put_llm, nlu::answer, nlu::suggest, nlu::summarize,
+        inbound::list_inbound, inbound::get_inbound,
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
     modifiers(&BearerAuth),

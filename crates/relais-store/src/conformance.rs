@@ -385,11 +385,38 @@ pub async fn merge_moves_everything_to_the_survivor(store: &dyn Store) {
         )
         .await
         .unwrap();
+    let mut written = inbound(&t, "ana@example.com", "where is my order?", None);
+    written.channel = ChannelKind::Email;
+    written.contact_id = Some(gone.id.clone());
+    store.insert_inbound(&written).await.unwrap();
     let record = store
         .merge_contacts(&t, &keep.id, &gone.id, t0())
         .await
         .unwrap();
     assert_eq!(record.merged_snapshot, gone);
+    let theirs = crate::InboundFilter {
+        contact_id: Some(keep.id.clone()),
+    };
+    let moved = store
+        .list_inbound(
+            &t,
+            &theirs,
+            &crate::PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        moved
+            .data
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>(),
+        vec!["where is my order?"],
+        "what the merged contact wrote moves to the survivor"
+    );
     let survivor = store
         .contact(&t, &keep.id)
         .await
@@ -1150,6 +1177,259 @@ pub async fn concurrent_claims_never_share_a_row(store: &dyn Store) {
     assert_eq!(claimed, 60, "every due row was claimed");
 }
 
+/// Channels: names unique per tenant, found by name or id, invisible to other tenants.
+pub async fn channels_are_named_per_tenant(store: &dyn Store) {
+    use crate::NewChannel;
+    let a = store.create_tenant("a", t0()).await.unwrap();
+    let b = store.create_tenant("b", t0()).await.unwrap();
+    let new = |tenant: &str, name: &str| NewChannel {
+        tenant_id: tenant.to_owned(),
+        kind: "smpp".into(),
+        name: name.to_owned(),
+        config: serde_json::json!({"host": "127.0.0.1", "port": 2775, "password": "secret"}),
+    };
+    let orange = store
+        .create_channel(&new(&a.id, "orange"), t0())
+        .await
+        .unwrap();
+    assert_eq!(orange.config["password"], "secret");
+    assert!(matches!(
+        store.create_channel(&new(&a.id, "orange"), t0()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Another tenant may use the same name.
+    let other = store
+        .create_channel(&new(&b.id, "orange"), t0())
+        .await
+        .unwrap();
+    let by_name = store.channel_by_name_or_id(&a.id, "orange").await.unwrap();
+    assert_eq!(
+        by_name.as_ref().map(|c| c.id.as_str()),
+        Some(orange.id.as_str())
+    );
+    let by_id = store
+        .channel_by_name_or_id(&a.id, &orange.id)
+        .await
+        .unwrap();
+    assert_eq!(by_id, Some(orange.clone()));
+    assert_eq!(store.channel(&b.id, &orange.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .channel_by_name_or_id(&b.id, &orange.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.channels(&a.id).await.unwrap(), vec![orange.clone()]);
+    assert_eq!(store.channels_of_kind("smpp").await.unwrap().len(), 2);
+    assert!(store.channels_of_kind("whatsapp").await.unwrap().is_empty());
+    assert!(!store.delete_channel(&a.id, &other.id).await.unwrap());
+    assert!(store.delete_channel(&a.id, &orange.id).await.unwrap());
+    assert_eq!(store.channel(&a.id, &orange.id).await.unwrap(), None);
+    assert_eq!(store.channels(&b.id).await.unwrap(), vec![other]);
+}
+
+fn inbound(
+    tenant: &str,
+    from: &str,
+    text: &str,
+    provider_id: Option<&str>,
+) -> crate::NewInboundMessage {
+    crate::NewInboundMessage {
+        id: crate::new_id(),
+        tenant_id: tenant.to_owned(),
+        channel: ChannelKind::Sms,
+        channel_id: None,
+        from_address: from.to_owned(),
+        to_address: "36180".into(),
+        contact_id: None,
+        text: text.to_owned(),
+        provider_id: provider_id.map(str::to_owned),
+        received_at: t0(),
+    }
+}
+
+pub async fn a_redelivered_inbound_message_is_stored_once(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let first = store
+        .insert_inbound(&inbound(
+            &acme.id,
+            "+33612345678",
+            "where is my parcel",
+            Some("mo-1"),
+        ))
+        .await
+        .unwrap();
+    assert!(first.created);
+    assert_eq!(first.message.text, "where is my parcel");
+    assert_eq!(first.message.channel, ChannelKind::Sms);
+    assert_eq!(first.message.annotations, None);
+
+    // The provider missed our acknowledgement and delivers the same message again.
+    let again = store
+        .insert_inbound(&inbound(
+            &acme.id,
+            "+33612345678",
+            "where is my parcel",
+            Some("mo-1"),
+        ))
+        .await
+        .unwrap();
+    assert!(!again.created, "a redelivery is not a new message");
+    assert_eq!(again.message.id, first.message.id);
+
+    // The same provider id on another channel, or without provider id, is another message.
+    let mut on_whatsapp = inbound(&acme.id, "+33612345678", "hello", Some("mo-1"));
+    on_whatsapp.channel = ChannelKind::Whatsapp;
+    assert!(store.insert_inbound(&on_whatsapp).await.unwrap().created);
+    for _ in 0..2 {
+        let no_id = inbound(&acme.id, "+33612345678", "hello again", None);
+        assert!(store.insert_inbound(&no_id).await.unwrap().created);
+    }
+    let all = store
+        .list_inbound(
+            &acme.id,
+            &crate::InboundFilter::default(),
+            &PageRequest {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.data.len(), 4);
+
+    let annotations = serde_json::json!({"language": "en", "urgency": {"score": 0.8}});
+    let later = t0()
+        .checked_add(jiff::SignedDuration::from_secs(1))
+        .unwrap();
+    assert!(
+        store
+            .set_inbound_annotations(&acme.id, &first.message.id, &annotations, later)
+            .await
+            .unwrap()
+    );
+    let stored = store
+        .inbound_message(&acme.id, &first.message.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.annotations, Some(annotations));
+    assert_eq!(stored.annotated_at, Some(later));
+    assert_eq!(stored.received_at, t0());
+}
+
+pub async fn inbound_messages_are_isolated_per_tenant(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    let mine = store
+        .insert_inbound(&inbound(&acme.id, "+33612345678", "acme's", Some("mo-1")))
+        .await
+        .unwrap();
+    // Two tenants behind one aggregator may see the same provider id: both are stored.
+    let theirs = store
+        .insert_inbound(&inbound(
+            &globex.id,
+            "+33612345678",
+            "globex's",
+            Some("mo-1"),
+        ))
+        .await
+        .unwrap();
+    assert!(theirs.created);
+    assert_ne!(theirs.message.id, mine.message.id);
+
+    assert_eq!(
+        store
+            .inbound_message(&globex.id, &mine.message.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        !store
+            .set_inbound_annotations(&globex.id, &mine.message.id, &serde_json::json!({}), t0())
+            .await
+            .unwrap(),
+        "a tenant cannot annotate another's message"
+    );
+    let page = store
+        .list_inbound(
+            &globex.id,
+            &crate::InboundFilter::default(),
+            &PageRequest {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    let texts: Vec<_> = page.data.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["globex's"]);
+}
+
+pub async fn inbound_pages_walk_every_message_once(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let alice = store
+        .create_contact(&acme.id, &contact(vec![sms("+33612345678")], "{}"), t0())
+        .await
+        .unwrap();
+    let mut written = Vec::new();
+    for i in 0..7 {
+        let mut m = inbound(
+            &acme.id,
+            "+33612345678",
+            &format!("message {i}"),
+            Some(&format!("mo-{i}")),
+        );
+        if i % 2 == 0 {
+            m.contact_id = Some(alice.id.clone());
+        }
+        written.push(store.insert_inbound(&m).await.unwrap().message.id);
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_inbound(
+                &acme.id,
+                &crate::InboundFilter::default(),
+                &PageRequest {
+                    after: after.clone(),
+                    limit: 3,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(page.data.len() <= 3);
+        seen.extend(page.data.into_iter().map(|m| m.id));
+        match page.next_cursor {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    let mut expected = written.clone();
+    expected.sort();
+    assert_eq!(seen, expected, "every message once, in id order");
+
+    let alices = store
+        .list_inbound(
+            &acme.id,
+            &crate::InboundFilter {
+                contact_id: Some(alice.id.clone()),
+            },
+            &PageRequest {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    let texts: Vec<_> = alices.data.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["message 0", "message 2", "message 4", "message 6"]);
+    assert_eq!(alices.next_cursor, None);
+}
+
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:path) => {
@@ -1171,6 +1451,10 @@ macro_rules! conformance_suite {
             status_changes_queue_signed_webhook_deliveries,
             a_failed_step_falls_back_once,
             concurrent_claims_never_share_a_row,
+            a_redelivered_inbound_message_is_stored_once,
+            inbound_messages_are_isolated_per_tenant,
+            inbound_pages_walk_every_message_once,
+            channels_are_named_per_tenant,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

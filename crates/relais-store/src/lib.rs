@@ -3,6 +3,8 @@
 //!
 //! Every method takes the tenant it acts for; no query crosses tenants.
 
+mod channels;
+mod inbound;
 mod messages;
 mod model;
 mod postgres;
@@ -11,6 +13,8 @@ mod sqlite;
 
 pub mod conformance;
 
+pub use channels::*;
+pub use inbound::*;
 pub use messages::*;
 pub use model::*;
 pub use postgres::PostgresStore;
@@ -48,7 +52,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: MessageStore + Send + Sync + 'static {
+pub trait Store: MessageStore + ChannelStore + InboundStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     // Tenants and keys.

@@ -316,6 +316,12 @@ pub trait MessageStore: Send + Sync {
         message_id: &str,
         incoming: &MessageEvent,
     ) -> StoreResult<Option<MessageStatus>>;
+    /// [`MessageStore::record_status`] for many receipts in one transaction, so that a
+    /// burst of receipts costs one commit; a receipt for an unknown message gives `None`.
+    async fn record_statuses(
+        &self,
+        receipts: &[(String, MessageEvent)],
+    ) -> StoreResult<Vec<Option<MessageStatus>>>;
     /// The message a provider knows by `provider_id` on `channel` (for receipts that carry
     /// only the provider's id).
     async fn message_by_provider_id(
@@ -813,6 +819,26 @@ macro_rules! impl_message_store {
                     let moved = advance_status(&mut tx, message_id, incoming, incoming.at).await?;
                     tx.commit().await?;
                     Ok(moved)
+                }
+
+                async fn record_statuses(
+                    &self,
+                    receipts: &[(String, MessageEvent)],
+                ) -> StoreResult<Vec<Option<MessageStatus>>> {
+                    let mut out = Vec::with_capacity(receipts.len());
+                    if receipts.is_empty() {
+                        return Ok(out);
+                    }
+                    let mut tx = self.writer().begin().await?;
+                    for (message_id, incoming) in receipts {
+                        match advance_status(&mut tx, message_id, incoming, incoming.at).await {
+                            Ok(moved) => out.push(moved),
+                            Err(StoreError::NotFound(_)) => out.push(None),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(out)
                 }
 
                 async fn message_by_provider_id(&self, channel: &str, provider_id: &str) -> StoreResult<Option<Message>> {

@@ -30,7 +30,7 @@ impl PostgresStore {
     }
 
     pub(crate) fn contact_history_tables(&self) -> &'static [&'static str] {
-        &["identities", "consents", "messages"]
+        &["identities", "consents", "messages", "inbound_messages"]
     }
 
     pub async fn close(&self) {

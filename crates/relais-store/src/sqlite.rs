@@ -60,7 +60,7 @@ impl SqliteStore {
 
     /// Tables whose rows follow a contact through a merge.
     pub(crate) fn contact_history_tables(&self) -> &'static [&'static str] {
-        &["identities", "consents", "messages"]
+        &["identities", "consents", "messages", "inbound_messages"]
     }
 
     pub async fn close(&self) {

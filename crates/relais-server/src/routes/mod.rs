@@ -1,5 +1,7 @@
+pub mod channels;
 pub mod contacts;
 pub mod import;
+pub mod inbound;
 pub mod messages;
 pub mod nlu;
 pub mod sim;
@@ -14,6 +16,7 @@ use axum::Router;
 pub fn v1() -> Router<AppState> {
     Router::new()
         .merge(tenants::router())
+        .merge(channels::router())
         .merge(contacts::router())
         .merge(import::router())
         .merge(tools::router())
@@ -21,6 +24,7 @@ pub fn v1() -> Router<AppState> {
         .merge(sim::router())
         .merge(webhooks::router())
         .merge(nlu::router())
+        .merge(inbound::router())
 }
 
 /// Cursor pagination query: `?limit=50&cursor=…`.

@@ -3,6 +3,7 @@
 use crate::AppState;
 use crate::extract::{ApiJson, Caller};
 use crate::problem::{ApiError, ApiResult};
+use crate::routes::inbound::{InboundView, inbound_error};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -42,6 +43,24 @@ pub struct SimPhone {
 #[serde(deny_unknown_fields)]
 pub struct SimReply {
     pub text: String,
+    /// The provider's id for the reply; a second reply with the same id plays a provider
+    /// that redelivers, and is stored as an inbound message once.
+    #[serde(default)]
+    pub provider_id: Option<String>,
+}
+
+/// The reply in the phone's log, and the inbound message the tenant received.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimReplied {
+    pub id: String,
+    pub direction: String,
+    pub text: String,
+    #[schema(value_type = String)]
+    pub at: jiff::Timestamp,
+    /// The stored, annotated inbound message (`GET /v1/inbound/{id}`).
+    pub inbound: InboundView,
+    /// `true` when the provider id was already known: nothing new was stored.
+    pub duplicate: bool,
 }
 
 fn view(e: SimEntry) -> SimMessage {
@@ -77,27 +96,47 @@ pub async fn phone_messages(
     }))
 }
 
-/// The simulated phone replies; the reply is stored as an inbound message.
+/// The simulated phone replies; the reply is stored as an inbound message, annotated by
+/// NLU (201), or found already stored when its `provider_id` was seen before (200).
 #[utoipa::path(post, path = "/v1/sim/phones/{number}/reply", tag = "sim", request_body = SimReply,
-    responses((status = 201, body = SimMessage), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 201, body = SimReplied), (status = 200, body = SimReplied),
+        (status = 422, body = crate::problem::Problem)))]
 pub async fn phone_reply(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<SimReply>,
-) -> ApiResult<(StatusCode, axum::Json<SimMessage>)> {
+) -> ApiResult<(StatusCode, axum::Json<SimReplied>)> {
     caller.require(Scope::Send)?;
     let number = number(&state, &raw)?;
     if body.text.trim().is_empty() {
         return Err(ApiError::invalid_field("/text", "must not be empty"));
     }
-    let entry = relais_engine::sim::reply(
+    let replied = relais_engine::sim::reply(
         &*state.store,
+        &state.nlu,
+        &*state.clock,
         &caller.tenant_id,
         &number,
         &body.text,
-        state.clock.now(),
+        body.provider_id,
     )
-    .await?;
-    Ok((StatusCode::CREATED, axum::Json(view(entry))))
+    .await
+    .map_err(inbound_error)?;
+    let status = if replied.inbound.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        axum::Json(SimReplied {
+            id: replied.entry.id,
+            direction: replied.entry.direction,
+            text: replied.entry.text,
+            at: replied.entry.at,
+            duplicate: replied.inbound.duplicate,
+            inbound: replied.inbound.message.into(),
+        }),
+    ))
 }

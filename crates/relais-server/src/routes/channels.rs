@@ -1,0 +1,209 @@
+//! Configured channels: `POST/GET /v1/channels`, `GET/DELETE /v1/channels/{id}`. Secrets in
+//! a channel's config are never returned.
+
+use crate::AppState;
+use crate::extract::{ApiJson, Caller};
+use crate::problem::{ApiError, ApiResult};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use relais_core::channel::ChannelKind;
+use relais_core::tenant::Scope;
+use relais_engine::smpp_channel;
+use relais_store::{ChannelRecord, NewChannel};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/channels", post(create_channel).get(list_channels))
+        .route("/channels/{id}", get(get_channel).delete(delete_channel))
+        .route("/smpp/credentials", post(create_smpp_credentials))
+}
+
+/// Config keys whose values are secrets.
+const SECRET_KEYS: &[&str] = &[
+    "password_hash",
+    "password",
+    "access_token",
+    "app_secret",
+    "bot_token",
+    "secret_token",
+];
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChannel {
+    /// `smpp` (the only kind configurable so far).
+    pub kind: String,
+    /// Unique in the tenant; a message's `channel` may name it.
+    pub name: String,
+    /// For `smpp`: `host`, `port`, `system_id`, `password`, `source_addr`, `window`, `binds`,
+    /// `max_rate`, and optionally `data_coding`, `concatenation`, `receipt_id_base`… (docs/smpp.md).
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelView {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    /// The config with its secrets replaced by `"***"`.
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
+    #[schema(value_type = String)]
+    pub created_at: jiff::Timestamp,
+}
+
+fn view(record: ChannelRecord) -> ChannelView {
+    let mut config = record.config;
+    if let Some(object) = config.as_object_mut() {
+        for key in SECRET_KEYS {
+            if let Some(value) = object.get_mut(*key) {
+                *value = serde_json::Value::String("***".into());
+            }
+        }
+    }
+    ChannelView {
+        id: record.id,
+        kind: record.kind,
+        name: record.name,
+        config,
+        created_at: record.created_at,
+    }
+}
+
+/// Configures a channel; an `smpp` channel binds to its SMSC at once.
+#[utoipa::path(post, path = "/v1/channels", tag = "channels", request_body = CreateChannel,
+    responses((status = 201, body = ChannelView), (status = 409, body = crate::problem::Problem),
+        (status = 422, body = crate::problem::Problem)))]
+pub async fn create_channel(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateChannel>,
+) -> ApiResult<(StatusCode, axum::Json<ChannelView>)> {
+    caller.require(Scope::Admin)?;
+    if body.kind != smpp_channel::KIND {
+        return Err(ApiError::invalid_field(
+            "/kind",
+            format!(
+                "`{}` channels cannot be configured yet; use `smpp`",
+                body.kind
+            ),
+        ));
+    }
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ApiError::invalid_field(
+            "/name",
+            "the name must hold 1 to 64 characters",
+        ));
+    }
+    // A message's `channel` is read as a kind first: a channel named `sms` could never be chosen.
+    if name.parse::<ChannelKind>().is_ok() {
+        return Err(ApiError::invalid_field(
+            "/name",
+            format!("`{name}` is a channel kind; choose another name"),
+        ));
+    }
+    smpp_channel::parse_config(&body.config)
+        .map_err(|e| ApiError::invalid_field(&format!("/config{}", e.pointer), e.detail))?;
+    let record = state
+        .store
+        .create_channel(
+            &NewChannel {
+                tenant_id: caller.tenant_id.clone(),
+                kind: body.kind,
+                name: name.to_owned(),
+                config: body.config,
+            },
+            state.clock.now(),
+        )
+        .await?;
+    state
+        .channels
+        .start(&record)
+        .map_err(|e| ApiError::invalid_field(&format!("/config{}", e.pointer), e.detail))?;
+    Ok((StatusCode::CREATED, axum::Json(view(record))))
+}
+
+/// The tenant's channels (secrets redacted).
+#[utoipa::path(get, path = "/v1/channels", tag = "channels",
+    responses((status = 200, body = Vec<ChannelView>)))]
+pub async fn list_channels(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<ChannelView>>> {
+    caller.require(Scope::Read)?;
+    let records = state.store.channels(&caller.tenant_id).await?;
+    Ok(axum::Json(records.into_iter().map(view).collect()))
+}
+
+/// One channel (secrets redacted).
+#[utoipa::path(get, path = "/v1/channels/{id}", tag = "channels",
+    responses((status = 200, body = ChannelView), (status = 404, body = crate::problem::Problem)))]
+pub async fn get_channel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ChannelView>> {
+    caller.require(Scope::Read)?;
+    let record = state
+        .store
+        .channel(&caller.tenant_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("channel {id}")))?;
+    Ok(axum::Json(view(record)))
+}
+
+/// Deletes a channel and closes its connection; messages still queued on it fail.
+#[utoipa::path(delete, path = "/v1/channels/{id}", tag = "channels",
+    responses((status = 204), (status = 404, body = crate::problem::Problem)))]
+pub async fn delete_channel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Scope::Admin)?;
+    if !state.store.delete_channel(&caller.tenant_id, &id).await? {
+        return Err(ApiError::not_found(format!("channel {id}")));
+    }
+    state.channels.stop(&id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SmppCredentials {
+    /// The channel record holding them (kind `smpp_server`); delete it to revoke them.
+    pub id: String,
+    pub system_id: String,
+    /// Shown once; only its hash is stored.
+    pub password: String,
+}
+
+/// Issues a system_id and password with which an ESME binds to `relais serve --smpp-listen`
+/// and sends as this tenant.
+#[utoipa::path(post, path = "/v1/smpp/credentials", tag = "channels",
+    responses((status = 201, body = SmppCredentials)))]
+pub async fn create_smpp_credentials(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, axum::Json<SmppCredentials>)> {
+    caller.require(Scope::Admin)?;
+    let issued = relais_engine::smpp_server::issue_credentials(
+        &*state.store,
+        &caller.tenant_id,
+        state.clock.now(),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(SmppCredentials {
+            id: issued.id,
+            system_id: issued.system_id,
+            password: issued.password,
+        }),
+    ))
+}

@@ -1,0 +1,496 @@
+//! Configured SMPP channels end to end: a channel created through the API binds to an SMSC
+//! simulator, messages naming it go out over SMPP, and the simulator's receipts move them
+//! to `delivered` or `undelivered`.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use relais_core::clock::{Clock, SystemClock};
+use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
+use relais_engine::sim::SimAdapter;
+use relais_engine::tenants::{Bootstrap, bootstrap};
+use relais_server::{AppState, HttpSettings, router};
+use relais_smpp::{SimConfig, SimHandle};
+use relais_store::{SqliteStore, Store};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Api {
+    app: axum::Router,
+    store: Arc<dyn Store>,
+    key: String,
+    dispatcher: Dispatcher,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+    // Real time: receipts arrive from a real SMPP session.
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
+        panic!("first start")
+    };
+    let state = AppState::new(store.clone(), clock.clone(), HttpSettings::default(), None);
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        clock,
+        DispatcherConfig {
+            lease_owner: "test".into(),
+            ..Default::default()
+        },
+    )
+    .with_registry(state.channels.registry())
+    .with_adapter(Arc::new(SimAdapter::new(
+        store.clone(),
+        relais_engine::sim::SimConfig {
+            delivered_after: Some(jiff::SignedDuration::ZERO),
+            read_after: None,
+        },
+    )));
+    Api {
+        app: router(state),
+        store,
+        key: key.secret,
+        dispatcher,
+        _dir: dir,
+    }
+}
+
+async fn simulator(failure_rate: f64) -> SimHandle {
+    relais_smpp::simulator::start(
+        SimConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            http_listen: Some("127.0.0.1:0".parse().unwrap()),
+            receipt_delay_ms: 5,
+            failure_rate,
+            system_id: Some("relais".into()),
+            password: Some("secret".into()),
+            ..SimConfig::default()
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap()
+}
+
+fn smpp_config(sim: &SimHandle) -> Value {
+    json!({"host": "127.0.0.1", "port": sim.smpp_addr.port(), "system_id": "relais",
+           "password": "secret", "source_addr": "RELAIS", "window": 10, "binds": 1, "max_rate": 500})
+}
+
+impl Api {
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.key));
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value)
+    }
+
+    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", uri, Some(body)).await
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call("GET", uri, None).await
+    }
+
+    async fn send(&self, channel: &str, text: &str) -> String {
+        let (status, accepted) = self
+            .post(
+                "/v1/messages",
+                json!({"to": "+33612345678", "channel": channel, "content": {"text": text}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        accepted["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs the dispatcher until the message reaches a final status (receipts come from
+    /// the simulator on their own), and returns the message.
+    async fn settle(&self, id: &str) -> Value {
+        for _ in 0..1000 {
+            self.dispatcher.run_once().await.unwrap();
+            let (_, message) = self.get(&format!("/v1/messages/{id}")).await;
+            let status = message["status"].as_str().unwrap_or_default();
+            if ["delivered", "undelivered", "failed", "rejected", "expired"].contains(&status) {
+                return message;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("message {id} never reached a final status")
+    }
+}
+
+#[tokio::test]
+async fn a_bad_channel_config_is_refused_with_its_pointer() {
+    let api = api().await;
+    let sim = simulator(0.0).await;
+    let mut config = smpp_config(&sim);
+    config["password"] = json!("much-too-long");
+    let (status, problem) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "smpp", "name": "orange", "config": config}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/config/password");
+
+    let mut config = smpp_config(&sim);
+    config.as_object_mut().unwrap().remove("host");
+    let (status, problem) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "smpp", "name": "orange", "config": config}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["pointer"], "/config/host");
+
+    let (status, _) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "smpp", "name": "sms", "config": smpp_config(&sim)}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a kind cannot be a name"
+    );
+    let (_, list) = api.get("/v1/channels").await;
+    assert_eq!(list, json!([]), "nothing was stored");
+}
+
+#[tokio::test]
+async fn channels_are_listed_without_their_password_and_deleted() {
+    let api = api().await;
+    let sim = simulator(0.0).await;
+    let body = json!({"kind": "smpp", "name": "orange", "config": smpp_config(&sim)});
+    let (status, created) = api.post("/v1/channels", body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["config"]["password"], "***");
+    assert_eq!(created["config"]["system_id"], "relais");
+    let (status, _) = api.post("/v1/channels", body).await;
+    assert_eq!(status, StatusCode::CONFLICT, "names are unique per tenant");
+    let id = created["id"].as_str().unwrap();
+    let (_, list) = api.get("/v1/channels").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains("secret"));
+    let (status, one) = api.get(&format!("/v1/channels/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["name"], "orange");
+    let (status, _) = api
+        .call("DELETE", &format!("/v1/channels/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api.get(&format!("/v1/channels/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn messages_on_an_smpp_channel_are_delivered_by_the_smsc_receipts() {
+    let api = api().await;
+    let sim = simulator(0.0).await;
+    let (status, created) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "smpp", "name": "orange", "config": smpp_config(&sim)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    let id = api.send("orange", "Votre code : 123456").await;
+    let message = api.settle(&id).await;
+    assert_eq!(message["status"], "delivered", "{message}");
+    let statuses: Vec<&str> = message["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["status"].as_str())
+        .collect();
+    assert!(
+        statuses.contains(&"sent") || statuses.contains(&"sending"),
+        "{statuses:?}"
+    );
+
+    // By id too, and a text of 300 characters goes in two parts, both receipted.
+    let long: String = "Bonjour, ceci est un long message. "
+        .repeat(9)
+        .chars()
+        .take(300)
+        .collect();
+    let channel_id = created["id"].as_str().unwrap();
+    let submits_before = sim.stats.submits.load(std::sync::atomic::Ordering::Relaxed);
+    let id = api.send(channel_id, &long).await;
+    let message = api.settle(&id).await;
+    assert_eq!(message["status"], "delivered", "{message}");
+    assert_eq!(message["segments"], 2);
+    let submits = sim.stats.submits.load(std::sync::atomic::Ordering::Relaxed) - submits_before;
+    assert_eq!(submits, 2, "one submit_sm per part");
+}
+
+#[tokio::test]
+async fn a_failed_receipt_makes_the_message_undelivered() {
+    let api = api().await;
+    let sim = simulator(1.0).await;
+    let (status, _) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "smpp", "name": "lossy", "config": smpp_config(&sim)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = api.send("lossy", "Hello").await;
+    let message = api.settle(&id).await;
+    assert_eq!(message["status"], "undelivered", "{message}");
+}
+
+#[tokio::test]
+async fn an_unknown_channel_name_is_refused() {
+    let api = api().await;
+    let (status, problem) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "channel": "nope", "content": {"text": "Hi"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/channel");
+}
+
+#[tokio::test]
+async fn an_mo_from_the_smsc_becomes_an_inbound_message() {
+    let api = api().await;
+    let sim = simulator(0.0).await;
+    let (status, created) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "smpp", "name": "orange", "config": smpp_config(&sim)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // The channel binds in the background; the simulator refuses MO until it has.
+    let mut sent = false;
+    for _ in 0..500 {
+        if sim
+            .inject_mo(
+                Some("relais"),
+                "33611111111",
+                "36180",
+                "Bonjour, où est ma commande ?",
+            )
+            .await
+            .is_ok()
+        {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(sent, "the channel never bound");
+    for _ in 0..500 {
+        let (_, list) = api.get("/v1/inbound").await;
+        let items = list.get("data").cloned().unwrap_or(list);
+        if let Some(first) = items.as_array().and_then(|a| a.first()) {
+            assert_eq!(first["from"], "+33611111111");
+            assert_eq!(first["text"], "Bonjour, où est ma commande ?");
+            assert_eq!(first["channel"], "sms");
+            assert_eq!(first["channel_id"], created["id"]);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the MO never showed up in /v1/inbound");
+}
+
+#[tokio::test]
+async fn an_esme_submits_through_relais_and_gets_its_receipt() {
+    let api = api().await;
+    let (status, creds) = api.post("/v1/smpp/credentials", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{creds}");
+    let system_id = creds["system_id"].as_str().unwrap().to_owned();
+    let password = creds["password"].as_str().unwrap().to_owned();
+    let (_, list) = api.get("/v1/channels").await;
+    assert!(
+        !list.to_string().contains(&password),
+        "the password is shown once"
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(relais_engine::smpp_server::serve(
+        listener,
+        api.store.clone(),
+        Arc::new(SystemClock),
+        relais_core::contact::AddressRules {
+            default_country: None,
+        },
+        std::future::pending(),
+    ));
+    let config = |password: &str| relais_smpp::ClientConfig {
+        host: "127.0.0.1".into(),
+        port,
+        system_id: system_id.clone(),
+        password: password.to_owned(),
+        reconnect_min_ms: 60_000,
+        ..relais_smpp::ClientConfig::default()
+    };
+    let refused = relais_smpp::SmppClient::connect(config("wrong")).await;
+    assert!(
+        matches!(refused, Err(relais_smpp::ConnectError::BindRefused(_))),
+        "{refused:?}"
+    );
+
+    let (client, mut events) = relais_smpp::SmppClient::connect(config(&password))
+        .await
+        .unwrap();
+    let outcome = client
+        .submit(relais_smpp::SubmitRequest {
+            destination: "33612345678".into(),
+            text: "Votre colis arrive demain".into(),
+            source: Some("SHOP".into()),
+            reference: Some("order-42".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = outcome.part_ids[0].clone();
+    let (status, message) = api.get(&format!("/v1/messages/{id}")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the SMPP id is the Relais message id"
+    );
+    assert_eq!(message["to"], "+33612345678", "{message}");
+
+    for _ in 0..500 {
+        api.dispatcher.run_once().await.unwrap();
+        if let Some(relais_smpp::SmppEvent::Receipt(receipt)) = events.try_recv() {
+            assert_eq!(receipt.message_id, id);
+            assert_eq!(
+                receipt.part.map(|p| p.reference.to_string()),
+                Some("order-42".into())
+            );
+            assert_eq!(receipt.state, relais_smpp::ReceiptState::Delivered);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, message) = api.get(&format!("/v1/messages/{id}")).await;
+    panic!("no receipt reached the ESME; the message is {message}");
+}
+
+/// The ESME side in Python (PyPI smpplib, as `relais-smpp/tests/interop.rs` uses it): a
+/// wrong password, then a submit with a receipt requested. Prints what it got.
+const SMPPLIB_ESME: &str = r#"
+import sys, smpplib.client, smpplib.exceptions
+port, sid, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = smpplib.client.Client('127.0.0.1', port, timeout=20)
+c.connect()
+try:
+    c.bind_transceiver(system_id=sid, password='wrongpw')
+    print('bad-password: accepted')
+except smpplib.exceptions.PDUError:
+    print('bad-password: refused')
+c.disconnect()
+got = {}
+c = smpplib.client.Client('127.0.0.1', port, timeout=20)
+c.set_message_received_handler(lambda pdu: got.update(receipt=pdu.short_message.decode()))
+c.set_message_sent_handler(lambda pdu: got.update(id=pdu.message_id.decode()))
+c.connect()
+c.bind_transceiver(system_id=sid, password=pw)
+c.send_message(source_addr_ton=5, source_addr='SHOP', dest_addr_ton=1, dest_addr_npi=1,
+               destination_addr='33612345678', short_message=b'Hello from smpplib',
+               registered_delivery=True)
+while 'receipt' not in got:
+    c.read_once()
+print('id:', got['id'])
+print('receipt:', got['receipt'])
+"#;
+
+#[tokio::test]
+async fn smpplib_submits_through_relais_and_gets_its_receipt() {
+    let has_smpplib = std::process::Command::new("python3")
+        .args(["-c", "import smpplib"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_smpplib {
+        assert!(
+            std::env::var("RELAIS_REQUIRE_PEERS").is_err(),
+            "smpplib is required (scripts/install-smpp-peers.sh)"
+        );
+        eprintln!("skipped: PyPI smpplib is not installed");
+        return;
+    }
+    let api = api().await;
+    let (_, creds) = api.post("/v1/smpp/credentials", json!({})).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(relais_engine::smpp_server::serve(
+        listener,
+        api.store.clone(),
+        Arc::new(SystemClock),
+        relais_core::contact::AddressRules {
+            default_country: None,
+        },
+        std::future::pending(),
+    ));
+    let mut esme = tokio::process::Command::new("python3")
+        .args([
+            "-c",
+            SMPPLIB_ESME,
+            &port.to_string(),
+            creds["system_id"].as_str().unwrap(),
+            creds["password"].as_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The dispatcher runs here while the ESME waits for its receipt.
+    for _ in 0..1000 {
+        api.dispatcher.run_once().await.unwrap();
+        if esme.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let output = esme.wait_with_output().await.unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("bad-password: refused"), "{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap_or_default()
+        .to_owned();
+    let (status, _) = api.get(&format!("/v1/messages/{id}")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the SMPP id is the Relais id: {out}"
+    );
+    assert!(out.contains(&format!("receipt: id:{id} ")), "{out}");
+    assert!(out.contains("stat:DELIVRD"), "{out}");
+}

@@ -1,0 +1,287 @@
+//! Inbound messages over HTTP as a tenant sees them: a simulated phone's reply becomes a
+//! stored message annotated with language, intent, sentiment and urgency, listed under
+//! `/v1/inbound`, stored once per provider id, and invisible to other tenants.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use relais_core::clock::{Clock, ManualClock};
+use relais_engine::tenants::{Bootstrap, bootstrap};
+use relais_server::{AppState, HttpSettings, router};
+use relais_store::{SqliteStore, Store};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Api {
+    app: axum::Router,
+    key: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+    let clock = Arc::new(ManualClock::new("2026-11-21T10:00:00Z".parse().unwrap()));
+    let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
+        panic!("first start")
+    };
+    let settings = HttpSettings {
+        default_country: Some(phonenumber::country::Id::FR),
+        ..Default::default()
+    };
+    let state = AppState::new(store, clock, settings, None);
+    Api {
+        app: router(state),
+        key: key.secret,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        key: &str,
+        method: &str,
+        uri: &str,
+        body: Option<(&str, String)>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"));
+        let body = match body {
+            Some((content_type, text)) => {
+                req = req.header(header::CONTENT_TYPE, content_type);
+                Body::from(text)
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value)
+    }
+
+    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.call(
+            &self.key,
+            "POST",
+            uri,
+            Some(("application/json", body.to_string())),
+        )
+        .await
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call(&self.key, "GET", uri, None).await
+    }
+}
+
+const TRAVEL_CSV: &str = "text,intent
+I still have not received my ticket,ticket_issue
+where is my boarding pass,ticket_issue
+no ticket in my mailbox for my flight,ticket_issue
+my e-ticket never arrived,ticket_issue
+je n'ai toujours pas reçu mon billet,ticket_issue
+où est ma carte d'embarquement,ticket_issue
+I want a refund for my trip,refund
+please give me my money back,refund
+can I get reimbursed for the cancelled flight,refund
+je veux être remboursé,refund
+remboursez-moi svp,refund
+my suitcase is lost,baggage
+my luggage did not arrive,baggage
+where is my bag,baggage
+ma valise a été perdue,baggage
+mes bagages ne sont pas arrivés,baggage
+";
+
+async fn trained() -> Api {
+    let api = api().await;
+    let (status, model) = api
+        .call(
+            &api.key,
+            "POST",
+            "/v1/nlu/train",
+            Some(("text/csv", TRAVEL_CSV.to_owned())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{model}");
+    api
+}
+
+#[tokio::test]
+async fn a_phone_reply_is_listed_with_its_annotations() {
+    let api = trained().await;
+    // Known by her SMS number; the simulated phone stands in for that phone.
+    let (status, contact) = api
+        .post(
+            "/v1/contacts",
+            json!({"identities": [{"channel": "sms", "address": "+33612345678"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{contact}");
+
+    let (status, reply) = api
+        .post(
+            "/v1/sim/phones/0612345678/reply",
+            json!({"text": "URGENT my flight leaves today and I still have no ticket!!"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    assert_eq!(reply["duplicate"], false);
+    let id = reply["inbound"]["id"].as_str().unwrap().to_owned();
+
+    let (status, page) = api.get("/v1/inbound").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let listed = &page["data"][0];
+    assert_eq!(listed["id"], id.as_str());
+    assert_eq!(listed["channel"], "sim");
+    assert_eq!(listed["from"], "+33612345678");
+    assert_eq!(listed["contact_id"], contact["id"]);
+    let a = &listed["annotations"];
+    assert_eq!(a["language"], "en", "{a}");
+    assert_eq!(a["model_version"], 1);
+    assert_eq!(a["intent"]["best_guess"], "ticket_issue", "{a}");
+    assert!(a["intent"]["confidence"].as_f64().unwrap() > 0.0);
+    assert_eq!(a["sentiment"]["label"], "negative", "{a}");
+    assert!(a["sentiment"]["emotions"].is_object());
+    assert!(a["urgency"]["score"].as_f64().unwrap() > 0.5, "{a}");
+    assert_eq!(a["urgency"]["urgent"], true);
+    let cues = a["urgency"]["cues"].as_array().unwrap();
+    assert!(cues.contains(&json!("keyword:urgent")), "{cues:?}");
+
+    let (status, one) = api.get(&format!("/v1/inbound/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&one, listed);
+
+    // A French answer from another phone, unknown to the tenant.
+    let (status, reply) = api
+        .post(
+            "/v1/sim/phones/+33698765432/reply",
+            json!({"text": "Bonjour, je n'ai toujours pas reçu mon billet, merci de m'aider"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    assert_eq!(reply["inbound"]["annotations"]["language"], "fr");
+    assert_eq!(reply["inbound"]["contact_id"], Value::Null);
+
+    // Filtered by contact, only the first one.
+    let contact_id = contact["id"].as_str().unwrap();
+    let (_, mine) = api
+        .get(&format!("/v1/inbound?contact_id={contact_id}"))
+        .await;
+    let ids: Vec<&str> = mine["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+
+    // The phone still shows its replies.
+    let (_, phone) = api.get("/v1/sim/phones/0612345678/messages").await;
+    assert_eq!(phone["messages"][0]["direction"], "sent");
+}
+
+#[tokio::test]
+async fn a_redelivered_reply_is_stored_once() {
+    let api = trained().await;
+    let body = json!({"text": "where is my bag", "provider_id": "mo-77"});
+    let (status, first) = api
+        .post("/v1/sim/phones/0612345678/reply", body.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = api.post("/v1/sim/phones/0612345678/reply", body).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["inbound"]["id"], first["inbound"]["id"]);
+    let (_, page) = api.get("/v1/inbound").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["data"][0]["provider_id"], "mo-77");
+}
+
+#[tokio::test]
+async fn pages_walk_every_inbound_message_once() {
+    let api = api().await;
+    for i in 0..5 {
+        let (status, _) = api
+            .post(
+                "/v1/sim/phones/0612345678/reply",
+                json!({"text": format!("message {i}")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let mut texts = Vec::new();
+    let mut uri = "/v1/inbound?limit=2".to_owned();
+    loop {
+        let (status, page) = api.get(&uri).await;
+        assert_eq!(status, StatusCode::OK);
+        for m in page["data"].as_array().unwrap() {
+            texts.push(m["text"].as_str().unwrap().to_owned());
+            // Without a trained model the rest is still read.
+            assert!(m["annotations"]["intent"].is_null());
+            assert!(m["annotations"]["language"].is_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => uri = format!("/v1/inbound?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        texts,
+        [
+            "message 0",
+            "message 1",
+            "message 2",
+            "message 3",
+            "message 4"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn another_tenant_cannot_see_inbound_messages() {
+    let api = trained().await;
+    let (_, reply) = api
+        .post(
+            "/v1/sim/phones/0612345678/reply",
+            json!({"text": "my suitcase is lost"}),
+        )
+        .await;
+    let id = reply["inbound"]["id"].as_str().unwrap();
+    let (status, globex) = api.post("/v1/tenants", json!({"name": "globex"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{globex}");
+    let other = globex["api_key"].as_str().unwrap();
+
+    let (status, page) = api.call(other, "GET", "/v1/inbound", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["data"], json!([]));
+    let (status, problem) = api
+        .call(other, "GET", &format!("/v1/inbound/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+    let (status, _) = api.get(&format!("/v1/inbound/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn inbound_routes_need_a_key_and_are_documented() {
+    let api = api().await;
+    let (status, _) = api.call("wrong", "GET", "/v1/inbound", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let doc = relais_server::openapi_json();
+    assert!(
+        doc.contains("/v1/inbound/{id}"),
+        "inbound is in the OpenAPI description"
+    );
+}

@@ -16,12 +16,35 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200_000)]
         rows: u64,
     },
+    /// The A2P pipeline in one process: HTTP accept, dispatch to the `sim` channel, receipts.
+    A2p(A2pArgs),
+    /// HTTP → Relais → SMPP → the SMSC simulator, every receipt awaited, against Kannel.
+    Smpp(crate::bench_smpp::SmppBenchArgs),
 }
 
-pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+/// `database_url` is the global `--database-url`: `bench a2p` runs on it when given.
+pub async fn run(cmd: BenchCommand, database_url: Option<String>) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Import { rows } => bench_import(rows).await,
+        BenchCommand::A2p(args) => bench_a2p(args, database_url).await,
+        BenchCommand::Smpp(args) => crate::bench_smpp::run(args).await,
     }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct A2pArgs {
+    /// Messages sent through `POST /v1/messages/batch`.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: usize,
+    /// Messages per batch request (at most 10,000).
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Concurrent HTTP clients sending batches.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Single transactional sends timed one after the other.
+    #[arg(long, default_value_t = 2000)]
+    pub single: usize,
 }
 
 async fn bench_import(rows: u64) -> anyhow::Result<()> {
@@ -84,5 +107,286 @@ async fn bench_import(rows: u64) -> anyhow::Result<()> {
     );
     println!("elapsed_s: {secs:.3}");
     println!("rows_per_s: {:.0}", summary.rows as f64 / secs);
+    Ok(())
+}
+
+/// Counts messages by status straight from the database, so that waiting for the end of
+/// the run costs one query per poll instead of one HTTP request per message.
+enum Counter {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Counter {
+    async fn open(url: &str) -> anyhow::Result<Counter> {
+        if url.starts_with("postgres") {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await?;
+            Ok(Counter::Postgres(pool))
+        } else {
+            let path = url.trim_start_matches("sqlite://");
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .read_only(true);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?;
+            Ok(Counter::Sqlite(pool))
+        }
+    }
+
+    /// Messages of the tenant that reached `delivered` (or `read`).
+    async fn delivered(&self, tenant: &str) -> anyhow::Result<u64> {
+        let n: i64 = match self {
+            Counter::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM messages WHERE tenant_id = ? AND status IN ('delivered', 'read')",
+                )
+                .bind(tenant)
+                .fetch_one(pool)
+                .await?
+            }
+            Counter::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM messages WHERE tenant_id = $1 AND status IN ('delivered', 'read')",
+                )
+                .bind(tenant)
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// Peak resident set size of this process, in KiB (`VmHWM`), when the OS tells it.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn a2p_item(to: &str) -> serde_json::Value {
+    serde_json::json!({
+        "to": to,
+        "channel": "sim",
+        "purpose": "transactional",
+        "content": {"text": "Votre code Relais est {{ code }}. Il expire dans 10 minutes."},
+        "variables": {"code": "482913"},
+    })
+}
+
+fn bar(len: u64, label: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>10} [{bar:40}] {pos}/{len} {per_sec} ({elapsed})",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(label);
+    bar
+}
+
+async fn bench_a2p(args: A2pArgs, database_url: Option<String>) -> anyhow::Result<()> {
+    use relais_core::clock::{Clock, SystemClock};
+    use relais_engine::dispatch::{DispatcherConfig, spawn_dispatcher};
+    use relais_engine::sim::SimConfig;
+
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.batch),
+        "--batch must be between 1 and 10000"
+    );
+    anyhow::ensure!(args.clients >= 1, "--clients must be at least 1");
+    let dir = tempfile::tempdir()?;
+    let url = database_url
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let backend = if url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite (fresh file)"
+    };
+    let store = relais_store::open(&url)
+        .await
+        .with_context(|| format!("cannot open {}", relais_store::redact_url(&url)))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // A tenant of its own, so that a shared PostgreSQL database can host several runs.
+    let name = format!("bench-a2p-{}", jiff::Timestamp::now().as_millisecond());
+    let (tenant, key) = relais_engine::tenants::create_tenant(&*store, &name, clock.now()).await?;
+    let settings = relais_server::HttpSettings {
+        json_body_limit: 64 * 1024 * 1024,
+        ..Default::default()
+    };
+    let state = relais_server::AppState::new(store.clone(), clock.clone(), settings, None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(relais_server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let dispatcher = spawn_dispatcher(
+        store.clone(),
+        clock.clone(),
+        DispatcherConfig {
+            // No rate limit: the bench measures Relais, not a provider's contract.
+            default_rate: 1e9,
+            batch: 1000,
+            idle: std::time::Duration::from_millis(5),
+            sim: SimConfig {
+                delivered_after: Some(jiff::SignedDuration::ZERO),
+                read_after: None,
+            },
+            ..Default::default()
+        },
+    );
+    let counter = Counter::open(&url).await?;
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients + 1)
+        .build()?;
+    let auth = format!("Bearer {}", key.secret);
+
+    // (a) acceptance through the batch API, several clients, keep-alive connections.
+    let n = args.messages;
+    let accept_bar = bar(n as u64, "accepted");
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients {
+        let (client, base, auth, next, accept_bar) = (
+            client.clone(),
+            base.clone(),
+            auth.clone(),
+            next.clone(),
+            accept_bar.clone(),
+        );
+        let batch = args.batch;
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = 0usize;
+            loop {
+                let from = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+                if from >= n {
+                    break;
+                }
+                let to = (from + batch).min(n);
+                let items: Vec<serde_json::Value> = (from..to)
+                    .map(|i| a2p_item(&format!("+336{:08}", 10_000_000 + i)))
+                    .collect();
+                let response = client
+                    .post(format!("{base}/v1/messages/batch"))
+                    .header("authorization", &auth)
+                    .json(&serde_json::json!({ "messages": items }))
+                    .send()
+                    .await?;
+                let code = response.status();
+                let body: serde_json::Value = response.json().await?;
+                anyhow::ensure!(code.as_u16() == 202, "batch refused: {code} {body}");
+                let ok = body["accepted"].as_u64().unwrap_or(0) as usize;
+                anyhow::ensure!(ok == to - from, "batch partly refused: {body}");
+                accepted += ok;
+                accept_bar.inc(ok as u64);
+            }
+            anyhow::Ok(accepted)
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += task.await??;
+    }
+    let accept_secs = started.elapsed().as_secs_f64();
+    accept_bar.finish();
+
+    // (b) end to end: until every message of the run has its `delivered` receipt stored.
+    let e2e_bar = bar(accepted as u64, "delivered");
+    loop {
+        let delivered = counter.delivered(&tenant.id).await?;
+        e2e_bar.set_position(delivered);
+        if delivered >= accepted as u64 {
+            break;
+        }
+        // The count scans the tenant's messages: polling it often would slow the run.
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let e2e_secs = started.elapsed().as_secs_f64();
+    e2e_bar.finish();
+
+    // (c) latency of single transactional sends, one after the other.
+    let single_bar = bar(args.single as u64, "single");
+    let mut latencies = Vec::with_capacity(args.single);
+    for i in 0..args.single {
+        let body = a2p_item(&format!("+3378{:07}", 1_000_000 + i));
+        let t = Instant::now();
+        let response = client
+            .post(format!("{base}/v1/messages"))
+            .header("authorization", &auth)
+            .json(&body)
+            .send()
+            .await?;
+        let code = response.status();
+        let _ = response.bytes().await?;
+        latencies.push(t.elapsed());
+        anyhow::ensure!(code.as_u16() == 202, "single send refused: {code}");
+        single_bar.inc(1);
+    }
+    single_bar.finish();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let (p50, p99, max) = (pct(0.50), pct(0.99), pct(1.0));
+
+    dispatcher.shutdown().await;
+    let _ = stop.send(());
+    let _ = server.await;
+    let rss = peak_rss_kib();
+
+    let accept_rate = accepted as f64 / accept_secs;
+    let e2e_rate = accepted as f64 / e2e_secs;
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "bench: a2p ({backend}; {accepted} messages in batches of {}, {} clients; {} single sends)",
+        args.batch, args.clients, args.single
+    );
+    let row = |metric: &str, value: String, goal: &str, verdict: &str| {
+        println!("{metric:<36} {value:>14}  {goal:<12} {verdict}");
+    };
+    row("metric", "result".into(), "goal", "");
+    row(
+        "accepted (POST /v1/messages/batch)",
+        format!("{accept_rate:.0} /s"),
+        ">= 20000 /s",
+        verdict(accept_rate >= 20_000.0),
+    );
+    row(
+        "end to end (accepted -> delivered)",
+        format!("{e2e_rate:.0} /s"),
+        ">= 10000 /s",
+        verdict(e2e_rate >= 10_000.0),
+    );
+    row("single send p50", format!("{p50:.2} ms"), "", "");
+    row(
+        "single send p99",
+        format!("{p99:.2} ms"),
+        "< 10 ms",
+        verdict(p99 < 10.0),
+    );
+    row("single send max", format!("{max:.2} ms"), "", "");
+    row(
+        "peak RSS (VmHWM)",
+        rss.map_or_else(
+            || "unknown".into(),
+            |kib| format!("{:.1} MiB", kib as f64 / 1024.0),
+        ),
+        "",
+        "",
+    );
+    println!("accept_elapsed_s: {accept_secs:.3}  e2e_elapsed_s: {e2e_secs:.3}");
     Ok(())
 }

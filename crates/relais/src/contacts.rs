@@ -35,8 +35,13 @@ impl ImportProgress for Bar {
 pub async fn run(cmd: ContactsCommand, config: Config) -> anyhow::Result<()> {
     let ContactsCommand::Import { file, tenant, json } = cmd;
     let store = relais_store::open(&config.database_url).await?;
-    relais_engine::tenants::bootstrap(&*store, config.admin_key.as_deref(), jiff::Timestamp::now())
-        .await?;
+    crate::bootstrap::announce(
+        &*store,
+        &config,
+        jiff::Timestamp::now(),
+        crate::bootstrap::Announce::Stderr,
+    )
+    .await?;
     let tenant_id = store
         .tenant_by_name(&tenant)
         .await?

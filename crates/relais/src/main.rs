@@ -1,9 +1,14 @@
 //! `relais`: the one binary. Errors reach the user as one line on stderr.
 
 mod bench;
+mod bench_smpp;
+mod bootstrap;
 mod config;
 mod contacts;
+mod nlu;
+mod send;
 mod serve;
+mod smsc_sim;
 mod tenants;
 
 use clap::{Parser, Subcommand};
@@ -33,11 +38,18 @@ enum Command {
     /// Manage contacts.
     #[command(subcommand)]
     Contacts(contacts::ContactsCommand),
+    /// Train and evaluate intent models.
+    #[command(subcommand)]
+    Nlu(nlu::NluCommand),
     /// Print the effective configuration (secrets redacted).
     Config(ServeArgs),
+    /// Send one message through a running server.
+    Send(send::SendArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run an SMSC simulator (receipts, failures, throttling, MO injection).
+    SmscSim(smsc_sim::SmscSimArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,7 +90,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Contacts(cmd) => {
             contacts::run(cmd, Config::load(&cli.store, &ServeArgs::default())?).await
         }
-        Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Nlu(cmd) => {
+            nlu::run(cmd, || Config::load(&cli.store, &ServeArgs::default())).await
+        }
+        Command::Send(args) => {
+            let config = Config::load(&cli.store, &ServeArgs::default())?;
+            send::run(args, &config.data_dir).await
+        }
+        Command::Bench(cmd) => bench::run(cmd, cli.store.database_url.clone()).await,
+        Command::SmscSim(args) => smsc_sim::run(args).await,
     }
 }
 

@@ -3,9 +3,7 @@
 use crate::config::Config;
 use anyhow::Context;
 use relais_core::clock::{Clock, SystemClock};
-use relais_engine::tenants::{Bootstrap, bootstrap};
 use relais_server::{AppState, HttpSettings};
-use std::path::Path;
 use std::sync::Arc;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -18,24 +16,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             )
         })?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    match bootstrap(&*store, config.admin_key.as_deref(), clock.now()).await? {
-        Bootstrap::Created(key) => {
-            let path = write_admin_key(&config.data_dir, &key.secret)?;
-            println!("Relais created tenant `default` and its operator API key. It is shown once:");
-            println!();
-            println!("    {}", key.secret);
-            println!();
-            println!("It is also in {} (mode 0600).", path.display());
-        }
-        Bootstrap::PresetRegistered => {
-            write_admin_key(
-                &config.data_dir,
-                config.admin_key.as_deref().unwrap_or_default(),
-            )?;
-            tracing::info!("registered the admin key from RELAIS_ADMIN_KEY");
-        }
-        Bootstrap::AlreadyDone => {}
-    }
+    crate::bootstrap::announce(
+        &*store,
+        &config,
+        clock.now(),
+        crate::bootstrap::Announce::Stdout,
+    )
+    .await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
@@ -51,33 +38,94 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = %relais_store::redact_url(&config.database_url), "relais is listening");
     println!("Relais listening on http://{addr} (API docs at http://{addr}/docs)");
-    let dispatcher = relais_engine::dispatch::spawn_dispatcher(
+    let started = state
+        .channels
+        .load()
+        .await
+        .context("cannot load the configured channels")?;
+    if started > 0 {
+        tracing::info!(channels = started, "SMPP channels started");
+    }
+    let dispatcher = relais_engine::dispatch::spawn_dispatcher_with(
         store.clone(),
         state.clock.clone(),
-        relais_engine::dispatch::DispatcherConfig::default(),
+        dispatcher_config()?,
+        state.channels.registry(),
     );
+    let smpp = match config.smpp_listen {
+        Some(addr) => Some(start_smpp_server(addr, &state).await?),
+        None => None,
+    };
     relais_server::serve(listener, state, shutdown_signal()).await?;
+    if let Some((stop, task)) = smpp {
+        let _ = stop.send(());
+        if let Ok(Err(e)) = task.await {
+            tracing::error!(error = %e, "the SMPP server ended badly");
+        }
+    }
     dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-fn write_admin_key(dir: &Path, secret: &str) -> anyhow::Result<std::path::PathBuf> {
-    use std::io::Write;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("admin-api-key");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+/// The dispatcher's settings. The variables are development and test aids (documented in
+/// docs/configuration.md), not yet part of the configuration file.
+fn dispatcher_config() -> anyhow::Result<relais_engine::dispatch::DispatcherConfig> {
+    let mut config = relais_engine::dispatch::DispatcherConfig::default();
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    if let Some(rate) = env("RELAIS_DISPATCH_RATE") {
+        config.default_rate = rate
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .with_context(|| {
+                format!("RELAIS_DISPATCH_RATE must be a positive number of messages per second, not `{rate}`")
+            })?;
     }
-    let mut file = options
-        .open(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(format!("{secret}\n").as_bytes())?;
-    Ok(path)
+    if let Some(secs) = env("RELAIS_DISPATCH_LEASE") {
+        let secs = secs
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|s| *s > 0)
+            .with_context(|| {
+                format!("RELAIS_DISPATCH_LEASE must be a positive number of seconds, not `{secs}`")
+            })?;
+        config.lease_for = jiff::SignedDuration::from_secs(i64::from(secs));
+    }
+    if let Some(url) = env("RELAIS_SIM_SINK_URL") {
+        relais_engine::webhooks::validate_url(&url)
+            .with_context(|| "RELAIS_SIM_SINK_URL is not a usable URL")?;
+        tracing::warn!(%url, "development aid: every sim send is also POSTed to RELAIS_SIM_SINK_URL");
+        config.sim_sink_url = Some(url);
+    }
+    Ok(config)
+}
+
+/// Starts `--smpp-listen`: ESMEs bind with credentials from `POST /v1/smpp/credentials`.
+async fn start_smpp_server(
+    addr: std::net::SocketAddr,
+    state: &AppState,
+) -> anyhow::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for SMPP on {addr}"))?;
+    println!("SMPP server listening on {}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(relais_engine::smpp_server::serve(
+        listener,
+        state.store.clone(),
+        state.clock.clone(),
+        state.address_rules(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok((stop, task))
 }
 
 async fn shutdown_signal() {

@@ -14,7 +14,7 @@ pub enum TenantsCommand {
 pub async fn run(cmd: TenantsCommand, config: Config) -> anyhow::Result<()> {
     let store = relais_store::open(&config.database_url).await?;
     let now = jiff::Timestamp::now();
-    relais_engine::tenants::bootstrap(&*store, config.admin_key.as_deref(), now).await?;
+    crate::bootstrap::announce(&*store, &config, now, crate::bootstrap::Announce::Stderr).await?;
     match cmd {
         TenantsCommand::Create { name } => {
             let (tenant, key) = relais_engine::tenants::create_tenant(&*store, &name, now).await?;

@@ -1,0 +1,649 @@
+//! `relais bench smpp`: N messages HTTP → Relais → SMPP → the SMSC simulator, every receipt
+//! awaited, then the same N through Kannel (sendsms HTTP → smsbox → bearerbox → the same
+//! simulator), in one run. docs/BENCHMARKS-smpp.md reports it.
+
+// Kannel's config, start/stop and the tiny HTTP client are shared with the interop tests and
+// the `smpp_bench` example of relais-smpp.
+#[path = "../../relais-smpp/tests/support/mod.rs"]
+mod kannel_support;
+
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KannelMode {
+    /// Run Kannel when bearerbox and smsbox are installed, skip it otherwise.
+    Auto,
+    /// Run Kannel; fail when it is not installed.
+    Yes,
+    /// Relais only.
+    No,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SmppBenchArgs {
+    /// Messages sent through each side.
+    #[arg(long, default_value_t = 50_000)]
+    pub messages: usize,
+    /// Messages per `POST /v1/messages/batch` request (at most 10,000).
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Concurrent keep-alive HTTP clients sending batches to Relais.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// SMPP binds of the Relais channel.
+    #[arg(long, default_value_t = 2)]
+    pub binds: usize,
+    /// SMPP window of each bind (Kannel: `max-pending-submits`).
+    #[arg(long, default_value_t = 256)]
+    pub window: usize,
+    /// Whether to run Kannel too.
+    #[arg(long, value_enum, default_value_t = KannelMode::Auto)]
+    pub kannel: KannelMode,
+    /// Messages through Kannel (default: --messages).
+    #[arg(long)]
+    pub kannel_messages: Option<usize>,
+    /// Concurrent keep-alive sendsms connections to Kannel's smsbox.
+    #[arg(long, default_value_t = 32)]
+    pub http_conns: usize,
+}
+
+/// One side's figures.
+struct Figures {
+    messages: usize,
+    secs: f64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    peak_rss_kib: Option<u64>,
+    note: String,
+}
+
+impl Figures {
+    fn rate(&self) -> f64 {
+        self.messages as f64 / self.secs.max(1e-9)
+    }
+}
+
+pub async fn run(args: SmppBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.batch),
+        "--batch must be between 1 and 10000"
+    );
+    anyhow::ensure!(args.clients >= 1, "--clients must be at least 1");
+    anyhow::ensure!(args.messages >= 1, "--messages must be at least 1");
+    let kannel_present = kannel_support::has_kannel();
+    if args.kannel == KannelMode::Yes && !kannel_present {
+        anyhow::bail!(
+            "--kannel yes: {} or {} is not installed (scripts/install-smpp-peers.sh)",
+            kannel_support::BEARERBOX,
+            kannel_support::SMSBOX
+        );
+    }
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+
+    let relais = bench_relais(&args).await?;
+    let kannel = match args.kannel {
+        KannelMode::No => {
+            eprintln!("kannel: skipped (--kannel no)");
+            None
+        }
+        KannelMode::Auto if !kannel_present => {
+            eprintln!(
+                "kannel: skipped, {} is not installed (scripts/install-smpp-peers.sh)",
+                kannel_support::BEARERBOX
+            );
+            None
+        }
+        _ => Some(bench_kannel(&args).await?),
+    };
+
+    println!(
+        "bench: smpp (HTTP -> SMPP -> relais smsc-sim, receipts immediate; binds={} window={}; {} cores)",
+        args.binds,
+        args.window,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let cell =
+        |v: Option<f64>, unit: &str| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} {unit}"));
+    let rss = |v: Option<u64>| {
+        v.map_or_else(
+            || "-".to_owned(),
+            |k| format!("{:.1} MiB", k as f64 / 1024.0),
+        )
+    };
+    println!(
+        "{:<8} {:>9} {:>9} {:>12} {:>11} {:>11} {:>12}",
+        "side", "messages", "secs", "msg/s", "p50", "p99", "peak RSS"
+    );
+    let row = |name: &str, f: &Figures| {
+        println!(
+            "{:<8} {:>9} {:>9.3} {:>12} {:>11} {:>11} {:>12}",
+            name,
+            f.messages,
+            f.secs,
+            format!("{:.0}", f.rate()),
+            cell(f.p50_ms, "ms"),
+            cell(f.p99_ms, "ms"),
+            rss(f.peak_rss_kib)
+        );
+    };
+    row("relais", &relais);
+    if let Some(k) = &kannel {
+        row("kannel", k);
+    }
+    println!("relais: {}", relais.note);
+    if let Some(k) = &kannel {
+        println!("kannel: {}", k.note);
+    }
+    println!(
+        "relais msg/s: {:.0} (goal >= 20000: {})",
+        relais.rate(),
+        met(relais.rate() >= 20_000.0)
+    );
+    if let Some(k) = &kannel {
+        let ratio = relais.rate() / k.rate().max(1e-9);
+        println!("kannel msg/s: {:.0}", k.rate());
+        println!(
+            "ratio relais/kannel: {ratio:.2}x (goal >= 3x: {})",
+            met(ratio >= 3.0)
+        );
+    }
+    Ok(())
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+async fn simulator() -> anyhow::Result<(
+    relais_smpp::simulator::SimHandle,
+    tokio::sync::oneshot::Sender<()>,
+)> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let cfg = relais_smpp::simulator::SimConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        receipt_delay_ms: 0,
+        ..Default::default()
+    };
+    let sim = relais_smpp::simulator::start(cfg, async move {
+        let _ = rx.await;
+    })
+    .await
+    .context("cannot start the SMSC simulator")?;
+    Ok((sim, tx))
+}
+
+fn bar(len: u64, label: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>16} [{bar:40}] {pos}/{len} {per_sec} ({elapsed})",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(label);
+    bar
+}
+
+/// `VmHWM` of a process (`self` or a pid), in KiB.
+fn peak_rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The `p` quantile of sorted µs values, in ms.
+fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Some(sorted[i] as f64 / 1000.0)
+}
+
+async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
+    use relais_core::clock::{Clock, SystemClock};
+    use relais_engine::dispatch::{DispatcherConfig, spawn_dispatcher_with};
+
+    let (sim, stop_sim) = simulator().await?;
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("bench.db");
+    let url = format!("sqlite://{}", db.display());
+    let store = relais_store::open(&url)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (tenant, key) =
+        relais_engine::tenants::create_tenant(&*store, "bench-smpp", clock.now()).await?;
+    let settings = relais_server::HttpSettings {
+        json_body_limit: 64 * 1024 * 1024,
+        ..Default::default()
+    };
+    let state = relais_server::AppState::new(store.clone(), clock.clone(), settings, None);
+    let registry = state.channels.registry();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(relais_server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let dispatcher = spawn_dispatcher_with(
+        store.clone(),
+        clock.clone(),
+        DispatcherConfig {
+            // No rate limit: the bench measures Relais, not a provider's contract.
+            default_rate: 1e9,
+            batch: 1000,
+            idle: Duration::from_millis(5),
+            ..Default::default()
+        },
+        registry,
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients + 1)
+        .build()?;
+    let auth = format!("Bearer {}", key.secret);
+
+    // The channel, through the API as an operator would create it (no max_rate: unlimited).
+    let response = client
+        .post(format!("{base}/v1/channels"))
+        .header("authorization", &auth)
+        .json(&serde_json::json!({
+            "kind": "smpp",
+            "name": "bench-smsc",
+            "config": {
+                "host": "127.0.0.1",
+                "port": sim.smpp_addr.port(),
+                "system_id": "relais",
+                "password": "bench",
+                "source_addr": "RELAIS",
+                "window": args.window,
+                "binds": args.binds,
+            }
+        }))
+        .send()
+        .await?;
+    let code = response.status();
+    let body = response.text().await?;
+    anyhow::ensure!(code.is_success(), "channel refused: {code} {body}");
+    // Let the binds complete before the clock starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let counts = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&db)
+                .read_only(true),
+        )
+        .await?;
+
+    let n = args.messages;
+    let accept_bar = bar(n as u64, "relais accepted");
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients {
+        let (client, base, auth, next, accept_bar) = (
+            client.clone(),
+            base.clone(),
+            auth.clone(),
+            next.clone(),
+            accept_bar.clone(),
+        );
+        let batch = args.batch;
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = 0usize;
+            loop {
+                let from = next.fetch_add(batch, Ordering::Relaxed);
+                if from >= n {
+                    break;
+                }
+                let to = (from + batch).min(n);
+                let items: Vec<serde_json::Value> = (from..to)
+                    .map(|i| {
+                        serde_json::json!({
+                            "to": format!("+336{:08}", 10_000_000 + i),
+                            "channel": "bench-smsc",
+                            "purpose": "transactional",
+                            "content": {"text": "Your verification code is 123456"},
+                        })
+                    })
+                    .collect();
+                let response = client
+                    .post(format!("{base}/v1/messages/batch"))
+                    .header("authorization", &auth)
+                    .json(&serde_json::json!({ "messages": items }))
+                    .send()
+                    .await?;
+                let code = response.status();
+                let body: serde_json::Value = response.json().await?;
+                anyhow::ensure!(code.as_u16() == 202, "batch refused: {code} {body}");
+                let ok = body["accepted"].as_u64().unwrap_or(0) as usize;
+                anyhow::ensure!(ok == to - from, "batch partly refused: {body}");
+                accepted += ok;
+                accept_bar.inc(ok as u64);
+            }
+            anyhow::Ok(accepted)
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += task.await??;
+    }
+    let accept_secs = started.elapsed().as_secs_f64();
+    accept_bar.finish();
+
+    let done_bar = bar(accepted as u64, "relais delivered");
+    let mut last_progress = (0u64, Instant::now());
+    loop {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, count(*) FROM messages WHERE tenant_id = ? GROUP BY status",
+        )
+        .bind(&tenant.id)
+        .fetch_all(&counts)
+        .await?;
+        let of = |s: &str| {
+            rows.iter()
+                .filter(|r| r.0 == s)
+                .map(|r| r.1 as u64)
+                .sum::<u64>()
+        };
+        let delivered = of("delivered") + of("read");
+        done_bar.set_position(delivered);
+        if delivered >= accepted as u64 {
+            break;
+        }
+        let settled: u64 = rows
+            .iter()
+            .filter(|r| {
+                !matches!(
+                    r.0.as_str(),
+                    "accepted" | "scheduled" | "queued" | "sending" | "sent"
+                )
+            })
+            .map(|r| r.1 as u64)
+            .sum();
+        if settled >= accepted as u64 {
+            anyhow::bail!("some messages failed: {rows:?}");
+        }
+        if delivered > last_progress.0 {
+            last_progress = (delivered, Instant::now());
+        } else if last_progress.1.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("no progress for 60 s: {rows:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    done_bar.finish();
+
+    // Latency accepted → delivered from the event log (µs timestamps), every message.
+    let pairs: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT COALESCE((SELECT MIN(a.at) FROM message_events a WHERE a.message_id = m.id AND a.status = 'accepted'), m.created_at), \
+                (SELECT MIN(d.at) FROM message_events d WHERE d.message_id = m.id AND d.status = 'delivered') \
+         FROM messages m WHERE m.tenant_id = ?",
+    )
+    .bind(&tenant.id)
+    .fetch_all(&counts)
+    .await?;
+    let mut lat: Vec<u64> = pairs
+        .iter()
+        .filter(|(_, d)| *d > 0)
+        .map(|(a, d)| (d - a).max(0) as u64)
+        .collect();
+    lat.sort_unstable();
+    let sim_submits = sim.stats.submits.load(Ordering::Relaxed);
+    let sim_receipts = sim.stats.receipts_sent.load(Ordering::Relaxed);
+
+    dispatcher.shutdown().await;
+    let _ = stop.send(());
+    let _ = server.await;
+    let _ = stop_sim.send(());
+    let peak = peak_rss_kib("self");
+    Ok(Figures {
+        messages: accepted,
+        secs,
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+        peak_rss_kib: peak,
+        note: format!(
+            "first POST -> last `delivered` stored; all {accepted} accepted over HTTP in {accept_secs:.3}s \
+             ({:.0}/s, batches of {}, {} clients); simulator saw {sim_submits} submits, sent {sim_receipts} receipts; \
+             latency = accepted event -> delivered event ({} messages); peak RSS is the whole process \
+             (HTTP server, dispatcher, SQLite AND the simulator)",
+            accepted as f64 / accept_secs,
+            args.batch,
+            args.clients,
+            lat.len()
+        ),
+    })
+}
+
+/// Pids of the processes whose command line names `needle` (Kannel's config file).
+fn pids_with(needle: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// An HTTP server for Kannel's DLR callbacks (`dlr-url`): records when the `type=1`
+/// (delivered) callback of message `i=N` arrives, in µs since `t0`.
+async fn dlr_sink(
+    t0: Instant,
+    arrived: Arc<Vec<AtomicU64>>,
+    count: Arc<AtomicU64>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (arrived, count) = (arrived.clone(), count.clone());
+            tokio::spawn(async move {
+                let (r, mut w) = socket.into_split();
+                let mut r = BufReader::new(r);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    match r.read_line(&mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    let first = std::mem::take(&mut line);
+                    loop {
+                        line.clear();
+                        match r.read_line(&mut line).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line.trim_end().is_empty() => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    if first.contains("type=1") {
+                        let index = first
+                            .split(['?', '&', ' '])
+                            .find_map(|kv| kv.strip_prefix("i="))
+                            .and_then(|v| v.parse::<usize>().ok());
+                        if let Some(slot) = index.and_then(|i| arrived.get(i)) {
+                            let now = t0.elapsed().as_micros() as u64;
+                            if slot
+                                .compare_exchange(
+                                    0,
+                                    now.max(1),
+                                    Ordering::Relaxed,
+                                    Ordering::Relaxed,
+                                )
+                                .is_ok()
+                            {
+                                count.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    let resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                    if w.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn bench_kannel(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
+    let n = args.kannel_messages.unwrap_or(args.messages);
+    let (sim, stop_sim) = simulator().await?;
+    let kannel = kannel_support::Kannel::start(sim.smpp_addr.port(), args.window)
+        .context("cannot start Kannel")?;
+    anyhow::ensure!(kannel.ready().await, "kannel: smsbox never answered HTTP");
+    let sendsms: SocketAddr = ([127, 0, 0, 1], kannel.sendsms_port).into();
+    // Wait for the SMPP bind: a warm-up message must reach the simulator and be answered.
+    let mut warm = kannel_support::HttpConn::connect(sendsms).await?;
+    let t_bind = Instant::now();
+    while sim.stats.receipts_sent.load(Ordering::Relaxed) == 0 {
+        let _ = warm
+            .get(&kannel.sendsms_path("33612345678", "warm-up", Some("http://127.0.0.1:9/x")))
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        anyhow::ensure!(
+            t_bind.elapsed() < Duration::from_secs(30),
+            "kannel never bound to the simulator"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let base_receipts = sim.stats.receipts_sent.load(Ordering::Relaxed);
+
+    let t0 = Instant::now();
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let arrived: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let callbacks = Arc::new(AtomicU64::new(0));
+    let sink = dlr_sink(t0, arrived.clone(), callbacks.clone()).await?;
+    // Every message asks for its receipts (dlr-mask 3) with its index in the callback URL.
+    let path_of = {
+        let template = kannel.sendsms_path(
+            "33612345678",
+            "Your verification code is 123456",
+            Some(&format!("http://{sink}/dlr?i=IDX&type=%d")),
+        );
+        move |i: usize| template.replace("IDX", &i.to_string())
+    };
+    let path_of = Arc::new(path_of);
+    let accept_bar = bar(n as u64, "kannel accepted");
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..args.http_conns.max(1) {
+        let (next, sent, path_of, accept_bar) = (
+            next.clone(),
+            sent.clone(),
+            path_of.clone(),
+            accept_bar.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0usize;
+            let Ok(mut conn) = kannel_support::HttpConn::connect(sendsms).await else {
+                return 0;
+            };
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                sent[i].store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+                match conn.get(&path_of(i)).await {
+                    Ok((s, _)) if s == 202 || s == 200 => {
+                        ok += 1;
+                        accept_bar.inc(1);
+                    }
+                    Ok(_) => {}
+                    Err(_) => match kannel_support::HttpConn::connect(sendsms).await {
+                        Ok(c) => conn = c,
+                        Err(_) => break,
+                    },
+                }
+            }
+            ok
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await.unwrap_or(0);
+    }
+    let http_secs = t0.elapsed().as_secs_f64();
+    accept_bar.finish();
+
+    // Until every accepted message's `delivered` DLR callback has reached the sink.
+    let done_bar = bar(accepted as u64, "kannel DLRs");
+    let mut sim_all_at = None;
+    let mut last = (0u64, Instant::now());
+    loop {
+        let got = callbacks.load(Ordering::Relaxed);
+        done_bar.set_position(got);
+        let receipts = sim.stats.receipts_sent.load(Ordering::Relaxed) - base_receipts;
+        if sim_all_at.is_none() && receipts >= accepted as u64 {
+            sim_all_at = Some(t0.elapsed().as_secs_f64());
+        }
+        if got >= accepted as u64 {
+            break;
+        }
+        if got > last.0 {
+            last = (got, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done_bar.finish();
+    let got = callbacks.load(Ordering::Relaxed) as usize;
+    let last_us = arrived
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    let secs = last_us as f64 / 1e6;
+    let mut lat: Vec<u64> = sent
+        .iter()
+        .zip(arrived.iter())
+        .map(|(s, a)| (s.load(Ordering::Relaxed), a.load(Ordering::Relaxed)))
+        .filter(|(_, a)| *a > 0)
+        .map(|(s, a)| a.saturating_sub(s))
+        .collect();
+    lat.sort_unstable();
+    let conf = kannel.dir.path().join("kannel.conf");
+    let pids = pids_with(&conf.display().to_string());
+    let peak: u64 = pids.iter().filter_map(|p| peak_rss_kib(p)).sum();
+    drop(kannel);
+    let _ = stop_sim.send(());
+    anyhow::ensure!(
+        got >= accepted,
+        "kannel: only {got} of {accepted} DLR callbacks arrived (60 s without progress)"
+    );
+    Ok(Figures {
+        messages: got,
+        secs,
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+        peak_rss_kib: (!pids.is_empty()).then_some(peak),
+        note: format!(
+            "first sendsms -> last `delivered` DLR callback (dlr-mask 3, internal DLR storage); \
+             {accepted} accepted over HTTP in {http_secs:.3}s ({} keep-alive connections, one message per GET); \
+             simulator had sent every receipt after {}; latency = sendsms request -> DLR callback; \
+             peak RSS = bearerbox + smsbox ({} processes), simulator not included",
+            args.http_conns,
+            sim_all_at.map_or_else(|| "-".to_owned(), |s| format!("{s:.3}s")),
+            pids.len()
+        ),
+    })
+}

@@ -65,6 +65,14 @@ impl RetryPolicy {
         max_attempts: 8,
     };
 
+    /// Outgoing webhooks: 5 s doubling up to an hour apart, for as long as
+    /// [`WEBHOOK_RETRY_WINDOW`] allows (the attempt count is not the limit).
+    pub const WEBHOOKS: RetryPolicy = RetryPolicy {
+        base: SignedDuration::from_secs(5),
+        cap: SignedDuration::from_hours(1),
+        max_attempts: u32::MAX,
+    };
+
     pub fn new(
         base: SignedDuration,
         cap: SignedDuration,
@@ -155,6 +163,10 @@ impl RetryPolicy {
         }
     }
 }
+
+/// How long a webhook delivery is retried after the event, as receivers of Standard
+/// Webhooks expect: a receiver down for a night still gets its events in the morning.
+pub const WEBHOOK_RETRY_WINDOW: SignedDuration = SignedDuration::from_hours(24);
 
 impl Default for RetryPolicy {
     fn default() -> Self {

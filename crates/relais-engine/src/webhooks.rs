@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use jiff::{SignedDuration, Timestamp};
 use rand::RngCore;
 use relais_core::clock::Clock;
-use relais_core::retry::{ErrorClass, RetryDecision, RetryPolicy};
+use relais_core::retry::{ErrorClass, RetryDecision, RetryPolicy, WEBHOOK_RETRY_WINDOW};
 use relais_store::{DeliveryOutcome, Store, StoreError};
 use sha2::Sha256;
 use std::sync::{Arc, Mutex};
@@ -162,7 +162,11 @@ impl WebhookWorker {
                         ("webhook-signature", signature),
                     ];
                     let result = self.poster.post(&item.url, &headers, &d.payload).await;
-                    self.outcome(result, d.attempts + 1)
+                    let give_up_at = d
+                        .created_at
+                        .checked_add(WEBHOOK_RETRY_WINDOW)
+                        .unwrap_or(Timestamp::MAX);
+                    self.outcome(result, d.attempts + 1, give_up_at)
                 }
             };
             self.store
@@ -172,7 +176,12 @@ impl WebhookWorker {
         Ok(attempts)
     }
 
-    fn outcome(&self, result: Result<u16, String>, attempts: i64) -> DeliveryOutcome {
+    fn outcome(
+        &self,
+        result: Result<u16, String>,
+        attempts: i64,
+        give_up_at: Timestamp,
+    ) -> DeliveryOutcome {
         let (code, error, class) = match result {
             Ok(code) if (200..300).contains(&code) => {
                 return DeliveryOutcome::Delivered {
@@ -199,7 +208,7 @@ impl WebhookWorker {
                 class,
                 u32::try_from(attempts).unwrap_or(u32::MAX),
                 now,
-                None,
+                Some(give_up_at),
                 &mut *rng,
             )
         };

@@ -145,6 +145,7 @@ on_both_stores!(
     the_rate_limit_spreads_sends_over_time,
     a_large_batch_is_stored_and_dispatched,
     status_changes_reach_webhooks_signed_and_retried,
+    a_receiver_that_stays_down_is_retried_for_a_day_then_given_up,
     an_undelivered_receipt_moves_the_message_to_the_next_channel,
     a_fallback_skips_channels_without_consent,
 );
@@ -752,8 +753,9 @@ async fn status_changes_reach_webhooks_signed_and_retried(w: &World) {
     }
     let first: Value = serde_json::from_str(&got[0].1).unwrap();
     assert_eq!(first["data"]["status"], "sending");
-    // The first answer was 503: it comes again, with the same webhook-id.
-    w.advance(2);
+    // The first answer was 503: it comes again (within the first backoff, 5 s), with the
+    // same webhook-id.
+    w.advance(5);
     assert_eq!(d.run_once().await.unwrap().webhooks, 1);
     let got = receiver.got.lock().unwrap().clone();
     assert_eq!(got.len(), 3);
@@ -772,6 +774,66 @@ async fn status_changes_reach_webhooks_signed_and_retried(w: &World) {
         .collect();
     assert_eq!(states, [("delivered", 2), ("delivered", 1)]);
     assert_eq!(log[0].last_code, Some(200));
+}
+
+async fn a_receiver_that_stays_down_is_retried_for_a_day_then_given_up(w: &World) {
+    let secret = relais_engine::webhooks::generate_secret();
+    let hook = w
+        .store
+        .create_webhook(&w.tenant, "https://example.com/hooks", &secret, start())
+        .await
+        .unwrap();
+    let receiver = Arc::new(Receiver {
+        codes: Mutex::new(VecDeque::from(vec![503; 100_000])),
+        got: Mutex::new(Vec::new()),
+    });
+    let silent = SimConfig {
+        delivered_after: None,
+        read_after: None,
+    };
+    let d = w.dispatcher(silent, vec![]).with_webhooks(receiver.clone());
+    w.send(json!({"to": "+33612345678", "content": {"text": "Bonjour"}}))
+        .await
+        .unwrap();
+    d.run_once().await.unwrap();
+    let first_attempt = w.clock.now();
+    let mut last_attempt = first_attempt;
+    // Jump from one due retry to the next until nothing is pending any more.
+    for _ in 0..10_000 {
+        let log = w
+            .store
+            .webhook_deliveries(&w.tenant, &hook.id)
+            .await
+            .unwrap();
+        let Some(next) = log
+            .iter()
+            .filter(|x| x.status == "pending")
+            .map(|x| x.due_at)
+            .min()
+        else {
+            break;
+        };
+        w.clock.set(next);
+        if d.run_once().await.unwrap().webhooks > 0 {
+            last_attempt = next;
+        }
+    }
+    let log = w
+        .store
+        .webhook_deliveries(&w.tenant, &hook.id)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2, "`sending` and `sent`");
+    for delivery in &log {
+        assert_eq!(delivery.status, "failed", "{delivery:?}");
+        assert_eq!(delivery.last_code, Some(503));
+        assert!(delivery.attempts > 20, "backs off, but keeps trying: {delivery:?}");
+    }
+    let span = last_attempt.duration_since(first_attempt);
+    assert!(
+        span >= SignedDuration::from_hours(23) && span <= SignedDuration::from_hours(24),
+        "the last retry comes within the last hour of the day: {span:#}"
+    );
 }
 
 async fn an_undelivered_receipt_moves_the_message_to_the_next_channel(w: &World) {

@@ -250,7 +250,7 @@ impl Dispatcher {
             self.store.clone(),
             self.clock.clone(),
             poster,
-            self.config.retry,
+            RetryPolicy::WEBHOOKS,
             self.config.lease_owner.clone(),
         ));
         self

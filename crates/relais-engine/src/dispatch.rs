@@ -588,17 +588,23 @@ impl Dispatcher {
                 status: event.status,
                 step: 0,
             });
-        if let (Some(chain), FallbackDecision::Start { step }) = (chain, decision)
-            && let Some(s) = self
+        let mut skipped = Vec::new();
+        if let (Some(chain), FallbackDecision::Start { step }) = (chain, decision) {
+            match self
                 .move_to(item, chain, step, vec![event.clone()], now)
                 .await?
-        {
-            report.fallbacks += 1;
-            return self.settle(item, s).await;
+            {
+                Ok(s) => {
+                    report.fallbacks += 1;
+                    return self.settle(item, s).await;
+                }
+                Err(events) => skipped = events,
+            }
         }
         report.failed += 1;
         let mut s = Settlement::new(OutboxNext::Done);
         s.status = Some(event);
+        s.events = skipped;
         self.settle(item, s).await
     }
 
@@ -609,11 +615,19 @@ impl Dispatcher {
         step: usize,
         events: Vec<MessageEvent>,
         now: Timestamp,
-    ) -> Result<Option<Settlement>, StoreError> {
-        let Some((to, events)) =
-            next_step(&*self.store, &item.message, chain, step, events, now).await?
-        else {
-            return Ok(None);
+    ) -> Result<Result<Settlement, Vec<MessageEvent>>, StoreError> {
+        let (to, events) = match next_step_or_skips(
+            &*self.store,
+            &item.message,
+            chain,
+            step,
+            events,
+            now,
+        )
+        .await?
+        {
+            Ok(found) => found,
+            Err(skipped) => return Ok(Err(skipped)),
         };
         let mut s = Settlement::new(OutboxNext::Reschedule {
             due_at: now,
@@ -622,7 +636,7 @@ impl Dispatcher {
         });
         s.events = events;
         s.move_to = Some(to);
-        Ok(Some(s))
+        Ok(Ok(s))
     }
 
     /// A fallback timer came due: was the current step delivered (or read) in time?
@@ -649,11 +663,15 @@ impl Dispatcher {
                     .reason("fallback_timeout")
                     .detail(format!("not delivered within {within:#}"));
                 match self.move_to(item, chain, step, vec![waited], now).await? {
-                    Some(s) => {
+                    Ok(s) => {
                         report.fallbacks += 1;
                         self.settle(item, s).await
                     }
-                    None => self.settle(item, Settlement::new(OutboxNext::Done)).await,
+                    Err(skipped) => {
+                        let mut s = Settlement::new(OutboxNext::Done);
+                        s.events = skipped;
+                        self.settle(item, s).await
+                    }
                 }
             }
             FallbackDecision::WaitUntil(at) => {
@@ -682,9 +700,25 @@ async fn next_step(
     message: &Message,
     chain: &FallbackChain,
     step: usize,
-    mut events: Vec<MessageEvent>,
+    events: Vec<MessageEvent>,
     now: Timestamp,
 ) -> Result<Option<(StepMove, Vec<MessageEvent>)>, StoreError> {
+    Ok(next_step_or_skips(store, message, chain, step, events, now)
+        .await?
+        .ok())
+}
+
+/// [`next_step`], or, when no step is left, the events of the steps skipped for consent:
+/// the message's log must say why the chain ended there.
+async fn next_step_or_skips(
+    store: &dyn Store,
+    message: &Message,
+    chain: &FallbackChain,
+    step: usize,
+    events: Vec<MessageEvent>,
+    now: Timestamp,
+) -> Result<Result<(StepMove, Vec<MessageEvent>), Vec<MessageEvent>>, StoreError> {
+    let mut skipped = Vec::new();
     let ledger = match &message.contact_id {
         Some(contact) => store.consents(&message.tenant_id, contact).await?,
         None => Vec::new(),
@@ -692,14 +726,14 @@ async fn next_step(
     let purpose = Purpose::parse(&message.purpose).unwrap_or(Purpose::Transactional);
     let mut step = step;
     while let Some(candidate) = chain.steps().get(step) {
-        let Ok(kind) = candidate.channel.parse::<ChannelKind>() else {
+        let Some(kind) = step_kind(store, &message.tenant_id, &candidate.channel).await? else {
             break;
         };
         let decision = may_send(&ledger, kind, &purpose);
         if decision.allowed {
             break;
         }
-        events.push(
+        skipped.push(
             MessageEvent::new(MessageStatus::Rejected, now)
                 .channel(kind.as_str())
                 .reason(decision.code)
@@ -707,18 +741,41 @@ async fn next_step(
         );
         step += 1;
     }
-    Ok(step_move(message, chain, step, events, now))
+    let Some(next) = chain.steps().get(step) else {
+        return Ok(Err(skipped));
+    };
+    let kind = step_kind(store, &message.tenant_id, &next.channel).await?;
+    let mut events = events;
+    events.extend(skipped);
+    Ok(step_move(message, chain, step, kind, events, now).ok_or_else(Vec::new))
+}
+
+/// The channel kind a step sends on: the step names a kind (`sms`), or the id of a channel
+/// configured by the tenant (an SMPP connection sends `sms`). `None` for a channel that
+/// was deleted since: sending to it will fail and say so.
+async fn step_kind(
+    store: &dyn Store,
+    tenant: &str,
+    channel: &str,
+) -> Result<Option<ChannelKind>, StoreError> {
+    if let Ok(kind) = channel.parse::<ChannelKind>() {
+        return Ok(Some(kind));
+    }
+    Ok(store
+        .channel(tenant, channel)
+        .await?
+        .and_then(|record| crate::send::configured_kind(&record.kind)))
 }
 
 fn step_move(
     message: &Message,
     chain: &FallbackChain,
     step: usize,
+    kind: Option<ChannelKind>,
     mut events: Vec<MessageEvent>,
     now: Timestamp,
 ) -> Option<(StepMove, Vec<MessageEvent>)> {
     let next = chain.steps().get(step)?;
-    let kind: Option<ChannelKind> = next.channel.parse().ok();
     let content: Option<Content> = serde_json::from_value(message.content.clone()).ok();
     let segments = match (kind, &content) {
         (Some(kind), Some(content)) => segments_for(content, kind),

@@ -494,3 +494,52 @@ async fn smpplib_submits_through_relais_and_gets_its_receipt() {
     assert!(out.contains(&format!("receipt: id:{id} ")), "{out}");
     assert!(out.contains("stat:DELIVRD"), "{out}");
 }
+
+#[tokio::test]
+async fn a_fallback_to_a_configured_channel_still_needs_consent_for_its_kind() {
+    let api = api().await;
+    let sim = simulator(0.0).await;
+    let (status, _) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "smpp", "name": "orange", "config": smpp_config(&sim)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, contact) = api
+        .post(
+            "/v1/contacts",
+            json!({"identities": [{"channel": "sms", "address": "+33612345678"},
+                                  {"channel": "whatsapp", "address": "+33612345678"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{contact}");
+    let contact_id = contact["id"].as_str().unwrap();
+    // STOP on SMS: the SMS step of the chain must be skipped. (Transactional, so that
+    // French quiet hours for marketing do not hold the message on the real clock.)
+    let (status, _) = api
+        .post(
+            &format!("/v1/contacts/{contact_id}/consents"),
+            json!({"channel": "sms", "purpose": "all", "status": "opted_out"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, accepted) = api
+        .post(
+            "/v1/messages",
+            json!({"to": {"contact_id": contact_id}, "channels": ["whatsapp", "orange"],
+                   "purpose": "transactional", "content": {"text": "Votre colis arrive"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    // No WhatsApp adapter runs in this test, so the first step fails and the chain moves on.
+    let message = api.settle(accepted["id"].as_str().unwrap()).await;
+    assert_ne!(message["status"], "delivered", "{message}");
+    let skipped =
+        message["events"].as_array().unwrap().iter().any(|e| {
+            e["status"] == "rejected" && e["channel"] == "sms" && e["reason"] == "opted_out"
+        });
+    assert!(skipped, "the SMS step was refused for consent: {message}");
+    let submits = sim.stats.submits.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(submits, 0, "nothing reached the SMSC");
+}

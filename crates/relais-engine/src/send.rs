@@ -15,7 +15,7 @@ use relais_core::retry::Validity;
 use relais_core::sms::segment_info;
 use relais_core::status::MessageStatus;
 use relais_core::template::{ContentTemplate, ContentTemplateError, template_context};
-use relais_store::{MessageEvent, NewContact, NewMessage, Store, StoreError};
+use relais_store::{MessageEvent, NewMessage, Store, StoreError};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -214,7 +214,11 @@ pub async fn accept(
     {
         return Ok(replay);
     }
-    let message = prepare(ctx, tenant, request, idempotency.as_ref(), "").await?;
+    let checked = check(ctx, request, idempotency.clone(), String::new());
+    let message = prepare_all(ctx, tenant, vec![checked])
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(invalid("/", "nothing to send")))?;
     let accepted = Accepted {
         id: message.id.clone(),
         status: message.status,
@@ -283,21 +287,21 @@ pub async fn accept_batch(
             ),
         ));
     }
-    let mut items = Vec::with_capacity(requests.len());
-    let mut messages = Vec::new();
-    for (index, raw) in requests.into_iter().enumerate() {
-        let base = format!("/messages/{index}");
-        let request = match serde_path_to_request(raw) {
-            Ok(r) => r,
-            Err((pointer, detail)) => {
-                items.push(BatchItem::Refused(invalid(
-                    &format!("{base}{pointer}"),
-                    detail,
-                )));
-                continue;
+    let checked = requests
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let base = format!("/messages/{index}");
+            match serde_path_to_request(raw) {
+                Ok(request) => check(ctx, request, None, base),
+                Err((pointer, detail)) => Err(invalid(&format!("{base}{pointer}"), detail)),
             }
-        };
-        match prepare(ctx, tenant, request, None, &base).await {
+        })
+        .collect();
+    let mut items = Vec::new();
+    let mut messages = Vec::new();
+    for prepared in prepare_all(ctx, tenant, checked).await? {
+        match prepared {
             Ok(message) => {
                 items.push(BatchItem::Accepted(Accepted {
                     id: message.id.clone(),
@@ -306,7 +310,6 @@ pub async fn accept_batch(
                 }));
                 messages.push(message);
             }
-            Err(e @ AcceptError::Store(_)) => return Err(e),
             Err(e) => items.push(BatchItem::Refused(e)),
         }
     }
@@ -332,16 +335,35 @@ fn serde_path_to_request(raw: serde_json::Value) -> Result<SendRequest, (String,
     })
 }
 
-/// Everything but the write: the message as it will be stored.
-async fn prepare(
+/// Who a checked request goes to, before the store is asked.
+enum Target {
+    Contact(String),
+    Identity(Identity),
+}
+
+/// A request that passed the checks needing no store.
+struct Checked {
+    request: SendRequest,
+    purpose: Purpose,
+    content: Content,
+    target: Target,
+    /// The country of the number in `to`, when `to` is a phone number (parsing it again
+    /// for quiet hours costs as much as the rest of the accept path).
+    region: Option<Option<String>>,
+    idempotency: Option<Idempotency>,
+    /// Prefix of the JSON pointers of its errors (`/messages/3` in a batch).
+    base: String,
+}
+
+/// The checks that need no store, in the order the request is read: purpose, content,
+/// recipient.
+fn check(
     ctx: AcceptContext<'_>,
-    tenant: &str,
-    mut request: SendRequest,
-    idempotency: Option<&Idempotency>,
-    base: &str,
-) -> Result<NewMessage, AcceptError> {
+    request: SendRequest,
+    idempotency: Option<Idempotency>,
+    base: String,
+) -> Result<Checked, AcceptError> {
     let at = |p: &str| format!("{base}{p}");
-    let now = ctx.now;
     let purpose = request.purpose.clone().unwrap_or(Purpose::Transactional);
     if matches!(purpose, Purpose::All) {
         return Err(invalid(
@@ -368,9 +390,235 @@ async fn prepare(
     content
         .validate()
         .map_err(|e| invalid(&at("/content"), e.to_string()))?;
+    let pointer = at("/to");
+    let mut region = None;
+    let target = match &request.to {
+        Recipient::Contact { contact_id } => Target::Contact(contact_id.clone()),
+        Recipient::Phone(raw) => {
+            let phone = normalize_phone(raw, ctx.rules.default_country)
+                .map_err(|e| invalid(&pointer, e.to_string()))?;
+            region = Some(phone.region());
+            Target::Identity(Identity {
+                channel: ChannelKind::Sms,
+                address: phone.into_string(),
+            })
+        }
+        Recipient::Address { channel, address } => Target::Identity(
+            Identity::parse(*channel, address, ctx.rules)
+                .map_err(|e| invalid(&format!("{pointer}/address"), e.to_string()))?,
+        ),
+    };
+    Ok(Checked {
+        request,
+        purpose,
+        content,
+        target,
+        region,
+        idempotency,
+        base,
+    })
+}
 
-    let (contact, address) = resolve_contact(ctx, tenant, &request.to, &at("/to")).await?;
-    let named = resolve_channel_names(ctx.store, tenant, &mut request, base).await?;
+/// A message built but not yet checked against consent and quiet hours.
+struct Draft {
+    message: NewMessage,
+    kind: ChannelKind,
+    purpose: Purpose,
+    send_at: Option<Timestamp>,
+    timezone: Option<String>,
+    region: Option<Option<String>>,
+    base: String,
+}
+
+/// Everything but the write, for several requests at once: the recipients are resolved
+/// (and created) together, the consent ledgers and the quiet hours read once. The outer
+/// error is a store failure (nothing may be stored); the inner ones refuse one request.
+async fn prepare_all(
+    ctx: AcceptContext<'_>,
+    tenant: &str,
+    checked: Vec<Result<Checked, AcceptError>>,
+) -> Result<Vec<Result<NewMessage, AcceptError>>, AcceptError> {
+    // Recipients: every address of the batch in one look-up, the unknown ones created in
+    // one transaction.
+    let identities: Vec<Identity> = checked
+        .iter()
+        .filter_map(|c| match c {
+            Ok(Checked {
+                target: Target::Identity(identity),
+                ..
+            }) => Some(identity.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut resolved = resolve_identities(ctx, tenant, &identities)
+        .await?
+        .into_iter();
+    let mut templates: HashMap<String, ContentTemplate> = HashMap::new();
+    let mut drafts: Vec<Result<Draft, AcceptError>> = Vec::with_capacity(checked.len());
+    for item in checked {
+        let checked = match item {
+            Ok(c) => c,
+            Err(e) => {
+                drafts.push(Err(e));
+                continue;
+            }
+        };
+        let (contact, address) = match &checked.target {
+            Target::Identity(identity) => match resolved.next() {
+                Some(contact) => (contact, identity.address.clone()),
+                None => {
+                    return Err(StoreError::Corrupt("a recipient was not resolved".into()).into());
+                }
+            },
+            Target::Contact(contact_id) => {
+                match contact_by_id(ctx, tenant, contact_id, &checked.base).await {
+                    Ok(found) => found,
+                    Err(e @ AcceptError::Store(_)) => return Err(e),
+                    Err(e) => {
+                        drafts.push(Err(e));
+                        continue;
+                    }
+                }
+            }
+        };
+        match draft(ctx, tenant, checked, contact, address, &mut templates).await {
+            Err(e @ AcceptError::Store(_)) => return Err(e),
+            other => drafts.push(other),
+        }
+    }
+
+    // Consent ledgers of all the recipients in one query; quiet hours once.
+    let mut contact_ids: Vec<String> = drafts
+        .iter()
+        .filter_map(|d| d.as_ref().ok())
+        .filter_map(|d| d.message.contact_id.clone())
+        .collect();
+    contact_ids.sort_unstable();
+    contact_ids.dedup();
+    let ledgers = if contact_ids.is_empty() {
+        HashMap::new()
+    } else {
+        ctx.store.consents_of(tenant, &contact_ids).await?
+    };
+    let mut quiet: Option<QuietHours> = None;
+    let mut prepared = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        let draft = match draft {
+            Ok(d) => d,
+            Err(e) => {
+                prepared.push(Err(e));
+                continue;
+            }
+        };
+        let ledger = draft
+            .message
+            .contact_id
+            .as_ref()
+            .and_then(|id| ledgers.get(id))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let decision = may_send(ledger, draft.kind, &draft.purpose);
+        if !decision.allowed {
+            // A refusal is stored as a rejected message, so the sender can see why.
+            let mut message = draft.message;
+            message.events.push(
+                MessageEvent::new(MessageStatus::Rejected, ctx.now)
+                    .reason(decision.code)
+                    .detail(decision.explanation)
+                    .channel(draft.kind.as_str()),
+            );
+            message.status = MessageStatus::Rejected;
+            prepared.push(Ok(message));
+            continue;
+        }
+        let quiet = match &quiet {
+            Some(q) => q,
+            None => {
+                let loaded = match ctx.store.setting(tenant, QUIET_HOURS_SETTING).await? {
+                    Some(v) => serde_json::from_value(v).unwrap_or_default(),
+                    None => QuietHours::default(),
+                };
+                quiet.insert(loaded)
+            }
+        };
+        prepared.push(schedule(ctx.now, draft, quiet));
+    }
+    Ok(prepared)
+}
+
+/// The contacts of `identities`, created when unknown; retried when a concurrent request
+/// created one of them meanwhile.
+async fn resolve_identities(
+    ctx: AcceptContext<'_>,
+    tenant: &str,
+    identities: &[Identity],
+) -> Result<Vec<Contact>, AcceptError> {
+    if identities.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut attempt = 0;
+    loop {
+        match ctx
+            .store
+            .resolve_or_create_contacts(tenant, identities, ctx.now)
+            .await
+        {
+            Err(StoreError::Conflict(_)) if attempt < 3 => attempt += 1,
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// A contact named by id, and the address to send to.
+async fn contact_by_id(
+    ctx: AcceptContext<'_>,
+    tenant: &str,
+    contact_id: &str,
+    base: &str,
+) -> Result<(Contact, String), AcceptError> {
+    let pointer = format!("{base}/to/contact_id");
+    let contact = ctx
+        .store
+        .contact(tenant, contact_id)
+        .await?
+        .ok_or_else(|| invalid(&pointer, format!("no contact {contact_id} in this tenant")))?;
+    let address = contact
+        .identities
+        .iter()
+        .find(|i| i.channel.is_phone_addressed())
+        .or_else(|| contact.identities.first())
+        .map(|i| i.address.clone())
+        .ok_or_else(|| {
+            invalid(
+                &pointer,
+                "the contact has no identity (phone number or address) to send to",
+            )
+        })?;
+    Ok((contact, address))
+}
+
+/// Routes and personalises one request for its contact. `templates` keeps the templates
+/// compiled for earlier requests of the batch, by content.
+async fn draft(
+    ctx: AcceptContext<'_>,
+    tenant: &str,
+    checked: Checked,
+    contact: Contact,
+    address: String,
+    templates: &mut HashMap<String, ContentTemplate>,
+) -> Result<Draft, AcceptError> {
+    let Checked {
+        mut request,
+        purpose,
+        content,
+        idempotency,
+        region,
+        base,
+        ..
+    } = checked;
+    let at = |p: &str| format!("{base}{p}");
+    let now = ctx.now;
+    let named = resolve_channel_names(ctx.store, tenant, &mut request, &base).await?;
     let chain = pick_route(&request, &contact, &address, ctx.configured, &named, &at)?;
     let first = chain
         .steps()
@@ -401,7 +649,16 @@ async fn prepare(
         "/content"
     };
     let context = template_context(&contact.attributes, &request.variables);
-    let rendered = ContentTemplate::compile(&content)
+    let key = serde_json::to_string(&content).ok();
+    let compiled = match key.as_ref().and_then(|k| templates.get(k)) {
+        Some(t) => Ok(t.clone()),
+        None => ContentTemplate::compile(&content).inspect(|t| {
+            if let Some(k) = key {
+                templates.insert(k, t.clone());
+            }
+        }),
+    };
+    let rendered = compiled
         .and_then(|t| t.render(&context))
         .map_err(|e| match e {
             ContentTemplateError::Field { field, source } => {
@@ -422,17 +679,15 @@ async fn prepare(
             other => invalid(&at(template_pointer), other.to_string()),
         })?;
 
-    let id = relais_core::ids::new_id();
-    let mut events = vec![MessageEvent::new(MessageStatus::Accepted, now)];
     let segments = segments_for(&rendered, kind);
     let chain_json = serde_json::to_value(&chain).unwrap_or(serde_json::Value::Null);
     let content_json = serde_json::to_value(&rendered).unwrap_or(serde_json::Value::Null);
     let expires_at = request.validity.map(|v| v.expires_at(now));
-    let mut message = NewMessage {
-        id,
+    let message = NewMessage {
+        id: relais_core::ids::new_id(),
         tenant_id: tenant.to_owned(),
         contact_id: Some(contact.id.clone()),
-        to_address: address.clone(),
+        to_address: address,
         channel: first.channel.clone(),
         step: 0,
         chain: chain_json,
@@ -440,64 +695,67 @@ async fn prepare(
         purpose: purpose.as_str().to_owned(),
         status: MessageStatus::Accepted,
         segments,
-        idempotency_key: idempotency.map(|i| i.key.clone()),
-        request_hash: idempotency.map(|i| i.request_hash.clone()),
+        idempotency_key: idempotency.as_ref().map(|i| i.key.clone()),
+        request_hash: idempotency.map(|i| i.request_hash),
         send_at: request.send_at,
         expires_at,
         created_at: now,
-        events: Vec::new(),
+        events: vec![MessageEvent::new(MessageStatus::Accepted, now)],
         due_at: None,
     };
+    Ok(Draft {
+        message,
+        kind,
+        purpose,
+        send_at: request.send_at,
+        timezone: contact.timezone,
+        region,
+        base,
+    })
+}
 
-    // Consent: a refusal is stored as a rejected message, so the sender can see why.
-    let ledger = ctx.store.consents(tenant, &contact.id).await?;
-    let decision = may_send(&ledger, kind, &purpose);
-    if !decision.allowed {
-        events.push(
-            MessageEvent::new(MessageStatus::Rejected, now)
-                .reason(decision.code)
-                .detail(decision.explanation)
-                .channel(kind.as_str()),
-        );
-        message.status = MessageStatus::Rejected;
-        message.events = events;
-        return Ok(message);
-    }
-
-    // When: `send_at`, then the recipient's quiet hours.
-    let wanted = request.send_at.filter(|s| *s > now).unwrap_or(now);
-    let quiet: QuietHours = match ctx.store.setting(tenant, QUIET_HOURS_SETTING).await? {
-        Some(v) => serde_json::from_value(v).unwrap_or_default(),
-        None => QuietHours::default(),
-    };
-    let country = normalize_phone(&address, None)
-        .ok()
-        .and_then(|p| p.region());
-    let tz = contact
-        .timezone
+/// When: `send_at`, then the recipient's quiet hours.
+fn schedule(now: Timestamp, draft: Draft, quiet: &QuietHours) -> Result<NewMessage, AcceptError> {
+    let Draft {
+        mut message,
+        kind,
+        purpose,
+        send_at,
+        timezone,
+        region,
+        base,
+    } = draft;
+    let wanted = send_at.filter(|s| *s > now).unwrap_or(now);
+    let country = region.unwrap_or_else(|| {
+        normalize_phone(&message.to_address, None)
+            .ok()
+            .and_then(|p| p.region())
+    });
+    let tz = timezone
         .as_deref()
         .and_then(|tz| TimeZone::get(tz).ok())
         .or_else(|| country.as_deref().and_then(zone_of_country))
         .unwrap_or(TimeZone::UTC);
-    let due = next_allowed(wanted, &tz, country.as_deref(), &purpose, &quiet)
-        .map_err(|e| invalid(&at("/purpose"), e.to_string()))?;
+    let due = next_allowed(wanted, &tz, country.as_deref(), &purpose, quiet)
+        .map_err(|e| invalid(&format!("{base}/purpose"), e.to_string()))?;
     if due > now {
         let (reason, detail) = if due > wanted {
             ("quiet_hours", format!("held by quiet hours until {due}"))
         } else {
             ("send_at", format!("scheduled for {due}"))
         };
-        events.push(
+        message.events.push(
             MessageEvent::new(MessageStatus::Scheduled, now)
                 .reason(reason)
                 .detail(detail),
         );
         message.status = MessageStatus::Scheduled;
     } else {
-        events.push(MessageEvent::new(MessageStatus::Queued, now).channel(kind.as_str()));
+        message
+            .events
+            .push(MessageEvent::new(MessageStatus::Queued, now).channel(kind.as_str()));
         message.status = MessageStatus::Queued;
     }
-    message.events = events;
     message.due_at = Some(due);
     Ok(message)
 }
@@ -678,80 +936,6 @@ fn pick_route(
                 "no configured channel reaches this contact; name one with `channel`",
             ))
         }
-    }
-}
-
-/// The contact the message is for, created on the first message to an unknown address,
-/// and the address to send to.
-async fn resolve_contact(
-    ctx: AcceptContext<'_>,
-    tenant: &str,
-    to: &Recipient,
-    pointer: &str,
-) -> Result<(Contact, String), AcceptError> {
-    let identity = match to {
-        Recipient::Contact { contact_id } => {
-            let contact = ctx
-                .store
-                .contact(tenant, contact_id)
-                .await?
-                .ok_or_else(|| {
-                    invalid(
-                        &format!("{pointer}/contact_id"),
-                        format!("no contact {contact_id} in this tenant"),
-                    )
-                })?;
-            let address = contact
-                .identities
-                .iter()
-                .find(|i| i.channel.is_phone_addressed())
-                .or_else(|| contact.identities.first())
-                .map(|i| i.address.clone())
-                .ok_or_else(|| {
-                    invalid(
-                        &format!("{pointer}/contact_id"),
-                        "the contact has no identity (phone number or address) to send to",
-                    )
-                })?;
-            return Ok((contact, address));
-        }
-        Recipient::Phone(raw) => {
-            let phone = normalize_phone(raw, ctx.rules.default_country)
-                .map_err(|e| invalid(pointer, e.to_string()))?;
-            Identity {
-                channel: ChannelKind::Sms,
-                address: phone.into_string(),
-            }
-        }
-        Recipient::Address { channel, address } => Identity::parse(*channel, address, ctx.rules)
-            .map_err(|e| invalid(&format!("{pointer}/address"), e.to_string()))?,
-    };
-    let lookup_channel = if identity.channel.is_phone_addressed() {
-        None
-    } else {
-        Some(identity.channel)
-    };
-    if let Some(contact) = ctx
-        .store
-        .contact_by_identity(tenant, lookup_channel, &identity.address)
-        .await?
-    {
-        return Ok((contact, identity.address));
-    }
-    let new = NewContact {
-        identities: vec![identity.clone()],
-        ..Default::default()
-    };
-    match ctx.store.create_contact(tenant, &new, ctx.now).await {
-        Ok(contact) => Ok((contact, identity.address)),
-        // Created by a concurrent request in the meantime.
-        Err(StoreError::Conflict(_)) => ctx
-            .store
-            .contact_by_identity(tenant, lookup_channel, &identity.address)
-            .await?
-            .map(|c| (c, identity.address.clone()))
-            .ok_or_else(|| StoreError::Conflict("contact creation raced".into()).into()),
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -827,7 +827,10 @@ async fn a_receiver_that_stays_down_is_retried_for_a_day_then_given_up(w: &World
     for delivery in &log {
         assert_eq!(delivery.status, "failed", "{delivery:?}");
         assert_eq!(delivery.last_code, Some(503));
-        assert!(delivery.attempts > 20, "backs off, but keeps trying: {delivery:?}");
+        assert!(
+            delivery.attempts > 20,
+            "backs off, but keeps trying: {delivery:?}"
+        );
     }
     let span = last_attempt.duration_since(first_attempt);
     assert!(

@@ -614,6 +614,94 @@ pub async fn consent_ledger_is_append_only_and_decides(store: &dyn Store) {
     ));
 }
 
+pub async fn recipients_are_resolved_and_created_in_bulk(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    let known = store
+        .create_contact(
+            &t,
+            &contact(vec![sms("+33612345678")], r#"{"first_name":"Ana"}"#),
+            t0(),
+        )
+        .await
+        .unwrap();
+    // The same number in another tenant is someone else.
+    store
+        .create_contact(&other, &contact(vec![sms("+33611111111")], "{}"), t0())
+        .await
+        .unwrap();
+    let whatsapp = Identity {
+        channel: ChannelKind::Whatsapp,
+        address: "+33612345678".to_owned(),
+    };
+    let wanted = vec![
+        sms("+33611111111"),
+        whatsapp,
+        sms("+33622222222"),
+        sms("+33611111111"),
+    ];
+    let resolved = store
+        .resolve_or_create_contacts(&t, &wanted, t0())
+        .await
+        .unwrap();
+    assert_eq!(resolved.len(), 4);
+    // A phone-addressed identity finds its number on any channel, with the attributes.
+    assert_eq!(resolved[1].id, known.id);
+    assert_eq!(resolved[1].attributes, known.attributes);
+    // Unknown numbers get one new contact each, even when listed twice.
+    assert_ne!(resolved[0].id, resolved[2].id);
+    assert_eq!(resolved[0].id, resolved[3].id);
+    assert_eq!(resolved[0].identities, vec![sms("+33611111111")]);
+    let stored = store.contact(&t, &resolved[2].id).await.unwrap().unwrap();
+    assert_eq!(stored.identities, vec![sms("+33622222222")]);
+    // Again: nothing new is created.
+    let again = store
+        .resolve_or_create_contacts(&t, &wanted, t0())
+        .await
+        .unwrap();
+    let ids =
+        |v: &[relais_core::contact::Contact]| v.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&again), ids(&resolved));
+
+    store
+        .append_consent(
+            &t,
+            &consent(&known.id, 2, None, Purpose::All, ConsentStatus::OptedOut),
+        )
+        .await
+        .unwrap();
+    store
+        .append_consent(
+            &t,
+            &consent(
+                &known.id,
+                1,
+                Some(ChannelKind::Sms),
+                Purpose::Marketing,
+                ConsentStatus::OptedIn,
+            ),
+        )
+        .await
+        .unwrap();
+    let ledgers = store
+        .consents_of(&t, &[known.id.clone(), resolved[0].id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(ledgers.len(), 1);
+    assert_eq!(
+        ledgers[&known.id],
+        store.consents(&t, &known.id).await.unwrap()
+    );
+    assert_eq!(ledgers[&known.id][0].status, ConsentStatus::OptedIn);
+    assert!(
+        store
+            .consents_of(&other, std::slice::from_ref(&known.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub async fn settings_and_models_are_per_tenant(store: &dyn Store) {
     let a = store.create_tenant("acme", t0()).await.unwrap().id;
     let b = store.create_tenant("globex", t0()).await.unwrap().id;
@@ -1443,6 +1531,7 @@ macro_rules! conformance_suite {
             merge_moves_everything_to_the_survivor,
             import_creates_updates_and_rejects,
             consent_ledger_is_append_only_and_decides,
+            recipients_are_resolved_and_created_in_bulk,
             settings_and_models_are_per_tenant,
             messages_are_isolated_per_tenant,
             idempotency_keys_are_unique_per_tenant,

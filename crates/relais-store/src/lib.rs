@@ -119,9 +119,29 @@ pub trait Store: MessageStore + ChannelStore + InboundStore + Send + Sync + 'sta
         now: Timestamp,
     ) -> StoreResult<Vec<ImportOutcome>>;
 
+    /// The contacts owning `identities`, in their order, found like
+    /// [`Store::contact_by_identity`] does (a phone-addressed identity matches its address on
+    /// any channel, the earliest first); a contact holding just that identity is created
+    /// for each one nobody owns, all in one transaction. An address listed twice resolves to
+    /// one contact. `Conflict` when a concurrent request created one of them meanwhile (a
+    /// retry then finds it).
+    async fn resolve_or_create_contacts(
+        &self,
+        tenant: &str,
+        identities: &[Identity],
+        now: Timestamp,
+    ) -> StoreResult<Vec<Contact>>;
+
     // Consent ledger (append-only).
     async fn append_consent(&self, tenant: &str, record: &ConsentRecord) -> StoreResult<()>;
     async fn consents(&self, tenant: &str, contact_id: &str) -> StoreResult<Vec<ConsentRecord>>;
+    /// The ledgers of several contacts at once, by contact id (contacts without any record
+    /// are absent).
+    async fn consents_of(
+        &self,
+        tenant: &str,
+        contact_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, Vec<ConsentRecord>>>;
 
     // Tenant settings and NLU models.
     async fn put_setting(

@@ -176,6 +176,48 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            /// The owners of each of `addresses` (distinct), on every channel, earliest
+            /// identity first.
+            async fn owners_by_address(
+                conn: &mut DbConn,
+                tenant: &str,
+                addresses: &[&str],
+            ) -> StoreResult<HashMap<String, Vec<(ChannelKind, String)>>> {
+                let mut owners: HashMap<String, Vec<(ChannelKind, String)>> = HashMap::new();
+                for chunk in addresses.chunks(CHUNK) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "SELECT channel, address, contact_id FROM identities WHERE tenant_id = ",
+                    );
+                    q.push_bind(tenant).push(" AND address IN (");
+                    let mut sep = q.separated(", ");
+                    for a in chunk {
+                        sep.push_bind(*a);
+                    }
+                    q.push(") ORDER BY created_at");
+                    for row in q.build().fetch_all(&mut *conn).await? {
+                        let channel: String = row.try_get("channel")?;
+                        owners
+                            .entry(row.try_get("address")?)
+                            .or_default()
+                            .push((channel_from_db(&channel)?, row.try_get("contact_id")?));
+                    }
+                }
+                Ok(owners)
+            }
+
+            /// The owner of `identity` as `contact_by_identity` finds it: any channel for a
+            /// phone-addressed identity, the same channel otherwise.
+            fn owner_of<'a>(
+                owners: &'a HashMap<String, Vec<(ChannelKind, String)>>,
+                identity: &Identity,
+            ) -> Option<&'a String> {
+                owners
+                    .get(&identity.address)?
+                    .iter()
+                    .find(|(channel, _)| identity.channel.is_phone_addressed() || *channel == identity.channel)
+                    .map(|(_, id)| id)
+            }
+
             fn identity_conflict(e: sqlx::Error) -> StoreError {
                 match &e {
                     sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -653,6 +695,115 @@ macro_rules! impl_sql_store {
                     insert_consents(&mut tx, tenant, &consents).await?;
                     tx.commit().await?;
                     Ok(outcomes)
+                }
+
+                async fn resolve_or_create_contacts(
+                    &self,
+                    tenant: &str,
+                    identities: &[Identity],
+                    now: Timestamp,
+                ) -> StoreResult<Vec<Contact>> {
+                    let mut addresses: Vec<&str> = identities.iter().map(|i| i.address.as_str()).collect();
+                    addresses.sort_unstable();
+                    addresses.dedup();
+                    let mut owners = owners_by_address(&mut *self.reader().acquire().await?, tenant, &addresses).await?;
+                    let mut created: HashMap<String, Contact> = HashMap::new();
+                    if identities.iter().any(|i| owner_of(&owners, i).is_none()) {
+                        let mut tx = self.writer().begin().await?;
+                        // Again under the write lock: another request may have created some.
+                        let mut missing: Vec<&str> = identities
+                            .iter()
+                            .filter(|i| owner_of(&owners, i).is_none())
+                            .map(|i| i.address.as_str())
+                            .collect();
+                        missing.sort_unstable();
+                        missing.dedup();
+                        let fresh = owners_by_address(&mut *tx, tenant, &missing).await?;
+                        owners.extend(fresh);
+                        let mut new_identities: Vec<(String, &Identity)> = Vec::new();
+                        let stamp = from_micros(micros(now))?;
+                        for identity in identities {
+                            if owner_of(&owners, identity).is_some() {
+                                continue;
+                            }
+                            let id = new_id();
+                            owners.entry(identity.address.clone()).or_default().push((identity.channel, id.clone()));
+                            created.insert(id.clone(), Contact {
+                                id: id.clone(),
+                                attributes: Attributes::new(),
+                                timezone: None,
+                                locale: None,
+                                identities: vec![identity.clone()],
+                                created_at: stamp,
+                                updated_at: stamp,
+                            });
+                            new_identities.push((id, identity));
+                        }
+                        let empty = attributes_to_json(&Attributes::new());
+                        for chunk in new_identities.chunks(MAX_PARAMS / 7) {
+                            let mut q = sqlx::QueryBuilder::<Db>::new(
+                                "INSERT INTO contacts (id, tenant_id, attributes, timezone, locale, created_at, updated_at) ",
+                            );
+                            q.push_values(chunk, |mut b, (id, _)| {
+                                b.push_bind(id.as_str())
+                                    .push_bind(tenant)
+                                    .push_bind(empty.as_str())
+                                    .push_bind(None::<String>)
+                                    .push_bind(None::<String>)
+                                    .push_bind(micros(now))
+                                    .push_bind(micros(now));
+                            });
+                            q.build().execute(&mut *tx).await?;
+                        }
+                        let rows: Vec<(&str, &Identity)> = new_identities.iter().map(|(c, i)| (c.as_str(), *i)).collect();
+                        insert_identities(&mut tx, tenant, &rows, now).await?;
+                        tx.commit().await?;
+                    }
+                    let mut existing: Vec<String> = identities
+                        .iter()
+                        .filter_map(|i| owner_of(&owners, i))
+                        .filter(|id| !created.contains_key(*id))
+                        .cloned()
+                        .collect();
+                    existing.sort_unstable();
+                    existing.dedup();
+                    let mut loaded: HashMap<String, Contact> = load_contacts(&mut *self.reader().acquire().await?, tenant, &existing)
+                        .await?
+                        .into_iter()
+                        .map(|c| (c.id.clone(), c))
+                        .collect();
+                    loaded.extend(created);
+                    identities
+                        .iter()
+                        .map(|i| {
+                            owner_of(&owners, i)
+                                .and_then(|id| loaded.get(id))
+                                .cloned()
+                                // Deleted between the look-up and the load.
+                                .ok_or_else(|| StoreError::Conflict(format!("the contact owning {} changed meanwhile", i.address)))
+                        })
+                        .collect()
+                }
+
+                async fn consents_of(&self, tenant: &str, contact_ids: &[String]) -> StoreResult<HashMap<String, Vec<ConsentRecord>>> {
+                    let mut ledgers: HashMap<String, Vec<ConsentRecord>> = HashMap::new();
+                    let mut conn = self.reader().acquire().await?;
+                    for chunk in contact_ids.chunks(CHUNK) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "SELECT id, contact_id, channel, purpose, status, source, proof, recorded_at FROM consents WHERE tenant_id = ",
+                        );
+                        q.push_bind(tenant).push(" AND contact_id IN (");
+                        let mut sep = q.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(id.as_str());
+                        }
+                        q.push(") ORDER BY recorded_at, id");
+                        for row in q.build().fetch_all(&mut *conn).await? {
+                            let record = consent_from_row(&row)?;
+                            ledgers.entry(record.contact_id.clone()).or_default().push(record);
+                        }
+                    }
+                    Ok(ledgers)
                 }
 
                 async fn append_consent(&self, tenant: &str, record: &ConsentRecord) -> StoreResult<()> {

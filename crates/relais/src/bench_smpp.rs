@@ -1,6 +1,6 @@
 //! `relais bench smpp`: N messages HTTP → Relais → SMPP → the SMSC simulator, every receipt
 //! awaited, then the same N through Kannel (sendsms HTTP → smsbox → bearerbox → the same
-//! simulator), in one run. docs/BENCHMARKS-smpp.md reports it.
+//! simulator), in one run. docs/BENCHMARKS.md (section SMPP) reports it.
 
 // Kannel's config, start/stop and the tiny HTTP client are shared with the interop tests and
 // the `smpp_bench` example of relais-smpp.

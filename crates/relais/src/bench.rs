@@ -162,9 +162,10 @@ impl Counter {
     }
 }
 
-/// Peak resident set size of this process, in KiB (`VmHWM`), when the OS tells it.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Peak resident set size (`VmHWM`) of a process (`self` or a pid), in KiB, when the OS
+/// tells it.
+pub(crate) fn peak_rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -181,10 +182,76 @@ fn a2p_item(to: &str) -> serde_json::Value {
     })
 }
 
-fn bar(len: u64, label: &'static str) -> indicatif::ProgressBar {
+/// How `post_batches` splits the work.
+pub(crate) struct Batches {
+    pub messages: usize,
+    pub size: usize,
+    pub clients: usize,
+}
+
+/// Sends `messages` items through `POST /v1/messages/batch`, `size` per request, from
+/// `clients` concurrent keep-alive clients; item `i` is `item(i)`. The number accepted;
+/// a refused or partly refused batch is an error.
+pub(crate) async fn post_batches(
+    client: &reqwest::Client,
+    base: &str,
+    auth: &str,
+    batches: Batches,
+    item: fn(usize) -> serde_json::Value,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<usize> {
+    let Batches {
+        messages: n,
+        size,
+        clients,
+    } = batches;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, url, auth, next, progress) = (
+            client.clone(),
+            format!("{base}/v1/messages/batch"),
+            auth.to_owned(),
+            next.clone(),
+            progress.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = 0usize;
+            loop {
+                let from = next.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+                if from >= n {
+                    break;
+                }
+                let to = (from + size).min(n);
+                let items: Vec<serde_json::Value> = (from..to).map(item).collect();
+                let response = client
+                    .post(&url)
+                    .header("authorization", &auth)
+                    .json(&serde_json::json!({ "messages": items }))
+                    .send()
+                    .await?;
+                let code = response.status();
+                let body: serde_json::Value = response.json().await?;
+                anyhow::ensure!(code.as_u16() == 202, "batch refused: {code} {body}");
+                let ok = body["accepted"].as_u64().unwrap_or(0) as usize;
+                anyhow::ensure!(ok == to - from, "batch partly refused: {body}");
+                accepted += ok;
+                progress.inc(ok as u64);
+            }
+            anyhow::Ok(accepted)
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += task.await??;
+    }
+    Ok(accepted)
+}
+
+pub(crate) fn bar(len: u64, label: &'static str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     let style = indicatif::ProgressStyle::with_template(
-        "{prefix:>10} [{bar:40}] {pos}/{len} {per_sec} ({elapsed})",
+        "{prefix:>16} [{bar:40}] {pos}/{len} {per_sec} ({elapsed})",
     )
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
     .progress_chars("=> ");
@@ -254,50 +321,20 @@ async fn bench_a2p(args: A2pArgs, database_url: Option<String>) -> anyhow::Resul
     // (a) acceptance through the batch API, several clients, keep-alive connections.
     let n = args.messages;
     let accept_bar = bar(n as u64, "accepted");
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.clients {
-        let (client, base, auth, next, accept_bar) = (
-            client.clone(),
-            base.clone(),
-            auth.clone(),
-            next.clone(),
-            accept_bar.clone(),
-        );
-        let batch = args.batch;
-        tasks.push(tokio::spawn(async move {
-            let mut accepted = 0usize;
-            loop {
-                let from = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
-                if from >= n {
-                    break;
-                }
-                let to = (from + batch).min(n);
-                let items: Vec<serde_json::Value> = (from..to)
-                    .map(|i| a2p_item(&format!("+336{:08}", 10_000_000 + i)))
-                    .collect();
-                let response = client
-                    .post(format!("{base}/v1/messages/batch"))
-                    .header("authorization", &auth)
-                    .json(&serde_json::json!({ "messages": items }))
-                    .send()
-                    .await?;
-                let code = response.status();
-                let body: serde_json::Value = response.json().await?;
-                anyhow::ensure!(code.as_u16() == 202, "batch refused: {code} {body}");
-                let ok = body["accepted"].as_u64().unwrap_or(0) as usize;
-                anyhow::ensure!(ok == to - from, "batch partly refused: {body}");
-                accepted += ok;
-                accept_bar.inc(ok as u64);
-            }
-            anyhow::Ok(accepted)
-        }));
-    }
-    let mut accepted = 0;
-    for task in tasks {
-        accepted += task.await??;
-    }
+    let accepted = post_batches(
+        &client,
+        &base,
+        &auth,
+        Batches {
+            messages: n,
+            size: args.batch,
+            clients: args.clients,
+        },
+        |i| a2p_item(&format!("+336{:08}", 10_000_000 + i)),
+        &accept_bar,
+    )
+    .await?;
     let accept_secs = started.elapsed().as_secs_f64();
     accept_bar.finish();
 
@@ -345,7 +382,7 @@ async fn bench_a2p(args: A2pArgs, database_url: Option<String>) -> anyhow::Resul
     dispatcher.shutdown().await;
     let _ = stop.send(());
     let _ = server.await;
-    let rss = peak_rss_kib();
+    let rss = peak_rss_kib("self");
 
     let accept_rate = accepted as f64 / accept_secs;
     let e2e_rate = accepted as f64 / e2e_secs;

@@ -7,6 +7,7 @@
 #[path = "../../relais-smpp/tests/support/mod.rs"]
 mod kannel_support;
 
+use crate::bench::{Batches, bar, peak_rss_kib, post_batches};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -177,27 +178,6 @@ async fn simulator() -> anyhow::Result<(
     Ok((sim, tx))
 }
 
-fn bar(len: u64, label: &'static str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    let style = indicatif::ProgressStyle::with_template(
-        "{prefix:>16} [{bar:40}] {pos}/{len} {per_sec} ({elapsed})",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(label);
-    bar
-}
-
-/// `VmHWM` of a process (`self` or a pid), in KiB.
-fn peak_rss_kib(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// The `p` quantile of sorted µs values, in ms.
 fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -286,57 +266,27 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
 
     let n = args.messages;
     let accept_bar = bar(n as u64, "relais accepted");
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.clients {
-        let (client, base, auth, next, accept_bar) = (
-            client.clone(),
-            base.clone(),
-            auth.clone(),
-            next.clone(),
-            accept_bar.clone(),
-        );
-        let batch = args.batch;
-        tasks.push(tokio::spawn(async move {
-            let mut accepted = 0usize;
-            loop {
-                let from = next.fetch_add(batch, Ordering::Relaxed);
-                if from >= n {
-                    break;
-                }
-                let to = (from + batch).min(n);
-                let items: Vec<serde_json::Value> = (from..to)
-                    .map(|i| {
-                        serde_json::json!({
-                            "to": format!("+336{:08}", 10_000_000 + i),
-                            "channel": "bench-smsc",
-                            "purpose": "transactional",
-                            "content": {"text": "Your verification code is 123456"},
-                        })
-                    })
-                    .collect();
-                let response = client
-                    .post(format!("{base}/v1/messages/batch"))
-                    .header("authorization", &auth)
-                    .json(&serde_json::json!({ "messages": items }))
-                    .send()
-                    .await?;
-                let code = response.status();
-                let body: serde_json::Value = response.json().await?;
-                anyhow::ensure!(code.as_u16() == 202, "batch refused: {code} {body}");
-                let ok = body["accepted"].as_u64().unwrap_or(0) as usize;
-                anyhow::ensure!(ok == to - from, "batch partly refused: {body}");
-                accepted += ok;
-                accept_bar.inc(ok as u64);
-            }
-            anyhow::Ok(accepted)
-        }));
-    }
-    let mut accepted = 0;
-    for task in tasks {
-        accepted += task.await??;
-    }
+    let accepted = post_batches(
+        &client,
+        &base,
+        &auth,
+        Batches {
+            messages: n,
+            size: args.batch,
+            clients: args.clients,
+        },
+        |i| {
+            serde_json::json!({
+                "to": format!("+336{:08}", 10_000_000 + i),
+                "channel": "bench-smsc",
+                "purpose": "transactional",
+                "content": {"text": "Your verification code is 123456"},
+            })
+        },
+        &accept_bar,
+    )
+    .await?;
     let accept_secs = started.elapsed().as_secs_f64();
     accept_bar.finish();
 

@@ -18,7 +18,8 @@ use relais_engine::send::{
     AcceptContext, AcceptError, Accepted, Idempotency, SANDBOX_KINDS, SendRequest, accept,
 };
 use relais_engine::sim::{SimAdapter, SimConfig};
-use relais_store::{MessageEvent, MessageWithEvents, PostgresStore, SqliteStore, Store};
+use relais_store::scratch::ScratchDatabase;
+use relais_store::{MessageEvent, MessageWithEvents, SqliteStore, Store};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,7 @@ struct World {
     tenant: String,
     _dir: Option<tempfile::TempDir>,
     /// The PostgreSQL store and its database, dropped by [`World::finish`].
-    pg: Option<(Arc<PostgresStore>, String)>,
+    pg: Option<ScratchDatabase>,
 }
 
 /// Saturday 21 November 2026, 10:00 UTC.
@@ -50,55 +51,32 @@ async fn sqlite_world() -> World {
     }
 }
 
-fn postgres_admin_url() -> String {
-    std::env::var("RELAIS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 async fn postgres_world() -> World {
-    use sqlx::Connection;
-    let admin = postgres_admin_url();
-    let mut conn = sqlx::PgConnection::connect(&admin)
+    let database = ScratchDatabase::create("relais_a2p")
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for these tests: {e}"));
-    let name = format!("relais_a2p_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create the test database");
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_owned())
-        .unwrap_or(admin.clone());
-    let pg = Arc::new(
-        PostgresStore::connect(&format!("{base}/{name}"))
-            .await
-            .expect("connect the test database"),
-    );
-    let store: Arc<dyn Store> = pg.clone();
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {} is required for these tests: {e}",
+                relais_store::scratch::admin_url()
+            )
+        });
+    let store: Arc<dyn Store> = database.store.clone();
     let tenant = store.create_tenant("acme", start()).await.unwrap().id;
     World {
         store,
         clock: Arc::new(ManualClock::new(start())),
         tenant,
         _dir: None,
-        pg: Some((pg, name)),
+        pg: Some(database),
     }
 }
 
 impl World {
     /// Drops the PostgreSQL database of the test (a failed test leaves it for inspection).
     async fn finish(self) {
-        use sqlx::Connection;
-        if let Some((pg, name)) = self.pg {
-            pg.close().await;
-            if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut admin)
-                .await;
-            }
+        if let Some(database) = self.pg {
+            drop(self.store);
+            database.drop_database().await;
         }
     }
 }

@@ -12,6 +12,7 @@ mod sql;
 mod sqlite;
 
 pub mod conformance;
+pub mod scratch;
 
 pub use channels::*;
 pub use inbound::*;

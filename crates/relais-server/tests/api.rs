@@ -1,16 +1,16 @@
 //! The HTTP API as a client sees it: auth, tenant isolation, problem+json, contacts,
 //! consent, merge and import.
 
+mod support;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use relais_core::clock::{Clock, ManualClock};
 use relais_engine::tenants::{Bootstrap, bootstrap};
 use relais_server::{AppState, HttpSettings, router};
 use relais_store::{SqliteStore, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 struct Api {
     app: axum::Router,
@@ -59,22 +59,11 @@ impl Api {
         if has_body {
             req = req.header(header::CONTENT_TYPE, content_type);
         }
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body.unwrap_or_else(Body::empty)).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let ct = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, value, ct)
+        support::respond(
+            &self.app,
+            req.body(body.unwrap_or_else(Body::empty)).unwrap(),
+        )
+        .await
     }
     async fn json(&self, method: &str, uri: &str, key: &str, body: Value) -> (StatusCode, Value) {
         let (s, v, _) = self

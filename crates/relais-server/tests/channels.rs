@@ -2,9 +2,10 @@
 //! simulator, messages naming it go out over SMPP, and the simulator's receipts move them
 //! to `delivered` or `undelivered`.
 
+mod support;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use relais_core::clock::{Clock, SystemClock};
 use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
 use relais_engine::sim::SimAdapter;
@@ -14,7 +15,6 @@ use relais_smpp::{SimConfig, SimHandle};
 use relais_store::{SqliteStore, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 struct Api {
     app: axum::Router,
@@ -93,16 +93,7 @@ impl Api {
             }
             None => Body::empty(),
         };
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        let (status, value, _) = support::respond(&self.app, req.body(body).unwrap()).await;
         (status, value)
     }
 

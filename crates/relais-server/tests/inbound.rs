@@ -2,16 +2,16 @@
 //! stored message annotated with language, intent, sentiment and urgency, listed under
 //! `/v1/inbound`, stored once per provider id, and invisible to other tenants.
 
+mod support;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use relais_core::clock::{Clock, ManualClock};
 use relais_engine::tenants::{Bootstrap, bootstrap};
 use relais_server::{AppState, HttpSettings, router};
 use relais_store::{SqliteStore, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 struct Api {
     app: axum::Router,
@@ -57,16 +57,7 @@ impl Api {
             }
             None => Body::empty(),
         };
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        let (status, value, _) = support::respond(&self.app, req.body(body).unwrap()).await;
         (status, value)
     }
 

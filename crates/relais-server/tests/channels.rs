@@ -308,6 +308,10 @@ async fn an_mo_from_the_smsc_becomes_an_inbound_message() {
             assert_eq!(first["text"], "Bonjour, où est ma commande ?");
             assert_eq!(first["channel"], "sms");
             assert_eq!(first["channel_id"], created["id"]);
+            // Annotated on arrival like every inbound message (no intent model trained).
+            assert_eq!(first["annotations"]["language"], "fr", "{first}");
+            assert_eq!(first["annotations"]["intent"], Value::Null);
+            assert!(first["annotations"]["urgency"]["score"].is_number());
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -276,3 +276,55 @@ async fn inbound_routes_need_a_key_and_are_documented() {
         "inbound is in the OpenAPI description"
     );
 }
+
+#[tokio::test]
+async fn classify_answers_one_message_as_inbound_messages_are_annotated() {
+    let api = trained().await;
+    let text = "URGENT my flight leaves today and I still have no ticket!!";
+    let (status, classified) = api.post("/v1/nlu/classify", json!({"text": text})).await;
+    assert_eq!(status, StatusCode::OK, "{classified}");
+    assert_eq!(classified["model_version"], 1);
+    assert_eq!(classified["language"], "en");
+    assert_eq!(classified["intent"]["best_guess"], "ticket_issue");
+    assert!(classified["intent"]["confidence"].as_f64().unwrap() > 0.0);
+    assert!(classified["intent"]["out_of_scope"].is_boolean());
+    assert_eq!(classified["sentiment"]["label"], "negative");
+    assert!(classified["sentiment"]["emotions"].is_object());
+    assert!(classified["urgency"]["score"].as_f64().unwrap() > 0.5);
+
+    // The same text arriving from a phone is annotated with exactly that answer.
+    let (status, reply) = api
+        .post("/v1/sim/phones/+33611112222/reply", json!({"text": text}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let stored = &reply["inbound"]["annotations"];
+    assert!(
+        same_up_to_float_widening(stored, &classified),
+        "{stored} vs {classified}"
+    );
+
+    let (status, problem) = api.post("/v1/nlu/classify", json!({"txt": text})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+}
+
+/// JSON equality where numbers may differ by the widening of an `f32` to an `f64` (the
+/// stored annotations went through a `serde_json::Value`).
+fn same_up_to_float_widening(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-6
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|(x, y)| same_up_to_float_widening(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_up_to_float_widening(v, w)))
+        }
+        _ => a == b,
+    }
+}

@@ -91,6 +91,9 @@ pub trait ChannelAdapter: Send + Sync {
     async fn poll_receipts(&self, _now: Timestamp) -> Vec<Receipt> {
         Vec::new()
     }
+    /// Called once a round's sends are answered, before they are settled: an adapter that
+    /// keeps a log (the sim's phones) writes it in one go here.
+    async fn flush(&self) {}
 }
 
 /// Adapters of configured channels (an SMPP account…), by channel id. Shared by the API, which
@@ -218,6 +221,20 @@ impl Bucket {
     }
 }
 
+/// What [`Dispatcher::triage`] made of a claimed row.
+enum Triage {
+    Settle(String, Settlement),
+    Send(Box<PendingSend>),
+}
+
+/// A claimed message on its way to its adapter.
+struct PendingSend {
+    item: OutboxItem,
+    chain: Option<FallbackChain>,
+    /// The adapter and what it is given, or why the message cannot be sent.
+    target: Result<(Arc<dyn ChannelAdapter>, OutboundMessage), SendError>,
+}
+
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -304,8 +321,63 @@ impl Dispatcher {
             )
             .await?;
         report.claimed = items.len();
+        let mut settlements: Vec<(String, Settlement)> = Vec::with_capacity(items.len());
+        let mut sends = Vec::new();
         for item in items {
-            self.handle(item, &mut report).await?;
+            match self.triage(item, &mut report).await? {
+                Triage::Settle(id, s) => settlements.push((id, s)),
+                Triage::Send(send) => sends.push(*send),
+            }
+        }
+        let sends = self.mark_sending(sends, &mut settlements).await?;
+        // The whole round goes out at once: adapters keep their own window (an SMPP bind)
+        // or answer at once (sim), and the round's size bounds what is in flight.
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut pending: Vec<Option<PendingSend>> = Vec::with_capacity(sends.len());
+        for (index, send) in sends.into_iter().enumerate() {
+            if let Ok((adapter, outbound)) = send.target.clone() {
+                in_flight.spawn(async move { (index, adapter.send(&outbound).await) });
+            }
+            pending.push(Some(send));
+        }
+        let mut outcomes: Vec<(PendingSend, Result<ProviderAck, SendError>)> =
+            Vec::with_capacity(pending.len());
+        while let Some(joined) = in_flight.join_next().await {
+            let (index, outcome) = match joined {
+                Ok(done) => done,
+                Err(e) => {
+                    // An adapter that panics loses its answer: the lease runs out and the
+                    // message is tried again, so nothing is lost.
+                    tracing::error!(error = %e, "a channel adapter's send ended badly");
+                    continue;
+                }
+            };
+            if let Some(send) = pending.get_mut(index).and_then(Option::take) {
+                outcomes.push((send, outcome));
+            }
+        }
+        // Sends that never reached an adapter (no adapter for their channel).
+        for send in pending.into_iter().flatten() {
+            if let Err(error) = send.target.clone() {
+                outcomes.push((send, Err(error)));
+            }
+        }
+        for adapter in self.adapters.values() {
+            adapter.flush().await;
+        }
+        let now = self.clock.now();
+        for (send, outcome) in outcomes {
+            let s = self.conclude(&send, outcome, now, &mut report).await?;
+            settlements.push((send.item.message.id.clone(), s));
+        }
+        let kept = self
+            .store
+            .settle_all(&self.config.lease_owner, &settlements, now)
+            .await?;
+        for ((id, _), kept) in settlements.iter().zip(kept) {
+            if !kept {
+                tracing::warn!(message = %id, "lease lost before settling; another node has the message");
+            }
         }
         if let Some(webhooks) = &self.webhooks {
             report.webhooks = webhooks.run_once().await?;
@@ -334,31 +406,23 @@ impl Dispatcher {
         Ok(total)
     }
 
-    async fn settle(&self, item: &OutboxItem, settlement: Settlement) -> Result<(), DispatchError> {
-        let now = self.clock.now();
-        let kept = self
-            .store
-            .settle(&item.message.id, &self.config.lease_owner, &settlement, now)
-            .await?;
-        if !kept {
-            tracing::warn!(message = %item.message.id, "lease lost before settling; another node has the message");
-        }
-        Ok(())
-    }
-
-    async fn handle(
+    /// What a claimed row needs: a settlement decided without sending (a fallback timer,
+    /// an expired or throttled message), or a send.
+    async fn triage(
         &self,
         item: OutboxItem,
         report: &mut RoundReport,
-    ) -> Result<(), DispatchError> {
+    ) -> Result<Triage, DispatchError> {
         let now = self.clock.now();
+        let id = item.message.id.clone();
         let message = &item.message;
         if message.status.is_final() || message.status == MessageStatus::Delivered {
-            return self.settle(&item, Settlement::new(OutboxNext::Done)).await;
+            return Ok(Triage::Settle(id, Settlement::new(OutboxNext::Done)));
         }
         let chain: Option<FallbackChain> = serde_json::from_value(message.chain.clone()).ok();
         if item.phase == OutboxPhase::Watch {
-            return self.watch(&item, chain.as_ref(), report).await;
+            let s = self.watch(&item, chain.as_ref(), report).await?;
+            return Ok(Triage::Settle(id, s));
         }
         if message.expires_at.is_some_and(|end| now >= end) {
             report.expired += 1;
@@ -368,53 +432,94 @@ impl Dispatcher {
                     .reason("validity")
                     .detail("the message's validity ran out before it could be sent"),
             );
-            return self.settle(&item, s).await;
+            return Ok(Triage::Settle(id, s));
         }
-        let attempt = item.attempts + 1;
-        let outcome = match self.prepare(&item) {
+        let target = match self.prepare(&item) {
             Err(e) => Err(e),
             Ok((adapter, outbound, paced)) => {
                 if !paced && let Err(next) = self.take_token(adapter.kind(), now) {
                     report.throttled += 1;
-                    return self
-                        .settle(
-                            &item,
-                            Settlement::new(OutboxNext::Reschedule {
-                                due_at: next,
-                                phase: OutboxPhase::Send,
-                                attempts: item.attempts,
-                            }),
-                        )
-                        .await;
+                    return Ok(Triage::Settle(
+                        id,
+                        Settlement::new(OutboxNext::Reschedule {
+                            due_at: next,
+                            phase: OutboxPhase::Send,
+                            attempts: item.attempts,
+                        }),
+                    ));
                 }
-                let moved = self
-                    .store
-                    .record_status(
-                        &message.id,
-                        &MessageEvent::new(MessageStatus::Sending, now)
-                            .channel(message.channel.as_str())
-                            .attempt(attempt),
-                    )
-                    .await?;
-                if moved.is_none() {
-                    // Already `sending` (a retry), or canceled since it was claimed.
-                    let current = self
-                        .store
-                        .message(&message.tenant_id, &message.id)
-                        .await?
-                        .map(|m| m.message.status);
-                    if current.is_none_or(MessageStatus::is_final) {
-                        return self.settle(&item, Settlement::new(OutboxNext::Done)).await;
-                    }
-                }
-                adapter.send(&outbound).await
+                Ok((adapter, outbound))
             }
         };
+        Ok(Triage::Send(Box::new(PendingSend {
+            item,
+            chain,
+            target,
+        })))
+    }
+
+    /// Writes `sending` for the round's sends in one transaction, before any goes out;
+    /// drops the ones canceled since they were claimed (their settlement says so).
+    async fn mark_sending(
+        &self,
+        sends: Vec<PendingSend>,
+        settlements: &mut Vec<(String, Settlement)>,
+    ) -> Result<Vec<PendingSend>, DispatchError> {
         let now = self.clock.now();
+        let marks: Vec<(String, MessageEvent)> = sends
+            .iter()
+            .filter(|send| send.target.is_ok())
+            .map(|send| {
+                let message = &send.item.message;
+                (
+                    message.id.clone(),
+                    MessageEvent::new(MessageStatus::Sending, now)
+                        .channel(message.channel.as_str())
+                        .attempt(send.item.attempts + 1),
+                )
+            })
+            .collect();
+        let mut moved = self.store.record_statuses(&marks).await?.into_iter();
+        let mut kept = Vec::with_capacity(sends.len());
+        for send in sends {
+            if send.target.is_err() {
+                kept.push(send);
+                continue;
+            }
+            let message = &send.item.message;
+            // Not moved: already `sending` (a retry), or canceled since it was claimed.
+            if moved.next().flatten().is_none() && message.status != MessageStatus::Sending {
+                let current = self
+                    .store
+                    .message(&message.tenant_id, &message.id)
+                    .await?
+                    .map(|m| m.message.status);
+                if current.is_none_or(MessageStatus::is_final) {
+                    settlements.push((message.id.clone(), Settlement::new(OutboxNext::Done)));
+                    continue;
+                }
+            }
+            kept.push(send);
+        }
+        Ok(kept)
+    }
+
+    /// The settlement of a send once the adapter answered.
+    async fn conclude(
+        &self,
+        send: &PendingSend,
+        outcome: Result<ProviderAck, SendError>,
+        now: Timestamp,
+        report: &mut RoundReport,
+    ) -> Result<Settlement, DispatchError> {
+        let item = &send.item;
+        let message = &item.message;
+        let chain = send.chain.as_ref();
+        let attempt = item.attempts + 1;
         match outcome {
             Ok(ack) => {
                 report.sent += 1;
-                let mut s = Settlement::new(self.after_sent(&item, chain.as_ref(), now));
+                let mut s = Settlement::new(self.after_sent(item, chain, now));
                 s.status = Some(
                     MessageEvent::new(MessageStatus::Sent, now)
                         .channel(message.channel.as_str())
@@ -422,7 +527,7 @@ impl Dispatcher {
                         .detail(format!("provider id {}", ack.provider_id)),
                 );
                 s.provider_id = Some(ack.provider_id);
-                self.settle(&item, s).await
+                Ok(s)
             }
             Err(error) => {
                 let decision = {
@@ -450,7 +555,7 @@ impl Dispatcher {
                                 .reason(error.code.clone())
                                 .detail(format!("{}; retrying at {at}", error.reason)),
                         );
-                        self.settle(&item, s).await
+                        Ok(s)
                     }
                     RetryDecision::GiveUp(why) => {
                         let status = match why {
@@ -464,7 +569,7 @@ impl Dispatcher {
                             .attempt(attempt)
                             .reason(error.code.clone())
                             .detail(error.reason.clone());
-                        self.step_failed(&item, chain.as_ref(), event, report).await
+                        self.step_failed(item, chain, event, report).await
                     }
                 }
             }
@@ -580,7 +685,7 @@ impl Dispatcher {
         chain: Option<&FallbackChain>,
         event: MessageEvent,
         report: &mut RoundReport,
-    ) -> Result<(), DispatchError> {
+    ) -> Result<Settlement, DispatchError> {
         let now = event.at;
         let decision = chain
             .map(|c| c.decide(&Self::attempts(item, event.status, now), now))
@@ -596,7 +701,7 @@ impl Dispatcher {
             {
                 Ok(s) => {
                     report.fallbacks += 1;
-                    return self.settle(item, s).await;
+                    return Ok(s);
                 }
                 Err(events) => skipped = events,
             }
@@ -605,7 +710,7 @@ impl Dispatcher {
         let mut s = Settlement::new(OutboxNext::Done);
         s.status = Some(event);
         s.events = skipped;
-        self.settle(item, s).await
+        Ok(s)
     }
 
     async fn move_to(
@@ -645,10 +750,10 @@ impl Dispatcher {
         item: &OutboxItem,
         chain: Option<&FallbackChain>,
         report: &mut RoundReport,
-    ) -> Result<(), DispatchError> {
+    ) -> Result<Settlement, DispatchError> {
         let now = self.clock.now();
         let Some(chain) = chain else {
-            return self.settle(item, Settlement::new(OutboxNext::Done)).await;
+            return Ok(Settlement::new(OutboxNext::Done));
         };
         let step = usize::try_from(item.message.step).unwrap_or(0);
         let within = match chain.steps().get(step).map(|s| s.move_on) {
@@ -665,28 +770,22 @@ impl Dispatcher {
                 match self.move_to(item, chain, step, vec![waited], now).await? {
                     Ok(s) => {
                         report.fallbacks += 1;
-                        self.settle(item, s).await
+                        Ok(s)
                     }
                     Err(skipped) => {
                         let mut s = Settlement::new(OutboxNext::Done);
                         s.events = skipped;
-                        self.settle(item, s).await
+                        Ok(s)
                     }
                 }
             }
-            FallbackDecision::WaitUntil(at) => {
-                self.settle(
-                    item,
-                    Settlement::new(OutboxNext::Reschedule {
-                        due_at: at,
-                        phase: OutboxPhase::Watch,
-                        attempts: 0,
-                    }),
-                )
-                .await
-            }
+            FallbackDecision::WaitUntil(at) => Ok(Settlement::new(OutboxNext::Reschedule {
+                due_at: at,
+                phase: OutboxPhase::Watch,
+                attempts: 0,
+            })),
             FallbackDecision::WaitForStatus | FallbackDecision::Finish { .. } => {
-                self.settle(item, Settlement::new(OutboxNext::Done)).await
+                Ok(Settlement::new(OutboxNext::Done))
             }
         }
     }

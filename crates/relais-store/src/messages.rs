@@ -308,7 +308,23 @@ pub trait MessageStore: Send + Sync {
         lease_owner: &str,
         settlement: &Settlement,
         now: Timestamp,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let one = [(message_id.to_owned(), settlement.clone())];
+        Ok(self
+            .settle_all(lease_owner, &one, now)
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+    /// [`MessageStore::settle`] for a whole round of attempts in one transaction: whether
+    /// each settlement was written, in order (`false` where the lease was lost).
+    async fn settle_all(
+        &self,
+        lease_owner: &str,
+        settlements: &[(String, Settlement)],
+        now: Timestamp,
+    ) -> StoreResult<Vec<bool>>;
     /// Offers a status (a receipt) to a message; the new status, or `None` when it was
     /// stale or a duplicate and nothing changed.
     async fn record_status(
@@ -343,7 +359,8 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Cancels a message that has not started sending, and drops its outbox row.
     async fn cancel(&self, tenant: &str, id: &str, at: Timestamp) -> StoreResult<CancelOutcome>;
-    async fn sim_record(&self, tenant: &str, entry: &SimEntry) -> StoreResult<()>;
+    /// Adds entries to simulated phones' logs, in one transaction.
+    async fn sim_record(&self, tenant: &str, entries: &[SimEntry]) -> StoreResult<()>;
     /// What a simulated phone received and sent, oldest first.
     async fn sim_messages(&self, tenant: &str, number: &str) -> StoreResult<Vec<SimEntry>>;
     /// Registers a webhook; from now on every status change of the tenant's messages is
@@ -471,29 +488,6 @@ macro_rules! impl_message_store {
                 }
             }
 
-            /// Appends events after the message's last one.
-            async fn append_events(
-                tx: &mut Tx<'_>,
-                message_id: &str,
-                events: &[&MessageEvent],
-            ) -> StoreResult<()> {
-                if events.is_empty() {
-                    return Ok(());
-                }
-                let last: Option<i64> = sqlx::query_scalar(
-                    "SELECT MAX(seq) FROM message_events WHERE message_id = $1",
-                )
-                .bind(message_id)
-                .fetch_one(&mut **tx)
-                .await?;
-                let rows: Vec<(&str, i64, &MessageEvent)> = events
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| (message_id, last.unwrap_or(0) + 1 + i as i64, *e))
-                    .collect();
-                insert_event_rows(tx, &rows).await
-            }
-
             async fn insert_event_rows(
                 tx: &mut Tx<'_>,
                 rows: &[(&str, i64, &MessageEvent)],
@@ -539,56 +533,173 @@ macro_rules! impl_message_store {
                 Ok(out)
             }
 
-            /// Advances the status through `advance`; the new status when it moved.
-            async fn advance_status(
-                tx: &mut Tx<'_>,
-                message_id: &str,
-                incoming: &MessageEvent,
-                now: Timestamp,
-            ) -> StoreResult<Option<MessageStatus>> {
-                let row = sqlx::query("SELECT status, tenant_id FROM messages WHERE id = $1")
-                    .bind(message_id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                let Some(row) = row else {
-                    return Err(StoreError::NotFound(format!("message {message_id}")));
-                };
-                let status: String = row.try_get("status")?;
-                let tenant: String = row.try_get("tenant_id")?;
-                let current = status_from_db(&status)?;
-                let Some(next) = relais_core::status::advance(current, incoming.status) else {
-                    return Ok(None);
-                };
-                sqlx::query("UPDATE messages SET status = $1, updated_at = $2 WHERE id = $3")
-                    .bind(next.as_str())
-                    .bind(micros(now))
-                    .bind(message_id)
-                    .execute(&mut **tx)
-                    .await?;
-                append_events(tx, message_id, &[incoming]).await?;
-                let payload = serde_json::json!({
-                    "type": "message.status",
-                    "timestamp": incoming.at.to_string(),
-                    "data": {
-                        "id": message_id,
-                        "status": next.as_str(),
-                        "at": incoming.at.to_string(),
-                        "channel": incoming.channel,
-                        "reason": incoming.reason,
-                        "detail": incoming.detail,
-                    },
-                });
-                sqlx::query(
-                    "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_type, payload, status, attempts, due_at, created_at, updated_at) \
-                     SELECT 'msg_' || $1 || '_' || id, tenant_id, id, 'message.status', $2, 'pending', 0, $3, $3, $3 FROM webhooks WHERE tenant_id = $4",
-                )
-                .bind(new_id())
-                .bind(payload.to_string())
-                .bind(micros(now))
-                .bind(tenant.as_str())
-                .execute(&mut **tx)
-                .await?;
-                Ok(Some(next))
+            /// A message whose status and event log a transaction changes, as it stands
+            /// in that transaction.
+            struct Tracked {
+                status: MessageStatus,
+                tenant: String,
+                last_seq: i64,
+            }
+
+            /// Status changes and log entries for many messages, gathered in memory then
+            /// written with a few multi-row statements: the dispatcher settles a whole
+            /// round, and a burst of receipts, in one transaction.
+            struct LogBatch<'a> {
+                tracked: std::collections::HashMap<String, Tracked>,
+                events: Vec<(&'a str, i64, &'a MessageEvent)>,
+                statuses: std::collections::HashMap<&'a str, (MessageStatus, Timestamp)>,
+                /// `message.status` webhook payloads, by tenant.
+                notices: Vec<(String, String, Timestamp)>,
+            }
+
+            impl<'a> LogBatch<'a> {
+                /// Reads the current status and last event of `ids` in `tx`.
+                async fn load(tx: &mut Tx<'_>, ids: &[&str]) -> StoreResult<LogBatch<'a>> {
+                    let mut tracked = std::collections::HashMap::with_capacity(ids.len());
+                    for chunk in ids.chunks(PARAMS) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "SELECT m.id, m.status, m.tenant_id, \
+                             (SELECT MAX(e.seq) FROM message_events e WHERE e.message_id = m.id) AS last_seq \
+                             FROM messages m WHERE m.id IN (",
+                        );
+                        let mut sep = q.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(*id);
+                        }
+                        q.push(")");
+                        for row in q.build().fetch_all(&mut **tx).await? {
+                            let status: String = row.try_get("status")?;
+                            tracked.insert(
+                                row.try_get::<String, _>("id")?,
+                                Tracked {
+                                    status: status_from_db(&status)?,
+                                    tenant: row.try_get("tenant_id")?,
+                                    last_seq: row.try_get::<Option<i64>, _>("last_seq")?.unwrap_or(0),
+                                },
+                            );
+                        }
+                    }
+                    Ok(LogBatch {
+                        tracked,
+                        events: Vec::new(),
+                        statuses: std::collections::HashMap::new(),
+                        notices: Vec::new(),
+                    })
+                }
+
+                /// Appends `event` to the log as it is; `false` for an unknown message.
+                fn append(&mut self, message_id: &'a str, event: &'a MessageEvent) -> bool {
+                    let Some(t) = self.tracked.get_mut(message_id) else {
+                        return false;
+                    };
+                    t.last_seq += 1;
+                    self.events.push((message_id, t.last_seq, event));
+                    true
+                }
+
+                /// Offers `incoming` to the message's status through `advance`, logging it
+                /// when the status moves; the new status, `None` when it did not move.
+                fn advance(
+                    &mut self,
+                    message_id: &'a str,
+                    incoming: &'a MessageEvent,
+                    now: Timestamp,
+                ) -> StoreResult<Option<MessageStatus>> {
+                    let Some(t) = self.tracked.get_mut(message_id) else {
+                        return Err(StoreError::NotFound(format!("message {message_id}")));
+                    };
+                    let Some(next) = relais_core::status::advance(t.status, incoming.status) else {
+                        return Ok(None);
+                    };
+                    t.status = next;
+                    t.last_seq += 1;
+                    self.events.push((message_id, t.last_seq, incoming));
+                    self.statuses.insert(message_id, (next, now));
+                    let payload = serde_json::json!({
+                        "type": "message.status",
+                        "timestamp": incoming.at.to_string(),
+                        "data": {
+                            "id": message_id,
+                            "status": next.as_str(),
+                            "at": incoming.at.to_string(),
+                            "channel": incoming.channel,
+                            "reason": incoming.reason,
+                            "detail": incoming.detail,
+                        },
+                    });
+                    self.notices.push((t.tenant.clone(), payload.to_string(), now));
+                    Ok(Some(next))
+                }
+
+                async fn write(self, tx: &mut Tx<'_>) -> StoreResult<()> {
+                    let statuses: Vec<(&str, MessageStatus, Timestamp)> =
+                        self.statuses.into_iter().map(|(id, (s, at))| (id, s, at)).collect();
+                    for chunk in statuses.chunks(PARAMS / 3) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "UPDATE messages SET status = v.column2, updated_at = v.column3 FROM (",
+                        );
+                        q.push_values(chunk, |mut b, (id, status, at)| {
+                            b.push_bind(*id).push_bind(status.as_str()).push_bind(micros(*at));
+                        });
+                        q.push(") AS v WHERE messages.id = v.column1");
+                        q.build().execute(&mut **tx).await?;
+                    }
+                    insert_event_rows(tx, &self.events).await?;
+                    if self.notices.is_empty() {
+                        return Ok(());
+                    }
+                    // Most tenants register no webhook: one query tells which do.
+                    let mut tenants: Vec<&str> = self.notices.iter().map(|(t, _, _)| t.as_str()).collect();
+                    tenants.sort_unstable();
+                    tenants.dedup();
+                    let mut hooks: std::collections::HashMap<String, Vec<String>> =
+                        std::collections::HashMap::new();
+                    for chunk in tenants.chunks(PARAMS) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "SELECT id, tenant_id FROM webhooks WHERE tenant_id IN (",
+                        );
+                        let mut sep = q.separated(", ");
+                        for tenant in chunk {
+                            sep.push_bind(*tenant);
+                        }
+                        q.push(") ORDER BY id");
+                        for row in q.build().fetch_all(&mut **tx).await? {
+                            hooks
+                                .entry(row.try_get("tenant_id")?)
+                                .or_default()
+                                .push(row.try_get("id")?);
+                        }
+                    }
+                    let deliveries: Vec<(String, &str, &str, &str, i64)> = self
+                        .notices
+                        .iter()
+                        .flat_map(|(tenant, payload, at)| {
+                            let batch = new_id();
+                            hooks.get(tenant).into_iter().flatten().map(move |hook| {
+                                (format!("msg_{batch}_{hook}"), tenant.as_str(), hook.as_str(), payload.as_str(), micros(*at))
+                            })
+                        })
+                        .collect();
+                    for chunk in deliveries.chunks(PARAMS / 10) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_type, payload, status, attempts, due_at, created_at, updated_at) ",
+                        );
+                        q.push_values(chunk, |mut b, (id, tenant, hook, payload, at)| {
+                            b.push_bind(id.as_str())
+                                .push_bind(*tenant)
+                                .push_bind(*hook)
+                                .push_bind("message.status")
+                                .push_bind(*payload)
+                                .push_bind("pending")
+                                .push_bind(0i64)
+                                .push_bind(*at)
+                                .push_bind(*at)
+                                .push_bind(*at);
+                        });
+                        q.build().execute(&mut **tx).await?;
+                    }
+                    Ok(())
+                }
             }
 
             #[async_trait]
@@ -746,68 +857,106 @@ macro_rules! impl_message_store {
                         .collect())
                 }
 
-                async fn settle(
+                async fn settle_all(
                     &self,
-                    message_id: &str,
                     lease_owner: &str,
-                    settlement: &Settlement,
+                    settlements: &[(String, Settlement)],
                     now: Timestamp,
-                ) -> StoreResult<bool> {
-                    let mut tx = self.writer().begin().await?;
-                    let done = match &settlement.outbox {
-                        OutboxNext::Done => {
-                            sqlx::query("DELETE FROM outbox WHERE message_id = $1 AND lease_owner = $2")
-                                .bind(message_id)
-                                .bind(lease_owner)
-                                .execute(&mut *tx)
-                                .await?
-                        }
-                        OutboxNext::Reschedule { due_at, phase, attempts } => {
-                            sqlx::query(
-                                "UPDATE outbox SET due_at = $1, phase = $2, attempts = $3, lease_owner = NULL, lease_until = NULL \
-                                 WHERE message_id = $4 AND lease_owner = $5",
-                            )
-                            .bind(micros(*due_at))
-                            .bind(phase.as_str())
-                            .bind(*attempts)
-                            .bind(message_id)
-                            .bind(lease_owner)
-                            .execute(&mut *tx)
-                            .await?
-                        }
-                    };
-                    if done.rows_affected() == 0 {
-                        tx.rollback().await?;
-                        return Ok(false);
+                ) -> StoreResult<Vec<bool>> {
+                    if settlements.is_empty() {
+                        return Ok(Vec::new());
                     }
-                    let events: Vec<&MessageEvent> = settlement.events.iter().collect();
-                    append_events(&mut tx, message_id, &events).await?;
-                    if let Some(provider_id) = &settlement.provider_id {
-                        sqlx::query("UPDATE messages SET provider_id = $1, updated_at = $2 WHERE id = $3")
-                            .bind(provider_id.as_str())
+                    let mut tx = self.writer().begin().await?;
+                    // The outbox rows first: a settlement whose lease was lost writes nothing.
+                    let mut kept: std::collections::HashSet<String> = std::collections::HashSet::new();
+                    let done: Vec<&str> = settlements
+                        .iter()
+                        .filter(|(_, s)| s.outbox == OutboxNext::Done)
+                        .map(|(id, _)| id.as_str())
+                        .collect();
+                    for chunk in done.chunks(PARAMS - 1) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new("DELETE FROM outbox WHERE lease_owner = ");
+                        q.push_bind(lease_owner).push(" AND message_id IN (");
+                        let mut sep = q.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(*id);
+                        }
+                        q.push(") RETURNING message_id");
+                        for row in q.build().fetch_all(&mut *tx).await? {
+                            kept.insert(row.try_get("message_id")?);
+                        }
+                    }
+                    let later: Vec<(&str, i64, &str, i64)> = settlements
+                        .iter()
+                        .filter_map(|(id, s)| match &s.outbox {
+                            OutboxNext::Done => None,
+                            OutboxNext::Reschedule { due_at, phase, attempts } => {
+                                Some((id.as_str(), micros(*due_at), phase.as_str(), *attempts))
+                            }
+                        })
+                        .collect();
+                    for chunk in later.chunks(PARAMS / 4 - 1) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "UPDATE outbox SET due_at = v.column2, phase = v.column3, attempts = v.column4, \
+                             lease_owner = NULL, lease_until = NULL FROM (",
+                        );
+                        q.push_values(chunk, |mut b, (id, due_at, phase, attempts)| {
+                            b.push_bind(*id).push_bind(*due_at).push_bind(*phase).push_bind(*attempts);
+                        });
+                        q.push(") AS v WHERE outbox.message_id = v.column1 AND outbox.lease_owner = ");
+                        q.push_bind(lease_owner).push(" RETURNING outbox.message_id");
+                        for row in q.build().fetch_all(&mut *tx).await? {
+                            kept.insert(row.try_get("message_id")?);
+                        }
+                    }
+                    let settled: Vec<(&str, &Settlement)> = settlements
+                        .iter()
+                        .filter(|(id, _)| kept.contains(id))
+                        .map(|(id, s)| (id.as_str(), s))
+                        .collect();
+                    let acks: Vec<(&str, &str)> = settled
+                        .iter()
+                        .filter_map(|(id, s)| s.provider_id.as_deref().map(|p| (*id, p)))
+                        .collect();
+                    for chunk in acks.chunks(PARAMS / 3) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "UPDATE messages SET provider_id = v.column2, updated_at = v.column3 FROM (",
+                        );
+                        q.push_values(chunk, |mut b, (id, provider_id)| {
+                            b.push_bind(*id).push_bind(*provider_id).push_bind(micros(now));
+                        });
+                        q.push(") AS v WHERE messages.id = v.column1");
+                        q.build().execute(&mut *tx).await?;
+                    }
+                    for (id, s) in &settled {
+                        // A move to another step is rare (a failed step of a fallback chain).
+                        if let Some(step) = &s.move_to {
+                            sqlx::query(
+                                "UPDATE messages SET step = $1, channel = $2, content = $3, segments = $4, provider_id = NULL, updated_at = $5 WHERE id = $6",
+                            )
+                            .bind(step.step)
+                            .bind(step.channel.as_str())
+                            .bind(step.content.to_string())
+                            .bind(step.segments)
                             .bind(micros(now))
-                            .bind(message_id)
+                            .bind(*id)
                             .execute(&mut *tx)
                             .await?;
+                        }
                     }
-                    if let Some(step) = &settlement.move_to {
-                        sqlx::query(
-                            "UPDATE messages SET step = $1, channel = $2, content = $3, segments = $4, provider_id = NULL, updated_at = $5 WHERE id = $6",
-                        )
-                        .bind(step.step)
-                        .bind(step.channel.as_str())
-                        .bind(step.content.to_string())
-                        .bind(step.segments)
-                        .bind(micros(now))
-                        .bind(message_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    let ids: Vec<&str> = settled.iter().map(|(id, _)| *id).collect();
+                    let mut log = LogBatch::load(&mut tx, &ids).await?;
+                    for (id, s) in &settled {
+                        for event in &s.events {
+                            log.append(id, event);
+                        }
+                        if let Some(status) = &s.status {
+                            log.advance(id, status, now)?;
+                        }
                     }
-                    if let Some(status) = &settlement.status {
-                        advance_status(&mut tx, message_id, status, now).await?;
-                    }
+                    log.write(&mut tx).await?;
                     tx.commit().await?;
-                    Ok(true)
+                    Ok(settlements.iter().map(|(id, _)| kept.contains(id)).collect())
                 }
 
                 async fn record_status(
@@ -816,7 +965,9 @@ macro_rules! impl_message_store {
                     incoming: &MessageEvent,
                 ) -> StoreResult<Option<MessageStatus>> {
                     let mut tx = self.writer().begin().await?;
-                    let moved = advance_status(&mut tx, message_id, incoming, incoming.at).await?;
+                    let mut log = LogBatch::load(&mut tx, &[message_id]).await?;
+                    let moved = log.advance(message_id, incoming, incoming.at)?;
+                    log.write(&mut tx).await?;
                     tx.commit().await?;
                     Ok(moved)
                 }
@@ -825,18 +976,21 @@ macro_rules! impl_message_store {
                     &self,
                     receipts: &[(String, MessageEvent)],
                 ) -> StoreResult<Vec<Option<MessageStatus>>> {
-                    let mut out = Vec::with_capacity(receipts.len());
                     if receipts.is_empty() {
-                        return Ok(out);
+                        return Ok(Vec::new());
                     }
                     let mut tx = self.writer().begin().await?;
+                    let ids: Vec<&str> = receipts.iter().map(|(id, _)| id.as_str()).collect();
+                    let mut log = LogBatch::load(&mut tx, &ids).await?;
+                    let mut out = Vec::with_capacity(receipts.len());
                     for (message_id, incoming) in receipts {
-                        match advance_status(&mut tx, message_id, incoming, incoming.at).await {
+                        match log.advance(message_id, incoming, incoming.at) {
                             Ok(moved) => out.push(moved),
                             Err(StoreError::NotFound(_)) => out.push(None),
                             Err(e) => return Err(e),
                         }
                     }
+                    log.write(&mut tx).await?;
                     tx.commit().await?;
                     Ok(out)
                 }
@@ -889,8 +1043,11 @@ macro_rules! impl_message_store {
                         .bind(OutboxPhase::Send.as_str())
                         .execute(&mut *tx)
                         .await?;
-                    let events: Vec<&MessageEvent> = events.iter().collect();
-                    append_events(&mut tx, message_id, &events).await?;
+                    let mut log = LogBatch::load(&mut tx, &[message_id]).await?;
+                    for event in events {
+                        log.append(message_id, event);
+                    }
+                    log.write(&mut tx).await?;
                     tx.commit().await?;
                     Ok(true)
                 }
@@ -911,10 +1068,12 @@ macro_rules! impl_message_store {
                     let event = MessageEvent::new(MessageStatus::Canceled, at)
                         .reason("canceled")
                         .detail("canceled through the API");
-                    if advance_status(&mut tx, id, &event, at).await?.is_none() {
+                    let mut log = LogBatch::load(&mut tx, &[id]).await?;
+                    if log.advance(id, &event, at)?.is_none() {
                         tx.rollback().await?;
                         return Ok(CancelOutcome::TooLate(current));
                     }
+                    log.write(&mut tx).await?;
                     sqlx::query("DELETE FROM outbox WHERE message_id = $1")
                         .bind(id)
                         .execute(&mut *tx)
@@ -923,19 +1082,27 @@ macro_rules! impl_message_store {
                     Ok(CancelOutcome::Canceled)
                 }
 
-                async fn sim_record(&self, tenant: &str, entry: &SimEntry) -> StoreResult<()> {
-                    sqlx::query(
-                        "INSERT INTO sim_messages (id, tenant_id, number, direction, message_id, text, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(entry.id.as_str())
-                    .bind(tenant)
-                    .bind(entry.number.as_str())
-                    .bind(entry.direction.as_str())
-                    .bind(entry.message_id.clone())
-                    .bind(entry.text.as_str())
-                    .bind(micros(entry.at))
-                    .execute(self.writer())
-                    .await?;
+                async fn sim_record(&self, tenant: &str, entries: &[SimEntry]) -> StoreResult<()> {
+                    if entries.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.writer().begin().await?;
+                    for chunk in entries.chunks(PARAMS / 7) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "INSERT INTO sim_messages (id, tenant_id, number, direction, message_id, text, at) ",
+                        );
+                        q.push_values(chunk, |mut b, entry| {
+                            b.push_bind(entry.id.as_str())
+                                .push_bind(tenant)
+                                .push_bind(entry.number.as_str())
+                                .push_bind(entry.direction.as_str())
+                                .push_bind(entry.message_id.clone())
+                                .push_bind(entry.text.as_str())
+                                .push_bind(micros(entry.at));
+                        });
+                        q.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
                     Ok(())
                 }
 

@@ -492,13 +492,12 @@ macro_rules! impl_message_store {
                 tx: &mut Tx<'_>,
                 rows: &[(&str, i64, &MessageEvent)],
             ) -> StoreResult<()> {
-                for chunk in rows.chunks(PARAMS / 9) {
+                for chunk in rows.chunks(PARAMS / 8) {
                     let mut q = sqlx::QueryBuilder::<Db>::new(
-                        "INSERT INTO message_events (id, message_id, seq, status, at, reason, detail, attempt, channel) ",
+                        "INSERT INTO message_events (message_id, seq, status, at, reason, detail, attempt, channel) ",
                     );
                     q.push_values(chunk, |mut b, (message_id, seq, e)| {
-                        b.push_bind(new_id())
-                            .push_bind(*message_id)
+                        b.push_bind(*message_id)
                             .push_bind(*seq)
                             .push_bind(e.status.as_str())
                             .push_bind(micros(e.at))

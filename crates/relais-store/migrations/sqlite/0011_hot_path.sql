@@ -1,0 +1,25 @@
+-- The send pipeline writes several events per message: keyed by (message, seq) they need
+-- no random id and no second index, and one message's log is stored together.
+CREATE TABLE message_events_keyed (
+    message_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    reason TEXT,
+    detail TEXT,
+    attempt BIGINT,
+    channel TEXT,
+    PRIMARY KEY (message_id, seq)
+) WITHOUT ROWID;
+INSERT INTO message_events_keyed (message_id, seq, status, at, reason, detail, attempt, channel)
+    SELECT message_id, seq, status, at, reason, detail, attempt, channel FROM message_events;
+DROP TABLE message_events;
+ALTER TABLE message_events_keyed RENAME TO message_events;
+
+-- Most messages carry no Idempotency-Key and have no provider id until they are sent:
+-- their index entries cost every insert and are never looked up.
+DROP INDEX messages_idempotency;
+CREATE UNIQUE INDEX messages_idempotency ON messages(tenant_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+DROP INDEX messages_provider;
+CREATE INDEX messages_provider ON messages(provider_id) WHERE provider_id IS NOT NULL;

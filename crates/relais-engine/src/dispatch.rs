@@ -307,10 +307,7 @@ impl Dispatcher {
                 receipts.push((receipt.message_id, event));
             }
         }
-        for chunk in receipts.chunks(1000) {
-            self.store.record_statuses(chunk).await?;
-            report.receipts += chunk.len();
-        }
+        report.receipts = receipts.len();
         let items = self
             .store
             .claim_due(
@@ -329,7 +326,7 @@ impl Dispatcher {
                 Triage::Send(send) => sends.push(*send),
             }
         }
-        let sends = self.mark_sending(sends, &mut settlements).await?;
+        let sends = self.mark_sending(receipts, sends, &mut settlements).await?;
         // The whole round goes out at once: adapters keep their own window (an SMPP bind)
         // or answer at once (sim), and the round's size bounds what is in flight.
         let mut in_flight = tokio::task::JoinSet::new();
@@ -458,15 +455,19 @@ impl Dispatcher {
         })))
     }
 
-    /// Writes `sending` for the round's sends in one transaction, before any goes out;
-    /// drops the ones canceled since they were claimed (their settlement says so).
+    /// Writes the round's receipts and `sending` for its sends in one transaction, before
+    /// any send goes out; drops the sends canceled since they were claimed (their
+    /// settlement says so).
     async fn mark_sending(
         &self,
+        receipts: Vec<(String, MessageEvent)>,
         sends: Vec<PendingSend>,
         settlements: &mut Vec<(String, Settlement)>,
     ) -> Result<Vec<PendingSend>, DispatchError> {
         let now = self.clock.now();
-        let marks: Vec<(String, MessageEvent)> = sends
+        let received = receipts.len();
+        let mut marks = receipts;
+        marks.extend(sends
             .iter()
             .filter(|send| send.target.is_ok())
             .map(|send| {
@@ -477,9 +478,8 @@ impl Dispatcher {
                         .channel(message.channel.as_str())
                         .attempt(send.item.attempts + 1),
                 )
-            })
-            .collect();
-        let mut moved = self.store.record_statuses(&marks).await?.into_iter();
+            }));
+        let mut moved = self.store.record_statuses(&marks).await?.into_iter().skip(received);
         let mut kept = Vec::with_capacity(sends.len());
         for send in sends {
             if send.target.is_err() {

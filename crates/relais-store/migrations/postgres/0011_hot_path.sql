@@ -11,3 +11,8 @@ CREATE UNIQUE INDEX messages_idempotency ON messages(tenant_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 DROP INDEX messages_provider;
 CREATE INDEX messages_provider ON messages(provider_id) WHERE provider_id IS NOT NULL;
+
+-- Claims take the earliest due rows in (due_at, message_id) order: the index gives that
+-- order, so a claim reads its batch instead of sorting the whole backlog.
+DROP INDEX outbox_due;
+CREATE INDEX outbox_due ON outbox(due_at, message_id);

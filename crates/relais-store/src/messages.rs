@@ -547,8 +547,36 @@ macro_rules! impl_message_store {
                 tracked: std::collections::HashMap<String, Tracked>,
                 events: Vec<(&'a str, i64, &'a MessageEvent)>,
                 statuses: std::collections::HashMap<&'a str, (MessageStatus, Timestamp)>,
-                /// `message.status` webhook payloads, by tenant.
-                notices: Vec<(String, String, Timestamp)>,
+                /// Status changes to offer to the tenants' webhooks.
+                notices: Vec<Notice<'a>>,
+            }
+
+            /// A status change for the tenant's webhooks; its payload is built only for a
+            /// tenant that registered one.
+            struct Notice<'a> {
+                tenant: String,
+                message_id: &'a str,
+                status: MessageStatus,
+                event: &'a MessageEvent,
+                at: Timestamp,
+            }
+
+            impl Notice<'_> {
+                fn payload(&self) -> String {
+                    serde_json::json!({
+                        "type": "message.status",
+                        "timestamp": self.event.at.to_string(),
+                        "data": {
+                            "id": self.message_id,
+                            "status": self.status.as_str(),
+                            "at": self.event.at.to_string(),
+                            "channel": self.event.channel,
+                            "reason": self.event.reason,
+                            "detail": self.event.detail,
+                        },
+                    })
+                    .to_string()
+                }
             }
 
             impl<'a> LogBatch<'a> {
@@ -614,19 +642,7 @@ macro_rules! impl_message_store {
                     t.last_seq += 1;
                     self.events.push((message_id, t.last_seq, incoming));
                     self.statuses.insert(message_id, (next, now));
-                    let payload = serde_json::json!({
-                        "type": "message.status",
-                        "timestamp": incoming.at.to_string(),
-                        "data": {
-                            "id": message_id,
-                            "status": next.as_str(),
-                            "at": incoming.at.to_string(),
-                            "channel": incoming.channel,
-                            "reason": incoming.reason,
-                            "detail": incoming.detail,
-                        },
-                    });
-                    self.notices.push((t.tenant.clone(), payload.to_string(), now));
+                    self.notices.push(Notice { tenant: t.tenant.clone(), message_id, status: next, event: incoming, at: now });
                     Ok(Some(next))
                 }
 
@@ -648,7 +664,7 @@ macro_rules! impl_message_store {
                         return Ok(());
                     }
                     // Most tenants register no webhook: one query tells which do.
-                    let mut tenants: Vec<&str> = self.notices.iter().map(|(t, _, _)| t.as_str()).collect();
+                    let mut tenants: Vec<&str> = self.notices.iter().map(|n| n.tenant.as_str()).collect();
                     tenants.sort_unstable();
                     tenants.dedup();
                     let mut hooks: std::collections::HashMap<String, Vec<String>> =
@@ -669,16 +685,23 @@ macro_rules! impl_message_store {
                                 .push(row.try_get("id")?);
                         }
                     }
-                    let deliveries: Vec<(String, &str, &str, &str, i64)> = self
-                        .notices
-                        .iter()
-                        .flat_map(|(tenant, payload, at)| {
-                            let batch = new_id();
-                            hooks.get(tenant).into_iter().flatten().map(move |hook| {
-                                (format!("msg_{batch}_{hook}"), tenant.as_str(), hook.as_str(), payload.as_str(), micros(*at))
-                            })
-                        })
-                        .collect();
+                    let mut deliveries: Vec<(String, &str, &str, String, i64)> = Vec::new();
+                    for notice in &self.notices {
+                        let Some(tenant_hooks) = hooks.get(&notice.tenant) else {
+                            continue;
+                        };
+                        let batch = new_id();
+                        let payload = notice.payload();
+                        for hook in tenant_hooks {
+                            deliveries.push((
+                                format!("msg_{batch}_{hook}"),
+                                notice.tenant.as_str(),
+                                hook.as_str(),
+                                payload.clone(),
+                                micros(notice.at),
+                            ));
+                        }
+                    }
                     for chunk in deliveries.chunks(PARAMS / 10) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(
                             "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_type, payload, status, attempts, due_at, created_at, updated_at) ",
@@ -688,7 +711,7 @@ macro_rules! impl_message_store {
                                 .push_bind(*tenant)
                                 .push_bind(*hook)
                                 .push_bind("message.status")
-                                .push_bind(*payload)
+                                .push_bind(payload.as_str())
                                 .push_bind("pending")
                                 .push_bind(0i64)
                                 .push_bind(*at)

@@ -83,6 +83,16 @@ fn dispatcher_config() -> anyhow::Result<relais_engine::dispatch::DispatcherConf
                 format!("RELAIS_DISPATCH_RATE must be a positive number of messages per second, not `{rate}`")
             })?;
     }
+    if let Some(batch) = env("RELAIS_DISPATCH_BATCH") {
+        config.batch = batch
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|b| (1..=10_000).contains(b))
+            .with_context(|| {
+                format!("RELAIS_DISPATCH_BATCH must be a number of messages from 1 to 10000, not `{batch}`")
+            })?;
+    }
     if let Some(secs) = env("RELAIS_DISPATCH_LEASE") {
         let secs = secs
             .trim()

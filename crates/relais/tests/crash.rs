@@ -4,6 +4,8 @@
 //! The provider is an HTTP sink outside the process (`RELAIS_SIM_SINK_URL`): it sees every
 //! send of the `sim` channel with the Relais message id as its idempotency key, counts raw
 //! deliveries and dedupes on the key, as a provider that takes a client reference does.
+//! The dispatcher settles a round of sends in one transaction, so the sends of the round
+//! in flight at the kill may reach the sink twice; the key makes them count once.
 
 mod support;
 
@@ -16,6 +18,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const MESSAGES: usize = 10_000;
 const BATCH: usize = 1000;
+/// Messages the dispatcher has in flight at most (`RELAIS_DISPATCH_BATCH`): a round is
+/// settled in one transaction, so a kill can catch at most one round acknowledged by the
+/// provider and not yet recorded.
+const IN_FLIGHT: usize = 100;
 
 /// Raw deliveries per idempotency key.
 #[derive(Default)]
@@ -128,6 +134,7 @@ async fn kill_9_mid_send_loses_nothing_and_sends_each_message_once() {
         [
             ("RELAIS_SIM_SINK_URL", sink_url.clone()),
             ("RELAIS_DISPATCH_RATE", rate.to_owned()),
+            ("RELAIS_DISPATCH_BATCH", IN_FLIGHT.to_string()),
             // The restarted node is a new lease owner: the crashed node's claims must run
             // out before it takes them over.
             ("RELAIS_DISPATCH_LEASE", "2".to_owned()),
@@ -214,13 +221,14 @@ async fn kill_9_mid_send_loses_nothing_and_sends_each_message_once() {
         seen.keys().all(|k| expected.contains(k)),
         "the provider got a message nobody sent"
     );
-    // The dispatcher hands one message at a time to the adapter, so at most the one whose
-    // acknowledgement had not been settled when the process died goes out twice; the sink
-    // (the provider) dedupes it on its idempotency key.
+    // Only the round in flight when the process died (acknowledged, not yet settled) may
+    // go out a second time, with the same idempotency key, which the sink (the provider)
+    // dedupes; nothing is sent three times.
     let resent: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
-        resent.len() <= 1 && resent.iter().all(|(_, n)| **n == 2),
-        "messages sent more than once: {resent:?}"
+        resent.len() <= IN_FLIGHT && resent.iter().all(|(_, n)| **n == 2),
+        "{} messages sent more than once (at most one round of {IN_FLIGHT} may be): {resent:?}",
+        resent.len()
     );
     let s = statuses(&db).await;
     let total: i64 = s.values().sum();

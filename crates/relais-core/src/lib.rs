@@ -11,6 +11,7 @@ pub mod ids;
 pub mod phone;
 pub mod quiet_hours;
 pub mod retry;
+pub mod sender;
 pub mod sms;
 pub mod status;
 pub mod template;

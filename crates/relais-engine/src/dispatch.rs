@@ -33,6 +33,8 @@ pub struct OutboundMessage {
     pub tenant_id: String,
     pub channel: ChannelKind,
     pub to: String,
+    /// The sender the message shows; `None` leaves it to the channel's configuration.
+    pub from: Option<String>,
     pub content: Content,
     /// 1 for the first attempt on this channel.
     pub attempt: i64,
@@ -131,6 +133,10 @@ pub struct DispatcherConfig {
     /// Messages per second per channel kind, unless `rates` says otherwise.
     pub default_rate: f64,
     pub rates: HashMap<ChannelKind, f64>,
+    /// Messages per second per sender (`from`) on each channel, unless `sender_rates`
+    /// says otherwise; `None` leaves senders unpaced.
+    pub sender_rate: Option<f64>,
+    pub sender_rates: HashMap<String, f64>,
     pub retry: RetryPolicy,
     /// How long the background loop rests when a round found nothing to do.
     pub idle: std::time::Duration,
@@ -149,6 +155,8 @@ impl Default for DispatcherConfig {
             batch: 200,
             default_rate: 100.0,
             rates: HashMap::new(),
+            sender_rate: None,
+            sender_rates: HashMap::new(),
             retry: RetryPolicy::DEFAULT,
             idle: std::time::Duration::from_millis(200),
             sim: crate::sim::SimConfig::default(),
@@ -204,13 +212,12 @@ impl Bucket {
         }
     }
 
-    /// Takes a token, or says when the next one comes.
-    fn take(&mut self, now: Timestamp) -> Result<(), Timestamp> {
+    /// Whether a token is there now, or when the next one comes; takes nothing.
+    fn ready(&mut self, now: Timestamp) -> Result<(), Timestamp> {
         let elapsed = now.duration_since(self.last).as_secs_f64().max(0.0);
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.last = now.max(self.last);
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
             Ok(())
         } else {
             let wait = (1.0 - self.tokens) / self.rate;
@@ -235,13 +242,20 @@ struct PendingSend {
     target: Result<(Arc<dyn ChannelAdapter>, OutboundMessage), SendError>,
 }
 
+/// Token buckets per channel kind and per (channel, sender).
+#[derive(Default)]
+struct Buckets {
+    channels: HashMap<ChannelKind, Bucket>,
+    senders: HashMap<(String, String), Bucket>,
+}
+
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: DispatcherConfig,
     adapters: HashMap<ChannelKind, Arc<dyn ChannelAdapter>>,
     registry: ChannelRegistry,
-    buckets: Mutex<HashMap<ChannelKind, Bucket>>,
+    buckets: Mutex<Buckets>,
     rng: Mutex<StdRng>,
     webhooks: Option<crate::webhooks::WebhookWorker>,
 }
@@ -255,7 +269,7 @@ impl Dispatcher {
             config,
             adapters: HashMap::new(),
             registry: ChannelRegistry::default(),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::default()),
             rng: Mutex::new(StdRng::from_entropy()),
             webhooks: None,
         }
@@ -434,7 +448,8 @@ impl Dispatcher {
         let target = match self.prepare(&item) {
             Err(e) => Err(e),
             Ok((adapter, outbound, paced)) => {
-                if !paced && let Err(next) = self.take_token(adapter.kind(), now) {
+                let kind = (!paced).then(|| adapter.kind());
+                if let Err(next) = self.take_token(kind, &item.message, now) {
                     report.throttled += 1;
                     return Ok(Triage::Settle(
                         id,
@@ -612,6 +627,7 @@ impl Dispatcher {
                 tenant_id: message.tenant_id.clone(),
                 channel: kind,
                 to: message.to_address.clone(),
+                from: message.sender.clone(),
                 content,
                 attempt: item.attempts + 1,
                 now: self.clock.now(),
@@ -620,18 +636,54 @@ impl Dispatcher {
         ))
     }
 
-    fn take_token(&self, kind: ChannelKind, now: Timestamp) -> Result<(), Timestamp> {
-        let rate = self
-            .config
-            .rates
-            .get(&kind)
-            .copied()
-            .unwrap_or(self.config.default_rate);
+    /// Takes a token from the channel kind's bucket (`None` for a channel that paces
+    /// itself) and from the message's sender's, or says when both will have one.
+    fn take_token(
+        &self,
+        kind: Option<ChannelKind>,
+        message: &Message,
+        now: Timestamp,
+    ) -> Result<(), Timestamp> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        buckets
-            .entry(kind)
-            .or_insert_with(|| Bucket::new(rate, now))
-            .take(now)
+        let Buckets { channels, senders } = &mut *buckets;
+        let channel = kind.map(|kind| {
+            let rate = self
+                .config
+                .rates
+                .get(&kind)
+                .copied()
+                .unwrap_or(self.config.default_rate);
+            channels
+                .entry(kind)
+                .or_insert_with(|| Bucket::new(rate, now))
+        });
+        let sender = message.sender.as_ref().and_then(|from| {
+            let rate = self
+                .config
+                .sender_rates
+                .get(from)
+                .copied()
+                .or(self.config.sender_rate)?;
+            Some(
+                senders
+                    .entry((message.channel.clone(), from.clone()))
+                    .or_insert_with(|| Bucket::new(rate, now)),
+            )
+        });
+        let mut buckets: Vec<&mut Bucket> = channel.into_iter().chain(sender).collect();
+        let mut next = None;
+        for bucket in buckets.iter_mut() {
+            if let Err(at) = bucket.ready(now) {
+                next = next.max(Some(at));
+            }
+        }
+        if let Some(at) = next {
+            return Err(at);
+        }
+        for bucket in buckets {
+            bucket.tokens -= 1.0;
+        }
+        Ok(())
     }
 
     /// After the provider took the message: done, or a fallback timer when the step waits

@@ -4,6 +4,7 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use relais_core::sender::Sender;
 use relais_core::channel::ChannelKind;
 use relais_core::consent::{Purpose, may_send};
 use relais_core::contact::{AddressRules, Contact, Identity};
@@ -92,6 +93,10 @@ pub struct SendRequest {
     pub variables: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub purpose: Option<Purpose>,
+    /// The sender shown to the recipient (`MyShop`, `+33612345678`, a short code); the
+    /// dispatcher paces each sender at its own rate.
+    #[serde(default)]
+    pub from: Option<String>,
     #[serde(default)]
     pub send_at: Option<Timestamp>,
     #[serde(default)]
@@ -345,6 +350,7 @@ enum Target {
 struct Checked {
     request: SendRequest,
     purpose: Purpose,
+    sender: Option<Sender>,
     content: Content,
     target: Target,
     /// The country of the number in `to`, when `to` is a phone number (parsing it again
@@ -371,6 +377,12 @@ fn check(
             "a message cannot be sent for purpose `all`",
         ));
     }
+    let sender = request
+        .from
+        .as_deref()
+        .map(Sender::parse)
+        .transpose()
+        .map_err(|e| invalid(&at("/from"), e.to_string()))?;
     let content = match (&request.content, &request.template) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -411,6 +423,7 @@ fn check(
     Ok(Checked {
         request,
         purpose,
+        sender,
         content,
         target,
         region,
@@ -610,6 +623,7 @@ async fn draft(
     let Checked {
         mut request,
         purpose,
+        sender,
         content,
         idempotency,
         region,
@@ -693,6 +707,7 @@ async fn draft(
         chain: chain_json,
         content: content_json,
         purpose: purpose.as_str().to_owned(),
+        sender: sender.map(Sender::into_string),
         status: MessageStatus::Accepted,
         segments,
         idempotency_key: idempotency.as_ref().map(|i| i.key.clone()),

@@ -184,7 +184,7 @@ impl ChannelAdapter for SmppChannel {
         let request = SubmitRequest {
             destination: message.to.clone(),
             text,
-            source: None,
+            source: message.from.clone(),
             reference: Some(message.message_id.clone()),
             registered_delivery: None,
         };

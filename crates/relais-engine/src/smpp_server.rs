@@ -158,6 +158,8 @@ impl SubmitHandler<Esme> for Handler {
             template: None,
             variables: Default::default(),
             purpose: None,
+            // The ESME's source_addr is the sender, paced like any other.
+            from: Some(message.source.clone()).filter(|s| !s.trim().is_empty()),
             send_at: None,
             validity: None,
         };
@@ -174,6 +176,8 @@ impl SubmitHandler<Esme> for Handler {
                 tracing::info!(esme = %ctx.system_id, %pointer, %detail, "submit_sm refused");
                 return Err(if pointer.starts_with("/to") {
                     CommandStatus::EsmeRinvdstadr
+                } else if pointer.starts_with("/from") {
+                    CommandStatus::EsmeRinvsrcadr
                 } else {
                     CommandStatus::EsmeRinvmsglen
                 });

@@ -21,7 +21,7 @@ use relais_engine::sim::{SimAdapter, SimConfig};
 use relais_store::scratch::ScratchDatabase;
 use relais_store::{MessageEvent, MessageWithEvents, SqliteStore, Store};
 use serde_json::{Value, json};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 struct World {
@@ -121,6 +121,8 @@ on_both_stores!(
     an_undelivered_step_falls_back_after_its_wait,
     receipts_only_move_status_forward,
     the_rate_limit_spreads_sends_over_time,
+    each_sender_is_paced_at_its_own_rate,
+    a_bad_sender_is_refused_and_a_good_one_reaches_the_channel,
     a_large_batch_is_stored_and_dispatched,
     status_changes_reach_webhooks_signed_and_retried,
     a_receiver_that_stays_down_is_retried_for_a_day_then_given_up,
@@ -631,6 +633,103 @@ async fn the_rate_limit_spreads_sends_over_time(w: &World) {
     assert_eq!(d.run_once().await.unwrap().sent, 1);
     w.advance(1);
     assert_eq!(d.run_once().await.unwrap().sent, 1);
+}
+
+async fn each_sender_is_paced_at_its_own_rate(w: &World) {
+    // Three messages from each of two senders, one without a sender; the channel itself
+    // is not limiting.
+    let mut ids: HashMap<&str, Vec<String>> = HashMap::new();
+    for n in 0..3 {
+        for from in ["MyShop", "Promo"] {
+            let accepted = w
+                .send(json!({"to": format!("+3361234560{n}"), "from": from, "content": {"text": "Hi"}}))
+                .await
+                .unwrap();
+            ids.entry(from).or_default().push(accepted.id);
+        }
+    }
+    let unpaced = w
+        .send(json!({"to": "+33612345699", "content": {"text": "Hi"}}))
+        .await
+        .unwrap();
+    let config = DispatcherConfig {
+        lease_owner: "test".into(),
+        default_rate: 1000.0,
+        sender_rate: Some(1.0),
+        sender_rates: HashMap::from([("Promo".to_owned(), 2.0)]),
+        ..Default::default()
+    };
+    let d = Dispatcher::new(w.store.clone(), w.clock.clone(), config).with_adapter(Arc::new(
+        SimAdapter::new(w.store.clone(), SimConfig::default()),
+    ));
+    let sent_of = |from: &'static str| {
+        let ids = ids[from].clone();
+        async move {
+            let mut n = 0;
+            for id in &ids {
+                let status = w.message(id).await.message.status;
+                if matches!(
+                    status,
+                    MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read
+                ) {
+                    n += 1;
+                }
+            }
+            n
+        }
+    };
+    // MyShop has 1 token, Promo its override of 2; the message without a sender goes.
+    let first = d.run_once().await.unwrap();
+    assert_eq!((first.sent, first.throttled), (4, 3));
+    assert_eq!(sent_of("MyShop").await, 1);
+    assert_eq!(sent_of("Promo").await, 2);
+    assert_eq!(
+        w.message(&unpaced.id).await.message.status,
+        MessageStatus::Sent
+    );
+    // The throttled wait in the outbox, and go when their sender's next token comes.
+    w.advance(1);
+    let second = d.run_once().await.unwrap();
+    assert_eq!(second.sent, 2);
+    assert_eq!(sent_of("MyShop").await, 2);
+    assert_eq!(sent_of("Promo").await, 3);
+    w.advance(1);
+    d.run_once().await.unwrap();
+    assert_eq!(sent_of("MyShop").await, 3);
+    let message = w.message(&ids["MyShop"][2]).await;
+    assert_eq!(message.message.sender.as_deref(), Some("MyShop"));
+}
+
+async fn a_bad_sender_is_refused_and_a_good_one_reaches_the_channel(w: &World) {
+    for (from, says) in [
+        ("MyShopIsTooLong", "at most 11 characters"),
+        ("Café", "letters, digits"),
+        ("12", "3 to 15 digits"),
+    ] {
+        let e = w
+            .send(json!({"to": "+33612345678", "from": from, "content": {"text": "Hi"}}))
+            .await
+            .unwrap_err();
+        match e {
+            AcceptError::Invalid { pointer, detail } => {
+                assert_eq!(pointer, "/from");
+                assert!(detail.contains(says), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let scripted = Scripted::new(ChannelKind::Sim, vec![]);
+    let accepted = w
+        .send(json!({"to": "+33612345678", "from": " 38200 ", "content": {"text": "Hi"}}))
+        .await
+        .unwrap();
+    let d = Dispatcher::new(w.store.clone(), w.clock.clone(), DispatcherConfig::default())
+        .with_adapter(scripted.clone());
+    d.run_once().await.unwrap();
+    let got = scripted.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "only the valid message was stored");
+    assert_eq!(got[0].message_id, accepted.id);
+    assert_eq!(got[0].from.as_deref(), Some("38200"));
 }
 
 async fn a_large_batch_is_stored_and_dispatched(w: &World) {

@@ -232,6 +232,42 @@ async fn bad_requests_get_problems_that_point_at_the_field() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["errors"][0]["pointer"], "/channel");
+    let (status, problem) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "from": "MyVeryLongShop", "content": {"text": "x"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["pointer"], "/from");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("11 characters"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_shows_its_sender() {
+    let api = api().await;
+    let (status, accepted) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "from": "MyShop", "content": {"text": "Promo"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap();
+    let (_, message) = api.get(&format!("/v1/messages/{id}")).await;
+    assert_eq!(message["from"], "MyShop");
+    let (_, accepted) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "content": {"text": "Promo"}}),
+        )
+        .await;
+    let id = accepted["id"].as_str().unwrap();
+    let (_, message) = api.get(&format!("/v1/messages/{id}")).await;
+    assert!(message.get("from").is_none(), "{message}");
 }
 
 #[tokio::test]

@@ -762,6 +762,7 @@ fn new_message(tenant: &str, key: Option<&str>, due_secs: Option<i64>) -> crate:
         chain: serde_json::json!(["sim"]),
         content: serde_json::json!({"text": "Bonjour"}),
         purpose: "transactional".into(),
+        sender: None,
         status: MessageStatus::Queued,
         segments: Some(1),
         idempotency_key: key.map(str::to_owned),

@@ -74,6 +74,9 @@ pub struct NewMessage {
     /// The personalised content (JSON, the API's `content` shape).
     pub content: serde_json::Value,
     pub purpose: String,
+    /// Who the message says it comes from (`from` in the API); `None` leaves it to the
+    /// channel (an SMPP channel's `source_addr`).
+    pub sender: Option<String>,
     pub status: MessageStatus,
     pub segments: Option<i64>,
     pub idempotency_key: Option<String>,
@@ -99,6 +102,7 @@ pub struct Message {
     pub chain: serde_json::Value,
     pub content: serde_json::Value,
     pub purpose: String,
+    pub sender: Option<String>,
     pub status: MessageStatus,
     pub segments: Option<i64>,
     pub provider_id: Option<String>,
@@ -410,7 +414,7 @@ macro_rules! impl_message_store {
             /// Bind parameters per statement, under both backends' limits.
             const PARAMS: usize = 16_000;
 
-            const MESSAGE_COLUMNS: &str = "id, tenant_id, contact_id, to_address, channel, step, chain, content, purpose, status, segments, provider_id, idempotency_key, request_hash, send_at, expires_at, created_at, updated_at";
+            const MESSAGE_COLUMNS: &str = "id, tenant_id, contact_id, to_address, channel, step, chain, content, purpose, sender, status, segments, provider_id, idempotency_key, request_hash, send_at, expires_at, created_at, updated_at";
 
             fn status_from_db(s: &str) -> StoreResult<MessageStatus> {
                 s.parse()
@@ -439,6 +443,7 @@ macro_rules! impl_message_store {
                     chain: json_from_db("chain", &chain)?,
                     content: json_from_db("content", &content)?,
                     purpose: row.try_get("purpose")?,
+                    sender: row.try_get("sender")?,
                     status: status_from_db(&status)?,
                     segments: row.try_get("segments")?,
                     provider_id: row.try_get("provider_id")?,
@@ -731,7 +736,7 @@ macro_rules! impl_message_store {
                         return Ok(());
                     }
                     let mut tx = self.writer().begin().await?;
-                    for chunk in batch.chunks(PARAMS / 18) {
+                    for chunk in batch.chunks(PARAMS / 19) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(format!(
                             "INSERT INTO messages ({MESSAGE_COLUMNS}) "
                         ));
@@ -745,6 +750,7 @@ macro_rules! impl_message_store {
                                 .push_bind(m.chain.to_string())
                                 .push_bind(m.content.to_string())
                                 .push_bind(m.purpose.as_str())
+                                .push_bind(m.sender.clone())
                                 .push_bind(m.status.as_str())
                                 .push_bind(m.segments)
                                 .push_bind(None::<String>)

@@ -74,14 +74,13 @@ fn dispatcher_config() -> anyhow::Result<relais_engine::dispatch::DispatcherConf
     let mut config = relais_engine::dispatch::DispatcherConfig::default();
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     if let Some(rate) = env("RELAIS_DISPATCH_RATE") {
-        config.default_rate = rate
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|r| r.is_finite() && *r > 0.0)
-            .with_context(|| {
-                format!("RELAIS_DISPATCH_RATE must be a positive number of messages per second, not `{rate}`")
-            })?;
+        config.default_rate = positive_rate("RELAIS_DISPATCH_RATE", &rate)?;
+    }
+    if let Some(rate) = env("RELAIS_SENDER_RATE") {
+        config.sender_rate = Some(positive_rate("RELAIS_SENDER_RATE", &rate)?);
+    }
+    if let Some(list) = env("RELAIS_SENDER_RATES") {
+        config.sender_rates = sender_rates(&list)?;
     }
     if let Some(batch) = env("RELAIS_DISPATCH_BATCH") {
         config.batch = batch
@@ -111,6 +110,34 @@ fn dispatcher_config() -> anyhow::Result<relais_engine::dispatch::DispatcherConf
         config.sim_sink_url = Some(url);
     }
     Ok(config)
+}
+
+fn positive_rate(name: &str, value: &str) -> anyhow::Result<f64> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .with_context(|| {
+            format!("{name} must be a positive number of messages per second, not `{value}`")
+        })
+}
+
+/// `RELAIS_SENDER_RATES`: `MyShop=5,+33612345678=1`, messages per second by sender.
+fn sender_rates(list: &str) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+    let mut rates = std::collections::HashMap::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (sender, rate) = entry.rsplit_once('=').with_context(|| {
+            format!("RELAIS_SENDER_RATES: `{entry}` is not SENDER=RATE (e.g. MyShop=5)")
+        })?;
+        let sender = relais_core::sender::Sender::parse(sender)
+            .with_context(|| format!("RELAIS_SENDER_RATES: bad sender in `{entry}`"))?;
+        rates.insert(
+            sender.into_string(),
+            positive_rate("RELAIS_SENDER_RATES", rate)?,
+        );
+    }
+    Ok(rates)
 }
 
 /// Starts `--smpp-listen`: ESMEs bind with credentials from `POST /v1/smpp/credentials`.
@@ -158,4 +185,23 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sender_rates;
+
+    #[test]
+    fn sender_rates_are_read_from_a_list() {
+        let rates = sender_rates(" MyShop=5, +33612345678=0.5 ,").unwrap();
+        assert_eq!(rates.get("MyShop"), Some(&5.0));
+        assert_eq!(rates.get("+33612345678"), Some(&0.5));
+        assert_eq!(rates.len(), 2);
+        let e = sender_rates("MyShop").unwrap_err().to_string();
+        assert!(e.contains("SENDER=RATE"), "{e}");
+        let e = format!("{:#}", sender_rates("MyShop=fast").unwrap_err());
+        assert!(e.contains("positive number"), "{e}");
+        let e = format!("{:#}", sender_rates("MyVeryLongShop=1").unwrap_err());
+        assert!(e.contains("11 characters"), "{e}");
+    }
 }

@@ -53,6 +53,9 @@ pub struct SendMessageDoc {
     pub variables: Option<serde_json::Value>,
     /// `transactional` (default), `marketing` or a marketing topic.
     pub purpose: Option<String>,
+    /// The sender: an alphanumeric ID of up to 11 characters (`MyShop`), a number or a
+    /// short code. Each sender is paced at its own rate (`RELAIS_SENDER_RATE`).
+    pub from: Option<String>,
     /// RFC 3339 instant.
     pub send_at: Option<String>,
     /// `"10m"`, `"2h"`, `"PT10M"` or seconds.
@@ -90,6 +93,9 @@ pub struct MessageView {
     pub to: String,
     pub contact_id: Option<String>,
     pub purpose: String,
+    /// The sender shown to the recipient, when the request gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// SMS segments of the text (SMS-like channels only).
     pub segments: Option<i64>,
     pub provider_id: Option<String>,
@@ -126,6 +132,7 @@ fn message_view(m: MessageWithEvents) -> MessageView {
         to: message.to_address,
         contact_id: message.contact_id,
         purpose: message.purpose,
+        from: message.sender,
         segments: message.segments,
         provider_id: message.provider_id,
         content: message.content,

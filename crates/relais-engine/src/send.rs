@@ -467,6 +467,7 @@ async fn prepare_all(
         .await?
         .into_iter();
     let mut templates: HashMap<String, ContentTemplate> = HashMap::new();
+    let mut channels = ChannelNames::new();
     let mut drafts: Vec<Result<Draft, AcceptError>> = Vec::with_capacity(checked.len());
     for item in checked {
         let checked = match item {
@@ -494,7 +495,17 @@ async fn prepare_all(
                 }
             }
         };
-        match draft(ctx, tenant, checked, contact, address, &mut templates).await {
+        match draft(
+            ctx,
+            tenant,
+            checked,
+            contact,
+            address,
+            &mut templates,
+            &mut channels,
+        )
+        .await
+        {
             Err(e @ AcceptError::Store(_)) => return Err(e),
             other => drafts.push(other),
         }
@@ -619,6 +630,7 @@ async fn draft(
     contact: Contact,
     address: String,
     templates: &mut HashMap<String, ContentTemplate>,
+    channels: &mut ChannelNames,
 ) -> Result<Draft, AcceptError> {
     let Checked {
         mut request,
@@ -632,7 +644,7 @@ async fn draft(
     } = checked;
     let at = |p: &str| format!("{base}{p}");
     let now = ctx.now;
-    let named = resolve_channel_names(ctx.store, tenant, &mut request, &base).await?;
+    let named = resolve_channel_names(ctx.store, tenant, &mut request, &base, channels).await?;
     let chain = pick_route(&request, &contact, &address, ctx.configured, &named, &at)?;
     let first = chain
         .steps()
@@ -848,13 +860,15 @@ async fn resolve_channel_names(
     tenant: &str,
     request: &mut SendRequest,
     base: &str,
+    known: &mut ChannelNames,
 ) -> Result<HashMap<String, ChannelKind>, AcceptError> {
     // A plain function of `base`: a `&dyn Fn` held across the awaits would make the
     // accept future not `Send`.
     let at = |p: &str| format!("{base}{p}");
     let mut named = HashMap::new();
     if let Some(name) = &mut request.channel
-        && let Some((id, kind)) = configured_channel(store, tenant, name, &at("/channel")).await?
+        && let Some((id, kind)) =
+            configured_channel(store, tenant, name, &at("/channel"), known).await?
     {
         *name = id.clone();
         named.insert(id, kind);
@@ -865,7 +879,7 @@ async fn resolve_channel_names(
         for (i, step) in steps.iter_mut().enumerate() {
             let pointer = at(&format!("/channels/{i}"));
             if let Some((id, kind)) =
-                configured_channel(store, tenant, &step.channel, &pointer).await?
+                configured_channel(store, tenant, &step.channel, &pointer, known).await?
             {
                 step.channel = id.clone();
                 named.insert(id, kind);
@@ -888,11 +902,16 @@ async fn configured_channel(
     tenant: &str,
     name: &str,
     pointer: &str,
+    known: &mut ChannelNames,
 ) -> Result<Option<(String, ChannelKind)>, AcceptError> {
     if name.parse::<ChannelKind>().is_ok() {
         return Ok(None);
     }
+    if let Some(found) = known.get(name) {
+        return Ok(found.clone());
+    }
     let Some(record) = store.channel_by_name_or_id(tenant, name).await? else {
+        known.insert(name.to_owned(), None);
         return Ok(None);
     };
     let kind = configured_kind(&record.kind).ok_or_else(|| {
@@ -904,8 +923,14 @@ async fn configured_channel(
             ),
         )
     })?;
-    Ok(Some((record.id, kind)))
+    let found = Some((record.id, kind));
+    known.insert(name.to_owned(), found.clone());
+    Ok(found)
 }
+
+/// The configured channels a batch's requests named, by the name they used (`None`: not
+/// a configured channel), so that a batch of 10,000 to one channel looks it up once.
+type ChannelNames = HashMap<String, Option<(String, ChannelKind)>>;
 
 fn pick_route(
     request: &SendRequest,

@@ -21,7 +21,7 @@ use relais_smpp::{
     ClientConfig, ClientEvents, ConnectError, ErrorKind, InboundMessage, MessageOutcome, Receipt,
     ReceiptState, SmppClient, SmppEvent, SubmitRequest, message_outcome,
 };
-use relais_store::{ChannelRecord, Store, StoreError};
+use relais_store::{ChannelRecord, MessageEvent, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -268,19 +268,39 @@ impl PartStates {
     }
 }
 
+/// Receipts read from the binds are written this many at a time at most: one transaction
+/// for a burst instead of one per receipt.
+const RECEIPT_BATCH: usize = 1000;
+
 async fn read_events(record: ChannelRecord, deps: Deps, mut events: ClientEvents) {
     let mut parts = PartStates::default();
-    while let Some(event) = events.recv().await {
-        match event {
-            SmppEvent::Receipt(receipt) => {
-                if let Err(e) = on_receipt(&record, &deps, &mut parts, receipt).await {
-                    tracing::error!(channel = %record.id, error = %e, "cannot apply an SMPP receipt");
+    while let Some(first) = events.recv().await {
+        let mut burst = vec![first];
+        while burst.len() < RECEIPT_BATCH
+            && let Some(next) = events.try_recv()
+        {
+            burst.push(next);
+        }
+        let mut statuses = Vec::new();
+        for event in burst {
+            match event {
+                SmppEvent::Receipt(receipt) => {
+                    match on_receipt(&record, &deps, &mut parts, receipt).await {
+                        Ok(Some(status)) => statuses.push(status),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::error!(channel = %record.id, error = %e, "cannot apply an SMPP receipt");
+                        }
+                    }
+                }
+                SmppEvent::Inbound(mo) => on_inbound(&record, &deps, mo).await,
+                SmppEvent::Bind { bind, connected } => {
+                    tracing::info!(channel = %record.id, bind, connected, "SMPP bind state");
                 }
             }
-            SmppEvent::Inbound(mo) => on_inbound(&record, &deps, mo).await,
-            SmppEvent::Bind { bind, connected } => {
-                tracing::info!(channel = %record.id, bind, connected, "SMPP bind state");
-            }
+        }
+        if let Err(e) = deps.store.record_statuses(&statuses).await {
+            tracing::error!(channel = %record.id, error = %e, count = statuses.len(), "cannot store SMPP receipts");
         }
     }
 }
@@ -316,14 +336,17 @@ async fn on_inbound(record: &ChannelRecord, deps: &Deps, mo: InboundMessage) {
     }
 }
 
+/// Applies a receipt that needs the message (a failure may move it to the next step of
+/// its chain, an uncorrelated one is found by provider id); returns the status change of a
+/// correlated success, for the caller to write with the others of its burst.
 async fn on_receipt(
     record: &ChannelRecord,
     deps: &Deps,
     parts: &mut PartStates,
     receipt: Receipt,
-) -> Result<(), crate::dispatch::DispatchError> {
+) -> Result<Option<(String, MessageEvent)>, crate::dispatch::DispatchError> {
     let at = deps.clock.now();
-    let detail = Some(match &receipt.error {
+    let detail = match &receipt.error {
         Some(err) => format!(
             "SMSC receipt {} stat {} err {err}",
             receipt.message_id,
@@ -334,7 +357,7 @@ async fn on_receipt(
             receipt.message_id,
             receipt.state.stat()
         ),
-    });
+    };
     let Some(part) = &receipt.part else {
         // Not correlated (sent before a restart, or held too long): the id is the first
         // part's only for single-part messages, which is the best that can be done.
@@ -345,11 +368,11 @@ async fn on_receipt(
                 &receipt.message_id,
                 status,
                 at,
-                detail,
+                Some(detail),
             )
             .await?;
         }
-        return Ok(());
+        return Ok(None);
     };
     let outcome = if part.total <= 1 {
         message_outcome(1, &[receipt.state])
@@ -357,19 +380,27 @@ async fn on_receipt(
         parts.record(&part.reference, part.index, part.total, receipt.state)
     };
     let status = match outcome {
-        MessageOutcome::Pending => return Ok(()),
+        MessageOutcome::Pending => return Ok(None),
         MessageOutcome::Delivered => MessageStatus::Delivered,
         MessageOutcome::Failed(state) => status_of(state).unwrap_or(MessageStatus::Undelivered),
     };
+    if !status.is_failure() {
+        // The reference is the id of a message this channel submitted.
+        let event = MessageEvent::new(status, at)
+            .channel(record.id.as_str())
+            .reason("receipt")
+            .detail(detail);
+        return Ok(Some((part.reference.to_string(), event)));
+    }
     let Some(found) = deps
         .store
         .message(&record.tenant_id, &part.reference)
         .await?
     else {
-        return Ok(());
+        return Ok(None);
     };
-    apply_receipt_to(&*deps.store, &found.message, status, at, detail).await?;
-    Ok(())
+    apply_receipt_to(&*deps.store, &found.message, status, at, Some(detail)).await?;
+    Ok(None)
 }
 
 /// The running SMPP channels of a server, shared by the API (which starts a channel when it

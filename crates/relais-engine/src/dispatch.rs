@@ -228,6 +228,13 @@ impl Bucket {
     }
 }
 
+/// A round between its claim and its sends.
+struct Round {
+    report: RoundReport,
+    settlements: Vec<(String, Settlement)>,
+    sends: Vec<PendingSend>,
+}
+
 /// What [`Dispatcher::triage`] made of a claimed row.
 enum Triage {
     Settle(String, Settlement),
@@ -305,6 +312,13 @@ impl Dispatcher {
 
     /// One round: applies due receipts, then claims and handles due outbox rows.
     pub async fn run_once(&self) -> Result<RoundReport, DispatchError> {
+        let round = self.begin_round().await?;
+        self.finish_round(round).await
+    }
+
+    /// The first half of a round: applies due receipts, claims due rows, decides what
+    /// needs no send and marks the sends `sending`.
+    async fn begin_round(&self) -> Result<Round, DispatchError> {
         let mut report = RoundReport::default();
         let now = self.clock.now();
         // One transaction for all the round's receipts: with thousands of messages in
@@ -341,6 +355,20 @@ impl Dispatcher {
             }
         }
         let sends = self.mark_sending(receipts, sends, &mut settlements).await?;
+        Ok(Round {
+            report,
+            settlements,
+            sends,
+        })
+    }
+
+    /// The second half: sends, settles the round in one transaction, delivers webhooks.
+    async fn finish_round(&self, round: Round) -> Result<RoundReport, DispatchError> {
+        let Round {
+            mut report,
+            mut settlements,
+            sends,
+        } = round;
         // The whole round goes out at once: adapters keep their own window (an SMPP bind)
         // or answer at once (sim), and the round's size bounds what is in flight.
         let mut in_flight = tokio::task::JoinSet::new();
@@ -1044,19 +1072,46 @@ impl DispatcherHandle {
 
 impl Dispatcher {
     /// Runs rounds until shut down, resting `config.idle` when a round found nothing.
+    /// Rounds overlap: the next one is claimed and marked while the previous one is sent
+    /// and settled, so the store's writer and the channels work at the same time.
     pub fn spawn(self: Arc<Self>) -> DispatcherHandle {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
+            let failed = self.config.idle.max(std::time::Duration::from_secs(1));
+            let mut finishing: Option<tokio::task::JoinHandle<Result<RoundReport, DispatchError>>> =
+                None;
             loop {
-                let rest = match self.run_once().await {
-                    Ok(r) if r.claimed > 0 || r.receipts > 0 || r.webhooks > 0 => None,
-                    Ok(_) => Some(self.config.idle),
+                let begun = self.begin_round().await;
+                let mut rest = None;
+                let mut webhooks = 0;
+                if let Some(previous) = finishing.take() {
+                    match previous.await {
+                        Ok(Ok(r)) => webhooks = r.webhooks,
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "dispatcher round failed");
+                            rest = Some(failed);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "dispatcher round ended badly");
+                            rest = Some(failed);
+                        }
+                    }
+                }
+                match begun {
+                    Ok(round) => {
+                        let busy = round.report.claimed > 0 || round.report.receipts > 0;
+                        if !busy && webhooks == 0 {
+                            rest = rest.or(Some(self.config.idle));
+                        }
+                        let this = self.clone();
+                        finishing = Some(tokio::spawn(async move { this.finish_round(round).await }));
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "dispatcher round failed");
-                        Some(self.config.idle.max(std::time::Duration::from_secs(1)))
+                        rest = Some(failed);
                     }
-                };
+                }
                 if token.is_cancelled() {
                     break;
                 }
@@ -1065,6 +1120,14 @@ impl Dispatcher {
                         _ = token.cancelled() => break,
                         _ = tokio::time::sleep(rest) => {}
                     }
+                }
+            }
+            // The round being sent is settled before the dispatcher stops.
+            if let Some(last) = finishing.take() {
+                match last.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "dispatcher round failed"),
+                    Err(e) => tracing::error!(error = %e, "dispatcher round ended badly"),
                 }
             }
         });

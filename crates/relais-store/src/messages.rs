@@ -598,7 +598,10 @@ macro_rules! impl_message_store {
                         for id in chunk {
                             sep.push_bind(*id);
                         }
-                        q.push(")");
+                        // PostgreSQL: lock the rows (in id order, so two writers never
+                        // deadlock) so that a concurrent receipt and settlement cannot both
+                        // advance from the status they read; SQLite has one writer.
+                        q.push(if $lock.is_empty() { ")" } else { ") ORDER BY m.id FOR UPDATE OF m" });
                         for row in q.build().fetch_all(&mut **tx).await? {
                             let status: String = row.try_get("status")?;
                             tracked.insert(

@@ -17,9 +17,7 @@ pub enum SenderError {
     TooLong(String, usize),
     #[error("a numeric sender has 3 to 15 digits, `{0}` has {1}")]
     BadNumber(String, usize),
-    #[error(
-        "`{0}` holds `{1}`: a sender uses letters, digits, spaces and `.-_&`, or is a number"
-    )]
+    #[error("`{0}` holds `{1}`: a sender uses letters, digits, spaces and `.-_&`, or is a number")]
     BadCharacter(String, char),
 }
 
@@ -72,7 +70,10 @@ mod tests {
     #[test]
     fn alphanumeric_ids_up_to_eleven_characters() {
         assert_eq!(Sender::parse(" MyShop ").unwrap().as_str(), "MyShop");
-        assert_eq!(Sender::parse("Relais & Co").unwrap().as_str(), "Relais & Co");
+        assert_eq!(
+            Sender::parse("Relais & Co").unwrap().as_str(),
+            "Relais & Co"
+        );
         assert_eq!(
             Sender::parse("RelaisMessages"),
             Err(SenderError::TooLong("RelaisMessages".into(), 14))
@@ -85,7 +86,10 @@ mod tests {
 
     #[test]
     fn numbers_and_short_codes() {
-        assert_eq!(Sender::parse("+33612345678").unwrap().as_str(), "+33612345678");
+        assert_eq!(
+            Sender::parse("+33612345678").unwrap().as_str(),
+            "+33612345678"
+        );
         assert_eq!(Sender::parse("38200").unwrap().as_str(), "38200");
         assert_eq!(
             Sender::parse("12"),

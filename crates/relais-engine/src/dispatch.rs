@@ -237,7 +237,7 @@ struct Round {
 
 /// What [`Dispatcher::triage`] made of a claimed row.
 enum Triage {
-    Settle(String, Settlement),
+    Settle(String, Box<Settlement>),
     Send(Box<PendingSend>),
 }
 
@@ -350,7 +350,7 @@ impl Dispatcher {
         let mut sends = Vec::new();
         for item in items {
             match self.triage(item, &mut report).await? {
-                Triage::Settle(id, s) => settlements.push((id, s)),
+                Triage::Settle(id, s) => settlements.push((id, *s)),
                 Triage::Send(send) => sends.push(*send),
             }
         }
@@ -456,12 +456,15 @@ impl Dispatcher {
         let id = item.message.id.clone();
         let message = &item.message;
         if message.status.is_final() || message.status == MessageStatus::Delivered {
-            return Ok(Triage::Settle(id, Settlement::new(OutboxNext::Done)));
+            return Ok(Triage::Settle(
+                id,
+                Box::new(Settlement::new(OutboxNext::Done)),
+            ));
         }
         let chain: Option<FallbackChain> = serde_json::from_value(message.chain.clone()).ok();
         if item.phase == OutboxPhase::Watch {
             let s = self.watch(&item, chain.as_ref(), report).await?;
-            return Ok(Triage::Settle(id, s));
+            return Ok(Triage::Settle(id, Box::new(s)));
         }
         if message.expires_at.is_some_and(|end| now >= end) {
             report.expired += 1;
@@ -471,7 +474,7 @@ impl Dispatcher {
                     .reason("validity")
                     .detail("the message's validity ran out before it could be sent"),
             );
-            return Ok(Triage::Settle(id, s));
+            return Ok(Triage::Settle(id, Box::new(s)));
         }
         let target = match self.prepare(&item) {
             Err(e) => Err(e),
@@ -481,11 +484,11 @@ impl Dispatcher {
                     report.throttled += 1;
                     return Ok(Triage::Settle(
                         id,
-                        Settlement::new(OutboxNext::Reschedule {
+                        Box::new(Settlement::new(OutboxNext::Reschedule {
                             due_at: next,
                             phase: OutboxPhase::Send,
                             attempts: item.attempts,
-                        }),
+                        })),
                     ));
                 }
                 Ok((adapter, outbound))
@@ -510,19 +513,21 @@ impl Dispatcher {
         let now = self.clock.now();
         let received = receipts.len();
         let mut marks = receipts;
-        marks.extend(sends
-            .iter()
-            .filter(|send| send.target.is_ok())
-            .map(|send| {
-                let message = &send.item.message;
-                (
-                    message.id.clone(),
-                    MessageEvent::new(MessageStatus::Sending, now)
-                        .channel(message.channel.as_str())
-                        .attempt(send.item.attempts + 1),
-                )
-            }));
-        let mut moved = self.store.record_statuses(&marks).await?.into_iter().skip(received);
+        marks.extend(sends.iter().filter(|send| send.target.is_ok()).map(|send| {
+            let message = &send.item.message;
+            (
+                message.id.clone(),
+                MessageEvent::new(MessageStatus::Sending, now)
+                    .channel(message.channel.as_str())
+                    .attempt(send.item.attempts + 1),
+            )
+        }));
+        let mut moved = self
+            .store
+            .record_statuses(&marks)
+            .await?
+            .into_iter()
+            .skip(received);
         let mut kept = Vec::with_capacity(sends.len());
         for send in sends {
             if send.target.is_err() {
@@ -1105,7 +1110,8 @@ impl Dispatcher {
                             rest = rest.or(Some(self.config.idle));
                         }
                         let this = self.clone();
-                        finishing = Some(tokio::spawn(async move { this.finish_round(round).await }));
+                        finishing =
+                            Some(tokio::spawn(async move { this.finish_round(round).await }));
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "dispatcher round failed");

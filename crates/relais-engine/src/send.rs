@@ -4,7 +4,6 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use relais_core::sender::Sender;
 use relais_core::channel::ChannelKind;
 use relais_core::consent::{Purpose, may_send};
 use relais_core::contact::{AddressRules, Contact, Identity};
@@ -13,6 +12,7 @@ use relais_core::fallback::FallbackChain;
 use relais_core::phone::normalize_phone;
 use relais_core::quiet_hours::{QuietHours, next_allowed};
 use relais_core::retry::Validity;
+use relais_core::sender::Sender;
 use relais_core::sms::segment_info;
 use relais_core::status::MessageStatus;
 use relais_core::template::{ContentTemplate, ContentTemplateError, template_context};

@@ -171,7 +171,8 @@ impl ChannelAdapter for SimAdapter {
     }
 
     async fn flush(&self) {
-        let received = std::mem::take(&mut *self.received.lock().unwrap_or_else(|p| p.into_inner()));
+        let received =
+            std::mem::take(&mut *self.received.lock().unwrap_or_else(|p| p.into_inner()));
         let mut by_tenant: std::collections::BTreeMap<String, Vec<SimEntry>> = Default::default();
         for (tenant, entry) in received {
             by_tenant.entry(tenant).or_default().push(entry);
@@ -242,6 +243,8 @@ pub async fn reply(
         },
     )
     .await?;
-    store.sim_record(tenant, std::slice::from_ref(&entry)).await?;
+    store
+        .sim_record(tenant, std::slice::from_ref(&entry))
+        .await?;
     Ok(Replied { entry, inbound })
 }

@@ -22,10 +22,9 @@ use relais_smpp::{
     Authenticator, BindRequest, CommandStatus, ReceiptState, ServerConfig, ServerHandle,
     ShortMessage, SmppServer, SubmitContext, SubmitHandler,
 };
-use relais_store::{NewChannel, Store, StoreError};
-use std::collections::HashMap;
+use relais_store::{NewChannel, ReceiptWatch, Store, StoreError};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The `kind` of the channel records holding ESME credentials.
@@ -34,8 +33,14 @@ pub const KIND: &str = "smpp_server";
 /// How often the status of submitted messages is looked at for receipts.
 const RECEIPT_POLL: Duration = Duration::from_millis(200);
 
+/// Owed receipts read per poll.
+const RECEIPT_BATCH: u32 = 1000;
+
 /// A receipt whose ESME stays unbound this long is given up.
 const RECEIPT_GIVE_UP: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a receipt waits after its ESME was found unbound.
+const RECEIPT_RETRY: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
 
 /// Credentials as issued: the password is shown once and only its hash is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,26 +126,10 @@ impl Authenticator for Auth {
     }
 }
 
-/// A submitted message whose final status the ESME asked to hear about.
-struct Watched {
-    esme: Esme,
-    source: String,
-    destination: String,
-    submitted: String,
-    text: String,
-    since: std::time::Instant,
-}
-
-#[derive(Default)]
-struct Watchlist {
-    messages: Mutex<HashMap<String, Watched>>,
-}
-
 struct Handler {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     rules: AddressRules,
-    watch: Arc<Watchlist>,
 }
 
 impl SubmitHandler<Esme> for Handler {
@@ -188,22 +177,20 @@ impl SubmitHandler<Esme> for Handler {
             }
         };
         if message.registered_delivery & 0x03 != 0 {
-            let mut watched = self
-                .watch
-                .messages
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            watched.insert(
-                accepted.id.clone(),
-                Watched {
-                    esme: ctx.principal.clone(),
-                    source: message.source.clone(),
-                    destination: message.destination.clone(),
-                    submitted: receipt_date(SystemTime::now()),
-                    text: text.chars().take(20).collect(),
-                    since: std::time::Instant::now(),
-                },
-            );
+            let watch = ReceiptWatch {
+                message_id: accepted.id.clone(),
+                tenant_id: ctx.principal.tenant_id.clone(),
+                system_id: ctx.principal.system_id.clone(),
+                source: message.source.clone(),
+                destination: message.destination.clone(),
+                submitted: receipt_date(SystemTime::now()),
+                text: text.chars().take(20).collect(),
+                created_at: now,
+            };
+            if let Err(e) = self.store.watch_receipt(&watch).await {
+                // The message is accepted and goes out; only its receipt is lost.
+                tracing::error!(esme = %ctx.system_id, message = %accepted.id, error = %e, "cannot record an owed SMPP receipt");
+            }
         }
         Ok(accepted.id)
     }
@@ -222,36 +209,23 @@ fn receipt_state(status: MessageStatus) -> Option<ReceiptState> {
     }
 }
 
-/// Sends the receipts of watched messages that reached a final status. The watchlist is in
-/// memory: receipts of messages submitted before a restart are not sent.
-async fn send_receipts(store: Arc<dyn Store>, handle: ServerHandle<Esme>, watch: Arc<Watchlist>) {
+/// Sends the owed receipts of messages that reached a final status. The watches are in
+/// the store: receipts owed before a restart go out after it, to an ESME bound on any
+/// node sharing the store.
+async fn send_receipts(store: Arc<dyn Store>, clock: Arc<dyn Clock>, handle: ServerHandle<Esme>) {
     loop {
         tokio::time::sleep(RECEIPT_POLL).await;
-        let ids: Vec<(String, String)> = {
-            let watched = watch.messages.lock().unwrap_or_else(|p| p.into_inner());
-            watched
-                .iter()
-                .map(|(id, w)| (id.clone(), w.esme.tenant_id.clone()))
-                .collect()
-        };
-        for (id, tenant) in ids {
-            let status = match store.message(&tenant, &id).await {
-                Ok(Some(m)) => m.message.status,
-                Ok(None) => MessageStatus::Canceled,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read a message for its SMPP receipt");
-                    continue;
-                }
-            };
-            let Some(state) = receipt_state(status) else {
+        let now = clock.now();
+        let due = match store.due_receipts(now, RECEIPT_BATCH).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read owed SMPP receipts");
                 continue;
-            };
-            let Some(w) = watch
-                .messages
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id)
-            else {
+            }
+        };
+        let (mut sent, mut later) = (Vec::new(), Vec::new());
+        for (watch, status) in due {
+            let Some(state) = receipt_state(status) else {
                 continue;
             };
             let err = if state == ReceiptState::Delivered {
@@ -261,27 +235,41 @@ async fn send_receipts(store: Arc<dyn Store>, handle: ServerHandle<Esme>, watch:
             };
             let done = receipt_date(SystemTime::now());
             let receipt = receipt_message(
-                &w.source,
-                &w.destination,
-                &id,
+                &watch.source,
+                &watch.destination,
+                &watch.message_id,
                 state,
                 err,
-                &w.submitted,
+                &watch.submitted,
                 &done,
-                &w.text,
+                &watch.text,
             );
-            if let Err(e) = handle.deliver(&w.esme, receipt).await {
-                if w.since.elapsed() < RECEIPT_GIVE_UP {
-                    // The ESME is not bound right now: try again on the next round.
-                    watch
-                        .messages
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(id, w);
-                } else {
-                    tracing::warn!(message = %id, error = %e, "SMPP receipt given up");
+            let esme = Esme {
+                tenant_id: watch.tenant_id.clone(),
+                system_id: watch.system_id.clone(),
+            };
+            match handle.deliver(&esme, receipt).await {
+                Ok(_) => sent.push(watch.message_id),
+                Err(e) => {
+                    let owed_for = now.duration_since(watch.created_at);
+                    if owed_for.unsigned_abs() < RECEIPT_GIVE_UP {
+                        // The ESME is not bound right now.
+                        later.push(watch.message_id);
+                    } else {
+                        tracing::warn!(message = %watch.message_id, error = %e, "SMPP receipt given up");
+                        sent.push(watch.message_id);
+                    }
                 }
             }
+        }
+        if let Err(e) = store.forget_receipts(&sent).await {
+            tracing::warn!(error = %e, "cannot forget sent SMPP receipts; they may go twice");
+        }
+        let retry_at = now
+            .checked_add(RECEIPT_RETRY)
+            .unwrap_or(jiff::Timestamp::MAX);
+        if let Err(e) = store.postpone_receipts(&later, retry_at).await {
+            tracing::warn!(error = %e, "cannot postpone SMPP receipts");
         }
     }
 }
@@ -294,7 +282,6 @@ pub async fn serve(
     rules: AddressRules,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let watch = Arc::new(Watchlist::default());
     let server = SmppServer::new(
         ServerConfig {
             system_id: "relais".into(),
@@ -305,12 +292,11 @@ pub async fn serve(
         },
         Handler {
             store: store.clone(),
-            clock,
+            clock: clock.clone(),
             rules,
-            watch: watch.clone(),
         },
     );
-    let receipts = tokio::spawn(send_receipts(store, server.handle(), watch));
+    let receipts = tokio::spawn(send_receipts(store, clock, server.handle()));
     let result = server.serve(listener, shutdown).await;
     receipts.abort();
     result

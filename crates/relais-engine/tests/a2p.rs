@@ -723,8 +723,12 @@ async fn a_bad_sender_is_refused_and_a_good_one_reaches_the_channel(w: &World) {
         .send(json!({"to": "+33612345678", "from": " 38200 ", "content": {"text": "Hi"}}))
         .await
         .unwrap();
-    let d = Dispatcher::new(w.store.clone(), w.clock.clone(), DispatcherConfig::default())
-        .with_adapter(scripted.clone());
+    let d = Dispatcher::new(
+        w.store.clone(),
+        w.clock.clone(),
+        DispatcherConfig::default(),
+    )
+    .with_adapter(scripted.clone());
     d.run_once().await.unwrap();
     let got = scripted.got.lock().unwrap().clone();
     assert_eq!(got.len(), 1, "only the valid message was stored");

@@ -396,6 +396,94 @@ async fn an_esme_submits_through_relais_and_gets_its_receipt() {
     panic!("no receipt reached the ESME; the message is {message}");
 }
 
+#[tokio::test]
+async fn a_receipt_owed_before_a_restart_reaches_the_esme_after_it() {
+    let api = api().await;
+    let (_, creds) = api.post("/v1/smpp/credentials", json!({})).await;
+    let system_id = creds["system_id"].as_str().unwrap().to_owned();
+    let password = creds["password"].as_str().unwrap().to_owned();
+    let start = |listener: tokio::net::TcpListener| {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(relais_engine::smpp_server::serve(
+            listener,
+            api.store.clone(),
+            Arc::new(SystemClock),
+            relais_core::contact::AddressRules {
+                default_country: None,
+            },
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        (stop, task)
+    };
+    let connect = |port: u16| relais_smpp::ClientConfig {
+        host: "127.0.0.1".into(),
+        port,
+        system_id: system_id.clone(),
+        password: password.clone(),
+        reconnect_min_ms: 60_000,
+        ..relais_smpp::ClientConfig::default()
+    };
+
+    // Submit, then the server goes down before the message is even sent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, task) = start(listener);
+    let (client, _events) = relais_smpp::SmppClient::connect(connect(port))
+        .await
+        .unwrap();
+    let outcome = client
+        .submit(relais_smpp::SubmitRequest {
+            destination: "33612345678".into(),
+            text: "Votre colis arrive demain".into(),
+            source: Some("SHOP".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = outcome.part_ids[0].clone();
+    drop(client);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+
+    // The message is delivered while no server runs; a new server owes its receipt.
+    let mut message = Value::Null;
+    for _ in 0..200 {
+        api.dispatcher.run_once().await.unwrap();
+        message = api.get(&format!("/v1/messages/{id}")).await.1;
+        if message["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(message["status"], "delivered", "{message}");
+    let owed = api
+        .store
+        .due_receipts(jiff::Timestamp::now(), 10)
+        .await
+        .unwrap();
+    assert_eq!(owed.len(), 1, "the receipt is owed: {owed:?}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (_stop, _task) = start(listener);
+    // A new ESME session knows none of the ids: it hands uncorrelated receipts on at once.
+    let config = relais_smpp::ClientConfig {
+        receipt_hold_secs: 0,
+        ..connect(port)
+    };
+    let (_client, mut events) = relais_smpp::SmppClient::connect(config).await.unwrap();
+    for _ in 0..250 {
+        if let Some(relais_smpp::SmppEvent::Receipt(receipt)) = events.try_recv() {
+            assert_eq!(receipt.message_id, id);
+            assert_eq!(receipt.state, relais_smpp::ReceiptState::Delivered);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the receipt owed before the restart never came");
+}
+
 /// The ESME side in Python (PyPI smpplib, as `relais-smpp/tests/interop.rs` uses it): a
 /// wrong password, then a submit with a receipt requested. Prints what it got.
 const SMPPLIB_ESME: &str = r#"

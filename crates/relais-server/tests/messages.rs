@@ -241,7 +241,10 @@ async fn bad_requests_get_problems_that_point_at_the_field() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["errors"][0]["pointer"], "/from");
     assert!(
-        problem["detail"].as_str().unwrap().contains("11 characters"),
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("11 characters"),
         "{problem}"
     );
 }

@@ -1266,6 +1266,61 @@ pub async fn concurrent_claims_never_share_a_row(store: &dyn Store) {
     assert_eq!(claimed, 60, "every due row was claimed");
 }
 
+/// Owed SMPP receipts: due once the message is final, postponed while the ESME is away,
+/// gone once sent; a second watch of a message is ignored.
+pub async fn owed_smpp_receipts_wait_for_a_final_status_and_survive_until_sent(store: &dyn Store) {
+    use relais_core::status::MessageStatus;
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let messages: Vec<_> = (0..2)
+        .map(|_| new_message(&acme.id, None, Some(0)))
+        .collect();
+    store.insert_messages(&messages).await.unwrap();
+    let watch = |id: &str| crate::ReceiptWatch {
+        message_id: id.to_owned(),
+        tenant_id: acme.id.clone(),
+        system_id: "shop".into(),
+        source: "MyShop".into(),
+        destination: "33612345678".into(),
+        submitted: "2611211000".into(),
+        text: "Bonjour".into(),
+        created_at: t0(),
+    };
+    for m in &messages {
+        store.watch_receipt(&watch(&m.id)).await.unwrap();
+    }
+    store.watch_receipt(&watch(&messages[0].id)).await.unwrap();
+    assert!(
+        store.due_receipts(secs(1), 10).await.unwrap().is_empty(),
+        "not final yet"
+    );
+    store
+        .record_status(
+            &messages[0].id,
+            &crate::MessageEvent::new(MessageStatus::Delivered, secs(1)),
+        )
+        .await
+        .unwrap();
+    store
+        .record_status(
+            &messages[1].id,
+            &crate::MessageEvent::new(MessageStatus::Sent, secs(1)),
+        )
+        .await
+        .unwrap();
+    let due = store.due_receipts(secs(2), 10).await.unwrap();
+    assert_eq!(
+        due,
+        vec![(watch(&messages[0].id), MessageStatus::Delivered)]
+    );
+    // The ESME is not bound: the receipt waits for its next try.
+    let ids = vec![messages[0].id.clone()];
+    store.postpone_receipts(&ids, secs(60)).await.unwrap();
+    assert!(store.due_receipts(secs(2), 10).await.unwrap().is_empty());
+    assert_eq!(store.due_receipts(secs(60), 10).await.unwrap().len(), 1);
+    store.forget_receipts(&ids).await.unwrap();
+    assert!(store.due_receipts(secs(60), 10).await.unwrap().is_empty());
+}
+
 /// Channels: names unique per tenant, found by name or id, invisible to other tenants.
 pub async fn channels_are_named_per_tenant(store: &dyn Store) {
     use crate::NewChannel;
@@ -1545,6 +1600,7 @@ macro_rules! conformance_suite {
             inbound_messages_are_isolated_per_tenant,
             inbound_pages_walk_every_message_once,
             channels_are_named_per_tenant,
+            owed_smpp_receipts_wait_for_a_final_status_and_survive_until_sent,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

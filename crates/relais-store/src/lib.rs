@@ -8,6 +8,7 @@ mod inbound;
 mod messages;
 mod model;
 mod postgres;
+mod receipt_watches;
 mod sql;
 mod sqlite;
 
@@ -19,6 +20,7 @@ pub use inbound::*;
 pub use messages::*;
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use receipt_watches::*;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -53,7 +55,9 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: MessageStore + ChannelStore + InboundStore + Send + Sync + 'static {
+pub trait Store:
+    MessageStore + ChannelStore + InboundStore + ReceiptWatchStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
 
     // Tenants and keys.

@@ -16,6 +16,7 @@ use relais_core::contact::AddressRules;
 use relais_core::content::Content;
 use relais_core::status::MessageStatus;
 use relais_core::tenant::hash_api_key;
+use relais_smpp::concat::Udh;
 use relais_smpp::pdu::receipt_message;
 use relais_smpp::receipt::receipt_date;
 use relais_smpp::{
@@ -23,8 +24,9 @@ use relais_smpp::{
     ShortMessage, SmppServer, SubmitContext, SubmitHandler,
 };
 use relais_store::{NewChannel, ReceiptWatch, Store, StoreError};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// The `kind` of the channel records holding ESME credentials.
@@ -130,6 +132,123 @@ struct Handler {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     rules: AddressRules,
+    concatenated: Mutex<Concatenations>,
+}
+
+/// Parts of concatenated submits (UDH or SAR) waiting for the rest of their message, by
+/// ESME, addresses, reference and part count.
+#[derive(Default)]
+struct Concatenations {
+    pending: HashMap<PartsKey, HeldParts>,
+}
+
+type PartsKey = (String, String, String, u16, u8);
+
+struct HeldParts {
+    texts: Vec<Option<String>>,
+    /// The ids the parts received so far were answered with.
+    ids: Vec<String>,
+    since: std::time::Instant,
+}
+
+/// Incomplete concatenated submits kept at most (the oldest is dropped beyond), and how
+/// long one waits for its missing parts.
+const MAX_PENDING_CONCATENATIONS: usize = 10_000;
+const CONCATENATION_TTL: Duration = Duration::from_secs(300);
+
+/// What a submit became: a part held for the rest of its message, or a whole message.
+enum Assembled {
+    Held(String),
+    Whole { text: String, part_ids: Vec<String> },
+}
+
+impl Concatenations {
+    /// Adds part `seq` of `key`; the whole text and the earlier parts' ids once every
+    /// part is in, else the id this part is answered with. A repeated part keeps its first
+    /// text.
+    fn push(&mut self, key: PartsKey, seq: u8, text: String) -> Assembled {
+        let now = std::time::Instant::now();
+        self.pending.retain(|key, held| {
+            let fresh = now.duration_since(held.since) < CONCATENATION_TTL;
+            if !fresh {
+                tracing::warn!(esme = %key.0, reference = key.3, "concatenated submit incomplete after 5 min: its parts are dropped");
+            }
+            fresh
+        });
+        if !self.pending.contains_key(&key)
+            && self.pending.len() >= MAX_PENDING_CONCATENATIONS
+            && let Some(oldest) = self
+                .pending
+                .iter()
+                .min_by_key(|(_, held)| held.since)
+                .map(|(k, _)| k.clone())
+        {
+            self.pending.remove(&oldest);
+        }
+        let total = usize::from(key.4);
+        let held = self
+            .pending
+            .entry(key.clone())
+            .or_insert_with(|| HeldParts {
+                texts: vec![None; total],
+                ids: Vec::new(),
+                since: now,
+            });
+        if let Some(slot) = held.texts.get_mut(usize::from(seq.saturating_sub(1)))
+            && slot.is_none()
+        {
+            *slot = Some(text);
+        }
+        if held.texts.iter().all(Option::is_some) {
+            let done = self.pending.remove(&key).map(|held| Assembled::Whole {
+                text: held.texts.into_iter().flatten().collect(),
+                part_ids: held.ids,
+            });
+            if let Some(done) = done {
+                return done;
+            }
+        }
+        let id = relais_core::ids::new_id();
+        if let Some(held) = self.pending.get_mut(&key) {
+            held.ids.push(id.clone());
+        }
+        Assembled::Held(id)
+    }
+}
+
+impl Handler {
+    /// A single-part submit is whole; a part of a concatenated one is held until its
+    /// message is complete.
+    fn assemble(&self, esme: &Esme, message: &ShortMessage) -> Assembled {
+        let text = message.text();
+        let (udh, _) = message.user_data();
+        let concat = message
+            .sar
+            .map(|(reference, total, seq)| Udh {
+                reference,
+                total,
+                seq,
+            })
+            .or(udh);
+        let Some(part) = concat.filter(|u| u.total > 1 && (1..=u.total).contains(&u.seq)) else {
+            return Assembled::Whole {
+                text,
+                part_ids: Vec::new(),
+            };
+        };
+        // The ESME is part of the key: two applications may use the same reference.
+        let key = (
+            esme.system_id.clone(),
+            message.source.clone(),
+            message.destination.clone(),
+            part.reference,
+            part.total,
+        );
+        self.concatenated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(key, part.seq, text)
+    }
 }
 
 impl SubmitHandler<Esme> for Handler {
@@ -138,7 +257,11 @@ impl SubmitHandler<Esme> for Handler {
         ctx: SubmitContext<'_, Esme>,
         message: ShortMessage,
     ) -> Result<String, CommandStatus> {
-        let text = message.text();
+        let (text, part_ids) = match self.assemble(ctx.principal, &message) {
+            // The part is answered now; its message is accepted with its last part.
+            Assembled::Held(id) => return Ok(id),
+            Assembled::Whole { text, part_ids } => (text, part_ids),
+        };
         let request = SendRequest {
             to: Recipient::Phone(crate::smpp_channel::e164_or_raw(&message.destination)),
             channel: None,
@@ -177,19 +300,24 @@ impl SubmitHandler<Esme> for Handler {
             }
         };
         if message.registered_delivery & 0x03 != 0 {
-            let watch = ReceiptWatch {
-                message_id: accepted.id.clone(),
-                tenant_id: ctx.principal.tenant_id.clone(),
-                system_id: ctx.principal.system_id.clone(),
-                source: message.source.clone(),
-                destination: message.destination.clone(),
-                submitted: receipt_date(SystemTime::now()),
-                text: text.chars().take(20).collect(),
-                created_at: now,
-            };
-            if let Err(e) = self.store.watch_receipt(&watch).await {
-                // The message is accepted and goes out; only its receipt is lost.
-                tracing::error!(esme = %ctx.system_id, message = %accepted.id, error = %e, "cannot record an owed SMPP receipt");
+            // One receipt per id the ESME was given: each earlier part's, and the
+            // message's (the last part's answer).
+            for receipt_id in part_ids.iter().chain(std::iter::once(&accepted.id)) {
+                let watch = ReceiptWatch {
+                    receipt_id: receipt_id.clone(),
+                    message_id: accepted.id.clone(),
+                    tenant_id: ctx.principal.tenant_id.clone(),
+                    system_id: ctx.principal.system_id.clone(),
+                    source: message.source.clone(),
+                    destination: message.destination.clone(),
+                    submitted: receipt_date(SystemTime::now()),
+                    text: text.chars().take(20).collect(),
+                    created_at: now,
+                };
+                if let Err(e) = self.store.watch_receipt(&watch).await {
+                    // The message is accepted and goes out; only its receipt is lost.
+                    tracing::error!(esme = %ctx.system_id, message = %accepted.id, error = %e, "cannot record an owed SMPP receipt");
+                }
             }
         }
         Ok(accepted.id)
@@ -237,7 +365,7 @@ async fn send_receipts(store: Arc<dyn Store>, clock: Arc<dyn Clock>, handle: Ser
             let receipt = receipt_message(
                 &watch.source,
                 &watch.destination,
-                &watch.message_id,
+                &watch.receipt_id,
                 state,
                 err,
                 &watch.submitted,
@@ -249,15 +377,15 @@ async fn send_receipts(store: Arc<dyn Store>, clock: Arc<dyn Clock>, handle: Ser
                 system_id: watch.system_id.clone(),
             };
             match handle.deliver(&esme, receipt).await {
-                Ok(_) => sent.push(watch.message_id),
+                Ok(_) => sent.push(watch.receipt_id),
                 Err(e) => {
                     let owed_for = now.duration_since(watch.created_at);
                     if owed_for.unsigned_abs() < RECEIPT_GIVE_UP {
                         // The ESME is not bound right now.
-                        later.push(watch.message_id);
+                        later.push(watch.receipt_id);
                     } else {
-                        tracing::warn!(message = %watch.message_id, error = %e, "SMPP receipt given up");
-                        sent.push(watch.message_id);
+                        tracing::warn!(message = %watch.message_id, receipt = %watch.receipt_id, error = %e, "SMPP receipt given up");
+                        sent.push(watch.receipt_id);
                     }
                 }
             }
@@ -294,6 +422,7 @@ pub async fn serve(
             store: store.clone(),
             clock: clock.clone(),
             rules,
+            concatenated: Mutex::new(Concatenations::default()),
         },
     );
     let receipts = tokio::spawn(send_receipts(store, clock, server.handle()));

@@ -484,6 +484,79 @@ async fn a_receipt_owed_before_a_restart_reaches_the_esme_after_it() {
     panic!("the receipt owed before the restart never came");
 }
 
+#[tokio::test]
+async fn a_concatenated_submit_becomes_one_message_with_a_receipt_per_part() {
+    let api = api().await;
+    let (_, creds) = api.post("/v1/smpp/credentials", json!({})).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(relais_engine::smpp_server::serve(
+        listener,
+        api.store.clone(),
+        Arc::new(SystemClock),
+        relais_core::contact::AddressRules {
+            default_country: None,
+        },
+        std::future::pending(),
+    ));
+    let (client, mut events) = relais_smpp::SmppClient::connect(relais_smpp::ClientConfig {
+        host: "127.0.0.1".into(),
+        port,
+        system_id: creds["system_id"].as_str().unwrap().to_owned(),
+        password: creds["password"].as_str().unwrap().to_owned(),
+        reconnect_min_ms: 60_000,
+        ..relais_smpp::ClientConfig::default()
+    })
+    .await
+    .unwrap();
+    let text = "Votre commande 42 est partie. ".repeat(10);
+    let outcome = client
+        .submit(relais_smpp::SubmitRequest {
+            destination: "33612345678".into(),
+            text: text.clone(),
+            source: Some("SHOP".into()),
+            reference: Some("order-42".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.part_ids.len(), 2, "{outcome:?}");
+    let id = outcome.part_ids.last().unwrap().clone();
+    let (_, message) = api.get(&format!("/v1/messages/{id}")).await;
+    assert_eq!(
+        message["content"]["text"],
+        text.as_str(),
+        "one message, whole"
+    );
+    assert_eq!(message["segments"], 2);
+    let (_, first) = api
+        .get(&format!("/v1/messages/{}", outcome.part_ids[0]))
+        .await;
+    assert!(
+        first.get("id").is_none(),
+        "the first part is not a message of its own: {first}"
+    );
+
+    let mut receipted = Vec::new();
+    for _ in 0..500 {
+        api.dispatcher.run_once().await.unwrap();
+        while let Some(event) = events.try_recv() {
+            if let relais_smpp::SmppEvent::Receipt(receipt) = event {
+                assert_eq!(receipt.state, relais_smpp::ReceiptState::Delivered);
+                receipted.push(receipt.message_id);
+            }
+        }
+        if receipted.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    receipted.sort();
+    let mut expected = outcome.part_ids.clone();
+    expected.sort();
+    assert_eq!(receipted, expected, "a receipt for each part's id");
+}
+
 /// The ESME side in Python (PyPI smpplib, as `relais-smpp/tests/interop.rs` uses it): a
 /// wrong password, then a submit with a receipt requested. Prints what it got.
 const SMPPLIB_ESME: &str = r#"

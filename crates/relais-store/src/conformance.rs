@@ -1276,6 +1276,7 @@ pub async fn owed_smpp_receipts_wait_for_a_final_status_and_survive_until_sent(s
         .collect();
     store.insert_messages(&messages).await.unwrap();
     let watch = |id: &str| crate::ReceiptWatch {
+        receipt_id: id.to_owned(),
         message_id: id.to_owned(),
         tenant_id: acme.id.clone(),
         system_id: "shop".into(),

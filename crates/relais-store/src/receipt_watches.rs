@@ -11,6 +11,9 @@ use relais_core::status::MessageStatus;
 /// What the receipt of one submitted message needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptWatch {
+    /// The id the ESME got in its `submit_sm_resp`: the message's id, or a part's for the
+    /// earlier parts of a concatenated submit.
+    pub receipt_id: String,
     pub message_id: String,
     pub tenant_id: String,
     /// The ESME account the receipt goes to.
@@ -28,7 +31,7 @@ pub struct ReceiptWatch {
 /// Storage for owed receipts; a supertrait of [`crate::Store`].
 #[async_trait]
 pub trait ReceiptWatchStore: Send + Sync {
-    /// Watches a message (again: a second watch of the same message is ignored).
+    /// Watches a message for one receipt id (a second watch of that id is ignored).
     async fn watch_receipt(&self, watch: &ReceiptWatch) -> StoreResult<()>;
     /// Up to `limit` watches whose message reached a final status, with that status, and
     /// whose next try is due by `now`; oldest tries first.
@@ -37,10 +40,10 @@ pub trait ReceiptWatchStore: Send + Sync {
         now: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<(ReceiptWatch, MessageStatus)>>;
-    /// The receipt went out (or was given up): forget these watches.
-    async fn forget_receipts(&self, message_ids: &[String]) -> StoreResult<()>;
-    /// The ESME was not bound: try these again at `at`.
-    async fn postpone_receipts(&self, message_ids: &[String], at: Timestamp) -> StoreResult<()>;
+    /// The receipts went out (or were given up): forget these watches, by receipt id.
+    async fn forget_receipts(&self, receipt_ids: &[String]) -> StoreResult<()>;
+    /// The ESME was not bound: try these receipt ids again at `at`.
+    async fn postpone_receipts(&self, receipt_ids: &[String], at: Timestamp) -> StoreResult<()>;
 }
 
 /// Statuses a message does not leave (for an SMS, `delivered` is the end).
@@ -60,9 +63,10 @@ macro_rules! impl_receipt_watch_store {
             impl ReceiptWatchStore for $store {
                 async fn watch_receipt(&self, watch: &ReceiptWatch) -> StoreResult<()> {
                     sqlx::query(
-                        "INSERT INTO smpp_receipt_watches (message_id, tenant_id, system_id, source, destination, submitted, text, created_at, next_try_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (message_id) DO NOTHING",
+                        "INSERT INTO smpp_receipt_watches (receipt_id, message_id, tenant_id, system_id, source, destination, submitted, text, created_at, next_try_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (receipt_id) DO NOTHING",
                     )
+                    .bind(watch.receipt_id.as_str())
                     .bind(watch.message_id.as_str())
                     .bind(watch.tenant_id.as_str())
                     .bind(watch.system_id.as_str())
@@ -82,10 +86,10 @@ macro_rules! impl_receipt_watch_store {
                     limit: u32,
                 ) -> StoreResult<Vec<(ReceiptWatch, MessageStatus)>> {
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT w.message_id, w.tenant_id, w.system_id, w.source, w.destination, w.submitted, w.text, w.created_at, m.status \
+                        "SELECT w.receipt_id, w.message_id, w.tenant_id, w.system_id, w.source, w.destination, w.submitted, w.text, w.created_at, m.status \
                          FROM smpp_receipt_watches w JOIN messages m ON m.id = w.message_id \
                          WHERE w.next_try_at <= $1 AND m.status IN ({FINAL}) \
-                         ORDER BY w.next_try_at, w.message_id LIMIT $2"
+                         ORDER BY w.next_try_at, w.receipt_id LIMIT $2"
                     )))
                     .bind(micros(now))
                     .bind(i64::from(limit))
@@ -101,6 +105,7 @@ macro_rules! impl_receipt_watch_store {
                             )?;
                             Ok((
                                 ReceiptWatch {
+                                    receipt_id: row.try_get("receipt_id")?,
                                     message_id: row.try_get("message_id")?,
                                     tenant_id: row.try_get("tenant_id")?,
                                     system_id: row.try_get("system_id")?,
@@ -116,10 +121,10 @@ macro_rules! impl_receipt_watch_store {
                         .collect()
                 }
 
-                async fn forget_receipts(&self, message_ids: &[String]) -> StoreResult<()> {
-                    for chunk in message_ids.chunks(1000) {
+                async fn forget_receipts(&self, receipt_ids: &[String]) -> StoreResult<()> {
+                    for chunk in receipt_ids.chunks(1000) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "DELETE FROM smpp_receipt_watches WHERE message_id IN (",
+                            "DELETE FROM smpp_receipt_watches WHERE receipt_id IN (",
                         );
                         let mut sep = q.separated(", ");
                         for id in chunk {
@@ -133,14 +138,14 @@ macro_rules! impl_receipt_watch_store {
 
                 async fn postpone_receipts(
                     &self,
-                    message_ids: &[String],
+                    receipt_ids: &[String],
                     at: Timestamp,
                 ) -> StoreResult<()> {
-                    for chunk in message_ids.chunks(1000) {
+                    for chunk in receipt_ids.chunks(1000) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(
                             "UPDATE smpp_receipt_watches SET next_try_at = ",
                         );
-                        q.push_bind(micros(at)).push(" WHERE message_id IN (");
+                        q.push_bind(micros(at)).push(" WHERE receipt_id IN (");
                         let mut sep = q.separated(", ");
                         for id in chunk {
                             sep.push_bind(id.as_str());

@@ -1,7 +1,9 @@
--- Messages an ESME submitted through Relais's SMPP server and wants a receipt for: kept
--- in the store so that a restart does not lose them.
+-- Receipts owed to ESMEs that submitted through Relais's SMPP server: kept in the store so
+-- that a restart does not lose them. `receipt_id` is the id the ESME got in its
+-- submit_sm_resp (each part of a concatenated submit has one); `message_id` the message.
 CREATE TABLE smpp_receipt_watches (
-    message_id TEXT PRIMARY KEY,
+    receipt_id TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
     tenant_id TEXT NOT NULL,
     system_id TEXT NOT NULL,
     source TEXT NOT NULL,

@@ -200,6 +200,47 @@ async fn channels_are_listed_without_their_password_and_deleted() {
 }
 
 #[tokio::test]
+async fn a_channel_with_queued_messages_is_deleted_only_when_forced() {
+    let api = api().await;
+    let sim = simulator(0.0).await;
+    let body = json!({"kind": "smpp", "name": "orange", "config": smpp_config(&sim)});
+    let (_, created) = api.post("/v1/channels", body).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, accepted) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "channel": "orange", "content": {"text": "Bonjour"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let message_id = accepted["id"].as_str().unwrap().to_owned();
+    let (status, problem) = api
+        .call("DELETE", &format!("/v1/channels/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("1 message(s)"),
+        "{problem}"
+    );
+    let (status, _) = api.get(&format!("/v1/channels/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "the refused delete changed nothing");
+    let (status, _) = api
+        .call("DELETE", &format!("/v1/channels/{id}?force=true"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    api.dispatcher.run_once().await.unwrap();
+    let (_, message) = api.get(&format!("/v1/messages/{message_id}")).await;
+    assert_eq!(message["status"], "failed", "{message}");
+    let last = message["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["reason"], "unknown_channel", "{message}");
+}
+
+#[tokio::test]
 async fn messages_on_an_smpp_channel_are_delivered_by_the_smsc_receipts() {
     let api = api().await;
     let sim = simulator(0.0).await;

@@ -46,6 +46,8 @@ pub trait ChannelStore: Send + Sync {
     /// Every tenant's channels of `kind`, for a server starting their connections.
     async fn channels_of_kind(&self, kind: &str) -> StoreResult<Vec<ChannelRecord>>;
     async fn delete_channel(&self, tenant: &str, id: &str) -> StoreResult<bool>;
+    /// Messages of the tenant still waiting in the outbox to be sent on channel `id`.
+    async fn queued_on_channel(&self, tenant: &str, id: &str) -> StoreResult<i64>;
 }
 
 macro_rules! impl_channel_store {
@@ -170,6 +172,18 @@ macro_rules! impl_channel_store {
                         .execute(self.writer())
                         .await?;
                     Ok(done.rows_affected() > 0)
+                }
+
+                async fn queued_on_channel(&self, tenant: &str, id: &str) -> StoreResult<i64> {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM outbox o JOIN messages m ON m.id = o.message_id \
+                         WHERE m.tenant_id = $1 AND m.channel = $2 AND o.phase = 'send'",
+                    )
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_one(self.writer())
+                    .await?;
+                    Ok(n)
                 }
             }
         }

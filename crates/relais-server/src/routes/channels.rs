@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::extract::{ApiJson, Caller};
 use crate::problem::{ApiError, ApiResult};
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use relais_core::channel::ChannelKind;
@@ -158,20 +158,44 @@ pub async fn get_channel(
     Ok(axum::Json(view(record)))
 }
 
-/// Deletes a channel and closes its connection; messages still queued on it fail.
-#[utoipa::path(delete, path = "/v1/channels/{id}", tag = "channels",
-    responses((status = 204), (status = 404, body = crate::problem::Problem)))]
+/// Deletes a channel and closes its connection. Refused (409) while messages wait to be
+/// sent on it, unless `?force=true` (they then fail with `unknown_channel`).
+#[utoipa::path(delete, path = "/v1/channels/{id}", tag = "channels", params(DeleteQuery),
+    responses((status = 204), (status = 404, body = crate::problem::Problem),
+        (status = 409, body = crate::problem::Problem)))]
 pub async fn delete_channel(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
     caller.require(Scope::Admin)?;
+    if !q.force {
+        let queued = state
+            .store
+            .queued_on_channel(&caller.tenant_id, &id)
+            .await?;
+        if queued > 0 {
+            return Err(ApiError::conflict(format!(
+                "{queued} message(s) are waiting to be sent on channel {id}; deleting it would \
+                 fail them (`unknown_channel`). Wait for them, cancel them, or delete with \
+                 ?force=true"
+            )));
+        }
+    }
     if !state.store.delete_channel(&caller.tenant_id, &id).await? {
         return Err(ApiError::not_found(format!("channel {id}")));
     }
     state.channels.stop(&id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct DeleteQuery {
+    /// Delete even though messages wait to be sent on the channel: they fail with
+    /// `unknown_channel`.
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

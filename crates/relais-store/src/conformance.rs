@@ -1322,6 +1322,53 @@ pub async fn owed_smpp_receipts_wait_for_a_final_status_and_survive_until_sent(s
     assert!(store.due_receipts(secs(60), 10).await.unwrap().is_empty());
 }
 
+/// The messages waiting to be sent on a configured channel, which its deletion would fail.
+pub async fn messages_waiting_on_a_channel_are_counted_per_tenant(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let other = store.create_tenant("other", t0()).await.unwrap();
+    let on = |tenant: &str, channel: &str| crate::NewMessage {
+        channel: channel.to_owned(),
+        ..new_message(tenant, None, Some(0))
+    };
+    let batch = vec![
+        on(&acme.id, "chan-1"),
+        on(&acme.id, "chan-1"),
+        on(&acme.id, "sim"),
+        on(&other.id, "chan-1"),
+    ];
+    store.insert_messages(&batch).await.unwrap();
+    assert_eq!(
+        store.queued_on_channel(&acme.id, "chan-1").await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store.queued_on_channel(&other.id, "chan-1").await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.queued_on_channel(&acme.id, "chan-2").await.unwrap(),
+        0
+    );
+    // Once sent, a message no longer waits.
+    let lease = jiff::SignedDuration::from_secs(30);
+    let claimed = store.claim_due(secs(1), 10, "n1", lease).await.unwrap();
+    let first = claimed
+        .iter()
+        .find(|item| item.message.id == batch[0].id)
+        .expect("the first message is due");
+    let done = crate::Settlement::new(crate::OutboxNext::Done);
+    assert!(
+        store
+            .settle(&first.message.id, "n1", &done, secs(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.queued_on_channel(&acme.id, "chan-1").await.unwrap(),
+        1
+    );
+}
+
 /// Channels: names unique per tenant, found by name or id, invisible to other tenants.
 pub async fn channels_are_named_per_tenant(store: &dyn Store) {
     use crate::NewChannel;
@@ -1602,6 +1649,7 @@ macro_rules! conformance_suite {
             inbound_pages_walk_every_message_once,
             channels_are_named_per_tenant,
             owed_smpp_receipts_wait_for_a_final_status_and_survive_until_sent,
+            messages_waiting_on_a_channel_are_counted_per_tenant,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -1322,6 +1322,62 @@ pub async fn owed_smpp_receipts_wait_for_a_final_status_and_survive_until_sent(s
     assert!(store.due_receipts(secs(60), 10).await.unwrap().is_empty());
 }
 
+/// An SMSC may send its receipt before the dispatcher settles the acknowledgement: the
+/// status stays `delivered`, the `sent` event and the provider id are still recorded.
+pub async fn an_acknowledgement_overtaken_by_its_receipt_is_still_logged(store: &dyn Store) {
+    use relais_core::status::MessageStatus;
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let message = new_message(&acme.id, None, Some(0));
+    store
+        .insert_messages(std::slice::from_ref(&message))
+        .await
+        .unwrap();
+    let lease = jiff::SignedDuration::from_secs(30);
+    store.claim_due(secs(1), 10, "n1", lease).await.unwrap();
+    let event = |status| crate::MessageEvent::new(status, secs(1));
+    store
+        .record_status(&message.id, &event(MessageStatus::Sending))
+        .await
+        .unwrap();
+    store
+        .record_status(&message.id, &event(MessageStatus::Delivered))
+        .await
+        .unwrap();
+    let mut ack = crate::Settlement::new(crate::OutboxNext::Done);
+    ack.status = Some(event(MessageStatus::Sent).detail("provider id smsc-7"));
+    ack.provider_id = Some("smsc-7".into());
+    assert!(
+        store
+            .settle(&message.id, "n1", &ack, secs(1))
+            .await
+            .unwrap()
+    );
+    let stored = store.message(&acme.id, &message.id).await.unwrap().unwrap();
+    assert_eq!(stored.message.status, MessageStatus::Delivered);
+    assert_eq!(stored.message.provider_id.as_deref(), Some("smsc-7"));
+    let statuses: Vec<MessageStatus> = stored.events.iter().map(|e| e.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            MessageStatus::Accepted,
+            MessageStatus::Queued,
+            MessageStatus::Sending,
+            MessageStatus::Delivered,
+            MessageStatus::Sent
+        ]
+    );
+    // A late `sent` receipt (not an acknowledgement) is still ignored.
+    assert_eq!(
+        store
+            .record_status(&message.id, &event(MessageStatus::Sent))
+            .await
+            .unwrap(),
+        None
+    );
+    let again = store.message(&acme.id, &message.id).await.unwrap().unwrap();
+    assert_eq!(again.events.len(), 5);
+}
+
 /// The messages waiting to be sent on a configured channel, which its deletion would fail.
 pub async fn messages_waiting_on_a_channel_are_counted_per_tenant(store: &dyn Store) {
     let acme = store.create_tenant("acme", t0()).await.unwrap();
@@ -1650,6 +1706,7 @@ macro_rules! conformance_suite {
             channels_are_named_per_tenant,
             owed_smpp_receipts_wait_for_a_final_status_and_survive_until_sent,
             messages_waiting_on_a_channel_are_counted_per_tenant,
+            an_acknowledgement_overtaken_by_its_receipt_is_still_logged,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -185,7 +185,8 @@ pub struct StepMove {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settlement {
     /// Offered to the message's status through `advance`; its event is written only if
-    /// the status moved.
+    /// the status moved, except a `sent` overtaken by the provider's receipt: the status
+    /// stays, the acknowledgement is still logged.
     pub status: Option<MessageEvent>,
     /// Written to the event log as they are (attempt failures, retries), without touching
     /// the status.
@@ -981,8 +982,15 @@ macro_rules! impl_message_store {
                         for event in &s.events {
                             log.append(id, event);
                         }
-                        if let Some(status) = &s.status {
-                            log.advance(id, status, now)?;
+                        if let Some(status) = &s.status
+                            && log.advance(id, status, now)?.is_none()
+                            && status.status == MessageStatus::Sent
+                        {
+                            // The provider's receipt came before its acknowledgement was
+                            // settled (an SMSC answering at once): the status stays where
+                            // the receipt put it, the acknowledgement and its provider id
+                            // still go in the log.
+                            log.append(id, status);
                         }
                     }
                     log.write(&mut tx).await?;

@@ -1477,6 +1477,42 @@ pub async fn channels_are_named_per_tenant(store: &dyn Store) {
     assert_eq!(store.channels(&b.id).await.unwrap(), vec![other]);
 }
 
+/// Deleting a contact keeps its messages, sent and received, detached from it.
+pub async fn a_deleted_contact_leaves_its_messages_without_a_contact(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let phone = Identity {
+        channel: ChannelKind::Sms,
+        address: "+33612345678".into(),
+    };
+    let c = store
+        .create_contact(&t, &contact(vec![phone], "{}"), t0())
+        .await
+        .unwrap();
+    let sent = crate::NewMessage {
+        contact_id: Some(c.id.clone()),
+        ..new_message(&t, None, None)
+    };
+    store
+        .insert_messages(std::slice::from_ref(&sent))
+        .await
+        .unwrap();
+    let received = crate::NewInboundMessage {
+        contact_id: Some(c.id.clone()),
+        ..inbound(&t, "+33612345678", "Merci", Some("mo-1"))
+    };
+    store.insert_inbound(&received).await.unwrap();
+    assert!(store.delete_contact(&t, &c.id).await.unwrap());
+    let message = store.message(&t, &sent.id).await.unwrap().unwrap();
+    assert_eq!(message.message.contact_id, None);
+    let reply = store
+        .inbound_message(&t, &received.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.contact_id, None);
+    assert_eq!(reply.text, "Merci", "the message itself stays");
+}
+
 fn inbound(
     tenant: &str,
     from: &str,
@@ -1707,6 +1743,7 @@ macro_rules! conformance_suite {
             owed_smpp_receipts_wait_for_a_final_status_and_survive_until_sent,
             messages_waiting_on_a_channel_are_counted_per_tenant,
             an_acknowledgement_overtaken_by_its_receipt_is_still_logged,
+            a_deleted_contact_leaves_its_messages_without_a_contact,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -414,6 +414,15 @@ macro_rules! impl_sql_store {
                             .execute(&mut *tx)
                             .await?;
                     }
+                    // The messages stay (they were sent, or received) without pointing at
+                    // a contact that no longer exists.
+                    for table in ["messages", "inbound_messages"] {
+                        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2")))
+                            .bind(tenant)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     let done = sqlx::query("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
                         .bind(tenant)
                         .bind(id)

@@ -248,6 +248,62 @@ pub(crate) async fn post_batches(
     Ok(accepted)
 }
 
+/// The server of `relais serve` in the bench's process: the real router on a free local
+/// port, and the dispatcher with no rate limit (the benches measure Relais, not a
+/// provider's contract), sending through the configured channels of its registry.
+pub(crate) struct BenchServer {
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    dispatcher: relais_engine::dispatch::DispatcherHandle,
+}
+
+impl BenchServer {
+    pub(crate) async fn start(
+        store: Arc<dyn relais_store::Store>,
+        clock: Arc<dyn relais_core::clock::Clock>,
+        sim: relais_engine::sim::SimConfig,
+    ) -> anyhow::Result<BenchServer> {
+        use relais_engine::dispatch::{DispatcherConfig, spawn_dispatcher_with};
+        let settings = relais_server::HttpSettings {
+            json_body_limit: 64 * 1024 * 1024,
+            ..Default::default()
+        };
+        let state = relais_server::AppState::new(store.clone(), clock.clone(), settings, None);
+        let channels = state.channels.registry();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(relais_server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        let dispatcher = spawn_dispatcher_with(
+            store,
+            clock,
+            DispatcherConfig {
+                default_rate: 1e9,
+                batch: 1000,
+                idle: std::time::Duration::from_millis(5),
+                sim,
+                ..Default::default()
+            },
+            channels,
+        );
+        Ok(BenchServer {
+            base,
+            stop,
+            server,
+            dispatcher,
+        })
+    }
+
+    pub(crate) async fn stop(self) {
+        self.dispatcher.shutdown().await;
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}
+
 pub(crate) fn bar(len: u64, label: &'static str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     let style = indicatif::ProgressStyle::with_template(
@@ -262,7 +318,6 @@ pub(crate) fn bar(len: u64, label: &'static str) -> indicatif::ProgressBar {
 
 async fn bench_a2p(args: A2pArgs, database_url: Option<String>) -> anyhow::Result<()> {
     use relais_core::clock::{Clock, SystemClock};
-    use relais_engine::dispatch::{DispatcherConfig, spawn_dispatcher};
     use relais_engine::sim::SimConfig;
 
     anyhow::ensure!(
@@ -285,32 +340,16 @@ async fn bench_a2p(args: A2pArgs, database_url: Option<String>) -> anyhow::Resul
     // A tenant of its own, so that a shared PostgreSQL database can host several runs.
     let name = format!("bench-a2p-{}", jiff::Timestamp::now().as_millisecond());
     let (tenant, key) = relais_engine::tenants::create_tenant(&*store, &name, clock.now()).await?;
-    let settings = relais_server::HttpSettings {
-        json_body_limit: 64 * 1024 * 1024,
-        ..Default::default()
-    };
-    let state = relais_server::AppState::new(store.clone(), clock.clone(), settings, None);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(relais_server::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
-    let dispatcher = spawn_dispatcher(
+    let relais = BenchServer::start(
         store.clone(),
         clock.clone(),
-        DispatcherConfig {
-            // No rate limit: the bench measures Relais, not a provider's contract.
-            default_rate: 1e9,
-            batch: 1000,
-            idle: std::time::Duration::from_millis(5),
-            sim: SimConfig {
-                delivered_after: Some(jiff::SignedDuration::ZERO),
-                read_after: None,
-            },
-            ..Default::default()
+        SimConfig {
+            delivered_after: Some(jiff::SignedDuration::ZERO),
+            read_after: None,
         },
-    );
+    )
+    .await?;
+    let base = relais.base.clone();
     let counter = Counter::open(&url).await?;
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
@@ -379,9 +418,7 @@ async fn bench_a2p(args: A2pArgs, database_url: Option<String>) -> anyhow::Resul
     };
     let (p50, p99, max) = (pct(0.50), pct(0.99), pct(1.0));
 
-    dispatcher.shutdown().await;
-    let _ = stop.send(());
-    let _ = server.await;
+    relais.stop().await;
     let rss = peak_rss_kib("self");
 
     let accept_rate = accepted as f64 / accept_secs;

@@ -189,7 +189,6 @@ fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
 
 async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
     use relais_core::clock::{Clock, SystemClock};
-    use relais_engine::dispatch::{DispatcherConfig, spawn_dispatcher_with};
 
     let (sim, stop_sim) = simulator().await?;
     let dir = tempfile::tempdir()?;
@@ -201,30 +200,10 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (tenant, key) =
         relais_engine::tenants::create_tenant(&*store, "bench-smpp", clock.now()).await?;
-    let settings = relais_server::HttpSettings {
-        json_body_limit: 64 * 1024 * 1024,
-        ..Default::default()
-    };
-    let state = relais_server::AppState::new(store.clone(), clock.clone(), settings, None);
-    let registry = state.channels.registry();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(relais_server::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
-    let dispatcher = spawn_dispatcher_with(
-        store.clone(),
-        clock.clone(),
-        DispatcherConfig {
-            // No rate limit: the bench measures Relais, not a provider's contract.
-            default_rate: 1e9,
-            batch: 1000,
-            idle: Duration::from_millis(5),
-            ..Default::default()
-        },
-        registry,
-    );
+    // The sim channel is unused here: messages go to the SMPP channel created below.
+    let relais =
+        crate::bench::BenchServer::start(store.clone(), clock.clone(), Default::default()).await?;
+    let base = relais.base.clone();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients + 1)
         .build()?;
@@ -351,9 +330,7 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
     let sim_submits = sim.stats.submits.load(Ordering::Relaxed);
     let sim_receipts = sim.stats.receipts_sent.load(Ordering::Relaxed);
 
-    dispatcher.shutdown().await;
-    let _ = stop.send(());
-    let _ = server.await;
+    relais.stop().await;
     let _ = stop_sim.send(());
     let peak = peak_rss_kib("self");
     Ok(Figures {

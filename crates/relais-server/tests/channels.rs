@@ -75,6 +75,43 @@ async fn simulator(failure_rate: f64) -> SimHandle {
     .unwrap()
 }
 
+/// `relais serve --smpp-listen` for the test's store, on a free port, until `stop` is sent.
+struct SmppServer {
+    port: u16,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn smpp_server(store: &Arc<dyn Store>) -> SmppServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(relais_engine::smpp_server::serve(
+        listener,
+        store.clone(),
+        Arc::new(SystemClock),
+        relais_core::contact::AddressRules {
+            default_country: None,
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    SmppServer { port, stop, task }
+}
+
+/// An ESME binding to the SMPP server on `port` with these credentials.
+fn esme(port: u16, system_id: &str, password: &str) -> relais_smpp::ClientConfig {
+    relais_smpp::ClientConfig {
+        host: "127.0.0.1".into(),
+        port,
+        system_id: system_id.to_owned(),
+        password: password.to_owned(),
+        reconnect_min_ms: 60_000,
+        ..relais_smpp::ClientConfig::default()
+    }
+}
+
 fn smpp_config(sim: &SimHandle) -> Value {
     json!({"host": "127.0.0.1", "port": sim.smpp_addr.port(), "system_id": "relais",
            "password": "secret", "source_addr": "RELAIS", "window": 10, "binds": 1, "max_rate": 500})
@@ -373,25 +410,8 @@ async fn an_esme_submits_through_relais_and_gets_its_receipt() {
         "the password is shown once"
     );
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(relais_engine::smpp_server::serve(
-        listener,
-        api.store.clone(),
-        Arc::new(SystemClock),
-        relais_core::contact::AddressRules {
-            default_country: None,
-        },
-        std::future::pending(),
-    ));
-    let config = |password: &str| relais_smpp::ClientConfig {
-        host: "127.0.0.1".into(),
-        port,
-        system_id: system_id.clone(),
-        password: password.to_owned(),
-        reconnect_min_ms: 60_000,
-        ..relais_smpp::ClientConfig::default()
-    };
+    let server = smpp_server(&api.store).await;
+    let config = |password: &str| esme(server.port, &system_id, password);
     let refused = relais_smpp::SmppClient::connect(config("wrong")).await;
     assert!(
         matches!(refused, Err(relais_smpp::ConnectError::BindRefused(_))),
@@ -443,37 +463,12 @@ async fn a_receipt_owed_before_a_restart_reaches_the_esme_after_it() {
     let (_, creds) = api.post("/v1/smpp/credentials", json!({})).await;
     let system_id = creds["system_id"].as_str().unwrap().to_owned();
     let password = creds["password"].as_str().unwrap().to_owned();
-    let start = |listener: tokio::net::TcpListener| {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(relais_engine::smpp_server::serve(
-            listener,
-            api.store.clone(),
-            Arc::new(SystemClock),
-            relais_core::contact::AddressRules {
-                default_country: None,
-            },
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        (stop, task)
-    };
-    let connect = |port: u16| relais_smpp::ClientConfig {
-        host: "127.0.0.1".into(),
-        port,
-        system_id: system_id.clone(),
-        password: password.clone(),
-        reconnect_min_ms: 60_000,
-        ..relais_smpp::ClientConfig::default()
-    };
-
     // Submit, then the server goes down before the message is even sent.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (stop, task) = start(listener);
-    let (client, _events) = relais_smpp::SmppClient::connect(connect(port))
-        .await
-        .unwrap();
+    let first = smpp_server(&api.store).await;
+    let (client, _events) =
+        relais_smpp::SmppClient::connect(esme(first.port, &system_id, &password))
+            .await
+            .unwrap();
     let outcome = client
         .submit(relais_smpp::SubmitRequest {
             destination: "33612345678".into(),
@@ -485,8 +480,8 @@ async fn a_receipt_owed_before_a_restart_reaches_the_esme_after_it() {
         .unwrap();
     let id = outcome.part_ids[0].clone();
     drop(client);
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    let _ = first.stop.send(());
+    first.task.await.unwrap().unwrap();
 
     // The message is delivered while no server runs; a new server owes its receipt.
     let mut message = Value::Null;
@@ -505,13 +500,11 @@ async fn a_receipt_owed_before_a_restart_reaches_the_esme_after_it() {
         .await
         .unwrap();
     assert_eq!(owed.len(), 1, "the receipt is owed: {owed:?}");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (_stop, _task) = start(listener);
+    let second = smpp_server(&api.store).await;
     // A new ESME session knows none of the ids: it hands uncorrelated receipts on at once.
     let config = relais_smpp::ClientConfig {
         receipt_hold_secs: 0,
-        ..connect(port)
+        ..esme(second.port, &system_id, &password)
     };
     let (_client, mut events) = relais_smpp::SmppClient::connect(config).await.unwrap();
     for _ in 0..250 {
@@ -529,25 +522,12 @@ async fn a_receipt_owed_before_a_restart_reaches_the_esme_after_it() {
 async fn a_concatenated_submit_becomes_one_message_with_a_receipt_per_part() {
     let api = api().await;
     let (_, creds) = api.post("/v1/smpp/credentials", json!({})).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(relais_engine::smpp_server::serve(
-        listener,
-        api.store.clone(),
-        Arc::new(SystemClock),
-        relais_core::contact::AddressRules {
-            default_country: None,
-        },
-        std::future::pending(),
-    ));
-    let (client, mut events) = relais_smpp::SmppClient::connect(relais_smpp::ClientConfig {
-        host: "127.0.0.1".into(),
-        port,
-        system_id: creds["system_id"].as_str().unwrap().to_owned(),
-        password: creds["password"].as_str().unwrap().to_owned(),
-        reconnect_min_ms: 60_000,
-        ..relais_smpp::ClientConfig::default()
-    })
+    let server = smpp_server(&api.store).await;
+    let (client, mut events) = relais_smpp::SmppClient::connect(esme(
+        server.port,
+        creds["system_id"].as_str().unwrap(),
+        creds["password"].as_str().unwrap(),
+    ))
     .await
     .unwrap();
     let text = "Votre commande 42 est partie. ".repeat(10);
@@ -642,17 +622,8 @@ async fn smpplib_submits_through_relais_and_gets_its_receipt() {
     }
     let api = api().await;
     let (_, creds) = api.post("/v1/smpp/credentials", json!({})).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(relais_engine::smpp_server::serve(
-        listener,
-        api.store.clone(),
-        Arc::new(SystemClock),
-        relais_core::contact::AddressRules {
-            default_country: None,
-        },
-        std::future::pending(),
-    ));
+    let server = smpp_server(&api.store).await;
+    let port = server.port;
     let mut esme = tokio::process::Command::new("python3")
         .args([
             "-c",

@@ -140,6 +140,9 @@ struct Handler {
 #[derive(Default)]
 struct Concatenations {
     pending: HashMap<PartsKey, HeldParts>,
+    /// When incomplete messages were last looked at for expiry (at most once a second, so
+    /// that a busy ESME's parts do not scan every pending message each).
+    swept: Option<std::time::Instant>,
 }
 
 type PartsKey = (String, String, String, u16, u8);
@@ -168,13 +171,19 @@ impl Concatenations {
     /// text.
     fn push(&mut self, key: PartsKey, seq: u8, text: String) -> Assembled {
         let now = std::time::Instant::now();
-        self.pending.retain(|key, held| {
-            let fresh = now.duration_since(held.since) < CONCATENATION_TTL;
-            if !fresh {
-                tracing::warn!(esme = %key.0, reference = key.3, "concatenated submit incomplete after 5 min: its parts are dropped");
-            }
-            fresh
-        });
+        if self
+            .swept
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            self.swept = Some(now);
+            self.pending.retain(|key, held| {
+                let fresh = now.duration_since(held.since) < CONCATENATION_TTL;
+                if !fresh {
+                    tracing::warn!(esme = %key.0, reference = key.3, "concatenated submit incomplete after 5 min: its parts are dropped");
+                }
+                fresh
+            });
+        }
         if !self.pending.contains_key(&key)
             && self.pending.len() >= MAX_PENDING_CONCATENATIONS
             && let Some(oldest) = self

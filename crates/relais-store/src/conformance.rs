@@ -1757,3 +1757,48 @@ macro_rules! conformance_suite {
         )*
     };
 }
+
+/// Upgrades: rows a store held before migration 0014 (the event log in its own table,
+/// out of order on disk), written at schema version 13 by [`PRE_0014_LOG`]; the check
+/// is [`an_event_log_from_before_0014_is_kept`].
+pub const PRE_0014_LOG: &[&str] = &[
+    "INSERT INTO tenants (id, name, created_at) VALUES ('t-old', 'old', 1790000000000000)",
+    "INSERT INTO messages (id, tenant_id, contact_id, to_address, channel, step, chain, content, purpose, status, segments, created_at, updated_at) \
+     VALUES ('m-old', 't-old', NULL, '+33612345678', 'sim', 0, '[\"sim\"]', '{\"text\":\"Bonjour\"}', 'transactional', 'sending', 1, 1790000000000000, 1790000002000000)",
+    "INSERT INTO message_events (message_id, seq, status, at, reason, detail, attempt, channel) \
+     VALUES ('m-old', 3, 'sending', 1790000002000000, NULL, NULL, 1, 'sim')",
+    "INSERT INTO message_events (message_id, seq, status, at, reason, detail, attempt, channel) \
+     VALUES ('m-old', 1, 'accepted', 1790000000000000, NULL, NULL, NULL, NULL)",
+    "INSERT INTO message_events (message_id, seq, status, at, reason, detail, attempt, channel) \
+     VALUES ('m-old', 2, 'queued', 1790000001000000, 'quiet_hours', 'it waited', NULL, NULL)",
+];
+
+/// The log written by [`PRE_0014_LOG`] reads back whole and in order after the upgrade,
+/// and grows from there.
+pub async fn an_event_log_from_before_0014_is_kept(store: &dyn Store) {
+    use crate::MessageEvent;
+    use relais_core::status::MessageStatus::{Accepted, Queued, Sending, Sent};
+    let at = |s: i64| Timestamp::from_second(s).unwrap_or(Timestamp::UNIX_EPOCH);
+    let before = store.message("t-old", "m-old").await.unwrap().unwrap();
+    assert_eq!(
+        before.events,
+        vec![
+            MessageEvent::new(Accepted, at(1_790_000_000)),
+            MessageEvent::new(Queued, at(1_790_000_001))
+                .reason("quiet_hours")
+                .detail("it waited"),
+            MessageEvent::new(Sending, at(1_790_000_002))
+                .attempt(1)
+                .channel("sim"),
+        ]
+    );
+    let moved = store
+        .record_status("m-old", &MessageEvent::new(Sent, at(1_790_000_003)))
+        .await
+        .unwrap();
+    assert_eq!(moved, Some(Sent));
+    let after = store.message("t-old", "m-old").await.unwrap().unwrap();
+    assert_eq!(after.message.status, Sent);
+    let statuses: Vec<_> = after.events.iter().map(|e| e.status).collect();
+    assert_eq!(statuses, [Accepted, Queued, Sending, Sent]);
+}

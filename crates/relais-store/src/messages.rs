@@ -16,6 +16,65 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use relais_core::status::MessageStatus;
 
+/// How an event is kept in its message's `events` column: one compact JSON array per
+/// message, in order, appended to by text concatenation in SQL so that a status change
+/// never reads the log back (see `LogBatch::write`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredEvent<'a> {
+    status: std::borrow::Cow<'a, str>,
+    /// Microseconds since the Unix epoch.
+    at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    reason: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    detail: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attempt: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    channel: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// `events` as a compact JSON array (no spaces, so arrays concatenate as text).
+fn events_json<'e>(events: impl IntoIterator<Item = &'e MessageEvent>) -> String {
+    use std::borrow::Cow;
+    let stored: Vec<StoredEvent<'_>> = events
+        .into_iter()
+        .map(|e| StoredEvent {
+            status: Cow::Borrowed(e.status.as_str()),
+            at: crate::micros(e.at),
+            reason: e.reason.as_deref().map(Cow::Borrowed),
+            detail: e.detail.as_deref().map(Cow::Borrowed),
+            attempt: e.attempt,
+            channel: e.channel.as_deref().map(Cow::Borrowed),
+        })
+        .collect();
+    // A Vec of plain structs always serializes.
+    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The event log of a message as stored in its `events` column.
+fn events_from_db(message_id: &str, text: &str) -> crate::StoreResult<Vec<MessageEvent>> {
+    let corrupt =
+        |e: String| crate::StoreError::Corrupt(format!("events of message {message_id}: {e}"));
+    let stored: Vec<StoredEvent<'_>> =
+        serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    stored
+        .into_iter()
+        .map(|e| {
+            Ok(MessageEvent {
+                status: e.status.parse().map_err(
+                    |e: relais_core::status::UnknownMessageStatus| corrupt(e.to_string()),
+                )?,
+                at: crate::from_micros(e.at)?,
+                reason: e.reason.map(std::borrow::Cow::into_owned),
+                detail: e.detail.map(std::borrow::Cow::into_owned),
+                attempt: e.attempt,
+                channel: e.channel.map(std::borrow::Cow::into_owned),
+            })
+        })
+        .collect()
+}
+
 /// One entry of a message's event log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageEvent {
@@ -457,18 +516,6 @@ macro_rules! impl_message_store {
                 })
             }
 
-            fn event_from_row(row: &DbRow) -> StoreResult<MessageEvent> {
-                let status: String = row.try_get("status")?;
-                Ok(MessageEvent {
-                    status: status_from_db(&status)?,
-                    at: from_micros(row.try_get("at")?)?,
-                    reason: row.try_get("reason")?,
-                    detail: row.try_get("detail")?,
-                    attempt: row.try_get("attempt")?,
-                    channel: row.try_get("channel")?,
-                })
-            }
-
             fn delivery_from_row(row: &DbRow) -> StoreResult<WebhookDelivery> {
                 Ok(WebhookDelivery {
                     id: row.try_get("id")?,
@@ -494,29 +541,6 @@ macro_rules! impl_message_store {
                 }
             }
 
-            async fn insert_event_rows(
-                tx: &mut Tx<'_>,
-                rows: &[(&str, i64, &MessageEvent)],
-            ) -> StoreResult<()> {
-                for chunk in rows.chunks(PARAMS / 8) {
-                    let mut q = sqlx::QueryBuilder::<Db>::new(
-                        "INSERT INTO message_events (message_id, seq, status, at, reason, detail, attempt, channel) ",
-                    );
-                    q.push_values(chunk, |mut b, (message_id, seq, e)| {
-                        b.push_bind(*message_id)
-                            .push_bind(*seq)
-                            .push_bind(e.status.as_str())
-                            .push_bind(micros(e.at))
-                            .push_bind(e.reason.clone())
-                            .push_bind(e.detail.clone())
-                            .push_bind(e.attempt)
-                            .push_bind(e.channel.clone());
-                    });
-                    q.build().execute(&mut **tx).await?;
-                }
-                Ok(())
-            }
-
             async fn load_messages(
                 conn: &mut <Db as sqlx::Database>::Connection,
                 ids: &[String],
@@ -539,20 +563,24 @@ macro_rules! impl_message_store {
             }
 
             /// A message whose status and event log a transaction changes, as it stands
-            /// in that transaction.
-            struct Tracked {
+            /// in that transaction, with what the transaction adds to it.
+            struct Tracked<'a> {
                 status: MessageStatus,
                 tenant: String,
-                last_seq: i64,
+                /// The new status and when it was set, if it moved.
+                moved: Option<(MessageStatus, Timestamp)>,
+                /// Entries appended to the log, in order.
+                appended: Vec<&'a MessageEvent>,
             }
 
             /// Status changes and log entries for many messages, gathered in memory then
-            /// written with a few multi-row statements: the dispatcher settles a whole
-            /// round, and a burst of receipts, in one transaction.
+            /// written with one multi-row statement: the dispatcher settles a whole round,
+            /// and a burst of receipts, in one transaction.
             struct LogBatch<'a> {
-                tracked: std::collections::HashMap<String, Tracked>,
-                events: Vec<(&'a str, i64, &'a MessageEvent)>,
-                statuses: std::collections::HashMap<&'a str, (MessageStatus, Timestamp)>,
+                tracked: std::collections::HashMap<String, Tracked<'a>>,
+                /// Messages in the order they were first changed, so that writes (and
+                /// PostgreSQL's row locks) follow one order.
+                changed: Vec<&'a str>,
                 /// Status changes to offer to the tenants' webhooks.
                 notices: Vec<Notice<'a>>,
             }
@@ -586,14 +614,12 @@ macro_rules! impl_message_store {
             }
 
             impl<'a> LogBatch<'a> {
-                /// Reads the current status and last event of `ids` in `tx`.
+                /// Reads the current status of `ids` in `tx`.
                 async fn load(tx: &mut Tx<'_>, ids: &[&str]) -> StoreResult<LogBatch<'a>> {
                     let mut tracked = std::collections::HashMap::with_capacity(ids.len());
                     for chunk in ids.chunks(PARAMS) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "SELECT m.id, m.status, m.tenant_id, \
-                             (SELECT MAX(e.seq) FROM message_events e WHERE e.message_id = m.id) AS last_seq \
-                             FROM messages m WHERE m.id IN (",
+                            "SELECT m.id, m.status, m.tenant_id FROM messages m WHERE m.id IN (",
                         );
                         let mut sep = q.separated(", ");
                         for id in chunk {
@@ -610,15 +636,15 @@ macro_rules! impl_message_store {
                                 Tracked {
                                     status: status_from_db(&status)?,
                                     tenant: row.try_get("tenant_id")?,
-                                    last_seq: row.try_get::<Option<i64>, _>("last_seq")?.unwrap_or(0),
+                                    moved: None,
+                                    appended: Vec::new(),
                                 },
                             );
                         }
                     }
                     Ok(LogBatch {
                         tracked,
-                        events: Vec::new(),
-                        statuses: std::collections::HashMap::new(),
+                        changed: Vec::new(),
                         notices: Vec::new(),
                     })
                 }
@@ -628,8 +654,10 @@ macro_rules! impl_message_store {
                     let Some(t) = self.tracked.get_mut(message_id) else {
                         return false;
                     };
-                    t.last_seq += 1;
-                    self.events.push((message_id, t.last_seq, event));
+                    if t.appended.is_empty() && t.moved.is_none() {
+                        self.changed.push(message_id);
+                    }
+                    t.appended.push(event);
                     true
                 }
 
@@ -647,28 +675,47 @@ macro_rules! impl_message_store {
                     let Some(next) = relais_core::status::advance(t.status, incoming.status) else {
                         return Ok(None);
                     };
+                    if t.appended.is_empty() && t.moved.is_none() {
+                        self.changed.push(message_id);
+                    }
                     t.status = next;
-                    t.last_seq += 1;
-                    self.events.push((message_id, t.last_seq, incoming));
-                    self.statuses.insert(message_id, (next, now));
+                    t.moved = Some((next, now));
+                    t.appended.push(incoming);
                     self.notices.push(Notice { tenant: t.tenant.clone(), message_id, status: next, event: incoming, at: now });
                     Ok(Some(next))
                 }
 
                 async fn write(self, tx: &mut Tx<'_>) -> StoreResult<()> {
-                    let statuses: Vec<(&str, MessageStatus, Timestamp)> =
-                        self.statuses.into_iter().map(|(id, (s, at))| (id, s, at)).collect();
-                    for chunk in statuses.chunks(PARAMS / 3) {
+                    // (id, new status, when, entries to append as a JSON array)
+                    let rows: Vec<(&str, Option<&str>, Option<i64>, String)> = self
+                        .changed
+                        .iter()
+                        .filter_map(|id| self.tracked.get(*id).map(|t| (*id, t)))
+                        .map(|(id, t)| {
+                            (
+                                id,
+                                t.moved.map(|(s, _)| s.as_str()),
+                                t.moved.map(|(_, at)| micros(at)),
+                                events_json(t.appended.iter().copied()),
+                            )
+                        })
+                        .collect();
+                    for chunk in rows.chunks(PARAMS / 4) {
+                        // The log grows by text: `[a,b]` and `[c]` make `[a,b,c]`, without
+                        // reading the log back or parsing it.
                         let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "UPDATE messages SET status = v.column2, updated_at = v.column3 FROM (",
+                            "UPDATE messages SET status = COALESCE(v.column2, messages.status), \
+                             updated_at = COALESCE(v.column3, messages.updated_at), \
+                             events = CASE WHEN messages.events = '[]' THEN v.column4 \
+                               ELSE substr(messages.events, 1, length(messages.events) - 1) || ',' || substr(v.column4, 2) END \
+                             FROM (",
                         );
-                        q.push_values(chunk, |mut b, (id, status, at)| {
-                            b.push_bind(*id).push_bind(status.as_str()).push_bind(micros(*at));
+                        q.push_values(chunk, |mut b, (id, status, at, appended)| {
+                            b.push_bind(*id).push_bind(*status).push_bind(*at).push_bind(appended.as_str());
                         });
                         q.push(") AS v WHERE messages.id = v.column1");
                         q.build().execute(&mut **tx).await?;
                     }
-                    insert_event_rows(tx, &self.events).await?;
                     if self.notices.is_empty() {
                         return Ok(());
                     }
@@ -740,9 +787,9 @@ macro_rules! impl_message_store {
                         return Ok(());
                     }
                     let mut tx = self.writer().begin().await?;
-                    for chunk in batch.chunks(PARAMS / 19) {
+                    for chunk in batch.chunks(PARAMS / 20) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(format!(
-                            "INSERT INTO messages ({MESSAGE_COLUMNS}) "
+                            "INSERT INTO messages ({MESSAGE_COLUMNS}, events) "
                         ));
                         q.push_values(chunk, |mut b, m| {
                             b.push_bind(m.id.as_str())
@@ -763,20 +810,11 @@ macro_rules! impl_message_store {
                                 .push_bind(m.send_at.map(micros))
                                 .push_bind(m.expires_at.map(micros))
                                 .push_bind(micros(m.created_at))
-                                .push_bind(micros(m.created_at));
+                                .push_bind(micros(m.created_at))
+                                .push_bind(events_json(&m.events));
                         });
                         q.build().execute(&mut *tx).await.map_err(idempotency_conflict)?;
                     }
-                    let events: Vec<(&str, i64, &MessageEvent)> = batch
-                        .iter()
-                        .flat_map(|m| {
-                            m.events
-                                .iter()
-                                .enumerate()
-                                .map(move |(i, e)| (m.id.as_str(), i as i64 + 1, e))
-                        })
-                        .collect();
-                    insert_event_rows(&mut tx, &events).await?;
                     let due: Vec<(&NewMessage, Timestamp)> = batch
                         .iter()
                         .filter_map(|m| m.due_at.map(|d| (m, d)))
@@ -801,7 +839,7 @@ macro_rules! impl_message_store {
                 async fn message(&self, tenant: &str, id: &str) -> StoreResult<Option<MessageWithEvents>> {
                     let mut conn = self.reader().acquire().await?;
                     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"
+                        "SELECT {MESSAGE_COLUMNS}, events FROM messages WHERE tenant_id = $1 AND id = $2"
                     )))
                     .bind(tenant)
                     .bind(id)
@@ -809,15 +847,8 @@ macro_rules! impl_message_store {
                     .await?;
                     let Some(row) = row else { return Ok(None) };
                     let message = message_from_row(&row)?;
-                    let events = sqlx::query(
-                        "SELECT status, at, reason, detail, attempt, channel FROM message_events WHERE message_id = $1 ORDER BY seq",
-                    )
-                    .bind(id)
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .iter()
-                    .map(event_from_row)
-                    .collect::<StoreResult<Vec<_>>>()?;
+                    let events: String = row.try_get("events")?;
+                    let events = events_from_db(id, &events)?;
                     Ok(Some(MessageWithEvents { message, events }))
                 }
 

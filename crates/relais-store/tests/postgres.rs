@@ -35,3 +35,45 @@ async fn fresh() -> Fixture {
 }
 
 relais_store::conformance_suite!(fresh);
+
+#[tokio::test]
+async fn an_event_log_from_before_0014_is_kept() {
+    use sqlx::Connection;
+    let admin = admin_url();
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL is required for this suite");
+    let name = format!("relais_upgrade_{}", std::process::id());
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    sqlx::query(sqlx::AssertSqlSafe(drop.clone()))
+        .execute(&mut conn)
+        .await
+        .expect("drop");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let url = format!("{base}/{name}");
+    let old = sqlx::PgPool::connect(&url).await.expect("connect");
+    sqlx::migrate!("./migrations/postgres")
+        .run_to(13, &old)
+        .await
+        .expect("schema 13");
+    for statement in relais_store::conformance::PRE_0014_LOG {
+        sqlx::query(*statement)
+            .execute(&old)
+            .await
+            .expect("old rows");
+    }
+    old.close().await;
+    let store = relais_store::PostgresStore::connect(&url)
+        .await
+        .expect("upgrade");
+    relais_store::conformance::an_event_log_from_before_0014_is_kept(&store).await;
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(drop))
+        .execute(&mut conn)
+        .await
+        .expect("drop");
+}

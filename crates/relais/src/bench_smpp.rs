@@ -314,8 +314,8 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
 
     // Latency accepted → delivered from the event log (µs timestamps), every message.
     let pairs: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT COALESCE((SELECT MIN(a.at) FROM message_events a WHERE a.message_id = m.id AND a.status = 'accepted'), m.created_at), \
-                (SELECT MIN(d.at) FROM message_events d WHERE d.message_id = m.id AND d.status = 'delivered') \
+        "SELECT COALESCE((SELECT MIN(e.value ->> 'at') FROM json_each(m.events) e WHERE e.value ->> 'status' = 'accepted'), m.created_at), \
+                COALESCE((SELECT MIN(e.value ->> 'at') FROM json_each(m.events) e WHERE e.value ->> 'status' = 'delivered'), 0) \
          FROM messages m WHERE m.tenant_id = ?",
     )
     .bind(&tenant.id)

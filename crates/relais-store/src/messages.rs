@@ -571,6 +571,8 @@ macro_rules! impl_message_store {
                 moved: Option<(MessageStatus, Timestamp)>,
                 /// Entries appended to the log, in order.
                 appended: Vec<&'a MessageEvent>,
+                /// The provider's id for the message, when it acknowledged it.
+                provider_id: Option<&'a str>,
             }
 
             /// Status changes and log entries for many messages, gathered in memory then
@@ -638,6 +640,7 @@ macro_rules! impl_message_store {
                                     tenant: row.try_get("tenant_id")?,
                                     moved: None,
                                     appended: Vec::new(),
+                                    provider_id: None,
                                 },
                             );
                         }
@@ -649,16 +652,29 @@ macro_rules! impl_message_store {
                     })
                 }
 
-                /// Appends `event` to the log as it is; `false` for an unknown message.
-                fn append(&mut self, message_id: &'a str, event: &'a MessageEvent) -> bool {
-                    let Some(t) = self.tracked.get_mut(message_id) else {
-                        return false;
-                    };
-                    if t.appended.is_empty() && t.moved.is_none() {
+                /// The tracked message `message_id`, noted as changed.
+                fn change(&mut self, message_id: &'a str) -> Option<&mut Tracked<'a>> {
+                    let t = self.tracked.get_mut(message_id)?;
+                    if t.appended.is_empty() && t.moved.is_none() && t.provider_id.is_none() {
                         self.changed.push(message_id);
                     }
+                    Some(t)
+                }
+
+                /// Appends `event` to the log as it is; `false` for an unknown message.
+                fn append(&mut self, message_id: &'a str, event: &'a MessageEvent) -> bool {
+                    let Some(t) = self.change(message_id) else {
+                        return false;
+                    };
                     t.appended.push(event);
                     true
+                }
+
+                /// Records the provider's id for the message (written with its status).
+                fn acknowledge(&mut self, message_id: &'a str, provider_id: &'a str) {
+                    if let Some(t) = self.change(message_id) {
+                        t.provider_id = Some(provider_id);
+                    }
                 }
 
                 /// Offers `incoming` to the message's status through `advance`, logging it
@@ -669,25 +685,26 @@ macro_rules! impl_message_store {
                     incoming: &'a MessageEvent,
                     now: Timestamp,
                 ) -> StoreResult<Option<MessageStatus>> {
-                    let Some(t) = self.tracked.get_mut(message_id) else {
+                    let Some(t) = self.tracked.get(message_id) else {
                         return Err(StoreError::NotFound(format!("message {message_id}")));
                     };
                     let Some(next) = relais_core::status::advance(t.status, incoming.status) else {
                         return Ok(None);
                     };
-                    if t.appended.is_empty() && t.moved.is_none() {
-                        self.changed.push(message_id);
-                    }
+                    let Some(t) = self.change(message_id) else {
+                        return Err(StoreError::NotFound(format!("message {message_id}")));
+                    };
                     t.status = next;
                     t.moved = Some((next, now));
                     t.appended.push(incoming);
-                    self.notices.push(Notice { tenant: t.tenant.clone(), message_id, status: next, event: incoming, at: now });
+                    let tenant = t.tenant.clone();
+                    self.notices.push(Notice { tenant, message_id, status: next, event: incoming, at: now });
                     Ok(Some(next))
                 }
 
                 async fn write(self, tx: &mut Tx<'_>) -> StoreResult<()> {
-                    // (id, new status, when, entries to append as a JSON array)
-                    let rows: Vec<(&str, Option<&str>, Option<i64>, String)> = self
+                    // (id, new status, when, entries to append as a JSON array, provider id)
+                    let rows: Vec<(&str, Option<&str>, Option<i64>, String, Option<&str>)> = self
                         .changed
                         .iter()
                         .filter_map(|id| self.tracked.get(*id).map(|t| (*id, t)))
@@ -697,21 +714,28 @@ macro_rules! impl_message_store {
                                 t.moved.map(|(s, _)| s.as_str()),
                                 t.moved.map(|(_, at)| micros(at)),
                                 events_json(t.appended.iter().copied()),
+                                t.provider_id,
                             )
                         })
                         .collect();
-                    for chunk in rows.chunks(PARAMS / 4) {
+                    for chunk in rows.chunks(PARAMS / 5) {
                         // The log grows by text: `[a,b]` and `[c]` make `[a,b,c]`, without
                         // reading the log back or parsing it.
                         let mut q = sqlx::QueryBuilder::<Db>::new(
                             "UPDATE messages SET status = COALESCE(v.column2, messages.status), \
                              updated_at = COALESCE(v.column3, messages.updated_at), \
-                             events = CASE WHEN messages.events = '[]' THEN v.column4 \
-                               ELSE substr(messages.events, 1, length(messages.events) - 1) || ',' || substr(v.column4, 2) END \
+                             events = CASE WHEN v.column4 = '[]' THEN messages.events \
+                               WHEN messages.events = '[]' THEN v.column4 \
+                               ELSE substr(messages.events, 1, length(messages.events) - 1) || ',' || substr(v.column4, 2) END, \
+                             provider_id = COALESCE(v.column5, messages.provider_id) \
                              FROM (",
                         );
-                        q.push_values(chunk, |mut b, (id, status, at, appended)| {
-                            b.push_bind(*id).push_bind(*status).push_bind(*at).push_bind(appended.as_str());
+                        q.push_values(chunk, |mut b, (id, status, at, appended, provider_id)| {
+                            b.push_bind(*id)
+                                .push_bind(*status)
+                                .push_bind(*at)
+                                .push_bind(appended.as_str())
+                                .push_bind(*provider_id);
                         });
                         q.push(") AS v WHERE messages.id = v.column1");
                         q.build().execute(&mut **tx).await?;
@@ -977,20 +1001,6 @@ macro_rules! impl_message_store {
                         .filter(|(id, _)| kept.contains(id))
                         .map(|(id, s)| (id.as_str(), s))
                         .collect();
-                    let acks: Vec<(&str, &str)> = settled
-                        .iter()
-                        .filter_map(|(id, s)| s.provider_id.as_deref().map(|p| (*id, p)))
-                        .collect();
-                    for chunk in acks.chunks(PARAMS / 3) {
-                        let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "UPDATE messages SET provider_id = v.column2, updated_at = v.column3 FROM (",
-                        );
-                        q.push_values(chunk, |mut b, (id, provider_id)| {
-                            b.push_bind(*id).push_bind(*provider_id).push_bind(micros(now));
-                        });
-                        q.push(") AS v WHERE messages.id = v.column1");
-                        q.build().execute(&mut *tx).await?;
-                    }
                     for (id, s) in &settled {
                         // A move to another step is rare (a failed step of a fallback chain).
                         if let Some(step) = &s.move_to {
@@ -1010,6 +1020,9 @@ macro_rules! impl_message_store {
                     let ids: Vec<&str> = settled.iter().map(|(id, _)| *id).collect();
                     let mut log = LogBatch::load(&mut tx, &ids).await?;
                     for (id, s) in &settled {
+                        if let Some(provider_id) = &s.provider_id {
+                            log.acknowledge(id, provider_id);
+                        }
                         for event in &s.events {
                             log.append(id, event);
                         }

@@ -7,7 +7,7 @@
 #[path = "../../relais-smpp/tests/support/mod.rs"]
 mod kannel_support;
 
-use crate::bench::{Batches, bar, peak_rss_kib, post_batches};
+use crate::bench::{Batches, Bodies, bar, peak_rss_kib, post_batches};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -245,11 +245,7 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
 
     let n = args.messages;
     let accept_bar = bar(n as u64, "relais accepted");
-    let started = Instant::now();
-    let accepted = post_batches(
-        &client,
-        &base,
-        &auth,
+    let bodies = Bodies::build(
         Batches {
             messages: n,
             size: args.batch,
@@ -263,9 +259,9 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
                 "content": {"text": "Your verification code is 123456"},
             })
         },
-        &accept_bar,
-    )
-    .await?;
+    );
+    let started = Instant::now();
+    let accepted = post_batches(&client, &base, &auth, bodies, &accept_bar).await?;
     let accept_secs = started.elapsed().as_secs_f64();
     accept_bar.finish();
 

@@ -105,6 +105,34 @@ pub trait ChannelAdapter: Send + Sync {
 #[derive(Clone, Default)]
 pub struct ChannelRegistry {
     adapters: Arc<std::sync::RwLock<HashMap<String, Arc<dyn ChannelAdapter>>>>,
+    receipts: ReceiptInbox,
+}
+
+/// Receipts that configured channels read and matched to their messages, waiting for the
+/// dispatcher to write them: with the settlement of the round being sent (an SMSC that
+/// answers at once has a message's `sent` and `delivered` written as one row update), or at
+/// the start of the next round. Pushing wakes a resting dispatcher.
+#[derive(Clone, Default)]
+pub struct ReceiptInbox {
+    queue: Arc<std::sync::Mutex<Vec<(String, MessageEvent)>>>,
+    pushed: Arc<tokio::sync::Notify>,
+}
+
+impl ReceiptInbox {
+    pub fn push(&self, receipts: Vec<(String, MessageEvent)>) {
+        if receipts.is_empty() {
+            return;
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(receipts);
+        self.pushed.notify_one();
+    }
+
+    fn take(&self) -> Vec<(String, MessageEvent)> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl ChannelRegistry {
@@ -119,6 +147,10 @@ impl ChannelRegistry {
     pub fn get(&self, channel_id: &str) -> Option<Arc<dyn ChannelAdapter>> {
         let map = self.adapters.read().unwrap_or_else(|p| p.into_inner());
         map.get(channel_id).cloned()
+    }
+    /// Where the registry's channels leave the receipts they read.
+    pub fn receipts(&self) -> &ReceiptInbox {
+        &self.receipts
     }
 }
 
@@ -335,6 +367,7 @@ impl Dispatcher {
                 receipts.push((receipt.message_id, event));
             }
         }
+        receipts.extend(self.registry.receipts().take());
         report.receipts = receipts.len();
         let items = self
             .store
@@ -409,9 +442,11 @@ impl Dispatcher {
             let s = self.conclude(&send, outcome, now, &mut report).await?;
             settlements.push((send.item.message.id.clone(), s));
         }
+        let meanwhile = self.registry.receipts().take();
+        report.receipts += meanwhile.len();
         let kept = self
             .store
-            .settle_all(&self.config.lease_owner, &settlements, now)
+            .settle_round(&self.config.lease_owner, &settlements, &meanwhile, now)
             .await?;
         for ((id, _), kept) in settlements.iter().zip(kept) {
             if !kept {
@@ -1125,16 +1160,22 @@ impl Dispatcher {
                     tokio::select! {
                         _ = token.cancelled() => break,
                         _ = tokio::time::sleep(rest) => {}
+                        _ = self.registry.receipts().pushed.notified() => {}
                     }
                 }
             }
-            // The round being sent is settled before the dispatcher stops.
+            // The round being sent is settled before the dispatcher stops, and the receipts
+            // read meanwhile are written.
             if let Some(last) = finishing.take() {
                 match last.await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::error!(error = %e, "dispatcher round failed"),
                     Err(e) => tracing::error!(error = %e, "dispatcher round ended badly"),
                 }
+            }
+            let left = self.registry.receipts().take();
+            if let Err(e) = self.store.record_statuses(&left).await {
+                tracing::error!(error = %e, count = left.len(), "cannot store the last receipts");
             }
         });
         DispatcherHandle { shutdown, task }

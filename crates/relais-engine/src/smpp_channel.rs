@@ -7,7 +7,7 @@
 //! inbound pipeline.
 
 use crate::dispatch::{
-    ChannelAdapter, ChannelRegistry, OutboundMessage, ProviderAck, SendError,
+    ChannelAdapter, ChannelRegistry, OutboundMessage, ProviderAck, ReceiptInbox, SendError,
     apply_channel_receipt, apply_receipt_to,
 };
 use crate::inbound::{NewInbound, receive};
@@ -118,6 +118,8 @@ pub fn parse_config(value: &serde_json::Value) -> Result<ClientConfig, ConfigErr
 #[derive(Clone)]
 struct Deps {
     store: Arc<dyn Store>,
+    /// Where correlated successful receipts go, for the dispatcher to write.
+    receipts: ReceiptInbox,
     clock: Arc<dyn Clock>,
     /// MO messages go to the inbound pipeline when set.
     nlu: Option<Arc<NluService>>,
@@ -268,8 +270,8 @@ impl PartStates {
     }
 }
 
-/// Receipts read from the binds are written this many at a time at most: one transaction
-/// for a burst instead of one per receipt.
+/// Events read from the binds are handled this many at a time at most; the burst's
+/// correlated successful receipts go to the dispatcher together.
 const RECEIPT_BATCH: usize = 1000;
 
 async fn read_events(record: ChannelRecord, deps: Deps, mut events: ClientEvents) {
@@ -299,9 +301,7 @@ async fn read_events(record: ChannelRecord, deps: Deps, mut events: ClientEvents
                 }
             }
         }
-        if let Err(e) = deps.store.record_statuses(&statuses).await {
-            tracing::error!(channel = %record.id, error = %e, count = statuses.len(), "cannot store SMPP receipts");
-        }
+        deps.receipts.push(statuses);
     }
 }
 
@@ -414,13 +414,15 @@ pub struct SmppChannels {
 
 impl SmppChannels {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        let registry = ChannelRegistry::default();
         SmppChannels {
-            registry: ChannelRegistry::default(),
             deps: Deps {
+                receipts: registry.receipts().clone(),
                 store,
                 clock,
                 nlu: None,
             },
+            registry,
             running: Arc::new(Mutex::new(HashMap::new())),
         }
     }

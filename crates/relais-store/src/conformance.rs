@@ -1324,6 +1324,76 @@ pub async fn owed_smpp_receipts_wait_for_a_final_status_and_survive_until_sent(s
 
 /// An SMSC may send its receipt before the dispatcher settles the acknowledgement: the
 /// status stays `delivered`, the `sent` event and the provider id are still recorded.
+/// A round's settlement and the receipts that came in meanwhile go in one transaction: the
+/// acknowledgement first, then the receipt, whatever order they were offered in by the
+/// provider; a receipt for an unknown message changes nothing.
+pub async fn a_round_settles_with_the_receipts_that_came_meanwhile(store: &dyn Store) {
+    use relais_core::status::MessageStatus::{self, Accepted, Delivered, Queued, Sending, Sent};
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let (one, two) = (
+        new_message(&acme.id, None, Some(0)),
+        new_message(&acme.id, None, Some(0)),
+    );
+    store
+        .insert_messages(&[one.clone(), two.clone()])
+        .await
+        .unwrap();
+    let lease = jiff::SignedDuration::from_secs(30);
+    assert_eq!(
+        store
+            .claim_due(secs(1), 10, "n1", lease)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let event = |status| crate::MessageEvent::new(status, secs(1));
+    let sending: Vec<_> = [&one, &two]
+        .iter()
+        .map(|m| (m.id.clone(), event(Sending)))
+        .collect();
+    store.record_statuses(&sending).await.unwrap();
+    let settlements: Vec<(String, crate::Settlement)> = [&one, &two]
+        .iter()
+        .map(|m| {
+            let mut ack = crate::Settlement::new(crate::OutboxNext::Done);
+            ack.status = Some(event(Sent));
+            ack.provider_id = Some(format!("smsc-{}", m.id));
+            (m.id.clone(), ack)
+        })
+        .collect();
+    let receipts = vec![
+        (one.id.clone(), event(Delivered).reason("receipt")),
+        ("no-such-message".to_owned(), event(Delivered)),
+    ];
+    let kept = store
+        .settle_round("n1", &settlements, &receipts, secs(2))
+        .await
+        .unwrap();
+    assert_eq!(kept, [true, true]);
+    let statuses = |m: &crate::MessageWithEvents| -> Vec<MessageStatus> {
+        m.events.iter().map(|e| e.status).collect()
+    };
+    let one = store.message(&acme.id, &one.id).await.unwrap().unwrap();
+    assert_eq!(one.message.status, Delivered);
+    assert_eq!(
+        one.message.provider_id,
+        Some(format!("smsc-{}", one.message.id))
+    );
+    assert_eq!(statuses(&one), [Accepted, Queued, Sending, Sent, Delivered]);
+    let two = store.message(&acme.id, &two.id).await.unwrap().unwrap();
+    assert_eq!(two.message.status, Sent);
+    assert_eq!(statuses(&two), [Accepted, Queued, Sending, Sent]);
+    assert!(
+        store
+            .claim_due(secs(60), 10, "n2", lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "both outbox rows are done"
+    );
+}
+
 pub async fn an_acknowledgement_overtaken_by_its_receipt_is_still_logged(store: &dyn Store) {
     use relais_core::status::MessageStatus;
     let acme = store.create_tenant("acme", t0()).await.unwrap();
@@ -1743,6 +1813,7 @@ macro_rules! conformance_suite {
             owed_smpp_receipts_wait_for_a_final_status_and_survive_until_sent,
             messages_waiting_on_a_channel_are_counted_per_tenant,
             an_acknowledgement_overtaken_by_its_receipt_is_still_logged,
+            a_round_settles_with_the_receipts_that_came_meanwhile,
             a_deleted_contact_leaves_its_messages_without_a_contact,
         );
     };

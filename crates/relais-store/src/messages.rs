@@ -388,6 +388,19 @@ pub trait MessageStore: Send + Sync {
         lease_owner: &str,
         settlements: &[(String, Settlement)],
         now: Timestamp,
+    ) -> StoreResult<Vec<bool>> {
+        self.settle_round(lease_owner, settlements, &[], now).await
+    }
+    /// [`MessageStore::settle_all`], then the receipts that came in meanwhile offered as
+    /// [`MessageStore::record_statuses`] would, in the same transaction: a provider that
+    /// answers at once has a message's acknowledgement and its receipt written as one row
+    /// update, in that order. Receipts for unknown messages are ignored.
+    async fn settle_round(
+        &self,
+        lease_owner: &str,
+        settlements: &[(String, Settlement)],
+        receipts: &[(String, MessageEvent)],
+        now: Timestamp,
     ) -> StoreResult<Vec<bool>>;
     /// Offers a status (a receipt) to a message; the new status, or `None` when it was
     /// stale or a duplicate and nothing changed.
@@ -944,13 +957,14 @@ macro_rules! impl_message_store {
                         .collect())
                 }
 
-                async fn settle_all(
+                async fn settle_round(
                     &self,
                     lease_owner: &str,
                     settlements: &[(String, Settlement)],
+                    receipts: &[(String, MessageEvent)],
                     now: Timestamp,
                 ) -> StoreResult<Vec<bool>> {
-                    if settlements.is_empty() {
+                    if settlements.is_empty() && receipts.is_empty() {
                         return Ok(Vec::new());
                     }
                     let mut tx = self.writer().begin().await?;
@@ -1017,7 +1031,10 @@ macro_rules! impl_message_store {
                             .await?;
                         }
                     }
-                    let ids: Vec<&str> = settled.iter().map(|(id, _)| *id).collect();
+                    let mut ids: Vec<&str> = settled.iter().map(|(id, _)| *id).collect();
+                    ids.extend(receipts.iter().map(|(id, _)| id.as_str()));
+                    ids.sort_unstable();
+                    ids.dedup();
                     let mut log = LogBatch::load(&mut tx, &ids).await?;
                     for (id, s) in &settled {
                         if let Some(provider_id) = &s.provider_id {
@@ -1035,6 +1052,12 @@ macro_rules! impl_message_store {
                             // the receipt put it, the acknowledgement and its provider id
                             // still go in the log.
                             log.append(id, status);
+                        }
+                    }
+                    for (id, receipt) in receipts {
+                        match log.advance(id, receipt, receipt.at) {
+                            Ok(_) | Err(StoreError::NotFound(_)) => {}
+                            Err(e) => return Err(e),
                         }
                     }
                     log.write(&mut tx).await?;

@@ -279,6 +279,8 @@ struct PendingSend {
     chain: Option<FallbackChain>,
     /// The adapter and what it is given, or why the message cannot be sent.
     target: Result<(Arc<dyn ChannelAdapter>, OutboundMessage), SendError>,
+    /// The attempt's `sending` mark, for a message that goes to its adapter.
+    sending: Option<MessageEvent>,
 }
 
 /// Token buckets per channel kind and per (channel, sender).
@@ -387,7 +389,7 @@ impl Dispatcher {
                 Triage::Send(send) => sends.push(*send),
             }
         }
-        let sends = self.mark_sending(receipts, sends, &mut settlements).await?;
+        let sends = self.mark_sending(receipts, sends).await?;
         Ok(Round {
             report,
             settlements,
@@ -439,7 +441,8 @@ impl Dispatcher {
         }
         let now = self.clock.now();
         for (send, outcome) in outcomes {
-            let s = self.conclude(&send, outcome, now, &mut report).await?;
+            let mut s = self.conclude(&send, outcome, now, &mut report).await?;
+            s.sending = send.sending;
             settlements.push((send.item.message.id.clone(), s));
         }
         let meanwhile = self.registry.receipts().take();
@@ -533,58 +536,32 @@ impl Dispatcher {
             item,
             chain,
             target,
+            sending: None,
         })))
     }
 
-    /// Writes the round's receipts and `sending` for its sends in one transaction, before
-    /// any send goes out; drops the sends canceled since they were claimed (their
-    /// settlement says so).
+    /// Writes the round's receipts, and stamps each send's `sending` mark: it is written
+    /// with the attempt's outcome, in the settle transaction (a status only moves forward,
+    /// so the log reads the same; a cancel meanwhile is refused because the outbox row is
+    /// leased).
     async fn mark_sending(
         &self,
         receipts: Vec<(String, MessageEvent)>,
-        sends: Vec<PendingSend>,
-        settlements: &mut Vec<(String, Settlement)>,
+        mut sends: Vec<PendingSend>,
     ) -> Result<Vec<PendingSend>, DispatchError> {
+        if !receipts.is_empty() {
+            self.store.record_statuses(&receipts).await?;
+        }
         let now = self.clock.now();
-        let received = receipts.len();
-        let mut marks = receipts;
-        marks.extend(sends.iter().filter(|send| send.target.is_ok()).map(|send| {
+        for send in sends.iter_mut().filter(|send| send.target.is_ok()) {
             let message = &send.item.message;
-            (
-                message.id.clone(),
+            send.sending = Some(
                 MessageEvent::new(MessageStatus::Sending, now)
                     .channel(message.channel.as_str())
                     .attempt(send.item.attempts + 1),
-            )
-        }));
-        let mut moved = self
-            .store
-            .record_statuses(&marks)
-            .await?
-            .into_iter()
-            .skip(received);
-        let mut kept = Vec::with_capacity(sends.len());
-        for send in sends {
-            if send.target.is_err() {
-                kept.push(send);
-                continue;
-            }
-            let message = &send.item.message;
-            // Not moved: already `sending` (a retry), or canceled since it was claimed.
-            if moved.next().flatten().is_none() && message.status != MessageStatus::Sending {
-                let current = self
-                    .store
-                    .message(&message.tenant_id, &message.id)
-                    .await?
-                    .map(|m| m.message.status);
-                if current.is_none_or(MessageStatus::is_final) {
-                    settlements.push((message.id.clone(), Settlement::new(OutboxNext::Done)));
-                    continue;
-                }
-            }
-            kept.push(send);
+            );
         }
-        Ok(kept)
+        Ok(sends)
     }
 
     /// The settlement of a send once the adapter answered.

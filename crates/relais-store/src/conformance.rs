@@ -1394,6 +1394,61 @@ pub async fn a_round_settles_with_the_receipts_that_came_meanwhile(store: &dyn S
     );
 }
 
+/// A message a dispatcher holds (its outbox row leased) is on its way to the provider: a
+/// cancel is refused as too late for `sending`, and the settlement writes the attempt's
+/// `sending` mark before its outcome. Once the lease has run out (the dispatcher died), the
+/// message is queued again and may be canceled.
+pub async fn a_message_being_sent_cannot_be_canceled(store: &dyn Store) {
+    use relais_core::status::MessageStatus::{Accepted, Canceled, Queued, Sending, Sent};
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let (held, dropped) = (
+        new_message(&acme.id, None, Some(0)),
+        new_message(&acme.id, None, Some(0)),
+    );
+    store
+        .insert_messages(&[held.clone(), dropped.clone()])
+        .await
+        .unwrap();
+    let lease = jiff::SignedDuration::from_secs(30);
+    assert_eq!(
+        store
+            .claim_due(secs(1), 10, "n1", lease)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    for m in [&held, &dropped] {
+        assert_eq!(
+            store.cancel(&acme.id, &m.id, secs(2)).await.unwrap(),
+            crate::CancelOutcome::TooLate(Sending)
+        );
+    }
+    let mut ack = crate::Settlement::new(crate::OutboxNext::Done);
+    ack.sending = Some(crate::MessageEvent::new(Sending, secs(1)).attempt(1));
+    ack.status = Some(crate::MessageEvent::new(Sent, secs(3)));
+    assert!(store.settle(&held.id, "n1", &ack, secs(3)).await.unwrap());
+    let found = store.message(&acme.id, &held.id).await.unwrap().unwrap();
+    let statuses: Vec<_> = found.events.iter().map(|e| e.status).collect();
+    assert_eq!(statuses, [Accepted, Queued, Sending, Sent]);
+    assert_eq!(
+        found.events[2].at,
+        secs(1),
+        "stamped when the attempt started"
+    );
+    assert_eq!(
+        store.cancel(&acme.id, &held.id, secs(4)).await.unwrap(),
+        crate::CancelOutcome::TooLate(Sent)
+    );
+    // The other one's lease ran out: nobody is sending it.
+    assert_eq!(
+        store.cancel(&acme.id, &dropped.id, secs(40)).await.unwrap(),
+        crate::CancelOutcome::Canceled
+    );
+    let found = store.message(&acme.id, &dropped.id).await.unwrap().unwrap();
+    assert_eq!(found.message.status, Canceled);
+}
+
 pub async fn an_acknowledgement_overtaken_by_its_receipt_is_still_logged(store: &dyn Store) {
     use relais_core::status::MessageStatus;
     let acme = store.create_tenant("acme", t0()).await.unwrap();
@@ -1814,6 +1869,7 @@ macro_rules! conformance_suite {
             messages_waiting_on_a_channel_are_counted_per_tenant,
             an_acknowledgement_overtaken_by_its_receipt_is_still_logged,
             a_round_settles_with_the_receipts_that_came_meanwhile,
+            a_message_being_sent_cannot_be_canceled,
             a_deleted_contact_leaves_its_messages_without_a_contact,
         );
     };

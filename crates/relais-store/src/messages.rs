@@ -243,6 +243,10 @@ pub struct StepMove {
 /// Everything an attempt's outcome writes, in one transaction with the outbox row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settlement {
+    /// The `sending` mark of the attempt this settles, stamped when the attempt started;
+    /// offered to the status before everything else, and logged even when a receipt that
+    /// overtook the acknowledgement already moved the status past it.
+    pub sending: Option<MessageEvent>,
     /// Offered to the message's status through `advance`; its event is written only if
     /// the status moved, except a `sent` overtaken by the provider's receipt: the status
     /// stays, the acknowledgement is still logged.
@@ -259,6 +263,7 @@ pub struct Settlement {
 impl Settlement {
     pub fn new(outbox: OutboxNext) -> Self {
         Settlement {
+            sending: None,
             status: None,
             events: Vec::new(),
             provider_id: None,
@@ -665,6 +670,11 @@ macro_rules! impl_message_store {
                     })
                 }
 
+                /// The status of a tracked message as the transaction has it.
+                fn status(&self, message_id: &str) -> Option<MessageStatus> {
+                    self.tracked.get(message_id).map(|t| t.status)
+                }
+
                 /// The tracked message `message_id`, noted as changed.
                 fn change(&mut self, message_id: &'a str) -> Option<&mut Tracked<'a>> {
                     let t = self.tracked.get_mut(message_id)?;
@@ -1037,6 +1047,12 @@ macro_rules! impl_message_store {
                     ids.dedup();
                     let mut log = LogBatch::load(&mut tx, &ids).await?;
                     for (id, s) in &settled {
+                        if let Some(mark) = &s.sending
+                            && log.advance(id, mark, now)?.is_none()
+                            && log.status(id) != Some(MessageStatus::Sending)
+                        {
+                            log.append(id, mark);
+                        }
                         if let Some(provider_id) = &s.provider_id {
                             log.acknowledge(id, provider_id);
                         }
@@ -1171,6 +1187,21 @@ macro_rules! impl_message_store {
                         return Err(StoreError::NotFound(format!("message {id}")));
                     };
                     let current = status_from_db(&status)?;
+                    // A message whose outbox row is leased is with a dispatcher, on its way to
+                    // the provider (its `sending` mark is written with the outcome).
+                    let lease: Option<Option<i64>> = sqlx::query_scalar(
+                        "SELECT lease_until FROM outbox WHERE message_id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(Some(until)) = lease
+                        && until > micros(at)
+                        && !current.is_final()
+                    {
+                        tx.rollback().await?;
+                        return Ok(CancelOutcome::TooLate(MessageStatus::Sending));
+                    }
                     let event = MessageEvent::new(MessageStatus::Canceled, at)
                         .reason("canceled")
                         .detail("canceled through the API");

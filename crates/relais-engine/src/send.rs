@@ -278,7 +278,7 @@ pub enum BatchItem {
 pub async fn accept_batch(
     ctx: AcceptContext<'_>,
     tenant: &str,
-    requests: Vec<serde_json::Value>,
+    requests: Vec<Box<serde_json::value::RawValue>>,
 ) -> Result<Vec<BatchItem>, AcceptError> {
     if requests.is_empty() {
         return Err(invalid("/messages", "the batch is empty"));
@@ -297,7 +297,7 @@ pub async fn accept_batch(
         .enumerate()
         .map(|(index, raw)| {
             let base = format!("/messages/{index}");
-            match serde_path_to_request(raw) {
+            match serde_path_to_request(&raw) {
                 Ok(request) => check(ctx, request, None, base),
                 Err((pointer, detail)) => Err(invalid(&format!("{base}{pointer}"), detail)),
             }
@@ -322,8 +322,13 @@ pub async fn accept_batch(
     Ok(items)
 }
 
-fn serde_path_to_request(raw: serde_json::Value) -> Result<SendRequest, (String, String)> {
-    serde_path_to_error::deserialize(raw).map_err(|e| {
+/// One message of a batch, read from its own JSON text (the batch body is parsed once,
+/// without building a JSON tree per message).
+fn serde_path_to_request(
+    raw: &serde_json::value::RawValue,
+) -> Result<SendRequest, (String, String)> {
+    let de = &mut serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize(de).map_err(|e| {
         let mut pointer = String::new();
         for segment in e.path().iter() {
             use serde_path_to_error::Segment;

@@ -741,6 +741,10 @@ async fn a_large_batch_is_stored_and_dispatched(w: &World) {
         .map(|n| json!({"to": format!("+336{:08}", 10_000_000 + n), "content": {"text": "Flash info {{ n }}"}, "variables": {"n": n}}))
         .collect();
     let started = std::time::Instant::now();
+    let requests = requests
+        .iter()
+        .map(|r| serde_json::value::to_raw_value(r).unwrap())
+        .collect();
     let items = relais_engine::send::accept_batch(w.ctx(), &w.tenant, requests)
         .await
         .unwrap();

@@ -210,7 +210,7 @@ pub async fn send_message(
 pub struct BatchRequest {
     /// Up to 10,000 messages, each like the body of `POST /v1/messages`.
     #[schema(value_type = Vec<Object>)]
-    pub messages: Vec<serde_json::Value>,
+    pub messages: Vec<Box<serde_json::value::RawValue>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

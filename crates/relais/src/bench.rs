@@ -112,7 +112,7 @@ async fn bench_import(rows: u64) -> anyhow::Result<()> {
 
 /// Counts messages by status straight from the database, so that waiting for the end of
 /// the run costs one query per poll instead of one HTTP request per message.
-enum Counter {
+pub(crate) enum Counter {
     Sqlite(sqlx::SqlitePool),
     Postgres(sqlx::PgPool),
 }
@@ -138,27 +138,106 @@ impl Counter {
         }
     }
 
-    /// Messages of the tenant that reached `delivered` (or `read`).
-    async fn delivered(&self, tenant: &str) -> anyhow::Result<u64> {
-        let n: i64 = match self {
+    /// Messages of the tenant that reached `delivered` (or `read`), and those that ended
+    /// in a failure.
+    async fn delivered(&self, tenant: &str) -> anyhow::Result<(u64, u64)> {
+        const COUNTS: &str = "count(*) FILTER (WHERE status IN ('delivered', 'read')), \
+             count(*) FILTER (WHERE status IN ('failed', 'undelivered', 'rejected', 'expired', 'canceled'))";
+        let (delivered, failed): (i64, i64) = match self {
             Counter::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "SELECT count(*) FROM messages WHERE tenant_id = ? AND status IN ('delivered', 'read')",
-                )
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COUNTS} FROM messages WHERE tenant_id = ?"
+                )))
                 .bind(tenant)
                 .fetch_one(pool)
                 .await?
             }
             Counter::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT count(*) FROM messages WHERE tenant_id = $1 AND status IN ('delivered', 'read')",
-                )
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COUNTS} FROM messages WHERE tenant_id = $1"
+                )))
                 .bind(tenant)
                 .fetch_one(pool)
                 .await?
             }
         };
+        Ok((
+            u64::try_from(delivered).unwrap_or(0),
+            u64::try_from(failed).unwrap_or(0),
+        ))
+    }
+
+    /// Of the tenant's `last` newest messages, how many are not `delivered` (or `read`)
+    /// yet: read through the tenant's id index, so polling it often costs the measured
+    /// server little, unlike a count over every message (a scan of the whole run).
+    pub(crate) async fn undelivered_among_newest(
+        &self,
+        tenant: &str,
+        last: i64,
+    ) -> anyhow::Result<u64> {
+        let n: i64 = match self {
+            Counter::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM (SELECT status FROM messages WHERE tenant_id = ? ORDER BY id DESC LIMIT ?) \
+                     WHERE status NOT IN ('delivered', 'read')",
+                )
+                .bind(tenant)
+                .bind(last)
+                .fetch_one(pool)
+                .await?
+            }
+            Counter::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM (SELECT status FROM messages WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2) AS newest \
+                     WHERE status NOT IN ('delivered', 'read')",
+                )
+                .bind(tenant)
+                .bind(last)
+                .fetch_one(pool)
+                .await?
+            }
+        };
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Waits until `expected` messages of the tenant are `delivered` and returns when that
+    /// was seen. Messages are sent in the order they were accepted, so the newest are the
+    /// last to finish: they are polled often (through an index); the full count, a scan,
+    /// runs once they are done and every `FULL_COUNT_EVERY` for the progress bar. The
+    /// instant returned is taken after the full count that saw them all, so it is late by
+    /// at most one poll, never early.
+    pub(crate) async fn wait_for_delivery(
+        &self,
+        tenant: &str,
+        expected: u64,
+        progress: &indicatif::ProgressBar,
+    ) -> anyhow::Result<Instant> {
+        const NEWEST: i64 = 1000;
+        const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+        const FULL_COUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+        let mut last_full = Instant::now();
+        let mut last_progress = (0u64, Instant::now());
+        loop {
+            let tail_done = self.undelivered_among_newest(tenant, NEWEST).await? == 0;
+            if tail_done || last_full.elapsed() >= FULL_COUNT_EVERY {
+                let (delivered, failed) = self.delivered(tenant).await?;
+                let seen = Instant::now();
+                last_full = seen;
+                progress.set_position(delivered);
+                if delivered >= expected {
+                    return Ok(seen);
+                }
+                if delivered + failed >= expected {
+                    anyhow::bail!("{failed} of {expected} messages failed");
+                }
+                if delivered > last_progress.0 {
+                    last_progress = (delivered, seen);
+                } else if last_progress.1.elapsed() > std::time::Duration::from_secs(60) {
+                    anyhow::bail!("no message delivered for 60 s ({delivered} of {expected})");
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 }
 
@@ -410,16 +489,10 @@ async fn bench_a2p(args: A2pArgs, database_url: Option<String>) -> anyhow::Resul
 
     // (b) end to end: until every message of the run has its `delivered` receipt stored.
     let e2e_bar = bar(accepted as u64, "delivered");
-    loop {
-        let delivered = counter.delivered(&tenant.id).await?;
-        e2e_bar.set_position(delivered);
-        if delivered >= accepted as u64 {
-            break;
-        }
-        // The count scans the tenant's messages: polling it often would slow the run.
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    let e2e_secs = started.elapsed().as_secs_f64();
+    let all_delivered = counter
+        .wait_for_delivery(&tenant.id, accepted as u64, &e2e_bar)
+        .await?;
+    let e2e_secs = all_delivered.duration_since(started).as_secs_f64();
     e2e_bar.finish();
 
     // (c) latency of single transactional sends, one after the other.

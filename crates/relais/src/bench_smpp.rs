@@ -7,7 +7,7 @@
 #[path = "../../relais-smpp/tests/support/mod.rs"]
 mod kannel_support;
 
-use crate::bench::{Batches, Bodies, bar, peak_rss_kib, post_batches};
+use crate::bench::{Batches, Bodies, Counter, bar, peak_rss_kib, post_batches};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -266,46 +266,10 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
     accept_bar.finish();
 
     let done_bar = bar(accepted as u64, "relais delivered");
-    let mut last_progress = (0u64, Instant::now());
-    loop {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT status, count(*) FROM messages WHERE tenant_id = ? GROUP BY status",
-        )
-        .bind(&tenant.id)
-        .fetch_all(&counts)
+    let all_delivered = Counter::Sqlite(counts.clone())
+        .wait_for_delivery(&tenant.id, accepted as u64, &done_bar)
         .await?;
-        let of = |s: &str| {
-            rows.iter()
-                .filter(|r| r.0 == s)
-                .map(|r| r.1 as u64)
-                .sum::<u64>()
-        };
-        let delivered = of("delivered") + of("read");
-        done_bar.set_position(delivered);
-        if delivered >= accepted as u64 {
-            break;
-        }
-        let settled: u64 = rows
-            .iter()
-            .filter(|r| {
-                !matches!(
-                    r.0.as_str(),
-                    "accepted" | "scheduled" | "queued" | "sending" | "sent"
-                )
-            })
-            .map(|r| r.1 as u64)
-            .sum();
-        if settled >= accepted as u64 {
-            anyhow::bail!("some messages failed: {rows:?}");
-        }
-        if delivered > last_progress.0 {
-            last_progress = (delivered, Instant::now());
-        } else if last_progress.1.elapsed() > Duration::from_secs(60) {
-            anyhow::bail!("no progress for 60 s: {rows:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let secs = started.elapsed().as_secs_f64();
+    let secs = all_delivered.duration_since(started).as_secs_f64();
     done_bar.finish();
 
     // Latency accepted → delivered from the event log (µs timestamps), every message.

@@ -24,7 +24,6 @@ use relais_smpp::{
     ShortMessage, SmppServer, SubmitContext, SubmitHandler,
 };
 use relais_store::{NewChannel, ReceiptWatch, Store, StoreError};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -132,103 +131,28 @@ struct Handler {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     rules: AddressRules,
-    concatenated: Mutex<Concatenations>,
+    /// When held parts were last looked at for expiry (at most once a second).
+    swept: Mutex<Option<Timestamp>>,
 }
 
-/// Parts of concatenated submits (UDH or SAR) waiting for the rest of their message, by
-/// ESME, addresses, reference and part count.
-#[derive(Default)]
-struct Concatenations {
-    pending: HashMap<PartsKey, HeldParts>,
-    /// When incomplete messages were last looked at for expiry (at most once a second, so
-    /// that a busy ESME's parts do not scan every pending message each).
-    swept: Option<std::time::Instant>,
-}
+/// How long a part of a concatenated submit waits for the rest of its message.
+const CONCATENATION_TTL: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
 
-type PartsKey = (String, String, String, u16, u8);
-
-struct HeldParts {
-    texts: Vec<Option<String>>,
-    /// The ids the parts received so far were answered with.
-    ids: Vec<String>,
-    since: std::time::Instant,
-}
-
-/// Incomplete concatenated submits kept at most (the oldest is dropped beyond), and how
-/// long one waits for its missing parts.
-const MAX_PENDING_CONCATENATIONS: usize = 10_000;
-const CONCATENATION_TTL: Duration = Duration::from_secs(300);
-
-/// What a submit became: a part held for the rest of its message, or a whole message.
+/// What a submit became: a part held for the rest of its message, or a whole message
+/// (`held` names the parts to forget once it is accepted or refused).
 enum Assembled {
     Held(String),
-    Whole { text: String, part_ids: Vec<String> },
-}
-
-impl Concatenations {
-    /// Adds part `seq` of `key`; the whole text and the earlier parts' ids once every
-    /// part is in, else the id this part is answered with. A repeated part keeps its first
-    /// text.
-    fn push(&mut self, key: PartsKey, seq: u8, text: String) -> Assembled {
-        let now = std::time::Instant::now();
-        if self
-            .swept
-            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
-        {
-            self.swept = Some(now);
-            self.pending.retain(|key, held| {
-                let fresh = now.duration_since(held.since) < CONCATENATION_TTL;
-                if !fresh {
-                    tracing::warn!(esme = %key.0, reference = key.3, "concatenated submit incomplete after 5 min: its parts are dropped");
-                }
-                fresh
-            });
-        }
-        if !self.pending.contains_key(&key)
-            && self.pending.len() >= MAX_PENDING_CONCATENATIONS
-            && let Some(oldest) = self
-                .pending
-                .iter()
-                .min_by_key(|(_, held)| held.since)
-                .map(|(k, _)| k.clone())
-        {
-            self.pending.remove(&oldest);
-        }
-        let total = usize::from(key.4);
-        let held = self
-            .pending
-            .entry(key.clone())
-            .or_insert_with(|| HeldParts {
-                texts: vec![None; total],
-                ids: Vec::new(),
-                since: now,
-            });
-        if let Some(slot) = held.texts.get_mut(usize::from(seq.saturating_sub(1)))
-            && slot.is_none()
-        {
-            *slot = Some(text);
-        }
-        if held.texts.iter().all(Option::is_some) {
-            let done = self.pending.remove(&key).map(|held| Assembled::Whole {
-                text: held.texts.into_iter().flatten().collect(),
-                part_ids: held.ids,
-            });
-            if let Some(done) = done {
-                return done;
-            }
-        }
-        let id = relais_core::ids::new_id();
-        if let Some(held) = self.pending.get_mut(&key) {
-            held.ids.push(id.clone());
-        }
-        Assembled::Held(id)
-    }
+    Whole {
+        text: String,
+        part_ids: Vec<String>,
+        held: Option<String>,
+    },
 }
 
 impl Handler {
-    /// A single-part submit is whole; a part of a concatenated one is held until its
-    /// message is complete.
-    fn assemble(&self, esme: &Esme, message: &ShortMessage) -> Assembled {
+    /// A single-part submit is whole; a part of a concatenated one is held in the store
+    /// until its message is complete, so that a restart between parts loses nothing.
+    async fn assemble(&self, esme: &Esme, message: &ShortMessage) -> Result<Assembled, StoreError> {
         let text = message.text();
         let (udh, _) = message.user_data();
         let concat = message
@@ -240,23 +164,73 @@ impl Handler {
             })
             .or(udh);
         let Some(part) = concat.filter(|u| u.total > 1 && (1..=u.total).contains(&u.seq)) else {
-            return Assembled::Whole {
+            return Ok(Assembled::Whole {
                 text,
                 part_ids: Vec::new(),
-            };
+                held: None,
+            });
         };
+        let now = self.clock.now();
+        self.expire_held_parts(now).await;
         // The ESME is part of the key: two applications may use the same reference.
-        let key = (
-            esme.system_id.clone(),
-            message.source.clone(),
-            message.destination.clone(),
-            part.reference,
-            part.total,
-        );
-        self.concatenated
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(key, part.seq, text)
+        let key = [
+            esme.tenant_id.as_str(),
+            esme.system_id.as_str(),
+            message.source.as_str(),
+            message.destination.as_str(),
+            &part.reference.to_string(),
+            &part.total.to_string(),
+        ]
+        .join("\u{1f}");
+        let this = relais_store::HeldPart {
+            key: key.clone(),
+            tenant_id: esme.tenant_id.clone(),
+            total: i64::from(part.total),
+            seq: i64::from(part.seq),
+            text,
+            part_id: relais_core::ids::new_id(),
+            held_at: now,
+        };
+        let held = self.store.hold_part(&this).await?;
+        if held.len() < usize::from(part.total) {
+            // Answered with the id it was first held with (a repeated part gets the same).
+            let id = held
+                .into_iter()
+                .find(|p| p.seq == this.seq)
+                .map_or(this.part_id, |p| p.part_id);
+            return Ok(Assembled::Held(id));
+        }
+        // The last part's answer is the message's id; the others have their own.
+        let part_ids = held
+            .iter()
+            .filter(|p| p.seq != this.seq)
+            .map(|p| p.part_id.clone())
+            .collect();
+        Ok(Assembled::Whole {
+            text: held.into_iter().map(|p| p.text).collect(),
+            part_ids,
+            held: Some(key),
+        })
+    }
+
+    /// Forgets the parts of messages whose other parts never came, at most once a second.
+    async fn expire_held_parts(&self, now: Timestamp) {
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            if swept.is_some_and(|at| now.duration_since(at) < jiff::SignedDuration::from_secs(1)) {
+                return;
+            }
+            *swept = Some(now);
+        }
+        let before = now.checked_sub(CONCATENATION_TTL).unwrap_or(now);
+        match self.store.expire_parts(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                parts = n,
+                "concatenated submits incomplete after 5 min: their parts are dropped"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot expire held SMPP parts"),
+        }
     }
 }
 
@@ -266,10 +240,18 @@ impl SubmitHandler<Esme> for Handler {
         ctx: SubmitContext<'_, Esme>,
         message: ShortMessage,
     ) -> Result<String, CommandStatus> {
-        let (text, part_ids) = match self.assemble(ctx.principal, &message) {
+        let (text, part_ids, held) = match self.assemble(ctx.principal, &message).await {
             // The part is answered now; its message is accepted with its last part.
-            Assembled::Held(id) => return Ok(id),
-            Assembled::Whole { text, part_ids } => (text, part_ids),
+            Ok(Assembled::Held(id)) => return Ok(id),
+            Ok(Assembled::Whole {
+                text,
+                part_ids,
+                held,
+            }) => (text, part_ids, held),
+            Err(e) => {
+                tracing::error!(esme = %ctx.system_id, error = %e, "cannot hold a part of a concatenated submit");
+                return Err(CommandStatus::EsmeRsyserr);
+            }
         };
         let request = SendRequest {
             to: Recipient::Phone(crate::smpp_channel::e164_or_raw(&message.destination)),
@@ -291,7 +273,15 @@ impl SubmitHandler<Esme> for Handler {
             now,
             configured: SANDBOX_KINDS,
         };
-        let accepted = match accept(context, &ctx.principal.tenant_id, request, None).await {
+        let outcome = accept(context, &ctx.principal.tenant_id, request, None).await;
+        // Accepted or refused, the message is done with its parts (a retried last part of a
+        // refused message starts over).
+        if let Some(key) = held
+            && let Err(e) = self.store.release_parts(&[key]).await
+        {
+            tracing::warn!(esme = %ctx.system_id, error = %e, "cannot forget the parts of a concatenated submit");
+        }
+        let accepted = match outcome {
             Ok(accepted) => accepted,
             Err(AcceptError::Invalid { pointer, detail }) => {
                 tracing::info!(esme = %ctx.system_id, %pointer, %detail, "submit_sm refused");
@@ -431,11 +421,84 @@ pub async fn serve(
             store: store.clone(),
             clock: clock.clone(),
             rules,
-            concatenated: Mutex::new(Concatenations::default()),
+            swept: Mutex::new(None),
         },
     );
     let receipts = tokio::spawn(send_receipts(store, clock, server.handle()));
     let result = server.serve(listener, shutdown).await;
     receipts.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relais_core::clock::ManualClock;
+
+    fn part(seq: u8, text: &str) -> ShortMessage {
+        let mut message = ShortMessage::new("SHOP", "33612345678");
+        message.short_message = text.as_bytes().to_vec().into();
+        message.sar = Some((7, 2, seq));
+        message
+    }
+
+    fn esme(system_id: &str) -> Esme {
+        Esme {
+            tenant_id: "t1".into(),
+            system_id: system_id.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_parts_of_a_concatenated_submit_outlive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            relais_store::SqliteStore::open(&dir.path().join("relais.db"))
+                .await
+                .unwrap(),
+        );
+        let clock = Arc::new(ManualClock::new("2026-11-22T10:00:00Z".parse().unwrap()));
+        // Each handler is a server started on the same store.
+        let server = || Handler {
+            store: store.clone(),
+            clock: clock.clone(),
+            rules: AddressRules {
+                default_country: None,
+            },
+            swept: Mutex::new(None),
+        };
+        let Ok(Assembled::Held(first)) = server().assemble(&esme("shop"), &part(1, "Hello ")).await
+        else {
+            panic!("the first part is held");
+        };
+        let Ok(Assembled::Held(repeated)) =
+            server().assemble(&esme("shop"), &part(1, "Hello ")).await
+        else {
+            panic!("a repeated part is held");
+        };
+        assert_eq!(repeated, first, "a repeated part gets the same id");
+        // Another application using the same reference sends another message.
+        assert!(matches!(
+            server().assemble(&esme("other"), &part(2, "there")).await,
+            Ok(Assembled::Held(_))
+        ));
+        match server().assemble(&esme("shop"), &part(2, "world")).await {
+            Ok(Assembled::Whole {
+                text,
+                part_ids,
+                held,
+            }) => {
+                assert_eq!(text, "Hello world");
+                assert_eq!(part_ids, [first]);
+                store.release_parts(&[held.unwrap()]).await.unwrap();
+            }
+            _ => panic!("the last part completes the message"),
+        }
+        // The other message's part waited too long: its first part starts a new message.
+        clock.advance(jiff::SignedDuration::from_secs(301));
+        assert!(matches!(
+            server().assemble(&esme("other"), &part(1, "Hi ")).await,
+            Ok(Assembled::Held(_))
+        ));
+    }
 }

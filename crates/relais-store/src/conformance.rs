@@ -1449,6 +1449,57 @@ pub async fn a_message_being_sent_cannot_be_canceled(store: &dyn Store) {
     assert_eq!(found.message.status, Canceled);
 }
 
+/// Parts of a concatenated SMPP submit are held until the message is whole: a repeated
+/// part keeps its first text and id, release forgets a message's parts, expiry the old ones.
+pub async fn held_smpp_parts_wait_for_their_message(store: &dyn Store) {
+    use crate::HeldPart;
+    let part = |key: &str, seq: i64, text: &str, at: i64| HeldPart {
+        key: key.to_owned(),
+        tenant_id: "t1".into(),
+        total: 3,
+        seq,
+        text: text.to_owned(),
+        part_id: format!("{key}-{seq}-{text}"),
+        held_at: secs(at),
+    };
+    let texts =
+        |parts: &[HeldPart]| -> Vec<String> { parts.iter().map(|p| p.text.clone()).collect() };
+    assert_eq!(
+        texts(&store.hold_part(&part("a", 2, "lo ", 0)).await.unwrap()),
+        ["lo "]
+    );
+    assert_eq!(
+        texts(&store.hold_part(&part("a", 1, "Hel", 1)).await.unwrap()),
+        ["Hel", "lo "],
+        "in part order"
+    );
+    let again = store.hold_part(&part("a", 1, "XXX", 2)).await.unwrap();
+    assert_eq!(
+        texts(&again),
+        ["Hel", "lo "],
+        "a repeated part keeps its first text"
+    );
+    assert_eq!(again[0].part_id, "a-1-Hel");
+    store.hold_part(&part("b", 1, "old", 0)).await.unwrap();
+    let whole = store.hold_part(&part("a", 3, "you", 3)).await.unwrap();
+    assert_eq!(texts(&whole).concat(), "Hello you");
+    store.release_parts(&["a".to_owned()]).await.unwrap();
+    assert_eq!(
+        texts(&store.hold_part(&part("a", 3, "new", 4)).await.unwrap()),
+        ["new"],
+        "released: a new message may reuse the key"
+    );
+    assert_eq!(
+        store.expire_parts(secs(1)).await.unwrap(),
+        1,
+        "b's part is old"
+    );
+    assert_eq!(
+        texts(&store.hold_part(&part("b", 2, "x", 5)).await.unwrap()),
+        ["x"]
+    );
+}
+
 pub async fn an_acknowledgement_overtaken_by_its_receipt_is_still_logged(store: &dyn Store) {
     use relais_core::status::MessageStatus;
     let acme = store.create_tenant("acme", t0()).await.unwrap();
@@ -1870,6 +1921,7 @@ macro_rules! conformance_suite {
             an_acknowledgement_overtaken_by_its_receipt_is_still_logged,
             a_round_settles_with_the_receipts_that_came_meanwhile,
             a_message_being_sent_cannot_be_canceled,
+            held_smpp_parts_wait_for_their_message,
             a_deleted_contact_leaves_its_messages_without_a_contact,
         );
     };

@@ -4,6 +4,7 @@
 //! Every method takes the tenant it acts for; no query crosses tenants.
 
 mod channels;
+mod held_parts;
 mod inbound;
 mod messages;
 mod model;
@@ -16,6 +17,7 @@ pub mod conformance;
 pub mod scratch;
 
 pub use channels::*;
+pub use held_parts::*;
 pub use inbound::*;
 pub use messages::*;
 pub use model::*;
@@ -56,7 +58,14 @@ pub enum Backend {
 
 #[async_trait]
 pub trait Store:
-    MessageStore + ChannelStore + InboundStore + ReceiptWatchStore + Send + Sync + 'static
+    MessageStore
+    + ChannelStore
+    + InboundStore
+    + ReceiptWatchStore
+    + HeldPartStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
 

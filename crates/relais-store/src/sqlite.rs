@@ -43,7 +43,11 @@ impl SqliteStore {
             // checkpoint: fewer, larger checkpoints copy each of them fewer times.
             .pragma("wal_autocheckpoint", "10000")
             // Reads from the mapped file instead of a read() per page.
-            .pragma("mmap_size", "268435456");
+            .pragma("mmap_size", "268435456")
+            // sqlx's SQLite thread hands result rows to the caller through a channel of
+            // this many; at the default (50) a 1,000-row claim stalled the one writer until
+            // a busy caller had decoded most of them, and every other write waited.
+            .row_buffer_size(4096);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())

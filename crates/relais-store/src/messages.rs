@@ -1343,6 +1343,18 @@ macro_rules! impl_message_store {
                     lease_for: SignedDuration,
                 ) -> StoreResult<Vec<DueDelivery>> {
                     let until = now.checked_add(lease_for).unwrap_or(Timestamp::MAX);
+                    // Asked every round: a read first, so that a server with nothing to
+                    // deliver does not queue a write transaction behind the send pipeline's.
+                    let due: Option<String> = sqlx::query_scalar(
+                        "SELECT id FROM webhook_deliveries WHERE status = 'pending' AND due_at <= $1 \
+                         AND (lease_until IS NULL OR lease_until <= $1) LIMIT 1",
+                    )
+                    .bind(micros(now))
+                    .fetch_optional(self.reader())
+                    .await?;
+                    if due.is_none() {
+                        return Ok(Vec::new());
+                    }
                     let mut tx = self.writer().begin().await?;
                     let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                         "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 \

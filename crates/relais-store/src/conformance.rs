@@ -1322,13 +1322,9 @@ pub async fn owed_smpp_receipts_wait_for_a_final_status_and_survive_until_sent(s
     assert!(store.due_receipts(secs(60), 10).await.unwrap().is_empty());
 }
 
-/// An SMSC may send its receipt before the dispatcher settles the acknowledgement: the
-/// status stays `delivered`, the `sent` event and the provider id are still recorded.
-/// A round's settlement and the receipts that came in meanwhile go in one transaction: the
-/// acknowledgement first, then the receipt, whatever order they were offered in by the
-/// provider; a receipt for an unknown message changes nothing.
-pub async fn a_round_settles_with_the_receipts_that_came_meanwhile(store: &dyn Store) {
-    use relais_core::status::MessageStatus::{self, Accepted, Delivered, Queued, Sending, Sent};
+/// Two messages of a new tenant, inserted due at once and claimed by `n1` at `secs(1)` for
+/// 30 s.
+async fn two_claimed_messages(store: &dyn Store) -> (String, crate::NewMessage, crate::NewMessage) {
     let acme = store.create_tenant("acme", t0()).await.unwrap();
     let (one, two) = (
         new_message(&acme.id, None, Some(0)),
@@ -1347,6 +1343,16 @@ pub async fn a_round_settles_with_the_receipts_that_came_meanwhile(store: &dyn S
             .len(),
         2
     );
+    (acme.id, one, two)
+}
+
+/// A round's settlement and the receipts that came in meanwhile go in one transaction: the
+/// acknowledgement first, then the receipt, whatever order they were offered in by the
+/// provider; a receipt for an unknown message changes nothing.
+pub async fn a_round_settles_with_the_receipts_that_came_meanwhile(store: &dyn Store) {
+    use relais_core::status::MessageStatus::{self, Accepted, Delivered, Queued, Sending, Sent};
+    let (acme, one, two) = two_claimed_messages(store).await;
+    let lease = jiff::SignedDuration::from_secs(30);
     let event = |status| crate::MessageEvent::new(status, secs(1));
     let sending: Vec<_> = [&one, &two]
         .iter()
@@ -1374,14 +1380,14 @@ pub async fn a_round_settles_with_the_receipts_that_came_meanwhile(store: &dyn S
     let statuses = |m: &crate::MessageWithEvents| -> Vec<MessageStatus> {
         m.events.iter().map(|e| e.status).collect()
     };
-    let one = store.message(&acme.id, &one.id).await.unwrap().unwrap();
+    let one = store.message(&acme, &one.id).await.unwrap().unwrap();
     assert_eq!(one.message.status, Delivered);
     assert_eq!(
         one.message.provider_id,
         Some(format!("smsc-{}", one.message.id))
     );
     assert_eq!(statuses(&one), [Accepted, Queued, Sending, Sent, Delivered]);
-    let two = store.message(&acme.id, &two.id).await.unwrap().unwrap();
+    let two = store.message(&acme, &two.id).await.unwrap().unwrap();
     assert_eq!(two.message.status, Sent);
     assert_eq!(statuses(&two), [Accepted, Queued, Sending, Sent]);
     assert!(
@@ -1400,27 +1406,10 @@ pub async fn a_round_settles_with_the_receipts_that_came_meanwhile(store: &dyn S
 /// message is queued again and may be canceled.
 pub async fn a_message_being_sent_cannot_be_canceled(store: &dyn Store) {
     use relais_core::status::MessageStatus::{Accepted, Canceled, Queued, Sending, Sent};
-    let acme = store.create_tenant("acme", t0()).await.unwrap();
-    let (held, dropped) = (
-        new_message(&acme.id, None, Some(0)),
-        new_message(&acme.id, None, Some(0)),
-    );
-    store
-        .insert_messages(&[held.clone(), dropped.clone()])
-        .await
-        .unwrap();
-    let lease = jiff::SignedDuration::from_secs(30);
-    assert_eq!(
-        store
-            .claim_due(secs(1), 10, "n1", lease)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    let (acme, held, dropped) = two_claimed_messages(store).await;
     for m in [&held, &dropped] {
         assert_eq!(
-            store.cancel(&acme.id, &m.id, secs(2)).await.unwrap(),
+            store.cancel(&acme, &m.id, secs(2)).await.unwrap(),
             crate::CancelOutcome::TooLate(Sending)
         );
     }
@@ -1428,7 +1417,7 @@ pub async fn a_message_being_sent_cannot_be_canceled(store: &dyn Store) {
     ack.sending = Some(crate::MessageEvent::new(Sending, secs(1)).attempt(1));
     ack.status = Some(crate::MessageEvent::new(Sent, secs(3)));
     assert!(store.settle(&held.id, "n1", &ack, secs(3)).await.unwrap());
-    let found = store.message(&acme.id, &held.id).await.unwrap().unwrap();
+    let found = store.message(&acme, &held.id).await.unwrap().unwrap();
     let statuses: Vec<_> = found.events.iter().map(|e| e.status).collect();
     assert_eq!(statuses, [Accepted, Queued, Sending, Sent]);
     assert_eq!(
@@ -1437,15 +1426,15 @@ pub async fn a_message_being_sent_cannot_be_canceled(store: &dyn Store) {
         "stamped when the attempt started"
     );
     assert_eq!(
-        store.cancel(&acme.id, &held.id, secs(4)).await.unwrap(),
+        store.cancel(&acme, &held.id, secs(4)).await.unwrap(),
         crate::CancelOutcome::TooLate(Sent)
     );
     // The other one's lease ran out: nobody is sending it.
     assert_eq!(
-        store.cancel(&acme.id, &dropped.id, secs(40)).await.unwrap(),
+        store.cancel(&acme, &dropped.id, secs(40)).await.unwrap(),
         crate::CancelOutcome::Canceled
     );
-    let found = store.message(&acme.id, &dropped.id).await.unwrap().unwrap();
+    let found = store.message(&acme, &dropped.id).await.unwrap().unwrap();
     assert_eq!(found.message.status, Canceled);
 }
 
@@ -1483,7 +1472,7 @@ pub async fn held_smpp_parts_wait_for_their_message(store: &dyn Store) {
     store.hold_part(&part("b", 1, "old", 0)).await.unwrap();
     let whole = store.hold_part(&part("a", 3, "you", 3)).await.unwrap();
     assert_eq!(texts(&whole).concat(), "Hello you");
-    store.release_parts(&["a".to_owned()]).await.unwrap();
+    store.release_parts("a").await.unwrap();
     assert_eq!(
         texts(&store.hold_part(&part("a", 3, "new", 4)).await.unwrap()),
         ["new"],
@@ -1500,6 +1489,8 @@ pub async fn held_smpp_parts_wait_for_their_message(store: &dyn Store) {
     );
 }
 
+/// An SMSC may send its receipt before the dispatcher settles the acknowledgement: the
+/// status stays `delivered`, the `sent` event and the provider id are still recorded.
 pub async fn an_acknowledgement_overtaken_by_its_receipt_is_still_logged(store: &dyn Store) {
     use relais_core::status::MessageStatus;
     let acme = store.create_tenant("acme", t0()).await.unwrap();

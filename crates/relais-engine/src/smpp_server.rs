@@ -16,7 +16,6 @@ use relais_core::contact::AddressRules;
 use relais_core::content::Content;
 use relais_core::status::MessageStatus;
 use relais_core::tenant::hash_api_key;
-use relais_smpp::concat::Udh;
 use relais_smpp::pdu::receipt_message;
 use relais_smpp::receipt::receipt_date;
 use relais_smpp::{
@@ -154,16 +153,10 @@ impl Handler {
     /// until its message is complete, so that a restart between parts loses nothing.
     async fn assemble(&self, esme: &Esme, message: &ShortMessage) -> Result<Assembled, StoreError> {
         let text = message.text();
-        let (udh, _) = message.user_data();
-        let concat = message
-            .sar
-            .map(|(reference, total, seq)| Udh {
-                reference,
-                total,
-                seq,
-            })
-            .or(udh);
-        let Some(part) = concat.filter(|u| u.total > 1 && (1..=u.total).contains(&u.seq)) else {
+        let Some(part) = message
+            .concat_part()
+            .filter(|u| (1..=u.total).contains(&u.seq))
+        else {
             return Ok(Assembled::Whole {
                 text,
                 part_ids: Vec::new(),
@@ -277,7 +270,7 @@ impl SubmitHandler<Esme> for Handler {
         // Accepted or refused, the message is done with its parts (a retried last part of a
         // refused message starts over).
         if let Some(key) = held
-            && let Err(e) = self.store.release_parts(&[key]).await
+            && let Err(e) = self.store.release_parts(&key).await
         {
             tracing::warn!(esme = %ctx.system_id, error = %e, "cannot forget the parts of a concatenated submit");
         }
@@ -490,7 +483,7 @@ mod tests {
             }) => {
                 assert_eq!(text, "Hello world");
                 assert_eq!(part_ids, [first]);
-                store.release_parts(&[held.unwrap()]).await.unwrap();
+                store.release_parts(&held.unwrap()).await.unwrap();
             }
             _ => panic!("the last part completes the message"),
         }

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::codec::{DEFAULT_MAX_PDU_LEN, Frame, generic_nack};
-use crate::concat::{Concatenation, Reassembler, Udh, build_parts};
+use crate::concat::{Concatenation, Reassembler, build_parts};
 use crate::connection::{FrameReader, FrameWriter, split};
 use crate::correlate::ReceiptIdBase;
 use crate::correlate::{Correlator, PartRef, Receipt};
@@ -1038,21 +1038,12 @@ impl BindTask {
             return CommandStatus::EsmeRok;
         }
         let text = m.text();
-        let (udh, _) = m.user_data();
-        let concat = m
-            .sar
-            .map(|(reference, total, seq)| Udh {
-                reference,
-                total,
-                seq,
-            })
-            .or(udh);
-        let whole = match concat {
-            Some(u) if u.total > 1 => match self.shared.reassembler.lock() {
+        let whole = match m.concat_part() {
+            Some(u) => match self.shared.reassembler.lock() {
                 Ok(mut r) => r.push(&m.source, &m.destination, u, text),
                 Err(_) => return CommandStatus::EsmeRxTAppn,
             },
-            _ => Some(text),
+            None => Some(text),
         };
         if let Some(text) = whole {
             self.shared

@@ -260,6 +260,19 @@ impl ShortMessage {
         (None, data)
     }
 
+    /// Which part of a longer message this is, from the SAR TLVs or else the UDH; `None`
+    /// for a message of one part.
+    pub fn concat_part(&self) -> Option<Udh> {
+        self.sar
+            .map(|(reference, total, seq)| Udh {
+                reference,
+                total,
+                seq,
+            })
+            .or_else(|| self.user_data().0)
+            .filter(|part| part.total > 1)
+    }
+
     /// Decoded text of the user data (UDH removed). Unknown codings are shown as Latin-1 so
     /// that nothing is dropped.
     pub fn text(&self) -> String {

@@ -27,21 +27,19 @@ pub trait HeldPartStore: Send + Sync {
     /// Keeps a part (a repeated part keeps its first text and id) and returns every part
     /// held for its key, in order.
     async fn hold_part(&self, part: &HeldPart) -> StoreResult<Vec<HeldPart>>;
-    /// Forgets the parts of these keys (their message was accepted or refused).
-    async fn release_parts(&self, keys: &[String]) -> StoreResult<()>;
+    /// Forgets the parts of a key (their message was accepted or refused).
+    async fn release_parts(&self, key: &str) -> StoreResult<()>;
     /// Forgets the parts held before `before` (a message whose other parts never came);
     /// the number of parts forgotten.
     async fn expire_parts(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
 macro_rules! impl_held_part_store {
-    ($modname:ident, $store:ty, $db:ty) => {
+    ($modname:ident, $store:ty) => {
         mod $modname {
             use super::*;
             use crate::{from_micros, micros};
             use sqlx::Row;
-
-            type Db = $db;
 
             #[async_trait]
             impl HeldPartStore for $store {
@@ -83,18 +81,11 @@ macro_rules! impl_held_part_store {
                         .collect()
                 }
 
-                async fn release_parts(&self, keys: &[String]) -> StoreResult<()> {
-                    for chunk in keys.chunks(1000) {
-                        let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "DELETE FROM smpp_held_parts WHERE key IN (",
-                        );
-                        let mut sep = q.separated(", ");
-                        for key in chunk {
-                            sep.push_bind(key.as_str());
-                        }
-                        q.push(")");
-                        q.build().execute(self.writer()).await?;
-                    }
+                async fn release_parts(&self, key: &str) -> StoreResult<()> {
+                    sqlx::query("DELETE FROM smpp_held_parts WHERE key = $1")
+                        .bind(key)
+                        .execute(self.writer())
+                        .await?;
                     Ok(())
                 }
 
@@ -110,5 +101,5 @@ macro_rules! impl_held_part_store {
     };
 }
 
-impl_held_part_store!(sqlite_held_parts, crate::SqliteStore, sqlx::Sqlite);
-impl_held_part_store!(postgres_held_parts, crate::PostgresStore, sqlx::Postgres);
+impl_held_part_store!(sqlite_held_parts, crate::SqliteStore);
+impl_held_part_store!(postgres_held_parts, crate::PostgresStore);

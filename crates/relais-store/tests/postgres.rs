@@ -38,24 +38,10 @@ relais_store::conformance_suite!(fresh);
 
 #[tokio::test]
 async fn an_event_log_from_before_0014_is_kept() {
-    use sqlx::Connection;
-    let admin = admin_url();
-    let mut conn = sqlx::PgConnection::connect(&admin)
+    let database = relais_store::scratch::EmptyDatabase::create("relais_upgrade")
         .await
         .expect("PostgreSQL is required for this suite");
-    let name = format!("relais_upgrade_{}", std::process::id());
-    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(drop.clone()))
-        .execute(&mut conn)
-        .await
-        .expect("drop");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let url = format!("{base}/{name}");
-    let old = sqlx::PgPool::connect(&url).await.expect("connect");
+    let old = sqlx::PgPool::connect(&database.url).await.expect("connect");
     sqlx::migrate!("./migrations/postgres")
         .run_to(13, &old)
         .await
@@ -67,13 +53,10 @@ async fn an_event_log_from_before_0014_is_kept() {
             .expect("old rows");
     }
     old.close().await;
-    let store = relais_store::PostgresStore::connect(&url)
+    let store = relais_store::PostgresStore::connect(&database.url)
         .await
         .expect("upgrade");
     relais_store::conformance::an_event_log_from_before_0014_is_kept(&store).await;
     store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(drop))
-        .execute(&mut conn)
-        .await
-        .expect("drop");
+    database.drop_database().await;
 }

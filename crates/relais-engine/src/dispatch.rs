@@ -389,7 +389,10 @@ impl Dispatcher {
                 Triage::Send(send) => sends.push(*send),
             }
         }
-        let sends = self.mark_sending(receipts, sends).await?;
+        if !receipts.is_empty() {
+            self.store.record_statuses(&receipts).await?;
+        }
+        self.stamp_sending(&mut sends);
         Ok(Round {
             report,
             settlements,
@@ -540,18 +543,11 @@ impl Dispatcher {
         })))
     }
 
-    /// Writes the round's receipts, and stamps each send's `sending` mark: it is written
-    /// with the attempt's outcome, in the settle transaction (a status only moves forward,
-    /// so the log reads the same; a cancel meanwhile is refused because the outbox row is
+    /// Stamps each send's `sending` mark now, as the attempt starts. It is written with
+    /// the attempt's outcome, in the settle transaction (a status only moves forward, so
+    /// the log reads the same; a cancel meanwhile is refused because the outbox row is
     /// leased).
-    async fn mark_sending(
-        &self,
-        receipts: Vec<(String, MessageEvent)>,
-        mut sends: Vec<PendingSend>,
-    ) -> Result<Vec<PendingSend>, DispatchError> {
-        if !receipts.is_empty() {
-            self.store.record_statuses(&receipts).await?;
-        }
+    fn stamp_sending(&self, sends: &mut [PendingSend]) {
         let now = self.clock.now();
         for send in sends.iter_mut().filter(|send| send.target.is_ok()) {
             let message = &send.item.message;
@@ -561,7 +557,6 @@ impl Dispatcher {
                     .attempt(send.item.attempts + 1),
             );
         }
-        Ok(sends)
     }
 
     /// The settlement of a send once the adapter answered.

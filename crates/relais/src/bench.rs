@@ -140,7 +140,7 @@ impl Counter {
 
     /// Messages of the tenant that reached `delivered` (or `read`), and those that ended
     /// in a failure.
-    async fn delivered(&self, tenant: &str) -> anyhow::Result<(u64, u64)> {
+    async fn outcomes(&self, tenant: &str) -> anyhow::Result<(u64, u64)> {
         const COUNTS: &str = "count(*) FILTER (WHERE status IN ('delivered', 'read')), \
              count(*) FILTER (WHERE status IN ('failed', 'undelivered', 'rejected', 'expired', 'canceled'))";
         let (delivered, failed): (i64, i64) = match self {
@@ -220,7 +220,7 @@ impl Counter {
         loop {
             let tail_done = self.undelivered_among_newest(tenant, NEWEST).await? == 0;
             if tail_done || last_full.elapsed() >= FULL_COUNT_EVERY {
-                let (delivered, failed) = self.delivered(tenant).await?;
+                let (delivered, failed) = self.outcomes(tenant).await?;
                 let seen = Instant::now();
                 last_full = seen;
                 progress.set_position(delivered);

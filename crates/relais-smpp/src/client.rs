@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::codec::{DEFAULT_MAX_PDU_LEN, Frame, generic_nack};
 use crate::concat::{Concatenation, Reassembler, build_parts};
-use crate::connection::{FrameReader, FrameWriter, split};
+use crate::connection::{FrameReader, FrameWriter, WRITE_BATCH, split};
 use crate::correlate::ReceiptIdBase;
 use crate::correlate::{Correlator, PartRef, Receipt};
 use crate::pdu::{
@@ -763,10 +763,7 @@ impl BindTask {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break SessionEnd::Stop,
-                r = writer.write_some(), if writer.has_pending() => {
-                    if let Err(e) = r { break SessionEnd::Lost(format!("write: {e}")); }
-                }
-                frame = reader.read_frame() => {
+                frame = reader.read_frame(), if writer.pending() < WRITE_BATCH => {
                     let mut frame = frame;
                     let mut lost = None;
                     loop {
@@ -819,6 +816,10 @@ impl BindTask {
                         && at.elapsed() > response_timeout {
                             break SessionEnd::Lost("enquire_link unanswered".into());
                         }
+                }
+                // Last: what is ready to read or to submit joins this write.
+                r = writer.write_some(), if writer.has_pending() => {
+                    if let Err(e) = r { break SessionEnd::Lost(format!("write: {e}")); }
                 }
             }
         };

@@ -4,7 +4,8 @@
 //! are cancel safe (state lives in the buffers), so a session can wait for input, for
 //! handler results and for room to write at once, and never deadlocks with a peer that is
 //! itself blocked writing. Responses accumulate in the write buffer and go out in one
-//! `write` call per wake-up: that batching is what makes 20k+ PDU/s cheap.
+//! `write` call once no input is ready: on loopback a `write` costs the sender the peer's
+//! receive path too, so that batching is what makes 20k+ PDU/s cheap.
 
 use bytes::{Buf, BytesMut};
 use rusmpp::Command;
@@ -15,9 +16,11 @@ use tokio_util::codec::Decoder;
 
 use crate::codec::{CodecError, Frame, PduCodec, encode_command};
 
-/// Above this many buffered bytes a session stops reading new requests until the peer has
-/// taken some of our output (back-pressure instead of unbounded memory).
-pub const WRITE_HIGH_WATER: usize = 1 << 20;
+/// Sessions write only when no input is ready, so everything answered in one wake-up goes
+/// out in one `write`. Once this many bytes wait, a session stops taking input until they
+/// are written: it bounds both the delay of an answer and the memory a fast peer can make
+/// us hold (back-pressure).
+pub const WRITE_BATCH: usize = 64 * 1024;
 
 pub struct FrameReader {
     half: OwnedReadHalf,

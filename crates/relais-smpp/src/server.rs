@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::codec::{CodecError, DEFAULT_MAX_PDU_LEN, Frame, generic_nack};
-use crate::connection::{FrameReader, FrameWriter, WRITE_HIGH_WATER, split};
+use crate::connection::{FrameReader, FrameWriter, WRITE_BATCH, split};
 use crate::pdu::{
     BindMode, BindRequest, ShortMessage, bind_request, bind_resp_pdu, error_resp, submit_sm_resp,
 };
@@ -452,36 +452,33 @@ where
         let result: Result<(), SessionError> = loop {
             let can_read = !closing
                 && submits.len() < cfg.max_in_flight
-                && self.writer.pending() < WRITE_HIGH_WATER;
+                && self.writer.pending() < WRITE_BATCH;
             let can_push = !closing && mode.can_receive() && waiting.len() < cfg.deliver_window;
+            // Input is taken before output is written, so the answers to everything that
+            // is ready go out in one write; reading pauses once a write's worth waits.
             tokio::select! {
                 biased;
-                r = self.writer.write_some(), if self.writer.has_pending() => {
-                    if let Err(e) = r { break Err(e.into()); }
-                }
                 Some((seq, res)) = submits.next(), if !submits.is_empty() => {
-                    let res: Result<String, CommandStatus> = res;
-                    let cmd = match res {
-                        Ok(id) => match submit_sm_resp(&id) {
-                            Ok(pdu) => Command::new(CommandStatus::EsmeRok, seq, pdu),
-                            Err(e) => {
-                                tracing::error!(error = %e, "handler returned an invalid message id");
-                                error_resp(CommandId::SubmitSm.into(), seq, CommandStatus::EsmeRsyserr)
-                            }
-                        },
-                        Err(status) => error_resp(CommandId::SubmitSm.into(), seq, status),
-                    };
-                    self.writer.queue(&cmd);
+                    self.answer_submit(seq, res);
+                    while let Some(Some((seq, res))) = submits.next().now_or_never() {
+                        self.answer_submit(seq, res);
+                    }
                 }
                 Some(out) = rx.recv(), if can_push => {
-                    match out.message.to_deliver_sm() {
-                        Ok(pdu) => {
-                            let seq = self.seq();
-                            self.writer.queue(&Command::new(CommandStatus::EsmeRok, seq, Pdu::DeliverSm(pdu)));
-                            waiting.insert(seq, (out.ack, Instant::now()));
+                    let mut out = Some(out);
+                    while let Some(next) = out.take() {
+                        match next.message.to_deliver_sm() {
+                            Ok(pdu) => {
+                                let seq = self.seq();
+                                self.writer.queue(&Command::new(CommandStatus::EsmeRok, seq, Pdu::DeliverSm(pdu)));
+                                waiting.insert(seq, (next.ack, Instant::now()));
+                            }
+                            Err(e) => {
+                                if let Some(ack) = next.ack { let _ = ack.send(Err(DeliverError::Invalid(e.to_string()))); }
+                            }
                         }
-                        Err(e) => {
-                            if let Some(ack) = out.ack { let _ = ack.send(Err(DeliverError::Invalid(e.to_string()))); }
+                        if waiting.len() < cfg.deliver_window && self.writer.pending() < WRITE_BATCH {
+                            out = rx.try_recv().ok();
                         }
                     }
                 }
@@ -562,7 +559,7 @@ where
                                 }
                             }
                         }
-                        if submits.len() >= cfg.max_in_flight || self.writer.pending() >= WRITE_HIGH_WATER {
+                        if submits.len() >= cfg.max_in_flight || self.writer.pending() >= WRITE_BATCH {
                             break;
                         }
                         frame = match self.reader.try_frame() {
@@ -574,11 +571,7 @@ where
                     if closing {
                         // Answer what is being handled, then go.
                         while let Some((seq, res)) = submits.next().await {
-                            let cmd = match res.ok().and_then(|id| submit_sm_resp(&id).ok()) {
-                                Some(pdu) => Command::new(CommandStatus::EsmeRok, seq, pdu),
-                                None => error_resp(CommandId::SubmitSm.into(), seq, CommandStatus::EsmeRsyserr),
-                            };
-                            self.writer.queue(&cmd);
+                            self.answer_submit(seq, res);
                         }
                         break Ok(());
                     }
@@ -606,6 +599,9 @@ where
                     self.writer.queue(&Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind));
                     break Ok(());
                 }
+                r = self.writer.write_some(), if self.writer.has_pending() => {
+                    if let Err(e) = r { break Err(e.into()); }
+                }
             }
         };
         // Fail what cannot be delivered any more so the application retries elsewhere.
@@ -622,6 +618,21 @@ where
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.writer.flush()).await;
         result
+    }
+
+    /// Queues the `submit_sm_resp` for a handled submit.
+    fn answer_submit(&mut self, seq: u32, res: Result<String, CommandStatus>) {
+        let cmd = match res {
+            Ok(id) => match submit_sm_resp(&id) {
+                Ok(pdu) => Command::new(CommandStatus::EsmeRok, seq, pdu),
+                Err(e) => {
+                    tracing::error!(error = %e, "handler returned an invalid message id");
+                    error_resp(CommandId::SubmitSm.into(), seq, CommandStatus::EsmeRsyserr)
+                }
+            },
+            Err(status) => error_resp(CommandId::SubmitSm.into(), seq, status),
+        };
+        self.writer.queue(&cmd);
     }
 
     /// Handles a PDU before the session is bound.

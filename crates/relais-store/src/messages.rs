@@ -852,7 +852,9 @@ macro_rules! impl_message_store {
                     if batch.is_empty() {
                         return Ok(());
                     }
-                    let mut tx = self.writer().begin().await?;
+                    // The statements are built before the write lock is taken: the one
+                    // writer never waits for their arguments to be encoded.
+                    let mut statements = Vec::new();
                     for chunk in batch.chunks(PARAMS / 20) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(format!(
                             "INSERT INTO messages ({MESSAGE_COLUMNS}, events) "
@@ -879,7 +881,7 @@ macro_rules! impl_message_store {
                                 .push_bind(micros(m.created_at))
                                 .push_bind(events_json(&m.events));
                         });
-                        q.build().execute(&mut *tx).await.map_err(idempotency_conflict)?;
+                        statements.push(q);
                     }
                     let due: Vec<(&NewMessage, Timestamp)> = batch
                         .iter()
@@ -896,7 +898,12 @@ macro_rules! impl_message_store {
                                 .push_bind(OutboxPhase::Send.as_str())
                                 .push_bind(0i64);
                         });
-                        q.build().execute(&mut *tx).await?;
+                        statements.push(q);
+                    }
+                    let mut tx = self.writer().begin().await?;
+                    for q in &mut statements {
+                        // Only the messages' insert can meet a taken Idempotency-Key.
+                        q.build().execute(&mut *tx).await.map_err(idempotency_conflict)?;
                     }
                     tx.commit().await?;
                     Ok(())
@@ -937,7 +944,8 @@ macro_rules! impl_message_store {
                     lease_for: SignedDuration,
                 ) -> StoreResult<Vec<OutboxItem>> {
                     let until = now.checked_add(lease_for).unwrap_or(Timestamp::MAX);
-                    let mut tx = self.writer().begin().await?;
+                    // One statement is its own transaction: the writer waits for no BEGIN
+                    // and COMMIT round trips.
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "UPDATE outbox SET lease_owner = $1, lease_until = $2 \
                          WHERE message_id IN (SELECT message_id FROM outbox \
@@ -950,7 +958,7 @@ macro_rules! impl_message_store {
                     .bind(micros(until))
                     .bind(micros(now))
                     .bind(i64::from(limit))
-                    .fetch_all(&mut *tx)
+                    .fetch_all(self.writer())
                     .await?;
                     let mut claimed = Vec::with_capacity(rows.len());
                     for row in &rows {
@@ -963,14 +971,15 @@ macro_rules! impl_message_store {
                             from_micros(row.try_get("lease_until")?)?,
                         ));
                     }
+                    // The claim is committed: the leased rows change only through their
+                    // lease holder now, so a reader loads them and the writer is free.
                     let ids: Vec<String> = claimed.iter().map(|c| c.0.clone()).collect();
                     let mut messages: std::collections::HashMap<String, Message> =
-                        load_messages(&mut tx, &ids)
+                        load_messages(&mut *self.reader().acquire().await?, &ids)
                             .await?
                             .into_iter()
                             .map(|m| (m.id.clone(), m))
                             .collect();
-                    tx.commit().await?;
                     claimed.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
                     Ok(claimed
                         .into_iter()

@@ -593,7 +593,11 @@ macro_rules! impl_message_store {
             /// in that transaction, with what the transaction adds to it.
             struct Tracked<'a> {
                 status: MessageStatus,
+                /// The status as it was read: a row is written only if it still has it.
+                loaded: MessageStatus,
                 tenant: String,
+                /// Whether the tenant has a webhook to tell of status changes.
+                hooked: bool,
                 /// The new status and when it was set, if it moved.
                 moved: Option<(MessageStatus, Timestamp)>,
                 /// Entries appended to the log, in order.
@@ -643,12 +647,19 @@ macro_rules! impl_message_store {
             }
 
             impl<'a> LogBatch<'a> {
-                /// Reads the current status of `ids` in `tx`.
-                async fn load(tx: &mut Tx<'_>, ids: &[&str]) -> StoreResult<LogBatch<'a>> {
+                /// Reads the current status of `ids` through `conn`; `locking` locks the rows
+                /// (PostgreSQL, inside the writing transaction).
+                async fn load(
+                    conn: &mut <Db as sqlx::Database>::Connection,
+                    ids: &[&str],
+                    locking: bool,
+                ) -> StoreResult<LogBatch<'a>> {
                     let mut tracked = std::collections::HashMap::with_capacity(ids.len());
                     for chunk in ids.chunks(PARAMS) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "SELECT m.id, m.status, m.tenant_id FROM messages m WHERE m.id IN (",
+                            "SELECT m.id, m.status, m.tenant_id, \
+                             EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant_id = m.tenant_id) AS hooked \
+                             FROM messages m WHERE m.id IN (",
                         );
                         let mut sep = q.separated(", ");
                         // Repeating the last id pads the list to a size the connection has
@@ -660,14 +671,17 @@ macro_rules! impl_message_store {
                         // PostgreSQL: lock the rows (in id order, so two writers never
                         // deadlock) so that a concurrent receipt and settlement cannot both
                         // advance from the status they read; SQLite has one writer.
-                        q.push(if $lock.is_empty() { ")" } else { ") ORDER BY m.id FOR UPDATE OF m" });
-                        for row in q.build().fetch_all(&mut **tx).await? {
+                        q.push(if $lock.is_empty() || !locking { ")" } else { ") ORDER BY m.id FOR UPDATE OF m" });
+                        for row in q.build().fetch_all(&mut *conn).await? {
                             let status: String = row.try_get("status")?;
+                            let status = status_from_db(&status)?;
                             tracked.insert(
                                 row.try_get::<String, _>("id")?,
                                 Tracked {
-                                    status: status_from_db(&status)?,
+                                    status,
+                                    loaded: status,
                                     tenant: row.try_get("tenant_id")?,
+                                    hooked: row.try_get("hooked")?,
                                     moved: None,
                                     appended: Vec::new(),
                                     provider_id: None,
@@ -737,15 +751,21 @@ macro_rules! impl_message_store {
                     Ok(Some(next))
                 }
 
-                async fn write(self, tx: &mut Tx<'_>) -> StoreResult<()> {
-                    // (id, new status, when, entries to append as a JSON array, provider id)
-                    let rows: Vec<(&str, Option<&str>, Option<i64>, String, Option<&str>)> = self
+                /// The statements that write the changes, and how many rows they must
+                /// change: a row is written only if its message still has the status it
+                /// was read with.
+                fn updates(&self) -> (Vec<sqlx::QueryBuilder<Db>>, u64) {
+                    // (id, status read, new status, when, entries to append as a JSON
+                    // array, provider id)
+                    type Row<'r> = (&'r str, &'static str, Option<&'static str>, Option<i64>, String, Option<&'r str>);
+                    let rows: Vec<Row<'a>> = self
                         .changed
                         .iter()
                         .filter_map(|id| self.tracked.get(*id).map(|t| (*id, t)))
                         .map(|(id, t)| {
                             (
                                 id,
+                                t.loaded.as_str(),
                                 t.moved.map(|(s, _)| s.as_str()),
                                 t.moved.map(|(_, at)| micros(at)),
                                 events_json(t.appended.iter().copied()),
@@ -753,40 +773,80 @@ macro_rules! impl_message_store {
                             )
                         })
                         .collect();
-                    for chunk in rows.chunks(PARAMS / 5) {
+                    let expected = rows.len() as u64;
+                    let mut statements = Vec::new();
+                    let mut rows = rows.into_iter().peekable();
+                    while rows.peek().is_some() {
+                        let chunk: Vec<Row<'a>> = rows.by_ref().take(PARAMS / 6).collect();
                         // The log grows by text: `[a,b]` and `[c]` make `[a,b,c]`, without
                         // reading the log back or parsing it.
                         let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "UPDATE messages SET status = COALESCE(v.column2, messages.status), \
-                             updated_at = COALESCE(v.column3, messages.updated_at), \
-                             events = CASE WHEN v.column4 = '[]' THEN messages.events \
-                               WHEN messages.events = '[]' THEN v.column4 \
-                               ELSE substr(messages.events, 1, length(messages.events) - 1) || ',' || substr(v.column4, 2) END, \
-                             provider_id = COALESCE(v.column5, messages.provider_id) \
+                            "UPDATE messages SET status = COALESCE(v.column3, messages.status), \
+                             updated_at = COALESCE(v.column4, messages.updated_at), \
+                             events = CASE WHEN v.column5 = '[]' THEN messages.events \
+                               WHEN messages.events = '[]' THEN v.column5 \
+                               ELSE substr(messages.events, 1, length(messages.events) - 1) || ',' || substr(v.column5, 2) END, \
+                             provider_id = COALESCE(v.column6, messages.provider_id) \
                              FROM (",
                         );
                         // Rows for no message (id '') pad the statement to a size the
                         // connection has prepared before.
                         let padding = statement_size(chunk.len()) - chunk.len();
-                        let rows = chunk
-                            .iter()
-                            .map(|(id, status, at, appended, provider_id)| (*id, *status, *at, appended.as_str(), *provider_id))
-                            .chain(std::iter::repeat(("", None, None, "[]", None)).take(padding));
-                        q.push_values(rows, |mut b, (id, status, at, appended, provider_id)| {
+                        let pad: Row<'a> = ("", "", None, None, "[]".to_owned(), None);
+                        let rows = chunk.into_iter().chain(std::iter::repeat_n(pad, padding));
+                        q.push_values(rows, |mut b, (id, loaded, status, at, appended, provider_id)| {
                             b.push_bind(id)
+                                .push_bind(loaded)
                                 .push_bind(status)
                                 .push_bind(at)
                                 .push_bind(appended)
                                 .push_bind(provider_id);
                         });
-                        q.push(") AS v WHERE messages.id = v.column1");
-                        q.build().execute(&mut **tx).await?;
+                        q.push(") AS v WHERE messages.id = v.column1 AND messages.status = v.column2");
+                        statements.push(q);
                     }
-                    if self.notices.is_empty() {
+                    (statements, expected)
+                }
+
+                /// Writes the changes in `tx`; `false`, writing nothing more, when a message
+                /// no longer has the status it was read with.
+                async fn write(&self, tx: &mut Tx<'_>) -> StoreResult<bool> {
+                    self.apply(self.updates(), tx).await
+                }
+
+                /// Runs `updates` (from [`LogBatch::updates`]) in `tx`, then queues the
+                /// webhook notices; `false`, writing nothing more, when a message no longer
+                /// had the status it was read with.
+                async fn apply(
+                    &self,
+                    updates: (Vec<sqlx::QueryBuilder<Db>>, u64),
+                    tx: &mut Tx<'_>,
+                ) -> StoreResult<bool> {
+                    let (mut statements, expected) = updates;
+                    let mut changed = 0;
+                    for q in &mut statements {
+                        changed += q.build().execute(&mut **tx).await?.rows_affected();
+                    }
+                    if changed != expected {
+                        return Ok(false);
+                    }
+                    self.notify(tx).await?;
+                    Ok(true)
+                }
+
+                /// Queues the status changes for the webhooks of the tenants that have one.
+                async fn notify(&self, tx: &mut Tx<'_>) -> StoreResult<()> {
+                    let hooked: std::collections::HashSet<&str> = self
+                        .tracked
+                        .values()
+                        .filter(|t| t.hooked)
+                        .map(|t| t.tenant.as_str())
+                        .collect();
+                    if !self.notices.iter().any(|n| hooked.contains(n.tenant.as_str())) {
                         return Ok(());
                     }
-                    // Most tenants register no webhook: one query tells which do.
-                    let mut tenants: Vec<&str> = self.notices.iter().map(|n| n.tenant.as_str()).collect();
+                    // The hooks of the tenants that have some, now that the lock is held.
+                    let mut tenants: Vec<&str> = hooked.into_iter().collect();
                     tenants.sort_unstable();
                     tenants.dedup();
                     let mut hooks: std::collections::HashMap<String, Vec<String>> =
@@ -844,6 +904,179 @@ macro_rules! impl_message_store {
                     }
                     Ok(())
                 }
+            }
+
+            /// Writes `log` in `tx`, which read it under lock: nothing can have moved.
+            async fn write_locked(log: &LogBatch<'_>, tx: &mut Tx<'_>) -> StoreResult<()> {
+                if log.write(tx).await? {
+                    Ok(())
+                } else {
+                    Err(StoreError::Conflict(
+                        "a message changed status while it was being written".into(),
+                    ))
+                }
+            }
+
+            /// The messages a round touches, in id order.
+            fn round_ids<'a>(
+                settled: impl Iterator<Item = &'a str>,
+                receipts: &'a [(String, MessageEvent)],
+            ) -> Vec<&'a str> {
+                let mut ids: Vec<&str> = settled.collect();
+                ids.extend(receipts.iter().map(|(id, _)| id.as_str()));
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            }
+
+            /// The outbox statements of a round: finished messages leave the outbox, the
+            /// others are due again. Each returns the ids whose lease `lease_owner` still
+            /// held; a settlement whose lease was lost writes nothing.
+            fn outbox_statements<'a>(
+                lease_owner: &'a str,
+                settlements: &'a [(String, Settlement)],
+            ) -> Vec<sqlx::QueryBuilder<Db>> {
+                let mut statements = Vec::new();
+                let done: Vec<&str> = settlements
+                    .iter()
+                    .filter(|(_, s)| s.outbox == OutboxNext::Done)
+                    .map(|(id, _)| id.as_str())
+                    .collect();
+                for chunk in done.chunks(PARAMS - 1) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new("DELETE FROM outbox WHERE lease_owner = ");
+                    q.push_bind(lease_owner).push(" AND message_id IN (");
+                    let mut sep = q.separated(", ");
+                    let last = chunk.last().copied().unwrap_or_default();
+                    for id in chunk.iter().copied().chain(std::iter::repeat(last)).take(statement_size(chunk.len())) {
+                        sep.push_bind(id);
+                    }
+                    q.push(") RETURNING message_id");
+                    statements.push(q);
+                }
+                let later: Vec<(&str, i64, &str, i64)> = settlements
+                    .iter()
+                    .filter_map(|(id, s)| match &s.outbox {
+                        OutboxNext::Done => None,
+                        OutboxNext::Reschedule { due_at, phase, attempts } => {
+                            Some((id.as_str(), micros(*due_at), phase.as_str(), *attempts))
+                        }
+                    })
+                    .collect();
+                for chunk in later.chunks(PARAMS / 4 - 1) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "UPDATE outbox SET due_at = v.column2, phase = v.column3, attempts = v.column4, \
+                         lease_owner = NULL, lease_until = NULL FROM (",
+                    );
+                    q.push_values(chunk, |mut b, (id, due_at, phase, attempts)| {
+                        b.push_bind(*id).push_bind(*due_at).push_bind(*phase).push_bind(*attempts);
+                    });
+                    q.push(") AS v WHERE outbox.message_id = v.column1 AND outbox.lease_owner = ");
+                    q.push_bind(lease_owner).push(" RETURNING outbox.message_id");
+                    statements.push(q);
+                }
+                statements
+            }
+
+            /// Offers a round's settlements, then the receipts read meanwhile, to `log`.
+            fn apply_round<'a>(
+                log: &mut LogBatch<'a>,
+                settled: &[(&'a str, &'a Settlement)],
+                receipts: &'a [(String, MessageEvent)],
+                now: Timestamp,
+            ) -> StoreResult<()> {
+                for (id, s) in settled {
+                    if let Some(mark) = &s.sending
+                        && log.advance(id, mark, now)?.is_none()
+                        && log.status(id) != Some(MessageStatus::Sending)
+                    {
+                        log.append(id, mark);
+                    }
+                    if let Some(provider_id) = &s.provider_id {
+                        log.acknowledge(id, provider_id);
+                    }
+                    for event in &s.events {
+                        log.append(id, event);
+                    }
+                    if let Some(status) = &s.status
+                        && log.advance(id, status, now)?.is_none()
+                        && status.status == MessageStatus::Sent
+                    {
+                        // The provider's receipt came before its acknowledgement was
+                        // settled (an SMSC answering at once): the status stays where
+                        // the receipt put it, the acknowledgement and its provider id
+                        // still go in the log.
+                        log.append(id, status);
+                    }
+                }
+                apply_receipts(log, receipts)?;
+                Ok(())
+            }
+
+            /// Offers each receipt to its message: the status it moved to, `None` when it
+            /// did not move (or the message is unknown).
+            fn apply_receipts<'a>(
+                log: &mut LogBatch<'a>,
+                receipts: &'a [(String, MessageEvent)],
+            ) -> StoreResult<Vec<Option<MessageStatus>>> {
+                let mut out = Vec::with_capacity(receipts.len());
+                for (id, receipt) in receipts {
+                    match log.advance(id, receipt, receipt.at) {
+                        Ok(moved) => out.push(moved),
+                        Err(StoreError::NotFound(_)) => out.push(None),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(out)
+            }
+
+            /// SQLite has one writer, and statuses rarely change between a read and the
+            /// write that follows it: a round's statuses are read, and its writes built,
+            /// before the writer's lock is taken, each row written only if its message
+            /// still has the status read. `None`, having written nothing, when a lease was
+            /// lost or a status moved meanwhile: the caller takes the locked path.
+            async fn settle_read_ahead(
+                store: &$store,
+                lease_owner: &str,
+                settlements: &[(String, Settlement)],
+                receipts: &[(String, MessageEvent)],
+                now: Timestamp,
+            ) -> StoreResult<Option<Vec<bool>>> {
+                let ids = round_ids(settlements.iter().map(|(id, _)| id.as_str()), receipts);
+                let mut log = LogBatch::load(&mut *store.reader().acquire().await?, &ids, false).await?;
+                let settled: Vec<(&str, &Settlement)> =
+                    settlements.iter().map(|(id, s)| (id.as_str(), s)).collect();
+                apply_round(&mut log, &settled, receipts, now)?;
+                let mut outbox = outbox_statements(lease_owner, settlements);
+                let updates = log.updates();
+                let mut tx = store.writer().begin().await?;
+                let mut kept = 0;
+                for q in &mut outbox {
+                    kept += q.build().fetch_all(&mut *tx).await?.len();
+                }
+                if kept == settlements.len() && log.apply(updates, &mut tx).await? {
+                    tx.commit().await?;
+                    return Ok(Some(vec![true; settlements.len()]));
+                }
+                tx.rollback().await?;
+                Ok(None)
+            }
+
+            /// [`settle_read_ahead`] for receipts alone.
+            async fn record_read_ahead(
+                store: &$store,
+                receipts: &[(String, MessageEvent)],
+            ) -> StoreResult<Option<Vec<Option<MessageStatus>>>> {
+                let ids = round_ids(std::iter::empty(), receipts);
+                let mut log = LogBatch::load(&mut *store.reader().acquire().await?, &ids, false).await?;
+                let moved = apply_receipts(&mut log, receipts)?;
+                let updates = log.updates();
+                let mut tx = store.writer().begin().await?;
+                if log.apply(updates, &mut tx).await? {
+                    tx.commit().await?;
+                    return Ok(Some(moved));
+                }
+                tx.rollback().await?;
+                Ok(None)
             }
 
             #[async_trait]
@@ -1005,46 +1238,18 @@ macro_rules! impl_message_store {
                     if settlements.is_empty() && receipts.is_empty() {
                         return Ok(Vec::new());
                     }
+                    // A move to another step (a failed step of a fallback chain) is rare and
+                    // rewrites the message: it takes the locked path.
+                    if $lock.is_empty()
+                        && settlements.iter().all(|(_, s)| s.move_to.is_none())
+                        && let Some(kept) = settle_read_ahead(self, lease_owner, settlements, receipts, now).await?
+                    {
+                        return Ok(kept);
+                    }
                     let mut tx = self.writer().begin().await?;
                     // The outbox rows first: a settlement whose lease was lost writes nothing.
                     let mut kept: std::collections::HashSet<String> = std::collections::HashSet::new();
-                    let done: Vec<&str> = settlements
-                        .iter()
-                        .filter(|(_, s)| s.outbox == OutboxNext::Done)
-                        .map(|(id, _)| id.as_str())
-                        .collect();
-                    for chunk in done.chunks(PARAMS - 1) {
-                        let mut q = sqlx::QueryBuilder::<Db>::new("DELETE FROM outbox WHERE lease_owner = ");
-                        q.push_bind(lease_owner).push(" AND message_id IN (");
-                        let mut sep = q.separated(", ");
-                        let last = chunk.last().copied().unwrap_or_default();
-                        for id in chunk.iter().copied().chain(std::iter::repeat(last)).take(statement_size(chunk.len())) {
-                            sep.push_bind(id);
-                        }
-                        q.push(") RETURNING message_id");
-                        for row in q.build().fetch_all(&mut *tx).await? {
-                            kept.insert(row.try_get("message_id")?);
-                        }
-                    }
-                    let later: Vec<(&str, i64, &str, i64)> = settlements
-                        .iter()
-                        .filter_map(|(id, s)| match &s.outbox {
-                            OutboxNext::Done => None,
-                            OutboxNext::Reschedule { due_at, phase, attempts } => {
-                                Some((id.as_str(), micros(*due_at), phase.as_str(), *attempts))
-                            }
-                        })
-                        .collect();
-                    for chunk in later.chunks(PARAMS / 4 - 1) {
-                        let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "UPDATE outbox SET due_at = v.column2, phase = v.column3, attempts = v.column4, \
-                             lease_owner = NULL, lease_until = NULL FROM (",
-                        );
-                        q.push_values(chunk, |mut b, (id, due_at, phase, attempts)| {
-                            b.push_bind(*id).push_bind(*due_at).push_bind(*phase).push_bind(*attempts);
-                        });
-                        q.push(") AS v WHERE outbox.message_id = v.column1 AND outbox.lease_owner = ");
-                        q.push_bind(lease_owner).push(" RETURNING outbox.message_id");
+                    for q in &mut outbox_statements(lease_owner, settlements) {
                         for row in q.build().fetch_all(&mut *tx).await? {
                             kept.insert(row.try_get("message_id")?);
                         }
@@ -1055,7 +1260,6 @@ macro_rules! impl_message_store {
                         .map(|(id, s)| (id.as_str(), s))
                         .collect();
                     for (id, s) in &settled {
-                        // A move to another step is rare (a failed step of a fallback chain).
                         if let Some(step) = &s.move_to {
                             sqlx::query(
                                 "UPDATE messages SET step = $1, channel = $2, content = $3, segments = $4, provider_id = NULL, updated_at = $5 WHERE id = $6",
@@ -1070,42 +1274,10 @@ macro_rules! impl_message_store {
                             .await?;
                         }
                     }
-                    let mut ids: Vec<&str> = settled.iter().map(|(id, _)| *id).collect();
-                    ids.extend(receipts.iter().map(|(id, _)| id.as_str()));
-                    ids.sort_unstable();
-                    ids.dedup();
-                    let mut log = LogBatch::load(&mut tx, &ids).await?;
-                    for (id, s) in &settled {
-                        if let Some(mark) = &s.sending
-                            && log.advance(id, mark, now)?.is_none()
-                            && log.status(id) != Some(MessageStatus::Sending)
-                        {
-                            log.append(id, mark);
-                        }
-                        if let Some(provider_id) = &s.provider_id {
-                            log.acknowledge(id, provider_id);
-                        }
-                        for event in &s.events {
-                            log.append(id, event);
-                        }
-                        if let Some(status) = &s.status
-                            && log.advance(id, status, now)?.is_none()
-                            && status.status == MessageStatus::Sent
-                        {
-                            // The provider's receipt came before its acknowledgement was
-                            // settled (an SMSC answering at once): the status stays where
-                            // the receipt put it, the acknowledgement and its provider id
-                            // still go in the log.
-                            log.append(id, status);
-                        }
-                    }
-                    for (id, receipt) in receipts {
-                        match log.advance(id, receipt, receipt.at) {
-                            Ok(_) | Err(StoreError::NotFound(_)) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    log.write(&mut tx).await?;
+                    let ids = round_ids(settled.iter().map(|(id, _)| *id), receipts);
+                    let mut log = LogBatch::load(&mut tx, &ids, true).await?;
+                    apply_round(&mut log, &settled, receipts, now)?;
+                    write_locked(&log, &mut tx).await?;
                     tx.commit().await?;
                     Ok(settlements.iter().map(|(id, _)| kept.contains(id)).collect())
                 }
@@ -1116,9 +1288,9 @@ macro_rules! impl_message_store {
                     incoming: &MessageEvent,
                 ) -> StoreResult<Option<MessageStatus>> {
                     let mut tx = self.writer().begin().await?;
-                    let mut log = LogBatch::load(&mut tx, &[message_id]).await?;
+                    let mut log = LogBatch::load(&mut tx, &[message_id], true).await?;
                     let moved = log.advance(message_id, incoming, incoming.at)?;
-                    log.write(&mut tx).await?;
+                    write_locked(&log, &mut tx).await?;
                     tx.commit().await?;
                     Ok(moved)
                 }
@@ -1130,20 +1302,18 @@ macro_rules! impl_message_store {
                     if receipts.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let mut tx = self.writer().begin().await?;
-                    let ids: Vec<&str> = receipts.iter().map(|(id, _)| id.as_str()).collect();
-                    let mut log = LogBatch::load(&mut tx, &ids).await?;
-                    let mut out = Vec::with_capacity(receipts.len());
-                    for (message_id, incoming) in receipts {
-                        match log.advance(message_id, incoming, incoming.at) {
-                            Ok(moved) => out.push(moved),
-                            Err(StoreError::NotFound(_)) => out.push(None),
-                            Err(e) => return Err(e),
-                        }
+                    if $lock.is_empty()
+                        && let Some(moved) = record_read_ahead(self, receipts).await?
+                    {
+                        return Ok(moved);
                     }
-                    log.write(&mut tx).await?;
+                    let mut tx = self.writer().begin().await?;
+                    let ids = round_ids(std::iter::empty(), receipts);
+                    let mut log = LogBatch::load(&mut tx, &ids, true).await?;
+                    let moved = apply_receipts(&mut log, receipts)?;
+                    write_locked(&log, &mut tx).await?;
                     tx.commit().await?;
-                    Ok(out)
+                    Ok(moved)
                 }
 
                 async fn message_by_provider_id(&self, channel: &str, provider_id: &str) -> StoreResult<Option<Message>> {
@@ -1194,11 +1364,11 @@ macro_rules! impl_message_store {
                         .bind(OutboxPhase::Send.as_str())
                         .execute(&mut *tx)
                         .await?;
-                    let mut log = LogBatch::load(&mut tx, &[message_id]).await?;
+                    let mut log = LogBatch::load(&mut tx, &[message_id], true).await?;
                     for event in events {
                         log.append(message_id, event);
                     }
-                    log.write(&mut tx).await?;
+                    write_locked(&log, &mut tx).await?;
                     tx.commit().await?;
                     Ok(true)
                 }
@@ -1234,12 +1404,12 @@ macro_rules! impl_message_store {
                     let event = MessageEvent::new(MessageStatus::Canceled, at)
                         .reason("canceled")
                         .detail("canceled through the API");
-                    let mut log = LogBatch::load(&mut tx, &[id]).await?;
+                    let mut log = LogBatch::load(&mut tx, &[id], true).await?;
                     if log.advance(id, &event, at)?.is_none() {
                         tx.rollback().await?;
                         return Ok(CancelOutcome::TooLate(current));
                     }
-                    log.write(&mut tx).await?;
+                    write_locked(&log, &mut tx).await?;
                     sqlx::query("DELETE FROM outbox WHERE message_id = $1")
                         .bind(id)
                         .execute(&mut *tx)

@@ -8,6 +8,8 @@
 
 use crate::send::segments_for;
 use async_trait::async_trait;
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
 use jiff::{SignedDuration, Timestamp};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -23,6 +25,7 @@ use relais_store::{
     StoreError,
 };
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
@@ -408,35 +411,43 @@ impl Dispatcher {
             sends,
         } = round;
         // The whole round goes out at once: adapters keep their own window (an SMPP bind)
-        // or answer at once (sim), and the round's size bounds what is in flight.
-        let mut in_flight = tokio::task::JoinSet::new();
-        let mut pending: Vec<Option<PendingSend>> = Vec::with_capacity(sends.len());
-        for (index, send) in sends.into_iter().enumerate() {
-            if let Ok((adapter, outbound)) = send.target.clone() {
-                in_flight.spawn(async move { (index, adapter.send(&outbound).await) });
+        // or answer at once (sim), and the round's size bounds what is in flight. The sends
+        // run inside this task: a task per send cost more than most sends do.
+        let mut answers: Vec<Option<Result<ProviderAck, SendError>>> =
+            sends.iter().map(|_| None).collect();
+        let mut in_flight: FuturesUnordered<_> = sends
+            .iter()
+            .enumerate()
+            .filter_map(|(index, send)| {
+                let (adapter, outbound) = send.target.as_ref().ok()?;
+                Some(async move {
+                    let answer = AssertUnwindSafe(adapter.send(outbound))
+                        .catch_unwind()
+                        .await;
+                    (index, answer)
+                })
+            })
+            .collect();
+        while let Some((index, answer)) = in_flight.next().await {
+            match answer {
+                Ok(answer) => answers[index] = Some(answer),
+                // An adapter that panics loses its answer: the lease runs out and the
+                // message is tried again, so nothing is lost.
+                Err(_) => tracing::error!("a channel adapter's send panicked"),
             }
-            pending.push(Some(send));
         }
+        drop(in_flight);
         let mut outcomes: Vec<(PendingSend, Result<ProviderAck, SendError>)> =
-            Vec::with_capacity(pending.len());
-        while let Some(joined) = in_flight.join_next().await {
-            let (index, outcome) = match joined {
-                Ok(done) => done,
-                Err(e) => {
-                    // An adapter that panics loses its answer: the lease runs out and the
-                    // message is tried again, so nothing is lost.
-                    tracing::error!(error = %e, "a channel adapter's send ended badly");
-                    continue;
+            Vec::with_capacity(sends.len());
+        for (send, answer) in sends.into_iter().zip(answers) {
+            match (answer, &send.target) {
+                (Some(answer), _) => outcomes.push((send, answer)),
+                // No adapter for its channel: it never went out.
+                (None, Err(error)) => {
+                    let error = error.clone();
+                    outcomes.push((send, Err(error)));
                 }
-            };
-            if let Some(send) = pending.get_mut(index).and_then(Option::take) {
-                outcomes.push((send, outcome));
-            }
-        }
-        // Sends that never reached an adapter (no adapter for their channel).
-        for send in pending.into_iter().flatten() {
-            if let Err(error) = send.target.clone() {
-                outcomes.push((send, Err(error)));
+                (None, Ok(_)) => {}
             }
         }
         for adapter in self.adapters.values() {

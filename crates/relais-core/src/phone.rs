@@ -16,27 +16,30 @@ pub enum PhoneError {
     UnknownCountry(String),
 }
 
-/// A validated E.164 phone number.
+/// A validated E.164 phone number, with the region its numbering plan gives (read when it
+/// was validated: parsing a number again costs more than the rest of a send's checks).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct E164(String);
+pub struct E164 {
+    number: String,
+    region: Option<country::Id>,
+}
 
 impl E164 {
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.number
     }
     pub fn into_string(self) -> String {
-        self.0
+        self.number
     }
     /// ISO 3166-1 alpha-2 region of the number (e.g. `FR`), when the numbering plan tells.
     pub fn region(&self) -> Option<String> {
-        let parsed = phonenumber::parse(None, &self.0).ok()?;
-        parsed.country().id().map(|id| format!("{id:?}"))
+        self.region.map(|id| format!("{id:?}"))
     }
 }
 
 impl std::fmt::Display for E164 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.number)
     }
 }
 
@@ -96,9 +99,10 @@ pub fn normalize_phone(
             input: input.to_owned(),
         });
     }
-    Ok(E164(
-        parsed.format().mode(phonenumber::Mode::E164).to_string(),
-    ))
+    Ok(E164 {
+        number: parsed.format().mode(phonenumber::Mode::E164).to_string(),
+        region: parsed.country().id(),
+    })
 }
 
 #[cfg(test)]

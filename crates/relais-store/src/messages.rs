@@ -596,8 +596,6 @@ macro_rules! impl_message_store {
                 /// The status as it was read: a row is written only if it still has it.
                 loaded: MessageStatus,
                 tenant: String,
-                /// Whether the tenant has a webhook to tell of status changes.
-                hooked: bool,
                 /// The new status and when it was set, if it moved.
                 moved: Option<(MessageStatus, Timestamp)>,
                 /// Entries appended to the log, in order.
@@ -611,6 +609,8 @@ macro_rules! impl_message_store {
             /// and a burst of receipts, in one transaction.
             struct LogBatch<'a> {
                 tracked: std::collections::HashMap<String, Tracked<'a>>,
+                /// The tenants among them that have a webhook to tell of status changes.
+                hooked: std::collections::HashSet<String>,
                 /// Messages in the order they were first changed, so that writes (and
                 /// PostgreSQL's row locks) follow one order.
                 changed: Vec<&'a str>,
@@ -657,9 +657,7 @@ macro_rules! impl_message_store {
                     let mut tracked = std::collections::HashMap::with_capacity(ids.len());
                     for chunk in ids.chunks(PARAMS) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "SELECT m.id, m.status, m.tenant_id, \
-                             EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant_id = m.tenant_id) AS hooked \
-                             FROM messages m WHERE m.id IN (",
+                            "SELECT m.id, m.status, m.tenant_id FROM messages m WHERE m.id IN (",
                         );
                         let mut sep = q.separated(", ");
                         // Repeating the last id pads the list to a size the connection has
@@ -681,7 +679,6 @@ macro_rules! impl_message_store {
                                     status,
                                     loaded: status,
                                     tenant: row.try_get("tenant_id")?,
-                                    hooked: row.try_get("hooked")?,
                                     moved: None,
                                     appended: Vec::new(),
                                     provider_id: None,
@@ -689,8 +686,27 @@ macro_rules! impl_message_store {
                             );
                         }
                     }
+                    // Most tenants register no webhook: one query tells which do.
+                    let mut tenants: Vec<&str> = tracked.values().map(|t: &Tracked| t.tenant.as_str()).collect();
+                    tenants.sort_unstable();
+                    tenants.dedup();
+                    let mut hooked = std::collections::HashSet::new();
+                    for chunk in tenants.chunks(PARAMS) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "SELECT DISTINCT tenant_id FROM webhooks WHERE tenant_id IN (",
+                        );
+                        let mut sep = q.separated(", ");
+                        for tenant in chunk {
+                            sep.push_bind(*tenant);
+                        }
+                        q.push(")");
+                        for row in q.build().fetch_all(&mut *conn).await? {
+                            hooked.insert(row.try_get::<String, _>("tenant_id")?);
+                        }
+                    }
                     Ok(LogBatch {
                         tracked,
+                        hooked,
                         changed: Vec::new(),
                         notices: Vec::new(),
                     })
@@ -836,17 +852,11 @@ macro_rules! impl_message_store {
 
                 /// Queues the status changes for the webhooks of the tenants that have one.
                 async fn notify(&self, tx: &mut Tx<'_>) -> StoreResult<()> {
-                    let hooked: std::collections::HashSet<&str> = self
-                        .tracked
-                        .values()
-                        .filter(|t| t.hooked)
-                        .map(|t| t.tenant.as_str())
-                        .collect();
-                    if !self.notices.iter().any(|n| hooked.contains(n.tenant.as_str())) {
+                    if !self.notices.iter().any(|n| self.hooked.contains(&n.tenant)) {
                         return Ok(());
                     }
                     // The hooks of the tenants that have some, now that the lock is held.
-                    let mut tenants: Vec<&str> = hooked.into_iter().collect();
+                    let mut tenants: Vec<&str> = self.hooked.iter().map(String::as_str).collect();
                     tenants.sort_unstable();
                     tenants.dedup();
                     let mut hooks: std::collections::HashMap<String, Vec<String>> =

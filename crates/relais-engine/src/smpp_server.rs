@@ -132,6 +132,10 @@ struct Handler {
     rules: AddressRules,
     /// When held parts were last looked at for expiry (at most once a second).
     swept: Mutex<Option<Timestamp>>,
+    /// Parts are held one at a time, in the order their submits arrived: a session handles
+    /// its submits concurrently, and the part that completes a message is answered with
+    /// the message's id, which must be the last one sent.
+    holding: tokio::sync::Mutex<()>,
 }
 
 /// How long a part of a concatenated submit waits for the rest of its message.
@@ -163,6 +167,7 @@ impl Handler {
                 held: None,
             });
         };
+        let _turn = self.holding.lock().await;
         let now = self.clock.now();
         self.expire_held_parts(now).await;
         // The ESME is part of the key: two applications may use the same reference.
@@ -415,6 +420,7 @@ pub async fn serve(
             clock: clock.clone(),
             rules,
             swept: Mutex::new(None),
+            holding: tokio::sync::Mutex::new(()),
         },
     );
     let receipts = tokio::spawn(send_receipts(store, clock, server.handle()));
@@ -459,6 +465,7 @@ mod tests {
                 default_country: None,
             },
             swept: Mutex::new(None),
+            holding: tokio::sync::Mutex::new(()),
         };
         let Ok(Assembled::Held(first)) = server().assemble(&esme("shop"), &part(1, "Hello ")).await
         else {

@@ -48,3 +48,60 @@ async fn an_event_log_from_before_0014_is_kept() {
     let store = SqliteStore::open(&path).await.expect("upgrade");
     relais_store::conformance::an_event_log_from_before_0014_is_kept(&store).await;
 }
+
+/// Migration 0016 rebuilds the outbox without a rowid: the work it held, leased or not,
+/// is still there to claim.
+#[tokio::test]
+async fn the_outbox_from_before_0016_is_kept() {
+    use relais_store::MessageStore;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("relais.db");
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let old = SqlitePool::connect_with(options).await.expect("open");
+    sqlx::migrate!("./migrations/sqlite")
+        .run_to(15, &old)
+        .await
+        .expect("schema 15");
+    let mut statements = vec![
+        "INSERT INTO tenants (id, name, created_at) VALUES ('t-old', 'old', 1790000000000000)"
+            .to_owned(),
+    ];
+    for (id, lease) in [
+        ("m-free", "NULL, NULL"),
+        ("m-leased", "'n1', 1790000009000000"),
+    ] {
+        statements.push(format!(
+            "INSERT INTO messages (id, tenant_id, to_address, channel, step, chain, content, purpose, status, created_at, updated_at) \
+             VALUES ('{id}', 't-old', '+33612345678', 'sim', 0, '[\"sim\"]', '{{\"text\":\"Bonjour\"}}', 'transactional', 'queued', 1790000000000000, 1790000000000000)"
+        ));
+        statements.push(format!(
+            "INSERT INTO outbox (message_id, tenant_id, due_at, phase, lease_owner, lease_until, attempts) \
+             VALUES ('{id}', 't-old', 1790000001000000, 'send', {lease}, 0)"
+        ));
+    }
+    for statement in &statements {
+        sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+            .execute(&old)
+            .await
+            .expect("old rows");
+    }
+    old.close().await;
+    let store = SqliteStore::open(&path).await.expect("upgrade");
+    let at = |micros: i64| jiff::Timestamp::from_microsecond(micros).expect("time");
+    let lease = jiff::SignedDuration::from_secs(30);
+    let free = store
+        .claim_due(at(1790000002000000), 10, "n2", lease)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = free.iter().map(|i| i.message.id.as_str()).collect();
+    assert_eq!(ids, ["m-free"], "the leased row waits for its lease");
+    let later = store
+        .claim_due(at(1790000010000000), 10, "n2", lease)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = later.iter().map(|i| i.message.id.as_str()).collect();
+    assert_eq!(ids, ["m-leased"], "the lease ran out");
+}

@@ -465,8 +465,8 @@ where
                     }
                 }
                 Some(out) = rx.recv(), if can_push => {
-                    let mut out = Some(out);
-                    while let Some(next) = out.take() {
+                    let mut next = out;
+                    loop {
                         match next.message.to_deliver_sm() {
                             Ok(pdu) => {
                                 let seq = self.seq();
@@ -477,8 +477,12 @@ where
                                 if let Some(ack) = next.ack { let _ = ack.send(Err(DeliverError::Invalid(e.to_string()))); }
                             }
                         }
-                        if waiting.len() < cfg.deliver_window && self.writer.pending() < WRITE_BATCH {
-                            out = rx.try_recv().ok();
+                        if waiting.len() >= cfg.deliver_window || self.writer.pending() >= WRITE_BATCH {
+                            break;
+                        }
+                        match rx.try_recv() {
+                            Ok(more) => next = more,
+                            Err(_) => break,
                         }
                     }
                 }

@@ -609,8 +609,8 @@ macro_rules! impl_message_store {
             /// and a burst of receipts, in one transaction.
             struct LogBatch<'a> {
                 tracked: std::collections::HashMap<String, Tracked<'a>>,
-                /// The tenants among them that have a webhook to tell of status changes.
-                hooked: std::collections::HashSet<String>,
+                /// The webhooks of their tenants, by tenant (most tenants have none).
+                hooks: std::collections::HashMap<String, Vec<String>>,
                 /// Messages in the order they were first changed, so that writes (and
                 /// PostgreSQL's row locks) follow one order.
                 changed: Vec<&'a str>,
@@ -686,27 +686,32 @@ macro_rules! impl_message_store {
                             );
                         }
                     }
-                    // Most tenants register no webhook: one query tells which do.
+                    // Most tenants register no webhook: one query finds those that do, and
+                    // their hooks (webhooks are never deleted, so ids read ahead stay good).
                     let mut tenants: Vec<&str> = tracked.values().map(|t: &Tracked| t.tenant.as_str()).collect();
                     tenants.sort_unstable();
                     tenants.dedup();
-                    let mut hooked = std::collections::HashSet::new();
+                    let mut hooks: std::collections::HashMap<String, Vec<String>> =
+                        std::collections::HashMap::new();
                     for chunk in tenants.chunks(PARAMS) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "SELECT DISTINCT tenant_id FROM webhooks WHERE tenant_id IN (",
+                            "SELECT id, tenant_id FROM webhooks WHERE tenant_id IN (",
                         );
                         let mut sep = q.separated(", ");
                         for tenant in chunk {
                             sep.push_bind(*tenant);
                         }
-                        q.push(")");
+                        q.push(") ORDER BY id");
                         for row in q.build().fetch_all(&mut *conn).await? {
-                            hooked.insert(row.try_get::<String, _>("tenant_id")?);
+                            hooks
+                                .entry(row.try_get("tenant_id")?)
+                                .or_default()
+                                .push(row.try_get("id")?);
                         }
                     }
                     Ok(LogBatch {
                         tracked,
-                        hooked,
+                        hooks,
                         changed: Vec::new(),
                         notices: Vec::new(),
                     })
@@ -852,34 +857,9 @@ macro_rules! impl_message_store {
 
                 /// Queues the status changes for the webhooks of the tenants that have one.
                 async fn notify(&self, tx: &mut Tx<'_>) -> StoreResult<()> {
-                    if !self.notices.iter().any(|n| self.hooked.contains(&n.tenant)) {
-                        return Ok(());
-                    }
-                    // The hooks of the tenants that have some, now that the lock is held.
-                    let mut tenants: Vec<&str> = self.hooked.iter().map(String::as_str).collect();
-                    tenants.sort_unstable();
-                    tenants.dedup();
-                    let mut hooks: std::collections::HashMap<String, Vec<String>> =
-                        std::collections::HashMap::new();
-                    for chunk in tenants.chunks(PARAMS) {
-                        let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "SELECT id, tenant_id FROM webhooks WHERE tenant_id IN (",
-                        );
-                        let mut sep = q.separated(", ");
-                        for tenant in chunk {
-                            sep.push_bind(*tenant);
-                        }
-                        q.push(") ORDER BY id");
-                        for row in q.build().fetch_all(&mut **tx).await? {
-                            hooks
-                                .entry(row.try_get("tenant_id")?)
-                                .or_default()
-                                .push(row.try_get("id")?);
-                        }
-                    }
                     let mut deliveries: Vec<(String, &str, &str, String, i64)> = Vec::new();
                     for notice in &self.notices {
-                        let Some(tenant_hooks) = hooks.get(&notice.tenant) else {
+                        let Some(tenant_hooks) = self.hooks.get(&notice.tenant) else {
                             continue;
                         };
                         let batch = new_id();

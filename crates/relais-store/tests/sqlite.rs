@@ -25,8 +25,11 @@ async fn fresh() -> Fixture {
 
 relais_store::conformance_suite!(fresh);
 
-#[tokio::test]
-async fn an_event_log_from_before_0014_is_kept() {
+/// A store that held `rows` at schema `version`, opened (and so upgraded) by this build.
+async fn upgraded_from<S: AsRef<str>>(
+    version: i64,
+    rows: &[S],
+) -> (tempfile::TempDir, SqliteStore) {
     use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("relais.db");
@@ -35,17 +38,23 @@ async fn an_event_log_from_before_0014_is_kept() {
         .create_if_missing(true);
     let old = SqlitePool::connect_with(options).await.expect("open");
     sqlx::migrate!("./migrations/sqlite")
-        .run_to(13, &old)
+        .run_to(version, &old)
         .await
-        .expect("schema 13");
-    for statement in relais_store::conformance::PRE_0014_LOG {
-        sqlx::query(*statement)
+        .expect("old schema");
+    for statement in rows {
+        sqlx::query(sqlx::AssertSqlSafe(statement.as_ref().to_owned()))
             .execute(&old)
             .await
             .expect("old rows");
     }
     old.close().await;
     let store = SqliteStore::open(&path).await.expect("upgrade");
+    (dir, store)
+}
+
+#[tokio::test]
+async fn an_event_log_from_before_0014_is_kept() {
+    let (_dir, store) = upgraded_from(13, relais_store::conformance::PRE_0014_LOG).await;
     relais_store::conformance::an_event_log_from_before_0014_is_kept(&store).await;
 }
 
@@ -54,17 +63,6 @@ async fn an_event_log_from_before_0014_is_kept() {
 #[tokio::test]
 async fn the_outbox_from_before_0016_is_kept() {
     use relais_store::MessageStore;
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("relais.db");
-    let options = SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true);
-    let old = SqlitePool::connect_with(options).await.expect("open");
-    sqlx::migrate!("./migrations/sqlite")
-        .run_to(15, &old)
-        .await
-        .expect("schema 15");
     let mut statements = vec![
         "INSERT INTO tenants (id, name, created_at) VALUES ('t-old', 'old', 1790000000000000)"
             .to_owned(),
@@ -82,14 +80,7 @@ async fn the_outbox_from_before_0016_is_kept() {
              VALUES ('{id}', 't-old', 1790000001000000, 'send', {lease}, 0)"
         ));
     }
-    for statement in &statements {
-        sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-            .execute(&old)
-            .await
-            .expect("old rows");
-    }
-    old.close().await;
-    let store = SqliteStore::open(&path).await.expect("upgrade");
+    let (_dir, store) = upgraded_from(15, &statements).await;
     let at = |micros: i64| jiff::Timestamp::from_microsecond(micros).expect("time");
     let lease = jiff::SignedDuration::from_secs(30);
     let free = store

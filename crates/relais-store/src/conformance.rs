@@ -1057,6 +1057,104 @@ pub async fn a_claimed_message_is_not_claimed_twice_before_its_lease_expires(sto
     );
 }
 
+/// Messages stored with a lease (handed straight to a dispatcher) are not claimed by
+/// anyone until the lease runs out or is given up, and the item built in memory is the one
+/// a claim would load.
+pub async fn messages_leased_on_insert_skip_the_claim(store: &dyn Store) {
+    let lease_for = jiff::SignedDuration::from_secs(30);
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let lease = crate::Lease {
+        owner: "w1".into(),
+        until: secs(35),
+        due_by: secs(5),
+    };
+    let mut now_due = new_message(&acme.id, None, Some(5));
+    // A timestamp finer than the store's microseconds is stored rounded.
+    now_due.created_at = t0()
+        .checked_add(jiff::SignedDuration::from_nanos(1_500))
+        .unwrap();
+    now_due.sender = Some("Shop".into());
+    let handed = now_due
+        .to_outbox_item(&lease)
+        .expect("it has an outbox row");
+    let later = new_message(&acme.id, None, Some(30));
+    assert!(later.to_outbox_item(&lease).is_some() && !lease.covers(later.due_at));
+    store
+        .insert_messages_leased(&[now_due.clone(), later.clone()], Some(&lease))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_due(secs(20), 10, "w2", lease_for)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the leased row is w1's"
+    );
+    // The message due later was not covered by the lease: claimed as usual when due.
+    let claimed = store
+        .claim_due(secs(30), 10, "w2", lease_for)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message.id, later.id);
+    // Once w1 gives the lease up, the row is claimed at once, and the claim loads what
+    // the accept path built in memory.
+    store
+        .release_leases("w1", std::slice::from_ref(&now_due.id))
+        .await
+        .unwrap();
+    let retaken = store
+        .claim_due(secs(31), 10, "w2", lease_for)
+        .await
+        .unwrap();
+    assert_eq!(retaken.len(), 1);
+    let retaken = &retaken[0];
+    assert_eq!(retaken.message, handed.message);
+    assert_eq!(
+        (retaken.due_at, retaken.attempts, retaken.phase),
+        (handed.due_at, handed.attempts, handed.phase)
+    );
+    assert_eq!(handed.lease_until, secs(35));
+    // Giving up a lease one does not hold changes nothing.
+    store
+        .release_leases("w1", std::slice::from_ref(&now_due.id))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_due(secs(32), 10, "w3", lease_for)
+            .await
+            .unwrap()
+            .is_empty(),
+        "w2 holds it now"
+    );
+}
+
+/// A claim bounded by `due_by` takes only what was due by then, oldest first.
+pub async fn a_claim_due_by_takes_only_older_rows(store: &dyn Store) {
+    let lease_for = jiff::SignedDuration::from_secs(30);
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let batch: Vec<_> = [3, 1, 2]
+        .into_iter()
+        .map(|due| new_message(&acme.id, None, Some(due)))
+        .collect();
+    store.insert_messages(&batch).await.unwrap();
+    let older = store
+        .claim_due_by(secs(10), secs(2), 10, "w1", lease_for)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = older.iter().map(|i| i.message.id.as_str()).collect();
+    assert_eq!(ids, [batch[1].id.as_str(), batch[2].id.as_str()]);
+    assert!(older.iter().all(|i| i.lease_until == secs(40)));
+    let rest = store
+        .claim_due(secs(10), 10, "w1", lease_for)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].message.id, batch[0].id);
+}
+
 pub async fn status_changes_queue_signed_webhook_deliveries(store: &dyn Store) {
     use crate::{DeliveryOutcome, MessageEvent};
     use relais_core::status::MessageStatus::*;
@@ -1900,6 +1998,8 @@ macro_rules! conformance_suite {
             idempotency_keys_are_unique_per_tenant,
             message_status_only_moves_forward,
             a_claimed_message_is_not_claimed_twice_before_its_lease_expires,
+            messages_leased_on_insert_skip_the_claim,
+            a_claim_due_by_takes_only_older_rows,
             status_changes_queue_signed_webhook_deliveries,
             a_failed_step_falls_back_once,
             concurrent_claims_never_share_a_row,

@@ -149,6 +149,59 @@ pub struct NewMessage {
     pub due_at: Option<Timestamp>,
 }
 
+impl NewMessage {
+    /// The outbox item a dispatcher would load for this message once it is stored with
+    /// `lease`, built without reading it back (timestamps at the store's microsecond
+    /// precision). `None` for a message with no outbox row.
+    pub fn to_outbox_item(&self, lease: &Lease) -> Option<OutboxItem> {
+        let due_at = self.due_at?;
+        let stored = |t: Timestamp| Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t);
+        Some(OutboxItem {
+            message: Message {
+                id: self.id.clone(),
+                tenant_id: self.tenant_id.clone(),
+                contact_id: self.contact_id.clone(),
+                to_address: self.to_address.clone(),
+                channel: self.channel.clone(),
+                step: self.step,
+                chain: self.chain.clone(),
+                content: self.content.clone(),
+                purpose: self.purpose.clone(),
+                sender: self.sender.clone(),
+                status: self.status,
+                segments: self.segments,
+                provider_id: None,
+                idempotency_key: self.idempotency_key.clone(),
+                request_hash: self.request_hash.clone(),
+                send_at: self.send_at.map(stored),
+                expires_at: self.expires_at.map(stored),
+                created_at: stored(self.created_at),
+                updated_at: stored(self.created_at),
+            },
+            due_at: stored(due_at),
+            attempts: 0,
+            phase: OutboxPhase::Send,
+            lease_until: stored(lease.until),
+        })
+    }
+}
+
+/// A lease written with the outbox rows at insert: the rows due by `due_by` go to
+/// `owner`'s dispatcher straight from the accept path instead of being claimed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: Timestamp,
+    pub due_by: Timestamp,
+}
+
+impl Lease {
+    /// Whether a message due at `due_at` is leased on insert.
+    pub fn covers(&self, due_at: Option<Timestamp>) -> bool {
+        due_at.is_some_and(|due| due <= self.due_by)
+    }
+}
+
 /// A stored message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -353,7 +406,19 @@ pub trait MessageStore: Send + Sync {
     /// Writes messages, their first events and their outbox rows in one transaction.
     /// A reused `idempotency_key` of the same tenant fails the whole batch with
     /// [`crate::StoreError::Conflict`].
-    async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<()>;
+    async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<()> {
+        self.insert_messages_leased(batch, None).await
+    }
+    /// [`MessageStore::insert_messages`] with the outbox rows that `lease` covers leased to
+    /// its owner: no claim is needed, the accept path hands them to its dispatcher.
+    async fn insert_messages_leased(
+        &self,
+        batch: &[NewMessage],
+        lease: Option<&Lease>,
+    ) -> StoreResult<()>;
+    /// Gives up `lease_owner`'s leases on these messages' outbox rows, so that any
+    /// dispatcher claims them now (a dispatcher stopping with hand-offs it did not send).
+    async fn release_leases(&self, lease_owner: &str, message_ids: &[String]) -> StoreResult<()>;
     async fn message(&self, tenant: &str, id: &str) -> StoreResult<Option<MessageWithEvents>>;
     async fn message_by_idempotency_key(
         &self,
@@ -365,6 +430,19 @@ pub trait MessageStore: Send + Sync {
     async fn claim_due(
         &self,
         now: Timestamp,
+        limit: u32,
+        lease_owner: &str,
+        lease_for: SignedDuration,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        self.claim_due_by(now, now, limit, lease_owner, lease_for)
+            .await
+    }
+    /// [`MessageStore::claim_due`] of the rows due at or before `due_by` only (a
+    /// dispatcher with hand-offs due at `due_by` claims what is older first).
+    async fn claim_due_by(
+        &self,
+        now: Timestamp,
+        due_by: Timestamp,
         limit: u32,
         lease_owner: &str,
         lease_for: SignedDuration,
@@ -1071,7 +1149,11 @@ macro_rules! impl_message_store {
 
             #[async_trait]
             impl MessageStore for $store {
-                async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<()> {
+                async fn insert_messages_leased(
+                    &self,
+                    batch: &[NewMessage],
+                    lease: Option<&Lease>,
+                ) -> StoreResult<()> {
                     if batch.is_empty() {
                         return Ok(());
                     }
@@ -1110,16 +1192,19 @@ macro_rules! impl_message_store {
                         .iter()
                         .filter_map(|m| m.due_at.map(|d| (m, d)))
                         .collect();
-                    for chunk in due.chunks(PARAMS / 5) {
+                    for chunk in due.chunks(PARAMS / 7) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(
-                            "INSERT INTO outbox (message_id, tenant_id, due_at, phase, attempts) ",
+                            "INSERT INTO outbox (message_id, tenant_id, due_at, phase, attempts, lease_owner, lease_until) ",
                         );
                         q.push_values(chunk, |mut b, (m, due_at)| {
+                            let leased = lease.filter(|l| l.covers(Some(*due_at)));
                             b.push_bind(m.id.as_str())
                                 .push_bind(m.tenant_id.as_str())
                                 .push_bind(micros(*due_at))
                                 .push_bind(OutboxPhase::Send.as_str())
-                                .push_bind(0i64);
+                                .push_bind(0i64)
+                                .push_bind(leased.map(|l| l.owner.as_str()))
+                                .push_bind(leased.map(|l| micros(l.until)));
                         });
                         statements.push(q);
                     }
@@ -1159,9 +1244,10 @@ macro_rules! impl_message_store {
                     row.as_ref().map(message_from_row).transpose()
                 }
 
-                async fn claim_due(
+                async fn claim_due_by(
                     &self,
                     now: Timestamp,
+                    due_by: Timestamp,
                     limit: u32,
                     lease_owner: &str,
                     lease_for: SignedDuration,
@@ -1172,13 +1258,14 @@ macro_rules! impl_message_store {
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "UPDATE outbox SET lease_owner = $1, lease_until = $2 \
                          WHERE message_id IN (SELECT message_id FROM outbox \
-                           WHERE due_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
-                           ORDER BY due_at, message_id LIMIT $4{}) \
+                           WHERE due_at <= $3 AND (lease_until IS NULL OR lease_until <= $4) \
+                           ORDER BY due_at, message_id LIMIT $5{}) \
                          RETURNING message_id, due_at, attempts, phase, lease_until",
                         $lock
                     )))
                     .bind(lease_owner)
                     .bind(micros(until))
+                    .bind(micros(due_by.min(now)))
                     .bind(micros(now))
                     .bind(i64::from(limit))
                     .fetch_all(self.writer())
@@ -1216,6 +1303,27 @@ macro_rules! impl_message_store {
                             })
                         })
                         .collect())
+                }
+
+                async fn release_leases(&self, lease_owner: &str, message_ids: &[String]) -> StoreResult<()> {
+                    if message_ids.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.writer().begin().await?;
+                    for chunk in message_ids.chunks(PARAMS - 1) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ",
+                        );
+                        q.push_bind(lease_owner).push(" AND message_id IN (");
+                        let mut ids = q.separated(", ");
+                        for id in chunk {
+                            ids.push_bind(id.as_str());
+                        }
+                        q.push(")");
+                        q.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
                 }
 
                 async fn settle_round(

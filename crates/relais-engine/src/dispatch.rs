@@ -6,6 +6,7 @@
 //! The outbox is the only queue. Time comes from the injected clock, and [`Dispatcher::run_once`]
 //! does one round of work, so tests drive the dispatcher without sleeping.
 
+use crate::handoff::Handoff;
 use crate::send::segments_for;
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -109,6 +110,7 @@ pub trait ChannelAdapter: Send + Sync {
 pub struct ChannelRegistry {
     adapters: Arc<std::sync::RwLock<HashMap<String, Arc<dyn ChannelAdapter>>>>,
     receipts: ReceiptInbox,
+    handoff: Handoff,
 }
 
 /// Receipts that configured channels read and matched to their messages, waiting for the
@@ -154,6 +156,11 @@ impl ChannelRegistry {
     /// Where the registry's channels leave the receipts they read.
     pub fn receipts(&self) -> &ReceiptInbox {
         &self.receipts
+    }
+    /// Where the accept path hands messages due now to the dispatcher that runs with this
+    /// registry.
+    pub fn handoff(&self) -> &Handoff {
+        &self.handoff
     }
 }
 
@@ -374,15 +381,24 @@ impl Dispatcher {
         }
         receipts.extend(self.registry.receipts().take());
         report.receipts = receipts.len();
-        let items = self
+        // What waits in the outbox since before the oldest hand-off goes first (retries,
+        // scheduled messages, a backlog); hand-offs fill the rest of the round.
+        let handoff = self.registry.handoff();
+        let due_by = handoff.head_due().map_or(now, |head| head.min(now));
+        let mut items = self
             .store
-            .claim_due(
+            .claim_due_by(
                 now,
+                due_by,
                 self.config.batch,
                 &self.config.lease_owner,
                 self.config.lease_for,
             )
             .await?;
+        let room = usize::try_from(self.config.batch)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(items.len());
+        items.extend(handoff.take(room, now));
         report.claimed = items.len();
         let mut settlements: Vec<(String, Settlement)> = Vec::with_capacity(items.len());
         let mut sends = Vec::new();
@@ -1078,6 +1094,9 @@ pub async fn apply_receipt_to(
 }
 
 /// The dispatcher running in the background.
+/// The hand-off queue holds this many rounds.
+const HANDOFF_ROUNDS: usize = 16;
+
 pub struct DispatcherHandle {
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -1100,6 +1119,16 @@ impl Dispatcher {
     pub fn spawn(self: Arc<Self>) -> DispatcherHandle {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
+        let handoff = self.registry.handoff().clone();
+        // Room for a few rounds: enough to keep rounds full, few enough to be sent long
+        // before their leases run out.
+        handoff.open(
+            &self.config.lease_owner,
+            self.config.lease_for,
+            usize::try_from(self.config.batch)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(HANDOFF_ROUNDS),
+        );
         let task = tokio::spawn(async move {
             let failed = self.config.idle.max(std::time::Duration::from_secs(1));
             let mut finishing: Option<tokio::task::JoinHandle<Result<RoundReport, DispatchError>>> =
@@ -1144,6 +1173,7 @@ impl Dispatcher {
                         _ = token.cancelled() => break,
                         _ = tokio::time::sleep(rest) => {}
                         _ = self.registry.receipts().pushed.notified() => {}
+                        _ = handoff.pushed() => {}
                     }
                 }
             }
@@ -1159,6 +1189,16 @@ impl Dispatcher {
             let left = self.registry.receipts().take();
             if let Err(e) = self.store.record_statuses(&left).await {
                 tracing::error!(error = %e, count = left.len(), "cannot store the last receipts");
+            }
+            // Hand-offs not sent are given back to the outbox at once, not when their
+            // leases run out.
+            let unsent: Vec<String> = handoff.close().into_iter().map(|i| i.message.id).collect();
+            if let Err(e) = self
+                .store
+                .release_leases(&self.config.lease_owner, &unsent)
+                .await
+            {
+                tracing::error!(error = %e, count = unsent.len(), "cannot give the unsent hand-offs back; they are claimed when their leases run out");
             }
         });
         DispatcherHandle { shutdown, task }

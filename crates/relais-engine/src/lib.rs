@@ -2,6 +2,7 @@
 //! channels.
 
 pub mod dispatch;
+pub mod handoff;
 pub mod import;
 pub mod inbound;
 pub mod nlu;

@@ -2,6 +2,7 @@
 //! personalise, pick the route, hold for `send_at` and quiet hours, and store the message
 //! with its outbox row in one transaction.
 
+use crate::handoff::{Handoff, Reservation};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use relais_core::channel::ChannelKind;
@@ -205,6 +206,32 @@ pub struct AcceptContext<'a> {
     pub now: Timestamp,
     /// Channel kinds with an adapter, for routing requests that name no channel.
     pub configured: &'a [ChannelKind],
+    /// The running dispatcher's hand-off queue, if messages due now go straight to it.
+    pub handoff: Option<&'a Handoff>,
+}
+
+/// Stores accepted messages in one transaction. Those due now go straight to the running
+/// dispatcher when its queue has room (their outbox rows leased to it); the others wait
+/// in the outbox for a claim.
+async fn store_accepted(ctx: AcceptContext<'_>, messages: &[NewMessage]) -> Result<(), StoreError> {
+    let due_now = messages
+        .iter()
+        .filter(|m| m.due_at.is_some_and(|due| due <= ctx.now))
+        .count();
+    let reservation = ctx.handoff.and_then(|h| h.reserve(due_now, ctx.now));
+    ctx.store
+        .insert_messages_leased(messages, reservation.as_ref().map(Reservation::lease))
+        .await?;
+    if let Some(reservation) = reservation {
+        let owner = reservation.lease().owner.clone();
+        if let Err(ids) = reservation.deliver(messages)
+            && let Err(e) = ctx.store.release_leases(&owner, &ids).await
+        {
+            // Stored all the same: they are claimed once the lease runs out.
+            tracing::warn!(error = %e, count = ids.len(), "cannot give up the leases of messages the stopped dispatcher did not take");
+        }
+    }
+    Ok(())
 }
 
 /// Accepts one message: stores it (or finds it again by its Idempotency-Key).
@@ -229,11 +256,7 @@ pub async fn accept(
         status: message.status,
         replayed: false,
     };
-    match ctx
-        .store
-        .insert_messages(std::slice::from_ref(&message))
-        .await
-    {
+    match store_accepted(ctx, std::slice::from_ref(&message)).await {
         Ok(()) => Ok(accepted),
         // Two requests with one key raced; the loser answers like a replay.
         Err(StoreError::Conflict(detail)) => match &idempotency {
@@ -318,7 +341,7 @@ pub async fn accept_batch(
             Err(e) => items.push(BatchItem::Refused(e)),
         }
     }
-    ctx.store.insert_messages(&messages).await?;
+    store_accepted(ctx, &messages).await?;
     Ok(items)
 }
 

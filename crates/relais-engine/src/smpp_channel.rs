@@ -438,6 +438,11 @@ impl SmppChannels {
         self.registry.clone()
     }
 
+    /// The hand-off queue of the dispatcher that runs with [`SmppChannels::registry`].
+    pub fn handoff(&self) -> &crate::handoff::Handoff {
+        self.registry.handoff()
+    }
+
     /// Starts every tenant's stored `smpp` channel; the number started.
     pub async fn load(&self) -> Result<usize, StoreError> {
         let records = self.deps.store.channels_of_kind(KIND).await?;

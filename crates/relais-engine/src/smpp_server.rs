@@ -130,6 +130,8 @@ struct Handler {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     rules: AddressRules,
+    /// The running dispatcher's hand-off queue, if submits due now go straight to it.
+    handoff: Option<crate::handoff::Handoff>,
     /// When held parts were last looked at for expiry (at most once a second).
     swept: Mutex<Option<Timestamp>>,
     /// Parts are held one at a time, in the order their submits arrived: a session handles
@@ -270,6 +272,7 @@ impl SubmitHandler<Esme> for Handler {
             rules: self.rules,
             now,
             configured: SANDBOX_KINDS,
+            handoff: self.handoff.as_ref(),
         };
         let outcome = accept(context, &ctx.principal.tenant_id, request, None).await;
         // Accepted or refused, the message is done with its parts (a retried last part of a
@@ -399,12 +402,14 @@ async fn send_receipts(store: Arc<dyn Store>, clock: Arc<dyn Clock>, handle: Ser
     }
 }
 
-/// Serves ESMEs on `listener` until `shutdown` resolves.
+/// Serves ESMEs on `listener` until `shutdown` resolves; accepted submits due now go to
+/// `handoff`'s dispatcher when given.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     rules: AddressRules,
+    handoff: Option<crate::handoff::Handoff>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let server = SmppServer::new(
@@ -419,6 +424,7 @@ pub async fn serve(
             store: store.clone(),
             clock: clock.clone(),
             rules,
+            handoff,
             swept: Mutex::new(None),
             holding: tokio::sync::Mutex::new(()),
         },
@@ -464,6 +470,7 @@ mod tests {
             rules: AddressRules {
                 default_country: None,
             },
+            handoff: None,
             swept: Mutex::new(None),
             holding: tokio::sync::Mutex::new(()),
         };

@@ -177,6 +177,7 @@ impl World {
             },
             now: self.clock.now(),
             configured: SANDBOX_KINDS,
+            handoff: None,
         }
     }
 

@@ -93,6 +93,7 @@ async fn smpp_server(store: &Arc<dyn Store>) -> SmppServer {
         relais_core::contact::AddressRules {
             default_country: None,
         },
+        None,
         async {
             let _ = stopped.await;
         },

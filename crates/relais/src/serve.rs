@@ -158,6 +158,7 @@ async fn start_smpp_server(
         state.store.clone(),
         state.clock.clone(),
         state.address_rules(),
+        Some(state.channels.handoff().clone()),
         async move {
             let _ = stopped.await;
         },

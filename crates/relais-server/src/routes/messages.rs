@@ -158,6 +158,7 @@ fn context(state: &AppState) -> AcceptContext<'_> {
         rules: state.address_rules(),
         now: state.clock.now(),
         configured: SANDBOX_KINDS,
+        handoff: Some(state.channels.handoff()),
     }
 }
 

@@ -702,6 +702,37 @@ pub async fn recipients_are_resolved_and_created_in_bulk(store: &dyn Store) {
     );
 }
 
+/// Two requests creating the same new recipients at once never make two contacts of one
+/// identity: one of them may be told to retry (a conflict, nothing written), and the retry
+/// finds what the other created.
+pub async fn recipients_created_at_once_by_two_requests_are_one_contact(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    for round in 0..20 {
+        let wanted: Vec<Identity> = (0..50)
+            .map(|i| sms(&format!("+336{round:02}{i:06}")))
+            .collect();
+        let resolve = || async {
+            for _ in 0..5 {
+                match store.resolve_or_create_contacts(&t, &wanted, t0()).await {
+                    Err(StoreError::Conflict(_)) => continue,
+                    other => return other.unwrap(),
+                }
+            }
+            panic!("still a conflict after five tries");
+        };
+        let (a, b) = tokio::join!(resolve(), resolve());
+        let ids = |c: &[relais_core::contact::Contact]| {
+            c.iter().map(|c| c.id.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&a), ids(&b), "round {round}");
+        let again = store
+            .resolve_or_create_contacts(&t, &wanted, t0())
+            .await
+            .unwrap();
+        assert_eq!(ids(&again), ids(&a));
+    }
+}
+
 pub async fn settings_and_models_are_per_tenant(store: &dyn Store) {
     let a = store.create_tenant("acme", t0()).await.unwrap().id;
     let b = store.create_tenant("globex", t0()).await.unwrap().id;
@@ -1993,6 +2024,7 @@ macro_rules! conformance_suite {
             import_creates_updates_and_rejects,
             consent_ledger_is_append_only_and_decides,
             recipients_are_resolved_and_created_in_bulk,
+            recipients_created_at_once_by_two_requests_are_one_contact,
             settings_and_models_are_per_tenant,
             messages_are_isolated_per_tenant,
             idempotency_keys_are_unique_per_tenant,

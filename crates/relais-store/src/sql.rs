@@ -160,20 +160,34 @@ macro_rules! impl_sql_store {
                 rows: &[(&str, &Identity)],
                 now: Timestamp,
             ) -> StoreResult<()> {
-                for chunk in rows.chunks(MAX_PARAMS / 5) {
-                    let mut q = sqlx::QueryBuilder::<Db>::new(
-                        "INSERT INTO identities (tenant_id, channel, address, contact_id, created_at) ",
-                    );
-                    q.push_values(chunk, |mut b, (contact_id, identity)| {
-                        b.push_bind(tenant)
-                            .push_bind(identity.channel.as_str())
-                            .push_bind(identity.address.as_str())
-                            .push_bind(*contact_id)
-                            .push_bind(micros(now));
-                    });
+                for mut q in identity_inserts(tenant, rows, now) {
                     q.build().execute(&mut **tx).await.map_err(identity_conflict)?;
                 }
                 Ok(())
+            }
+
+            /// The statements inserting `rows` (contact id, identity); a taken identity
+            /// fails them (see `identity_conflict`).
+            fn identity_inserts<'a>(
+                tenant: &'a str,
+                rows: &[(&'a str, &'a Identity)],
+                now: Timestamp,
+            ) -> Vec<sqlx::QueryBuilder<Db>> {
+                rows.chunks(MAX_PARAMS / 5)
+                    .map(|chunk| {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "INSERT INTO identities (tenant_id, channel, address, contact_id, created_at) ",
+                        );
+                        q.push_values(chunk, |mut b, (contact_id, identity)| {
+                            b.push_bind(tenant)
+                                .push_bind(identity.channel.as_str())
+                                .push_bind(identity.address.as_str())
+                                .push_bind(*contact_id)
+                                .push_bind(micros(now));
+                        });
+                        q
+                    })
+                    .collect()
             }
 
             /// The owners of each of `addresses` (distinct), on every channel, earliest
@@ -718,17 +732,10 @@ macro_rules! impl_sql_store {
                     let mut owners = owners_by_address(&mut *self.reader().acquire().await?, tenant, &addresses).await?;
                     let mut created: HashMap<String, Contact> = HashMap::new();
                     if identities.iter().any(|i| owner_of(&owners, i).is_none()) {
-                        let mut tx = self.writer().begin().await?;
-                        // Again under the write lock: another request may have created some.
-                        let mut missing: Vec<&str> = identities
-                            .iter()
-                            .filter(|i| owner_of(&owners, i).is_none())
-                            .map(|i| i.address.as_str())
-                            .collect();
-                        missing.sort_unstable();
-                        missing.dedup();
-                        let fresh = owners_by_address(&mut *tx, tenant, &missing).await?;
-                        owners.extend(fresh);
+                        // Everything is built before the write lock is taken. Another
+                        // request may create one of these identities meanwhile: then the
+                        // identities' key refuses the insert, nothing is written, and the
+                        // caller gets a conflict to retry from the read.
                         let mut new_identities: Vec<(String, &Identity)> = Vec::new();
                         let stamp = from_micros(micros(now))?;
                         for identity in identities {
@@ -749,6 +756,7 @@ macro_rules! impl_sql_store {
                             new_identities.push((id, identity));
                         }
                         let empty = attributes_to_json(&Attributes::new());
+                        let mut contacts = Vec::new();
                         for chunk in new_identities.chunks(MAX_PARAMS / 7) {
                             let mut q = sqlx::QueryBuilder::<Db>::new(
                                 "INSERT INTO contacts (id, tenant_id, attributes, timezone, locale, created_at, updated_at) ",
@@ -762,10 +770,17 @@ macro_rules! impl_sql_store {
                                     .push_bind(micros(now))
                                     .push_bind(micros(now));
                             });
-                            q.build().execute(&mut *tx).await?;
+                            contacts.push(q);
                         }
                         let rows: Vec<(&str, &Identity)> = new_identities.iter().map(|(c, i)| (c.as_str(), *i)).collect();
-                        insert_identities(&mut tx, tenant, &rows, now).await?;
+                        let mut identity_rows = identity_inserts(tenant, &rows, now);
+                        let mut tx = self.writer().begin().await?;
+                        for q in &mut contacts {
+                            q.build().execute(&mut *tx).await?;
+                        }
+                        for q in &mut identity_rows {
+                            q.build().execute(&mut *tx).await.map_err(identity_conflict)?;
+                        }
                         tx.commit().await?;
                     }
                     let mut existing: Vec<String> = identities

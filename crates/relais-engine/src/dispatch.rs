@@ -25,7 +25,7 @@ use relais_store::{
     Message, MessageEvent, OutboxItem, OutboxNext, OutboxPhase, Settlement, StepMove, Store,
     StoreError,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -277,6 +277,13 @@ struct Round {
     sends: Vec<PendingSend>,
 }
 
+/// A round whose sends were answered, waiting to be written.
+struct Sent {
+    report: RoundReport,
+    settlements: Vec<(String, Settlement)>,
+    now: Timestamp,
+}
+
 /// What [`Dispatcher::triage`] made of a claimed row.
 enum Triage {
     Settle(String, Box<Settlement>),
@@ -309,6 +316,8 @@ pub struct Dispatcher {
     buckets: Mutex<Buckets>,
     rng: Mutex<StdRng>,
     webhooks: Option<crate::webhooks::WebhookWorker>,
+    /// When a claim last found nothing, until a claim finds something again.
+    found_nothing_at: Mutex<Option<Timestamp>>,
 }
 
 impl Dispatcher {
@@ -323,6 +332,7 @@ impl Dispatcher {
             buckets: Mutex::new(Buckets::default()),
             rng: Mutex::new(StdRng::from_entropy()),
             webhooks: None,
+            found_nothing_at: Mutex::new(None),
         }
     }
 
@@ -382,19 +392,38 @@ impl Dispatcher {
         receipts.extend(self.registry.receipts().take());
         report.receipts = receipts.len();
         // What waits in the outbox since before the oldest hand-off goes first (retries,
-        // scheduled messages, a backlog); hand-offs fill the rest of the round.
+        // scheduled messages, a backlog); hand-offs fill the rest of the round. While
+        // hand-offs keep coming and the last claim found nothing, the outbox is looked at
+        // every CLAIM_PAUSE instead of every round.
         let handoff = self.registry.handoff();
-        let due_by = handoff.head_due().map_or(now, |head| head.min(now));
-        let mut items = self
-            .store
-            .claim_due_by(
-                now,
-                due_by,
-                self.config.batch,
-                &self.config.lease_owner,
-                self.config.lease_for,
-            )
-            .await?;
+        let head = handoff.head_due();
+        let mut found_nothing_at = self
+            .found_nothing_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let paused = head.is_some()
+            && found_nothing_at.is_some_and(|at| now.duration_since(at) < CLAIM_PAUSE);
+        let mut items = if paused {
+            Vec::new()
+        } else {
+            let claimed = self
+                .store
+                .claim_due_by(
+                    now,
+                    head.map_or(now, |head| head.min(now)),
+                    self.config.batch,
+                    &self.config.lease_owner,
+                    self.config.lease_for,
+                )
+                .await?;
+            found_nothing_at = claimed.is_empty().then_some(now);
+            claimed
+        };
+        *self
+            .found_nothing_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = found_nothing_at;
         let room = usize::try_from(self.config.batch)
             .unwrap_or(usize::MAX)
             .saturating_sub(items.len());
@@ -421,6 +450,12 @@ impl Dispatcher {
 
     /// The second half: sends, settles the round in one transaction, delivers webhooks.
     async fn finish_round(&self, round: Round) -> Result<RoundReport, DispatchError> {
+        let sent = self.send_round(round).await?;
+        self.settle_sent(sent).await
+    }
+
+    /// The sends of a round and what each answer makes of its message.
+    async fn send_round(&self, round: Round) -> Result<Sent, DispatchError> {
         let Round {
             mut report,
             mut settlements,
@@ -475,6 +510,21 @@ impl Dispatcher {
             s.sending = send.sending;
             settlements.push((send.item.message.id.clone(), s));
         }
+        Ok(Sent {
+            report,
+            settlements,
+            now,
+        })
+    }
+
+    /// Writes a sent round in one transaction, with the receipts read meanwhile, then
+    /// delivers webhooks.
+    async fn settle_sent(&self, sent: Sent) -> Result<RoundReport, DispatchError> {
+        let Sent {
+            mut report,
+            settlements,
+            now,
+        } = sent;
         let meanwhile = self.registry.receipts().take();
         report.receipts += meanwhile.len();
         let kept = self
@@ -1094,8 +1144,19 @@ pub async fn apply_receipt_to(
 }
 
 /// The dispatcher running in the background.
+/// A spawned round: its sends, then its settle.
+type RoundTask = tokio::task::JoinHandle<Result<RoundReport, DispatchError>>;
+
+/// Rounds sent and not yet settled at most: the newest is sent while the one before it
+/// is written.
+const UNSETTLED_ROUNDS: usize = 2;
+
 /// The hand-off queue holds this many rounds.
 const HANDOFF_ROUNDS: usize = 16;
+
+/// How long a dispatcher fed by hand-offs goes without looking at the outbox once a
+/// claim found nothing there: the longest a retry or a scheduled message waits for it.
+const CLAIM_PAUSE: SignedDuration = SignedDuration::from_millis(100);
 
 pub struct DispatcherHandle {
     shutdown: CancellationToken,
@@ -1131,15 +1192,31 @@ impl Dispatcher {
         );
         let task = tokio::spawn(async move {
             let failed = self.config.idle.max(std::time::Duration::from_secs(1));
-            let mut finishing: Option<tokio::task::JoinHandle<Result<RoundReport, DispatchError>>> =
-                None;
+            // Rounds sent and not yet settled, oldest first; each settles after the one
+            // before it.
+            let mut unsettled: VecDeque<RoundTask> = VecDeque::new();
+            let mut last_settled: Option<tokio::sync::oneshot::Receiver<()>> = None;
+            let mut last_sent: Option<tokio::sync::oneshot::Receiver<()>> = None;
             loop {
                 let begun = self.begin_round().await;
                 let mut rest = None;
                 let mut webhooks = 0;
-                if let Some(previous) = finishing.take() {
-                    match previous.await {
-                        Ok(Ok(r)) => webhooks = r.webhooks,
+                // A round goes out once the previous one's sends are answered, while that
+                // one is being written: the channels and the store's writer work at the
+                // same time.
+                if let Some(sent) = last_sent.take() {
+                    let _ = sent.await;
+                }
+                let idle = begun
+                    .as_ref()
+                    .is_ok_and(|r| r.report.claimed == 0 && r.report.receipts == 0);
+                let keep = if idle { 0 } else { UNSETTLED_ROUNDS - 1 };
+                while unsettled.len() > keep {
+                    let Some(oldest) = unsettled.pop_front() else {
+                        break;
+                    };
+                    match oldest.await {
+                        Ok(Ok(r)) => webhooks += r.webhooks,
                         Ok(Err(e)) => {
                             tracing::error!(error = %e, "dispatcher round failed");
                             rest = Some(failed);
@@ -1152,13 +1229,28 @@ impl Dispatcher {
                 }
                 match begun {
                     Ok(round) => {
-                        let busy = round.report.claimed > 0 || round.report.receipts > 0;
-                        if !busy && webhooks == 0 {
+                        if idle && webhooks == 0 {
                             rest = rest.or(Some(self.config.idle));
                         }
+                        let (sent, sent_rx) = tokio::sync::oneshot::channel();
+                        let (settled, settled_rx) = tokio::sync::oneshot::channel::<()>();
+                        let previous = last_settled.replace(settled_rx);
+                        last_sent = Some(sent_rx);
                         let this = self.clone();
-                        finishing =
-                            Some(tokio::spawn(async move { this.finish_round(round).await }));
+                        unsettled.push_back(tokio::spawn(async move {
+                            let answered = this.send_round(round).await;
+                            let _ = sent.send(());
+                            if let Some(previous) = previous {
+                                // Dropped unanswered if that round ended badly: go on.
+                                let _ = previous.await;
+                            }
+                            let result = match answered {
+                                Ok(answered) => this.settle_sent(answered).await,
+                                Err(e) => Err(e),
+                            };
+                            drop(settled);
+                            result
+                        }));
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "dispatcher round failed");
@@ -1177,10 +1269,10 @@ impl Dispatcher {
                     }
                 }
             }
-            // The round being sent is settled before the dispatcher stops, and the receipts
-            // read meanwhile are written.
-            if let Some(last) = finishing.take() {
-                match last.await {
+            // The rounds being sent are settled before the dispatcher stops, and the
+            // receipts read meanwhile are written.
+            while let Some(round) = unsettled.pop_front() {
+                match round.await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::error!(error = %e, "dispatcher round failed"),
                     Err(e) => tracing::error!(error = %e, "dispatcher round ended badly"),

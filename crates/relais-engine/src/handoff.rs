@@ -353,4 +353,67 @@ mod tests {
             "every outbox row is done"
         );
     }
+    #[tokio::test]
+    async fn while_hand_offs_keep_coming_the_outbox_is_still_looked_at_every_100_ms() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+        let tenant = store.create_tenant("acme", t(0)).await.unwrap().id;
+        let clock = Arc::new(ManualClock::new(t(10)));
+        let recorder = Arc::new(Recorder::default());
+        let registry = crate::dispatch::ChannelRegistry::default();
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            clock.clone(),
+            DispatcherConfig {
+                lease_owner: "node-a".into(),
+                lease_for: LEASE,
+                batch: 10,
+                default_rate: 1e9,
+                ..Default::default()
+            },
+        )
+        .with_adapter(recorder.clone())
+        .with_registry(registry.clone());
+        let handoff = registry.handoff();
+        handoff.open("node-a", LEASE, 100);
+        let hand_off = |at: Timestamp| {
+            let store = store.clone();
+            let tenant = tenant.clone();
+            let handoff = handoff.clone();
+            async move {
+                let mut m = message(&tenant, 0);
+                m.created_at = at;
+                m.due_at = Some(at);
+                let reservation = handoff.reserve(1, at).unwrap();
+                store
+                    .insert_messages_leased(std::slice::from_ref(&m), Some(reservation.lease()))
+                    .await
+                    .unwrap();
+                reservation.deliver(std::slice::from_ref(&m)).unwrap();
+                m.id
+            }
+        };
+        let ms = |n: i64| t(10).checked_add(SignedDuration::from_millis(n)).unwrap();
+        // The outbox is empty: the first round's claim finds nothing.
+        let first = hand_off(ms(0)).await;
+        dispatcher.run_once().await.unwrap();
+        // A retry comes due in the outbox meanwhile.
+        let retry = message(&tenant, 10);
+        store
+            .insert_messages(std::slice::from_ref(&retry))
+            .await
+            .unwrap();
+        clock.set(ms(50));
+        let second = hand_off(ms(50)).await;
+        dispatcher.run_once().await.unwrap();
+        clock.set(ms(150));
+        let third = hand_off(ms(150)).await;
+        dispatcher.run_once().await.unwrap();
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            [first, second, retry.id.clone(), third],
+            "50 ms after a claim found nothing the outbox waits; 150 ms after, it goes first"
+        );
+    }
 }

@@ -315,17 +315,15 @@ pub async fn accept_batch(
             ),
         ));
     }
-    let checked = requests
-        .into_iter()
-        .enumerate()
-        .map(|(index, raw)| {
-            let base = format!("/messages/{index}");
-            match serde_path_to_request(&raw) {
-                Ok(request) => check(ctx, request, None, base),
-                Err((pointer, detail)) => Err(invalid(&format!("{base}{pointer}"), detail)),
-            }
-        })
-        .collect();
+    let mut checked = Vec::with_capacity(requests.len());
+    for (index, raw) in requests.into_iter().enumerate() {
+        let base = format!("/messages/{index}");
+        checked.push(match serde_path_to_request(&raw) {
+            Ok(request) => check(ctx, request, None, base),
+            Err((pointer, detail)) => Err(invalid(&format!("{base}{pointer}"), detail)),
+        });
+        yield_now_and_then(index).await;
+    }
     let mut items = Vec::new();
     let mut messages = Vec::new();
     for prepared in prepare_all(ctx, tenant, checked).await? {
@@ -344,6 +342,16 @@ pub async fn accept_batch(
     store_accepted(ctx, &messages).await?;
     Ok(items)
 }
+
+/// Lets the runtime's other tasks run every few dozen messages: a batch takes
+/// milliseconds of CPU, and a task holding the store's one writer must not wait for it.
+async fn yield_now_and_then(index: usize) {
+    if index % YIELD_EVERY == YIELD_EVERY - 1 {
+        tokio::task::yield_now().await;
+    }
+}
+
+const YIELD_EVERY: usize = 64;
 
 /// One message of a batch, read from its own JSON text (the batch body is parsed once,
 /// without building a JSON tree per message).
@@ -497,7 +505,8 @@ async fn prepare_all(
     let mut templates: HashMap<String, ContentTemplate> = HashMap::new();
     let mut channels = ChannelNames::new();
     let mut drafts: Vec<Result<Draft, AcceptError>> = Vec::with_capacity(checked.len());
-    for item in checked {
+    for (index, item) in checked.into_iter().enumerate() {
+        yield_now_and_then(index).await;
         let checked = match item {
             Ok(c) => c,
             Err(e) => {

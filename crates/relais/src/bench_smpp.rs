@@ -7,7 +7,7 @@
 #[path = "../../relais-smpp/tests/support/mod.rs"]
 mod kannel_support;
 
-use crate::bench::{Batches, Bodies, Counter, bar, peak_rss_kib, post_batches};
+use crate::bench::{Batches, Bodies, Counter, bar, cpu_secs, peak_rss_kib, post_batches};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +60,8 @@ struct Figures {
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
     peak_rss_kib: Option<u64>,
+    /// CPU time the measured processes used during the run.
+    cpu_secs: Option<f64>,
     note: String,
 }
 
@@ -117,19 +119,25 @@ pub async fn run(args: SmppBenchArgs) -> anyhow::Result<()> {
         )
     };
     println!(
-        "{:<8} {:>9} {:>9} {:>12} {:>11} {:>11} {:>12}",
-        "side", "messages", "secs", "msg/s", "p50", "p99", "peak RSS"
+        "{:<8} {:>9} {:>9} {:>12} {:>11} {:>11} {:>12} {:>9} {:>10}",
+        "side", "messages", "secs", "msg/s", "p50", "p99", "peak RSS", "CPU s", "CPU µs/msg"
     );
     let row = |name: &str, f: &Figures| {
         println!(
-            "{:<8} {:>9} {:>9.3} {:>12} {:>11} {:>11} {:>12}",
+            "{:<8} {:>9} {:>9.3} {:>12} {:>11} {:>11} {:>12} {:>9} {:>10}",
             name,
             f.messages,
             f.secs,
             format!("{:.0}", f.rate()),
             cell(f.p50_ms, "ms"),
             cell(f.p99_ms, "ms"),
-            rss(f.peak_rss_kib)
+            rss(f.peak_rss_kib),
+            f.cpu_secs
+                .map_or_else(|| "-".to_owned(), |c| format!("{c:.2}")),
+            f.cpu_secs.map_or_else(
+                || "-".to_owned(),
+                |c| format!("{:.0}", c * 1e6 / f.messages.max(1) as f64)
+            ),
         );
     };
     row("relais", &relais);
@@ -260,6 +268,7 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
             })
         },
     );
+    let cpu_before = cpu_secs("self");
     let started = Instant::now();
     let accepted = post_batches(&client, &base, &auth, bodies, &accept_bar).await?;
     let accept_secs = started.elapsed().as_secs_f64();
@@ -270,6 +279,9 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
         .wait_for_delivery(&tenant.id, accepted as u64, &done_bar)
         .await?;
     let secs = all_delivered.duration_since(started).as_secs_f64();
+    let cpu = cpu_secs("self")
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     done_bar.finish();
 
     // Latency accepted → delivered from the event log (µs timestamps), every message.
@@ -299,11 +311,12 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
         p50_ms: percentile(&lat, 0.50),
         p99_ms: percentile(&lat, 0.99),
         peak_rss_kib: peak,
+        cpu_secs: cpu,
         note: format!(
             "first POST -> last `delivered` stored; all {accepted} accepted over HTTP in {accept_secs:.3}s \
              ({:.0}/s, batches of {}, {} clients); simulator saw {sim_submits} submits, sent {sim_receipts} receipts; \
-             latency = accepted event -> delivered event ({} messages); peak RSS is the whole process \
-             (HTTP server, dispatcher, SQLite AND the simulator)",
+             latency = accepted event -> delivered event ({} messages); peak RSS and CPU are the whole process \
+             (HTTP server, dispatcher, SQLite AND the simulator and the HTTP client)",
             accepted as f64 / accept_secs,
             args.batch,
             args.clients,
@@ -413,6 +426,11 @@ async fn bench_kannel(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let base_receipts = sim.stats.receipts_sent.load(Ordering::Relaxed);
 
+    let conf = kannel.dir.path().join("kannel.conf");
+    let pids = pids_with(&conf.display().to_string());
+    let kannel_cpu =
+        |pids: &[String]| -> Option<f64> { pids.iter().map(|p| cpu_secs(p)).sum::<Option<f64>>() };
+    let cpu_before = kannel_cpu(&pids);
     let t0 = Instant::now();
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
     let arrived: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
@@ -492,6 +510,9 @@ async fn bench_kannel(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let cpu = kannel_cpu(&pids)
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     done_bar.finish();
     let got = callbacks.load(Ordering::Relaxed) as usize;
     let last_us = arrived
@@ -508,8 +529,6 @@ async fn bench_kannel(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
         .map(|(s, a)| a.saturating_sub(s))
         .collect();
     lat.sort_unstable();
-    let conf = kannel.dir.path().join("kannel.conf");
-    let pids = pids_with(&conf.display().to_string());
     let peak: u64 = pids.iter().filter_map(|p| peak_rss_kib(p)).sum();
     drop(kannel);
     let _ = stop_sim.send(());
@@ -523,11 +542,12 @@ async fn bench_kannel(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
         p50_ms: percentile(&lat, 0.50),
         p99_ms: percentile(&lat, 0.99),
         peak_rss_kib: (!pids.is_empty()).then_some(peak),
+        cpu_secs: cpu.filter(|_| !pids.is_empty()),
         note: format!(
             "first sendsms -> last `delivered` DLR callback (dlr-mask 3, internal DLR storage); \
              {accepted} accepted over HTTP in {http_secs:.3}s ({} keep-alive connections, one message per GET); \
              simulator had sent every receipt after {}; latency = sendsms request -> DLR callback; \
-             peak RSS = bearerbox + smsbox ({} processes), simulator not included",
+             peak RSS and CPU = bearerbox + smsbox ({} processes), simulator and HTTP client not included",
             args.http_conns,
             sim_all_at.map_or_else(|| "-".to_owned(), |s| format!("{s:.3}s")),
             pids.len()

@@ -294,8 +294,19 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn what_waits_in_the_outbox_since_before_the_hand_offs_goes_first() {
+    /// A dispatcher ("node-a", run by hand) on a fresh SQLite store at 10 s, recording
+    /// what it sends.
+    struct Rig {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        tenant: String,
+        clock: Arc<ManualClock>,
+        recorder: Arc<Recorder>,
+        registry: crate::dispatch::ChannelRegistry,
+        dispatcher: Dispatcher,
+    }
+
+    async fn rig(batch: u32) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
@@ -309,13 +320,35 @@ mod tests {
             DispatcherConfig {
                 lease_owner: "node-a".into(),
                 lease_for: LEASE,
-                batch: 2,
+                batch,
                 default_rate: 1e9,
                 ..Default::default()
             },
         )
         .with_adapter(recorder.clone())
         .with_registry(registry.clone());
+        Rig {
+            _dir: dir,
+            store,
+            tenant,
+            clock,
+            recorder,
+            registry,
+            dispatcher,
+        }
+    }
+
+    #[tokio::test]
+    async fn what_waits_in_the_outbox_since_before_the_hand_offs_goes_first() {
+        let Rig {
+            _dir,
+            store,
+            tenant,
+            clock: _,
+            recorder,
+            registry,
+            dispatcher,
+        } = rig(2).await;
         // Stored before the dispatcher ran: due at 5s, unleased.
         let older = message(&tenant, 5);
         store
@@ -355,26 +388,15 @@ mod tests {
     }
     #[tokio::test]
     async fn while_hand_offs_keep_coming_the_outbox_is_still_looked_at_every_100_ms() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
-        let tenant = store.create_tenant("acme", t(0)).await.unwrap().id;
-        let clock = Arc::new(ManualClock::new(t(10)));
-        let recorder = Arc::new(Recorder::default());
-        let registry = crate::dispatch::ChannelRegistry::default();
-        let dispatcher = Dispatcher::new(
-            store.clone(),
-            clock.clone(),
-            DispatcherConfig {
-                lease_owner: "node-a".into(),
-                lease_for: LEASE,
-                batch: 10,
-                default_rate: 1e9,
-                ..Default::default()
-            },
-        )
-        .with_adapter(recorder.clone())
-        .with_registry(registry.clone());
+        let Rig {
+            _dir,
+            store,
+            tenant,
+            clock,
+            recorder,
+            registry,
+            dispatcher,
+        } = rig(10).await;
         let handoff = registry.handoff();
         handoff.open("node-a", LEASE, 100);
         let hand_off = |at: Timestamp| {

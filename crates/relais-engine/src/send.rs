@@ -322,7 +322,6 @@ pub async fn accept_batch(
             Ok(request) => check(ctx, request, None, base),
             Err((pointer, detail)) => Err(invalid(&format!("{base}{pointer}"), detail)),
         });
-        yield_now_and_then(index).await;
     }
     let mut items = Vec::new();
     let mut messages = Vec::new();
@@ -342,16 +341,6 @@ pub async fn accept_batch(
     store_accepted(ctx, &messages).await?;
     Ok(items)
 }
-
-/// Lets the runtime's other tasks run every few dozen messages: a batch takes
-/// milliseconds of CPU, and a task holding the store's one writer must not wait for it.
-async fn yield_now_and_then(index: usize) {
-    if index % YIELD_EVERY == YIELD_EVERY - 1 {
-        tokio::task::yield_now().await;
-    }
-}
-
-const YIELD_EVERY: usize = 64;
 
 /// One message of a batch, read from its own JSON text (the batch body is parsed once,
 /// without building a JSON tree per message).
@@ -505,8 +494,7 @@ async fn prepare_all(
     let mut templates: HashMap<String, ContentTemplate> = HashMap::new();
     let mut channels = ChannelNames::new();
     let mut drafts: Vec<Result<Draft, AcceptError>> = Vec::with_capacity(checked.len());
-    for (index, item) in checked.into_iter().enumerate() {
-        yield_now_and_then(index).await;
+    for item in checked {
         let checked = match item {
             Ok(c) => c,
             Err(e) => {

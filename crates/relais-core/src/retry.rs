@@ -1,8 +1,11 @@
 //! When to try a send again after it failed, and when a message is too old to send at all.
 //!
-//! Retries use exponential backoff with "full jitter": the delay before retry `n` is drawn
-//! uniformly from `[0, min(cap, base × 2^(n-1))]`. The jitter spreads the retries of many
-//! messages that failed together (a provider outage) so they do not come back as one wave.
+//! Retries use exponential backoff with jitter that never goes back: the delay before
+//! retry `n` is drawn uniformly from `[c(n-1), c(n)]`, where `c(n) = min(cap, base × 2^(n-1))`
+//! and `c(0) = base / 2`. Each delay is at least as long as any delay before it (the old
+//! "full jitter" drew from `[0, c(n)]` and could retry twice within 50 ms), and the jitter
+//! still spreads the retries of many messages that failed together (a provider outage) so
+//! that they do not come back as one wave. Once the cap is reached the delay is the cap.
 //!
 //! Durations in the API (`validity`, fallback `within`) are written `"10m"`, `"1h 30m"`,
 //! `"PT10M"` or as an integer number of seconds; [`parse_duration`] reads them.
@@ -14,15 +17,19 @@ use std::fmt;
 
 /// Whether trying again can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
-    /// Throttling, timeouts, a provider's 5xx, a dropped SMPP bind: may work later.
+    /// Throttling, timeouts, a provider's 5xx, a bind lost with the message in flight: may
+    /// work later.
     Transient,
     /// An invalid number, a refused content, a blocked sender: will fail the same way again.
     Permanent,
+    /// The message never left: the channel has no live connection to its provider. It
+    /// waits for the channel without spending an attempt.
+    NotSent,
 }
 
-/// Exponential backoff with full jitter.
+/// Exponential backoff with jitter, each delay at least as long as the one before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     base: SignedDuration,
@@ -124,7 +131,8 @@ impl RetryPolicy {
     }
 
     /// When to try again after `attempts_made` attempts have failed, or `None` when the
-    /// policy's attempts are used up.
+    /// policy's attempts are used up. The delay is drawn from `[c(n-1), c(n)]` (see the
+    /// module's doc): never shorter than the delay before it.
     pub fn next_retry<R: Rng + ?Sized>(
         &self,
         attempts_made: u32,
@@ -134,10 +142,25 @@ impl RetryPolicy {
         if attempts_made >= self.max_attempts {
             return None;
         }
-        let ceiling_ms =
-            i64::try_from(self.backoff_ceiling(attempts_made).as_millis()).unwrap_or(i64::MAX);
-        let delay = SignedDuration::from_millis(rng.gen_range(0..=ceiling_ms));
+        let delay = self.draw_delay(attempts_made, rng);
         Some(now.checked_add(delay).unwrap_or(Timestamp::MAX))
+    }
+
+    /// The floor of the delay before the retry that follows attempt `attempts_made`: the
+    /// previous ceiling (half the base for the first retry).
+    pub fn backoff_floor(&self, attempts_made: u32) -> SignedDuration {
+        if attempts_made <= 1 {
+            self.base / 2
+        } else {
+            self.backoff_ceiling(attempts_made - 1)
+        }
+    }
+
+    fn draw_delay<R: Rng + ?Sized>(&self, attempts_made: u32, rng: &mut R) -> SignedDuration {
+        let ms = |d: SignedDuration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let floor = ms(self.backoff_floor(attempts_made));
+        let ceiling = ms(self.backoff_ceiling(attempts_made)).max(floor);
+        SignedDuration::from_millis(rng.gen_range(floor..=ceiling))
     }
 
     /// The full decision after a failed attempt: give up on permanent errors, on exhausted
@@ -151,8 +174,19 @@ impl RetryPolicy {
         expires_at: Option<Timestamp>,
         rng: &mut R,
     ) -> RetryDecision {
-        if class == ErrorClass::Permanent {
-            return RetryDecision::GiveUp(GiveUpReason::Permanent);
+        match class {
+            ErrorClass::Permanent => return RetryDecision::GiveUp(GiveUpReason::Permanent),
+            // Nothing was spent: wait the first delay, whatever the count, within validity.
+            ErrorClass::NotSent => {
+                let at = now
+                    .checked_add(self.draw_delay(1, rng))
+                    .unwrap_or(Timestamp::MAX);
+                return match expires_at {
+                    Some(end) if at >= end => RetryDecision::GiveUp(GiveUpReason::WouldExpire),
+                    _ => RetryDecision::RetryAt(at),
+                };
+            }
+            ErrorClass::Transient => {}
         }
         match self.next_retry(attempts_made, now, rng) {
             None => RetryDecision::GiveUp(GiveUpReason::AttemptsExhausted),
@@ -501,6 +535,61 @@ mod tests {
             .to_string();
         assert!(err.contains("too long"), "{err}");
         assert!(serde_json::from_str::<Validity>("-5").is_err());
+    }
+
+    #[test]
+    fn each_retry_waits_at_least_as_long_as_the_one_before() {
+        let p = policy();
+        let now = ts("2026-11-21T10:00:00Z");
+        for seed in 0..200 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let delays: Vec<SignedDuration> = (1..5)
+                .map(|n| p.next_retry(n, now, &mut rng).unwrap().duration_since(now))
+                .collect();
+            assert!(
+                delays.windows(2).all(|w| w[0] <= w[1]),
+                "seed {seed}: {delays:?}"
+            );
+            assert!(delays[0] >= SignedDuration::from_millis(500), "{delays:?}");
+        }
+        let capped = RetryPolicy::new(
+            SignedDuration::from_secs(1),
+            SignedDuration::from_secs(4),
+            10,
+        )
+        .unwrap();
+        let mut rng = StdRng::seed_from_u64(3);
+        for n in 4..9 {
+            assert_eq!(
+                capped
+                    .next_retry(n, now, &mut rng)
+                    .unwrap()
+                    .duration_since(now),
+                SignedDuration::from_secs(4),
+                "at the cap the delay is the cap"
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_that_never_left_waits_without_spending_attempts() {
+        let p = policy();
+        let now = ts("2026-11-21T10:00:00Z");
+        let mut rng = StdRng::seed_from_u64(1);
+        match p.decide(ErrorClass::NotSent, 50, now, None, &mut rng) {
+            RetryDecision::RetryAt(at) => assert!(at.duration_since(now) <= p.backoff_ceiling(1)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            p.decide(
+                ErrorClass::NotSent,
+                1,
+                now,
+                Some(now + SignedDuration::from_millis(10)),
+                &mut rng
+            ),
+            RetryDecision::GiveUp(GiveUpReason::WouldExpire)
+        );
     }
 
     proptest! {

@@ -129,7 +129,8 @@ async fn bench_relais(a: &Args) -> f64 {
                     Err(_) => continue,
                 };
                 match ev {
-                    Some(SmppEvent::Receipt(r)) => {
+                    Some(SmppEvent::Receipt(r, ack)) => {
+                        ack.confirm();
                         let idx = r
                             .part
                             .as_ref()

@@ -1,7 +1,8 @@
 //! Runs the SMSC simulator until Ctrl-C (the same code `relais smsc-sim` runs).
 //!
 //! `cargo run -p relais-smpp --example smsc_sim -- [--listen 127.0.0.1:2775] [--http 127.0.0.1:2776]
-//!  [--receipt-delay-ms 100] [--failure-rate 0.0] [--throttle-rate 0.0]`
+//!  [--receipt-delay-ms 100] [--failure-rate 0.0] [--throttle-rate 0.0] [--max-tps 200]
+//!  [--redelivery-delay-ms 1000]`
 
 use relais_smpp::simulator::{SimConfig, run};
 
@@ -17,6 +18,8 @@ fn main() {
             "--receipt-delay-ms" => v.parse().map(|d| cfg.receipt_delay_ms = d).is_ok(),
             "--failure-rate" => v.parse().map(|r| cfg.failure_rate = r).is_ok(),
             "--throttle-rate" => v.parse().map(|r| cfg.throttle_rate = r).is_ok(),
+            "--max-tps" => v.parse().map(|r| cfg.max_tps = Some(r)).is_ok(),
+            "--redelivery-delay-ms" => v.parse().map(|d| cfg.redelivery_delay_ms = d).is_ok(),
             "--system-id" => {
                 cfg.system_id = Some(v.clone());
                 true

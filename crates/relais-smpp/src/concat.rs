@@ -169,21 +169,34 @@ pub fn build_parts(
 
 /// Collects inbound parts until a message is complete. Bounded: at most `max_pending`
 /// incomplete messages are kept, and incomplete ones older than `ttl` are given up (returned
-/// by `expire`, so the caller can still deliver what arrived).
+/// by `expire`, so the caller can still deliver what arrived). Each part brings an `A` (its
+/// acknowledgement in the client); a complete message comes out with those of all its
+/// parts, repeated parts included, so that every PDU is answered when the message is.
 #[derive(Debug)]
-pub struct Reassembler {
-    pending: HashMap<(String, String, u16, u8), Pending>,
+pub struct Reassembler<A = ()> {
+    pending: HashMap<(String, String, u16, u8), Pending<A>>,
     max_pending: usize,
     ttl: Duration,
 }
 
 #[derive(Debug)]
-struct Pending {
+struct Pending<A> {
     parts: Vec<Option<String>>,
+    acks: Vec<A>,
     first_seen: Instant,
 }
 
-impl Reassembler {
+/// An incomplete message given up by [`Reassembler::expire`].
+#[derive(Debug)]
+pub struct Incomplete<A> {
+    pub source: String,
+    pub destination: String,
+    /// The parts that arrived, in order, the missing ones left out.
+    pub text: String,
+    pub acks: Vec<A>,
+}
+
+impl<A> Reassembler<A> {
     pub fn new(max_pending: usize, ttl: Duration) -> Self {
         Self {
             pending: HashMap::new(),
@@ -192,20 +205,23 @@ impl Reassembler {
         }
     }
 
-    /// Adds part `udh.seq` of `udh.total` (already decoded to text). Returns the whole text
-    /// when the last missing part arrives. Duplicated parts are ignored.
+    /// Adds part `udh.seq` of `udh.total` (already decoded to text). Returns the whole text,
+    /// with the acknowledgements of every part, when the last missing part arrives. The text
+    /// of a repeated part is ignored (its acknowledgement is kept).
     pub fn push(
         &mut self,
         source: &str,
         destination: &str,
         udh: Udh,
         text: String,
-    ) -> Option<String> {
+        ack: A,
+    ) -> Option<(String, Vec<A>)> {
         if udh.total <= 1 {
-            return Some(text);
+            return Some((text, vec![ack]));
         }
         if udh.seq == 0 || udh.seq > udh.total {
-            return Some(text); // nonsense header: deliver the part as it is rather than hold it
+            // Nonsense header: deliver the part as it is rather than hold it.
+            return Some((text, vec![ack]));
         }
         let key = (
             source.to_string(),
@@ -214,7 +230,8 @@ impl Reassembler {
             udh.total,
         );
         if !self.pending.contains_key(&key) && self.pending.len() >= self.max_pending {
-            // Full: drop the oldest incomplete message to make room (it will be expired data).
+            // Full: drop the oldest incomplete message to make room. Its acknowledgements go
+            // with it unconfirmed, so the SMSC delivers those parts again.
             if let Some(oldest) = self
                 .pending
                 .iter()
@@ -226,22 +243,23 @@ impl Reassembler {
         }
         let entry = self.pending.entry(key.clone()).or_insert_with(|| Pending {
             parts: vec![None; usize::from(udh.total)],
+            acks: Vec::new(),
             first_seen: Instant::now(),
         });
         let slot = usize::from(udh.seq - 1);
         if entry.parts[slot].is_none() {
             entry.parts[slot] = Some(text);
         }
+        entry.acks.push(ack);
         if entry.parts.iter().all(Option::is_some) {
             let done = self.pending.remove(&key)?;
-            return Some(done.parts.into_iter().flatten().collect());
+            return Some((done.parts.into_iter().flatten().collect(), done.acks));
         }
         None
     }
 
-    /// Removes incomplete messages older than the TTL and returns what arrived of them
-    /// (source, destination, text with the missing parts left out).
-    pub fn expire(&mut self, now: Instant) -> Vec<(String, String, String)> {
+    /// Removes incomplete messages older than the TTL and returns what arrived of them.
+    pub fn expire(&mut self, now: Instant) -> Vec<Incomplete<A>> {
         let ttl = self.ttl;
         let old: Vec<_> = self
             .pending
@@ -252,7 +270,12 @@ impl Reassembler {
         old.into_iter()
             .filter_map(|k| {
                 let p = self.pending.remove(&k)?;
-                Some((k.0, k.1, p.parts.into_iter().flatten().collect()))
+                Some(Incomplete {
+                    source: k.0,
+                    destination: k.1,
+                    text: p.parts.into_iter().flatten().collect(),
+                    acks: p.acks,
+                })
             })
             .collect()
     }
@@ -331,23 +354,27 @@ mod tests {
             total: 3,
             seq,
         };
-        assert_eq!(r.push("a", "b", u(2), "B".into()), None);
-        assert_eq!(r.push("a", "b", u(2), "X".into()), None);
-        assert_eq!(r.push("a", "b", u(3), "C".into()), None);
-        assert_eq!(r.push("a", "b", u(1), "A".into()), Some("ABC".to_string()));
+        assert_eq!(r.push("a", "b", u(2), "B".into(), 1), None);
+        assert_eq!(r.push("a", "b", u(2), "X".into(), 2), None);
+        assert_eq!(r.push("a", "b", u(3), "C".into(), 3), None);
+        assert_eq!(
+            r.push("a", "b", u(1), "A".into(), 4),
+            Some(("ABC".to_string(), vec![1, 2, 3, 4])),
+            "every part's acknowledgement, the repeated one's too"
+        );
         assert!(r.is_empty());
     }
 
     #[test]
     fn reassembler_is_bounded_and_expires() {
-        let mut r = Reassembler::new(2, Duration::from_millis(0));
+        let mut r: Reassembler = Reassembler::new(2, Duration::from_millis(0));
         for reference in 0..5 {
             let u = Udh {
                 reference,
                 total: 2,
                 seq: 1,
             };
-            r.push("a", "b", u, "x".into());
+            r.push("a", "b", u, "x".into(), ());
         }
         assert_eq!(r.len(), 2);
         let expired = r.expire(Instant::now());

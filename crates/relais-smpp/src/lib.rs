@@ -3,13 +3,19 @@
 //!
 //! Layout (mini-redis shape): `codec` (frames) → `connection` (buffered reads and batched
 //! writes) → `pdu` / `concat` / `receipt` / `status` (what PDUs mean) → `client`, `server`,
-//! `simulator` (sessions and their state).
+//! `simulator` (sessions and their state). The client's pure rules have their own modules:
+//! `ack` (when a `deliver_sm` is answered), `pace` (how fast a throttled bind submits),
+//! `backoff` (when a lost bind reconnects).
 
+pub mod ack;
+pub mod backoff;
+pub mod bind_throttle;
 pub mod client;
 pub mod codec;
 pub mod concat;
 pub mod connection;
 pub mod correlate;
+pub mod pace;
 pub mod pdu;
 pub mod receipt;
 pub mod server;
@@ -19,6 +25,8 @@ pub mod status;
 
 pub use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 
+pub use ack::Ack;
+pub use bind_throttle::{Admission, BindThrottle, BindThrottleConfig};
 pub use client::{
     BindStyle, ClientConfig, ClientEvents, CodingPolicy, ConnectError, InboundMessage, SmppClient,
     SmppEvent, SubmitError, SubmitOutcome, SubmitRequest,
@@ -31,5 +39,5 @@ pub use server::{
     Authenticator, DeliverError, ServerConfig, ServerHandle, SmppServer, SubmitContext,
     SubmitHandler,
 };
-pub use simulator::{SimConfig, SimHandle, SimStats};
+pub use simulator::{SimConfig, SimCounters, SimHandle, SimStats};
 pub use status::{ErrorKind, classify};

@@ -20,6 +20,15 @@ use rusmpp::{Command, CommandStatus, Pdu};
 use crate::concat::{Udh, parse_udh};
 use crate::receipt::{ReceiptState, format_receipt_text};
 
+/// The optional parameter that carries the application's reference for a message (the
+/// Relais message id) unless a channel names another: the first tag of SMPP 3.4's range for
+/// SMSC vendor-specific parameters (0x1400–0x3FFF). An SMSC that does not know it ignores
+/// it (SMPP 3.4, 3.2.4); one that keeps it can deduplicate a message sent twice.
+pub const DEFAULT_REFERENCE_TLV: u16 = 0x1400;
+
+/// The range of tags a client reference may use.
+pub const VENDOR_TLVS: std::ops::RangeInclusive<u16> = 0x1400..=0x3FFF;
+
 /// esm_class bit "UDH indicator".
 pub const ESM_UDHI: u8 = 0x40;
 /// esm_class message type "SMSC delivery receipt".
@@ -220,6 +229,8 @@ pub struct ShortMessage {
     pub receipted_message_id: Option<String>,
     /// `message_state` TLV (receipts only).
     pub message_state: Option<u8>,
+    /// The application's reference for the message, in a vendor-specific TLV (tag, text).
+    pub client_reference: Option<(u16, String)>,
 }
 
 impl ShortMessage {
@@ -242,6 +253,7 @@ impl ShortMessage {
             sar: None,
             receipted_message_id: None,
             message_state: None,
+            client_reference: None,
         }
     }
 
@@ -316,6 +328,12 @@ impl ShortMessage {
             tlvs.push(MessageSubmissionRequestTlvValue::SarMsgRefNum(r));
             tlvs.push(MessageSubmissionRequestTlvValue::SarTotalSegments(t));
             tlvs.push(MessageSubmissionRequestTlvValue::SarSegmentSeqnum(s));
+        }
+        if let Some((tag, reference)) = &self.client_reference {
+            tlvs.push(MessageSubmissionRequestTlvValue::Other {
+                tag: rusmpp::tlvs::TlvTag::Other(*tag),
+                value: AnyOctetString::from_bytes(Bytes::copy_from_slice(reference.as_bytes())),
+            });
         }
         Ok(SubmitSm::new(
             ServiceType::default(),
@@ -441,6 +459,7 @@ impl ShortMessage {
             sar: None,
             receipted_message_id: None,
             message_state: None,
+            client_reference: None,
         }
     }
 
@@ -458,6 +477,13 @@ impl ShortMessage {
                     self.receipted_message_id = Some(text_of(id))
                 }
                 Some(TlvValue::MessageState(st)) => self.message_state = Some(u8::from(*st)),
+                Some(TlvValue::Other { tag, value }) => {
+                    let tag = u16::from(*tag);
+                    if VENDOR_TLVS.contains(&tag) && self.client_reference.is_none() {
+                        self.client_reference =
+                            Some((tag, String::from_utf8_lossy(value.as_ref()).into_owned()));
+                    }
+                }
                 _ => {}
             }
         }

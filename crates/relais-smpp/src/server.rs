@@ -5,6 +5,10 @@
 //! application pushes `deliver_sm` (receipts, MO) to a principal's receiving sessions through
 //! a [`ServerHandle`]. A session that sends garbage gets `generic_nack` and, if it keeps
 //! doing so, is closed; no other session notices.
+//!
+//! Every refused bind is logged (source, `system_id`, reason; never the password), and a
+//! source or `system_id` that keeps failing waits longer and longer before its next bind is
+//! checked ([`crate::bind_throttle`]).
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -21,6 +25,7 @@ use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::bind_throttle::{Admission, BindThrottle, BindThrottleConfig};
 use crate::codec::{CodecError, DEFAULT_MAX_PDU_LEN, Frame, generic_nack};
 use crate::connection::{FrameReader, FrameWriter, WRITE_BATCH, split};
 use crate::pdu::{
@@ -87,6 +92,8 @@ pub struct ServerConfig {
     pub max_pdu_len: usize,
     /// Consecutive undecodable PDUs tolerated before closing the session.
     pub max_malformed: u32,
+    /// How binds are slowed down after failed ones.
+    pub bind_throttle: BindThrottleConfig,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +109,7 @@ impl Default for ServerConfig {
             bind_timeout: Duration::from_secs(30),
             max_pdu_len: DEFAULT_MAX_PDU_LEN,
             max_malformed: 10,
+            bind_throttle: BindThrottleConfig::default(),
         }
     }
 }
@@ -242,6 +250,26 @@ impl<P: Clone + Eq + Hash + Debug + Send + Sync + 'static> ServerHandle<P> {
             .map_err(|_| DeliverError::SessionClosed)
     }
 
+    /// Queues `message` for one receiving session of `principal` and returns once it is
+    /// queued, with where its answer will come (what [`ServerHandle::deliver`] waits for):
+    /// a caller with many deliveries in flight awaits the answers together instead of
+    /// holding one future per delivery.
+    pub async fn deliver_queued(
+        &self,
+        principal: &P,
+        message: ShortMessage,
+    ) -> Result<oneshot::Receiver<Result<(), DeliverError>>, DeliverError> {
+        let tx = self.pick(Some(principal)).ok_or(DeliverError::NotBound)?;
+        let (ack, rx) = oneshot::channel();
+        tx.send(Outbound {
+            message,
+            ack: Some(ack),
+        })
+        .await
+        .map_err(|_| DeliverError::SessionClosed)?;
+        Ok(rx)
+    }
+
     fn register(&self, principal: &P, entry: SessionEntry) {
         if let Ok(mut m) = self.registry.sessions.lock() {
             m.entry(principal.clone()).or_default().push(entry);
@@ -260,12 +288,23 @@ impl<P: Clone + Eq + Hash + Debug + Send + Sync + 'static> ServerHandle<P> {
     }
 }
 
+/// Why a bind was refused, for the log.
+fn refusal_reason(status: CommandStatus) -> &'static str {
+    match status {
+        CommandStatus::EsmeRinvpaswd => "wrong password",
+        CommandStatus::EsmeRinvsysid => "unknown system_id",
+        CommandStatus::EsmeRinvsystyp => "invalid system_type",
+        _ => "refused by the authenticator",
+    }
+}
+
 /// The server: accept loop plus shared state.
 pub struct SmppServer<A: Authenticator, H> {
     config: ServerConfig,
     auth: Arc<A>,
     handler: Arc<H>,
     handle: ServerHandle<A::Principal>,
+    throttle: Mutex<BindThrottle>,
 }
 
 impl<A, H> SmppServer<A, H>
@@ -285,6 +324,7 @@ where
         handle: ServerHandle<A::Principal>,
     ) -> Self {
         Self {
+            throttle: Mutex::new(BindThrottle::new(config.bind_throttle.clone())),
             config,
             auth: Arc::new(auth),
             handler: Arc::new(handler),
@@ -294,6 +334,10 @@ where
 
     pub fn handle(&self) -> ServerHandle<A::Principal> {
         self.handle.clone()
+    }
+
+    fn throttle(&self) -> std::sync::MutexGuard<'_, BindThrottle> {
+        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Accepts connections until `shutdown` resolves; then asks every session to unbind and
@@ -660,8 +704,24 @@ where
         let seq = cmd.sequence_number();
         let id = cmd.id();
         if let Some(req) = cmd.pdu().and_then(bind_request) {
+            let ip = self.peer.ip();
+            let admission =
+                self.server
+                    .throttle()
+                    .admit(ip, &req.system_id, tokio::time::Instant::now());
+            match admission {
+                Admission::After(wait) if wait.is_zero() => {}
+                Admission::After(wait) => tokio::time::sleep(wait).await,
+                Admission::Refuse => {
+                    tracing::warn!(peer = %self.peer, system_id = ?req.system_id, reason = "too many failed binds waiting from this source or for this system_id", "SMPP bind refused unchecked");
+                    self.writer
+                        .queue(&error_resp(id.into(), seq, CommandStatus::EsmeRbindfail));
+                    return Next::Close;
+                }
+            }
             return match self.server.auth.authenticate(&req, self.peer).await {
                 Ok(principal) => {
+                    self.server.throttle().succeeded(ip, &req.system_id);
                     self.writer.queue(&Command::new(
                         CommandStatus::EsmeRok,
                         seq,
@@ -671,7 +731,29 @@ where
                     self.bound = Some((principal, req.mode, req.system_id));
                     Next::Continue
                 }
+                Err(CommandStatus::EsmeRsyserr) => {
+                    // The server could not check (its store is down): not the ESME's fault.
+                    tracing::warn!(peer = %self.peer, system_id = ?req.system_id, "SMPP bind failed: the credentials could not be checked");
+                    self.writer
+                        .queue(&error_resp(id.into(), seq, CommandStatus::EsmeRsyserr));
+                    Next::Close
+                }
                 Err(status) => {
+                    let now = tokio::time::Instant::now();
+                    let (failures, next_wait) = {
+                        let mut throttle = self.server.throttle();
+                        let failures = throttle.failed(ip, &req.system_id, now);
+                        (failures, throttle.pending(ip, &req.system_id, now))
+                    };
+                    tracing::warn!(
+                        peer = %self.peer,
+                        system_id = ?req.system_id,
+                        reason = refusal_reason(status),
+                        status = format_args!("{:#010x}", u32::from(status)),
+                        failures,
+                        next_bind_waits_ms = next_wait.as_millis(),
+                        "SMPP bind refused"
+                    );
                     self.writer.queue(&error_resp(id.into(), seq, status));
                     Next::Close
                 }

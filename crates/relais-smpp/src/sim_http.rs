@@ -1,7 +1,8 @@
 //! The simulator's HTTP side: `POST /mo {"from","to","text"[,"system_id"]}` injects a
-//! mobile-originated message; `GET /stats` shows the counters.
+//! mobile-originated message; `GET /stats` shows the counters; `POST /restart
+//! {"down_ms"}` drops every bind, stops listening for that long and listens again.
 
-use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,11 +22,28 @@ struct Mo {
     system_id: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+struct Restart {
+    #[serde(default)]
+    down_ms: u64,
+}
+
 pub(crate) fn router(handle: SimHandle) -> Router {
     Router::new()
         .route("/mo", post(mo))
         .route("/stats", get(stats))
+        .route("/restart", post(restart))
         .with_state(handle)
+}
+
+async fn restart(State(h): State<SimHandle>, Json(r): Json<Restart>) -> (StatusCode, Json<Value>) {
+    match h.restart(Duration::from_millis(r.down_ms)).await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "listening": h.smpp_addr }))),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": e.to_string() })),
+        ),
+    }
 }
 
 async fn mo(State(h): State<SimHandle>, Json(mo): Json<Mo>) -> (StatusCode, Json<Value>) {
@@ -46,11 +64,5 @@ async fn mo(State(h): State<SimHandle>, Json(mo): Json<Mo>) -> (StatusCode, Json
 }
 
 async fn stats(State(h): State<SimHandle>) -> Json<Value> {
-    let s = &h.stats;
-    Json(json!({
-        "submits": s.submits.load(Ordering::Relaxed),
-        "throttled": s.throttled.load(Ordering::Relaxed),
-        "receipts_sent": s.receipts_sent.load(Ordering::Relaxed),
-        "mo_sent": s.mo_sent.load(Ordering::Relaxed),
-    }))
+    Json(json!(h.counters()))
 }

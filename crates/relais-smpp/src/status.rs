@@ -8,10 +8,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorKind {
-    /// Retry later (same or another route): congestion, throttling, SMSC trouble, lost link.
+    /// Retry later (same or another route): congestion, throttling, SMSC trouble, a link
+    /// lost or a resp missing after the PDU was written (the SMSC may have the message).
     Transient,
     /// Retrying the same PDU cannot help: bad address, bad content, refused by policy.
     Permanent,
+    /// No bind was up, or the bind dropped before the PDU was written: the SMSC never saw
+    /// the message. Not a failure of the message; wait for a bind (`SmppClient::ready`).
+    /// Never returned by [`classify`].
+    #[serde(rename = "not_connected")]
+    NotConnected,
 }
 
 /// Classifies a `command_status` received in a `submit_sm_resp` (or a `generic_nack`).

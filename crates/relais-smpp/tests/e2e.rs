@@ -42,7 +42,10 @@ fn client_cfg(h: &SimHandle) -> ClientConfig {
 async fn next_receipt(ev: &mut ClientEvents) -> relais_smpp::Receipt {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ev.recv()).await {
-            Ok(Some(SmppEvent::Receipt(r))) => return r,
+            Ok(Some(SmppEvent::Receipt(r, ack))) => {
+                ack.confirm();
+                return r;
+            }
             Ok(Some(_)) => continue,
             other => panic!("no receipt: {other:?}"),
         }
@@ -52,7 +55,10 @@ async fn next_receipt(ev: &mut ClientEvents) -> relais_smpp::Receipt {
 async fn next_inbound(ev: &mut ClientEvents) -> relais_smpp::InboundMessage {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ev.recv()).await {
-            Ok(Some(SmppEvent::Inbound(m))) => return m,
+            Ok(Some(SmppEvent::Inbound(m, ack))) => {
+                ack.confirm();
+                return m;
+            }
             Ok(Some(_)) => continue,
             other => panic!("no inbound: {other:?}"),
         }
@@ -87,6 +93,51 @@ async fn short_message_gets_an_id_and_a_correlated_delivered_receipt() {
     assert_eq!((part.index, part.total), (1, 1));
     assert_eq!(r.source, "33612345678");
     client.close();
+}
+
+#[tokio::test]
+async fn every_submit_carries_its_reference_for_the_smsc_to_deduplicate() {
+    let (h, _stop) = sim(SimConfig::default()).await;
+    let (client, _ev) = SmppClient::connect(client_cfg(&h))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let submit = |reference: &str, text: String| SubmitRequest {
+        destination: "+33612345678".into(),
+        text,
+        reference: Some(reference.into()),
+        ..Default::default()
+    };
+    client
+        .submit(submit("01a2-short", "Bonjour".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    client
+        .submit(submit("01a2-long", "x".repeat(200)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen = h.stats.references.lock().unwrap().clone();
+    assert_eq!(seen.get("01a2-short"), Some(&1), "{seen:?}");
+    assert_eq!(seen.get("01a2-long#1"), Some(&1), "{seen:?}");
+    assert_eq!(seen.get("01a2-long#2"), Some(&1), "{seen:?}");
+
+    // A channel whose SMSC refuses unknown parameters can turn it off.
+    let (quiet, _ev) = SmppClient::connect(ClientConfig {
+        reference_tlv: None,
+        ..client_cfg(&h)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    quiet
+        .submit(submit("01a2-untold", "Bonjour".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !h.stats
+            .references
+            .lock()
+            .unwrap()
+            .contains_key("01a2-untold")
+    );
 }
 
 #[tokio::test]

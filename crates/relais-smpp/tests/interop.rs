@@ -385,13 +385,17 @@ async fn our_client_against_node_smpp_smsc() {
     let t0 = Instant::now();
     while (receipts < ids.len() || mo.is_none()) && t0.elapsed() < Duration::from_secs(10) {
         match tokio::time::timeout(Duration::from_secs(5), ev.recv()).await {
-            Ok(Some(SmppEvent::Receipt(r))) => {
+            Ok(Some(SmppEvent::Receipt(r, ack))) => {
+                ack.confirm();
                 assert!(ids.contains(&r.message_id));
                 assert_eq!(r.state, ReceiptState::Delivered);
                 assert!(r.part.is_some(), "receipt correlated to its message");
                 receipts += 1;
             }
-            Ok(Some(SmppEvent::Inbound(m))) => mo = Some(m),
+            Ok(Some(SmppEvent::Inbound(m, ack))) => {
+                ack.confirm();
+                mo = Some(m);
+            }
             Ok(Some(_)) => {}
             _ => break,
         }

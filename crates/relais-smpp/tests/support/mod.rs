@@ -71,12 +71,24 @@ pub struct Kannel {
 
 impl Kannel {
     pub fn start(smsc_port: u16, window: usize) -> std::io::Result<Kannel> {
+        Self::start_with(smsc_port, window, false)
+    }
+
+    /// [`Kannel::start`]; with `file_store`, bearerbox keeps every message in its store
+    /// file until it is delivered to the SMSC (`store-type = file`), as a Kannel that must
+    /// not lose accepted messages runs.
+    pub fn start_with(smsc_port: u16, window: usize, file_store: bool) -> std::io::Result<Kannel> {
         let dir = tempfile::tempdir()?;
         let (admin, boxp, sendsms) = (free_port(), free_port(), free_port());
         let d = dir.path().display();
+        let store = if file_store {
+            format!("store-type = file\nstore-location = \"{d}/kannel.store\"\n")
+        } else {
+            String::new()
+        };
         let conf = format!(
             r#"group = core
-admin-port = {admin}
+{store}admin-port = {admin}
 admin-password = bar
 smsbox-port = {boxp}
 log-file = "{d}/bearerbox.log"
@@ -135,9 +147,10 @@ text = "No service specified"
         })
     }
 
-    /// Waits until smsbox answers HTTP.
+    /// Waits until smsbox answers HTTP (up to 30 s: with the rest of the suite running on
+    /// two cores, bearerbox and smsbox took over 10 s to start once).
     pub async fn ready(&self) -> bool {
-        for _ in 0..100 {
+        for _ in 0..300 {
             if TcpStream::connect(("127.0.0.1", self.sendsms_port))
                 .await
                 .is_ok()
@@ -215,6 +228,26 @@ impl HttpConn {
             self.host
         );
         self.w.write_all(req.as_bytes()).await?;
+        self.read_response().await
+    }
+
+    /// A POST of a JSON body with an `Authorization` header; returns (status, body).
+    pub async fn post_json(
+        &mut self,
+        path: &str,
+        authorization: &str,
+        body: &str,
+    ) -> std::io::Result<(u16, String)> {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: keep-alive\r\nAuthorization: {authorization}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.w.write_all(req.as_bytes()).await?;
+        self.read_response().await
+    }
+
+    async fn read_response(&mut self) -> std::io::Result<(u16, String)> {
         let mut line = String::new();
         self.r.read_line(&mut line).await?;
         let status = line
@@ -298,5 +331,50 @@ impl DlrSink {
             delivered,
             lines,
         })
+    }
+}
+
+/// The SMSC simulator on a free port, stopped when the returned sender is dropped.
+pub async fn simulator(
+    cfg: relais_smpp::SimConfig,
+) -> (relais_smpp::SimHandle, tokio::sync::oneshot::Sender<()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let h = relais_smpp::simulator::start(
+        relais_smpp::SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..cfg
+        },
+        async move {
+            let _ = rx.await;
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("simulator: {e}"));
+    (h, tx)
+}
+
+/// A client config for `sim` that reconnects quickly.
+pub fn client_config(sim: &relais_smpp::SimHandle) -> relais_smpp::ClientConfig {
+    relais_smpp::ClientConfig {
+        host: "127.0.0.1".into(),
+        port: sim.smpp_addr.port(),
+        system_id: "relais".into(),
+        password: "secret".into(),
+        source_addr: "Relais".into(),
+        reconnect_min_ms: 50,
+        reconnect_max_ms: 200,
+        ..relais_smpp::ClientConfig::default()
+    }
+}
+
+/// Waits (at most 20 s, then panics naming `what`) until `done` holds.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !done() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -1,7 +1,8 @@
 //! Configured channels: a tenant's connections to providers (an SMPP account, a WhatsApp
 //! number…), each with a kind, a name unique in the tenant and a JSON config.
 //!
-//! The config holds secrets; the store keeps it as given and the API layer redacts it.
+//! The config holds secrets; the store keeps it as given (sealed by the engine's
+//! `SecretBox` before it gets here) and the API layer redacts it.
 
 use crate::StoreResult;
 use async_trait::async_trait;
@@ -46,6 +47,14 @@ pub trait ChannelStore: Send + Sync {
     /// Every tenant's channels of `kind`, for a server starting their connections.
     async fn channels_of_kind(&self, kind: &str) -> StoreResult<Vec<ChannelRecord>>;
     async fn delete_channel(&self, tenant: &str, id: &str) -> StoreResult<bool>;
+    /// Replaces a channel's config (secrets sealed anew, a credential's hash upgraded);
+    /// `false` when the tenant has no such channel.
+    async fn update_channel_config(
+        &self,
+        tenant: &str,
+        id: &str,
+        config: &serde_json::Value,
+    ) -> StoreResult<bool>;
     /// Messages of the tenant still waiting in the outbox to be sent on channel `id`.
     async fn queued_on_channel(&self, tenant: &str, id: &str) -> StoreResult<i64>;
 }
@@ -101,7 +110,7 @@ macro_rules! impl_channel_store {
                     .execute(self.writer())
                     .await
                     .map_err(|e| match e {
-                        sqlx::Error::Database(db) if db.is_unique_violation() => {
+                        sqlx::Error::Database(db) if $crate::noted(db.is_unique_violation()) => {
                             StoreError::Conflict(format!(
                                 "a channel named `{}` already exists",
                                 new.name
@@ -122,7 +131,7 @@ macro_rules! impl_channel_store {
                     )))
                     .bind(tenant)
                     .bind(id)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.reader())
                     .await?;
                     row.as_ref().map(from_row).transpose()
                 }
@@ -132,15 +141,16 @@ macro_rules! impl_channel_store {
                     tenant: &str,
                     key: &str,
                 ) -> StoreResult<Option<ChannelRecord>> {
-                    if let Some(found) = self.channel(tenant, key).await? {
-                        return Ok(Some(found));
-                    }
+                    // One statement, not a look-up by id and then by name: every accept
+                    // group naming a channel asks this, and each statement is a round
+                    // trip to a connection's thread.
                     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {COLUMNS} FROM channels WHERE tenant_id = $1 AND name = $2"
+                        "SELECT {COLUMNS} FROM channels WHERE tenant_id = $1 AND (id = $2 OR name = $2) \
+                         ORDER BY id = $2 DESC LIMIT 1"
                     )))
                     .bind(tenant)
                     .bind(key)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.reader())
                     .await?;
                     row.as_ref().map(from_row).transpose()
                 }
@@ -150,7 +160,7 @@ macro_rules! impl_channel_store {
                         "SELECT {COLUMNS} FROM channels WHERE tenant_id = $1 ORDER BY created_at, id"
                     )))
                     .bind(tenant)
-                    .fetch_all(self.writer())
+                    .fetch_all(self.reader())
                     .await?;
                     rows.iter().map(from_row).collect()
                 }
@@ -160,7 +170,7 @@ macro_rules! impl_channel_store {
                         "SELECT {COLUMNS} FROM channels WHERE kind = $1 ORDER BY created_at, id"
                     )))
                     .bind(kind)
-                    .fetch_all(self.writer())
+                    .fetch_all(self.reader())
                     .await?;
                     rows.iter().map(from_row).collect()
                 }
@@ -174,6 +184,23 @@ macro_rules! impl_channel_store {
                     Ok(done.rows_affected() > 0)
                 }
 
+                async fn update_channel_config(
+                    &self,
+                    tenant: &str,
+                    id: &str,
+                    config: &serde_json::Value,
+                ) -> StoreResult<bool> {
+                    let done = sqlx::query(
+                        "UPDATE channels SET config = $1 WHERE tenant_id = $2 AND id = $3",
+                    )
+                    .bind(config.to_string())
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
                 async fn queued_on_channel(&self, tenant: &str, id: &str) -> StoreResult<i64> {
                     let n: i64 = sqlx::query_scalar(
                         "SELECT count(*) FROM outbox o JOIN messages m ON m.id = o.message_id \
@@ -181,7 +208,7 @@ macro_rules! impl_channel_store {
                     )
                     .bind(tenant)
                     .bind(id)
-                    .fetch_one(self.writer())
+                    .fetch_one(self.reader())
                     .await?;
                     Ok(n)
                 }

@@ -55,6 +55,17 @@ fn consent(
     }
 }
 
+pub async fn a_store_that_takes_writes_says_so(store: &dyn Store) {
+    store
+        .check_writable()
+        .await
+        .expect("a fresh store takes writes");
+    store
+        .check_writable()
+        .await
+        .expect("and again: the probe rewrites its one row");
+}
+
 pub async fn tenants_have_unique_names(store: &dyn Store) {
     let a = store.create_tenant("acme", t0()).await.unwrap();
     assert_eq!(store.tenant_by_name("acme").await.unwrap(), Some(a.clone()));
@@ -614,6 +625,61 @@ pub async fn consent_ledger_is_append_only_and_decides(store: &dyn Store) {
     ));
 }
 
+/// Contacts planned for new recipients are written with the messages, in their
+/// transaction; an identity another contact took meanwhile refuses all of it.
+pub async fn planned_contacts_are_written_with_the_messages_or_not_at_all(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let wanted = vec![sms("+33633333333"), sms("+33644444444")];
+    let planned = store.plan_contacts(&t, &wanted, t0()).await.unwrap();
+    assert_eq!(planned.new.len(), 2);
+    assert!(planned.resolved.iter().all(|(_, created)| *created));
+    // Nothing is written by planning.
+    let before = store.plan_contacts(&t, &wanted, t0()).await.unwrap();
+    assert_eq!(before.new.len(), 2, "planning wrote a contact");
+
+    let mut message = new_message(&t, None, Some(0));
+    message.contact_id = Some(planned.resolved[0].0.id.clone());
+    message.to_address = "+33633333333".into();
+    store
+        .insert_accepted(std::slice::from_ref(&message), None, &[], &planned.new)
+        .await
+        .unwrap();
+    let stored = store
+        .contact(&t, &planned.resolved[0].0.id)
+        .await
+        .unwrap()
+        .expect("the planned contact is stored with the message");
+    assert_eq!(stored.identities, vec![sms("+33633333333")]);
+    let again = store.plan_contacts(&t, &wanted, t0()).await.unwrap();
+    assert!(again.new.is_empty(), "{:?}", again.new);
+    assert_eq!(again.resolved[1].0.id, planned.resolved[1].0.id);
+
+    // A plan made before another request created the same recipient: refused, and its
+    // message with it.
+    let stale = before;
+    let mut late = new_message(&t, None, Some(0));
+    late.contact_id = Some(stale.resolved[0].0.id.clone());
+    let refused = store
+        .insert_accepted(std::slice::from_ref(&late), None, &[], &stale.new)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::IdentityTaken(_))),
+        "{refused:?}"
+    );
+    assert!(
+        store.message(&t, &late.id).await.unwrap().is_none(),
+        "the message of a refused plan was stored"
+    );
+    assert!(
+        store
+            .contact(&t, &stale.resolved[0].0.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "the refused plan's contact was stored"
+    );
+}
+
 pub async fn recipients_are_resolved_and_created_in_bulk(store: &dyn Store) {
     let t = store.create_tenant("acme", t0()).await.unwrap().id;
     let other = store.create_tenant("globex", t0()).await.unwrap().id;
@@ -644,6 +710,14 @@ pub async fn recipients_are_resolved_and_created_in_bulk(store: &dyn Store) {
         .resolve_or_create_contacts(&t, &wanted, t0())
         .await
         .unwrap();
+    let created: Vec<bool> = resolved.iter().map(|(_, created)| *created).collect();
+    assert_eq!(
+        created,
+        [true, false, true, true],
+        "the known contact was not created"
+    );
+    let resolved: Vec<relais_core::contact::Contact> =
+        resolved.into_iter().map(|(contact, _)| contact).collect();
     assert_eq!(resolved.len(), 4);
     // A phone-addressed identity finds its number on any channel, with the attributes.
     assert_eq!(resolved[1].id, known.id);
@@ -659,6 +733,9 @@ pub async fn recipients_are_resolved_and_created_in_bulk(store: &dyn Store) {
         .resolve_or_create_contacts(&t, &wanted, t0())
         .await
         .unwrap();
+    assert!(again.iter().all(|(_, created)| !created));
+    let again: Vec<relais_core::contact::Contact> =
+        again.into_iter().map(|(contact, _)| contact).collect();
     let ids =
         |v: &[relais_core::contact::Contact]| v.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&again), ids(&resolved));
@@ -721,10 +798,14 @@ pub async fn recipients_created_at_once_by_two_requests_are_one_contact(store: &
             panic!("still a conflict after five tries");
         };
         let (a, b) = tokio::join!(resolve(), resolve());
-        let ids = |c: &[relais_core::contact::Contact]| {
-            c.iter().map(|c| c.id.clone()).collect::<Vec<_>>()
+        let ids = |c: &[(relais_core::contact::Contact, bool)]| {
+            c.iter().map(|(c, _)| c.id.clone()).collect::<Vec<_>>()
         };
         assert_eq!(ids(&a), ids(&b), "round {round}");
+        assert!(
+            a.iter().zip(&b).all(|((_, x), (_, y))| !(*x && *y)),
+            "round {round}: one request created each contact"
+        );
         let again = store
             .resolve_or_create_contacts(&t, &wanted, t0())
             .await
@@ -1098,6 +1179,7 @@ pub async fn messages_leased_on_insert_skip_the_claim(store: &dyn Store) {
         owner: "w1".into(),
         until: secs(35),
         due_by: secs(5),
+        closed: vec!["chan-down".into()],
     };
     let mut now_due = new_message(&acme.id, None, Some(5));
     // A timestamp finer than the store's microseconds is stored rounded.
@@ -1109,11 +1191,24 @@ pub async fn messages_leased_on_insert_skip_the_claim(store: &dyn Store) {
         .to_outbox_item(&lease)
         .expect("it has an outbox row");
     let later = new_message(&acme.id, None, Some(30));
-    assert!(later.to_outbox_item(&lease).is_some() && !lease.covers(later.due_at));
+    assert!(later.to_outbox_item(&lease).is_none() && !lease.covers(later.due_at, "sim"));
+    // A message for a lane that cannot take work now is stored unleased, for a claim.
+    let mut down = new_message(&acme.id, None, Some(5));
+    down.channel = "chan-down".into();
+    assert!(down.to_outbox_item(&lease).is_none());
     store
-        .insert_messages_leased(&[now_due.clone(), later.clone()], Some(&lease))
+        .insert_messages_leased(
+            &[now_due.clone(), later.clone(), down.clone()],
+            Some(&lease),
+        )
         .await
         .unwrap();
+    let down_claimed = store
+        .claim_lane("chan-down", secs(6), secs(6), 10, "w2", lease_for)
+        .await
+        .unwrap();
+    assert_eq!(down_claimed.len(), 1);
+    assert_eq!(down_claimed[0].message.id, down.id);
     assert!(
         store
             .claim_due(secs(20), 10, "w2", lease_for)
@@ -1162,6 +1257,159 @@ pub async fn messages_leased_on_insert_skip_the_claim(store: &dyn Store) {
     );
 }
 
+/// A lane's claim takes only that channel's rows (and fallback timers have a lane of their
+/// own); the stray claim takes the rows of lanes nobody named; a heartbeat keeps a lease.
+pub async fn claims_by_lane_take_only_their_channel(store: &dyn Store) {
+    let lease_for = jiff::SignedDuration::from_secs(30);
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let sim = new_message(&acme.id, None, Some(1));
+    let mut smsc = new_message(&acme.id, None, Some(0));
+    smsc.channel = "chan-orange".into();
+    let mut gone = new_message(&acme.id, None, Some(2));
+    gone.channel = "chan-deleted".into();
+    store
+        .insert_messages(&[sim.clone(), smsc.clone(), gone.clone()])
+        .await
+        .unwrap();
+    let orange = store
+        .claim_lane("chan-orange", secs(10), secs(10), 10, "w1", lease_for)
+        .await
+        .unwrap();
+    assert_eq!(orange.len(), 1);
+    assert_eq!(orange[0].message.id, smsc.id);
+    assert_eq!(orange[0].lane(), "chan-orange");
+    let strays = store
+        .claim_strays(
+            &["sim".into(), "chan-orange".into()],
+            secs(10),
+            10,
+            "w1",
+            lease_for,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = strays.iter().map(|i| i.message.id.as_str()).collect();
+    assert_eq!(ids, [gone.id.as_str()], "only the lane nobody named");
+    let sims = store
+        .claim_lane("sim", secs(10), secs(10), 10, "w1", lease_for)
+        .await
+        .unwrap();
+    assert_eq!(sims.len(), 1);
+    assert_eq!(sims[0].message.id, sim.id);
+
+    // A fallback timer waits in the watch lane, whatever its channel.
+    let mut settlement = crate::Settlement::new(crate::OutboxNext::Reschedule {
+        due_at: secs(20),
+        phase: crate::OutboxPhase::Watch,
+        attempts: 0,
+    });
+    settlement.status = None;
+    store
+        .settle(
+            "chan-orange-msg-does-not-exist",
+            "w1",
+            &settlement,
+            secs(10),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .settle(&smsc.id, "w1", &settlement, secs(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_lane("chan-orange", secs(25), secs(25), 10, "w2", lease_for)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let timers = store
+        .claim_lane(crate::WATCH_LANE, secs(25), secs(25), 10, "w2", lease_for)
+        .await
+        .unwrap();
+    assert_eq!(timers.len(), 1);
+    assert_eq!(timers[0].lane(), crate::WATCH_LANE);
+
+    // w1 still holds `sim`'s row (leased until 40 s): its heartbeat extends that lease, not
+    // the one w2 now holds.
+    let kept = store
+        .extend_leases("w1", &[sim.id.clone(), smsc.id.clone()], secs(70))
+        .await
+        .unwrap();
+    assert_eq!(kept, std::slice::from_ref(&sim.id));
+    assert!(
+        store
+            .claim_lane("sim", secs(50), secs(50), 10, "w3", lease_for)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the extended lease still holds at 50 s"
+    );
+    assert_eq!(
+        store
+            .claim_lane("sim", secs(71), secs(71), 10, "w3", lease_for)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "and runs out at 70 s"
+    );
+}
+
+/// A batch request's answer is stored with its messages, found again by its key, and a
+/// second batch with the same key is refused as a whole.
+pub async fn a_batch_answer_is_kept_with_its_messages(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    let record = |tenant: &str, response: &str| crate::BatchRequest {
+        tenant_id: tenant.to_owned(),
+        idempotency_key: "batch-1".into(),
+        request_hash: "h1".into(),
+        response: response.into(),
+        created_at: t0(),
+    };
+    let first = new_message(&acme.id, None, Some(0));
+    store
+        .insert_accepted(
+            std::slice::from_ref(&first),
+            None,
+            &[record(&acme.id, "[1]")],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.batch_request(&acme.id, "batch-1").await.unwrap(),
+        Some(record(&acme.id, "[1]"))
+    );
+    assert_eq!(
+        store.batch_request(&globex.id, "batch-1").await.unwrap(),
+        None
+    );
+    let again = new_message(&acme.id, None, Some(0));
+    let e = store
+        .insert_accepted(
+            std::slice::from_ref(&again),
+            None,
+            &[record(&acme.id, "[2]")],
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, crate::StoreError::Conflict(_)), "{e}");
+    assert!(
+        store.message(&acme.id, &again.id).await.unwrap().is_none(),
+        "nothing of the refused batch was written"
+    );
+    store
+        .insert_accepted(&[], None, &[record(&globex.id, "[3]")], &[])
+        .await
+        .expect("keys are per tenant");
+}
+
 /// A claim bounded by `due_by` takes only what was due by then, oldest first.
 pub async fn a_claim_due_by_takes_only_older_rows(store: &dyn Store) {
     let lease_for = jiff::SignedDuration::from_secs(30);
@@ -1188,6 +1436,7 @@ pub async fn a_claim_due_by_takes_only_older_rows(store: &dyn Store) {
 
 pub async fn status_changes_queue_signed_webhook_deliveries(store: &dyn Store) {
     use crate::{DeliveryOutcome, MessageEvent};
+    use relais_core::circuit::Reachability::*;
     use relais_core::status::MessageStatus::*;
     let lease = jiff::SignedDuration::from_secs(30);
     let acme = store.create_tenant("acme", t0()).await.unwrap();
@@ -1198,6 +1447,20 @@ pub async fn status_changes_queue_signed_webhook_deliveries(store: &dyn Store) {
         .unwrap();
     assert_eq!(store.webhooks(&acme.id).await.unwrap(), vec![hook.clone()]);
     assert!(store.webhooks(&globex.id).await.unwrap().is_empty());
+    // A secret is replaced in place, by its own tenant only.
+    assert!(
+        !store
+            .set_webhook_secret(&globex.id, &hook.id, "whsec_b3RoZXI=")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_webhook_secret(&acme.id, &hook.id, "whsec_c2VjcmV0")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.webhooks(&acme.id).await.unwrap(), vec![hook.clone()]);
     let m = new_message(&acme.id, None, Some(0));
     let other = new_message(&globex.id, None, Some(0));
     store
@@ -1244,9 +1507,10 @@ pub async fn status_changes_queue_signed_webhook_deliveries(store: &dyn Store) {
     };
     assert!(
         store
-            .finish_webhook_delivery(&due[0].delivery.id, "w1", &retry, secs(6))
+            .finish_webhook_delivery(&due[0].delivery, "w1", &retry, &news(Down), secs(6))
             .await
             .unwrap()
+            .is_some()
     );
     assert!(
         store
@@ -1264,26 +1528,30 @@ pub async fn status_changes_queue_signed_webhook_deliveries(store: &dyn Store) {
         "the same webhook-id on every retry"
     );
     assert!(
-        !store
+        store
             .finish_webhook_delivery(
-                &again[0].delivery.id,
+                &again[0].delivery,
                 "w1",
                 &DeliveryOutcome::Delivered { code: 200 },
+                &news(Answered),
                 secs(61)
             )
             .await
             .unwrap()
+            .is_none()
     );
     assert!(
         store
             .finish_webhook_delivery(
-                &again[0].delivery.id,
+                &again[0].delivery,
                 "w2",
                 &DeliveryOutcome::Delivered { code: 200 },
+                &news(Answered),
                 secs(61)
             )
             .await
             .unwrap()
+            .is_some()
     );
     let log = store.webhook_deliveries(&acme.id, &hook.id).await.unwrap();
     assert_eq!(log.len(), 1);
@@ -1304,6 +1572,443 @@ pub async fn status_changes_queue_signed_webhook_deliveries(store: &dyn Store) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+pub async fn a_deleted_webhook_is_never_attempted_again(store: &dyn Store) {
+    use crate::MessageEvent;
+    use relais_core::status::MessageStatus::*;
+    let lease = jiff::SignedDuration::from_secs(30);
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    let hook = store
+        .create_webhook(&acme.id, "https://example.com/hook", "whsec_c2VjcmV0", t0())
+        .await
+        .unwrap();
+    let kept = store
+        .create_webhook(&acme.id, "https://example.com/kept", "whsec_c2VjcmV0", t0())
+        .await
+        .unwrap();
+    let m = new_message(&acme.id, None, Some(0));
+    store
+        .insert_messages(std::slice::from_ref(&m))
+        .await
+        .unwrap();
+    store
+        .record_status(&m.id, &MessageEvent::new(Sent, secs(1)))
+        .await
+        .unwrap();
+    assert!(
+        !store.delete_webhook(&globex.id, &hook.id).await.unwrap(),
+        "another tenant's webhook is not found"
+    );
+    assert!(!store.delete_webhook(&acme.id, "nope").await.unwrap());
+    assert_eq!(store.webhooks(&acme.id).await.unwrap().len(), 2);
+    assert!(store.delete_webhook(&acme.id, &hook.id).await.unwrap());
+    assert!(!store.delete_webhook(&acme.id, &hook.id).await.unwrap());
+    assert_eq!(store.webhooks(&acme.id).await.unwrap(), vec![kept.clone()]);
+    assert!(
+        store
+            .webhook_deliveries(&acme.id, &hook.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .record_status(&m.id, &MessageEvent::new(Delivered, secs(2)))
+        .await
+        .unwrap();
+    let due = store
+        .claim_webhook_deliveries(secs(5), 10, "w1", lease)
+        .await
+        .unwrap();
+    let urls: Vec<&str> = due.iter().map(|d| d.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        ["https://example.com/kept", "https://example.com/kept"],
+        "the pending and the later events go to the remaining webhook only"
+    );
+}
+
+/// What an attempt told about an endpoint, with the webhooks' breaker and no jitter (an
+/// open period is then exactly 30 s, doubling).
+fn news(reachability: relais_core::circuit::Reachability) -> crate::EndpointNews {
+    crate::EndpointNews {
+        reachability,
+        breaker: relais_core::circuit::CircuitBreaker::WEBHOOKS,
+        jitter: 0.0,
+    }
+}
+
+pub async fn an_open_circuit_holds_back_its_webhook_until_a_probe_gets_through(store: &dyn Store) {
+    use crate::{DeliveryOutcome, MessageEvent};
+    use relais_core::circuit::Circuit;
+    use relais_core::circuit::Reachability::*;
+    use relais_core::status::MessageStatus::*;
+    let lease = jiff::SignedDuration::from_secs(30);
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let dead = store
+        .create_webhook(&acme.id, "https://example.com/dead", "whsec_c2VjcmV0", t0())
+        .await
+        .unwrap();
+    let alive = store
+        .create_webhook(
+            &acme.id,
+            "https://example.com/alive",
+            "whsec_c2VjcmV0",
+            t0(),
+        )
+        .await
+        .unwrap();
+    let messages: Vec<_> = (0..8)
+        .map(|_| new_message(&acme.id, None, Some(0)))
+        .collect();
+    store.insert_messages(&messages).await.unwrap();
+    for m in &messages {
+        store
+            .record_status(&m.id, &MessageEvent::new(Sent, secs(1)))
+            .await
+            .unwrap();
+    }
+    let refused = |at| DeliveryOutcome::Retry {
+        due_at: secs(at),
+        code: None,
+        error: "connection refused".into(),
+    };
+    let delivered = DeliveryOutcome::Delivered { code: 200 };
+    let first = store
+        .claim_webhook_deliveries(secs(2), 100, "w1", lease)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 16, "8 events, 2 webhooks");
+    let (to_dead, to_alive): (Vec<_>, Vec<_>) =
+        first.iter().partition(|d| d.delivery.webhook_id == dead.id);
+    // Four failures leave it closed; the fifth opens it for 30 s.
+    for d in &to_dead[..4] {
+        let circuit = store
+            .finish_webhook_delivery(&d.delivery, "w1", &refused(3), &news(Down), secs(2))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(circuit.is_closed());
+    }
+    let open = store
+        .finish_webhook_delivery(
+            &to_dead[4].delivery,
+            "w1",
+            &refused(3),
+            &news(Down),
+            secs(2),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        open,
+        Circuit {
+            failures: 5,
+            opens: 1,
+            failing_since: Some(secs(2)),
+            retry_at: Some(secs(32)),
+        }
+    );
+    let unattempted: Vec<String> = to_dead[5..].iter().map(|d| d.delivery.id.clone()).collect();
+    store
+        .release_webhook_deliveries(&unattempted, "w1")
+        .await
+        .unwrap();
+    for d in &to_alive {
+        store
+            .finish_webhook_delivery(&d.delivery, "w1", &delivered, &news(Answered), secs(2))
+            .await
+            .unwrap();
+    }
+    let hooks = store.webhooks(&acme.id).await.unwrap();
+    let circuit_of = |id: &str| hooks.iter().find(|h| h.id == id).map(|h| h.circuit);
+    assert_eq!(circuit_of(&dead.id), Some(open));
+    assert_eq!(circuit_of(&alive.id), Some(Circuit::default()));
+    // While it is open, the other webhook's new events go at once; none of its rows is
+    // claimed, nor written.
+    store
+        .record_status(&messages[0].id, &MessageEvent::new(Delivered, secs(10)))
+        .await
+        .unwrap();
+    let held = store.webhook_deliveries(&acme.id, &dead.id).await.unwrap();
+    let claimed = store
+        .claim_webhook_deliveries(secs(31), 100, "w2", lease)
+        .await
+        .unwrap();
+    let urls: Vec<&str> = claimed.iter().map(|d| d.url.as_str()).collect();
+    assert_eq!(urls, ["https://example.com/alive"]);
+    store
+        .finish_webhook_delivery(
+            &claimed[0].delivery,
+            "w2",
+            &delivered,
+            &news(Answered),
+            secs(31),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.webhook_deliveries(&acme.id, &dead.id).await.unwrap(),
+        held,
+        "an open circuit's deliveries are not written"
+    );
+    // When it is due, one delivery goes as a probe, one only, whoever claims.
+    let probe = store
+        .claim_webhook_deliveries(secs(32), 100, "w2", lease)
+        .await
+        .unwrap();
+    assert_eq!(probe.len(), 1);
+    assert_eq!(probe[0].delivery.webhook_id, dead.id);
+    assert!(
+        store
+            .claim_webhook_deliveries(secs(33), 100, "w3", lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "half-open: one probe at a time"
+    );
+    // The probe fails: open again, twice as long.
+    let again = store
+        .finish_webhook_delivery(
+            &probe[0].delivery,
+            "w2",
+            &refused(40),
+            &news(Down),
+            secs(33),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.failures, again.opens), (6, 2));
+    assert_eq!(again.retry_at, Some(secs(93)));
+    assert_eq!(again.failing_since, Some(secs(2)));
+    assert!(
+        store
+            .claim_webhook_deliveries(secs(92), 100, "w3", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let probe = store
+        .claim_webhook_deliveries(secs(93), 100, "w3", lease)
+        .await
+        .unwrap();
+    assert_eq!(probe.len(), 1);
+    // It answers: the circuit closes and everything held back is claimable at once.
+    let closed = store
+        .finish_webhook_delivery(
+            &probe[0].delivery,
+            "w3",
+            &delivered,
+            &news(Answered),
+            secs(94),
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed, Some(Circuit::default()));
+    let rest = store
+        .claim_webhook_deliveries(secs(94), 100, "w4", lease)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 8, "the 9 events but the probe that got through");
+    assert!(rest.iter().all(|d| d.delivery.webhook_id == dead.id));
+    let hooks = store.webhooks(&acme.id).await.unwrap();
+    assert!(hooks.iter().all(|h| h.circuit == Circuit::default()));
+}
+
+pub async fn a_probe_whose_worker_died_is_claimed_again_after_its_lease(store: &dyn Store) {
+    use crate::{DeliveryOutcome, MessageEvent};
+    use relais_core::circuit::Reachability::*;
+    use relais_core::status::MessageStatus::*;
+    let lease = jiff::SignedDuration::from_secs(30);
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    store
+        .create_webhook(&acme.id, "https://example.com/dead", "whsec_c2VjcmV0", t0())
+        .await
+        .unwrap();
+    let messages: Vec<_> = (0..6)
+        .map(|_| new_message(&acme.id, None, Some(0)))
+        .collect();
+    store.insert_messages(&messages).await.unwrap();
+    for m in &messages {
+        store
+            .record_status(&m.id, &MessageEvent::new(Sent, secs(1)))
+            .await
+            .unwrap();
+    }
+    let due = store
+        .claim_webhook_deliveries(secs(2), 5, "w1", lease)
+        .await
+        .unwrap();
+    for d in &due {
+        let refused = DeliveryOutcome::Retry {
+            due_at: secs(3),
+            code: Some(503),
+            error: "HTTP 503".into(),
+        };
+        store
+            .finish_webhook_delivery(&d.delivery, "w1", &refused, &news(Down), secs(2))
+            .await
+            .unwrap();
+    }
+    let hooks = store.webhooks(&acme.id).await.unwrap();
+    assert_eq!(hooks[0].circuit.retry_at, Some(secs(32)));
+    let probe = store
+        .claim_webhook_deliveries(secs(32), 10, "w1", lease)
+        .await
+        .unwrap();
+    assert_eq!(probe.len(), 1);
+    // A failure that says nothing of the endpoint (its secret did not open) leaves the
+    // circuit half-open until the probe's lease would have run out.
+    let unopened = DeliveryOutcome::Failed {
+        code: None,
+        error: "the webhook secret cannot be read".into(),
+    };
+    let circuit = store
+        .finish_webhook_delivery(&probe[0].delivery, "w1", &unopened, &news(Untold), secs(33))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(circuit.retry_at, Some(secs(62)));
+    // The next probe's node dies with it: its lease lapses, and so does the half-open state.
+    let lost = store
+        .claim_webhook_deliveries(secs(62), 10, "w2", lease)
+        .await
+        .unwrap();
+    assert_eq!(lost.len(), 1);
+    assert!(
+        store
+            .claim_webhook_deliveries(secs(91), 10, "w3", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .claim_webhook_deliveries(secs(92), 10, "w3", lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|d| &d.delivery.id).collect::<Vec<_>>(),
+        [&lost[0].delivery.id],
+        "the oldest due, again"
+    );
+    // The dead node's late report finds its lease gone and writes nothing.
+    let late = store
+        .finish_webhook_delivery(
+            &lost[0].delivery,
+            "w2",
+            &DeliveryOutcome::Delivered { code: 200 },
+            &news(Answered),
+            secs(93),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late, None);
+    let hooks = store.webhooks(&acme.id).await.unwrap();
+    assert_eq!(
+        hooks[0].circuit.retry_at,
+        Some(secs(122)),
+        "still half-open"
+    );
+}
+
+pub async fn pending_deliveries_past_the_retry_window_expire_in_one_sweep(store: &dyn Store) {
+    use crate::{DeliveryOutcome, MessageEvent};
+    use relais_core::circuit::Reachability::*;
+    use relais_core::status::MessageStatus::*;
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let hook = store
+        .create_webhook(&acme.id, "https://example.com/dead", "whsec_c2VjcmV0", t0())
+        .await
+        .unwrap();
+    let messages: Vec<_> = (0..4)
+        .map(|_| new_message(&acme.id, None, Some(0)))
+        .collect();
+    store.insert_messages(&messages).await.unwrap();
+    for m in &messages[..3] {
+        store
+            .record_status(&m.id, &MessageEvent::new(Sent, secs(1)))
+            .await
+            .unwrap();
+    }
+    store
+        .record_status(&messages[3].id, &MessageEvent::new(Sent, secs(100)))
+        .await
+        .unwrap();
+    // Of the three old events, one is delivered, one waits for a retry, one is in flight.
+    let due = store
+        .claim_webhook_deliveries(secs(2), 10, "w1", jiff::SignedDuration::from_secs(1_000))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 3);
+    store
+        .finish_webhook_delivery(
+            &due[0].delivery,
+            "w1",
+            &DeliveryOutcome::Delivered { code: 200 },
+            &news(Answered),
+            secs(2),
+        )
+        .await
+        .unwrap();
+    let retry = DeliveryOutcome::Retry {
+        due_at: secs(500),
+        code: Some(503),
+        error: "HTTP 503".into(),
+    };
+    store
+        .finish_webhook_delivery(&due[1].delivery, "w1", &retry, &news(Down), secs(2))
+        .await
+        .unwrap();
+    let error = "expired while the endpoint was unreachable";
+    assert_eq!(
+        store
+            .expire_webhook_deliveries(secs(50), error, secs(200))
+            .await
+            .unwrap(),
+        1,
+        "neither the delivered, the one in flight nor the newer one"
+    );
+    let log = store.webhook_deliveries(&acme.id, &hook.id).await.unwrap();
+    let by_id = |id: &str| log.iter().find(|d| d.id == id).unwrap();
+    let expired = by_id(&due[1].delivery.id);
+    assert_eq!(
+        (
+            expired.status.as_str(),
+            expired.last_error.as_deref(),
+            expired.last_code,
+            expired.attempts,
+            expired.updated_at
+        ),
+        ("failed", Some(error), Some(503), 1, secs(200)),
+        "the last answer is kept"
+    );
+    assert_eq!(by_id(&due[0].delivery.id).status, "delivered");
+    assert_eq!(by_id(&due[2].delivery.id).status, "pending");
+    // Once the lease of the one in flight has lapsed, it expires too, with the newer one.
+    assert_eq!(
+        store
+            .expire_webhook_deliveries(secs(1_500), error, secs(2_000))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        store
+            .claim_webhook_deliveries(secs(3_000), 10, "w2", jiff::SignedDuration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let log = store.webhook_deliveries(&acme.id, &hook.id).await.unwrap();
+    let statuses: Vec<&str> = log.iter().map(|d| d.status.as_str()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "failed").count(),
+        3,
+        "{statuses:?}"
     );
 }
 
@@ -1756,6 +2461,27 @@ pub async fn channels_are_named_per_tenant(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(by_id, Some(orange.clone()));
+    // A channel named like another's id: the id wins, the name finds the named one.
+    let namesake = store
+        .create_channel(&new(&a.id, &orange.id), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .channel_by_name_or_id(&a.id, &orange.id)
+            .await
+            .unwrap(),
+        Some(orange.clone())
+    );
+    assert_eq!(
+        store
+            .channel_by_name_or_id(&a.id, &namesake.id)
+            .await
+            .unwrap()
+            .map(|c| c.name),
+        Some(orange.id.clone())
+    );
+    assert!(store.delete_channel(&a.id, &namesake.id).await.unwrap());
     assert_eq!(store.channel(&b.id, &orange.id).await.unwrap(), None);
     assert_eq!(
         store
@@ -1766,6 +2492,31 @@ pub async fn channels_are_named_per_tenant(store: &dyn Store) {
     );
     assert_eq!(store.channels(&a.id).await.unwrap(), vec![orange.clone()]);
     assert_eq!(store.channels_of_kind("smpp").await.unwrap().len(), 2);
+    // A config is replaced by its own tenant only.
+    let sealed = serde_json::json!({"host": "127.0.0.1", "port": 2775, "password": "enc:v1:x"});
+    assert!(
+        !store
+            .update_channel_config(&b.id, &orange.id, &sealed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .update_channel_config(&a.id, &orange.id, &sealed)
+            .await
+            .unwrap()
+    );
+    let orange = store.channel(&a.id, &orange.id).await.unwrap().unwrap();
+    assert_eq!(orange.config, sealed);
+    assert_eq!(
+        store
+            .channel(&b.id, &other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .config["password"],
+        "secret"
+    );
     assert!(store.channels_of_kind("whatsapp").await.unwrap().is_empty());
     assert!(!store.delete_channel(&a.id, &other.id).await.unwrap());
     assert!(store.delete_channel(&a.id, &orange.id).await.unwrap());
@@ -2014,6 +2765,7 @@ pub async fn inbound_pages_walk_every_message_once(store: &dyn Store) {
 macro_rules! conformance_suite {
     ($make:path) => {
         $crate::conformance_suite!(@tests $make;
+            a_store_that_takes_writes_says_so,
             tenants_have_unique_names,
             api_keys_are_found_by_hash_only,
             contacts_round_trip_and_patch,
@@ -2024,6 +2776,7 @@ macro_rules! conformance_suite {
             import_creates_updates_and_rejects,
             consent_ledger_is_append_only_and_decides,
             recipients_are_resolved_and_created_in_bulk,
+            planned_contacts_are_written_with_the_messages_or_not_at_all,
             recipients_created_at_once_by_two_requests_are_one_contact,
             settings_and_models_are_per_tenant,
             messages_are_isolated_per_tenant,
@@ -2032,7 +2785,13 @@ macro_rules! conformance_suite {
             a_claimed_message_is_not_claimed_twice_before_its_lease_expires,
             messages_leased_on_insert_skip_the_claim,
             a_claim_due_by_takes_only_older_rows,
+            claims_by_lane_take_only_their_channel,
+            a_batch_answer_is_kept_with_its_messages,
             status_changes_queue_signed_webhook_deliveries,
+            a_deleted_webhook_is_never_attempted_again,
+            an_open_circuit_holds_back_its_webhook_until_a_probe_gets_through,
+            a_probe_whose_worker_died_is_claimed_again_after_its_lease,
+            pending_deliveries_past_the_retry_window_expire_in_one_sweep,
             a_failed_step_falls_back_once,
             concurrent_claims_never_share_a_row,
             a_redelivered_inbound_message_is_stored_once,
@@ -2103,4 +2862,81 @@ pub async fn an_event_log_from_before_0014_is_kept(store: &dyn Store) {
     assert_eq!(after.message.status, Sent);
     let statuses: Vec<_> = after.events.iter().map(|e| e.status).collect();
     assert_eq!(statuses, [Accepted, Queued, Sending, Sent]);
+}
+
+/// Upgrades: outbox rows written at schema version 17, before the rows named their lane:
+/// a message to send on `sim`, one on a configured channel (leased), and a fallback timer.
+/// The check is [`the_outbox_from_before_0018_has_its_lanes`].
+pub const PRE_0018_OUTBOX: &[&str] = &[
+    "INSERT INTO tenants (id, name, created_at) VALUES ('t-old', 'old', 1790000000000000)",
+    "INSERT INTO messages (id, tenant_id, to_address, channel, step, chain, content, purpose, status, created_at, updated_at) \
+     VALUES ('m-sim', 't-old', '+33612345678', 'sim', 0, '[\"sim\"]', '{\"text\":\"Bonjour\"}', 'transactional', 'queued', 1790000000000000, 1790000000000000)",
+    "INSERT INTO messages (id, tenant_id, to_address, channel, step, chain, content, purpose, status, created_at, updated_at) \
+     VALUES ('m-smsc', 't-old', '+33612345678', 'chan-1', 0, '[\"chan-1\"]', '{\"text\":\"Bonjour\"}', 'transactional', 'queued', 1790000000000000, 1790000000000000)",
+    "INSERT INTO messages (id, tenant_id, to_address, channel, step, chain, content, purpose, status, created_at, updated_at) \
+     VALUES ('m-timer', 't-old', '+33612345678', 'sim', 0, '[\"sim\", \"sms\"]', '{\"text\":\"Bonjour\"}', 'transactional', 'sent', 1790000000000000, 1790000000000000)",
+    "INSERT INTO outbox (message_id, tenant_id, due_at, phase, lease_owner, lease_until, attempts) \
+     VALUES ('m-sim', 't-old', 1790000001000000, 'send', NULL, NULL, 0)",
+    "INSERT INTO outbox (message_id, tenant_id, due_at, phase, lease_owner, lease_until, attempts) \
+     VALUES ('m-smsc', 't-old', 1790000001000000, 'send', 'n1', 1790000009000000, 2)",
+    "INSERT INTO outbox (message_id, tenant_id, due_at, phase, lease_owner, lease_until, attempts) \
+     VALUES ('m-timer', 't-old', 1790000001000000, 'watch', NULL, NULL, 0)",
+];
+
+/// The rows written by [`PRE_0018_OUTBOX`] are claimed by their lanes after the upgrade,
+/// the lease and attempts they had kept.
+pub async fn the_outbox_from_before_0018_has_its_lanes(store: &dyn Store) {
+    let at = |micros: i64| Timestamp::from_microsecond(micros).expect("time");
+    let lease = jiff::SignedDuration::from_secs(30);
+    let now = at(1790000002000000);
+    let lane = |name: &'static str, now: Timestamp| async move {
+        store
+            .claim_lane(name, now, now, 10, "n2", lease)
+            .await
+            .expect("claim")
+            .into_iter()
+            .map(|i| (i.message.id, i.attempts))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lane("sim", now).await, [("m-sim".to_owned(), 0)]);
+    assert_eq!(
+        lane(crate::WATCH_LANE, now).await,
+        [("m-timer".to_owned(), 0)]
+    );
+    assert!(lane("chan-1", now).await.is_empty(), "still leased to n1");
+    assert_eq!(
+        lane("chan-1", at(1790000010000000)).await,
+        [("m-smsc".to_owned(), 2)]
+    );
+}
+
+/// Upgrades: a webhook and a pending delivery written at schema version 18, before webhooks
+/// had a circuit. The check is [`a_webhook_from_before_0019_has_a_closed_circuit`].
+pub const PRE_0019_WEBHOOK: &[&str] = &[
+    "INSERT INTO tenants (id, name, created_at) VALUES ('t-old', 'old', 1790000000000000)",
+    "INSERT INTO webhooks (id, tenant_id, url, secret, created_at) \
+     VALUES ('w-old', 't-old', 'https://example.com/hook', 'whsec_c2VjcmV0', 1790000000000000)",
+    "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_type, payload, status, attempts, due_at, created_at, updated_at) \
+     VALUES ('d-old', 't-old', 'w-old', 'message.status', '{}', 'pending', 3, 1790000001000000, 1790000000000000, 1790000000000000)",
+];
+
+/// The webhook written by [`PRE_0019_WEBHOOK`] has a closed circuit after the upgrade, and
+/// its pending delivery is claimed, then expires with the others past the window.
+pub async fn a_webhook_from_before_0019_has_a_closed_circuit(store: &dyn Store) {
+    let at = |micros: i64| Timestamp::from_microsecond(micros).expect("time");
+    let hooks = store.webhooks("t-old").await.expect("webhooks");
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].circuit, relais_core::circuit::Circuit::default());
+    let lease = jiff::SignedDuration::from_secs(30);
+    let due = store
+        .claim_webhook_deliveries(at(1790000002000000), 10, "n1", lease)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = due.iter().map(|d| d.delivery.id.as_str()).collect();
+    assert_eq!(ids, ["d-old"]);
+    let expired = store
+        .expire_webhook_deliveries(at(1790000000000000), "expired", at(1790000099000000))
+        .await
+        .expect("sweep");
+    assert_eq!(expired, 1, "its lease lapsed");
 }

@@ -15,7 +15,7 @@ macro_rules! impl_sql_store {
             use std::collections::HashMap;
             use $crate::{
                 from_micros, micros, new_id, ApiKeyRecord, ContactPatch, ImportOutcome, ImportRow,
-                MergeRecord, NewApiKey, NewContact, Page, PageRequest, StoreError, StoreResult, Tenant,
+                MergeRecord, NewApiKey, NewContact, Page, PageRequest, PlannedContact, PlannedContacts, StoreError, StoreResult, Tenant,
             };
             use jiff::Timestamp;
 
@@ -234,10 +234,10 @@ macro_rules! impl_sql_store {
 
             fn identity_conflict(e: sqlx::Error) -> StoreError {
                 match &e {
-                    sqlx::Error::Database(db) if db.is_unique_violation() => {
+                    sqlx::Error::Database(db) if $crate::noted(db.is_unique_violation()) => {
                         StoreError::Conflict("an identity already belongs to another contact of this tenant".into())
                     }
-                    _ => StoreError::Database(e),
+                    _ => e.into(),
                 }
             }
 
@@ -286,10 +286,10 @@ macro_rules! impl_sql_store {
                         .execute(self.writer())
                         .await
                         .map_err(|e| match &e {
-                            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                            sqlx::Error::Database(db) if $crate::noted(db.is_unique_violation()) => {
                                 StoreError::Conflict(format!("tenant `{name}` already exists"))
                             }
-                            _ => StoreError::Database(e),
+                            _ => e.into(),
                         })?;
                     Ok(tenant)
                 }
@@ -725,63 +725,56 @@ macro_rules! impl_sql_store {
                     tenant: &str,
                     identities: &[Identity],
                     now: Timestamp,
-                ) -> StoreResult<Vec<Contact>> {
+                ) -> StoreResult<Vec<(Contact, bool)>> {
+                    let planned = self.plan_contacts(tenant, identities, now).await?;
+                    if !planned.new.is_empty() {
+                        $crate::MessageStore::insert_accepted(self, &[], None, &[], &planned.new)
+                            .await
+                            .map_err(|e| match e {
+                                StoreError::IdentityTaken(d) => StoreError::Conflict(d),
+                                other => other,
+                            })?;
+                    }
+                    Ok(planned.resolved)
+                }
+
+                async fn plan_contacts(
+                    &self,
+                    tenant: &str,
+                    identities: &[Identity],
+                    now: Timestamp,
+                ) -> StoreResult<PlannedContacts> {
                     let mut addresses: Vec<&str> = identities.iter().map(|i| i.address.as_str()).collect();
                     addresses.sort_unstable();
                     addresses.dedup();
                     let mut owners = owners_by_address(&mut *self.reader().acquire().await?, tenant, &addresses).await?;
                     let mut created: HashMap<String, Contact> = HashMap::new();
-                    if identities.iter().any(|i| owner_of(&owners, i).is_none()) {
-                        // Everything is built before the write lock is taken. Another
-                        // request may create one of these identities meanwhile: then the
-                        // identities' key refuses the insert, nothing is written, and the
-                        // caller gets a conflict to retry from the read.
-                        let mut new_identities: Vec<(String, &Identity)> = Vec::new();
-                        let stamp = from_micros(micros(now))?;
-                        for identity in identities {
-                            if owner_of(&owners, identity).is_some() {
-                                continue;
-                            }
-                            let id = new_id();
-                            owners.entry(identity.address.clone()).or_default().push((identity.channel, id.clone()));
-                            created.insert(id.clone(), Contact {
-                                id: id.clone(),
-                                attributes: Attributes::new(),
-                                timezone: None,
-                                locale: None,
-                                identities: vec![identity.clone()],
-                                created_at: stamp,
-                                updated_at: stamp,
-                            });
-                            new_identities.push((id, identity));
+                    let mut new = Vec::new();
+                    // Built here, written by the caller's transaction. Another request may
+                    // create one of these identities meanwhile: then the identities' key
+                    // refuses the insert and nothing of that transaction is written.
+                    let stamp = from_micros(micros(now))?;
+                    for identity in identities {
+                        if owner_of(&owners, identity).is_some() {
+                            continue;
                         }
-                        let empty = attributes_to_json(&Attributes::new());
-                        let mut contacts = Vec::new();
-                        for chunk in new_identities.chunks(MAX_PARAMS / 7) {
-                            let mut q = sqlx::QueryBuilder::<Db>::new(
-                                "INSERT INTO contacts (id, tenant_id, attributes, timezone, locale, created_at, updated_at) ",
-                            );
-                            q.push_values(chunk, |mut b, (id, _)| {
-                                b.push_bind(id.as_str())
-                                    .push_bind(tenant)
-                                    .push_bind(empty.as_str())
-                                    .push_bind(None::<String>)
-                                    .push_bind(None::<String>)
-                                    .push_bind(micros(now))
-                                    .push_bind(micros(now));
-                            });
-                            contacts.push(q);
-                        }
-                        let rows: Vec<(&str, &Identity)> = new_identities.iter().map(|(c, i)| (c.as_str(), *i)).collect();
-                        let mut identity_rows = identity_inserts(tenant, &rows, now);
-                        let mut tx = self.writer().begin().await?;
-                        for q in &mut contacts {
-                            q.build().execute(&mut *tx).await?;
-                        }
-                        for q in &mut identity_rows {
-                            q.build().execute(&mut *tx).await.map_err(identity_conflict)?;
-                        }
-                        tx.commit().await?;
+                        let id = new_id();
+                        owners.entry(identity.address.clone()).or_default().push((identity.channel, id.clone()));
+                        created.insert(id.clone(), Contact {
+                            id: id.clone(),
+                            attributes: Attributes::new(),
+                            timezone: None,
+                            locale: None,
+                            identities: vec![identity.clone()],
+                            created_at: stamp,
+                            updated_at: stamp,
+                        });
+                        new.push(PlannedContact {
+                            tenant_id: tenant.to_owned(),
+                            id,
+                            identity: identity.clone(),
+                            created_at: stamp,
+                        });
                     }
                     let mut existing: Vec<String> = identities
                         .iter()
@@ -791,22 +784,30 @@ macro_rules! impl_sql_store {
                         .collect();
                     existing.sort_unstable();
                     existing.dedup();
-                    let mut loaded: HashMap<String, Contact> = load_contacts(&mut *self.reader().acquire().await?, tenant, &existing)
-                        .await?
-                        .into_iter()
-                        .map(|c| (c.id.clone(), c))
-                        .collect();
-                    loaded.extend(created);
-                    identities
+                    let loaded: HashMap<String, Contact> = if existing.is_empty() {
+                        HashMap::new()
+                    } else {
+                        load_contacts(&mut *self.reader().acquire().await?, tenant, &existing)
+                            .await?
+                            .into_iter()
+                            .map(|c| (c.id.clone(), c))
+                            .collect()
+                    };
+                    let resolved = identities
                         .iter()
                         .map(|i| {
-                            owner_of(&owners, i)
-                                .and_then(|id| loaded.get(id))
-                                .cloned()
-                                // Deleted between the look-up and the load.
-                                .ok_or_else(|| StoreError::Conflict(format!("the contact owning {} changed meanwhile", i.address)))
+                            let id = owner_of(&owners, i);
+                            match id.and_then(|id| created.get(id)) {
+                                Some(new) => Ok((new.clone(), true)),
+                                None => id
+                                    .and_then(|id| loaded.get(id))
+                                    .map(|c| (c.clone(), false))
+                                    // Deleted between the look-up and the load.
+                                    .ok_or_else(|| StoreError::Conflict(format!("the contact owning {} changed meanwhile", i.address))),
+                            }
                         })
-                        .collect()
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    Ok(PlannedContacts { resolved, new })
                 }
 
                 async fn consents_of(&self, tenant: &str, contact_ids: &[String]) -> StoreResult<HashMap<String, Vec<ConsentRecord>>> {
@@ -880,10 +881,10 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| match &e {
-                            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                            sqlx::Error::Database(db) if $crate::noted(db.is_unique_violation()) => {
                                 StoreError::Conflict("another model was saved at the same time; retry".into())
                             }
-                            _ => StoreError::Database(e),
+                            _ => e.into(),
                         })?;
                     tx.commit().await?;
                     Ok(version)
@@ -913,6 +914,18 @@ macro_rules! impl_sql_store {
                         })
                     })
                     .transpose()
+                }
+
+                async fn check_writable(&self) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO write_probe (id, writes) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET writes = write_probe.writes + 1",
+                    )
+                    .execute(self.writer())
+                    .await?;
+                    match $crate::refused_recently() {
+                        Some(why) => Err(StoreError::Unavailable(format!("a write was refused: {why}"))),
+                        None => Ok(()),
+                    }
                 }
 
                 async fn consents(&self, tenant: &str, contact_id: &str) -> StoreResult<Vec<ConsentRecord>> {

@@ -36,18 +36,25 @@ async fn fresh() -> Fixture {
 
 relais_store::conformance_suite!(fresh);
 
-#[tokio::test]
-async fn an_event_log_from_before_0014_is_kept() {
+/// A database at schema `version` holding `rows`, opened (and so upgraded) by this build;
+/// `check` then runs on it.
+async fn upgraded_from(
+    version: i64,
+    rows: &[&str],
+) -> (
+    relais_store::scratch::EmptyDatabase,
+    relais_store::PostgresStore,
+) {
     let database = relais_store::scratch::EmptyDatabase::create("relais_upgrade")
         .await
         .expect("PostgreSQL is required for this suite");
     let old = sqlx::PgPool::connect(&database.url).await.expect("connect");
     sqlx::migrate!("./migrations/postgres")
-        .run_to(13, &old)
+        .run_to(version, &old)
         .await
-        .expect("schema 13");
-    for statement in relais_store::conformance::PRE_0014_LOG {
-        sqlx::query(*statement)
+        .expect("old schema");
+    for statement in rows {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
             .execute(&old)
             .await
             .expect("old rows");
@@ -56,7 +63,29 @@ async fn an_event_log_from_before_0014_is_kept() {
     let store = relais_store::PostgresStore::connect(&database.url)
         .await
         .expect("upgrade");
+    (database, store)
+}
+
+#[tokio::test]
+async fn an_event_log_from_before_0014_is_kept() {
+    let (database, store) = upgraded_from(13, relais_store::conformance::PRE_0014_LOG).await;
     relais_store::conformance::an_event_log_from_before_0014_is_kept(&store).await;
+    store.close().await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn the_outbox_from_before_0018_has_its_lanes() {
+    let (database, store) = upgraded_from(17, relais_store::conformance::PRE_0018_OUTBOX).await;
+    relais_store::conformance::the_outbox_from_before_0018_has_its_lanes(&store).await;
+    store.close().await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_webhook_from_before_0019_has_a_closed_circuit() {
+    let (database, store) = upgraded_from(18, relais_store::conformance::PRE_0019_WEBHOOK).await;
+    relais_store::conformance::a_webhook_from_before_0019_has_a_closed_circuit(&store).await;
     store.close().await;
     database.drop_database().await;
 }

@@ -96,3 +96,15 @@ async fn the_outbox_from_before_0016_is_kept() {
     let ids: Vec<&str> = later.iter().map(|i| i.message.id.as_str()).collect();
     assert_eq!(ids, ["m-leased"], "the lease ran out");
 }
+
+#[tokio::test]
+async fn the_outbox_from_before_0018_has_its_lanes() {
+    let (_dir, store) = upgraded_from(17, relais_store::conformance::PRE_0018_OUTBOX).await;
+    relais_store::conformance::the_outbox_from_before_0018_has_its_lanes(&store).await;
+}
+
+#[tokio::test]
+async fn a_webhook_from_before_0019_has_a_closed_circuit() {
+    let (_dir, store) = upgraded_from(18, relais_store::conformance::PRE_0019_WEBHOOK).await;
+    relais_store::conformance::a_webhook_from_before_0019_has_a_closed_circuit(&store).await;
+}

@@ -6,6 +6,7 @@ pub mod handoff;
 pub mod import;
 pub mod inbound;
 pub mod nlu;
+pub mod secrets;
 pub mod send;
 pub mod sim;
 pub mod smpp_channel;

@@ -1,14 +1,18 @@
 //! Configured `smpp` channels: one [`SmppClient`] per channel, behind [`ChannelAdapter`].
 //!
-//! `send` submits the message (the client splits long texts) with the Relais message id as
-//! reference, and answers with the first part's SMSC id. A task per channel reads the
-//! client's events: receipts are folded per message (a multi-part message is delivered only
-//! when every part is) and applied to the message they reference; MO messages go to the
-//! inbound pipeline.
+//! The client binds in the background from the moment the channel is started; while no
+//! bind is up the channel says it is not ready, and its messages wait in the outbox without
+//! spending attempts. `send` submits the message (the client splits long texts) with the
+//! Relais message id as reference (also on the wire, in a vendor TLV), and answers with the
+//! first part's SMSC id. A task per channel reads the client's events: receipts are folded
+//! per message (a multi-part message is delivered only when every part is) and applied to
+//! the message they reference; MO messages go to the inbound pipeline. A `deliver_sm` is
+//! acknowledged to the SMSC only once what it carried is stored: a crash before that makes
+//! the SMSC deliver it again, never loses it.
 
 use crate::dispatch::{
-    ChannelAdapter, ChannelRegistry, OutboundMessage, ProviderAck, ReceiptInbox, SendError,
-    apply_channel_receipt, apply_receipt_to,
+    ChannelAdapter, ChannelRegistry, OutboundMessage, ProviderAck, ReceiptAck, ReceiptInbox,
+    SendError, apply_channel_receipt, apply_receipt_to,
 };
 use crate::inbound::{NewInbound, receive};
 use crate::nlu::NluService;
@@ -18,7 +22,7 @@ use relais_core::clock::Clock;
 use relais_core::content::Body;
 use relais_core::status::MessageStatus;
 use relais_smpp::{
-    ClientConfig, ClientEvents, ConnectError, ErrorKind, InboundMessage, MessageOutcome, Receipt,
+    Ack, ClientConfig, ClientEvents, ErrorKind, InboundMessage, MessageOutcome, Receipt,
     ReceiptState, SmppClient, SmppEvent, SubmitRequest, message_outcome,
 };
 use relais_store::{ChannelRecord, MessageEvent, Store, StoreError};
@@ -111,6 +115,14 @@ pub fn parse_config(value: &serde_json::Value) -> Result<ClientConfig, ConfigErr
             "`max_rate` must be a positive number of messages per second",
         ));
     }
+    if let Some(tag) = config.reference_tlv
+        && !relais_smpp::pdu::VENDOR_TLVS.contains(&tag)
+    {
+        return Err(config_error(
+            "/reference_tlv",
+            "`reference_tlv` must be a vendor-specific tag, 5120 to 16383 (0x1400 to 0x3FFF), or null",
+        ));
+    }
     Ok(config)
 }
 
@@ -129,47 +141,23 @@ struct Deps {
 pub struct SmppChannel {
     record: ChannelRecord,
     config: ClientConfig,
-    deps: Deps,
-    client: tokio::sync::Mutex<Option<SmppClient>>,
-}
-
-impl SmppChannel {
-    /// The connected client, connecting first if needed. Once connected the client rebinds
-    /// on its own; only a first connection that failed is tried again here.
-    async fn client(&self) -> Result<SmppClient, SendError> {
-        let mut slot = self.client.lock().await;
-        if let Some(client) = slot.as_ref() {
-            return Ok(client.clone());
-        }
-        match SmppClient::connect(self.config.clone()).await {
-            Ok((client, events)) => {
-                tracing::info!(channel = %self.record.id, name = %self.record.name, "SMPP channel bound");
-                tokio::spawn(read_events(self.record.clone(), self.deps.clone(), events));
-                *slot = Some(client.clone());
-                Ok(client)
-            }
-            Err(ConnectError::Config(e)) => Err(SendError::permanent("smpp_config", e)),
-            Err(e @ ConnectError::BindRefused(_)) => Err(SendError::transient(
-                "smpp_bind_refused",
-                format!("the SMSC refused the channel's credentials: {e}"),
-            )),
-            Err(e) => Err(SendError::transient("smsc_unreachable", e.to_string())),
-        }
-    }
-
-    fn close(&self) {
-        if let Ok(slot) = self.client.try_lock()
-            && let Some(client) = slot.as_ref()
-        {
-            client.close();
-        }
-    }
+    client: SmppClient,
 }
 
 #[async_trait]
 impl ChannelAdapter for SmppChannel {
     fn kind(&self) -> ChannelKind {
         ChannelKind::Sms
+    }
+
+    fn is_ready(&self) -> bool {
+        self.client.is_ready()
+    }
+
+    /// The client's window on each bind that submits: a `kill -9` can send again at most
+    /// what the SMSC had in flight.
+    fn max_in_flight(&self) -> usize {
+        self.config.window.max(1) * self.config.binds.max(1)
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError> {
@@ -182,7 +170,6 @@ impl ChannelAdapter for SmppChannel {
                 ));
             }
         };
-        let client = self.client().await?;
         let request = SubmitRequest {
             destination: message.to.clone(),
             text,
@@ -190,7 +177,7 @@ impl ChannelAdapter for SmppChannel {
             reference: Some(message.message_id.clone()),
             registered_delivery: None,
         };
-        match client.submit(request).await {
+        match self.client.submit(request).await {
             Ok(outcome) => outcome
                 .part_ids
                 .into_iter()
@@ -206,6 +193,8 @@ impl ChannelAdapter for SmppChannel {
                 // duplicate them on the handset, so a partial failure is final.
                 if e.kind == ErrorKind::Permanent || !e.accepted_part_ids.is_empty() {
                     Err(SendError::permanent(code, e.reason))
+                } else if e.is_not_connected() {
+                    Err(SendError::not_sent("smpp_not_connected", e.reason))
                 } else {
                     Err(SendError::transient(code, e.reason))
                 }
@@ -227,23 +216,32 @@ fn status_of(state: ReceiptState) -> Option<MessageStatus> {
     }
 }
 
-/// The latest state of each part of the multi-part messages still waiting for receipts.
+/// The latest state of each part of the multi-part messages still waiting for receipts,
+/// with the acknowledgements of the parts' `deliver_sm`: they are confirmed only once the
+/// message's outcome is stored (a part's state is not stored on its own, so a crash makes
+/// the SMSC deliver those receipts again).
 #[derive(Default)]
 struct PartStates {
-    pending: HashMap<Arc<str>, Vec<Option<ReceiptState>>>,
+    pending: HashMap<Arc<str>, PendingParts>,
 }
 
+/// Each part's latest state (by index) and the acknowledgements held back for them.
+type PendingParts = (Vec<Option<ReceiptState>>, Vec<Ack>);
+
 impl PartStates {
-    /// Records a part's state; the message's outcome once it is decided.
+    /// Records a part's state; the message's outcome once it is decided, with the
+    /// acknowledgements of all its parts.
     fn record(
         &mut self,
         reference: &Arc<str>,
         index: u8,
         total: u8,
         state: ReceiptState,
-    ) -> MessageOutcome {
+        ack: Ack,
+    ) -> (MessageOutcome, Vec<Ack>) {
         let total = usize::from(total.max(1));
         if self.pending.len() >= MAX_PENDING_PARTS {
+            // Forgotten without being confirmed: the SMSC delivers them again.
             let drop: Vec<Arc<str>> = self
                 .pending
                 .keys()
@@ -254,25 +252,42 @@ impl PartStates {
                 self.pending.remove(&key);
             }
         }
-        let parts = self
+        let (parts, acks) = self
             .pending
             .entry(reference.clone())
-            .or_insert_with(|| vec![None; total]);
+            .or_insert_with(|| (vec![None; total], Vec::new()));
         if let Some(slot) = parts.get_mut(usize::from(index.saturating_sub(1))) {
             *slot = Some(state);
         }
+        acks.push(ack);
         let known: Vec<ReceiptState> = parts.iter().flatten().copied().collect();
         let outcome = message_outcome(total, &known);
-        if outcome != MessageOutcome::Pending {
-            self.pending.remove(reference);
+        if outcome == MessageOutcome::Pending {
+            return (outcome, Vec::new());
         }
-        outcome
+        let acks = self
+            .pending
+            .remove(reference)
+            .map(|(_, acks)| acks)
+            .unwrap_or_default();
+        (outcome, acks)
     }
 }
 
 /// Events read from the binds are handled this many at a time at most; the burst's
 /// correlated successful receipts go to the dispatcher together.
 const RECEIPT_BATCH: usize = 1000;
+
+/// What became of a receipt.
+enum Handled {
+    /// Stored already (a failure that may move the message on, an uncorrelated receipt),
+    /// or nothing to store: confirm now.
+    Done(Vec<Ack>),
+    /// A status for the dispatcher's writer to store; confirm once it is written.
+    Queued((String, MessageEvent), Vec<Ack>),
+    /// A part of a message still waiting for its other parts' receipts.
+    Held,
+}
 
 async fn read_events(record: ChannelRecord, deps: Deps, mut events: ClientEvents) {
     let mut parts = PartStates::default();
@@ -284,24 +299,35 @@ async fn read_events(record: ChannelRecord, deps: Deps, mut events: ClientEvents
             burst.push(next);
         }
         let mut statuses = Vec::new();
+        let mut written_with_them: Vec<Ack> = Vec::new();
         for event in burst {
             match event {
-                SmppEvent::Receipt(receipt) => {
-                    match on_receipt(&record, &deps, &mut parts, receipt).await {
-                        Ok(Some(status)) => statuses.push(status),
-                        Ok(None) => {}
+                SmppEvent::Receipt(receipt, ack) => {
+                    match on_receipt(&record, &deps, &mut parts, receipt, ack).await {
+                        Ok(Handled::Done(acks)) => Ack::confirm_all(acks),
+                        Ok(Handled::Queued(status, acks)) => {
+                            statuses.push(status);
+                            written_with_them.extend(acks);
+                        }
+                        Ok(Handled::Held) => {}
+                        // The acknowledgement is dropped: the SMSC delivers it again.
                         Err(e) => {
-                            tracing::error!(channel = %record.id, error = %e, "cannot apply an SMPP receipt");
+                            tracing::error!(channel = %record.id, error = %e, "cannot apply an SMPP receipt; the SMSC will deliver it again");
                         }
                     }
                 }
-                SmppEvent::Inbound(mo) => on_inbound(&record, &deps, mo).await,
+                SmppEvent::Inbound(mo, ack) => {
+                    if on_inbound(&record, &deps, mo).await {
+                        ack.confirm();
+                    }
+                }
                 SmppEvent::Bind { bind, connected } => {
                     tracing::info!(channel = %record.id, bind, connected, "SMPP bind state");
                 }
             }
         }
-        deps.receipts.push(statuses);
+        let confirm: ReceiptAck = Box::new(move || Ack::confirm_all(written_with_them));
+        deps.receipts.push(statuses, Some(confirm));
     }
 }
 
@@ -316,10 +342,12 @@ pub(crate) fn e164_or_raw(address: &str) -> String {
     }
 }
 
-async fn on_inbound(record: &ChannelRecord, deps: &Deps, mo: InboundMessage) {
+/// Stores an MO message through the inbound pipeline; whether it was stored (and may be
+/// acknowledged to the SMSC).
+async fn on_inbound(record: &ChannelRecord, deps: &Deps, mo: InboundMessage) -> bool {
     let Some(nlu) = &deps.nlu else {
-        tracing::warn!(channel = %record.id, "MO message dropped: no inbound pipeline");
-        return;
+        tracing::warn!(channel = %record.id, "MO message refused: no inbound pipeline; the SMSC keeps it");
+        return false;
     };
     let new = NewInbound {
         tenant_id: record.tenant_id.clone(),
@@ -331,20 +359,26 @@ async fn on_inbound(record: &ChannelRecord, deps: &Deps, mo: InboundMessage) {
         // deliver_sm carries no message id for MO; the SMSC redelivers only on a lost resp.
         provider_id: None,
     };
-    if let Err(e) = receive(&*deps.store, nlu, &*deps.clock, new).await {
-        tracing::error!(channel = %record.id, error = %e, "MO message not stored");
+    match receive(&*deps.store, nlu, &*deps.clock, new).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(channel = %record.id, error = %e, "MO message not stored; the SMSC will deliver it again");
+            false
+        }
     }
 }
 
 /// Applies a receipt that needs the message (a failure may move it to the next step of
-/// its chain, an uncorrelated one is found by provider id); returns the status change of a
-/// correlated success, for the caller to write with the others of its burst.
+/// its chain, an uncorrelated one is found by provider id) and says when its `deliver_sm`
+/// may be acknowledged; a correlated success is returned for the caller to write with the
+/// others of its burst.
 async fn on_receipt(
     record: &ChannelRecord,
     deps: &Deps,
     parts: &mut PartStates,
     receipt: Receipt,
-) -> Result<Option<(String, MessageEvent)>, crate::dispatch::DispatchError> {
+    ack: Ack,
+) -> Result<Handled, crate::dispatch::DispatchError> {
     let at = deps.clock.now();
     let detail = match &receipt.error {
         Some(err) => format!(
@@ -372,15 +406,16 @@ async fn on_receipt(
             )
             .await?;
         }
-        return Ok(None);
+        return Ok(Handled::Done(vec![ack]));
     };
-    let outcome = if part.total <= 1 {
-        message_outcome(1, &[receipt.state])
+    let (outcome, acks) = if part.total <= 1 {
+        (message_outcome(1, &[receipt.state]), vec![ack])
     } else {
-        parts.record(&part.reference, part.index, part.total, receipt.state)
+        parts.record(&part.reference, part.index, part.total, receipt.state, ack)
     };
     let status = match outcome {
-        MessageOutcome::Pending => return Ok(None),
+        MessageOutcome::Pending if part.total <= 1 => return Ok(Handled::Done(acks)),
+        MessageOutcome::Pending => return Ok(Handled::Held),
         MessageOutcome::Delivered => MessageStatus::Delivered,
         MessageOutcome::Failed(state) => status_of(state).unwrap_or(MessageStatus::Undelivered),
     };
@@ -390,17 +425,17 @@ async fn on_receipt(
             .channel(record.id.as_str())
             .reason("receipt")
             .detail(detail);
-        return Ok(Some((part.reference.to_string(), event)));
+        return Ok(Handled::Queued((part.reference.to_string(), event), acks));
     }
     let Some(found) = deps
         .store
         .message(&record.tenant_id, &part.reference)
         .await?
     else {
-        return Ok(None);
+        return Ok(Handled::Done(acks));
     };
     apply_receipt_to(&*deps.store, &found.message, status, at, Some(detail)).await?;
-    Ok(None)
+    Ok(Handled::Done(acks))
 }
 
 /// The running SMPP channels of a server, shared by the API (which starts a channel when it
@@ -459,28 +494,31 @@ impl SmppChannels {
     }
 
     /// Starts (or restarts) a channel: registers its adapter and binds in the background, so
-    /// that MO messages flow before the first send.
+    /// that MO messages flow before the first send. Its stored config has its secrets
+    /// sealed ([`crate::secrets`]); a secret that does not open is a config error.
     pub fn start(&self, record: &ChannelRecord) -> Result<(), ConfigError> {
-        let config = parse_config(&record.config)?;
+        let opened = crate::secrets::current()
+            .open_config(&record.config)
+            .map_err(|e| config_error(&format!("/{}", e.key), e.error.to_string()))?;
+        let config = parse_config(&opened)?;
+        // Binds in the background: until one is up the channel is not ready, and its
+        // messages wait (a down SMSC at start costs no attempts).
+        let (client, events) =
+            SmppClient::start(config.clone()).map_err(|e| config_error("", e.to_string()))?;
+        tokio::spawn(read_events(record.clone(), self.deps.clone(), events));
         let channel = Arc::new(SmppChannel {
             record: record.clone(),
             config,
-            deps: self.deps.clone(),
-            client: tokio::sync::Mutex::new(None),
+            client,
         });
         let previous = {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             running.insert(record.id.clone(), channel.clone())
         };
         if let Some(previous) = previous {
-            previous.close();
+            previous.client.close();
         }
-        self.registry.insert(&record.id, channel.clone());
-        tokio::spawn(async move {
-            if let Err(e) = channel.client().await {
-                tracing::warn!(channel = %channel.record.id, error = %e, "SMPP channel not bound yet; the first send retries");
-            }
-        });
+        self.registry.insert(&record.id, channel);
         Ok(())
     }
 
@@ -493,7 +531,8 @@ impl SmppChannels {
             running.remove(channel_id)
         };
         if let Some(channel) = removed {
-            channel.close();
+            tracing::info!(channel = %channel.record.id, "SMPP channel stopped");
+            channel.client.close();
         }
     }
 }
@@ -538,22 +577,43 @@ mod tests {
     }
 
     #[test]
-    fn a_long_message_is_delivered_only_when_every_part_is() {
+    fn a_long_message_is_delivered_only_when_every_part_is_and_its_parts_are_acknowledged_then() {
         let mut parts = PartStates::default();
         let r: Arc<str> = Arc::from("m1");
-        assert_eq!(
-            parts.record(&r, 1, 2, ReceiptState::Delivered),
-            MessageOutcome::Pending
+        let (outcome, acks) = parts.record(&r, 1, 2, ReceiptState::Delivered, Ack::none());
+        assert_eq!(outcome, MessageOutcome::Pending);
+        assert!(
+            acks.is_empty(),
+            "the first part's receipt waits for the second"
         );
+        let (outcome, acks) = parts.record(&r, 2, 2, ReceiptState::Delivered, Ack::none());
+        assert_eq!(outcome, MessageOutcome::Delivered);
         assert_eq!(
-            parts.record(&r, 2, 2, ReceiptState::Delivered),
-            MessageOutcome::Delivered
+            acks.len(),
+            2,
+            "both parts' receipts are acknowledged with the outcome"
         );
         let f: Arc<str> = Arc::from("m2");
-        assert_eq!(
-            parts.record(&f, 2, 3, ReceiptState::Undeliverable),
-            MessageOutcome::Failed(ReceiptState::Undeliverable)
-        );
+        let (outcome, _) = parts.record(&f, 2, 3, ReceiptState::Undeliverable, Ack::none());
+        assert_eq!(outcome, MessageOutcome::Failed(ReceiptState::Undeliverable));
         assert!(parts.pending.is_empty());
+    }
+
+    #[test]
+    fn a_reference_tlv_outside_the_vendor_range_is_refused() {
+        let base = json!({"host": "h", "system_id": "a", "password": "p"});
+        let with = |tlv: serde_json::Value| {
+            let mut c = base.clone();
+            c["reference_tlv"] = tlv;
+            c
+        };
+        assert_eq!(pointer(with(json!(0x0204))), "/reference_tlv");
+        assert!(parse_config(&with(json!(0x1401))).is_ok());
+        let off = parse_config(&with(serde_json::Value::Null)).unwrap();
+        assert_eq!(off.reference_tlv, None);
+        assert_eq!(
+            parse_config(&base).unwrap().reference_tlv,
+            Some(relais_smpp::pdu::DEFAULT_REFERENCE_TLV)
+        );
     }
 }

@@ -4,8 +4,12 @@
 //! and the message's final status goes back to the ESME as a `deliver_sm` receipt.
 //!
 //! Credentials are stored as channels of kind `smpp_server` (config: `system_id` and the
-//! SHA-256 of the password, like API keys), so they live in the tenant's store and need no
-//! table of their own.
+//! password's argon2id hash, a PHC string with its salt), so they live in the tenant's
+//! store and need no table of their own. Credentials issued before argon2 hold an unsalted
+//! SHA-256; they still bind, and their hash is upgraded to argon2 on their next bind.
+//! Hashes are computed on the blocking pool, a few at a time: each takes ~19 MiB and tens
+//! of milliseconds, which must not stall the async workers or let a flood of binds
+//! exhaust memory.
 
 use crate::send::{AcceptContext, AcceptError, Recipient, SANDBOX_KINDS, SendRequest, accept};
 use jiff::Timestamp;
@@ -22,6 +26,7 @@ use relais_smpp::{
     Authenticator, BindRequest, CommandStatus, ReceiptState, ServerConfig, ServerHandle,
     ShortMessage, SmppServer, SubmitContext, SubmitHandler,
 };
+use relais_store::ChannelRecord;
 use relais_store::{NewChannel, ReceiptWatch, Store, StoreError};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -42,6 +47,59 @@ const RECEIPT_GIVE_UP: Duration = Duration::from_secs(24 * 3600);
 /// How long a receipt waits after its ESME was found unbound.
 const RECEIPT_RETRY: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
 
+/// Password hashes computed at once; more binds wait their turn. Two, like the cores of the
+/// smallest machine Relais is measured on: a flood of binds then costs at most 2 × 19 MiB.
+const HASHING_AT_ONCE: usize = 2;
+
+/// How a password matched its stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Matches,
+    /// It matches an unsalted SHA-256 from before argon2: upgrade it.
+    MatchesLegacy,
+    Wrong,
+}
+
+/// The argon2id hash of `password` (PHC string, random salt, the crate's defaults:
+/// 19 MiB, 2 passes, as OWASP recommends).
+fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Checks `password` against a stored hash: argon2 (a PHC string) or the legacy SHA-256.
+fn verify_password(stored: &str, password: &str) -> Verdict {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    if let Ok(hash) = PasswordHash::new(stored) {
+        return match argon2::Argon2::default().verify_password(password.as_bytes(), &hash) {
+            Ok(()) => Verdict::Matches,
+            Err(_) => Verdict::Wrong,
+        };
+    }
+    let legacy = hash_api_key(password);
+    // Compared in full whatever differs, like the PHC verifier does.
+    let same = stored.len() == legacy.len()
+        && stored
+            .bytes()
+            .zip(legacy.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Verdict::MatchesLegacy
+    } else {
+        Verdict::Wrong
+    }
+}
+
+/// Runs a password hash on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
 /// Credentials as issued: the password is shown once and only its hash is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedCredentials {
@@ -58,15 +116,28 @@ fn random_string(len: usize) -> String {
         .collect()
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot hash the new password: {0}")]
+    Hash(String),
+}
+
 /// Issues a new system_id/password for `tenant`. SMPP 3.4 caps passwords at 8 characters:
 /// 8 random alphanumerics (47 bits) is what the protocol allows.
 pub async fn issue_credentials(
     store: &dyn Store,
     tenant: &str,
     now: Timestamp,
-) -> Result<IssuedCredentials, StoreError> {
+) -> Result<IssuedCredentials, IssueError> {
     let system_id = format!("r{}", random_string(12).to_lowercase());
     let password = random_string(8);
+    let hashed = password.clone();
+    let password_hash = blocking(move || hash_password(&hashed))
+        .await
+        .unwrap_or_else(|| Err("the hashing task died".into()))
+        .map_err(IssueError::Hash)?;
     let record = store
         .create_channel(
             &NewChannel {
@@ -75,7 +146,7 @@ pub async fn issue_credentials(
                 name: format!("smpp-esme-{system_id}"),
                 config: serde_json::json!({
                     "system_id": system_id,
-                    "password_hash": hash_api_key(&password),
+                    "password_hash": password_hash,
                 }),
             },
             now,
@@ -97,6 +168,64 @@ pub struct Esme {
 
 struct Auth {
     store: Arc<dyn Store>,
+    hashing: Arc<tokio::sync::Semaphore>,
+}
+
+impl Auth {
+    fn new(store: Arc<dyn Store>) -> Self {
+        Auth {
+            store,
+            hashing: Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE)),
+        }
+    }
+
+    /// Checks `password` against the record's hash off the async workers.
+    async fn verify(
+        &self,
+        record: &ChannelRecord,
+        password: &str,
+    ) -> Result<Verdict, CommandStatus> {
+        let Some(stored) = record.config["password_hash"].as_str() else {
+            tracing::error!(credentials = %record.id, "SMPP credentials without a password hash");
+            return Err(CommandStatus::EsmeRsyserr);
+        };
+        let _turn = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| CommandStatus::EsmeRsyserr)?;
+        let (stored, password) = (stored.to_owned(), password.to_owned());
+        blocking(move || verify_password(&stored, &password))
+            .await
+            .ok_or(CommandStatus::EsmeRsyserr)
+    }
+
+    /// Replaces a legacy SHA-256 by an argon2 hash of the password that just matched it.
+    /// A failure leaves the old hash, which still binds: it is tried again next time.
+    async fn upgrade(&self, record: &ChannelRecord, password: &str) {
+        let Ok(_turn) = self.hashing.acquire().await else {
+            return;
+        };
+        let password = password.to_owned();
+        let Some(Ok(hash)) = blocking(move || hash_password(&password)).await else {
+            tracing::warn!(credentials = %record.id, "cannot hash SMPP credentials anew");
+            return;
+        };
+        let mut config = record.config.clone();
+        config["password_hash"] = serde_json::Value::String(hash);
+        match self
+            .store
+            .update_channel_config(&record.tenant_id, &record.id, &config)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(credentials = %record.id, system_id = %config["system_id"], "SMPP credentials upgraded from SHA-256 to argon2")
+            }
+            Err(e) => {
+                tracing::warn!(credentials = %record.id, error = %e, "cannot upgrade SMPP credentials to argon2")
+            }
+        }
+    }
 }
 
 impl Authenticator for Auth {
@@ -115,9 +244,10 @@ impl Authenticator for Auth {
             .into_iter()
             .find(|r| r.config["system_id"].as_str() == Some(request.system_id.as_str()))
             .ok_or(CommandStatus::EsmeRinvsysid)?;
-        if record.config["password_hash"].as_str() != Some(hash_api_key(&request.password).as_str())
-        {
-            return Err(CommandStatus::EsmeRinvpaswd);
+        match self.verify(&record, &request.password).await? {
+            Verdict::Matches => {}
+            Verdict::MatchesLegacy => self.upgrade(&record, &request.password).await,
+            Verdict::Wrong => return Err(CommandStatus::EsmeRinvpaswd),
         }
         Ok(Esme {
             tenant_id: record.tenant_id,
@@ -268,7 +398,7 @@ impl SubmitHandler<Esme> for Handler {
         };
         let now = self.clock.now();
         let context = AcceptContext {
-            store: &*self.store,
+            store: &self.store,
             rules: self.rules,
             now,
             configured: SANDBOX_KINDS,
@@ -417,9 +547,7 @@ pub async fn serve(
             system_id: "relais".into(),
             ..ServerConfig::default()
         },
-        Auth {
-            store: store.clone(),
-        },
+        Auth::new(store.clone()),
         Handler {
             store: store.clone(),
             clock: clock.clone(),
@@ -452,6 +580,127 @@ mod tests {
             tenant_id: "t1".into(),
             system_id: system_id.into(),
         }
+    }
+
+    fn bind(system_id: &str, password: &str) -> BindRequest {
+        BindRequest {
+            mode: relais_smpp::BindMode::Transceiver,
+            system_id: system_id.into(),
+            password: password.into(),
+            system_type: String::new(),
+            interface_version: 0x34,
+        }
+    }
+
+    async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            relais_store::SqliteStore::open(&dir.path().join("relais.db"))
+                .await
+                .unwrap(),
+        );
+        let tenant = store
+            .create_tenant("default", Timestamp::now())
+            .await
+            .unwrap()
+            .id;
+        (dir, store, tenant)
+    }
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:40000".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn issued_credentials_are_kept_as_a_salted_argon2_hash_and_bind() {
+        let (_dir, store, tenant) = sqlite().await;
+        let issued = issue_credentials(&*store, &tenant, Timestamp::now())
+            .await
+            .unwrap();
+        let record = store.channel(&tenant, &issued.id).await.unwrap().unwrap();
+        let hash = record.config["password_hash"].as_str().unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(!hash.contains(&issued.password));
+        let again = issue_credentials(&*store, &tenant, Timestamp::now())
+            .await
+            .unwrap();
+        let other = store.channel(&tenant, &again.id).await.unwrap().unwrap();
+        assert_ne!(
+            hash.split('$').nth(4),
+            other.config["password_hash"]
+                .as_str()
+                .unwrap()
+                .split('$')
+                .nth(4),
+            "each hash has its own salt"
+        );
+
+        let auth = Auth::new(store.clone());
+        let esme = auth
+            .authenticate(&bind(&issued.system_id, &issued.password), peer())
+            .await
+            .unwrap();
+        assert_eq!(esme.tenant_id, tenant);
+        assert_eq!(
+            auth.authenticate(&bind(&issued.system_id, "nope"), peer())
+                .await
+                .unwrap_err(),
+            CommandStatus::EsmeRinvpaswd
+        );
+        assert_eq!(
+            auth.authenticate(&bind("nobody", &issued.password), peer())
+                .await
+                .unwrap_err(),
+            CommandStatus::EsmeRinvsysid
+        );
+    }
+
+    #[tokio::test]
+    async fn credentials_hashed_with_sha256_still_bind_and_are_upgraded_to_argon2() {
+        let (_dir, store, tenant) = sqlite().await;
+        // As issued before argon2: the bare SHA-256 of the password.
+        let record = store
+            .create_channel(
+                &NewChannel {
+                    tenant_id: tenant.clone(),
+                    kind: KIND.into(),
+                    name: "smpp-esme-rold".into(),
+                    config: serde_json::json!({"system_id": "rold", "password_hash": hash_api_key("Old12345")}),
+                },
+                Timestamp::now(),
+            )
+            .await
+            .unwrap();
+        let auth = Auth::new(store.clone());
+        assert_eq!(
+            auth.authenticate(&bind("rold", "wrong"), peer())
+                .await
+                .unwrap_err(),
+            CommandStatus::EsmeRinvpaswd
+        );
+        let unchanged = store.channel(&tenant, &record.id).await.unwrap().unwrap();
+        assert_eq!(
+            unchanged.config, record.config,
+            "a wrong password upgrades nothing"
+        );
+
+        auth.authenticate(&bind("rold", "Old12345"), peer())
+            .await
+            .unwrap();
+        let upgraded = store.channel(&tenant, &record.id).await.unwrap().unwrap();
+        let hash = upgraded.config["password_hash"].as_str().unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert_eq!(upgraded.config["system_id"], "rold");
+        // And it binds with the new hash, and only with the right password.
+        auth.authenticate(&bind("rold", "Old12345"), peer())
+            .await
+            .unwrap();
+        assert_eq!(
+            auth.authenticate(&bind("rold", "wrong"), peer())
+                .await
+                .unwrap_err(),
+            CommandStatus::EsmeRinvpaswd
+        );
     }
 
     #[tokio::test]

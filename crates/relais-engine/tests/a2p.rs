@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use relais_core::channel::ChannelKind;
+use relais_core::circuit::Circuit;
 use relais_core::clock::{Clock, ManualClock};
 use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose};
 use relais_core::contact::AddressRules;
@@ -18,10 +19,12 @@ use relais_engine::send::{
     AcceptContext, AcceptError, Accepted, Idempotency, SANDBOX_KINDS, SendRequest, accept,
 };
 use relais_engine::sim::{SimAdapter, SimConfig};
+use relais_engine::webhooks::WebhookWorker;
 use relais_store::scratch::ScratchDatabase;
 use relais_store::{MessageEvent, MessageWithEvents, SqliteStore, Store};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 struct World {
@@ -126,6 +129,9 @@ on_both_stores!(
     a_large_batch_is_stored_and_dispatched,
     status_changes_reach_webhooks_signed_and_retried,
     a_receiver_that_stays_down_is_retried_for_a_day_then_given_up,
+    a_dead_endpoint_gets_a_few_probes_not_an_attempt_per_delivery,
+    deliveries_an_unreachable_endpoint_never_took_expire_after_a_day,
+    refusals_of_single_events_do_not_hold_the_endpoint_back,
     an_undelivered_receipt_moves_the_message_to_the_next_channel,
     a_fallback_skips_channels_without_consent,
 );
@@ -171,7 +177,7 @@ impl ChannelAdapter for Scripted {
 impl World {
     fn ctx(&self) -> AcceptContext<'_> {
         AcceptContext {
-            store: &*self.store,
+            store: &self.store,
             rules: AddressRules {
                 default_country: Some(phonenumber::country::Id::FR),
             },
@@ -187,7 +193,7 @@ impl World {
     }
 
     async fn send_with_key(&self, key: &str, body: Value) -> Result<Accepted, AcceptError> {
-        let idem = Idempotency::new(key, &body)?;
+        let idem = Idempotency::new(key, &body).expect("a usable key");
         let request: SendRequest = serde_json::from_value(body).unwrap();
         accept(self.ctx(), &self.tenant, request, Some(idem)).await
     }
@@ -628,8 +634,10 @@ async fn the_rate_limit_spreads_sends_over_time(w: &World) {
     let d = Dispatcher::new(w.store.clone(), w.clock.clone(), config).with_adapter(Arc::new(
         SimAdapter::new(w.store.clone(), SimConfig::default()),
     ));
+    // Only what the bucket allows is claimed: the other two wait in the outbox, neither
+    // claimed nor rescheduled.
     let first = d.run_once().await.unwrap();
-    assert_eq!((first.sent, first.throttled), (1, 2));
+    assert_eq!((first.claimed, first.sent, first.throttled), (1, 1, 0));
     w.advance(1);
     assert_eq!(d.run_once().await.unwrap().sent, 1);
     w.advance(1);
@@ -899,6 +907,12 @@ async fn a_receiver_that_stays_down_is_retried_for_a_day_then_given_up(w: &World
         else {
             break;
         };
+        // While the endpoint's circuit is open, only its next probe goes.
+        let hooks = w.store.webhooks(&w.tenant).await.unwrap();
+        let next = hooks[0]
+            .circuit
+            .retry_at
+            .map_or(next, |probe| probe.max(next));
         w.clock.set(next);
         if d.run_once().await.unwrap().webhooks > 0 {
             last_attempt = next;
@@ -923,6 +937,245 @@ async fn a_receiver_that_stays_down_is_retried_for_a_day_then_given_up(w: &World
         span >= SignedDuration::from_hours(23) && span <= SignedDuration::from_hours(24),
         "the last retry comes within the last hour of the day: {span:#}"
     );
+}
+
+/// The endpoint that refuses connections, until told otherwise.
+const DEAD: &str = "https://dead.example.com/hooks";
+/// The endpoint that answers 200.
+const ALIVE: &str = "https://alive.example.com/hooks";
+
+/// Answers posts to [`ALIVE`] with 200 and those to [`DEAD`] with `dead` (a refused
+/// connection at first); counts the posts to each.
+struct TwoEndpoints {
+    dead: Mutex<Result<u16, String>>,
+    to_dead: AtomicUsize,
+    to_alive: AtomicUsize,
+}
+
+impl TwoEndpoints {
+    fn new() -> Arc<Self> {
+        Arc::new(TwoEndpoints {
+            dead: Mutex::new(Err("connection refused".into())),
+            to_dead: AtomicUsize::new(0),
+            to_alive: AtomicUsize::new(0),
+        })
+    }
+    fn answer_dead_with(&self, answer: Result<u16, String>) {
+        *self.dead.lock().unwrap() = answer;
+    }
+    fn to_dead(&self) -> usize {
+        self.to_dead.load(Ordering::SeqCst)
+    }
+    fn to_alive(&self) -> usize {
+        self.to_alive.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl relais_engine::webhooks::WebhookPoster for TwoEndpoints {
+    async fn post(&self, url: &str, _: &[(&str, String)], _: &str) -> Result<u16, String> {
+        if url == DEAD {
+            self.to_dead.fetch_add(1, Ordering::SeqCst);
+            self.dead.lock().unwrap().clone()
+        } else {
+            assert_eq!(url, ALIVE);
+            self.to_alive.fetch_add(1, Ordering::SeqCst);
+            Ok(200)
+        }
+    }
+}
+
+impl World {
+    /// The tenant's two webhooks, [`DEAD`] then [`ALIVE`], and a worker delivering to them
+    /// through `endpoints`.
+    async fn two_webhooks(
+        &self,
+        endpoints: &Arc<TwoEndpoints>,
+    ) -> (relais_store::Webhook, relais_store::Webhook, WebhookWorker) {
+        let secret = relais_engine::webhooks::generate_secret();
+        let mut hooks = Vec::new();
+        for url in [DEAD, ALIVE] {
+            hooks.push(
+                self.store
+                    .create_webhook(&self.tenant, url, &secret, start())
+                    .await
+                    .unwrap(),
+            );
+        }
+        let worker = WebhookWorker::new(
+            self.store.clone(),
+            self.clock.clone(),
+            endpoints.clone(),
+            relais_core::retry::RetryPolicy::WEBHOOKS,
+            "test".into(),
+        );
+        let alive = hooks.pop().unwrap();
+        (hooks.pop().unwrap(), alive, worker)
+    }
+
+    /// Sends `n` messages through a dispatcher without webhooks: each queues two events
+    /// (`sending`, `sent`) for every webhook of the tenant.
+    async fn queue_events(&self, n: usize) {
+        for i in 0..n {
+            self.send(json!({"to": format!("+3361100{i:04}"), "content": {"text": "Bonjour"}}))
+                .await
+                .unwrap();
+        }
+        let silent = SimConfig {
+            delivered_after: None,
+            read_after: None,
+        };
+        // Not paced: all of them are sent now.
+        let config = DispatcherConfig {
+            lease_owner: "test".into(),
+            default_rate: 1e6,
+            ..Default::default()
+        };
+        let report = Dispatcher::new(self.store.clone(), self.clock.clone(), config)
+            .with_adapter(Arc::new(SimAdapter::new(self.store.clone(), silent)))
+            .run_until_idle(1_000)
+            .await
+            .unwrap();
+        assert_eq!(report.sent, n);
+    }
+
+    async fn deliveries(&self, hook: &relais_store::Webhook) -> Vec<relais_store::WebhookDelivery> {
+        self.store
+            .webhook_deliveries(&self.tenant, &hook.id)
+            .await
+            .unwrap()
+    }
+}
+
+async fn a_dead_endpoint_gets_a_few_probes_not_an_attempt_per_delivery(w: &World) {
+    let endpoints = TwoEndpoints::new();
+    let (dead, alive, worker) = w.two_webhooks(&endpoints).await;
+    w.queue_events(250).await;
+    let mut events = 500;
+    // Two hours, a round every 10 seconds, a new message every 10 minutes.
+    for round in 0..720 {
+        if round % 60 == 59 {
+            w.queue_events(1).await;
+            events += 2;
+        }
+        worker.run_once().await.unwrap();
+        if round >= 10 {
+            assert_eq!(
+                endpoints.to_alive(),
+                events,
+                "the live endpoint is not held back (round {round})"
+            );
+        }
+        w.advance(10);
+    }
+    // 5 failures open the circuit; then one probe per open period: 30 s, doubling up to
+    // 10 minutes (less jitter), so at most 20 in two hours.
+    let attempts = endpoints.to_dead();
+    assert!(
+        (5 + 10..=5 + 20).contains(&attempts),
+        "{attempts} attempts for {events} events to a dead endpoint"
+    );
+    eprintln!("{attempts} attempts to a dead endpoint in two hours, for {events} events");
+    let log = w.deliveries(&dead).await;
+    assert!(
+        log.iter().all(|d| d.status == "pending"),
+        "nothing given up yet"
+    );
+    let hooks = w.store.webhooks(&w.tenant).await.unwrap();
+    let circuit = |id: &str| hooks.iter().find(|h| h.id == id).unwrap().circuit;
+    let open = circuit(&dead.id);
+    assert!(
+        open.retry_at.is_some_and(|at| at > w.clock.now()),
+        "{open:?}"
+    );
+    assert_eq!(open.failing_since, Some(start()));
+    assert_eq!(circuit(&alive.id), Circuit::default());
+    // It comes back: the next probe closes the circuit and every event follows at once.
+    endpoints.answer_dead_with(Ok(200));
+    for _ in 0..70 {
+        worker.run_once().await.unwrap();
+        w.advance(10);
+    }
+    assert_eq!(
+        endpoints.to_dead(),
+        attempts + events,
+        "each event reached it once"
+    );
+    assert!(
+        w.deliveries(&dead)
+            .await
+            .iter()
+            .all(|d| d.status == "delivered")
+    );
+    let hooks = w.store.webhooks(&w.tenant).await.unwrap();
+    assert!(hooks.iter().all(|h| h.circuit == Circuit::default()));
+}
+
+async fn deliveries_an_unreachable_endpoint_never_took_expire_after_a_day(w: &World) {
+    let endpoints = TwoEndpoints::new();
+    let (dead, alive, worker) = w.two_webhooks(&endpoints).await;
+    w.queue_events(250).await;
+    // A day and twenty minutes, a round every ten minutes: each round, one probe.
+    let mut expired = 0;
+    for _ in 0..24 * 6 + 2 {
+        expired += worker.run_once().await.unwrap().expired;
+        w.advance(600);
+    }
+    let probes = endpoints.to_dead();
+    assert!(probes <= 5 + 24 * 6 + 2, "{probes} attempts");
+    assert!(expired >= 500 - 150, "{expired} expired");
+    let lease = SignedDuration::from_secs(60);
+    let later = w.clock.now() + SignedDuration::from_hours(1);
+    assert!(
+        w.store
+            .claim_webhook_deliveries(later, 1_000, "other", lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left pending"
+    );
+    let log = w.deliveries(&dead).await;
+    assert!(log.iter().all(|d| d.status == "failed"), "{log:#?}");
+    let never_tried: Vec<_> = log.iter().filter(|d| d.attempts == 0).collect();
+    assert!(!never_tried.is_empty());
+    for d in never_tried {
+        let error = d.last_error.as_deref().unwrap_or_default();
+        assert!(
+            error.starts_with("expired") && error.contains("unreachable"),
+            "{error}"
+        );
+    }
+    assert_eq!(endpoints.to_alive(), 500);
+    assert!(
+        w.deliveries(&alive)
+            .await
+            .iter()
+            .all(|d| d.status == "delivered")
+    );
+}
+
+async fn refusals_of_single_events_do_not_hold_the_endpoint_back(w: &World) {
+    let endpoints = TwoEndpoints::new();
+    let (refusing, _, worker) = w.two_webhooks(&endpoints).await;
+    endpoints.answer_dead_with(Ok(400));
+    w.queue_events(10).await;
+    worker.run_once().await.unwrap();
+    assert_eq!(endpoints.to_dead(), 20, "every event was offered");
+    let log = w.deliveries(&refusing).await;
+    assert!(
+        log.iter()
+            .all(|d| (d.status.as_str(), d.attempts, d.last_code) == ("failed", 1, Some(400)))
+    );
+    let hooks = w.store.webhooks(&w.tenant).await.unwrap();
+    assert!(hooks.iter().all(|h| h.circuit == Circuit::default()));
+    // "Too many requests" is another matter: the endpoint asks to be left alone, and is.
+    endpoints.answer_dead_with(Ok(429));
+    w.queue_events(10).await;
+    worker.run_once().await.unwrap();
+    assert_eq!(endpoints.to_dead(), 20 + 5);
+    let hooks = w.store.webhooks(&w.tenant).await.unwrap();
+    let circuit = hooks.iter().find(|h| h.id == refusing.id).unwrap().circuit;
+    assert!(!circuit.is_closed(), "{circuit:?}");
 }
 
 async fn an_undelivered_receipt_moves_the_message_to_the_next_channel(w: &World) {

@@ -95,7 +95,7 @@ impl World {
 
     async fn accept(&self, count: usize) -> Vec<String> {
         let ctx = AcceptContext {
-            store: &*self.store,
+            store: &self.store,
             rules: AddressRules {
                 default_country: None,
             },

@@ -1,0 +1,106 @@
+//! The contract between the dispatcher and a channel: what an adapter is given, what it
+//! answers, what it reports later, and what it says about itself (ready to send, how many
+//! messages it may have in flight).
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use relais_core::channel::ChannelKind;
+use relais_core::content::Content;
+use relais_core::retry::ErrorClass;
+use relais_core::status::MessageStatus;
+
+/// One message handed to an adapter, its content already degraded for the channel.
+#[derive(Debug, Clone)]
+pub struct OutboundMessage {
+    pub message_id: String,
+    pub tenant_id: String,
+    pub channel: ChannelKind,
+    pub to: String,
+    /// The sender the message shows; `None` leaves it to the channel's configuration.
+    pub from: Option<String>,
+    pub content: Content,
+    /// 1 for the first attempt on this channel.
+    pub attempt: i64,
+    pub now: Timestamp,
+}
+
+/// The provider took the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderAck {
+    pub provider_id: String,
+}
+
+/// The provider did not take the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {reason}")]
+pub struct SendError {
+    pub class: ErrorClass,
+    /// A stable code for the event log (`throttled`, `invalid_number`, …).
+    pub code: String,
+    pub reason: String,
+}
+
+impl SendError {
+    pub fn transient(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        SendError {
+            class: ErrorClass::Transient,
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
+    pub fn permanent(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        SendError {
+            class: ErrorClass::Permanent,
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
+    /// The message did not leave: the channel has no live connection. It waits for the
+    /// channel without spending an attempt.
+    pub fn not_sent(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        SendError {
+            class: ErrorClass::NotSent,
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A status report from a provider (a DLR, a status webhook, a simulated phone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub message_id: String,
+    pub status: MessageStatus,
+    pub at: Timestamp,
+    pub detail: Option<String>,
+}
+
+/// Messages an adapter may have sent and not yet recorded, unless it says otherwise: what
+/// a crash may send twice on a channel that takes no client reference.
+pub const DEFAULT_IN_FLIGHT: usize = 1000;
+
+/// One channel's connection to its provider. Every channel has one; the engine never asks
+/// which channel it talks to.
+#[async_trait]
+pub trait ChannelAdapter: Send + Sync {
+    fn kind(&self) -> ChannelKind;
+    async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError>;
+    /// Receipts that became due by `now` (adapters that are told by webhooks return none).
+    async fn poll_receipts(&self, _now: Timestamp) -> Vec<Receipt> {
+        Vec::new()
+    }
+    /// Called before the outcomes of the sends it answered are written: an adapter that
+    /// keeps a log (the sim's phones) writes it in one go here.
+    async fn flush(&self) {}
+    /// Whether the channel can send now. `false` (no live connection to the provider)
+    /// keeps its messages in the outbox, without spending attempts, until it is `true`.
+    fn is_ready(&self) -> bool {
+        true
+    }
+    /// The most messages the dispatcher may have sent through this adapter and not yet
+    /// recorded as answered: the most a `kill -9` can make it send again. An SMPP channel
+    /// answers its window.
+    fn max_in_flight(&self) -> usize {
+        DEFAULT_IN_FLIGHT
+    }
+}

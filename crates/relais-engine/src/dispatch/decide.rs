@@ -1,0 +1,590 @@
+//! What becomes of a claimed message: settled without a send (a fallback timer, an expired
+//! or rate-limited message), or sent; and what an adapter's answer makes of it (sent,
+//! retried, failed, moved to the next channel of its chain).
+
+use super::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
+use super::buckets::{Bucket, Buckets};
+use super::{DispatchError, Dispatcher, RoundReport};
+use jiff::{SignedDuration, Timestamp};
+use relais_core::channel::ChannelKind;
+use relais_core::consent::{Purpose, may_send};
+use relais_core::content::{ChannelCapabilities, Content, degrade};
+use relais_core::fallback::{Attempt, FallbackChain, FallbackDecision, MoveOn};
+use relais_core::retry::{ErrorClass, GiveUpReason, RetryDecision};
+use relais_core::status::MessageStatus;
+use relais_store::{
+    Message, MessageEvent, OutboxItem, OutboxNext, OutboxPhase, Settlement, StepMove, Store,
+    StoreError,
+};
+use std::sync::Arc;
+
+/// What [`Dispatcher::triage`] made of a claimed row.
+pub(super) enum Triage {
+    Settle(String, Box<Settlement>),
+    Send(Box<PendingSend>),
+}
+
+/// A claimed message on its way to its adapter.
+pub(super) struct PendingSend {
+    pub(super) item: OutboxItem,
+    pub(super) chain: Option<FallbackChain>,
+    /// The adapter and what it is given, or why the message cannot be sent.
+    pub(super) target: Result<(Arc<dyn ChannelAdapter>, OutboundMessage), SendError>,
+    /// The attempt's `sending` mark, for a message that goes to its adapter.
+    pub(super) sending: Option<MessageEvent>,
+}
+
+impl PendingSend {
+    pub(super) fn id(&self) -> &str {
+        &self.item.message.id
+    }
+}
+
+/// The settlement of a message whose validity ran out before it could be sent.
+pub(super) fn expired(now: Timestamp) -> Settlement {
+    let mut s = Settlement::new(OutboxNext::Done);
+    s.status = Some(
+        MessageEvent::new(MessageStatus::Expired, now)
+            .reason("validity")
+            .detail("the message's validity ran out before it could be sent"),
+    );
+    s
+}
+
+impl Dispatcher {
+    /// What a claimed row needs: a settlement decided without sending (a fallback timer,
+    /// an expired or throttled message), or a send.
+    pub(super) async fn triage(
+        &self,
+        item: OutboxItem,
+        report: &mut RoundReport,
+    ) -> Result<Triage, DispatchError> {
+        let now = self.clock.now();
+        let id = item.message.id.clone();
+        let message = &item.message;
+        if message.status.is_final() || message.status == MessageStatus::Delivered {
+            return Ok(Triage::Settle(
+                id,
+                Box::new(Settlement::new(OutboxNext::Done)),
+            ));
+        }
+        let chain: Option<FallbackChain> = serde_json::from_value(message.chain.clone()).ok();
+        if item.phase == OutboxPhase::Watch {
+            let s = self.watch(&item, chain.as_ref(), report).await?;
+            return Ok(Triage::Settle(id, Box::new(s)));
+        }
+        if message.expires_at.is_some_and(|end| now >= end) {
+            report.expired += 1;
+            return Ok(Triage::Settle(id, Box::new(expired(now))));
+        }
+        let target = match self.prepare(&item) {
+            Err(e) => Err(e),
+            Ok((adapter, outbound, paced)) => {
+                let kind = (!paced).then(|| adapter.kind());
+                if let Err(next) = self.take_token(kind, &item.message, now) {
+                    report.throttled += 1;
+                    return Ok(Triage::Settle(
+                        id,
+                        Box::new(Settlement::new(OutboxNext::Reschedule {
+                            due_at: next,
+                            phase: OutboxPhase::Send,
+                            attempts: item.attempts,
+                        })),
+                    ));
+                }
+                Ok((adapter, outbound))
+            }
+        };
+        Ok(Triage::Send(Box::new(PendingSend {
+            item,
+            chain,
+            target,
+            sending: None,
+        })))
+    }
+
+    /// Stamps a send's `sending` mark now, as the attempt starts. It is written with the
+    /// attempt's outcome (a status only moves forward, so the log reads the same; a cancel
+    /// meanwhile is refused because the outbox row is leased).
+    pub(super) fn stamp_sending(&self, send: &mut PendingSend) {
+        if send.target.is_err() {
+            return;
+        }
+        let now = self.clock.now();
+        let message = &send.item.message;
+        send.sending = Some(
+            MessageEvent::new(MessageStatus::Sending, now)
+                .channel(message.channel.as_str())
+                .attempt(send.item.attempts + 1),
+        );
+        if let Ok((_, outbound)) = &mut send.target {
+            outbound.now = now;
+        }
+    }
+
+    /// The settlement of a send once the adapter answered.
+    pub(super) async fn conclude(
+        &self,
+        send: &PendingSend,
+        outcome: Result<ProviderAck, SendError>,
+        now: Timestamp,
+        report: &mut RoundReport,
+    ) -> Result<Settlement, DispatchError> {
+        let item = &send.item;
+        let message = &item.message;
+        let chain = send.chain.as_ref();
+        let attempt = item.attempts + 1;
+        let mut settlement = match outcome {
+            Ok(ack) => {
+                report.sent += 1;
+                let mut s = Settlement::new(self.after_sent(item, chain, now));
+                s.status = Some(
+                    MessageEvent::new(MessageStatus::Sent, now)
+                        .channel(message.channel.as_str())
+                        .attempt(attempt)
+                        .detail(format!("provider id {}", ack.provider_id)),
+                );
+                s.provider_id = Some(ack.provider_id);
+                s
+            }
+            Err(error) => {
+                let decision = {
+                    let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+                    self.config.retry.decide(
+                        error.class,
+                        u32::try_from(attempt).unwrap_or(u32::MAX),
+                        now,
+                        message.expires_at,
+                        &mut *rng,
+                    )
+                };
+                match (decision, error.class) {
+                    // It never left: it waits, its attempts untouched and nothing logged
+                    // (the message's row is not rewritten for a wait).
+                    (RetryDecision::RetryAt(at), ErrorClass::NotSent) => {
+                        report.held += 1;
+                        return Ok(Settlement::new(OutboxNext::Reschedule {
+                            due_at: at,
+                            phase: OutboxPhase::Send,
+                            attempts: item.attempts,
+                        }));
+                    }
+                    (RetryDecision::RetryAt(at), _) => {
+                        report.retried += 1;
+                        let mut s = Settlement::new(OutboxNext::Reschedule {
+                            due_at: at,
+                            phase: OutboxPhase::Send,
+                            attempts: attempt,
+                        });
+                        s.events.push(
+                            MessageEvent::new(MessageStatus::Sending, now)
+                                .channel(message.channel.as_str())
+                                .attempt(attempt)
+                                .reason(error.code.clone())
+                                .detail(format!("{}; retrying at {at}", error.reason)),
+                        );
+                        s
+                    }
+                    (RetryDecision::GiveUp(why), _) => {
+                        let status = match why {
+                            GiveUpReason::WouldExpire => MessageStatus::Expired,
+                            GiveUpReason::Permanent | GiveUpReason::AttemptsExhausted => {
+                                MessageStatus::Failed
+                            }
+                        };
+                        let event = MessageEvent::new(status, now)
+                            .channel(message.channel.as_str())
+                            .attempt(attempt)
+                            .reason(error.code.clone())
+                            .detail(error.reason.clone());
+                        self.step_failed(item, chain, event, report).await?
+                    }
+                }
+            }
+        };
+        settlement.sending = send.sending.clone();
+        Ok(settlement)
+    }
+
+    /// The adapter, the message as it goes to it, and whether the adapter paces itself
+    /// (a configured channel).
+    pub(super) fn prepare(
+        &self,
+        item: &OutboxItem,
+    ) -> Result<(Arc<dyn ChannelAdapter>, OutboundMessage, bool), SendError> {
+        let message = &item.message;
+        let (kind, adapter, paced) = self.adapter_of(&message.channel)?;
+        let content: Content = serde_json::from_value(message.content.clone()).map_err(|e| {
+            SendError::permanent("bad_content", format!("stored content is unreadable: {e}"))
+        })?;
+        let content = degrade(&content, ChannelCapabilities::for_kind(kind));
+        Ok((
+            adapter,
+            OutboundMessage {
+                message_id: message.id.clone(),
+                tenant_id: message.tenant_id.clone(),
+                channel: kind,
+                to: message.to_address.clone(),
+                from: message.sender.clone(),
+                content,
+                attempt: item.attempts + 1,
+                now: self.clock.now(),
+            },
+            paced,
+        ))
+    }
+
+    /// The adapter that sends on `channel` (a configured channel's id or a channel kind),
+    /// its kind, and whether it paces itself.
+    pub(super) fn adapter_of(
+        &self,
+        channel: &str,
+    ) -> Result<(ChannelKind, Arc<dyn ChannelAdapter>, bool), SendError> {
+        if let Some(adapter) = self.registry.get(channel) {
+            return Ok((adapter.kind(), adapter, true));
+        }
+        let kind: ChannelKind = channel.parse().map_err(|_| {
+            SendError::permanent(
+                "unknown_channel",
+                format!("channel `{channel}` is not known"),
+            )
+        })?;
+        let adapter = self.adapters.get(&kind).cloned().ok_or_else(|| {
+            SendError::permanent(
+                "channel_not_configured",
+                format!("no `{kind}` channel is configured on this server"),
+            )
+        })?;
+        Ok((kind, adapter, false))
+    }
+
+    /// Takes a token from the channel kind's bucket (`None` for a channel that paces
+    /// itself) and from the message's sender's, or says when both will have one.
+    pub(super) fn take_token(
+        &self,
+        kind: Option<ChannelKind>,
+        message: &Message,
+        now: Timestamp,
+    ) -> Result<(), Timestamp> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let Buckets { channels, senders } = &mut *buckets;
+        let channel = kind.map(|kind| {
+            let rate = self.rate_of(kind);
+            channels
+                .entry(kind)
+                .or_insert_with(|| Bucket::new(rate, now))
+        });
+        let sender = message.sender.as_ref().and_then(|from| {
+            let rate = self
+                .config
+                .sender_rates
+                .get(from)
+                .copied()
+                .or(self.config.sender_rate)?;
+            Some(
+                senders
+                    .entry((message.channel.clone(), from.clone()))
+                    .or_insert_with(|| Bucket::new(rate, now)),
+            )
+        });
+        let mut buckets: Vec<&mut Bucket> = channel.into_iter().chain(sender).collect();
+        let mut next = None;
+        for bucket in buckets.iter_mut() {
+            if let Err(at) = bucket.ready(now) {
+                next = next.max(Some(at));
+            }
+        }
+        if let Some(at) = next {
+            return Err(at);
+        }
+        for bucket in buckets {
+            bucket.take();
+        }
+        Ok(())
+    }
+
+    /// Messages per second of a channel kind the dispatcher paces.
+    pub(super) fn rate_of(&self, kind: ChannelKind) -> f64 {
+        self.config
+            .rates
+            .get(&kind)
+            .copied()
+            .unwrap_or(self.config.default_rate)
+    }
+
+    /// Tokens the kind's bucket holds now (how many of its messages to claim).
+    pub(super) fn tokens_of(&self, kind: ChannelKind, now: Timestamp) -> usize {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let rate = self.rate_of(kind);
+        buckets
+            .channels
+            .entry(kind)
+            .or_insert_with(|| Bucket::new(rate, now))
+            .available(now)
+    }
+
+    /// After the provider took the message: done, or a fallback timer when the step waits
+    /// for a delivery or a read.
+    fn after_sent(
+        &self,
+        item: &OutboxItem,
+        chain: Option<&FallbackChain>,
+        now: Timestamp,
+    ) -> OutboxNext {
+        let Some(chain) = chain else {
+            return OutboxNext::Done;
+        };
+        let step = usize::try_from(item.message.step).unwrap_or(usize::MAX);
+        let has_next = step.saturating_add(1) < chain.steps().len();
+        match chain.steps().get(step).map(|s| s.move_on) {
+            Some(MoveOn::NotDeliveredWithin(within) | MoveOn::NotReadWithin(within))
+                if has_next =>
+            {
+                OutboxNext::Reschedule {
+                    due_at: now.checked_add(within).unwrap_or(Timestamp::MAX),
+                    phase: OutboxPhase::Watch,
+                    attempts: 0,
+                }
+            }
+            _ => OutboxNext::Done,
+        }
+    }
+
+    /// The attempts of the chain so far, for [`FallbackChain::decide`]: earlier steps
+    /// failed (that is why the message moved on), the current one has `current`.
+    fn attempts(item: &OutboxItem, current: MessageStatus, started_at: Timestamp) -> Vec<Attempt> {
+        let step = usize::try_from(item.message.step).unwrap_or(0);
+        let mut attempts: Vec<Attempt> = (0..step)
+            .map(|_| Attempt {
+                status: MessageStatus::Failed,
+                started_at: item.message.created_at,
+            })
+            .collect();
+        attempts.push(Attempt {
+            status: current,
+            started_at,
+        });
+        attempts
+    }
+
+    /// The current step failed for good: the next channel of the chain, or the end.
+    async fn step_failed(
+        &self,
+        item: &OutboxItem,
+        chain: Option<&FallbackChain>,
+        event: MessageEvent,
+        report: &mut RoundReport,
+    ) -> Result<Settlement, DispatchError> {
+        let now = event.at;
+        let decision = chain
+            .map(|c| c.decide(&Self::attempts(item, event.status, now), now))
+            .unwrap_or(FallbackDecision::Finish {
+                status: event.status,
+                step: 0,
+            });
+        let mut skipped = Vec::new();
+        if let (Some(chain), FallbackDecision::Start { step }) = (chain, decision) {
+            match self
+                .move_to(item, chain, step, vec![event.clone()], now)
+                .await?
+            {
+                Ok(s) => {
+                    report.fallbacks += 1;
+                    return Ok(s);
+                }
+                Err(events) => skipped = events,
+            }
+        }
+        report.failed += 1;
+        let mut s = Settlement::new(OutboxNext::Done);
+        s.status = Some(event);
+        s.events = skipped;
+        Ok(s)
+    }
+
+    async fn move_to(
+        &self,
+        item: &OutboxItem,
+        chain: &FallbackChain,
+        step: usize,
+        events: Vec<MessageEvent>,
+        now: Timestamp,
+    ) -> Result<Result<Settlement, Vec<MessageEvent>>, StoreError> {
+        let (to, events) = match next_step_or_skips(
+            &*self.store,
+            &item.message,
+            chain,
+            step,
+            events,
+            now,
+        )
+        .await?
+        {
+            Ok(found) => found,
+            Err(skipped) => return Ok(Err(skipped)),
+        };
+        let mut s = Settlement::new(OutboxNext::Reschedule {
+            due_at: now,
+            phase: OutboxPhase::Send,
+            attempts: 0,
+        });
+        s.events = events;
+        s.move_to = Some(to);
+        Ok(Ok(s))
+    }
+
+    /// A fallback timer came due: was the current step delivered (or read) in time?
+    async fn watch(
+        &self,
+        item: &OutboxItem,
+        chain: Option<&FallbackChain>,
+        report: &mut RoundReport,
+    ) -> Result<Settlement, DispatchError> {
+        let now = self.clock.now();
+        let Some(chain) = chain else {
+            return Ok(Settlement::new(OutboxNext::Done));
+        };
+        let step = usize::try_from(item.message.step).unwrap_or(0);
+        let within = match chain.steps().get(step).map(|s| s.move_on) {
+            Some(MoveOn::NotDeliveredWithin(w) | MoveOn::NotReadWithin(w)) => w,
+            _ => SignedDuration::ZERO,
+        };
+        let started_at = item.due_at.checked_sub(within).unwrap_or(item.due_at);
+        match chain.decide(&Self::attempts(item, item.message.status, started_at), now) {
+            FallbackDecision::Start { step } => {
+                let waited = MessageEvent::new(item.message.status, now)
+                    .channel(item.message.channel.as_str())
+                    .reason("fallback_timeout")
+                    .detail(format!("not delivered within {within:#}"));
+                match self.move_to(item, chain, step, vec![waited], now).await? {
+                    Ok(s) => {
+                        report.fallbacks += 1;
+                        Ok(s)
+                    }
+                    Err(skipped) => {
+                        let mut s = Settlement::new(OutboxNext::Done);
+                        s.events = skipped;
+                        Ok(s)
+                    }
+                }
+            }
+            FallbackDecision::WaitUntil(at) => Ok(Settlement::new(OutboxNext::Reschedule {
+                due_at: at,
+                phase: OutboxPhase::Watch,
+                attempts: 0,
+            })),
+            FallbackDecision::WaitForStatus | FallbackDecision::Finish { .. } => {
+                Ok(Settlement::new(OutboxNext::Done))
+            }
+        }
+    }
+}
+
+/// The move of `message` to step `step` of its chain, or to the first later step whose
+/// channel the contact consented to, with the events that say so; `None` when no step is
+/// left.
+pub(super) async fn next_step(
+    store: &dyn Store,
+    message: &Message,
+    chain: &FallbackChain,
+    step: usize,
+    events: Vec<MessageEvent>,
+    now: Timestamp,
+) -> Result<Option<(StepMove, Vec<MessageEvent>)>, StoreError> {
+    Ok(next_step_or_skips(store, message, chain, step, events, now)
+        .await?
+        .ok())
+}
+
+/// [`next_step`], or, when no step is left, the events of the steps skipped for consent:
+/// the message's log must say why the chain ended there.
+async fn next_step_or_skips(
+    store: &dyn Store,
+    message: &Message,
+    chain: &FallbackChain,
+    step: usize,
+    events: Vec<MessageEvent>,
+    now: Timestamp,
+) -> Result<Result<(StepMove, Vec<MessageEvent>), Vec<MessageEvent>>, StoreError> {
+    let mut skipped = Vec::new();
+    let ledger = match &message.contact_id {
+        Some(contact) => store.consents(&message.tenant_id, contact).await?,
+        None => Vec::new(),
+    };
+    let purpose = Purpose::parse(&message.purpose).unwrap_or(Purpose::Transactional);
+    let mut step = step;
+    while let Some(candidate) = chain.steps().get(step) {
+        let Some(kind) = step_kind(store, &message.tenant_id, &candidate.channel).await? else {
+            break;
+        };
+        let decision = may_send(&ledger, kind, &purpose);
+        if decision.allowed {
+            break;
+        }
+        skipped.push(
+            MessageEvent::new(MessageStatus::Rejected, now)
+                .channel(kind.as_str())
+                .reason(decision.code)
+                .detail(format!("fallback skipped: {}", decision.explanation)),
+        );
+        step += 1;
+    }
+    let Some(next) = chain.steps().get(step) else {
+        return Ok(Err(skipped));
+    };
+    let kind = step_kind(store, &message.tenant_id, &next.channel).await?;
+    let mut events = events;
+    events.extend(skipped);
+    Ok(step_move(message, chain, step, kind, events, now).ok_or_else(Vec::new))
+}
+
+/// The channel kind a step sends on: the step names a kind (`sms`), or the id of a channel
+/// configured by the tenant (an SMPP connection sends `sms`). `None` for a channel that
+/// was deleted since: sending to it will fail and say so.
+async fn step_kind(
+    store: &dyn Store,
+    tenant: &str,
+    channel: &str,
+) -> Result<Option<ChannelKind>, StoreError> {
+    if let Ok(kind) = channel.parse::<ChannelKind>() {
+        return Ok(Some(kind));
+    }
+    Ok(store
+        .channel(tenant, channel)
+        .await?
+        .and_then(|record| crate::send::configured_kind(&record.kind)))
+}
+
+fn step_move(
+    message: &Message,
+    chain: &FallbackChain,
+    step: usize,
+    kind: Option<ChannelKind>,
+    mut events: Vec<MessageEvent>,
+    now: Timestamp,
+) -> Option<(StepMove, Vec<MessageEvent>)> {
+    let next = chain.steps().get(step)?;
+    let content: Option<Content> = serde_json::from_value(message.content.clone()).ok();
+    let segments = match (kind, &content) {
+        (Some(kind), Some(content)) => crate::send::segments_for(content, kind),
+        _ => None,
+    };
+    events.push(
+        MessageEvent::new(MessageStatus::Queued, now)
+            .channel(next.channel.as_str())
+            .reason("fallback")
+            .detail(format!(
+                "falling back from `{}` to `{}`",
+                message.channel, next.channel
+            )),
+    );
+    Some((
+        StepMove {
+            step: i64::try_from(step).unwrap_or(i64::MAX),
+            channel: next.channel.clone(),
+            content: message.content.clone(),
+            segments,
+        },
+        events,
+    ))
+}

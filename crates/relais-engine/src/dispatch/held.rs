@@ -1,0 +1,63 @@
+//! The leases this dispatcher holds on the work in its hands (claimed, queued in a lane,
+//! being sent, waiting to be written), by message id. A heartbeat extends them; a lane
+//! sends a message only while its lease has time left, so a message is never sent under a
+//! lease that another node may be taking over.
+
+use jiff::{SignedDuration, Timestamp};
+use relais_store::OutboxItem;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub(super) struct Held {
+    leases: Mutex<HashMap<String, Timestamp>>,
+}
+
+impl Held {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Timestamp>> {
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn hold(&self, items: &[OutboxItem]) {
+        let mut leases = self.lock();
+        for item in items {
+            leases.insert(item.message.id.clone(), item.lease_until);
+        }
+    }
+
+    pub(super) fn release<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let mut leases = self.lock();
+        for id in ids {
+            leases.remove(id);
+        }
+    }
+
+    /// The ids held, for the heartbeat.
+    pub(super) fn ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Records a heartbeat: the leases of `kept` run until `until`; those of `asked` that
+    /// were not kept are lost (another node took them, or they ran out and were taken):
+    /// they must not be sent.
+    pub(super) fn extended(&self, asked: &[String], kept: &[String], until: Timestamp) {
+        let mut leases = self.lock();
+        for id in asked {
+            if let Some(lease) = leases.get_mut(id) {
+                *lease = Timestamp::MIN;
+            }
+        }
+        for id in kept {
+            if let Some(lease) = leases.get_mut(id) {
+                *lease = until;
+            }
+        }
+    }
+
+    /// Whether the lease on `id` still has `margin` left at `now`.
+    pub(super) fn valid(&self, id: &str, now: Timestamp, margin: SignedDuration) -> bool {
+        self.lock()
+            .get(id)
+            .is_some_and(|until| until.duration_since(now) >= margin)
+    }
+}

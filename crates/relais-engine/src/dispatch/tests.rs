@@ -1,0 +1,201 @@
+//! The dispatcher's passes and lanes on a fresh SQLite store, with adapters that record
+//! what they are given.
+
+use super::*;
+use async_trait::async_trait;
+use relais_core::clock::ManualClock;
+use relais_core::status::MessageStatus;
+use relais_store::{NewMessage, SqliteStore};
+
+fn t(secs: i64) -> Timestamp {
+    let start: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+    start.checked_add(SignedDuration::from_secs(secs)).unwrap()
+}
+
+fn message(tenant: &str, due: i64) -> NewMessage {
+    NewMessage {
+        id: relais_core::ids::new_id(),
+        tenant_id: tenant.to_owned(),
+        contact_id: None,
+        to_address: "+33612345678".into(),
+        channel: "sim".into(),
+        step: 0,
+        chain: serde_json::json!(["sim"]),
+        content: serde_json::json!({"text": "Bonjour"}),
+        purpose: "transactional".into(),
+        sender: None,
+        status: MessageStatus::Queued,
+        segments: Some(1),
+        idempotency_key: None,
+        request_hash: None,
+        send_at: None,
+        expires_at: None,
+        created_at: t(due),
+        events: vec![MessageEvent::new(MessageStatus::Queued, t(due))],
+        due_at: Some(t(due)),
+    }
+}
+
+const LEASE: SignedDuration = SignedDuration::from_secs(60);
+
+/// Records the ids it is given, in order.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+#[async_trait]
+impl ChannelAdapter for Recorder {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Sim
+    }
+    async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError> {
+        self.0.lock().unwrap().push(message.message_id.clone());
+        Ok(ProviderAck {
+            provider_id: format!("p-{}", message.message_id),
+        })
+    }
+}
+
+/// A dispatcher ("node-a", run by hand) on a fresh SQLite store at 10 s, recording
+/// what it sends.
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    tenant: String,
+    clock: Arc<ManualClock>,
+    recorder: Arc<Recorder>,
+    registry: ChannelRegistry,
+    dispatcher: Dispatcher,
+}
+
+async fn rig(batch: u32) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+    let tenant = store.create_tenant("acme", t(0)).await.unwrap().id;
+    let clock = Arc::new(ManualClock::new(t(10)));
+    let recorder = Arc::new(Recorder::default());
+    let registry = ChannelRegistry::default();
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        clock.clone(),
+        DispatcherConfig {
+            lease_owner: "node-a".into(),
+            lease_for: LEASE,
+            batch,
+            default_rate: 1e9,
+            ..Default::default()
+        },
+    )
+    .with_adapter(recorder.clone())
+    .with_registry(registry.clone());
+    Rig {
+        _dir: dir,
+        store,
+        tenant,
+        clock,
+        recorder,
+        registry,
+        dispatcher,
+    }
+}
+
+#[tokio::test]
+async fn what_waits_in_the_outbox_since_before_the_hand_offs_goes_first() {
+    let Rig {
+        _dir,
+        store,
+        tenant,
+        clock: _,
+        recorder,
+        registry,
+        dispatcher,
+    } = rig(2).await;
+    // Stored before the dispatcher ran: due at 5s, unleased.
+    let older = message(&tenant, 5);
+    store
+        .insert_messages(std::slice::from_ref(&older))
+        .await
+        .unwrap();
+    let handoff = registry.handoff();
+    handoff.open("node-a", LEASE, 10);
+    let newer = [message(&tenant, 10), message(&tenant, 10)];
+    let reservation = handoff.reserve(2, t(10)).unwrap();
+    store
+        .insert_messages_leased(&newer, Some(reservation.lease()))
+        .await
+        .unwrap();
+    reservation.deliver(&newer).unwrap();
+
+    let first = dispatcher.run_once().await.unwrap();
+    assert_eq!(first.claimed, 2);
+    let second = dispatcher.run_once().await.unwrap();
+    assert_eq!(second.claimed, 1);
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [older.id.clone(), newer[0].id.clone(), newer[1].id.clone()]
+    );
+    for id in [&older.id, &newer[0].id, &newer[1].id] {
+        let m = store.message(&tenant, id).await.unwrap().unwrap();
+        assert_eq!(m.message.status, MessageStatus::Sent, "{id}");
+    }
+    assert!(
+        store
+            .claim_due(t(100), 10, "node-b", LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "every outbox row is done"
+    );
+}
+
+#[tokio::test]
+async fn while_hand_offs_keep_coming_the_outbox_is_still_looked_at_every_100_ms() {
+    let Rig {
+        _dir,
+        store,
+        tenant,
+        clock,
+        recorder,
+        registry,
+        dispatcher,
+    } = rig(10).await;
+    let handoff = registry.handoff();
+    handoff.open("node-a", LEASE, 100);
+    let hand_off = |at: Timestamp| {
+        let store = store.clone();
+        let tenant = tenant.clone();
+        let handoff = handoff.clone();
+        async move {
+            let mut m = message(&tenant, 0);
+            m.created_at = at;
+            m.due_at = Some(at);
+            let reservation = handoff.reserve(1, at).unwrap();
+            store
+                .insert_messages_leased(std::slice::from_ref(&m), Some(reservation.lease()))
+                .await
+                .unwrap();
+            reservation.deliver(std::slice::from_ref(&m)).unwrap();
+            m.id
+        }
+    };
+    let ms = |n: i64| t(10).checked_add(SignedDuration::from_millis(n)).unwrap();
+    // The outbox is empty: the first pass's claim finds nothing.
+    let first = hand_off(ms(0)).await;
+    dispatcher.run_once().await.unwrap();
+    // A retry comes due in the outbox meanwhile.
+    let retry = message(&tenant, 10);
+    store
+        .insert_messages(std::slice::from_ref(&retry))
+        .await
+        .unwrap();
+    clock.set(ms(50));
+    let second = hand_off(ms(50)).await;
+    dispatcher.run_once().await.unwrap();
+    clock.set(ms(150));
+    let third = hand_off(ms(150)).await;
+    dispatcher.run_once().await.unwrap();
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [first, second, retry.id.clone(), third],
+        "50 ms after a claim found nothing the outbox waits; 150 ms after, it goes first"
+    );
+}

@@ -1,15 +1,18 @@
 //! The HTTP face of Relais: REST API under `/v1`, health, metrics, OpenAPI and its docs.
 
 pub mod extract;
+mod keys;
 mod openapi;
 pub mod problem;
 mod routes;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
+use problem::ApiError;
 use relais_core::clock::Clock;
 use relais_core::contact::AddressRules;
 use relais_engine::nlu::NluService;
@@ -28,6 +31,9 @@ pub struct HttpSettings {
     pub import_body_limit: usize,
     /// Country assumed for national phone numbers.
     pub default_country: Option<phonenumber::country::Id>,
+    /// Where tenants' webhooks may point (`webhook_allow_private`: public addresses only
+    /// by default).
+    pub webhook_destinations: relais_engine::webhooks::Destinations,
 }
 
 impl Default for HttpSettings {
@@ -36,6 +42,7 @@ impl Default for HttpSettings {
             json_body_limit: 1024 * 1024,
             import_body_limit: 2 * 1024 * 1024 * 1024,
             default_country: None,
+            webhook_destinations: relais_engine::webhooks::Destinations::PublicOnly,
         }
     }
 }
@@ -49,6 +56,11 @@ pub struct AppState {
     pub nlu: Arc<NluService>,
     /// Configured SMPP channels; `relais serve` hands their registry to the dispatcher.
     pub channels: relais_engine::smpp_channel::SmppChannels,
+    /// The accept path: sends and batches are stored in groups (one transaction for the
+    /// requests that arrive together).
+    pub acceptor: relais_engine::send::Acceptor,
+    /// API keys found recently (see `keys.rs`).
+    keys: Arc<keys::KeyCache>,
 }
 
 impl AppState {
@@ -61,6 +73,15 @@ impl AppState {
         let nlu = Arc::new(NluService::new(store.clone()));
         let channels = relais_engine::smpp_channel::SmppChannels::new(store.clone(), clock.clone())
             .with_inbound(nlu.clone());
+        let acceptor = relais_engine::send::Acceptor::start(
+            store.clone(),
+            clock.clone(),
+            AddressRules {
+                default_country: settings.default_country,
+            },
+            relais_engine::send::SANDBOX_KINDS.to_vec(),
+            Some(channels.handoff().clone()),
+        );
         AppState {
             store,
             clock,
@@ -68,6 +89,8 @@ impl AppState {
             metrics,
             nlu,
             channels,
+            acceptor,
+            keys: Arc::default(),
         }
     }
 
@@ -83,9 +106,66 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::system::router())
         .nest("/v1", routes::v1())
+        .fallback(no_route)
+        // Before the layers: it applies to the routes' method routers as they are now.
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(json_limit))
+        .layer(middleware::from_fn(problems_only))
         .layer(middleware::from_fn(track_metrics))
         .with_state(state)
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+/// The router adds the `Allow` header to this answer.
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(format!(
+        "{method} is not allowed on {}; the Allow header lists the methods that are",
+        uri.path()
+    ))
+}
+
+/// The largest error body read back to be carried into a problem's `detail`.
+const BARE_ERROR_TEXT: usize = 4096;
+
+/// Makes every error answer problem+json: what axum's own extractors and layers answer
+/// (plain text or nothing) is rewritten, keeping its status and headers (`Allow`…).
+/// Errors of Relais's own handlers are already problems and pass untouched, and so does
+/// the JSON of `GET /healthz`.
+async fn problems_only(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/problem+json")
+        || content_type.starts_with("application/json")
+    {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, BARE_ERROR_TEXT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut problem = problem::from_bare(status, &text).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    problem
 }
 
 async fn track_metrics(req: Request, next: Next) -> Response {

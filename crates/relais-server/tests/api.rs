@@ -32,6 +32,7 @@ async fn api() -> Api {
         json_body_limit: 16 * 1024,
         import_body_limit: 64 * 1024,
         default_country: Some(phonenumber::country::Id::FR),
+        ..Default::default()
     };
     let state = AppState::new(store.clone(), clock, settings, None);
     Api {
@@ -81,6 +82,59 @@ impl Api {
         let (s, v, _) = self.call("GET", uri, Some(key), None, "").await;
         (s, v)
     }
+    /// Any request as the operator, `Content-Type` only when given; the answer's status,
+    /// headers and body.
+    async fn raw(
+        &self,
+        method: &str,
+        uri: &str,
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.operator));
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        (parts.status, parts.headers, value)
+    }
+}
+
+/// The answer is RFC 9457 problem+json with this status.
+fn assert_problem(
+    (status, headers, body): &(StatusCode, axum::http::HeaderMap, Value),
+    expected: StatusCode,
+) {
+    assert_eq!(*status, expected, "{body}");
+    assert_eq!(
+        headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap()),
+        Some("application/problem+json"),
+        "{body}"
+    );
+    assert_eq!(body["status"], expected.as_u16(), "{body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://relais.dev/problems/")
+    );
+    assert!(!body["detail"].as_str().unwrap().is_empty(), "{body}");
 }
 
 #[tokio::test]
@@ -475,4 +529,238 @@ async fn pages_use_cursors_and_openapi_describes_the_api() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(seg["encoding"], "ucs2");
+}
+
+const A_MESSAGE: &str = r#"{"to": "+33612345678", "content": {"text": "Bonjour"}}"#;
+
+#[tokio::test]
+async fn a_body_not_labelled_json_is_refused_with_415_and_nothing_is_sent() {
+    let api = api().await;
+    for uri in ["/v1/messages", "/v1/messages/batch", "/v1/contacts"] {
+        let body = if uri.ends_with("batch") {
+            format!(r#"{{"messages": [{A_MESSAGE}]}}"#)
+        } else {
+            A_MESSAGE.replace("+33612345678", "+33612345670")
+        };
+        for content_type in [
+            Some("text/plain"),
+            None,
+            Some("application/x-www-form-urlencoded"),
+        ] {
+            let answer = api.raw("POST", uri, content_type, body.clone()).await;
+            assert_problem(&answer, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            assert!(
+                answer.2["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("application/json"),
+                "{}",
+                answer.2
+            );
+        }
+    }
+    let (_, list) = api.get("/v1/contacts", &api.operator).await;
+    assert_eq!(list["data"], json!([]), "no contact was created");
+    let (_, phone) = api
+        .get("/v1/sim/phones/+33612345678/messages", &api.operator)
+        .await;
+    assert_eq!(phone["messages"], json!([]), "no message was accepted");
+    // Labelled JSON (with parameters, or a +json type), it is accepted.
+    let (s, _, v) = api
+        .raw(
+            "POST",
+            "/v1/messages",
+            Some("application/json; charset=utf-8"),
+            A_MESSAGE,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    // A request without a body needs no Content-Type.
+    let id = v["id"].as_str().unwrap();
+    let (s, _, v) = api
+        .raw(
+            "POST",
+            &format!("/v1/messages/{id}/cancel"),
+            None,
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn text_after_the_json_value_is_refused() {
+    let api = api().await;
+    for (uri, body) in [
+        ("/v1/messages", format!("{A_MESSAGE} garbage")),
+        ("/v1/messages", format!("{A_MESSAGE}{A_MESSAGE}")),
+        (
+            "/v1/messages/batch",
+            format!(r#"{{"messages": [{A_MESSAGE}]}} ]"#),
+        ),
+        ("/v1/contacts", r#"{"attributes": {}} {}"#.to_owned()),
+    ] {
+        let answer = api.raw("POST", uri, Some("application/json"), body).await;
+        assert_problem(&answer, StatusCode::BAD_REQUEST);
+        assert!(
+            answer.2["detail"].as_str().unwrap().contains("trailing"),
+            "{uri}: {}",
+            answer.2
+        );
+    }
+    let (_, phone) = api
+        .get("/v1/sim/phones/+33612345678/messages", &api.operator)
+        .await;
+    assert_eq!(phone["messages"], json!([]));
+    // Whitespace after the value is not text.
+    let (s, _, v) = api
+        .raw(
+            "POST",
+            "/v1/messages",
+            Some("application/json"),
+            format!("{A_MESSAGE} \n"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_a_413_problem() {
+    let api = api().await;
+    // This server takes 16 KiB of JSON; the batch route has a larger limit of its own.
+    let padding = "x".repeat(12 * 1024 * 1024);
+    let big = format!(r#"{{"to": "+33612345678", "content": {{"text": "{padding}"}}}}"#);
+    let answer = api
+        .raw("POST", "/v1/messages", Some("application/json"), big)
+        .await;
+    assert_problem(&answer, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        answer.2["type"],
+        "https://relais.dev/problems/payload-too-large"
+    );
+    let items = vec![A_MESSAGE; 400].join(",");
+    let batch = format!(r#"{{"messages": [{items}]}}"#);
+    assert!(batch.len() > 16 * 1024);
+    let (s, _, v) = api
+        .raw(
+            "POST",
+            "/v1/messages/batch",
+            Some("application/json"),
+            batch,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let answer = api
+        .raw(
+            "POST",
+            "/v1/contacts",
+            Some("application/json"),
+            "[".repeat(20_000),
+        )
+        .await;
+    assert_problem(&answer, StatusCode::PAYLOAD_TOO_LARGE);
+    let huge = format!("phone\n{}", "+33612345678\n".repeat(10_000));
+    let answer = api
+        .raw("POST", "/v1/contacts/import", Some("text/csv"), huge)
+        .await;
+    assert_problem(&answer, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_bad_query_parameter_gets_a_400_naming_it() {
+    let api = api().await;
+    for (uri, parameter) in [
+        ("/v1/contacts?limit=-1", "limit"),
+        ("/v1/contacts?limit=abc", "limit"),
+        ("/v1/contacts?limit=0", "limit"),
+        ("/v1/contacts?channel=pigeon&identity=x", "channel"),
+        ("/v1/inbound?limit=-1", "limit"),
+        ("/v1/channels/some-id?force=maybe", "force"),
+    ] {
+        let method = if uri.starts_with("/v1/channels") {
+            "DELETE"
+        } else {
+            "GET"
+        };
+        let answer = api.raw(method, uri, None, Body::empty()).await;
+        assert_problem(&answer, StatusCode::BAD_REQUEST);
+        assert!(
+            answer.2["detail"].as_str().unwrap().contains(parameter),
+            "{uri}: {}",
+            answer.2
+        );
+    }
+    let answer = api
+        .raw("GET", "/v1/contacts?limit=-1", None, Body::empty())
+        .await;
+    assert_eq!(answer.2["parameter"], "limit");
+}
+
+#[tokio::test]
+async fn a_forged_cursor_is_refused() {
+    let api = api().await;
+    let key = &api.operator;
+    for i in 0..3 {
+        api.json("POST", "/v1/contacts", key, json!({"attributes": {"n": i}}))
+            .await;
+    }
+    for uri in [
+        "/v1/contacts?cursor=zzz",
+        "/v1/contacts?limit=1&cursor=%27%20OR%201%3D1",
+        "/v1/contacts?cursor=",
+        "/v1/inbound?cursor=not-a-cursor",
+    ] {
+        let answer = api.raw("GET", uri, None, Body::empty()).await;
+        assert_problem(&answer, StatusCode::BAD_REQUEST);
+        assert_eq!(answer.2["parameter"], "cursor", "{uri}: {}", answer.2);
+    }
+    let (_, page) = api.get("/v1/contacts?limit=2", key).await;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (s, rest) = api
+        .get(&format!("/v1/contacts?limit=2&cursor={cursor}"), key)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn merges_of_an_unknown_contact_are_not_found() {
+    let api = api().await;
+    let answer = api
+        .raw(
+            "GET",
+            "/v1/contacts/no-such-contact/merges",
+            None,
+            Body::empty(),
+        )
+        .await;
+    assert_problem(&answer, StatusCode::NOT_FOUND);
+    assert!(
+        answer.2["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-contact")
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_wrong_methods_and_bad_paths_answer_problem_json() {
+    let api = api().await;
+    for uri in ["/v1/nope", "/nope", "/v1/contacts/x/y/z"] {
+        let answer = api.raw("GET", uri, None, Body::empty()).await;
+        assert_problem(&answer, StatusCode::NOT_FOUND);
+    }
+    let answer = api.raw("DELETE", "/v1/contacts", None, Body::empty()).await;
+    assert_problem(&answer, StatusCode::METHOD_NOT_ALLOWED);
+    let allow = answer.1.get(header::ALLOW).unwrap().to_str().unwrap();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let answer = api.raw("PUT", "/healthz", None, Body::empty()).await;
+    assert_problem(&answer, StatusCode::METHOD_NOT_ALLOWED);
+    // A path segment that is not UTF-8 once decoded.
+    let answer = api
+        .raw("GET", "/v1/contacts/%FF", None, Body::empty())
+        .await;
+    assert_problem(&answer, StatusCode::BAD_REQUEST);
+    let answer = api.raw("GET", "/v1/inbound/%FF", None, Body::empty()).await;
+    assert_problem(&answer, StatusCode::BAD_REQUEST);
 }

@@ -226,6 +226,12 @@ async fn channels_are_listed_without_their_password_and_deleted() {
     let (_, list) = api.get("/v1/channels").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(!list.to_string().contains("secret"));
+    // Stored sealed: neither the password nor its sealed form is shown.
+    let tenant = api.store.list_tenants().await.unwrap().remove(0).id;
+    let stored = api.store.channel(&tenant, id).await.unwrap().unwrap();
+    let sealed = stored.config["password"].as_str().unwrap();
+    assert!(sealed.starts_with("enc:v1:"), "{sealed}");
+    assert!(!list.to_string().contains(sealed));
     let (status, one) = api.get(&format!("/v1/channels/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["name"], "orange");
@@ -382,7 +388,12 @@ async fn an_mo_from_the_smsc_becomes_an_inbound_message() {
     for _ in 0..500 {
         let (_, list) = api.get("/v1/inbound").await;
         let items = list.get("data").cloned().unwrap_or(list);
-        if let Some(first) = items.as_array().and_then(|a| a.first()) {
+        // Stored first, annotated right after: a reader can see it in between.
+        if let Some(first) = items
+            .as_array()
+            .and_then(|a| a.first())
+            .filter(|m| !m["annotated_at"].is_null())
+        {
             assert_eq!(first["from"], "+33611111111");
             assert_eq!(first["text"], "Bonjour, où est ma commande ?");
             assert_eq!(first["channel"], "sms");
@@ -395,7 +406,7 @@ async fn an_mo_from_the_smsc_becomes_an_inbound_message() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    panic!("the MO never showed up in /v1/inbound");
+    panic!("the MO never showed up annotated in /v1/inbound: {:?}", api.get("/v1/inbound").await.1);
 }
 
 #[tokio::test]
@@ -443,7 +454,8 @@ async fn an_esme_submits_through_relais_and_gets_its_receipt() {
 
     for _ in 0..500 {
         api.dispatcher.run_once().await.unwrap();
-        if let Some(relais_smpp::SmppEvent::Receipt(receipt)) = events.try_recv() {
+        if let Some(relais_smpp::SmppEvent::Receipt(receipt, ack)) = events.try_recv() {
+            ack.confirm();
             assert_eq!(receipt.message_id, id);
             assert_eq!(
                 receipt.part.map(|p| p.reference.to_string()),
@@ -509,7 +521,8 @@ async fn a_receipt_owed_before_a_restart_reaches_the_esme_after_it() {
     };
     let (_client, mut events) = relais_smpp::SmppClient::connect(config).await.unwrap();
     for _ in 0..250 {
-        if let Some(relais_smpp::SmppEvent::Receipt(receipt)) = events.try_recv() {
+        if let Some(relais_smpp::SmppEvent::Receipt(receipt, ack)) = events.try_recv() {
+            ack.confirm();
             assert_eq!(receipt.message_id, id);
             assert_eq!(receipt.state, relais_smpp::ReceiptState::Delivered);
             return;
@@ -563,7 +576,8 @@ async fn a_concatenated_submit_becomes_one_message_with_a_receipt_per_part() {
     for _ in 0..500 {
         api.dispatcher.run_once().await.unwrap();
         while let Some(event) = events.try_recv() {
-            if let relais_smpp::SmppEvent::Receipt(receipt) = event {
+            if let relais_smpp::SmppEvent::Receipt(receipt, ack) = event {
+                ack.confirm();
                 assert_eq!(receipt.state, relais_smpp::ReceiptState::Delivered);
                 receipted.push(receipt.message_id);
             }

@@ -35,6 +35,7 @@ async fn api() -> Api {
         json_body_limit: 64 * 1024,
         import_body_limit: 64 * 1024,
         default_country: Some(phonenumber::country::Id::FR),
+        ..Default::default()
     };
     let state = AppState::new(store.clone(), clock.clone(), settings, None);
     let config = DispatcherConfig {
@@ -335,6 +336,160 @@ async fn a_scheduled_message_can_be_canceled_before_it_goes() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(problem["detail"].as_str().unwrap().contains("sent"));
+}
+
+#[tokio::test]
+async fn a_batch_retried_with_its_idempotency_key_gets_the_first_answer_and_sends_nothing_twice() {
+    let api = api().await;
+    let batch = json!({"messages": [
+        {"to": "+33612345601", "content": {"text": "Un"}},
+        {"to": "not a number", "content": {"text": "Deux"}},
+        {"to": "+33612345603", "content": {"text": "Trois"}},
+    ]});
+    let key = [("idempotency-key", "import-2026-11-21")];
+    let (s1, first) = api
+        .call("POST", "/v1/messages/batch", Some(batch.clone()), &key)
+        .await;
+    assert_eq!(s1, StatusCode::ACCEPTED, "{first}");
+    let (s2, second) = api
+        .call("POST", "/v1/messages/batch", Some(batch.clone()), &key)
+        .await;
+    assert_eq!(s2, StatusCode::ACCEPTED, "{second}");
+    assert_eq!(
+        first, second,
+        "the retry gets the first answer, item for item"
+    );
+    assert_eq!(second["accepted"], 2);
+    assert_eq!(second["results"][1]["error"]["pointer"], "/messages/1/to");
+
+    let mut other = batch.clone();
+    other["messages"][0]["content"]["text"] = json!("Un autre");
+    let (s3, problem) = api
+        .call("POST", "/v1/messages/batch", Some(other), &key)
+        .await;
+    assert_eq!(s3, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["type"], "https://relais.dev/problems/conflict");
+
+    api.dispatch().await;
+    for number in ["+33612345601", "+33612345603"] {
+        let (_, phone) = api.get(&format!("/v1/sim/phones/{number}/messages")).await;
+        assert_eq!(
+            phone["messages"].as_array().unwrap().len(),
+            1,
+            "{number} got one message: {phone}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_that_arrive_together_are_stored_together_each_with_its_own_answer() {
+    let api = Arc::new(api().await);
+    let mut calls = Vec::new();
+    for n in 0..40 {
+        let api = api.clone();
+        calls.push(tokio::spawn(async move {
+            let body =
+                json!({"to": format!("+336123456{n:02}"), "content": {"text": format!("n{n}")}});
+            api.call("POST", "/v1/messages", Some(body), &[]).await
+        }));
+    }
+    // Five retries of one request and one other request with the same key, at once.
+    for n in 0..6 {
+        let api = api.clone();
+        calls.push(tokio::spawn(async move {
+            let text = if n == 5 { "autre" } else { "commande" };
+            let body = json!({"to": "+33699999999", "content": {"text": text}});
+            api.call(
+                "POST",
+                "/v1/messages",
+                Some(body),
+                &[("idempotency-key", "k-77")],
+            )
+            .await
+        }));
+    }
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.unwrap());
+    }
+    for (status, body) in &answers[..40] {
+        assert_eq!(*status, StatusCode::ACCEPTED, "{body}");
+    }
+    let ids: std::collections::HashSet<&str> = answers[..40]
+        .iter()
+        .map(|(_, b)| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 40, "forty messages");
+    let keyed = &answers[40..];
+    let statuses: Vec<StatusCode> = keyed.iter().map(|(s, _)| *s).collect();
+    let conflicts = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    let accepted: std::collections::HashSet<&str> = keyed
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::ACCEPTED)
+        .map(|(_, b)| b["id"].as_str().unwrap())
+        .collect();
+    // Whichever of the two bodies came first owns the key: its copies share one message,
+    // the other body is a conflict.
+    assert_eq!(accepted.len(), 1, "{keyed:?}");
+    assert!(conflicts == 1 || conflicts == 5, "{statuses:?}");
+    api.dispatch().await;
+    let (_, phone) = api.get("/v1/sim/phones/+33699999999/messages").await;
+    assert_eq!(phone["messages"].as_array().unwrap().len(), 1, "{phone}");
+    let (_, phone) = api.get("/v1/sim/phones/+33612345607/messages").await;
+    assert_eq!(phone["messages"][0]["text"], "n7");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_recipients_written_to_by_concurrent_requests_get_one_contact_each() {
+    // Requests in different groups plan a contact for the same new number at once: one
+    // plan is written, the others find that contact and their messages name it.
+    let api = Arc::new(api().await);
+    let numbers = ["+33655500001", "+33655500002", "+33655500003"];
+    let mut calls = Vec::new();
+    for n in 0..60 {
+        let api = api.clone();
+        let to = numbers[n % numbers.len()];
+        calls.push(tokio::spawn(async move {
+            let body = json!({"to": to, "content": {"text": format!("n{n}")}});
+            (to, api.call("POST", "/v1/messages", Some(body), &[]).await)
+        }));
+    }
+    let mut by_number: std::collections::HashMap<&str, Vec<String>> = Default::default();
+    for call in calls {
+        let (to, (status, body)) = call.await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        by_number
+            .entry(to)
+            .or_default()
+            .push(body["id"].as_str().unwrap().to_owned());
+    }
+    let (_, all) = api.get("/v1/contacts").await;
+    assert_eq!(
+        all["data"].as_array().map(Vec::len),
+        Some(numbers.len()),
+        "one contact per number, none left over: {all}"
+    );
+    for number in numbers {
+        let (status, found) = api
+            .get(&format!(
+                "/v1/contacts?identity={}",
+                number.replace('+', "%2B")
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        assert_eq!(found["data"].as_array().map(Vec::len), Some(1), "{found}");
+        let contact = found["data"][0]["id"].as_str().unwrap();
+        for id in &by_number[number] {
+            let (_, message) = api.get(&format!("/v1/messages/{id}")).await;
+            assert_eq!(
+                message["contact_id"], contact,
+                "each message names the contact that owns its number: {message}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

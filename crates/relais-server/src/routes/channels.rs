@@ -2,15 +2,17 @@
 //! a channel's config are never returned.
 
 use crate::AppState;
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiQuery, Caller};
 use crate::problem::{ApiError, ApiResult};
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use relais_core::channel::ChannelKind;
 use relais_core::tenant::Scope;
+use relais_engine::secrets::SECRET_KEYS;
 use relais_engine::smpp_channel;
+use relais_engine::smpp_server::IssueError;
 use relais_store::{ChannelRecord, NewChannel};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,16 +23,6 @@ pub fn router() -> Router<AppState> {
         .route("/channels/{id}", get(get_channel).delete(delete_channel))
         .route("/smpp/credentials", post(create_smpp_credentials))
 }
-
-/// Config keys whose values are secrets.
-const SECRET_KEYS: &[&str] = &[
-    "password_hash",
-    "password",
-    "access_token",
-    "app_secret",
-    "bot_token",
-    "secret_token",
-];
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -60,7 +52,8 @@ pub struct ChannelView {
 fn view(record: ChannelRecord) -> ChannelView {
     let mut config = record.config;
     if let Some(object) = config.as_object_mut() {
-        for key in SECRET_KEYS {
+        // A credential's hash is no secret to seal, but no one's business either.
+        for key in SECRET_KEYS.iter().chain(&["password_hash"]) {
             if let Some(value) = object.get_mut(*key) {
                 *value = serde_json::Value::String("***".into());
             }
@@ -117,7 +110,7 @@ pub async fn create_channel(
                 tenant_id: caller.tenant_id.clone(),
                 kind: body.kind,
                 name: name.to_owned(),
-                config: body.config,
+                config: relais_engine::secrets::current().seal_config(&body.config),
             },
             state.clock.now(),
         )
@@ -167,7 +160,7 @@ pub async fn delete_channel(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<DeleteQuery>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
     caller.require(Scope::Admin)?;
     if !q.force {
@@ -203,7 +196,7 @@ pub struct SmppCredentials {
     /// The channel record holding them (kind `smpp_server`); delete it to revoke them.
     pub id: String,
     pub system_id: String,
-    /// Shown once; only its hash is stored.
+    /// Shown once; only its argon2 hash is stored.
     pub password: String,
 }
 
@@ -221,7 +214,11 @@ pub async fn create_smpp_credentials(
         &caller.tenant_id,
         state.clock.now(),
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        IssueError::Store(e) => ApiError::from(e),
+        IssueError::Hash(_) => ApiError::internal(e),
+    })?;
     Ok((
         StatusCode::CREATED,
         axum::Json(SmppCredentials {

@@ -1,11 +1,11 @@
 //! Contacts, their identities, their consent ledger and merges.
 
 use crate::AppState;
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::problem::{ApiError, ApiResult};
 use crate::routes::PageQuery;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use relais_core::channel::ChannelKind;
@@ -132,7 +132,7 @@ pub struct ContactQuery {
 pub async fn list_contacts(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<ContactQuery>,
+    ApiQuery(q): ApiQuery<ContactQuery>,
 ) -> ApiResult<axum::Json<Page<Contact>>> {
     caller.require(Scope::Read)?;
     if let Some(raw) = q.identity.as_deref() {
@@ -180,7 +180,7 @@ pub async fn list_contacts(
                     limit: q.limit,
                     cursor: q.cursor,
                 }
-                .to_request(),
+                .to_request()?,
             )
             .await?,
     ))
@@ -207,7 +207,7 @@ pub async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Cont
 pub async fn get_contact(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<Contact>> {
     caller.require(Scope::Read)?;
     Ok(axum::Json(load(&state, &caller, &id).await?))
@@ -237,7 +237,7 @@ pub struct UpdateContact {
 pub async fn update_contact(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateContact>,
 ) -> ApiResult<axum::Json<Contact>> {
     caller.require(Scope::Send)?;
@@ -263,7 +263,7 @@ pub async fn update_contact(
 pub async fn delete_contact(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Scope::Admin)?;
     if state.store.delete_contact(&caller.tenant_id, &id).await? {
@@ -278,7 +278,7 @@ pub async fn delete_contact(
 pub async fn add_identity(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<IdentityInput>,
 ) -> ApiResult<axum::Json<Contact>> {
     caller.require(Scope::Send)?;
@@ -297,7 +297,7 @@ pub async fn add_identity(
 pub async fn remove_identity(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, channel, address)): Path<(String, String, String)>,
+    ApiPath((id, channel, address)): ApiPath<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     caller.require(Scope::Send)?;
     let channel: ChannelKind =
@@ -350,7 +350,7 @@ pub struct ConsentView {
 pub async fn record_consent(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ConsentInput>,
 ) -> ApiResult<(StatusCode, axum::Json<ConsentRecord>)> {
     caller.require(Scope::Send)?;
@@ -391,7 +391,7 @@ fn uuid_v7() -> String {
 pub async fn list_consents(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<ConsentView>> {
     caller.require(Scope::Read)?;
     load(&state, &caller, &id).await?;
@@ -414,8 +414,8 @@ pub struct DecisionQuery {
 pub async fn consent_decision(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-    Query(q): Query<DecisionQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DecisionQuery>,
 ) -> ApiResult<axum::Json<ConsentDecision>> {
     caller.require(Scope::Read)?;
     let purpose = Purpose::parse(&q.purpose).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -437,7 +437,7 @@ pub struct MergeInput {
 pub async fn merge_contact(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<MergeInput>,
 ) -> ApiResult<axum::Json<Contact>> {
     caller.require(Scope::Send)?;
@@ -457,13 +457,14 @@ pub struct MergeView {
 }
 
 /// The merges recorded for a contact.
-#[utoipa::path(get, path = "/v1/contacts/{id}/merges", tag = "contacts", responses((status = 200, body = Vec<MergeView>)))]
+#[utoipa::path(get, path = "/v1/contacts/{id}/merges", tag = "contacts", responses((status = 200, body = Vec<MergeView>), (status = 404, body = crate::problem::Problem)))]
 pub async fn list_merges(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<Vec<MergeView>>> {
     caller.require(Scope::Read)?;
+    load(&state, &caller, &id).await?;
     let merges: Vec<MergeRecord> = state.store.merges(&caller.tenant_id, &id).await?;
     Ok(axum::Json(
         merges

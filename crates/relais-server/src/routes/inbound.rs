@@ -1,11 +1,11 @@
 //! `/v1/inbound`: what customers wrote, on every channel, with what NLU read in it.
 
 use crate::AppState;
-use crate::extract::Caller;
+use crate::extract::{ApiQuery, Caller};
 use crate::problem::{ApiError, ApiResult};
 use crate::routes::PageQuery;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use relais_core::channel::ChannelKind;
 use relais_core::tenant::Scope;
@@ -98,7 +98,7 @@ pub fn inbound_error(e: InboundError) -> ApiError {
 pub async fn list_inbound(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<InboundQuery>,
+    ApiQuery(q): ApiQuery<InboundQuery>,
 ) -> ApiResult<axum::Json<InboundPage>> {
     caller.require(Scope::Read)?;
     let filter = InboundFilter {
@@ -113,7 +113,7 @@ pub async fn list_inbound(
                 limit: q.limit,
                 cursor: q.cursor,
             }
-            .to_request(),
+            .to_request()?,
         )
         .await?;
     Ok(axum::Json(InboundPage {

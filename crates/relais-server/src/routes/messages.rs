@@ -10,10 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use relais_core::tenant::Scope;
-use relais_engine::send::{
-    AcceptContext, AcceptError, BatchItem, Idempotency, SANDBOX_KINDS, SendRequest, accept,
-    accept_batch,
-};
+use relais_engine::send::{AcceptError, BatchItem, Idempotency, SendRequest, item_error};
 use relais_store::{CancelOutcome, MessageEvent, MessageWithEvents};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -147,25 +144,31 @@ fn message_view(m: MessageWithEvents) -> MessageView {
 fn accept_error(e: AcceptError) -> ApiError {
     match e {
         AcceptError::Invalid { pointer, detail } => ApiError::invalid_field(&pointer, detail),
-        e @ AcceptError::IdempotencyConflict { .. } => ApiError::conflict(e.to_string()),
+        e @ (AcceptError::IdempotencyConflict { .. } | AcceptError::BatchIdempotencyConflict) => {
+            ApiError::conflict(e.to_string())
+        }
         AcceptError::Store(e) => e.into(),
     }
 }
 
-fn context(state: &AppState) -> AcceptContext<'_> {
-    AcceptContext {
-        store: &*state.store,
-        rules: state.address_rules(),
-        now: state.clock.now(),
-        configured: SANDBOX_KINDS,
-        handoff: Some(state.channels.handoff()),
-    }
+/// The request's Idempotency-Key with the digest of its body, if it has one.
+fn idempotency(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<Idempotency>> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .map_err(|_| ApiError::bad_request("the Idempotency-Key header must be text"))?;
+    let value: serde_json::Value = parse_json(body)?;
+    Idempotency::new(key, &value)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// Accepts a message for sending; `Idempotency-Key` makes a retried request safe.
 #[utoipa::path(post, path = "/v1/messages", tag = "messages", request_body = SendMessageDoc,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the same message; same key, other body: 409")),
-    responses((status = 202, body = Accepted), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 202, body = Accepted), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem), (status = 503, body = crate::problem::Problem)))]
 pub async fn send_message(
     State(state): State<AppState>,
     caller: Caller,
@@ -173,21 +176,11 @@ pub async fn send_message(
     body: Bytes,
 ) -> ApiResult<Response> {
     caller.require(Scope::Send)?;
-    let value: serde_json::Value = parse_json(&body)?;
     let request: SendRequest = parse_json(&body)?;
-    let idempotency = match headers.get("idempotency-key") {
-        Some(raw) => {
-            let key = raw
-                .to_str()
-                .map_err(|_| ApiError::bad_request("the Idempotency-Key header must be text"))?;
-            Some(Idempotency::new(key, &value).map_err(|e| match e {
-                AcceptError::Invalid { detail, .. } => ApiError::bad_request(detail),
-                other => accept_error(other),
-            })?)
-        }
-        None => None,
-    };
-    let accepted = accept(context(&state), &caller.tenant_id, request, idempotency)
+    let idempotency = idempotency(&headers, &body)?;
+    let accepted = state
+        .acceptor
+        .accept(&caller.tenant_id, request, idempotency)
         .await
         .map_err(accept_error)?;
     let mut response = (
@@ -233,20 +226,28 @@ pub struct BatchResponse {
 }
 
 /// Accepts up to 10,000 messages in one request; each item gets its own result.
+/// `Idempotency-Key` makes a retried batch safe: the same key and body get the first
+/// answer again (and nothing is sent twice), another body with the same key gets 409.
 #[utoipa::path(post, path = "/v1/messages/batch", tag = "messages", request_body = BatchRequest,
-    responses((status = 202, body = BatchResponse), (status = 422, body = crate::problem::Problem)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the first answer, nothing sent twice; same key, other body: 409")),
+    responses((status = 202, body = BatchResponse), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem), (status = 503, body = crate::problem::Problem)))]
 pub async fn send_batch(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<(StatusCode, axum::Json<BatchResponse>)> {
+) -> ApiResult<Response> {
     caller.require(Scope::Send)?;
     let batch: BatchRequest = parse_json(&body)?;
-    let items = accept_batch(context(&state), &caller.tenant_id, batch.messages)
+    let idempotency = idempotency(&headers, &body)?;
+    let answer = state
+        .acceptor
+        .accept_batch(&caller.tenant_id, batch.messages, idempotency)
         .await
         .map_err(accept_error)?;
     let mut accepted = 0;
-    let results: Vec<BatchResult> = items
+    let results: Vec<BatchResult> = answer
+        .items
         .into_iter()
         .enumerate()
         .map(|(index, item)| match item {
@@ -260,31 +261,32 @@ pub async fn send_batch(
                 }
             }
             BatchItem::Refused(e) => {
-                let error = match e {
-                    AcceptError::Invalid { pointer, detail } => FieldError { pointer, detail },
-                    other => FieldError {
-                        pointer: format!("/messages/{index}"),
-                        detail: other.to_string(),
-                    },
-                };
+                let (pointer, detail) = item_error(index, &e);
                 BatchResult {
                     index,
                     id: None,
                     status: None,
-                    error: Some(error),
+                    error: Some(FieldError { pointer, detail }),
                 }
             }
         })
         .collect();
     let refused = results.len() - accepted;
-    Ok((
+    let mut response = (
         StatusCode::ACCEPTED,
         axum::Json(BatchResponse {
             accepted,
             refused,
             results,
         }),
-    ))
+    )
+        .into_response();
+    if answer.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 /// A message with its status and every event of its life.

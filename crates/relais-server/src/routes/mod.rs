@@ -11,6 +11,7 @@ pub mod tools;
 pub mod webhooks;
 
 use crate::AppState;
+use crate::problem::{ApiError, ApiResult};
 use axum::Router;
 
 pub fn v1() -> Router<AppState> {
@@ -20,12 +21,19 @@ pub fn v1() -> Router<AppState> {
         .merge(contacts::router())
         .merge(import::router())
         .merge(tools::router())
-        .merge(messages::router())
+        // Its handlers read the body as bytes (for idempotency) rather than through ApiJson.
+        .merge(
+            messages::router()
+                .route_layer(axum::middleware::from_fn(crate::extract::json_bodies_only)),
+        )
         .merge(sim::router())
         .merge(webhooks::router())
         .merge(nlu::router())
         .merge(inbound::router())
 }
+
+/// The most items a page holds; a larger `limit` is lowered to it.
+const MAX_PAGE: u32 = 1000;
 
 /// Cursor pagination query: `?limit=50&cursor=…`.
 #[derive(Debug, serde::Deserialize)]
@@ -37,10 +45,30 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn to_request(&self) -> relais_store::PageRequest {
-        relais_store::PageRequest {
-            after: self.cursor.clone(),
-            limit: self.limit.unwrap_or(50).clamp(1, 1000),
+    /// The page asked for; a `limit` of 0, or a cursor that no page gave (cursors are the
+    /// UUIDv7 of the last item), is a 400 naming the parameter.
+    pub fn to_request(&self) -> ApiResult<relais_store::PageRequest> {
+        let limit = match self.limit {
+            Some(0) => {
+                return Err(ApiError::bad_parameter(
+                    "limit",
+                    format!("must be from 1 to {MAX_PAGE}, not 0"),
+                ));
+            }
+            Some(n) => n.min(MAX_PAGE),
+            None => 50,
+        };
+        if let Some(cursor) = &self.cursor
+            && uuid::Uuid::try_parse(cursor).is_err()
+        {
+            return Err(ApiError::bad_parameter(
+                "cursor",
+                "is not a cursor this API gave (use the `next_cursor` of the previous page)",
+            ));
         }
+        Ok(relais_store::PageRequest {
+            after: self.cursor.clone(),
+            limit,
+        })
     }
 }

@@ -16,24 +16,45 @@ pub fn router() -> Router<AppState> {
         .route("/docs", get(docs))
 }
 
-/// Liveness and store reachability.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "The server and its store answer")))]
-pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    match state
-        .store
-        .tenant_by_name(relais_core::tenant::DEFAULT_TENANT)
-        .await
-    {
-        Ok(_) => (
+/// Liveness, store reachability and whether the store takes writes: a store that answers
+/// reads but cannot write (a full disk) makes every send fail, so health says so.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses(
+    (status = 200, description = "The server answers and its store takes writes"),
+    (status = 503, description = "The store cannot be read or written; `detail` says why")))]
+pub async fn healthz(State(state): State<AppState>) -> axum::response::Response {
+    let checked = tokio::time::timeout(HEALTH_TIMEOUT, async {
+        state
+            .store
+            .tenant_by_name(relais_core::tenant::DEFAULT_TENANT)
+            .await?;
+        state.store.check_writable().await
+    })
+    .await;
+    let failure = match checked {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!(
+            "the store did not answer within {} s",
+            HEALTH_TIMEOUT.as_secs()
+        )),
+    };
+    match failure {
+        None => (
             StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok"})),
-        ),
-        Err(e) => (
+            axum::Json(serde_json::json!({"status": "ok", "store": "writable"})),
+        )
+            .into_response(),
+        Some(detail) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "unavailable", "detail": e.to_string()})),
-        ),
+            [(header::RETRY_AFTER, crate::problem::RETRY_AFTER_SECS)],
+            axum::Json(serde_json::json!({"status": "unavailable", "detail": detail})),
+        )
+            .into_response(),
     }
 }
+
+/// How long a health check waits for the store.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = state

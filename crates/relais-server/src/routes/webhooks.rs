@@ -1,15 +1,16 @@
-//! Outgoing webhooks: register an endpoint (its signing secret is shown once), list them,
-//! and read a webhook's delivery log.
+//! Outgoing webhooks: register an endpoint (its signing secret is shown once), list them
+//! with whether their endpoint answers, read a webhook's delivery log, delete one.
 
 use crate::AppState;
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::problem::{ApiError, ApiResult};
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use relais_core::tenant::Scope;
-use relais_engine::webhooks::{generate_secret, validate_url};
+use relais_engine::secrets::WEBHOOK_SECRET;
+use relais_engine::webhooks::{check_url, generate_secret};
 use relais_store::{Webhook, WebhookDelivery};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,6 +18,7 @@ use utoipa::ToSchema;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/webhooks", post(create_webhook).get(list_webhooks))
+        .route("/webhooks/{id}", delete(delete_webhook))
         .route("/webhooks/{id}/deliveries", get(list_deliveries))
 }
 
@@ -36,6 +38,26 @@ pub struct WebhookView {
     pub secret: Option<String>,
     #[schema(value_type = String)]
     pub created_at: jiff::Timestamp,
+    pub state: WebhookState,
+    /// When the failures in a row began; null while `healthy`.
+    #[schema(value_type = Option<String>)]
+    pub failing_since: Option<jiff::Timestamp>,
+    /// Set once 5 attempts in a row failed: none of the webhook's events is sent until
+    /// then, when one goes as a probe (an answer resumes them all, another failure doubles
+    /// the wait, up to 10 minutes). Null while events are sent as usual.
+    #[schema(value_type = Option<String>)]
+    pub retry_at: Option<jiff::Timestamp>,
+}
+
+/// Whether the webhook's endpoint answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookState {
+    /// The last attempt got an answer (a 2xx, or a 4xx refusing that one event), or none
+    /// was made yet.
+    Healthy,
+    /// The last attempts found it down: no connection, a timeout, 5xx, 408 or 429.
+    Failing,
 }
 
 fn view(hook: Webhook, with_secret: bool) -> WebhookView {
@@ -44,6 +66,13 @@ fn view(hook: Webhook, with_secret: bool) -> WebhookView {
         url: hook.url,
         secret: with_secret.then_some(hook.secret),
         created_at: hook.created_at,
+        state: if hook.circuit.is_healthy() {
+            WebhookState::Healthy
+        } else {
+            WebhookState::Failing
+        },
+        failing_since: hook.circuit.failing_since,
+        retry_at: hook.circuit.retry_at,
     }
 }
 
@@ -83,7 +112,9 @@ fn delivery_view(d: WebhookDelivery) -> DeliveryView {
     }
 }
 
-/// Registers an endpoint for message status events, signed with Standard Webhooks.
+/// Registers an endpoint for message status events, signed with Standard Webhooks. The URL
+/// must reach a public address (not loopback, private, link-local…) unless the operator
+/// set `webhook_allow_private`.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhook,
     responses((status = 201, body = WebhookView), (status = 422, body = crate::problem::Problem)))]
 pub async fn create_webhook(
@@ -92,20 +123,22 @@ pub async fn create_webhook(
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> ApiResult<(StatusCode, axum::Json<WebhookView>)> {
     caller.require(Scope::Admin)?;
-    validate_url(&body.url).map_err(|e| ApiError::invalid_field("/url", e.to_string()))?;
+    let url = check_url(&body.url, state.settings.webhook_destinations)
+        .await
+        .map_err(|e| ApiError::invalid_field("/url", e.to_string()))?;
+    let secret = generate_secret();
+    let sealed = relais_engine::secrets::current().seal(WEBHOOK_SECRET, &secret);
     let hook = state
         .store
-        .create_webhook(
-            &caller.tenant_id,
-            &body.url,
-            &generate_secret(),
-            state.clock.now(),
-        )
+        .create_webhook(&caller.tenant_id, url.as_str(), &sealed, state.clock.now())
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(view(hook, true))))
+    // The store holds it sealed; the answer shows it as generated, once.
+    let mut shown = view(hook, false);
+    shown.secret = Some(secret);
+    Ok((StatusCode::CREATED, axum::Json(shown)))
 }
 
-/// The tenant's webhooks (without their secrets).
+/// The tenant's webhooks (without their secrets), each with whether its endpoint answers.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
     responses((status = 200, body = Vec<WebhookView>)))]
 pub async fn list_webhooks(
@@ -125,7 +158,7 @@ pub async fn list_webhooks(
 pub async fn list_deliveries(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<Vec<DeliveryView>>> {
     caller.require(Scope::Read)?;
     let hooks = state.store.webhooks(&caller.tenant_id).await?;
@@ -139,4 +172,20 @@ pub async fn list_deliveries(
     Ok(axum::Json(
         deliveries.into_iter().map(delivery_view).collect(),
     ))
+}
+
+/// Deletes a webhook: events not yet delivered to it are dropped, with its delivery log.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+    responses((status = 204, description = "Deleted"), (status = 404, body = crate::problem::Problem)))]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Scope::Admin)?;
+    if state.store.delete_webhook(&caller.tenant_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("webhook {id}")))
+    }
 }

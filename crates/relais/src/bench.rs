@@ -20,14 +20,29 @@ pub enum BenchCommand {
     A2p(A2pArgs),
     /// HTTP → Relais → SMPP → the SMSC simulator, every receipt awaited, against Kannel.
     Smpp(crate::bench_smpp::SmppBenchArgs),
+    /// Minutes of single sends (and optionally a dead webhook) against a `relais serve`
+    /// process: the write-ahead log's peak and the server's memory over time.
+    Soak(crate::bench_soak::SoakArgs),
 }
 
-/// `database_url` is the global `--database-url`: `bench a2p` runs on it when given.
-pub async fn run(cmd: BenchCommand, database_url: Option<String>) -> anyhow::Result<()> {
+/// `database_url` is the global `--database-url`: `bench a2p` runs on it when given;
+/// `durability` the global `--durability`.
+pub async fn run(
+    cmd: BenchCommand,
+    database_url: Option<String>,
+    durability: relais_store::Durability,
+) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Import { rows } => bench_import(rows).await,
-        BenchCommand::A2p(args) => bench_a2p(args, database_url).await,
-        BenchCommand::Smpp(args) => crate::bench_smpp::run(args).await,
+        BenchCommand::A2p(args) => bench_a2p(args, database_url, durability).await,
+        BenchCommand::Smpp(args) => crate::bench_smpp::run(args, durability).await,
+        BenchCommand::Soak(args) => {
+            anyhow::ensure!(
+                database_url.is_none(),
+                "bench soak measures SQLite's write-ahead log in a fresh data directory; it does not run on --database-url"
+            );
+            crate::bench_soak::run(args, durability).await
+        }
     }
 }
 
@@ -244,10 +259,15 @@ impl Counter {
 /// Peak resident set size (`VmHWM`) of a process (`self` or a pid), in KiB, when the OS
 /// tells it.
 pub(crate) fn peak_rss_kib(pid: &str) -> Option<u64> {
+    proc_status_kib(pid, "VmHWM:")
+}
+
+/// A size in KiB from `/proc/{pid}/status` (`VmHWM:`, `VmRSS:` …).
+pub(crate) fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -444,7 +464,11 @@ pub(crate) fn bar(len: u64, label: &'static str) -> indicatif::ProgressBar {
     bar
 }
 
-async fn bench_a2p(args: A2pArgs, database_url: Option<String>) -> anyhow::Result<()> {
+async fn bench_a2p(
+    args: A2pArgs,
+    database_url: Option<String>,
+    durability: relais_store::Durability,
+) -> anyhow::Result<()> {
     use relais_core::clock::{Clock, SystemClock};
     use relais_engine::sim::SimConfig;
 
@@ -461,7 +485,7 @@ async fn bench_a2p(args: A2pArgs, database_url: Option<String>) -> anyhow::Resul
     } else {
         "SQLite (fresh file)"
     };
-    let store = relais_store::open(&url)
+    let store = relais_store::open_with(&url, relais_store::StoreOptions { durability })
         .await
         .with_context(|| format!("cannot open {}", relais_store::redact_url(&url)))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -30,27 +30,38 @@ pub struct SmppBenchArgs {
     /// Messages sent through each side.
     #[arg(long, default_value_t = 50_000)]
     pub messages: usize,
-    /// Messages per `POST /v1/messages/batch` request (at most 10,000).
+    /// One message per `POST /v1/messages`, over --http-conns keep-alive connections, as
+    /// most client code sends (Kannel is always sent one message per request).
+    #[arg(long)]
+    pub single: bool,
+    /// Messages per `POST /v1/messages/batch` request (at most 10,000), without --single.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
-    /// Concurrent keep-alive HTTP clients sending batches to Relais.
+    /// Concurrent keep-alive HTTP clients sending batches to Relais, without --single.
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
-    /// SMPP binds of the Relais channel.
-    #[arg(long, default_value_t = 2)]
+    /// SMPP binds of the Relais channel (Kannel has one).
+    #[arg(long, default_value_t = 1)]
     pub binds: usize,
     /// SMPP window of each bind (Kannel: `max-pending-submits`).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 100)]
     pub window: usize,
+    /// How long the simulator waits before each receipt, for both sides.
+    #[arg(long, default_value_t = 10)]
+    pub receipt_delay_ms: u64,
     /// Whether to run Kannel too.
     #[arg(long, value_enum, default_value_t = KannelMode::Auto)]
     pub kannel: KannelMode,
     /// Messages through Kannel (default: --messages).
     #[arg(long)]
     pub kannel_messages: Option<usize>,
-    /// Concurrent keep-alive sendsms connections to Kannel's smsbox.
+    /// Concurrent keep-alive HTTP connections: to Kannel's smsbox, and to Relais with
+    /// --single.
     #[arg(long, default_value_t = 32)]
     pub http_conns: usize,
+    /// Kannel without its store file (messages only in memory).
+    #[arg(long)]
+    pub kannel_no_store: bool,
 }
 
 /// One side's figures.
@@ -71,7 +82,7 @@ impl Figures {
     }
 }
 
-pub async fn run(args: SmppBenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: SmppBenchArgs, durability: relais_store::Durability) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=10_000).contains(&args.batch),
         "--batch must be between 1 and 10000"
@@ -88,7 +99,7 @@ pub async fn run(args: SmppBenchArgs) -> anyhow::Result<()> {
     }
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
 
-    let relais = bench_relais(&args).await?;
+    let relais = bench_relais(&args, durability).await?;
     let kannel = match args.kannel {
         KannelMode::No => {
             eprintln!("kannel: skipped (--kannel no)");
@@ -105,9 +116,24 @@ pub async fn run(args: SmppBenchArgs) -> anyhow::Result<()> {
     };
 
     println!(
-        "bench: smpp (HTTP -> SMPP -> relais smsc-sim, receipts immediate; binds={} window={}; {} cores)",
+        "bench: smpp (HTTP -> SMPP -> relais smsc-sim; {}; receipts after {} ms; binds={} window={}; relais durability {}; kannel store {}; {} cores)",
+        if args.single {
+            format!(
+                "one message per request over {} connections",
+                args.http_conns
+            )
+        } else {
+            format!("batches of {} from {} clients", args.batch, args.clients)
+        },
+        args.receipt_delay_ms,
         args.binds,
         args.window,
+        durability.as_str(),
+        if args.kannel_no_store {
+            "none (memory)"
+        } else {
+            "file"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let cell =
@@ -148,11 +174,15 @@ pub async fn run(args: SmppBenchArgs) -> anyhow::Result<()> {
     if let Some(k) = &kannel {
         println!("kannel: {}", k.note);
     }
-    println!(
-        "relais msg/s: {:.0} (goal >= 20000: {})",
-        relais.rate(),
-        met(relais.rate() >= 20_000.0)
-    );
+    if args.single {
+        println!("relais msg/s: {:.0}", relais.rate());
+    } else {
+        println!(
+            "relais msg/s: {:.0} (goal >= 20000: {})",
+            relais.rate(),
+            met(relais.rate() >= 20_000.0)
+        );
+    }
     if let Some(k) = &kannel {
         let ratio = relais.rate() / k.rate().max(1e-9);
         println!("kannel msg/s: {:.0}", k.rate());
@@ -168,14 +198,16 @@ fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
 }
 
-async fn simulator() -> anyhow::Result<(
+async fn simulator(
+    receipt_delay_ms: u64,
+) -> anyhow::Result<(
     relais_smpp::simulator::SimHandle,
     tokio::sync::oneshot::Sender<()>,
 )> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let cfg = relais_smpp::simulator::SimConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        receipt_delay_ms: 0,
+        receipt_delay_ms,
         ..Default::default()
     };
     let sim = relais_smpp::simulator::start(cfg, async move {
@@ -195,14 +227,17 @@ fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
     Some(sorted[i] as f64 / 1000.0)
 }
 
-async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
+async fn bench_relais(
+    args: &SmppBenchArgs,
+    durability: relais_store::Durability,
+) -> anyhow::Result<Figures> {
     use relais_core::clock::{Clock, SystemClock};
 
-    let (sim, stop_sim) = simulator().await?;
+    let (sim, stop_sim) = simulator(args.receipt_delay_ms).await?;
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("bench.db");
     let url = format!("sqlite://{}", db.display());
-    let store = relais_store::open(&url)
+    let store = relais_store::open_with(&url, relais_store::StoreOptions { durability })
         .await
         .with_context(|| format!("cannot open {url}"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -253,25 +288,39 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
 
     let n = args.messages;
     let accept_bar = bar(n as u64, "relais accepted");
-    let bodies = Bodies::build(
-        Batches {
-            messages: n,
-            size: args.batch,
-            clients: args.clients,
-        },
-        |i| {
-            serde_json::json!({
-                "to": format!("+336{:08}", 10_000_000 + i),
-                "channel": "bench-smsc",
-                "purpose": "transactional",
-                "content": {"text": "Your verification code is 123456"},
-            })
-        },
-    );
-    let cpu_before = cpu_secs("self");
-    let started = Instant::now();
-    let accepted = post_batches(&client, &base, &auth, bodies, &accept_bar).await?;
-    let accept_secs = started.elapsed().as_secs_f64();
+    let message = |i: usize| {
+        serde_json::json!({
+            "to": format!("+336{:08}", 10_000_000 + i),
+            "channel": "bench-smsc",
+            "purpose": "transactional",
+            "content": {"text": "Your verification code is 123456"},
+        })
+    };
+    let (cpu_before, started, accepted, accept_secs);
+    if args.single {
+        let bodies: Arc<Vec<String>> = Arc::new((0..n).map(|i| message(i).to_string()).collect());
+        let addr: SocketAddr = base
+            .trim_start_matches("http://")
+            .parse()
+            .context("the bench server's address")?;
+        cpu_before = cpu_secs("self");
+        started = Instant::now();
+        accepted = post_singles(addr, &auth, bodies, args.http_conns, &accept_bar).await;
+        accept_secs = started.elapsed().as_secs_f64();
+    } else {
+        let bodies = Bodies::build(
+            Batches {
+                messages: n,
+                size: args.batch,
+                clients: args.clients,
+            },
+            message,
+        );
+        cpu_before = cpu_secs("self");
+        started = Instant::now();
+        accepted = post_batches(&client, &base, &auth, bodies, &accept_bar).await?;
+        accept_secs = started.elapsed().as_secs_f64();
+    }
     accept_bar.finish();
 
     let done_bar = bar(accepted as u64, "relais delivered");
@@ -314,12 +363,18 @@ async fn bench_relais(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
         cpu_secs: cpu,
         note: format!(
             "first POST -> last `delivered` stored; all {accepted} accepted over HTTP in {accept_secs:.3}s \
-             ({:.0}/s, batches of {}, {} clients); simulator saw {sim_submits} submits, sent {sim_receipts} receipts; \
+             ({:.0}/s, {}); simulator saw {sim_submits} submits, sent {sim_receipts} receipts; \
              latency = accepted event -> delivered event ({} messages); peak RSS and CPU are the whole process \
              (HTTP server, dispatcher, SQLite AND the simulator and the HTTP client)",
             accepted as f64 / accept_secs,
-            args.batch,
-            args.clients,
+            if args.single {
+                format!(
+                    "one message per POST /v1/messages over {} connections",
+                    args.http_conns
+                )
+            } else {
+                format!("batches of {} from {} clients", args.batch, args.clients)
+            },
             lat.len()
         ),
     })
@@ -405,9 +460,13 @@ async fn dlr_sink(
 
 async fn bench_kannel(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
     let n = args.kannel_messages.unwrap_or(args.messages);
-    let (sim, stop_sim) = simulator().await?;
-    let kannel = kannel_support::Kannel::start(sim.smpp_addr.port(), args.window)
-        .context("cannot start Kannel")?;
+    let (sim, stop_sim) = simulator(args.receipt_delay_ms).await?;
+    let kannel = kannel_support::Kannel::start_with(
+        sim.smpp_addr.port(),
+        args.window,
+        !args.kannel_no_store,
+    )
+    .context("cannot start Kannel")?;
     anyhow::ensure!(kannel.ready().await, "kannel: smsbox never answered HTTP");
     let sendsms: SocketAddr = ([127, 0, 0, 1], kannel.sendsms_port).into();
     // Wait for the SMPP bind: a warm-up message must reach the simulator and be answered.
@@ -544,13 +603,68 @@ async fn bench_kannel(args: &SmppBenchArgs) -> anyhow::Result<Figures> {
         peak_rss_kib: (!pids.is_empty()).then_some(peak),
         cpu_secs: cpu.filter(|_| !pids.is_empty()),
         note: format!(
-            "first sendsms -> last `delivered` DLR callback (dlr-mask 3, internal DLR storage); \
+            "first sendsms -> last `delivered` DLR callback (dlr-mask 3, internal DLR storage, {}); \
              {accepted} accepted over HTTP in {http_secs:.3}s ({} keep-alive connections, one message per GET); \
              simulator had sent every receipt after {}; latency = sendsms request -> DLR callback; \
              peak RSS and CPU = bearerbox + smsbox ({} processes), simulator and HTTP client not included",
+            if args.kannel_no_store {
+                "no store file"
+            } else {
+                "store-type file"
+            },
             args.http_conns,
             sim_all_at.map_or_else(|| "-".to_owned(), |s| format!("{s:.3}s")),
             pids.len()
         ),
     })
+}
+
+/// Posts each body as one `POST /v1/messages` over `conns` keep-alive connections (the
+/// small HTTP/1.1 client the Kannel side uses too); the number answered 202.
+async fn post_singles(
+    addr: SocketAddr,
+    auth: &str,
+    bodies: Arc<Vec<String>>,
+    conns: usize,
+    progress: &indicatif::ProgressBar,
+) -> usize {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..conns.max(1) {
+        let (next, bodies, progress, auth) = (
+            next.clone(),
+            bodies.clone(),
+            progress.clone(),
+            auth.to_owned(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0usize;
+            let Ok(mut conn) = kannel_support::HttpConn::connect(addr).await else {
+                return 0;
+            };
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else {
+                    break;
+                };
+                match conn.post_json("/v1/messages", &auth, body).await {
+                    Ok((202, _)) => {
+                        ok += 1;
+                        progress.inc(1);
+                    }
+                    Ok(_) => {}
+                    Err(_) => match kannel_support::HttpConn::connect(addr).await {
+                        Ok(c) => conn = c,
+                        Err(_) => break,
+                    },
+                }
+            }
+            ok
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await.unwrap_or(0);
+    }
+    accepted
 }

@@ -30,6 +30,10 @@ pub struct StoreArgs {
     /// Country assumed for national phone numbers (ISO code, e.g. FR).
     #[arg(long, env = "RELAIS_DEFAULT_COUNTRY", global = true)]
     pub default_country: Option<String>,
+    /// `normal` (a commit survives a crash of Relais) or `fsync` (every commit is on disk
+    /// before it is answered, so it also survives a power cut).
+    #[arg(long, env = "RELAIS_DURABILITY", global = true)]
+    pub durability: Option<String>,
 }
 
 /// Options of `relais serve`.
@@ -53,9 +57,12 @@ struct FileConfig {
     smpp_listen: Option<SocketAddr>,
     default_country: Option<String>,
     admin_key: Option<String>,
+    master_key: Option<String>,
     log: Option<String>,
     json_body_limit: Option<usize>,
     import_body_limit: Option<usize>,
+    webhook_allow_private: Option<bool>,
+    durability: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,9 +76,25 @@ pub struct Config {
     /// Preset admin key (`RELAIS_ADMIN_KEY`); never printed.
     #[serde(serialize_with = "redact_secret")]
     pub admin_key: Option<String>,
+    /// The key sealing secrets at rest (`RELAIS_MASTER_KEY`, base64 of 32 bytes); when
+    /// unset, `<data-dir>/master-key`. Never printed.
+    #[serde(serialize_with = "redact_secret")]
+    pub master_key: Option<String>,
     pub log: String,
     pub json_body_limit: usize,
     pub import_body_limit: usize,
+    /// Tenants' webhooks may reach loopback, private and link-local addresses.
+    pub webhook_allow_private: bool,
+    /// What a commit survives: `normal` (a crash of Relais) or `fsync` (a power cut too).
+    #[serde(serialize_with = "durability_name")]
+    pub durability: relais_store::Durability,
+}
+
+fn durability_name<S: serde::Serializer>(
+    v: &relais_store::Durability,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_str())
 }
 
 fn redact_secret<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -102,6 +125,11 @@ impl Config {
         if let Some(c) = &default_country {
             relais_core::phone::parse_country(c)?;
         }
+        let durability = match store.durability.clone().or(file.durability) {
+            Some(name) => relais_store::Durability::parse(&name)
+                .map_err(|e| anyhow::anyhow!("RELAIS_DURABILITY / durability: {e}"))?,
+            None => relais_store::Durability::Normal,
+        };
         let config = Config {
             listen: match serve.listen.or(file.listen) {
                 Some(a) => a,
@@ -112,16 +140,35 @@ impl Config {
             smpp_listen: serve.smpp_listen.or(file.smpp_listen),
             default_country,
             admin_key: env("RELAIS_ADMIN_KEY").or(file.admin_key),
+            master_key: env("RELAIS_MASTER_KEY").or(file.master_key),
             log: env("RELAIS_LOG")
                 .or(file.log)
                 .unwrap_or_else(|| "info".into()),
             json_body_limit: file.json_body_limit.unwrap_or(1024 * 1024),
             import_body_limit: file.import_body_limit.unwrap_or(2 * 1024 * 1024 * 1024),
+            webhook_allow_private: match env("RELAIS_WEBHOOK_ALLOW_PRIVATE") {
+                Some(v) => parse_switch("RELAIS_WEBHOOK_ALLOW_PRIVATE", &v)?,
+                None => file.webhook_allow_private.unwrap_or(false),
+            },
+            durability,
         };
         if config.json_body_limit < 1024 {
             bail!("json_body_limit must be at least 1024 bytes");
         }
         Ok(config)
+    }
+
+    /// Opens the store this configuration names.
+    pub async fn open_store(
+        &self,
+    ) -> Result<std::sync::Arc<dyn relais_store::Store>, relais_store::StoreError> {
+        relais_store::open_with(
+            &self.database_url,
+            relais_store::StoreOptions {
+                durability: self.durability,
+            },
+        )
+        .await
     }
 
     pub fn country(&self) -> Option<phonenumber::country::Id> {
@@ -138,7 +185,19 @@ impl Config {
         if self.admin_key.is_none() {
             text = text.replace("admin_key = \"\"\n", "");
         }
+        if self.master_key.is_none() {
+            text = text.replace("master_key = \"\"\n", "");
+        }
         Ok(text)
+    }
+}
+
+/// `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`, in any case.
+fn parse_switch(name: &str, value: &str) -> anyhow::Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("{name} must be 1 or 0 (true or false), not `{value}`"),
     }
 }
 
@@ -146,4 +205,58 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches_read_as_people_write_them() {
+        for on in ["1", "true", "YES", " on "] {
+            assert!(parse_switch("X", on).unwrap(), "{on}");
+        }
+        for off in ["0", "false", "No", "off"] {
+            assert!(!parse_switch("X", off).unwrap(), "{off}");
+        }
+        let e = parse_switch("RELAIS_WEBHOOK_ALLOW_PRIVATE", "maybe").unwrap_err();
+        assert!(
+            e.to_string().contains("RELAIS_WEBHOOK_ALLOW_PRIVATE"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn durability_is_normal_unless_set_and_a_typo_is_an_error() {
+        let args = StoreArgs::default();
+        let config = Config::load(&args, &ServeArgs::default()).unwrap();
+        assert_eq!(config.durability, relais_store::Durability::Normal);
+        let fsync = StoreArgs {
+            durability: Some("fsync".into()),
+            ..StoreArgs::default()
+        };
+        let config = Config::load(&fsync, &ServeArgs::default()).unwrap();
+        assert_eq!(config.durability, relais_store::Durability::Fsync);
+        assert!(config.render().unwrap().contains("durability = \"fsync\""));
+        let typo = StoreArgs {
+            durability: Some("always".into()),
+            ..StoreArgs::default()
+        };
+        let e = format!(
+            "{:#}",
+            Config::load(&typo, &ServeArgs::default()).unwrap_err()
+        );
+        assert!(e.contains("normal") && e.contains("fsync"), "{e}");
+    }
+
+    #[test]
+    fn webhooks_reach_private_addresses_only_when_the_file_says_so() {
+        let file: FileConfig = toml::from_str("webhook_allow_private = true").unwrap();
+        assert_eq!(file.webhook_allow_private, Some(true));
+        assert_eq!(
+            FileConfig::default().webhook_allow_private,
+            None,
+            "off unless set"
+        );
+    }
 }

@@ -34,7 +34,7 @@ impl ImportProgress for Bar {
 
 pub async fn run(cmd: ContactsCommand, config: Config) -> anyhow::Result<()> {
     let ContactsCommand::Import { file, tenant, json } = cmd;
-    let store = relais_store::open(&config.database_url).await?;
+    let store = config.open_store().await?;
     crate::bootstrap::announce(
         &*store,
         &config,

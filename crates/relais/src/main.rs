@@ -2,10 +2,13 @@
 
 mod bench;
 mod bench_smpp;
+mod bench_soak;
 mod bootstrap;
 mod config;
 mod contacts;
+mod data_dir;
 mod nlu;
+mod secrets;
 mod send;
 mod serve;
 mod smsc_sim;
@@ -83,7 +86,15 @@ fn without_transparent_huge_pages() {
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
 }
 
+/// What Relais creates (the database and its -wal and -shm, the key files) holds tenants'
+/// data and secrets: it is for the user running Relais alone, 0600 and 0700.
+fn private_files() {
+    // SAFETY: umask only sets this process's file creation mask and cannot fail.
+    unsafe { libc::umask(0o077) };
+}
+
 fn main() -> ExitCode {
+    private_files();
     without_transparent_huge_pages();
     keep_freed_pages_while_busy();
     let cli = Cli::parse();
@@ -130,7 +141,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(&cli.store, &ServeArgs::default())?;
             send::run(args, &config.data_dir).await
         }
-        Command::Bench(cmd) => bench::run(cmd, cli.store.database_url.clone()).await,
+        Command::Bench(cmd) => {
+            // Quiet unless asked: a bench prints its figures, and a log costs CPU.
+            if let Ok(filter) = std::env::var("RELAIS_LOG") {
+                init_logging(&filter);
+            }
+            let durability = match &cli.store.durability {
+                Some(name) => relais_store::Durability::parse(name)?,
+                None => relais_store::Durability::Normal,
+            };
+            bench::run(cmd, cli.store.database_url.clone(), durability).await
+        }
         Command::SmscSim(args) => smsc_sim::run(args).await,
     }
 }
@@ -141,5 +162,8 @@ fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // On a full disk holding the log, a failed write would be reported with
+        // `eprintln!`, which panics when stderr fails: the request being served would die.
+        .log_internal_errors(false)
         .try_init();
 }

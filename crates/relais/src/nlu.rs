@@ -44,7 +44,7 @@ pub async fn run(
 async fn train(file: &Path, tenant: &str, config: &Config) -> anyhow::Result<()> {
     let examples = relais_nlu::load_examples_file(file)
         .with_context(|| format!("cannot read examples from {}", file.display()))?;
-    let store = relais_store::open(&config.database_url).await?;
+    let store = config.open_store().await?;
     crate::bootstrap::announce(
         &*store,
         config,

@@ -7,14 +7,14 @@ use relais_server::{AppState, HttpSettings};
 use std::sync::Arc;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let store = relais_store::open(&config.database_url)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the store at {}",
-                relais_store::redact_url(&config.database_url)
-            )
-        })?;
+    crate::data_dir::secure(&config.data_dir)?;
+    let master_key = crate::secrets::load(&config)?;
+    let store = config.open_store().await.with_context(|| {
+        format!(
+            "cannot open the store at {}",
+            relais_store::redact_url(&config.database_url)
+        )
+    })?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     crate::bootstrap::announce(
         &*store,
@@ -23,6 +23,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         crate::bootstrap::Announce::Stdout,
     )
     .await?;
+    crate::secrets::seal(&*store, &master_key).await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
@@ -30,13 +31,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         json_body_limit: config.json_body_limit,
         import_body_limit: config.import_body_limit,
         default_country: config.country(),
+        webhook_destinations: webhook_destinations(&config),
     };
     let state = AppState::new(store.clone(), clock, settings, metrics);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = %relais_store::redact_url(&config.database_url), "relais is listening");
+    tracing::info!(%addr, database = %relais_store::redact_url(&config.database_url), durability = config.durability.as_str(), "relais is listening");
     println!("Relais listening on http://{addr} (API docs at http://{addr}/docs)");
     let started = state
         .channels
@@ -66,6 +68,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where tenants' webhooks may connect, for registration and for the dispatcher's poster.
+fn webhook_destinations(config: &Config) -> relais_engine::webhooks::Destinations {
+    use relais_engine::webhooks::{Destinations, set_process_destinations};
+    let destinations = Destinations::from_allow_private(config.webhook_allow_private);
+    if destinations == Destinations::Any {
+        tracing::warn!(
+            "webhook_allow_private: tenants' webhooks may reach loopback and private addresses"
+        );
+    }
+    set_process_destinations(destinations);
+    destinations
 }
 
 /// The dispatcher's settings. The variables are development and test aids (documented in

@@ -29,9 +29,23 @@ struct RunArgs {
     /// Fraction (0 to 1) of messages whose receipt says UNDELIV.
     #[arg(long, default_value_t = 0.0)]
     failure_rate: f64,
-    /// Fraction (0 to 1) of submit_sm answered ESME_RTHROTTLED.
+    /// Fraction (0 to 1) of submit_sm answered ESME_RTHROTTLED at random.
     #[arg(long, default_value_t = 0.0)]
     throttle_rate: f64,
+    /// Submits accepted per second and system_id; the others get ESME_RTHROTTLED (a TPS
+    /// limit). No limit when absent.
+    #[arg(long)]
+    max_tps: Option<f64>,
+    /// Wait before delivering again a receipt or MO whose deliver_sm failed or was not
+    /// answered.
+    #[arg(long, default_value_t = 1000)]
+    redelivery_delay_ms: u64,
+    /// How long a deliver_sm waits for its deliver_sm_resp.
+    #[arg(long, default_value_t = 30_000)]
+    deliver_timeout_ms: u64,
+    /// Print the counters every this many seconds while they change (0: only on exit).
+    #[arg(long, default_value_t = 10)]
+    stats_every_secs: u64,
     /// Only this system_id may bind (any when absent).
     #[arg(long)]
     system_id: Option<String>,
@@ -61,6 +75,14 @@ enum SmscSimCommand {
         system_id: Option<String>,
         text: String,
     },
+}
+
+fn tps(value: f64) -> anyhow::Result<f64> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        anyhow::bail!("--max-tps must be a positive number of submits per second, not {value}")
+    }
 }
 
 fn rate(name: &str, value: f64) -> anyhow::Result<f64> {
@@ -93,6 +115,9 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         receipt_delay_ms: args.receipt_delay_ms,
         failure_rate: rate("failure-rate", args.failure_rate)?,
         throttle_rate: rate("throttle-rate", args.throttle_rate)?,
+        max_tps: args.max_tps.map(tps).transpose()?,
+        redelivery_delay_ms: args.redelivery_delay_ms,
+        deliver_timeout_ms: args.deliver_timeout_ms,
         always_receipt: args.always_receipt,
         ..SimConfig::default()
     };
@@ -109,21 +134,29 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         None => println!("no HTTP side (add --http-listen 127.0.0.1:2780 for MO injection)"),
     }
     println!("Ctrl-C stops it.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    let every = std::time::Duration::from_secs(args.stats_every_secs);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut last = handle.counters();
+    loop {
+        tokio::select! {
+            r = &mut ctrl_c => {
+                r.context("cannot wait for Ctrl-C")?;
+                break;
+            }
+            _ = tokio::time::sleep(every), if !every.is_zero() => {
+                let now = handle.counters();
+                if now != last {
+                    println!("{now}");
+                    last = now;
+                }
+            }
+        }
+    }
     let _ = stop_tx.send(());
     // Lets sessions send their unbind before the runtime goes away.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let s = &handle.stats;
-    use std::sync::atomic::Ordering::Relaxed;
-    println!(
-        "stopped: {} submits, {} throttled, {} receipts, {} MO",
-        s.submits.load(Relaxed),
-        s.throttled.load(Relaxed),
-        s.receipts_sent.load(Relaxed),
-        s.mo_sent.load(Relaxed)
-    );
+    println!("stopped: {}", handle.counters());
     Ok(())
 }
 

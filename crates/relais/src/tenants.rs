@@ -12,7 +12,7 @@ pub enum TenantsCommand {
 }
 
 pub async fn run(cmd: TenantsCommand, config: Config) -> anyhow::Result<()> {
-    let store = relais_store::open(&config.database_url).await?;
+    let store = config.open_store().await?;
     let now = jiff::Timestamp::now();
     crate::bootstrap::announce(&*store, &config, now, crate::bootstrap::Announce::Stderr).await?;
     match cmd {

@@ -102,23 +102,11 @@ async fn run_sink(listener: tokio::net::TcpListener, sink: Arc<Sink>) {
 
 /// Messages by status, read from the data directory's database.
 async fn statuses(db: &std::path::Path) -> HashMap<String, i64> {
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true);
-    let Ok(pool) = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-    else {
-        return HashMap::new();
-    };
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM messages GROUP BY status")
-            .fetch_all(&pool)
-            .await
-            .unwrap_or_default();
-    pool.close().await;
-    rows.into_iter().collect()
+    let mut counts = HashMap::new();
+    for status in support::sqlite_statuses(db).await.into_values() {
+        *counts.entry(status).or_insert(0) += 1;
+    }
+    counts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,6 +42,8 @@ pub fn relais() -> Command {
         "RELAIS_SIM_SINK_URL",
         "RELAIS_DISPATCH_RATE",
         "RELAIS_DISPATCH_LEASE",
+        "RELAIS_MASTER_KEY",
+        "RELAIS_WEBHOOK_ALLOW_PRIVATE",
     ] {
         cmd.env_remove(var);
     }
@@ -55,6 +58,16 @@ impl Server {
         env: &[(&str, V)],
     ) -> Server {
         let log = data_dir.with_extension(format!("{port}.log"));
+        Server::start_logging_to(data_dir, port, env, log).await
+    }
+
+    /// As `start`, with the server's log in `log`.
+    pub async fn start_logging_to<V: AsRef<std::ffi::OsStr>>(
+        data_dir: &Path,
+        port: u16,
+        env: &[(&str, V)],
+        log: PathBuf,
+    ) -> Server {
         let log_file = std::fs::File::create(&log).expect("create the server log");
         let mut cmd = relais();
         cmd.arg("serve")
@@ -111,4 +124,81 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+const STATUSES: &str = "SELECT id, status FROM messages";
+
+/// One read-only connection to the SQLite database `db` (a server may be writing it);
+/// `None` while it cannot be opened.
+async fn read_only_sqlite(db: &Path) -> Option<sqlx::SqlitePool> {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true);
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .ok()
+}
+
+/// Every message's status, by id, read (read-only) from the SQLite database `db`; empty
+/// while it cannot be read.
+pub async fn sqlite_statuses(db: &Path) -> HashMap<String, String> {
+    let Some(pool) = read_only_sqlite(db).await else {
+        return HashMap::new();
+    };
+    let rows: Vec<(String, String)> = sqlx::query_as(STATUSES)
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+    pool.close().await;
+    rows.into_iter().collect()
+}
+
+/// [`sqlite_statuses`] from the PostgreSQL database at `url`.
+pub async fn postgres_statuses(url: &str) -> HashMap<String, String> {
+    let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+    else {
+        return HashMap::new();
+    };
+    let rows: Vec<(String, String)> = sqlx::query_as(STATUSES)
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+    pool.close().await;
+    rows.into_iter().collect()
+}
+
+/// A message's event log, and its outbox row's due time, attempts and lease (owner, until).
+type Whereabouts = (
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// The event log and outbox row of each message in `ids` (SQLite), to say why a message
+/// is stuck when a test finds one.
+pub async fn sqlite_whereabouts(db: &Path, ids: &[&String]) -> Vec<String> {
+    let Some(pool) = read_only_sqlite(db).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        let row: Option<Whereabouts> = sqlx::query_as(
+            "SELECT m.events, o.due_at, o.attempts, o.lease_owner, o.lease_until \
+                 FROM messages m LEFT JOIN outbox o ON o.message_id = m.id WHERE m.id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&pool)
+        .await
+        .unwrap_or_default();
+        out.push(format!("{id}: {row:?}"));
+    }
+    pool.close().await;
+    out
 }

@@ -1,0 +1,239 @@
+//! `relais bench soak`: a `relais serve` process (this binary, a fresh SQLite data
+//! directory, the `sim` channel) taking one message per request from many clients for
+//! minutes, optionally with a webhook whose endpoint refuses every connection, while the
+//! write-ahead log's size and the server's resident memory are sampled. It checks the
+//! documented bound of the log (docs/configuration.md) and that memory stays flat.
+
+use anyhow::Context;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The bound docs/configuration.md gives for the `-wal` file.
+pub const WAL_BOUND_BYTES: u64 = 128 * 1024 * 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// How long the clients send.
+    #[arg(long, default_value_t = 600)]
+    pub secs: u64,
+    /// Concurrent keep-alive clients, each sending one message per `POST /v1/messages`.
+    #[arg(long, default_value_t = 32)]
+    pub http_conns: usize,
+    /// Register a webhook whose endpoint refuses every connection, so that every status
+    /// change becomes a delivery that keeps failing.
+    #[arg(long)]
+    pub dead_webhook: bool,
+    /// Seconds between two samples of the log's size and the server's memory.
+    #[arg(long, default_value_t = 10)]
+    pub sample_secs: u64,
+}
+
+/// The server under test, killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+pub async fn run(args: SoakArgs, durability: relais_store::Durability) -> anyhow::Result<()> {
+    anyhow::ensure!(args.http_conns >= 1, "--http-conns must be at least 1");
+    anyhow::ensure!(args.sample_secs >= 1, "--sample-secs must be at least 1");
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let key = format!("rls_soak_{}", relais_core::ids::new_id());
+    let log = dir.path().join("serve.log");
+    let durability = match durability {
+        relais_store::Durability::Normal => "normal",
+        relais_store::Durability::Fsync => "fsync",
+    };
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args(["--durability", durability, "serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RELAIS_DATA_DIR", &data)
+        .env("RELAIS_ADMIN_KEY", &key)
+        .env("RELAIS_LOG", "warn")
+        // The dead endpoint is a local port.
+        .env("RELAIS_WEBHOOK_ALLOW_PRIVATE", "1")
+        .env_remove("RELAIS_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .context("cannot start relais serve")?;
+    let pid = child.id();
+    let child = Child(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.http_conns + 2)
+        .build()?;
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < ready_by,
+            "relais serve did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let auth = format!("Bearer {key}");
+    if args.dead_webhook {
+        // A port that was free a moment ago: nothing listens, every connection is refused.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let r = client
+            .post(format!("{base}/v1/webhooks"))
+            .header("authorization", &auth)
+            .json(&serde_json::json!({"url": format!("http://{dead}/relais-events")}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            r.status().is_success(),
+            "cannot register the webhook: {}",
+            r.text().await?
+        );
+    }
+
+    let running = Arc::new(AtomicBool::new(true));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..args.http_conns {
+        let (client, url, auth) = (client.clone(), format!("{base}/v1/messages"), auth.clone());
+        let (running, accepted, refused, next) = (
+            running.clone(),
+            accepted.clone(),
+            refused.clone(),
+            next.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            while running.load(Ordering::Relaxed) {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let body = serde_json::json!({
+                    "to": format!("+336{:08}", 10_000_000 + n % 80_000_000),
+                    "channel": "sim",
+                    "purpose": "transactional",
+                    "content": {"text": format!("Votre code Relais est {n}. Il expire dans 10 minutes.")},
+                });
+                match client.post(&url).header("authorization", &auth).json(&body).send().await {
+                    Ok(r) if r.status().as_u16() == 202 => {
+                        let _ = r.bytes().await;
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+
+    let db = data.join("relais.db");
+    let wal = data.join("relais.db-wal");
+    println!(
+        "bench: soak ({} s, {} clients of single sends{}; a fresh SQLite data directory; durability {durability}; samples every {} s)",
+        args.secs,
+        args.http_conns,
+        if args.dead_webhook {
+            ", a webhook whose endpoint refuses every connection"
+        } else {
+            ""
+        },
+        args.sample_secs
+    );
+    println!(
+        "{:>6} {:>10} {:>8} {:>10} {:>10} {:>10}",
+        "t (s)", "accepted", "msg/s", "wal MiB", "db MiB", "rss MiB"
+    );
+    let started = Instant::now();
+    let mut samples: Vec<(f64, u64)> = Vec::new();
+    let mut wal_max = 0u64;
+    let mut last = (0u64, started);
+    let finish = started + Duration::from_secs(args.secs);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut next_sample = started + Duration::from_secs(args.sample_secs);
+    while Instant::now() < finish {
+        tick.tick().await;
+        // The log is watched more often than it is printed: its peak counts.
+        wal_max = wal_max.max(file_len(&wal));
+        if Instant::now() < next_sample {
+            continue;
+        }
+        next_sample += Duration::from_secs(args.sample_secs);
+        let now = Instant::now();
+        let count = accepted.load(Ordering::Relaxed);
+        let rate = (count - last.0) as f64 / now.duration_since(last.1).as_secs_f64();
+        last = (count, now);
+        let rss = crate::bench::proc_status_kib(&pid.to_string(), "VmRSS:").unwrap_or(0);
+        let t = now.duration_since(started).as_secs_f64();
+        samples.push((t, rss));
+        println!(
+            "{t:>6.0} {count:>10} {rate:>8.0} {:>10.1} {:>10.1} {:>10.1}",
+            mib(file_len(&wal)),
+            mib(file_len(&db)),
+            rss as f64 / 1024.0
+        );
+    }
+    running.store(false, Ordering::Relaxed);
+    for c in clients {
+        let _ = c.await;
+    }
+    let total = accepted.load(Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64();
+    // Flat memory: once warm (SQLite's page caches fill as the database grows, up to
+    // their bound), the resident set grows by no more than a fifth over the last two
+    // thirds of the run.
+    let warm_at = (args.secs as f64 / 3.0).max(60.0);
+    let warm = samples
+        .iter()
+        .find(|(t, _)| *t >= warm_at)
+        .or(samples.first())
+        .map_or(0, |(_, r)| *r);
+    let end = samples.last().map_or(0, |(_, r)| *r);
+    let rss_growth = if warm > 0 {
+        end as f64 / warm as f64 - 1.0
+    } else {
+        0.0
+    };
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "accepted {total} in {secs:.0} s ({:.0} msg/s), {} refused or failed requests",
+        total as f64 / secs,
+        refused.load(Ordering::Relaxed)
+    );
+    println!(
+        "write-ahead log peak {:.1} MiB (bound {:.0} MiB): {}",
+        mib(wal_max),
+        mib(WAL_BOUND_BYTES),
+        verdict(wal_max <= WAL_BOUND_BYTES)
+    );
+    println!(
+        "resident memory {:.1} MiB at {warm_at:.0} s, {:.1} MiB at the end ({:+.1} %, at most +20 %): {}",
+        warm as f64 / 1024.0,
+        end as f64 / 1024.0,
+        rss_growth * 100.0,
+        verdict(rss_growth <= 0.20)
+    );
+    drop(child);
+    Ok(())
+}

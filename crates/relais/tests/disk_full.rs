@@ -1,0 +1,169 @@
+//! `relais serve` on a disk that fills up: while the store cannot write, sends answer 503
+//! (problem+json, `Retry-After`) and store nothing, and `/healthz` says so; once space
+//! returns, it recovers by itself, with every message it acknowledged stored and sent.
+//!
+//! The disk is a small tmpfs mounted for the test (root, as in CI; see
+//! `relais_store::scratch::SmallDisk` for what happens without it).
+
+mod support;
+
+use relais_store::scratch::SmallDisk;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::{ADMIN_KEY, Server, free_port};
+
+fn message(n: usize) -> serde_json::Value {
+    json!({
+        "to": format!("+336{:08}", 30_000_000 + n),
+        "channel": "sim",
+        "purpose": "transactional",
+        // Some bulk, so that the disk fills after a few thousand messages.
+        "content": {"text": format!("Votre colis {n} arrive demain. {}", "x".repeat(300))},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_503_stores_nothing_and_recovers_by_itself_with_nothing_lost() {
+    let mount = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount_for_test(mount.path(), "24m") else {
+        return;
+    };
+    let data = disk.path().join("data");
+    // The log on the small disk too, as it often is: a server whose log cannot be
+    // written keeps serving.
+    let log = disk.path().join("serve.log");
+    let server = Server::start_logging_to(&data, free_port(), &[("RELAIS_LOG", "warn")], log).await;
+    let client = support::client();
+    let send = |n: usize| {
+        client
+            .post(format!("{}/v1/messages", server.base))
+            .bearer_auth(ADMIN_KEY)
+            .json(&message(n))
+            .timeout(Duration::from_secs(20))
+            .send()
+    };
+
+    let ballast = disk.fill_leaving(256 * 1024);
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    let mut n = 0;
+    while refused < 50 {
+        assert!(n < 20_000, "the disk never filled up");
+        let r = send(n).await.unwrap_or_else(|e| {
+            panic!(
+                "no answer: {e}; log (up to the full disk):\n{}",
+                server.log_text()
+            )
+        });
+        n += 1;
+        match r.status().as_u16() {
+            202 => {
+                let body: serde_json::Value = r.json().await.unwrap();
+                acknowledged.push(body["id"].as_str().unwrap().to_owned());
+            }
+            503 => {
+                refused += 1;
+                assert!(
+                    r.headers().contains_key("retry-after"),
+                    "a 503 says when to try again"
+                );
+                assert_eq!(
+                    r.headers()["content-type"],
+                    "application/problem+json",
+                    "a 503 is problem+json"
+                );
+                let problem: serde_json::Value = r.json().await.unwrap();
+                assert!(
+                    problem["detail"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("not stored"),
+                    "{problem}"
+                );
+            }
+            other => panic!(
+                "a send on a full disk got {other}: {}",
+                r.text().await.unwrap()
+            ),
+        }
+    }
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status().as_u16(),
+        503,
+        "/healthz says the store cannot write"
+    );
+
+    // Space comes back: no restart, the server recovers by itself.
+    std::fs::remove_file(&ballast).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let health = client
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap();
+        if health.status().is_success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz stayed 503 once space returned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for m in n..n + 100 {
+        let r = send(m).await.unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            202,
+            "sends work again once space returns"
+        );
+        let body: serde_json::Value = r.json().await.unwrap();
+        acknowledged.push(body["id"].as_str().unwrap().to_owned());
+    }
+
+    // Every acknowledged message is stored and goes out; nothing else was stored.
+    let db = data.join("relais.db");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (lost, stuck, stored) = loop {
+        let stored = support::sqlite_statuses(&db).await;
+        let lost = acknowledged
+            .iter()
+            .filter(|id| !stored.contains_key(*id))
+            .count();
+        let stuck = stored.values().filter(|s| *s != "delivered").count();
+        if (lost == 0 && stuck == 0) || Instant::now() > deadline {
+            break (lost, stuck, stored);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "fault report (disk full): {} acknowledged, {refused} refused with 503, lost {lost}, stuck {stuck}, stored {}",
+        acknowledged.len(),
+        stored.len()
+    );
+    assert_eq!(
+        lost,
+        0,
+        "acknowledged messages missing; log:\n{}",
+        server.log_text()
+    );
+    assert_eq!(
+        stuck,
+        0,
+        "messages not delivered; log:\n{}",
+        server.log_text()
+    );
+    assert_eq!(
+        stored.len(),
+        acknowledged.len(),
+        "a refused send stored something"
+    );
+    drop(server);
+    drop(disk);
+}

@@ -406,7 +406,10 @@ async fn an_mo_from_the_smsc_becomes_an_inbound_message() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    panic!("the MO never showed up annotated in /v1/inbound: {:?}", api.get("/v1/inbound").await.1);
+    panic!(
+        "the MO never showed up annotated in /v1/inbound: {:?}",
+        api.get("/v1/inbound").await.1
+    );
 }
 
 #[tokio::test]

@@ -165,14 +165,19 @@ impl SqliteStore {
             // checkpointer below does it on its own connection, beside the writer.
             .pragma("wal_autocheckpoint", "0")
             .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
-            // Reads from the mapped file instead of a read() per page.
+            // No memory map: mapped pages count in the process's memory and grow with the
+            // database; the page caches below are what bounds it.
             .pragma("mmap_size", "0")
             // sqlx's SQLite thread hands result rows to the caller through a channel of
             // this many; at the default (50) a 1,000-row claim stalled the one writer until
             // a busy caller had decoded most of them, and every other write waited.
             .row_buffer_size(4096);
+        // sqlx pings a pooled connection before lending it, by default: for SQLite, a
+        // round trip to the connection's thread per statement that can only find the
+        // thread gone, which the statement itself reports as well.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .before_acquire(|conn, _meta| Box::pin(connection_is_clean(conn)))
             .connect_with(options.clone())
             .await?;
@@ -182,6 +187,7 @@ impl SqliteStore {
         // recent rows; the checkpointer copies pages and needs next to none.
         let checkpoint = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone().pragma("cache_size", CHECKPOINTER_CACHE))
             .await?;
         let mut wal = path.as_os_str().to_owned();
@@ -189,6 +195,7 @@ impl SqliteStore {
         let checkpointer = tokio::spawn(checkpoint_wal(checkpoint.clone(), PathBuf::from(wal)));
         let read = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true).pragma("cache_size", READER_CACHE))
             .await?;
         Ok(SqliteStore {

@@ -8,7 +8,11 @@
 //! found its endpoint down, none of its deliveries is claimed until one probe, 30 s to 10
 //! minutes later, gets an answer; so a dead endpoint costs a probe per period, not a retry
 //! (two writes) per pending event. Deliveries still pending [`WEBHOOK_RETRY_WINDOW`] after
-//! their event are failed by a sweep, at most once a minute.
+//! their event are failed by a sweep, at most once a minute. The same sweep prunes the
+//! delivery log: finished deliveries (delivered or failed) older than the retention
+//! ([`DEFAULT_LOG_RETENTION`] unless configured) are deleted, oldest first, in batches of
+//! [`PRUNE_BATCH`], at most [`PRUNE_BATCHES_PER_SWEEP`] per sweep, so that a backlog after
+//! an upgrade is worked off over a few minutes instead of holding the writer at once.
 //!
 //! A tenant chooses where Relais connects, so a webhook could reach the server's own
 //! network (server-side request forgery): unless the operator allows it
@@ -39,6 +43,15 @@ const MAX_URL_LEN: usize = 2048;
 /// How often at most the worker fails the deliveries past [`WEBHOOK_RETRY_WINDOW`]: a
 /// minute late is nothing against a day, and the sweep is one statement.
 const SWEEP_EVERY: SignedDuration = SignedDuration::from_mins(1);
+
+/// How long finished deliveries stay in the log by default (`webhook_log_days`).
+pub const DEFAULT_LOG_RETENTION: SignedDuration = SignedDuration::from_hours(30 * 24);
+
+/// Deliveries deleted per statement when pruning the log.
+pub const PRUNE_BATCH: u32 = 5_000;
+
+/// Pruning statements per sweep at most: 100,000 deliveries a minute.
+pub const PRUNE_BATCHES_PER_SWEEP: u32 = 20;
 
 /// How long a claimed delivery (and a probe's half-open circuit) is held: more than the
 /// 10-second timeout of a post.
@@ -400,6 +413,8 @@ pub struct WebhookRound {
     pub released: usize,
     /// Deliveries the sweep failed, pending past the retry window.
     pub expired: u64,
+    /// Finished deliveries the sweep deleted from the log, past its retention.
+    pub pruned: u64,
 }
 
 /// Delivers due webhook events.
@@ -413,6 +428,8 @@ pub struct WebhookWorker {
     rng: Mutex<rand::rngs::StdRng>,
     /// When the last expiry sweep ran.
     swept_at: Mutex<Option<Timestamp>>,
+    /// How long finished deliveries stay in the log; `None`: forever.
+    log_retention: Option<SignedDuration>,
 }
 
 impl WebhookWorker {
@@ -433,7 +450,14 @@ impl WebhookWorker {
             lease_owner,
             rng: Mutex::new(rand::rngs::StdRng::from_entropy()),
             swept_at: Mutex::new(None),
+            log_retention: Some(DEFAULT_LOG_RETENTION),
         }
+    }
+
+    /// Keeps finished deliveries in the log for `retention` (`None`: forever).
+    pub fn with_log_retention(mut self, retention: Option<SignedDuration>) -> Self {
+        self.log_retention = retention;
+        self
     }
 
     /// Fails what expired (at most once a minute), then delivers what is due: each
@@ -441,8 +465,10 @@ impl WebhookWorker {
     /// does not hold up the others.
     pub async fn run_once(&self) -> Result<WebhookRound, StoreError> {
         let now = self.clock.now();
+        let (expired, pruned) = self.sweep(now).await?;
         let mut round = WebhookRound {
-            expired: self.sweep(now).await?,
+            expired,
+            pruned,
             ..WebhookRound::default()
         };
         let due = self
@@ -469,13 +495,13 @@ impl WebhookWorker {
         Ok(round)
     }
 
-    /// Fails the deliveries still pending past the retry window, if the last sweep was a
-    /// minute ago or more.
-    async fn sweep(&self, now: Timestamp) -> Result<u64, StoreError> {
+    /// Fails the deliveries still pending past the retry window and prunes the log, if the
+    /// last sweep was a minute ago or more: how many of each.
+    async fn sweep(&self, now: Timestamp) -> Result<(u64, u64), StoreError> {
         {
             let mut swept_at = self.swept_at.lock().unwrap_or_else(|p| p.into_inner());
             if swept_at.is_some_and(|at| now.duration_since(at) < SWEEP_EVERY) {
-                return Ok(0);
+                return Ok((0, 0));
             }
             *swept_at = Some(now);
         }
@@ -492,7 +518,30 @@ impl WebhookWorker {
         if expired > 0 {
             tracing::info!(expired, "webhook deliveries expired unsent");
         }
-        Ok(expired)
+        Ok((expired, self.prune(now).await?))
+    }
+
+    /// Deletes finished deliveries older than the retention, a batch at a time.
+    async fn prune(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let Some(retention) = self.log_retention else {
+            return Ok(0);
+        };
+        let created_before = now.checked_sub(retention).unwrap_or(Timestamp::MIN);
+        let mut pruned = 0;
+        for _ in 0..PRUNE_BATCHES_PER_SWEEP {
+            let deleted = self
+                .store
+                .prune_webhook_deliveries(created_before, PRUNE_BATCH)
+                .await?;
+            pruned += deleted;
+            if deleted < u64::from(PRUNE_BATCH) {
+                break;
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(pruned, retention = %format!("{retention:#}"), "webhook delivery log pruned");
+        }
+        Ok(pruned)
     }
 
     /// Delivers one webhook's claimed deliveries in order, until its circuit opens: the

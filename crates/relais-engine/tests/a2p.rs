@@ -132,6 +132,7 @@ on_both_stores!(
     a_dead_endpoint_gets_a_few_probes_not_an_attempt_per_delivery,
     deliveries_an_unreachable_endpoint_never_took_expire_after_a_day,
     refusals_of_single_events_do_not_hold_the_endpoint_back,
+    the_delivery_log_keeps_finished_deliveries_for_its_retention,
     an_undelivered_receipt_moves_the_message_to_the_next_channel,
     a_fallback_skips_channels_without_consent,
 );
@@ -1176,6 +1177,44 @@ async fn refusals_of_single_events_do_not_hold_the_endpoint_back(w: &World) {
     let hooks = w.store.webhooks(&w.tenant).await.unwrap();
     let circuit = hooks.iter().find(|h| h.id == refusing.id).unwrap().circuit;
     assert!(!circuit.is_closed(), "{circuit:?}");
+}
+
+async fn the_delivery_log_keeps_finished_deliveries_for_its_retention(w: &World) {
+    let endpoints = TwoEndpoints::new();
+    let (dead, alive, worker) = w.two_webhooks(&endpoints).await;
+    let worker = worker.with_log_retention(Some(SignedDuration::from_hours(24)));
+    // Ten messages: 20 events each refused by one endpoint (failed) and taken by the other.
+    endpoints.answer_dead_with(Ok(400));
+    w.queue_events(10).await;
+    assert_eq!(worker.run_once().await.unwrap().pruned, 0);
+    // Half a day later, one more message, while the first endpoint is down: its two events
+    // wait for a retry.
+    w.advance(12 * 3600);
+    endpoints.answer_dead_with(Err("connection refused".into()));
+    w.queue_events(1).await;
+    worker.run_once().await.unwrap();
+    let statuses = |log: Vec<relais_store::WebhookDelivery>| {
+        let mut s: Vec<String> = log.into_iter().map(|d| d.status).collect();
+        s.sort();
+        s
+    };
+    assert_eq!(w.deliveries(&dead).await.len(), 22);
+    assert_eq!(w.deliveries(&alive).await.len(), 22);
+    // Past a day from the first events: they go, delivered or failed; the newer stay, and
+    // so do the pending ones.
+    w.advance(13 * 3600);
+    let round = worker.run_once().await.unwrap();
+    assert_eq!(round.pruned, 40);
+    assert_eq!(statuses(w.deliveries(&dead).await), ["pending", "pending"]);
+    assert_eq!(
+        statuses(w.deliveries(&alive).await),
+        ["delivered", "delivered"]
+    );
+    // Without a retention, nothing is pruned, however old.
+    w.advance(40 * 24 * 3600);
+    let keeper = w.two_webhooks(&endpoints).await.2.with_log_retention(None);
+    assert_eq!(keeper.run_once().await.unwrap().pruned, 0);
+    assert_eq!(w.deliveries(&alive).await.len(), 2);
 }
 
 async fn an_undelivered_receipt_moves_the_message_to_the_next_channel(w: &World) {

@@ -1915,19 +1915,28 @@ pub async fn a_probe_whose_worker_died_is_claimed_again_after_its_lease(store: &
     );
 }
 
+/// Tenant `acme` with one webhook and `n` stored messages, due now.
+async fn webhook_and_messages(
+    store: &dyn Store,
+    n: usize,
+) -> (crate::Tenant, crate::Webhook, Vec<crate::NewMessage>) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let hook = store
+        .create_webhook(&acme.id, "https://example.com/hook", "whsec_c2VjcmV0", t0())
+        .await
+        .unwrap();
+    let messages: Vec<_> = (0..n)
+        .map(|_| new_message(&acme.id, None, Some(0)))
+        .collect();
+    store.insert_messages(&messages).await.unwrap();
+    (acme, hook, messages)
+}
+
 pub async fn pending_deliveries_past_the_retry_window_expire_in_one_sweep(store: &dyn Store) {
     use crate::{DeliveryOutcome, MessageEvent};
     use relais_core::circuit::Reachability::*;
     use relais_core::status::MessageStatus::*;
-    let acme = store.create_tenant("acme", t0()).await.unwrap();
-    let hook = store
-        .create_webhook(&acme.id, "https://example.com/dead", "whsec_c2VjcmV0", t0())
-        .await
-        .unwrap();
-    let messages: Vec<_> = (0..4)
-        .map(|_| new_message(&acme.id, None, Some(0)))
-        .collect();
-    store.insert_messages(&messages).await.unwrap();
+    let (acme, hook, messages) = webhook_and_messages(store, 4).await;
     for m in &messages[..3] {
         store
             .record_status(&m.id, &MessageEvent::new(Sent, secs(1)))
@@ -2010,6 +2019,88 @@ pub async fn pending_deliveries_past_the_retry_window_expire_in_one_sweep(store:
         3,
         "{statuses:?}"
     );
+}
+
+pub async fn finished_deliveries_past_the_retention_are_pruned_oldest_first(store: &dyn Store) {
+    use crate::{DeliveryOutcome, MessageEvent};
+    use relais_core::circuit::Reachability::*;
+    use relais_core::status::MessageStatus::*;
+    let (acme, hook, messages) = webhook_and_messages(store, 5).await;
+    // Events at 1, 2, 3 and 4 s (old) and at 100 s (recent).
+    for (m, at) in messages.iter().zip([1, 2, 3, 4, 100]) {
+        store
+            .record_status(&m.id, &MessageEvent::new(Sent, secs(at)))
+            .await
+            .unwrap();
+    }
+    let due = store
+        .claim_webhook_deliveries(secs(200), 10, "w1", jiff::SignedDuration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 5);
+    let created = |at: i64| {
+        due.iter()
+            .find(|d| d.delivery.created_at == secs(at))
+            .map(|d| d.delivery.clone())
+            .unwrap()
+    };
+    let delivered = DeliveryOutcome::Delivered { code: 200 };
+    let failed = DeliveryOutcome::Failed {
+        code: Some(410),
+        error: "HTTP 410".into(),
+    };
+    for (at, outcome) in [
+        (1, &delivered),
+        (2, &failed),
+        (3, &delivered),
+        (100, &delivered),
+    ] {
+        store
+            .finish_webhook_delivery(&created(at), "w1", outcome, &news(Answered), secs(200))
+            .await
+            .unwrap();
+    }
+    // The one at 4 s stays pending (given back unattempted).
+    store
+        .release_webhook_deliveries(&[created(4).id], "w1")
+        .await
+        .unwrap();
+    let left = |log: Vec<crate::WebhookDelivery>| {
+        let mut at: Vec<i64> = log
+            .iter()
+            .map(|d| d.created_at.duration_since(t0()).as_secs())
+            .collect();
+        at.sort();
+        at
+    };
+    assert_eq!(
+        store.prune_webhook_deliveries(secs(50), 2).await.unwrap(),
+        2,
+        "at most the limit"
+    );
+    let log = store.webhook_deliveries(&acme.id, &hook.id).await.unwrap();
+    assert_eq!(left(log), vec![3, 4, 100], "the oldest went first");
+    assert_eq!(
+        store.prune_webhook_deliveries(secs(50), 2).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.prune_webhook_deliveries(secs(50), 2).await.unwrap(),
+        0
+    );
+    let log = store.webhook_deliveries(&acme.id, &hook.id).await.unwrap();
+    assert_eq!(
+        left(log),
+        vec![4, 100],
+        "a pending delivery stays whatever its age, a recent one stays"
+    );
+    // The pending one is still delivered.
+    let due = store
+        .claim_webhook_deliveries(secs(300), 10, "w2", jiff::SignedDuration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].delivery.created_at, secs(4));
 }
 
 pub async fn a_failed_step_falls_back_once(store: &dyn Store) {
@@ -2792,6 +2883,7 @@ macro_rules! conformance_suite {
             an_open_circuit_holds_back_its_webhook_until_a_probe_gets_through,
             a_probe_whose_worker_died_is_claimed_again_after_its_lease,
             pending_deliveries_past_the_retry_window_expire_in_one_sweep,
+            finished_deliveries_past_the_retention_are_pruned_oldest_first,
             a_failed_step_falls_back_once,
             concurrent_claims_never_share_a_row,
             a_redelivered_inbound_message_is_stored_once,

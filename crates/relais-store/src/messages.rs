@@ -678,6 +678,14 @@ pub trait MessageStore: Send + Sync {
         error: &str,
         now: Timestamp,
     ) -> StoreResult<u64>;
+    /// Deletes from the delivery log, oldest first, at most `limit` finished deliveries
+    /// (delivered or failed) created before `created_before`; pending ones stay whatever
+    /// their age. How many, in one statement.
+    async fn prune_webhook_deliveries(
+        &self,
+        created_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64>;
 }
 
 /// The number of rows (or list items) a multi-row statement is padded to: the next power
@@ -2270,6 +2278,22 @@ macro_rules! impl_message_store {
                     .bind(error)
                     .bind(micros(now))
                     .bind(micros(created_by))
+                    .execute(self.writer())
+                    .await?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn prune_webhook_deliveries(
+                    &self,
+                    created_before: Timestamp,
+                    limit: u32,
+                ) -> StoreResult<u64> {
+                    let done = sqlx::query(
+                        "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
+                         WHERE status <> 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2)",
+                    )
+                    .bind(micros(created_before))
+                    .bind(i64::from(limit))
                     .execute(self.writer())
                     .await?;
                     Ok(done.rows_affected())

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./relais-data";
+/// Days finished webhook deliveries stay in the log unless configured.
+pub const DEFAULT_WEBHOOK_LOG_DAYS: u32 = 30;
+/// A century: beyond it, say 0 (forever).
+const MAX_WEBHOOK_LOG_DAYS: u32 = 36_500;
 
 /// Options shared by every command that touches the store.
 #[derive(Debug, Clone, Default, Args)]
@@ -62,6 +66,7 @@ struct FileConfig {
     json_body_limit: Option<usize>,
     import_body_limit: Option<usize>,
     webhook_allow_private: Option<bool>,
+    webhook_log_days: Option<u32>,
     durability: Option<String>,
 }
 
@@ -85,6 +90,8 @@ pub struct Config {
     pub import_body_limit: usize,
     /// Tenants' webhooks may reach loopback, private and link-local addresses.
     pub webhook_allow_private: bool,
+    /// Days finished webhook deliveries stay in the delivery log; 0 keeps them forever.
+    pub webhook_log_days: u32,
     /// What a commit survives: `normal` (a crash of Relais) or `fsync` (a power cut too).
     #[serde(serialize_with = "durability_name")]
     pub durability: relais_store::Durability,
@@ -150,12 +157,31 @@ impl Config {
                 Some(v) => parse_switch("RELAIS_WEBHOOK_ALLOW_PRIVATE", &v)?,
                 None => file.webhook_allow_private.unwrap_or(false),
             },
+            webhook_log_days: match env("RELAIS_WEBHOOK_LOG_DAYS") {
+                Some(v) => v.trim().parse::<u32>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "RELAIS_WEBHOOK_LOG_DAYS must be a whole number of days (0 keeps the log forever), not `{v}`"
+                    )
+                })?,
+                None => file.webhook_log_days.unwrap_or(DEFAULT_WEBHOOK_LOG_DAYS),
+            },
             durability,
         };
+        if config.webhook_log_days > MAX_WEBHOOK_LOG_DAYS {
+            bail!(
+                "webhook_log_days must be at most {MAX_WEBHOOK_LOG_DAYS} (0 keeps the log forever)"
+            );
+        }
         if config.json_body_limit < 1024 {
             bail!("json_body_limit must be at least 1024 bytes");
         }
         Ok(config)
+    }
+
+    /// How long finished webhook deliveries stay in the log; `None`: forever.
+    pub fn webhook_log_retention(&self) -> Option<jiff::SignedDuration> {
+        (self.webhook_log_days > 0)
+            .then(|| jiff::SignedDuration::from_hours(i64::from(self.webhook_log_days) * 24))
     }
 
     /// Opens the store this configuration names.
@@ -247,6 +273,39 @@ mod tests {
             Config::load(&typo, &ServeArgs::default()).unwrap_err()
         );
         assert!(e.contains("normal") && e.contains("fsync"), "{e}");
+    }
+
+    #[test]
+    fn the_webhook_log_keeps_30_days_unless_the_file_says_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let path = dir.path().join("relais.toml");
+            std::fs::write(&path, text).unwrap();
+            let args = StoreArgs {
+                config_file: Some(path),
+                ..StoreArgs::default()
+            };
+            Config::load(&args, &ServeArgs::default())
+        };
+        let days = |d: i64| Some(jiff::SignedDuration::from_hours(d * 24));
+        assert_eq!(load("").unwrap().webhook_log_retention(), days(30));
+        assert_eq!(
+            load("webhook_log_days = 7")
+                .unwrap()
+                .webhook_log_retention(),
+            days(7)
+        );
+        assert_eq!(
+            load("webhook_log_days = 0")
+                .unwrap()
+                .webhook_log_retention(),
+            None,
+            "0 keeps the log forever"
+        );
+        let e = format!("{:#}", load("webhook_log_days = 100000").unwrap_err());
+        assert!(e.contains("webhook_log_days"), "{e}");
+        let e = format!("{:#}", load("webhook_log_days = -1").unwrap_err());
+        assert!(e.contains("webhook_log_days"), "{e}");
     }
 
     #[test]

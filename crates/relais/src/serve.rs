@@ -51,7 +51,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let dispatcher = relais_engine::dispatch::spawn_dispatcher_with(
         store.clone(),
         state.clock.clone(),
-        dispatcher_config()?,
+        dispatcher_config(&config)?,
         state.channels.registry(),
     );
     let smpp = match config.smpp_listen {
@@ -85,8 +85,11 @@ fn webhook_destinations(config: &Config) -> relais_engine::webhooks::Destination
 
 /// The dispatcher's settings. The variables are development and test aids (documented in
 /// docs/configuration.md), not yet part of the configuration file.
-fn dispatcher_config() -> anyhow::Result<relais_engine::dispatch::DispatcherConfig> {
-    let mut config = relais_engine::dispatch::DispatcherConfig::default();
+fn dispatcher_config(relais: &Config) -> anyhow::Result<relais_engine::dispatch::DispatcherConfig> {
+    let mut config = relais_engine::dispatch::DispatcherConfig {
+        webhook_log_retention: relais.webhook_log_retention(),
+        ..Default::default()
+    };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     if let Some(rate) = env("RELAIS_DISPATCH_RATE") {
         config.default_rate = positive_rate("RELAIS_DISPATCH_RATE", &rate)?;

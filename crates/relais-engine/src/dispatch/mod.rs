@@ -73,6 +73,8 @@ pub struct DispatcherConfig {
     /// A development aid: the `sim` channel also POSTs every send to this URL
     /// (`RELAIS_SIM_SINK_URL`), see [`crate::sim::SimAdapter::with_sink`].
     pub sim_sink_url: Option<String>,
+    /// How long finished webhook deliveries stay in the log; `None`: forever.
+    pub webhook_log_retention: Option<SignedDuration>,
 }
 
 impl Default for DispatcherConfig {
@@ -90,6 +92,7 @@ impl Default for DispatcherConfig {
             shutdown_grace: runner::SHUTDOWN_GRACE,
             sim: crate::sim::SimConfig::default(),
             sim_sink_url: None,
+            webhook_log_retention: Some(crate::webhooks::DEFAULT_LOG_RETENTION),
         }
     }
 }
@@ -176,13 +179,16 @@ impl Dispatcher {
 
     /// Delivers the tenants' outgoing webhooks through `poster`.
     pub fn with_webhooks(mut self, poster: Arc<dyn crate::webhooks::WebhookPoster>) -> Self {
-        self.webhooks = Some(crate::webhooks::WebhookWorker::new(
-            self.store.clone(),
-            self.clock.clone(),
-            poster,
-            RetryPolicy::WEBHOOKS,
-            self.config.lease_owner.clone(),
-        ));
+        self.webhooks = Some(
+            crate::webhooks::WebhookWorker::new(
+                self.store.clone(),
+                self.clock.clone(),
+                poster,
+                RetryPolicy::WEBHOOKS,
+                self.config.lease_owner.clone(),
+            )
+            .with_log_retention(self.config.webhook_log_retention),
+        );
         self
     }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,8 +45,22 @@ pub fn relais() -> Command {
         "RELAIS_DISPATCH_LEASE",
         "RELAIS_MASTER_KEY",
         "RELAIS_WEBHOOK_ALLOW_PRIVATE",
+        "RELAIS_WEBHOOK_LOG_DAYS",
+        "RELAIS_DURABILITY",
     ] {
         cmd.env_remove(var);
+    }
+    // A test binary killed outright (a CI timeout, a second ^C) runs no destructor: without
+    // this its servers would live on, each holding a port and some CPU. The kernel kills
+    // the child when the thread that started it ends (a test's own thread).
+    // SAFETY: the closure runs between fork and exec and makes one syscall.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
     cmd
 }

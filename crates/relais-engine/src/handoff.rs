@@ -200,8 +200,6 @@ impl Drop for Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use relais_core::status::MessageStatus;
-    use relais_store::MessageEvent;
 
     fn t(secs: i64) -> Timestamp {
         let start: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
@@ -209,27 +207,7 @@ mod tests {
     }
 
     fn message(tenant: &str, channel: &str, due: i64) -> NewMessage {
-        NewMessage {
-            id: relais_core::ids::new_id(),
-            tenant_id: tenant.to_owned(),
-            contact_id: None,
-            to_address: "+33612345678".into(),
-            channel: channel.into(),
-            step: 0,
-            chain: serde_json::json!([channel]),
-            content: serde_json::json!({"text": "Bonjour"}),
-            purpose: "transactional".into(),
-            sender: None,
-            status: MessageStatus::Queued,
-            segments: Some(1),
-            idempotency_key: None,
-            request_hash: None,
-            send_at: None,
-            expires_at: None,
-            created_at: t(due),
-            events: vec![MessageEvent::new(MessageStatus::Queued, t(due))],
-            due_at: Some(t(due)),
-        }
+        relais_store::conformance::queued_message(tenant, channel, "+33612345678", t(due))
     }
 
     const LEASE: SignedDuration = SignedDuration::from_secs(60);

@@ -14,7 +14,7 @@ use relais_core::status::MessageStatus;
 use relais_engine::dispatch::{
     ChannelAdapter, Dispatcher, DispatcherConfig, OutboundMessage, ProviderAck, SendError,
 };
-use relais_store::{MessageEvent, NewMessage, SqliteStore, Store};
+use relais_store::{NewMessage, SqliteStore, Store};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -97,28 +97,8 @@ async fn world() -> World {
 }
 
 fn message(tenant: &str, n: usize) -> NewMessage {
-    let now = SystemClock.now();
-    NewMessage {
-        id: relais_core::ids::new_id(),
-        tenant_id: tenant.to_owned(),
-        contact_id: None,
-        to_address: format!("+336{n:08}"),
-        channel: "sim".into(),
-        step: 0,
-        chain: serde_json::json!(["sim"]),
-        content: serde_json::json!({"text": "Bonjour"}),
-        purpose: "transactional".into(),
-        sender: None,
-        status: MessageStatus::Queued,
-        segments: Some(1),
-        idempotency_key: None,
-        request_hash: None,
-        send_at: None,
-        expires_at: None,
-        created_at: now,
-        events: vec![MessageEvent::new(MessageStatus::Queued, now)],
-        due_at: Some(now),
-    }
+    let to = format!("+336{n:08}");
+    relais_store::conformance::queued_message(tenant, "sim", &to, SystemClock.now())
 }
 
 impl World {

@@ -856,37 +856,44 @@ pub async fn settings_and_models_are_per_tenant(store: &dyn Store) {
     assert_eq!(store.nlu_model_version(&b).await.unwrap(), None);
 }
 
-/// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
-/// `$make` (an async fn returning something that derefs to a `Store`).
-fn new_message(tenant: &str, key: Option<&str>, due_secs: Option<i64>) -> crate::NewMessage {
+/// A transactional text to `to` on `channel`, queued at `at` and due then: what tests of
+/// the store and of its callers start from (change fields with `..`).
+pub fn queued_message(tenant: &str, channel: &str, to: &str, at: Timestamp) -> crate::NewMessage {
     use relais_core::status::MessageStatus;
-    let at = |secs: i64| {
-        t0().checked_add(jiff::SignedDuration::from_secs(secs))
-            .unwrap_or(t0())
-    };
     crate::NewMessage {
         id: crate::new_id(),
         tenant_id: tenant.to_owned(),
         contact_id: None,
-        to_address: "+33612345678".into(),
-        channel: "sim".into(),
+        to_address: to.to_owned(),
+        channel: channel.to_owned(),
         step: 0,
-        chain: serde_json::json!(["sim"]),
+        chain: serde_json::json!([channel]),
         content: serde_json::json!({"text": "Bonjour"}),
         purpose: "transactional".into(),
         sender: None,
         status: MessageStatus::Queued,
         segments: Some(1),
-        idempotency_key: key.map(str::to_owned),
-        request_hash: key.map(|_| "hash".to_owned()),
+        idempotency_key: None,
+        request_hash: None,
         send_at: None,
         expires_at: None,
-        created_at: t0(),
+        created_at: at,
+        events: vec![crate::MessageEvent::new(MessageStatus::Queued, at)],
+        due_at: Some(at),
+    }
+}
+
+fn new_message(tenant: &str, key: Option<&str>, due_secs: Option<i64>) -> crate::NewMessage {
+    use relais_core::status::MessageStatus;
+    crate::NewMessage {
+        idempotency_key: key.map(str::to_owned),
+        request_hash: key.map(|_| "hash".to_owned()),
         events: vec![
             crate::MessageEvent::new(MessageStatus::Accepted, t0()),
             crate::MessageEvent::new(MessageStatus::Queued, t0()),
         ],
-        due_at: due_secs.map(at),
+        due_at: due_secs.map(secs),
+        ..queued_message(tenant, "sim", "+33612345678", t0())
     }
 }
 
@@ -2852,6 +2859,8 @@ pub async fn inbound_pages_walk_every_message_once(store: &dyn Store) {
     assert_eq!(alices.next_cursor, None);
 }
 
+/// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
+/// `$make` (an async fn returning something that derefs to a `Store`).
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:path) => {

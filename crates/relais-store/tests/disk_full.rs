@@ -7,34 +7,16 @@
 //! by `scripts/test.sh`) makes the missing privilege a failure.
 
 use jiff::Timestamp;
-use relais_core::status::MessageStatus;
 use relais_store::scratch::SmallDisk;
-use relais_store::{MessageEvent, MessageStore, NewMessage, SqliteStore, Store, StoreError};
+use relais_store::{MessageStore, NewMessage, SqliteStore, Store, StoreError};
 use std::path::Path;
 
 fn message(tenant: &str, n: usize) -> NewMessage {
-    let now = Timestamp::now();
+    let to = format!("+336{n:08}");
     NewMessage {
-        id: relais_core::ids::new_id(),
-        tenant_id: tenant.to_owned(),
-        contact_id: None,
-        to_address: format!("+336{n:08}"),
-        channel: "sim".into(),
-        step: 0,
-        chain: serde_json::json!(["sim"]),
         // Some bulk, so that the disk fills after a few hundred messages.
         content: serde_json::json!({"text": format!("message {n} {}", "x".repeat(600))}),
-        purpose: "transactional".into(),
-        sender: None,
-        status: MessageStatus::Queued,
-        segments: Some(1),
-        idempotency_key: None,
-        request_hash: None,
-        send_at: None,
-        expires_at: None,
-        created_at: now,
-        events: vec![MessageEvent::new(MessageStatus::Queued, now)],
-        due_at: Some(now),
+        ..relais_store::conformance::queued_message(tenant, "sim", &to, Timestamp::now())
     }
 }
 

@@ -13,27 +13,7 @@ fn t(secs: i64) -> Timestamp {
 }
 
 fn message(tenant: &str, due: i64) -> NewMessage {
-    NewMessage {
-        id: relais_core::ids::new_id(),
-        tenant_id: tenant.to_owned(),
-        contact_id: None,
-        to_address: "+33612345678".into(),
-        channel: "sim".into(),
-        step: 0,
-        chain: serde_json::json!(["sim"]),
-        content: serde_json::json!({"text": "Bonjour"}),
-        purpose: "transactional".into(),
-        sender: None,
-        status: MessageStatus::Queued,
-        segments: Some(1),
-        idempotency_key: None,
-        request_hash: None,
-        send_at: None,
-        expires_at: None,
-        created_at: t(due),
-        events: vec![MessageEvent::new(MessageStatus::Queued, t(due))],
-        due_at: Some(t(due)),
-    }
+    relais_store::conformance::queued_message(tenant, "sim", "+33612345678", t(due))
 }
 
 const LEASE: SignedDuration = SignedDuration::from_secs(60);

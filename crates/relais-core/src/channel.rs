@@ -72,6 +72,20 @@ impl ChannelKind {
     }
 }
 
+impl ChannelKind {
+    /// How long after the customer's last message a free-form reply may be sent, on a
+    /// channel that limits it (WhatsApp, Messenger and Instagram: 24 hours); past it only
+    /// an approved template may go. `None`: replies are never closed.
+    pub fn customer_service_window(self) -> Option<jiff::SignedDuration> {
+        match self {
+            ChannelKind::Whatsapp | ChannelKind::Messenger | ChannelKind::Instagram => {
+                Some(jiff::SignedDuration::from_hours(24))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for ChannelKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -1,20 +1,43 @@
 //! What customers write: every channel's inbound path (SMPP `deliver_sm`, provider
-//! webhooks, simulated phones) ends in [`receive`], which stores the message once per
-//! provider id, ties it to the contact that owns the sender's address, and annotates it
-//! with NLU (language, intent, sentiment, urgency).
+//! webhooks, simulated phones) hands one normalised message to
+//! [`InboundPipeline::receive`], and nothing else changes from one channel to another:
 //!
-//! A stored message is never lost to a later step: when classification fails the message
-//! stays, unannotated, and the failure is logged.
+//! 1. the sender's address is read in its channel's canonical form, and the contact that
+//!    owns it found (created when nobody does);
+//! 2. the message is stored once per (channel, provider id): a redelivery stops here;
+//! 3. keywords (STOP, START, HELP…) are carried out, with exactly one reply;
+//! 4. the message is placed in the contact's one conversation (created, or reopened when
+//!    resolved; a keyword does not reopen it);
+//! 5. NLU annotates it (language, intent, sentiment, urgency);
+//! 6. it is marked processed.
+//!
+//! Each step after the store is idempotent, and a message whose run a crash cut short is
+//! taken up again by [`InboundPipeline::resume_unfinished`] (the server runs it at start
+//! and every few seconds): nothing stored is lost, and the customer sees nothing twice
+//! (a reply is keyed by the message's id). When classification fails the message goes on
+//! unannotated, and the failure is logged.
 
+use crate::handoff::Handoff;
+use crate::keywords::{KeywordError, carry_out, keywords_of};
 use crate::nlu::{Classification, NluService};
+use crate::send::{AcceptContext, AcceptError};
+use jiff::SignedDuration;
 use relais_core::channel::ChannelKind;
 use relais_core::clock::Clock;
-use relais_core::contact::{AddressRules, normalize_address};
-use relais_store::{InboundMessage, NewInboundMessage, Store, StoreError};
+use relais_core::contact::{AddressRules, Identity, normalize_address};
+use relais_core::conversation::ConversationState;
+use relais_store::{InboundMessage, InboundPlacement, NewInboundMessage, Store, StoreError};
+use std::sync::Arc;
 
 /// Longest text accepted, in bytes: above any channel's limit (a concatenated SMS of 255
 /// parts is under 40 kB), so only garbage is refused.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// A message left unfinished this long is taken to be stopped by a crash, not in progress.
+pub const UNFINISHED_AFTER: SignedDuration = SignedDuration::from_secs(30);
+
+/// Messages taken up per round of [`InboundPipeline::resume_unfinished`].
+const RESUME_BATCH: u32 = 500;
 
 /// A message as a channel received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,88 +70,277 @@ pub enum InboundError {
     Store(#[from] StoreError),
 }
 
-/// Stores an inbound message (idempotently on its provider id) and annotates it with NLU.
-pub async fn receive(
-    store: &dyn Store,
-    nlu: &NluService,
-    clock: &dyn Clock,
-    msg: NewInbound,
-) -> Result<Received, InboundError> {
-    if msg.from.trim().is_empty() {
-        return Err(InboundError::Invalid("the sender address is empty".into()));
-    }
-    if msg.text.len() > MAX_TEXT_BYTES {
-        return Err(InboundError::Invalid(format!(
-            "the text is longer than {MAX_TEXT_BYTES} bytes"
-        )));
-    }
-    let provider_id = msg
-        .provider_id
-        .map(|id| id.trim().to_owned())
-        .filter(|id| !id.is_empty());
-    let (from, known_address) = match sender_address(msg.channel, &msg.from) {
-        Some(address) => (address, true),
-        None => {
-            // An address we cannot read (an alphanumeric sender, a malformed number) still
-            // carries a customer's words: keep them under the raw address, unattributed.
-            tracing::warn!(
-                channel = %msg.channel,
-                from = %msg.from,
-                "inbound sender address is not valid for its channel; stored as received"
-            );
-            (msg.from.trim().to_owned(), false)
+/// The inbound pipeline of a server: cheap to share (`Arc`).
+pub struct InboundPipeline {
+    store: Arc<dyn Store>,
+    nlu: Arc<NluService>,
+    clock: Arc<dyn Clock>,
+    /// How replies (keyword confirmations) are accepted for sending.
+    rules: AddressRules,
+    configured: Vec<ChannelKind>,
+    handoff: Option<Handoff>,
+}
+
+impl InboundPipeline {
+    /// `rules`, `configured` and `handoff` are those of the server's accept path, which
+    /// sends the pipeline's replies.
+    pub fn new(
+        store: Arc<dyn Store>,
+        nlu: Arc<NluService>,
+        clock: Arc<dyn Clock>,
+        rules: AddressRules,
+        configured: Vec<ChannelKind>,
+        handoff: Option<Handoff>,
+    ) -> Self {
+        InboundPipeline {
+            store,
+            nlu,
+            clock,
+            rules,
+            configured,
+            handoff,
         }
-    };
-    let contact_id = if known_address {
-        owner(store, &msg.tenant_id, msg.channel, &from).await?
-    } else {
-        None
-    };
-    let now = clock.now();
-    let inserted = store
-        .insert_inbound(&NewInboundMessage {
-            id: relais_core::ids::new_id(),
-            tenant_id: msg.tenant_id.clone(),
-            channel: msg.channel,
-            channel_id: msg.channel_id,
-            from_address: from,
-            to_address: msg.to.trim().to_owned(),
-            contact_id,
-            text: msg.text,
-            provider_id,
-            received_at: now,
-        })
-        .await?;
-    let mut message = inserted.message;
-    if !inserted.created {
-        return Ok(Received {
+    }
+
+    pub fn nlu(&self) -> &Arc<NluService> {
+        &self.nlu
+    }
+
+    /// Stores a message (once per provider id) and takes it through the pipeline.
+    pub async fn receive(&self, msg: NewInbound) -> Result<Received, InboundError> {
+        if msg.from.trim().is_empty() {
+            return Err(InboundError::Invalid("the sender address is empty".into()));
+        }
+        if msg.text.len() > MAX_TEXT_BYTES {
+            return Err(InboundError::Invalid(format!(
+                "the text is longer than {MAX_TEXT_BYTES} bytes"
+            )));
+        }
+        let provider_id = msg
+            .provider_id
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty());
+        let store = &*self.store;
+        let (from, known_address) = match sender_address(msg.channel, &msg.from) {
+            Some(address) => (address, true),
+            None => {
+                // An address we cannot read (an alphanumeric sender, a malformed number)
+                // still carries a customer's words: keep them under the raw address,
+                // unattributed.
+                tracing::warn!(
+                    channel = %msg.channel,
+                    from = %msg.from,
+                    "inbound sender address is not valid for its channel; stored as received"
+                );
+                (msg.from.trim().to_owned(), false)
+            }
+        };
+        let contact_id = if known_address {
+            Some(self.contact_for(&msg.tenant_id, msg.channel, &from).await?)
+        } else {
+            None
+        };
+        let inserted = store
+            .insert_inbound(&NewInboundMessage {
+                id: relais_core::ids::new_id(),
+                tenant_id: msg.tenant_id.clone(),
+                channel: msg.channel,
+                channel_id: msg.channel_id,
+                from_address: from,
+                to_address: msg.to.trim().to_owned(),
+                contact_id,
+                text: msg.text,
+                provider_id,
+                received_at: self.clock.now(),
+            })
+            .await?;
+        if !inserted.created {
+            // Its first run finishes it, or the resume sweep does after a crash.
+            return Ok(Received {
+                message: inserted.message,
+                duplicate: true,
+            });
+        }
+        let message = self.process(inserted.message).await?;
+        Ok(Received {
             message,
-            duplicate: true,
-        });
+            duplicate: false,
+        })
     }
-    match nlu.classify(&msg.tenant_id, &message.text, 1).await {
-        Ok(classification) => {
-            let annotations = annotations(&classification);
-            let at = clock.now();
-            store
-                .set_inbound_annotations(&msg.tenant_id, &message.id, &annotations, at)
-                .await?;
-            message.annotations = Some(annotations);
-            message.annotated_at = Some(at);
-        }
-        Err(e) => {
-            tracing::error!(
-                tenant = %msg.tenant_id,
-                message_id = %message.id,
-                error = %e,
-                "inbound message stored without annotations: classification failed"
-            );
+
+    /// Takes up the messages whose run a crash cut short (stored more than
+    /// [`UNFINISHED_AFTER`] ago and not processed); how many were finished.
+    pub async fn resume_unfinished(&self) -> Result<usize, StoreError> {
+        let before = self.clock.now() - UNFINISHED_AFTER;
+        let mut finished = 0;
+        loop {
+            let unfinished = self.store.unfinished_inbound(before, RESUME_BATCH).await?;
+            let count = unfinished.len();
+            for message in unfinished {
+                let id = message.id.clone();
+                match self.process(message).await {
+                    Ok(_) => finished += 1,
+                    Err(e) => {
+                        tracing::error!(message = %id, error = %e, "an inbound message could not be processed; trying again later");
+                        return Ok(finished);
+                    }
+                }
+            }
+            if count < RESUME_BATCH as usize {
+                return Ok(finished);
+            }
         }
     }
-    Ok(Received {
-        message,
-        duplicate: false,
-    })
+
+    /// [`InboundPipeline::resume_unfinished`] at once, then every `every`, for as long as
+    /// the task runs.
+    pub async fn resume_forever(self: Arc<Self>, every: std::time::Duration) {
+        loop {
+            match self.resume_unfinished().await {
+                Ok(0) => {}
+                Ok(finished) => {
+                    tracing::info!(
+                        finished,
+                        "inbound messages a stop had left midway were processed"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot look for unfinished inbound messages"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Steps 3 to 6 of the pipeline, each idempotent.
+    async fn process(&self, mut message: InboundMessage) -> Result<InboundMessage, InboundError> {
+        let store = &*self.store;
+        let tenant = message.tenant_id.clone();
+        let now = self.clock.now();
+        let mut keyword = false;
+        if let Some(contact_id) = message.contact_id.clone() {
+            let keywords = keywords_of(store, &tenant).await?;
+            if let Some(matched) = keywords.find(&message.text) {
+                let ctx = AcceptContext {
+                    store: &self.store,
+                    rules: self.rules,
+                    now,
+                    configured: &self.configured,
+                    handoff: self.handoff.as_ref(),
+                };
+                keyword = match carry_out(ctx, &keywords, &message, &contact_id, &matched).await {
+                    Ok(done) => done,
+                    Err(KeywordError::Store(e)) => return Err(e.into()),
+                    Err(KeywordError::Reply(AcceptError::Store(e))) => return Err(e.into()),
+                    Err(KeywordError::Reply(refused)) => {
+                        // A reply that can never go (the tenant's text is refused by the
+                        // channel): the keyword's consent change must still be written.
+                        tracing::warn!(message = %message.id, error = %refused, "a keyword reply was refused");
+                        true
+                    }
+                };
+                if keyword {
+                    tracing::info!(message = %message.id, action = matched.action.as_str(), "keyword");
+                }
+            }
+        }
+        let conversation = match message.contact_id.as_deref() {
+            Some(contact_id) => Some(
+                store
+                    .place_inbound(&InboundPlacement {
+                        tenant_id: &tenant,
+                        contact_id,
+                        channel: message.channel,
+                        channel_id: message.channel_id.as_deref(),
+                        address: &message.from_address,
+                        last_message: &serde_json::json!({
+                            "direction": "in",
+                            "text": message.text,
+                            "channel": message.channel,
+                            "at": message.received_at,
+                            "message_id": message.id,
+                        }),
+                        at: message.received_at,
+                        // No flow answers yet: a conversation waits for an agent.
+                        state: if keyword {
+                            ConversationState::Resolved
+                        } else {
+                            ConversationState::Pending
+                        },
+                        reopens: !keyword,
+                    })
+                    .await?,
+            ),
+            None => None,
+        };
+        if message.annotations.is_none() {
+            match self.nlu.classify(&tenant, &message.text, 1).await {
+                Ok(classification) => {
+                    let annotations = annotations(&classification);
+                    let at = self.clock.now();
+                    store
+                        .set_inbound_annotations(&tenant, &message.id, &annotations, at)
+                        .await?;
+                    message.annotations = Some(annotations);
+                    message.annotated_at = Some(at);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        tenant = %tenant,
+                        message_id = %message.id,
+                        error = %e,
+                        "inbound message stored without annotations: classification failed"
+                    );
+                }
+            }
+        }
+        let at = self.clock.now();
+        let conversation_id = conversation.as_ref().map(|c| c.id.as_str());
+        store
+            .finish_inbound(&tenant, &message.id, None, conversation_id, at)
+            .await?;
+        message.conversation_id = conversation_id.map(str::to_owned);
+        message.processed_at = Some(at);
+        Ok(message)
+    }
+
+    /// The contact that owns `address`, created (holding just that identity) when nobody
+    /// does.
+    async fn contact_for(
+        &self,
+        tenant: &str,
+        channel: ChannelKind,
+        address: &str,
+    ) -> Result<String, StoreError> {
+        if let Some(id) = owner(&*self.store, tenant, channel, address).await? {
+            return Ok(id);
+        }
+        let identity = Identity {
+            channel,
+            address: address.to_owned(),
+        };
+        // A concurrent message from the same new sender may create it first: then the
+        // second try finds it.
+        let mut last = None;
+        for _ in 0..3 {
+            match self
+                .store
+                .resolve_or_create_contacts(
+                    tenant,
+                    std::slice::from_ref(&identity),
+                    self.clock.now(),
+                )
+                .await
+            {
+                Ok(found) => {
+                    if let Some((contact, _created)) = found.into_iter().next() {
+                        return Ok(contact.id);
+                    }
+                }
+                Err(e @ StoreError::Conflict(_)) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| StoreError::Corrupt("no contact for the sender".into())))
+    }
 }
 
 /// The contact that owns `address`: on `channel` itself, or else, for a phone number, on

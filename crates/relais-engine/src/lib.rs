@@ -1,10 +1,12 @@
 //! The Relais runtime: what happens to contacts and messages between the API and the
 //! channels.
 
+pub mod conversations;
 pub mod dispatch;
 pub mod handoff;
 pub mod import;
 pub mod inbound;
+pub mod keywords;
 pub mod nlu;
 pub mod secrets;
 pub mod send;

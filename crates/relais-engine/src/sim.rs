@@ -3,8 +3,7 @@
 //! configurable delays on the injected clock, and can reply.
 
 use crate::dispatch::{ChannelAdapter, OutboundMessage, ProviderAck, Receipt, SendError};
-use crate::inbound::{InboundError, NewInbound, Received, receive};
-use crate::nlu::NluService;
+use crate::inbound::{InboundError, InboundPipeline, NewInbound, Received};
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use relais_core::channel::ChannelKind;
@@ -209,8 +208,8 @@ pub struct Replied {
 /// is kept in the phone's log. Without a `provider_id` every reply is a new message; with
 /// one, a test can play a provider that delivers the same message twice.
 pub async fn reply(
+    pipeline: &InboundPipeline,
     store: &dyn Store,
-    nlu: &NluService,
     clock: &dyn Clock,
     tenant: &str,
     number: &str,
@@ -228,11 +227,8 @@ pub async fn reply(
         text: text.to_owned(),
         at: clock.now(),
     };
-    let inbound = receive(
-        store,
-        nlu,
-        clock,
-        NewInbound {
+    let inbound = pipeline
+        .receive(NewInbound {
             tenant_id: tenant.to_owned(),
             channel: ChannelKind::Sim,
             channel_id: None,
@@ -240,9 +236,8 @@ pub async fn reply(
             to: "sim".into(),
             text: text.to_owned(),
             provider_id: Some(provider_id.unwrap_or_else(|| format!("sim-{}", entry.id))),
-        },
-    )
-    .await?;
+        })
+        .await?;
     store
         .sim_record(tenant, std::slice::from_ref(&entry))
         .await?;

@@ -14,8 +14,7 @@ use crate::dispatch::{
     ChannelAdapter, ChannelRegistry, OutboundMessage, ProviderAck, ReceiptAck, ReceiptInbox,
     SendError, apply_channel_receipt, apply_receipt_to,
 };
-use crate::inbound::{NewInbound, receive};
-use crate::nlu::NluService;
+use crate::inbound::NewInbound;
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
 use relais_core::clock::Clock;
@@ -134,7 +133,7 @@ struct Deps {
     receipts: ReceiptInbox,
     clock: Arc<dyn Clock>,
     /// MO messages go to the inbound pipeline when set.
-    nlu: Option<Arc<NluService>>,
+    inbound: Option<Arc<crate::inbound::InboundPipeline>>,
 }
 
 /// One configured SMPP channel.
@@ -345,7 +344,7 @@ pub(crate) fn e164_or_raw(address: &str) -> String {
 /// Stores an MO message through the inbound pipeline; whether it was stored (and may be
 /// acknowledged to the SMSC).
 async fn on_inbound(record: &ChannelRecord, deps: &Deps, mo: InboundMessage) -> bool {
-    let Some(nlu) = &deps.nlu else {
+    let Some(pipeline) = &deps.inbound else {
         tracing::warn!(channel = %record.id, "MO message refused: no inbound pipeline; the SMSC keeps it");
         return false;
     };
@@ -359,7 +358,7 @@ async fn on_inbound(record: &ChannelRecord, deps: &Deps, mo: InboundMessage) -> 
         // deliver_sm carries no message id for MO; the SMSC redelivers only on a lost resp.
         provider_id: None,
     };
-    match receive(&*deps.store, nlu, &*deps.clock, new).await {
+    match pipeline.receive(new).await {
         Ok(_) => true,
         Err(e) => {
             tracing::error!(channel = %record.id, error = %e, "MO message not stored; the SMSC will deliver it again");
@@ -455,7 +454,7 @@ impl SmppChannels {
                 receipts: registry.receipts().clone(),
                 store,
                 clock,
-                nlu: None,
+                inbound: None,
             },
             registry,
             running: Arc::new(Mutex::new(HashMap::new())),
@@ -463,8 +462,8 @@ impl SmppChannels {
     }
 
     /// MO messages of the channels started from now on go to the inbound pipeline.
-    pub fn with_inbound(mut self, nlu: Arc<NluService>) -> Self {
-        self.deps.nlu = Some(nlu);
+    pub fn with_inbound(mut self, pipeline: Arc<crate::inbound::InboundPipeline>) -> Self {
+        self.deps.inbound = Some(pipeline);
         self
     }
 

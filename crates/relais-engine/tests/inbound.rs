@@ -5,8 +5,9 @@
 use jiff::{SignedDuration, Timestamp};
 use relais_core::channel::ChannelKind;
 use relais_core::clock::{Clock, ManualClock};
+use relais_core::contact::AddressRules;
 use relais_core::contact::Identity;
-use relais_engine::inbound::{InboundError, NewInbound, receive};
+use relais_engine::inbound::{InboundError, InboundPipeline, NewInbound};
 use relais_engine::nlu::NluService;
 use relais_nlu::Example;
 use relais_store::{InboundFilter, NewContact, PageRequest, SqliteStore, Store};
@@ -14,8 +15,9 @@ use std::sync::Arc;
 
 struct World {
     store: Arc<dyn Store>,
-    nlu: NluService,
-    clock: ManualClock,
+    nlu: Arc<NluService>,
+    clock: Arc<ManualClock>,
+    pipeline: InboundPipeline,
     tenant: String,
     _dir: tempfile::TempDir,
 }
@@ -28,10 +30,23 @@ async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
     let tenant = store.create_tenant("acme", start()).await.unwrap().id;
+    let nlu = Arc::new(NluService::new(store.clone()));
+    let clock = Arc::new(ManualClock::new(start()));
+    let pipeline = InboundPipeline::new(
+        store.clone(),
+        nlu.clone(),
+        clock.clone(),
+        AddressRules {
+            default_country: None,
+        },
+        relais_engine::send::SANDBOX_KINDS.to_vec(),
+        None,
+    );
     World {
-        nlu: NluService::new(store.clone()),
+        nlu,
         store,
-        clock: ManualClock::new(start()),
+        clock,
+        pipeline,
         tenant,
         _dir: dir,
     }
@@ -99,14 +114,11 @@ async fn an_smpp_mo_is_attributed_annotated_and_stored_once() {
 
     // SMPP writes the sender in international form without the `+`.
     let text = "URGENT my flight leaves today and I still have no ticket!!";
-    let got = receive(
-        &*w.store,
-        &w.nlu,
-        &w.clock,
-        sms("33612345678", text, Some("smsc-42"), &w.tenant),
-    )
-    .await
-    .unwrap();
+    let got = w
+        .pipeline
+        .receive(sms("33612345678", text, Some("smsc-42"), &w.tenant))
+        .await
+        .unwrap();
     assert!(!got.duplicate);
     let m = &got.message;
     assert_eq!(m.from_address, "+33612345678");
@@ -136,14 +148,11 @@ async fn an_smpp_mo_is_attributed_annotated_and_stored_once() {
 
     // The SMSC did not get our deliver_sm_resp and delivers again, later.
     w.clock.advance(SignedDuration::from_secs(30));
-    let again = receive(
-        &*w.store,
-        &w.nlu,
-        &w.clock,
-        sms("33612345678", text, Some("smsc-42"), &w.tenant),
-    )
-    .await
-    .unwrap();
+    let again = w
+        .pipeline
+        .receive(sms("33612345678", text, Some("smsc-42"), &w.tenant))
+        .await
+        .unwrap();
     assert!(again.duplicate);
     assert_eq!(again.message.id, m.id);
     assert_eq!(again.message.received_at, start());
@@ -165,50 +174,69 @@ async fn an_smpp_mo_is_attributed_annotated_and_stored_once() {
 }
 
 #[tokio::test]
-async fn an_unknown_sender_is_stored_without_a_contact_and_none_is_created() {
+async fn an_unknown_sender_becomes_a_contact_with_a_conversation() {
     let w = world().await;
-    let got = receive(
-        &*w.store,
-        &w.nlu,
-        &w.clock,
-        sms(
+    let got = w
+        .pipeline
+        .receive(sms(
             "+33698765432",
             "Bonjour, où est mon billet ?",
             None,
             &w.tenant,
-        ),
-    )
-    .await
-    .unwrap();
-    assert_eq!(got.message.contact_id, None);
-    let contacts = w
-        .store
-        .list_contacts(
-            &w.tenant,
-            &PageRequest {
-                after: None,
-                limit: 10,
-            },
-        )
+        ))
         .await
         .unwrap();
-    assert!(
-        contacts.data.is_empty(),
-        "no contact is created for a sender"
+    let contact_id = got
+        .message
+        .contact_id
+        .clone()
+        .expect("a contact is created");
+    let contact = w
+        .store
+        .contact(&w.tenant, &contact_id)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(contact.identities.len(), 1);
+    assert_eq!(contact.identities[0].address, "+33698765432");
+    let conversation_id = got.message.conversation_id.clone().expect("placed");
+    let conversation = w
+        .store
+        .conversation(&w.tenant, &conversation_id)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(conversation.contact_id, contact_id);
+    assert_eq!(
+        conversation.state,
+        relais_core::conversation::ConversationState::Pending
+    );
+    assert_eq!(conversation.address, "+33698765432");
+    assert!(got.message.processed_at.is_some());
+    // The same sender again: the same contact and conversation.
+    let again = w
+        .pipeline
+        .receive(sms("33698765432", "Allô ?", None, &w.tenant))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.message.contact_id.as_deref(),
+        Some(contact_id.as_str())
+    );
+    assert_eq!(
+        again.message.conversation_id.as_deref(),
+        Some(conversation_id.as_str())
     );
     let a = got.message.annotations.expect("annotated without a model");
     assert_eq!(a["language"], "fr");
     assert!(a["intent"].is_null(), "no model, no intent: {a}");
 
     // A sender that is not a phone number still reaches the tenant, as written.
-    let odd = receive(
-        &*w.store,
-        &w.nlu,
-        &w.clock,
-        sms("MYBANK", "hello", None, &w.tenant),
-    )
-    .await
-    .unwrap();
+    let odd = w
+        .pipeline
+        .receive(sms("MYBANK", "hello", None, &w.tenant))
+        .await
+        .unwrap();
     assert_eq!(odd.message.from_address, "MYBANK");
     assert_eq!(odd.message.contact_id, None);
 }
@@ -221,14 +249,16 @@ async fn a_message_is_kept_when_classification_fails() {
         .save_nlu_model(&w.tenant, b"not a model", "broken", start())
         .await
         .unwrap();
-    let got = receive(
-        &*w.store,
-        &w.nlu,
-        &w.clock,
-        sms("33612345678", "my bag is lost", Some("mo-1"), &w.tenant),
-    )
-    .await
-    .unwrap();
+    let got = w
+        .pipeline
+        .receive(sms(
+            "33612345678",
+            "my bag is lost",
+            Some("mo-1"),
+            &w.tenant,
+        ))
+        .await
+        .unwrap();
     assert_eq!(got.message.annotations, None);
     let stored = w
         .store
@@ -243,22 +273,16 @@ async fn a_message_is_kept_when_classification_fails() {
 #[tokio::test]
 async fn garbage_is_refused_and_nothing_is_stored() {
     let w = world().await;
-    let empty_sender = receive(
-        &*w.store,
-        &w.nlu,
-        &w.clock,
-        sms("  ", "hello", None, &w.tenant),
-    )
-    .await;
+    let empty_sender = w
+        .pipeline
+        .receive(sms("  ", "hello", None, &w.tenant))
+        .await;
     assert!(matches!(empty_sender, Err(InboundError::Invalid(_))));
     let huge = "a".repeat(relais_engine::inbound::MAX_TEXT_BYTES + 1);
-    let too_long = receive(
-        &*w.store,
-        &w.nlu,
-        &w.clock,
-        sms("33612345678", &huge, None, &w.tenant),
-    )
-    .await;
+    let too_long = w
+        .pipeline
+        .receive(sms("33612345678", &huge, None, &w.tenant))
+        .await;
     assert!(matches!(too_long, Err(InboundError::Invalid(_))));
     let page = w
         .store
@@ -273,4 +297,230 @@ async fn garbage_is_refused_and_nothing_is_stored() {
         .await
         .unwrap();
     assert!(page.data.is_empty());
+}
+
+async fn alice(w: &World) -> String {
+    w.store
+        .create_contact(
+            &w.tenant,
+            &NewContact {
+                identities: vec![Identity {
+                    channel: ChannelKind::Sms,
+                    address: "+33612345678".into(),
+                }],
+                ..Default::default()
+            },
+            start(),
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+/// The texts of the messages sent to the contact, oldest first.
+async fn sent_texts(w: &World, contact: &str) -> Vec<String> {
+    let mut sent = w
+        .store
+        .messages_of_contact(&w.tenant, contact, 100)
+        .await
+        .unwrap();
+    sent.reverse();
+    sent.iter()
+        .map(|m| m.content["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn stop_opts_out_of_marketing_with_the_message_as_proof_and_replies_once() {
+    let w = world().await;
+    let alice = alice(&w).await;
+    let got = w
+        .pipeline
+        .receive(sms("33612345678", "Arrêtez svp !", Some("mo-1"), &w.tenant))
+        .await
+        .unwrap();
+    let ledger = w.store.consents(&w.tenant, &alice).await.unwrap();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    let record = &ledger[0];
+    assert_eq!(record.channel, Some(ChannelKind::Sms));
+    assert_eq!(record.purpose, relais_core::consent::Purpose::Marketing);
+    assert_eq!(record.status, relais_core::consent::ConsentStatus::OptedOut);
+    assert_eq!(record.source, relais_core::consent::ConsentSource::Keyword);
+    let proof = record.proof.as_deref().unwrap_or_default();
+    assert!(
+        proof.contains("Arrêtez svp !") && proof.contains(&got.message.id),
+        "{proof}"
+    );
+    // Marketing is refused now, transactional messages still go.
+    let decision = relais_core::consent::may_send(
+        &ledger,
+        ChannelKind::Sms,
+        &relais_core::consent::Purpose::Marketing,
+    );
+    assert!(!decision.allowed);
+    // One confirmation, in French (the keyword and the words around it are French).
+    let sent = sent_texts(&w, &alice).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].starts_with("Vous ne recevrez plus"), "{sent:?}");
+    // A keyword does not open a conversation for an agent.
+    let conversation = w
+        .store
+        .conversation(&w.tenant, got.message.conversation_id.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        conversation.state,
+        relais_core::conversation::ConversationState::Resolved
+    );
+
+    // The SMSC delivers it again: stored once, answered once.
+    let again = w
+        .pipeline
+        .receive(sms("33612345678", "Arrêtez svp !", Some("mo-1"), &w.tenant))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(sent_texts(&w, &alice).await.len(), 1);
+    assert_eq!(w.store.consents(&w.tenant, &alice).await.unwrap().len(), 1);
+
+    // START reverses it, in the tenant's language (English by default) when nothing tells.
+    w.clock.advance(SignedDuration::from_secs(60));
+    w.pipeline
+        .receive(sms("33612345678", "START", Some("mo-2"), &w.tenant))
+        .await
+        .unwrap();
+    let ledger = w.store.consents(&w.tenant, &alice).await.unwrap();
+    assert_eq!(ledger.len(), 2);
+    let sent = sent_texts(&w, &alice).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent[1].starts_with("You will receive our messages again"),
+        "{sent:?}"
+    );
+
+    // "oui" from a contact who is not opted out is an answer, not a keyword.
+    w.clock.advance(SignedDuration::from_secs(60));
+    let yes = w
+        .pipeline
+        .receive(sms("33612345678", "oui", Some("mo-3"), &w.tenant))
+        .await
+        .unwrap();
+    assert_eq!(w.store.consents(&w.tenant, &alice).await.unwrap().len(), 2);
+    assert_eq!(sent_texts(&w, &alice).await.len(), 2);
+    let conversation = w
+        .store
+        .conversation(&w.tenant, yes.message.conversation_id.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        conversation.state,
+        relais_core::conversation::ConversationState::Pending
+    );
+    assert_eq!(conversation.last_message["text"], "oui");
+}
+
+#[tokio::test]
+async fn a_sentence_with_a_keyword_in_it_is_a_message_and_help_answers() {
+    let w = world().await;
+    let alice = alice(&w).await;
+    let got = w
+        .pipeline
+        .receive(sms(
+            "33612345678",
+            "je ne veux pas que ça s'arrête",
+            Some("mo-1"),
+            &w.tenant,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        w.store
+            .consents(&w.tenant, &alice)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(sent_texts(&w, &alice).await.is_empty());
+    assert!(got.message.conversation_id.is_some());
+    w.pipeline
+        .receive(sms("33612345678", "AIDE", Some("mo-2"), &w.tenant))
+        .await
+        .unwrap();
+    assert!(
+        w.store
+            .consents(&w.tenant, &alice)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let sent = sent_texts(&w, &alice).await;
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].starts_with("Pour ne plus recevoir"), "{sent:?}");
+}
+
+#[tokio::test]
+async fn a_message_a_crash_left_midway_is_finished_once_by_the_resume_sweep() {
+    let w = world().await;
+    let alice = alice(&w).await;
+    // Stored, and then the process died before the pipeline went on.
+    let stored = w
+        .store
+        .insert_inbound(&relais_store::NewInboundMessage {
+            id: relais_core::ids::new_id(),
+            tenant_id: w.tenant.clone(),
+            channel: ChannelKind::Sms,
+            channel_id: None,
+            from_address: "+33612345678".into(),
+            to_address: "36180".into(),
+            contact_id: Some(alice.clone()),
+            text: "STOP".into(),
+            provider_id: Some("mo-9".into()),
+            received_at: start(),
+        })
+        .await
+        .unwrap();
+    assert!(stored.created);
+    // A redelivery while it is unfinished does not run it a second time.
+    let again = w
+        .pipeline
+        .receive(sms("33612345678", "STOP", Some("mo-9"), &w.tenant))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert!(sent_texts(&w, &alice).await.is_empty());
+    // Too recent to be taken for a crash: it may still be in progress.
+    assert_eq!(w.pipeline.resume_unfinished().await.unwrap(), 0);
+    w.clock
+        .advance(relais_engine::inbound::UNFINISHED_AFTER + SignedDuration::from_secs(1));
+    assert_eq!(w.pipeline.resume_unfinished().await.unwrap(), 1);
+    let message = w
+        .store
+        .inbound_message(&w.tenant, &stored.message.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(message.processed_at.is_some());
+    assert!(message.conversation_id.is_some());
+    assert!(message.annotations.is_some());
+    assert_eq!(sent_texts(&w, &alice).await.len(), 1);
+    assert_eq!(w.store.consents(&w.tenant, &alice).await.unwrap().len(), 1);
+    assert_eq!(w.pipeline.resume_unfinished().await.unwrap(), 0);
+
+    // A crash after the reply and the opt-out, before the message was marked processed:
+    // the next run repeats nothing the customer can see.
+    let db = w._dir.path().join("db");
+    let raw = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE inbound_messages SET processed_at = NULL")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    assert_eq!(w.pipeline.resume_unfinished().await.unwrap(), 1);
+    assert_eq!(sent_texts(&w, &alice).await.len(), 1, "one confirmation");
+    assert_eq!(w.store.consents(&w.tenant, &alice).await.unwrap().len(), 1);
 }

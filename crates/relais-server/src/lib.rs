@@ -15,6 +15,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use problem::ApiError;
 use relais_core::clock::Clock;
 use relais_core::contact::AddressRules;
+use relais_engine::inbound::InboundPipeline;
 use relais_engine::nlu::NluService;
 use relais_store::Store;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     pub metrics: Option<PrometheusHandle>,
     pub nlu: Arc<NluService>,
+    /// Where every channel's inbound messages go (keywords, conversations, NLU).
+    pub inbound: Arc<InboundPipeline>,
     /// Configured SMPP channels; `relais serve` hands their registry to the dispatcher.
     pub channels: relais_engine::smpp_channel::SmppChannels,
     /// The accept path: sends and batches are stored in groups (one transaction for the
@@ -71,14 +74,23 @@ impl AppState {
         metrics: Option<PrometheusHandle>,
     ) -> Self {
         let nlu = Arc::new(NluService::new(store.clone()));
-        let channels = relais_engine::smpp_channel::SmppChannels::new(store.clone(), clock.clone())
-            .with_inbound(nlu.clone());
+        let rules = AddressRules {
+            default_country: settings.default_country,
+        };
+        let channels = relais_engine::smpp_channel::SmppChannels::new(store.clone(), clock.clone());
+        let inbound = Arc::new(InboundPipeline::new(
+            store.clone(),
+            nlu.clone(),
+            clock.clone(),
+            rules,
+            relais_engine::send::SANDBOX_KINDS.to_vec(),
+            Some(channels.handoff().clone()),
+        ));
+        let channels = channels.with_inbound(inbound.clone());
         let acceptor = relais_engine::send::Acceptor::start(
             store.clone(),
             clock.clone(),
-            AddressRules {
-                default_country: settings.default_country,
-            },
+            rules,
             relais_engine::send::SANDBOX_KINDS.to_vec(),
             Some(channels.handoff().clone()),
         );
@@ -88,6 +100,7 @@ impl AppState {
             settings: Arc::new(settings),
             metrics,
             nlu,
+            inbound,
             channels,
             acceptor,
             keys: Arc::default(),

@@ -1,7 +1,8 @@
 //! The OpenAPI description, generated from the handlers and types themselves.
 
 use crate::routes::{
-    channels, contacts, import, inbound, messages, nlu, sim, system, tenants, tools, webhooks,
+    channels, contacts, conversations, import, inbound, keywords, messages, nlu, sim, system,
+    tenants, tools, webhooks,
 };
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -23,6 +24,8 @@ use utoipa::{Modify, OpenApi};
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::list_deliveries,
         nlu::classify, nlu::train, nlu::put_knowledge_base, nlu::put_llm, nlu::answer, nlu::suggest, nlu::summarize,
         inbound::list_inbound, inbound::get_inbound,
+        keywords::get_keywords, keywords::put_keywords,
+        conversations::list_conversations, conversations::get_conversation, conversations::update_conversation, conversations::reply,
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
     modifiers(&BearerAuth),

@@ -2859,6 +2859,282 @@ pub async fn inbound_pages_walk_every_message_once(store: &dyn Store) {
     assert_eq!(alices.next_cursor, None);
 }
 
+fn placement<'a>(
+    tenant: &'a str,
+    contact: &'a str,
+    last: &'a serde_json::Value,
+    secs: i64,
+    reopens: bool,
+) -> crate::InboundPlacement<'a> {
+    crate::InboundPlacement {
+        tenant_id: tenant,
+        contact_id: contact,
+        channel: ChannelKind::Sms,
+        channel_id: None,
+        address: "+33612345678",
+        last_message: last,
+        at: t0()
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap_or(t0()),
+        state: if reopens {
+            relais_core::conversation::ConversationState::Pending
+        } else {
+            relais_core::conversation::ConversationState::Resolved
+        },
+        reopens,
+    }
+}
+
+pub async fn a_contact_has_one_conversation_that_a_message_reopens(store: &dyn Store) {
+    use relais_core::conversation::ConversationState;
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let ana = store
+        .create_contact(&tenant, &contact(vec![sms("+33612345678")], "{}"), t0())
+        .await
+        .unwrap();
+    let hello = serde_json::json!({"direction": "in", "text": "hello"});
+    let first = store
+        .place_inbound(&placement(&tenant, &ana.id, &hello, 1, true))
+        .await
+        .unwrap();
+    assert_eq!(first.state, ConversationState::Pending);
+    assert_eq!(first.contact_id, ana.id);
+    assert_eq!(first.last_message, hello);
+    let resolved = store
+        .set_conversation_state(&tenant, &first.id, ConversationState::Resolved, t0())
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(resolved.state, ConversationState::Resolved);
+    assert!(resolved.resolved_at.is_some());
+    // A keyword does not reopen it, but it is the latest message.
+    let stop = serde_json::json!({"direction": "in", "text": "STOP"});
+    let after_keyword = store
+        .place_inbound(&placement(&tenant, &ana.id, &stop, 2, false))
+        .await
+        .unwrap();
+    assert_eq!(after_keyword.id, first.id, "one conversation per contact");
+    assert_eq!(after_keyword.state, ConversationState::Resolved);
+    assert_eq!(after_keyword.last_message, stop);
+    // Any other message does.
+    let again = serde_json::json!({"direction": "in", "text": "are you there?"});
+    let reopened = store
+        .place_inbound(&placement(&tenant, &ana.id, &again, 3, true))
+        .await
+        .unwrap();
+    assert_eq!(reopened.id, first.id);
+    assert_eq!(reopened.state, ConversationState::Pending);
+    assert_eq!(reopened.resolved_at, None);
+    // A reply becomes the latest message; other tenants see nothing.
+    let out = serde_json::json!({"direction": "out", "text": "yes!"});
+    store
+        .note_conversation_reply(&tenant, &first.id, &out, t0())
+        .await
+        .unwrap();
+    let read = store
+        .conversation(&tenant, &first.id)
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(read.last_message, out);
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    assert_eq!(store.conversation(&other, &first.id).await.unwrap(), None);
+    assert!(
+        store
+            .set_conversation_state(&other, &first.id, ConversationState::Open, t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn conversations_are_listed_latest_first_by_cursor(store: &dyn Store) {
+    use relais_core::conversation::ConversationState;
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let c = store
+            .create_contact(
+                &tenant,
+                &contact(vec![sms(&format!("+3361234567{i}"))], "{}"),
+                t0(),
+            )
+            .await
+            .unwrap();
+        let text = serde_json::json!({"text": i});
+        let placed = store
+            .place_inbound(&placement(&tenant, &c.id, &text, i, true))
+            .await
+            .unwrap();
+        ids.push(placed.id);
+    }
+    store
+        .set_conversation_state(&tenant, &ids[1], ConversationState::Resolved, t0())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_conversations(
+                &tenant,
+                &crate::ConversationFilter::default(),
+                &PageRequest { after, limit: 2 },
+            )
+            .await
+            .unwrap();
+        seen.extend(page.data.into_iter().map(|c| c.id));
+        match page.next_cursor {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut latest_first = ids.clone();
+    latest_first.reverse();
+    assert_eq!(seen, latest_first);
+    let resolved = store
+        .list_conversations(
+            &tenant,
+            &crate::ConversationFilter {
+                state: Some(ConversationState::Resolved),
+                contact_id: None,
+            },
+            &PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resolved
+            .data
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        vec![ids[1].as_str()]
+    );
+    assert!(matches!(
+        store
+            .list_conversations(
+                &tenant,
+                &crate::ConversationFilter::default(),
+                &PageRequest {
+                    after: Some("garbage".into()),
+                    limit: 10,
+                },
+            )
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+pub async fn a_merge_keeps_one_conversation_and_a_delete_removes_it(store: &dyn Store) {
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let keep = store
+        .create_contact(&tenant, &contact(vec![sms("+33612345678")], "{}"), t0())
+        .await
+        .unwrap();
+    let gone = store
+        .create_contact(&tenant, &contact(vec![sms("+33612345679")], "{}"), t0())
+        .await
+        .unwrap();
+    let text = serde_json::json!({"text": "hi"});
+    let kept = store
+        .place_inbound(&placement(&tenant, &keep.id, &text, 1, true))
+        .await
+        .unwrap();
+    let merged = store
+        .place_inbound(&placement(&tenant, &gone.id, &text, 2, true))
+        .await
+        .unwrap();
+    let inbound = store
+        .insert_inbound(&crate::NewInboundMessage {
+            id: crate::new_id(),
+            tenant_id: tenant.clone(),
+            channel: ChannelKind::Sms,
+            channel_id: None,
+            from_address: "+33612345679".into(),
+            to_address: "36180".into(),
+            contact_id: Some(gone.id.clone()),
+            text: "hi".into(),
+            provider_id: None,
+            received_at: t0(),
+        })
+        .await
+        .unwrap()
+        .message;
+    store
+        .finish_inbound(&tenant, &inbound.id, None, Some(&merged.id), t0())
+        .await
+        .unwrap();
+    store
+        .merge_contacts(&tenant, &keep.id, &gone.id, t0())
+        .await
+        .unwrap();
+    assert_eq!(store.conversation(&tenant, &merged.id).await.unwrap(), None);
+    let moved = store
+        .inbound_message(&tenant, &inbound.id)
+        .await
+        .unwrap()
+        .expect("kept");
+    assert_eq!(moved.contact_id.as_deref(), Some(keep.id.as_str()));
+    assert_eq!(moved.conversation_id.as_deref(), Some(kept.id.as_str()));
+    assert!(store.delete_contact(&tenant, &keep.id).await.unwrap());
+    assert_eq!(store.conversation(&tenant, &kept.id).await.unwrap(), None);
+}
+
+pub async fn unfinished_inbound_messages_are_found_until_finished(store: &dyn Store) {
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let stored = store
+        .insert_inbound(&crate::NewInboundMessage {
+            id: crate::new_id(),
+            tenant_id: tenant.clone(),
+            channel: ChannelKind::Sms,
+            channel_id: None,
+            from_address: "+33612345678".into(),
+            to_address: "36180".into(),
+            contact_id: None,
+            text: "hello".into(),
+            provider_id: Some("mo-1".into()),
+            received_at: t0(),
+        })
+        .await
+        .unwrap()
+        .message;
+    assert_eq!(stored.processed_at, None);
+    let later = t0()
+        .checked_add(jiff::SignedDuration::from_secs(60))
+        .unwrap_or(t0());
+    assert!(
+        store.unfinished_inbound(t0(), 10).await.unwrap().is_empty(),
+        "received at t0, not before"
+    );
+    let found = store.unfinished_inbound(later, 10).await.unwrap();
+    assert_eq!(
+        found.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        vec![stored.id.as_str()]
+    );
+    store
+        .finish_inbound(&tenant, &stored.id, Some("contact-1"), None, later)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .unfinished_inbound(later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let finished = store
+        .inbound_message(&tenant, &stored.id)
+        .await
+        .unwrap()
+        .expect("kept");
+    assert_eq!(finished.processed_at, Some(later));
+    assert_eq!(finished.contact_id.as_deref(), Some("contact-1"));
+}
+
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
 /// `$make` (an async fn returning something that derefs to a `Store`).
 #[macro_export]
@@ -2906,6 +3182,10 @@ macro_rules! conformance_suite {
             a_message_being_sent_cannot_be_canceled,
             held_smpp_parts_wait_for_their_message,
             a_deleted_contact_leaves_its_messages_without_a_contact,
+            a_contact_has_one_conversation_that_a_message_reopens,
+            conversations_are_listed_latest_first_by_cursor,
+            a_merge_keeps_one_conversation_and_a_delete_removes_it,
+            unfinished_inbound_messages_are_found_until_finished,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -46,6 +46,10 @@ pub struct InboundMessage {
     /// What NLU read in the text; `None` until classified (or when classification failed).
     pub annotations: Option<serde_json::Value>,
     pub annotated_at: Option<Timestamp>,
+    /// The conversation it belongs to, once the pipeline placed it.
+    pub conversation_id: Option<String>,
+    /// When the pipeline finished with it; `None` while (or if a crash stopped it) midway.
+    pub processed_at: Option<Timestamp>,
 }
 
 /// The outcome of [`InboundStore::insert_inbound`].
@@ -78,6 +82,23 @@ pub trait InboundStore: Send + Sync {
         at: Timestamp,
     ) -> StoreResult<bool>;
     async fn inbound_message(&self, tenant: &str, id: &str) -> StoreResult<Option<InboundMessage>>;
+    /// Records that the pipeline finished with the message: its contact (created by the
+    /// pipeline when the sender was unknown) and its conversation.
+    async fn finish_inbound(
+        &self,
+        tenant: &str,
+        id: &str,
+        contact_id: Option<&str>,
+        conversation_id: Option<&str>,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Messages of every tenant that the pipeline has not finished, received before
+    /// `before`, oldest first.
+    async fn unfinished_inbound(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<InboundMessage>>;
     /// Oldest first (ids are UUIDv7, so id order is arrival order), by cursor.
     async fn list_inbound(
         &self,
@@ -96,7 +117,7 @@ macro_rules! impl_inbound_store {
 
             type DbRow = <$db as sqlx::Database>::Row;
 
-            const COLUMNS: &str = "id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, provider_id, received_at, annotations, annotated_at";
+            const COLUMNS: &str = "id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, provider_id, received_at, annotations, annotated_at, conversation_id, processed_at";
 
             fn inbound_from_row(row: &DbRow) -> StoreResult<InboundMessage> {
                 let channel: String = row.try_get("channel")?;
@@ -120,6 +141,8 @@ macro_rules! impl_inbound_store {
                         .transpose()
                         .map_err(|e| StoreError::Corrupt(format!("inbound annotations: {e}")))?,
                     annotated_at: annotated_at.map(from_micros).transpose()?,
+                    conversation_id: row.try_get("conversation_id")?,
+                    processed_at: row.try_get::<Option<i64>, _>("processed_at")?.map(from_micros).transpose()?,
                 })
             }
 
@@ -202,6 +225,42 @@ macro_rules! impl_inbound_store {
                     .as_ref()
                     .map(inbound_from_row)
                     .transpose()
+                }
+
+                async fn finish_inbound(
+                    &self,
+                    tenant: &str,
+                    id: &str,
+                    contact_id: Option<&str>,
+                    conversation_id: Option<&str>,
+                    at: Timestamp,
+                ) -> StoreResult<()> {
+                    sqlx::query(
+                        "UPDATE inbound_messages SET contact_id = COALESCE($1, contact_id), conversation_id = $2, processed_at = $3 \
+                         WHERE tenant_id = $4 AND id = $5",
+                    )
+                    .bind(contact_id)
+                    .bind(conversation_id)
+                    .bind(micros(at))
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(())
+                }
+
+                async fn unfinished_inbound(&self, before: Timestamp, limit: u32) -> StoreResult<Vec<InboundMessage>> {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {COLUMNS} FROM inbound_messages WHERE processed_at IS NULL AND received_at < $1 \
+                         ORDER BY received_at, id LIMIT $2"
+                    )))
+                    .bind(micros(before))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(inbound_from_row)
+                    .collect()
                 }
 
                 async fn list_inbound(

@@ -4,6 +4,7 @@
 //! Every method takes the tenant it acts for; no query crosses tenants.
 
 mod channels;
+mod conversations;
 mod held_parts;
 mod inbound;
 mod messages;
@@ -17,6 +18,7 @@ pub mod conformance;
 pub mod scratch;
 
 pub use channels::*;
+pub use conversations::*;
 pub use held_parts::*;
 pub use inbound::*;
 pub use messages::*;
@@ -204,6 +206,7 @@ pub trait Store:
     MessageStore
     + ChannelStore
     + InboundStore
+    + ConversationStore
     + ReceiptWatchStore
     + HeldPartStore
     + Send

@@ -485,6 +485,13 @@ pub trait MessageStore: Send + Sync {
     /// dispatcher claims them now (a dispatcher stopping with hand-offs it did not send).
     async fn release_leases(&self, lease_owner: &str, message_ids: &[String]) -> StoreResult<()>;
     async fn message(&self, tenant: &str, id: &str) -> StoreResult<Option<MessageWithEvents>>;
+    /// The contact's latest `limit` messages, newest first.
+    async fn messages_of_contact(
+        &self,
+        tenant: &str,
+        contact_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
     async fn message_by_idempotency_key(
         &self,
         tenant: &str,
@@ -1638,6 +1645,21 @@ macro_rules! impl_message_store {
                     let events: String = row.try_get("events")?;
                     let events = events_from_db(id, &events)?;
                     Ok(Some(MessageWithEvents { message, events }))
+                }
+
+                async fn messages_of_contact(&self, tenant: &str, contact_id: &str, limit: u32) -> StoreResult<Vec<Message>> {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND contact_id = $2 \
+                         ORDER BY created_at DESC, id DESC LIMIT $3"
+                    )))
+                    .bind(tenant)
+                    .bind(contact_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(message_from_row)
+                    .collect()
                 }
 
                 async fn message_by_idempotency_key(&self, tenant: &str, key: &str) -> StoreResult<Option<Message>> {

@@ -421,7 +421,7 @@ macro_rules! impl_sql_store {
 
                 async fn delete_contact(&self, tenant: &str, id: &str) -> StoreResult<bool> {
                     let mut tx = self.writer().begin().await?;
-                    for table in ["identities", "consents"] {
+                    for table in ["identities", "consents", "conversations"] {
                         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE tenant_id = $1 AND contact_id = $2")))
                             .bind(tenant)
                             .bind(id)
@@ -542,6 +542,33 @@ macro_rules! impl_sql_store {
                     .bind(survivor)
                     .execute(&mut *tx)
                     .await?;
+                    // One conversation per contact: the survivor's keeps the merged one's
+                    // messages, or the merged one's becomes the survivor's.
+                    sqlx::query(
+                        "UPDATE inbound_messages SET conversation_id = (SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2) \
+                         WHERE tenant_id = $1 AND contact_id = $3 \
+                           AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = $1 AND contact_id = $2)",
+                    )
+                    .bind(tenant)
+                    .bind(survivor)
+                    .bind(merged)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "DELETE FROM conversations WHERE tenant_id = $1 AND contact_id = $3 \
+                           AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = $1 AND contact_id = $2)",
+                    )
+                    .bind(tenant)
+                    .bind(survivor)
+                    .bind(merged)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("UPDATE conversations SET contact_id = $2 WHERE tenant_id = $1 AND contact_id = $3")
+                        .bind(tenant)
+                        .bind(survivor)
+                        .bind(merged)
+                        .execute(&mut *tx)
+                        .await?;
                     for table in self.contact_history_tables() {
                         sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET contact_id = $1 WHERE tenant_id = $2 AND contact_id = $3")))
                             .bind(survivor)

@@ -54,6 +54,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         dispatcher_config(&config)?,
         state.channels.registry(),
     );
+    // Inbound messages a crash left midway through the pipeline are taken up again.
+    let resume = tokio::spawn(
+        state
+            .inbound
+            .clone()
+            .resume_forever(std::time::Duration::from_secs(10)),
+    );
     let smpp = match config.smpp_listen {
         Some(addr) => Some(start_smpp_server(addr, &state).await?),
         None => None,
@@ -65,6 +72,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::error!(error = %e, "the SMPP server ended badly");
         }
     }
+    resume.abort();
     dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())

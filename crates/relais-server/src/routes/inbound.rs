@@ -43,6 +43,8 @@ pub struct InboundView {
     pub annotations: Option<serde_json::Value>,
     #[schema(value_type = Option<String>)]
     pub annotated_at: Option<jiff::Timestamp>,
+    /// The contact's conversation, once the pipeline placed the message in it.
+    pub conversation_id: Option<String>,
 }
 
 impl From<InboundMessage> for InboundView {
@@ -58,6 +60,7 @@ impl From<InboundMessage> for InboundView {
             provider_id: m.provider_id,
             received_at: m.received_at,
             annotations: m.annotations,
+            conversation_id: m.conversation_id,
             annotated_at: m.annotated_at,
         }
     }

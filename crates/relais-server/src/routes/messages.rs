@@ -141,7 +141,7 @@ fn message_view(m: MessageWithEvents) -> MessageView {
     }
 }
 
-fn accept_error(e: AcceptError) -> ApiError {
+pub(crate) fn accept_error(e: AcceptError) -> ApiError {
     match e {
         AcceptError::Invalid { pointer, detail } => ApiError::invalid_field(&pointer, detail),
         e @ (AcceptError::IdempotencyConflict { .. } | AcceptError::BatchIdempotencyConflict) => {
@@ -152,7 +152,7 @@ fn accept_error(e: AcceptError) -> ApiError {
 }
 
 /// The request's Idempotency-Key with the digest of its body, if it has one.
-fn idempotency(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<Idempotency>> {
+pub(crate) fn idempotency(headers: &HeaderMap, body: &[u8]) -> ApiResult<Option<Idempotency>> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };

@@ -1,7 +1,9 @@
 pub mod channels;
 pub mod contacts;
+pub mod conversations;
 pub mod import;
 pub mod inbound;
+pub mod keywords;
 pub mod messages;
 pub mod nlu;
 pub mod sim;
@@ -30,6 +32,8 @@ pub fn v1() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(nlu::router())
         .merge(inbound::router())
+        .merge(keywords::router())
+        .merge(conversations::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.
@@ -48,6 +52,14 @@ impl PageQuery {
     /// The page asked for; a `limit` of 0, or a cursor that no page gave (cursors are the
     /// UUIDv7 of the last item), is a 400 naming the parameter.
     pub fn to_request(&self) -> ApiResult<relais_store::PageRequest> {
+        self.to_request_with(|cursor| uuid::Uuid::try_parse(cursor).is_ok())
+    }
+
+    /// [`PageQuery::to_request`] for a list whose cursors `is_cursor` recognises.
+    pub fn to_request_with(
+        &self,
+        is_cursor: impl Fn(&str) -> bool,
+    ) -> ApiResult<relais_store::PageRequest> {
         let limit = match self.limit {
             Some(0) => {
                 return Err(ApiError::bad_parameter(
@@ -59,7 +71,7 @@ impl PageQuery {
             None => 50,
         };
         if let Some(cursor) = &self.cursor
-            && uuid::Uuid::try_parse(cursor).is_err()
+            && !is_cursor(cursor)
         {
             return Err(ApiError::bad_parameter(
                 "cursor",

@@ -113,8 +113,8 @@ pub async fn phone_reply(
         return Err(ApiError::invalid_field("/text", "must not be empty"));
     }
     let replied = relais_engine::sim::reply(
+        &state.inbound,
         &*state.store,
-        &state.nlu,
         &*state.clock,
         &caller.tenant_id,
         &number,

@@ -1,0 +1,127 @@
+//! What a keyword does once the inbound pipeline found one: STOP and STOPALL write an
+//! opt-out into the consent ledger, START reverses one, HELP answers with the tenant's
+//! help text; each sends exactly one reply, however often the message is processed.
+
+use crate::send::{AcceptContext, AcceptError, Idempotency, SendRequest, accept};
+use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose, may_send};
+use relais_core::keywords::{KeywordAction, KeywordMatch, Keywords};
+use relais_store::{InboundMessage, Store, StoreError};
+
+/// The tenant setting that holds its keywords (`GET` / `PUT /v1/keywords`).
+pub const KEYWORDS_SETTING: &str = "keywords";
+
+/// The tenant's keywords, the defaults when it set none.
+pub async fn keywords_of(store: &dyn Store, tenant: &str) -> Result<Keywords, StoreError> {
+    match store.setting(tenant, KEYWORDS_SETTING).await? {
+        None => Ok(Keywords::default()),
+        Some(value) => serde_json::from_value(value)
+            .map_err(|e| StoreError::Corrupt(format!("the tenant's keywords cannot be read: {e}"))),
+    }
+}
+
+/// Why a keyword could not be carried out; the pipeline tries again later.
+#[derive(Debug, thiserror::Error)]
+pub enum KeywordError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the keyword's reply was refused: {0}")]
+    Reply(AcceptError),
+}
+
+/// Carries out `matched` for the customer who wrote `message` (owned by `contact_id`):
+/// `false` when it is not a keyword after all (START from a contact who never opted
+/// out is an ordinary "yes"), and the message goes on as any other.
+pub async fn carry_out(
+    ctx: AcceptContext<'_>,
+    keywords: &Keywords,
+    message: &InboundMessage,
+    contact_id: &str,
+    matched: &KeywordMatch,
+) -> Result<bool, KeywordError> {
+    let store = &**ctx.store;
+    let tenant = message.tenant_id.as_str();
+    let ledger = store.consents(tenant, contact_id).await?;
+    let marketing = may_send(&ledger, message.channel, &Purpose::Marketing);
+    let change = match matched.action {
+        KeywordAction::Stop => Some((Some(message.channel), ConsentStatus::OptedOut)),
+        KeywordAction::StopAll => Some((None, ConsentStatus::OptedOut)),
+        KeywordAction::Start if marketing.code == "opted_out" => {
+            Some((Some(message.channel), ConsentStatus::OptedIn))
+        }
+        KeywordAction::Start => return Ok(false),
+        KeywordAction::Help => None,
+    };
+    // The reply first: once the opt-out is in the ledger, nothing could be sent.
+    let contact = store.contact(tenant, contact_id).await?;
+    let language = matched.language.or_else(|| {
+        contact
+            .as_ref()
+            .and_then(|c| c.locale.as_deref())
+            .and_then(|locale| ["fr", "en"].into_iter().find(|l| locale.starts_with(l)))
+    });
+    if let Some(text) = keywords.reply(matched.action, language) {
+        reply(ctx, message, text).await?;
+    }
+    if let Some((channel, status)) = change {
+        // The same message processed again finds its record and writes none.
+        let proof = format!(
+            "\"{}\" (inbound message {} from {} on {})",
+            message.text, message.id, message.from_address, message.channel
+        );
+        let written = ledger
+            .iter()
+            .any(|r| r.proof.as_deref() == Some(proof.as_str()));
+        if !written {
+            store
+                .append_consent(
+                    tenant,
+                    &ConsentRecord {
+                        id: relais_core::ids::new_id(),
+                        contact_id: contact_id.to_owned(),
+                        channel,
+                        purpose: Purpose::Marketing,
+                        status,
+                        source: ConsentSource::Keyword,
+                        proof: Some(proof),
+                        recorded_at: ctx.now,
+                    },
+                )
+                .await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Sends `text` back where `message` came from, once: the message's id is the reply's
+/// idempotency key, so a second run replays the first reply.
+pub(crate) async fn reply(
+    ctx: AcceptContext<'_>,
+    message: &InboundMessage,
+    text: &str,
+) -> Result<(), KeywordError> {
+    let channel = message
+        .channel_id
+        .clone()
+        .unwrap_or_else(|| message.channel.as_str().to_owned());
+    let mut body = serde_json::json!({
+        "to": {"channel": message.channel.as_str(), "address": message.from_address},
+        "channel": channel,
+        "content": {"text": text},
+        "purpose": "transactional",
+    });
+    // From the number or short code the customer wrote to, where the channel has one.
+    if message.channel_id.is_some() && !message.to_address.is_empty() {
+        body["from"] = serde_json::Value::String(message.to_address.clone());
+    }
+    let request: SendRequest = serde_json::from_value(body.clone())
+        .map_err(|e| KeywordError::Store(StoreError::Corrupt(format!("a reply request: {e}"))))?;
+    let key = format!("relais:inbound-reply:{}", message.id);
+    let idempotency = Idempotency::new(&key, &body)
+        .map_err(|e| KeywordError::Store(StoreError::Corrupt(e.to_string())))?;
+    match accept(ctx, &message.tenant_id, request, Some(idempotency)).await {
+        Ok(_) => Ok(()),
+        // Replied already, with a text the tenant has since changed.
+        Err(AcceptError::IdempotencyConflict { .. }) => Ok(()),
+        Err(e) => Err(KeywordError::Reply(e)),
+    }
+}

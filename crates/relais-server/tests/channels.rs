@@ -413,6 +413,84 @@ async fn an_mo_from_the_smsc_becomes_an_inbound_message() {
 }
 
 #[tokio::test]
+async fn a_stop_from_the_smsc_opts_out_and_is_confirmed_once_over_smpp() {
+    let api = api().await;
+    let sim = simulator(0.0).await;
+    let (status, created) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "smpp", "name": "orange", "config": smpp_config(&sim)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let mut sent = false;
+    for _ in 0..500 {
+        if sim
+            .inject_mo(Some("relais"), "33611111111", "36180", "Stop svp")
+            .await
+            .is_ok()
+        {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(sent, "the channel never bound");
+    let mut inbound = Value::Null;
+    for _ in 0..500 {
+        let (_, list) = api.get("/v1/inbound").await;
+        if let Some(first) = list["data"]
+            .as_array()
+            .and_then(|a| a.first())
+            // The pipeline's last step names the conversation.
+            .filter(|m| !m["conversation_id"].is_null())
+        {
+            inbound = first.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let contact = inbound["contact_id"]
+        .as_str()
+        .expect("processed")
+        .to_owned();
+    let (_, consents) = api.get(&format!("/v1/contacts/{contact}/consents")).await;
+    let history = consents["history"].as_array().cloned().unwrap_or_default();
+    assert_eq!(history.len(), 1, "{consents}");
+    assert_eq!(history[0]["status"], "opted_out");
+    assert_eq!(history[0]["channel"], "sms");
+    assert_eq!(history[0]["purpose"], "marketing");
+    assert!(history[0]["proof"].as_str().unwrap().contains("Stop svp"));
+
+    // The confirmation goes back through the SMSC, from the short code written to.
+    let (_, thread) = api
+        .get(&format!(
+            "/v1/conversations/{}",
+            inbound["conversation_id"].as_str().unwrap()
+        ))
+        .await;
+    let out: Vec<&Value> = thread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "out")
+        .collect();
+    assert_eq!(out.len(), 1, "{thread}");
+    let id = out[0]["id"].as_str().unwrap().to_owned();
+    let message = api.settle(&id).await;
+    assert_eq!(message["status"], "delivered", "{message}");
+    assert_eq!(
+        message["channel"], created["id"],
+        "the channel the MO came in on"
+    );
+    for _ in 0..5 {
+        api.dispatcher.run_once().await.unwrap();
+    }
+    let submits = sim.stats.submits.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(submits, 1, "exactly one confirmation reached the SMSC");
+}
+
+#[tokio::test]
 async fn an_esme_submits_through_relais_and_gets_its_receipt() {
     let api = api().await;
     let (status, creds) = api.post("/v1/smpp/credentials", json!({})).await;

@@ -16,6 +16,8 @@ use std::sync::Arc;
 struct Api {
     app: axum::Router,
     key: String,
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -30,10 +32,12 @@ async fn api() -> Api {
         default_country: Some(phonenumber::country::Id::FR),
         ..Default::default()
     };
-    let state = AppState::new(store, clock, settings, None);
+    let state = AppState::new(store.clone(), clock.clone(), settings, None);
     Api {
         app: router(state),
         key: key.secret,
+        store,
+        clock,
         _dir: dir,
     }
 }
@@ -73,6 +77,34 @@ impl Api {
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
         self.call(&self.key, "GET", uri, None).await
+    }
+
+    async fn send(&self, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.call(
+            &self.key,
+            method,
+            uri,
+            Some(("application/json", body.to_string())),
+        )
+        .await
+    }
+
+    /// A simulated phone writes `text`; the inbound message as stored.
+    async fn phone_writes(&self, number: &str, text: &str) -> Value {
+        let (status, reply) = self
+            .post(
+                &format!("/v1/sim/phones/{number}/reply"),
+                json!({ "text": text }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{reply}");
+        reply["inbound"].clone()
+    }
+
+    async fn thread(&self, conversation: &str) -> Value {
+        let (status, thread) = self.get(&format!("/v1/conversations/{conversation}")).await;
+        assert_eq!(status, StatusCode::OK, "{thread}");
+        thread
     }
 }
 
@@ -163,7 +195,9 @@ async fn a_phone_reply_is_listed_with_its_annotations() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{reply}");
     assert_eq!(reply["inbound"]["annotations"]["language"], "fr");
-    assert_eq!(reply["inbound"]["contact_id"], Value::Null);
+    // The pipeline made the unknown sender a contact of their own.
+    assert!(reply["inbound"]["contact_id"].is_string(), "{reply}");
+    assert_ne!(reply["inbound"]["contact_id"], contact["id"]);
 
     // Filtered by contact, only the first one.
     let contact_id = contact["id"].as_str().unwrap();
@@ -327,4 +361,278 @@ fn same_up_to_float_widening(a: &Value, b: &Value) -> bool {
         }
         _ => a == b,
     }
+}
+
+fn directions(thread: &Value) -> Vec<String> {
+    thread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["direction"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_customer_writes_in_and_is_answered_in_one_conversation() {
+    let api = api().await;
+    let inbound = api
+        .phone_writes("0612345678", "Bonjour, où est mon colis ?")
+        .await;
+    let conversation = inbound["conversation_id"].as_str().unwrap().to_owned();
+    let contact = inbound["contact_id"]
+        .as_str()
+        .expect("a contact is created")
+        .to_owned();
+
+    let (status, page) = api.get("/v1/conversations").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let listed = &page["data"][0];
+    assert_eq!(listed["id"], conversation.as_str());
+    assert_eq!(listed["contact"], contact.as_str());
+    assert_eq!(listed["state"], "pending");
+    assert_eq!(listed["channel"], "sim");
+    assert_eq!(listed["address"], "+33612345678");
+    assert_eq!(
+        listed["last_message"]["text"],
+        "Bonjour, où est mon colis ?"
+    );
+
+    // The reply goes where the customer wrote.
+    let (status, sent) = api
+        .post(
+            &format!("/v1/conversations/{conversation}/messages"),
+            json!({"content": {"text": "Il arrive demain."}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let thread = api.thread(&conversation).await;
+    assert_eq!(directions(&thread), ["in", "out"]);
+    assert_eq!(
+        thread["messages"][1]["content"]["text"],
+        "Il arrive demain."
+    );
+    assert_eq!(thread["messages"][1]["id"], sent["id"]);
+    assert_eq!(thread["last_message"]["direction"], "out");
+    let (_, message) = api
+        .get(&format!("/v1/messages/{}", sent["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(message["channel"], "sim");
+
+    // Resolved; a STOP does not reopen it but is answered once; a message does.
+    let (status, resolved) = api
+        .send(
+            "PATCH",
+            &format!("/v1/conversations/{conversation}"),
+            json!({"state": "resolved"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    assert_eq!(resolved["state"], "resolved");
+    let stop = api.phone_writes("0612345678", "STOP").await;
+    assert_eq!(stop["conversation_id"], conversation.as_str());
+    let thread = api.thread(&conversation).await;
+    assert_eq!(thread["state"], "resolved");
+    assert_eq!(directions(&thread), ["in", "out", "in", "out"]);
+    let (_, consents) = api.get(&format!("/v1/contacts/{contact}/consents")).await;
+    assert_eq!(
+        consents["history"].as_array().map(Vec::len),
+        Some(1),
+        "{consents}"
+    );
+    assert_eq!(consents["history"][0]["status"], "opted_out");
+    assert_eq!(consents["history"][0]["source"], "keyword");
+    let (_, listed) = api.get("/v1/conversations?state=resolved").await;
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1));
+
+    api.phone_writes("0612345678", "Merci, et pour le retour ?")
+        .await;
+    let thread = api.thread(&conversation).await;
+    assert_eq!(thread["state"], "pending");
+    let (_, listed) = api.get("/v1/conversations?state=resolved").await;
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(0));
+}
+
+#[tokio::test]
+async fn conversation_routes_refuse_bad_input_with_problems() {
+    let api = api().await;
+    let inbound = api.phone_writes("0612345678", "Hello").await;
+    let conversation = inbound["conversation_id"].as_str().unwrap().to_owned();
+    for (method, uri, body, expected) in [
+        (
+            "PATCH",
+            format!("/v1/conversations/{conversation}"),
+            json!({"state": "closed"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "PATCH",
+            "/v1/conversations/nope".to_owned(),
+            json!({"state": "open"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            "/v1/conversations/nope/messages".to_owned(),
+            json!({"content": {"text": "hi"}}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            format!("/v1/conversations/{conversation}/messages"),
+            json!({"content": {"nope": 1}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            format!("/v1/conversations/{conversation}/messages"),
+            json!({"text": "hi"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (status, problem) = api.send(method, &uri, body.clone()).await;
+        assert_eq!(status, expected, "{method} {uri} {body}: {problem}");
+        assert!(problem["detail"].is_string(), "{problem}");
+    }
+    for uri in [
+        "/v1/conversations?state=closed",
+        "/v1/conversations?cursor=garbage",
+        "/v1/conversations?limit=abc",
+    ] {
+        let (status, problem) = api.get(uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {problem}");
+        assert!(problem["detail"].is_string(), "{problem}");
+    }
+    let (status, _) = api.get("/v1/conversations/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Nothing was sent by the refused replies.
+    let thread = api.thread(&conversation).await;
+    assert_eq!(directions(&thread), ["in"]);
+}
+
+#[tokio::test]
+async fn a_reply_after_the_customer_service_window_is_refused_with_its_end() {
+    let api = api().await;
+    let (status, contact) = api
+        .post(
+            "/v1/contacts",
+            json!({"identities": [{"channel": "whatsapp", "address": "+33612345678"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{contact}");
+    let tenant = api
+        .store
+        .tenant_by_name("default")
+        .await
+        .unwrap()
+        .expect("bootstrapped")
+        .id;
+    // What a WhatsApp message (channels to come) leaves: the conversation's last inbound.
+    let last = json!({"direction": "in", "text": "hello"});
+    let written_at = api.clock.now();
+    let conversation = api
+        .store
+        .place_inbound(&relais_store::InboundPlacement {
+            tenant_id: &tenant,
+            contact_id: contact["id"].as_str().unwrap(),
+            channel: relais_core::channel::ChannelKind::Whatsapp,
+            channel_id: None,
+            address: "+33612345678",
+            last_message: &last,
+            at: written_at,
+            state: relais_core::conversation::ConversationState::Pending,
+            reopens: true,
+        })
+        .await
+        .unwrap();
+    let uri = format!("/v1/conversations/{}/messages", conversation.id);
+    let thread = api.thread(&conversation.id).await;
+    assert_eq!(thread["window_closes_at"], "2026-11-22T10:00:00Z");
+
+    // Inside the window the reply is not refused for it (WhatsApp itself is not
+    // configurable yet, which is another refusal).
+    api.clock.advance(jiff::SignedDuration::from_hours(23));
+    let (_, inside) = api.post(&uri, json!({"content": {"text": "hi"}})).await;
+    assert!(
+        !inside["type"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("window-closed"),
+        "{inside}"
+    );
+
+    api.clock.advance(jiff::SignedDuration::from_hours(2));
+    let (status, problem) = api.post(&uri, json!({"content": {"text": "hi"}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["type"].as_str().unwrap().ends_with("window-closed"),
+        "{problem}"
+    );
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("2026-11-22T10:00:00Z") && detail.contains("template"),
+        "{detail}"
+    );
+    let thread = api.thread(&conversation.id).await;
+    let sent = directions(&thread).iter().filter(|d| *d == "out").count();
+    assert_eq!(sent, 1, "only the reply inside the window: {thread}");
+}
+
+#[tokio::test]
+async fn keywords_are_read_replaced_and_refused_with_a_pointer() {
+    let api = api().await;
+    let (status, defaults) = api.get("/v1/keywords").await;
+    assert_eq!(status, StatusCode::OK, "{defaults}");
+    assert!(
+        defaults["stop"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "ARRÊT")
+    );
+    assert_eq!(defaults["language"], "en");
+
+    // A word two actions share could not work.
+    let mut broken = defaults.clone();
+    broken["start"].as_array_mut().unwrap().push(json!("stop"));
+    let (status, problem) = api.send("PUT", "/v1/keywords", broken).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["errors"][0]["pointer"]
+            .as_str()
+            .unwrap()
+            .starts_with("/start/"),
+        "{problem}"
+    );
+    let (status, _) = api
+        .send("PUT", "/v1/keywords", json!({"stop": ["STOP"]}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a partial document is refused"
+    );
+
+    let mut custom = defaults.clone();
+    custom["stop"].as_array_mut().unwrap().push(json!("BASTA"));
+    custom["language"] = json!("fr");
+    let (status, saved) = api.send("PUT", "/v1/keywords", custom.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    let (_, read) = api.get("/v1/keywords").await;
+    assert_eq!(read, custom);
+
+    let inbound = api.phone_writes("0612345678", "Basta !").await;
+    let contact = inbound["contact_id"].as_str().unwrap();
+    let (_, consents) = api.get(&format!("/v1/contacts/{contact}/consents")).await;
+    assert_eq!(consents["history"][0]["status"], "opted_out", "{consents}");
+    let thread = api
+        .thread(inbound["conversation_id"].as_str().unwrap())
+        .await;
+    // The tenant's language now, for a keyword that tells none.
+    assert!(
+        thread["messages"][1]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Vous ne recevrez plus"),
+        "{thread}"
+    );
 }

@@ -9,7 +9,7 @@
 //! 4. the message is placed in the contact's one conversation (created, or reopened when
 //!    resolved; a keyword does not reopen it);
 //! 5. NLU annotates it (language, intent, sentiment, urgency);
-//! 6. it is marked processed.
+//! 6. the tenant's webhooks get a `message.received` event, and it is marked processed.
 //!
 //! Each step after the store is idempotent, and a message whose run a crash cut short is
 //! taken up again by [`InboundPipeline::resume_unfinished`] (the server runs it at start
@@ -35,6 +35,9 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// A message left unfinished this long is taken to be stopped by a crash, not in progress.
 pub const UNFINISHED_AFTER: SignedDuration = SignedDuration::from_secs(30);
+
+/// The type of the webhook event an inbound message sends the tenant's application.
+pub const MESSAGE_RECEIVED: &str = "message.received";
 
 /// Messages taken up per round of [`InboundPipeline::resume_unfinished`].
 const RESUME_BATCH: u32 = 500;
@@ -216,6 +219,7 @@ impl InboundPipeline {
         let tenant = message.tenant_id.clone();
         let now = self.clock.now();
         let mut keyword = false;
+        let mut keyword_action: Option<&'static str> = None;
         if let Some(contact_id) = message.contact_id.clone() {
             let keywords = keywords_of(store, &tenant).await?;
             if let Some(matched) = keywords.find(&message.text) {
@@ -239,6 +243,7 @@ impl InboundPipeline {
                 };
                 if keyword {
                     tracing::info!(message = %message.id, action = matched.action.as_str(), "keyword");
+                    keyword_action = Some(matched.action.as_str());
                 }
             }
         }
@@ -294,6 +299,34 @@ impl InboundPipeline {
         }
         let at = self.clock.now();
         let conversation_id = conversation.as_ref().map(|c| c.id.as_str());
+        // The tenant's application hears of it (signed like status events), once per
+        // message however often this step runs.
+        let event = serde_json::json!({
+            "type": MESSAGE_RECEIVED,
+            "timestamp": at,
+            "data": {
+                "id": message.id,
+                "channel": message.channel,
+                "channel_id": message.channel_id,
+                "from": message.from_address,
+                "to": message.to_address,
+                "text": message.text,
+                "received_at": message.received_at,
+                "contact_id": message.contact_id,
+                "conversation_id": conversation_id,
+                "keyword": keyword_action,
+                "annotations": message.annotations,
+            },
+        });
+        store
+            .queue_webhook_event(
+                &tenant,
+                &format!("in_{}", message.id),
+                MESSAGE_RECEIVED,
+                &event.to_string(),
+                at,
+            )
+            .await?;
         store
             .finish_inbound(&tenant, &message.id, None, conversation_id, at)
             .await?;

@@ -464,6 +464,16 @@ async fn a_sentence_with_a_keyword_in_it_is_a_message_and_help_answers() {
 async fn a_message_a_crash_left_midway_is_finished_once_by_the_resume_sweep() {
     let w = world().await;
     let alice = alice(&w).await;
+    let hook = w
+        .store
+        .create_webhook(
+            &w.tenant,
+            "https://crm.example/hooks",
+            "whsec_test",
+            start(),
+        )
+        .await
+        .unwrap();
     // Stored, and then the process died before the pipeline went on.
     let stored = w
         .store
@@ -523,4 +533,30 @@ async fn a_message_a_crash_left_midway_is_finished_once_by_the_resume_sweep() {
     assert_eq!(w.pipeline.resume_unfinished().await.unwrap(), 1);
     assert_eq!(sent_texts(&w, &alice).await.len(), 1, "one confirmation");
     assert_eq!(w.store.consents(&w.tenant, &alice).await.unwrap().len(), 1);
+
+    // The tenant's application heard of it once, with its contact, conversation and NLU.
+    let deliveries = w
+        .store
+        .webhook_deliveries(&w.tenant, &hook.id)
+        .await
+        .unwrap();
+    let received: Vec<_> = deliveries
+        .iter()
+        .filter(|d| d.event_type == "message.received")
+        .collect();
+    assert_eq!(received.len(), 1, "{deliveries:?}");
+    let event: serde_json::Value = serde_json::from_str(&received[0].payload).unwrap();
+    assert_eq!(event["type"], "message.received");
+    assert_eq!(event["data"]["id"], stored.message.id.as_str());
+    assert_eq!(event["data"]["contact_id"], alice.as_str());
+    assert_eq!(
+        event["data"]["conversation_id"],
+        message.conversation_id.as_deref().unwrap()
+    );
+    assert_eq!(event["data"]["keyword"], "stop");
+    assert_eq!(event["data"]["text"], "STOP");
+    assert!(
+        event["data"]["annotations"]["language"].is_string(),
+        "{event}"
+    );
 }

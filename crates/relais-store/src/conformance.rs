@@ -3135,6 +3135,48 @@ pub async fn unfinished_inbound_messages_are_found_until_finished(store: &dyn St
     assert_eq!(finished.contact_id.as_deref(), Some("contact-1"));
 }
 
+pub async fn an_event_is_queued_once_for_each_webhook_of_its_tenant(store: &dyn Store) {
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    let a = store
+        .create_webhook(&tenant, "https://a.example/hook", "whsec_a", t0())
+        .await
+        .unwrap();
+    let b = store
+        .create_webhook(&tenant, "https://b.example/hook", "whsec_b", t0())
+        .await
+        .unwrap();
+    let theirs = store
+        .create_webhook(&other, "https://c.example/hook", "whsec_c", t0())
+        .await
+        .unwrap();
+    let payload = r#"{"type":"message.received"}"#;
+    let queued = store
+        .queue_webhook_event(&tenant, "in_1", "message.received", payload, t0())
+        .await
+        .unwrap();
+    assert_eq!(queued, 2);
+    let again = store
+        .queue_webhook_event(&tenant, "in_1", "message.received", payload, t0())
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "the same key queues nothing twice");
+    for hook in [&a, &b] {
+        let deliveries = store.webhook_deliveries(&tenant, &hook.id).await.unwrap();
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(deliveries[0].id, format!("in_1_{}", hook.id));
+        assert_eq!(deliveries[0].event_type, "message.received");
+        assert_eq!(deliveries[0].payload, payload);
+    }
+    assert!(
+        store
+            .webhook_deliveries(&other, &theirs.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
 /// `$make` (an async fn returning something that derefs to a `Store`).
 #[macro_export]
@@ -3186,6 +3228,7 @@ macro_rules! conformance_suite {
             conversations_are_listed_latest_first_by_cursor,
             a_merge_keeps_one_conversation_and_a_delete_removes_it,
             unfinished_inbound_messages_are_found_until_finished,
+            an_event_is_queued_once_for_each_webhook_of_its_tenant,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -625,6 +625,17 @@ pub trait MessageStore: Send + Sync {
     async fn sim_record(&self, tenant: &str, entries: &[SimEntry]) -> StoreResult<()>;
     /// What a simulated phone received and sent, oldest first.
     async fn sim_messages(&self, tenant: &str, number: &str) -> StoreResult<Vec<SimEntry>>;
+    /// Queues `payload` (an event of type `event_type`) for every webhook of the tenant,
+    /// once: the delivery of webhook `h` is `{key}_{h}`, so queueing the same key again
+    /// adds nothing. The number of deliveries queued now.
+    async fn queue_webhook_event(
+        &self,
+        tenant: &str,
+        key: &str,
+        event_type: &str,
+        payload: &str,
+        at: Timestamp,
+    ) -> StoreResult<u64>;
     /// Registers a webhook; from now on every status change of the tenant's messages is
     /// queued for it, in the transaction that makes the change.
     async fn create_webhook(
@@ -1993,6 +2004,30 @@ macro_rules! impl_message_store {
                         })
                         .collect()
                 }
+                async fn queue_webhook_event(
+                    &self,
+                    tenant: &str,
+                    key: &str,
+                    event_type: &str,
+                    payload: &str,
+                    at: Timestamp,
+                ) -> StoreResult<u64> {
+                    let at = micros(at);
+                    let done = sqlx::query(
+                        "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_type, payload, status, attempts, due_at, created_at, updated_at) \
+                         SELECT $1 || '_' || id, tenant_id, id, $2, $3, 'pending', 0, $4, $4, $4 FROM webhooks WHERE tenant_id = $5 \
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(key)
+                    .bind(event_type)
+                    .bind(payload)
+                    .bind(at)
+                    .bind(tenant)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(done.rows_affected())
+                }
+
                 async fn create_webhook(&self, tenant: &str, url: &str, secret: &str, now: Timestamp) -> StoreResult<Webhook> {
                     let hook = Webhook {
                         id: new_id(),

@@ -123,8 +123,14 @@ fn normalize_email(raw: &str) -> Result<String, IdentityError> {
     if !domain_ok || !local_ok || raw.len() > 254 {
         return Err(bad());
     }
-    // The domain is case-insensitive by RFC 5321; the local part is kept as written.
-    Ok(format!("{local}@{}", domain.to_lowercase()))
+    // The domain is case-insensitive by RFC 5321; the local part may be case-sensitive in
+    // theory, but no mail provider in use treats `Ana@` and `ana@` as two mailboxes, and
+    // people write them both: one person, one identity.
+    Ok(format!(
+        "{}@{}",
+        local.to_lowercase(),
+        domain.to_lowercase()
+    ))
 }
 
 /// A contact as stored and returned by the API.
@@ -201,7 +207,7 @@ mod tests {
         );
         assert_eq!(
             id(ChannelKind::Email, " Jane.Doe@Example.COM ").unwrap(),
-            "Jane.Doe@example.com"
+            "jane.doe@example.com"
         );
         assert_eq!(id(ChannelKind::Telegram, "-100123").unwrap(), "-100123");
         assert_eq!(

@@ -764,3 +764,61 @@ async fn unknown_routes_wrong_methods_and_bad_paths_answer_problem_json() {
     let answer = api.raw("GET", "/v1/inbound/%FF", None, Body::empty()).await;
     assert_problem(&answer, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn an_email_in_any_case_is_one_identity_and_a_taken_one_names_its_owner() {
+    let api = api().await;
+    let key = api.operator.clone();
+    let (status, ana) = api
+        .json(
+            "POST",
+            "/v1/contacts",
+            &key,
+            json!({"identities": [{"channel": "email", "address": "ana@example.com"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ana}");
+    // Found however it is written.
+    let (status, found) = api
+        .get("/v1/contacts?identity=ANA%40Example.COM", &key)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["data"][0]["id"], ana["id"], "{found}");
+    // Another contact cannot take it in another case, and the 409 says whose it is.
+    let (status, problem) = api
+        .json(
+            "POST",
+            "/v1/contacts",
+            &key,
+            json!({"identities": [{"channel": "email", "address": "ANA@example.com"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let owner = ana["id"].as_str().unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains(owner),
+        "{problem}"
+    );
+    let (status, bob) = api
+        .json(
+            "POST",
+            "/v1/contacts",
+            &key,
+            json!({"attributes": {"name": "Bob"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{bob}");
+    let (status, problem) = api
+        .json(
+            "POST",
+            &format!("/v1/contacts/{}/identities", bob["id"].as_str().unwrap()),
+            &key,
+            json!({"channel": "email", "address": "Ana@Example.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains(owner),
+        "{problem}"
+    );
+}

@@ -366,12 +366,12 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await?;
                     let refs: Vec<&Identity> = new.identities.iter().collect();
-                    if let Some(((channel, address), _)) = identity_owners(&mut tx, tenant, &refs)
+                    if let Some(((channel, address), owner)) = identity_owners(&mut tx, tenant, &refs)
                         .await?
                         .into_iter()
                         .find(|(k, _)| new.identities.iter().any(|i| i.channel == k.0 && i.address == k.1))
                     {
-                        return Err(StoreError::Conflict(format!("{channel} identity {address} already belongs to another contact")));
+                        return Err(StoreError::Conflict(format!("{channel} identity {address} already belongs to contact {owner}")));
                     }
                     let rows: Vec<(&str, &Identity)> = new.identities.iter().map(|i| (id.as_str(), i)).collect();
                     insert_identities(&mut tx, tenant, &rows, now).await?;
@@ -490,9 +490,9 @@ macro_rules! impl_sql_store {
                     let owners = identity_owners(&mut tx, tenant, &[identity]).await?;
                     match owners.get(&(identity.channel, identity.address.clone())) {
                         Some(owner) if owner == contact_id => {}
-                        Some(_) => {
+                        Some(owner) => {
                             return Err(StoreError::Conflict(format!(
-                                "{} identity {} already belongs to another contact",
+                                "{} identity {} already belongs to contact {owner}",
                                 identity.channel, identity.address
                             )))
                         }

@@ -593,3 +593,95 @@ async fn another_tenant_sees_none_of_the_messages() {
     let (status, _) = api.get(&uri).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn sent_messages_are_listed_newest_first_and_searched() {
+    let api = api().await;
+    let mut ids = Vec::new();
+    for (to, text) in [
+        ("+33612345678", "one"),
+        ("+33698765432", "two"),
+        ("+33612345678", "three"),
+    ] {
+        let (status, accepted) = api
+            .post(
+                "/v1/messages",
+                json!({"to": to, "channel": "sim", "content": {"text": text}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        ids.push(accepted["id"].as_str().unwrap().to_owned());
+        api.clock.advance(jiff::SignedDuration::from_secs(60));
+    }
+    // A scheduled one stays behind when the others are delivered.
+    let (_, later) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "channel": "sim", "content": {"text": "later"},
+                   "send_at": "2026-11-22T10:00:00Z"}),
+        )
+        .await;
+    api.dispatch().await;
+
+    let listed = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, all) = api.get("/v1/messages").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let later_id = later["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        listed(&all),
+        [
+            later_id.clone(),
+            ids[2].clone(),
+            ids[1].clone(),
+            ids[0].clone()
+        ]
+    );
+    assert_eq!(all["data"][1]["content"]["text"], "three");
+    assert!(
+        all["data"][1].get("events").is_none(),
+        "lists carry no event log"
+    );
+
+    let (_, to_ana) = api.get("/v1/messages?to=%2B33612345678").await;
+    assert_eq!(
+        listed(&to_ana),
+        [later_id.clone(), ids[2].clone(), ids[0].clone()]
+    );
+    let (_, scheduled) = api.get("/v1/messages?status=scheduled").await;
+    assert_eq!(listed(&scheduled), [later_id.clone()]);
+    let (_, window) = api
+        .get("/v1/messages?since=2026-11-21T10:01:00Z&until=2026-11-21T10:02:00Z&channel=sim")
+        .await;
+    assert_eq!(listed(&window), [ids[1].clone()]);
+
+    // Pages of two, walked with the cursor.
+    let (_, first) = api.get("/v1/messages?limit=2").await;
+    assert_eq!(listed(&first).len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = api
+        .get(&format!("/v1/messages?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(listed(&second), [ids[1].clone(), ids[0].clone()]);
+    assert!(second["next_cursor"].is_null());
+
+    for (uri, parameter) in [
+        ("/v1/messages?status=lost", "status"),
+        ("/v1/messages?since=yesterday", "since"),
+        ("/v1/messages?limit=abc", "limit"),
+        ("/v1/messages?cursor=nope", "cursor"),
+    ] {
+        let (status, problem) = api.get(uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(parameter),
+            "{uri}: {problem}"
+        );
+    }
+}

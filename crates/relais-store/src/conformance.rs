@@ -3177,6 +3177,94 @@ pub async fn an_event_is_queued_once_for_each_webhook_of_its_tenant(store: &dyn 
     );
 }
 
+pub async fn messages_are_listed_newest_first_with_filters(store: &dyn Store) {
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    let at = |secs: i64| {
+        t0().checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap_or(t0())
+    };
+    let mut batch = Vec::new();
+    for (i, (channel, to)) in [
+        ("sim", "+33600000001"),
+        ("sms", "+33600000002"),
+        ("sim", "+33600000001"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        batch.push(queued_message(&tenant, channel, to, at(i as i64 * 60)));
+    }
+    batch.push(queued_message(&other, "sim", "+33600000001", at(0)));
+    store.insert_messages(&batch).await.unwrap();
+    let ids: Vec<String> = batch.iter().map(|m| m.id.clone()).collect();
+    let tenant = tenant.as_str();
+    let list = |filter: crate::MessageFilter, after: Option<String>, limit: u32| async move {
+        store
+            .list_messages(tenant, &filter, &PageRequest { after, limit })
+            .await
+            .unwrap()
+    };
+    let all = list(crate::MessageFilter::default(), None, 10).await;
+    assert_eq!(
+        all.data.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()]
+    );
+    let first = list(crate::MessageFilter::default(), None, 2).await;
+    assert_eq!(first.data.len(), 2);
+    let rest = list(
+        crate::MessageFilter::default(),
+        first.next_cursor.clone(),
+        2,
+    )
+    .await;
+    assert_eq!(
+        rest.data.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        [ids[0].as_str()]
+    );
+    assert_eq!(rest.next_cursor, None);
+    let to_one = list(
+        crate::MessageFilter {
+            to: Some("+33600000001".into()),
+            channel: Some("sim".into()),
+            status: Some(relais_core::status::MessageStatus::Queued),
+            ..Default::default()
+        },
+        None,
+        10,
+    )
+    .await;
+    assert_eq!(to_one.data.len(), 2);
+    let in_window = list(
+        crate::MessageFilter {
+            created_from: Some(at(60)),
+            created_before: Some(at(120)),
+            ..Default::default()
+        },
+        None,
+        10,
+    )
+    .await;
+    assert_eq!(
+        in_window
+            .data
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>(),
+        [ids[1].as_str()]
+    );
+    let delivered = list(
+        crate::MessageFilter {
+            status: Some(relais_core::status::MessageStatus::Delivered),
+            ..Default::default()
+        },
+        None,
+        10,
+    )
+    .await;
+    assert!(delivered.data.is_empty());
+}
+
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
 /// `$make` (an async fn returning something that derefs to a `Store`).
 #[macro_export]
@@ -3229,6 +3317,7 @@ macro_rules! conformance_suite {
             a_merge_keeps_one_conversation_and_a_delete_removes_it,
             unfinished_inbound_messages_are_found_until_finished,
             an_event_is_queued_once_for_each_webhook_of_its_tenant,
+            messages_are_listed_newest_first_with_filters,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

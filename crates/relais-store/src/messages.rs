@@ -450,6 +450,21 @@ pub enum DeliveryOutcome {
 }
 
 /// Storage for messages; a supertrait of [`crate::Store`].
+/// Which messages [`MessageStore::list_messages`] returns; every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageFilter {
+    /// The recipient's address, as stored (E.164 for phones).
+    pub to: Option<String>,
+    pub status: Option<MessageStatus>,
+    /// A channel kind, or a configured channel's id.
+    pub channel: Option<String>,
+    pub contact_id: Option<String>,
+    /// Created at or after.
+    pub created_from: Option<Timestamp>,
+    /// Created before.
+    pub created_before: Option<Timestamp>,
+}
+
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Writes messages, their first events and their outbox rows in one transaction.
@@ -485,6 +500,13 @@ pub trait MessageStore: Send + Sync {
     /// dispatcher claims them now (a dispatcher stopping with hand-offs it did not send).
     async fn release_leases(&self, lease_owner: &str, message_ids: &[String]) -> StoreResult<()>;
     async fn message(&self, tenant: &str, id: &str) -> StoreResult<Option<MessageWithEvents>>;
+    /// The tenant's messages matching `filter`, newest first, by cursor (the last id).
+    async fn list_messages(
+        &self,
+        tenant: &str,
+        filter: &MessageFilter,
+        page: &crate::PageRequest,
+    ) -> StoreResult<crate::Page<Message>>;
     /// The contact's latest `limit` messages, newest first.
     async fn messages_of_contact(
         &self,
@@ -1656,6 +1678,39 @@ macro_rules! impl_message_store {
                     let events: String = row.try_get("events")?;
                     let events = events_from_db(id, &events)?;
                     Ok(Some(MessageWithEvents { message, events }))
+                }
+
+                async fn list_messages(
+                    &self,
+                    tenant: &str,
+                    filter: &MessageFilter,
+                    page: &crate::PageRequest,
+                ) -> StoreResult<crate::Page<Message>> {
+                    let limit = i64::from(page.limit.clamp(1, 1000));
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 \
+                           AND ($2 IS NULL OR id < $2) AND ($3 IS NULL OR to_address = $3) \
+                           AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR channel = $5) \
+                           AND ($6 IS NULL OR contact_id = $6) AND ($7 IS NULL OR created_at >= $7) \
+                           AND ($8 IS NULL OR created_at < $8) \
+                         ORDER BY id DESC LIMIT $9"
+                    )))
+                    .bind(tenant)
+                    .bind(page.after.as_deref())
+                    .bind(filter.to.as_deref())
+                    .bind(filter.status.map(|s| s.as_str()))
+                    .bind(filter.channel.as_deref())
+                    .bind(filter.contact_id.as_deref())
+                    .bind(filter.created_from.map(micros))
+                    .bind(filter.created_before.map(micros))
+                    .bind(limit + 1)
+                    .fetch_all(self.reader())
+                    .await?;
+                    let mut data = rows.iter().map(message_from_row).collect::<StoreResult<Vec<_>>>()?;
+                    let more = data.len() as i64 > limit;
+                    data.truncate(limit as usize);
+                    let next_cursor = if more { data.last().map(|m| m.id.clone()) } else { None };
+                    Ok(crate::Page { data, next_cursor })
                 }
 
                 async fn messages_of_contact(&self, tenant: &str, contact_id: &str, limit: u32) -> StoreResult<Vec<Message>> {

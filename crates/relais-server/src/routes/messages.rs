@@ -20,7 +20,7 @@ const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/messages", post(send_message))
+        .route("/messages", post(send_message).get(list_messages))
         .route(
             "/messages/batch",
             post(send_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
@@ -84,6 +84,14 @@ pub struct EventView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
+    #[serde(flatten)]
+    pub summary: MessageSummary,
+    pub events: Vec<EventView>,
+}
+
+/// A message without its event log, as lists show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageSummary {
     pub id: String,
     pub status: String,
     pub channel: String,
@@ -106,7 +114,6 @@ pub struct MessageView {
     pub created_at: jiff::Timestamp,
     #[schema(value_type = String)]
     pub updated_at: jiff::Timestamp,
-    pub events: Vec<EventView>,
 }
 
 fn event_view(e: MessageEvent) -> EventView {
@@ -123,6 +130,13 @@ fn event_view(e: MessageEvent) -> EventView {
 fn message_view(m: MessageWithEvents) -> MessageView {
     let MessageWithEvents { message, events } = m;
     MessageView {
+        summary: message_summary(message),
+        events: events.into_iter().map(event_view).collect(),
+    }
+}
+
+fn message_summary(message: relais_store::Message) -> MessageSummary {
+    MessageSummary {
         id: message.id,
         status: message.status.as_str().to_owned(),
         channel: message.channel,
@@ -137,8 +151,80 @@ fn message_view(m: MessageWithEvents) -> MessageView {
         expires_at: message.expires_at,
         created_at: message.created_at,
         updated_at: message.updated_at,
-        events: events.into_iter().map(event_view).collect(),
     }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MessageQuery {
+    /// The recipient's address as stored (E.164 for phones: `%2B33612345678`).
+    pub to: Option<String>,
+    /// A message status (`queued`, `delivered`, `failed`…).
+    pub status: Option<String>,
+    /// A channel kind (`sim`, `sms`…) or a configured channel's id.
+    pub channel: Option<String>,
+    pub contact_id: Option<String>,
+    /// Created at or after this instant (RFC 3339, `2026-12-01T00:00:00Z`).
+    pub since: Option<String>,
+    /// Created before this instant (RFC 3339).
+    pub until: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    pub data: Vec<MessageSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// Sent messages, newest first, filtered by recipient, status, channel, contact and date
+/// (cursor pagination).
+#[utoipa::path(get, path = "/v1/messages", tag = "messages", params(MessageQuery),
+    responses((status = 200, body = MessagePage), (status = 400, body = crate::problem::Problem)))]
+pub async fn list_messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<MessageQuery>,
+) -> ApiResult<axum::Json<MessagePage>> {
+    caller.require(Scope::Read)?;
+    let instant = |name: &str, value: Option<String>| -> ApiResult<Option<jiff::Timestamp>> {
+        value
+            .map(|v| {
+                v.parse::<jiff::Timestamp>().map_err(|e| {
+                    ApiError::bad_parameter(name, format!("`{v}` is not an RFC 3339 instant ({e})"))
+                })
+            })
+            .transpose()
+    };
+    let nonempty = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let filter = relais_store::MessageFilter {
+        to: nonempty(q.to),
+        status: q
+            .status
+            .map(|s| {
+                s.parse::<relais_core::status::MessageStatus>()
+                    .map_err(|e| ApiError::bad_parameter("status", e))
+            })
+            .transpose()?,
+        channel: nonempty(q.channel),
+        contact_id: nonempty(q.contact_id),
+        created_from: instant("since", q.since)?,
+        created_before: instant("until", q.until)?,
+    };
+    let page = crate::routes::PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .to_request()?;
+    let page = state
+        .store
+        .list_messages(&caller.tenant_id, &filter, &page)
+        .await?;
+    Ok(axum::Json(MessagePage {
+        data: page.data.into_iter().map(message_summary).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 pub(crate) fn accept_error(e: AcceptError) -> ApiError {

@@ -655,7 +655,7 @@ async fn sent_messages_are_listed_newest_first_and_searched() {
         [later_id.clone(), ids[2].clone(), ids[0].clone()]
     );
     let (_, scheduled) = api.get("/v1/messages?status=scheduled").await;
-    assert_eq!(listed(&scheduled), [later_id.clone()]);
+    assert_eq!(listed(&scheduled), [later_id.as_str()]);
     let (_, window) = api
         .get("/v1/messages?since=2026-11-21T10:01:00Z&until=2026-11-21T10:02:00Z&channel=sim")
         .await;

@@ -20,6 +20,9 @@ pub enum BenchCommand {
     A2p(A2pArgs),
     /// HTTP → Relais → SMPP → the SMSC simulator, every receipt awaited, against Kannel.
     Smpp(crate::bench_smpp::SmppBenchArgs),
+    /// Customers' messages through the whole inbound pipeline (store once, contact,
+    /// keywords, conversation, NLU), then an agent's conversation list.
+    Inbound(crate::bench_inbound::InboundBenchArgs),
     /// Minutes of single sends (and optionally a dead webhook) against a `relais serve`
     /// process: the write-ahead log's peak and the server's memory over time.
     Soak(crate::bench_soak::SoakArgs),
@@ -36,6 +39,9 @@ pub async fn run(
         BenchCommand::Import { rows } => bench_import(rows).await,
         BenchCommand::A2p(args) => bench_a2p(args, database_url, durability).await,
         BenchCommand::Smpp(args) => crate::bench_smpp::run(args, durability).await,
+        BenchCommand::Inbound(args) => {
+            crate::bench_inbound::run(args, database_url, durability).await
+        }
         BenchCommand::Soak(args) => {
             anyhow::ensure!(
                 database_url.is_none(),

@@ -219,7 +219,7 @@ async fn simulator(
 }
 
 /// The `p` quantile of sorted µs values, in ms.
-fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }

@@ -276,16 +276,16 @@ impl InboundPipeline {
             ),
             None => None,
         };
+        // Annotated once; written with the mark below (a run cut short classifies again).
+        let mut annotated = None;
         if message.annotations.is_none() {
             match self.nlu.classify(&tenant, &message.text, 1).await {
                 Ok(classification) => {
                     let annotations = annotations(&classification);
                     let at = self.clock.now();
-                    store
-                        .set_inbound_annotations(&tenant, &message.id, &annotations, at)
-                        .await?;
                     message.annotations = Some(annotations);
                     message.annotated_at = Some(at);
+                    annotated = Some(at);
                 }
                 Err(e) => {
                     tracing::error!(
@@ -318,17 +318,22 @@ impl InboundPipeline {
                 "annotations": message.annotations,
             },
         });
+        // Most tenants have no webhook: a read (on any of the readers) spares them a
+        // write on the one writer.
+        if !store.webhooks(&tenant).await?.is_empty() {
+            store
+                .queue_webhook_event(
+                    &tenant,
+                    &format!("in_{}", message.id),
+                    MESSAGE_RECEIVED,
+                    &event.to_string(),
+                    at,
+                )
+                .await?;
+        }
+        let written = message.annotations.as_ref().zip(annotated);
         store
-            .queue_webhook_event(
-                &tenant,
-                &format!("in_{}", message.id),
-                MESSAGE_RECEIVED,
-                &event.to_string(),
-                at,
-            )
-            .await?;
-        store
-            .finish_inbound(&tenant, &message.id, None, conversation_id, at)
+            .finish_inbound(&tenant, &message.id, None, conversation_id, written, at)
             .await?;
         message.conversation_id = conversation_id.map(str::to_owned);
         message.processed_at = Some(at);
@@ -385,27 +390,13 @@ async fn owner(
     channel: ChannelKind,
     address: &str,
 ) -> Result<Option<String>, StoreError> {
-    if let Some(contact) = store
-        .contact_by_identity(tenant, Some(channel), address)
+    // A phone number (E.164, with its `+`) is only ever a phone channel's address: one
+    // look-up on any channel finds it, the earliest identity first, as sends resolve it.
+    let on = (!channel.is_phone_addressed()).then_some(channel);
+    Ok(store
+        .contact_by_identity(tenant, on, address)
         .await?
-    {
-        return Ok(Some(contact.id));
-    }
-    if !channel.is_phone_addressed() {
-        return Ok(None);
-    }
-    for other in ChannelKind::ALL
-        .into_iter()
-        .filter(|k| *k != channel && k.is_phone_addressed())
-    {
-        if let Some(contact) = store
-            .contact_by_identity(tenant, Some(other), address)
-            .await?
-        {
-            return Ok(Some(contact.id));
-        }
-    }
-    Ok(None)
+        .map(|contact| contact.id))
 }
 
 /// The canonical address of a sender, or `None` when it is not valid for its channel.

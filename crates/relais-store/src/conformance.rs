@@ -3065,7 +3065,7 @@ pub async fn a_merge_keeps_one_conversation_and_a_delete_removes_it(store: &dyn 
         .unwrap()
         .message;
     store
-        .finish_inbound(&tenant, &inbound.id, None, Some(&merged.id), t0())
+        .finish_inbound(&tenant, &inbound.id, None, Some(&merged.id), None, t0())
         .await
         .unwrap();
     store
@@ -3116,7 +3116,14 @@ pub async fn unfinished_inbound_messages_are_found_until_finished(store: &dyn St
         vec![stored.id.as_str()]
     );
     store
-        .finish_inbound(&tenant, &stored.id, Some("contact-1"), None, later)
+        .finish_inbound(
+            &tenant,
+            &stored.id,
+            Some("contact-1"),
+            None,
+            Some((&serde_json::json!({"language": "en"}), later)),
+            later,
+        )
         .await
         .unwrap();
     assert!(
@@ -3133,6 +3140,11 @@ pub async fn unfinished_inbound_messages_are_found_until_finished(store: &dyn St
         .expect("kept");
     assert_eq!(finished.processed_at, Some(later));
     assert_eq!(finished.contact_id.as_deref(), Some("contact-1"));
+    assert_eq!(
+        finished.annotations,
+        Some(serde_json::json!({"language": "en"}))
+    );
+    assert_eq!(finished.annotated_at, Some(later));
 }
 
 pub async fn an_event_is_queued_once_for_each_webhook_of_its_tenant(store: &dyn Store) {

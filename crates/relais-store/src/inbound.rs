@@ -83,13 +83,15 @@ pub trait InboundStore: Send + Sync {
     ) -> StoreResult<bool>;
     async fn inbound_message(&self, tenant: &str, id: &str) -> StoreResult<Option<InboundMessage>>;
     /// Records that the pipeline finished with the message: its contact (created by the
-    /// pipeline when the sender was unknown) and its conversation.
+    /// pipeline when the sender was unknown), its conversation, and its annotations with
+    /// when they were made (kept as they are when `None`), in one write.
     async fn finish_inbound(
         &self,
         tenant: &str,
         id: &str,
         contact_id: Option<&str>,
         conversation_id: Option<&str>,
+        annotations: Option<(&serde_json::Value, Timestamp)>,
         at: Timestamp,
     ) -> StoreResult<()>;
     /// Messages of every tenant that the pipeline has not finished, received before
@@ -149,11 +151,12 @@ macro_rules! impl_inbound_store {
             #[async_trait]
             impl InboundStore for $store {
                 async fn insert_inbound(&self, m: &NewInboundMessage) -> StoreResult<InboundInsert> {
-                    let inserted = sqlx::query(
+                    // The new row comes back with the insert: one round trip for a new message.
+                    let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "INSERT INTO inbound_messages (id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, provider_id, received_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                         ON CONFLICT (tenant_id, channel, provider_id) DO NOTHING",
-                    )
+                         ON CONFLICT (tenant_id, channel, provider_id) DO NOTHING RETURNING {COLUMNS}"
+                    )))
                     .bind(m.id.as_str())
                     .bind(m.tenant_id.as_str())
                     .bind(m.channel.as_str())
@@ -164,26 +167,19 @@ macro_rules! impl_inbound_store {
                     .bind(m.text.as_str())
                     .bind(m.provider_id.clone())
                     .bind(micros(m.received_at))
-                    .execute(self.writer())
+                    .fetch_optional(self.writer())
                     .await?;
-                    let created = inserted.rows_affected() > 0;
-                    let row = if created {
-                        sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "SELECT {COLUMNS} FROM inbound_messages WHERE tenant_id = $1 AND id = $2"
-                        )))
-                        .bind(m.tenant_id.as_str())
-                        .bind(m.id.as_str())
-                        .fetch_optional(self.writer())
-                        .await?
-                    } else {
-                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                    let created = inserted.is_some();
+                    let row = match inserted {
+                        Some(row) => Some(row),
+                        None => sqlx::query(sqlx::AssertSqlSafe(format!(
                             "SELECT {COLUMNS} FROM inbound_messages WHERE tenant_id = $1 AND channel = $2 AND provider_id = $3"
                         )))
                         .bind(m.tenant_id.as_str())
                         .bind(m.channel.as_str())
                         .bind(m.provider_id.clone())
                         .fetch_optional(self.writer())
-                        .await?
+                        .await?,
                     };
                     // Only the id can conflict when there is no provider id: a caller bug.
                     let row = row.ok_or_else(|| {
@@ -233,10 +229,12 @@ macro_rules! impl_inbound_store {
                     id: &str,
                     contact_id: Option<&str>,
                     conversation_id: Option<&str>,
+                    annotations: Option<(&serde_json::Value, Timestamp)>,
                     at: Timestamp,
                 ) -> StoreResult<()> {
                     sqlx::query(
-                        "UPDATE inbound_messages SET contact_id = COALESCE($1, contact_id), conversation_id = $2, processed_at = $3 \
+                        "UPDATE inbound_messages SET contact_id = COALESCE($1, contact_id), conversation_id = $2, processed_at = $3, \
+                           annotations = COALESCE($6, annotations), annotated_at = COALESCE($7, annotated_at) \
                          WHERE tenant_id = $4 AND id = $5",
                     )
                     .bind(contact_id)
@@ -244,6 +242,8 @@ macro_rules! impl_inbound_store {
                     .bind(micros(at))
                     .bind(tenant)
                     .bind(id)
+                    .bind(annotations.map(|(a, _)| a.to_string()))
+                    .bind(annotations.map(|(_, at)| micros(at)))
                     .execute(self.writer())
                     .await?;
                     Ok(())

@@ -4,6 +4,7 @@
 //! or two around it ("Stop svp", "STOP SMS", "arrêtez merci"). A sentence that merely
 //! contains the word ("je ne veux pas que ça s'arrête") is not one.
 
+use crate::text::fold_char;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -367,38 +368,17 @@ fn filler(word: &str) -> Option<Option<&'static str>> {
 pub fn normalize(text: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
-    for c in text.chars().flat_map(char::to_lowercase) {
-        match unaccent(c) {
-            Some(plain) => word.push_str(plain),
-            None if c.is_alphanumeric() => word.push(c),
-            None => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
+    for c in text.chars().flat_map(char::to_lowercase).map(fold_char) {
+        if c.is_alphanumeric() {
+            word.push(c);
+        } else if !word.is_empty() {
+            words.push(std::mem::take(&mut word));
         }
     }
     if !word.is_empty() {
         words.push(word);
     }
     words
-}
-
-/// The plain letters of an accented Latin letter (lower case).
-fn unaccent(c: char) -> Option<&'static str> {
-    Some(match c {
-        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => "a",
-        'ç' => "c",
-        'è' | 'é' | 'ê' | 'ë' => "e",
-        'ì' | 'í' | 'î' | 'ï' => "i",
-        'ñ' => "n",
-        'ò' | 'ó' | 'ô' | 'õ' | 'ö' => "o",
-        'ù' | 'ú' | 'û' | 'ü' => "u",
-        'ý' | 'ÿ' => "y",
-        'œ' => "oe",
-        'æ' => "ae",
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

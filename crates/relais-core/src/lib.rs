@@ -19,3 +19,4 @@ pub mod sms;
 pub mod status;
 pub mod template;
 pub mod tenant;
+pub mod text;

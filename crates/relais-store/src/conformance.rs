@@ -3080,6 +3080,17 @@ pub async fn a_merge_keeps_one_conversation_and_a_delete_removes_it(store: &dyn 
         .expect("kept");
     assert_eq!(moved.contact_id.as_deref(), Some(keep.id.as_str()));
     assert_eq!(moved.conversation_id.as_deref(), Some(kept.id.as_str()));
+    let of_survivor = store
+        .inbound_of_contact(&tenant, &keep.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        of_survivor
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>(),
+        [inbound.id.as_str()]
+    );
     assert!(store.delete_contact(&tenant, &keep.id).await.unwrap());
     assert_eq!(store.conversation(&tenant, &kept.id).await.unwrap(), None);
 }

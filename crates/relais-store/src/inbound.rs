@@ -82,6 +82,13 @@ pub trait InboundStore: Send + Sync {
         at: Timestamp,
     ) -> StoreResult<bool>;
     async fn inbound_message(&self, tenant: &str, id: &str) -> StoreResult<Option<InboundMessage>>;
+    /// The contact's latest `limit` inbound messages, newest first.
+    async fn inbound_of_contact(
+        &self,
+        tenant: &str,
+        contact_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<InboundMessage>>;
     /// Records that the pipeline finished with the message: its contact (created by the
     /// pipeline when the sender was unknown), its conversation, and its annotations with
     /// when they were made (kept as they are when `None`), in one write.
@@ -221,6 +228,20 @@ macro_rules! impl_inbound_store {
                     .as_ref()
                     .map(inbound_from_row)
                     .transpose()
+                }
+
+                async fn inbound_of_contact(&self, tenant: &str, contact_id: &str, limit: u32) -> StoreResult<Vec<InboundMessage>> {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {COLUMNS} FROM inbound_messages WHERE tenant_id = $1 AND contact_id = $2 ORDER BY id DESC LIMIT $3"
+                    )))
+                    .bind(tenant)
+                    .bind(contact_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(inbound_from_row)
+                    .collect()
                 }
 
                 async fn finish_inbound(

@@ -15,7 +15,7 @@ use relais_core::channel::ChannelKind;
 use relais_core::conversation::ConversationState;
 use relais_core::tenant::Scope;
 use relais_engine::conversations::{Reply, ReplyError, window_closes};
-use relais_store::{Conversation, ConversationFilter, InboundFilter, PageRequest};
+use relais_store::{Conversation, ConversationFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -186,28 +186,10 @@ pub async fn get_conversation(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("conversation {id}")))?;
     let mut messages: Vec<ThreadMessage> = Vec::new();
-    // The latest inbound: the list is oldest first by cursor, so the last pages.
-    let mut inbound = Vec::new();
-    let mut after = None;
-    loop {
-        let page = state
-            .store
-            .list_inbound(
-                tenant,
-                &InboundFilter {
-                    contact_id: Some(conversation.contact_id.clone()),
-                },
-                &PageRequest { after, limit: 1000 },
-            )
-            .await?;
-        inbound.extend(page.data);
-        let excess = inbound.len().saturating_sub(THREAD_MESSAGES as usize);
-        inbound.drain(..excess);
-        match page.next_cursor {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
+    let inbound = state
+        .store
+        .inbound_of_contact(tenant, &conversation.contact_id, THREAD_MESSAGES)
+        .await?;
     for m in inbound {
         messages.push(ThreadMessage {
             id: m.id,

@@ -8,6 +8,7 @@ pub mod contact;
 pub mod content;
 pub mod conversation;
 pub mod fallback;
+pub mod flow;
 pub mod holidays;
 pub mod ids;
 pub mod keywords;

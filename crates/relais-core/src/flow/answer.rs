@@ -1,0 +1,456 @@
+//! Checking a customer's answer to an `ask` node: what a choice, a number, a date, an
+//! e-mail address or a phone number written by a person looks like, and the value kept
+//! (`"Oui"` for `"oui !"`, `"2026-12-24"` for `"24/12"`, `"+33612345678"` for
+//! `"06 12 34 56 78"`).
+
+use crate::channel::ChannelKind;
+use crate::contact::{AddressRules, normalize_address};
+use crate::keywords::normalize;
+use crate::phone::normalize_phone;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Longest free-text answer kept.
+pub const MAX_ANSWER_CHARS: usize = 1000;
+/// Largest compiled `pattern`: the regex engine runs in linear time, and this bounds its
+/// memory.
+const PATTERN_SIZE_LIMIT: usize = 256 * 1024;
+
+/// What an answer must be.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerCheck {
+    #[serde(rename = "type", default)]
+    pub kind: AnswerKind,
+    /// For `choice`: the accepted answers (also offered as quick replies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    /// For `text`: a regular expression the answer must match (anchor it with `^…$` to
+    /// match the whole answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// For `number`: bounds, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerKind {
+    #[default]
+    Text,
+    Choice,
+    Number,
+    Date,
+    Email,
+    Phone,
+}
+
+/// Why an answer was not taken; [`AnswerError::hint`] tells the customer what is expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AnswerError {
+    #[error("the answer is empty")]
+    Empty,
+    #[error("the answer is longer than {MAX_ANSWER_CHARS} characters")]
+    TooLong,
+    #[error("`{0}` is not one of the choices")]
+    NotAChoice(String),
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    #[error("{value} is outside {min:?}..{max:?}")]
+    OutOfRange {
+        value: f64,
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    #[error("`{0}` is not a date")]
+    NotADate(String),
+    #[error("`{0}` is not an e-mail address")]
+    NotAnEmail(String),
+    #[error("`{0}` is not a phone number")]
+    NotAPhone(String),
+    #[error("`{0}` does not have the expected form")]
+    NoMatch(String),
+    #[error("the pattern is not a valid regular expression: {0}")]
+    BadPattern(String),
+}
+
+impl AnswerCheck {
+    /// The check's pattern, compiled; an error names what is wrong with it.
+    pub fn compiled_pattern(&self) -> Result<Option<regex::Regex>, AnswerError> {
+        self.pattern
+            .as_deref()
+            .map(|p| {
+                regex::RegexBuilder::new(p)
+                    .size_limit(PATTERN_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| AnswerError::BadPattern(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// What the customer is told after an answer that does not fit, in `language`
+    /// (`fr`, otherwise English).
+    pub fn hint(&self, language: Option<&str>) -> String {
+        let fr = language == Some("fr");
+        match self.kind {
+            AnswerKind::Choice => {
+                let list = self.choices.join(", ");
+                if fr {
+                    format!("Merci de répondre par l'un de ces choix : {list}.")
+                } else {
+                    format!("Please answer with one of: {list}.")
+                }
+            }
+            AnswerKind::Number if fr => "Merci de répondre par un nombre.".into(),
+            AnswerKind::Number => "Please answer with a number.".into(),
+            AnswerKind::Date if fr => {
+                "Merci de répondre par une date, par exemple 24/12/2026.".into()
+            }
+            AnswerKind::Date => "Please answer with a date, for example 2026-12-24.".into(),
+            AnswerKind::Email if fr => "Merci de répondre par une adresse e-mail.".into(),
+            AnswerKind::Email => "Please answer with an e-mail address.".into(),
+            AnswerKind::Phone if fr => "Merci de répondre par un numéro de téléphone.".into(),
+            AnswerKind::Phone => "Please answer with a phone number.".into(),
+            AnswerKind::Text if fr => "Je n'ai pas compris votre réponse.".into(),
+            AnswerKind::Text => "Sorry, I did not get that.".into(),
+        }
+    }
+}
+
+/// What an answer is checked against besides itself.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerContext {
+    /// Today, in the contact's time zone: `demain` and `24/12` are read from it.
+    pub today: Date,
+    pub default_country: Option<phonenumber::country::Id>,
+}
+
+/// The value kept for `input`, or why it does not fit `check`.
+pub fn check_answer(
+    check: &AnswerCheck,
+    input: &str,
+    context: &AnswerContext,
+) -> Result<Value, AnswerError> {
+    let input = input.trim();
+    if input.is_empty() {
+        return Err(AnswerError::Empty);
+    }
+    if input.chars().count() > MAX_ANSWER_CHARS {
+        return Err(AnswerError::TooLong);
+    }
+    match check.kind {
+        AnswerKind::Text => {
+            if let Some(pattern) = check.compiled_pattern()?
+                && !pattern.is_match(input)
+            {
+                return Err(AnswerError::NoMatch(input.to_owned()));
+            }
+            Ok(Value::String(input.to_owned()))
+        }
+        AnswerKind::Choice => choice(&check.choices, input)
+            .map(|c| Value::String(c.to_owned()))
+            .ok_or_else(|| AnswerError::NotAChoice(input.to_owned())),
+        AnswerKind::Number => {
+            let value = number(input).ok_or_else(|| AnswerError::NotANumber(input.to_owned()))?;
+            let below = check.min.is_some_and(|min| value < min);
+            let above = check.max.is_some_and(|max| value > max);
+            if below || above {
+                return Err(AnswerError::OutOfRange {
+                    value,
+                    min: check.min,
+                    max: check.max,
+                });
+            }
+            Ok(serde_json::Number::from_f64(value)
+                .map(|n| {
+                    if value.fract() == 0.0 && value.abs() < 9e15 {
+                        Value::from(value as i64)
+                    } else {
+                        Value::Number(n)
+                    }
+                })
+                .unwrap_or(Value::Null))
+        }
+        AnswerKind::Date => date(input, context.today)
+            .map(|d| Value::String(d.to_string()))
+            .ok_or_else(|| AnswerError::NotADate(input.to_owned())),
+        AnswerKind::Email => normalize_address(
+            ChannelKind::Email,
+            input,
+            AddressRules {
+                default_country: None,
+            },
+        )
+        .map(Value::String)
+        .map_err(|_| AnswerError::NotAnEmail(input.to_owned())),
+        AnswerKind::Phone => normalize_phone(input, context.default_country)
+            .map(|p| Value::String(p.into_string()))
+            .map_err(|_| AnswerError::NotAPhone(input.to_owned())),
+    }
+}
+
+/// The choice `input` names: by its words (case, accents and punctuation aside), or by
+/// its number in the list (`2`).
+fn choice<'a>(choices: &'a [String], input: &str) -> Option<&'a str> {
+    let words = normalize(input);
+    if let Some(found) = choices.iter().find(|c| normalize(c) == words) {
+        return Some(found);
+    }
+    match words.as_slice() {
+        [n] => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=choices.len()).contains(n))
+            .map(|n| choices[n - 1].as_str()),
+        _ => None,
+    }
+}
+
+/// A number as people write it: `12`, `12,5`, `1 200`, `-3`.
+fn number(input: &str) -> Option<f64> {
+    let compact: String = input
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{202f}')
+        .map(|c| if c == ',' { '.' } else { c })
+        .collect();
+    let value: f64 = compact.parse().ok()?;
+    value.is_finite().then_some(value)
+}
+
+const MONTHS: &[(&str, i8)] = &[
+    ("janvier", 1),
+    ("january", 1),
+    ("jan", 1),
+    ("fevrier", 2),
+    ("february", 2),
+    ("feb", 2),
+    ("fev", 2),
+    ("mars", 3),
+    ("march", 3),
+    ("mar", 3),
+    ("avril", 4),
+    ("april", 4),
+    ("apr", 4),
+    ("avr", 4),
+    ("mai", 5),
+    ("may", 5),
+    ("juin", 6),
+    ("june", 6),
+    ("jun", 6),
+    ("juillet", 7),
+    ("july", 7),
+    ("jul", 7),
+    ("aout", 8),
+    ("august", 8),
+    ("aug", 8),
+    ("septembre", 9),
+    ("september", 9),
+    ("sep", 9),
+    ("sept", 9),
+    ("octobre", 10),
+    ("october", 10),
+    ("oct", 10),
+    ("novembre", 11),
+    ("november", 11),
+    ("nov", 11),
+    ("decembre", 12),
+    ("december", 12),
+    ("dec", 12),
+];
+
+/// A date as people write it: `2026-12-24`, `24/12/2026`, `24/12/26`, `24.12`,
+/// `24 décembre`, `December 24, 2026`, `aujourd'hui`, `demain`, `après-demain`,
+/// `tomorrow`. A day and month without a year is the next such day from `today`.
+fn date(input: &str, today: Date) -> Option<Date> {
+    let words = normalize(input);
+    let relative = match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["aujourd", "hui"] | ["today"] => Some(0),
+        ["demain"] | ["tomorrow"] => Some(1),
+        ["apres", "demain"] | ["day", "after", "tomorrow"] => Some(2),
+        _ => None,
+    };
+    if let Some(days) = relative {
+        return today.checked_add(jiff::Span::new().days(days)).ok();
+    }
+    let (mut day, mut month, mut year): (Option<i8>, Option<i8>, Option<i16>) = (None, None, None);
+    if words.len() == 1 || words.iter().all(|w| w.chars().all(|c| c.is_ascii_digit())) {
+        // Digits only: 2026-12-24 (year first) or 24/12/2026, 24/12/26, 24/12.
+        let parts: Vec<&str> = words.iter().map(String::as_str).collect();
+        match parts.as_slice() {
+            [y, m, d] if y.len() == 4 => {
+                year = y.parse().ok();
+                month = m.parse().ok();
+                day = d.parse().ok();
+            }
+            [d, m, y] if y.len() == 4 || y.len() == 2 => {
+                day = d.parse().ok();
+                month = m.parse().ok();
+                year = y
+                    .parse::<i16>()
+                    .ok()
+                    .map(|y| if y < 100 { 2000 + y } else { y });
+            }
+            [d, m] => {
+                day = d.parse().ok();
+                month = m.parse().ok();
+            }
+            _ => return None,
+        }
+    } else {
+        // With a month's name: 24 décembre 2026, December 24 2026, le 3 mai.
+        for word in &words {
+            if let Some((_, m)) = MONTHS.iter().find(|(name, _)| name == word) {
+                if month.is_some() {
+                    return None;
+                }
+                month = Some(*m);
+            } else if let Ok(n) = word.parse::<i16>() {
+                if n > 31 {
+                    if year.is_some() {
+                        return None;
+                    }
+                    year = Some(n);
+                } else if day.is_none() {
+                    day = i8::try_from(n).ok();
+                } else {
+                    return None;
+                }
+            } else if !matches!(
+                word.as_str(),
+                "le" | "the" | "on" | "of" | "er" | "st" | "nd" | "rd" | "th"
+            ) {
+                return None;
+            }
+        }
+    }
+    let (day, month) = (day?, month?);
+    match year {
+        Some(year) => Date::new(year, month, day).ok(),
+        None => {
+            let this_year = Date::new(today.year(), month, day).ok()?;
+            if this_year >= today {
+                Some(this_year)
+            } else {
+                Date::new(today.year() + 1, month, day).ok()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> AnswerContext {
+        AnswerContext {
+            today: Date::new(2026, 12, 3).unwrap(),
+            default_country: Some(phonenumber::country::Id::FR),
+        }
+    }
+
+    fn check(kind: AnswerKind) -> AnswerCheck {
+        AnswerCheck {
+            kind,
+            ..AnswerCheck::default()
+        }
+    }
+
+    #[test]
+    fn a_choice_is_taken_by_its_words_or_its_number() {
+        let mut yes_no = check(AnswerKind::Choice);
+        yes_no.choices = vec!["Oui".into(), "Non merci".into()];
+        assert_eq!(check_answer(&yes_no, "oui !", &context()), Ok("Oui".into()));
+        assert_eq!(
+            check_answer(&yes_no, "NON, merci", &context()),
+            Ok("Non merci".into())
+        );
+        assert_eq!(
+            check_answer(&yes_no, "2", &context()),
+            Ok("Non merci".into())
+        );
+        assert!(check_answer(&yes_no, "3", &context()).is_err());
+        assert!(check_answer(&yes_no, "peut-être", &context()).is_err());
+    }
+
+    #[test]
+    fn dates_are_read_as_people_write_them() {
+        let c = context();
+        let d = check(AnswerKind::Date);
+        for (input, expected) in [
+            ("2026-12-24", "2026-12-24"),
+            ("24/12/2026", "2026-12-24"),
+            ("24/12/26", "2026-12-24"),
+            ("24.12", "2026-12-24"),
+            ("2/1", "2027-01-02"),
+            ("24 décembre 2026", "2026-12-24"),
+            ("le 3 mai", "2027-05-03"),
+            ("December 24, 2026", "2026-12-24"),
+            ("demain ?", "2026-12-04"),
+            ("Après-demain", "2026-12-05"),
+            ("aujourd'hui", "2026-12-03"),
+        ] {
+            assert_eq!(check_answer(&d, input, &c), Ok(expected.into()), "{input}");
+        }
+        for bad in [
+            "31/02/2026",
+            "bientôt",
+            "la semaine prochaine",
+            "24 décembre mai",
+            "12345",
+        ] {
+            assert!(check_answer(&d, bad, &c).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_emails_and_phones_are_normalised() {
+        let c = context();
+        let mut n = check(AnswerKind::Number);
+        n.min = Some(1.0);
+        n.max = Some(9.0);
+        assert_eq!(check_answer(&n, " 3 ", &c), Ok(Value::from(3)));
+        assert_eq!(check_answer(&n, "2,5", &c), Ok(Value::from(2.5)));
+        assert!(matches!(
+            check_answer(&n, "12", &c),
+            Err(AnswerError::OutOfRange { .. })
+        ));
+        assert!(check_answer(&n, "trois", &c).is_err());
+        assert_eq!(
+            check_answer(&check(AnswerKind::Email), "Ana@Example.com", &c),
+            Ok("ana@example.com".into())
+        );
+        assert!(check_answer(&check(AnswerKind::Email), "ana at example", &c).is_err());
+        assert_eq!(
+            check_answer(&check(AnswerKind::Phone), "06 12 34 56 78", &c),
+            Ok("+33612345678".into())
+        );
+        assert!(check_answer(&check(AnswerKind::Phone), "call me", &c).is_err());
+    }
+
+    #[test]
+    fn a_text_answer_may_have_to_match_a_pattern() {
+        let mut booking = check(AnswerKind::Text);
+        booking.pattern = Some("^[A-Z0-9]{6}$".into());
+        assert_eq!(
+            check_answer(&booking, " AB12CD ", &context()),
+            Ok("AB12CD".into())
+        );
+        assert!(matches!(
+            check_answer(&booking, "my booking", &context()),
+            Err(AnswerError::NoMatch(_))
+        ));
+        assert_eq!(
+            check_answer(&booking, "   ", &context()),
+            Err(AnswerError::Empty)
+        );
+    }
+}

@@ -17,6 +17,7 @@
 //! (a reply is keyed by the message's id). When classification fails the message goes on
 //! unannotated, and the failure is logged.
 
+use crate::flows::{Flows, FlowsError};
 use crate::handoff::Handoff;
 use crate::keywords::{KeywordError, carry_out, keywords_of};
 use crate::nlu::{Classification, NluService};
@@ -26,6 +27,7 @@ use relais_core::channel::ChannelKind;
 use relais_core::clock::Clock;
 use relais_core::contact::{AddressRules, Identity, normalize_address};
 use relais_core::conversation::ConversationState;
+use relais_core::flow::Facts;
 use relais_store::{InboundMessage, InboundPlacement, NewInboundMessage, Store, StoreError};
 use std::sync::Arc;
 
@@ -71,6 +73,36 @@ pub enum InboundError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A flow's turn could not be taken (its world failed it); tried again later.
+    #[error("the bot's turn failed: {0}")]
+    Flow(String),
+}
+
+fn flow_error(e: FlowsError) -> InboundError {
+    match e {
+        FlowsError::Store(e) => InboundError::Store(e),
+        other => InboundError::Flow(other.to_string()),
+    }
+}
+
+/// What a flow sees of a message from its stored annotations, and its language.
+fn facts_of(text: &str, annotations: Option<&serde_json::Value>) -> (Facts, Option<String>) {
+    let get = |path: &[&str]| {
+        path.iter()
+            .try_fold(annotations?, |v, key| v.get(key))
+            .cloned()
+    };
+    let text_at = |path: &[&str]| get(path).and_then(|v| v.as_str().map(str::to_owned));
+    (
+        Facts {
+            text: text.to_owned(),
+            intent: text_at(&["intent", "name"]),
+            sentiment: text_at(&["sentiment", "label"]),
+            urgent: get(&["urgency", "urgent"]).and_then(|v| v.as_bool()),
+            answer: None,
+        },
+        text_at(&["language"]),
+    )
 }
 
 /// The inbound pipeline of a server: cheap to share (`Arc`).
@@ -82,6 +114,7 @@ pub struct InboundPipeline {
     rules: AddressRules,
     configured: Vec<ChannelKind>,
     handoff: Option<Handoff>,
+    flows: Arc<Flows>,
 }
 
 impl InboundPipeline {
@@ -95,6 +128,12 @@ impl InboundPipeline {
         configured: Vec<ChannelKind>,
         handoff: Option<Handoff>,
     ) -> Self {
+        let flows = Arc::new(Flows::new(
+            store.clone(),
+            nlu.clone(),
+            clock.clone(),
+            crate::webhooks::process_destinations(),
+        ));
         InboundPipeline {
             store,
             nlu,
@@ -102,11 +141,29 @@ impl InboundPipeline {
             rules,
             configured,
             handoff,
+            flows,
         }
+    }
+
+    /// The addresses the `http` nodes of flows may call (public ones only by default, as
+    /// webhooks).
+    pub fn with_flow_destinations(mut self, destinations: crate::webhooks::Destinations) -> Self {
+        self.flows = Arc::new(Flows::new(
+            self.store.clone(),
+            self.nlu.clone(),
+            self.clock.clone(),
+            destinations,
+        ));
+        self
     }
 
     pub fn nlu(&self) -> &Arc<NluService> {
         &self.nlu
+    }
+
+    /// The tenant's bot flows.
+    pub fn flows(&self) -> &Arc<Flows> {
+        &self.flows
     }
 
     /// Stores a message (once per provider id) and takes it through the pipeline.
@@ -164,7 +221,16 @@ impl InboundPipeline {
                 duplicate: true,
             });
         }
-        let message = self.process(inserted.message).await?;
+        let stored = inserted.message.clone();
+        let message = match self.process(inserted.message).await {
+            Ok(message) => message,
+            // Stored: the sweep takes it up again once the bot's world is back.
+            Err(InboundError::Flow(why)) => {
+                tracing::warn!(message = %stored.id, error = %why, "the bot's turn failed; the message will be processed again");
+                stored
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Received {
             message,
             duplicate: false,
@@ -247,35 +313,6 @@ impl InboundPipeline {
                 }
             }
         }
-        let conversation = match message.contact_id.as_deref() {
-            Some(contact_id) => Some(
-                store
-                    .place_inbound(&InboundPlacement {
-                        tenant_id: &tenant,
-                        contact_id,
-                        channel: message.channel,
-                        channel_id: message.channel_id.as_deref(),
-                        address: &message.from_address,
-                        last_message: &serde_json::json!({
-                            "direction": "in",
-                            "text": message.text,
-                            "channel": message.channel,
-                            "at": message.received_at,
-                            "message_id": message.id,
-                        }),
-                        at: message.received_at,
-                        // No flow answers yet: a conversation waits for an agent.
-                        state: if keyword {
-                            ConversationState::Resolved
-                        } else {
-                            ConversationState::Pending
-                        },
-                        reopens: !keyword,
-                    })
-                    .await?,
-            ),
-            None => None,
-        };
         // Annotated once; written with the mark below (a run cut short classifies again).
         let mut annotated = None;
         if message.annotations.is_none() {
@@ -297,6 +334,67 @@ impl InboundPipeline {
                 }
             }
         }
+        let (facts, language) = facts_of(&message.text, message.annotations.as_ref());
+        // A flow that this message would start if it opens the conversation: then the
+        // conversation opens in the `bot` state, otherwise it waits for an agent.
+        let chosen = match message.contact_id.as_deref() {
+            Some(_) if !keyword => self
+                .flows
+                .choose(&tenant, message.channel, true, &facts)
+                .await
+                .map_err(flow_error)?,
+            _ => None,
+        };
+        let conversation = match message.contact_id.as_deref() {
+            Some(contact_id) => Some(
+                store
+                    .place_inbound(&InboundPlacement {
+                        tenant_id: &tenant,
+                        contact_id,
+                        message_id: &message.id,
+                        channel: message.channel,
+                        channel_id: message.channel_id.as_deref(),
+                        address: &message.from_address,
+                        last_message: &serde_json::json!({
+                            "direction": "in",
+                            "text": message.text,
+                            "channel": message.channel,
+                            "at": message.received_at,
+                            "message_id": message.id,
+                        }),
+                        at: message.received_at,
+                        state: if keyword {
+                            ConversationState::Resolved
+                        } else if chosen.is_some() {
+                            ConversationState::Bot
+                        } else {
+                            ConversationState::Pending
+                        },
+                        reopens: !keyword,
+                    })
+                    .await?,
+            ),
+            None => None,
+        };
+        // The bot's turn: a keyword never reaches a flow.
+        let mut bot = None;
+        if let Some(conversation) = conversation.as_ref()
+            && !keyword
+            && conversation.state == ConversationState::Bot
+        {
+            let ctx = AcceptContext {
+                store: &self.store,
+                rules: self.rules,
+                now,
+                configured: &self.configured,
+                handoff: self.handoff.as_ref(),
+            };
+            bot = self
+                .flows
+                .take_turn(ctx, &message, conversation, facts, language, chosen)
+                .await
+                .map_err(flow_error)?;
+        }
         let at = self.clock.now();
         let conversation_id = conversation.as_ref().map(|c| c.id.as_str());
         // The tenant's application hears of it (signed like status events), once per
@@ -316,6 +414,11 @@ impl InboundPipeline {
                 "conversation_id": conversation_id,
                 "keyword": keyword_action,
                 "annotations": message.annotations,
+                "bot": bot.as_ref().map(|turn| serde_json::json!({
+                    "flow": turn.flow,
+                    "ending": turn.run.ending,
+                    "state": turn.state,
+                })),
             },
         });
         // Most tenants have no webhook: a read (on any of the readers) spares them a

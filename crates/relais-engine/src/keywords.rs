@@ -2,7 +2,7 @@
 //! opt-out into the consent ledger, START reverses one, HELP answers with the tenant's
 //! help text; each sends exactly one reply, however often the message is processed.
 
-use crate::send::{AcceptContext, AcceptError, Idempotency, SendRequest, accept};
+use crate::send::{AcceptContext, AcceptError};
 use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose, may_send};
 use relais_core::keywords::{KeywordAction, KeywordMatch, Keywords};
 use relais_store::{InboundMessage, Store, StoreError};
@@ -99,29 +99,8 @@ pub(crate) async fn reply(
     message: &InboundMessage,
     text: &str,
 ) -> Result<(), KeywordError> {
-    let channel = message
-        .channel_id
-        .clone()
-        .unwrap_or_else(|| message.channel.as_str().to_owned());
-    let mut body = serde_json::json!({
-        "to": {"channel": message.channel.as_str(), "address": message.from_address},
-        "channel": channel,
-        "content": {"text": text},
-        "purpose": "transactional",
-    });
-    // From the number or short code the customer wrote to, where the channel has one.
-    if message.channel_id.is_some() && !message.to_address.is_empty() {
-        body["from"] = serde_json::Value::String(message.to_address.clone());
-    }
-    let request: SendRequest = serde_json::from_value(body.clone())
-        .map_err(|e| KeywordError::Store(StoreError::Corrupt(format!("a reply request: {e}"))))?;
     let key = format!("relais:inbound-reply:{}", message.id);
-    let idempotency = Idempotency::new(&key, &body)
-        .map_err(|e| KeywordError::Store(StoreError::Corrupt(e.to_string())))?;
-    match accept(ctx, &message.tenant_id, request, Some(idempotency)).await {
-        Ok(_) => Ok(()),
-        // Replied already, with a text the tenant has since changed.
-        Err(AcceptError::IdempotencyConflict { .. }) => Ok(()),
-        Err(e) => Err(KeywordError::Reply(e)),
-    }
+    crate::replies::reply_once(ctx, message, serde_json::json!({"text": text}), &key)
+        .await
+        .map_err(KeywordError::Reply)
 }

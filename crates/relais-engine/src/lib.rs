@@ -3,11 +3,13 @@
 
 pub mod conversations;
 pub mod dispatch;
+pub mod flows;
 pub mod handoff;
 pub mod import;
 pub mod inbound;
 pub mod keywords;
 pub mod nlu;
+pub mod replies;
 pub mod secrets;
 pub mod send;
 pub mod sim;

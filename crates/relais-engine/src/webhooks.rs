@@ -133,7 +133,7 @@ pub fn set_process_destinations(destinations: Destinations) {
     PROCESS_ALLOWS_ANY.store(destinations == Destinations::Any, Ordering::Relaxed);
 }
 
-fn process_destinations() -> Destinations {
+pub(crate) fn process_destinations() -> Destinations {
     Destinations::from_allow_private(PROCESS_ALLOWS_ANY.load(Ordering::Relaxed))
 }
 
@@ -337,35 +337,52 @@ impl HttpPoster {
     }
 
     fn build(destinations: Destinations, builder: reqwest::ClientBuilder) -> Result<Self, String> {
-        let _already_installed = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = builder
+        let builder = builder
             .timeout(std::time::Duration::from_secs(10))
             .user_agent("Relais-Webhooks/1");
-        if destinations == Destinations::PublicOnly {
-            // Names are resolved by `PublicResolver`; an address in a `Location` never
-            // reaches a resolver, so each redirect is checked here.
-            builder =
-                builder
-                    .dns_resolver(PublicResolver)
-                    .redirect(reqwest::redirect::Policy::custom(
-                        |attempt| match literal_refusal(attempt.url()) {
-                            Some(refusal) => attempt.error(refusal),
-                            None => reqwest::redirect::Policy::default().redirect(attempt),
-                        },
-                    ));
-        }
-        builder
-            .build()
-            .map(|client| HttpPoster {
-                client,
-                destinations,
-            })
-            .map_err(|e| e.to_string())
+        guarded_client(destinations, builder).map(|client| HttpPoster {
+            client,
+            destinations,
+        })
+    }
+}
+
+/// A client built from `builder` that reaches only the addresses `destinations` allows:
+/// with [`Destinations::PublicOnly`], names are resolved by `PublicResolver` and every
+/// redirect is checked (an address in a `Location` never reaches a resolver).
+pub(crate) fn guarded_client(
+    destinations: Destinations,
+    builder: reqwest::ClientBuilder,
+) -> Result<reqwest::Client, String> {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = builder;
+    if destinations == Destinations::PublicOnly {
+        builder = builder
+            .dns_resolver(PublicResolver)
+            .redirect(reqwest::redirect::Policy::custom(
+                |attempt| match literal_refusal(attempt.url()) {
+                    Some(refusal) => attempt.error(refusal),
+                    None => reqwest::redirect::Policy::default().redirect(attempt),
+                },
+            ));
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// Why `url` may not be called under `destinations` when its host is an address the
+/// setting forbids (names are checked when resolved).
+pub(crate) fn url_refusal(url: &str, destinations: Destinations) -> Option<String> {
+    if destinations == Destinations::Any {
+        return None;
+    }
+    match WebhookUrl::parse(url) {
+        Ok(parsed) => parsed.literal_refusal().map(|r| r.to_string()),
+        Err(e) => Some(e.to_string()),
     }
 }
 
 /// An error with its causes: reqwest's own text leaves out why the connection failed.
-fn describe(error: &dyn std::error::Error) -> String {
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

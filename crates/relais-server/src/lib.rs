@@ -78,14 +78,17 @@ impl AppState {
             default_country: settings.default_country,
         };
         let channels = relais_engine::smpp_channel::SmppChannels::new(store.clone(), clock.clone());
-        let inbound = Arc::new(InboundPipeline::new(
-            store.clone(),
-            nlu.clone(),
-            clock.clone(),
-            rules,
-            relais_engine::send::SANDBOX_KINDS.to_vec(),
-            Some(channels.handoff().clone()),
-        ));
+        let inbound = Arc::new(
+            InboundPipeline::new(
+                store.clone(),
+                nlu.clone(),
+                clock.clone(),
+                rules,
+                relais_engine::send::SANDBOX_KINDS.to_vec(),
+                Some(channels.handoff().clone()),
+            )
+            .with_flow_destinations(settings.webhook_destinations),
+        );
         let channels = channels.with_inbound(inbound.clone());
         let acceptor = relais_engine::send::Acceptor::start(
             store.clone(),

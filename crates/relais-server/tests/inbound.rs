@@ -534,6 +534,7 @@ async fn a_reply_after_the_customer_service_window_is_refused_with_its_end() {
         .place_inbound(&relais_store::InboundPlacement {
             tenant_id: &tenant,
             contact_id: contact["id"].as_str().unwrap(),
+            message_id: "wa-1",
             channel: relais_core::channel::ChannelKind::Whatsapp,
             channel_id: None,
             address: "+33612345678",

@@ -2869,6 +2869,12 @@ fn placement<'a>(
     crate::InboundPlacement {
         tenant_id: tenant,
         contact_id: contact,
+        message_id: match secs {
+            1 => "in-1",
+            2 => "in-2",
+            3 => "in-3",
+            _ => "in-other",
+        },
         channel: ChannelKind::Sms,
         channel_id: None,
         address: "+33612345678",
@@ -2925,6 +2931,20 @@ pub async fn a_contact_has_one_conversation_that_a_message_reopens(store: &dyn S
     assert_eq!(reopened.id, first.id);
     assert_eq!(reopened.state, ConversationState::Pending);
     assert_eq!(reopened.resolved_at, None);
+    // The same message placed again (its run taken up after a crash) reopens nothing.
+    store
+        .set_conversation_state(&tenant, &first.id, ConversationState::Resolved, t0())
+        .await
+        .unwrap();
+    let replaced = store
+        .place_inbound(&placement(&tenant, &ana.id, &again, 3, true))
+        .await
+        .unwrap();
+    assert_eq!(replaced.state, ConversationState::Resolved);
+    store
+        .set_conversation_state(&tenant, &first.id, ConversationState::Pending, t0())
+        .await
+        .unwrap();
     // A reply becomes the latest message; other tenants see nothing.
     let out = serde_json::json!({"direction": "out", "text": "yes!"});
     store
@@ -3288,6 +3308,150 @@ pub async fn messages_are_listed_newest_first_with_filters(store: &dyn Store) {
     assert!(delivered.data.is_empty());
 }
 
+pub async fn flows_keep_revisions_sessions_and_answers(store: &dyn Store) {
+    use relais_core::conversation::ConversationState;
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    let v1 = serde_json::json!({"start": "a", "nodes": {"a": {"type": "end"}}});
+    let first = store.put_flow(&tenant, "bags", &v1, t0()).await.unwrap();
+    assert_eq!(first.revision, 1);
+    let v2 = serde_json::json!({"start": "b", "nodes": {"b": {"type": "end"}}});
+    let later = t0() + jiff::SignedDuration::from_secs(5);
+    let second = store.put_flow(&tenant, "bags", &v2, later).await.unwrap();
+    assert_eq!(second.revision, 2);
+    assert_eq!(second.definition, v2);
+    assert_eq!(second.created_at, t0());
+    assert_eq!(second.updated_at, later);
+    store.put_flow(&tenant, "aaa", &v1, t0()).await.unwrap();
+    let names: Vec<String> = store
+        .list_flows(&tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["aaa", "bags"]);
+    assert!(store.list_flows(&other).await.unwrap().is_empty());
+    assert_eq!(store.flow(&other, "bags").await.unwrap(), None);
+    assert!(!store.delete_flow(&other, "bags").await.unwrap());
+    assert!(store.delete_flow(&tenant, "aaa").await.unwrap());
+    assert_eq!(store.flow(&tenant, "aaa").await.unwrap(), None);
+
+    // A session waits at a question; the conversation stays with the bot.
+    let ana = store
+        .create_contact(&tenant, &contact(vec![sms("+33612345678")], "{}"), t0())
+        .await
+        .unwrap();
+    let hello = serde_json::json!({"direction": "in", "text": "bag"});
+    let mut placed = placement(&tenant, &ana.id, &hello, 1, true);
+    placed.state = ConversationState::Bot;
+    let conversation = store.place_inbound(&placed).await.unwrap();
+    assert_eq!(conversation.state, ConversationState::Bot);
+    let mut vars = serde_json::Map::new();
+    vars.insert("bag".into(), serde_json::json!({"status": "delayed"}));
+    let session = crate::FlowSession {
+        tenant_id: tenant.clone(),
+        conversation_id: conversation.id.clone(),
+        flow: "bags".into(),
+        revision: 2,
+        node: "ask_ref".into(),
+        attempts: 1,
+        vars,
+        last_message_id: "in-1".into(),
+        started_at: t0(),
+        updated_at: t0(),
+    };
+    let step = |session, state, team| crate::FlowStep {
+        tenant_id: &tenant,
+        conversation_id: &conversation.id,
+        session,
+        state,
+        team,
+        last_message: None,
+        at: later,
+    };
+    store
+        .save_flow_step(&step(Some(&session), None, None))
+        .await
+        .unwrap();
+    let read = store
+        .flow_session(&tenant, &conversation.id)
+        .await
+        .unwrap()
+        .expect("saved");
+    assert_eq!(read, session);
+    assert_eq!(
+        store.flow_session(&other, &conversation.id).await.unwrap(),
+        None
+    );
+    // A handoff ends it and the conversation waits for the team, with the bot's last words.
+    let said = serde_json::json!({"direction": "out", "text": "Un conseiller arrive"});
+    let mut handoff = step(None, Some(ConversationState::Pending), Some("baggage"));
+    handoff.last_message = Some(&said);
+    store.save_flow_step(&handoff).await.unwrap();
+    assert_eq!(
+        store.flow_session(&tenant, &conversation.id).await.unwrap(),
+        None
+    );
+    let waiting = store
+        .conversation(&tenant, &conversation.id)
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(waiting.state, ConversationState::Pending);
+    assert_eq!(waiting.team.as_deref(), Some("baggage"));
+    assert_eq!(waiting.last_message, said);
+
+    // An answer is recorded once per (message, attribute), oldest first.
+    let answer = |message: &str, value: &str, secs: i64| crate::FlowAnswer {
+        tenant_id: tenant.clone(),
+        contact_id: ana.id.clone(),
+        attribute: "booking_ref".into(),
+        value: serde_json::json!(value),
+        flow: "bags".into(),
+        node: "ask_ref".into(),
+        conversation_id: conversation.id.clone(),
+        message_id: message.into(),
+        channel: ChannelKind::Sms,
+        answered_at: t0() + jiff::SignedDuration::from_secs(secs),
+    };
+    store
+        .record_flow_answer(&answer("in-2", "K7Q2ZD", 2))
+        .await
+        .unwrap();
+    store
+        .record_flow_answer(&answer("in-2", "OTHER1", 2))
+        .await
+        .unwrap();
+    store
+        .record_flow_answer(&answer("in-1", "AAAAAA", 1))
+        .await
+        .unwrap();
+    let answers = store.flow_answers(&tenant, &ana.id).await.unwrap();
+    let values: Vec<&serde_json::Value> = answers.iter().map(|a| &a.value).collect();
+    assert_eq!(
+        values,
+        [&serde_json::json!("AAAAAA"), &serde_json::json!("K7Q2ZD")]
+    );
+    assert_eq!(answers[1], answer("in-2", "K7Q2ZD", 2));
+    assert!(
+        store
+            .flow_answers(&other, &ana.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // They are the contact's personal data: deleting the contact deletes them.
+    assert!(store.delete_contact(&tenant, &ana.id).await.unwrap());
+    assert!(
+        store
+            .flow_answers(&tenant, &ana.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
 /// `$make` (an async fn returning something that derefs to a `Store`).
 #[macro_export]
@@ -3341,6 +3505,7 @@ macro_rules! conformance_suite {
             unfinished_inbound_messages_are_found_until_finished,
             an_event_is_queued_once_for_each_webhook_of_its_tenant,
             messages_are_listed_newest_first_with_filters,
+            flows_keep_revisions_sessions_and_answers,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -28,6 +28,8 @@ pub struct Conversation {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub resolved_at: Option<Timestamp>,
+    /// The team it waits for, when a flow handed it off to one.
+    pub team: Option<String>,
 }
 
 /// A customer's message placed in their conversation (see
@@ -36,6 +38,8 @@ pub struct Conversation {
 pub struct InboundPlacement<'a> {
     pub tenant_id: &'a str,
     pub contact_id: &'a str,
+    /// The message placed: placing it again (a run after a crash) reopens nothing.
+    pub message_id: &'a str,
     pub channel: ChannelKind,
     pub channel_id: Option<&'a str>,
     pub address: &'a str,
@@ -111,7 +115,7 @@ macro_rules! impl_conversation_store {
 
             type DbRow = <$db as sqlx::Database>::Row;
 
-            const COLUMNS: &str = "id, tenant_id, contact_id, state, channel, channel_id, address, last_message, last_message_at, last_inbound_at, created_at, updated_at, resolved_at";
+            const COLUMNS: &str = "id, tenant_id, contact_id, state, channel, channel_id, address, last_message, last_message_at, last_inbound_at, created_at, updated_at, resolved_at, team";
 
             fn conversation_from_row(row: &DbRow) -> StoreResult<Conversation> {
                 let state: String = row.try_get("state")?;
@@ -134,6 +138,7 @@ macro_rules! impl_conversation_store {
                     created_at: from_micros(row.try_get("created_at")?)?,
                     updated_at: from_micros(row.try_get("updated_at")?)?,
                     resolved_at: row.try_get::<Option<i64>, _>("resolved_at")?.map(from_micros).transpose()?,
+                    team: row.try_get("team")?,
                 })
             }
 
@@ -142,14 +147,16 @@ macro_rules! impl_conversation_store {
                 async fn place_inbound(&self, p: &InboundPlacement<'_>) -> StoreResult<Conversation> {
                     let at = micros(p.at);
                     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO conversations (id, tenant_id, contact_id, state, channel, channel_id, address, last_message, last_message_at, last_inbound_at, created_at, updated_at, resolved_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9, $9, CASE WHEN $4 = 'resolved' THEN $9 END) \
+                        "INSERT INTO conversations (id, tenant_id, contact_id, state, channel, channel_id, address, last_message, last_message_at, last_inbound_at, created_at, updated_at, resolved_at, last_inbound_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9, $9, CASE WHEN $4 = 'resolved' THEN $9 END, $11) \
                          ON CONFLICT (tenant_id, contact_id) DO UPDATE SET \
                            channel = excluded.channel, channel_id = excluded.channel_id, address = excluded.address, \
                            last_message = excluded.last_message, last_message_at = excluded.last_message_at, \
                            last_inbound_at = excluded.last_inbound_at, updated_at = excluded.updated_at, \
-                           state = CASE WHEN conversations.state = 'resolved' AND $10 THEN excluded.state ELSE conversations.state END, \
-                           resolved_at = CASE WHEN conversations.state = 'resolved' AND $10 THEN NULL ELSE conversations.resolved_at END \
+                           last_inbound_id = excluded.last_inbound_id, \
+                           state = CASE WHEN conversations.state = 'resolved' AND $10 AND COALESCE(conversations.last_inbound_id, '') <> excluded.last_inbound_id THEN excluded.state ELSE conversations.state END, \
+                           resolved_at = CASE WHEN conversations.state = 'resolved' AND $10 AND COALESCE(conversations.last_inbound_id, '') <> excluded.last_inbound_id THEN NULL ELSE conversations.resolved_at END, \
+                           team = CASE WHEN conversations.state = 'resolved' AND $10 AND COALESCE(conversations.last_inbound_id, '') <> excluded.last_inbound_id THEN NULL ELSE conversations.team END \
                          RETURNING {COLUMNS}"
                     )))
                     .bind(new_id())
@@ -162,6 +169,7 @@ macro_rules! impl_conversation_store {
                     .bind(p.last_message.to_string())
                     .bind(at)
                     .bind(p.reopens)
+                    .bind(p.message_id)
                     .fetch_one(self.writer())
                     .await?;
                     conversation_from_row(&row)

@@ -52,7 +52,13 @@ impl PostgresStore {
     }
 
     pub(crate) fn contact_history_tables(&self) -> &'static [&'static str] {
-        &["identities", "consents", "messages", "inbound_messages"]
+        &[
+            "identities",
+            "consents",
+            "messages",
+            "inbound_messages",
+            "flow_answers",
+        ]
     }
 
     pub async fn close(&self) {

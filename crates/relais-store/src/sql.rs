@@ -421,7 +421,16 @@ macro_rules! impl_sql_store {
 
                 async fn delete_contact(&self, tenant: &str, id: &str) -> StoreResult<bool> {
                     let mut tx = self.writer().begin().await?;
-                    for table in ["identities", "consents", "conversations"] {
+                    sqlx::query(
+                        "DELETE FROM flow_sessions WHERE tenant_id = $1 \
+                         AND conversation_id IN (SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2)",
+                    )
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    // A flow's answers are the contact's personal data: they go with it.
+                    for table in ["identities", "consents", "conversations", "flow_answers"] {
                         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE tenant_id = $1 AND contact_id = $2")))
                             .bind(tenant)
                             .bind(id)

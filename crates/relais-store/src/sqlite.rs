@@ -216,7 +216,13 @@ impl SqliteStore {
 
     /// Tables whose rows follow a contact through a merge.
     pub(crate) fn contact_history_tables(&self) -> &'static [&'static str] {
-        &["identities", "consents", "messages", "inbound_messages"]
+        &[
+            "identities",
+            "consents",
+            "messages",
+            "inbound_messages",
+            "flow_answers",
+        ]
     }
 
     pub async fn close(&self) {

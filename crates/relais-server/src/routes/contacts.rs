@@ -202,15 +202,60 @@ pub async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Cont
         .ok_or_else(|| ApiError::not_found(format!("contact {id}")))
 }
 
-/// Get a contact.
-#[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contacts", responses((status = 200, body = Contact), (status = 404, body = crate::problem::Problem)))]
+/// An answer a bot flow stored in one of the contact's attributes: first-party data, with
+/// where and when it was given.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowAnswerView {
+    pub attribute: String,
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    /// The flow and its node that asked.
+    pub flow: String,
+    pub node: String,
+    #[schema(value_type = String)]
+    pub channel: relais_core::channel::ChannelKind,
+    pub conversation_id: String,
+    /// The inbound message that carried the answer.
+    pub message_id: String,
+    #[schema(value_type = String)]
+    pub answered_at: jiff::Timestamp,
+}
+
+/// A contact, with the answers flows stored on it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactDetail {
+    #[serde(flatten)]
+    pub contact: Contact,
+    /// Oldest first.
+    pub answers: Vec<FlowAnswerView>,
+}
+
+/// Get a contact, with the answers bot flows stored on it (where and when each was given).
+#[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contacts", responses((status = 200, body = ContactDetail), (status = 404, body = crate::problem::Problem)))]
 pub async fn get_contact(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<axum::Json<Contact>> {
+) -> ApiResult<axum::Json<ContactDetail>> {
     caller.require(Scope::Read)?;
-    Ok(axum::Json(load(&state, &caller, &id).await?))
+    let contact = load(&state, &caller, &id).await?;
+    let answers = state
+        .store
+        .flow_answers(&caller.tenant_id, &contact.id)
+        .await?
+        .into_iter()
+        .map(|a| FlowAnswerView {
+            attribute: a.attribute,
+            value: a.value,
+            flow: a.flow,
+            node: a.node,
+            channel: a.channel,
+            conversation_id: a.conversation_id,
+            message_id: a.message_id,
+            answered_at: a.answered_at,
+        })
+        .collect();
+    Ok(axum::Json(ContactDetail { contact, answers }))
 }
 
 /// `null` clears, absent leaves alone.

@@ -63,6 +63,9 @@ pub struct ConversationView {
     pub updated_at: jiff::Timestamp,
     #[schema(value_type = Option<String>)]
     pub resolved_at: Option<jiff::Timestamp>,
+    /// The team it waits for, when a bot flow handed it off to one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 impl From<Conversation> for ConversationView {
@@ -81,6 +84,7 @@ impl From<Conversation> for ConversationView {
             created_at: c.created_at,
             updated_at: c.updated_at,
             resolved_at: c.resolved_at,
+            team: c.team,
         }
     }
 }

@@ -92,6 +92,7 @@ pub fn inbound_error(e: InboundError) -> ApiError {
             detail,
         ),
         InboundError::Store(s) => s.into(),
+        InboundError::Flow(why) => ApiError::unavailable(why),
     }
 }
 

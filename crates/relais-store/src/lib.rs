@@ -5,6 +5,7 @@
 
 mod channels;
 mod conversations;
+mod events;
 mod held_parts;
 mod inbound;
 mod messages;
@@ -19,6 +20,7 @@ pub mod scratch;
 
 pub use channels::*;
 pub use conversations::*;
+pub use events::*;
 pub use held_parts::*;
 pub use inbound::*;
 pub use messages::*;
@@ -207,6 +209,7 @@ pub trait Store:
     + ChannelStore
     + InboundStore
     + ConversationStore
+    + EventStore
     + ReceiptWatchStore
     + HeldPartStore
     + Send

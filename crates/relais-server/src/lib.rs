@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use openapi::openapi_json;
+pub use routes::events::StreamSettings;
 
 /// Settings the HTTP layer needs; the binary fills them from flags, env and file.
 #[derive(Debug, Clone)]
@@ -62,6 +63,10 @@ pub struct AppState {
     /// The accept path: sends and batches are stored in groups (one transaction for the
     /// requests that arrive together).
     pub acceptor: relais_engine::send::Acceptor,
+    /// The live event stream (`GET /v1/events/stream`): publish what happens here.
+    pub events: relais_engine::events::Events,
+    /// How the event stream treats its clients (send timeout, heartbeat).
+    pub event_stream: StreamSettings,
     /// API keys found recently (see `keys.rs`).
     keys: Arc<keys::KeyCache>,
 }
@@ -78,14 +83,18 @@ impl AppState {
             default_country: settings.default_country,
         };
         let channels = relais_engine::smpp_channel::SmppChannels::new(store.clone(), clock.clone());
-        let inbound = Arc::new(InboundPipeline::new(
-            store.clone(),
-            nlu.clone(),
-            clock.clone(),
-            rules,
-            relais_engine::send::SANDBOX_KINDS.to_vec(),
-            Some(channels.handoff().clone()),
-        ));
+        let events = relais_engine::events::Events::new(store.clone(), clock.clone());
+        let inbound = Arc::new(
+            InboundPipeline::new(
+                store.clone(),
+                nlu.clone(),
+                clock.clone(),
+                rules,
+                relais_engine::send::SANDBOX_KINDS.to_vec(),
+                Some(channels.handoff().clone()),
+            )
+            .with_events(events.clone()),
+        );
         let channels = channels.with_inbound(inbound.clone());
         let acceptor = relais_engine::send::Acceptor::start(
             store.clone(),
@@ -103,6 +112,8 @@ impl AppState {
             inbound,
             channels,
             acceptor,
+            events,
+            event_stream: Default::default(),
             keys: Arc::default(),
         }
     }

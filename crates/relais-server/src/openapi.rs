@@ -1,8 +1,8 @@
 //! The OpenAPI description, generated from the handlers and types themselves.
 
 use crate::routes::{
-    channels, contacts, conversations, import, inbound, keywords, messages, nlu, sim, system,
-    tenants, tools, webhooks,
+    channels, contacts, conversations, events, import, inbound, keywords, messages, nlu, sim,
+    system, tenants, tools, webhooks,
 };
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         inbound::list_inbound, inbound::get_inbound,
         keywords::get_keywords, keywords::put_keywords,
         conversations::list_conversations, conversations::get_conversation, conversations::update_conversation, conversations::reply,
+        events::stream,
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
     modifiers(&BearerAuth),

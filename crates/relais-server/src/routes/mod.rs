@@ -1,6 +1,7 @@
 pub mod channels;
 pub mod contacts;
 pub mod conversations;
+pub mod events;
 pub mod import;
 pub mod inbound;
 pub mod keywords;
@@ -34,6 +35,7 @@ pub fn v1() -> Router<AppState> {
         .merge(inbound::router())
         .merge(keywords::router())
         .merge(conversations::router())
+        .merge(events::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

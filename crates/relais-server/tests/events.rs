@@ -1,8 +1,9 @@
 //! The live event stream as a client sees it: `GET /v1/events/stream` over a real socket
 //! carries what happens in the tenant (a customer's message, a state change, a reply), a
 //! client that reconnects with its last event id gets exactly what it missed, another
-//! tenant's events never show, bad requests are refused before the upgrade, and a client
-//! that stops reading holds up no one.
+//! tenant's events never show, one resuming from before the retention is told what it
+//! lost, bad requests are refused before the upgrade, and a client that stops reading
+//! holds up no one.
 
 mod support;
 
@@ -31,6 +32,7 @@ struct App {
     state: AppState,
     key: String,
     store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -45,7 +47,7 @@ async fn app_with(stream: StreamSettings) -> App {
         default_country: Some(phonenumber::country::Id::FR),
         ..Default::default()
     };
-    let mut state = AppState::new(store.clone(), clock, settings, None);
+    let mut state = AppState::new(store.clone(), clock.clone(), settings, None);
     state.event_stream = stream;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -59,6 +61,7 @@ async fn app_with(stream: StreamSettings) -> App {
         state,
         key: key.secret,
         store,
+        clock,
         _dir: dir,
     }
 }
@@ -296,6 +299,32 @@ async fn a_client_that_reconnects_with_its_last_id_gets_what_it_missed_once_and_
             "exactly the three missed, in order"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resuming_from_before_the_retention_is_told_and_goes_on() {
+    let app = app().await;
+    let tenant = default_tenant(&app).await;
+    for _ in 0..3 {
+        marker(&app, &tenant).await;
+    }
+    app.clock.advance(jiff::SignedDuration::from_hours(8 * 24));
+    let kept = marker(&app, &tenant).await;
+    let pruned = app
+        .state
+        .events
+        .prune_once(relais_engine::events::DEFAULT_RETENTION)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 3);
+
+    let mut client = app.connect(&app.key, "?last_event_id=1").await;
+    let reset = next_frame(&mut client).await;
+    assert_eq!(reset["type"], "stream.reset", "{reset}");
+    assert_eq!(reset["id"], 3, "where the stream goes on");
+    assert_eq!(reset["data"]["reason"], "pruned");
+    assert_eq!(reset["data"]["missed_after"], 1);
+    assert_eq!(next_frame(&mut client).await["id"], kept);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,15 +100,15 @@ pub async fn reply(
     let request: SendRequest =
         serde_json::from_value(body).map_err(|e| ReplyError::Invalid(e.to_string()))?;
     let accepted = acceptor.accept(tenant, request, idempotency).await?;
+    let channel = reply
+        .channel
+        .as_deref()
+        .unwrap_or(conversation.channel.as_str());
     if !accepted.replayed {
         let text = match &reply.content {
             serde_json::Value::Object(map) => map.get("text").cloned().unwrap_or_default(),
             _ => serde_json::Value::Null,
         };
-        let channel = reply
-            .channel
-            .as_deref()
-            .unwrap_or(conversation.channel.as_str());
         store
             .note_conversation_reply(
                 tenant,
@@ -123,24 +123,26 @@ pub async fn reply(
                 now,
             )
             .await?;
-        if let Some(events) = events {
-            events
-                .publish_once(
-                    tenant,
-                    EventKind::MessageSent,
-                    Some(id),
-                    serde_json::json!({
-                        "id": accepted.id,
-                        "status": accepted.status.as_str(),
-                        "channel": channel,
-                        "content": reply.content,
-                        "contact_id": conversation.contact_id,
-                        "conversation_id": id,
-                    }),
-                    &format!("out_{}", accepted.id),
-                )
-                .await?;
-        }
+    }
+    // A replay publishes too: a retry (same Idempotency-Key) after a failure here
+    // publishes what the first try could not, and the key keeps it to one event.
+    if let Some(events) = events {
+        events
+            .publish_once(
+                tenant,
+                EventKind::MessageSent,
+                Some(id),
+                serde_json::json!({
+                    "id": accepted.id,
+                    "status": accepted.status.as_str(),
+                    "channel": channel,
+                    "content": reply.content,
+                    "contact_id": conversation.contact_id,
+                    "conversation_id": id,
+                }),
+                &format!("out_{}", accepted.id),
+            )
+            .await?;
     }
     Ok((conversation, accepted))
 }

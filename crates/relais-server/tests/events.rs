@@ -79,10 +79,25 @@ impl App {
         uri: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.call_with(key, method, uri, body, &[]).await
+    }
+
+    /// [`App::call`] with more headers.
+    async fn call_with(
+        &self,
+        key: &str,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
             .header(header::AUTHORIZATION, format!("Bearer {key}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         let body = match body {
             Some(json) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
@@ -233,20 +248,30 @@ async fn a_client_hears_of_a_customer_message_a_state_change_and_a_reply() {
     assert_eq!(changed["data"]["previous_state"], "pending");
     assert_eq!(changed["id"], received["id"].as_i64().unwrap() + 1);
 
-    let (status, body) = app
-        .call(
+    let reply_uri = format!("/v1/conversations/{conversation}/messages");
+    let reply = || {
+        app.call_with(
             &app.key,
             "POST",
-            &format!("/v1/conversations/{conversation}/messages"),
+            &reply_uri,
             Some(json!({ "content": { "text": "Il arrive demain." } })),
+            &[("idempotency-key", "reply-1")],
         )
-        .await;
+    };
+    let (status, body) = reply().await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let sent = next_frame(&mut client).await;
     assert_eq!(sent["type"], "message.sent");
     assert_eq!(sent["conversation_id"], conversation.as_str());
     assert_eq!(sent["data"]["id"], body["id"]);
     assert_eq!(sent["data"]["content"]["text"], "Il arrive demain.");
+
+    // The same request again (a client's retry) is the same message: no second event.
+    let (status, again) = reply().await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["id"], body["id"]);
+    let end = marker(&app, &default_tenant(&app).await).await;
+    assert_eq!(next_frame(&mut client).await["id"], end);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

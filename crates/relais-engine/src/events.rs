@@ -150,6 +150,8 @@ pub struct Events {
 }
 
 struct Inner {
+    /// Cancelled when the server stops: connections close cleanly.
+    closing: tokio_util::sync::CancellationToken,
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     poll_every: Duration,
@@ -176,6 +178,7 @@ impl Events {
     ) -> Self {
         Events {
             inner: Arc::new(Inner {
+                closing: tokio_util::sync::CancellationToken::new(),
                 store,
                 clock,
                 poll_every,
@@ -253,6 +256,12 @@ impl Events {
                 newer
             });
         }
+    }
+
+    /// Tells every reader the server is stopping ([`Subscription::closing`] resolves), so
+    /// that its client is told to reconnect rather than cut off.
+    pub fn shut_down(&self) {
+        self.inner.closing.cancel();
     }
 
     /// Tells the tenant's readers on this node that someone is typing in a conversation.
@@ -370,6 +379,12 @@ impl Subscription {
     /// The last number read from the log.
     pub fn after(&self) -> i64 {
         self.after
+    }
+
+    /// Resolves once the server is stopping ([`Events::shut_down`]); owns what it needs,
+    /// so that it can be awaited beside [`Subscription::next`].
+    pub fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.events.inner.closing.clone().cancelled_owned()
     }
 
     /// The next thing to hand the client: waits for it. Cancel-safe: dropped while

@@ -209,12 +209,18 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     response
 }
 
-/// Serves until `shutdown` resolves, then lets requests in flight finish.
+/// Serves until `shutdown` resolves, then lets requests in flight finish; event stream
+/// clients are sent a close frame (going away) that tells them to reconnect.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let events = state.events.clone();
+    let shutdown = async move {
+        shutdown.await;
+        events.shut_down();
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

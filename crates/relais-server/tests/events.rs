@@ -33,6 +33,8 @@ struct App {
     key: String,
     store: Arc<dyn Store>,
     clock: Arc<ManualClock>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -51,17 +53,18 @@ async fn app_with(stream: StreamSettings) -> App {
     state.event_stream = stream;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(relais_server::serve(
-        listener,
-        state.clone(),
-        std::future::pending(),
-    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(relais_server::serve(listener, state.clone(), async move {
+        let _ = stopped.await;
+    }));
     App {
         addr,
         state,
         key: key.secret,
         store,
         clock,
+        stop: Some(stop),
+        server,
         _dir: dir,
     }
 }
@@ -453,6 +456,30 @@ async fn a_type_filter_passes_only_those_types() {
     let first = next_frame(&mut client).await;
     assert_eq!(first["type"], "conversation.state_changed", "{first}");
     assert_eq!(next_frame(&mut client).await["id"], end);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_tells_its_clients_to_reconnect() {
+    let mut app = app().await;
+    let mut client = app.connect(&app.key, "").await;
+    if let Some(stop) = app.stop.take() {
+        stop.send(()).unwrap();
+    }
+    let message = tokio::time::timeout(WAIT, client.next())
+        .await
+        .expect("a frame in time")
+        .unwrap()
+        .unwrap();
+    let Message::Close(Some(frame)) = message else {
+        panic!("expected a close frame, got {message:?}")
+    };
+    assert_eq!(u16::from(frame.code), 1001, "going away");
+    assert!(frame.reason.contains("reconnect"), "{}", frame.reason);
+    tokio::time::timeout(WAIT, &mut app.server)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

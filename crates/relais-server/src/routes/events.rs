@@ -56,6 +56,8 @@ pub const STREAM_RESET: &str = "stream.reset";
 const CLOSE_TOO_SLOW: u16 = 1008;
 /// Close code when the event log cannot be read (internal error).
 const CLOSE_STORE_FAILED: u16 = 1011;
+/// Close code when the server stops (going away).
+const CLOSE_SHUTDOWN: u16 = 1001;
 
 /// Incoming frames are not read for content (pongs, a client's close): none needs to be big.
 const MAX_INCOMING: usize = 64 * 1024;
@@ -203,6 +205,7 @@ async fn connection(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The last event number the client was sent, for the log.
     let mut sent = subscription.after();
+    let mut closing = std::pin::pin!(subscription.closing());
     loop {
         let (outgoing, id) = tokio::select! {
             delivery = subscription.next() => match delivery {
@@ -215,6 +218,11 @@ async fn connection(
                 }
             },
             _ = heartbeat.tick() => (Message::Ping(axum::body::Bytes::new()), None),
+            _ = &mut closing => {
+                let reason = "the server is stopping; reconnect with your last event id".to_owned();
+                close(&mut socket, CLOSE_SHUTDOWN, reason, Duration::from_secs(1)).await;
+                break;
+            }
             incoming = socket.recv() => match incoming {
                 // What a client says (pongs included) asks nothing of the stream.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,

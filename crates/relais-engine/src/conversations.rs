@@ -1,10 +1,13 @@
 //! Answers in a conversation: a reply goes to the customer on the channel they last
 //! wrote on, unless the sender picks another, and never outside a channel's
 //! customer-service window (see [`relais_core::channel::ChannelKind::customer_service_window`]).
+//! A reply and a change of state are published on the live event stream once stored.
 
+use crate::events::{EventKind, Events};
 use crate::send::{AcceptError, Accepted, Acceptor, Idempotency, SendRequest};
 use jiff::Timestamp;
 use relais_core::channel::ChannelKind;
+use relais_core::conversation::ConversationState;
 use relais_store::{Conversation, Store, StoreError};
 
 /// Why a reply was refused; nothing was sent.
@@ -44,11 +47,13 @@ pub fn window_closes(conversation: &Conversation) -> Option<Timestamp> {
     conversation.last_inbound_at.checked_add(window).ok()
 }
 
-/// Accepts `reply` for sending in the conversation `id`, and records it as the
-/// conversation's latest message.
+/// Accepts `reply` for sending in the conversation `id`, records it as the
+/// conversation's latest message and publishes `message.sent` (once per message).
+#[allow(clippy::too_many_arguments)]
 pub async fn reply(
     store: &dyn Store,
     acceptor: &Acceptor,
+    events: Option<&Events>,
     tenant: &str,
     id: &str,
     reply: Reply,
@@ -95,6 +100,10 @@ pub async fn reply(
     let request: SendRequest =
         serde_json::from_value(body).map_err(|e| ReplyError::Invalid(e.to_string()))?;
     let accepted = acceptor.accept(tenant, request, idempotency).await?;
+    let channel = reply
+        .channel
+        .as_deref()
+        .unwrap_or(conversation.channel.as_str());
     if !accepted.replayed {
         let text = match &reply.content {
             serde_json::Value::Object(map) => map.get("text").cloned().unwrap_or_default(),
@@ -107,7 +116,7 @@ pub async fn reply(
                 &serde_json::json!({
                     "direction": "out",
                     "text": text,
-                    "channel": reply.channel.as_deref().unwrap_or(conversation.channel.as_str()),
+                    "channel": channel,
                     "at": now,
                     "message_id": accepted.id,
                 }),
@@ -115,5 +124,63 @@ pub async fn reply(
             )
             .await?;
     }
+    // A replay publishes too: a retry (same Idempotency-Key) after a failure here
+    // publishes what the first try could not, and the key keeps it to one event.
+    if let Some(events) = events {
+        events
+            .publish_once(
+                tenant,
+                EventKind::MessageSent,
+                Some(id),
+                serde_json::json!({
+                    "id": accepted.id,
+                    "status": accepted.status.as_str(),
+                    "channel": channel,
+                    "content": reply.content,
+                    "contact_id": conversation.contact_id,
+                    "conversation_id": id,
+                }),
+                &format!("out_{}", accepted.id),
+            )
+            .await?;
+    }
     Ok((conversation, accepted))
+}
+
+/// Moves the conversation `id` to `state` and publishes `conversation.state_changed`
+/// (nothing when it was in that state already); `None` when the tenant has no such
+/// conversation.
+pub async fn set_state(
+    store: &dyn Store,
+    events: Option<&Events>,
+    tenant: &str,
+    id: &str,
+    state: ConversationState,
+    now: Timestamp,
+) -> Result<Option<Conversation>, StoreError> {
+    let Some(before) = store.conversation(tenant, id).await? else {
+        return Ok(None);
+    };
+    let Some(after) = store.set_conversation_state(tenant, id, state, now).await? else {
+        return Ok(None);
+    };
+    if let Some(events) = events
+        && before.state != after.state
+    {
+        events
+            .publish(
+                tenant,
+                EventKind::ConversationStateChanged,
+                Some(id),
+                serde_json::json!({
+                    "id": id,
+                    "state": after.state,
+                    "previous_state": before.state,
+                    "contact_id": after.contact_id,
+                    "resolved_at": after.resolved_at,
+                }),
+            )
+            .await?;
+    }
+    Ok(Some(after))
 }

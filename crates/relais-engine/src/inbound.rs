@@ -9,7 +9,8 @@
 //! 4. the message is placed in the contact's one conversation (created, or reopened when
 //!    resolved; a keyword does not reopen it);
 //! 5. NLU annotates it (language, intent, sentiment, urgency);
-//! 6. the tenant's webhooks get a `message.received` event, and it is marked processed.
+//! 6. the tenant's webhooks get a `message.received` event, and so does its live event
+//!    stream (once per message, keyed by its id), and it is marked processed.
 //!
 //! Each step after the store is idempotent, and a message whose run a crash cut short is
 //! taken up again by [`InboundPipeline::resume_unfinished`] (the server runs it at start
@@ -17,6 +18,7 @@
 //! (a reply is keyed by the message's id). When classification fails the message goes on
 //! unannotated, and the failure is logged.
 
+use crate::events::{EventKind, Events};
 use crate::flows::{Flows, FlowsError};
 use crate::handoff::Handoff;
 use crate::keywords::{KeywordError, carry_out, keywords_of};
@@ -115,6 +117,8 @@ pub struct InboundPipeline {
     configured: Vec<ChannelKind>,
     handoff: Option<Handoff>,
     flows: Arc<Flows>,
+    /// The live event stream, when the server has one.
+    events: Option<Events>,
 }
 
 impl InboundPipeline {
@@ -142,6 +146,7 @@ impl InboundPipeline {
             configured,
             handoff,
             flows,
+            events: None,
         }
     }
 
@@ -154,6 +159,12 @@ impl InboundPipeline {
             self.clock.clone(),
             destinations,
         ));
+        self
+    }
+
+    /// Publishes each message's `message.received` on the live event stream too.
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -431,6 +442,43 @@ impl InboundPipeline {
                     MESSAGE_RECEIVED,
                     &event.to_string(),
                     at,
+                )
+                .await?;
+        }
+        if let Some(events) = &self.events {
+            events
+                .publish_once(
+                    &tenant,
+                    EventKind::MessageReceived,
+                    conversation_id,
+                    event["data"].clone(),
+                    &format!("in_{}", message.id),
+                )
+                .await?;
+        }
+        if let Some(events) = &self.events
+            && let (Some(turn), Some(before)) = (&bot, &conversation)
+            && turn.state != before.state
+        {
+            // The bot resolved the conversation or handed it to a team.
+            let team = match &turn.run.ending {
+                crate::flows::Ending::HandedOff { team, .. } => team.clone(),
+                _ => None,
+            };
+            events
+                .publish_once(
+                    &tenant,
+                    EventKind::ConversationStateChanged,
+                    Some(&before.id),
+                    serde_json::json!({
+                        "id": before.id,
+                        "state": turn.state,
+                        "previous_state": before.state,
+                        "contact_id": before.contact_id,
+                        "team": team,
+                        "by": {"flow": turn.flow},
+                    }),
+                    &format!("flow_{}", message.id),
                 )
                 .await?;
         }

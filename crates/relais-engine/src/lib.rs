@@ -3,6 +3,7 @@
 
 pub mod conversations;
 pub mod dispatch;
+pub mod events;
 pub mod flows;
 pub mod handoff;
 pub mod import;

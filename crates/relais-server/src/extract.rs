@@ -213,6 +213,15 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer <api key>`")
             })?;
+        Caller::from_key(state, token).await
+    }
+}
+
+impl Caller {
+    /// The caller an API key (the secret, as sent) authenticates: for routes that also take
+    /// the key elsewhere than in the `Authorization` header (a browser's WebSocket cannot
+    /// set headers).
+    pub async fn from_key(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let hash = hash_api_key(token);
         let key = match state.keys.get(&hash) {
             Some(key) => key,

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use openapi::openapi_json;
+pub use routes::events::StreamSettings;
 
 /// Settings the HTTP layer needs; the binary fills them from flags, env and file.
 #[derive(Debug, Clone)]
@@ -62,6 +63,10 @@ pub struct AppState {
     /// The accept path: sends and batches are stored in groups (one transaction for the
     /// requests that arrive together).
     pub acceptor: relais_engine::send::Acceptor,
+    /// The live event stream (`GET /v1/events/stream`): publish what happens here.
+    pub events: relais_engine::events::Events,
+    /// How the event stream treats its clients (send timeout, heartbeat).
+    pub event_stream: StreamSettings,
     /// API keys found recently (see `keys.rs`).
     keys: Arc<keys::KeyCache>,
 }
@@ -78,6 +83,7 @@ impl AppState {
             default_country: settings.default_country,
         };
         let channels = relais_engine::smpp_channel::SmppChannels::new(store.clone(), clock.clone());
+        let events = relais_engine::events::Events::new(store.clone(), clock.clone());
         let inbound = Arc::new(
             InboundPipeline::new(
                 store.clone(),
@@ -87,7 +93,8 @@ impl AppState {
                 relais_engine::send::SANDBOX_KINDS.to_vec(),
                 Some(channels.handoff().clone()),
             )
-            .with_flow_destinations(settings.webhook_destinations),
+            .with_flow_destinations(settings.webhook_destinations)
+            .with_events(events.clone()),
         );
         let channels = channels.with_inbound(inbound.clone());
         let acceptor = relais_engine::send::Acceptor::start(
@@ -106,6 +113,8 @@ impl AppState {
             inbound,
             channels,
             acceptor,
+            events,
+            event_stream: Default::default(),
             keys: Arc::default(),
         }
     }
@@ -201,12 +210,18 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     response
 }
 
-/// Serves until `shutdown` resolves, then lets requests in flight finish.
+/// Serves until `shutdown` resolves, then lets requests in flight finish; event stream
+/// clients are sent a close frame (going away) that tells them to reconnect.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let events = state.events.clone();
+    let shutdown = async move {
+        shutdown.await;
+        events.shut_down();
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -1,8 +1,8 @@
 //! The OpenAPI description, generated from the handlers and types themselves.
 
 use crate::routes::{
-    channels, contacts, conversations, flows, import, inbound, keywords, messages, nlu, sim,
-    system, tenants, tools, webhooks,
+    channels, contacts, conversations, events, flows, import, inbound, keywords, messages, nlu,
+    sim, system, tenants, tools, webhooks,
 };
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         keywords::get_keywords, keywords::put_keywords,
         conversations::list_conversations, conversations::get_conversation, conversations::update_conversation, conversations::reply,
         flows::list_flows, flows::get_flow, flows::put_flow, flows::delete_flow, flows::simulate_flow,
+        events::stream,
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
     modifiers(&BearerAuth),

@@ -3506,6 +3506,10 @@ macro_rules! conformance_suite {
             an_event_is_queued_once_for_each_webhook_of_its_tenant,
             messages_are_listed_newest_first_with_filters,
             flows_keep_revisions_sessions_and_answers,
+            events_are_numbered_per_tenant_and_read_after_a_number,
+            an_event_with_a_used_key_is_not_appended_again,
+            concurrent_appends_are_numbered_without_gaps_and_read_in_order,
+            pruned_events_leave_the_numbering_going_on,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
@@ -3518,6 +3522,198 @@ macro_rules! conformance_suite {
             }
         )*
     };
+}
+
+/// Runs `futures` concurrently on this task (the store's pool runs their queries side by
+/// side), their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+fn stream_event(tenant: &str, kind: &str, n: i64, at: Timestamp) -> crate::NewEvent {
+    crate::NewEvent {
+        tenant_id: tenant.to_owned(),
+        kind: kind.to_owned(),
+        conversation_id: Some(format!("conv-{n}")),
+        team: None,
+        data: serde_json::json!({ "n": n, "text": "où est mon colis ?" }),
+        key: None,
+        at,
+    }
+}
+
+pub async fn events_are_numbered_per_tenant_and_read_after_a_number(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    assert_eq!(store.latest_event_seq(&acme).await.unwrap(), 0);
+    assert!(store.events_after(&acme, 0, 10).await.unwrap().is_empty());
+    for n in 1..=3 {
+        let event = store
+            .append_event(&stream_event(&acme, "message.received", n, t0()))
+            .await
+            .unwrap();
+        assert_eq!(event.seq, n);
+    }
+    let theirs = store
+        .append_event(&crate::NewEvent {
+            conversation_id: None,
+            team: Some("support".into()),
+            ..stream_event(&globex, "conversation.state_changed", 9, t0())
+        })
+        .await
+        .unwrap();
+    assert_eq!(theirs.seq, 1, "each tenant counts its own events");
+    assert_eq!(theirs.team.as_deref(), Some("support"));
+    assert_eq!(theirs.conversation_id, None);
+
+    let all = store.events_after(&acme, 0, 10).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(
+        all.iter()
+            .all(|e| e.tenant_id == acme && e.kind == "message.received")
+    );
+    assert_eq!(all[1].conversation_id.as_deref(), Some("conv-2"));
+    assert_eq!(
+        all[1].data,
+        serde_json::json!({"n": 2, "text": "où est mon colis ?"})
+    );
+    assert_eq!(all[1].at, t0());
+    assert_ne!(all[0].id, all[1].id);
+    let next = store.events_after(&acme, 1, 1).await.unwrap();
+    assert_eq!(next, vec![all[1].clone()], "after 1, one at most: 2");
+    assert!(store.events_after(&acme, 3, 10).await.unwrap().is_empty());
+    assert_eq!(store.latest_event_seq(&acme).await.unwrap(), 3);
+    assert_eq!(store.latest_event_seq(&globex).await.unwrap(), 1);
+    assert_eq!(
+        store.events_after(&globex, 0, 10).await.unwrap(),
+        vec![theirs]
+    );
+}
+
+pub async fn an_event_with_a_used_key_is_not_appended_again(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    let keyed = |tenant: &str, n| crate::NewEvent {
+        key: Some("in_m1".into()),
+        ..stream_event(tenant, "message.received", n, t0())
+    };
+    let first = store.append_event(&keyed(&acme, 1)).await.unwrap();
+    let again = store.append_event(&keyed(&acme, 2)).await.unwrap();
+    assert_eq!(again, first, "the event that holds the key");
+    assert_eq!(store.latest_event_seq(&acme).await.unwrap(), 1);
+    // The refused append left no gap behind it.
+    let next = store
+        .append_event(&stream_event(&acme, "message.sent", 3, t0()))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, 2);
+    // Keys are per tenant.
+    assert_eq!(store.append_event(&keyed(&globex, 1)).await.unwrap().seq, 1);
+    assert_eq!(store.events_after(&acme, 0, 10).await.unwrap().len(), 2);
+}
+
+/// Appends from many writers at once, with a reader following the log meanwhile: every
+/// number from 1 is handed out once, and the reader, always reading after the last number
+/// it saw, meets each event once and in order (on PostgreSQL, an append that committed
+/// after a higher number was read would be skipped for ever).
+pub async fn concurrent_appends_are_numbered_without_gaps_and_read_in_order(store: &dyn Store) {
+    const WRITERS: i64 = 8;
+    const EACH: i64 = 25;
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let writers = (0..WRITERS).map(|w| {
+        let acme = acme.clone();
+        async move {
+            let mut seqs = Vec::new();
+            for i in 0..EACH {
+                let event = stream_event(&acme, "message.received", w * EACH + i, t0());
+                seqs.push(store.append_event(&event).await.unwrap().seq);
+            }
+            seqs
+        }
+    });
+    let reader = async {
+        let mut seen = Vec::new();
+        let mut last = 0;
+        while last < WRITERS * EACH {
+            let batch = store.events_after(&acme, last, 7).await.unwrap();
+            for event in batch {
+                assert_eq!(event.seq, last + 1, "read out of order or with a gap");
+                last = event.seq;
+                seen.push(event.data["n"].as_i64().unwrap());
+            }
+            tokio::task::yield_now().await;
+        }
+        seen
+    };
+    let (written, seen) = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        tokio::join!(join_all(writers.collect()), reader)
+    })
+    .await
+    .expect("the reader caught up with the writers");
+    let mut seqs: Vec<i64> = written.into_iter().flatten().collect();
+    for per_writer in seqs.chunks(EACH as usize) {
+        assert!(
+            per_writer.windows(2).all(|w| w[0] < w[1]),
+            "one writer's appends go up"
+        );
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=WRITERS * EACH).collect::<Vec<_>>());
+    let mut seen_sorted = seen.clone();
+    seen_sorted.sort_unstable();
+    seen_sorted.dedup();
+    assert_eq!(
+        seen_sorted.len(),
+        (WRITERS * EACH) as usize,
+        "each event read once"
+    );
+    assert_eq!(store.latest_event_seq(&acme).await.unwrap(), WRITERS * EACH);
+}
+
+pub async fn pruned_events_leave_the_numbering_going_on(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let later = secs(3600);
+    store
+        .append_event(&stream_event(&acme, "message.received", 1, t0()))
+        .await
+        .unwrap();
+    store
+        .append_event(&stream_event(&acme, "message.received", 2, t0()))
+        .await
+        .unwrap();
+    store
+        .append_event(&stream_event(&acme, "message.received", 3, later))
+        .await
+        .unwrap();
+    assert_eq!(store.prune_events(secs(60)).await.unwrap(), 2);
+    assert_eq!(store.prune_events(secs(60)).await.unwrap(), 0);
+    let left = store.events_after(&acme, 0, 10).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+    assert_eq!(store.latest_event_seq(&acme).await.unwrap(), 3);
+    let next = store
+        .append_event(&stream_event(&acme, "message.received", 4, later))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, 4, "numbers are never reused");
 }
 
 /// Upgrades: rows a store held before migration 0014 (the event log in its own table,

@@ -5,6 +5,7 @@
 
 mod channels;
 mod conversations;
+mod events;
 mod flows;
 mod held_parts;
 mod inbound;
@@ -20,6 +21,7 @@ pub mod scratch;
 
 pub use channels::*;
 pub use conversations::*;
+pub use events::*;
 pub use flows::*;
 pub use held_parts::*;
 pub use inbound::*;
@@ -209,6 +211,7 @@ pub trait Store:
     + ChannelStore
     + InboundStore
     + ConversationStore
+    + EventStore
     + FlowStore
     + ReceiptWatchStore
     + HeldPartStore

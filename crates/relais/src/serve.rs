@@ -61,6 +61,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .clone()
             .resume_forever(std::time::Duration::from_secs(10)),
     );
+    // The live event stream's log keeps a week for clients to resume from.
+    let prune_events = tokio::spawn(state.events.clone().prune_forever(
+        relais_engine::events::DEFAULT_RETENTION,
+        relais_engine::events::PRUNE_EVERY,
+    ));
     let smpp = match config.smpp_listen {
         Some(addr) => Some(start_smpp_server(addr, &state).await?),
         None => None,
@@ -73,6 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     resume.abort();
+    prune_events.abort();
     dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -246,12 +246,17 @@ pub async fn update_conversation(
     ApiJson(update): ApiJson<ConversationUpdate>,
 ) -> ApiResult<axum::Json<ConversationView>> {
     caller.require(Scope::Send)?;
-    state
-        .store
-        .set_conversation_state(&caller.tenant_id, &id, update.state, state.clock.now())
-        .await?
-        .map(|c| axum::Json(c.into()))
-        .ok_or_else(|| ApiError::not_found(format!("conversation {id}")))
+    relais_engine::conversations::set_state(
+        &*state.store,
+        Some(&state.events),
+        &caller.tenant_id,
+        &id,
+        update.state,
+        state.clock.now(),
+    )
+    .await?
+    .map(|c| axum::Json(c.into()))
+    .ok_or_else(|| ApiError::not_found(format!("conversation {id}")))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -285,6 +290,7 @@ pub async fn reply(
     let (_, accepted) = relais_engine::conversations::reply(
         &*state.store,
         &state.acceptor,
+        Some(&state.events),
         &caller.tenant_id,
         &id,
         Reply {

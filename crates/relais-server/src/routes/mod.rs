@@ -1,6 +1,7 @@
 pub mod channels;
 pub mod contacts;
 pub mod conversations;
+pub mod events;
 pub mod flows;
 pub mod import;
 pub mod inbound;
@@ -36,6 +37,7 @@ pub fn v1() -> Router<AppState> {
         .merge(keywords::router())
         .merge(conversations::router())
         .merge(flows::router())
+        .merge(events::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

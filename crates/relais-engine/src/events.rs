@@ -1,0 +1,707 @@
+//! Live events of a tenant (a message received or sent, a conversation's state changed…)
+//! for the clients of `GET /v1/events/stream`: [`Events::publish`] appends to the store's
+//! event log and wakes the tenant's readers; each reader ([`Subscription`]) reads the log
+//! after the last event it handed out.
+//!
+//! Invariant: live delivery and resume are one path. A reader never receives an event
+//! from memory, only from the log, after the last number it handed out; a wake-up (or
+//! many, coalesced) only tells it to read again, and it reads anyway every
+//! [`POLL_EVERY`], which brings the events other nodes of a shared PostgreSQL wrote. As
+//! the log numbers a tenant's events without gaps (see `relais_store::events`), a client
+//! that reconnects after the last number it received gets everything after it, once and in
+//! order, and a gap it meets can only be events pruned by retention, which it is told of
+//! ([`Delivery::Reset`]). Each reader reads at its own pace: a client that stops reading
+//! holds up no other reader and no publisher.
+//!
+//! Typing indicators ([`Events::typing`]) are the exception: they are broadcast live to
+//! the readers of this node only, never stored, and so never replayed on resume; a reader
+//! that falls behind drops some of them.
+
+use jiff::{SignedDuration, Timestamp};
+use relais_core::clock::Clock;
+use relais_store::{EventStore, NewEvent, StoreError, StreamEvent};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+pub const MESSAGE_RECEIVED: &str = "message.received";
+pub const MESSAGE_SENT: &str = "message.sent";
+pub const CONVERSATION_STATE_CHANGED: &str = "conversation.state_changed";
+pub const CONVERSATION_ASSIGNED: &str = "conversation.assigned";
+pub const SLA_BREACHED: &str = "sla.breached";
+pub const TYPING: &str = "typing";
+
+/// How long events are kept for clients to resume from: a week covers an agent's console
+/// left closed over a weekend; an older resume point gets [`Delivery::Reset`].
+pub const DEFAULT_RETENTION: SignedDuration = SignedDuration::from_hours(7 * 24);
+
+/// How often `relais serve` prunes the log: an hour's events past the retention are one
+/// batch of deletes, a few milliseconds of the writer.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often a reader reads the log without being woken: the latency of events written by
+/// another node sharing the PostgreSQL database (one indexed read per reader per second).
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// Events read from the store at once by a reader.
+const READ_BATCH: u32 = 500;
+
+/// Typing indicators a reader may be behind by before it drops the oldest.
+const TYPING_BUFFER: usize = 64;
+
+/// What a stream event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum EventKind {
+    #[serde(rename = "message.received")]
+    MessageReceived,
+    #[serde(rename = "message.sent")]
+    MessageSent,
+    #[serde(rename = "conversation.state_changed")]
+    ConversationStateChanged,
+    #[serde(rename = "conversation.assigned")]
+    ConversationAssigned,
+    #[serde(rename = "sla.breached")]
+    SlaBreached,
+    /// Ephemeral: broadcast by [`Events::typing`], never stored.
+    #[serde(rename = "typing")]
+    Typing,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::MessageReceived,
+        EventKind::MessageSent,
+        EventKind::ConversationStateChanged,
+        EventKind::ConversationAssigned,
+        EventKind::SlaBreached,
+        EventKind::Typing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::MessageReceived => MESSAGE_RECEIVED,
+            EventKind::MessageSent => MESSAGE_SENT,
+            EventKind::ConversationStateChanged => CONVERSATION_STATE_CHANGED,
+            EventKind::ConversationAssigned => CONVERSATION_ASSIGNED,
+            EventKind::SlaBreached => SLA_BREACHED,
+            EventKind::Typing => TYPING,
+        }
+    }
+
+    /// The kind a type name (`message.received`…) names, if any.
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A typing indicator: someone is writing in a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Typing {
+    pub conversation_id: String,
+    /// Who is typing (`{"who": "customer"}`, an agent…), as the publisher says.
+    pub data: serde_json::Value,
+    pub at: Timestamp,
+}
+
+/// Why a reader skipped over part of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetReason {
+    /// The events after the client's last one were pruned (older than the retention).
+    Pruned,
+    /// The client's last event is not in this log (a number above the latest).
+    UnknownId,
+}
+
+/// The reader skipped events: what the client missed and where the stream goes on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reset {
+    pub reason: ResetReason,
+    /// The last event the client had (where it asked to resume from, or the last one read).
+    pub missed_after: i64,
+    /// The stream goes on after this number: the client's new "last event".
+    pub resumes_after: i64,
+    pub at: Timestamp,
+}
+
+/// What a reader hands out next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// An event of the log, in order.
+    Event(StreamEvent),
+    /// Events were skipped (pruned, or an unknown resume point); the stream goes on.
+    Reset(Reset),
+    /// A typing indicator (live only, not in the log).
+    Typing(Typing),
+}
+
+/// The live events of every tenant of this server: cheap to clone.
+#[derive(Clone)]
+pub struct Events {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Cancelled when the server stops: connections close cleanly.
+    closing: tokio_util::sync::CancellationToken,
+    store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    poll_every: Duration,
+    /// The tenants that have readers on this node; a tenant without any has no entry.
+    tenants: Mutex<HashMap<String, TenantReaders>>,
+}
+
+struct TenantReaders {
+    /// The highest number published on this node: a change wakes the readers.
+    latest: watch::Sender<i64>,
+    typing: broadcast::Sender<Typing>,
+}
+
+impl Events {
+    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
+        Events::with_poll(store, clock, POLL_EVERY)
+    }
+
+    /// [`Events::new`] with readers polling the log every `poll_every`.
+    pub fn with_poll(
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        poll_every: Duration,
+    ) -> Self {
+        Events {
+            inner: Arc::new(Inner {
+                closing: tokio_util::sync::CancellationToken::new(),
+                store,
+                clock,
+                poll_every,
+                tenants: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Appends an event to the tenant's log, then wakes its readers. Call it once what the
+    /// event tells of is stored. [`EventKind::Typing`] is refused (`Invalid`): typing
+    /// indicators go through [`Events::typing`].
+    pub async fn publish(
+        &self,
+        tenant: &str,
+        kind: EventKind,
+        conversation_id: Option<&str>,
+        data: serde_json::Value,
+    ) -> Result<StreamEvent, StoreError> {
+        self.append(tenant, kind, conversation_id, data, None).await
+    }
+
+    /// [`Events::publish`], once per `key` in the tenant's log: a step that runs again
+    /// after a crash (the inbound pipeline's) gets the event of its first run back and
+    /// appends nothing.
+    pub async fn publish_once(
+        &self,
+        tenant: &str,
+        kind: EventKind,
+        conversation_id: Option<&str>,
+        data: serde_json::Value,
+        key: &str,
+    ) -> Result<StreamEvent, StoreError> {
+        self.append(tenant, kind, conversation_id, data, Some(key))
+            .await
+    }
+
+    async fn append(
+        &self,
+        tenant: &str,
+        kind: EventKind,
+        conversation_id: Option<&str>,
+        data: serde_json::Value,
+        key: Option<&str>,
+    ) -> Result<StreamEvent, StoreError> {
+        if kind == EventKind::Typing {
+            return Err(StoreError::Invalid(
+                "typing indicators are not stored: use Events::typing".into(),
+            ));
+        }
+        let event = self
+            .inner
+            .store
+            .append_event(&NewEvent {
+                tenant_id: tenant.to_owned(),
+                kind: kind.as_str().to_owned(),
+                conversation_id: conversation_id.map(str::to_owned),
+                team: None,
+                data,
+                key: key.map(str::to_owned),
+                at: self.inner.clock.now(),
+            })
+            .await?;
+        self.wake(tenant, event.seq);
+        Ok(event)
+    }
+
+    fn wake(&self, tenant: &str, seq: i64) {
+        let tenants = self.inner.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(readers) = tenants.get(tenant) {
+            readers.latest.send_if_modified(|latest| {
+                let newer = seq > *latest;
+                if newer {
+                    *latest = seq;
+                }
+                newer
+            });
+        }
+    }
+
+    /// Tells every reader the server is stopping ([`Subscription::closing`] resolves), so
+    /// that its client is told to reconnect rather than cut off.
+    pub fn shut_down(&self) {
+        self.inner.closing.cancel();
+    }
+
+    /// Tells the tenant's readers on this node that someone is typing in a conversation.
+    /// Not stored: a client that is not connected at that moment never sees it.
+    pub fn typing(&self, tenant: &str, conversation_id: &str, data: serde_json::Value) {
+        let tenants = self.inner.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(readers) = tenants.get(tenant) {
+            // No reader is no error: the indicator is for whoever is watching now.
+            let _ = readers.typing.send(Typing {
+                conversation_id: conversation_id.to_owned(),
+                data,
+                at: self.inner.clock.now(),
+            });
+        }
+    }
+
+    /// A reader of the tenant's events after `after` (a number the client received), or
+    /// after the latest one when `None` (from now on). A resume point older than the
+    /// retention, or above the latest number, starts with a [`Delivery::Reset`].
+    pub async fn subscribe(
+        &self,
+        tenant: &str,
+        after: Option<i64>,
+    ) -> Result<Subscription, StoreError> {
+        // Registered before the log is read: an event published meanwhile wakes it.
+        let (latest_rx, typing_rx) = {
+            let mut tenants = self.inner.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            let readers = tenants
+                .entry(tenant.to_owned())
+                .or_insert_with(|| TenantReaders {
+                    latest: watch::channel(0).0,
+                    typing: broadcast::channel(TYPING_BUFFER).0,
+                });
+            (readers.latest.subscribe(), readers.typing.subscribe())
+        };
+        let mut poll = tokio::time::interval(self.inner.poll_every);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut subscription = Subscription {
+            events: self.clone(),
+            tenant: tenant.to_owned(),
+            after: 0,
+            pending: VecDeque::new(),
+            stale: true,
+            latest: latest_rx,
+            typing: typing_rx,
+            typing_open: true,
+            only: None,
+            poll,
+        };
+        let store = &*self.inner.store;
+        let latest = store.latest_event_seq(tenant).await?;
+        subscription.after = match after {
+            None => latest,
+            Some(asked) if asked > latest => {
+                subscription.reset(ResetReason::UnknownId, asked, latest);
+                latest
+            }
+            Some(asked) => {
+                // Everything after it gone; a partial loss shows as a gap when read.
+                let all_pruned =
+                    asked < latest && store.events_after(tenant, asked, 1).await?.is_empty();
+                if all_pruned {
+                    subscription.reset(ResetReason::Pruned, asked, latest);
+                    latest
+                } else {
+                    asked
+                }
+            }
+        };
+        Ok(subscription)
+    }
+
+    /// Deletes the events older than `retention`; how many.
+    pub async fn prune_once(&self, retention: SignedDuration) -> Result<u64, StoreError> {
+        let before = self.inner.clock.now() - retention;
+        self.inner.store.prune_events(before).await
+    }
+
+    /// [`Events::prune_once`] at once, then every `every`, for as long as the task runs.
+    pub async fn prune_forever(self, retention: SignedDuration, every: Duration) {
+        loop {
+            match self.prune_once(retention).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "stream events past their retention pruned"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune the stream events"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
+/// One client's reader of a tenant's events; see the module doc.
+pub struct Subscription {
+    events: Events,
+    tenant: String,
+    /// The last number read from the log (handed out, or waiting in `pending`).
+    after: i64,
+    pending: VecDeque<Delivery>,
+    /// Whether the log may hold events after `after`.
+    stale: bool,
+    latest: watch::Receiver<i64>,
+    typing: broadcast::Receiver<Typing>,
+    typing_open: bool,
+    only: Option<HashSet<EventKind>>,
+    poll: tokio::time::Interval,
+}
+
+impl Subscription {
+    /// Hands out only events of these kinds (events of other kinds are read and skipped).
+    pub fn only(mut self, kinds: impl IntoIterator<Item = EventKind>) -> Self {
+        self.only = Some(kinds.into_iter().collect());
+        self
+    }
+
+    /// The last number read from the log.
+    pub fn after(&self) -> i64 {
+        self.after
+    }
+
+    /// Resolves once the server is stopping ([`Events::shut_down`]); owns what it needs,
+    /// so that it can be awaited beside [`Subscription::next`].
+    pub fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.events.inner.closing.clone().cancelled_owned()
+    }
+
+    /// The next thing to hand the client: waits for it. Cancel-safe: dropped while
+    /// waiting, nothing is lost (what was read stays buffered in the subscription). An
+    /// error leaves the subscription as it was; calling again reads again.
+    pub async fn next(&mut self) -> Result<Delivery, StoreError> {
+        loop {
+            if let Some(delivery) = self.pending.pop_front() {
+                return Ok(delivery);
+            }
+            if self.stale {
+                self.read().await?;
+                continue;
+            }
+            let wants_typing = self.typing_open && self.wants(Some(EventKind::Typing));
+            tokio::select! {
+                changed = self.latest.changed() => {
+                    // The sender lives as long as this subscription's tenant entry.
+                    if changed.is_ok() && *self.latest.borrow_and_update() > self.after {
+                        self.stale = true;
+                    }
+                }
+                typing = self.typing.recv(), if wants_typing => match typing {
+                    Ok(typing) => return Ok(Delivery::Typing(typing)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => self.typing_open = false,
+                },
+                _ = self.poll.tick() => self.stale = true,
+            }
+        }
+    }
+
+    /// Reads the next batch of the log into `pending`.
+    async fn read(&mut self) -> Result<(), StoreError> {
+        let batch = self
+            .events
+            .inner
+            .store
+            .events_after(&self.tenant, self.after, READ_BATCH)
+            .await?;
+        // Nothing above changed `self`: a read dropped midway leaves it as it was.
+        self.stale = batch.len() == READ_BATCH as usize;
+        for event in batch {
+            if event.seq != self.after + 1 {
+                // The log has no gaps but those retention made.
+                self.reset(ResetReason::Pruned, self.after, event.seq - 1);
+            }
+            self.after = event.seq;
+            if self.wants(EventKind::parse(&event.kind)) {
+                self.pending.push_back(Delivery::Event(event));
+            }
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self, reason: ResetReason, missed_after: i64, resumes_after: i64) {
+        self.pending.push_back(Delivery::Reset(Reset {
+            reason,
+            missed_after,
+            resumes_after,
+            at: self.events.inner.clock.now(),
+        }));
+    }
+
+    /// Whether the client wants events of this kind; an unknown kind (written by a newer
+    /// node) only when it filters nothing.
+    fn wants(&self, kind: Option<EventKind>) -> bool {
+        match (&self.only, kind) {
+            (None, _) => true,
+            (Some(only), Some(kind)) => only.contains(&kind),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut tenants = self
+            .events
+            .inner
+            .tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // This subscription's own receivers are still counted.
+        if tenants
+            .get(&self.tenant)
+            .is_some_and(|readers| readers.latest.receiver_count() <= 1)
+        {
+            tenants.remove(&self.tenant);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relais_core::clock::ManualClock;
+    use relais_store::{SqliteStore, Store};
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    struct World {
+        store: Arc<dyn Store>,
+        clock: Arc<ManualClock>,
+        events: Events,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+        let clock = Arc::new(ManualClock::new("2026-11-21T10:00:00Z".parse().unwrap()));
+        let events = Events::new(store.clone(), clock.clone());
+        World {
+            store,
+            clock,
+            events,
+            _dir: dir,
+        }
+    }
+
+    async fn next(subscription: &mut Subscription) -> Delivery {
+        tokio::time::timeout(WAIT, subscription.next())
+            .await
+            .expect("a delivery in time")
+            .unwrap()
+    }
+
+    fn seq(delivery: &Delivery) -> i64 {
+        match delivery {
+            Delivery::Event(event) => event.seq,
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
+    async fn publish(events: &Events, tenant: &str, n: i64) -> StreamEvent {
+        events
+            .publish(
+                tenant,
+                EventKind::MessageReceived,
+                Some("conv-1"),
+                serde_json::json!({ "n": n }),
+            )
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reader_from_now_gets_what_is_published_after_it_in_order() {
+        let w = world().await;
+        publish(&w.events, "acme", 1).await;
+        let mut reader = w.events.subscribe("acme", None).await.unwrap();
+        assert_eq!(reader.after(), 1, "it starts at the present");
+        for n in 2..=4 {
+            publish(&w.events, "acme", n).await;
+        }
+        for n in 2..=4 {
+            assert_eq!(seq(&next(&mut reader).await), n);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_resuming_after_an_event_gets_exactly_what_followed_it() {
+        let w = world().await;
+        for n in 1..=5 {
+            publish(&w.events, "acme", n).await;
+        }
+        let mut reader = w.events.subscribe("acme", Some(2)).await.unwrap();
+        let got = [
+            next(&mut reader).await,
+            next(&mut reader).await,
+            next(&mut reader).await,
+        ];
+        assert_eq!(got.iter().map(seq).collect::<Vec<_>>(), [3, 4, 5]);
+        publish(&w.events, "acme", 6).await;
+        assert_eq!(seq(&next(&mut reader).await), 6, "nothing repeated");
+    }
+
+    #[tokio::test]
+    async fn a_keyed_event_published_twice_is_delivered_once() {
+        let w = world().await;
+        let mut reader = w.events.subscribe("acme", None).await.unwrap();
+        for _ in 0..2 {
+            w.events
+                .publish_once(
+                    "acme",
+                    EventKind::MessageReceived,
+                    None,
+                    serde_json::json!({}),
+                    "in_m1",
+                )
+                .await
+                .unwrap();
+        }
+        publish(&w.events, "acme", 2).await;
+        assert_eq!(seq(&next(&mut reader).await), 1);
+        assert_eq!(seq(&next(&mut reader).await), 2);
+    }
+
+    #[tokio::test]
+    async fn events_written_by_another_node_arrive_by_polling() {
+        let w = world().await;
+        let other_node = Events::new(w.store.clone(), w.clock.clone());
+        let here = Events::with_poll(w.store.clone(), w.clock.clone(), Duration::from_millis(50));
+        let mut reader = here.subscribe("acme", None).await.unwrap();
+        publish(&other_node, "acme", 1).await;
+        assert_eq!(seq(&next(&mut reader).await), 1);
+    }
+
+    #[tokio::test]
+    async fn a_resume_point_older_than_the_retention_starts_with_a_reset() {
+        let w = world().await;
+        for n in 1..=3 {
+            publish(&w.events, "acme", n).await;
+        }
+        w.clock.advance(SignedDuration::from_hours(8 * 24));
+        publish(&w.events, "acme", 4).await;
+        assert_eq!(w.events.prune_once(DEFAULT_RETENTION).await.unwrap(), 3);
+        let mut reader = w.events.subscribe("acme", Some(1)).await.unwrap();
+        match next(&mut reader).await {
+            Delivery::Reset(reset) => {
+                assert_eq!(reset.reason, ResetReason::Pruned);
+                assert_eq!((reset.missed_after, reset.resumes_after), (1, 3));
+            }
+            other => panic!("expected a reset, got {other:?}"),
+        }
+        assert_eq!(seq(&next(&mut reader).await), 4);
+
+        // All of it pruned: the reset says so, and the stream goes on from the latest.
+        w.clock.advance(SignedDuration::from_hours(8 * 24));
+        w.events.prune_once(DEFAULT_RETENTION).await.unwrap();
+        let mut reader = w.events.subscribe("acme", Some(2)).await.unwrap();
+        assert!(matches!(
+            next(&mut reader).await,
+            Delivery::Reset(Reset {
+                resumes_after: 4,
+                ..
+            })
+        ));
+        publish(&w.events, "acme", 5).await;
+        assert_eq!(seq(&next(&mut reader).await), 5);
+    }
+
+    #[tokio::test]
+    async fn a_resume_point_above_the_latest_event_starts_with_a_reset() {
+        let w = world().await;
+        publish(&w.events, "acme", 1).await;
+        let mut reader = w.events.subscribe("acme", Some(99)).await.unwrap();
+        assert!(matches!(
+            next(&mut reader).await,
+            Delivery::Reset(Reset {
+                reason: ResetReason::UnknownId,
+                resumes_after: 1,
+                ..
+            })
+        ));
+        publish(&w.events, "acme", 2).await;
+        assert_eq!(seq(&next(&mut reader).await), 2);
+    }
+
+    #[tokio::test]
+    async fn typing_reaches_live_readers_of_its_tenant_only_and_is_not_stored() {
+        let w = world().await;
+        let mut acme = w.events.subscribe("acme", None).await.unwrap();
+        let mut globex = w.events.subscribe("globex", None).await.unwrap();
+        w.events
+            .typing("acme", "conv-1", serde_json::json!({"who": "customer"}));
+        match next(&mut acme).await {
+            Delivery::Typing(typing) => assert_eq!(typing.conversation_id, "conv-1"),
+            other => panic!("expected typing, got {other:?}"),
+        }
+        publish(&w.events, "globex", 1).await;
+        assert_eq!(
+            seq(&next(&mut globex).await),
+            1,
+            "acme's typing is not globex's"
+        );
+        assert_eq!(w.store.latest_event_seq("acme").await.unwrap(), 0);
+        assert!(
+            w.events
+                .publish("acme", EventKind::Typing, None, serde_json::json!({}))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_filtered_reader_skips_other_kinds() {
+        let w = world().await;
+        let mut reader = w
+            .events
+            .subscribe("acme", None)
+            .await
+            .unwrap()
+            .only([EventKind::ConversationStateChanged]);
+        publish(&w.events, "acme", 1).await;
+        w.events
+            .publish(
+                "acme",
+                EventKind::ConversationStateChanged,
+                Some("conv-1"),
+                serde_json::json!({"state": "resolved"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(seq(&next(&mut reader).await), 2);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_without_readers_is_forgotten() {
+        let w = world().await;
+        let reader = w.events.subscribe("acme", None).await.unwrap();
+        let second = w.events.subscribe("acme", None).await.unwrap();
+        drop(reader);
+        assert!(w.events.inner.tenants.lock().unwrap().contains_key("acme"));
+        drop(second);
+        assert!(w.events.inner.tenants.lock().unwrap().is_empty());
+    }
+}

@@ -1,6 +1,7 @@
 //! `relais bench inbound`: customers' messages pushed through the whole inbound pipeline
-//! (store once, contact, keywords, conversation, NLU, the `message.received` event), as
-//! a channel adapter hands them over, then an agent's conversation list read back.
+//! (store once, contact, keywords, conversation, NLU, one bot flow step with its reply
+//! accepted for sending, the `message.received` event on the event stream), as a channel
+//! adapter hands them over, then an agent's conversation list read back.
 
 use crate::bench::{bar, cpu_secs, peak_rss_kib};
 use crate::bench_smpp::percentile;
@@ -30,6 +31,20 @@ pub struct InboundBenchArgs {
     /// conversations with the latest activity).
     #[arg(long, default_value_t = 1000)]
     pub list_reads: usize,
+    /// Run without the bot flow (by default every conversation has one, and each message
+    /// takes one step of it with one reply).
+    #[arg(long)]
+    pub no_flow: bool,
+}
+
+/// The bench's flow: every message is an answer to a question asked again, so each one
+/// takes one flow step and gets one reply.
+fn bench_flow() -> serde_json::Value {
+    serde_json::json!({
+        "entry": {"new_conversation": true},
+        "start": "again",
+        "nodes": {"again": {"type": "ask", "text": "Merci, c'est noté. Autre chose ?", "var": "last", "next": "again"}}
+    })
 }
 
 /// One message in this many is a redelivery of the one before (same provider id).
@@ -93,16 +108,29 @@ pub async fn run(
         )
         .await?
         .id;
-    let pipeline = Arc::new(InboundPipeline::new(
-        store.clone(),
-        Arc::new(NluService::new(store.clone())),
-        clock.clone(),
-        AddressRules {
-            default_country: None,
-        },
-        relais_engine::send::SANDBOX_KINDS.to_vec(),
-        None,
-    ));
+    let pipeline = Arc::new(
+        InboundPipeline::new(
+            store.clone(),
+            Arc::new(NluService::new(store.clone())),
+            clock.clone(),
+            AddressRules {
+                default_country: None,
+            },
+            relais_engine::send::SANDBOX_KINDS.to_vec(),
+            None,
+        )
+        .with_events(relais_engine::events::Events::new(
+            store.clone(),
+            clock.clone(),
+        )),
+    );
+    if !args.no_flow {
+        pipeline
+            .flows()
+            .put(&tenant, "bench", &bench_flow())
+            .await
+            .map_err(|e| anyhow::anyhow!("the bench flow: {e}"))?;
+    }
 
     let n = args.messages;
     let latencies: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
@@ -211,7 +239,11 @@ pub async fn run(
             .list_conversations(
                 &tenant,
                 &ConversationFilter {
-                    state: Some(ConversationState::Pending),
+                    state: Some(if args.no_flow {
+                        ConversationState::Pending
+                    } else {
+                        ConversationState::Bot
+                    }),
                     contact_id: None,
                 },
                 &PageRequest {
@@ -257,13 +289,14 @@ pub async fn run(
         println!("peak RSS: {:.1} MiB", peak as f64 / 1024.0);
     }
     println!(
-        "outcome: {} redeliveries answered as duplicates, {} failed, {} unfinished, {conversations} conversations, {replies} keyword replies",
+        "outcome: {} redeliveries answered as duplicates, {} failed, {} unfinished, {conversations} conversations, {replies} replies accepted (keywords and bot)",
         duplicates.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
         unfinished
     );
     println!(
-        "agent's list (50 pending, latest first, of {conversations}): p50 {}  p99 {}",
+        "agent's list (50 {}, latest first, of {conversations}): p50 {}  p99 {}",
+        if args.no_flow { "pending" } else { "bot" },
         ms(percentile(&list_us, 0.50)),
         ms(percentile(&list_us, 0.99)),
     );

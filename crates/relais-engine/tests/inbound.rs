@@ -560,3 +560,167 @@ async fn a_message_a_crash_left_midway_is_finished_once_by_the_resume_sweep() {
         "{event}"
     );
 }
+
+/// A flow that asks a first name, then thanks the customer by it.
+fn name_flow() -> serde_json::Value {
+    serde_json::json!({
+        "entry": {"new_conversation": true},
+        "start": "name",
+        "nodes": {
+            "name": {"type": "ask", "text": "Votre prénom ?", "attribute": "first_name", "next": "thanks"},
+            "thanks": {"type": "end", "text": "Merci {{ first_name }}"}
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_bot_turn_a_crash_cut_short_is_taken_again_without_a_second_reply() {
+    use relais_core::conversation::ConversationState;
+    let w = world().await;
+    let alice = alice(&w).await;
+    w.pipeline
+        .flows()
+        .put(&w.tenant, "name", &name_flow())
+        .await
+        .unwrap();
+    let hello = w
+        .pipeline
+        .receive(sms("33612345678", "Bonjour", Some("mo-1"), &w.tenant))
+        .await
+        .unwrap();
+    let conversation = hello.message.conversation_id.clone().unwrap();
+    let waiting = w
+        .store
+        .flow_session(&w.tenant, &conversation)
+        .await
+        .unwrap()
+        .expect("the bot waits for the name");
+    w.pipeline
+        .receive(sms("33612345678", "Ana", Some("mo-2"), &w.tenant))
+        .await
+        .unwrap();
+    assert_eq!(
+        sent_texts(&w, &alice).await,
+        ["Votre prénom ?", "Merci Ana"]
+    );
+
+    // The process died after the turn's reply and answer, before the step was written
+    // and the message marked: the bot still waits for the name, the message unfinished.
+    w.store
+        .save_flow_step(&relais_store::FlowStep {
+            tenant_id: &w.tenant,
+            conversation_id: &conversation,
+            session: Some(&waiting),
+            state: Some(ConversationState::Bot),
+            team: None,
+            last_message: None,
+            at: start(),
+        })
+        .await
+        .unwrap();
+    let db = w._dir.path().join("db");
+    let raw = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE inbound_messages SET processed_at = NULL WHERE provider_id = 'mo-2'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    w.clock
+        .advance(relais_engine::inbound::UNFINISHED_AFTER + SignedDuration::from_secs(1));
+    assert_eq!(w.pipeline.resume_unfinished().await.unwrap(), 1);
+    // The turn ran again: nothing said twice, the answer recorded once, the flow ended.
+    assert_eq!(
+        sent_texts(&w, &alice).await,
+        ["Votre prénom ?", "Merci Ana"]
+    );
+    assert_eq!(
+        w.store.flow_answers(&w.tenant, &alice).await.unwrap().len(),
+        1
+    );
+    let after = w
+        .store
+        .conversation(&w.tenant, &conversation)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.state, ConversationState::Resolved);
+    assert_eq!(
+        w.store
+            .flow_session(&w.tenant, &conversation)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A run of both messages again (marked unfinished) repeats nothing either, and does not
+    // reopen the conversation their turns resolved.
+    let raw = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE inbound_messages SET processed_at = NULL")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    w.clock
+        .advance(relais_engine::inbound::UNFINISHED_AFTER + SignedDuration::from_secs(1));
+    assert_eq!(w.pipeline.resume_unfinished().await.unwrap(), 2);
+    assert_eq!(
+        sent_texts(&w, &alice).await,
+        ["Votre prénom ?", "Merci Ana"]
+    );
+    let after = w
+        .store
+        .conversation(&w.tenant, &conversation)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.state, ConversationState::Resolved);
+}
+
+#[tokio::test]
+async fn a_flow_branches_on_the_intent_of_the_message() {
+    let w = world().await;
+    train(&w).await;
+    let alice = alice(&w).await;
+    w.pipeline
+        .flows()
+        .put(
+            &w.tenant,
+            "desk",
+            &serde_json::json!({
+                "entry": {"new_conversation": true},
+                "start": "route",
+                "nodes": {
+                    "route": {"type": "branch", "cases": [
+                        {"when": {"intent": "refund"}, "next": "refund"},
+                        {"when": {"intent": ["ticket_issue", "baggage"]}, "next": "travel"}
+                    ], "default": "other"},
+                    "refund": {"type": "end", "text": "Remboursements : sous 7 jours."},
+                    "travel": {"type": "end", "text": "Un conseiller voyage arrive."},
+                    "other": {"type": "end", "text": "Bonjour !"}
+                }
+            }),
+        )
+        .await
+        .unwrap();
+    // Each message opens the conversation again (the previous one resolved it).
+    for text in ["je veux être remboursé", "where is my bag", "bonjour"] {
+        w.pipeline
+            .receive(sms("33612345678", text, None, &w.tenant))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        sent_texts(&w, &alice).await,
+        [
+            "Remboursements : sous 7 jours.",
+            "Un conseiller voyage arrive.",
+            "Bonjour !"
+        ]
+    );
+}

@@ -29,7 +29,6 @@ use relais_core::channel::ChannelKind;
 use relais_core::clock::Clock;
 use relais_core::contact::{AddressRules, Identity, normalize_address};
 use relais_core::conversation::ConversationState;
-use relais_core::flow::Facts;
 use relais_store::{InboundMessage, InboundPlacement, NewInboundMessage, Store, StoreError};
 use std::sync::Arc;
 
@@ -85,26 +84,6 @@ fn flow_error(e: FlowsError) -> InboundError {
         FlowsError::Store(e) => InboundError::Store(e),
         other => InboundError::Flow(other.to_string()),
     }
-}
-
-/// What a flow sees of a message from its stored annotations, and its language.
-fn facts_of(text: &str, annotations: Option<&serde_json::Value>) -> (Facts, Option<String>) {
-    let get = |path: &[&str]| {
-        path.iter()
-            .try_fold(annotations?, |v, key| v.get(key))
-            .cloned()
-    };
-    let text_at = |path: &[&str]| get(path).and_then(|v| v.as_str().map(str::to_owned));
-    (
-        Facts {
-            text: text.to_owned(),
-            intent: text_at(&["intent", "name"]),
-            sentiment: text_at(&["sentiment", "label"]),
-            urgent: get(&["urgency", "urgent"]).and_then(|v| v.as_bool()),
-            answer: None,
-        },
-        text_at(&["language"]),
-    )
 }
 
 /// The inbound pipeline of a server: cheap to share (`Arc`).
@@ -345,7 +324,7 @@ impl InboundPipeline {
                 }
             }
         }
-        let (facts, language) = facts_of(&message.text, message.annotations.as_ref());
+        let (facts, language) = crate::flows::facts_of(&message.text, message.annotations.as_ref());
         // A flow that this message would start if it opens the conversation: then the
         // conversation opens in the `bot` state, otherwise it waits for an agent.
         let chosen = match message.contact_id.as_deref() {

@@ -3331,6 +3331,11 @@ pub async fn flows_keep_revisions_sessions_and_answers(store: &dyn Store) {
         .map(|f| f.name)
         .collect();
     assert_eq!(names, ["aaa", "bags"]);
+    assert_eq!(
+        store.flow_revisions(&tenant).await.unwrap(),
+        [("aaa".to_owned(), 1), ("bags".to_owned(), 2)]
+    );
+    assert!(store.flow_revisions(&other).await.unwrap().is_empty());
     assert!(store.list_flows(&other).await.unwrap().is_empty());
     assert_eq!(store.flow(&other, "bags").await.unwrap(), None);
     assert!(!store.delete_flow(&other, "bags").await.unwrap());

@@ -86,6 +86,9 @@ pub trait FlowStore: Send + Sync {
     async fn flow(&self, tenant: &str, name: &str) -> StoreResult<Option<FlowRecord>>;
     /// By name.
     async fn list_flows(&self, tenant: &str) -> StoreResult<Vec<FlowRecord>>;
+    /// The name and revision of each of the tenant's flows, by name: what the inbound
+    /// path reads for every message, without the documents it has parsed already.
+    async fn flow_revisions(&self, tenant: &str) -> StoreResult<Vec<(String, i64)>>;
     /// `false` when there was no such flow. Conversations running it are handed to a
     /// human at their next message.
     async fn delete_flow(&self, tenant: &str, name: &str) -> StoreResult<bool>;
@@ -218,6 +221,16 @@ macro_rules! impl_flow_store {
                     .iter()
                     .map(flow_from_row)
                     .collect()
+                }
+
+                async fn flow_revisions(&self, tenant: &str) -> StoreResult<Vec<(String, i64)>> {
+                    let rows = sqlx::query("SELECT name, revision FROM flows WHERE tenant_id = $1 ORDER BY name")
+                        .bind(tenant)
+                        .fetch_all(self.reader())
+                        .await?;
+                    rows.iter()
+                        .map(|row| Ok((row.try_get("name")?, row.try_get("revision")?)))
+                        .collect()
                 }
 
                 async fn delete_flow(&self, tenant: &str, name: &str) -> StoreResult<bool> {

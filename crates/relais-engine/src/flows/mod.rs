@@ -124,18 +124,33 @@ impl Flows {
             .await?)
     }
 
-    /// The tenant's flow `name`, parsed (once per revision).
+    /// The tenant's flow `name` at `revision`, parsed once; read from the store only when
+    /// this revision was not parsed yet (`record`, when the caller has it already).
     async fn definition(
         &self,
         tenant: &str,
-        record: &FlowRecord,
-    ) -> Result<Arc<FlowDefinition>, FlowsError> {
-        let key = (tenant.to_owned(), record.name.clone());
-        if let Some((revision, flow)) = self.lock().get(&key)
-            && *revision == record.revision
+        name: &str,
+        revision: i64,
+        record: Option<&FlowRecord>,
+    ) -> Result<Option<Arc<FlowDefinition>>, FlowsError> {
+        let key = (tenant.to_owned(), name.to_owned());
+        if let Some((parsed, flow)) = self.lock().get(&key)
+            && *parsed == revision
         {
-            return Ok(flow.clone());
+            return Ok(Some(flow.clone()));
         }
+        let fetched;
+        let record = match record {
+            Some(record) => record,
+            None => match self.store.flow(tenant, name).await? {
+                Some(r) => {
+                    fetched = r;
+                    &fetched
+                }
+                // Deleted meanwhile.
+                None => return Ok(None),
+            },
+        };
         let flow = Arc::new(FlowDefinition::parse(&record.definition).map_err(|e| {
             FlowsError::Store(StoreError::Corrupt(format!(
                 "stored flow `{}` is not valid: {e}",
@@ -143,7 +158,23 @@ impl Flows {
             )))
         })?);
         self.lock().insert(key, (record.revision, flow.clone()));
-        Ok(flow)
+        Ok(Some(flow))
+    }
+
+    /// The current revision of the tenant's flow `name`, parsed; `None` once deleted.
+    async fn current(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<(i64, Arc<FlowDefinition>)>, FlowsError> {
+        let revisions = self.store.flow_revisions(tenant).await?;
+        let Some((_, revision)) = revisions.into_iter().find(|(n, _)| n == name) else {
+            return Ok(None);
+        };
+        Ok(self
+            .definition(tenant, name, revision, None)
+            .await?
+            .map(|definition| (revision, definition)))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ParsedFlows> {
@@ -160,11 +191,12 @@ impl Flows {
         facts: &Facts,
     ) -> Result<Option<Chosen>, FlowsError> {
         let mut best: Option<Chosen> = None;
-        for record in self.store.list_flows(tenant).await? {
-            let definition = match self.definition(tenant, &record).await {
-                Ok(d) => d,
+        for (name, revision) in self.store.flow_revisions(tenant).await? {
+            let definition = match self.definition(tenant, &name, revision, None).await {
+                Ok(Some(d)) => d,
+                Ok(None) => continue,
                 Err(e) => {
-                    tracing::error!(tenant, flow = %record.name, error = %e, "a stored flow cannot be read; skipped");
+                    tracing::error!(tenant, flow = %name, error = %e, "a stored flow cannot be read; skipped");
                     continue;
                 }
             };
@@ -172,8 +204,8 @@ impl Flows {
                 && best.as_ref().is_none_or(|b| by > b.by)
             {
                 best = Some(Chosen {
-                    name: record.name.clone(),
-                    revision: record.revision,
+                    name,
+                    revision,
                     definition,
                     by,
                 });
@@ -205,16 +237,15 @@ impl Flows {
         }
         let now = self.clock.now();
         let (name, revision, definition, waiting, vars, started_at) = match session {
-            Some(s) => match store.flow(tenant, &s.flow).await? {
-                Some(record) => {
-                    let definition = self.definition(tenant, &record).await?;
+            Some(s) => match self.current(tenant, &s.flow).await? {
+                Some((revision, definition)) => {
                     let waiting = Waiting {
                         node: s.node,
                         attempts: s.attempts,
                     };
                     (
                         s.flow,
-                        record.revision,
+                        revision,
                         definition,
                         Some(waiting),
                         s.vars,
@@ -435,7 +466,10 @@ impl Flows {
             .flow(tenant, name)
             .await?
             .ok_or_else(|| FlowsError::NotFound(name.to_owned()))?;
-        let definition = self.definition(tenant, &record).await?;
+        let definition = self
+            .definition(tenant, name, record.revision, Some(&record))
+            .await?
+            .ok_or_else(|| FlowsError::NotFound(name.to_owned()))?;
         let now = self.clock.now();
         let mut attributes = simulation.attributes;
         let mut vars = Map::new();
@@ -444,7 +478,7 @@ impl Flows {
         let mut ending = None;
         let mut visited = Vec::new();
         for input in simulation.inputs {
-            let facts = self.facts_of(tenant, &input).await;
+            let facts = self.classified(tenant, &input).await;
             lines.push(TranscriptLine::Customer {
                 text: input.clone(),
             });
@@ -497,60 +531,53 @@ impl Flows {
         })
     }
 
-    /// What the tenant's NLU says of a message, as a flow sees it, and its language.
-    pub async fn facts_of(&self, tenant: &str, text: &str) -> (Facts, Option<String>) {
-        match self.nlu.classify(tenant, text, 1).await {
-            Ok(c) => facts_from(text, &c),
+    /// What a flow sees of a scripted message, classified as the pipeline classifies a
+    /// real one.
+    async fn classified(&self, tenant: &str, text: &str) -> (Facts, Option<String>) {
+        let annotations = match self.nlu.classify(tenant, text, 1).await {
+            Ok(c) => serde_json::to_value(&c).ok(),
             Err(e) => {
                 tracing::warn!(tenant, error = %e, "classification failed; the flow sees the text only");
-                (
-                    Facts {
-                        text: text.to_owned(),
-                        ..Facts::default()
-                    },
-                    None,
-                )
+                None
             }
-        }
+        };
+        facts_of(text, annotations.as_ref())
     }
 }
 
-/// What a flow sees of a classified message, and the message's language (`fr`, `en`…).
-pub fn facts_from(text: &str, c: &crate::nlu::Classification) -> (Facts, Option<String>) {
-    let analysis = &c.analysis;
-    let language = serde_json::to_value(analysis.language)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned));
+/// What a flow sees of a message, from its annotations (the NLU's classification as the
+/// inbound pipeline stores it), and the message's language.
+pub fn facts_of(text: &str, annotations: Option<&serde_json::Value>) -> (Facts, Option<String>) {
+    let get = |path: &[&str]| {
+        path.iter()
+            .try_fold(annotations?, |v, key| v.get(key))
+            .cloned()
+    };
+    let text_at = |path: &[&str]| get(path).and_then(|v| v.as_str().map(str::to_owned));
     (
         Facts {
             text: text.to_owned(),
-            intent: analysis.intent.as_ref().and_then(|i| i.name.clone()),
-            sentiment: serde_json::to_value(analysis.sentiment.label)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned)),
-            urgent: Some(analysis.urgency.urgent),
+            intent: text_at(&["intent", "name"]),
+            sentiment: text_at(&["sentiment", "label"]),
+            urgent: get(&["urgency", "urgent"]).and_then(|v| v.as_bool()),
             answer: None,
         },
-        language,
+        text_at(&["language"]),
     )
 }
 
 /// A simulation's script (`POST /v1/flows/{name}/simulate`).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Simulation {
     /// The customer's messages, in order; the first one starts the flow.
     pub inputs: Vec<String>,
     /// The contact's attributes at the start.
-    #[serde(default)]
     pub attributes: Map<String, Value>,
     /// Answers for `http` nodes, by node name.
-    #[serde(default)]
     pub mocks: BTreeMap<String, HttpMock>,
     /// The contact's time zone (for dates such as `demain`); UTC by default.
-    #[serde(default)]
     pub timezone: Option<String>,
-    #[serde(skip)]
+    /// The country national phone numbers in answers are read with.
     pub default_country: Option<phonenumber::country::Id>,
 }
 
@@ -588,9 +615,6 @@ fn handover_text(language: Option<&str>) -> &'static str {
 fn content_text(content: &relais_core::content::Content) -> Value {
     match &content.body {
         relais_core::content::Body::Text(t) => Value::String(t.clone()),
-        _ => serde_json::to_value(content)
-            .ok()
-            .and_then(|v| v.get("text").cloned())
-            .unwrap_or(Value::Null),
+        _ => Value::Null,
     }
 }

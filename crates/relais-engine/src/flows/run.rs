@@ -157,7 +157,6 @@ pub async fn run(start: RunStart<'_>, io: &mut dyn FlowIo) -> Result<Run, FlowIo
         };
         visited.push(current.clone());
         let context = template_context(&attributes, &vars);
-        let next = |target: &Option<String>| target.clone();
         let step: Result<Option<String>, Ending> = match node {
             Node::Ask(ask) if answering => {
                 answering = false;
@@ -172,7 +171,7 @@ pub async fn run(start: RunStart<'_>, io: &mut dyn FlowIo) -> Result<Run, FlowIo
                         }
                         facts.answer = Some(value);
                         attempts = 0;
-                        Ok(next(&ask.next))
+                        Ok(ask.next.clone())
                     }
                     Err(refused) => {
                         attempts += 1;
@@ -210,7 +209,7 @@ pub async fn run(start: RunStart<'_>, io: &mut dyn FlowIo) -> Result<Run, FlowIo
                 Err(broken) => Err(handoff(None, broken)),
             },
             Node::Send(send) => match say(io, &current, node, &[], &context).await? {
-                Ok(()) => Ok(next(&send.next)),
+                Ok(()) => Ok(send.next.clone()),
                 Err(broken) => Err(handoff(None, broken)),
             },
             Node::Branch(branch) => Ok(Some(
@@ -228,7 +227,7 @@ pub async fn run(start: RunStart<'_>, io: &mut dyn FlowIo) -> Result<Run, FlowIo
                     match io.call(&current, call).await {
                         Ok(answer) => {
                             vars.insert(save_as, answer);
-                            Ok(next(&http.next))
+                            Ok(http.next.clone())
                         }
                         Err(why) => {
                             tracing::info!(node = %current, error = %why, "a flow's HTTP call failed; taking on_fail");
@@ -248,13 +247,13 @@ pub async fn run(start: RunStart<'_>, io: &mut dyn FlowIo) -> Result<Run, FlowIo
                     if let Some(var) = &set.var {
                         vars.insert(var.clone(), value);
                     }
-                    Ok(next(&set.next))
+                    Ok(set.next.clone())
                 }
             },
             Node::Answer(answer) => match io.knowledge(&facts.text).await? {
                 KnowledgeReply::Answer(text) => {
                     io.say(&current, Content::text(text)).await?;
-                    Ok(next(&answer.next))
+                    Ok(answer.next.clone())
                 }
                 KnowledgeReply::NeedsHuman(why) => Err(handoff(
                     answer.team.clone(),
@@ -288,7 +287,7 @@ pub async fn run(start: RunStart<'_>, io: &mut dyn FlowIo) -> Result<Run, FlowIo
 }
 
 /// Says what `node` says, personalised; `offered` are a question's choices, shown as
-/// quick replies when it gives none. A template that cannot be filled is not sent.
+/// quick replies when it gives none.
 async fn say(
     io: &mut dyn FlowIo,
     name: &str,
@@ -296,15 +295,9 @@ async fn say(
     offered: &[String],
     context: &Value,
 ) -> Result<Result<(), HandoffReason>, FlowIoError> {
-    let Some(content) = node.say().and_then(|say| say.to_content(offered)) else {
-        return Ok(Ok(()));
-    };
-    match personalise(&content, context) {
-        Ok(content) => {
-            io.say(name, content).await?;
-            Ok(Ok(()))
-        }
-        Err(broken) => Ok(Err(broken)),
+    match node.say().and_then(|say| say.to_content(offered)) {
+        Some(content) => speak(io, name, content, context).await,
+        None => Ok(Ok(())),
     }
 }
 
@@ -321,6 +314,17 @@ async fn say_retry(
     if let Some(question) = node.say().and_then(|say| say.to_content(&check.choices)) {
         content.quick_replies = question.quick_replies;
     }
+    speak(io, name, content, context).await
+}
+
+/// Says `content` personalised; a template that cannot be filled is not sent, and the
+/// reason is given back for a handoff.
+async fn speak(
+    io: &mut dyn FlowIo,
+    name: &str,
+    content: Content,
+    context: &Value,
+) -> Result<Result<(), HandoffReason>, FlowIoError> {
     match personalise(&content, context) {
         Ok(content) => {
             io.say(name, content).await?;

@@ -197,7 +197,23 @@ impl Events {
         conversation_id: Option<&str>,
         data: serde_json::Value,
     ) -> Result<StreamEvent, StoreError> {
-        self.append(tenant, kind, conversation_id, data, None).await
+        self.append(tenant, kind, conversation_id, None, data, None)
+            .await
+    }
+
+    /// [`Events::publish`] (once per `key`, when given) about a conversation of `team`:
+    /// agents who are not in the team do not see it (see [`Subscription::visible_to`]).
+    pub async fn publish_about(
+        &self,
+        tenant: &str,
+        kind: EventKind,
+        conversation_id: Option<&str>,
+        team: Option<&str>,
+        data: serde_json::Value,
+        key: Option<&str>,
+    ) -> Result<StreamEvent, StoreError> {
+        self.append(tenant, kind, conversation_id, team, data, key)
+            .await
     }
 
     /// [`Events::publish`], once per `key` in the tenant's log: a step that runs again
@@ -211,7 +227,7 @@ impl Events {
         data: serde_json::Value,
         key: &str,
     ) -> Result<StreamEvent, StoreError> {
-        self.append(tenant, kind, conversation_id, data, Some(key))
+        self.append(tenant, kind, conversation_id, None, data, Some(key))
             .await
     }
 
@@ -220,6 +236,7 @@ impl Events {
         tenant: &str,
         kind: EventKind,
         conversation_id: Option<&str>,
+        team: Option<&str>,
         data: serde_json::Value,
         key: Option<&str>,
     ) -> Result<StreamEvent, StoreError> {
@@ -235,7 +252,7 @@ impl Events {
                 tenant_id: tenant.to_owned(),
                 kind: kind.as_str().to_owned(),
                 conversation_id: conversation_id.map(str::to_owned),
-                team: None,
+                team: team.map(str::to_owned),
                 data,
                 key: key.map(str::to_owned),
                 at: self.inner.clock.now(),
@@ -309,6 +326,8 @@ impl Events {
             typing: typing_rx,
             typing_open: true,
             only: None,
+            viewer: None,
+            visible_conversations: HashSet::new(),
             poll,
         };
         let store = &*self.inner.store;
@@ -366,13 +385,38 @@ pub struct Subscription {
     typing: broadcast::Receiver<Typing>,
     typing_open: bool,
     only: Option<HashSet<EventKind>>,
+    /// An agent who sees only some conversations, and the conversations this subscription
+    /// has seen events of that they may see (typing indicators follow them).
+    viewer: Option<Viewer>,
+    visible_conversations: HashSet<String>,
     poll: tokio::time::Interval,
+}
+
+/// An agent restricted to some conversations: those of no team, of their teams, and
+/// those assigned to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    pub agent_id: String,
+    pub teams: Vec<String>,
+}
+
+impl Viewer {
+    fn may_see(&self, event: &StreamEvent) -> bool {
+        event.team.as_ref().is_none_or(|t| self.teams.contains(t))
+            || event.data.get("assignee_id").and_then(|a| a.as_str()) == Some(&self.agent_id)
+    }
 }
 
 impl Subscription {
     /// Hands out only events of these kinds (events of other kinds are read and skipped).
     pub fn only(mut self, kinds: impl IntoIterator<Item = EventKind>) -> Self {
         self.only = Some(kinds.into_iter().collect());
+        self
+    }
+
+    /// Hands out only what `viewer` may see.
+    pub fn visible_to(mut self, viewer: Viewer) -> Self {
+        self.viewer = Some(viewer);
         self
     }
 
@@ -408,7 +452,10 @@ impl Subscription {
                     }
                 }
                 typing = self.typing.recv(), if wants_typing => match typing {
-                    Ok(typing) => return Ok(Delivery::Typing(typing)),
+                    Ok(typing) if self.viewer.is_none() || self.visible_conversations.contains(&typing.conversation_id) => {
+                        return Ok(Delivery::Typing(typing));
+                    }
+                    Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => self.typing_open = false,
                 },
@@ -433,6 +480,19 @@ impl Subscription {
                 self.reset(ResetReason::Pruned, self.after, event.seq - 1);
             }
             self.after = event.seq;
+            if let Some(viewer) = &self.viewer {
+                let visible = viewer.may_see(&event);
+                if let Some(conversation) = &event.conversation_id {
+                    if visible {
+                        self.visible_conversations.insert(conversation.clone());
+                    } else {
+                        self.visible_conversations.remove(conversation);
+                    }
+                }
+                if !visible {
+                    continue;
+                }
+            }
             if self.wants(EventKind::parse(&event.kind)) {
                 self.pending.push_back(Delivery::Event(event));
             }

@@ -18,6 +18,7 @@
 //! (a reply is keyed by the message's id). When classification fails the message goes on
 //! unannotated, and the failure is logged.
 
+use crate::agents::Desk;
 use crate::events::{EventKind, Events};
 use crate::flows::{Flows, FlowsError};
 use crate::handoff::Handoff;
@@ -98,6 +99,8 @@ pub struct InboundPipeline {
     flows: Arc<Flows>,
     /// The live event stream, when the server has one.
     events: Option<Events>,
+    /// Where conversations that wait for a human go.
+    desk: Desk,
 }
 
 impl InboundPipeline {
@@ -117,6 +120,7 @@ impl InboundPipeline {
             clock.clone(),
             crate::webhooks::process_destinations(),
         ));
+        let (store_for_desk, clock_for_desk) = (store.clone(), clock.clone());
         InboundPipeline {
             store,
             nlu,
@@ -126,6 +130,7 @@ impl InboundPipeline {
             handoff,
             flows,
             events: None,
+            desk: Desk::new(store_for_desk, clock_for_desk, None),
         }
     }
 
@@ -143,8 +148,14 @@ impl InboundPipeline {
 
     /// Publishes each message's `message.received` on the live event stream too.
     pub fn with_events(mut self, events: Events) -> Self {
+        self.desk = Desk::new(self.store.clone(), self.clock.clone(), Some(events.clone()));
         self.events = Some(events);
         self
+    }
+
+    /// The help desk the pipeline hands waiting conversations to.
+    pub fn desk(&self) -> &Desk {
+        &self.desk
     }
 
     pub fn nlu(&self) -> &Arc<NluService> {
@@ -325,10 +336,24 @@ impl InboundPipeline {
             }
         }
         let (facts, language) = crate::flows::facts_of(&message.text, message.annotations.as_ref());
+        let urgent = facts.urgent == Some(true);
+        let negative = facts.sentiment.as_deref() == Some("negative");
+        // The answer to a satisfaction question is a rating, not a new request: like a
+        // keyword, it reopens nothing and reaches no flow.
+        let mut rated = None;
+        if let Some(contact_id) = message.contact_id.as_deref()
+            && !keyword
+        {
+            rated = self
+                .desk
+                .take_rating(&tenant, contact_id, &message.text, message.received_at)
+                .await?;
+        }
+        let absorbed = keyword || rated.is_some();
         // A flow that this message would start if it opens the conversation: then the
         // conversation opens in the `bot` state, otherwise it waits for an agent.
         let chosen = match message.contact_id.as_deref() {
-            Some(_) if !keyword => self
+            Some(_) if !absorbed => self
                 .flows
                 .choose(&tenant, message.channel, true, &facts)
                 .await
@@ -353,23 +378,49 @@ impl InboundPipeline {
                             "message_id": message.id,
                         }),
                         at: message.received_at,
-                        state: if keyword {
+                        state: if absorbed {
                             ConversationState::Resolved
                         } else if chosen.is_some() {
                             ConversationState::Bot
                         } else {
                             ConversationState::Pending
                         },
-                        reopens: !keyword,
+                        reopens: !absorbed,
                     })
                     .await?,
             ),
             None => None,
         };
+        if let (Some(conversation), Some(rated)) = (conversation.as_ref(), rated.as_ref()) {
+            let ctx = AcceptContext {
+                store: &self.store,
+                rules: self.rules,
+                now,
+                configured: &self.configured,
+                handoff: self.handoff.as_ref(),
+            };
+            let thanks = crate::agents::csat_thanks(rated);
+            if let Err(refused) = crate::replies::reply_once(
+                ctx,
+                &message,
+                serde_json::json!({ "text": thanks }),
+                &format!("relais:csat:{}", message.id),
+            )
+            .await
+            {
+                match refused {
+                    AcceptError::Store(e) => return Err(e.into()),
+                    refused => {
+                        tracing::warn!(message = %message.id, error = %refused, "the thanks for a rating was refused")
+                    }
+                }
+            }
+            tracing::info!(conversation = %conversation.id, score = ?rated.csat_score, "satisfaction rating");
+        }
         // The bot's turn: a keyword never reaches a flow.
         let mut bot = None;
         if let Some(conversation) = conversation.as_ref()
-            && !keyword
+            && !absorbed
             && conversation.state == ConversationState::Bot
         {
             let ctx = AcceptContext {
@@ -384,6 +435,31 @@ impl InboundPipeline {
                 .take_turn(ctx, &message, conversation, facts, language, chosen)
                 .await
                 .map_err(flow_error)?;
+        }
+        // A conversation that waits for or is with a human: the desk places it in its
+        // team's queue (priority, SLA) and assigns it when someone has room.
+        let mut team = conversation.as_ref().and_then(|c| c.team.clone());
+        if let Some(placed) = conversation.as_ref()
+            && !absorbed
+        {
+            let handed_over = bot.as_ref().is_some_and(|turn| turn.state != placed.state);
+            let current = if handed_over {
+                store.conversation(&tenant, &placed.id).await?
+            } else {
+                Some(placed.clone())
+            };
+            if let Some(current) = current
+                && matches!(
+                    current.state,
+                    ConversationState::Pending | ConversationState::Open
+                )
+            {
+                let routed = self
+                    .desk
+                    .customer_wrote(&current, urgent, negative, message.received_at)
+                    .await?;
+                team = routed.team;
+            }
         }
         let at = self.clock.now();
         let conversation_id = conversation.as_ref().map(|c| c.id.as_str());
@@ -411,27 +487,30 @@ impl InboundPipeline {
                 })),
             },
         });
-        // Most tenants have no webhook: a read (on any of the readers) spares them a
-        // write on the one writer.
-        if !store.webhooks(&tenant).await?.is_empty() {
-            store
-                .queue_webhook_event(
-                    &tenant,
-                    &format!("in_{}", message.id),
-                    MESSAGE_RECEIVED,
-                    &event.to_string(),
-                    at,
-                )
-                .await?;
+        crate::webhooks::queue_event(
+            store,
+            &tenant,
+            MESSAGE_RECEIVED,
+            event["data"].clone(),
+            &format!("in_{}", message.id),
+            at,
+        )
+        .await?;
+        if let Some(conversation) = &conversation
+            && conversation.opened_at == message.received_at
+            && !absorbed
+        {
+            self.desk.announce_opened(conversation, &message.id).await?;
         }
         if let Some(events) = &self.events {
             events
-                .publish_once(
+                .publish_about(
                     &tenant,
                     EventKind::MessageReceived,
                     conversation_id,
+                    team.as_deref(),
                     event["data"].clone(),
-                    &format!("in_{}", message.id),
+                    Some(&format!("in_{}", message.id)),
                 )
                 .await?;
         }
@@ -445,10 +524,11 @@ impl InboundPipeline {
                 _ => None,
             };
             events
-                .publish_once(
+                .publish_about(
                     &tenant,
                     EventKind::ConversationStateChanged,
                     Some(&before.id),
+                    team.as_deref(),
                     serde_json::json!({
                         "id": before.id,
                         "state": turn.state,
@@ -457,7 +537,7 @@ impl InboundPipeline {
                         "team": team,
                         "by": {"flow": turn.flow},
                     }),
-                    &format!("flow_{}", message.id),
+                    Some(&format!("flow_{}", message.id)),
                 )
                 .await?;
         }

@@ -1,6 +1,7 @@
 //! The Relais runtime: what happens to contacts and messages between the API and the
 //! channels.
 
+pub mod agents;
 pub mod conversations;
 pub mod dispatch;
 pub mod events;

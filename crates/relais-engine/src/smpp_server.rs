@@ -53,7 +53,7 @@ const HASHING_AT_ONCE: usize = 2;
 
 /// How a password matched its stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
+pub(crate) enum Verdict {
     Matches,
     /// It matches an unsalted SHA-256 from before argon2: upgrade it.
     MatchesLegacy,
@@ -62,7 +62,7 @@ enum Verdict {
 
 /// The argon2id hash of `password` (PHC string, random salt, the crate's defaults:
 /// 19 MiB, 2 passes, as OWASP recommends).
-fn hash_password(password: &str) -> Result<String, String> {
+pub(crate) fn hash_password(password: &str) -> Result<String, String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     argon2::Argon2::default()
@@ -72,7 +72,7 @@ fn hash_password(password: &str) -> Result<String, String> {
 }
 
 /// Checks `password` against a stored hash: argon2 (a PHC string) or the legacy SHA-256.
-fn verify_password(stored: &str, password: &str) -> Verdict {
+pub(crate) fn verify_password(stored: &str, password: &str) -> Verdict {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     if let Ok(hash) = PasswordHash::new(stored) {
         return match argon2::Argon2::default().verify_password(password.as_bytes(), &hash) {
@@ -96,7 +96,9 @@ fn verify_password(stored: &str, password: &str) -> Verdict {
 }
 
 /// Runs a password hash on the blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
 }
 

@@ -83,6 +83,31 @@ pub enum WebhookError {
     Store(#[from] StoreError),
 }
 
+/// Queues an event (`{"type", "timestamp", "data"}`) for each of the tenant's webhooks,
+/// once per `key` however often the step that tells it runs. A tenant with no webhook
+/// costs one read (on a reader), no write.
+pub async fn queue_event(
+    store: &dyn Store,
+    tenant: &str,
+    event_type: &str,
+    data: serde_json::Value,
+    key: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    if store.webhooks(tenant).await?.is_empty() {
+        return Ok(());
+    }
+    let event = serde_json::json!({
+        "type": event_type,
+        "timestamp": at,
+        "data": data,
+    });
+    store
+        .queue_webhook_event(tenant, key, event_type, &event.to_string(), at)
+        .await?;
+    Ok(())
+}
+
 /// A new signing secret: `whsec_` and 32 random bytes in base64.
 pub fn generate_secret() -> String {
     let mut key = [0u8; 32];

@@ -171,15 +171,37 @@ fn json_pointer(path: &serde_path_to_error::Path) -> String {
     if out.is_empty() { "/".into() } else { out }
 }
 
-/// The caller, from `Authorization: Bearer <key>`.
+/// The caller, from `Authorization: Bearer <key>`: an API key, or an agent's session
+/// token (`POST /v1/auth/login`).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub tenant_id: String,
+    /// The API key's id, or the agent's id for a session.
     pub key_id: String,
     pub scopes: Scopes,
+    /// The agent, when the caller logged in as one.
+    pub agent: Option<relais_store::Agent>,
 }
 
 impl Caller {
+    /// Who acts, as the help desk sees it.
+    pub fn actor(&self) -> relais_engine::agents::Actor {
+        match &self.agent {
+            Some(agent) => agent.into(),
+            None => relais_engine::agents::Actor::Key(self.key_id.clone()),
+        }
+    }
+
+    /// Refuses agents whose role is not admin (keys pass: their scopes are checked).
+    pub fn require_admin_agent(&self) -> Result<(), ApiError> {
+        match &self.agent {
+            Some(agent) if agent.role != relais_core::agent::Role::Admin => {
+                Err(ApiError::forbidden("only an admin agent may do this"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.scopes.allows(scope) {
             Ok(())
@@ -199,7 +221,9 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized("missing Authorization: Bearer <api key> header")
+            ApiError::unauthorized(
+                "missing Authorization: Bearer <api key or session token> header",
+            )
         })?;
         let token = value
             .to_str()
@@ -213,15 +237,32 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer <api key>`")
             })?;
-        Caller::from_key(state, token).await
+        Caller::from_token(state, token).await
     }
 }
 
 impl Caller {
-    /// The caller an API key (the secret, as sent) authenticates: for routes that also take
-    /// the key elsewhere than in the `Authorization` header (a browser's WebSocket cannot
-    /// set headers).
-    pub async fn from_key(state: &AppState, token: &str) -> Result<Self, ApiError> {
+    /// The caller an API key or session token (as sent) authenticates: for routes that
+    /// also take it elsewhere than in the `Authorization` header (a browser's WebSocket
+    /// cannot set headers).
+    pub async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
+        if token.starts_with(relais_engine::agents::SESSION_PREFIX) {
+            let agent = state.desk.authenticate(token).await?.ok_or_else(|| {
+                ApiError::unauthorized(
+                    "the session has expired or was ended: log in again (POST /v1/auth/login)",
+                )
+            })?;
+            let scopes = match agent.role {
+                relais_core::agent::Role::Admin => Scopes::new([Scope::Admin]),
+                relais_core::agent::Role::Agent => Scopes::new([Scope::Send]),
+            };
+            return Ok(Caller {
+                tenant_id: agent.tenant_id.clone(),
+                key_id: agent.id.clone(),
+                scopes,
+                agent: Some(agent),
+            });
+        }
         let hash = hash_api_key(token);
         let key = match state.keys.get(&hash) {
             Some(key) => key,
@@ -239,6 +280,7 @@ impl Caller {
             tenant_id: key.tenant_id,
             key_id: key.id,
             scopes: key.scopes,
+            agent: None,
         })
     }
 }

@@ -65,6 +65,8 @@ pub struct AppState {
     pub acceptor: relais_engine::send::Acceptor,
     /// The live event stream (`GET /v1/events/stream`): publish what happens here.
     pub events: relais_engine::events::Events,
+    /// Agents, their sessions, and conversations handed to humans.
+    pub desk: relais_engine::agents::Desk,
     /// How the event stream treats its clients (send timeout, heartbeat).
     pub event_stream: StreamSettings,
     /// API keys found recently (see `keys.rs`).
@@ -104,7 +106,9 @@ impl AppState {
             relais_engine::send::SANDBOX_KINDS.to_vec(),
             Some(channels.handoff().clone()),
         );
+        let desk = inbound.desk().clone();
         AppState {
+            desk,
             store,
             clock,
             settings: Arc::new(settings),

@@ -214,3 +214,20 @@ pub(crate) fn from_bare(status: StatusCode, text: &str) -> ApiError {
         ),
     }
 }
+
+impl From<relais_engine::agents::DeskError> for ApiError {
+    fn from(e: relais_engine::agents::DeskError) -> Self {
+        use relais_engine::agents::DeskError;
+        match e {
+            DeskError::NotFound(what) => ApiError::not_found(what),
+            DeskError::Invalid { pointer, detail } => ApiError::invalid_field(&pointer, detail),
+            DeskError::Conflict(d) => ApiError::conflict(d),
+            DeskError::Forbidden(d) => ApiError::forbidden(d),
+            e @ (DeskError::WrongCredentials | DeskError::WhichTenant) => {
+                ApiError::unauthorized(e.to_string())
+            }
+            DeskError::Reply(e) => crate::routes::conversations::reply_error(e),
+            DeskError::Store(e) => e.into(),
+        }
+    }
+}

@@ -3016,8 +3016,8 @@ pub async fn conversations_are_listed_latest_first_by_cursor(store: &dyn Store) 
         .list_conversations(
             &tenant,
             &crate::ConversationFilter {
-                state: Some(ConversationState::Resolved),
-                contact_id: None,
+                states: vec![ConversationState::Resolved],
+                ..Default::default()
             },
             &PageRequest {
                 after: None,
@@ -3457,6 +3457,397 @@ pub async fn flows_keep_revisions_sessions_and_answers(store: &dyn Store) {
     );
 }
 
+fn new_agent(tenant: &str, email: &str, teams: &[&str], capacity: u32) -> crate::NewAgent {
+    crate::NewAgent {
+        id: crate::new_id(),
+        tenant_id: tenant.to_owned(),
+        email: email.to_owned(),
+        name: email.to_owned(),
+        role: relais_core::agent::Role::Agent,
+        password_hash: "$argon2id$not-a-real-hash".to_owned(),
+        capacity,
+        teams: teams.iter().map(|t| t.to_string()).collect(),
+        at: t0(),
+    }
+}
+
+pub async fn agents_are_assigned_by_rule_within_capacity_and_the_sla_clock_is_kept(
+    store: &dyn Store,
+) {
+    use relais_core::agent::AssignmentRule;
+    use relais_core::conversation::ConversationState;
+    let at = |s: i64| {
+        t0().checked_add(jiff::SignedDuration::from_secs(s))
+            .unwrap_or(t0())
+    };
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let spec = crate::TeamSpec {
+        description: None,
+        assignment: AssignmentRule::RoundRobin,
+        first_response_minutes: Some(10),
+        next_response_minutes: Some(5),
+        is_default: true,
+        csat: false,
+    };
+    store
+        .put_team(&tenant, "billing", &spec, t0())
+        .await
+        .unwrap();
+    let sales = crate::TeamSpec {
+        is_default: true,
+        ..spec.clone()
+    };
+    store
+        .put_team(&tenant, "sales", &sales, t0())
+        .await
+        .unwrap();
+    // One default per tenant: the last one marked.
+    assert_eq!(
+        store.default_team(&tenant).await.unwrap().unwrap().name,
+        "sales"
+    );
+    assert!(
+        !store
+            .team(&tenant, "billing")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_default
+    );
+
+    let ana = store
+        .create_agent(&new_agent(&tenant, "ana@example.com", &["billing"], 1))
+        .await
+        .unwrap();
+    let bob = store
+        .create_agent(&new_agent(
+            &tenant,
+            "bob@example.com",
+            &["billing", "billing"],
+            2,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(bob.teams, ["billing"]);
+    let taken = store
+        .create_agent(&new_agent(&tenant, "ana@example.com", &[], 1))
+        .await;
+    assert!(
+        matches!(taken, Err(crate::StoreError::Conflict(_))),
+        "{taken:?}"
+    );
+    assert_eq!(
+        store.agent_logins("ana@example.com").await.unwrap().len(),
+        1
+    );
+
+    // Three customers wait in billing: a plain one, an urgent one, then a VIP.
+    let mut waiting = Vec::new();
+    for (i, priority) in [(1, 0), (2, 4), (3, 1)] {
+        let contact = store
+            .create_contact(
+                &tenant,
+                &contact(vec![sms(&format!("+3361234567{i}"))], "{}"),
+                t0(),
+            )
+            .await
+            .unwrap();
+        let last = serde_json::json!({"direction": "in", "text": "help"});
+        let mut placed = placement(&tenant, &contact.id, &last, i, true);
+        placed.message_id = ["in-a", "in-b", "in-c"][i as usize - 1];
+        let c = store.place_inbound(&placed).await.unwrap();
+        store
+            .assign_conversation(&tenant, &c.id, None, Some("billing"), at(i))
+            .await
+            .unwrap();
+        let c = store
+            .note_customer_waiting(
+                &tenant,
+                &c.id,
+                priority,
+                at(i),
+                Some(at(i + 600)),
+                Some(at(i + 300)),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.sla_kind.as_deref(), Some("first_response"));
+        waiting.push(c);
+    }
+    // Noting the wait again (a rerun) moves nothing.
+    let again = store
+        .note_customer_waiting(&tenant, &waiting[0].id, 0, at(50), Some(at(999)), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.waiting_since, again.sla_due_at),
+        (Some(at(1)), Some(at(601)))
+    );
+
+    // The queue: urgent, VIP, plain.
+    let queue = store
+        .list_conversations(
+            &tenant,
+            &crate::ConversationFilter {
+                team: Some("billing".into()),
+                order: crate::ConversationOrder::Priority,
+                ..Default::default()
+            },
+            &PageRequest {
+                after: None,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = queue.data.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, [waiting[1].id.as_str(), waiting[2].id.as_str()]);
+    let rest = store
+        .list_conversations(
+            &tenant,
+            &crate::ConversationFilter {
+                team: Some("billing".into()),
+                order: crate::ConversationOrder::Priority,
+                ..Default::default()
+            },
+            &PageRequest {
+                after: queue.next_cursor.clone(),
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.data.len(), 1);
+    assert_eq!(rest.data[0].id, waiting[0].id);
+
+    // In turn, most urgent first, within capacity: Ana (1) then Bob (2), then Bob again.
+    let rule = AssignmentRule::RoundRobin;
+    let first = store
+        .assign_next(&tenant, "billing", rule, at(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.id.as_str(), first.assignee_id.as_deref()),
+        (waiting[1].id.as_str(), Some(ana.id.as_str()))
+    );
+    assert_eq!(first.state, ConversationState::Open);
+    let second = store
+        .assign_next(&tenant, "billing", rule, at(11))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (second.id.as_str(), second.assignee_id.as_deref()),
+        (waiting[2].id.as_str(), Some(bob.id.as_str()))
+    );
+    let third = store
+        .assign_next(&tenant, "billing", rule, at(12))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        third.assignee_id.as_deref(),
+        Some(bob.id.as_str()),
+        "Ana is full"
+    );
+    assert!(
+        store
+            .assign_next(&tenant, "billing", rule, at(13))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut counts = store.open_counts(&tenant).await.unwrap();
+    counts.sort();
+    let mut expected = vec![(ana.id.clone(), 1), (bob.id.clone(), 2)];
+    expected.sort();
+    assert_eq!(counts, expected);
+
+    // Visibility: an agent of another team sees only conversations of no team.
+    let carl = store
+        .create_agent(&new_agent(&tenant, "carl@example.com", &["sales"], 1))
+        .await
+        .unwrap();
+    let seen = store
+        .list_conversations(
+            &tenant,
+            &crate::ConversationFilter {
+                visible_to: Some(carl.id.clone()),
+                ..Default::default()
+            },
+            &PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(seen.data.is_empty(), "{:?}", seen.data);
+    let mine = store
+        .list_conversations(
+            &tenant,
+            &crate::ConversationFilter {
+                assignee: Some(crate::Assignee::Agent(bob.id.clone())),
+                ..Default::default()
+            },
+            &PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(mine.data.len(), 2);
+
+    // The SLA: Ana answers hers; the other two come due unanswered, each breached once.
+    store
+        .note_agent_answer(&tenant, &first.id, at(20))
+        .await
+        .unwrap();
+    let answered = store
+        .conversation(&tenant, &first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((answered.sla_due_at, answered.waiting_since), (None, None));
+    assert_eq!(answered.first_response_at, Some(at(20)));
+    assert_eq!(answered.priority, 0, "the urgency was answered");
+    assert!(store.due_breaches(at(600), 10).await.unwrap().is_empty());
+    let due = store.due_breaches(at(700), 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    for breach in &due {
+        let c = &breach.conversation;
+        assert!(
+            store
+                .mark_breached(&c.tenant_id, &c.id, breach.due_at, at(700))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .mark_breached(&c.tenant_id, &c.id, breach.due_at, at(701))
+                .await
+                .unwrap()
+        );
+    }
+    assert!(store.due_breaches(at(800), 10).await.unwrap().is_empty());
+    // The customer writes again after the answer: the next-response target.
+    let next = store
+        .note_customer_waiting(
+            &tenant,
+            &first.id,
+            2,
+            at(900),
+            Some(at(1500)),
+            Some(at(1200)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (next.sla_kind.as_deref(), next.sla_due_at, next.priority),
+        (Some("next_response"), Some(at(1200)), 2)
+    );
+
+    // Deleting Bob puts his conversations back in the queue; resolving frees Ana.
+    assert!(store.delete_agent(&tenant, &bob.id, at(30)).await.unwrap());
+    let back = store
+        .conversation(&tenant, &second.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (back.state, back.assignee_id),
+        (ConversationState::Pending, None)
+    );
+    store
+        .set_conversation_state(&tenant, &first.id, ConversationState::Resolved, at(40))
+        .await
+        .unwrap();
+    let least = store
+        .assign_next(&tenant, "billing", AssignmentRule::LeastBusy, at(41))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(least.assignee_id.as_deref(), Some(ana.id.as_str()));
+    assert!(
+        store
+            .assign_next(&tenant, "billing", AssignmentRule::Manual, at(42))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Sessions, notes, canned replies and ratings.
+    store
+        .create_session("digest", &ana, t0(), at(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .session_agent("digest", at(99))
+            .await
+            .unwrap()
+            .map(|a| a.id),
+        Some(ana.id.clone())
+    );
+    assert!(
+        store
+            .session_agent("digest", at(100))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    assert!(store.delete_session("digest").await.unwrap());
+    let note = store
+        .add_note(&tenant, &first.id, Some(&ana.id), "VIP, be kind", t0())
+        .await
+        .unwrap();
+    assert_eq!(store.notes(&tenant, &first.id).await.unwrap(), [note]);
+    store
+        .put_canned_reply(&tenant, "hello", "Bonjour {{ contact.first_name }}", t0())
+        .await
+        .unwrap();
+    store
+        .put_canned_reply(&tenant, "hello", "Hello {{ contact.first_name }}", at(1))
+        .await
+        .unwrap();
+    let canned = store.canned_reply(&tenant, "hello").await.unwrap().unwrap();
+    assert_eq!(
+        (canned.text.as_str(), canned.created_at, canned.updated_at),
+        ("Hello {{ contact.first_name }}", t0(), at(1))
+    );
+    assert!(
+        store
+            .mark_csat_asked(&tenant, &first.id, at(40))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_csat_asked(&tenant, &first.id, at(41))
+            .await
+            .unwrap(),
+        "once per resolution"
+    );
+    let rated = store
+        .record_csat(&tenant, &first.id, 5, Some("top"), at(50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rated.csat_score, rated.csat_comment.as_deref()),
+        (Some(5), Some("top"))
+    );
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    assert!(store.notes(&other, &first.id).await.unwrap().is_empty());
+    assert!(store.agent(&other, &ana.id).await.unwrap().is_none());
+}
+
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
 /// `$make` (an async fn returning something that derefs to a `Store`).
 #[macro_export]
@@ -3515,6 +3906,7 @@ macro_rules! conformance_suite {
             an_event_with_a_used_key_is_not_appended_again,
             concurrent_appends_are_numbered_without_gaps_and_read_in_order,
             pruned_events_leave_the_numbering_going_on,
+            agents_are_assigned_by_rule_within_capacity_and_the_sla_clock_is_kept,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

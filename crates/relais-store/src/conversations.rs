@@ -28,8 +28,30 @@ pub struct Conversation {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub resolved_at: Option<Timestamp>,
-    /// The team it waits for, when a flow handed it off to one.
+    /// When the current episode began: created, or reopened by the customer's message.
+    pub opened_at: Timestamp,
+    /// The team it belongs to, once handed off (by a flow, an agent or the default team).
     pub team: Option<String>,
+    /// The agent who has it (state `open`).
+    pub assignee_id: Option<String>,
+    pub assigned_at: Option<Timestamp>,
+    /// How urgent it is (see [`relais_core::agent::Priority`]).
+    pub priority: i64,
+    /// Since when the customer waits for an agent's answer.
+    pub waiting_since: Option<Timestamp>,
+    /// When that answer is due by the team's SLA, and which target it is
+    /// (`first_response`, `next_response`).
+    pub sla_due_at: Option<Timestamp>,
+    pub sla_kind: Option<String>,
+    /// When the due time passed without an answer.
+    pub sla_breached_at: Option<Timestamp>,
+    /// An agent's first answer.
+    pub first_response_at: Option<Timestamp>,
+    /// The satisfaction question sent when it was resolved, and the customer's rating (1–5).
+    pub csat_asked_at: Option<Timestamp>,
+    pub csat_score: Option<i64>,
+    pub csat_comment: Option<String>,
+    pub csat_at: Option<Timestamp>,
 }
 
 /// A customer's message placed in their conversation (see
@@ -54,8 +76,33 @@ pub struct InboundPlacement<'a> {
 /// Which conversations [`ConversationStore::list_conversations`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConversationFilter {
-    pub state: Option<ConversationState>,
+    /// One state, or (empty) any.
+    pub states: Vec<ConversationState>,
     pub contact_id: Option<String>,
+    pub team: Option<String>,
+    pub assignee: Option<Assignee>,
+    /// Only what this agent may see: conversations of no team, of their teams, and their
+    /// own.
+    pub visible_to: Option<String>,
+    pub order: ConversationOrder,
+}
+
+/// Whose conversations a list holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignee {
+    Agent(String),
+    Nobody,
+}
+
+/// How a list of conversations is sorted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConversationOrder {
+    /// Most recent activity first.
+    #[default]
+    Recent,
+    /// The queue: most urgent first, then the customer who has waited longest; those who
+    /// wait for nobody last.
+    Priority,
 }
 
 /// Storage for conversations; a supertrait of [`crate::Store`].
@@ -73,8 +120,9 @@ pub trait ConversationStore: Send + Sync {
         filter: &ConversationFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Conversation>>;
-    /// Moves the conversation to `state` (resolving stamps `resolved_at`); `None` when the
-    /// tenant has no such conversation.
+    /// Moves the conversation to `state` (resolving stamps `resolved_at`; `pending` and
+    /// `bot` take it from its agent; `resolved` and `bot` stop its SLA clock); `None` when
+    /// the tenant has no such conversation.
     async fn set_conversation_state(
         &self,
         tenant: &str,
@@ -92,32 +140,65 @@ pub trait ConversationStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
-/// The cursor of a page of conversations: the last one's activity time and id.
-fn cursor_of(c: &Conversation) -> String {
-    format!("{}.{}", crate::micros(c.last_message_at), c.id)
+/// The cursor of a page of conversations: the last one's sort key and id, `<micros>.<id>`
+/// by recent activity, `<priority>.<waiting key>.<id>` in queue order.
+fn cursor_of(c: &Conversation, order: ConversationOrder) -> String {
+    match order {
+        ConversationOrder::Recent => format!("{}.{}", crate::micros(c.last_message_at), c.id),
+        ConversationOrder::Priority => format!("{}.{}.{}", c.priority, wait_key(c), c.id),
+    }
 }
 
-fn parse_cursor(cursor: &str) -> StoreResult<(i64, String)> {
-    cursor
-        .split_once('.')
-        .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_owned())))
-        .ok_or_else(|| {
-            crate::StoreError::Invalid(format!("`{cursor}` is not a cursor of this list"))
-        })
+/// Where a conversation sorts among those of its priority: by how long its customer
+/// waits, those who wait for nobody last.
+fn wait_key(c: &Conversation) -> i64 {
+    c.waiting_since.map(crate::micros).unwrap_or(i64::MAX)
+}
+
+/// A cursor's parts: the sort keys and the id.
+fn parse_cursor(cursor: &str, order: ConversationOrder) -> StoreResult<(i64, i64, String)> {
+    let bad = || crate::StoreError::Invalid(format!("`{cursor}` is not a cursor of this list"));
+    let mut parts = cursor.splitn(3, '.');
+    let first = parts
+        .next()
+        .and_then(|p| p.parse::<i64>().ok())
+        .ok_or_else(bad)?;
+    match order {
+        ConversationOrder::Recent => {
+            let id = parts.next().ok_or_else(bad)?;
+            if parts.next().is_some() {
+                return Err(bad());
+            }
+            Ok((first, 0, id.to_owned()))
+        }
+        ConversationOrder::Priority => {
+            let second = parts
+                .next()
+                .and_then(|p| p.parse::<i64>().ok())
+                .ok_or_else(bad)?;
+            let id = parts.next().ok_or_else(bad)?;
+            Ok((first, second, id.to_owned()))
+        }
+    }
 }
 
 macro_rules! impl_conversation_store {
     ($modname:ident, $store:ty, $db:ty) => {
-        mod $modname {
+        pub(crate) mod $modname {
             use super::*;
             use crate::{StoreError, from_micros, micros, new_id};
             use sqlx::Row;
 
             type DbRow = <$db as sqlx::Database>::Row;
 
-            const COLUMNS: &str = "id, tenant_id, contact_id, state, channel, channel_id, address, last_message, last_message_at, last_inbound_at, created_at, updated_at, resolved_at, team";
+            pub(crate) const COLUMNS: &str = "id, tenant_id, contact_id, state, channel, channel_id, address, last_message, last_message_at, last_inbound_at, created_at, updated_at, resolved_at, team, \
+                opened_at, assignee_id, assigned_at, priority, waiting_since, sla_due_at, sla_kind, sla_breached_at, first_response_at, csat_asked_at, csat_score, csat_comment, csat_at";
 
-            fn conversation_from_row(row: &DbRow) -> StoreResult<Conversation> {
+            fn at(row: &DbRow, column: &str) -> StoreResult<Option<Timestamp>> {
+                row.try_get::<Option<i64>, _>(column)?.map(from_micros).transpose()
+            }
+
+            pub(crate) fn conversation_from_row(row: &DbRow) -> StoreResult<Conversation> {
                 let state: String = row.try_get("state")?;
                 let channel: String = row.try_get("channel")?;
                 let last: String = row.try_get("last_message")?;
@@ -139,24 +220,49 @@ macro_rules! impl_conversation_store {
                     updated_at: from_micros(row.try_get("updated_at")?)?,
                     resolved_at: row.try_get::<Option<i64>, _>("resolved_at")?.map(from_micros).transpose()?,
                     team: row.try_get("team")?,
+                    opened_at: from_micros(row.try_get("opened_at")?)?,
+                    assignee_id: row.try_get("assignee_id")?,
+                    assigned_at: at(row, "assigned_at")?,
+                    priority: row.try_get("priority")?,
+                    waiting_since: at(row, "waiting_since")?,
+                    sla_due_at: at(row, "sla_due_at")?,
+                    sla_kind: row.try_get("sla_kind")?,
+                    sla_breached_at: at(row, "sla_breached_at")?,
+                    first_response_at: at(row, "first_response_at")?,
+                    csat_asked_at: at(row, "csat_asked_at")?,
+                    csat_score: row.try_get("csat_score")?,
+                    csat_comment: row.try_get("csat_comment")?,
+                    csat_at: at(row, "csat_at")?,
                 })
             }
 
             #[async_trait]
             impl ConversationStore for $store {
                 async fn place_inbound(&self, p: &InboundPlacement<'_>) -> StoreResult<Conversation> {
+                    // The message reopens the resolved conversation: a new episode, with no
+                    // team, agent or SLA yet.
+                    const REOPENS: &str = "conversations.state = 'resolved' AND $10 AND COALESCE(conversations.last_inbound_id, '') <> excluded.last_inbound_id";
                     let at = micros(p.at);
                     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO conversations (id, tenant_id, contact_id, state, channel, channel_id, address, last_message, last_message_at, last_inbound_at, created_at, updated_at, resolved_at, last_inbound_id) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9, $9, CASE WHEN $4 = 'resolved' THEN $9 END, $11) \
+                        "INSERT INTO conversations (id, tenant_id, contact_id, state, channel, channel_id, address, last_message, last_message_at, last_inbound_at, created_at, updated_at, resolved_at, last_inbound_id, opened_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9, $9, CASE WHEN $4 = 'resolved' THEN $9 END, $11, $9) \
                          ON CONFLICT (tenant_id, contact_id) DO UPDATE SET \
                            channel = excluded.channel, channel_id = excluded.channel_id, address = excluded.address, \
                            last_message = excluded.last_message, last_message_at = excluded.last_message_at, \
                            last_inbound_at = excluded.last_inbound_at, updated_at = excluded.updated_at, \
                            last_inbound_id = excluded.last_inbound_id, \
-                           state = CASE WHEN conversations.state = 'resolved' AND $10 AND COALESCE(conversations.last_inbound_id, '') <> excluded.last_inbound_id THEN excluded.state ELSE conversations.state END, \
-                           resolved_at = CASE WHEN conversations.state = 'resolved' AND $10 AND COALESCE(conversations.last_inbound_id, '') <> excluded.last_inbound_id THEN NULL ELSE conversations.resolved_at END, \
-                           team = CASE WHEN conversations.state = 'resolved' AND $10 AND COALESCE(conversations.last_inbound_id, '') <> excluded.last_inbound_id THEN NULL ELSE conversations.team END \
+                           state = CASE WHEN {REOPENS} THEN excluded.state ELSE conversations.state END, \
+                           resolved_at = CASE WHEN {REOPENS} THEN NULL ELSE conversations.resolved_at END, \
+                           opened_at = CASE WHEN {REOPENS} THEN excluded.opened_at ELSE conversations.opened_at END, \
+                           team = CASE WHEN {REOPENS} THEN NULL ELSE conversations.team END, \
+                           assignee_id = CASE WHEN {REOPENS} THEN NULL ELSE conversations.assignee_id END, \
+                           assigned_at = CASE WHEN {REOPENS} THEN NULL ELSE conversations.assigned_at END, \
+                           priority = CASE WHEN {REOPENS} THEN 0 ELSE conversations.priority END, \
+                           waiting_since = CASE WHEN {REOPENS} THEN NULL ELSE conversations.waiting_since END, \
+                           sla_due_at = CASE WHEN {REOPENS} THEN NULL ELSE conversations.sla_due_at END, \
+                           sla_kind = CASE WHEN {REOPENS} THEN NULL ELSE conversations.sla_kind END, \
+                           sla_breached_at = CASE WHEN {REOPENS} THEN NULL ELSE conversations.sla_breached_at END, \
+                           first_response_at = CASE WHEN {REOPENS} THEN NULL ELSE conversations.first_response_at END \
                          RETURNING {COLUMNS}"
                     )))
                     .bind(new_id())
@@ -194,29 +300,65 @@ macro_rules! impl_conversation_store {
                     filter: &ConversationFilter,
                     page: &PageRequest,
                 ) -> StoreResult<Page<Conversation>> {
+                    const WAIT_KEY: &str = "COALESCE(waiting_since, 9223372036854775807)";
                     let limit = i64::from(page.limit.clamp(1, 1000));
-                    let (before_at, before_id) = match page.after.as_deref() {
-                        Some(cursor) => parse_cursor(cursor)?,
-                        None => (i64::MAX, String::new()),
+                    let (first, second, after_id) = match page.after.as_deref() {
+                        Some(cursor) => parse_cursor(cursor, filter.order)?,
+                        None => (i64::MAX, i64::MIN, String::new()),
                     };
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    let mut conditions = String::new();
+                    if !filter.states.is_empty() {
+                        let states: Vec<String> =
+                            filter.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+                        conditions.push_str(&format!(" AND state IN ({})", states.join(", ")));
+                    }
+                    if filter.assignee == Some(Assignee::Nobody) {
+                        conditions.push_str(" AND assignee_id IS NULL");
+                    }
+                    let (keyset, order) = match filter.order {
+                        ConversationOrder::Recent => (
+                            "(last_message_at < $6 OR (last_message_at = $6 AND id < $7))".to_owned(),
+                            "last_message_at DESC, id DESC".to_owned(),
+                        ),
+                        ConversationOrder::Priority => (
+                            format!("(priority < $6 OR (priority = $6 AND ({WAIT_KEY} > $9 OR ({WAIT_KEY} = $9 AND id > $7))))"),
+                            format!("priority DESC, {WAIT_KEY} ASC, id ASC"),
+                        ),
+                    };
+                    let after_id = match (page.after.is_some(), filter.order) {
+                        (true, _) => after_id,
+                        (false, ConversationOrder::Recent) => "\u{10FFFF}".to_owned(),
+                        (false, ConversationOrder::Priority) => String::new(),
+                    };
+                    let assignee = match &filter.assignee {
+                        Some(Assignee::Agent(id)) => Some(id.as_str()),
+                        _ => None,
+                    };
+                    let query = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT {COLUMNS} FROM conversations \
-                         WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR contact_id = $3) \
-                           AND (last_message_at < $4 OR (last_message_at = $4 AND id < $5)) \
-                         ORDER BY last_message_at DESC, id DESC LIMIT $6"
+                         WHERE tenant_id = $1 AND ($2 IS NULL OR contact_id = $2) AND ($3 IS NULL OR team = $3) \
+                           AND ($4 IS NULL OR assignee_id = $4) \
+                           AND ($5 IS NULL OR team IS NULL OR assignee_id = $5 OR team IN (SELECT team FROM agent_teams WHERE agent_id = $5)) \
+                           {conditions} AND {keyset} \
+                         ORDER BY {order} LIMIT $8"
                     )))
                     .bind(tenant)
-                    .bind(filter.state.map(|s| s.as_str()))
                     .bind(filter.contact_id.as_deref())
-                    .bind(before_at)
-                    .bind(if page.after.is_some() { before_id } else { "\u{10FFFF}".to_owned() })
-                    .bind(limit + 1)
-                    .fetch_all(self.reader())
-                    .await?;
+                    .bind(filter.team.as_deref())
+                    .bind(assignee)
+                    .bind(filter.visible_to.as_deref())
+                    .bind(first)
+                    .bind(after_id)
+                    .bind(limit + 1);
+                    let query = match filter.order {
+                        ConversationOrder::Priority => query.bind(second),
+                        ConversationOrder::Recent => query,
+                    };
+                    let rows = query.fetch_all(self.reader()).await?;
                     let mut data = rows.iter().map(conversation_from_row).collect::<StoreResult<Vec<_>>>()?;
                     let more = data.len() as i64 > limit;
                     data.truncate(limit as usize);
-                    let next_cursor = if more { data.last().map(cursor_of) } else { None };
+                    let next_cursor = if more { data.last().map(|c| cursor_of(c, filter.order)) } else { None };
                     Ok(Page { data, next_cursor })
                 }
 
@@ -229,7 +371,12 @@ macro_rules! impl_conversation_store {
                 ) -> StoreResult<Option<Conversation>> {
                     sqlx::query(sqlx::AssertSqlSafe(format!(
                         "UPDATE conversations SET state = $1, updated_at = $2, \
-                           resolved_at = CASE WHEN $1 = 'resolved' THEN $2 END \
+                           resolved_at = CASE WHEN $1 = 'resolved' THEN $2 END, \
+                           assignee_id = CASE WHEN $1 IN ('pending', 'bot') THEN NULL ELSE assignee_id END, \
+                           waiting_since = CASE WHEN $1 IN ('resolved', 'bot') THEN NULL ELSE waiting_since END, \
+                           sla_due_at = CASE WHEN $1 IN ('resolved', 'bot') THEN NULL ELSE sla_due_at END, \
+                           sla_kind = CASE WHEN $1 IN ('resolved', 'bot') THEN NULL ELSE sla_kind END, \
+                           sla_breached_at = CASE WHEN $1 IN ('resolved', 'bot') THEN NULL ELSE sla_breached_at END \
                          WHERE tenant_id = $3 AND id = $4 RETURNING {COLUMNS}"
                     )))
                     .bind(state.as_str())

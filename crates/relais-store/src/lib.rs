@@ -3,6 +3,7 @@
 //!
 //! Every method takes the tenant it acts for; no query crosses tenants.
 
+mod agents;
 mod channels;
 mod conversations;
 mod events;
@@ -19,6 +20,7 @@ mod sqlite;
 pub mod conformance;
 pub mod scratch;
 
+pub use agents::*;
 pub use channels::*;
 pub use conversations::*;
 pub use events::*;
@@ -211,6 +213,7 @@ pub trait Store:
     + ChannelStore
     + InboundStore
     + ConversationStore
+    + AgentStore
     + EventStore
     + FlowStore
     + ReceiptWatchStore

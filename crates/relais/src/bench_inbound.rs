@@ -239,12 +239,12 @@ pub async fn run(
             .list_conversations(
                 &tenant,
                 &ConversationFilter {
-                    state: Some(if args.no_flow {
+                    states: vec![if args.no_flow {
                         ConversationState::Pending
                     } else {
                         ConversationState::Bot
-                    }),
-                    contact_id: None,
+                    }],
+                    ..Default::default()
                 },
                 &PageRequest {
                     after: None,

@@ -66,6 +66,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         relais_engine::events::DEFAULT_RETENTION,
         relais_engine::events::PRUNE_EVERY,
     ));
+    // Conversations whose SLA came due unanswered are reported (`sla.breached`).
+    let sla = tokio::spawn(
+        state
+            .desk
+            .clone()
+            .watch_sla_forever(relais_engine::agents::SLA_CHECK_EVERY),
+    );
     let smpp = match config.smpp_listen {
         Some(addr) => Some(start_smpp_server(addr, &state).await?),
         None => None,
@@ -79,6 +86,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     resume.abort();
     prune_events.abort();
+    sla.abort();
     dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())

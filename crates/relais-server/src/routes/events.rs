@@ -105,7 +105,7 @@ pub async fn stream(
     let caller = match (from_header, q.access_token.as_deref()) {
         (Ok(caller), _) => caller,
         (Err(e), _) if has_header => return Err(e),
-        (Err(_), Some(token)) => Caller::from_key(&state, token.trim()).await?,
+        (Err(_), Some(token)) => Caller::from_token(&state, token.trim()).await?,
         (Err(_), None) => {
             return Err(ApiError::unauthorized(
                 "send the API key as `Authorization: Bearer <api key>`, or as `?access_token=<api key>` where headers cannot be set",
@@ -128,6 +128,15 @@ pub async fn stream(
     let mut subscription = state.events.subscribe(&caller.tenant_id, after).await?;
     if let Some(only) = only {
         subscription = subscription.only(only);
+    }
+    // An agent (not an admin) hears only of the conversations they may see.
+    if let Some(agent) = &caller.agent
+        && agent.role == relais_core::agent::Role::Agent
+    {
+        subscription = subscription.visible_to(relais_engine::events::Viewer {
+            agent_id: agent.id.clone(),
+            teams: agent.teams.clone(),
+        });
     }
     let settings = state.event_stream;
     Ok(upgrade

@@ -1,3 +1,4 @@
+pub mod agents;
 pub mod channels;
 pub mod contacts;
 pub mod conversations;
@@ -38,6 +39,7 @@ pub fn v1() -> Router<AppState> {
         .merge(conversations::router())
         .merge(flows::router())
         .merge(events::router())
+        .merge(agents::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

@@ -20,3 +20,28 @@ pub async fn respond(app: &axum::Router, request: Request<Body>) -> (StatusCode,
         .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, value, content_type)
 }
+
+/// A JSON call (or one without a body) authenticated with `token` (an API key or an
+/// agent's session token): status and body.
+#[allow(dead_code)]
+pub async fn call(
+    app: &axum::Router,
+    token: &str,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    let body = match body {
+        Some(json) => {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            Body::from(json.to_string())
+        }
+        None => Body::empty(),
+    };
+    let (status, value, _) = respond(app, req.body(body).unwrap()).await;
+    (status, value)
+}

@@ -1,5 +1,6 @@
 //! Relais domain types and pure rules. No I/O, no async, no SQL, no HTTP.
 
+pub mod campaign;
 pub mod channel;
 pub mod circuit;
 pub mod clock;

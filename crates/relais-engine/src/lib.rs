@@ -2,6 +2,7 @@
 //! channels.
 
 pub mod conversations;
+pub mod crm;
 pub mod dispatch;
 pub mod events;
 pub mod flows;

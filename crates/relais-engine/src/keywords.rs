@@ -1,6 +1,7 @@
 //! What a keyword does once the inbound pipeline found one: STOP and STOPALL write an
 //! opt-out into the consent ledger, START reverses one, HELP answers with the tenant's
-//! help text; each sends exactly one reply, however often the message is processed.
+//! help text; each sends exactly one reply, and a consent change one `consent.changed`
+//! webhook event, however often the message is processed.
 
 use crate::send::{AcceptContext, AcceptError};
 use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose, may_send};
@@ -41,11 +42,23 @@ pub async fn carry_out(
     let store = &**ctx.store;
     let tenant = message.tenant_id.as_str();
     let ledger = store.consents(tenant, contact_id).await?;
+    // The same message processed again finds its record: the change is done, and not
+    // done twice.
+    let proof = format!(
+        "\"{}\" (inbound message {} from {} on {})",
+        message.text, message.id, message.from_address, message.channel
+    );
+    let recorded = ledger
+        .iter()
+        .find(|r| r.proof.as_deref() == Some(proof.as_str()))
+        .cloned();
     let marketing = may_send(&ledger, message.channel, &Purpose::Marketing);
     let change = match matched.action {
         KeywordAction::Stop => Some((Some(message.channel), ConsentStatus::OptedOut)),
         KeywordAction::StopAll => Some((None, ConsentStatus::OptedOut)),
-        KeywordAction::Start if marketing.code == "opted_out" => {
+        // Once its opt-in is written, a START run again no longer finds an opt-out: its
+        // record says it was the keyword.
+        KeywordAction::Start if marketing.code == "opted_out" || recorded.is_some() => {
             Some((Some(message.channel), ConsentStatus::OptedIn))
         }
         KeywordAction::Start => return Ok(false),
@@ -63,31 +76,26 @@ pub async fn carry_out(
         reply(ctx, message, text).await?;
     }
     if let Some((channel, status)) = change {
-        // The same message processed again finds its record and writes none.
-        let proof = format!(
-            "\"{}\" (inbound message {} from {} on {})",
-            message.text, message.id, message.from_address, message.channel
-        );
-        let written = ledger
-            .iter()
-            .any(|r| r.proof.as_deref() == Some(proof.as_str()));
-        if !written {
-            store
-                .append_consent(
-                    tenant,
-                    &ConsentRecord {
-                        id: relais_core::ids::new_id(),
-                        contact_id: contact_id.to_owned(),
-                        channel,
-                        purpose: Purpose::Marketing,
-                        status,
-                        source: ConsentSource::Keyword,
-                        proof: Some(proof),
-                        recorded_at: ctx.now,
-                    },
-                )
-                .await?;
-        }
+        let record = match recorded {
+            Some(record) => record,
+            None => {
+                let record = ConsentRecord {
+                    id: relais_core::ids::new_id(),
+                    contact_id: contact_id.to_owned(),
+                    channel,
+                    purpose: Purpose::Marketing,
+                    status,
+                    source: ConsentSource::Keyword,
+                    proof: Some(proof),
+                    recorded_at: ctx.now,
+                };
+                store.append_consent(tenant, &record).await?;
+                record
+            }
+        };
+        // Keyed by the record: a run that a crash cut short after the write queues it
+        // now, a later run finds it queued.
+        crate::crm::consent_changed(store, tenant, &record, Some(&message.id), ctx.now).await?;
     }
     Ok(true)
 }

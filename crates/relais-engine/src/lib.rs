@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod conversations;
+pub mod crm;
 pub mod dispatch;
 pub mod events;
 pub mod flows;

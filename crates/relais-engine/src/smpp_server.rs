@@ -397,6 +397,7 @@ impl SubmitHandler<Esme> for Handler {
             from: Some(message.source.clone()).filter(|s| !s.trim().is_empty()),
             send_at: None,
             validity: None,
+            campaign: None,
         };
         let now = self.clock.now();
         let context = AcceptContext {

@@ -685,3 +685,200 @@ async fn sent_messages_are_listed_newest_first_and_searched() {
         );
     }
 }
+
+#[tokio::test]
+async fn messages_are_listed_by_the_campaign_they_were_sent_in() {
+    let api = api().await;
+    let mut sent: Vec<(Option<&str>, String)> = Vec::new();
+    for (campaign, to) in [
+        (Some("soldes-2026"), "+33612345678"),
+        (None, "+33612345679"),
+        (Some("rappel_rdv.v2"), "+33612345680"),
+        (Some("soldes-2026"), "+33612345681"),
+    ] {
+        let mut body = json!({"to": to, "channel": "sim", "content": {"text": "Bonjour"}});
+        if let Some(campaign) = campaign {
+            body["campaign"] = json!(campaign);
+        }
+        let (status, accepted) = api.post("/v1/messages", body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        sent.push((campaign, accepted["id"].as_str().unwrap().to_owned()));
+        api.clock.advance(SignedDuration::from_secs(60));
+    }
+    // A batch item carries its own campaign.
+    let (status, batch) = api
+        .post(
+            "/v1/messages/batch",
+            json!({"messages": [
+                {"to": "+33612345682", "channel": "sim", "content": {"text": "Un"}, "campaign": "rappel_rdv.v2"},
+                {"to": "+33612345683", "channel": "sim", "content": {"text": "Deux"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    assert_eq!(batch["accepted"], 2, "{batch}");
+    sent.push((
+        Some("rappel_rdv.v2"),
+        batch["results"][0]["id"].as_str().unwrap().to_owned(),
+    ));
+    sent.push((None, batch["results"][1]["id"].as_str().unwrap().to_owned()));
+    api.dispatch().await;
+
+    let listed = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let newest_first = |campaign: Option<&str>| -> Vec<String> {
+        let mut ids: Vec<String> = sent
+            .iter()
+            .filter(|(c, _)| campaign.is_none() || *c == campaign)
+            .map(|(_, id)| id.clone())
+            .collect();
+        ids.sort();
+        ids.reverse();
+        ids
+    };
+    let (status, soldes) = api.get("/v1/messages?campaign=soldes-2026").await;
+    assert_eq!(status, StatusCode::OK, "{soldes}");
+    assert_eq!(listed(&soldes), newest_first(Some("soldes-2026")));
+    assert_eq!(listed(&soldes).len(), 2);
+    assert!(
+        soldes["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["campaign"] == "soldes-2026")
+    );
+    let (_, rappel) = api.get("/v1/messages?campaign=rappel_rdv.v2").await;
+    assert_eq!(listed(&rappel), newest_first(Some("rappel_rdv.v2")));
+    assert_eq!(listed(&rappel).len(), 2);
+    let (_, all) = api.get("/v1/messages").await;
+    assert_eq!(listed(&all), newest_first(None));
+    assert_eq!(listed(&all).len(), 6);
+    let (_, unknown) = api.get("/v1/messages?campaign=hiver").await;
+    assert!(listed(&unknown).is_empty(), "{unknown}");
+    // With the other filters, a page at a time.
+    let status = soldes["data"][0]["status"].as_str().unwrap();
+    let (_, first) = api
+        .get(&format!(
+            "/v1/messages?campaign=soldes-2026&status={status}&channel=sim&limit=1"
+        ))
+        .await;
+    assert_eq!(
+        listed(&first),
+        newest_first(Some("soldes-2026"))[..1],
+        "{first}"
+    );
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = api
+        .get(&format!(
+            "/v1/messages?campaign=soldes-2026&status={status}&channel=sim&limit=1&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(
+        listed(&second),
+        newest_first(Some("soldes-2026"))[1..],
+        "{second}"
+    );
+    assert!(second["next_cursor"].is_null(), "{second}");
+
+    // The message shows its campaign; one sent without shows none.
+    let (_, one) = api.get(&format!("/v1/messages/{}", sent[0].1)).await;
+    assert_eq!(one["campaign"], "soldes-2026", "{one}");
+    let (_, none) = api.get(&format!("/v1/messages/{}", sent[1].1)).await;
+    assert!(none.get("campaign").is_none(), "{none}");
+
+    // A bad filter is a problem naming the parameter.
+    let (status, problem) = api.get("/v1/messages?campaign=soldes%202026").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("campaign"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_campaign_label_is_refused_at_its_pointer_and_nothing_is_stored() {
+    let api = api().await;
+    let too_long = "x".repeat(65);
+    for (campaign, says) in [
+        (json!(""), "empty"),
+        (json!("soldes 2026"), "` `"),
+        (json!("été"), "`é`"),
+        (json!(too_long), "at most 64"),
+    ] {
+        let (status, problem) = api
+            .post(
+                "/v1/messages",
+                json!({"to": "+33612345678", "content": {"text": "x"}, "campaign": campaign}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem["errors"][0]["pointer"], "/campaign", "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(says),
+            "{campaign}: {problem}"
+        );
+    }
+    let (status, problem) = api
+        .post(
+            "/v1/messages",
+            json!({"to": "+33612345678", "content": {"text": "x"}, "campaign": 42}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/campaign", "{problem}");
+
+    // In a batch, the item is refused at its own pointer and the others go.
+    let (status, batch) = api
+        .post(
+            "/v1/messages/batch",
+            json!({"messages": [
+                {"to": "+33612345678", "content": {"text": "Un"}, "campaign": "soldes/2026"},
+                {"to": "+33612345679", "content": {"text": "Deux"}, "campaign": "soldes-2026"},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    assert_eq!(batch["refused"], 1, "{batch}");
+    assert_eq!(
+        batch["results"][0]["error"]["pointer"], "/messages/0/campaign",
+        "{batch}"
+    );
+
+    let (_, all) = api.get("/v1/messages").await;
+    let stored = all["data"].as_array().unwrap();
+    assert_eq!(stored.len(), 1, "only the good batch item: {all}");
+    assert_eq!(stored[0]["to"], "+33612345679");
+    let (_, phone) = api.get("/v1/sim/phones/+33612345678/messages").await;
+    assert!(
+        phone["messages"].as_array().is_none_or(|m| m.is_empty()),
+        "{phone}"
+    );
+}
+
+#[tokio::test]
+async fn the_campaign_is_part_of_what_an_idempotency_key_guards() {
+    let api = api().await;
+    let send = |campaign: &'static str| {
+        api.call(
+            "POST",
+            "/v1/messages",
+            Some(json!({"to": "+33612345678", "content": {"text": "Promo"}, "campaign": campaign})),
+            &[("idempotency-key", "promo-1")],
+        )
+    };
+    let (status, first) = send("soldes-2026").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let (status, again) = send("soldes-2026").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["id"], first["id"]);
+    let (status, other) = send("hiver-2026").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{other}");
+    let (_, listed) = api.get("/v1/messages?campaign=hiver-2026").await;
+    assert!(listed["data"].as_array().unwrap().is_empty(), "{listed}");
+}

@@ -367,3 +367,192 @@ async fn a_webhook_whose_endpoint_is_down_says_so_and_when_it_is_tried_again() {
         "the sixth waits for the probe"
     );
 }
+
+/// One request a receiver got: its headers and body.
+#[derive(Debug, Clone)]
+struct Received {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: String,
+}
+
+impl Received {
+    fn event(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+
+    /// Whether the signature is the HMAC of `id.timestamp.body` under `secret`, as a
+    /// receiver checks it.
+    fn signed_with(&self, secret: &str) -> bool {
+        let timestamp: i64 = self.timestamp.parse().unwrap();
+        relais_engine::webhooks::sign(secret, &self.id, timestamp, &self.body).unwrap()
+            == self.signature
+    }
+}
+
+/// An HTTP receiver on 127.0.0.1 that keeps what it is sent and answers 204.
+async fn recorder() -> (SocketAddr, Arc<std::sync::Mutex<Vec<Received>>>) {
+    use axum::http::HeaderMap;
+    let got: Arc<std::sync::Mutex<Vec<Received>>> = Arc::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/crm",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let keep = keep.clone();
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                keep.lock().unwrap().push(Received {
+                    id: header("webhook-id"),
+                    timestamp: header("webhook-timestamp"),
+                    signature: header("webhook-signature"),
+                    body,
+                });
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, got)
+}
+
+impl Api {
+    /// A webhook to `addr`; its secret.
+    async fn hook_to(&self, addr: SocketAddr) -> String {
+        let (status, hook) = self
+            .call(
+                "POST",
+                "/v1/webhooks",
+                Some(json!({"url": format!("http://{addr}/crm")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{hook}");
+        hook["secret"].as_str().unwrap().to_owned()
+    }
+
+    /// The simulated phone `number` writes `text` with the provider id `provider_id`; the
+    /// answer of the route (the inbound message, `duplicate` the second time).
+    async fn phone_writes(&self, number: &str, text: &str, provider_id: &str) -> Value {
+        let (status, reply) = self
+            .call(
+                "POST",
+                &format!("/v1/sim/phones/{number}/reply"),
+                Some(json!({"text": text, "provider_id": provider_id})),
+            )
+            .await;
+        assert!(status.is_success(), "{reply}");
+        reply
+    }
+}
+
+/// The events of `event_type` the receiver got, each checked to be signed with `secret`.
+fn signed_events(got: &[Received], event_type: &str, secret: &str) -> Vec<Value> {
+    got.iter()
+        .filter(|r| r.event()["type"] == event_type)
+        .map(|r| {
+            assert!(r.signed_with(secret), "a bad signature: {r:?}");
+            r.event()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn consent_changes_reach_the_crm_signed_and_once_when_a_stop_is_delivered_twice() {
+    let api = api(Destinations::Any).await;
+    let (addr, got) = recorder().await;
+    let secret = api.hook_to(addr).await;
+
+    // STOP from a phone, delivered twice by its provider.
+    let first = api.phone_writes("+33612345678", "STOP", "mo-1").await;
+    let again = api.phone_writes("+33612345678", "STOP", "mo-1").await;
+    assert_eq!(again["duplicate"], true, "{again}");
+    let inbound = &first["inbound"];
+    let contact = inbound["contact_id"].as_str().unwrap().to_owned();
+    // And the application opts the contact in again on SMS.
+    let (status, record) = api
+        .call(
+            "POST",
+            &format!("/v1/contacts/{contact}/consents"),
+            Some(
+                json!({"channel": "sms", "purpose": "marketing", "status": "opted_in",
+                        "proof": "web form 2026-11-21"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{record}");
+    api.dispatch(Some(Destinations::Any)).await;
+
+    let got = got.lock().unwrap().clone();
+    let changes = signed_events(&got, "consent.changed", &secret);
+    assert_eq!(changes.len(), 2, "{got:?}");
+    let keyword = &changes[0]["data"];
+    assert_eq!(keyword["contact_id"], contact.as_str());
+    assert_eq!(keyword["channel"], "sim");
+    assert_eq!(keyword["purpose"], "marketing");
+    assert_eq!(keyword["status"], "opted_out");
+    assert_eq!(keyword["source"], "keyword");
+    assert_eq!(keyword["message_id"], inbound["id"]);
+    assert!(keyword["consent_id"].is_string(), "{keyword}");
+    let by_api = &changes[1]["data"];
+    assert_eq!(by_api["contact_id"], contact.as_str());
+    assert_eq!(by_api["channel"], "sms");
+    assert_eq!(by_api["status"], "opted_in");
+    assert_eq!(by_api["source"], "api");
+    assert_eq!(by_api["proof"], "web form 2026-11-21");
+    assert_eq!(by_api["consent_id"], record["id"]);
+    assert!(by_api["message_id"].is_null(), "{by_api}");
+    // Every request has its own webhook id, so a receiver's own dedupe works too.
+    let mut ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), got.len());
+}
+
+#[tokio::test]
+async fn a_flow_answer_reaches_the_crm_signed_and_once_when_the_answer_is_delivered_twice() {
+    let api = api(Destinations::Any).await;
+    let (addr, got) = recorder().await;
+    let secret = api.hook_to(addr).await;
+    let (status, flow) = api
+        .call(
+            "PUT",
+            "/v1/flows/prenom",
+            Some(json!({
+                "entry": {"new_conversation": true},
+                "start": "name",
+                "nodes": {
+                    "name": {"type": "ask", "text": "Votre prénom ?", "attribute": "first_name", "next": "done"},
+                    "done": {"type": "end", "text": "Merci {{ first_name }}"}
+                }
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{flow}");
+    let hello = api.phone_writes("+33612345678", "Bonjour", "mo-1").await;
+    let answer = api.phone_writes("+33612345678", "Ana", "mo-2").await;
+    let again = api.phone_writes("+33612345678", "Ana", "mo-2").await;
+    assert_eq!(again["duplicate"], true, "{again}");
+    api.dispatch(Some(Destinations::Any)).await;
+
+    let got = got.lock().unwrap().clone();
+    let captured = signed_events(&got, "flow.answer_captured", &secret);
+    assert_eq!(captured.len(), 1, "{got:?}");
+    let data = &captured[0]["data"];
+    assert_eq!(data["contact_id"], hello["inbound"]["contact_id"]);
+    assert_eq!(data["conversation_id"], hello["inbound"]["conversation_id"]);
+    assert_eq!(data["flow"], "prenom");
+    assert_eq!(data["node"], "name");
+    assert_eq!(data["attribute"], "first_name");
+    assert_eq!(data["value"], "Ana");
+    assert_eq!(data["channel"], "sim");
+    assert_eq!(data["message_id"], answer["inbound"]["id"]);
+    assert_eq!(data["at"], answer["inbound"]["received_at"]);
+}

@@ -32,6 +32,7 @@ fn message(tenant: &str, n: usize, now: Timestamp) -> NewMessage {
         content: serde_json::json!({"text": format!("Bonjour {n}, votre code est {n}")}),
         purpose: "transactional".into(),
         sender: None,
+        campaign: None,
         status: MessageStatus::Queued,
         segments: Some(1),
         idempotency_key: None,

@@ -871,6 +871,7 @@ pub fn queued_message(tenant: &str, channel: &str, to: &str, at: Timestamp) -> c
         content: serde_json::json!({"text": "Bonjour"}),
         purpose: "transactional".into(),
         sender: None,
+        campaign: None,
         status: MessageStatus::Queued,
         segments: Some(1),
         idempotency_key: None,
@@ -3308,6 +3309,105 @@ pub async fn messages_are_listed_newest_first_with_filters(store: &dyn Store) {
     assert!(delivered.data.is_empty());
 }
 
+/// A message keeps the campaign label it was sent with, and `list_messages` finds a
+/// campaign's messages of the tenant, newest first, by cursor, with the other filters.
+pub async fn messages_are_listed_by_campaign(store: &dyn Store) {
+    use relais_core::campaign::CampaignLabel;
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    let label = |l: &str| CampaignLabel::parse(l).unwrap();
+    let at = |s: i64| secs(s);
+    let in_campaign = |tenant: &str, campaign: Option<&str>, s: i64| crate::NewMessage {
+        campaign: campaign.map(label),
+        ..queued_message(tenant, "sim", "+33600000001", at(s))
+    };
+    let batch = vec![
+        in_campaign(&tenant, Some("soldes-2026"), 0),
+        in_campaign(&tenant, Some("rappel_rdv.v2"), 60),
+        in_campaign(&tenant, Some("soldes-2026"), 120),
+        in_campaign(&tenant, None, 180),
+        in_campaign(&tenant, Some("soldes-2026"), 240),
+        in_campaign(&other, Some("soldes-2026"), 0),
+    ];
+    store.insert_messages(&batch).await.unwrap();
+    let ids: Vec<&str> = batch.iter().map(|m| m.id.as_str()).collect();
+    let tenant = tenant.as_str();
+    let list = |campaign: Option<&str>, after: Option<String>, limit: u32| {
+        let filter = crate::MessageFilter {
+            campaign: campaign.map(label),
+            ..Default::default()
+        };
+        async move {
+            store
+                .list_messages(tenant, &filter, &PageRequest { after, limit })
+                .await
+                .unwrap()
+        }
+    };
+    let names = |page: &crate::Page<crate::Message>| -> Vec<String> {
+        page.data.iter().map(|m| m.id.clone()).collect()
+    };
+
+    let soldes = list(Some("soldes-2026"), None, 10).await;
+    assert_eq!(names(&soldes), [ids[4], ids[2], ids[0]]);
+    assert!(
+        soldes
+            .data
+            .iter()
+            .all(|m| m.campaign.as_ref().map(CampaignLabel::as_str) == Some("soldes-2026"))
+    );
+    let first = list(Some("soldes-2026"), None, 2).await;
+    assert_eq!(names(&first), [ids[4], ids[2]]);
+    let rest = list(Some("soldes-2026"), first.next_cursor.clone(), 2).await;
+    assert_eq!(names(&rest), [ids[0]]);
+    assert_eq!(rest.next_cursor, None);
+    assert_eq!(
+        names(&list(Some("rappel_rdv.v2"), None, 10).await),
+        [ids[1]]
+    );
+    assert!(
+        list(Some("Soldes-2026"), None, 10).await.data.is_empty(),
+        "case is kept"
+    );
+    assert_eq!(
+        list(None, None, 10).await.data.len(),
+        5,
+        "no campaign asked: all"
+    );
+
+    let window = crate::MessageFilter {
+        campaign: Some(label("soldes-2026")),
+        created_from: Some(at(60)),
+        created_before: Some(at(240)),
+        ..Default::default()
+    };
+    let windowed = store
+        .list_messages(
+            tenant,
+            &window,
+            &PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&windowed), [ids[2]]);
+
+    let one = store
+        .message(tenant, ids[1])
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(one.message.campaign, Some(label("rappel_rdv.v2")));
+    let none = store
+        .message(tenant, ids[3])
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(none.message.campaign, None);
+}
+
 pub async fn flows_keep_revisions_sessions_and_answers(store: &dyn Store) {
     use relais_core::conversation::ConversationState;
     let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
@@ -3901,6 +4001,7 @@ macro_rules! conformance_suite {
             unfinished_inbound_messages_are_found_until_finished,
             an_event_is_queued_once_for_each_webhook_of_its_tenant,
             messages_are_listed_newest_first_with_filters,
+            messages_are_listed_by_campaign,
             flows_keep_revisions_sessions_and_answers,
             events_are_numbered_per_tenant_and_read_after_a_number,
             an_event_with_a_used_key_is_not_appended_again,
@@ -4233,4 +4334,40 @@ pub async fn a_webhook_from_before_0019_has_a_closed_circuit(store: &dyn Store) 
         .await
         .expect("sweep");
     assert_eq!(expired, 1, "its lease lapsed");
+}
+
+/// A message stored before migration 0025, which added the campaign label.
+pub const PRE_0025_MESSAGE: &[&str] = &[
+    "INSERT INTO tenants (id, name, created_at) VALUES ('t-old', 'old', 1790000000000000)",
+    "INSERT INTO messages (id, tenant_id, to_address, channel, step, chain, content, purpose, status, created_at, updated_at, events) \
+     VALUES ('m-old', 't-old', '+33612345678', 'sim', 0, '[\"sim\"]', '{\"text\":\"Bonjour\"}', 'transactional', 'delivered', 1790000000000000, 1790000000000000, '[]')",
+];
+
+/// The message written by [`PRE_0025_MESSAGE`] reads back without a campaign, is listed,
+/// and is in no campaign's list.
+pub async fn a_message_from_before_0025_has_no_campaign(store: &dyn Store) {
+    let old = store
+        .message("t-old", "m-old")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(old.message.campaign, None);
+    let page = PageRequest {
+        after: None,
+        limit: 10,
+    };
+    let all = store
+        .list_messages("t-old", &crate::MessageFilter::default(), &page)
+        .await
+        .expect("list");
+    assert_eq!(all.data.len(), 1);
+    let filter = crate::MessageFilter {
+        campaign: relais_core::campaign::CampaignLabel::parse("soldes").ok(),
+        ..Default::default()
+    };
+    let in_campaign = store
+        .list_messages("t-old", &filter, &page)
+        .await
+        .expect("list");
+    assert!(in_campaign.data.is_empty());
 }

@@ -14,6 +14,7 @@
 use crate::StoreResult;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
+use relais_core::campaign::CampaignLabel;
 use relais_core::circuit::{Circuit, CircuitBreaker, Reachability};
 use relais_core::status::MessageStatus;
 
@@ -137,6 +138,8 @@ pub struct NewMessage {
     /// Who the message says it comes from (`from` in the API); `None` leaves it to the
     /// channel (an SMPP channel's `source_addr`).
     pub sender: Option<String>,
+    /// The campaign label the request gave (`campaign` in the API).
+    pub campaign: Option<CampaignLabel>,
     pub status: MessageStatus,
     pub segments: Option<i64>,
     pub idempotency_key: Option<String>,
@@ -172,6 +175,7 @@ impl NewMessage {
                 content: self.content.clone(),
                 purpose: self.purpose.clone(),
                 sender: self.sender.clone(),
+                campaign: self.campaign.clone(),
                 status: self.status,
                 segments: self.segments,
                 provider_id: None,
@@ -237,6 +241,7 @@ pub struct Message {
     pub content: serde_json::Value,
     pub purpose: String,
     pub sender: Option<String>,
+    pub campaign: Option<CampaignLabel>,
     pub status: MessageStatus,
     pub segments: Option<i64>,
     pub provider_id: Option<String>,
@@ -459,6 +464,7 @@ pub struct MessageFilter {
     /// A channel kind, or a configured channel's id.
     pub channel: Option<String>,
     pub contact_id: Option<String>,
+    pub campaign: Option<CampaignLabel>,
     /// Created at or after.
     pub created_from: Option<Timestamp>,
     /// Created before.
@@ -750,11 +756,20 @@ macro_rules! impl_message_store {
             /// Bind parameters per statement, under both backends' limits.
             const PARAMS: usize = 16_000;
 
-            const MESSAGE_COLUMNS: &str = "id, tenant_id, contact_id, to_address, channel, step, chain, content, purpose, sender, status, segments, provider_id, idempotency_key, request_hash, send_at, expires_at, created_at, updated_at";
+            const MESSAGE_COLUMNS: &str = "id, tenant_id, contact_id, to_address, channel, step, chain, content, purpose, sender, campaign, status, segments, provider_id, idempotency_key, request_hash, send_at, expires_at, created_at, updated_at";
 
             fn status_from_db(s: &str) -> StoreResult<MessageStatus> {
                 s.parse()
                     .map_err(|e: relais_core::status::UnknownMessageStatus| StoreError::Corrupt(e.to_string()))
+            }
+
+            fn campaign_from_db(label: Option<String>) -> StoreResult<Option<CampaignLabel>> {
+                label
+                    .map(|l| {
+                        CampaignLabel::parse(&l)
+                            .map_err(|e| StoreError::Corrupt(format!("message campaign `{l}`: {e}")))
+                    })
+                    .transpose()
             }
 
             fn json_from_db(what: &str, s: &str) -> StoreResult<serde_json::Value> {
@@ -780,6 +795,7 @@ macro_rules! impl_message_store {
                     content: json_from_db("content", &content)?,
                     purpose: row.try_get("purpose")?,
                     sender: row.try_get("sender")?,
+                    campaign: campaign_from_db(row.try_get("campaign")?)?,
                     status: status_from_db(&status)?,
                     segments: row.try_get("segments")?,
                     provider_id: row.try_get("provider_id")?,
@@ -1568,7 +1584,7 @@ macro_rules! impl_message_store {
                                 .push_bind(micros(c.created_at));
                         });
                     }
-                    for chunk in batch.chunks(PARAMS / 20) {
+                    for chunk in batch.chunks(PARAMS / 21) {
                         let q = script.statement(format!(
                             "INSERT INTO messages ({MESSAGE_COLUMNS}, events) "
                         ));
@@ -1583,6 +1599,7 @@ macro_rules! impl_message_store {
                                 .push_bind(m.content.to_string())
                                 .push_bind(m.purpose.as_str())
                                 .push_bind(m.sender.clone())
+                                .push_bind(m.campaign.as_ref().map(CampaignLabel::as_str))
                                 .push_bind(m.status.as_str())
                                 .push_bind(m.segments)
                                 .push_bind(None::<String>)
@@ -1687,12 +1704,16 @@ macro_rules! impl_message_store {
                     page: &crate::PageRequest,
                 ) -> StoreResult<crate::Page<Message>> {
                     let limit = i64::from(page.limit.clamp(1, 1000));
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    // The campaign's condition is written only when asked: neither planner
+                    // uses an index for `($10 IS NULL OR campaign = $10)`, and the campaign
+                    // index is partial (`campaign IS NOT NULL`), which `campaign = $10` implies.
+                    let campaign = if filter.campaign.is_some() { "AND campaign = $10 " } else { "" };
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 \
                            AND ($2 IS NULL OR id < $2) AND ($3 IS NULL OR to_address = $3) \
                            AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR channel = $5) \
                            AND ($6 IS NULL OR contact_id = $6) AND ($7 IS NULL OR created_at >= $7) \
-                           AND ($8 IS NULL OR created_at < $8) \
+                           AND ($8 IS NULL OR created_at < $8) {campaign}\
                          ORDER BY id DESC LIMIT $9"
                     )))
                     .bind(tenant)
@@ -1703,9 +1724,11 @@ macro_rules! impl_message_store {
                     .bind(filter.contact_id.as_deref())
                     .bind(filter.created_from.map(micros))
                     .bind(filter.created_before.map(micros))
-                    .bind(limit + 1)
-                    .fetch_all(self.reader())
-                    .await?;
+                    .bind(limit + 1);
+                    if let Some(campaign) = &filter.campaign {
+                        query = query.bind(campaign.as_str());
+                    }
+                    let rows = query.fetch_all(self.reader()).await?;
                     let mut data = rows.iter().map(message_from_row).collect::<StoreResult<Vec<_>>>()?;
                     let more = data.len() as i64 > limit;
                     data.truncate(limit as usize);

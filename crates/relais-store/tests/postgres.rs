@@ -89,3 +89,11 @@ async fn a_webhook_from_before_0019_has_a_closed_circuit() {
     store.close().await;
     database.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_message_from_before_0025_has_no_campaign() {
+    let (database, store) = upgraded_from(24, relais_store::conformance::PRE_0025_MESSAGE).await;
+    relais_store::conformance::a_message_from_before_0025_has_no_campaign(&store).await;
+    store.close().await;
+    database.drop_database().await;
+}

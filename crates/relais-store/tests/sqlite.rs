@@ -108,3 +108,9 @@ async fn a_webhook_from_before_0019_has_a_closed_circuit() {
     let (_dir, store) = upgraded_from(18, relais_store::conformance::PRE_0019_WEBHOOK).await;
     relais_store::conformance::a_webhook_from_before_0019_has_a_closed_circuit(&store).await;
 }
+
+#[tokio::test]
+async fn a_message_from_before_0025_has_no_campaign() {
+    let (_dir, store) = upgraded_from(24, relais_store::conformance::PRE_0025_MESSAGE).await;
+    relais_store::conformance::a_message_from_before_0025_has_no_campaign(&store).await;
+}

@@ -170,19 +170,24 @@ impl FlowIo for LiveIo<'_> {
         let Some(contact_id) = self.message.contact_id.clone() else {
             return Ok(());
         };
+        let answer = FlowAnswer {
+            tenant_id: self.message.tenant_id.clone(),
+            contact_id,
+            attribute: attribute.to_owned(),
+            value: value.clone(),
+            flow: self.flow.to_owned(),
+            node: node.to_owned(),
+            conversation_id: self.conversation.id.clone(),
+            message_id: self.message.id.clone(),
+            channel: self.message.channel,
+            answered_at: self.message.received_at,
+        };
         self.store
-            .record_flow_answer(&FlowAnswer {
-                tenant_id: self.message.tenant_id.clone(),
-                contact_id,
-                attribute: attribute.to_owned(),
-                value: value.clone(),
-                flow: self.flow.to_owned(),
-                node: node.to_owned(),
-                conversation_id: self.conversation.id.clone(),
-                message_id: self.message.id.clone(),
-                channel: self.message.channel,
-                answered_at: self.message.received_at,
-            })
+            .record_flow_answer(&answer)
+            .await
+            .map_err(|e| FlowIoError(e.to_string()))?;
+        // Once per (message, attribute), like the answer itself.
+        crate::crm::answer_captured(self.store, &answer, self.now)
             .await
             .map_err(|e| FlowIoError(e.to_string()))?;
         self.set_contact_attribute(attribute, value).await

@@ -8,6 +8,7 @@ use super::route::{ChannelNames, kind_of, pick_route, resolve_channel_names};
 use super::{AcceptContext, AcceptError, Idempotency, Recipient, SendRequest, invalid};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use relais_core::campaign::CampaignLabel;
 use relais_core::channel::ChannelKind;
 use relais_core::consent::{ConsentRecord, Purpose, may_send};
 use relais_core::contact::{AddressRules, Contact, Identity};
@@ -37,6 +38,7 @@ pub(super) struct Checked {
     pub(super) request: SendRequest,
     purpose: Purpose,
     sender: Option<Sender>,
+    campaign: Option<CampaignLabel>,
     content: Content,
     target: Target,
     /// The country of the number in `to`, when `to` is a phone number (parsing it again
@@ -69,6 +71,12 @@ pub(super) fn check(
         .map(Sender::parse)
         .transpose()
         .map_err(|e| invalid(&at("/from"), e.to_string()))?;
+    let campaign = request
+        .campaign
+        .as_deref()
+        .map(CampaignLabel::parse)
+        .transpose()
+        .map_err(|e| invalid(&at("/campaign"), e.to_string()))?;
     let content = match (&request.content, &request.template) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -110,6 +118,7 @@ pub(super) fn check(
         request,
         purpose,
         sender,
+        campaign,
         content,
         target,
         region,
@@ -316,6 +325,7 @@ impl Build {
             request,
             purpose,
             sender,
+            campaign,
             content,
             idempotency,
             region,
@@ -399,6 +409,7 @@ impl Build {
             content: content_json,
             purpose: purpose.as_str().to_owned(),
             sender: sender.map(Sender::into_string),
+            campaign: campaign,
             status: MessageStatus::Accepted,
             segments,
             idempotency_key: idempotency.as_ref().map(|i| i.key.clone()),

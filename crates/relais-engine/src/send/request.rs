@@ -87,6 +87,9 @@ pub struct SendRequest {
     pub send_at: Option<Timestamp>,
     #[serde(default)]
     pub validity: Option<Validity>,
+    /// The campaign the message belongs to (`black-friday-2026`), to find it by later.
+    #[serde(default)]
+    pub campaign: Option<String>,
 }
 
 /// An `Idempotency-Key` with the digest of the request it came with.

@@ -390,7 +390,8 @@ pub struct ConsentView {
     pub history: Vec<ConsentRecord>,
 }
 
-/// Append a consent record (opt-in or opt-out) to the contact's ledger.
+/// Append a consent record (opt-in or opt-out) to the contact's ledger; the tenant's
+/// webhooks get a `consent.changed` event.
 #[utoipa::path(post, path = "/v1/contacts/{id}/consents", tag = "consents", request_body = ConsentInput, responses((status = 201, body = ConsentRecord)))]
 pub async fn record_consent(
     State(state): State<AppState>,
@@ -419,10 +420,7 @@ pub async fn record_consent(
         proof: body.proof,
         recorded_at: state.clock.now(),
     };
-    state
-        .store
-        .append_consent(&caller.tenant_id, &record)
-        .await?;
+    relais_engine::crm::record_consent(&*state.store, &caller.tenant_id, &record).await?;
     Ok((StatusCode::CREATED, axum::Json(record)))
 }
 

@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use relais_core::campaign::CampaignLabel;
 use relais_core::tenant::Scope;
 use relais_engine::send::{AcceptError, BatchItem, Idempotency, SendRequest, item_error};
 use relais_store::{CancelOutcome, MessageEvent, MessageWithEvents};
@@ -58,6 +59,9 @@ pub struct SendMessageDoc {
     /// `"10m"`, `"2h"`, `"PT10M"` or seconds.
     #[schema(value_type = Option<String>)]
     pub validity: Option<serde_json::Value>,
+    /// A campaign label to find the message by (`GET /v1/messages?campaign=…`): 1 to 64
+    /// ASCII letters, digits, `-`, `_` and `.`.
+    pub campaign: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -101,6 +105,9 @@ pub struct MessageSummary {
     /// The sender shown to the recipient, when the request gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// The campaign label the request gave, when it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
     /// SMS segments of the text (SMS-like channels only).
     pub segments: Option<i64>,
     pub provider_id: Option<String>,
@@ -144,6 +151,7 @@ fn message_summary(message: relais_store::Message) -> MessageSummary {
         contact_id: message.contact_id,
         purpose: message.purpose,
         from: message.sender,
+        campaign: message.campaign.map(CampaignLabel::into_string),
         segments: message.segments,
         provider_id: message.provider_id,
         content: message.content,
@@ -164,6 +172,8 @@ pub struct MessageQuery {
     /// A channel kind (`sim`, `sms`…) or a configured channel's id.
     pub channel: Option<String>,
     pub contact_id: Option<String>,
+    /// A campaign label, as given when sending (`soldes-2026`).
+    pub campaign: Option<String>,
     /// Created at or after this instant (RFC 3339, `2026-12-01T00:00:00Z`).
     pub since: Option<String>,
     /// Created before this instant (RFC 3339).
@@ -178,8 +188,8 @@ pub struct MessagePage {
     pub next_cursor: Option<String>,
 }
 
-/// Sent messages, newest first, filtered by recipient, status, channel, contact and date
-/// (cursor pagination).
+/// Sent messages, newest first, filtered by recipient, status, channel, contact, campaign
+/// and date (cursor pagination).
 #[utoipa::path(get, path = "/v1/messages", tag = "messages", params(MessageQuery),
     responses((status = 200, body = MessagePage), (status = 400, body = crate::problem::Problem)))]
 pub async fn list_messages(
@@ -209,6 +219,10 @@ pub async fn list_messages(
             .transpose()?,
         channel: nonempty(q.channel),
         contact_id: nonempty(q.contact_id),
+        campaign: q
+            .campaign
+            .map(|c| CampaignLabel::parse(&c).map_err(|e| ApiError::bad_parameter("campaign", e)))
+            .transpose()?,
         created_from: instant("since", q.since)?,
         created_before: instant("until", q.until)?,
     };

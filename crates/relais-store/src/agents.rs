@@ -309,7 +309,7 @@ macro_rules! impl_agent_store {
             #[async_trait]
             impl AgentStore for $store {
                 async fn put_team(&self, tenant: &str, name: &str, spec: &TeamSpec, at: Timestamp) -> StoreResult<Team> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     if spec.is_default {
                         sqlx::query("UPDATE teams SET is_default = FALSE WHERE tenant_id = $1 AND name <> $2 AND is_default")
                             .bind(tenant)
@@ -379,7 +379,7 @@ macro_rules! impl_agent_store {
                 }
 
                 async fn delete_team(&self, tenant: &str, name: &str) -> StoreResult<bool> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query("DELETE FROM agent_teams WHERE tenant_id = $1 AND team = $2")
                         .bind(tenant)
                         .bind(name)
@@ -395,7 +395,7 @@ macro_rules! impl_agent_store {
                 }
 
                 async fn create_agent(&self, a: &NewAgent) -> StoreResult<Agent> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "INSERT INTO agents (id, tenant_id, email, name, role, password_hash, capacity, available, created_at, updated_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $8) RETURNING {AGENT_COLUMNS}"
@@ -482,7 +482,7 @@ macro_rules! impl_agent_store {
                 }
 
                 async fn update_agent(&self, tenant: &str, id: &str, c: &AgentChange, at: Timestamp) -> StoreResult<Option<Agent>> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "UPDATE agents SET name = COALESCE($3, name), role = COALESCE($4, role), \
                            password_hash = COALESCE($5, password_hash), capacity = COALESCE($6, capacity), \
@@ -537,7 +537,7 @@ macro_rules! impl_agent_store {
                 }
 
                 async fn delete_agent(&self, tenant: &str, id: &str, at: Timestamp) -> StoreResult<bool> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let done = sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND id = $2")
                         .bind(tenant)
                         .bind(id)
@@ -614,7 +614,7 @@ macro_rules! impl_agent_store {
                     if rule == AssignmentRule::Manual {
                         return Ok(None);
                     }
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let waiting: Option<String> = sqlx::query_scalar(
                         "SELECT id FROM conversations \
                          WHERE tenant_id = $1 AND team = $2 AND state = 'pending' AND assignee_id IS NULL \
@@ -675,7 +675,7 @@ macro_rules! impl_agent_store {
                     team: Option<&str>,
                     at: Timestamp,
                 ) -> StoreResult<Option<Conversation>> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     if let Some(agent) = agent {
                         sqlx::query("UPDATE agents SET last_assigned_at = $2 WHERE id = $1")
                             .bind(agent)

@@ -98,7 +98,7 @@ macro_rules! impl_event_store {
             #[async_trait]
             impl EventStore for $store {
                 async fn append_event(&self, event: &NewEvent) -> StoreResult<StreamEvent> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     // The counter row is locked until the commit: the tenant's next append
                     // waits here, and so commits after this one.
                     let seq: i64 = sqlx::query_scalar(

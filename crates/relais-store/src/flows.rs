@@ -262,7 +262,7 @@ macro_rules! impl_flow_store {
                 }
 
                 async fn save_flow_step(&self, step: &FlowStep<'_>) -> StoreResult<()> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     match step.session {
                         Some(s) => {
                             sqlx::query(

@@ -44,7 +44,7 @@ macro_rules! impl_held_part_store {
             #[async_trait]
             impl HeldPartStore for $store {
                 async fn hold_part(&self, part: &HeldPart) -> StoreResult<Vec<HeldPart>> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "INSERT INTO smpp_held_parts (key, seq, tenant_id, total, text, part_id, held_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key, seq) DO NOTHING",

@@ -1354,7 +1354,7 @@ macro_rules! impl_message_store {
                 apply_round(&mut log, &settled, receipts, now)?;
                 let mut outbox = outbox_statements(lease_owner, settlements, false);
                 let updates = log.updates();
-                let mut tx = store.writer().begin().await?;
+                let mut tx = store.begin_write().await?;
                 let mut kept = 0;
                 for q in &mut outbox {
                     kept += q.build().execute(&mut *tx).await?.rows_affected();
@@ -1378,7 +1378,7 @@ macro_rules! impl_message_store {
                 let mut log = LogBatch::load(&mut *store.reader().acquire().await?, &ids, false).await?;
                 let moved = apply_receipts(&mut log, receipts)?;
                 let updates = log.updates();
-                let mut tx = store.writer().begin().await?;
+                let mut tx = store.begin_write().await?;
                 if log.apply(updates, &mut tx).await? {
                     tx.commit().await?;
                     return Ok(Some(moved));
@@ -1443,6 +1443,7 @@ macro_rules! impl_message_store {
                         armed.disarm();
                         return result.map(|_| ());
                     }
+                    #[allow(clippy::disallowed_methods)] // PostgreSQL: SQLite returned above.
                     let mut tx = pool.begin().await?;
                     for q in &mut self.statements {
                         q.build().execute(&mut *tx).await?;
@@ -1829,7 +1830,7 @@ macro_rules! impl_message_store {
                     if message_ids.is_empty() {
                         return Ok(());
                     }
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     for chunk in message_ids.chunks(PARAMS - 1) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(
                             "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ",
@@ -1864,7 +1865,7 @@ macro_rules! impl_message_store {
                     {
                         return Ok(kept);
                     }
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     // The outbox rows first: a settlement whose lease was lost writes nothing.
                     let mut kept: std::collections::HashSet<String> = std::collections::HashSet::new();
                     for q in &mut outbox_statements(lease_owner, settlements, true) {
@@ -1905,7 +1906,7 @@ macro_rules! impl_message_store {
                     message_id: &str,
                     incoming: &MessageEvent,
                 ) -> StoreResult<Option<MessageStatus>> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let mut log = LogBatch::load(&mut tx, &[message_id], true).await?;
                     let moved = log.advance(message_id, incoming, incoming.at)?;
                     write_locked(&log, &mut tx).await?;
@@ -1925,7 +1926,7 @@ macro_rules! impl_message_store {
                     {
                         return Ok(moved);
                     }
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let ids = round_ids(std::iter::empty(), receipts);
                     let mut log = LogBatch::load(&mut tx, &ids, true).await?;
                     let moved = apply_receipts(&mut log, receipts)?;
@@ -1953,7 +1954,7 @@ macro_rules! impl_message_store {
                     to: &StepMove,
                     due_at: Timestamp,
                 ) -> StoreResult<bool> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let tenant: Option<String> = sqlx::query_scalar(
                         "UPDATE messages SET step = $1, channel = $2, content = $3, segments = $4, provider_id = NULL, updated_at = $5 \
                          WHERE id = $6 AND step = $7 RETURNING tenant_id",
@@ -1993,7 +1994,7 @@ macro_rules! impl_message_store {
                 }
 
                 async fn cancel(&self, tenant: &str, id: &str, at: Timestamp) -> StoreResult<CancelOutcome> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let status: Option<String> = sqlx::query_scalar(
                         "SELECT status FROM messages WHERE tenant_id = $1 AND id = $2",
                     )
@@ -2041,7 +2042,7 @@ macro_rules! impl_message_store {
                     if entries.is_empty() {
                         return Ok(());
                     }
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     for chunk in entries.chunks(PARAMS / 7) {
                         let mut q = sqlx::QueryBuilder::<Db>::new(
                             "INSERT INTO sim_messages (id, tenant_id, number, direction, message_id, text, at) ",
@@ -2137,7 +2138,7 @@ macro_rules! impl_message_store {
                 }
 
                 async fn delete_webhook(&self, tenant: &str, id: &str) -> StoreResult<bool> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let done = sqlx::query("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
                         .bind(tenant)
                         .bind(id)
@@ -2221,7 +2222,7 @@ macro_rules! impl_message_store {
                          RETURNING id",
                         $lock
                     );
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let mut ids: Vec<String> = Vec::new();
                     let mut left = usize::try_from(limit).unwrap_or(usize::MAX);
                     for (index, (hook, retry_at)) in lanes.iter().enumerate() {
@@ -2347,7 +2348,7 @@ macro_rules! impl_message_store {
                         // each count. The webhook's row first, then the delivery's, the
                         // order of the claim and of `delete_webhook`.
                         Reachability::Down => {
-                            let mut tx = self.writer().begin().await?;
+                            let mut tx = self.begin_write().await?;
                             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                                 "SELECT failures, opens, failing_since, retry_at FROM webhooks WHERE id = $1{}",
                                 if $lock.is_empty() { "" } else { " FOR UPDATE" }

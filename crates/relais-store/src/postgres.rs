@@ -47,6 +47,15 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// A transaction for writes: a plain `BEGIN`, since PostgreSQL locks rows as they are
+    /// written (SQLite's store takes its one write lock up front, see sqlite.rs).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        #[allow(clippy::disallowed_methods)]
+        self.pool.begin().await
+    }
+
     pub(crate) fn reader(&self) -> &PgPool {
         &self.pool
     }

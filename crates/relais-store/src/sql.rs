@@ -353,7 +353,7 @@ macro_rules! impl_sql_store {
 
                 async fn create_contact(&self, tenant: &str, new: &NewContact, now: Timestamp) -> StoreResult<Contact> {
                     let id = new_id();
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "INSERT INTO contacts (id, tenant_id, attributes, timezone, locale, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
                     )
@@ -386,7 +386,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn update_contact(&self, tenant: &str, id: &str, patch: &ContactPatch, now: Timestamp) -> StoreResult<Contact> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let current = load_contact(&mut *tx, tenant, id)
                         .await?
                         .ok_or_else(|| StoreError::NotFound(format!("contact {id}")))?;
@@ -420,7 +420,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn delete_contact(&self, tenant: &str, id: &str) -> StoreResult<bool> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "DELETE FROM flow_sessions WHERE tenant_id = $1 \
                          AND conversation_id IN (SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2)",
@@ -494,7 +494,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn add_identity(&self, tenant: &str, contact_id: &str, identity: &Identity, now: Timestamp) -> StoreResult<Contact> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     ensure_contact(&mut tx, tenant, contact_id).await?;
                     let owners = identity_owners(&mut tx, tenant, &[identity]).await?;
                     match owners.get(&(identity.channel, identity.address.clone())) {
@@ -530,7 +530,7 @@ macro_rules! impl_sql_store {
                     if survivor == merged {
                         return Err(StoreError::Invalid("a contact cannot be merged into itself".into()));
                     }
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let both = load_contacts(&mut *tx, tenant, &[survivor.to_owned(), merged.to_owned()]).await?;
                     let (Some(keep), Some(gone)) = (
                         both.iter().find(|c| c.id == survivor),
@@ -639,7 +639,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn import_contacts(&self, tenant: &str, rows: &[ImportRow], now: Timestamp) -> StoreResult<Vec<ImportOutcome>> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let all: Vec<&Identity> = rows.iter().flat_map(|r| r.identities.iter()).collect();
                     // Owners known so far: the database's, then those created by earlier rows
                     // of this batch, so a file that lists a person twice updates, not duplicates.
@@ -868,7 +868,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn append_consent(&self, tenant: &str, record: &ConsentRecord) -> StoreResult<()> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     ensure_contact(&mut tx, tenant, &record.contact_id).await?;
                     insert_consents(&mut tx, tenant, std::slice::from_ref(record)).await?;
                     tx.commit().await?;
@@ -902,7 +902,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn save_nlu_model(&self, tenant: &str, model: &[u8], summary: &str, now: Timestamp) -> StoreResult<i64> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM nlu_models WHERE tenant_id = $1")
                         .bind(tenant)
                         .fetch_one(&mut *tx)

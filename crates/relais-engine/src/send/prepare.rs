@@ -409,7 +409,7 @@ impl Build {
             content: content_json,
             purpose: purpose.as_str().to_owned(),
             sender: sender.map(Sender::into_string),
-            campaign: campaign,
+            campaign,
             status: MessageStatus::Accepted,
             segments,
             idempotency_key: idempotency.as_ref().map(|i| i.key.clone()),

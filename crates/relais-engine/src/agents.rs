@@ -185,11 +185,7 @@ impl Desk {
         check_password(&req.password)?;
         let capacity = check_capacity(req.capacity.unwrap_or(DEFAULT_CAPACITY))?;
         self.check_teams(tenant, &req.teams).await?;
-        let password = req.password;
-        let password_hash = blocking(move || hash_password(&password))
-            .await
-            .and_then(Result::ok)
-            .ok_or_else(|| StoreError::Unavailable("the password could not be hashed".into()))?;
+        let password_hash = hash_off_thread(req.password).await?;
         let agent = self
             .store
             .create_agent(&NewAgent {
@@ -235,14 +231,7 @@ impl Desk {
         }
         if let Some(password) = password {
             check_password(&password)?;
-            change.password_hash = Some(
-                blocking(move || hash_password(&password))
-                    .await
-                    .and_then(Result::ok)
-                    .ok_or_else(|| {
-                        StoreError::Unavailable("the password could not be hashed".into())
-                    })?,
-            );
+            change.password_hash = Some(hash_off_thread(password).await?);
         }
         let agent = self
             .store
@@ -944,6 +933,14 @@ impl Desk {
     ) -> Result<(), StoreError> {
         crate::webhooks::queue_event(&*self.store, tenant, kind, data, key, self.now()).await
     }
+}
+
+/// The argon2id hash of a password, computed on the blocking pool.
+async fn hash_off_thread(password: String) -> Result<String, StoreError> {
+    blocking(move || hash_password(&password))
+        .await
+        .and_then(Result::ok)
+        .ok_or_else(|| StoreError::Unavailable("the password could not be hashed".into()))
 }
 
 fn check_agent_name(name: &str) -> Result<String, DeskError> {

@@ -192,16 +192,6 @@ impl Caller {
         }
     }
 
-    /// Refuses agents whose role is not admin (keys pass: their scopes are checked).
-    pub fn require_admin_agent(&self) -> Result<(), ApiError> {
-        match &self.agent {
-            Some(agent) if agent.role != relais_core::agent::Role::Admin => {
-                Err(ApiError::forbidden("only an admin agent may do this"))
-            }
-            _ => Ok(()),
-        }
-    }
-
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.scopes.allows(scope) {
             Ok(())

@@ -128,10 +128,11 @@ pub async fn reply(
     // publishes what the first try could not, and the key keeps it to one event.
     if let Some(events) = events {
         events
-            .publish_once(
+            .publish_about(
                 tenant,
                 EventKind::MessageSent,
                 Some(id),
+                conversation.team.as_deref(),
                 serde_json::json!({
                     "id": accepted.id,
                     "status": accepted.status.as_str(),
@@ -140,7 +141,7 @@ pub async fn reply(
                     "contact_id": conversation.contact_id,
                     "conversation_id": id,
                 }),
-                &format!("out_{}", accepted.id),
+                Some(&format!("out_{}", accepted.id)),
             )
             .await?;
     }
@@ -168,10 +169,11 @@ pub async fn set_state(
         && before.state != after.state
     {
         events
-            .publish(
+            .publish_about(
                 tenant,
                 EventKind::ConversationStateChanged,
                 Some(id),
+                after.team.as_deref(),
                 serde_json::json!({
                     "id": id,
                     "state": after.state,
@@ -179,6 +181,7 @@ pub async fn set_state(
                     "contact_id": after.contact_id,
                     "resolved_at": after.resolved_at,
                 }),
+                None,
             )
             .await?;
     }

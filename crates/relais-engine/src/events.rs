@@ -13,6 +13,12 @@
 //! ([`Delivery::Reset`]). Each reader reads at its own pace: a client that stops reading
 //! holds up no other reader and no publisher.
 //!
+//! The readers of a tenant on this node share what they read ([`Tail`]): the latest
+//! events, as one contiguous run of the log. A reader whose next events are in it takes
+//! them from there; otherwise one reader reads the log for all while the others wait for
+//! it. Fifty agents woken by one message cost one read of the log, not fifty; what they
+//! get is still what the log holds, in order and without gaps.
+//!
 //! Typing indicators ([`Events::typing`]) are the exception: they are broadcast live to
 //! the readers of this node only, never stored, and so never replayed on resume; a reader
 //! that falls behind drops some of them.
@@ -50,6 +56,10 @@ const READ_BATCH: u32 = 500;
 
 /// Typing indicators a reader may be behind by before it drops the oldest.
 const TYPING_BUFFER: usize = 64;
+
+/// Events of a tenant kept in its shared [`Tail`]: readers up to this far behind the
+/// latest read from memory.
+const TAIL_EVENTS: usize = 2048;
 
 /// What a stream event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -163,6 +173,60 @@ struct TenantReaders {
     /// The highest number published on this node: a change wakes the readers.
     latest: watch::Sender<i64>,
     typing: broadcast::Sender<Typing>,
+    tail: Arc<Tail>,
+}
+
+/// The latest events of a tenant's log that its readers on this node read, shared.
+#[derive(Default)]
+struct Tail {
+    /// A contiguous run of the log (consecutive numbers), oldest first.
+    events: Mutex<VecDeque<StreamEvent>>,
+    /// Held by the one reader that reads the log for the others.
+    reading: tokio::sync::Mutex<()>,
+    /// Reads of the log made for the tail so far.
+    reads: std::sync::atomic::AtomicU64,
+}
+
+impl Tail {
+    /// The events after `after` (at most `limit`), if the tail holds the next one; or an
+    /// empty answer when the tail already reaches `known` (nothing newer was published on
+    /// this node) and `after` is its end. `None`: the log must be read.
+    fn serve(&self, after: i64, known: i64, limit: usize) -> Option<Vec<StreamEvent>> {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let (first, last) = (events.front()?.seq, events.back()?.seq);
+        if after + 1 < first || after > last {
+            return None;
+        }
+        if after == last {
+            return (last >= known).then(Vec::new);
+        }
+        let skip = usize::try_from(after + 1 - first).ok()?;
+        Some(events.iter().skip(skip).take(limit).cloned().collect())
+    }
+
+    /// Adds what a read of the log after `after` returned.
+    fn remember(&self, after: i64, batch: &[StreamEvent]) {
+        let Some(first) = batch.first() else {
+            return;
+        };
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let continues = events.back().is_some_and(|e| e.seq == after) && first.seq == after + 1;
+        let overlaps = events
+            .back()
+            .is_some_and(|e| e.seq >= batch[batch.len() - 1].seq);
+        if overlaps {
+            return;
+        }
+        if !continues {
+            // Not the continuation of what the tail holds (a reader ahead of it, or a gap
+            // made by retention): start the run over from this batch.
+            events.clear();
+        }
+        events.extend(batch.iter().cloned());
+        while events.len() > TAIL_EVENTS {
+            events.pop_front();
+        }
+    }
 }
 
 impl Events {
@@ -304,15 +368,20 @@ impl Events {
         after: Option<i64>,
     ) -> Result<Subscription, StoreError> {
         // Registered before the log is read: an event published meanwhile wakes it.
-        let (latest_rx, typing_rx) = {
+        let (latest_rx, typing_rx, tail) = {
             let mut tenants = self.inner.tenants.lock().unwrap_or_else(|p| p.into_inner());
             let readers = tenants
                 .entry(tenant.to_owned())
                 .or_insert_with(|| TenantReaders {
                     latest: watch::channel(0).0,
                     typing: broadcast::channel(TYPING_BUFFER).0,
+                    tail: Arc::new(Tail::default()),
                 });
-            (readers.latest.subscribe(), readers.typing.subscribe())
+            (
+                readers.latest.subscribe(),
+                readers.typing.subscribe(),
+                readers.tail.clone(),
+            )
         };
         let mut poll = tokio::time::interval(self.inner.poll_every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -324,6 +393,8 @@ impl Events {
             stale: true,
             latest: latest_rx,
             typing: typing_rx,
+            tail,
+            polling: true,
             typing_open: true,
             only: None,
             viewer: None,
@@ -383,6 +454,9 @@ pub struct Subscription {
     stale: bool,
     latest: watch::Receiver<i64>,
     typing: broadcast::Receiver<Typing>,
+    tail: Arc<Tail>,
+    /// The next read is a poll (or the first): it must look at the log itself.
+    polling: bool,
     typing_open: bool,
     only: Option<HashSet<EventKind>>,
     /// An agent who sees only some conversations, and the conversations this subscription
@@ -459,19 +533,49 @@ impl Subscription {
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => self.typing_open = false,
                 },
-                _ = self.poll.tick() => self.stale = true,
+                _ = self.poll.tick() => {
+                    self.stale = true;
+                    self.polling = true;
+                }
             }
         }
     }
 
+    /// The next events of the log after `after`: from the tenant's shared tail when it
+    /// holds them, otherwise read from the log (by one reader for all who wait).
+    async fn next_batch(&self) -> Result<Vec<StreamEvent>, StoreError> {
+        let (after, limit) = (self.after, READ_BATCH as usize);
+        let known = *self.latest.borrow();
+        // A poll is for what other nodes wrote, which this node's tail cannot know of:
+        // at the tail's end it reads the log (or takes a read another reader just made).
+        let served = match self.polling {
+            false => self.tail.serve(after, known, limit),
+            true => self.tail.serve(after, i64::MAX, limit),
+        };
+        if let Some(batch) = served {
+            return Ok(batch);
+        }
+        let reads_before = self.tail.reads.load(std::sync::atomic::Ordering::Acquire);
+        let _reading = self.tail.reading.lock().await;
+        // Another reader read the log while this one waited: what it read may be enough.
+        if self.tail.reads.load(std::sync::atomic::Ordering::Acquire) != reads_before
+            && let Some(batch) = self.tail.serve(after, known, limit)
+        {
+            return Ok(batch);
+        }
+        let store = &self.events.inner.store;
+        let batch = store.events_after(&self.tenant, after, READ_BATCH).await?;
+        self.tail.remember(after, &batch);
+        self.tail
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        Ok(batch)
+    }
+
     /// Reads the next batch of the log into `pending`.
     async fn read(&mut self) -> Result<(), StoreError> {
-        let batch = self
-            .events
-            .inner
-            .store
-            .events_after(&self.tenant, self.after, READ_BATCH)
-            .await?;
+        let batch = self.next_batch().await?;
+        self.polling = false;
         // Nothing above changed `self`: a read dropped midway leaves it as it was.
         self.stale = batch.len() == READ_BATCH as usize;
         for event in batch {
@@ -646,13 +750,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn readers_woken_together_share_one_read_of_the_log() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let w = world().await;
+        let mut readers = Vec::new();
+        for _ in 0..20 {
+            readers.push(w.events.subscribe("acme", None).await.unwrap());
+        }
+        let tail = readers[0].tail.clone();
+        for n in 1..=30 {
+            publish(&w.events, "acme", n).await;
+            for reader in &mut readers {
+                assert_eq!(seq(&next(reader).await), n, "every reader, in order");
+            }
+        }
+        // Each reader reading for itself would be 20 × 30 reads and more.
+        let reads = tail.reads.load(Relaxed);
+        assert!(
+            reads <= 40,
+            "{reads} reads of the log for 20 readers of 30 events"
+        );
+        // A reader resuming from further back than the shared tail reads the log itself
+        // and misses nothing.
+        let mut late = w.events.subscribe("acme", Some(0)).await.unwrap();
+        for n in 1..=30 {
+            assert_eq!(seq(&next(&mut late).await), n);
+        }
+        publish(&w.events, "acme", 31).await;
+        assert_eq!(seq(&next(&mut late).await), 31);
+        assert_eq!(seq(&next(&mut readers[7]).await), 31);
+    }
+
+    #[tokio::test]
     async fn events_written_by_another_node_arrive_by_polling() {
         let w = world().await;
         let other_node = Events::new(w.store.clone(), w.clock.clone());
         let here = Events::with_poll(w.store.clone(), w.clock.clone(), Duration::from_millis(50));
         let mut reader = here.subscribe("acme", None).await.unwrap();
+        let mut second = here.subscribe("acme", None).await.unwrap();
         publish(&other_node, "acme", 1).await;
         assert_eq!(seq(&next(&mut reader).await), 1);
+        assert_eq!(seq(&next(&mut second).await), 1);
+        // Once this node's readers have read the log to its end, a poll still looks for
+        // what the other node writes next.
+        publish(&other_node, "acme", 2).await;
+        assert_eq!(seq(&next(&mut second).await), 2);
+        assert_eq!(seq(&next(&mut reader).await), 2);
     }
 
     #[tokio::test]

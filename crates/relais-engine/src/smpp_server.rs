@@ -47,9 +47,12 @@ const RECEIPT_GIVE_UP: Duration = Duration::from_secs(24 * 3600);
 /// How long a receipt waits after its ESME was found unbound.
 const RECEIPT_RETRY: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
 
-/// Password hashes computed at once; more binds wait their turn. Two, like the cores of the
-/// smallest machine Relais is measured on: a flood of binds then costs at most 2 × 19 MiB.
+/// Password hashes computed at once in the process (SMPP binds, agents' logins and
+/// passwords); more wait their turn. Two, like the cores of the smallest machine Relais is
+/// measured on: a flood of binds or logins then costs at most 2 × 19 MiB, not 19 MiB each.
 const HASHING_AT_ONCE: usize = 2;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_AT_ONCE);
 
 /// How a password matched its stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,10 +98,11 @@ pub(crate) fn verify_password(stored: &str, password: &str) -> Verdict {
     }
 }
 
-/// Runs a password hash on the blocking pool.
+/// Runs a password hash on the blocking pool, at most [`HASHING_AT_ONCE`] at a time.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
+    let _turn = HASHING.acquire().await.ok()?;
     tokio::task::spawn_blocking(f).await.ok()
 }
 
@@ -170,15 +174,11 @@ pub struct Esme {
 
 struct Auth {
     store: Arc<dyn Store>,
-    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl Auth {
     fn new(store: Arc<dyn Store>) -> Self {
-        Auth {
-            store,
-            hashing: Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE)),
-        }
+        Auth { store }
     }
 
     /// Checks `password` against the record's hash off the async workers.
@@ -191,11 +191,6 @@ impl Auth {
             tracing::error!(credentials = %record.id, "SMPP credentials without a password hash");
             return Err(CommandStatus::EsmeRsyserr);
         };
-        let _turn = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| CommandStatus::EsmeRsyserr)?;
         let (stored, password) = (stored.to_owned(), password.to_owned());
         blocking(move || verify_password(&stored, &password))
             .await
@@ -205,9 +200,6 @@ impl Auth {
     /// Replaces a legacy SHA-256 by an argon2 hash of the password that just matched it.
     /// A failure leaves the old hash, which still binds: it is tried again next time.
     async fn upgrade(&self, record: &ChannelRecord, password: &str) {
-        let Ok(_turn) = self.hashing.acquire().await else {
-            return;
-        };
         let password = password.to_owned();
         let Some(Ok(hash)) = blocking(move || hash_password(&password)).await else {
             tracing::warn!(credentials = %record.id, "cannot hash SMPP credentials anew");
@@ -570,6 +562,29 @@ pub async fn serve(
 mod tests {
     use super::*;
     use relais_core::clock::ManualClock;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn password_hashes_run_two_at_a_time_however_many_are_asked() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let mut asked = Vec::new();
+        for _ in 0..12 {
+            let (running, most) = (running.clone(), most.clone());
+            asked.push(tokio::spawn(blocking(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })));
+        }
+        for one in asked {
+            assert_eq!(one.await.unwrap(), Some(()), "each one runs");
+        }
+        // Other tests of this process may hold a turn meanwhile: at most, never more.
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=HASHING_AT_ONCE).contains(&most), "{most} at once");
+    }
 
     fn part(seq: u8, text: &str) -> ShortMessage {
         let mut message = ShortMessage::new("SHOP", "33612345678");

@@ -614,7 +614,39 @@ macro_rules! impl_agent_store {
                     if rule == AssignmentRule::Manual {
                         return Ok(None);
                     }
+                    let order = match rule {
+                        AssignmentRule::LeastBusy => "open_count ASC, COALESCE(a.last_assigned_at, -1) ASC, a.id ASC",
+                        _ => "COALESCE(a.last_assigned_at, -1) ASC, a.id ASC",
+                    };
+                    let agent_with_room = format!(
+                        "SELECT id FROM ( \
+                           SELECT a.id, a.capacity, a.last_assigned_at, \
+                             (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.state = 'open') AS open_count \
+                           FROM agents a JOIN agent_teams t ON t.agent_id = a.id \
+                           WHERE a.tenant_id = $1 AND t.team = $2 AND a.available \
+                         ) a WHERE open_count < a.capacity ORDER BY {order} LIMIT 1"
+                    );
+                    // Most calls find every agent busy (a customer writes while the queue
+                    // waits): a read says so without taking the one writer.
+                    let anyone: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(agent_with_room.clone()))
+                        .bind(tenant)
+                        .bind(team)
+                        .fetch_optional(self.reader())
+                        .await?;
+                    if anyone.is_none() {
+                        return Ok(None);
+                    }
                     let mut tx = self.begin_write().await?;
+                    // Asked again in the transaction: the answer above may be stale.
+                    let agent: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(agent_with_room))
+                        .bind(tenant)
+                        .bind(team)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(agent) = agent else {
+                        return Ok(None);
+                    };
+                    // Served in order by conversations_next_waiting (migration 0027).
                     let waiting: Option<String> = sqlx::query_scalar(
                         "SELECT id FROM conversations \
                          WHERE tenant_id = $1 AND team = $2 AND state = 'pending' AND assignee_id IS NULL \
@@ -625,25 +657,6 @@ macro_rules! impl_agent_store {
                     .fetch_optional(&mut *tx)
                     .await?;
                     let Some(conversation) = waiting else {
-                        return Ok(None);
-                    };
-                    let order = match rule {
-                        AssignmentRule::LeastBusy => "open_count ASC, COALESCE(a.last_assigned_at, -1) ASC, a.id ASC",
-                        _ => "COALESCE(a.last_assigned_at, -1) ASC, a.id ASC",
-                    };
-                    let agent: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                        "SELECT id FROM ( \
-                           SELECT a.id, a.capacity, a.last_assigned_at, \
-                             (SELECT COUNT(*) FROM conversations c WHERE c.assignee_id = a.id AND c.state = 'open') AS open_count \
-                           FROM agents a JOIN agent_teams t ON t.agent_id = a.id \
-                           WHERE a.tenant_id = $1 AND t.team = $2 AND a.available \
-                         ) a WHERE open_count < a.capacity ORDER BY {order} LIMIT 1"
-                    )))
-                    .bind(tenant)
-                    .bind(team)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(agent) = agent else {
                         return Ok(None);
                     };
                     sqlx::query("UPDATE agents SET last_assigned_at = $2 WHERE id = $1")

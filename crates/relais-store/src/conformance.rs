@@ -3571,6 +3571,151 @@ fn new_agent(tenant: &str, email: &str, teams: &[&str], capacity: u32) -> crate:
     }
 }
 
+/// The queue as agents read it (pending and open, most urgent first, then longest
+/// waiting) comes back whole and in order by pages, with only what an agent may see, and
+/// an agent's own conversations by their own filter.
+pub async fn the_queue_is_read_in_priority_order_by_pages_with_what_an_agent_may_see(
+    store: &dyn Store,
+) {
+    use crate::{Assignee, ConversationFilter, ConversationOrder};
+    use relais_core::agent::AssignmentRule;
+    use relais_core::conversation::ConversationState;
+    let at = |s: i64| {
+        t0().checked_add(jiff::SignedDuration::from_secs(s))
+            .unwrap_or(t0())
+    };
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let spec = crate::TeamSpec {
+        description: None,
+        assignment: AssignmentRule::Manual,
+        first_response_minutes: None,
+        next_response_minutes: None,
+        is_default: false,
+        csat: false,
+    };
+    for team in ["billing", "sales"] {
+        store.put_team(&tenant, team, &spec, t0()).await.unwrap();
+    }
+    let ana = store
+        .create_agent(&new_agent(&tenant, "ana@example.com", &["billing"], 5))
+        .await
+        .unwrap();
+    // (team, priority, waiting since, state): billing, sales and no team; some resolved.
+    let plan: [(Option<&str>, i64, i64, ConversationState); 14] = [
+        (Some("billing"), 0, 10, ConversationState::Pending),
+        (Some("billing"), 4, 30, ConversationState::Pending),
+        (Some("billing"), 4, 20, ConversationState::Pending),
+        (Some("sales"), 6, 5, ConversationState::Pending),
+        (None, 2, 40, ConversationState::Pending),
+        (Some("billing"), 1, 50, ConversationState::Pending),
+        (Some("sales"), 0, 1, ConversationState::Pending),
+        (Some("billing"), 0, 10, ConversationState::Pending),
+        (Some("billing"), 7, 60, ConversationState::Resolved),
+        (None, 0, 70, ConversationState::Pending),
+        (Some("billing"), 2, 80, ConversationState::Pending),
+        (Some("sales"), 3, 90, ConversationState::Open),
+        (Some("billing"), 5, 100, ConversationState::Open),
+        (Some("billing"), 4, 110, ConversationState::Pending),
+    ];
+    let mut expected = Vec::new();
+    for (i, (team, priority, since, state)) in plan.iter().enumerate() {
+        let who = store
+            .create_contact(
+                &tenant,
+                &contact(vec![sms(&format!("+336123450{i:02}"))], "{}"),
+                t0(),
+            )
+            .await
+            .unwrap();
+        let last = serde_json::json!({"direction": "in", "text": "help"});
+        let id = format!("in-queue-{i}");
+        let mut placed = placement(&tenant, &who.id, &last, *since, true);
+        placed.message_id = &id;
+        placed.state = ConversationState::Pending;
+        let c = store.place_inbound(&placed).await.unwrap();
+        if let Some(team) = team {
+            store
+                .assign_conversation(&tenant, &c.id, None, Some(team), at(*since))
+                .await
+                .unwrap();
+        }
+        store
+            .note_customer_waiting(&tenant, &c.id, *priority, at(*since), None, None)
+            .await
+            .unwrap();
+        match state {
+            ConversationState::Open => {
+                // The sales one is ana's although she is not in sales: she sees it.
+                store
+                    .assign_conversation(&tenant, &c.id, Some(&ana.id), None, at(*since))
+                    .await
+                    .unwrap();
+            }
+            ConversationState::Resolved => {
+                store
+                    .set_conversation_state(&tenant, &c.id, ConversationState::Resolved, at(*since))
+                    .await
+                    .unwrap();
+            }
+            _ => {}
+        }
+        let visible = *state != ConversationState::Resolved
+            && (team.is_none() || *team == Some("billing") || *state == ConversationState::Open);
+        if visible {
+            expected.push((*priority, *since, c.id));
+        }
+    }
+    expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let expected: Vec<String> = expected.into_iter().map(|(_, _, id)| id).collect();
+
+    let tenant = tenant.as_str();
+    let read_all = |filter: ConversationFilter| async move {
+        let mut ids = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .list_conversations(tenant, &filter, &PageRequest { after, limit: 3 })
+                .await
+                .unwrap();
+            assert!(page.data.len() <= 3);
+            ids.extend(page.data.into_iter().map(|c| c.id));
+            match page.next_cursor {
+                Some(next) => after = Some(next),
+                None => return ids,
+            }
+        }
+    };
+    let queue = ConversationFilter {
+        states: vec![ConversationState::Pending, ConversationState::Open],
+        visible_to: Some(ana.id.clone()),
+        order: ConversationOrder::Priority,
+        ..Default::default()
+    };
+    assert_eq!(read_all(queue.clone()).await, expected);
+    // The open ones only, and ana's own.
+    let open = read_all(ConversationFilter {
+        states: vec![ConversationState::Open],
+        ..queue.clone()
+    })
+    .await;
+    assert_eq!(open.len(), 2, "{open:?}");
+    let mine = read_all(ConversationFilter {
+        states: vec![ConversationState::Open],
+        assignee: Some(Assignee::Agent(ana.id.clone())),
+        ..queue.clone()
+    })
+    .await;
+    assert_eq!(mine, open, "both open ones are ana's, most urgent first");
+    // One team's queue, for an admin (no visibility limit).
+    let sales = read_all(ConversationFilter {
+        team: Some("sales".into()),
+        visible_to: None,
+        ..queue
+    })
+    .await;
+    assert_eq!(sales.len(), 3, "{sales:?}");
+}
+
 pub async fn agents_are_assigned_by_rule_within_capacity_and_the_sla_clock_is_kept(
     store: &dyn Store,
 ) {
@@ -4008,6 +4153,7 @@ macro_rules! conformance_suite {
             concurrent_appends_are_numbered_without_gaps_and_read_in_order,
             pruned_events_leave_the_numbering_going_on,
             agents_are_assigned_by_rule_within_capacity_and_the_sla_clock_is_kept,
+            the_queue_is_read_in_priority_order_by_pages_with_what_an_agent_may_see,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

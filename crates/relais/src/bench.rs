@@ -23,6 +23,9 @@ pub enum BenchCommand {
     /// Customers' messages through the whole inbound pipeline (store once, contact,
     /// keywords, conversation, NLU), then an agent's conversation list.
     Inbound(crate::bench_inbound::InboundBenchArgs),
+    /// The help desk of a busy tenant: agents on the event stream reading their queues
+    /// over HTTP while customers write in.
+    Agents(crate::bench_agents::AgentsBenchArgs),
     /// Minutes of single sends (and optionally a dead webhook) against a `relais serve`
     /// process: the write-ahead log's peak and the server's memory over time.
     Soak(crate::bench_soak::SoakArgs),
@@ -41,6 +44,9 @@ pub async fn run(
         BenchCommand::Smpp(args) => crate::bench_smpp::run(args, durability).await,
         BenchCommand::Inbound(args) => {
             crate::bench_inbound::run(args, database_url, durability).await
+        }
+        BenchCommand::Agents(args) => {
+            crate::bench_agents::run(args, database_url, durability).await
         }
         BenchCommand::Soak(args) => {
             anyhow::ensure!(
@@ -407,6 +413,7 @@ pub(crate) async fn post_batches(
 /// provider's contract), sending through the configured channels of its registry.
 pub(crate) struct BenchServer {
     pub base: String,
+    pub state: relais_server::AppState,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     dispatcher: relais_engine::dispatch::DispatcherHandle,
@@ -428,7 +435,7 @@ impl BenchServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(relais_server::serve(listener, state, async {
+        let server = tokio::spawn(relais_server::serve(listener, state.clone(), async {
             let _ = stopped.await;
         }));
         let dispatcher = spawn_dispatcher_with(
@@ -445,6 +452,7 @@ impl BenchServer {
         );
         Ok(BenchServer {
             base,
+            state,
             stop,
             server,
             dispatcher,

@@ -1,6 +1,7 @@
 //! `relais`: the one binary. Errors reach the user as one line on stderr.
 
 mod bench;
+mod bench_agents;
 mod bench_inbound;
 mod bench_smpp;
 mod bench_soak;

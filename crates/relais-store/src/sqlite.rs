@@ -58,6 +58,16 @@ async fn checkpoint_wal(pool: SqlitePool, wal: PathBuf) {
             continue;
         };
         last_passive = tokio::time::Instant::now();
+        if mode == "TRUNCATE" {
+            // Most of the log is copied first without holding anyone up; the TRUNCATE,
+            // which blocks writers while it runs, then copies only what came meanwhile.
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "the checkpoint before a truncation failed");
+            }
+        }
         let statement = if mode == "TRUNCATE" {
             "PRAGMA wal_checkpoint(TRUNCATE)"
         } else {

@@ -71,6 +71,9 @@ pub struct AppState {
     pub event_stream: StreamSettings,
     /// API keys found recently (see `keys.rs`).
     keys: Arc<keys::KeyCache>,
+    /// Failed logins by source address and e-mail: repeated failures slow down the next
+    /// attempts, as for SMPP binds.
+    logins: Arc<std::sync::Mutex<relais_smpp::BindThrottle>>,
 }
 
 impl AppState {
@@ -120,7 +123,15 @@ impl AppState {
             events,
             event_stream: Default::default(),
             keys: Arc::default(),
+            logins: Arc::new(std::sync::Mutex::new(relais_smpp::BindThrottle::new(
+                relais_smpp::BindThrottleConfig::default(),
+            ))),
         }
+    }
+
+    /// The failed logins remembered by source and e-mail.
+    pub(crate) fn login_attempts(&self) -> std::sync::MutexGuard<'_, relais_smpp::BindThrottle> {
+        self.logins.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn address_rules(&self) -> AddressRules {
@@ -226,7 +237,9 @@ pub async fn serve(
         shutdown.await;
         events.shut_down();
     };
-    axum::serve(listener, router(state))
+    // The peer's address reaches handlers that slow down password guessing by source.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

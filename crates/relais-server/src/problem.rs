@@ -32,6 +32,10 @@ pub struct FieldError {
 /// database failover to be noticed, short enough that a retrying client loses little.
 pub const RETRY_AFTER_SECS: &str = "5";
 
+/// What a 429 for too many failed logins asks the client to wait, in seconds: the longest
+/// queue of slowed-down attempts the server keeps (`BindThrottleConfig::max_wait`).
+pub const ATTEMPTS_RETRY_AFTER_SECS: &str = "30";
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -117,6 +121,10 @@ impl ApiError {
             format!("the request was not stored: {why}; try again later"),
         )
     }
+    /// Too many failed logins wait already from this address or for this e-mail.
+    pub fn too_many_attempts(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-attempts", detail)
+    }
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
         Self::new(
@@ -161,11 +169,15 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+        let retry_after = match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECS),
+            StatusCode::TOO_MANY_REQUESTS => Some(ATTEMPTS_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
         }
         response
     }

@@ -828,3 +828,57 @@ async fn agents_take_over_from_the_bot_note_answer_with_canned_replies_give_back
             .contains("reopen it first")
     );
 }
+
+/// `POST /v1/auth/login` over a TCP connection of its own (the peer's address is what
+/// failures are counted on): the status and the raw answer, headers included.
+async fn login_over_tcp(addr: std::net::SocketAddr, email: &str, password: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = json!({"email": email, "password": password}).to_string();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /v1/auth/login HTTP/1.1\r\nHost: relais\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_are_slowed_down_then_refused_unchecked() {
+    let d = desk().await;
+    d.agent("ana@example.com", &[], 5).await;
+    // Five failures in a row: each waits longer than the one before it to be checked.
+    for _ in 0..5 {
+        let (status, answer) = login_over_tcp(d.addr, "ana@example.com", "not the password").await;
+        assert_eq!(status, 401, "{answer}");
+    }
+    // Now guesses queue behind each other (1.6 s, then 3.2 s more…): those that would wait
+    // more than 30 s are refused at once, without their password being checked.
+    let mut guesses = tokio::task::JoinSet::new();
+    for _ in 0..25 {
+        guesses.spawn(login_over_tcp(d.addr, "ANA@example.com", "another guess"));
+    }
+    let refused = loop {
+        let (status, answer) = guesses
+            .join_next()
+            .await
+            .expect("a guess refused before all were checked")
+            .unwrap();
+        if status == 429 {
+            break answer;
+        }
+        assert_eq!(status, 401, "{answer}");
+    };
+    guesses.abort_all();
+    let head = refused.to_ascii_lowercase();
+    assert!(head.contains("retry-after: 30"), "{refused}");
+    assert!(head.contains("application/problem+json"), "{refused}");
+    assert!(refused.contains("too many failed logins"), "{refused}");
+}

@@ -60,15 +60,53 @@ pub struct LoginResponse {
 
 /// Logs an agent in: a session token valid 12 hours.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "agents", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = crate::problem::Problem)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = crate::problem::Problem),
+        (status = 429, body = crate::problem::Problem)))]
 pub async fn login(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<axum::Json<LoginResponse>> {
-    let session = state
+    // A request that did not come over a socket (the router called in-process) counts
+    // as one unknown source.
+    let source = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.0.0.ip());
+    let email = relais_core::agent::normalize_email(&req.email)
+        .unwrap_or_else(|_| req.email.trim().to_lowercase());
+    // The wait comes before the password is checked, whatever it is, so that a guess
+    // cannot be read from how fast the answer comes.
+    let admission = state
+        .login_attempts()
+        .admit(source, &email, tokio::time::Instant::now());
+    match admission {
+        relais_smpp::Admission::After(wait) if wait.is_zero() => {}
+        relais_smpp::Admission::After(wait) => tokio::time::sleep(wait).await,
+        relais_smpp::Admission::Refuse => {
+            tracing::warn!(%source, email = %email, "login refused unchecked: too many failed attempts waiting");
+            return Err(ApiError::too_many_attempts(
+                "too many failed logins from this address or for this e-mail; try again later",
+            ));
+        }
+    }
+    let session = match state
         .desk
         .login(req.tenant.as_deref(), &req.email, &req.password)
-        .await?;
+        .await
+    {
+        Ok(session) => {
+            state.login_attempts().succeeded(source, &email);
+            session
+        }
+        Err(e @ relais_engine::agents::DeskError::WrongCredentials) => {
+            let now = tokio::time::Instant::now();
+            let mut attempts = state.login_attempts();
+            let failures = attempts.failed(source, &email, now);
+            let next_wait = attempts.pending(source, &email, now);
+            drop(attempts);
+            tracing::warn!(%source, email = %email, failures, next_login_waits_ms = next_wait.as_millis(), "login failed");
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(axum::Json(LoginResponse {
         token: session.token,
         expires_at: session.expires_at,

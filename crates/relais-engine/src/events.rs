@@ -587,11 +587,7 @@ impl Subscription {
             if let Some(viewer) = &self.viewer {
                 let visible = viewer.may_see(&event);
                 if let Some(conversation) = &event.conversation_id {
-                    if visible {
-                        self.visible_conversations.insert(conversation.clone());
-                    } else {
-                        self.visible_conversations.remove(conversation);
-                    }
+                    note_visibility(&mut self.visible_conversations, conversation, visible);
                 }
                 if !visible {
                     continue;
@@ -622,6 +618,23 @@ impl Subscription {
             (Some(_), None) => false,
         }
     }
+}
+
+/// Conversations an agent's subscription remembers seeing, for their typing indicators.
+const VISIBLE_REMEMBERED: usize = 4096;
+
+/// Remembers whether the agent may see `conversation`. The set is bounded: when full it
+/// starts over, and a conversation forgotten that way gets its typing indicators again
+/// from its next event on.
+fn note_visibility(seen: &mut HashSet<String>, conversation: &str, visible: bool) {
+    if !visible {
+        seen.remove(conversation);
+        return;
+    }
+    if seen.len() >= VISIBLE_REMEMBERED && !seen.contains(conversation) {
+        seen.clear();
+    }
+    seen.insert(conversation.to_owned());
 }
 
 impl Drop for Subscription {
@@ -747,6 +760,19 @@ mod tests {
         publish(&w.events, "acme", 2).await;
         assert_eq!(seq(&next(&mut reader).await), 1);
         assert_eq!(seq(&next(&mut reader).await), 2);
+    }
+
+    #[test]
+    fn an_agent_reader_remembers_a_bounded_number_of_conversations() {
+        let mut seen = HashSet::new();
+        for n in 0..VISIBLE_REMEMBERED * 3 {
+            note_visibility(&mut seen, &format!("conv-{n}"), true);
+            assert!(seen.len() <= VISIBLE_REMEMBERED);
+        }
+        let latest = format!("conv-{}", VISIBLE_REMEMBERED * 3 - 1);
+        assert!(seen.contains(&latest), "the latest is always remembered");
+        note_visibility(&mut seen, &latest, false);
+        assert!(!seen.contains(&latest), "moved out of the agent's sight");
     }
 
     #[tokio::test]

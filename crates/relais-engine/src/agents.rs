@@ -748,14 +748,6 @@ impl Desk {
         let mut breached = 0;
         for due in self.store.due_breaches(now, 500).await? {
             let c = &due.conversation;
-            if !self
-                .store
-                .mark_breached(&c.tenant_id, &c.id, due.due_at, now)
-                .await?
-            {
-                continue;
-            }
-            breached += 1;
             let data = serde_json::json!({
                 "conversation_id": c.id,
                 "contact_id": c.contact_id,
@@ -768,21 +760,59 @@ impl Desk {
                 "priority": c.priority,
             });
             let key = format!("sla_{}_{}", c.id, due.due_at.as_microsecond());
-            self.publish(c, EventKind::SlaBreached, data.clone(), &key)
-                .await?;
-            self.webhook(&c.tenant_id, "conversation.sla_breached", data, &key)
-                .await?;
+            // Told before it is marked, once per key: a stop in between tells it again
+            // (nothing repeated), where marking first would lose it.
+            self.webhook(
+                &c.tenant_id,
+                "conversation.sla_breached",
+                data.clone(),
+                &key,
+            )
+            .await?;
+            self.publish(c, EventKind::SlaBreached, data, &key).await?;
+            if self
+                .store
+                .mark_breached(&c.tenant_id, &c.id, due.due_at, now)
+                .await?
+            {
+                breached += 1;
+            }
         }
         Ok(breached)
     }
 
-    /// [`Desk::check_sla`] every `every`, for as long as the task runs.
+    /// Announces the assignments a stop left untold (committed, then the process died
+    /// before `conversation.assigned` was published): those of the last hour, once each;
+    /// how many.
+    pub async fn announce_missed_assignments(&self) -> Result<usize, StoreError> {
+        if self.events.is_none() {
+            // Without a stream nothing is ever recorded as told: nothing to catch up.
+            return Ok(0);
+        }
+        let since = self.now() - SignedDuration::from_hours(1);
+        let missed = self.store.unannounced_assignments(since, 500).await?;
+        for c in &missed {
+            self.announce_assigned(c, None, &Actor::Relais).await?;
+        }
+        Ok(missed.len())
+    }
+
+    /// [`Desk::check_sla`] and [`Desk::announce_missed_assignments`] every `every`, for as
+    /// long as the task runs.
     pub async fn watch_sla_forever(self, every: std::time::Duration) {
         loop {
             match self.check_sla().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(breaches = n, "conversations passed their SLA unanswered"),
                 Err(e) => tracing::warn!(error = %e, "cannot check SLA due times"),
+            }
+            match self.announce_missed_assignments().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    assignments = n,
+                    "assignments a stop had left untold were announced"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot look for untold assignments"),
             }
             tokio::time::sleep(every).await;
         }
@@ -837,9 +867,11 @@ impl Desk {
                 .map(|t| t.as_microsecond())
                 .unwrap_or_default()
         );
-        self.publish(c, EventKind::ConversationAssigned, data.clone(), &key)
+        // The webhook first: the stream event is what marks the assignment as told
+        // (`announce_missed_assignments` looks for it), and both are once per key.
+        self.webhook(&c.tenant_id, "conversation.assigned", data.clone(), &key)
             .await?;
-        self.webhook(&c.tenant_id, "conversation.assigned", data, &key)
+        self.publish(c, EventKind::ConversationAssigned, data, &key)
             .await
     }
 
@@ -1024,6 +1056,122 @@ pub fn csat_thanks(rated: &Conversation) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use relais_core::agent::AssignmentRule;
+    use relais_core::channel::ChannelKind;
+    use relais_core::clock::ManualClock;
+    use relais_store::{InboundPlacement, SqliteStore, TeamSpec};
+
+    #[tokio::test]
+    async fn an_assignment_a_stop_left_untold_is_announced_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+        let clock = Arc::new(ManualClock::new("2026-12-03T10:00:00Z".parse().unwrap()));
+        let now = clock.now();
+        let events = Events::new(store.clone(), clock.clone());
+        let desk = Desk::new(store.clone(), clock.clone(), Some(events.clone()));
+        let tenant = store.create_tenant("acme", now).await.unwrap().id;
+        let hook = store
+            .create_webhook(&tenant, "https://crm.example/hooks", "whsec_test", now)
+            .await
+            .unwrap();
+        let spec = TeamSpec {
+            description: None,
+            assignment: AssignmentRule::RoundRobin,
+            first_response_minutes: None,
+            next_response_minutes: None,
+            is_default: true,
+            csat: false,
+        };
+        store
+            .put_team(&tenant, "support", &spec, now)
+            .await
+            .unwrap();
+        let ana = store
+            .create_agent(&NewAgent {
+                id: relais_core::ids::new_id(),
+                tenant_id: tenant.clone(),
+                email: "ana@example.com".into(),
+                name: "Ana".into(),
+                role: Role::Agent,
+                password_hash: "$argon2id$not-a-real-hash".into(),
+                capacity: 3,
+                teams: vec!["support".into()],
+                at: now,
+            })
+            .await
+            .unwrap();
+        let contact = store
+            .resolve_or_create_contacts(
+                &tenant,
+                &[relais_core::contact::Identity {
+                    channel: ChannelKind::Sms,
+                    address: "+33612345678".into(),
+                }],
+                now,
+            )
+            .await
+            .unwrap()
+            .remove(0)
+            .0;
+        let placed = store
+            .place_inbound(&InboundPlacement {
+                tenant_id: &tenant,
+                contact_id: &contact.id,
+                message_id: "in-1",
+                channel: ChannelKind::Sms,
+                channel_id: None,
+                address: "+33612345678",
+                last_message: &serde_json::json!({"direction": "in", "text": "help"}),
+                at: now,
+                state: ConversationState::Pending,
+                reopens: true,
+            })
+            .await
+            .unwrap();
+        store
+            .assign_conversation(&tenant, &placed.id, None, Some("support"), now)
+            .await
+            .unwrap();
+        store
+            .note_customer_waiting(&tenant, &placed.id, 0, now, None, None)
+            .await
+            .unwrap();
+        // The assignment commits, then the process stops before announcing it.
+        let assigned = store
+            .assign_next(&tenant, "support", AssignmentRule::RoundRobin, now)
+            .await
+            .unwrap()
+            .expect("ana has room");
+        assert_eq!(assigned.assignee_id.as_deref(), Some(ana.id.as_str()));
+        let mut reader = events.subscribe(&tenant, Some(0)).await.unwrap();
+
+        clock.advance(SignedDuration::from_secs(15));
+        assert_eq!(desk.announce_missed_assignments().await.unwrap(), 1);
+        assert_eq!(
+            desk.announce_missed_assignments().await.unwrap(),
+            0,
+            "told once"
+        );
+        match tokio::time::timeout(std::time::Duration::from_secs(10), reader.next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            crate::events::Delivery::Event(event) => {
+                assert_eq!(event.kind, "conversation.assigned");
+                assert_eq!(event.data["assignee_id"], ana.id.as_str());
+                assert_eq!(event.data["by"], serde_json::json!({"relais": true}));
+            }
+            other => panic!("expected the assignment, got {other:?}"),
+        }
+        let deliveries = store.webhook_deliveries(&tenant, &hook.id).await.unwrap();
+        let told: Vec<_> = deliveries
+            .iter()
+            .filter(|d| d.event_type == "conversation.assigned")
+            .collect();
+        assert_eq!(told.len(), 1, "{deliveries:?}");
+    }
 
     #[test]
     fn ratings_are_read_as_customers_write_them() {

@@ -192,6 +192,15 @@ pub trait AgentStore: Send + Sync {
     /// An agent answered: the customer waits no more, the SLA clock stops, the
     /// urgency and sentiment bits drop (VIP stays).
     async fn note_agent_answer(&self, tenant: &str, id: &str, at: Timestamp) -> StoreResult<()>;
+    /// Conversations, of any tenant, assigned since `since` and still open whose
+    /// assignment has no `conversation.assigned` event in the stream (keyed
+    /// `assigned_<id>_<assigned_at in µs>`): a stop between the assignment's commit and
+    /// its announcement left them untold.
+    async fn unannounced_assignments(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>>;
     /// Waiting conversations, of any tenant, whose SLA came due by `now` unanswered.
     async fn due_breaches(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<DueBreach>>;
     /// Marks the breach of the due time `due_at`; false when it was marked already or the
@@ -760,6 +769,24 @@ macro_rules! impl_agent_store {
                     .execute(self.writer())
                     .await?;
                     Ok(())
+                }
+
+                async fn unannounced_assignments(&self, since: Timestamp, limit: u32) -> StoreResult<Vec<Conversation>> {
+                    // Open conversations are the few agents hold (conversations_by_assignee).
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {COLUMNS} FROM conversations c \
+                         WHERE c.assignee_id IS NOT NULL AND c.state = 'open' AND c.assigned_at >= $1 \
+                           AND NOT EXISTS (SELECT 1 FROM stream_events e \
+                             WHERE e.tenant_id = c.tenant_id AND e.key = 'assigned_' || c.id || '_' || c.assigned_at) \
+                         ORDER BY c.assigned_at LIMIT $2"
+                    )))
+                    .bind(micros(since))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(conversation_from_row)
+                    .collect()
                 }
 
                 async fn due_breaches(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<DueBreach>> {

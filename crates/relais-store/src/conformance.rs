@@ -3714,6 +3714,44 @@ pub async fn the_queue_is_read_in_priority_order_by_pages_with_what_an_agent_may
     })
     .await;
     assert_eq!(sales.len(), 3, "{sales:?}");
+
+    // Assignments not yet told on the stream are found until their event is appended.
+    let untold = store.unannounced_assignments(t0(), 100).await.unwrap();
+    assert_eq!(untold.len(), 2, "the two open ones: {untold:?}");
+    for c in &untold {
+        let assigned_at = c.assigned_at.expect("assigned");
+        store
+            .append_event(&crate::NewEvent {
+                tenant_id: tenant.to_owned(),
+                kind: "conversation.assigned".into(),
+                conversation_id: Some(c.id.clone()),
+                team: c.team.clone(),
+                data: serde_json::json!({}),
+                key: Some(format!(
+                    "assigned_{}_{}",
+                    c.id,
+                    assigned_at.as_microsecond()
+                )),
+                at: assigned_at,
+            })
+            .await
+            .unwrap();
+    }
+    assert!(
+        store
+            .unannounced_assignments(t0(), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .unannounced_assignments(at(1000), 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "older than asked"
+    );
 }
 
 pub async fn agents_are_assigned_by_rule_within_capacity_and_the_sla_clock_is_kept(

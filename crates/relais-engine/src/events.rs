@@ -265,8 +265,10 @@ impl Events {
             .await
     }
 
-    /// [`Events::publish`] (once per `key`, when given) about a conversation of `team`:
-    /// agents who are not in the team do not see it (see [`Subscription::visible_to`]).
+    /// [`Events::publish`] (once per `key`, when given: a step that runs again after a
+    /// crash gets the event of its first run back and appends nothing) about a
+    /// conversation of `team`: agents who are not in the team do not see it (see
+    /// [`Subscription::visible_to`]).
     pub async fn publish_about(
         &self,
         tenant: &str,
@@ -277,21 +279,6 @@ impl Events {
         key: Option<&str>,
     ) -> Result<StreamEvent, StoreError> {
         self.append(tenant, kind, conversation_id, team, data, key)
-            .await
-    }
-
-    /// [`Events::publish`], once per `key` in the tenant's log: a step that runs again
-    /// after a crash (the inbound pipeline's) gets the event of its first run back and
-    /// appends nothing.
-    pub async fn publish_once(
-        &self,
-        tenant: &str,
-        kind: EventKind,
-        conversation_id: Option<&str>,
-        data: serde_json::Value,
-        key: &str,
-    ) -> Result<StreamEvent, StoreError> {
-        self.append(tenant, kind, conversation_id, None, data, Some(key))
             .await
     }
 
@@ -747,12 +734,13 @@ mod tests {
         let mut reader = w.events.subscribe("acme", None).await.unwrap();
         for _ in 0..2 {
             w.events
-                .publish_once(
+                .publish_about(
                     "acme",
                     EventKind::MessageReceived,
                     None,
+                    None,
                     serde_json::json!({}),
-                    "in_m1",
+                    Some("in_m1"),
                 )
                 .await
                 .unwrap();

@@ -772,10 +772,12 @@ macro_rules! impl_agent_store {
                 }
 
                 async fn unannounced_assignments(&self, since: Timestamp, limit: u32) -> StoreResult<Vec<Conversation>> {
-                    // Open conversations are the few agents hold (conversations_by_assignee).
+                    // Assigned conversations are the few agents hold: `assignee_id > ''` (every
+                    // id is non-empty) is a range of conversations_by_assignee, where SQLite
+                    // scanned the whole table for `IS NOT NULL`.
                     sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT {COLUMNS} FROM conversations c \
-                         WHERE c.assignee_id IS NOT NULL AND c.state = 'open' AND c.assigned_at >= $1 \
+                         WHERE c.assignee_id > '' AND c.state = 'open' AND c.assigned_at >= $1 \
                            AND NOT EXISTS (SELECT 1 FROM stream_events e \
                              WHERE e.tenant_id = c.tenant_id AND e.key = 'assigned_' || c.id || '_' || c.assigned_at) \
                          ORDER BY c.assigned_at LIMIT $2"

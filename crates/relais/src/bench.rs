@@ -466,6 +466,20 @@ impl BenchServer {
     }
 }
 
+/// The store a bench's database URL names, for its report.
+pub(crate) fn store_kind(url: &str) -> &'static str {
+    if url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
+}
+
+/// A latency quantile (ms) for a report; `-` when there were no samples.
+pub(crate) fn ms(quantile: Option<f64>) -> String {
+    quantile.map_or_else(|| "-".to_owned(), |v| format!("{v:.2} ms"))
+}
+
 pub(crate) fn bar(len: u64, label: &'static str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     let style = indicatif::ProgressStyle::with_template(

@@ -3,7 +3,7 @@
 //! logged in, each connected to the event stream and reading its queue over HTTP as a
 //! console does, while customers keep writing in through the inbound pipeline.
 
-use crate::bench::{BenchServer, bar, cpu_secs, peak_rss_kib};
+use crate::bench::{BenchServer, bar, cpu_secs, ms, peak_rss_kib, store_kind};
 use crate::bench_smpp::percentile;
 use anyhow::Context;
 use futures::StreamExt;
@@ -290,7 +290,7 @@ pub async fn run(
     let list_failures = Arc::new(AtomicUsize::new(0));
     let empty_queues = Arc::new(AtomicUsize::new(0));
     let mut readers = Vec::new();
-    for token in tokens.clone() {
+    for token in tokens {
         let (http, base) = (http.clone(), server.base.clone());
         let (list_failures, empty_queues) = (list_failures.clone(), empty_queues.clone());
         let think = Duration::from_millis(args.think_ms);
@@ -373,14 +373,9 @@ pub async fn run(
         .map(|e| e.load(Ordering::Relaxed))
         .collect();
 
-    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2} ms"));
     println!(
         "bench: agents ({} on {}; durability {}; {} conversations, {} agents in {} teams, capacity {}; {} cores)",
-        if database_url.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        },
+        store_kind(&url),
         relais_store::redact_url(&url),
         durability.as_str(),
         args.conversations,

@@ -3,7 +3,7 @@
 //! accepted for sending, the `message.received` event on the event stream), as a channel
 //! adapter hands them over, then an agent's conversation list read back.
 
-use crate::bench::{bar, cpu_secs, peak_rss_kib};
+use crate::bench::{bar, cpu_secs, ms, peak_rss_kib, store_kind};
 use crate::bench_smpp::percentile;
 use anyhow::Context;
 use relais_core::clock::{Clock, SystemClock};
@@ -257,14 +257,9 @@ pub async fn run(
     }
     list_us.sort_unstable();
 
-    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2} ms"));
     println!(
         "bench: inbound ({} on {}; durability {}; {} messages from {} senders, {} at once; 1 in {KEYWORD_EVERY} a keyword, 1 in {REDELIVERY_EVERY} a redelivery; {} cores)",
-        if database_url.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        },
+        store_kind(&url),
         relais_store::redact_url(&url),
         durability.as_str(),
         n,

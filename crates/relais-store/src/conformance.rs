@@ -172,6 +172,64 @@ pub async fn contacts_round_trip_and_patch(store: &dyn Store) {
     ));
 }
 
+pub async fn contacts_are_read_by_id_with_their_identities(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    let email = Identity {
+        channel: ChannelKind::Email,
+        address: "ana@example.com".into(),
+    };
+    let ana = store
+        .create_contact(
+            &acme,
+            &contact(vec![sms("+33612345678"), email], r#"{"first_name":"Ana"}"#),
+            t0(),
+        )
+        .await
+        .unwrap();
+    let bob = store
+        .create_contact(&acme, &contact(vec![sms("+33612345679")], "{}"), t0())
+        .await
+        .unwrap();
+    let nobody = store
+        .create_contact(&acme, &contact(vec![], "{}"), t0())
+        .await
+        .unwrap();
+    let theirs = store
+        .create_contact(&globex, &contact(vec![sms("+33612345670")], "{}"), t0())
+        .await
+        .unwrap();
+    let mut found = store
+        .contacts_by_ids(
+            &acme,
+            &[&bob.id, "unknown", &ana.id, &theirs.id, &ana.id, &nobody.id],
+        )
+        .await
+        .unwrap();
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = Vec::new();
+    for id in [&ana.id, &bob.id, &nobody.id] {
+        expected.push(store.contact(&acme, id).await.unwrap().expect("stored"));
+    }
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(found, expected, "each once, with its identities");
+    assert_eq!(
+        found
+            .iter()
+            .find(|c| c.id == ana.id)
+            .map(|c| c.identities.len()),
+        Some(2)
+    );
+    assert!(store.contacts_by_ids(&acme, &[]).await.unwrap().is_empty());
+    assert!(
+        store
+            .contacts_by_ids(&globex, &[&ana.id, &bob.id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub async fn an_identity_belongs_to_one_contact_per_tenant(store: &dyn Store) {
     let a = store.create_tenant("acme", t0()).await.unwrap().id;
     let b = store.create_tenant("globex", t0()).await.unwrap().id;
@@ -978,6 +1036,36 @@ pub async fn idempotency_keys_are_unique_per_tenant(store: &dyn Store) {
         ])
         .await
         .unwrap();
+}
+
+pub async fn a_groups_idempotency_keys_are_looked_up_at_once_within_the_tenant(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    let a = new_message(&acme.id, Some("a"), Some(0));
+    let b = new_message(&acme.id, Some("b"), Some(0));
+    let other = new_message(&globex.id, Some("c"), Some(0));
+    store
+        .insert_messages(&[a.clone(), b.clone()])
+        .await
+        .unwrap();
+    store.insert_messages(&[other]).await.unwrap();
+    let mut found: Vec<(String, String)> = store
+        .messages_by_idempotency_keys(&acme.id, &["a", "b", "c", "unknown"])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.idempotency_key.unwrap_or_default(), m.id))
+        .collect();
+    found.sort();
+    // Another tenant's key is not found, nor one nobody used.
+    assert_eq!(found, [("a".to_owned(), a.id), ("b".to_owned(), b.id)]);
+    assert!(
+        store
+            .messages_by_idempotency_keys(&acme.id, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn message_status_only_moves_forward(store: &dyn Store) {
@@ -3179,6 +3267,418 @@ pub async fn unfinished_inbound_messages_are_found_until_finished(store: &dyn St
     assert_eq!(finished.annotated_at, Some(later));
 }
 
+pub async fn a_group_of_inbound_messages_is_stored_once_each_with_outcomes_in_order(
+    store: &dyn Store,
+) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    assert!(store.insert_inbound_many(&[]).await.unwrap().is_empty());
+    let earlier = store
+        .insert_inbound(&inbound(&acme, "+33612345678", "first", Some("mo-1")))
+        .await
+        .unwrap()
+        .message;
+    let mut on_whatsapp = inbound(&acme, "+33612345678", "on whatsapp", Some("mo-1"));
+    on_whatsapp.channel = ChannelKind::Whatsapp;
+    let group = [
+        inbound(&acme, "+33612345678", "new", Some("mo-2")),
+        inbound(&acme, "+33612345678", "first, redelivered", Some("mo-1")),
+        inbound(
+            &acme,
+            "+33612345678",
+            "new, twice in the group",
+            Some("mo-2"),
+        ),
+        inbound(&acme, "+33612345678", "no provider id", None),
+        inbound(&globex, "+33612345678", "globex's", Some("mo-1")),
+        on_whatsapp,
+    ];
+    let outcomes = store.insert_inbound_many(&group).await.unwrap();
+    let created: Vec<bool> = outcomes.iter().map(|o| o.created).collect();
+    assert_eq!(created, [true, false, false, true, true, true]);
+    let ids: Vec<&str> = outcomes.iter().map(|o| o.message.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            group[0].id.as_str(),
+            earlier.id.as_str(),
+            group[0].id.as_str(),
+            group[3].id.as_str(),
+            group[4].id.as_str(),
+            group[5].id.as_str(),
+        ],
+        "a known provider id gets the stored row, a repeated one the group's first"
+    );
+    assert_eq!(outcomes[1].message, earlier);
+    assert_eq!(outcomes[2].message, outcomes[0].message);
+    assert_eq!(outcomes[2].message.text, "new");
+    assert_eq!(outcomes[4].message.tenant_id, globex);
+    assert_eq!(outcomes[5].message.channel, ChannelKind::Whatsapp);
+    for outcome in outcomes.iter().filter(|o| o.created) {
+        assert_eq!(
+            store
+                .inbound_message(&outcome.message.tenant_id, &outcome.message.id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&outcome.message)
+        );
+    }
+    // As the one-by-one insert answers.
+    assert_eq!(
+        store.insert_inbound(&group[2]).await.unwrap(),
+        outcomes[2].clone()
+    );
+    let page = PageRequest {
+        after: None,
+        limit: 100,
+    };
+    let filter = crate::InboundFilter::default();
+    let stored = store.list_inbound(&acme, &filter, &page).await.unwrap();
+    assert_eq!(
+        stored.data.len(),
+        4,
+        "first, new, no provider id, on whatsapp"
+    );
+    // A message without provider id whose id is taken is a caller's bug.
+    let mut taken = inbound(&acme, "+33612345678", "again", None);
+    taken.id = group[3].id.clone();
+    let refused = store
+        .insert_inbound_many(&[inbound(&acme, "+33612345678", "fine", Some("mo-9")), taken])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    let mut taken = inbound(&acme, "+33612345678", "again", None);
+    taken.id = group[3].id.clone();
+    assert!(matches!(
+        store.insert_inbound(&taken).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .list_inbound(&acme, &filter, &page)
+            .await
+            .unwrap()
+            .data
+            .len(),
+        4,
+        "nothing of a refused group is stored"
+    );
+}
+
+pub async fn a_group_of_inbound_messages_is_finished_at_once(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    store.finish_inbound_many(&[]).await.unwrap();
+    let group: Vec<crate::NewInboundMessage> = (0..4)
+        .map(|i| {
+            inbound(
+                &acme,
+                "+33612345678",
+                &format!("m{i}"),
+                Some(&format!("mo-{i}")),
+            )
+        })
+        .collect();
+    store.insert_inbound_many(&group).await.unwrap();
+    let read = serde_json::json!({"language": "fr"});
+    assert!(
+        store
+            .set_inbound_annotations(&acme, &group[1].id, &read, secs(1))
+            .await
+            .unwrap()
+    );
+    let english = serde_json::json!({"language": "en"});
+    let urgent = serde_json::json!({"urgency": {"score": 0.9}});
+    let finish = |id, contact_id, conversation_id, annotations, at| crate::InboundFinish {
+        tenant_id: &acme,
+        id,
+        contact_id,
+        conversation_id,
+        annotations,
+        at,
+    };
+    store
+        .finish_inbound_many(&[
+            finish(
+                &group[0].id,
+                Some("contact-0"),
+                Some("conv-0"),
+                Some((&english, secs(2))),
+                secs(3),
+            ),
+            // No annotations: those it has stay.
+            finish(&group[1].id, None, Some("conv-1"), None, secs(3)),
+            // Twice: as if finished twice in a row.
+            finish(
+                &group[2].id,
+                Some("contact-2"),
+                Some("conv-2"),
+                Some((&urgent, secs(2))),
+                secs(3),
+            ),
+            finish(&group[2].id, None, Some("conv-2b"), None, secs(4)),
+            // Another tenant's message is not theirs to finish.
+            crate::InboundFinish {
+                tenant_id: &globex,
+                ..finish(&group[3].id, Some("x"), Some("x"), None, secs(3))
+            },
+        ])
+        .await
+        .unwrap();
+    let get = |id: &str| {
+        let (acme, id) = (acme.clone(), id.to_owned());
+        async move { store.inbound_message(&acme, &id).await.unwrap().unwrap() }
+    };
+    let first = get(&group[0].id).await;
+    assert_eq!(first.contact_id.as_deref(), Some("contact-0"));
+    assert_eq!(first.conversation_id.as_deref(), Some("conv-0"));
+    assert_eq!(first.processed_at, Some(secs(3)));
+    assert_eq!(first.annotations, Some(english.clone()));
+    assert_eq!(first.annotated_at, Some(secs(2)));
+    let second = get(&group[1].id).await;
+    assert_eq!(second.contact_id, None);
+    assert_eq!(second.conversation_id.as_deref(), Some("conv-1"));
+    assert_eq!(second.processed_at, Some(secs(3)));
+    assert_eq!(second.annotations, Some(read), "kept when none are given");
+    assert_eq!(second.annotated_at, Some(secs(1)));
+    let third = get(&group[2].id).await;
+    assert_eq!(third.contact_id.as_deref(), Some("contact-2"));
+    assert_eq!(third.conversation_id.as_deref(), Some("conv-2b"));
+    assert_eq!(third.processed_at, Some(secs(4)));
+    assert_eq!(third.annotations, Some(urgent));
+    assert_eq!(third.annotated_at, Some(secs(2)));
+    let untouched = get(&group[3].id).await;
+    assert_eq!(
+        (
+            untouched.contact_id,
+            untouched.conversation_id,
+            untouched.processed_at
+        ),
+        (None, None, None)
+    );
+    let unfinished = store.unfinished_inbound(secs(60), 10).await.unwrap();
+    assert_eq!(
+        unfinished.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        [group[3].id.as_str()]
+    );
+}
+
+/// The same customer messages, in two tenants holding the same conversations: placed one
+/// by one in the first, as one group in the second, they leave the same conversations.
+pub async fn a_group_of_messages_is_placed_in_conversations_as_one_by_one(store: &dyn Store) {
+    use crate::{Conversation, InboundPlacement};
+    use relais_core::conversation::ConversationState;
+    let hello = serde_json::json!({"direction": "in", "text": "hello"});
+    let later = serde_json::json!({"direction": "in", "text": "me again"});
+    let stop = serde_json::json!({"direction": "in", "text": "STOP"});
+    // Per contact: how its conversation stands before, and the message placed.
+    #[derive(Clone, Copy)]
+    enum Before {
+        Nothing,
+        Waiting,
+        Resolved,
+        ResolvedWithTeam,
+    }
+    let cases: [(Before, bool, &'static str); 7] = [
+        (Before::Nothing, true, "m-new"),
+        (Before::Nothing, false, "m-keyword-new"),
+        (Before::Waiting, true, "m-waiting"),
+        (Before::Resolved, true, "m-reopen"),
+        (Before::ResolvedWithTeam, true, "m-reopen-team"),
+        (Before::Resolved, false, "m-keyword"),
+        // Placed again after a crash: the message that is already its latest.
+        (Before::Resolved, true, "m-before"),
+    ];
+    let mut tenants = Vec::new();
+    for name in ["one-by-one", "group"] {
+        let tenant = store.create_tenant(name, t0()).await.unwrap().id;
+        let mut contacts = Vec::new();
+        for (i, (before, _, _)) in cases.iter().enumerate() {
+            let c = store
+                .create_contact(
+                    &tenant,
+                    &contact(vec![sms(&format!("+3361234560{i}"))], "{}"),
+                    t0(),
+                )
+                .await
+                .unwrap();
+            let first = InboundPlacement {
+                tenant_id: &tenant,
+                contact_id: &c.id,
+                message_id: "m-before",
+                channel: ChannelKind::Sms,
+                channel_id: None,
+                address: "+33612345678",
+                last_message: &hello,
+                at: secs(1),
+                state: ConversationState::Pending,
+                reopens: true,
+            };
+            match before {
+                Before::Nothing => {}
+                Before::Waiting => {
+                    store.place_inbound(&first).await.unwrap();
+                }
+                Before::Resolved | Before::ResolvedWithTeam => {
+                    let placed = store.place_inbound(&first).await.unwrap();
+                    if matches!(before, Before::ResolvedWithTeam) {
+                        store
+                            .save_flow_step(&crate::FlowStep {
+                                tenant_id: &tenant,
+                                conversation_id: &placed.id,
+                                session: None,
+                                state: Some(ConversationState::Pending),
+                                team: Some("baggage"),
+                                last_message: None,
+                                at: secs(2),
+                            })
+                            .await
+                            .unwrap();
+                    }
+                    store
+                        .set_conversation_state(
+                            &tenant,
+                            &placed.id,
+                            ConversationState::Resolved,
+                            secs(3),
+                        )
+                        .await
+                        .unwrap();
+                }
+            }
+            contacts.push(c.id);
+        }
+        tenants.push((tenant, contacts));
+    }
+    // (tenant, contact, reopens, message id) of each placement.
+    let rows = |(tenant, contacts): &(String, Vec<String>)| -> Vec<(String, String, bool, &str)> {
+        cases
+            .iter()
+            .zip(contacts)
+            .map(|((_, reopens, message), c)| (tenant.clone(), c.clone(), *reopens, *message))
+            .collect()
+    };
+    let one_by_one_rows = rows(&tenants[0]);
+    let group_rows = rows(&tenants[1]);
+    fn to_placement<'a>(
+        (tenant, contact_id, reopens, message): &'a (String, String, bool, &'static str),
+        later: &'a serde_json::Value,
+        stop: &'a serde_json::Value,
+    ) -> InboundPlacement<'a> {
+        InboundPlacement {
+            tenant_id: tenant.as_str(),
+            contact_id: contact_id.as_str(),
+            message_id: message,
+            channel: ChannelKind::Whatsapp,
+            channel_id: Some("wa-1"),
+            address: "+33612345678",
+            last_message: if *reopens { later } else { stop },
+            at: secs(10),
+            state: if *reopens {
+                ConversationState::Pending
+            } else {
+                ConversationState::Resolved
+            },
+            reopens: *reopens,
+        }
+    }
+    let mut one_by_one = Vec::new();
+    for row in &one_by_one_rows {
+        let p = to_placement(row, &later, &stop);
+        one_by_one.push(store.place_inbound(&p).await.unwrap());
+    }
+    let group: Vec<InboundPlacement<'_>> = group_rows
+        .iter()
+        .map(|row| to_placement(row, &later, &stop))
+        .collect();
+    let placed = store.place_inbound_many(&group).await.unwrap();
+    assert_eq!(
+        placed
+            .iter()
+            .map(|c| c.contact_id.as_str())
+            .collect::<Vec<_>>(),
+        tenants[1].1.iter().map(String::as_str).collect::<Vec<_>>(),
+        "in the order of the group"
+    );
+    // Alike but for what names them.
+    let anonymous = |c: &Conversation| Conversation {
+        id: String::new(),
+        tenant_id: String::new(),
+        contact_id: String::new(),
+        ..c.clone()
+    };
+    for (i, (single, many)) in one_by_one.iter().zip(&placed).enumerate() {
+        assert_eq!(anonymous(single), anonymous(many), "case {i}");
+        let read = store
+            .conversation(&tenants[1].0, &many.id)
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(&read, many);
+    }
+    let states: Vec<ConversationState> = placed.iter().map(|c| c.state).collect();
+    assert_eq!(
+        states,
+        [
+            ConversationState::Pending,
+            ConversationState::Resolved,
+            ConversationState::Pending,
+            ConversationState::Pending,
+            ConversationState::Pending,
+            ConversationState::Resolved,
+            ConversationState::Resolved,
+        ]
+    );
+    assert_eq!(placed[1].resolved_at, Some(secs(10)), "created resolved");
+    assert_eq!(placed[3].resolved_at, None, "reopened");
+    assert_eq!(placed[3].opened_at, secs(10));
+    assert_eq!(placed[4].team, None, "a new episode has no team yet");
+    assert_eq!(
+        placed[5].resolved_at,
+        Some(secs(3)),
+        "a keyword reopens nothing"
+    );
+    assert_eq!(placed[5].last_message, stop);
+    assert_eq!(
+        placed[6].opened_at,
+        secs(1),
+        "placed again, reopens nothing"
+    );
+    assert_eq!(placed[2].opened_at, secs(1));
+    assert!(placed.iter().all(|c| c.channel == ChannelKind::Whatsapp
+        && c.channel_id.as_deref() == Some("wa-1")
+        && c.last_inbound_at == secs(10)));
+
+    // A contact twice in one group is refused, and nothing is written.
+    let tenant = &tenants[1].0;
+    let twice = [
+        InboundPlacement {
+            message_id: "m-twice-1",
+            at: secs(20),
+            ..group[0].clone()
+        },
+        InboundPlacement {
+            message_id: "m-twice-2",
+            at: secs(21),
+            ..group[0].clone()
+        },
+    ];
+    assert!(matches!(
+        store.place_inbound_many(&twice).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let unchanged = store
+        .conversation(tenant, &placed[0].id)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(unchanged, placed[0]);
+    assert!(store.place_inbound_many(&[]).await.unwrap().is_empty());
+}
+
 pub async fn an_event_is_queued_once_for_each_webhook_of_its_tenant(store: &dyn Store) {
     let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
     let other = store.create_tenant("globex", t0()).await.unwrap().id;
@@ -3555,6 +4055,401 @@ pub async fn flows_keep_revisions_sessions_and_answers(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+}
+
+fn flow_session(tenant: &str, conversation_id: &str, node: &str) -> crate::FlowSession {
+    let mut vars = serde_json::Map::new();
+    vars.insert("ref".into(), serde_json::json!(node));
+    crate::FlowSession {
+        tenant_id: tenant.to_owned(),
+        conversation_id: conversation_id.to_owned(),
+        flow: "bags".into(),
+        revision: 1,
+        node: node.to_owned(),
+        attempts: 0,
+        vars,
+        last_message_id: format!("in-{node}"),
+        started_at: t0(),
+        updated_at: secs(1),
+    }
+}
+
+/// Conversations of the tenant, one per new contact, waiting for the bot.
+async fn bot_conversations(store: &dyn Store, tenant: &str, n: usize) -> Vec<crate::Conversation> {
+    let hello = serde_json::json!({"direction": "in", "text": "bag"});
+    let mut conversations = Vec::new();
+    for i in 0..n {
+        let c = store
+            .create_contact(
+                tenant,
+                &contact(vec![sms(&format!("+3361234561{i}"))], "{}"),
+                t0(),
+            )
+            .await
+            .unwrap();
+        let mut placed = placement(tenant, &c.id, &hello, 1, true);
+        placed.state = relais_core::conversation::ConversationState::Bot;
+        conversations.push(store.place_inbound(&placed).await.unwrap());
+    }
+    conversations
+}
+
+pub async fn the_sessions_of_several_conversations_are_read_at_once_within_the_tenant(
+    store: &dyn Store,
+) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    let ours = bot_conversations(store, &acme, 3).await;
+    let theirs = bot_conversations(store, &globex, 1).await;
+    let first = flow_session(&acme, &ours[0].id, "ask_ref");
+    let second = flow_session(&acme, &ours[1].id, "ask_name");
+    let other = flow_session(&globex, &theirs[0].id, "ask_ref");
+    for (tenant, session) in [(&acme, &first), (&acme, &second), (&globex, &other)] {
+        let step = crate::FlowStep {
+            tenant_id: tenant,
+            conversation_id: &session.conversation_id,
+            session: Some(session),
+            state: None,
+            team: None,
+            last_message: None,
+            at: secs(1),
+        };
+        store.save_flow_step(&step).await.unwrap();
+    }
+    let mut found = store
+        .flow_sessions_of(
+            &acme,
+            &[
+                &ours[0].id,
+                &ours[1].id,
+                &ours[2].id,
+                &theirs[0].id,
+                "unknown",
+            ],
+        )
+        .await
+        .unwrap();
+    found.sort_by(|a, b| a.node.cmp(&b.node));
+    assert_eq!(found, [second.clone(), first.clone()]);
+    assert_eq!(
+        store.flow_sessions_of(&acme, &[&ours[1].id]).await.unwrap(),
+        [second]
+    );
+    assert!(store.flow_sessions_of(&acme, &[]).await.unwrap().is_empty());
+    assert!(
+        store
+            .flow_sessions_of(&globex, &[&ours[0].id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn a_group_of_flow_steps_saves_ends_and_moves_at_once(store: &dyn Store) {
+    use relais_core::conversation::ConversationState;
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let mut c = bot_conversations(store, &acme, 6).await;
+    c[5] = store
+        .set_conversation_state(&acme, &c[5].id, ConversationState::Resolved, secs(3))
+        .await
+        .unwrap()
+        .expect("found");
+    // Sessions wait at the second and third conversations.
+    for (i, node) in [(1, "ask_ref"), (2, "ask_name")] {
+        let session = flow_session(&acme, &c[i].id, node);
+        store
+            .save_flow_steps(&[crate::FlowStep {
+                tenant_id: &acme,
+                conversation_id: &c[i].id,
+                session: Some(&session),
+                state: None,
+                team: None,
+                last_message: None,
+                at: secs(1),
+            }])
+            .await
+            .unwrap();
+    }
+    store.save_flow_steps(&[]).await.unwrap();
+    let asked = serde_json::json!({"direction": "out", "text": "Votre référence ?"});
+    let handed = serde_json::json!({"direction": "out", "text": "Un conseiller arrive"});
+    let started = flow_session(&acme, &c[0].id, "ask_ref");
+    let mut moved_on = flow_session(&acme, &c[1].id, "ask_date");
+    moved_on.attempts = 2;
+    let step = |i: usize| crate::FlowStep {
+        tenant_id: &acme,
+        conversation_id: &c[i].id,
+        session: None,
+        state: None,
+        team: None,
+        last_message: None,
+        at: secs(5),
+    };
+    store
+        .save_flow_steps(&[
+            // A flow starts and asks.
+            crate::FlowStep {
+                session: Some(&started),
+                last_message: Some(&asked),
+                ..step(0)
+            },
+            // A flow goes on to its next question, silently.
+            crate::FlowStep {
+                session: Some(&moved_on),
+                ..step(1)
+            },
+            // A flow hands off to a team, with its last words.
+            crate::FlowStep {
+                state: Some(ConversationState::Pending),
+                team: Some("baggage"),
+                last_message: Some(&handed),
+                ..step(2)
+            },
+            // A flow ends, resolving its conversation.
+            crate::FlowStep {
+                state: Some(ConversationState::Resolved),
+                ..step(3)
+            },
+            // A last word in a resolved conversation leaves it resolved.
+            crate::FlowStep {
+                last_message: Some(&handed),
+                ..step(5)
+            },
+        ])
+        .await
+        .unwrap();
+    let conversation = |i: usize| {
+        let (acme, id) = (acme.clone(), c[i].id.clone());
+        async move {
+            store
+                .conversation(&acme, &id)
+                .await
+                .unwrap()
+                .expect("found")
+        }
+    };
+    let session = |i: usize| {
+        let (acme, id) = (acme.clone(), c[i].id.clone());
+        async move { store.flow_session(&acme, &id).await.unwrap() }
+    };
+    assert_eq!(session(0).await, Some(started.clone()));
+    assert_eq!(session(1).await, Some(moved_on));
+    assert_eq!(session(2).await, None);
+    assert_eq!(session(3).await, None);
+    let first = conversation(0).await;
+    assert_eq!(first.state, ConversationState::Bot);
+    assert_eq!(first.last_message, asked);
+    assert_eq!(
+        (first.last_message_at, first.updated_at),
+        (secs(5), secs(5))
+    );
+    assert_eq!(
+        conversation(1).await,
+        c[1],
+        "no state, no message: untouched"
+    );
+    let handed_off = conversation(2).await;
+    assert_eq!(handed_off.state, ConversationState::Pending);
+    assert_eq!(handed_off.team.as_deref(), Some("baggage"));
+    assert_eq!(handed_off.last_message, handed);
+    assert_eq!(handed_off.resolved_at, None);
+    let ended = conversation(3).await;
+    assert_eq!(ended.state, ConversationState::Resolved);
+    assert_eq!(ended.resolved_at, Some(secs(5)));
+    assert_eq!(ended.last_message, c[3].last_message, "kept");
+    assert_eq!(ended.last_message_at, c[3].last_message_at);
+    assert_eq!(ended.updated_at, secs(5));
+    assert_eq!(conversation(4).await, c[4], "not in the group");
+    let resolved = conversation(5).await;
+    assert_eq!(resolved.state, ConversationState::Resolved);
+    assert_eq!(resolved.resolved_at, Some(secs(3)));
+    assert_eq!(resolved.last_message, handed);
+    assert_eq!(resolved.team, None);
+
+    // Two steps of one conversation are refused, and nothing of the group is written.
+    let again = flow_session(&acme, &c[4].id, "ask_ref");
+    let refused = store
+        .save_flow_steps(&[
+            crate::FlowStep {
+                session: Some(&again),
+                ..step(4)
+            },
+            crate::FlowStep {
+                state: Some(ConversationState::Resolved),
+                ..step(0)
+            },
+            step(0),
+        ])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    assert_eq!(session(4).await, None);
+    assert_eq!(session(0).await, Some(started));
+    assert_eq!(conversation(0).await, first);
+}
+
+/// Groups of more rows than one statement takes (see `ROWS_PER_STATEMENT`) are written
+/// and read whole, a repeat in a later statement of the group included.
+pub async fn groups_larger_than_one_statement_are_handled_whole(store: &dyn Store) {
+    use relais_core::conversation::ConversationState;
+    const N: usize = 1_100;
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let mut messages: Vec<crate::NewInboundMessage> = (0..N)
+        .map(|i| {
+            inbound(
+                &acme,
+                "+33612345678",
+                &format!("m{i}"),
+                Some(&format!("mo-{i}")),
+            )
+        })
+        .collect();
+    messages.push(inbound(&acme, "+33612345678", "again", Some("mo-0")));
+    let inserted = store.insert_inbound_many(&messages).await.unwrap();
+    assert_eq!(inserted.iter().filter(|o| o.created).count(), N);
+    assert_eq!(inserted[N].message, inserted[0].message);
+
+    let finished: Vec<crate::InboundFinish<'_>> = messages[..N]
+        .iter()
+        .map(|m| crate::InboundFinish {
+            tenant_id: &acme,
+            id: &m.id,
+            contact_id: None,
+            conversation_id: Some("conv"),
+            annotations: None,
+            at: secs(1),
+        })
+        .collect();
+    store.finish_inbound_many(&finished).await.unwrap();
+    assert!(
+        store
+            .unfinished_inbound(secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let contacts: Vec<String> = (0..N).map(|i| format!("contact-{i}")).collect();
+    let last = serde_json::json!({"direction": "in", "text": "hi"});
+    let placements: Vec<crate::InboundPlacement<'_>> = contacts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| crate::InboundPlacement {
+            tenant_id: &acme,
+            contact_id: c,
+            message_id: &messages[i].id,
+            channel: ChannelKind::Sms,
+            channel_id: None,
+            address: "+33612345678",
+            last_message: &last,
+            at: secs(1),
+            state: ConversationState::Bot,
+            // Both statements of the group, across chunks.
+            reopens: i % 3 != 0,
+        })
+        .collect();
+    let placed = store.place_inbound_many(&placements).await.unwrap();
+    assert!(
+        placed
+            .iter()
+            .zip(&contacts)
+            .all(|(p, c)| &p.contact_id == c)
+    );
+
+    let sessions: Vec<crate::FlowSession> = placed
+        .iter()
+        .map(|c| flow_session(&acme, &c.id, "ask_ref"))
+        .collect();
+    let steps: Vec<crate::FlowStep<'_>> = sessions
+        .iter()
+        .map(|s| crate::FlowStep {
+            tenant_id: &acme,
+            conversation_id: &s.conversation_id,
+            session: Some(s),
+            state: None,
+            team: None,
+            last_message: Some(&last),
+            at: secs(2),
+        })
+        .collect();
+    store.save_flow_steps(&steps).await.unwrap();
+    let ids: Vec<&str> = placed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(store.flow_sessions_of(&acme, &ids).await.unwrap().len(), N);
+    let ends: Vec<crate::FlowStep<'_>> = steps
+        .iter()
+        .map(|s| crate::FlowStep {
+            session: None,
+            state: Some(ConversationState::Resolved),
+            ..s.clone()
+        })
+        .collect();
+    store.save_flow_steps(&ends).await.unwrap();
+    assert!(
+        store
+            .flow_sessions_of(&acme, &ids)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let page = store
+        .list_conversations(
+            &acme,
+            &crate::ConversationFilter {
+                states: vec![ConversationState::Resolved],
+                ..Default::default()
+            },
+            &PageRequest {
+                after: None,
+                limit: 1000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.data.len(), 1000);
+    assert!(page.next_cursor.is_some());
+
+    let mut events: Vec<crate::NewEvent> = (0..N as i64)
+        .map(|n| crate::NewEvent {
+            key: Some(format!("k{n}")),
+            ..stream_event(&acme, "message.received", n, t0())
+        })
+        .collect();
+    events.push(crate::NewEvent {
+        key: Some("k0".into()),
+        ..stream_event(&acme, "message.received", -1, t0())
+    });
+    let appended = store.append_events(&events).await.unwrap();
+    assert_eq!(
+        appended[..N].iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=N as i64).collect::<Vec<_>>()
+    );
+    assert_eq!(appended[N], appended[0]);
+    let again = store.append_events(&events).await.unwrap();
+    assert_eq!(again, appended, "every key is in the log already");
+    assert_eq!(store.latest_event_seq(&acme).await.unwrap(), N as i64);
+
+    let mut ids: Vec<String> = Vec::new();
+    let rows: Vec<ImportRow> = (0..N)
+        .map(|i| ImportRow {
+            identities: vec![sms(&format!("+336{i:08}"))],
+            attributes: Attributes::new(),
+            timezone: None,
+            locale: None,
+            consents: Vec::new(),
+        })
+        .collect();
+    for outcome in store.import_contacts(&acme, &rows, t0()).await.unwrap() {
+        if let ImportOutcome::Created { contact_id } = outcome {
+            ids.push(contact_id);
+        }
+    }
+    assert_eq!(ids.len(), N);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let found = store.contacts_by_ids(&acme, &refs).await.unwrap();
+    assert_eq!(found.len(), N);
+    assert!(found.iter().all(|c| c.identities.len() == 1));
 }
 
 fn new_agent(tenant: &str, email: &str, teams: &[&str], capacity: u32) -> crate::NewAgent {
@@ -4141,6 +5036,8 @@ macro_rules! conformance_suite {
             tenants_have_unique_names,
             api_keys_are_found_by_hash_only,
             contacts_round_trip_and_patch,
+            contacts_are_read_by_id_with_their_identities,
+            a_groups_idempotency_keys_are_looked_up_at_once_within_the_tenant,
             an_identity_belongs_to_one_contact_per_tenant,
             tenants_never_see_each_other,
             pages_walk_every_contact_once,
@@ -4182,12 +5079,20 @@ macro_rules! conformance_suite {
             conversations_are_listed_latest_first_by_cursor,
             a_merge_keeps_one_conversation_and_a_delete_removes_it,
             unfinished_inbound_messages_are_found_until_finished,
+            a_group_of_inbound_messages_is_stored_once_each_with_outcomes_in_order,
+            a_group_of_inbound_messages_is_finished_at_once,
+            a_group_of_messages_is_placed_in_conversations_as_one_by_one,
             an_event_is_queued_once_for_each_webhook_of_its_tenant,
             messages_are_listed_newest_first_with_filters,
             messages_are_listed_by_campaign,
             flows_keep_revisions_sessions_and_answers,
+            the_sessions_of_several_conversations_are_read_at_once_within_the_tenant,
+            a_group_of_flow_steps_saves_ends_and_moves_at_once,
+            groups_larger_than_one_statement_are_handled_whole,
             events_are_numbered_per_tenant_and_read_after_a_number,
             an_event_with_a_used_key_is_not_appended_again,
+            a_group_of_events_is_numbered_on_from_each_tenant_s_last,
+            concurrent_groups_of_events_are_numbered_without_gaps,
             concurrent_appends_are_numbered_without_gaps_and_read_in_order,
             pruned_events_leave_the_numbering_going_on,
             agents_are_assigned_by_rule_within_capacity_and_the_sla_clock_is_kept,
@@ -4311,6 +5216,150 @@ pub async fn an_event_with_a_used_key_is_not_appended_again(store: &dyn Store) {
     // Keys are per tenant.
     assert_eq!(store.append_event(&keyed(&globex, 1)).await.unwrap().seq, 1);
     assert_eq!(store.events_after(&acme, 0, 10).await.unwrap().len(), 2);
+}
+
+pub async fn a_group_of_events_is_numbered_on_from_each_tenant_s_last(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    assert!(store.append_events(&[]).await.unwrap().is_empty());
+    let keyed = |tenant: &str, n, key: &str| crate::NewEvent {
+        key: Some(key.to_owned()),
+        ..stream_event(tenant, "message.received", n, t0())
+    };
+    let first = store.append_event(&keyed(&acme, 1, "in_m1")).await.unwrap();
+    assert_eq!(first.seq, 1);
+    let appended = store
+        .append_events(&[
+            stream_event(&acme, "message.sent", 2, t0()),
+            keyed(&globex, 3, "in_m1"),
+            // The key of an event in the log: that event, appended again not.
+            keyed(&acme, 4, "in_m1"),
+            keyed(&acme, 5, "in_m2"),
+            // A key used earlier in the group: the group's event.
+            keyed(&acme, 6, "in_m2"),
+            stream_event(&globex, "message.sent", 7, t0()),
+            stream_event(&acme, "message.sent", 8, t0()),
+        ])
+        .await
+        .unwrap();
+    let numbered: Vec<(&str, i64, i64)> = appended
+        .iter()
+        .map(|e| {
+            let tenant = if e.tenant_id == acme {
+                "acme"
+            } else {
+                "globex"
+            };
+            (tenant, e.seq, e.data["n"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        numbered,
+        [
+            ("acme", 2, 2),
+            ("globex", 1, 3),
+            ("acme", 1, 1),
+            ("acme", 3, 5),
+            ("acme", 3, 5),
+            ("globex", 2, 7),
+            ("acme", 4, 8),
+        ]
+    );
+    assert_eq!(appended[2], first);
+    assert_eq!(appended[4], appended[3]);
+    assert_eq!(
+        store.events_after(&acme, 1, 10).await.unwrap(),
+        [
+            appended[0].clone(),
+            appended[3].clone(),
+            appended[6].clone()
+        ],
+        "what the group appended is what the log holds"
+    );
+    assert_eq!(store.latest_event_seq(&acme).await.unwrap(), 4);
+    assert_eq!(store.latest_event_seq(&globex).await.unwrap(), 2);
+    // A group of used keys only appends nothing and leaves no gap.
+    let again = store
+        .append_events(&[keyed(&acme, 9, "in_m2"), keyed(&globex, 9, "in_m1")])
+        .await
+        .unwrap();
+    assert_eq!(again, [appended[3].clone(), appended[1].clone()]);
+    assert_eq!(store.latest_event_seq(&acme).await.unwrap(), 4);
+    assert_eq!(store.latest_event_seq(&globex).await.unwrap(), 2);
+    let next = store
+        .append_event(&stream_event(&acme, "message.sent", 10, t0()))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, 5, "no gap behind the refused keys");
+    let all: Vec<i64> = store
+        .events_after(&acme, 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(all, [1, 2, 3, 4, 5]);
+}
+
+/// Groups spanning two tenants, in either order, appended from several writers at once
+/// beside single appends: each tenant's numbers are handed out once each, without gaps.
+pub async fn concurrent_groups_of_events_are_numbered_without_gaps(store: &dyn Store) {
+    const WRITERS: i64 = 6;
+    const ROUNDS: i64 = 10;
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    let writers = (0..WRITERS).map(|w| {
+        let (acme, globex) = (acme.clone(), globex.clone());
+        async move {
+            for r in 0..ROUNDS {
+                let n = w * ROUNDS + r;
+                let (a, b) = if w % 2 == 0 {
+                    (&acme, &globex)
+                } else {
+                    (&globex, &acme)
+                };
+                if w == 0 {
+                    store
+                        .append_event(&stream_event(a, "message.received", n, t0()))
+                        .await
+                        .unwrap();
+                    continue;
+                }
+                let group = [
+                    stream_event(a, "message.received", n, t0()),
+                    stream_event(b, "message.received", n, t0()),
+                    crate::NewEvent {
+                        // Every writer uses this key in each round: one of them appends it.
+                        key: Some(format!("round-{r}")),
+                        ..stream_event(a, "message.received", n, t0())
+                    },
+                ];
+                store.append_events(&group).await.unwrap();
+            }
+        }
+    });
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        join_all(writers.collect()),
+    )
+    .await
+    .expect("no append waits for ever");
+    for tenant in [&acme, &globex] {
+        let latest = store.latest_event_seq(tenant).await.unwrap();
+        let seqs: Vec<i64> = store
+            .events_after(tenant, 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, (1..=latest).collect::<Vec<_>>());
+    }
+    let total = store.latest_event_seq(&acme).await.unwrap()
+        + store.latest_event_seq(&globex).await.unwrap();
+    // The single writer's events, two per group, and each round's key once per tenant
+    // that used it (even writers key it for acme, odd ones for globex).
+    assert_eq!(total, ROUNDS + (WRITERS - 1) * ROUNDS * 2 + ROUNDS * 2);
 }
 
 /// Appends from many writers at once, with a reader following the log meanwhile: every

@@ -112,6 +112,13 @@ pub trait ConversationStore: Send + Sync {
     /// has none, reopened when resolved and `reopens`; either way it now says where the
     /// customer last wrote.
     async fn place_inbound(&self, placement: &InboundPlacement<'_>) -> StoreResult<Conversation>;
+    /// [`ConversationStore::place_inbound`] for a group of messages of distinct contacts,
+    /// the conversations in their order. Each (tenant, contact) at most once per call:
+    /// `Invalid` otherwise, with nothing written.
+    async fn place_inbound_many(
+        &self,
+        placements: &[InboundPlacement<'_>],
+    ) -> StoreResult<Vec<Conversation>>;
     async fn conversation(&self, tenant: &str, id: &str) -> StoreResult<Option<Conversation>>;
     /// Most recent activity first, by cursor.
     async fn list_conversations(
@@ -188,6 +195,7 @@ macro_rules! impl_conversation_store {
             use super::*;
             use crate::{StoreError, from_micros, micros, new_id};
             use sqlx::Row;
+            use std::collections::{HashMap, HashSet};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -196,6 +204,56 @@ macro_rules! impl_conversation_store {
 
             fn at(row: &DbRow, column: &str) -> StoreResult<Option<Timestamp>> {
                 row.try_get::<Option<i64>, _>(column)?.map(from_micros).transpose()
+            }
+
+            /// Parameters per placement in [`placement_upsert`].
+            const PLACEMENT_PARAMS: usize = 10;
+
+            /// The upsert placing `rows` customer messages in their contacts' conversations,
+            /// each bound as (new id, tenant, contact, state, channel, channel id, address,
+            /// last message, at, message id); `reopens` says whether these messages reopen a
+            /// resolved conversation (a keyword does not).
+            fn placement_upsert(rows: usize, reopens: bool) -> String {
+                // The message reopens the resolved conversation: a new episode, with no
+                // team, agent or SLA yet. Placing it again (a run after a crash) does not.
+                let reopens = if reopens { "TRUE" } else { "FALSE" };
+                let reopens = format!(
+                    "conversations.state = 'resolved' AND {reopens} AND COALESCE(conversations.last_inbound_id, '') <> excluded.last_inbound_id"
+                );
+                let values: Vec<String> = (0..rows)
+                    .map(|row| {
+                        let n = |i: usize| format!("${}", row * PLACEMENT_PARAMS + i);
+                        let (id, tenant, contact, state, channel, channel_id, address, last, at, message) =
+                            (n(1), n(2), n(3), n(4), n(5), n(6), n(7), n(8), n(9), n(10));
+                        format!(
+                            "({id}, {tenant}, {contact}, {state}, {channel}, {channel_id}, {address}, {last}, {at}, {at}, {at}, {at}, \
+                             CASE WHEN {state} = 'resolved' THEN {at} END, {message}, {at})"
+                        )
+                    })
+                    .collect();
+                let values = values.join(", ");
+                format!(
+                    "INSERT INTO conversations (id, tenant_id, contact_id, state, channel, channel_id, address, last_message, last_message_at, last_inbound_at, created_at, updated_at, resolved_at, last_inbound_id, opened_at) \
+                     VALUES {values} \
+                     ON CONFLICT (tenant_id, contact_id) DO UPDATE SET \
+                       channel = excluded.channel, channel_id = excluded.channel_id, address = excluded.address, \
+                       last_message = excluded.last_message, last_message_at = excluded.last_message_at, \
+                       last_inbound_at = excluded.last_inbound_at, updated_at = excluded.updated_at, \
+                       last_inbound_id = excluded.last_inbound_id, \
+                       state = CASE WHEN {reopens} THEN excluded.state ELSE conversations.state END, \
+                       resolved_at = CASE WHEN {reopens} THEN NULL ELSE conversations.resolved_at END, \
+                       opened_at = CASE WHEN {reopens} THEN excluded.opened_at ELSE conversations.opened_at END, \
+                       team = CASE WHEN {reopens} THEN NULL ELSE conversations.team END, \
+                       assignee_id = CASE WHEN {reopens} THEN NULL ELSE conversations.assignee_id END, \
+                       assigned_at = CASE WHEN {reopens} THEN NULL ELSE conversations.assigned_at END, \
+                       priority = CASE WHEN {reopens} THEN 0 ELSE conversations.priority END, \
+                       waiting_since = CASE WHEN {reopens} THEN NULL ELSE conversations.waiting_since END, \
+                       sla_due_at = CASE WHEN {reopens} THEN NULL ELSE conversations.sla_due_at END, \
+                       sla_kind = CASE WHEN {reopens} THEN NULL ELSE conversations.sla_kind END, \
+                       sla_breached_at = CASE WHEN {reopens} THEN NULL ELSE conversations.sla_breached_at END, \
+                       first_response_at = CASE WHEN {reopens} THEN NULL ELSE conversations.first_response_at END \
+                     RETURNING {COLUMNS}"
+                )
             }
 
             pub(crate) fn conversation_from_row(row: &DbRow) -> StoreResult<Conversation> {
@@ -239,46 +297,60 @@ macro_rules! impl_conversation_store {
             #[async_trait]
             impl ConversationStore for $store {
                 async fn place_inbound(&self, p: &InboundPlacement<'_>) -> StoreResult<Conversation> {
-                    // The message reopens the resolved conversation: a new episode, with no
-                    // team, agent or SLA yet.
-                    const REOPENS: &str = "conversations.state = 'resolved' AND $10 AND COALESCE(conversations.last_inbound_id, '') <> excluded.last_inbound_id";
-                    let at = micros(p.at);
-                    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO conversations (id, tenant_id, contact_id, state, channel, channel_id, address, last_message, last_message_at, last_inbound_at, created_at, updated_at, resolved_at, last_inbound_id, opened_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9, $9, CASE WHEN $4 = 'resolved' THEN $9 END, $11, $9) \
-                         ON CONFLICT (tenant_id, contact_id) DO UPDATE SET \
-                           channel = excluded.channel, channel_id = excluded.channel_id, address = excluded.address, \
-                           last_message = excluded.last_message, last_message_at = excluded.last_message_at, \
-                           last_inbound_at = excluded.last_inbound_at, updated_at = excluded.updated_at, \
-                           last_inbound_id = excluded.last_inbound_id, \
-                           state = CASE WHEN {REOPENS} THEN excluded.state ELSE conversations.state END, \
-                           resolved_at = CASE WHEN {REOPENS} THEN NULL ELSE conversations.resolved_at END, \
-                           opened_at = CASE WHEN {REOPENS} THEN excluded.opened_at ELSE conversations.opened_at END, \
-                           team = CASE WHEN {REOPENS} THEN NULL ELSE conversations.team END, \
-                           assignee_id = CASE WHEN {REOPENS} THEN NULL ELSE conversations.assignee_id END, \
-                           assigned_at = CASE WHEN {REOPENS} THEN NULL ELSE conversations.assigned_at END, \
-                           priority = CASE WHEN {REOPENS} THEN 0 ELSE conversations.priority END, \
-                           waiting_since = CASE WHEN {REOPENS} THEN NULL ELSE conversations.waiting_since END, \
-                           sla_due_at = CASE WHEN {REOPENS} THEN NULL ELSE conversations.sla_due_at END, \
-                           sla_kind = CASE WHEN {REOPENS} THEN NULL ELSE conversations.sla_kind END, \
-                           sla_breached_at = CASE WHEN {REOPENS} THEN NULL ELSE conversations.sla_breached_at END, \
-                           first_response_at = CASE WHEN {REOPENS} THEN NULL ELSE conversations.first_response_at END \
-                         RETURNING {COLUMNS}"
-                    )))
-                    .bind(new_id())
-                    .bind(p.tenant_id)
-                    .bind(p.contact_id)
-                    .bind(p.state.as_str())
-                    .bind(p.channel.as_str())
-                    .bind(p.channel_id)
-                    .bind(p.address)
-                    .bind(p.last_message.to_string())
-                    .bind(at)
-                    .bind(p.reopens)
-                    .bind(p.message_id)
-                    .fetch_one(self.writer())
-                    .await?;
-                    conversation_from_row(&row)
+                    self.place_inbound_many(std::slice::from_ref(p))
+                        .await?
+                        .pop()
+                        .ok_or_else(|| StoreError::Corrupt(format!("contact {} was placed in no conversation", p.contact_id)))
+                }
+
+                async fn place_inbound_many(&self, placements: &[InboundPlacement<'_>]) -> StoreResult<Vec<Conversation>> {
+                    // PostgreSQL refuses an upsert that meets one row twice; SQLite would
+                    // apply both. Neither is what the caller meant.
+                    let mut contacts = HashSet::with_capacity(placements.len());
+                    if let Some(p) = placements.iter().find(|p| !contacts.insert((p.tenant_id, p.contact_id))) {
+                        return Err(StoreError::Invalid(format!(
+                            "contact {} is placed twice in one group of inbound messages",
+                            p.contact_id
+                        )));
+                    }
+                    // One statement for the messages that reopen a resolved conversation,
+                    // one for those that do not (keywords): `excluded` holds columns only, so
+                    // the flag is written in the statement. In the order of the contacts, so
+                    // that two groups lock their rows in the same order.
+                    let mut order: Vec<&InboundPlacement<'_>> = placements.iter().collect();
+                    order.sort_by_key(|p| (p.tenant_id, p.contact_id));
+                    let mut placed: HashMap<(String, String), Conversation> = HashMap::with_capacity(placements.len());
+                    for reopens in [true, false] {
+                        let group: Vec<&InboundPlacement<'_>> = order.iter().copied().filter(|p| p.reopens == reopens).collect();
+                        for chunk in group.chunks(crate::ROWS_PER_STATEMENT) {
+                            let mut q = sqlx::query(sqlx::AssertSqlSafe(placement_upsert(chunk.len(), reopens)));
+                            for p in chunk {
+                                q = q
+                                    .bind(new_id())
+                                    .bind(p.tenant_id)
+                                    .bind(p.contact_id)
+                                    .bind(p.state.as_str())
+                                    .bind(p.channel.as_str())
+                                    .bind(p.channel_id)
+                                    .bind(p.address)
+                                    .bind(p.last_message.to_string())
+                                    .bind(micros(p.at))
+                                    .bind(p.message_id);
+                            }
+                            for row in q.fetch_all(self.writer()).await? {
+                                let c = conversation_from_row(&row)?;
+                                placed.insert((c.tenant_id.clone(), c.contact_id.clone()), c);
+                            }
+                        }
+                    }
+                    placements
+                        .iter()
+                        .map(|p| {
+                            placed.remove(&(p.tenant_id.to_owned(), p.contact_id.to_owned())).ok_or_else(|| {
+                                StoreError::Corrupt(format!("contact {} was placed in no conversation", p.contact_id))
+                            })
+                        })
+                        .collect()
                 }
 
                 async fn conversation(&self, tenant: &str, id: &str) -> StoreResult<Option<Conversation>> {

@@ -52,6 +52,11 @@ pub trait EventStore: Send + Sync {
     /// Appends an event with the tenant's next number; with a key already used in the
     /// tenant's log, appends nothing and returns the event that holds it.
     async fn append_event(&self, event: &NewEvent) -> StoreResult<StreamEvent>;
+    /// [`EventStore::append_event`] for several events (of one tenant or several),
+    /// appended in their order in one transaction; the stored events in the same order. An
+    /// event with a key already used, in the log or earlier in `events`, is not appended:
+    /// its place holds the event that has the key.
+    async fn append_events(&self, events: &[NewEvent]) -> StoreResult<Vec<StreamEvent>>;
     /// The tenant's events numbered above `after_seq`, in order, `limit` at most.
     async fn events_after(
         &self,
@@ -75,6 +80,7 @@ macro_rules! impl_event_store {
             use super::*;
             use crate::{StoreError, from_micros, micros, new_id};
             use sqlx::Row;
+            use std::collections::{BTreeMap, HashMap};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -148,6 +154,166 @@ macro_rules! impl_event_store {
                             event.tenant_id
                         ))
                     })
+                }
+
+                async fn append_events(&self, events: &[NewEvent]) -> StoreResult<Vec<StreamEvent>> {
+                    if events.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    // The order matters, as in `append_event`:
+                    // 1. Each tenant's counter is bumped by its number of events first. On
+                    //    PostgreSQL this locks its row until the commit: the tenant's other
+                    //    appends wait, so they commit after this one and with higher numbers,
+                    //    and every append that took the lock before us has committed (tenants
+                    //    are taken in one order, so two groups never wait for each other
+                    //    crosswise). On SQLite `begin_write` holds the write lock anyway.
+                    // 2. Only then are the keys read: under the lock, every event that holds
+                    //    one of them is committed and visible (each statement of a PostgreSQL
+                    //    transaction sees what committed before it began).
+                    // 3. The events whose key is free are numbered from the counter's old
+                    //    value on and inserted; if some were not (a key in use), the counters
+                    //    are set back to the last number handed out, so the log has no gap.
+                    let mut count: BTreeMap<&str, i64> = BTreeMap::new();
+                    for event in events {
+                        *count.entry(event.tenant_id.as_str()).or_default() += 1;
+                    }
+                    let count: Vec<(&str, i64)> = count.into_iter().collect();
+                    let mut tx = self.begin_write().await?;
+                    let mut next: HashMap<String, i64> = HashMap::with_capacity(count.len());
+                    for chunk in count.chunks(crate::ROWS_PER_STATEMENT) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO stream_event_seqs (tenant_id, seq) ");
+                        q.push_values(chunk, |mut row, (tenant, n)| {
+                            row.push_bind(*tenant).push_bind(*n);
+                        });
+                        q.push(
+                            " ON CONFLICT (tenant_id) DO UPDATE SET seq = stream_event_seqs.seq + excluded.seq \
+                             RETURNING tenant_id, seq",
+                        );
+                        for row in q.build().fetch_all(&mut *tx).await? {
+                            next.insert(row.try_get("tenant_id")?, row.try_get::<i64, _>("seq")?);
+                        }
+                    }
+                    // From the new top of each counter to the first number of the group.
+                    for (tenant, n) in &count {
+                        let top = next.get_mut(*tenant).ok_or_else(|| {
+                            StoreError::Corrupt(format!("the event counter of tenant {tenant} was not bumped"))
+                        })?;
+                        *top -= n - 1;
+                    }
+
+                    let mut keys: Vec<(&str, &str)> = events
+                        .iter()
+                        .filter_map(|e| Some((e.tenant_id.as_str(), e.key.as_deref()?)))
+                        .collect();
+                    keys.sort_unstable();
+                    keys.dedup();
+                    let mut taken: HashMap<(String, String), StreamEvent> = HashMap::new();
+                    for chunk in keys.chunks(crate::ROWS_PER_STATEMENT) {
+                        // `key IS NOT NULL` lets SQLite use the (partial) index of keys, and
+                        // `IN (SELECT … FROM (VALUES …))` look it up; `IN (VALUES …)` scans.
+                        let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                            "SELECT {COLUMNS}, key FROM stream_events WHERE key IS NOT NULL AND (tenant_id, key) IN \
+                             (SELECT column1, column2 FROM ("
+                        ));
+                        q.push_values(chunk, |mut row, (tenant, key)| {
+                            row.push_bind(*tenant).push_bind(*key);
+                        });
+                        q.push(") AS v)");
+                        for row in q.build().fetch_all(&mut *tx).await? {
+                            let event = event_from_row(&row)?;
+                            taken.insert((event.tenant_id.clone(), row.try_get("key")?), event);
+                        }
+                    }
+
+                    /// Where an event of the group stands.
+                    enum Place {
+                        /// The `n`th of those appended.
+                        New(usize),
+                        /// Its key is held by this event of the log.
+                        Taken(StreamEvent),
+                    }
+                    let mut places = Vec::with_capacity(events.len());
+                    let mut appended: Vec<(&NewEvent, i64, String)> = Vec::with_capacity(events.len());
+                    let mut new_keys: HashMap<(&str, &str), usize> = HashMap::new();
+                    for event in events {
+                        let tenant = event.tenant_id.as_str();
+                        if let Some(key) = event.key.as_deref() {
+                            if let Some(holder) = taken.get(&(tenant.to_owned(), key.to_owned())) {
+                                places.push(Place::Taken(holder.clone()));
+                                continue;
+                            }
+                            if let Some(&n) = new_keys.get(&(tenant, key)) {
+                                places.push(Place::New(n));
+                                continue;
+                            }
+                            new_keys.insert((tenant, key), appended.len());
+                        }
+                        let seq = next.get_mut(tenant).ok_or_else(|| {
+                            StoreError::Corrupt(format!("the event counter of tenant {tenant} was not bumped"))
+                        })?;
+                        places.push(Place::New(appended.len()));
+                        appended.push((event, *seq, new_id()));
+                        *seq += 1;
+                    }
+                    let mut new: Vec<StreamEvent> = Vec::with_capacity(appended.len());
+                    if appended.is_empty() {
+                        // Every key was in use: nothing to append, and the bump is undone.
+                        tx.rollback().await?;
+                    } else {
+                        let mut stored: HashMap<String, StreamEvent> = HashMap::with_capacity(appended.len());
+                        for chunk in appended.chunks(crate::ROWS_PER_STATEMENT) {
+                            let mut q = sqlx::QueryBuilder::<$db>::new(
+                                "INSERT INTO stream_events (tenant_id, seq, id, type, conversation_id, team, data, key, at) ",
+                            );
+                            q.push_values(chunk, |mut row, (event, seq, id)| {
+                                row.push_bind(event.tenant_id.as_str())
+                                    .push_bind(*seq)
+                                    .push_bind(id.as_str())
+                                    .push_bind(event.kind.as_str())
+                                    .push_bind(event.conversation_id.as_deref())
+                                    .push_bind(event.team.as_deref())
+                                    .push_bind(event.data.to_string())
+                                    .push_bind(event.key.as_deref())
+                                    .push_bind(micros(event.at));
+                            });
+                            q.push(format_args!(" RETURNING {COLUMNS}"));
+                            for row in q.build().fetch_all(&mut *tx).await? {
+                                let event = event_from_row(&row)?;
+                                stored.insert(event.id.clone(), event);
+                            }
+                        }
+                        if appended.len() < events.len() {
+                            // Keys in use: the counters go back to the last number handed out.
+                            let last: Vec<(&str, i64)> = count
+                                .iter()
+                                .map(|(tenant, _)| (*tenant, next.get(*tenant).map_or(0, |next| next - 1)))
+                                .collect();
+                            for chunk in last.chunks(crate::ROWS_PER_STATEMENT) {
+                                let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO stream_event_seqs (tenant_id, seq) ");
+                                q.push_values(chunk, |mut row, (tenant, seq)| {
+                                    row.push_bind(*tenant).push_bind(*seq);
+                                });
+                                q.push(" ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq");
+                                q.build().execute(&mut *tx).await?;
+                            }
+                        }
+                        tx.commit().await?;
+                        for (_, _, id) in &appended {
+                            new.push(stored.remove(id).ok_or_else(|| {
+                                StoreError::Corrupt(format!("appended event {id} did not come back"))
+                            })?);
+                        }
+                    }
+                    places
+                        .into_iter()
+                        .map(|place| match place {
+                            Place::New(n) => new
+                                .get(n)
+                                .cloned()
+                                .ok_or_else(|| StoreError::Corrupt("an event was numbered but not appended".into())),
+                            Place::Taken(holder) => Ok(holder),
+                        })
+                        .collect()
                 }
 
                 async fn events_after(

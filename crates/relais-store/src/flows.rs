@@ -97,8 +97,17 @@ pub trait FlowStore: Send + Sync {
         tenant: &str,
         conversation_id: &str,
     ) -> StoreResult<Option<FlowSession>>;
+    /// The sessions of those of the tenant's conversations that have one, in no order.
+    async fn flow_sessions_of(
+        &self,
+        tenant: &str,
+        conversation_ids: &[&str],
+    ) -> StoreResult<Vec<FlowSession>>;
     /// Keeps or ends the session and moves the conversation, in one transaction.
     async fn save_flow_step(&self, step: &FlowStep<'_>) -> StoreResult<()>;
+    /// [`FlowStore::save_flow_step`] for steps of distinct conversations (`Invalid`
+    /// otherwise, with nothing written), all in one transaction.
+    async fn save_flow_steps(&self, steps: &[FlowStep<'_>]) -> StoreResult<()>;
     /// Records an answer once per (message, attribute); a second record is ignored.
     async fn record_flow_answer(&self, answer: &FlowAnswer) -> StoreResult<()>;
     /// The contact's answers, oldest first.
@@ -111,8 +120,11 @@ macro_rules! impl_flow_store {
             use super::*;
             use crate::{StoreError, from_micros, micros};
             use sqlx::Row;
+            use std::collections::HashSet;
 
             type DbRow = <$db as sqlx::Database>::Row;
+
+            const SESSION_COLUMNS: &str = "tenant_id, conversation_id, flow, revision, node, attempts, vars, last_message_id, started_at, updated_at";
 
             fn json_of(text: &str, what: &str) -> StoreResult<Value> {
                 serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
@@ -193,6 +205,7 @@ macro_rules! impl_flow_store {
                     .bind(micros(at))
                     .fetch_one(self.writer())
                     .await?;
+                    self.config().flow_revisions.forget(tenant, "");
                     flow_from_row(&row)
                 }
 
@@ -224,13 +237,20 @@ macro_rules! impl_flow_store {
                 }
 
                 async fn flow_revisions(&self, tenant: &str) -> StoreResult<Vec<(String, i64)>> {
+                    if let Some(revisions) = self.config().flow_revisions.fresh(tenant, "") {
+                        return Ok(revisions);
+                    }
+                    let read_at = std::time::Instant::now();
                     let rows = sqlx::query("SELECT name, revision FROM flows WHERE tenant_id = $1 ORDER BY name")
                         .bind(tenant)
                         .fetch_all(self.reader())
                         .await?;
-                    rows.iter()
+                    let revisions = rows
+                        .iter()
                         .map(|row| Ok((row.try_get("name")?, row.try_get("revision")?)))
-                        .collect()
+                        .collect::<StoreResult<Vec<(String, i64)>>>()?;
+                    self.config().flow_revisions.keep(tenant, "", read_at, revisions.clone());
+                    Ok(revisions)
                 }
 
                 async fn delete_flow(&self, tenant: &str, name: &str) -> StoreResult<bool> {
@@ -239,6 +259,7 @@ macro_rules! impl_flow_store {
                         .bind(name)
                         .execute(self.writer())
                         .await?;
+                    self.config().flow_revisions.forget(tenant, "");
                     Ok(done.rows_affected() > 0)
                 }
 
@@ -248,10 +269,9 @@ macro_rules! impl_flow_store {
                     conversation_id: &str,
                 ) -> StoreResult<Option<FlowSession>> {
                     // The writer: a session is read just before the step that replaces it.
-                    sqlx::query(
-                        "SELECT tenant_id, conversation_id, flow, revision, node, attempts, vars, last_message_id, started_at, updated_at \
-                         FROM flow_sessions WHERE tenant_id = $1 AND conversation_id = $2",
-                    )
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {SESSION_COLUMNS} FROM flow_sessions WHERE tenant_id = $1 AND conversation_id = $2"
+                    )))
                     .bind(tenant)
                     .bind(conversation_id)
                     .fetch_optional(self.writer())
@@ -261,65 +281,116 @@ macro_rules! impl_flow_store {
                     .transpose()
                 }
 
+                async fn flow_sessions_of(
+                    &self,
+                    tenant: &str,
+                    conversation_ids: &[&str],
+                ) -> StoreResult<Vec<FlowSession>> {
+                    let mut sessions = Vec::new();
+                    for chunk in conversation_ids.chunks(crate::ROWS_PER_STATEMENT) {
+                        // The writer, as for `flow_session`.
+                        let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                            "SELECT {SESSION_COLUMNS} FROM flow_sessions WHERE tenant_id = "
+                        ));
+                        q.push_bind(tenant).push(" AND conversation_id IN (");
+                        let mut ids = q.separated(", ");
+                        for id in chunk {
+                            ids.push_bind(*id);
+                        }
+                        q.push(")");
+                        for row in q.build().fetch_all(self.writer()).await? {
+                            sessions.push(session_from_row(&row)?);
+                        }
+                    }
+                    Ok(sessions)
+                }
+
                 async fn save_flow_step(&self, step: &FlowStep<'_>) -> StoreResult<()> {
+                    self.save_flow_steps(std::slice::from_ref(step)).await
+                }
+
+                async fn save_flow_steps(&self, steps: &[FlowStep<'_>]) -> StoreResult<()> {
+                    let mut conversations = HashSet::with_capacity(steps.len());
+                    if let Some(step) = steps.iter().find(|s| !conversations.insert((s.tenant_id, s.conversation_id))) {
+                        return Err(StoreError::Invalid(format!(
+                            "conversation {} has two flow steps in one group",
+                            step.conversation_id
+                        )));
+                    }
+                    if steps.is_empty() {
+                        return Ok(());
+                    }
+                    // Each in one order, so that two groups lock their rows alike (PostgreSQL).
+                    let mut kept: Vec<&FlowSession> = steps.iter().filter_map(|s| s.session).collect();
+                    kept.sort_by(|a, b| a.conversation_id.cmp(&b.conversation_id));
+                    let mut ended: Vec<&FlowStep<'_>> = steps.iter().filter(|s| s.session.is_none()).collect();
+                    ended.sort_by_key(|s| s.conversation_id);
+                    let mut moved: Vec<&FlowStep<'_>> =
+                        steps.iter().filter(|s| s.state.is_some() || s.last_message.is_some()).collect();
+                    moved.sort_by_key(|s| (s.tenant_id, s.conversation_id));
+                    // At most three statements per 500 steps, whatever their mix: the
+                    // sessions kept, the sessions ended, the conversations moved.
                     let mut tx = self.begin_write().await?;
-                    match step.session {
-                        Some(s) => {
-                            sqlx::query(
-                                "INSERT INTO flow_sessions (conversation_id, tenant_id, flow, revision, node, attempts, vars, last_message_id, started_at, updated_at) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                                 ON CONFLICT (conversation_id) DO UPDATE SET flow = excluded.flow, revision = excluded.revision, \
-                                   node = excluded.node, attempts = excluded.attempts, vars = excluded.vars, \
-                                   last_message_id = excluded.last_message_id, started_at = excluded.started_at, \
-                                   updated_at = excluded.updated_at",
-                            )
-                            .bind(&s.conversation_id)
-                            .bind(&s.tenant_id)
-                            .bind(&s.flow)
-                            .bind(s.revision)
-                            .bind(&s.node)
-                            .bind(i64::from(s.attempts))
-                            .bind(Value::Object(s.vars.clone()).to_string())
-                            .bind(&s.last_message_id)
-                            .bind(micros(s.started_at))
-                            .bind(micros(s.updated_at))
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        None => {
-                            sqlx::query("DELETE FROM flow_sessions WHERE tenant_id = $1 AND conversation_id = $2")
-                                .bind(step.tenant_id)
-                                .bind(step.conversation_id)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                    for chunk in kept.chunks(crate::ROWS_PER_STATEMENT) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO flow_sessions (conversation_id, tenant_id, flow, revision, node, attempts, vars, last_message_id, started_at, updated_at) ",
+                        );
+                        q.push_values(chunk, |mut row, s| {
+                            row.push_bind(s.conversation_id.as_str())
+                                .push_bind(s.tenant_id.as_str())
+                                .push_bind(s.flow.as_str())
+                                .push_bind(s.revision)
+                                .push_bind(s.node.as_str())
+                                .push_bind(i64::from(s.attempts))
+                                .push_bind(Value::Object(s.vars.clone()).to_string())
+                                .push_bind(s.last_message_id.as_str())
+                                .push_bind(micros(s.started_at))
+                                .push_bind(micros(s.updated_at));
+                        });
+                        q.push(
+                            " ON CONFLICT (conversation_id) DO UPDATE SET flow = excluded.flow, revision = excluded.revision, \
+                               node = excluded.node, attempts = excluded.attempts, vars = excluded.vars, \
+                               last_message_id = excluded.last_message_id, started_at = excluded.started_at, \
+                               updated_at = excluded.updated_at",
+                        );
+                        q.build().execute(&mut *tx).await?;
                     }
-                    if let Some(state) = step.state {
-                        sqlx::query(
-                            "UPDATE conversations SET state = $1, updated_at = $2, \
-                               resolved_at = CASE WHEN $1 = 'resolved' THEN $2 END, \
-                               team = COALESCE($3, team) \
-                             WHERE tenant_id = $4 AND id = $5",
-                        )
-                        .bind(state.as_str())
-                        .bind(micros(step.at))
-                        .bind(step.team)
-                        .bind(step.tenant_id)
-                        .bind(step.conversation_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    for chunk in ended.chunks(crate::ROWS_PER_STATEMENT) {
+                        // `IN (SELECT … FROM (VALUES …))`, which SQLite looks up by the primary
+                        // key, where `IN (VALUES …)` scans the table.
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "DELETE FROM flow_sessions WHERE (conversation_id, tenant_id) IN (SELECT column1, column2 FROM (",
+                        );
+                        q.push_values(chunk, |mut row, s| {
+                            row.push_bind(s.conversation_id).push_bind(s.tenant_id);
+                        });
+                        q.push(") AS v)");
+                        q.build().execute(&mut *tx).await?;
                     }
-                    if let Some(last) = step.last_message {
-                        sqlx::query(
-                            "UPDATE conversations SET last_message = $1, last_message_at = $2, updated_at = $2 \
-                             WHERE tenant_id = $3 AND id = $4",
-                        )
-                        .bind(last.to_string())
-                        .bind(micros(step.at))
-                        .bind(step.tenant_id)
-                        .bind(step.conversation_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    for chunk in moved.chunks(crate::ROWS_PER_STATEMENT) {
+                        // A step's new state (with its team) and its latest message, each
+                        // kept as it is when the step has none.
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "WITH v (tenant_id, id, state, team, last_message, at) AS (",
+                        );
+                        q.push_values(chunk, |mut row, s| {
+                            row.push_bind(s.tenant_id)
+                                .push_bind(s.conversation_id)
+                                .push_bind(s.state.map(|state| state.as_str()))
+                                .push_bind(s.team)
+                                .push_bind(s.last_message.map(|last| last.to_string()))
+                                .push_bind(micros(s.at));
+                        });
+                        q.push(
+                            ") UPDATE conversations SET state = COALESCE(v.state, conversations.state), \
+                               resolved_at = CASE WHEN v.state IS NULL THEN conversations.resolved_at WHEN v.state = 'resolved' THEN v.at END, \
+                               team = CASE WHEN v.state IS NULL THEN conversations.team ELSE COALESCE(v.team, conversations.team) END, \
+                               last_message = COALESCE(v.last_message, conversations.last_message), \
+                               last_message_at = CASE WHEN v.last_message IS NULL THEN conversations.last_message_at ELSE v.at END, \
+                               updated_at = v.at \
+                             FROM v WHERE conversations.tenant_id = v.tenant_id AND conversations.id = v.id",
+                        );
+                        q.build().execute(&mut *tx).await?;
                     }
                     tx.commit().await?;
                     Ok(())

@@ -61,6 +61,18 @@ pub struct InboundInsert {
     pub created: bool,
 }
 
+/// What [`InboundStore::finish_inbound_many`] records of one message (see
+/// [`InboundStore::finish_inbound`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InboundFinish<'a> {
+    pub tenant_id: &'a str,
+    pub id: &'a str,
+    pub contact_id: Option<&'a str>,
+    pub conversation_id: Option<&'a str>,
+    pub annotations: Option<(&'a serde_json::Value, Timestamp)>,
+    pub at: Timestamp,
+}
+
 /// Which inbound messages [`InboundStore::list_inbound`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboundFilter {
@@ -73,6 +85,14 @@ pub trait InboundStore: Send + Sync {
     /// Stores the message unless one with the same tenant, channel and provider id exists;
     /// either way returns the stored row.
     async fn insert_inbound(&self, message: &NewInboundMessage) -> StoreResult<InboundInsert>;
+    /// [`InboundStore::insert_inbound`] for a group of messages, their outcomes in their
+    /// order; a provider id listed twice is stored once (the first), the second gets the
+    /// first's row with `created: false`. `Conflict` when a message's id is taken (a
+    /// caller bug; nothing of its statement is stored).
+    async fn insert_inbound_many(
+        &self,
+        messages: &[NewInboundMessage],
+    ) -> StoreResult<Vec<InboundInsert>>;
     /// Replaces the message's annotations; `false` when the tenant has no such message.
     async fn set_inbound_annotations(
         &self,
@@ -101,6 +121,9 @@ pub trait InboundStore: Send + Sync {
         annotations: Option<(&serde_json::Value, Timestamp)>,
         at: Timestamp,
     ) -> StoreResult<()>;
+    /// [`InboundStore::finish_inbound`] for a group of messages, as if finished one after
+    /// the other.
+    async fn finish_inbound_many(&self, finished: &[InboundFinish<'_>]) -> StoreResult<()>;
     /// Messages of every tenant that the pipeline has not finished, received before
     /// `before`, oldest first.
     async fn unfinished_inbound(
@@ -123,6 +146,7 @@ macro_rules! impl_inbound_store {
             use super::*;
             use crate::{StoreError, from_micros, micros};
             use sqlx::Row;
+            use std::collections::HashMap;
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -158,44 +182,111 @@ macro_rules! impl_inbound_store {
             #[async_trait]
             impl InboundStore for $store {
                 async fn insert_inbound(&self, m: &NewInboundMessage) -> StoreResult<InboundInsert> {
-                    // The new row comes back with the insert: one round trip for a new message.
-                    let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO inbound_messages (id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, provider_id, received_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                         ON CONFLICT (tenant_id, channel, provider_id) DO NOTHING RETURNING {COLUMNS}"
-                    )))
-                    .bind(m.id.as_str())
-                    .bind(m.tenant_id.as_str())
-                    .bind(m.channel.as_str())
-                    .bind(m.channel_id.clone())
-                    .bind(m.from_address.as_str())
-                    .bind(m.to_address.as_str())
-                    .bind(m.contact_id.clone())
-                    .bind(m.text.as_str())
-                    .bind(m.provider_id.clone())
-                    .bind(micros(m.received_at))
-                    .fetch_optional(self.writer())
-                    .await?;
-                    let created = inserted.is_some();
-                    let row = match inserted {
-                        Some(row) => Some(row),
-                        None => sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "SELECT {COLUMNS} FROM inbound_messages WHERE tenant_id = $1 AND channel = $2 AND provider_id = $3"
-                        )))
-                        .bind(m.tenant_id.as_str())
-                        .bind(m.channel.as_str())
-                        .bind(m.provider_id.clone())
-                        .fetch_optional(self.writer())
-                        .await?,
-                    };
-                    // Only the id can conflict when there is no provider id: a caller bug.
-                    let row = row.ok_or_else(|| {
-                        StoreError::Conflict(format!("inbound message {} already exists", m.id))
-                    })?;
-                    Ok(InboundInsert {
-                        message: inbound_from_row(&row)?,
-                        created,
-                    })
+                    self.insert_inbound_many(std::slice::from_ref(m))
+                        .await?
+                        .pop()
+                        .ok_or_else(|| StoreError::Corrupt(format!("inbound message {} has no outcome", m.id)))
+                }
+
+                async fn insert_inbound_many(&self, messages: &[NewInboundMessage]) -> StoreResult<Vec<InboundInsert>> {
+                    // The new rows come back with the insert: one statement for a group of
+                    // new messages. The insert skips a provider id already stored, or listed
+                    // earlier in the group; those rows are read afterwards, at once.
+                    let mut created: HashMap<String, DbRow> = HashMap::with_capacity(messages.len());
+                    // By provider id (a stable sort: a repeat stays after the first), so that
+                    // two groups holding the same ids wait for each other in the same order
+                    // on PostgreSQL instead of deadlocking.
+                    let mut order: Vec<&NewInboundMessage> = messages.iter().collect();
+                    order.sort_by(|a, b| {
+                        (&a.tenant_id, a.channel.as_str(), &a.provider_id).cmp(&(&b.tenant_id, b.channel.as_str(), &b.provider_id))
+                    });
+                    for chunk in order.chunks(crate::ROWS_PER_STATEMENT) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO inbound_messages (id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, provider_id, received_at) ",
+                        );
+                        q.push_values(chunk, |mut row, m| {
+                            row.push_bind(m.id.as_str())
+                                .push_bind(m.tenant_id.as_str())
+                                .push_bind(m.channel.as_str())
+                                .push_bind(m.channel_id.as_deref())
+                                .push_bind(m.from_address.as_str())
+                                .push_bind(m.to_address.as_str())
+                                .push_bind(m.contact_id.as_deref())
+                                .push_bind(m.text.as_str())
+                                .push_bind(m.provider_id.as_deref())
+                                .push_bind(micros(m.received_at));
+                        });
+                        q.push(format_args!(" ON CONFLICT (tenant_id, channel, provider_id) DO NOTHING RETURNING {COLUMNS}"));
+                        let rows = q.build().fetch_all(self.writer()).await.map_err(|e| match &e {
+                            // Only the id can conflict otherwise: a caller bug.
+                            sqlx::Error::Database(db) if crate::noted(db.is_unique_violation()) => {
+                                StoreError::Conflict(format!("an inbound message's id is taken: {}", db.message()))
+                            }
+                            _ => e.into(),
+                        })?;
+                        for row in rows {
+                            created.insert(row.try_get("id")?, row);
+                        }
+                    }
+                    // Each new row goes to the first message with its id; the others are
+                    // known already.
+                    let mut outcomes: Vec<Option<InboundInsert>> = Vec::with_capacity(messages.len());
+                    let mut known: Vec<(&str, &str, &str)> = Vec::new();
+                    for m in messages {
+                        match created.remove(&m.id) {
+                            Some(row) => outcomes.push(Some(InboundInsert { message: inbound_from_row(&row)?, created: true })),
+                            None => {
+                                // Without a provider id, only the id can conflict, which the
+                                // insert refused above: a caller bug.
+                                let provider_id = m.provider_id.as_deref().ok_or_else(|| {
+                                    StoreError::Conflict(format!("inbound message {} already exists", m.id))
+                                })?;
+                                known.push((m.tenant_id.as_str(), m.channel.as_str(), provider_id));
+                                outcomes.push(None);
+                            }
+                        }
+                    }
+                    let mut stored: HashMap<(String, String, String), InboundMessage> = HashMap::with_capacity(known.len());
+                    for chunk in known.chunks(crate::ROWS_PER_STATEMENT) {
+                        // `IN (SELECT … FROM (VALUES …))`, which SQLite looks up by the unique
+                        // index, where `IN (VALUES …)` scans the table.
+                        let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                            "SELECT {COLUMNS} FROM inbound_messages WHERE (tenant_id, channel, provider_id) IN \
+                             (SELECT column1, column2, column3 FROM ("
+                        ));
+                        q.push_values(chunk, |mut row, (tenant, channel, provider_id)| {
+                            row.push_bind(*tenant).push_bind(*channel).push_bind(*provider_id);
+                        });
+                        q.push(") AS v)");
+                        for row in q.build().fetch_all(self.writer()).await? {
+                            let message = inbound_from_row(&row)?;
+                            let key = (
+                                message.tenant_id.clone(),
+                                message.channel.as_str().to_owned(),
+                                message.provider_id.clone().unwrap_or_default(),
+                            );
+                            stored.insert(key, message);
+                        }
+                    }
+                    messages
+                        .iter()
+                        .zip(outcomes)
+                        .map(|(m, outcome)| match outcome {
+                            Some(outcome) => Ok(outcome),
+                            None => {
+                                let key = (
+                                    m.tenant_id.clone(),
+                                    m.channel.as_str().to_owned(),
+                                    m.provider_id.clone().unwrap_or_default(),
+                                );
+                                // Skipped by the insert, yet gone since (deleted meanwhile).
+                                let message = stored.get(&key).cloned().ok_or_else(|| {
+                                    StoreError::Conflict(format!("inbound message {} already exists", m.id))
+                                })?;
+                                Ok(InboundInsert { message, created: false })
+                            }
+                        })
+                        .collect()
                 }
 
                 async fn set_inbound_annotations(
@@ -253,20 +344,63 @@ macro_rules! impl_inbound_store {
                     annotations: Option<(&serde_json::Value, Timestamp)>,
                     at: Timestamp,
                 ) -> StoreResult<()> {
-                    sqlx::query(
-                        "UPDATE inbound_messages SET contact_id = COALESCE($1, contact_id), conversation_id = $2, processed_at = $3, \
-                           annotations = COALESCE($6, annotations), annotated_at = COALESCE($7, annotated_at) \
-                         WHERE tenant_id = $4 AND id = $5",
-                    )
-                    .bind(contact_id)
-                    .bind(conversation_id)
-                    .bind(micros(at))
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(annotations.map(|(a, _)| a.to_string()))
-                    .bind(annotations.map(|(_, at)| micros(at)))
-                    .execute(self.writer())
-                    .await?;
+                    self.finish_inbound_many(&[InboundFinish {
+                        tenant_id: tenant,
+                        id,
+                        contact_id,
+                        conversation_id,
+                        annotations,
+                        at,
+                    }])
+                    .await
+                }
+
+                async fn finish_inbound_many(&self, finished: &[InboundFinish<'_>]) -> StoreResult<()> {
+                    // One row per message: one finished twice in the group gets what two
+                    // finishes in a row leave (the later's values, the earlier's contact and
+                    // annotations where the later has none).
+                    let mut rows: Vec<InboundFinish<'_>> = Vec::with_capacity(finished.len());
+                    let mut row_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(finished.len());
+                    for f in finished {
+                        match row_of.get(&(f.tenant_id, f.id)) {
+                            Some(&i) => {
+                                let earlier = rows[i];
+                                rows[i] = InboundFinish {
+                                    contact_id: f.contact_id.or(earlier.contact_id),
+                                    annotations: f.annotations.or(earlier.annotations),
+                                    ..*f
+                                };
+                            }
+                            None => {
+                                row_of.insert((f.tenant_id, f.id), rows.len());
+                                rows.push(*f);
+                            }
+                        }
+                    }
+                    // In one order, so that two groups lock their rows alike (PostgreSQL).
+                    rows.sort_by_key(|f| (f.tenant_id, f.id));
+                    for chunk in rows.chunks(crate::ROWS_PER_STATEMENT) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "WITH v (tenant_id, id, contact_id, conversation_id, processed_at, annotations, annotated_at) AS (",
+                        );
+                        q.push_values(chunk, |mut row, f| {
+                            row.push_bind(f.tenant_id)
+                                .push_bind(f.id)
+                                .push_bind(f.contact_id)
+                                .push_bind(f.conversation_id)
+                                .push_bind(micros(f.at))
+                                .push_bind(f.annotations.map(|(a, _)| a.to_string()))
+                                .push_bind(f.annotations.map(|(_, at)| micros(at)));
+                        });
+                        q.push(
+                            ") UPDATE inbound_messages SET contact_id = COALESCE(v.contact_id, inbound_messages.contact_id), \
+                               conversation_id = v.conversation_id, processed_at = v.processed_at, \
+                               annotations = COALESCE(v.annotations, inbound_messages.annotations), \
+                               annotated_at = COALESCE(v.annotated_at, inbound_messages.annotated_at) \
+                             FROM v WHERE inbound_messages.tenant_id = v.tenant_id AND inbound_messages.id = v.id",
+                        );
+                        q.build().execute(self.writer()).await?;
+                    }
                     Ok(())
                 }
 

@@ -5,6 +5,7 @@
 
 mod agents;
 mod channels;
+mod config_cache;
 mod conversations;
 mod events;
 mod flows;
@@ -22,6 +23,7 @@ pub mod scratch;
 
 pub use agents::*;
 pub use channels::*;
+pub use config_cache::CONFIG_FRESH_FOR;
 pub use conversations::*;
 pub use events::*;
 pub use flows::*;
@@ -241,6 +243,9 @@ pub trait Store:
         now: Timestamp,
     ) -> StoreResult<Contact>;
     async fn contact(&self, tenant: &str, id: &str) -> StoreResult<Option<Contact>>;
+    /// Those of the tenant's contacts `ids` names that exist, with their identities, in no
+    /// order (an id listed twice gives its contact once).
+    async fn contacts_by_ids(&self, tenant: &str, ids: &[&str]) -> StoreResult<Vec<Contact>>;
     async fn update_contact(
         &self,
         tenant: &str,
@@ -429,6 +434,12 @@ pub fn redact_url(url: &str) -> String {
 }
 
 pub(crate) use relais_core::ids::new_id;
+
+/// Rows per multi-row statement of the methods that write or read a group at once
+/// (`insert_inbound_many`, `append_events`…): at 15 bound parameters a row at most, far
+/// under SQLite's limit (32,766) and PostgreSQL's (65,535), and enough rows that the cost
+/// of the statement itself vanishes. Larger groups take one statement per 500 rows.
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
 pub(crate) fn micros(t: Timestamp) -> i64 {
     t.as_microsecond()

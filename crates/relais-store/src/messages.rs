@@ -525,6 +525,13 @@ pub trait MessageStore: Send + Sync {
         tenant: &str,
         key: &str,
     ) -> StoreResult<Option<Message>>;
+    /// The tenant's messages accepted with any of `keys`, in no order (a group of requests
+    /// looks its keys up at once).
+    async fn messages_by_idempotency_keys(
+        &self,
+        tenant: &str,
+        keys: &[&str],
+    ) -> StoreResult<Vec<Message>>;
     /// Leases up to `limit` due rows (due at or before `now`, not leased or lease ran out)
     /// to `lease_owner` until `now + lease_for`.
     async fn claim_due(
@@ -1753,14 +1760,27 @@ macro_rules! impl_message_store {
                 }
 
                 async fn message_by_idempotency_key(&self, tenant: &str, key: &str) -> StoreResult<Option<Message>> {
-                    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND idempotency_key = $2"
-                    )))
-                    .bind(tenant)
-                    .bind(key)
-                    .fetch_optional(self.reader())
-                    .await?;
-                    row.as_ref().map(message_from_row).transpose()
+                    Ok(self.messages_by_idempotency_keys(tenant, &[key]).await?.pop())
+                }
+
+                async fn messages_by_idempotency_keys(&self, tenant: &str, keys: &[&str]) -> StoreResult<Vec<Message>> {
+                    let mut found = Vec::new();
+                    for chunk in keys.chunks(PARAMS) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(format!(
+                            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = "
+                        ));
+                        q.push_bind(tenant);
+                        q.push(" AND idempotency_key IN (");
+                        let mut sep = q.separated(", ");
+                        for key in chunk {
+                            sep.push_bind(*key);
+                        }
+                        q.push(")");
+                        for row in q.build().fetch_all(self.reader()).await? {
+                            found.push(message_from_row(&row)?);
+                        }
+                    }
+                    Ok(found)
                 }
 
                 async fn claim_due_by(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 pub struct PostgresStore {
     pool: PgPool,
+    config: crate::config_cache::ConfigCache,
 }
 
 impl PostgresStore {
@@ -40,7 +41,14 @@ impl PostgresStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            config: Default::default(),
+        })
+    }
+
+    pub(crate) fn config(&self) -> &crate::config_cache::ConfigCache {
+        &self.config
     }
 
     pub(crate) fn writer(&self) -> &PgPool {

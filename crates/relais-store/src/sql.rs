@@ -385,6 +385,15 @@ macro_rules! impl_sql_store {
                     load_contact(&mut *self.reader().acquire().await?, tenant, id).await
                 }
 
+                async fn contacts_by_ids(&self, tenant: &str, ids: &[&str]) -> StoreResult<Vec<Contact>> {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    // Two statements per 1,000 ids: the contacts, then their identities.
+                    let ids: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+                    load_contacts(&mut *self.reader().acquire().await?, tenant, &ids).await
+                }
+
                 async fn update_contact(&self, tenant: &str, id: &str, patch: &ContactPatch, now: Timestamp) -> StoreResult<Contact> {
                     let mut tx = self.begin_write().await?;
                     let current = load_contact(&mut *tx, tenant, id)
@@ -885,20 +894,28 @@ macro_rules! impl_sql_store {
                     .bind(micros(now))
                     .execute(self.writer())
                     .await?;
+                    self.config().settings.forget(tenant, key);
                     Ok(())
                 }
 
                 async fn setting(&self, tenant: &str, key: &str) -> StoreResult<Option<serde_json::Value>> {
+                    if let Some(value) = self.config().settings.fresh(tenant, key) {
+                        return Ok(value);
+                    }
+                    let read_at = std::time::Instant::now();
                     let row = sqlx::query("SELECT value FROM tenant_settings WHERE tenant_id = $1 AND key = $2")
                         .bind(tenant)
                         .bind(key)
                         .fetch_optional(self.reader())
                         .await?;
-                    row.map(|r| {
-                        let text: String = r.try_get("value")?;
-                        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("setting {key}: {e}")))
-                    })
-                    .transpose()
+                    let value = row
+                        .map(|r| {
+                            let text: String = r.try_get("value")?;
+                            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("setting {key}: {e}")))
+                        })
+                        .transpose()?;
+                    self.config().settings.keep(tenant, key, read_at, value.clone());
+                    Ok(value)
                 }
 
                 async fn save_nlu_model(&self, tenant: &str, model: &[u8], summary: &str, now: Timestamp) -> StoreResult<i64> {
@@ -923,15 +940,22 @@ macro_rules! impl_sql_store {
                             _ => e.into(),
                         })?;
                     tx.commit().await?;
+                    self.config().model_versions.forget(tenant, "");
                     Ok(version)
                 }
 
                 async fn nlu_model_version(&self, tenant: &str) -> StoreResult<Option<i64>> {
+                    if let Some(version) = self.config().model_versions.fresh(tenant, "") {
+                        return Ok(version);
+                    }
+                    let read_at = std::time::Instant::now();
                     let row = sqlx::query("SELECT MAX(version) AS v FROM nlu_models WHERE tenant_id = $1")
                         .bind(tenant)
                         .fetch_one(self.reader())
                         .await?;
-                    Ok(row.try_get::<Option<i64>, _>("v")?)
+                    let version = row.try_get::<Option<i64>, _>("v")?;
+                    self.config().model_versions.keep(tenant, "", read_at, version);
+                    Ok(version)
                 }
 
                 async fn nlu_model(&self, tenant: &str) -> StoreResult<Option<$crate::NluModelRecord>> {

@@ -17,6 +17,7 @@ pub struct SqliteStore {
     /// The connection that copies the write-ahead log into the database file.
     checkpoint: SqlitePool,
     checkpointer: tokio::task::JoinHandle<()>,
+    config: crate::config_cache::ConfigCache,
 }
 
 /// How often the write-ahead log is copied into the database file (a PASSIVE checkpoint,
@@ -213,7 +214,12 @@ impl SqliteStore {
             read,
             checkpoint,
             checkpointer,
+            config: Default::default(),
         })
+    }
+
+    pub(crate) fn config(&self) -> &crate::config_cache::ConfigCache {
+        &self.config
     }
 
     pub(crate) fn writer(&self) -> &SqlitePool {

@@ -153,6 +153,17 @@ pub enum Delivery {
     Typing(Typing),
 }
 
+/// An event for [`Events::publish_all`]: what [`Events::publish_about`] takes.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub tenant: String,
+    pub kind: EventKind,
+    pub conversation_id: Option<String>,
+    pub team: Option<String>,
+    pub data: serde_json::Value,
+    pub key: Option<String>,
+}
+
 /// The live events of every tenant of this server: cheap to clone.
 #[derive(Clone)]
 pub struct Events {
@@ -280,6 +291,34 @@ impl Events {
     ) -> Result<StreamEvent, StoreError> {
         self.append(tenant, kind, conversation_id, team, data, key)
             .await
+    }
+
+    /// [`Events::publish_about`] for several events (each once per its key), appended
+    /// together in their order, then their tenants' readers woken.
+    pub async fn publish_all(&self, events: Vec<Publish>) -> Result<Vec<StreamEvent>, StoreError> {
+        if events.iter().any(|e| e.kind == EventKind::Typing) {
+            return Err(StoreError::Invalid(
+                "typing indicators are not stored: use Events::typing".into(),
+            ));
+        }
+        let at = self.inner.clock.now();
+        let new: Vec<NewEvent> = events
+            .into_iter()
+            .map(|e| NewEvent {
+                tenant_id: e.tenant,
+                kind: e.kind.as_str().to_owned(),
+                conversation_id: e.conversation_id,
+                team: e.team,
+                data: e.data,
+                key: e.key,
+                at,
+            })
+            .collect();
+        let appended = self.inner.store.append_events(&new).await?;
+        for event in &appended {
+            self.wake(&event.tenant_id, event.seq);
+        }
+        Ok(appended)
     }
 
     async fn append(

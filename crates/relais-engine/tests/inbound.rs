@@ -724,3 +724,109 @@ async fn a_flow_branches_on_the_intent_of_the_message() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_customers_messages_arriving_together_are_answered_in_their_order() {
+    let w = world().await;
+    let alice = alice(&w).await;
+    w.pipeline
+        .flows()
+        .put(&w.tenant, "name", &name_flow())
+        .await
+        .unwrap();
+    // Delivered at the same instant (one SMSC window): they go through as one group, the
+    // greeting first, so "Ana" answers the question the greeting starts.
+    let (hello, name) = tokio::join!(
+        w.pipeline
+            .receive(sms("33612345678", "Bonjour", Some("mo-1"), &w.tenant)),
+        w.pipeline
+            .receive(sms("33612345678", "Ana", Some("mo-2"), &w.tenant)),
+    );
+    let (hello, name) = (hello.unwrap(), name.unwrap());
+    assert_eq!(hello.message.conversation_id, name.message.conversation_id);
+    assert!(name.message.processed_at.is_some());
+    assert_eq!(
+        sent_texts(&w, &alice).await,
+        ["Votre prénom ?", "Merci Ana"]
+    );
+    let answers = w.store.flow_answers(&w.tenant, &alice).await.unwrap();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].value, "Ana");
+}
+
+#[tokio::test]
+async fn a_redelivery_arriving_with_the_original_is_stored_and_answered_once() {
+    let w = world().await;
+    let alice = alice(&w).await;
+    w.pipeline
+        .flows()
+        .put(&w.tenant, "name", &name_flow())
+        .await
+        .unwrap();
+    let (first, again) = tokio::join!(
+        w.pipeline
+            .receive(sms("33612345678", "Bonjour", Some("mo-1"), &w.tenant)),
+        w.pipeline
+            .receive(sms("33612345678", "Bonjour", Some("mo-1"), &w.tenant)),
+    );
+    let (first, again) = (first.unwrap(), again.unwrap());
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(first.message.id, again.message.id);
+    let stored = w
+        .store
+        .list_inbound(
+            &w.tenant,
+            &InboundFilter::default(),
+            &PageRequest {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.data.len(), 1);
+    assert_eq!(sent_texts(&w, &alice).await, ["Votre prénom ?"]);
+}
+
+#[tokio::test]
+async fn many_customers_writing_at_once_each_get_one_conversation_and_one_answer() {
+    let w = Arc::new(world().await);
+    w.pipeline
+        .flows()
+        .put(&w.tenant, "name", &name_flow())
+        .await
+        .unwrap();
+    let senders: Vec<String> = (0..120)
+        .map(|i| format!("3361{:07}", 1_000_000 + i))
+        .collect();
+    let tasks: Vec<_> = senders
+        .iter()
+        .enumerate()
+        .map(|(i, from)| {
+            let (w, from) = (w.clone(), from.clone());
+            tokio::spawn(async move {
+                w.pipeline
+                    .receive(sms(&from, "Bonjour", Some(&format!("mo-{i}")), &w.tenant))
+                    .await
+            })
+        })
+        .collect();
+    let mut conversations = std::collections::HashSet::new();
+    for task in tasks {
+        let received = task.await.unwrap().unwrap();
+        assert!(!received.duplicate);
+        assert!(received.message.processed_at.is_some());
+        conversations.insert(received.message.conversation_id.unwrap());
+    }
+    assert_eq!(conversations.len(), senders.len());
+    for from in &senders {
+        let contact = w
+            .store
+            .contact_by_identity(&w.tenant, None, &format!("+{from}"))
+            .await
+            .unwrap()
+            .expect("each sender became a contact");
+        assert_eq!(sent_texts(&w, &contact.id).await, ["Votre prénom ?"]);
+    }
+}

@@ -361,6 +361,37 @@ async fn a_crm_that_times_out_takes_the_failure_branch() {
 }
 
 #[tokio::test]
+async fn a_crm_slow_to_answer_one_customer_holds_up_no_other() {
+    let api = api().await;
+    let crm = fake_crm().await;
+    let mut flow = bag_flow(&crm, "/slow");
+    flow["nodes"]["lookup"]["timeout_ms"] = json!(4000);
+    api.put_flow("bags", flow).await;
+    api.phone_writes("0644444444", "bagage").await;
+    // The first customer's turn waits on the CRM for 4 s; another customer who writes
+    // meanwhile is answered at once.
+    let waiting = api.phone_writes("0644444444", "K7Q2ZD");
+    let other = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let first = api.phone_writes("0655555555", "bagage").await;
+        (first, started.elapsed())
+    };
+    let (_, (other, took)) = tokio::join!(waiting, other);
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "the other customer waited {took:?}"
+    );
+    let said = api
+        .bot_said(other["conversation_id"].as_str().unwrap())
+        .await;
+    assert!(
+        said[0].starts_with("Je m'occupe de votre bagage"),
+        "{said:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_loop_is_stopped_and_handed_to_a_human() {
     let api = api().await;
     api.put_flow(

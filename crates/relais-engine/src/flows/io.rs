@@ -4,6 +4,7 @@
 
 use super::run::{FlowIo, FlowIoError, HttpCall, KnowledgeReply};
 use crate::nlu::NluService;
+use crate::replies::{Reply, reply_many};
 use crate::send::{AcceptContext, AcceptError};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -102,11 +103,44 @@ pub(crate) struct LiveIo<'a> {
     pub now: Timestamp,
     /// Answers said so far for this message: the rank in each answer's key.
     pub said: usize,
+    /// Answers said and not accepted yet, with their keys: accepted with the answers of
+    /// the other messages of the group once the run ends, or before a call that may take
+    /// a while (the customer reads "one moment" before the wait, not after).
+    pub unsent: Vec<(String, Value)>,
     /// The latest thing said, for the conversation's list.
     pub last_said: Option<Content>,
+    /// Why accepting answers before a call failed: the turn then fails as a whole (and is
+    /// taken again later) rather than going on as if the customer had heard them.
+    pub broken: Option<FlowIoError>,
 }
 
 impl LiveIo<'_> {
+    /// Accepts the answers said so far, in their order.
+    async fn flush(&mut self) -> Result<(), FlowIoError> {
+        let unsent = std::mem::take(&mut self.unsent);
+        if unsent.is_empty() {
+            return Ok(());
+        }
+        let replies = unsent
+            .into_iter()
+            .map(|(key, content)| Reply {
+                message: self.message,
+                content,
+                key,
+            })
+            .collect();
+        for outcome in reply_many(self.accept, replies).await {
+            match outcome {
+                Ok(()) => {}
+                Err(AcceptError::Store(e)) => return Err(FlowIoError(e.to_string())),
+                Err(refused) => {
+                    tracing::warn!(flow = self.flow, message = %self.message.id, error = %refused, "a flow's answer was refused");
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn set_contact_attribute(
         &self,
         attribute: &str,
@@ -136,28 +170,26 @@ impl LiveIo<'_> {
 
 #[async_trait]
 impl FlowIo for LiveIo<'_> {
-    async fn say(&mut self, node: &str, content: Content) -> Result<(), FlowIoError> {
+    async fn say(&mut self, _node: &str, content: Content) -> Result<(), FlowIoError> {
         let key = format!("relais:flow:{}:{}", self.message.id, self.said);
         self.said += 1;
         let wire = serde_json::to_value(&content).map_err(|e| FlowIoError(e.to_string()))?;
-        match crate::replies::reply_once(self.accept, self.message, wire, &key).await {
-            Ok(()) => {}
-            Err(AcceptError::Store(e)) => return Err(FlowIoError(e.to_string())),
-            Err(refused) => {
-                // The customer does not get this one (the channel refuses its content,
-                // say); the flow goes on, and the log says why.
-                tracing::warn!(node, flow = self.flow, message = %self.message.id, error = %refused, "a flow's answer was refused");
-            }
-        }
+        self.unsent.push((key, wire));
         self.last_said = Some(content);
         Ok(())
     }
 
     async fn call(&mut self, _node: &str, call: HttpCall) -> Result<Value, String> {
+        if let Err(e) = self.flush().await {
+            let why = e.to_string();
+            self.broken = Some(e);
+            return Err(why);
+        }
         call_endpoint(self.http, &call).await
     }
 
     async fn knowledge(&mut self, question: &str) -> Result<KnowledgeReply, FlowIoError> {
+        self.flush().await?;
         Ok(ask_knowledge_base(self.nlu, &self.message.tenant_id, question).await)
     }
 

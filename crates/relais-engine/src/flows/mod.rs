@@ -14,21 +14,24 @@ pub use io::{HttpMock, MAX_HTTP_ANSWER_BYTES, TranscriptLine};
 pub use run::{Ending, HandoffReason, Run, Waiting};
 
 use crate::nlu::NluService;
+use crate::replies::{Reply, reply_many};
 use crate::send::AcceptContext;
+use crate::send::AcceptError;
 use crate::webhooks::Destinations;
 use io::{LiveIo, SimulatedIo};
 use jiff::Timestamp;
 use relais_core::channel::ChannelKind;
 use relais_core::clock::Clock;
+use relais_core::contact::Contact;
 use relais_core::conversation::ConversationState;
-use relais_core::flow::{AnswerContext, EntryMatch, Facts, FlowDefinition, FlowErrors};
+use relais_core::flow::{AnswerContext, EntryMatch, Facts, FlowDefinition, FlowErrors, Node};
 use relais_store::{
     Conversation, FlowRecord, FlowSession, FlowStep, InboundMessage, Store, StoreError,
 };
 use run::{FlowIoError, RunStart};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// Most scripted inputs one simulation takes.
@@ -66,6 +69,114 @@ pub struct Turn {
     pub run: Run,
     /// The conversation's state after the turn.
     pub state: ConversationState,
+}
+
+/// One message's turn, for [`Flows::take_turns`].
+pub struct TurnRequest<'a> {
+    pub message: &'a InboundMessage,
+    /// The message's conversation, in the `bot` state.
+    pub conversation: &'a Conversation,
+    pub facts: Facts,
+    pub language: Option<String>,
+    /// The flow the message starts when its conversation runs none.
+    pub chosen: Option<Chosen>,
+}
+
+/// Where a run starts: a session's waiting node, or a flow's start.
+struct Start {
+    flow: String,
+    revision: i64,
+    definition: Arc<FlowDefinition>,
+    waiting: Option<Waiting>,
+    vars: Map<String, Value>,
+    started_at: Timestamp,
+}
+
+/// A run done, its answers not accepted yet and its step not written.
+struct Ran<'a> {
+    request: TurnRequest<'a>,
+    start: Start,
+    run: Run,
+    unsent: Vec<(String, Value)>,
+    last_said: Option<relais_core::content::Content>,
+}
+
+/// What a turn leaves, to write: the session (or its end), the conversation's state and
+/// team, and the bot's latest answer for the conversation's list.
+struct StepParts {
+    session: Option<FlowSession>,
+    state: ConversationState,
+    team: Option<String>,
+    last_message: Option<Value>,
+}
+
+impl StepParts {
+    fn step<'a>(
+        &'a self,
+        message: &'a InboundMessage,
+        conversation: &'a Conversation,
+        now: Timestamp,
+    ) -> FlowStep<'a> {
+        FlowStep {
+            tenant_id: &message.tenant_id,
+            conversation_id: &conversation.id,
+            session: self.session.as_ref(),
+            state: (self.state != conversation.state).then_some(self.state),
+            team: self.team.as_deref(),
+            last_message: self.last_message.as_ref(),
+            at: now,
+        }
+    }
+}
+
+/// What the run of `flow` leaves for `message`'s conversation.
+#[allow(clippy::too_many_arguments)]
+fn step_parts(
+    message: &InboundMessage,
+    conversation: &Conversation,
+    flow: &str,
+    revision: i64,
+    started_at: Timestamp,
+    run: &Run,
+    last_said: Option<&relais_core::content::Content>,
+    now: Timestamp,
+) -> StepParts {
+    let (session, state, team) = match &run.ending {
+        Ending::Waiting(w) => (
+            Some(FlowSession {
+                tenant_id: message.tenant_id.clone(),
+                conversation_id: conversation.id.clone(),
+                flow: flow.to_owned(),
+                revision,
+                node: w.node.clone(),
+                attempts: w.attempts,
+                vars: run.vars.clone(),
+                last_message_id: message.id.clone(),
+                started_at,
+                updated_at: now,
+            }),
+            ConversationState::Bot,
+            None,
+        ),
+        Ending::Ended { resolve: true } => (None, ConversationState::Resolved, None),
+        Ending::Ended { resolve: false } => (None, ConversationState::Pending, None),
+        Ending::HandedOff { team, .. } => (None, ConversationState::Pending, team.clone()),
+    };
+    let last_message = last_said.map(|content| {
+        serde_json::json!({
+            "direction": "out",
+            "text": content_text(content),
+            "channel": message.channel,
+            "at": now,
+            "message_id": Value::Null,
+        })
+    });
+    StepParts {
+        session,
+        state,
+        team,
+        last_message,
+    }
 }
 
 /// Parsed flows by (tenant, name), with the revision each was parsed from.
@@ -177,6 +288,22 @@ impl Flows {
             .map(|definition| (revision, definition)))
     }
 
+    /// Whether one of the tenant's flows may wait on something outside Relais (an `http`
+    /// node's endpoint, an `answer` node's language model) for up to seconds.
+    pub async fn call_out(&self, tenant: &str) -> Result<bool, FlowsError> {
+        for (name, revision) in self.store.flow_revisions(tenant).await? {
+            if let Some(definition) = self.definition(tenant, &name, revision, None).await?
+                && definition
+                    .nodes
+                    .values()
+                    .any(|node| matches!(node, Node::Http(_) | Node::Answer(_)))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ParsedFlows> {
         self.parsed.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -214,77 +341,242 @@ impl Flows {
         Ok(best)
     }
 
-    /// The bot's turn for `message`, in `conversation` (which is in the `bot` state):
-    /// the flow it runs goes on, or `chosen` starts. `None` when the message's turn was
-    /// already taken (a run again after a crash).
-    pub async fn take_turn(
+    /// The bot's turn for each message, in its conversation (which is in the `bot`
+    /// state): the flow it runs goes on, or the chosen one starts. `None` for a message
+    /// whose turn was already taken (a run again after a crash). The conversations are
+    /// distinct; their sessions and contacts are read together, the runs go side by side
+    /// (an `http` node waiting for its endpoint holds up no other run), and their answers
+    /// and steps are written together. A failed turn writes nothing and is taken again.
+    pub async fn take_turns(
         &self,
         accept: AcceptContext<'_>,
-        message: &InboundMessage,
-        conversation: &Conversation,
-        facts: Facts,
-        language: Option<String>,
-        chosen: Option<Chosen>,
-    ) -> Result<Option<Turn>, FlowsError> {
-        let store = &*self.store;
-        let tenant = message.tenant_id.as_str();
-        let session = store.flow_session(tenant, &conversation.id).await?;
-        if session
-            .as_ref()
-            .is_some_and(|s| s.last_message_id == message.id)
-        {
-            return Ok(None);
-        }
+        requests: Vec<TurnRequest<'_>>,
+    ) -> Vec<Result<Option<Turn>, FlowsError>> {
+        let mut results: Vec<Option<Result<Option<Turn>, FlowsError>>> =
+            requests.iter().map(|_| None).collect();
         let now = self.clock.now();
-        let (name, revision, definition, waiting, vars, started_at) = match session {
-            Some(s) => match self.current(tenant, &s.flow).await? {
-                Some((revision, definition)) => {
-                    let waiting = Waiting {
-                        node: s.node,
-                        attempts: s.attempts,
-                    };
-                    (
-                        s.flow,
+        let (mut sessions, contacts) = self.sessions_and_contacts(&requests, &mut results).await;
+        let mut planned = Vec::new();
+        for (index, request) in requests.into_iter().enumerate() {
+            if results[index].is_some() {
+                continue;
+            }
+            let session = sessions.remove(&request.conversation.id);
+            if session
+                .as_ref()
+                .is_some_and(|s| s.last_message_id == request.message.id)
+            {
+                results[index] = Some(Ok(None));
+                continue;
+            }
+            let tenant = request.message.tenant_id.as_str();
+            let start = match session {
+                Some(s) => match self.current(tenant, &s.flow).await {
+                    Ok(Some((revision, definition))) => Start {
+                        flow: s.flow,
                         revision,
                         definition,
-                        Some(waiting),
-                        s.vars,
-                        s.started_at,
-                    )
+                        waiting: Some(Waiting {
+                            node: s.node,
+                            attempts: s.attempts,
+                        }),
+                        vars: s.vars,
+                        started_at: s.started_at,
+                    },
+                    Ok(None) => {
+                        let reason =
+                            HandoffReason::Broken(format!("flow `{}` was deleted", s.flow));
+                        let turn = self
+                            .hand_off_without_flow(accept, &request, &s.flow, reason)
+                            .await;
+                        results[index] = Some(turn.map(Some));
+                        continue;
+                    }
+                    Err(e) => {
+                        results[index] = Some(Err(e));
+                        continue;
+                    }
+                },
+                None => match request.chosen.clone() {
+                    Some(c) => Start {
+                        flow: c.name,
+                        revision: c.revision,
+                        definition: c.definition,
+                        waiting: None,
+                        vars: Map::new(),
+                        started_at: now,
+                    },
+                    None => {
+                        // In the `bot` state with no flow to run: a human answers.
+                        let reason = HandoffReason::Broken("no flow takes this message".into());
+                        let request = TurnRequest {
+                            language: None,
+                            ..request
+                        };
+                        let turn = self
+                            .hand_off_without_flow(accept, &request, "", reason)
+                            .await;
+                        results[index] = Some(turn.map(Some));
+                        continue;
+                    }
+                },
+            };
+            let contact = request
+                .message
+                .contact_id
+                .as_deref()
+                .and_then(|id| contacts.get(id))
+                .cloned();
+            planned.push((index, request, start, contact));
+        }
+        let runs = planned
+            .into_iter()
+            .map(|(index, request, start, contact)| async move {
+                (
+                    index,
+                    self.run_turn(accept, request, start, contact, now).await,
+                )
+            });
+        let mut ran: Vec<(usize, Ran<'_>)> = Vec::new();
+        for (index, outcome) in futures::future::join_all(runs).await {
+            match outcome {
+                Ok(r) => ran.push((index, r)),
+                Err(e) => results[index] = Some(Err(e)),
+            }
+        }
+        // The answers of every run, accepted together.
+        let mut replies = Vec::new();
+        let mut owners = Vec::new();
+        for (k, (_, r)) in ran.iter_mut().enumerate() {
+            for (key, content) in std::mem::take(&mut r.unsent) {
+                replies.push(Reply {
+                    message: r.request.message,
+                    content,
+                    key,
+                });
+                owners.push(k);
+            }
+        }
+        let mut failed: Vec<Option<FlowsError>> = ran.iter().map(|_| None).collect();
+        for (k, outcome) in owners.into_iter().zip(reply_many(accept, replies).await) {
+            match outcome {
+                Ok(()) => {}
+                Err(AcceptError::Store(e)) => {
+                    failed[k].get_or_insert(FlowsError::Store(e));
                 }
-                None => {
-                    let reason = HandoffReason::Broken(format!("flow `{}` was deleted", s.flow));
-                    return self
-                        .hand_off_without_flow(
-                            accept,
-                            message,
-                            conversation,
-                            &s.flow,
-                            reason,
-                            language,
-                        )
-                        .await
-                        .map(Some);
+                Err(refused) => {
+                    let (_, r) = &ran[k];
+                    tracing::warn!(flow = r.start.flow, message = %r.request.message.id, error = %refused, "a flow's answer was refused");
                 }
-            },
-            None => match chosen {
-                Some(c) => (c.name, c.revision, c.definition, None, Map::new(), now),
-                None => {
-                    // In the `bot` state with no flow to run: a human answers.
-                    let reason = HandoffReason::Broken("no flow takes this message".into());
-                    return self
-                        .hand_off_without_flow(accept, message, conversation, "", reason, None)
-                        .await
-                        .map(Some);
+            }
+        }
+        // Then the steps of those whose answers are accepted, in one transaction.
+        let mut written = Vec::new();
+        for ((index, r), failure) in ran.into_iter().zip(failed) {
+            match failure {
+                Some(e) => results[index] = Some(Err(e)),
+                None => written.push((index, r)),
+            }
+        }
+        let parts: Vec<StepParts> = written
+            .iter()
+            .map(|(_, r)| {
+                step_parts(
+                    r.request.message,
+                    r.request.conversation,
+                    &r.start.flow,
+                    r.start.revision,
+                    r.start.started_at,
+                    &r.run,
+                    r.last_said.as_ref(),
+                    now,
+                )
+            })
+            .collect();
+        let steps: Vec<FlowStep<'_>> = written
+            .iter()
+            .zip(&parts)
+            .map(|((_, r), p)| p.step(r.request.message, r.request.conversation, now))
+            .collect();
+        let saved = self.store.save_flow_steps(&steps).await;
+        for ((index, r), p) in written.into_iter().zip(parts) {
+            results[index] = Some(match &saved {
+                Ok(()) => Ok(Some(Turn {
+                    flow: r.start.flow,
+                    run: r.run,
+                    state: p.state,
+                })),
+                Err(e) => Err(FlowsError::Store(e.share())),
+            });
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(FlowsError::BadRequest("a turn got no outcome".into())))
+            })
+            .collect()
+    }
+
+    /// The flow sessions (by conversation) and contacts (by id) of the requests, one read
+    /// of each per tenant; the requests of a tenant whose read failed get its error.
+    async fn sessions_and_contacts(
+        &self,
+        requests: &[TurnRequest<'_>],
+        results: &mut [Option<Result<Option<Turn>, FlowsError>>],
+    ) -> (HashMap<String, FlowSession>, HashMap<String, Contact>) {
+        let mut sessions = HashMap::new();
+        let mut contacts = HashMap::new();
+        let tenants: BTreeSet<&str> = requests
+            .iter()
+            .map(|r| r.message.tenant_id.as_str())
+            .collect();
+        for tenant in tenants {
+            let of_tenant = || {
+                requests
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, r)| r.message.tenant_id == tenant)
+            };
+            let conversation_ids: Vec<&str> = of_tenant()
+                .map(|(_, r)| r.conversation.id.as_str())
+                .collect();
+            let contact_ids: Vec<&str> = of_tenant()
+                .filter_map(|(_, r)| r.message.contact_id.as_deref())
+                .collect();
+            let read = async {
+                let s = self
+                    .store
+                    .flow_sessions_of(tenant, &conversation_ids)
+                    .await?;
+                let c = self.store.contacts_by_ids(tenant, &contact_ids).await?;
+                Ok::<_, StoreError>((s, c))
+            };
+            match read.await {
+                Ok((s, c)) => {
+                    sessions.extend(s.into_iter().map(|s| (s.conversation_id.clone(), s)));
+                    contacts.extend(c.into_iter().map(|c| (c.id.clone(), c)));
                 }
-            },
-        };
-        let contact = match message.contact_id.as_deref() {
-            Some(id) => store.contact(tenant, id).await?,
-            None => None,
-        };
+                Err(e) => {
+                    for (index, _) in of_tenant() {
+                        results[index] = Some(Err(FlowsError::Store(e.share())));
+                    }
+                }
+            }
+        }
+        (sessions, contacts)
+    }
+
+    /// One message's run, its answers said but not accepted yet.
+    async fn run_turn<'r>(
+        &self,
+        accept: AcceptContext<'_>,
+        request: TurnRequest<'r>,
+        start: Start,
+        contact: Option<Contact>,
+        now: Timestamp,
+    ) -> Result<Ran<'r>, FlowsError> {
         let today = today_for(now, contact.as_ref().and_then(|c| c.timezone.as_deref()));
-        let language = language.or_else(|| {
+        let language = request.language.clone().or_else(|| {
             contact
                 .as_ref()
                 .and_then(|c| c.locale.as_deref())
@@ -292,23 +584,25 @@ impl Flows {
         });
         let mut io = LiveIo {
             accept,
-            store,
+            store: &*self.store,
             nlu: &self.nlu,
             http: &self.http,
-            message,
-            conversation,
-            flow: &name,
+            message: request.message,
+            conversation: request.conversation,
+            flow: &start.flow,
             now,
             said: 0,
+            unsent: Vec::new(),
             last_said: None,
+            broken: None,
         };
         let run = run::run(
             RunStart {
-                flow: &definition,
-                waiting,
-                vars,
+                flow: &start.definition,
+                waiting: start.waiting.clone(),
+                vars: start.vars.clone(),
                 attributes: contact.map(|c| c.attributes).unwrap_or_default(),
-                facts,
+                facts: request.facts.clone(),
                 language: language.clone(),
                 answers: AnswerContext {
                     today,
@@ -318,6 +612,9 @@ impl Flows {
             &mut io,
         )
         .await?;
+        if let Some(broken) = io.broken.take() {
+            return Err(broken.into());
+        }
         if let Ending::HandedOff { reason, .. } = &run.ending
             && *reason != HandoffReason::Asked
         {
@@ -330,94 +627,24 @@ impl Flows {
             )
             .await?;
         }
-        let last_said = io.last_said.take();
-        let state = self
-            .finish_turn(
-                message,
-                conversation,
-                &name,
-                revision,
-                started_at,
-                &run,
-                last_said,
-                now,
-            )
-            .await?;
-        Ok(Some(Turn {
-            flow: name,
+        let (unsent, last_said) = (std::mem::take(&mut io.unsent), io.last_said.take());
+        Ok(Ran {
+            request,
+            start,
             run,
-            state,
-        }))
-    }
-
-    /// Writes what a run leaves: the session (or its end) and the conversation's state,
-    /// together.
-    #[allow(clippy::too_many_arguments)]
-    async fn finish_turn(
-        &self,
-        message: &InboundMessage,
-        conversation: &Conversation,
-        flow: &str,
-        revision: i64,
-        started_at: Timestamp,
-        run: &Run,
-        last_said: Option<relais_core::content::Content>,
-        now: Timestamp,
-    ) -> Result<ConversationState, FlowsError> {
-        let tenant = message.tenant_id.as_str();
-        let (session, state, team) = match &run.ending {
-            Ending::Waiting(w) => (
-                Some(FlowSession {
-                    tenant_id: tenant.to_owned(),
-                    conversation_id: conversation.id.clone(),
-                    flow: flow.to_owned(),
-                    revision,
-                    node: w.node.clone(),
-                    attempts: w.attempts,
-                    vars: run.vars.clone(),
-                    last_message_id: message.id.clone(),
-                    started_at,
-                    updated_at: now,
-                }),
-                ConversationState::Bot,
-                None,
-            ),
-            Ending::Ended { resolve: true } => (None, ConversationState::Resolved, None),
-            Ending::Ended { resolve: false } => (None, ConversationState::Pending, None),
-            Ending::HandedOff { team, .. } => (None, ConversationState::Pending, team.as_deref()),
-        };
-        let last_message = last_said.map(|content| {
-            serde_json::json!({
-                "direction": "out",
-                "text": content_text(&content),
-                "channel": message.channel,
-                "at": now,
-                "message_id": Value::Null,
-            })
-        });
-        self.store
-            .save_flow_step(&FlowStep {
-                tenant_id: tenant,
-                conversation_id: &conversation.id,
-                session: session.as_ref(),
-                state: (state != conversation.state).then_some(state),
-                team,
-                last_message: last_message.as_ref(),
-                at: now,
-            })
-            .await?;
-        Ok(state)
+            unsent,
+            last_said,
+        })
     }
 
     async fn hand_off_without_flow(
         &self,
         accept: AcceptContext<'_>,
-        message: &InboundMessage,
-        conversation: &Conversation,
+        request: &TurnRequest<'_>,
         flow: &str,
         reason: HandoffReason,
-        language: Option<String>,
     ) -> Result<Turn, FlowsError> {
+        let (message, conversation) = (request.message, request.conversation);
         tracing::warn!(conversation = %conversation.id, ?reason, "a conversation in the bot state has no flow to run; handed to a human");
         let run = Run {
             ending: Ending::HandedOff { team: None, reason },
@@ -426,24 +653,25 @@ impl Flows {
             visited: Vec::new(),
         };
         let key = format!("relais:flow:{}:handover", message.id);
-        let text = handover_text(language.as_deref());
+        let text = handover_text(request.language.as_deref());
         if let Err(e) =
             crate::replies::reply_once(accept, message, serde_json::json!({"text": text}), &key)
                 .await
         {
             match e {
-                crate::send::AcceptError::Store(e) => return Err(e.into()),
+                AcceptError::Store(e) => return Err(e.into()),
                 refused => tracing::warn!(error = %refused, "the hand-over notice was refused"),
             }
         }
         let now = self.clock.now();
-        let state = self
-            .finish_turn(message, conversation, flow, 0, now, &run, None, now)
+        let parts = step_parts(message, conversation, flow, 0, now, &run, None, now);
+        self.store
+            .save_flow_step(&parts.step(message, conversation, now))
             .await?;
         Ok(Turn {
             flow: flow.to_owned(),
             run,
-            state,
+            state: parts.state,
         })
     }
 

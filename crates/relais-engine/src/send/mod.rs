@@ -118,18 +118,39 @@ pub async fn accept(
     request: SendRequest,
     idempotency: Option<Idempotency>,
 ) -> Result<Accepted, AcceptError> {
-    let job = Job {
-        tenant: tenant.to_owned(),
-        work: Work::One {
-            request: Box::new(request),
-            idempotency,
-        },
-    };
-    match accept_jobs(&ctx, vec![job]).await.pop() {
-        Some(Ok(Answer::One(accepted))) => Ok(accepted),
-        Some(Err(e)) => Err(e),
-        _ => Err(StoreError::Corrupt("the request got no answer".into()).into()),
-    }
+    accept_many(ctx, vec![(tenant.to_owned(), request, idempotency)])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(StoreError::Corrupt("the request got no answer".into()).into()))
+}
+
+/// Accepts several messages, each as [`accept`] would, together: one look-up per kind of
+/// store read and one transaction for all. The answers are in the requests' order.
+pub async fn accept_many(
+    ctx: AcceptContext<'_>,
+    requests: Vec<(String, SendRequest, Option<Idempotency>)>,
+) -> Vec<Result<Accepted, AcceptError>> {
+    let jobs = requests
+        .into_iter()
+        .map(|(tenant, request, idempotency)| Job {
+            tenant,
+            work: Work::One {
+                request: Box::new(request),
+                idempotency,
+            },
+        })
+        .collect();
+    accept_jobs(&ctx, jobs)
+        .await
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(Answer::One(accepted)) => Ok(accepted),
+            Ok(Answer::Batch(_)) => {
+                Err(StoreError::Corrupt("a message got a batch's answer".into()).into())
+            }
+            Err(e) => Err(e),
+        })
+        .collect()
 }
 
 /// Accepts up to [`MAX_BATCH`] messages; the valid ones are stored in one transaction, the
@@ -310,6 +331,7 @@ async fn replay(
     tenant: &str,
     idem: &Idempotency,
     batch: bool,
+    keyed: &mut KeyedMessages,
 ) -> Result<Option<Answer>, AcceptError> {
     if batch {
         let Some(record) = store.batch_request(tenant, &idem.key).await? else {
@@ -320,7 +342,12 @@ async fn replay(
         }
         return Ok(Some(Answer::Batch(replayed_batch(&record)?)));
     }
-    let Some(existing) = store.message_by_idempotency_key(tenant, &idem.key).await? else {
+    let existing = match keyed.get_mut(tenant) {
+        Some(Ok(by_key)) => by_key.remove(&idem.key),
+        Some(Err(e)) => return Err(AcceptError::Store(e.share())),
+        None => store.message_by_idempotency_key(tenant, &idem.key).await?,
+    };
+    let Some(existing) = existing else {
         return Ok(None);
     };
     if existing.request_hash.as_deref() != Some(idem.request_hash.as_str()) {
@@ -375,6 +402,37 @@ struct Repeat {
     same_body: bool,
 }
 
+/// The messages accepted before with the Idempotency-Keys of a group's single requests,
+/// by tenant then key, read at once (or the error that read met).
+type KeyedMessages = HashMap<String, Result<HashMap<String, relais_store::Message>, StoreError>>;
+
+async fn keyed_messages(store: &dyn Store, jobs: &[Job]) -> KeyedMessages {
+    let mut keys: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for job in jobs {
+        if let Work::One {
+            idempotency: Some(idem),
+            ..
+        } = &job.work
+        {
+            keys.entry(job.tenant.as_str()).or_default().push(&idem.key);
+        }
+    }
+    let mut keyed = HashMap::new();
+    for (tenant, keys) in keys {
+        let found = store
+            .messages_by_idempotency_keys(tenant, &keys)
+            .await
+            .map(|messages| {
+                messages
+                    .into_iter()
+                    .filter_map(|m| Some((m.idempotency_key.clone()?, m)))
+                    .collect()
+            });
+        keyed.insert(tenant.to_owned(), found);
+    }
+    keyed
+}
+
 /// Accepts a group of jobs together: one look-up per store read, one transaction for all
 /// their messages. Answers in the jobs' order.
 pub(crate) async fn accept_jobs(
@@ -382,6 +440,7 @@ pub(crate) async fn accept_jobs(
     jobs: Vec<Job>,
 ) -> Vec<Result<Answer, AcceptError>> {
     let mut answers: Vec<Option<Result<Answer, AcceptError>>> = jobs.iter().map(|_| None).collect();
+    let mut keyed = keyed_messages(&**ctx.store, &jobs).await;
     // Replays first, and keys repeated inside the group.
     // (tenant, key, batch) → the first job with it and its body's hash.
     let mut keys: HashMap<(String, String, bool), (usize, String)> = HashMap::new();
@@ -401,7 +460,7 @@ pub(crate) async fn accept_jobs(
                 });
                 continue;
             }
-            match replay(&**ctx.store, &tenant, idem, batch).await {
+            match replay(&**ctx.store, &tenant, idem, batch, &mut keyed).await {
                 Ok(Some(answer)) => {
                     answers[index] = Some(Ok(answer));
                     continue;
@@ -531,9 +590,12 @@ pub(crate) async fn accept_jobs(
                 for b in built.drain(..) {
                     let taken = match &b.idempotency {
                         None => None,
-                        Some(idem) => replay(&**ctx.store, &b.tenant, idem, b.batch)
-                            .await
-                            .transpose(),
+                        // Read again: the key may have been taken since the group began.
+                        Some(idem) => {
+                            replay(&**ctx.store, &b.tenant, idem, b.batch, &mut HashMap::new())
+                                .await
+                                .transpose()
+                        }
                     };
                     match taken {
                         Some(answer) => {

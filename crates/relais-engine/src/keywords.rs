@@ -3,7 +3,6 @@
 //! help text; each sends exactly one reply, and a consent change one `consent.changed`
 //! webhook event, however often the message is processed.
 
-use crate::send::{AcceptContext, AcceptError};
 use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose, may_send};
 use relais_core::keywords::{KeywordAction, KeywordMatch, Keywords};
 use relais_store::{InboundMessage, Store, StoreError};
@@ -20,26 +19,32 @@ pub async fn keywords_of(store: &dyn Store, tenant: &str) -> Result<Keywords, St
     }
 }
 
-/// Why a keyword could not be carried out; the pipeline tries again later.
-#[derive(Debug, thiserror::Error)]
-pub enum KeywordError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the keyword's reply was refused: {0}")]
-    Reply(AcceptError),
+/// What a keyword found in a message does, decided before anything is written: the
+/// reply to send, then the consent change to write.
+#[derive(Debug, Clone)]
+pub struct KeywordPlan {
+    pub action: KeywordAction,
+    contact_id: String,
+    /// The tenant's reply, in the customer's language.
+    pub reply: Option<String>,
+    change: Option<(Option<relais_core::channel::ChannelKind>, ConsentStatus)>,
+    /// The record a run of the same message wrote before (a run again after a crash).
+    recorded: Option<ConsentRecord>,
+    proof: String,
 }
 
-/// Carries out `matched` for the customer who wrote `message` (owned by `contact_id`):
-/// `false` when it is not a keyword after all (START from a contact who never opted
-/// out is an ordinary "yes"), and the message goes on as any other.
-pub async fn carry_out(
-    ctx: AcceptContext<'_>,
+/// What `matched` does for the customer who wrote `message` (owned by `contact_id`):
+/// `None` when it is not a keyword after all (START from a contact who never opted out
+/// is an ordinary "yes"), and the message goes on as any other. Send its
+/// [`KeywordPlan::reply`] first (see [`reply_key`]): once an opt-out is in the ledger,
+/// nothing could be sent; then [`apply`] it.
+pub async fn plan(
+    store: &dyn Store,
     keywords: &Keywords,
     message: &InboundMessage,
     contact_id: &str,
     matched: &KeywordMatch,
-) -> Result<bool, KeywordError> {
-    let store = &**ctx.store;
+) -> Result<Option<KeywordPlan>, StoreError> {
     let tenant = message.tenant_id.as_str();
     let ledger = store.consents(tenant, contact_id).await?;
     // The same message processed again finds its record: the change is done, and not
@@ -61,10 +66,9 @@ pub async fn carry_out(
         KeywordAction::Start if marketing.code == "opted_out" || recorded.is_some() => {
             Some((Some(message.channel), ConsentStatus::OptedIn))
         }
-        KeywordAction::Start => return Ok(false),
+        KeywordAction::Start => return Ok(None),
         KeywordAction::Help => None,
     };
-    // The reply first: once the opt-out is in the ledger, nothing could be sent.
     let contact = store.contact(tenant, contact_id).await?;
     let language = matched.language.or_else(|| {
         contact
@@ -72,43 +76,51 @@ pub async fn carry_out(
             .and_then(|c| c.locale.as_deref())
             .and_then(|locale| ["fr", "en"].into_iter().find(|l| locale.starts_with(l)))
     });
-    if let Some(text) = keywords.reply(matched.action, language) {
-        reply(ctx, message, text).await?;
-    }
-    if let Some((channel, status)) = change {
-        let record = match recorded {
-            Some(record) => record,
-            None => {
-                let record = ConsentRecord {
-                    id: relais_core::ids::new_id(),
-                    contact_id: contact_id.to_owned(),
-                    channel,
-                    purpose: Purpose::Marketing,
-                    status,
-                    source: ConsentSource::Keyword,
-                    proof: Some(proof),
-                    recorded_at: ctx.now,
-                };
-                store.append_consent(tenant, &record).await?;
-                record
-            }
-        };
-        // Keyed by the record: a run that a crash cut short after the write queues it
-        // now, a later run finds it queued.
-        crate::crm::consent_changed(store, tenant, &record, Some(&message.id), ctx.now).await?;
-    }
-    Ok(true)
+    Ok(Some(KeywordPlan {
+        action: matched.action,
+        contact_id: contact_id.to_owned(),
+        reply: keywords.reply(matched.action, language).map(str::to_owned),
+        change,
+        recorded,
+        proof,
+    }))
 }
 
-/// Sends `text` back where `message` came from, once: the message's id is the reply's
-/// idempotency key, so a second run replays the first reply.
-pub(crate) async fn reply(
-    ctx: AcceptContext<'_>,
+/// The idempotency key of the reply to a keyword in `message`: a second run replays the
+/// first reply.
+pub fn reply_key(message: &InboundMessage) -> String {
+    format!("relais:inbound-reply:{}", message.id)
+}
+
+/// Writes the plan's consent change (once per message) and tells the tenant's CRM.
+pub async fn apply(
+    store: &dyn Store,
+    plan: KeywordPlan,
     message: &InboundMessage,
-    text: &str,
-) -> Result<(), KeywordError> {
-    let key = format!("relais:inbound-reply:{}", message.id);
-    crate::replies::reply_once(ctx, message, serde_json::json!({"text": text}), &key)
-        .await
-        .map_err(KeywordError::Reply)
+    now: jiff::Timestamp,
+) -> Result<(), StoreError> {
+    let Some((channel, status)) = plan.change else {
+        return Ok(());
+    };
+    let tenant = message.tenant_id.as_str();
+    let record = match plan.recorded {
+        Some(record) => record,
+        None => {
+            let record = ConsentRecord {
+                id: relais_core::ids::new_id(),
+                contact_id: plan.contact_id,
+                channel,
+                purpose: Purpose::Marketing,
+                status,
+                source: ConsentSource::Keyword,
+                proof: Some(plan.proof),
+                recorded_at: now,
+            };
+            store.append_consent(tenant, &record).await?;
+            record
+        }
+    };
+    // Keyed by the record: a run that a crash cut short after the write queues it now, a
+    // later run finds it queued.
+    crate::crm::consent_changed(store, tenant, &record, Some(&message.id), now).await
 }

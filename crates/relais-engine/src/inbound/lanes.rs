@@ -3,9 +3,11 @@
 //! one group while the next group queues: a customer's messages therefore go through in
 //! the order they came, one group after the other, and the store sees one operation per
 //! step for the whole group, not one per message. Lanes run side by side, so a group
-//! waiting on something slow (a flow's call to a CRM) holds up only its own lane.
+//! waiting on its store holds up only its own lane. The messages of a tenant whose flows
+//! call out go through on their own instead (see [`alone_if_calling_out`]).
 
-use super::{Core, InboundError, NewInbound, Received};
+use super::{Core, InboundError, NewInbound, Received, flow_error};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -74,6 +76,7 @@ async fn run(mut rx: mpsc::Receiver<Queued>, core: Arc<Core>) {
                 Err(_) => break,
             }
         }
+        let group = alone_if_calling_out(&core, group).await;
         let (messages, replies): (Vec<NewInbound>, Vec<_>) =
             group.into_iter().map(|q| (q.message, q.reply)).unzip();
         let answers = core.receive_group(messages).await;
@@ -81,4 +84,39 @@ async fn run(mut rx: mpsc::Receiver<Queued>, core: Arc<Core>) {
             let _ = reply.send(answer);
         }
     }
+}
+
+/// Sends the messages of tenants whose flows call out (an `http` or `answer` node, which
+/// may wait seconds for a CRM or a language model) through on their own, side by side,
+/// so that a slow endpoint holds up no other customer; the rest of the group goes on.
+async fn alone_if_calling_out(core: &Arc<Core>, group: Vec<Queued>) -> Vec<Queued> {
+    let mut calls_out: HashMap<String, bool> = HashMap::new();
+    let mut rest = Vec::with_capacity(group.len());
+    for queued in group {
+        let tenant = queued.message.tenant_id.clone();
+        let alone = match calls_out.get(&tenant) {
+            Some(known) => *known,
+            None => match core.flows.call_out(&tenant).await {
+                Ok(known) => *calls_out.entry(tenant).or_insert(known),
+                Err(e) => {
+                    let _ = queued.reply.send(Err(flow_error(e)));
+                    continue;
+                }
+            },
+        };
+        if !alone {
+            rest.push(queued);
+            continue;
+        }
+        let core = core.clone();
+        tokio::spawn(async move {
+            let answer = core
+                .receive_group(vec![queued.message])
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(stopped()));
+            let _ = queued.reply.send(answer);
+        });
+    }
+    rest
 }

@@ -219,24 +219,6 @@ impl InboundPipeline {
                 "the text is longer than {MAX_TEXT_BYTES} bytes"
             )));
         }
-        if self
-            .core
-            .flows
-            .call_out(&msg.tenant_id)
-            .await
-            .map_err(flow_error)?
-        {
-            // Its bot's turn may wait seconds for a CRM or a language model: it goes
-            // through on its own, so that it holds up no other customer's message.
-            return self
-                .core
-                .receive_group(vec![msg])
-                .await
-                .pop()
-                .unwrap_or_else(|| {
-                    Err(StoreError::Corrupt("a message got no answer".into()).into())
-                });
-        }
         self.lanes
             .get_or_init(|| lanes::Lanes::start(self.core.clone()))
             .receive(msg)

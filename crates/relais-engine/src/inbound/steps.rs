@@ -8,7 +8,8 @@ use super::{
 };
 use crate::events::{EventKind, Publish};
 use crate::flows::{Chosen, Turn, TurnRequest};
-use crate::keywords::{KeywordError, carry_out, keywords_of};
+use crate::keywords::{self, KeywordPlan, keywords_of};
+use crate::replies::{Reply, reply_many};
 use crate::send::AcceptError;
 use jiff::Timestamp;
 use relais_core::contact::Identity;
@@ -238,10 +239,14 @@ impl Core {
         let now = self.clock.now();
         let mut outcomes: Vec<Option<Result<InboundMessage, InboundError>>> =
             messages.iter().map(|_| None).collect();
-        // Keywords, annotations, ratings and the flow each would start: mostly in memory.
+        // Keywords, then annotations, ratings and the flow each would start.
+        let actions = self.carry_out_keywords(&messages, &mut outcomes, now).await;
         let mut works: Vec<(usize, Work)> = Vec::with_capacity(messages.len());
-        for (index, message) in messages.into_iter().enumerate() {
-            match self.read(message, now).await {
+        for (index, (message, action)) in messages.into_iter().zip(actions).enumerate() {
+            if outcomes[index].is_some() {
+                continue;
+            }
+            match self.read(message, action).await {
                 Ok(work) => works.push((index, work)),
                 Err(e) => outcomes[index] = Some(Err(e)),
             }
@@ -317,37 +322,88 @@ impl Core {
             .collect()
     }
 
-    /// Keywords carried out, the text annotated, a rating taken, the flow it would start.
-    async fn read(
+    /// The keywords of the messages carried out: each one decided, their replies accepted
+    /// together (before any opt-out is written: after it, nothing could be sent), then
+    /// their consent changes written. The action of each message's keyword, if any.
+    async fn carry_out_keywords(
         &self,
-        mut message: InboundMessage,
+        messages: &[InboundMessage],
+        outcomes: &mut [Option<Result<InboundMessage, InboundError>>],
         now: Timestamp,
-    ) -> Result<Work, InboundError> {
+    ) -> Vec<Option<&'static str>> {
         let store = &*self.store;
-        let tenant = message.tenant_id.clone();
-        let mut keyword = false;
-        let mut keyword_action = None;
-        if let Some(contact_id) = message.contact_id.clone() {
-            let keywords = keywords_of(store, &tenant).await?;
-            if let Some(matched) = keywords.find(&message.text) {
-                let ctx = self.accept_context(now);
-                keyword = match carry_out(ctx, &keywords, &message, &contact_id, &matched).await {
-                    Ok(done) => done,
-                    Err(KeywordError::Store(e)) => return Err(e.into()),
-                    Err(KeywordError::Reply(AcceptError::Store(e))) => return Err(e.into()),
-                    Err(KeywordError::Reply(refused)) => {
-                        // A reply that can never go (the tenant's text is refused by the
-                        // channel): the keyword's consent change must still be written.
-                        tracing::warn!(message = %message.id, error = %refused, "a keyword reply was refused");
-                        true
+        let mut plans: Vec<Option<KeywordPlan>> = messages.iter().map(|_| None).collect();
+        for (index, message) in messages.iter().enumerate() {
+            let Some(contact_id) = message.contact_id.as_deref() else {
+                continue;
+            };
+            let planned = async {
+                let keywords = keywords_of(store, &message.tenant_id).await?;
+                match keywords.find(&message.text) {
+                    Some(matched) => {
+                        keywords::plan(store, &keywords, message, contact_id, &matched).await
                     }
-                };
-                if keyword {
-                    tracing::info!(message = %message.id, action = matched.action.as_str(), "keyword");
-                    keyword_action = Some(matched.action.as_str());
+                    None => Ok(None),
+                }
+            };
+            match planned.await {
+                Ok(plan) => plans[index] = plan,
+                Err(e) => outcomes[index] = Some(Err(e.into())),
+            }
+        }
+        let mut replied = Vec::new();
+        let mut replies = Vec::new();
+        for (index, (message, plan)) in messages.iter().zip(&plans).enumerate() {
+            if let Some(text) = plan.as_ref().and_then(|p| p.reply.as_ref()) {
+                replied.push(index);
+                replies.push(Reply {
+                    message,
+                    content: serde_json::json!({ "text": text }),
+                    key: keywords::reply_key(message),
+                });
+            }
+        }
+        let answers = reply_many(self.accept_context(now), replies).await;
+        for (index, answer) in replied.into_iter().zip(answers) {
+            match answer {
+                Ok(()) => {}
+                Err(AcceptError::Store(e)) => outcomes[index] = Some(Err(e.into())),
+                Err(refused) => {
+                    // A reply that can never go (the tenant's text is refused by the
+                    // channel): the keyword's consent change must still be written.
+                    tracing::warn!(message = %messages[index].id, error = %refused, "a keyword reply was refused");
                 }
             }
         }
+        let mut actions = Vec::with_capacity(messages.len());
+        for (index, (message, plan)) in messages.iter().zip(plans).enumerate() {
+            let Some(plan) = plan.filter(|_| outcomes[index].is_none()) else {
+                actions.push(None);
+                continue;
+            };
+            let action = plan.action.as_str();
+            match keywords::apply(store, plan, message, now).await {
+                Ok(()) => {
+                    tracing::info!(message = %message.id, action, "keyword");
+                    actions.push(Some(action));
+                }
+                Err(e) => {
+                    outcomes[index] = Some(Err(e.into()));
+                    actions.push(None);
+                }
+            }
+        }
+        actions
+    }
+
+    /// The text annotated, a rating taken, the flow the message would start.
+    async fn read(
+        &self,
+        mut message: InboundMessage,
+        keyword_action: Option<&'static str>,
+    ) -> Result<Work, InboundError> {
+        let tenant = message.tenant_id.clone();
+        let keyword = keyword_action.is_some();
         // Annotated once; written with the mark (a run cut short classifies again).
         let mut annotated = None;
         if message.annotations.is_none() {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Groups in progress at once, at most.
-pub(super) const LANES: usize = 4;
+pub(super) const LANES: usize = 2;
 
 /// A group stops taking messages once it holds this many.
 pub(super) const MAX_GROUP: usize = 256;

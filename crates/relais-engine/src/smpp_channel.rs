@@ -299,6 +299,7 @@ async fn read_events(record: ChannelRecord, deps: Deps, mut events: ClientEvents
         }
         let mut statuses = Vec::new();
         let mut written_with_them: Vec<Ack> = Vec::new();
+        let mut inbound = Vec::new();
         for event in burst {
             match event {
                 SmppEvent::Receipt(receipt, ack) => {
@@ -315,16 +316,23 @@ async fn read_events(record: ChannelRecord, deps: Deps, mut events: ClientEvents
                         }
                     }
                 }
-                SmppEvent::Inbound(mo, ack) => {
-                    if on_inbound(&record, &deps, mo).await {
-                        ack.confirm();
-                    }
-                }
+                SmppEvent::Inbound(mo, ack) => inbound.push((mo, ack)),
                 SmppEvent::Bind { bind, connected } => {
                     tracing::info!(channel = %record.id, bind, connected, "SMPP bind state");
                 }
             }
         }
+        // The burst's MO messages are handed over together, in their order: the pipeline
+        // takes them as one group instead of one at a time.
+        let handed = inbound.into_iter().map(|(mo, ack)| {
+            let (record, deps) = (&record, &deps);
+            async move {
+                if on_inbound(record, deps, mo).await {
+                    ack.confirm();
+                }
+            }
+        });
+        futures::future::join_all(handed).await;
         let confirm: ReceiptAck = Box::new(move || Ack::confirm_all(written_with_them));
         deps.receipts.push(statuses, Some(confirm));
     }

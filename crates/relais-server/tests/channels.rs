@@ -413,6 +413,68 @@ async fn an_mo_from_the_smsc_becomes_an_inbound_message() {
 }
 
 #[tokio::test]
+async fn a_burst_of_mo_from_the_smsc_is_stored_and_processed_whole() {
+    let api = api().await;
+    let sim = simulator(0.0).await;
+    let (status, _) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "smpp", "name": "orange", "config": smpp_config(&sim)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut bound = false;
+    for _ in 0..500 {
+        if sim
+            .inject_mo(Some("relais"), "33620000000", "36180", "Bonjour")
+            .await
+            .is_ok()
+        {
+            bound = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(bound, "the channel never bound");
+    // Thirty customers at once: one burst of deliver_sm on the bind, handed to the
+    // pipeline together.
+    let senders: Vec<String> = (1..=30)
+        .map(|i| format!("336{:08}", 20_000_000 + i))
+        .collect();
+    let injected = futures::future::join_all(
+        senders
+            .iter()
+            .map(|from| sim.inject_mo(Some("relais"), from, "36180", "Où est ma commande ?")),
+    )
+    .await;
+    assert!(injected.iter().all(Result::is_ok), "{injected:?}");
+    let mut processed = Vec::new();
+    for _ in 0..500 {
+        let (_, list) = api.get("/v1/inbound?limit=100").await;
+        processed = list["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| !m["conversation_id"].is_null())
+            .collect();
+        if processed.len() == senders.len() + 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(processed.len(), senders.len() + 1, "{processed:?}");
+    let from: std::collections::BTreeSet<&str> = processed
+        .iter()
+        .filter_map(|m| m["from"].as_str())
+        .collect();
+    assert_eq!(from.len(), senders.len() + 1, "each stored once: {from:?}");
+    for sender in &senders {
+        assert!(from.contains(format!("+{sender}").as_str()), "{sender}");
+    }
+}
+
+#[tokio::test]
 async fn a_stop_from_the_smsc_opts_out_and_is_confirmed_once_over_smpp() {
     let api = api().await;
     let sim = simulator(0.0).await;

@@ -122,7 +122,7 @@ impl Core {
                 for index in indexes {
                     answers[index] = Some(Err(e.share().into()));
                 }
-                return finish_answers(answers);
+                return settled(answers);
             }
         };
         let mut created = Vec::new();
@@ -158,7 +158,7 @@ impl Core {
                 Err(e) => Err(e),
             });
         }
-        finish_answers(answers)
+        settled(answers)
     }
 
     /// The contacts owning the identities (created, each holding just its identity, for
@@ -221,14 +221,7 @@ impl Core {
                 outcomes[index] = Some(outcome);
             }
         }
-        outcomes
-            .into_iter()
-            .map(|o| {
-                o.unwrap_or_else(|| {
-                    Err(StoreError::Corrupt("a message got no outcome".into()).into())
-                })
-            })
-            .collect()
+        settled(outcomes)
     }
 
     /// Steps 3 to 7 for messages of distinct contacts.
@@ -312,14 +305,7 @@ impl Core {
                 }
             }
         }
-        outcomes
-            .into_iter()
-            .map(|o| {
-                o.unwrap_or_else(|| {
-                    Err(StoreError::Corrupt("a message got no outcome".into()).into())
-                })
-            })
-            .collect()
+        settled(outcomes)
     }
 
     /// The keywords of the messages carried out: each one decided, their replies accepted
@@ -721,13 +707,12 @@ impl Core {
     }
 }
 
-fn finish_answers(
-    answers: Vec<Option<Result<Received, InboundError>>>,
-) -> Vec<Result<Received, InboundError>> {
-    answers
+/// Each message's outcome; one no step gave (a bug) is an error, not a panic.
+fn settled<T>(outcomes: Vec<Option<Result<T, InboundError>>>) -> Vec<Result<T, InboundError>> {
+    outcomes
         .into_iter()
-        .map(|a| {
-            a.unwrap_or_else(|| Err(StoreError::Corrupt("a message got no answer".into()).into()))
+        .map(|o| {
+            o.unwrap_or_else(|| Err(StoreError::Corrupt("a message got no outcome".into()).into()))
         })
         .collect()
 }

@@ -4,12 +4,17 @@
 //!
 //! The disk is a small tmpfs mounted for the test (root, as in CI; see
 //! `relais_store::scratch::SmallDisk` for what happens without it).
+//!
+//! The same holds for customers writing in: a message the store cannot take is refused with
+//! 503 and the provider delivers it again; once space returns, every message is stored
+//! once and answered once.
 
 mod support;
 
 use relais_store::scratch::SmallDisk;
 use serde_json::json;
 use std::time::{Duration, Instant};
+use support::inbound::{Answered, answer_every_message, settle};
 use support::{ADMIN_KEY, Server, free_port};
 
 fn message(n: usize) -> serde_json::Value {
@@ -63,16 +68,7 @@ async fn a_full_disk_answers_503_stores_nothing_and_recovers_by_itself_with_noth
             }
             503 => {
                 refused += 1;
-                assert!(
-                    r.headers().contains_key("retry-after"),
-                    "a 503 says when to try again"
-                );
-                assert_eq!(
-                    r.headers()["content-type"],
-                    "application/problem+json",
-                    "a 503 is problem+json"
-                );
-                let problem: serde_json::Value = r.json().await.unwrap();
+                let problem = assert_unavailable(r).await;
                 assert!(
                     problem["detail"]
                         .as_str()
@@ -163,6 +159,141 @@ async fn a_full_disk_answers_503_stores_nothing_and_recovers_by_itself_with_noth
         stored.len(),
         acknowledged.len(),
         "a refused send stored something"
+    );
+    drop(server);
+    drop(disk);
+}
+
+/// Checks a 503 (problem+json, with `Retry-After`); the problem.
+async fn assert_unavailable(r: reqwest::Response) -> serde_json::Value {
+    assert!(
+        r.headers().contains_key("retry-after"),
+        "a 503 says when to try again"
+    );
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "a 503 is problem+json"
+    );
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_writing_on_a_full_disk_get_503_then_are_stored_and_answered_once() {
+    let mount = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount_for_test(mount.path(), "24m") else {
+        return;
+    };
+    let data = disk.path().join("data");
+    let log = disk.path().join("serve.log");
+    let server = Server::start_logging_to(&data, free_port(), &[("RELAIS_LOG", "warn")], log).await;
+    let client = support::client();
+    let put = client
+        .put(format!("{}/v1/flows/answer-everything", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .json(&answer_every_message())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+    // Eight customers writing in turn, each message with its provider id; some bulk, so
+    // that the disk fills after a few thousand.
+    let write = |n: usize| {
+        client
+            .post(format!(
+                "{}/v1/sim/phones/+3361{:07}/reply",
+                server.base,
+                n % 8
+            ))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({
+                "text": format!("Message {n} : où est mon colis ? {}", "x".repeat(300)),
+                "provider_id": format!("mo-{n}"),
+            }))
+            .timeout(Duration::from_secs(20))
+            .send()
+    };
+
+    let ballast = disk.fill_leaving(2 * 1024 * 1024);
+    let mut acknowledged = Vec::new();
+    let mut refused = Vec::new();
+    let mut n = 0;
+    while refused.len() < 30 {
+        assert!(n < 20_000, "the disk never filled up");
+        let r = write(n).await.unwrap_or_else(|e| {
+            panic!(
+                "no answer: {e}; log (up to the full disk):\n{}",
+                server.log_text()
+            )
+        });
+        match r.status().as_u16() {
+            200 | 201 => acknowledged.push(format!("mo-{n}")),
+            503 => {
+                refused.push(n);
+                let problem = assert_unavailable(r).await;
+                assert_eq!(problem["status"], 503, "{problem}");
+            }
+            other => panic!(
+                "a customer's message on a full disk got {other}: {}",
+                r.text().await.unwrap()
+            ),
+        }
+        n += 1;
+    }
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status().as_u16(),
+        503,
+        "/healthz says the store cannot write"
+    );
+
+    std::fs::remove_file(&ballast).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "/healthz stayed 503 once space returned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The provider delivers the refused messages again, then customers write on.
+    for &m in refused.iter().chain(&(n..n + 50).collect::<Vec<_>>()) {
+        let r = write(m).await.unwrap();
+        assert!(
+            matches!(r.status().as_u16(), 200 | 201),
+            "a customer's message once space returned got {}: {}",
+            r.status(),
+            r.text().await.unwrap()
+        );
+        acknowledged.push(format!("mo-{m}"));
+    }
+
+    let db = data.join("relais.db");
+    let report = settle(
+        &acknowledged,
+        refused.len(),
+        Duration::from_secs(60),
+        || Answered::read_sqlite(&db),
+    )
+    .await;
+    eprintln!("inbound fault report (disk full): {report:?}");
+    assert_eq!(report.lost, 0, "{report:?}\n{}", server.log_text());
+    assert_eq!(report.duplicated, 0, "{report:?}\n{}", server.log_text());
+    assert_eq!(report.stuck, 0, "{report:?}\n{}", server.log_text());
+    assert_eq!(report.unprocessed, 0, "{report:?}\n{}", server.log_text());
+    assert_eq!(
+        Answered::read_sqlite(&db).await.stored_count(),
+        acknowledged.len(),
+        "a message was stored that no customer sent"
     );
     drop(server);
     drop(disk);

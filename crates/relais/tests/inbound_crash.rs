@@ -17,11 +17,11 @@
 mod support;
 
 use serde_json::json;
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::inbound::{Answered, answer_every_message, settle};
 use support::{ADMIN_KEY, Server, free_port};
 
 /// Customers writing at once, each one message after the other.
@@ -31,39 +31,10 @@ const CUSTOMERS: usize = 24;
 /// 10 s).
 const SETTLE_STALL: Duration = Duration::from_secs(60);
 
-/// The bot: every message of a conversation answers a question asked again, so each
-/// message gets exactly one answer.
-fn flow() -> serde_json::Value {
-    json!({
-        "entry": {"new_conversation": true},
-        "start": "again",
-        "nodes": {"again": {"type": "ask", "text": "Merci, c'est noté. Autre chose ?", "var": "last", "next": "again"}}
-    })
-}
-
 enum Database {
     Sqlite(PathBuf),
     Postgres(relais_store::scratch::EmptyDatabase),
 }
-
-/// What the store holds of the customers' messages and the bot's answers.
-#[derive(Default)]
-struct Stored {
-    /// Inbound message ids by provider id (more than one is a duplicate).
-    inbound: HashMap<String, Vec<String>>,
-    /// Inbound messages not processed all the way.
-    unprocessed: HashSet<String>,
-    /// The bot's answers by the inbound message they answer: their statuses.
-    answers: HashMap<String, Vec<String>>,
-}
-
-/// (provider id, inbound id, not processed yet) and (idempotency key, status).
-type Rows = (Vec<(String, String, bool)>, Vec<(String, String)>);
-
-const INBOUND: &str = "SELECT provider_id, id, processed_at IS NULL FROM inbound_messages \
-                       WHERE provider_id IS NOT NULL";
-const ANSWERS: &str =
-    "SELECT idempotency_key, status FROM messages WHERE idempotency_key LIKE 'relais:flow:%'";
 
 impl Database {
     fn env(&self) -> Vec<(&'static str, String)> {
@@ -73,55 +44,11 @@ impl Database {
         }
     }
 
-    async fn stored(&self) -> Stored {
-        let (inbound, answers): Rows = match self {
-            Database::Sqlite(path) => {
-                let options = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(path)
-                    .read_only(true);
-                let Ok(pool) = sqlx::sqlite::SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(options)
-                    .await
-                else {
-                    return Stored::default();
-                };
-                let inbound = sqlx::query_as(INBOUND).fetch_all(&pool).await;
-                let answers = sqlx::query_as(ANSWERS).fetch_all(&pool).await;
-                pool.close().await;
-                (inbound.unwrap_or_default(), answers.unwrap_or_default())
-            }
-            Database::Postgres(db) => {
-                let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&db.url)
-                    .await
-                else {
-                    return Stored::default();
-                };
-                let inbound = sqlx::query_as(INBOUND).fetch_all(&pool).await;
-                let answers = sqlx::query_as(ANSWERS).fetch_all(&pool).await;
-                pool.close().await;
-                (inbound.unwrap_or_default(), answers.unwrap_or_default())
-            }
-        };
-        let mut stored = Stored::default();
-        for (provider_id, id, unprocessed) in inbound {
-            if unprocessed {
-                stored.unprocessed.insert(id.clone());
-            }
-            stored.inbound.entry(provider_id).or_default().push(id);
+    async fn stored(&self) -> Answered {
+        match self {
+            Database::Sqlite(path) => Answered::read_sqlite(path).await,
+            Database::Postgres(db) => Answered::read_postgres(&db.url).await,
         }
-        for (key, status) in answers {
-            // relais:flow:{inbound id}:{rank}
-            let answered = key
-                .strip_prefix("relais:flow:")
-                .and_then(|rest| rest.rsplit_once(':'))
-                .map(|(id, _rank)| id.to_owned())
-                .unwrap_or(key);
-            stored.answers.entry(answered).or_default().push(status);
-        }
-        stored
     }
 
     async fn finish(self) {
@@ -213,50 +140,6 @@ impl Customers {
     }
 }
 
-#[derive(Debug, Default)]
-struct Report {
-    acknowledged: usize,
-    resent: usize,
-    lost: usize,
-    duplicated: usize,
-    stuck: usize,
-    /// Not processed all the way (part of `stuck`).
-    unprocessed: usize,
-}
-
-impl Report {
-    fn of(acknowledged: &[String], resent: usize, stored: &Stored) -> Report {
-        let mut report = Report {
-            acknowledged: acknowledged.len(),
-            resent,
-            unprocessed: stored.unprocessed.len(),
-            ..Report::default()
-        };
-        for provider_id in acknowledged {
-            let Some(ids) = stored.inbound.get(provider_id) else {
-                report.lost += 1;
-                continue;
-            };
-            report.duplicated += ids.len() - 1;
-            for id in ids {
-                match stored.answers.get(id).map(Vec::as_slice) {
-                    None | Some([]) => report.stuck += 1,
-                    // Handed to the phone: the sandbox keeps a `delivered` receipt due in
-                    // memory, which a kill loses, as a real provider's would be redelivered.
-                    Some([status]) if matches!(status.as_str(), "sent" | "delivered" | "read") => {}
-                    Some([_not_sent]) => report.stuck += 1,
-                    Some(more) => report.duplicated += more.len() - 1,
-                }
-            }
-        }
-        report
-    }
-
-    fn settled(&self) -> bool {
-        self.lost == 0 && self.stuck == 0 && self.unprocessed == 0
-    }
-}
-
 async fn serve(data: &Path, port: u16, db: &Database) -> Server {
     Server::start(data, port, &db.env()).await
 }
@@ -282,7 +165,7 @@ async fn kill_9_while_customers_write(db: Database, data: &Path, kills: usize) {
     let put = support::client()
         .put(format!("{}/v1/flows/answer-everything", server.base))
         .bearer_auth(ADMIN_KEY)
-        .json(&flow())
+        .json(&answer_every_message())
         .send()
         .await
         .unwrap();
@@ -296,17 +179,7 @@ async fn kill_9_while_customers_write(db: Database, data: &Path, kills: usize) {
     until_acknowledged(&customers, 300, &server).await;
     let (acknowledged, resent) = customers.stop().await;
 
-    let mut report = Report::of(&acknowledged, resent, &db.stored().await);
-    let mut unsettled = (report.lost, report.stuck + report.unprocessed);
-    let mut progress_at = Instant::now();
-    while !report.settled() && progress_at.elapsed() < SETTLE_STALL {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        report = Report::of(&acknowledged, resent, &db.stored().await);
-        if (report.lost, report.stuck + report.unprocessed) < unsettled {
-            unsettled = (report.lost, report.stuck + report.unprocessed);
-            progress_at = Instant::now();
-        }
-    }
+    let report = settle(&acknowledged, resent, SETTLE_STALL, || db.stored()).await;
     eprintln!("inbound fault report (kill -9 ×{kills}): {report:?}");
     assert!(
         report.acknowledged > 1000,

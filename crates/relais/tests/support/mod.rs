@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod inbound;
+
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

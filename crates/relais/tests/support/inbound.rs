@@ -1,0 +1,175 @@
+//! What became of customers' messages: stored once, processed, answered once by the bot.
+
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// A bot for every conversation: each message answers a question asked again, so each
+/// message gets exactly one answer.
+pub fn answer_every_message() -> serde_json::Value {
+    json!({
+        "entry": {"new_conversation": true},
+        "start": "again",
+        "nodes": {"again": {"type": "ask", "text": "Merci, c'est noté. Autre chose ?", "var": "last", "next": "again"}}
+    })
+}
+
+/// What the store holds of the customers' messages and the bot's answers.
+#[derive(Default)]
+pub struct Answered {
+    /// Inbound message ids by provider id (more than one is a duplicate).
+    inbound: HashMap<String, Vec<String>>,
+    /// Inbound messages not processed all the way.
+    unprocessed: HashSet<String>,
+    /// The bot's answers by the inbound message they answer: their statuses.
+    answers: HashMap<String, Vec<String>>,
+}
+
+/// (provider id, inbound id, not processed yet) and (idempotency key, status).
+type Rows = (Vec<(String, String, bool)>, Vec<(String, String)>);
+
+const INBOUND: &str = "SELECT provider_id, id, processed_at IS NULL FROM inbound_messages \
+                       WHERE provider_id IS NOT NULL";
+const ANSWERS: &str =
+    "SELECT idempotency_key, status FROM messages WHERE idempotency_key LIKE 'relais:flow:%'";
+
+impl Answered {
+    /// Read (read-only) from the SQLite database `db`; empty while it cannot be read.
+    pub async fn read_sqlite(db: &Path) -> Answered {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db)
+            .read_only(true);
+        let Ok(pool) = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+        else {
+            return Answered::default();
+        };
+        let inbound = sqlx::query_as(INBOUND).fetch_all(&pool).await;
+        let answers = sqlx::query_as(ANSWERS).fetch_all(&pool).await;
+        pool.close().await;
+        Answered::of((inbound.unwrap_or_default(), answers.unwrap_or_default()))
+    }
+
+    /// [`Answered::read_sqlite`] from the PostgreSQL database at `url`.
+    pub async fn read_postgres(url: &str) -> Answered {
+        let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+        else {
+            return Answered::default();
+        };
+        let inbound = sqlx::query_as(INBOUND).fetch_all(&pool).await;
+        let answers = sqlx::query_as(ANSWERS).fetch_all(&pool).await;
+        pool.close().await;
+        Answered::of((inbound.unwrap_or_default(), answers.unwrap_or_default()))
+    }
+
+    fn of((inbound, answers): Rows) -> Answered {
+        let mut stored = Answered::default();
+        for (provider_id, id, unprocessed) in inbound {
+            if unprocessed {
+                stored.unprocessed.insert(id.clone());
+            }
+            stored.inbound.entry(provider_id).or_default().push(id);
+        }
+        for (key, status) in answers {
+            // relais:flow:{inbound id}:{rank}
+            let answered = key
+                .strip_prefix("relais:flow:")
+                .and_then(|rest| rest.rsplit_once(':'))
+                .map(|(id, _rank)| id.to_owned())
+                .unwrap_or(key);
+            stored.answers.entry(answered).or_default().push(status);
+        }
+        stored
+    }
+
+    /// Inbound messages stored, all provider ids together.
+    pub fn stored_count(&self) -> usize {
+        self.inbound.values().map(Vec::len).sum()
+    }
+}
+
+/// What became of the messages a server acknowledged.
+#[derive(Debug, Default)]
+pub struct InboundReport {
+    pub acknowledged: usize,
+    /// Requests sent again after getting no answer or a 503.
+    pub resent: usize,
+    /// Acknowledged and not stored.
+    pub lost: usize,
+    /// Stored more than once, or answered more than once (what the customer would see).
+    pub duplicated: usize,
+    /// Not answered, or the answer not sent.
+    pub stuck: usize,
+    /// Stored and not processed all the way.
+    pub unprocessed: usize,
+}
+
+impl InboundReport {
+    pub fn of(acknowledged: &[String], resent: usize, stored: &Answered) -> InboundReport {
+        let mut report = InboundReport {
+            acknowledged: acknowledged.len(),
+            resent,
+            unprocessed: stored.unprocessed.len(),
+            ..InboundReport::default()
+        };
+        for provider_id in acknowledged {
+            let Some(ids) = stored.inbound.get(provider_id) else {
+                report.lost += 1;
+                continue;
+            };
+            report.duplicated += ids.len() - 1;
+            for id in ids {
+                match stored.answers.get(id).map(Vec::as_slice) {
+                    None | Some([]) => report.stuck += 1,
+                    // Handed to the phone: the sandbox keeps a `delivered` receipt due in
+                    // memory, which a kill loses, as a real provider's would be redelivered.
+                    Some([status]) if matches!(status.as_str(), "sent" | "delivered" | "read") => {}
+                    Some([_not_sent]) => report.stuck += 1,
+                    Some(more) => report.duplicated += more.len() - 1,
+                }
+            }
+        }
+        report
+    }
+
+    pub fn settled(&self) -> bool {
+        self.lost == 0 && self.stuck == 0 && self.unprocessed == 0
+    }
+
+    /// What is not settled yet, to tell progress from a stall.
+    pub fn unsettled(&self) -> (usize, usize) {
+        (self.lost, self.stuck + self.unprocessed)
+    }
+}
+
+/// Reads what became of `acknowledged` until it is settled, or until nothing has changed
+/// for `stall` (a message a stop left midway is taken up again 30 s later, then at the
+/// next sweep, every 10 s: waiting for it is not being stuck).
+pub async fn settle<F, R>(
+    acknowledged: &[String],
+    resent: usize,
+    stall: std::time::Duration,
+    read: F,
+) -> InboundReport
+where
+    F: Fn() -> R,
+    R: std::future::Future<Output = Answered>,
+{
+    let mut report = InboundReport::of(acknowledged, resent, &read().await);
+    let mut unsettled = report.unsettled();
+    let mut progress_at = std::time::Instant::now();
+    while !report.settled() && progress_at.elapsed() < stall {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        report = InboundReport::of(acknowledged, resent, &read().await);
+        if report.unsettled() < unsettled {
+            unsettled = report.unsettled();
+            progress_at = std::time::Instant::now();
+        }
+    }
+    report
+}

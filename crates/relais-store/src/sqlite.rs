@@ -26,69 +26,81 @@ pub struct SqliteStore {
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// How often the log's size is looked at (one `stat`).
-const WAL_SIZE_CHECK_EVERY: Duration = Duration::from_millis(250);
+const WAL_SIZE_CHECK_EVERY: Duration = Duration::from_millis(100);
 
-/// Above this size the log is checkpointed and truncated even if that makes writers and
-/// readers wait. A PASSIVE checkpoint copies the log but SQLite only starts the log over
-/// when no reader still reads from it; with requests reading all the time that moment
-/// never came, and the log grew to 2.4 GB in a minute of single sends. TRUNCATE waits
-/// for the readers of the moment (milliseconds) and blocks writers while it copies:
-/// about 30-80 ms for 32 MiB here, once every few seconds at the heaviest load.
-pub const WAL_TRUNCATE_AT: u64 = 32 * 1024 * 1024;
+/// Above this size the log is checkpointed and started over even if that makes writers
+/// and readers wait. A PASSIVE checkpoint copies the log but SQLite only starts the log
+/// over when no reader still reads from it; with requests reading all the time that
+/// moment never came, and the log grew to 2.4 GB in a minute of single sends. RESTART
+/// waits for the readers of the moment (milliseconds) and blocks writers while it copies
+/// what the PASSIVE before it left; the next write then starts at the file's beginning.
+/// It does not cut the file: TRUNCATE did, and writers waited 26-41 ms for it about once
+/// a second under `relais bench inbound` (p99 52-60 ms; 29-34 ms with RESTART).
+pub const WAL_RESTART_AT: u64 = 32 * 1024 * 1024;
 
-/// After a checkpoint resets the log, SQLite cuts the file back to this size.
-const JOURNAL_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
+/// When the log starts over, SQLite cuts the file back to this size: the size it is
+/// restarted at, so that a steady load reuses the same blocks instead of cutting and
+/// growing the file every time.
+const JOURNAL_SIZE_LIMIT: u64 = WAL_RESTART_AT;
 
-/// Checkpoints the write-ahead log until the store closes: PASSIVE every second, TRUNCATE
-/// whenever the log passed [`WAL_TRUNCATE_AT`].
+/// Checkpoints the write-ahead log until the store closes: PASSIVE every second, RESTART
+/// whenever the log passed [`WAL_RESTART_AT`].
 async fn checkpoint_wal(pool: SqlitePool, wal: PathBuf) {
     let mut tick = tokio::time::interval(WAL_SIZE_CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_passive = tokio::time::Instant::now();
+    // The file keeps its size after a RESTART until the next commit starts the log over
+    // and cuts it back: until then its size says nothing new.
+    let mut size_at_restart = None;
     loop {
         tick.tick().await;
         if pool.is_closed() {
             return;
         }
         let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        let mode = if size > WAL_TRUNCATE_AT {
-            "TRUNCATE"
+        let mode = if size > WAL_RESTART_AT && size_at_restart != Some(size) {
+            "RESTART"
         } else if last_passive.elapsed() >= CHECKPOINT_EVERY {
             "PASSIVE"
         } else {
             continue;
         };
         last_passive = tokio::time::Instant::now();
-        if mode == "TRUNCATE" {
-            // Most of the log is copied first without holding anyone up; the TRUNCATE,
+        if mode == "RESTART" && size <= 2 * WAL_RESTART_AT {
+            // Most of the log is copied first without holding anyone up; the RESTART,
             // which blocks writers while it runs, then copies only what came meanwhile.
+            // Past twice the bound (writers faster than the copies: 8,000 single sends a
+            // second write 50 MB of log a second), writers wait for the whole copy
+            // instead, so that the log stops growing at once.
             if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(&pool)
                 .await
             {
-                tracing::debug!(error = %e, "the checkpoint before a truncation failed");
+                tracing::debug!(error = %e, "the checkpoint before a restart failed");
             }
         }
-        let statement = if mode == "TRUNCATE" {
-            "PRAGMA wal_checkpoint(TRUNCATE)"
+        let statement = if mode == "RESTART" {
+            "PRAGMA wal_checkpoint(RESTART)"
         } else {
             "PRAGMA wal_checkpoint(PASSIVE)"
         };
         match sqlx::query(statement).fetch_one(&pool).await {
             Ok(row) => {
                 use sqlx::Row;
-                // (busy, frames in the log, frames copied): busy = 1 when a TRUNCATE could
+                // (busy, frames in the log, frames copied): busy = 1 when a RESTART could
                 // not finish (a reader or writer outlasted the busy timeout).
                 let busy: i64 = row.try_get(0).unwrap_or(0);
-                if mode == "TRUNCATE" {
+                if mode == "RESTART" {
                     let after = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
                     if busy != 0 {
+                        size_at_restart = None;
                         tracing::warn!(
                             wal_bytes = size,
-                            "the write-ahead log is large and could not be truncated (busy); trying again"
+                            "the write-ahead log is large and could not be started over (busy); trying again"
                         );
                     } else {
-                        tracing::debug!(before = size, after, "write-ahead log truncated");
+                        size_at_restart = Some(after);
+                        tracing::debug!(before = size, after, "write-ahead log started over");
                     }
                 }
             }
@@ -230,7 +242,7 @@ impl SqliteStore {
     /// for it up to the busy timeout. sqlx's `begin()` says `BEGIN` (DEFERRED): the lock
     /// is then taken by the first write, and if the transaction read before it, SQLite
     /// answers SQLITE_BUSY at once, without calling the busy handler, whenever another
-    /// connection holds the lock. The checkpointer's TRUNCATE holds it while it waits for
+    /// connection holds the lock. The checkpointer's RESTART holds it while it waits for
     /// the readers of an older snapshot: the consent of a STOP (it reads its contact
     /// first) failed with "database is locked" about once per 20,000 messages of
     /// `relais bench inbound`.

@@ -117,7 +117,7 @@ async fn a_message_from_before_0025_has_no_campaign() {
 
 /// SQLite answers SQLITE_BUSY at once, without waiting out the busy timeout, to a
 /// transaction that read and then tries to write while another connection holds the
-/// write lock. A TRUNCATE checkpoint holds that lock while it waits for the readers of an
+/// write lock. A RESTART checkpoint holds that lock while it waits for the readers of an
 /// older snapshot; `relais bench inbound` lost about one message in 20,000 this way ("database
 /// is locked" on the consent a STOP records, which reads its contact first). The store's
 /// writes that read first must wait for the checkpoint like the others.
@@ -170,7 +170,7 @@ async fn a_write_that_reads_first_waits_for_a_checkpoint_held_by_an_old_reader()
         .await
         .expect("checkpointer");
     let checkpoint = tokio::spawn(async move {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        sqlx::query("PRAGMA wal_checkpoint(RESTART)")
             .fetch_one(&mut checkpointer)
             .await
             .map(|row| row.get::<i64, _>(0))

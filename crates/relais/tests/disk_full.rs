@@ -14,7 +14,7 @@ mod support;
 use relais_store::scratch::SmallDisk;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use support::inbound::{Answered, answer_every_message, settle};
+use support::inbound::{Answered, answer_everything, settle};
 use support::{ADMIN_KEY, Server, free_port};
 
 fn message(n: usize) -> serde_json::Value {
@@ -83,35 +83,14 @@ async fn a_full_disk_answers_503_stores_nothing_and_recovers_by_itself_with_noth
             ),
         }
     }
-    let health = client
-        .get(format!("{}/healthz", server.base))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        health.status().as_u16(),
+        health(&client, &server).await,
         503,
         "/healthz says the store cannot write"
     );
 
     // Space comes back: no restart, the server recovers by itself.
-    std::fs::remove_file(&ballast).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let health = client
-            .get(format!("{}/healthz", server.base))
-            .send()
-            .await
-            .unwrap();
-        if health.status().is_success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/healthz stayed 503 once space returned"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    space_back(&client, &server, &ballast).await;
     for m in n..n + 100 {
         let r = send(m).await.unwrap();
         assert_eq!(
@@ -164,6 +143,30 @@ async fn a_full_disk_answers_503_stores_nothing_and_recovers_by_itself_with_noth
     drop(disk);
 }
 
+/// The status `/healthz` answers.
+async fn health(client: &reqwest::Client, server: &Server) -> u16 {
+    client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .expect("/healthz answers")
+        .status()
+        .as_u16()
+}
+
+/// Gives the space back, and waits until the server says, by itself, that it can write.
+async fn space_back(client: &reqwest::Client, server: &Server, ballast: &std::path::Path) {
+    std::fs::remove_file(ballast).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while health(client, server).await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "/healthz stayed 503 once space returned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Checks a 503 (problem+json, with `Retry-After`); the problem.
 async fn assert_unavailable(r: reqwest::Response) -> serde_json::Value {
     assert!(
@@ -188,14 +191,7 @@ async fn customers_writing_on_a_full_disk_get_503_then_are_stored_and_answered_o
     let log = disk.path().join("serve.log");
     let server = Server::start_logging_to(&data, free_port(), &[("RELAIS_LOG", "warn")], log).await;
     let client = support::client();
-    let put = client
-        .put(format!("{}/v1/flows/answer-everything", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(&answer_every_message())
-        .send()
-        .await
-        .unwrap();
-    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+    answer_everything(&server.base).await;
     // Eight customers writing in turn, each message with its provider id; some bulk, so
     // that the disk fills after a few thousand.
     let write = |n: usize| {
@@ -240,31 +236,13 @@ async fn customers_writing_on_a_full_disk_get_503_then_are_stored_and_answered_o
         }
         n += 1;
     }
-    let health = client
-        .get(format!("{}/healthz", server.base))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        health.status().as_u16(),
+        health(&client, &server).await,
         503,
         "/healthz says the store cannot write"
     );
 
-    std::fs::remove_file(&ballast).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !client
-        .get(format!("{}/healthz", server.base))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "/healthz stayed 503 once space returned"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    space_back(&client, &server, &ballast).await;
     // The provider delivers the refused messages again, then customers write on.
     for &m in refused.iter().chain(&(n..n + 50).collect::<Vec<_>>()) {
         let r = write(m).await.unwrap();

@@ -17,11 +17,11 @@ mod support;
 use relais_smpp::{SimConfig, SimHandle};
 use serde_json::json;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{ADMIN_KEY, Server, free_port};
+use support::{ADMIN_KEY, Database, Server, free_port};
 
 /// The SMPP channel's window (one bind): the most messages submitted and not yet recorded,
 /// so the most a kill may send twice.
@@ -49,35 +49,6 @@ async fn simulator(throttle_rate: f64) -> SimHandle {
     )
     .await
     .unwrap()
-}
-
-/// Where the server keeps its messages: the test reads the outcome from there.
-enum Database {
-    Sqlite(PathBuf),
-    Postgres(relais_store::scratch::EmptyDatabase),
-}
-
-impl Database {
-    fn env(&self) -> Vec<(&'static str, String)> {
-        match self {
-            Database::Sqlite(_) => Vec::new(),
-            Database::Postgres(db) => vec![("RELAIS_DATABASE_URL", db.url.clone())],
-        }
-    }
-
-    /// Every message's status, by id.
-    async fn statuses(&self) -> HashMap<String, String> {
-        match self {
-            Database::Sqlite(path) => support::sqlite_statuses(path).await,
-            Database::Postgres(db) => support::postgres_statuses(&db.url).await,
-        }
-    }
-
-    async fn finish(self) {
-        if let Database::Postgres(db) = self {
-            db.drop_database().await;
-        }
-    }
 }
 
 /// Clients sending as long as `running`: some one message per request, one in batches.

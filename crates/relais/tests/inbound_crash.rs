@@ -17,12 +17,12 @@
 mod support;
 
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::inbound::{Answered, answer_every_message, settle};
-use support::{ADMIN_KEY, Server, free_port};
+use support::inbound::{answer_everything, settle};
+use support::{ADMIN_KEY, Database, Server, free_port};
 
 /// Customers writing at once, each one message after the other.
 const CUSTOMERS: usize = 24;
@@ -30,33 +30,6 @@ const CUSTOMERS: usize = 24;
 /// restarted server takes to resume a message a kill left midway (30 s, then a sweep every
 /// 10 s).
 const SETTLE_STALL: Duration = Duration::from_secs(60);
-
-enum Database {
-    Sqlite(PathBuf),
-    Postgres(relais_store::scratch::EmptyDatabase),
-}
-
-impl Database {
-    fn env(&self) -> Vec<(&'static str, String)> {
-        match self {
-            Database::Sqlite(_) => Vec::new(),
-            Database::Postgres(db) => vec![("RELAIS_DATABASE_URL", db.url.clone())],
-        }
-    }
-
-    async fn stored(&self) -> Answered {
-        match self {
-            Database::Sqlite(path) => Answered::read_sqlite(path).await,
-            Database::Postgres(db) => Answered::read_postgres(&db.url).await,
-        }
-    }
-
-    async fn finish(self) {
-        if let Database::Postgres(db) = self {
-            db.drop_database().await;
-        }
-    }
-}
 
 /// Customers writing as long as `running`, each message sent until acknowledged.
 struct Customers {
@@ -162,14 +135,7 @@ async fn until_acknowledged(customers: &Customers, more: usize, server: &Server)
 async fn kill_9_while_customers_write(db: Database, data: &Path, kills: usize) {
     let port = free_port();
     let mut server = serve(data, port, &db).await;
-    let put = support::client()
-        .put(format!("{}/v1/flows/answer-everything", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(&answer_every_message())
-        .send()
-        .await
-        .unwrap();
-    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+    answer_everything(&server.base).await;
     let customers = Customers::start(&server.base);
     for kill in 0..kills {
         until_acknowledged(&customers, 300 + 100 * kill, &server).await;
@@ -179,7 +145,7 @@ async fn kill_9_while_customers_write(db: Database, data: &Path, kills: usize) {
     until_acknowledged(&customers, 300, &server).await;
     let (acknowledged, resent) = customers.stop().await;
 
-    let report = settle(&acknowledged, resent, SETTLE_STALL, || db.stored()).await;
+    let report = settle(&acknowledged, resent, SETTLE_STALL, || db.answered()).await;
     eprintln!("inbound fault report (kill -9 ×{kills}): {report:?}");
     assert!(
         report.acknowledged > 1000,

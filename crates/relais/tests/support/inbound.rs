@@ -4,14 +4,26 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-/// A bot for every conversation: each message answers a question asked again, so each
-/// message gets exactly one answer.
-pub fn answer_every_message() -> serde_json::Value {
-    json!({
+/// Gives the server at `base` a bot for every conversation: each message answers a
+/// question asked again, so each message gets exactly one answer.
+pub async fn answer_everything(base: &str) {
+    let flow = json!({
         "entry": {"new_conversation": true},
         "start": "again",
         "nodes": {"again": {"type": "ask", "text": "Merci, c'est noté. Autre chose ?", "var": "last", "next": "again"}}
-    })
+    });
+    let put = super::client()
+        .put(format!("{base}/v1/flows/answer-everything"))
+        .bearer_auth(super::ADMIN_KEY)
+        .json(&flow)
+        .send()
+        .await
+        .expect("upload the flow");
+    assert!(
+        put.status().is_success(),
+        "{}",
+        put.text().await.unwrap_or_default()
+    );
 }
 
 /// What the store holds of the customers' messages and the bot's answers.

@@ -219,3 +219,42 @@ pub async fn sqlite_whereabouts(db: &Path, ids: &[&String]) -> Vec<String> {
     pool.close().await;
     out
 }
+
+/// Where a server keeps its messages: a test reads the outcome from there.
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(relais_store::scratch::EmptyDatabase),
+}
+
+impl Database {
+    /// The server's environment for this database.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Database::Sqlite(_) => Vec::new(),
+            Database::Postgres(db) => vec![("RELAIS_DATABASE_URL", db.url.clone())],
+        }
+    }
+
+    /// Every message's status, by id.
+    pub async fn statuses(&self) -> HashMap<String, String> {
+        match self {
+            Database::Sqlite(path) => sqlite_statuses(path).await,
+            Database::Postgres(db) => postgres_statuses(&db.url).await,
+        }
+    }
+
+    /// What became of the customers' messages and the bot's answers.
+    pub async fn answered(&self) -> inbound::Answered {
+        match self {
+            Database::Sqlite(path) => inbound::Answered::read_sqlite(path).await,
+            Database::Postgres(db) => inbound::Answered::read_postgres(&db.url).await,
+        }
+    }
+
+    /// Drops a PostgreSQL database made for the test.
+    pub async fn finish(self) {
+        if let Database::Postgres(db) = self {
+            db.drop_database().await;
+        }
+    }
+}

@@ -17,6 +17,7 @@ pub struct SqliteStore {
     /// The connection that copies the write-ahead log into the database file.
     checkpoint: SqlitePool,
     checkpointer: tokio::task::JoinHandle<()>,
+    wal_watcher: tokio::task::JoinHandle<()>,
     config: crate::config_cache::ConfigCache,
 }
 
@@ -43,22 +44,102 @@ pub const WAL_RESTART_AT: u64 = 32 * 1024 * 1024;
 /// growing the file every time.
 const JOURNAL_SIZE_LIMIT: u64 = WAL_RESTART_AT;
 
-/// Checkpoints the write-ahead log until the store closes: PASSIVE every second, RESTART
-/// whenever the log passed [`WAL_RESTART_AT`].
-async fn checkpoint_wal(pool: SqlitePool, wal: PathBuf) {
-    let mut tick = tokio::time::interval(WAL_SIZE_CHECK_EVERY);
+/// Past this size writes wait until the log is started over. The checkpointer copies the
+/// log once a second without holding anyone (PASSIVE), and that copy takes longer as the
+/// database grows: 8,000 single sends a second write 50 MB of log a second, and the log
+/// reached 136-145 MiB while a copy ran. Holding writes is what bounds it.
+pub const WAL_HOLD_WRITES_AT: u64 = 96 * 1024 * 1024;
+
+/// How often the watcher looks at the log's size (one `stat`): at 50 MB/s, 1 MB of log
+/// between looks.
+const WAL_WATCH_EVERY: Duration = Duration::from_millis(20);
+
+/// The longest a write waits for the log to start over. The checkpoint waits for readers
+/// up to the busy timeout (10 s); a write then goes on rather than fail.
+const WRITES_HELD_AT_MOST: Duration = Duration::from_secs(12);
+
+/// After a checkpoint could not start the log over (something read the database for
+/// longer than the busy timeout), writes are not held again for this long: holding them
+/// would stop the service for as long as that reader runs, and the log grows instead.
+const HOLD_PAUSED_AFTER_BUSY: Duration = Duration::from_secs(30);
+
+/// What the watcher, the checkpointer and the writers share about the log.
+struct WalState {
+    path: PathBuf,
+    /// True while writes wait for the log to start over.
+    hold: tokio::sync::watch::Sender<bool>,
+    /// The file keeps its size after a RESTART until the next commit starts the log over
+    /// and cuts it back: until then its size says nothing new.
+    size_at_restart: std::sync::atomic::AtomicU64,
+    hold_paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl WalState {
+    fn size(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn is_news(&self, size: u64) -> bool {
+        size != self
+            .size_at_restart
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn hold_paused(&self) -> bool {
+        self.hold_paused_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|until| tokio::time::Instant::now() < until)
+    }
+}
+
+/// Holds writes whenever the log passes [`WAL_HOLD_WRITES_AT`], until the checkpointer
+/// has started it over.
+async fn watch_wal(pool: SqlitePool, wal: std::sync::Arc<WalState>) {
+    let mut tick = tokio::time::interval(WAL_WATCH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_passive = tokio::time::Instant::now();
-    // The file keeps its size after a RESTART until the next commit starts the log over
-    // and cuts it back: until then its size says nothing new.
-    let mut size_at_restart = None;
     loop {
         tick.tick().await;
         if pool.is_closed() {
             return;
         }
-        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        let mode = if size > WAL_RESTART_AT && size_at_restart != Some(size) {
+        if *wal.hold.borrow() {
+            continue;
+        }
+        let size = wal.size();
+        if size > WAL_HOLD_WRITES_AT && wal.is_news(size) && !wal.hold_paused() {
+            tracing::debug!(wal_bytes = size, "writes wait for the log to start over");
+            wal.hold.send_replace(true);
+        }
+    }
+}
+
+/// Waits, before a write, while writes are held for the log.
+async fn room_in_the_log(mut hold: tokio::sync::watch::Receiver<bool>) {
+    if !*hold.borrow() {
+        return;
+    }
+    let _ = tokio::time::timeout(WRITES_HELD_AT_MOST, hold.wait_for(|held| !held)).await;
+}
+
+/// Checkpoints the write-ahead log until the store closes: PASSIVE every second, RESTART
+/// whenever the log passed [`WAL_RESTART_AT`] or writes are held.
+async fn checkpoint_wal(pool: SqlitePool, wal: std::sync::Arc<WalState>) {
+    let mut tick = tokio::time::interval(WAL_SIZE_CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut held = wal.hold.subscribe();
+    let mut last_passive = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            Ok(_) = held.wait_for(|held| *held) => {}
+        }
+        if pool.is_closed() {
+            return;
+        }
+        let holding = *wal.hold.borrow();
+        let size = wal.size();
+        let mode = if holding || (size > WAL_RESTART_AT && wal.is_news(size)) {
             "RESTART"
         } else if last_passive.elapsed() >= CHECKPOINT_EVERY {
             "PASSIVE"
@@ -66,12 +147,11 @@ async fn checkpoint_wal(pool: SqlitePool, wal: PathBuf) {
             continue;
         };
         last_passive = tokio::time::Instant::now();
-        if mode == "RESTART" && size <= 2 * WAL_RESTART_AT {
+        if mode == "RESTART" && !holding && size <= 2 * WAL_RESTART_AT {
             // Most of the log is copied first without holding anyone up; the RESTART,
             // which blocks writers while it runs, then copies only what came meanwhile.
-            // Past twice the bound (writers faster than the copies: 8,000 single sends a
-            // second write 50 MB of log a second), writers wait for the whole copy
-            // instead, so that the log stops growing at once.
+            // Past twice the bound (writers faster than the copies), writers wait for
+            // the whole copy instead, so that the log stops growing at once.
             if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(&pool)
                 .await
@@ -84,32 +164,41 @@ async fn checkpoint_wal(pool: SqlitePool, wal: PathBuf) {
         } else {
             "PRAGMA wal_checkpoint(PASSIVE)"
         };
-        match sqlx::query(statement).fetch_one(&pool).await {
-            Ok(row) => {
-                use sqlx::Row;
-                // (busy, frames in the log, frames copied): busy = 1 when a RESTART could
-                // not finish (a reader or writer outlasted the busy timeout).
-                let busy: i64 = row.try_get(0).unwrap_or(0);
-                if mode == "RESTART" {
-                    let after = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-                    if busy != 0 {
-                        size_at_restart = None;
-                        tracing::warn!(
-                            wal_bytes = size,
-                            "the write-ahead log is large and could not be started over (busy); trying again"
-                        );
-                    } else {
-                        size_at_restart = Some(after);
-                        tracing::debug!(before = size, after, "write-ahead log started over");
-                    }
-                }
+        let outcome = sqlx::query(statement).fetch_one(&pool).await;
+        if mode == "RESTART" {
+            use sqlx::Row;
+            // (busy, frames in the log, frames copied): busy = 1 when a RESTART could not
+            // finish (a reader or writer outlasted the busy timeout).
+            let busy = outcome
+                .as_ref()
+                .map(|row| row.try_get::<i64, _>(0).unwrap_or(0) != 0)
+                .unwrap_or(true);
+            let after = wal.size();
+            if busy {
+                wal.size_at_restart
+                    .store(u64::MAX, std::sync::atomic::Ordering::Release);
+                *wal.hold_paused_until
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) =
+                    Some(tokio::time::Instant::now() + HOLD_PAUSED_AFTER_BUSY);
+                tracing::warn!(
+                    wal_bytes = size,
+                    "the write-ahead log is large and could not be started over (busy); trying again"
+                );
+            } else {
+                wal.size_at_restart
+                    .store(after, std::sync::atomic::Ordering::Release);
+                tracing::debug!(before = size, after, "write-ahead log started over");
             }
-            Err(e) => {
-                if pool.is_closed() {
-                    return;
-                }
-                tracing::warn!(error = %e, mode, "cannot checkpoint the write-ahead log");
+            if holding {
+                wal.hold.send_replace(false);
             }
+        }
+        if let Err(e) = outcome {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, mode, "cannot checkpoint the write-ahead log");
         }
     }
 }
@@ -198,10 +287,25 @@ impl SqliteStore {
         // sqlx pings a pooled connection before lending it, by default: for SQLite, a
         // round trip to the connection's thread per statement that can only find the
         // thread gone, which the statement itself reports as well.
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
+        let wal = std::sync::Arc::new(WalState {
+            path: PathBuf::from(wal_path),
+            hold: tokio::sync::watch::Sender::new(false),
+            size_at_restart: std::sync::atomic::AtomicU64::new(u64::MAX),
+            hold_paused_until: Default::default(),
+        });
+        let hold = wal.hold.subscribe();
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .before_acquire(|conn, _meta| Box::pin(connection_is_clean(conn)))
+            .before_acquire(move |conn, _meta| {
+                let hold = hold.clone();
+                Box::pin(async move {
+                    room_in_the_log(hold).await;
+                    connection_is_clean(conn).await
+                })
+            })
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
@@ -213,9 +317,8 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options.clone().pragma("cache_size", CHECKPOINTER_CACHE))
             .await?;
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        let checkpointer = tokio::spawn(checkpoint_wal(checkpoint.clone(), PathBuf::from(wal)));
+        let checkpointer = tokio::spawn(checkpoint_wal(checkpoint.clone(), wal.clone()));
+        let wal_watcher = tokio::spawn(watch_wal(checkpoint.clone(), wal));
         let read = SqlitePoolOptions::new()
             .max_connections(READERS)
             .test_before_acquire(false)
@@ -226,6 +329,7 @@ impl SqliteStore {
             read,
             checkpoint,
             checkpointer,
+            wal_watcher,
             config: Default::default(),
         })
     }
@@ -269,15 +373,24 @@ impl SqliteStore {
 
     pub async fn close(&self) {
         self.checkpointer.abort();
+        self.wal_watcher.abort();
         self.checkpoint.close().await;
         self.write.close().await;
         self.read.close().await;
     }
 }
 
+/// The memory SQLite holds in this process, page caches included, in bytes.
+pub fn sqlite_memory_bytes() -> u64 {
+    // SAFETY: reads a counter that SQLite keeps under its own mutex; callable at any time.
+    let used = unsafe { libsqlite3_sys::sqlite3_memory_used() };
+    u64::try_from(used).unwrap_or(0)
+}
+
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.checkpointer.abort();
+        self.wal_watcher.abort();
     }
 }
 

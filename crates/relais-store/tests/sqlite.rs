@@ -212,3 +212,73 @@ async fn a_write_that_reads_first_waits_for_a_checkpoint_held_by_an_old_reader()
     );
     store.close().await;
 }
+
+/// Writers faster than the checkpoints (half a MiB per contact from four writers at once,
+/// 300 MiB in all) never take the log past its documented 128 MiB: it is started over past
+/// 32 MiB, copied with writers held past 64 MiB, and writes wait past 96 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_ahead_log_stays_under_its_bound_while_writers_outrun_the_checkpoints() {
+    use relais_store::NewContact;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Duration;
+
+    const BOUND: u64 = 128 * 1024 * 1024;
+    const WRITTEN: usize = 600; // contacts of 512 KiB: 300 MiB of log in all
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("relais.db");
+    let store = Arc::new(SqliteStore::open(&path).await.expect("open"));
+    let now = jiff::Timestamp::now();
+    let tenant = store.create_tenant("t", now).await.expect("tenant").id;
+
+    let wal = dir.path().join("relais.db-wal");
+    let peak = Arc::new(AtomicU64::new(0));
+    let writing = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (peak, writing) = (peak.clone(), writing.clone());
+        tokio::spawn(async move {
+            while writing.load(Ordering::Relaxed) {
+                let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+                peak.fetch_max(size, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (store, tenant) = (store.clone(), tenant.clone());
+            tokio::spawn(async move {
+                let filler = format!("{w}").repeat(512 * 1024);
+                let contact = NewContact {
+                    attributes: [("notes".to_owned(), serde_json::json!(filler))]
+                        .into_iter()
+                        .collect(),
+                    timezone: None,
+                    locale: None,
+                    identities: Vec::new(),
+                };
+                for _ in 0..WRITTEN / 4 {
+                    store
+                        .create_contact(&tenant, &contact, jiff::Timestamp::now())
+                        .await
+                        .expect("a write");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    writing.store(false, Ordering::Relaxed);
+    watcher.await.expect("watcher");
+    let peak = peak.load(Ordering::Relaxed);
+    eprintln!("write-ahead log peak: {:.1} MiB", peak as f64 / 1048576.0);
+    assert!(
+        peak > 32 * 1024 * 1024,
+        "the log never grew past where it is started over: the test wrote too little"
+    );
+    assert!(
+        peak <= BOUND,
+        "the log reached {:.1} MiB (bound 128 MiB)",
+        peak as f64 / 1048576.0
+    );
+}

@@ -1088,10 +1088,7 @@ async fn a_dead_endpoint_gets_a_few_probes_not_an_attempt_per_delivery(w: &World
     // The last round ran 10 s ago and left the circuit open; jitter may put the next
     // probe anywhere after that round, including before now.
     let last_round = w.clock.now() - SignedDuration::from_secs(10);
-    assert!(
-        open.retry_at.is_some_and(|at| at > last_round),
-        "{open:?}"
-    );
+    assert!(open.retry_at.is_some_and(|at| at > last_round), "{open:?}");
     assert_eq!(open.failing_since, Some(start()));
     assert_eq!(circuit(&alive.id), Circuit::default());
     // It comes back: the next probe closes the circuit and every event follows at once.

@@ -33,7 +33,7 @@ pub use messages::*;
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use receipt_watches::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, sqlite_memory_bytes};
 
 use async_trait::async_trait;
 use jiff::Timestamp;

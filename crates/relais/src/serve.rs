@@ -27,6 +27,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
+    if let Some(handle) = metrics.clone() {
+        tokio::spawn(drain_histograms(handle));
+    }
     let settings = HttpSettings {
         json_body_limit: config.json_body_limit,
         import_body_limit: config.import_body_limit,
@@ -226,6 +229,24 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// How often recorded histogram samples are folded into their summaries.
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds the histograms' samples into their summaries, and records the memory SQLite
+/// holds (`relais_sqlite_memory_bytes`). The recorder keeps every sample until it is
+/// folded, and without a scrape of `/metrics` nothing folded them: the server's memory
+/// grew with every request (+35 % over ten minutes of `relais bench soak`).
+async fn drain_histograms(handle: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+        metrics::gauge!("relais_sqlite_memory_bytes")
+            .set(relais_store::sqlite_memory_bytes() as f64);
+    }
 }
 
 #[cfg(test)]

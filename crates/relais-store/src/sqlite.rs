@@ -18,6 +18,7 @@ pub struct SqliteStore {
     checkpoint: SqlitePool,
     checkpointer: tokio::task::JoinHandle<()>,
     wal_watcher: tokio::task::JoinHandle<()>,
+    wal: std::sync::Arc<WalState>,
     config: crate::config_cache::ConfigCache,
 }
 
@@ -318,7 +319,7 @@ impl SqliteStore {
             .connect_with(options.clone().pragma("cache_size", CHECKPOINTER_CACHE))
             .await?;
         let checkpointer = tokio::spawn(checkpoint_wal(checkpoint.clone(), wal.clone()));
-        let wal_watcher = tokio::spawn(watch_wal(checkpoint.clone(), wal));
+        let wal_watcher = tokio::spawn(watch_wal(checkpoint.clone(), wal.clone()));
         let read = SqlitePoolOptions::new()
             .max_connections(READERS)
             .test_before_acquire(false)
@@ -330,6 +331,7 @@ impl SqliteStore {
             checkpoint,
             checkpointer,
             wal_watcher,
+            wal,
             config: Default::default(),
         })
     }
@@ -374,6 +376,8 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.checkpointer.abort();
         self.wal_watcher.abort();
+        // Nobody will start the log over now: writes that wait for it go on.
+        self.wal.hold.send_replace(false);
         self.checkpoint.close().await;
         self.write.close().await;
         self.read.close().await;

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 /// The bound docs/configuration.md gives for the `-wal` file.
 pub const WAL_BOUND_BYTES: u64 = 128 * 1024 * 1024;
 
-/// What SQLite may hold, by docs/configuration.md: 130 MiB of cached pages, counted by
-/// SQLite with their headers and its prepared statements (about a tenth more).
+/// The figure the soak holds SQLite's memory to: its page caches hold 130 MiB of pages
+/// (docs/configuration.md), and SQLite also counts their headers and its prepared
+/// statements.
 pub const SQLITE_MEMORY_BOUND_BYTES: u64 = 143 * 1024 * 1024;
 
 #[derive(Debug, clap::Args)]

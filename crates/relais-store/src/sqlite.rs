@@ -27,7 +27,7 @@ pub struct SqliteStore {
 /// second (a message's row through its statuses) are copied once per checkpoint.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// How often the log's size is looked at (one `stat`).
+/// How often the checkpointer looks at the log's size (as the watcher last saw it).
 const WAL_SIZE_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// Above this size the log is checkpointed and started over even if that makes writers
@@ -67,6 +67,8 @@ const HOLD_PAUSED_AFTER_BUSY: Duration = Duration::from_secs(30);
 /// What the watcher, the checkpointer and the writers share about the log.
 struct WalState {
     path: PathBuf,
+    /// The log's size at the watcher's last look.
+    seen_size: std::sync::atomic::AtomicU64,
     /// True while writes wait for the log to start over.
     hold: tokio::sync::watch::Sender<bool>,
     /// The file keeps its size after a RESTART until the next commit starts the log over
@@ -104,10 +106,12 @@ async fn watch_wal(pool: SqlitePool, wal: std::sync::Arc<WalState>) {
         if pool.is_closed() {
             return;
         }
+        let size = wal.size();
+        wal.seen_size
+            .store(size, std::sync::atomic::Ordering::Release);
         if *wal.hold.borrow() {
             continue;
         }
-        let size = wal.size();
         if size > WAL_HOLD_WRITES_AT && wal.is_news(size) && !wal.hold_paused() {
             tracing::debug!(wal_bytes = size, "writes wait for the log to start over");
             wal.hold.send_replace(true);
@@ -139,7 +143,7 @@ async fn checkpoint_wal(pool: SqlitePool, wal: std::sync::Arc<WalState>) {
             return;
         }
         let holding = *wal.hold.borrow();
-        let size = wal.size();
+        let size = wal.seen_size.load(std::sync::atomic::Ordering::Acquire);
         let mode = if holding || (size > WAL_RESTART_AT && wal.is_news(size)) {
             "RESTART"
         } else if last_passive.elapsed() >= CHECKPOINT_EVERY {
@@ -292,6 +296,7 @@ impl SqliteStore {
         wal_path.push("-wal");
         let wal = std::sync::Arc::new(WalState {
             path: PathBuf::from(wal_path),
+            seen_size: std::sync::atomic::AtomicU64::new(0),
             hold: tokio::sync::watch::Sender::new(false),
             size_at_restart: std::sync::atomic::AtomicU64::new(u64::MAX),
             hold_paused_until: Default::default(),

@@ -208,8 +208,9 @@ pub async fn run(args: SoakArgs, durability: relais_store::Durability) -> anyhow
     }
     let total = accepted.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
-    // Flat memory: SQLite's page caches fill as the database grows, up to their bound;
-    // everything else grows by no more than a fifth over the last two thirds of the run.
+    // Flat memory: SQLite's share (its page caches fill as the database grows) stays
+    // under SQLITE_MEMORY_BOUND_BYTES; everything else grows by no more than a fifth over
+    // the last two thirds of the run.
     let warm_at = (args.secs as f64 / 3.0).max(60.0);
     let warm = samples
         .iter()

@@ -28,7 +28,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .install_recorder()
         .ok();
     if let Some(handle) = metrics.clone() {
-        tokio::spawn(drain_histograms(handle));
+        tokio::spawn(keep_metrics(handle));
     }
     let settings = HttpSettings {
         json_body_limit: config.json_body_limit,
@@ -238,7 +238,7 @@ const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs
 /// holds (`relais_sqlite_memory_bytes`). The recorder keeps every sample until it is
 /// folded, and without a scrape of `/metrics` nothing folded them: the server's memory
 /// grew with every request (247 MiB instead of 198 after ten minutes of `relais bench soak`).
-async fn drain_histograms(handle: metrics_exporter_prometheus::PrometheusHandle) {
+async fn keep_metrics(handle: metrics_exporter_prometheus::PrometheusHandle) {
     let mut tick = tokio::time::interval(METRICS_UPKEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -1,1 +1,14 @@
-//! placeholder
+//! Relais's channels: the contract between the dispatcher and a channel ([`adapter`]),
+//! and one module per channel.
+//!
+//! An adapter sends what the engine hands it and tells the engine what its provider
+//! reported; the engine never asks which channel it talks to, and this crate knows
+//! nothing of the store or of the engine.
+
+pub mod adapter;
+pub mod event;
+
+pub use adapter::{
+    ChannelAdapter, DEFAULT_IN_FLIGHT, OutboundMessage, ProviderAck, Receipt, SendError,
+};
+pub use event::{Confirm, MessageRef, NewInbound, StatusReport};

@@ -2,7 +2,7 @@
 //! or rate-limited message), or sent; and what an adapter's answer makes of it (sent,
 //! retried, failed, moved to the next channel of its chain).
 
-use super::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
+use relais_channels::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
 use super::buckets::{Bucket, Buckets};
 use super::{DispatchError, Dispatcher, RoundReport};
 use jiff::{SignedDuration, Timestamp};

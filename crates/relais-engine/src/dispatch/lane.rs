@@ -10,7 +10,7 @@
 //! - On shutdown a lane starts nothing new, waits a bounded time for the answers of what it
 //!   sent, and gives back the rest.
 
-use super::adapter::{ProviderAck, SendError};
+use relais_channels::adapter::{ProviderAck, SendError};
 use super::decide::{PendingSend, expired};
 use super::settler::{SettleQueue, Settled};
 use super::{Dispatcher, RoundReport};

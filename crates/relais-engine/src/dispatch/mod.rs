@@ -15,7 +15,7 @@
 //! Time comes from the injected clock, and [`Dispatcher::run_once`] does one pass of the
 //! same steps (claim, triage, send, settle), so tests drive the dispatcher without sleeping.
 
-mod adapter;
+
 mod buckets;
 mod decide;
 mod held;
@@ -25,7 +25,7 @@ mod registry;
 mod runner;
 mod settler;
 
-pub use adapter::{
+pub use relais_channels::adapter::{
     ChannelAdapter, DEFAULT_IN_FLIGHT, OutboundMessage, ProviderAck, Receipt, SendError,
 };
 pub use receipts::{apply_channel_receipt, apply_provider_receipt, apply_receipt_to};

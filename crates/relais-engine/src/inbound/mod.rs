@@ -56,21 +56,7 @@ pub const MESSAGE_RECEIVED: &str = "message.received";
 /// Messages taken up per round of [`InboundPipeline::resume_unfinished`].
 const RESUME_BATCH: u32 = 500;
 
-/// A message as a channel received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewInbound {
-    pub tenant_id: String,
-    pub channel: ChannelKind,
-    /// The configured channel it arrived on, when there is one.
-    pub channel_id: Option<String>,
-    /// The sender as the provider wrote it.
-    pub from: String,
-    /// The number, short code or account it was sent to.
-    pub to: String,
-    pub text: String,
-    /// The provider's id for the message; a redelivery with the same id is stored once.
-    pub provider_id: Option<String>,
-}
+pub use relais_channels::NewInbound;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Received {

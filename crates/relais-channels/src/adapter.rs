@@ -103,4 +103,6 @@ pub trait ChannelAdapter: Send + Sync {
     fn max_in_flight(&self) -> usize {
         DEFAULT_IN_FLIGHT
     }
+    /// Stops the channel (closes its connections); called when it is removed or replaced.
+    fn close(&self) {}
 }

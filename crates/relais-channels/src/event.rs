@@ -45,7 +45,8 @@ pub struct StatusReport {
     pub channel_id: String,
     pub message: MessageRef,
     pub status: MessageStatus,
-    pub at: Timestamp,
+    /// When the provider says it happened; `None` for when the engine receives it.
+    pub at: Option<Timestamp>,
     /// What the provider said, for the message's event log.
     pub detail: Option<String>,
 }

@@ -6,9 +6,16 @@
 //! nothing of the store or of the engine.
 
 pub mod adapter;
+pub mod configured;
 pub mod event;
+pub mod sim;
+pub mod smpp;
 
 pub use adapter::{
     ChannelAdapter, DEFAULT_IN_FLIGHT, OutboundMessage, ProviderAck, Receipt, SendError,
+};
+pub use configured::{
+    ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Started, check_config, kind_of,
+    start,
 };
 pub use event::{Confirm, MessageRef, NewInbound, StatusReport};

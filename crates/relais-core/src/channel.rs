@@ -73,6 +73,19 @@ impl ChannelKind {
 }
 
 impl ChannelKind {
+    /// The kinds a sandbox server has: simulated phones, no provider.
+    pub const SANDBOXES: &'static [ChannelKind] = &[ChannelKind::Sim];
+
+    /// The kind a bare phone number is kept under as a contact's identity: SMS reaches
+    /// every phone, and the other phone channels find the number there.
+    pub const PHONE_NUMBER: ChannelKind = ChannelKind::Sms;
+
+    /// Simulated phones (the sandbox): they stand in for phones, SMS segments included,
+    /// and are never picked for a contact who has a real channel.
+    pub fn is_sandbox(self) -> bool {
+        Self::SANDBOXES.contains(&self)
+    }
+
     /// How long after the customer's last message a free-form reply may be sent, on a
     /// channel that limits it (WhatsApp, Messenger and Instagram: 24 hours); past it only
     /// an approved template may go. `None`: replies are never closed.

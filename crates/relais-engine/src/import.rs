@@ -89,7 +89,7 @@ impl Columns {
                         .map_err(|e| ImportError::Header(format!("column `{name}`: {e}")))?,
                 )
             } else if lower == "phone" || lower == "mobile" {
-                Column::Identity(ChannelKind::Sms)
+                Column::Identity(ChannelKind::PHONE_NUMBER)
             } else if let Ok(kind) = lower.parse::<ChannelKind>() {
                 Column::Identity(kind)
             } else if lower == "timezone" || lower == "time_zone" {

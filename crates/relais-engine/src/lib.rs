@@ -2,6 +2,7 @@
 //! channels.
 
 pub mod agents;
+pub mod channels;
 pub mod conversations;
 pub mod crm;
 pub mod dispatch;
@@ -16,7 +17,6 @@ pub mod replies;
 pub mod secrets;
 pub mod send;
 pub mod sim;
-pub mod smpp_channel;
 pub mod smpp_server;
 pub mod tenants;
 pub mod webhooks;

@@ -1,197 +1,43 @@
-//! The `sim` sandbox channel: simulated phones inside Relais. A phone keeps what it
-//! received (`GET /v1/sim/phones/{number}/messages`), reports `delivered` and `read` after
-//! configurable delays on the injected clock, and can reply.
+//! The `sim` sandbox channel's side in the engine: its phones' log kept in the store, and
+//! a phone's reply taken through the inbound pipeline. The adapter itself is
+//! [`relais_channels::sim`].
 
-use crate::dispatch::{ChannelAdapter, OutboundMessage, ProviderAck, Receipt, SendError};
-use crate::inbound::{InboundError, InboundPipeline, NewInbound, Received};
+use crate::inbound::{InboundError, InboundPipeline, Received};
 use async_trait::async_trait;
-use jiff::{SignedDuration, Timestamp};
-use relais_core::channel::ChannelKind;
+use relais_channels::sim::{PhoneEntry, PhoneLog};
+pub use relais_channels::sim::{RECEIVED, SENT, SimAdapter, SimConfig, display_text};
 use relais_core::clock::Clock;
-use relais_core::content::{Body, Content};
-use relais_core::status::MessageStatus;
 use relais_store::{SimEntry, Store};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// How simulated phones behave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimConfig {
-    /// Delay before the `delivered` receipt; `None` sends none.
-    pub delivered_after: Option<SignedDuration>,
-    /// Delay (after sending) before the `read` receipt; `None` sends none.
-    pub read_after: Option<SignedDuration>,
-}
+/// The phones' log in the store.
+struct StoredPhoneLog(Arc<dyn Store>);
 
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig {
-            delivered_after: Some(SignedDuration::from_secs(1)),
-            read_after: None,
-        }
-    }
-}
-
-/// Direction of a simulated phone's message, seen from the phone.
-pub const RECEIVED: &str = "received";
-pub const SENT: &str = "sent";
-
-pub struct SimAdapter {
-    store: Arc<dyn Store>,
-    config: SimConfig,
-    pending: Mutex<Vec<Receipt>>,
-    /// What the phones received since the last flush, by tenant.
-    received: Mutex<Vec<(String, SimEntry)>>,
-    sink: Option<Sink>,
-}
-
-/// A development aid: an HTTP endpoint that sees every simulated send, so that a test
-/// outside the process can count what was sent.
-struct Sink {
-    url: String,
-    client: reqwest::Client,
-}
-
-impl SimAdapter {
-    pub fn new(store: Arc<dyn Store>, config: SimConfig) -> Self {
-        SimAdapter {
-            store,
-            config,
-            pending: Mutex::new(Vec::new()),
-            received: Mutex::new(Vec::new()),
-            sink: None,
-        }
-    }
-
-    /// Also POSTs every send, as `{"message_id", "to", "text"}` with the message id in the
-    /// `Idempotency-Key` header, to `url` before acknowledging it; a send the sink does not
-    /// answer with 2xx is a transient error (retried). The sink plays the provider: the
-    /// message id is the client reference a real provider dedupes on, because a crash
-    /// between its acknowledgement and the settling transaction sends the message again.
-    pub fn with_sink(mut self, url: impl Into<String>) -> Result<Self, String> {
-        let _already_installed = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .user_agent("Relais-Sim-Sink/1")
-            .build()
-            .map_err(|e| e.to_string())?;
-        self.sink = Some(Sink {
-            url: url.into(),
-            client,
-        });
-        Ok(self)
-    }
-}
-
-/// What a phone shows for a content: its text, or a short description of rich content.
-pub fn display_text(content: &Content) -> String {
-    match &content.body {
-        Body::Text(text) => text.clone(),
-        Body::Media(media) => media
-            .caption
-            .clone()
-            .unwrap_or_else(|| format!("[media] {}", media.url)),
-        Body::Card(card) => match &card.text {
-            Some(text) => format!("{}\n{text}", card.title),
-            None => card.title.clone(),
-        },
-        Body::Carousel(cards) => cards
-            .iter()
-            .map(|c| c.title.clone())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        Body::Location(l) => l
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("[location] {}, {}", l.lat, l.lon)),
-        Body::Template(t) => format!("[template] {}", t.name),
+fn stored(entry: PhoneEntry) -> SimEntry {
+    SimEntry {
+        id: entry.id,
+        number: entry.number,
+        direction: entry.direction,
+        message_id: entry.message_id,
+        text: entry.text,
+        at: entry.at,
     }
 }
 
 #[async_trait]
-impl ChannelAdapter for SimAdapter {
-    fn kind(&self) -> ChannelKind {
-        ChannelKind::Sim
+impl PhoneLog for StoredPhoneLog {
+    async fn record(&self, tenant: &str, entries: Vec<PhoneEntry>) {
+        let entries: Vec<SimEntry> = entries.into_iter().map(stored).collect();
+        // The phones' log is a sandbox view: losing it must not fail sends that went out.
+        if let Err(e) = self.0.sim_record(tenant, &entries).await {
+            tracing::error!(error = %e, tenant, "the simulated phones' log was not written");
+        }
     }
+}
 
-    async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError> {
-        let entry = SimEntry {
-            id: relais_core::ids::new_id(),
-            number: message.to.clone(),
-            direction: RECEIVED.into(),
-            message_id: Some(message.message_id.clone()),
-            text: display_text(&message.content),
-            at: message.now,
-        };
-        if let Some(sink) = &self.sink {
-            let body = serde_json::json!({
-                "message_id": message.message_id,
-                "to": entry.number,
-                "text": entry.text,
-            });
-            let response = sink
-                .client
-                .post(&sink.url)
-                .header("idempotency-key", message.message_id.as_str())
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| SendError::transient("sink_unreachable", e.to_string()))?;
-            if !response.status().is_success() {
-                return Err(SendError::transient(
-                    "sink_refused",
-                    format!("the sim sink answered {}", response.status()),
-                ));
-            }
-        }
-        let provider_id = format!("sim-{}", entry.id);
-        self.received
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((message.tenant_id.clone(), entry));
-        let later = |d: SignedDuration| message.now.checked_add(d).unwrap_or(Timestamp::MAX);
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(d) = self.config.delivered_after {
-            pending.push(Receipt {
-                message_id: message.message_id.clone(),
-                status: MessageStatus::Delivered,
-                at: later(d),
-                detail: Some("the simulated phone received the message".into()),
-            });
-        }
-        if let Some(d) = self.config.read_after {
-            pending.push(Receipt {
-                message_id: message.message_id.clone(),
-                status: MessageStatus::Read,
-                at: later(d),
-                detail: Some("the simulated phone's user read the message".into()),
-            });
-        }
-        Ok(ProviderAck { provider_id })
-    }
-
-    async fn flush(&self) {
-        let received =
-            std::mem::take(&mut *self.received.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut by_tenant: std::collections::BTreeMap<String, Vec<SimEntry>> = Default::default();
-        for (tenant, entry) in received {
-            by_tenant.entry(tenant).or_default().push(entry);
-        }
-        for (tenant, entries) in by_tenant {
-            // The phones' log is a sandbox view: losing it must not fail sends that
-            // went out.
-            if let Err(e) = self.store.sim_record(&tenant, &entries).await {
-                tracing::error!(error = %e, tenant, "the simulated phones' log was not written");
-            }
-        }
-    }
-
-    async fn poll_receipts(&self, now: Timestamp) -> Vec<Receipt> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let (due, later): (Vec<Receipt>, Vec<Receipt>) =
-            pending.drain(..).partition(|r| r.at <= now);
-        *pending = later;
-        due
-    }
+/// The sandbox phones, their log kept in `store`.
+pub fn adapter(store: Arc<dyn Store>, config: SimConfig) -> SimAdapter {
+    SimAdapter::new(Arc::new(StoredPhoneLog(store)), config)
 }
 
 /// What a simulated phone's reply became.
@@ -205,8 +51,7 @@ pub struct Replied {
 
 /// A simulated phone writes to the tenant: the reply goes through the same inbound path as
 /// any channel's (stored once per `provider_id`, tied to its contact, annotated by NLU) and
-/// is kept in the phone's log. Without a `provider_id` every reply is a new message; with
-/// one, a test can play a provider that delivers the same message twice.
+/// is kept in the phone's log (see [`relais_channels::sim::phone_reply`]).
 pub async fn reply(
     pipeline: &InboundPipeline,
     store: &dyn Store,
@@ -219,25 +64,10 @@ pub async fn reply(
     if text.trim().is_empty() {
         return Err(InboundError::Invalid("`text` must not be empty".into()));
     }
-    let entry = SimEntry {
-        id: relais_core::ids::new_id(),
-        number: number.to_owned(),
-        direction: SENT.into(),
-        message_id: None,
-        text: text.to_owned(),
-        at: clock.now(),
-    };
-    let inbound = pipeline
-        .receive(NewInbound {
-            tenant_id: tenant.to_owned(),
-            channel: ChannelKind::Sim,
-            channel_id: None,
-            from: number.to_owned(),
-            to: "sim".into(),
-            text: text.to_owned(),
-            provider_id: Some(provider_id.unwrap_or_else(|| format!("sim-{}", entry.id))),
-        })
-        .await?;
+    let (entry, message) =
+        relais_channels::sim::phone_reply(tenant, number, text, provider_id, clock.now());
+    let inbound = pipeline.receive(message).await?;
+    let entry = stored(entry);
     store
         .sim_record(tenant, std::slice::from_ref(&entry))
         .await?;

@@ -378,7 +378,7 @@ impl SubmitHandler<Esme> for Handler {
             }
         };
         let request = SendRequest {
-            to: Recipient::Phone(crate::smpp_channel::e164_or_raw(&message.destination)),
+            to: Recipient::Phone(relais_channels::smpp::e164_or_raw(&message.destination)),
             channel: None,
             channels: None,
             content: Some(Content::text(text.clone())),

@@ -18,7 +18,7 @@ use relais_engine::dispatch::{
 use relais_engine::send::{
     AcceptContext, AcceptError, Accepted, Idempotency, SANDBOX_KINDS, SendRequest, accept,
 };
-use relais_engine::sim::{SimAdapter, SimConfig};
+use relais_engine::sim::SimConfig;
 use relais_engine::webhooks::WebhookWorker;
 use relais_store::scratch::ScratchDatabase;
 use relais_store::{MessageEvent, MessageWithEvents, SqliteStore, Store};
@@ -204,8 +204,9 @@ impl World {
             lease_owner: "test".into(),
             ..Default::default()
         };
-        let mut d = Dispatcher::new(self.store.clone(), self.clock.clone(), config)
-            .with_adapter(Arc::new(SimAdapter::new(self.store.clone(), sim)));
+        let mut d = Dispatcher::new(self.store.clone(), self.clock.clone(), config).with_adapter(
+            Arc::new(relais_engine::sim::adapter(self.store.clone(), sim)),
+        );
         for a in adapters {
             d = d.with_adapter(a);
         }
@@ -633,7 +634,7 @@ async fn the_rate_limit_spreads_sends_over_time(w: &World) {
         ..Default::default()
     };
     let d = Dispatcher::new(w.store.clone(), w.clock.clone(), config).with_adapter(Arc::new(
-        SimAdapter::new(w.store.clone(), SimConfig::default()),
+        relais_engine::sim::adapter(w.store.clone(), SimConfig::default()),
     ));
     // Only what the bucket allows is claimed: the other two wait in the outbox, neither
     // claimed nor rescheduled.
@@ -670,7 +671,7 @@ async fn each_sender_is_paced_at_its_own_rate(w: &World) {
         ..Default::default()
     };
     let d = Dispatcher::new(w.store.clone(), w.clock.clone(), config).with_adapter(Arc::new(
-        SimAdapter::new(w.store.clone(), SimConfig::default()),
+        relais_engine::sim::adapter(w.store.clone(), SimConfig::default()),
     ));
     let sent_of = |from: &'static str| {
         let ids = ids[from].clone();
@@ -772,7 +773,7 @@ async fn a_large_batch_is_stored_and_dispatched(w: &World) {
         ..Default::default()
     };
     let d = Dispatcher::new(w.store.clone(), w.clock.clone(), config).with_adapter(Arc::new(
-        SimAdapter::new(w.store.clone(), SimConfig::default()),
+        relais_engine::sim::adapter(w.store.clone(), SimConfig::default()),
     ));
     let started = std::time::Instant::now();
     let report = d.run_until_idle(20).await.unwrap();
@@ -1033,7 +1034,10 @@ impl World {
             ..Default::default()
         };
         let report = Dispatcher::new(self.store.clone(), self.clock.clone(), config)
-            .with_adapter(Arc::new(SimAdapter::new(self.store.clone(), silent)))
+            .with_adapter(Arc::new(relais_engine::sim::adapter(
+                self.store.clone(),
+                silent,
+            )))
             .run_until_idle(1_000)
             .await
             .unwrap();

@@ -59,7 +59,7 @@ pub struct AppState {
     /// Where every channel's inbound messages go (keywords, conversations, NLU).
     pub inbound: Arc<InboundPipeline>,
     /// Configured SMPP channels; `relais serve` hands their registry to the dispatcher.
-    pub channels: relais_engine::smpp_channel::SmppChannels,
+    pub channels: relais_engine::channels::ConfiguredChannels,
     /// The accept path: sends and batches are stored in groups (one transaction for the
     /// requests that arrive together).
     pub acceptor: relais_engine::send::Acceptor,
@@ -87,7 +87,8 @@ impl AppState {
         let rules = AddressRules {
             default_country: settings.default_country,
         };
-        let channels = relais_engine::smpp_channel::SmppChannels::new(store.clone(), clock.clone());
+        let channels =
+            relais_engine::channels::ConfiguredChannels::new(store.clone(), clock.clone());
         let events = relais_engine::events::Events::new(store.clone(), clock.clone());
         let inbound = Arc::new(
             InboundPipeline::new(

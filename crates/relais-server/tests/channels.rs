@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use relais_core::clock::{Clock, SystemClock};
 use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
-use relais_engine::sim::SimAdapter;
 use relais_engine::tenants::{Bootstrap, bootstrap};
 use relais_server::{AppState, HttpSettings, router};
 use relais_smpp::{SimConfig, SimHandle};
@@ -42,7 +41,7 @@ async fn api() -> Api {
         },
     )
     .with_registry(state.channels.registry())
-    .with_adapter(Arc::new(SimAdapter::new(
+    .with_adapter(Arc::new(relais_engine::sim::adapter(
         store.clone(),
         relais_engine::sim::SimConfig {
             delivered_after: Some(jiff::SignedDuration::ZERO),

@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode, header};
 use jiff::SignedDuration;
 use relais_core::clock::{Clock, ManualClock};
 use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
-use relais_engine::sim::{SimAdapter, SimConfig};
+use relais_engine::sim::SimConfig;
 use relais_engine::tenants::{Bootstrap, bootstrap};
 use relais_server::{AppState, HttpSettings, router};
 use relais_store::{SqliteStore, Store};
@@ -43,7 +43,7 @@ async fn api() -> Api {
         ..Default::default()
     };
     let dispatcher = Dispatcher::new(store.clone(), clock.clone(), config).with_adapter(Arc::new(
-        SimAdapter::new(store.clone(), SimConfig::default()),
+        relais_engine::sim::adapter(store.clone(), SimConfig::default()),
     ));
     Api {
         app: router(state),

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use relais_core::clock::{Clock, ManualClock};
 use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
-use relais_engine::sim::{SimAdapter, SimConfig};
+use relais_engine::sim::SimConfig;
 use relais_engine::tenants::{Bootstrap, bootstrap};
 use relais_engine::webhooks::{Destinations, HttpPoster};
 use relais_server::{AppState, HttpSettings, router};
@@ -94,7 +94,7 @@ impl Api {
         };
         let mut dispatcher =
             Dispatcher::new(self.store.clone(), self.clock.clone(), config).with_adapter(Arc::new(
-                SimAdapter::new(self.store.clone(), SimConfig::default()),
+                relais_engine::sim::adapter(self.store.clone(), SimConfig::default()),
             ));
         if let Some(destinations) = webhooks {
             let poster = HttpPoster::with_destinations(destinations).unwrap();

@@ -2,10 +2,10 @@
 //! or rate-limited message), or sent; and what an adapter's answer makes of it (sent,
 //! retried, failed, moved to the next channel of its chain).
 
-use relais_channels::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
 use super::buckets::{Bucket, Buckets};
 use super::{DispatchError, Dispatcher, RoundReport};
 use jiff::{SignedDuration, Timestamp};
+use relais_channels::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
 use relais_core::channel::ChannelKind;
 use relais_core::consent::{Purpose, may_send};
 use relais_core::content::{ChannelCapabilities, Content, degrade};

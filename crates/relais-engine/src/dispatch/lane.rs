@@ -10,12 +10,12 @@
 //! - On shutdown a lane starts nothing new, waits a bounded time for the answers of what it
 //!   sent, and gives back the rest.
 
-use relais_channels::adapter::{ProviderAck, SendError};
 use super::decide::{PendingSend, expired};
 use super::settler::{SettleQueue, Settled};
 use super::{Dispatcher, RoundReport};
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
+use relais_channels::adapter::{ProviderAck, SendError};
 use relais_core::retry::ErrorClass;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;

@@ -15,7 +15,6 @@
 //! Time comes from the injected clock, and [`Dispatcher::run_once`] does one pass of the
 //! same steps (claim, triage, send, settle), so tests drive the dispatcher without sleeping.
 
-
 mod buckets;
 mod decide;
 mod held;
@@ -25,11 +24,11 @@ mod registry;
 mod runner;
 mod settler;
 
+pub use receipts::{apply_channel_receipt, apply_provider_receipt, apply_receipt_to};
+pub use registry::{ChannelRegistry, ReceiptAck, ReceiptInbox};
 pub use relais_channels::adapter::{
     ChannelAdapter, DEFAULT_IN_FLIGHT, OutboundMessage, ProviderAck, Receipt, SendError,
 };
-pub use receipts::{apply_channel_receipt, apply_provider_receipt, apply_receipt_to};
-pub use registry::{ChannelRegistry, ReceiptAck, ReceiptInbox};
 pub use runner::{DispatcherHandle, spawn_dispatcher, spawn_dispatcher_with};
 
 use decide::{PendingSend, Triage};

@@ -1,8 +1,8 @@
 //! What the API, the channels and the dispatcher share: the adapters of configured
 //! channels, the receipts the channels read, and the hand-off queue.
 
-use relais_channels::adapter::ChannelAdapter;
 use crate::handoff::Handoff;
+use relais_channels::adapter::ChannelAdapter;
 use relais_store::MessageEvent;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

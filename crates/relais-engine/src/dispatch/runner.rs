@@ -377,13 +377,13 @@ pub fn spawn_dispatcher_with(
     config: DispatcherConfig,
     registry: ChannelRegistry,
 ) -> DispatcherHandle {
-    let mut sim = crate::sim::SimAdapter::new(store.clone(), config.sim.clone());
+    let mut sim = crate::sim::adapter(store.clone(), config.sim.clone());
     if let Some(url) = &config.sim_sink_url {
         sim = match sim.with_sink(url.clone()) {
             Ok(sim) => sim,
             Err(e) => {
                 tracing::error!(error = %e, "the sim sink is off: no HTTP client");
-                crate::sim::SimAdapter::new(store.clone(), config.sim.clone())
+                crate::sim::adapter(store.clone(), config.sim.clone())
             }
         };
     }

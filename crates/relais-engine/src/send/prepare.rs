@@ -105,7 +105,7 @@ pub(super) fn check(
                 .map_err(|e| invalid(&pointer, e.to_string()))?;
             region = Some(phone.region());
             Target::Identity(Identity {
-                channel: ChannelKind::Sms,
+                channel: ChannelKind::PHONE_NUMBER,
                 address: phone.into_string(),
             })
         }
@@ -633,7 +633,7 @@ fn zone_of_country(country: &str) -> Option<TimeZone> {
 /// phones.
 pub fn segments_for(content: &Content, kind: ChannelKind) -> Option<i64> {
     let caps = ChannelCapabilities::for_kind(kind);
-    let sms_like = matches!(caps.text_limit, TextLimit::SmsSegments(_)) || kind == ChannelKind::Sim;
+    let sms_like = matches!(caps.text_limit, TextLimit::SmsSegments(_)) || kind.is_sandbox();
     if !sms_like {
         return None;
     }

@@ -10,7 +10,7 @@ use relais_store::Store;
 use std::collections::HashMap;
 
 /// The channel kinds a sandbox server routes to when a request names no channel.
-pub const SANDBOX_KINDS: &[ChannelKind] = &[ChannelKind::Sim];
+pub const SANDBOX_KINDS: &[ChannelKind] = ChannelKind::SANDBOXES;
 
 pub(crate) fn channel_kind(name: &str, pointer: &str) -> Result<ChannelKind, AcceptError> {
     name.parse::<ChannelKind>()
@@ -19,10 +19,7 @@ pub(crate) fn channel_kind(name: &str, pointer: &str) -> Result<ChannelKind, Acc
 
 /// The channel kind a configured channel of provider kind `kind` (`smpp`, …) sends on.
 pub fn configured_kind(kind: &str) -> Option<ChannelKind> {
-    match kind {
-        "smpp" => Some(ChannelKind::Sms),
-        other => other.parse().ok(),
-    }
+    relais_channels::kind_of(kind).or_else(|| kind.parse().ok())
 }
 
 /// A channel kind, or the kind of a configured channel named in the request.
@@ -143,7 +140,7 @@ pub(super) fn pick_route(
             if let Some(identity) = contact
                 .identities
                 .iter()
-                .find(|i| i.channel != ChannelKind::Sim && configured.contains(&i.channel))
+                .find(|i| !i.channel.is_sandbox() && configured.contains(&i.channel))
             {
                 return Ok(FallbackChain::single(identity.channel.as_str()));
             }
@@ -152,8 +149,8 @@ pub(super) fn pick_route(
                     .identities
                     .iter()
                     .any(|i| i.channel.is_phone_addressed());
-            if phone && configured.contains(&ChannelKind::Sim) {
-                return Ok(FallbackChain::single(ChannelKind::Sim.as_str()));
+            if phone && let Some(sandbox) = configured.iter().find(|kind| kind.is_sandbox()) {
+                return Ok(FallbackChain::single(sandbox.as_str()));
             }
             Err(invalid(
                 &at("/channel"),

@@ -11,7 +11,6 @@ use axum::routing::{get, post};
 use relais_core::channel::ChannelKind;
 use relais_core::tenant::Scope;
 use relais_engine::secrets::SECRET_KEYS;
-use relais_engine::smpp_channel;
 use relais_engine::smpp_server::IssueError;
 use relais_store::{ChannelRecord, NewChannel};
 use serde::{Deserialize, Serialize};
@@ -78,12 +77,13 @@ pub async fn create_channel(
     ApiJson(body): ApiJson<CreateChannel>,
 ) -> ApiResult<(StatusCode, axum::Json<ChannelView>)> {
     caller.require(Scope::Admin)?;
-    if body.kind != smpp_channel::KIND {
+    if !relais_channels::configured::KINDS.contains(&body.kind.as_str()) {
         return Err(ApiError::invalid_field(
             "/kind",
             format!(
-                "`{}` channels cannot be configured yet; use `smpp`",
-                body.kind
+                "`{}` channels cannot be configured yet; use one of: {}",
+                body.kind,
+                relais_channels::configured::KINDS.join(", ")
             ),
         ));
     }
@@ -101,7 +101,7 @@ pub async fn create_channel(
             format!("`{name}` is a channel kind; choose another name"),
         ));
     }
-    smpp_channel::parse_config(&body.config)
+    relais_channels::check_config(&body.kind, &body.config)
         .map_err(|e| ApiError::invalid_field(&format!("/config{}", e.pointer), e.detail))?;
     let record = state
         .store

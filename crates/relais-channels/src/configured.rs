@@ -1,0 +1,113 @@
+//! Channels an operator configures (`POST /v1/channels` with a `kind` and a `config`):
+//! which kinds exist, how a config is checked, and how a channel is started. The engine
+//! runs every configured channel the same way through [`start`], whatever its kind.
+
+use crate::adapter::ChannelAdapter;
+use crate::event::{Confirm, NewInbound, StatusReport};
+use async_trait::async_trait;
+use relais_core::channel::ChannelKind;
+use std::sync::Arc;
+
+/// The kinds of channel an operator can configure.
+pub const KINDS: &[&str] = &[crate::smpp::KIND];
+
+/// A bad `config` of a channel (or a kind that does not exist).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pointer}: {detail}")]
+pub struct ConfigError {
+    /// JSON pointer into the channel's `config`, e.g. `/password` (empty for the whole).
+    pub pointer: String,
+    pub detail: String,
+}
+
+impl ConfigError {
+    pub fn new(pointer: &str, detail: impl Into<String>) -> Self {
+        ConfigError {
+            pointer: pointer.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A configured channel as the engine knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelIdentity {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+}
+
+/// What a channel's provider told it, for the engine to store.
+#[derive(Debug)]
+pub enum ChannelEvent {
+    /// A customer wrote in.
+    Inbound(NewInbound, Confirm),
+    /// The provider reported on a message the channel sent.
+    Status(StatusReport, Confirm),
+}
+
+/// The events of a running channel, read by the engine.
+#[async_trait]
+pub trait ChannelEvents: Send {
+    /// The events that arrived together (at least one), in their order; `None` once the
+    /// channel has stopped.
+    async fn next_burst(&mut self) -> Option<Vec<ChannelEvent>>;
+}
+
+/// A started channel: the adapter the dispatcher sends through, and the events its
+/// provider sends (for channels whose provider talks to us on the connection; a channel
+/// told by webhooks has none here).
+pub struct Started {
+    pub adapter: Arc<dyn ChannelAdapter>,
+    pub events: Option<Box<dyn ChannelEvents>>,
+}
+
+fn unknown_kind(kind: &str) -> ConfigError {
+    ConfigError::new(
+        "",
+        format!("unknown channel kind `{kind}`; known: {}", KINDS.join(", ")),
+    )
+}
+
+/// The kind of messages a configured channel carries (`smpp` carries `sms`).
+pub fn kind_of(kind: &str) -> Option<ChannelKind> {
+    match kind {
+        crate::smpp::KIND => Some(ChannelKind::Sms),
+        _ => None,
+    }
+}
+
+/// Checks a channel's config without starting it.
+pub fn check_config(kind: &str, config: &serde_json::Value) -> Result<(), ConfigError> {
+    match kind {
+        crate::smpp::KIND => crate::smpp::parse_config(config).map(|_| ()),
+        other => Err(unknown_kind(other)),
+    }
+}
+
+/// Starts a channel from its config (its secrets already opened); it connects in the
+/// background.
+pub fn start(
+    kind: &str,
+    identity: ChannelIdentity,
+    config: &serde_json::Value,
+) -> Result<Started, ConfigError> {
+    match kind {
+        crate::smpp::KIND => crate::smpp::start(identity, config),
+        other => Err(unknown_kind(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_unknown_kind_is_refused_with_the_known_ones() {
+        let err = check_config("carrier-pigeon", &json!({})).unwrap_err();
+        assert!(err.detail.contains("smpp"), "{err}");
+        assert_eq!(kind_of("carrier-pigeon"), None);
+        assert_eq!(kind_of("smpp"), Some(ChannelKind::Sms));
+    }
+}

@@ -1,0 +1,228 @@
+//! The configured channels of a server, whatever their kind: started from their stored
+//! records ([`relais_channels::start`]), registered with the dispatcher, and their events
+//! stored ([`apply_events`]).
+//!
+//! What a channel hands over is confirmed to its provider only once it is stored: a
+//! status the dispatcher's writer records with its group commit is confirmed after that
+//! commit, a customer's message once the inbound pipeline has stored it. A crash in
+//! between makes the provider deliver it again; nothing is lost.
+
+use crate::dispatch::{ChannelRegistry, ReceiptAck, apply_channel_receipt, apply_receipt_to};
+use crate::inbound::InboundPipeline;
+use relais_channels::{
+    ChannelAdapter, ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Confirm, MessageRef,
+    StatusReport,
+};
+use relais_core::clock::Clock;
+use relais_store::{ChannelRecord, MessageEvent, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// What storing a channel's events needs.
+#[derive(Clone)]
+pub struct EventSink {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    registry: ChannelRegistry,
+    /// Customers' messages go to the inbound pipeline when set (refused otherwise, so
+    /// that the provider keeps them).
+    inbound: Option<Arc<InboundPipeline>>,
+}
+
+/// The running configured channels of a server, shared by the API (which starts a channel
+/// when it is created) and the dispatcher (through the registry).
+#[derive(Clone)]
+pub struct ConfiguredChannels {
+    sink: EventSink,
+    running: Arc<Mutex<HashMap<String, Arc<dyn ChannelAdapter>>>>,
+}
+
+impl ConfiguredChannels {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        ConfiguredChannels {
+            sink: EventSink {
+                store,
+                clock,
+                registry: ChannelRegistry::default(),
+                inbound: None,
+            },
+            running: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Customers' messages on the channels started from now on go to the inbound
+    /// pipeline.
+    pub fn with_inbound(mut self, pipeline: Arc<InboundPipeline>) -> Self {
+        self.sink.inbound = Some(pipeline);
+        self
+    }
+
+    /// What the dispatcher routes configured channels' messages through.
+    pub fn registry(&self) -> ChannelRegistry {
+        self.sink.registry.clone()
+    }
+
+    /// The hand-off queue of the dispatcher that runs with [`ConfiguredChannels::registry`].
+    pub fn handoff(&self) -> &crate::handoff::Handoff {
+        self.sink.registry.handoff()
+    }
+
+    /// Where a channel's events are stored.
+    pub fn events(&self) -> &EventSink {
+        &self.sink
+    }
+
+    /// Starts every tenant's stored channel; the number started.
+    pub async fn load(&self) -> Result<usize, StoreError> {
+        let mut started = 0;
+        for kind in relais_channels::configured::KINDS {
+            for record in self.sink.store.channels_of_kind(kind).await? {
+                match self.start(&record) {
+                    Ok(()) => started += 1,
+                    Err(e) => {
+                        tracing::error!(channel = %record.id, name = %record.name, kind, error = %e, "stored channel has a bad config; not started")
+                    }
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Starts (or restarts) a channel: registers its adapter and reads its events from
+    /// now on. Its stored config has its secrets sealed ([`crate::secrets`]); a secret
+    /// that does not open is a config error.
+    pub fn start(&self, record: &ChannelRecord) -> Result<(), ConfigError> {
+        let opened = crate::secrets::current()
+            .open_config(&record.config)
+            .map_err(|e| ConfigError::new(&format!("/{}", e.key), e.error.to_string()))?;
+        let identity = ChannelIdentity {
+            id: record.id.clone(),
+            tenant_id: record.tenant_id.clone(),
+            name: record.name.clone(),
+        };
+        let started = relais_channels::start(&record.kind, identity, &opened)?;
+        if let Some(events) = started.events {
+            tokio::spawn(read_events(record.id.clone(), self.sink.clone(), events));
+        }
+        let previous = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.insert(record.id.clone(), started.adapter.clone())
+        };
+        if let Some(previous) = previous {
+            previous.close();
+        }
+        self.sink.registry.insert(&record.id, started.adapter);
+        Ok(())
+    }
+
+    /// Stops a channel (closes its connections); messages still routed to it fail as
+    /// unconfigured.
+    pub fn stop(&self, channel_id: &str) {
+        self.sink.registry.remove(channel_id);
+        let removed = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.remove(channel_id)
+        };
+        if let Some(channel) = removed {
+            channel.close();
+        }
+    }
+}
+
+async fn read_events(channel_id: String, sink: EventSink, mut events: Box<dyn ChannelEvents>) {
+    while let Some(burst) = events.next_burst().await {
+        sink.apply(burst).await;
+    }
+    tracing::debug!(channel = %channel_id, "the channel's events ended");
+}
+
+impl EventSink {
+    /// Stores what a channel handed over, confirming each event once it is stored (an
+    /// event that cannot be stored is left unconfirmed: the provider delivers it again).
+    /// Successful statuses of the channel's own messages are written by the dispatcher's
+    /// writer in its next group commit, and confirmed after it; customers' messages go
+    /// to the inbound pipeline together, in their order.
+    pub async fn apply(&self, burst: Vec<ChannelEvent>) {
+        let mut statuses = Vec::new();
+        let mut written_with_them: Vec<Confirm> = Vec::new();
+        let mut inbound = Vec::new();
+        for event in burst {
+            match event {
+                ChannelEvent::Status(report, confirm) => match self.status(report).await {
+                    Ok(Stored::Now) => confirm.confirm(),
+                    Ok(Stored::WithTheWriter(status)) => {
+                        statuses.push(status);
+                        written_with_them.push(confirm);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot apply a provider's status; it will be delivered again");
+                    }
+                },
+                ChannelEvent::Inbound(message, confirm) => inbound.push((message, confirm)),
+            }
+        }
+        let handed = inbound.into_iter().map(|(message, confirm)| async move {
+            let Some(pipeline) = &self.inbound else {
+                tracing::warn!(channel = ?message.channel_id, "inbound message refused: no inbound pipeline; the provider keeps it");
+                return;
+            };
+            match pipeline.receive(message).await {
+                Ok(_) => confirm.confirm(),
+                Err(e) => {
+                    tracing::error!(error = %e, "inbound message not stored; the provider will deliver it again");
+                }
+            }
+        });
+        futures::future::join_all(handed).await;
+        let confirm: ReceiptAck =
+            Box::new(move || written_with_them.into_iter().for_each(Confirm::confirm));
+        self.registry.receipts().push(statuses, Some(confirm));
+    }
+
+    async fn status(&self, report: StatusReport) -> Result<Stored, crate::dispatch::DispatchError> {
+        let at = report.at.unwrap_or_else(|| self.clock.now());
+        match report.message {
+            MessageRef::Provider(provider_id) => {
+                apply_channel_receipt(
+                    &*self.store,
+                    &report.channel_id,
+                    &provider_id,
+                    report.status,
+                    at,
+                    report.detail,
+                )
+                .await?;
+                Ok(Stored::Now)
+            }
+            MessageRef::Ours(message_id) if !report.status.is_failure() => {
+                let mut event = MessageEvent::new(report.status, at)
+                    .channel(report.channel_id.as_str())
+                    .reason("receipt");
+                if let Some(detail) = report.detail {
+                    event = event.detail(detail);
+                }
+                Ok(Stored::WithTheWriter((message_id, event)))
+            }
+            // A failure may move the message to the next step of its chain: applied now.
+            MessageRef::Ours(message_id) => {
+                if let Some(found) = self.store.message(&report.tenant_id, &message_id).await? {
+                    apply_receipt_to(
+                        &*self.store,
+                        &found.message,
+                        report.status,
+                        at,
+                        report.detail,
+                    )
+                    .await?;
+                }
+                Ok(Stored::Now)
+            }
+        }
+    }
+}
+
+/// Where a status went.
+enum Stored {
+    Now,
+    WithTheWriter((String, MessageEvent)),
+}

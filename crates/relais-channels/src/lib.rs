@@ -10,6 +10,7 @@ pub mod configured;
 pub mod event;
 pub mod sim;
 pub mod smpp;
+pub mod whatsapp;
 
 pub use adapter::{
     ChannelAdapter, DEFAULT_IN_FLIGHT, OutboundMessage, ProviderAck, Receipt, SendError,

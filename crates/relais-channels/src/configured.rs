@@ -4,12 +4,16 @@
 
 use crate::adapter::ChannelAdapter;
 use crate::event::{Confirm, NewInbound, StatusReport};
+use crate::whatsapp::{WhatsAppChannel, WhatsAppConfig};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
 use std::sync::Arc;
 
 /// The kinds of channel an operator can configure.
-pub const KINDS: &[&str] = &[crate::smpp::KIND];
+pub const KINDS: &[&str] = &[crate::smpp::KIND, WHATSAPP];
+
+/// The `kind` of a configured WhatsApp Cloud API channel.
+pub const WHATSAPP: &str = "whatsapp";
 
 /// A bad `config` of a channel (or a kind that does not exist).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +77,7 @@ fn unknown_kind(kind: &str) -> ConfigError {
 pub fn kind_of(kind: &str) -> Option<ChannelKind> {
     match kind {
         crate::smpp::KIND => Some(ChannelKind::Sms),
+        WHATSAPP => Some(ChannelKind::Whatsapp),
         _ => None,
     }
 }
@@ -81,6 +86,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
 pub fn check_config(kind: &str, config: &serde_json::Value) -> Result<(), ConfigError> {
     match kind {
         crate::smpp::KIND => crate::smpp::parse_config(config).map(|_| ()),
+        WHATSAPP => WhatsAppConfig::parse(config).map(|_| ()),
         other => Err(unknown_kind(other)),
     }
 }
@@ -94,7 +100,85 @@ pub fn start(
 ) -> Result<Started, ConfigError> {
     match kind {
         crate::smpp::KIND => crate::smpp::start(identity, config),
+        WHATSAPP => {
+            let channel = WhatsAppChannel::new(WhatsAppConfig::parse(config)?)
+                .map_err(|e| ConfigError::new("", e.to_string()))?;
+            Ok(Started {
+                adapter: Arc::new(channel),
+                events: None,
+            })
+        }
         other => Err(unknown_kind(other)),
+    }
+}
+
+/// Whether a channel of this kind is told by its provider through `/hooks/{channel}`.
+pub fn takes_webhooks(kind: &str) -> bool {
+    kind == WHATSAPP
+}
+
+/// A provider's call to a channel's `/hooks/{channel}` address.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    /// `GET` (a subscription handshake) rather than `POST` (a delivery).
+    pub is_get: bool,
+    /// The query's pairs, decoded.
+    pub query: &'a [(String, String)],
+    /// The headers, names in lower case.
+    pub headers: &'a [(String, String)],
+    /// The body as it arrived: signatures are over these bytes.
+    pub body: &'a [u8],
+}
+
+impl WebhookRequest<'_> {
+    /// A header's value (`name` in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// What to do with a provider's call.
+#[derive(Debug)]
+pub enum WebhookAnswer {
+    /// Answer 200 with this text (a subscription handshake's challenge).
+    Echo(String),
+    /// Store these events, then answer 200 (before that, the provider delivers again).
+    Deliver(Vec<ChannelEvent>),
+}
+
+/// Why a provider's call is refused; nothing of it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("`{0}` channels take no webhooks")]
+    NoWebhooks(String),
+    /// Unsigned, wrongly signed, or a handshake with the wrong token.
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Malformed(String),
+    /// About an account (a phone number id) that is not this channel's.
+    #[error("{0}")]
+    OtherAccount(String),
+    #[error("the channel's config: {0}")]
+    Config(#[from] ConfigError),
+}
+
+/// Reads a provider's call to a channel (its config with secrets opened).
+pub fn webhook(
+    kind: &str,
+    identity: &ChannelIdentity,
+    config: &serde_json::Value,
+    request: &WebhookRequest<'_>,
+) -> Result<WebhookAnswer, WebhookError> {
+    match kind {
+        WHATSAPP => {
+            crate::whatsapp::receive_webhook(identity, &WhatsAppConfig::parse(config)?, request)
+        }
+        other => Err(WebhookError::NoWebhooks(other.to_owned())),
     }
 }
 

@@ -16,7 +16,7 @@ pub use adapter::{
     ChannelAdapter, DEFAULT_IN_FLIGHT, OutboundMessage, ProviderAck, Receipt, SendError,
 };
 pub use configured::{
-    ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Started, check_config, kind_of,
-    start,
+    ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Started, WebhookAnswer,
+    WebhookError, WebhookRequest, check_config, kind_of, start, takes_webhooks, webhook,
 };
 pub use event::{Confirm, MessageRef, NewInbound, StatusReport};

@@ -11,7 +11,7 @@ use crate::dispatch::{ChannelRegistry, ReceiptAck, apply_channel_receipt, apply_
 use crate::inbound::InboundPipeline;
 use relais_channels::{
     ChannelAdapter, ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Confirm, MessageRef,
-    StatusReport,
+    StatusReport, WebhookAnswer, WebhookError, WebhookRequest,
 };
 use relais_core::clock::Clock;
 use relais_store::{ChannelRecord, MessageEvent, Store, StoreError};
@@ -34,7 +34,33 @@ pub struct EventSink {
 #[derive(Clone)]
 pub struct ConfiguredChannels {
     sink: EventSink,
-    running: Arc<Mutex<HashMap<String, Arc<dyn ChannelAdapter>>>>,
+    running: Arc<Mutex<HashMap<String, Running>>>,
+}
+
+/// A started channel, with what its webhooks are read with.
+#[derive(Clone)]
+struct Running {
+    kind: String,
+    identity: ChannelIdentity,
+    /// The config with its secrets opened.
+    config: Arc<serde_json::Value>,
+    adapter: Arc<dyn ChannelAdapter>,
+}
+
+/// How long a provider's call waits for what it delivered to be stored.
+const WEBHOOK_STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why a call to `/hooks/{channel}` was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("no channel `{0}` takes webhooks here")]
+    UnknownChannel(String),
+    #[error(transparent)]
+    Refused(#[from] WebhookError),
+    /// Read, but not all of it stored (the store is down or full): the provider should
+    /// deliver it again.
+    #[error("what the call delivered could not be stored; deliver it again")]
+    NotStored,
 }
 
 impl ConfiguredChannels {
@@ -100,16 +126,22 @@ impl ConfiguredChannels {
             tenant_id: record.tenant_id.clone(),
             name: record.name.clone(),
         };
-        let started = relais_channels::start(&record.kind, identity, &opened)?;
+        let started = relais_channels::start(&record.kind, identity.clone(), &opened)?;
         if let Some(events) = started.events {
             tokio::spawn(read_events(record.id.clone(), self.sink.clone(), events));
         }
+        let running = Running {
+            kind: record.kind.clone(),
+            identity,
+            config: Arc::new(opened),
+            adapter: started.adapter.clone(),
+        };
         let previous = {
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            running.insert(record.id.clone(), started.adapter.clone())
+            let mut map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            map.insert(record.id.clone(), running)
         };
         if let Some(previous) = previous {
-            previous.close();
+            previous.adapter.close();
         }
         self.sink.registry.insert(&record.id, started.adapter);
         Ok(())
@@ -124,7 +156,37 @@ impl ConfiguredChannels {
             running.remove(channel_id)
         };
         if let Some(channel) = removed {
-            channel.close();
+            channel.adapter.close();
+        }
+    }
+
+    /// A provider's call to a channel's `/hooks/{channel}` address: the text to answer a
+    /// handshake with, or `None` once what it delivered is stored (and only then: the
+    /// provider delivers again whatever was not).
+    pub async fn webhook(
+        &self,
+        channel_id: &str,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Option<String>, HookError> {
+        let running = {
+            let map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(channel_id).cloned()
+        };
+        let Some(running) =
+            running.filter(|running| relais_channels::takes_webhooks(&running.kind))
+        else {
+            return Err(HookError::UnknownChannel(channel_id.to_owned()));
+        };
+        match relais_channels::webhook(&running.kind, &running.identity, &running.config, request)?
+        {
+            WebhookAnswer::Echo(text) => Ok(Some(text)),
+            WebhookAnswer::Deliver(events) => {
+                if self.sink.apply_and_wait(events).await {
+                    Ok(None)
+                } else {
+                    Err(HookError::NotStored)
+                }
+            }
         }
     }
 }
@@ -177,6 +239,39 @@ impl EventSink {
         let confirm: ReceiptAck =
             Box::new(move || written_with_them.into_iter().for_each(Confirm::confirm));
         self.registry.receipts().push(statuses, Some(confirm));
+    }
+
+    /// [`EventSink::apply`], and whether every event was stored (within
+    /// [`WEBHOOK_STORE_WAIT`]): for a provider that waits for the answer of its call.
+    pub async fn apply_and_wait(&self, burst: Vec<ChannelEvent>) -> bool {
+        let mut stored = Vec::with_capacity(burst.len());
+        let burst = burst
+            .into_iter()
+            .map(|event| {
+                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+                stored.push(rx);
+                let told = |confirm: Confirm| {
+                    Confirm::new(move || {
+                        confirm.confirm();
+                        let _ = tx.send(());
+                    })
+                };
+                match event {
+                    ChannelEvent::Inbound(message, confirm) => {
+                        ChannelEvent::Inbound(message, told(confirm))
+                    }
+                    ChannelEvent::Status(report, confirm) => {
+                        ChannelEvent::Status(report, told(confirm))
+                    }
+                }
+            })
+            .collect();
+        self.apply(burst).await;
+        let all = futures::future::join_all(stored);
+        match tokio::time::timeout(WEBHOOK_STORE_WAIT, all).await {
+            Ok(answers) => answers.iter().all(Result::is_ok),
+            Err(_) => false,
+        }
     }
 
     async fn status(&self, report: StatusReport) -> Result<Stored, crate::dispatch::DispatchError> {

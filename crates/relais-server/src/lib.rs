@@ -146,6 +146,7 @@ pub fn router(state: AppState) -> Router {
     let json_limit = state.settings.json_body_limit;
     Router::new()
         .merge(routes::system::router())
+        .merge(routes::hooks::router())
         .nest("/v1", routes::v1())
         .fallback(no_route)
         // Before the layers: it applies to the routes' method routers as they are now.

@@ -57,6 +57,10 @@ pub struct WhatsAppChannel {
     messages_url: String,
     /// Until when the channel is not ready after an `auth_failed` answer.
     auth_paused_until: Mutex<Option<Instant>>,
+    /// The time between two sends at `max_rate`, and when the next may start: Meta
+    /// throttles a number past its rate (130429), so the channel paces itself below it.
+    send_interval: Duration,
+    next_send: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for WhatsAppChannel {
@@ -72,9 +76,22 @@ impl WhatsAppChannel {
         Ok(WhatsAppChannel {
             client: http_client()?,
             messages_url: config.messages_url(),
+            send_interval: Duration::from_secs_f64(1.0 / config.max_rate()),
             config,
             auth_paused_until: Mutex::new(None),
+            next_send: Mutex::new(Instant::now()),
         })
+    }
+
+    /// Waits for this send's turn at `max_rate`.
+    async fn wait_for_turn(&self) {
+        let turn = {
+            let mut next = self.next_send.lock().unwrap_or_else(|p| p.into_inner());
+            let turn = (*next).max(Instant::now());
+            *next = turn + self.send_interval;
+            turn
+        };
+        tokio::time::sleep_until(turn).await;
     }
 
     pub fn config(&self) -> &WhatsAppConfig {
@@ -112,6 +129,7 @@ impl ChannelAdapter for WhatsAppChannel {
     /// `message.from` is not read: the configured phone number id decides the sender.
     async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError> {
         let body = request_body(&message.to, &message.content)?;
+        self.wait_for_turn().await;
         let response = self
             .client
             .post(&self.messages_url)

@@ -28,14 +28,11 @@ const KEYS: [&str; 8] = [
     "max_rate",
 ];
 
-/// A bad `config` of a `whatsapp` channel.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{pointer}: {detail}")]
-pub struct ConfigError {
-    /// JSON pointer into the channel's `config`, e.g. `/access_token`.
-    pub pointer: String,
-    pub detail: String,
-}
+pub use crate::configured::ConfigError;
+
+/// The bounds of `max_rate`: one message a day, and far above any number's Meta tier.
+const MIN_MAX_RATE: f64 = 1.0 / 86_400.0;
+const MAX_MAX_RATE: f64 = 10_000.0;
 
 /// A checked `whatsapp` channel configuration.
 #[derive(Clone, PartialEq)]
@@ -96,11 +93,12 @@ impl WhatsAppConfig {
             None | Some(Value::Null) => DEFAULT_MAX_RATE,
             Some(rate) => rate
                 .as_f64()
-                .filter(|rate| rate.is_finite() && *rate > 0.0)
+                // Below one message a day is a typo, and its pause would not fit a timer.
+                .filter(|rate| (MIN_MAX_RATE..=MAX_MAX_RATE).contains(rate))
                 .ok_or_else(|| {
                     error(
                         "/max_rate",
-                        "`max_rate` must be a positive number of messages per second",
+                        format!("`max_rate` must be from {MIN_MAX_RATE} to {MAX_MAX_RATE} messages per second"),
                     )
                 })?,
         };
@@ -181,10 +179,7 @@ impl fmt::Debug for WhatsAppConfig {
 }
 
 fn error(pointer: &str, detail: impl Into<String>) -> ConfigError {
-    ConfigError {
-        pointer: pointer.to_owned(),
-        detail: detail.into(),
-    }
+    ConfigError::new(pointer, detail)
 }
 
 fn required(key: &str) -> ConfigError {

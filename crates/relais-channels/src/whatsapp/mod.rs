@@ -12,7 +12,8 @@
 //! - [`send`] and [`template_message`]: the request body for a content;
 //! - [`errors`]: what a Graph API error answer means (the table is there);
 //! - [`adapter`]: [`WhatsAppChannel`], the [`ChannelAdapter`] that posts them;
-//! - [`templates`]: reading the business account's templates, page by page.
+//! - [`templates`]: reading the business account's templates, page by page;
+//! - `hook`: a call to the channel's `/hooks/` address, answered or read into events.
 //!
 //! Invariants:
 //! - A webhook body is trusted only after [`signature::verify`] accepted the bytes as
@@ -33,6 +34,7 @@ pub mod adapter;
 pub mod config;
 pub mod errors;
 pub mod handshake;
+mod hook;
 mod json_node;
 pub mod notification;
 pub mod send;
@@ -42,9 +44,10 @@ pub mod templates;
 pub mod webhook;
 
 pub use adapter::{ClientError, WhatsAppChannel, http_client};
-pub use config::{ConfigError, WhatsAppConfig};
+pub use config::WhatsAppConfig;
 pub use errors::{ErrorCode, classify};
 pub use handshake::{HandshakeError, SubscriptionRequest};
+pub(crate) use hook::receive as receive_webhook;
 pub use notification::{
     BusinessNumber, DeliveryState, InboundKind, InboundMessage, MediaType, Notification,
     ReplySource, StatusError, StatusUpdate,

@@ -26,12 +26,15 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
-    /// `smpp` (the only kind configurable so far).
+    /// `smpp` or `whatsapp`.
     pub kind: String,
     /// Unique in the tenant; a message's `channel` may name it.
     pub name: String,
     /// For `smpp`: `host`, `port`, `system_id`, `password`, `source_addr`, `window`, `binds`,
     /// `max_rate`, and optionally `data_coding`, `concatenation`, `receipt_id_base`… (docs/smpp.md).
+    /// For `whatsapp`: `phone_number_id`, `access_token`, `app_secret`, `verify_token`, and
+    /// optionally `business_account_id`, `base_url`, `api_version`, `max_rate`
+    /// (docs/channels.md).
     #[schema(value_type = Object)]
     pub config: serde_json::Value,
 }
@@ -44,6 +47,10 @@ pub struct ChannelView {
     /// The config with its secrets replaced by `"***"`.
     #[schema(value_type = Object)]
     pub config: serde_json::Value,
+    /// Where the provider calls (a path on this server's public address), for channels
+    /// their provider tells by webhooks (`whatsapp`); absent for the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
     #[schema(value_type = String)]
     pub created_at: jiff::Timestamp,
 }
@@ -59,6 +66,7 @@ fn view(record: ChannelRecord) -> ChannelView {
         }
     }
     ChannelView {
+        webhook_url: super::hooks::webhook_url(&record.kind, &record.id),
         id: record.id,
         kind: record.kind,
         name: record.name,
@@ -67,7 +75,8 @@ fn view(record: ChannelRecord) -> ChannelView {
     }
 }
 
-/// Configures a channel; an `smpp` channel binds to its SMSC at once.
+/// Configures a channel; an `smpp` channel binds to its SMSC at once, a `whatsapp` channel
+/// answers its provider's calls at its `webhook_url` at once.
 #[utoipa::path(post, path = "/v1/channels", tag = "channels", request_body = CreateChannel,
     responses((status = 201, body = ChannelView), (status = 409, body = crate::problem::Problem),
         (status = 422, body = crate::problem::Problem)))]

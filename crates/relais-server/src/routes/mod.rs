@@ -4,6 +4,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod events;
 pub mod flows;
+pub mod hooks;
 pub mod import;
 pub mod inbound;
 pub mod keywords;

@@ -7,7 +7,7 @@
 //! commit, a customer's message once the inbound pipeline has stored it. A crash in
 //! between makes the provider deliver it again; nothing is lost.
 
-use crate::dispatch::{ChannelRegistry, ReceiptAck, apply_channel_receipt, apply_receipt_to};
+use crate::dispatch::{ChannelRegistry, ReceiptAck, apply_receipt_to};
 use crate::inbound::InboundPipeline;
 use relais_channels::{
     ChannelAdapter, ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Confirm, MessageRef,
@@ -276,43 +276,43 @@ impl EventSink {
 
     async fn status(&self, report: StatusReport) -> Result<Stored, crate::dispatch::DispatchError> {
         let at = report.at.unwrap_or_else(|| self.clock.now());
-        match report.message {
+        let message_id = match report.message {
+            MessageRef::Ours(message_id) => message_id,
             MessageRef::Provider(provider_id) => {
-                apply_channel_receipt(
+                let found = self
+                    .store
+                    .message_by_provider_id(&report.channel_id, &provider_id)
+                    .await?;
+                // A status of a message Relais did not send (another tool on the same
+                // account) is taken and dropped.
+                let Some(message) = found else {
+                    tracing::debug!(channel = %report.channel_id, provider_id, "a status for a message this channel did not send; dropped");
+                    return Ok(Stored::Now);
+                };
+                message.id
+            }
+        };
+        if report.status.is_failure() {
+            // A failure may move the message to the next step of its chain: applied now.
+            if let Some(found) = self.store.message(&report.tenant_id, &message_id).await? {
+                apply_receipt_to(
                     &*self.store,
-                    &report.channel_id,
-                    &provider_id,
+                    &found.message,
                     report.status,
                     at,
                     report.detail,
                 )
                 .await?;
-                Ok(Stored::Now)
             }
-            MessageRef::Ours(message_id) if !report.status.is_failure() => {
-                let mut event = MessageEvent::new(report.status, at)
-                    .channel(report.channel_id.as_str())
-                    .reason("receipt");
-                if let Some(detail) = report.detail {
-                    event = event.detail(detail);
-                }
-                Ok(Stored::WithTheWriter((message_id, event)))
-            }
-            // A failure may move the message to the next step of its chain: applied now.
-            MessageRef::Ours(message_id) => {
-                if let Some(found) = self.store.message(&report.tenant_id, &message_id).await? {
-                    apply_receipt_to(
-                        &*self.store,
-                        &found.message,
-                        report.status,
-                        at,
-                        report.detail,
-                    )
-                    .await?;
-                }
-                Ok(Stored::Now)
-            }
+            return Ok(Stored::Now);
         }
+        let mut event = MessageEvent::new(report.status, at)
+            .channel(report.channel_id.as_str())
+            .reason("receipt");
+        if let Some(detail) = report.detail {
+            event = event.detail(detail);
+        }
+        Ok(Stored::WithTheWriter((message_id, event)))
     }
 }
 

@@ -29,6 +29,9 @@ pub enum BenchCommand {
     /// Minutes of single sends (and optionally a dead webhook) against a `relais serve`
     /// process: the write-ahead log's peak and the server's memory over time.
     Soak(crate::bench_soak::SoakArgs),
+    /// Meta's signed WhatsApp status webhooks (delivered, read, redeliveries) pushed at
+    /// a running Relais: verified, matched by wamid, never moving a message backwards.
+    Whatsapp(crate::bench_whatsapp::WhatsAppBenchArgs),
 }
 
 /// `database_url` is the global `--database-url`: `bench a2p` runs on it when given;
@@ -47,6 +50,9 @@ pub async fn run(
         }
         BenchCommand::Agents(args) => {
             crate::bench_agents::run(args, database_url, durability).await
+        }
+        BenchCommand::Whatsapp(args) => {
+            crate::bench_whatsapp::run(args, database_url, durability).await
         }
         BenchCommand::Soak(args) => {
             anyhow::ensure!(
@@ -145,7 +151,7 @@ pub(crate) enum Counter {
 }
 
 impl Counter {
-    async fn open(url: &str) -> anyhow::Result<Counter> {
+    pub(crate) async fn open(url: &str) -> anyhow::Result<Counter> {
         if url.starts_with("postgres") {
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(1)
@@ -192,6 +198,31 @@ impl Counter {
             u64::try_from(delivered).unwrap_or(0),
             u64::try_from(failed).unwrap_or(0),
         ))
+    }
+
+    /// Messages of the tenant whose status is `status`.
+    pub(crate) async fn in_status(&self, tenant: &str, status: &str) -> anyhow::Result<u64> {
+        let n: i64 = match self {
+            Counter::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM messages WHERE tenant_id = ? AND status = ?",
+                )
+                .bind(tenant)
+                .bind(status)
+                .fetch_one(pool)
+                .await?
+            }
+            Counter::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM messages WHERE tenant_id = $1 AND status = $2",
+                )
+                .bind(tenant)
+                .bind(status)
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Of the tenant's `last` newest messages, how many are not `delivered` (or `read`)

@@ -5,6 +5,7 @@ mod bench_agents;
 mod bench_inbound;
 mod bench_smpp;
 mod bench_soak;
+mod bench_whatsapp;
 mod bootstrap;
 mod config;
 mod contacts;

@@ -4,16 +4,32 @@
 
 use crate::adapter::ChannelAdapter;
 use crate::event::{Confirm, NewInbound, StatusReport};
+use crate::messenger::{MessengerChannel, MessengerConfig, Platform};
 use crate::whatsapp::{WhatsAppChannel, WhatsAppConfig};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
 use std::sync::Arc;
 
 /// The kinds of channel an operator can configure.
-pub const KINDS: &[&str] = &[crate::smpp::KIND, WHATSAPP];
+pub const KINDS: &[&str] = &[crate::smpp::KIND, WHATSAPP, MESSENGER, INSTAGRAM];
 
 /// The `kind` of a configured WhatsApp Cloud API channel.
 pub const WHATSAPP: &str = "whatsapp";
+
+/// The `kind` of a configured Messenger channel (one Facebook Page).
+pub const MESSENGER: &str = "messenger";
+
+/// The `kind` of a configured Instagram channel (one professional account).
+pub const INSTAGRAM: &str = "instagram";
+
+/// The Meta Send API platform of a configured kind, when it is one.
+fn platform(kind: &str) -> Option<Platform> {
+    match kind {
+        MESSENGER => Some(Platform::Messenger),
+        INSTAGRAM => Some(Platform::Instagram),
+        _ => None,
+    }
+}
 
 /// A bad `config` of a channel (or a kind that does not exist).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,7 +94,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
     match kind {
         crate::smpp::KIND => Some(ChannelKind::Sms),
         WHATSAPP => Some(ChannelKind::Whatsapp),
-        _ => None,
+        other => platform(other).map(Platform::kind),
     }
 }
 
@@ -87,7 +103,10 @@ pub fn check_config(kind: &str, config: &serde_json::Value) -> Result<(), Config
     match kind {
         crate::smpp::KIND => crate::smpp::parse_config(config).map(|_| ()),
         WHATSAPP => WhatsAppConfig::parse(config).map(|_| ()),
-        other => Err(unknown_kind(other)),
+        other => match platform(other) {
+            Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
+            None => Err(unknown_kind(other)),
+        },
     }
 }
 
@@ -108,13 +127,21 @@ pub fn start(
                 events: None,
             })
         }
-        other => Err(unknown_kind(other)),
+        other => {
+            let platform = platform(other).ok_or_else(|| unknown_kind(other))?;
+            let channel = MessengerChannel::new(MessengerConfig::parse(platform, config)?)
+                .map_err(|e| ConfigError::new("", e.to_string()))?;
+            Ok(Started {
+                adapter: Arc::new(channel),
+                events: None,
+            })
+        }
     }
 }
 
 /// Whether a channel of this kind is told by its provider through `/hooks/{channel}`.
 pub fn takes_webhooks(kind: &str) -> bool {
-    kind == WHATSAPP
+    kind == WHATSAPP || platform(kind).is_some()
 }
 
 /// A provider's call to a channel's `/hooks/{channel}` address.
@@ -178,7 +205,14 @@ pub fn webhook(
         WHATSAPP => {
             crate::whatsapp::receive_webhook(identity, &WhatsAppConfig::parse(config)?, request)
         }
-        other => Err(WebhookError::NoWebhooks(other.to_owned())),
+        other => match platform(other) {
+            Some(platform) => crate::messenger::receive_webhook(
+                identity,
+                &MessengerConfig::parse(platform, config)?,
+                request,
+            ),
+            None => Err(WebhookError::NoWebhooks(other.to_owned())),
+        },
     }
 }
 

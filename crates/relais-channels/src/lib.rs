@@ -8,6 +8,7 @@
 pub mod adapter;
 pub mod configured;
 pub mod event;
+pub mod messenger;
 pub mod sim;
 pub mod smpp;
 pub mod whatsapp;

@@ -5,13 +5,17 @@
 use crate::adapter::ChannelAdapter;
 use crate::event::{Confirm, NewInbound, StatusReport};
 use crate::messenger::{MessengerChannel, MessengerConfig, Platform};
+use crate::rcs::{RcsChannel, RcsConfig};
 use crate::whatsapp::{WhatsAppChannel, WhatsAppConfig};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
 use std::sync::Arc;
 
 /// The kinds of channel an operator can configure.
-pub const KINDS: &[&str] = &[crate::smpp::KIND, WHATSAPP, MESSENGER, INSTAGRAM];
+pub const KINDS: &[&str] = &[crate::smpp::KIND, WHATSAPP, MESSENGER, INSTAGRAM, RCS];
+
+/// The `kind` of a configured RCS Business Messaging agent.
+pub const RCS: &str = "rcs";
 
 /// The `kind` of a configured WhatsApp Cloud API channel.
 pub const WHATSAPP: &str = "whatsapp";
@@ -94,6 +98,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
     match kind {
         crate::smpp::KIND => Some(ChannelKind::Sms),
         WHATSAPP => Some(ChannelKind::Whatsapp),
+        RCS => Some(ChannelKind::Rcs),
         other => platform(other).map(Platform::kind),
     }
 }
@@ -103,6 +108,7 @@ pub fn check_config(kind: &str, config: &serde_json::Value) -> Result<(), Config
     match kind {
         crate::smpp::KIND => crate::smpp::parse_config(config).map(|_| ()),
         WHATSAPP => WhatsAppConfig::parse(config).map(|_| ()),
+        RCS => RcsConfig::parse(config).map(|_| ()),
         other => match platform(other) {
             Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
             None => Err(unknown_kind(other)),
@@ -127,6 +133,14 @@ pub fn start(
                 events: None,
             })
         }
+        RCS => {
+            let channel = RcsChannel::new(RcsConfig::parse(config)?)
+                .map_err(|e| ConfigError::new("", e.to_string()))?;
+            Ok(Started {
+                adapter: Arc::new(channel),
+                events: None,
+            })
+        }
         other => {
             let platform = platform(other).ok_or_else(|| unknown_kind(other))?;
             let channel = MessengerChannel::new(MessengerConfig::parse(platform, config)?)
@@ -141,7 +155,7 @@ pub fn start(
 
 /// Whether a channel of this kind is told by its provider through `/hooks/{channel}`.
 pub fn takes_webhooks(kind: &str) -> bool {
-    kind == WHATSAPP || platform(kind).is_some()
+    kind == WHATSAPP || kind == RCS || platform(kind).is_some()
 }
 
 /// A provider's call to a channel's `/hooks/{channel}` address.
@@ -205,6 +219,7 @@ pub fn webhook(
         WHATSAPP => {
             crate::whatsapp::receive_webhook(identity, &WhatsAppConfig::parse(config)?, request)
         }
+        RCS => crate::rcs::receive_webhook(identity, &RcsConfig::parse(config)?, request),
         other => match platform(other) {
             Some(platform) => crate::messenger::receive_webhook(
                 identity,

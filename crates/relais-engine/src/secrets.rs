@@ -25,8 +25,9 @@ use std::sync::OnceLock;
 /// What a sealed value starts with.
 pub const PREFIX: &str = "enc:v1:";
 
-/// The keys of a channel's config whose values are secrets: the SMPP password, and the
-/// tokens of the WhatsApp and Telegram channels (docs/DESIGN.md, external contract).
+/// The keys of a channel's config whose values are secrets: the SMPP password, the tokens
+/// and app secrets of Meta's and Telegram's channels (docs/DESIGN.md, external contract),
+/// and RCS's service account key and webhook client token.
 pub const SECRET_KEYS: &[&str] = &[
     "password",
     "access_token",
@@ -34,6 +35,8 @@ pub const SECRET_KEYS: &[&str] = &[
     "verify_token",
     "bot_token",
     "secret_token",
+    "service_account",
+    "client_token",
 ];
 
 /// The field name a webhook's signing secret is sealed under.
@@ -187,10 +190,20 @@ impl SecretBox {
         let mut out = config.clone();
         if let Some(object) = out.as_object_mut() {
             for key in SECRET_KEYS {
-                if let Some(serde_json::Value::String(value)) = object.get_mut(*key)
-                    && let Some(new) = f(key, value)
-                {
-                    *value = new;
+                match object.get_mut(*key) {
+                    Some(serde_json::Value::String(value)) => {
+                        if let Some(new) = f(key, value) {
+                            *value = new;
+                        }
+                    }
+                    // A secret given as JSON (RCS's service account key file) is sealed as
+                    // its JSON text; the channel reads the text back.
+                    Some(value @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
+                        if let Some(new) = f(key, &value.to_string()) {
+                            *value = serde_json::Value::String(new);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
@@ -360,6 +373,27 @@ mod tests {
         assert_eq!(
             other.open_config(&sealed).unwrap_err().to_string(),
             "`password`: it does not open with this master key (sealed with another one, or altered)"
+        );
+    }
+
+    #[test]
+    fn a_secret_given_as_json_is_sealed_as_its_text() {
+        let (secrets, _) = SecretBox::generate();
+        let key_file =
+            json!({"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----…"});
+        let config = json!({"agent_id": "acme", "service_account": key_file});
+        let sealed = secrets.seal_config(&config);
+        let stored = sealed["service_account"].as_str().unwrap();
+        assert!(SecretBox::is_sealed(stored));
+        assert!(
+            !stored.contains("PRIVATE KEY"),
+            "the key is not stored in clear"
+        );
+        let opened = secrets.open_config(&sealed).unwrap();
+        let text = opened["service_account"].as_str().unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(text).unwrap(),
+            key_file
         );
     }
 

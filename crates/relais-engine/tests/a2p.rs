@@ -122,6 +122,7 @@ on_both_stores!(
     a_permanent_error_fails_at_once,
     a_failed_channel_falls_back_to_the_next_one,
     an_undelivered_step_falls_back_after_its_wait,
+    a_delivered_but_unread_step_falls_back_after_its_wait,
     receipts_only_move_status_forward,
     the_rate_limit_spreads_sends_over_time,
     each_sender_is_paced_at_its_own_rate,
@@ -578,6 +579,34 @@ async fn an_undelivered_step_falls_back_after_its_wait(w: &World) {
     w.advance(60);
     d.run_until_idle(5).await.unwrap();
     assert_eq!(sms.calls(), 1);
+    assert_eq!(w.message(&ok.id).await.message.channel, "sms");
+}
+
+async fn a_delivered_but_unread_step_falls_back_after_its_wait(w: &World) {
+    let sms = Scripted::new(ChannelKind::Sms, vec![]);
+    let ok = w
+        .send(json!({"to": "+33612345678", "channels": ["sim", {"channel": "sms", "after": "not_read", "within": "10m"}], "content": {"text": "Alerte"}}))
+        .await
+        .unwrap();
+    // The phone receives it at once, and nobody reads it.
+    let unread = SimConfig {
+        delivered_after: Some(SignedDuration::ZERO),
+        read_after: None,
+    };
+    let d = w.dispatcher(unread, vec![sms.clone()]);
+    d.run_until_idle(5).await.unwrap();
+    w.advance(1);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(
+        w.message(&ok.id).await.message.status,
+        MessageStatus::Delivered
+    );
+    w.advance(9 * 60);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(sms.calls(), 0, "still within the wait");
+    w.advance(60);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(sms.calls(), 1, "delivered is not read: the chain moves on");
     assert_eq!(w.message(&ok.id).await.message.channel, "sms");
 }
 

@@ -62,16 +62,27 @@ impl Dispatcher {
         let now = self.clock.now();
         let id = item.message.id.clone();
         let message = &item.message;
-        if message.status.is_final() || message.status == MessageStatus::Delivered {
+        let chain: Option<FallbackChain> = serde_json::from_value(message.chain.clone()).ok();
+        // A fallback timer decides for itself: a step that waits for `read` moves on even
+        // when the message was delivered.
+        if item.phase == OutboxPhase::Watch && !message.status.is_final() {
+            let s = self.watch(&item, chain.as_ref(), report).await?;
+            return Ok(Triage::Settle(id, Box::new(s)));
+        }
+        // A delivered message is not sent again, unless its chain moved on because the
+        // step before waited for `read`: that step's delivery is why it moves on.
+        let moved_on_unread = usize::try_from(message.step)
+            .ok()
+            .and_then(|step| step.checked_sub(1))
+            .and_then(|before| chain.as_ref()?.steps().get(before))
+            .is_some_and(|before| matches!(before.move_on, MoveOn::NotReadWithin(_)));
+        if message.status.is_final()
+            || (message.status == MessageStatus::Delivered && !moved_on_unread)
+        {
             return Ok(Triage::Settle(
                 id,
                 Box::new(Settlement::new(OutboxNext::Done)),
             ));
-        }
-        let chain: Option<FallbackChain> = serde_json::from_value(message.chain.clone()).ok();
-        if item.phase == OutboxPhase::Watch {
-            let s = self.watch(&item, chain.as_ref(), report).await?;
-            return Ok(Triage::Settle(id, Box::new(s)));
         }
         if message.expires_at.is_some_and(|end| now >= end) {
             report.expired += 1;
@@ -445,9 +456,10 @@ impl Dispatcher {
             return Ok(Settlement::new(OutboxNext::Done));
         };
         let step = usize::try_from(item.message.step).unwrap_or(0);
-        let within = match chain.steps().get(step).map(|s| s.move_on) {
-            Some(MoveOn::NotDeliveredWithin(w) | MoveOn::NotReadWithin(w)) => w,
-            _ => SignedDuration::ZERO,
+        let (within, awaited) = match chain.steps().get(step).map(|s| s.move_on) {
+            Some(MoveOn::NotDeliveredWithin(w)) => (w, "delivered"),
+            Some(MoveOn::NotReadWithin(w)) => (w, "read"),
+            _ => (SignedDuration::ZERO, "delivered"),
         };
         let started_at = item.due_at.checked_sub(within).unwrap_or(item.due_at);
         match chain.decide(&Self::attempts(item, item.message.status, started_at), now) {
@@ -455,7 +467,7 @@ impl Dispatcher {
                 let waited = MessageEvent::new(item.message.status, now)
                     .channel(item.message.channel.as_str())
                     .reason("fallback_timeout")
-                    .detail(format!("not delivered within {within:#}"));
+                    .detail(format!("not {awaited} within {within:#}"));
                 match self.move_to(item, chain, step, vec![waited], now).await? {
                     Ok(s) => {
                         report.fallbacks += 1;

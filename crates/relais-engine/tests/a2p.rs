@@ -123,6 +123,7 @@ on_both_stores!(
     a_failed_channel_falls_back_to_the_next_one,
     an_undelivered_step_falls_back_after_its_wait,
     a_delivered_but_unread_step_falls_back_after_its_wait,
+    whatsapp_without_a_delivery_in_time_falls_back_to_sms,
     receipts_only_move_status_forward,
     the_rate_limit_spreads_sends_over_time,
     each_sender_is_paced_at_its_own_rate,
@@ -608,6 +609,34 @@ async fn a_delivered_but_unread_step_falls_back_after_its_wait(w: &World) {
     d.run_until_idle(5).await.unwrap();
     assert_eq!(sms.calls(), 1, "delivered is not read: the chain moves on");
     assert_eq!(w.message(&ok.id).await.message.channel, "sms");
+}
+
+async fn whatsapp_without_a_delivery_in_time_falls_back_to_sms(w: &World) {
+    // Meta takes the message, and no `delivered` status ever comes.
+    let whatsapp = Scripted::new(ChannelKind::Whatsapp, vec![]);
+    let sms = Scripted::new(ChannelKind::Sms, vec![]);
+    let ok = w
+        .send(json!({"to": "+33612345678", "channels": ["whatsapp", {"channel": "sms", "after": "not_delivered", "within": "5m"}], "content": {"text": "Votre code : 482913"}}))
+        .await
+        .unwrap();
+    let d = w.dispatcher(SimConfig::default(), vec![whatsapp.clone(), sms.clone()]);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!((whatsapp.calls(), sms.calls()), (1, 0));
+    w.advance(4 * 60 + 59);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(sms.calls(), 0, "still within the wait");
+    w.advance(1);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(sms.calls(), 1);
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.channel, "sms");
+    let timeout = m
+        .events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("fallback_timeout"))
+        .expect("the wait that ran out is in the message's events");
+    assert_eq!(timeout.channel.as_deref(), Some("whatsapp"));
+    assert_eq!(timeout.detail.as_deref(), Some("not delivered within 5m"));
 }
 
 async fn receipts_only_move_status_forward(w: &World) {

@@ -831,6 +831,27 @@ async fn a_fallback_to_a_configured_channel_still_needs_consent_for_its_kind() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    // A WhatsApp channel whose provider refuses every message as undeliverable.
+    let refusing = axum::Router::new().route(
+        "/{version}/{number}/messages",
+        axum::routing::post(|| async {
+            (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"message": "Message undeliverable", "code": 131026}})),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let graph = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, refusing).await });
+    let (status, created) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "whatsapp", "name": "wa", "config": {"phone_number_id": "106540352242922",
+                "access_token": "t", "app_secret": "s", "verify_token": "v", "base_url": graph}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
     let (status, contact) = api
         .post(
             "/v1/contacts",
@@ -857,7 +878,8 @@ async fn a_fallback_to_a_configured_channel_still_needs_consent_for_its_kind() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
-    // No WhatsApp adapter runs in this test, so the first step fails and the chain moves on.
+    // The kind names the tenant's WhatsApp channel, whose provider refuses the message: the
+    // chain moves on.
     let message = api.settle(accepted["id"].as_str().unwrap()).await;
     assert_ne!(message["status"], "delivered", "{message}");
     let skipped =

@@ -359,3 +359,69 @@ async fn a_send_goes_out_through_the_graph_api_and_statuses_never_move_it_backwa
 fn status_of(state: &str, at: u64) -> Value {
     status("wamid.TEST1", state, at)
 }
+
+#[tokio::test]
+async fn a_channel_kind_names_the_tenants_channel_of_that_kind_and_no_other() {
+    let api = api().await;
+    // `whatsapp` is the kind: it goes out on the tenant's WhatsApp channel.
+    let (status, accepted) = api
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(json!({"to": "+33612345678", "channel": "whatsapp",
+                "content": {"text": "Votre colis arrive demain."}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        api.dispatcher.run_once().await.unwrap();
+        if api.message(&id).await["status"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let message = api.message(&id).await;
+    assert_eq!(message["status"], "sent", "{message}");
+    assert_eq!(message["channel"], api.channel_id.as_str(), "{message}");
+    assert_eq!(api.graph.sent.lock().unwrap().len(), 1);
+
+    // An address on one channel goes on that channel only, never on another address of
+    // its contact (this one also has a phone, which the sandbox could reach).
+    let (status, contact) = api
+        .call(
+            "POST",
+            "/v1/contacts",
+            Some(
+                json!({"identities": [{"channel": "sms", "address": "+33698765432"},
+                {"channel": "email", "address": "ana@example.com"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{contact}");
+    let (status, problem) = api
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(
+                json!({"to": {"channel": "email", "address": "ana@example.com"},
+                "content": {"text": "Votre facture"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["errors"][0]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no `email` channel"),
+        "{problem}"
+    );
+    let (_, list) = api.call("GET", "/v1/messages", None).await;
+    let stored = list.get("data").cloned().unwrap_or(list);
+    assert_eq!(
+        stored.as_array().map(Vec::len),
+        Some(1),
+        "only the WhatsApp message was stored: {stored}"
+    );
+}

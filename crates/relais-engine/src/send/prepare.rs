@@ -214,13 +214,15 @@ pub(super) async fn prepare(
             }
         };
         let base = checked.base.clone();
-        // Every name was looked up above: this asks the store nothing.
+        // Every name was looked up above: this asks the store nothing, but once per kind
+        // named that the server has no adapter of its own for.
         match resolve_channel_names(
             &**ctx.store,
             tenant,
             &mut checked.request,
             &base,
             &mut channels,
+            ctx.configured,
         )
         .await
         {

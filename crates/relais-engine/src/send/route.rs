@@ -1,7 +1,7 @@
 //! Where a message goes: the channel or fallback chain a request names (a configured
 //! channel by name or id, or a channel kind), or the route picked for its contact.
 
-use super::{AcceptError, SendRequest, invalid};
+use super::{AcceptError, Recipient, SendRequest, invalid};
 use relais_core::channel::ChannelKind;
 use relais_core::contact::Contact;
 use relais_core::fallback::FallbackChain;
@@ -42,14 +42,35 @@ pub(super) async fn resolve_channel_names(
     request: &mut SendRequest,
     base: &str,
     known: &mut ChannelNames,
+    configured: &[ChannelKind],
 ) -> Result<HashMap<String, ChannelKind>, AcceptError> {
     // A plain function of `base`: a `&dyn Fn` held across the awaits would make the
     // accept future not `Send`.
     let at = |p: &str| format!("{base}{p}");
+    // A message addressed on one channel (`{"channel": "email", "address": …}`) goes on
+    // that channel only, never on another address of its contact.
+    let mut only_channel = false;
+    if request.channel.is_none()
+        && request.channels.is_none()
+        && let Recipient::Address { channel, .. } = &request.to
+    {
+        request.channel = Some(channel.as_str().to_owned());
+        only_channel = true;
+    }
     let mut named = HashMap::new();
     if let Some(name) = &mut request.channel
-        && let Some((id, kind)) =
-            configured_channel(store, tenant, name, &at("/channel"), known).await?
+        && let Some((id, kind)) = configured_channel(
+            store,
+            tenant,
+            name,
+            &at("/channel"),
+            known,
+            Missing {
+                configured,
+                refused: only_channel,
+            },
+        )
+        .await?
     {
         *name = id.clone();
         named.insert(id, kind);
@@ -59,8 +80,18 @@ pub(super) async fn resolve_channel_names(
         let mut changed = false;
         for (i, step) in steps.iter_mut().enumerate() {
             let pointer = at(&format!("/channels/{i}"));
-            if let Some((id, kind)) =
-                configured_channel(store, tenant, &step.channel, &pointer, known).await?
+            if let Some((id, kind)) = configured_channel(
+                store,
+                tenant,
+                &step.channel,
+                &pointer,
+                known,
+                Missing {
+                    configured,
+                    refused: false,
+                },
+            )
+            .await?
             {
                 step.channel = id.clone();
                 named.insert(id, kind);
@@ -76,17 +107,52 @@ pub(super) async fn resolve_channel_names(
     Ok(named)
 }
 
-/// The id and kind of the configured channel `name` names; `None` for a channel kind or an
-/// unknown name (refused later as an unknown channel).
+/// What to do with a channel kind the server has no adapter of its own for.
+#[derive(Clone, Copy)]
+struct Missing<'a> {
+    /// The kinds the server sends on without a configured channel (the sandbox).
+    configured: &'a [ChannelKind],
+    /// Refuse the request when the tenant has no channel of the kind; otherwise the kind
+    /// is left as it is (a dispatcher with an adapter for it sends it, others fail it as
+    /// an unknown channel).
+    refused: bool,
+}
+
+/// The id and kind of the configured channel `name` names; `None` for a channel kind the
+/// server sends on by itself (the sandbox) or an unknown name (refused later as an unknown
+/// channel). Another channel kind names the tenant's first configured channel of that
+/// kind (the oldest).
 async fn configured_channel(
     store: &dyn Store,
     tenant: &str,
     name: &str,
     pointer: &str,
     known: &mut ChannelNames,
+    missing: Missing<'_>,
 ) -> Result<Option<(String, ChannelKind)>, AcceptError> {
-    if name.parse::<ChannelKind>().is_ok() {
-        return Ok(None);
+    if let Ok(kind) = name.parse::<ChannelKind>() {
+        if missing.configured.contains(&kind) {
+            return Ok(None);
+        }
+        if !known.contains_key(name) {
+            let first = store
+                .channels(tenant)
+                .await?
+                .into_iter()
+                .find(|record| configured_kind(&record.kind) == Some(kind))
+                .map(|record| (record.id, kind));
+            known.insert(name.to_owned(), first);
+        }
+        return match known.get(name).cloned().flatten() {
+            Some(found) => Ok(Some(found)),
+            None if missing.refused => Err(invalid(
+                pointer,
+                format!(
+                    "no `{kind}` channel is configured for this tenant: create one with POST /v1/channels (docs/channels.md)"
+                ),
+            )),
+            None => Ok(None),
+        };
     }
     if let Some(found) = known.get(name) {
         return Ok(found.clone());

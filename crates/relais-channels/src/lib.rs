@@ -9,6 +9,7 @@ pub mod adapter;
 pub mod configured;
 pub mod event;
 pub mod messenger;
+pub mod pace;
 pub mod rcs;
 pub mod sim;
 pub mod smpp;

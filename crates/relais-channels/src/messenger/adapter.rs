@@ -18,6 +18,7 @@ use super::errors::{ErrorCode, classify, excerpt};
 use super::send::request_body;
 use super::tag::MessagingTag;
 use crate::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
+use crate::pace::{AuthPause, Pace};
 use crate::whatsapp::adapter::{AUTH_PAUSE, ClientError, SEND_TIMEOUT, http_client};
 use crate::whatsapp::signature::keyed;
 use async_trait::async_trait;
@@ -25,9 +26,6 @@ use hmac::Mac;
 use relais_core::channel::ChannelKind;
 use relais_core::content::{Body, MediaKind};
 use relais_core::retry::ErrorClass;
-use std::sync::Mutex;
-use std::time::Duration;
-use tokio::time::Instant;
 
 /// Meta's Send API takes 10 calls a second per Page or Instagram account for messages
 /// with audio or video, against 300 for the rest.
@@ -43,37 +41,11 @@ pub struct MessengerChannel {
     client: reqwest::Client,
     /// The Send API address with its `appsecret_proof`.
     send_url: String,
-    /// Until when the channel is not ready after an `auth_failed` answer.
-    auth_paused_until: Mutex<Option<Instant>>,
+    /// The pause after an `auth_failed` answer, while the channel is not ready.
+    auth: AuthPause,
     /// Every send waits for its turn at `max_rate`; audio and video also at 10 a second.
     pace: Pace,
     audio_video_pace: Pace,
-}
-
-/// Turns spaced `interval` apart: Meta throttles past its rate (code 613), so the
-/// channel paces itself below it.
-struct Pace {
-    interval: Duration,
-    next: Mutex<Instant>,
-}
-
-impl Pace {
-    fn new(max_rate: f64) -> Pace {
-        Pace {
-            interval: Duration::from_secs_f64(1.0 / max_rate),
-            next: Mutex::new(Instant::now()),
-        }
-    }
-
-    async fn wait_for_turn(&self) {
-        let turn = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let turn = (*next).max(Instant::now());
-            *next = turn + self.interval;
-            turn
-        };
-        tokio::time::sleep_until(turn).await;
-    }
 }
 
 impl std::fmt::Debug for MessengerChannel {
@@ -96,7 +68,7 @@ impl MessengerChannel {
             pace: Pace::new(config.max_rate()),
             audio_video_pace: Pace::new(config.max_rate().min(AUDIO_VIDEO_MAX_RATE)),
             config,
-            auth_paused_until: Mutex::new(None),
+            auth: AuthPause::default(),
         })
     }
 
@@ -138,11 +110,7 @@ impl MessengerChannel {
     }
 
     fn pause_for_auth(&self) {
-        let mut until = self
-            .auth_paused_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        *until = Some(Instant::now() + AUTH_PAUSE);
+        self.auth.pause(AUTH_PAUSE);
     }
 }
 
@@ -153,11 +121,7 @@ impl ChannelAdapter for MessengerChannel {
     }
 
     fn is_ready(&self) -> bool {
-        let until = self
-            .auth_paused_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        until.is_none_or(|until| Instant::now() >= until)
+        self.auth.is_over()
     }
 
     /// `message.from` is not read: the token decides the Page or account that sends.
@@ -231,6 +195,7 @@ async fn read_answer(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest
 mod tests {
     use super::super::Platform;
     use super::*;
+    use std::time::Duration;
 
     fn channel() -> MessengerChannel {
         let config = MessengerConfig::parse(
@@ -280,18 +245,7 @@ mod tests {
         assert!(channel.is_ready());
         channel.pause_for_auth();
         assert!(!channel.is_ready());
-        *channel.auth_paused_until.lock().unwrap() = Some(Instant::now());
+        channel.auth.pause(Duration::ZERO);
         assert!(channel.is_ready(), "ready again once the pause is over");
-    }
-
-    #[tokio::test]
-    async fn sends_wait_their_turn_at_the_configured_rate() {
-        let pace = Pace::new(50.0);
-        let start = Instant::now();
-        for _ in 0..3 {
-            pace.wait_for_turn().await;
-        }
-        // The first goes at once, the next two 20 ms apart.
-        assert!(start.elapsed() >= Duration::from_millis(40));
     }
 }

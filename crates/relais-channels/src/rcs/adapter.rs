@@ -25,12 +25,12 @@ use super::errors::{ErrorCode, classify, is_already_sent};
 use super::http::{encode, read_answer, unanswered};
 use super::send::{msisdn, request_body};
 use crate::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
+use crate::pace::{AuthPause, Pace};
 use crate::whatsapp::adapter::{AUTH_PAUSE, ClientError, http_client};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
 use relais_core::retry::ErrorClass;
 use std::sync::Mutex;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// One configured RBM agent.
@@ -39,35 +39,9 @@ pub struct RcsChannel {
     client: reqwest::Client,
     tokens: TokenSource,
     capabilities: Mutex<CapabilityCache>,
-    /// Until when the channel is not ready after an `auth_failed` answer.
-    auth_paused_until: Mutex<Option<Instant>>,
+    /// The pause after an `auth_failed` answer, while the channel is not ready.
+    auth: AuthPause,
     pace: Pace,
-}
-
-/// Turns spaced `interval` apart: Google answers `RESOURCE_EXHAUSTED` past the agent's
-/// quota, so the channel paces itself below it.
-struct Pace {
-    interval: Duration,
-    next: Mutex<Instant>,
-}
-
-impl Pace {
-    fn new(max_rate: f64) -> Pace {
-        Pace {
-            interval: Duration::from_secs_f64(1.0 / max_rate),
-            next: Mutex::new(Instant::now()),
-        }
-    }
-
-    async fn wait_for_turn(&self) {
-        let turn = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let turn = (*next).max(Instant::now());
-            *next = turn + self.interval;
-            turn
-        };
-        tokio::time::sleep_until(turn).await;
-    }
 }
 
 impl std::fmt::Debug for RcsChannel {
@@ -89,7 +63,7 @@ impl RcsChannel {
             ),
             client,
             capabilities: Mutex::new(CapabilityCache::default()),
-            auth_paused_until: Mutex::new(None),
+            auth: AuthPause::default(),
             pace: Pace::new(config.max_rate()),
             config,
         })
@@ -168,11 +142,7 @@ impl RcsChannel {
     }
 
     fn pause_for_auth(&self) {
-        let mut until = self
-            .auth_paused_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        *until = Some(Instant::now() + AUTH_PAUSE);
+        self.auth.pause(AUTH_PAUSE);
     }
 }
 
@@ -183,11 +153,7 @@ impl ChannelAdapter for RcsChannel {
     }
 
     fn is_ready(&self) -> bool {
-        let until = self
-            .auth_paused_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        until.is_none_or(|until| Instant::now() >= until)
+        self.auth.is_over()
     }
 
     /// `message.from` is not read: the configured agent is the sender.
@@ -225,6 +191,7 @@ impl ChannelAdapter for RcsChannel {
 mod tests {
     use super::super::service_account::tests::key_file;
     use super::*;
+    use std::time::Duration;
 
     fn channel() -> RcsChannel {
         let config = RcsConfig::parse(&serde_json::json!({"agent_id": "relais_agent",
@@ -244,19 +211,8 @@ mod tests {
         assert!(channel.is_ready());
         channel.pause_for_auth();
         assert!(!channel.is_ready());
-        *channel.auth_paused_until.lock().unwrap() = Some(Instant::now());
+        channel.auth.pause(Duration::ZERO);
         assert!(channel.is_ready(), "ready again once the pause is over");
-    }
-
-    #[tokio::test]
-    async fn sends_wait_their_turn_at_the_configured_rate() {
-        let pace = Pace::new(50.0);
-        let start = Instant::now();
-        for _ in 0..3 {
-            pace.wait_for_turn().await;
-        }
-        // The first goes at once, the next two 20 ms apart.
-        assert!(start.elapsed() >= Duration::from_millis(40));
     }
 
     #[tokio::test]

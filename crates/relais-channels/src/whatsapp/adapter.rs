@@ -13,12 +13,11 @@ use super::errors::{ErrorCode, classify};
 use super::send::request_body;
 use super::templates::{ApprovedTemplate, TemplateSyncError, fetch_templates};
 use crate::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
+use crate::pace::{AuthPause, Pace};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
 use relais_core::retry::ErrorClass;
-use std::sync::Mutex;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// How long a send may take, connection included. Meta answers in well under a second;
 /// past 10 s the message is retried later rather than holding a slot of the window.
@@ -55,12 +54,10 @@ pub struct WhatsAppChannel {
     config: WhatsAppConfig,
     client: reqwest::Client,
     messages_url: String,
-    /// Until when the channel is not ready after an `auth_failed` answer.
-    auth_paused_until: Mutex<Option<Instant>>,
-    /// The time between two sends at `max_rate`, and when the next may start: Meta
-    /// throttles a number past its rate (130429), so the channel paces itself below it.
-    send_interval: Duration,
-    next_send: Mutex<Instant>,
+    /// The pause after an `auth_failed` answer, while the channel is not ready.
+    auth: AuthPause,
+    /// Every send waits for its turn at `max_rate`.
+    pace: Pace,
 }
 
 impl std::fmt::Debug for WhatsAppChannel {
@@ -76,22 +73,10 @@ impl WhatsAppChannel {
         Ok(WhatsAppChannel {
             client: http_client()?,
             messages_url: config.messages_url(),
-            send_interval: Duration::from_secs_f64(1.0 / config.max_rate()),
+            pace: Pace::new(config.max_rate()),
             config,
-            auth_paused_until: Mutex::new(None),
-            next_send: Mutex::new(Instant::now()),
+            auth: AuthPause::default(),
         })
-    }
-
-    /// Waits for this send's turn at `max_rate`.
-    async fn wait_for_turn(&self) {
-        let turn = {
-            let mut next = self.next_send.lock().unwrap_or_else(|p| p.into_inner());
-            let turn = (*next).max(Instant::now());
-            *next = turn + self.send_interval;
-            turn
-        };
-        tokio::time::sleep_until(turn).await;
     }
 
     pub fn config(&self) -> &WhatsAppConfig {
@@ -104,11 +89,7 @@ impl WhatsAppChannel {
     }
 
     fn pause_for_auth(&self) {
-        let mut until = self
-            .auth_paused_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        *until = Some(Instant::now() + AUTH_PAUSE);
+        self.auth.pause(AUTH_PAUSE);
     }
 }
 
@@ -119,17 +100,13 @@ impl ChannelAdapter for WhatsAppChannel {
     }
 
     fn is_ready(&self) -> bool {
-        let until = self
-            .auth_paused_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        until.is_none_or(|until| Instant::now() >= until)
+        self.auth.is_over()
     }
 
     /// `message.from` is not read: the configured phone number id decides the sender.
     async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError> {
         let body = request_body(&message.to, &message.content)?;
-        self.wait_for_turn().await;
+        self.pace.wait_for_turn().await;
         let response = self
             .client
             .post(&self.messages_url)
@@ -200,6 +177,7 @@ pub(super) async fn read_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_wamid_is_read_from_the_first_message() {
@@ -237,7 +215,7 @@ mod tests {
         assert!(channel.is_ready());
         channel.pause_for_auth();
         assert!(!channel.is_ready());
-        *channel.auth_paused_until.lock().unwrap() = Some(Instant::now());
+        channel.auth.pause(Duration::ZERO);
         assert!(channel.is_ready(), "ready again once the pause is over");
     }
 }

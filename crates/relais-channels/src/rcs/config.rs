@@ -6,7 +6,8 @@
 //! client token never show in `Debug` output.
 
 use super::service_account::ServiceAccount;
-use serde_json::{Map, Value};
+use crate::config_keys::{checked_url, error, pointer, required, string};
+use serde_json::Value;
 use std::fmt;
 
 pub use crate::configured::ConfigError;
@@ -90,11 +91,11 @@ impl RcsConfig {
             None => return Err(required("client_token")),
         };
         let base_url = match string(object, "base_url")? {
-            Some(url) => checked_url("/base_url", url)?,
+            Some(url) => checked_url("/base_url", url, DEFAULT_BASE_URL)?,
             None => DEFAULT_BASE_URL.to_owned(),
         };
         let token_uri = string(object, "token_uri")?
-            .map(|uri| checked_url("/token_uri", uri))
+            .map(|uri| checked_url("/token_uri", uri, DEFAULT_BASE_URL))
             .transpose()?;
         let max_rate = match object.get("max_rate") {
             None | Some(Value::Null) => DEFAULT_MAX_RATE,
@@ -195,27 +196,6 @@ impl fmt::Debug for RcsConfig {
     }
 }
 
-fn error(pointer: &str, detail: impl Into<String>) -> ConfigError {
-    ConfigError::new(pointer, detail)
-}
-
-fn required(key: &str) -> ConfigError {
-    error(&pointer(key), format!("`{key}` is required"))
-}
-
-/// The JSON pointer of a top-level key (RFC 6901 escapes `~` and `/`).
-fn pointer(key: &str) -> String {
-    format!("/{}", key.replace('~', "~0").replace('/', "~1"))
-}
-
-fn string<'v>(object: &'v Map<String, Value>, key: &str) -> Result<Option<&'v str>, ConfigError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(error(&pointer(key), format!("`{key}` must be a string"))),
-    }
-}
-
 /// Letters, digits, `_`, `-`, `.` and one `@` (before `rbm.goog`).
 fn is_agent_id(id: &str) -> bool {
     !id.is_empty()
@@ -224,32 +204,6 @@ fn is_agent_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
-}
-
-/// An http:// or https:// address with a host and no query, without its trailing slash.
-pub(super) fn checked_url(at: &str, url: &str) -> Result<String, ConfigError> {
-    let trimmed = url.trim().trim_end_matches('/');
-    let lower = trimmed.to_ascii_lowercase();
-    let host = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"))
-        .unwrap_or_default();
-    let ok = !host.is_empty()
-        && !host.starts_with('/')
-        && !trimmed
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#');
-    if ok {
-        Ok(trimmed.to_owned())
-    } else {
-        let key = at.rsplit('/').next().unwrap_or(at);
-        Err(error(
-            at,
-            format!(
-                "`{key}` must be an http:// or https:// address without query, such as {DEFAULT_BASE_URL}"
-            ),
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -120,7 +120,11 @@ impl ServiceAccount {
             .ok_or_else(|| invalid("/client_email", "must be the service account's email"))?;
         let private_key_id = field(object, "private_key_id")?;
         let token_uri = match field(object, "token_uri")? {
-            Some(uri) => super::config::checked_url("/service_account/token_uri", &uri)?,
+            Some(uri) => crate::config_keys::checked_url(
+                "/service_account/token_uri",
+                &uri,
+                "https://oauth2.googleapis.com/token",
+            )?,
             None => DEFAULT_TOKEN_URI.to_owned(),
         };
         let pem =

@@ -4,6 +4,9 @@
 //! never leaves a channel half-configured. Errors point at the key with a JSON pointer
 //! (`/access_token`). The three secrets never show in `Debug` output.
 
+use crate::config_keys::{
+    checked_url, error, is_graph_api_version, pointer, required, secret, string,
+};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -79,11 +82,11 @@ impl WhatsAppConfig {
         let verify_token = secret(object, "verify_token")?;
         let business_account_id = numeric_id(object, "business_account_id")?;
         let base_url = match string(object, "base_url")? {
-            Some(url) => checked_base_url(url)?,
+            Some(url) => checked_url("/base_url", url, DEFAULT_BASE_URL)?,
             None => DEFAULT_BASE_URL.to_owned(),
         };
         let api_version = match string(object, "api_version")? {
-            Some(version) if is_api_version(version) => version.to_owned(),
+            Some(version) if is_graph_api_version(version) => version.to_owned(),
             Some(_) => {
                 return Err(error("/api_version", "`api_version` must look like v23.0"));
             }
@@ -178,35 +181,6 @@ impl fmt::Debug for WhatsAppConfig {
     }
 }
 
-fn error(pointer: &str, detail: impl Into<String>) -> ConfigError {
-    ConfigError::new(pointer, detail)
-}
-
-fn required(key: &str) -> ConfigError {
-    error(&pointer(key), format!("`{key}` is required"))
-}
-
-/// The JSON pointer of a top-level key (RFC 6901 escapes `~` and `/`).
-fn pointer(key: &str) -> String {
-    format!("/{}", key.replace('~', "~0").replace('/', "~1"))
-}
-
-fn string<'v>(object: &'v Map<String, Value>, key: &str) -> Result<Option<&'v str>, ConfigError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(error(&pointer(key), format!("`{key}` must be a string"))),
-    }
-}
-
-fn secret(object: &Map<String, Value>, key: &str) -> Result<String, ConfigError> {
-    match string(object, key)? {
-        Some(value) if !value.trim().is_empty() => Ok(value.to_owned()),
-        Some(_) => Err(error(&pointer(key), format!("`{key}` must not be empty"))),
-        None => Err(required(key)),
-    }
-}
-
 /// Meta's ids are digits; written as a string, or as a JSON integer (which serde_json keeps
 /// exact up to u64, so an id never loses digits to a float).
 fn numeric_id(object: &Map<String, Value>, key: &str) -> Result<Option<String>, ConfigError> {
@@ -224,40 +198,6 @@ fn numeric_id(object: &Map<String, Value>, key: &str) -> Result<Option<String>, 
             format!("`{key}` must be the numeric id Meta shows, such as \"106540352242922\""),
         ))
     }
-}
-
-fn checked_base_url(url: &str) -> Result<String, ConfigError> {
-    let trimmed = url.trim_end_matches('/');
-    let lower = trimmed.to_ascii_lowercase();
-    let host = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"))
-        .unwrap_or_default();
-    let ok = !host.is_empty()
-        && !host.starts_with('/')
-        && !trimmed
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#');
-    if ok {
-        Ok(trimmed.to_owned())
-    } else {
-        Err(error(
-            "/base_url",
-            "`base_url` must be an http:// or https:// address without query, such as https://graph.facebook.com",
-        ))
-    }
-}
-
-/// `v` then `major.minor`, as Meta names Graph API versions.
-fn is_api_version(version: &str) -> bool {
-    let Some((major, minor)) = version
-        .strip_prefix('v')
-        .and_then(|rest| rest.split_once('.'))
-    else {
-        return false;
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits(major) && digits(minor)
 }
 
 #[cfg(test)]

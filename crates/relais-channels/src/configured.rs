@@ -84,7 +84,14 @@ pub trait ChannelEvents: Send {
 pub struct Started {
     pub adapter: Arc<dyn ChannelAdapter>,
     pub events: Option<Box<dyn ChannelEvents>>,
+    /// How the provider's calls to `/hooks/{channel}` are read, for a channel told by
+    /// webhooks.
+    pub webhook: Option<WebhookReader>,
 }
+
+/// Reads a provider's call to one channel's `/hooks/{channel}` address.
+pub type WebhookReader =
+    Arc<dyn Fn(&WebhookRequest<'_>) -> Result<WebhookAnswer, WebhookError> + Send + Sync>;
 
 fn unknown_kind(kind: &str) -> ConfigError {
     ConfigError::new(
@@ -117,39 +124,49 @@ pub fn check_config(kind: &str, config: &serde_json::Value) -> Result<(), Config
 }
 
 /// Starts a channel from its config (its secrets already opened); it connects in the
-/// background.
+/// background. The config is read once, here: a webhook channel's calls are then read
+/// with it (an RCS key is parsed once, not on every call).
 pub fn start(
     kind: &str,
     identity: ChannelIdentity,
     config: &serde_json::Value,
 ) -> Result<Started, ConfigError> {
+    let client_error = |e: crate::whatsapp::ClientError| ConfigError::new("", e.to_string());
     match kind {
         crate::smpp::KIND => crate::smpp::start(identity, config),
         WHATSAPP => {
-            let channel = WhatsAppChannel::new(WhatsAppConfig::parse(config)?)
-                .map_err(|e| ConfigError::new("", e.to_string()))?;
-            Ok(Started {
-                adapter: Arc::new(channel),
-                events: None,
-            })
+            let config = WhatsAppConfig::parse(config)?;
+            let channel = WhatsAppChannel::new(config.clone()).map_err(client_error)?;
+            Ok(told_by_webhooks(Arc::new(channel), move |request| {
+                crate::whatsapp::receive_webhook(&identity, &config, request)
+            }))
         }
         RCS => {
-            let channel = RcsChannel::new(RcsConfig::parse(config)?)
-                .map_err(|e| ConfigError::new("", e.to_string()))?;
-            Ok(Started {
-                adapter: Arc::new(channel),
-                events: None,
-            })
+            let config = RcsConfig::parse(config)?;
+            let channel = RcsChannel::new(config.clone()).map_err(client_error)?;
+            Ok(told_by_webhooks(Arc::new(channel), move |request| {
+                crate::rcs::receive_webhook(&identity, &config, request)
+            }))
         }
         other => {
             let platform = platform(other).ok_or_else(|| unknown_kind(other))?;
-            let channel = MessengerChannel::new(MessengerConfig::parse(platform, config)?)
-                .map_err(|e| ConfigError::new("", e.to_string()))?;
-            Ok(Started {
-                adapter: Arc::new(channel),
-                events: None,
-            })
+            let config = MessengerConfig::parse(platform, config)?;
+            let channel = MessengerChannel::new(config.clone()).map_err(client_error)?;
+            Ok(told_by_webhooks(Arc::new(channel), move |request| {
+                crate::messenger::receive_webhook(&identity, &config, request)
+            }))
         }
+    }
+}
+
+fn told_by_webhooks(
+    adapter: Arc<dyn ChannelAdapter>,
+    read: impl Fn(&WebhookRequest<'_>) -> Result<WebhookAnswer, WebhookError> + Send + Sync + 'static,
+) -> Started {
+    Started {
+        adapter,
+        events: None,
+        webhook: Some(Arc::new(read)),
     }
 }
 
@@ -194,8 +211,6 @@ pub enum WebhookAnswer {
 /// Why a provider's call is refused; nothing of it is stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
-    #[error("`{0}` channels take no webhooks")]
-    NoWebhooks(String),
     /// Unsigned, wrongly signed, or a handshake with the wrong token.
     #[error("{0}")]
     Unauthorized(String),
@@ -204,31 +219,6 @@ pub enum WebhookError {
     /// About an account (a phone number id) that is not this channel's.
     #[error("{0}")]
     OtherAccount(String),
-    #[error("the channel's config: {0}")]
-    Config(#[from] ConfigError),
-}
-
-/// Reads a provider's call to a channel (its config with secrets opened).
-pub fn webhook(
-    kind: &str,
-    identity: &ChannelIdentity,
-    config: &serde_json::Value,
-    request: &WebhookRequest<'_>,
-) -> Result<WebhookAnswer, WebhookError> {
-    match kind {
-        WHATSAPP => {
-            crate::whatsapp::receive_webhook(identity, &WhatsAppConfig::parse(config)?, request)
-        }
-        RCS => crate::rcs::receive_webhook(identity, &RcsConfig::parse(config)?, request),
-        other => match platform(other) {
-            Some(platform) => crate::messenger::receive_webhook(
-                identity,
-                &MessengerConfig::parse(platform, config)?,
-                request,
-            ),
-            None => Err(WebhookError::NoWebhooks(other.to_owned())),
-        },
-    }
 }
 
 #[cfg(test)]

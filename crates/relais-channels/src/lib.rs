@@ -21,6 +21,6 @@ pub use adapter::{
 };
 pub use configured::{
     ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Started, WebhookAnswer,
-    WebhookError, WebhookRequest, check_config, kind_of, start, takes_webhooks, webhook,
+    WebhookError, WebhookReader, WebhookRequest, check_config, kind_of, start, takes_webhooks,
 };
 pub use event::{Confirm, MessageRef, NewInbound, StatusReport};

@@ -7,11 +7,11 @@
 //! commit, a customer's message once the inbound pipeline has stored it. A crash in
 //! between makes the provider deliver it again; nothing is lost.
 
-use crate::dispatch::{ChannelRegistry, ReceiptAck, apply_receipt_to};
+use crate::dispatch::{ChannelRegistry, ReceiptAck, apply_receipt_to, receipt_event};
 use crate::inbound::InboundPipeline;
 use relais_channels::{
     ChannelAdapter, ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Confirm, MessageRef,
-    StatusReport, WebhookAnswer, WebhookError, WebhookRequest,
+    StatusReport, WebhookAnswer, WebhookError, WebhookReader, WebhookRequest,
 };
 use relais_core::clock::Clock;
 use relais_store::{ChannelRecord, MessageEvent, Store, StoreError};
@@ -40,11 +40,8 @@ pub struct ConfiguredChannels {
 /// A started channel, with what its webhooks are read with.
 #[derive(Clone)]
 struct Running {
-    kind: String,
-    identity: ChannelIdentity,
-    /// The config with its secrets opened.
-    config: Arc<serde_json::Value>,
     adapter: Arc<dyn ChannelAdapter>,
+    webhook: Option<WebhookReader>,
 }
 
 /// How long a provider's call waits for what it delivered to be stored.
@@ -126,15 +123,13 @@ impl ConfiguredChannels {
             tenant_id: record.tenant_id.clone(),
             name: record.name.clone(),
         };
-        let started = relais_channels::start(&record.kind, identity.clone(), &opened)?;
+        let started = relais_channels::start(&record.kind, identity, &opened)?;
         if let Some(events) = started.events {
             tokio::spawn(read_events(record.id.clone(), self.sink.clone(), events));
         }
         let running = Running {
-            kind: record.kind.clone(),
-            identity,
-            config: Arc::new(opened),
             adapter: started.adapter.clone(),
+            webhook: started.webhook,
         };
         let previous = {
             let mut map = self.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -168,17 +163,15 @@ impl ConfiguredChannels {
         channel_id: &str,
         request: &WebhookRequest<'_>,
     ) -> Result<Option<String>, HookError> {
-        let running = {
+        let webhook = {
             let map = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(channel_id).cloned()
+            map.get(channel_id)
+                .and_then(|running| running.webhook.clone())
         };
-        let Some(running) =
-            running.filter(|running| relais_channels::takes_webhooks(&running.kind))
-        else {
+        let Some(read) = webhook else {
             return Err(HookError::UnknownChannel(channel_id.to_owned()));
         };
-        match relais_channels::webhook(&running.kind, &running.identity, &running.config, request)?
-        {
+        match read(request)? {
             WebhookAnswer::Echo(text) => Ok(Some(text)),
             WebhookAnswer::Deliver(events) => {
                 if self.sink.apply_and_wait(events).await {
@@ -276,8 +269,8 @@ impl EventSink {
 
     async fn status(&self, report: StatusReport) -> Result<Stored, crate::dispatch::DispatchError> {
         let at = report.at.unwrap_or_else(|| self.clock.now());
-        let message_id = match report.message {
-            MessageRef::Ours(message_id) => message_id,
+        let (message_id, found) = match report.message {
+            MessageRef::Ours(message_id) => (message_id, None),
             MessageRef::Provider(provider_id) => {
                 let found = self
                     .store
@@ -289,29 +282,25 @@ impl EventSink {
                     tracing::debug!(channel = %report.channel_id, provider_id, "a status for a message this channel did not send; dropped");
                     return Ok(Stored::Now);
                 };
-                message.id
+                (message.id.clone(), Some(message))
             }
         };
         if report.status.is_failure() {
             // A failure may move the message to the next step of its chain: applied now.
-            if let Some(found) = self.store.message(&report.tenant_id, &message_id).await? {
-                apply_receipt_to(
-                    &*self.store,
-                    &found.message,
-                    report.status,
-                    at,
-                    report.detail,
-                )
-                .await?;
+            let message = match found {
+                Some(message) => Some(message),
+                None => self
+                    .store
+                    .message(&report.tenant_id, &message_id)
+                    .await?
+                    .map(|found| found.message),
+            };
+            if let Some(message) = message {
+                apply_receipt_to(&*self.store, &message, report.status, at, report.detail).await?;
             }
             return Ok(Stored::Now);
         }
-        let mut event = MessageEvent::new(report.status, at)
-            .channel(report.channel_id.as_str())
-            .reason("receipt");
-        if let Some(detail) = report.detail {
-            event = event.detail(detail);
-        }
+        let event = receipt_event(report.status, at, &report.channel_id, report.detail);
         Ok(Stored::WithTheWriter((message_id, event)))
     }
 }

@@ -129,6 +129,7 @@ pub fn start(
             client,
         }),
         events: Some(Box::new(events)),
+        webhook: None,
     })
 }
 

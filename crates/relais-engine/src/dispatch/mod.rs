@@ -24,7 +24,9 @@ mod registry;
 mod runner;
 mod settler;
 
-pub use receipts::{apply_channel_receipt, apply_provider_receipt, apply_receipt_to};
+pub use receipts::{
+    apply_channel_receipt, apply_provider_receipt, apply_receipt_to, receipt_event,
+};
 pub use registry::{ChannelRegistry, ReceiptAck, ReceiptInbox};
 pub use relais_channels::adapter::{
     ChannelAdapter, DEFAULT_IN_FLIGHT, OutboundMessage, ProviderAck, Receipt, SendError,

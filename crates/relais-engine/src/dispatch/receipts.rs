@@ -40,6 +40,22 @@ pub async fn apply_channel_receipt(
     apply_receipt_to(store, &message, status, at, detail).await
 }
 
+/// The event a provider's report on a message sent on `channel` writes in its log.
+pub fn receipt_event(
+    status: MessageStatus,
+    at: Timestamp,
+    channel: &str,
+    detail: Option<String>,
+) -> MessageEvent {
+    let event = MessageEvent::new(status, at)
+        .channel(channel)
+        .reason("receipt");
+    match detail {
+        Some(detail) => event.detail(detail),
+        None => event,
+    }
+}
+
 /// Applies a receipt to a message already found (an SMPP receipt names the message by the
 /// reference it was submitted with).
 pub async fn apply_receipt_to(
@@ -49,12 +65,7 @@ pub async fn apply_receipt_to(
     at: Timestamp,
     detail: Option<String>,
 ) -> Result<Option<MessageStatus>, DispatchError> {
-    let mut event = MessageEvent::new(status, at)
-        .channel(message.channel.as_str())
-        .reason("receipt");
-    if let Some(detail) = detail {
-        event = event.detail(detail);
-    }
+    let event = receipt_event(status, at, &message.channel, detail);
     // A failure on a step that has a next one moves the message on instead of ending it.
     if status.is_failure()
         && let Ok(chain) = serde_json::from_value::<FallbackChain>(message.chain.clone())

@@ -53,18 +53,13 @@ async fn provider_call(
 
 fn refusal(error: HookError) -> ApiError {
     match error {
-        HookError::UnknownChannel(_) | HookError::Refused(WebhookError::NoWebhooks(_)) => {
-            ApiError::not_found(error.to_string())
-        }
+        HookError::UnknownChannel(_) => ApiError::not_found(error.to_string()),
         HookError::Refused(WebhookError::Unauthorized(why)) => {
             tracing::warn!(error = %why, "a provider call was refused");
             ApiError::unauthorized(why)
         }
         HookError::Refused(WebhookError::Malformed(why)) => ApiError::bad_request(why),
         HookError::Refused(WebhookError::OtherAccount(why)) => ApiError::forbidden(why),
-        HookError::Refused(WebhookError::Config(e)) => {
-            ApiError::internal(format!("the channel's config: {e}"))
-        }
         HookError::NotStored => ApiError::unavailable("the store did not take the delivery"),
     }
 }

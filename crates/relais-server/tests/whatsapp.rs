@@ -425,3 +425,66 @@ async fn a_channel_kind_names_the_tenants_channel_of_that_kind_and_no_other() {
         "only the WhatsApp message was stored: {stored}"
     );
 }
+
+#[tokio::test]
+async fn a_delivered_after_failed_corrects_the_record_once_and_keeps_the_failure_in_the_log() {
+    let api = api().await;
+    let (status, accepted) = api
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(json!({"to": "+33612345678", "channel": "wa",
+                "content": {"text": "Votre code : 482913"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        api.dispatcher.run_once().await.unwrap();
+        if api.message(&id).await["status"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(api.message(&id).await["status"], "sent");
+    let dispatcher = api.dispatcher.clone();
+    let running = tokio::spawn(async move {
+        loop {
+            dispatcher.run_once().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    // Meta reports the failure, then (out of order) a delivery, twice.
+    for (state, at) in [
+        ("failed", 1764840090),
+        ("delivered", 1764840030),
+        ("delivered", 1764840030),
+    ] {
+        let (status, answer) = api.signed_hook(&status_of(state, at)).await;
+        assert_eq!(status, StatusCode::OK, "{state}: {answer}");
+    }
+    running.abort();
+    // `delivered` ranks above a failure (relais_core::status): the phone got it after all.
+    let message = api.message(&id).await;
+    assert_eq!(message["status"], "delivered", "{message}");
+    let events = message["events"].as_array().unwrap();
+    let delivered = events.iter().filter(|e| e["status"] == "delivered").count();
+    assert_eq!(
+        delivered, 1,
+        "the redelivered status adds nothing: {message}"
+    );
+    let failed = message["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["status"] == "failed")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        failed["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("131026"),
+        "Meta's error code is in the event: {message}"
+    );
+}

@@ -23,6 +23,11 @@ pub struct NewInbound {
     /// The number, short code or account it was sent to.
     pub to: String,
     pub text: String,
+    /// The payload of the button, quick reply or suggestion the customer tapped, when they
+    /// tapped one (`text` is then its title). A flow reads it the same way whichever
+    /// channel it came from; on channels without buttons the engine finds it from a
+    /// numbered answer.
+    pub payload: Option<String>,
     /// The provider's id for the message; a redelivery with the same id is stored once.
     pub provider_id: Option<String>,
 }

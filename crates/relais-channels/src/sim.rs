@@ -234,6 +234,7 @@ pub fn phone_reply(
         from: number.to_owned(),
         to: "sim".into(),
         text: text.to_owned(),
+        payload: None,
         provider_id: Some(provider_id.unwrap_or_else(|| format!("sim-{}", entry.id))),
     };
     (entry, message)

@@ -399,6 +399,7 @@ fn a_text_message_with_its_contact_becomes_a_new_inbound() {
             from: "16505551234".into(),
             to: "15550783881".into(),
             text: "Bonjour, où est ma commande ?".into(),
+            payload: None,
             provider_id: Some(
                 "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=".into()
             ),

@@ -1189,6 +1189,29 @@ pub struct Degraded {
     pub choices: Vec<NumberedChoice>,
 }
 
+impl Degraded {
+    /// The choice a reply names by its number (`2`, `2.`, `#2`), when the content offered
+    /// numbered choices and the number is one of them.
+    pub fn answered(&self, reply: &str) -> Option<&NumberedChoice> {
+        let number = answered_number(reply)?;
+        self.choices.iter().find(|choice| choice.number == number)
+    }
+}
+
+/// The number a reply consists of, as customers answer a numbered list: `2`, ` 2. `,
+/// `2)`, `#2`. A reply with anything more (`2 please`, `20 rue …`) is words, not a choice.
+pub fn answered_number(reply: &str) -> Option<u32> {
+    let reply = reply.trim();
+    let reply = reply.strip_prefix('#').unwrap_or(reply);
+    let reply = reply.strip_suffix(['.', ')']).unwrap_or(reply).trim();
+    let digits_only =
+        !reply.is_empty() && reply.len() <= 3 && reply.bytes().all(|b| b.is_ascii_digit());
+    if !digits_only {
+        return None;
+    }
+    reply.parse().ok().filter(|number| *number >= 1)
+}
+
 /// `content` as the channel described by `capabilities` can show it. See
 /// [`degrade_with_choices`] for the rules.
 pub fn degrade(content: &Content, capabilities: &ChannelCapabilities) -> Content {
@@ -1628,6 +1651,46 @@ mod tests {
         assert_eq!(
             text_of(&degrade(&content, &ChannelCapabilities::SMS)),
             "Shipped!\nTrack: https://t.example/1\nHelp: +33123456789"
+        );
+    }
+
+    #[test]
+    fn a_numbered_answer_names_the_choice_and_its_payload() {
+        let content = Content {
+            body: Body::Text("Votre rendez-vous demain à 10 h ?".into()),
+            buttons: vec![
+                Button::Reply {
+                    title: "Je confirme".into(),
+                    payload: Some("CONFIRM".into()),
+                },
+                Button::Reply {
+                    title: "Je déplace".into(),
+                    payload: Some("MOVE".into()),
+                },
+                Button::Reply {
+                    title: "J'annule".into(),
+                    payload: None,
+                },
+            ],
+            quick_replies: Vec::new(),
+        };
+        let degraded =
+            degrade_with_choices(&content, ChannelCapabilities::for_kind(ChannelKind::Sms));
+        let payload = |reply: &str| degraded.answered(reply).map(|c| c.payload.as_str());
+        assert_eq!(payload("2"), Some("MOVE"));
+        assert_eq!(payload(" 1. "), Some("CONFIRM"));
+        assert_eq!(payload("#3"), Some("J'annule"));
+        assert_eq!(payload("4"), None);
+        assert_eq!(payload("0"), None);
+        assert_eq!(payload("2 svp"), None);
+        assert_eq!(payload("20 rue de la Paix"), None);
+        let shown = degrade_with_choices(
+            &content,
+            ChannelCapabilities::for_kind(ChannelKind::Whatsapp),
+        );
+        assert!(
+            shown.answered("2").is_none(),
+            "buttons shown as buttons are not numbered"
         );
     }
 

@@ -23,6 +23,7 @@ fn sms(from: &str, text: &str, provider_id: &str, tenant: &str) -> NewInbound {
         from: from.to_owned(),
         to: "36180".into(),
         text: text.to_owned(),
+        payload: None,
         provider_id: Some(provider_id.to_owned()),
     }
 }

@@ -46,6 +46,7 @@ async fn a_message_run_again_after_a_crash_is_published_once() {
             from: "33612345678".into(),
             to: "36180".into(),
             text: "où est mon colis ?".into(),
+            payload: None,
             provider_id: Some("mo-1".into()),
         })
         .await

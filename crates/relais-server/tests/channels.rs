@@ -411,6 +411,119 @@ async fn an_mo_from_the_smsc_becomes_an_inbound_message() {
     );
 }
 
+/// Injects an MO once the channel is bound (the simulator refuses MO until then).
+async fn inject_when_bound(sim: &SimHandle, from: &str, text: &str) {
+    for _ in 0..500 {
+        if sim
+            .inject_mo(Some("relais"), from, "36180", text)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the channel never bound");
+}
+
+#[tokio::test]
+async fn an_sms_answer_2_to_numbered_buttons_reaches_the_flow_as_the_second_payload() {
+    let api = api().await;
+    let sim = simulator(0.0).await;
+    let (status, created) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "smpp", "name": "orange", "config": smpp_config(&sim)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, flow) = api
+        .call(
+            "PUT",
+            "/v1/flows/rdv",
+            Some(json!({
+                "entry": {"new_conversation": true},
+                "start": "offer",
+                "nodes": {
+                    "offer": {"type": "ask", "var": "said", "next": "route", "content": {
+                        "text": "Votre rendez-vous demain à 10 h ?",
+                        "buttons": [
+                            {"type": "reply", "title": "Je confirme", "payload": "CONFIRM"},
+                            {"type": "reply", "title": "Je déplace", "payload": "MOVE"}
+                        ]}},
+                    "route": {"type": "branch", "cases": [
+                        {"when": {"payload": "MOVE"}, "next": "moved"},
+                        {"when": {"payload": "CONFIRM"}, "next": "confirmed"}
+                    ], "default": "lost"},
+                    "moved": {"type": "end", "text": "Nous vous rappelons pour choisir un autre jour."},
+                    "confirmed": {"type": "end", "text": "Merci, à demain !"},
+                    "lost": {"type": "end", "text": "Je n'ai pas compris."}
+                }
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{flow}");
+
+    inject_when_bound(&sim, "33611111111", "Bonjour").await;
+    let thread = wait_for_out(&api, 1).await;
+    // The question goes out over SMPP as text: the buttons became numbered lines.
+    let question = thread.last().unwrap();
+    let id = question["id"].as_str().unwrap().to_owned();
+    assert_eq!(api.settle(&id).await["status"], "delivered");
+
+    inject_when_bound(&sim, "33611111111", "2").await;
+    let thread = wait_for_out(&api, 2).await;
+    assert_eq!(
+        thread.last().unwrap()["content"]["text"],
+        "Nous vous rappelons pour choisir un autre jour.",
+        "{thread:?}"
+    );
+    let (_, inbound) = api.get("/v1/inbound").await;
+    let answer = inbound["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["text"] == "2")
+        .cloned()
+        .expect("the answer is stored");
+    assert_eq!(answer["payload"], "MOVE", "{answer}");
+
+    let (_, conversation) = api
+        .get(&format!(
+            "/v1/conversations/{}",
+            answer["conversation_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(conversation["state"], "resolved", "{conversation}");
+}
+
+/// The messages sent to the customer of the only conversation, once there are `count`.
+async fn wait_for_out(api: &Api, count: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    for _ in 0..500 {
+        let (_, list) = api.get("/v1/conversations").await;
+        if let Some(id) = list["data"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|c| c["id"].as_str())
+        {
+            let (_, thread) = api.get(&format!("/v1/conversations/{id}")).await;
+            out = thread["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["direction"] == "out")
+                .cloned()
+                .collect();
+            if out.len() >= count {
+                return out;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the bot never said {count} things: {out:?}");
+}
+
 #[tokio::test]
 async fn a_burst_of_mo_from_the_smsc_is_stored_and_processed_whole() {
     let api = api().await;

@@ -2762,6 +2762,7 @@ fn inbound(
         to_address: "36180".into(),
         contact_id: None,
         text: text.to_owned(),
+        payload: None,
         provider_id: provider_id.map(str::to_owned),
         received_at: t0(),
     }
@@ -2796,6 +2797,23 @@ pub async fn a_redelivered_inbound_message_is_stored_once(store: &dyn Store) {
     assert!(!again.created, "a redelivery is not a new message");
     assert_eq!(again.message.id, first.message.id);
 
+    // A tapped button's payload is kept beside the text.
+    let tapped = store
+        .insert_inbound(&crate::NewInboundMessage {
+            payload: Some("CONFIRM".into()),
+            ..inbound(&acme.id, "+33612345678", "Je confirme", Some("mo-tap"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(tapped.message.payload.as_deref(), Some("CONFIRM"));
+    let read = store
+        .inbound_message(&acme.id, &tapped.message.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.payload.as_deref(), Some("CONFIRM"));
+    assert_eq!(first.message.payload, None);
+
     // The same provider id on another channel, or without provider id, is another message.
     let mut on_whatsapp = inbound(&acme.id, "+33612345678", "hello", Some("mo-1"));
     on_whatsapp.channel = ChannelKind::Whatsapp;
@@ -2815,7 +2833,7 @@ pub async fn a_redelivered_inbound_message_is_stored_once(store: &dyn Store) {
         )
         .await
         .unwrap();
-    assert_eq!(all.data.len(), 4);
+    assert_eq!(all.data.len(), 5);
 
     let annotations = serde_json::json!({"language": "en", "urgency": {"score": 0.8}});
     let later = t0()
@@ -3167,6 +3185,7 @@ pub async fn a_merge_keeps_one_conversation_and_a_delete_removes_it(store: &dyn 
             to_address: "36180".into(),
             contact_id: Some(gone.id.clone()),
             text: "hi".into(),
+            payload: None,
             provider_id: None,
             received_at: t0(),
         })
@@ -3216,6 +3235,7 @@ pub async fn unfinished_inbound_messages_are_found_until_finished(store: &dyn St
             to_address: "36180".into(),
             contact_id: None,
             text: "hello".into(),
+            payload: None,
             provider_id: Some("mo-1".into()),
             received_at: t0(),
         })

@@ -25,6 +25,9 @@ pub struct NewInboundMessage {
     /// The contact that owns the sender's identity, if any.
     pub contact_id: Option<String>,
     pub text: String,
+    /// The payload of what the customer chose (a tapped button, or a numbered choice
+    /// answered by its number), when they chose.
+    pub payload: Option<String>,
     /// The provider's id for the message; the key of deduplication.
     pub provider_id: Option<String>,
     pub received_at: Timestamp,
@@ -41,6 +44,9 @@ pub struct InboundMessage {
     pub to_address: String,
     pub contact_id: Option<String>,
     pub text: String,
+    /// The payload of what the customer chose, when they chose (see [`NewInboundMessage`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
     pub provider_id: Option<String>,
     pub received_at: Timestamp,
     /// What NLU read in the text; `None` until classified (or when classification failed).
@@ -150,7 +156,7 @@ macro_rules! impl_inbound_store {
 
             type DbRow = <$db as sqlx::Database>::Row;
 
-            const COLUMNS: &str = "id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, provider_id, received_at, annotations, annotated_at, conversation_id, processed_at";
+            const COLUMNS: &str = "id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, payload, provider_id, received_at, annotations, annotated_at, conversation_id, processed_at";
 
             fn inbound_from_row(row: &DbRow) -> StoreResult<InboundMessage> {
                 let channel: String = row.try_get("channel")?;
@@ -167,6 +173,7 @@ macro_rules! impl_inbound_store {
                     to_address: row.try_get("to_address")?,
                     contact_id: row.try_get("contact_id")?,
                     text: row.try_get("text")?,
+                    payload: row.try_get("payload")?,
                     provider_id: row.try_get("provider_id")?,
                     received_at: from_micros(row.try_get("received_at")?)?,
                     annotations: annotations
@@ -202,7 +209,7 @@ macro_rules! impl_inbound_store {
                     });
                     for chunk in order.chunks(crate::ROWS_PER_STATEMENT) {
                         let mut q = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO inbound_messages (id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, provider_id, received_at) ",
+                            "INSERT INTO inbound_messages (id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, payload, provider_id, received_at) ",
                         );
                         q.push_values(chunk, |mut row, m| {
                             row.push_bind(m.id.as_str())
@@ -213,6 +220,7 @@ macro_rules! impl_inbound_store {
                                 .push_bind(m.to_address.as_str())
                                 .push_bind(m.contact_id.as_deref())
                                 .push_bind(m.text.as_str())
+                                .push_bind(m.payload.as_deref())
                                 .push_bind(m.provider_id.as_deref())
                                 .push_bind(micros(m.received_at));
                         });

@@ -270,6 +270,7 @@ pub async fn run(
                         from: address(sender).trim_start_matches('+').to_owned(),
                         to: "36180".into(),
                         text: TEXTS[k as usize % TEXTS.len()].to_owned(),
+                        payload: None,
                         provider_id: Some(format!("bench-agents-{k}")),
                     })
                     .await;

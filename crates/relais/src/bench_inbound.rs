@@ -166,6 +166,7 @@ pub async fn run(
                     from: format!("336{:08}", 10_000_000 + (original % senders)),
                     to: "36180".into(),
                     text: text_of(original).to_owned(),
+                    payload: None,
                     provider_id: Some(format!("bench-{original}")),
                 };
                 let t = Instant::now();

@@ -125,6 +125,7 @@ impl InboundMessage {
             from: self.from.clone(),
             to: self.account_id.clone(),
             text: self.text(),
+            payload: self.payload().map(str::to_owned),
             provider_id: Some(self.mid.clone()),
         }
     }
@@ -202,6 +203,19 @@ mod tests {
     }
 
     #[test]
+    fn a_tapped_quick_reply_becomes_a_new_inbound_with_its_payload() {
+        let tapped = InboundKind::QuickReply {
+            title: "Oui".into(),
+            payload: "CONFIRM".into(),
+        };
+        let inbound = message(Platform::Messenger, tapped).to_new_inbound("t1", "ch1");
+        assert_eq!(
+            (inbound.text.as_str(), inbound.payload.as_deref()),
+            ("Oui", Some("CONFIRM"))
+        );
+    }
+
+    #[test]
     fn a_message_becomes_a_new_inbound_from_the_customer_to_the_account() {
         let text = InboundKind::Message {
             text: Some("Bonjour".into()),
@@ -216,6 +230,7 @@ mod tests {
                 from: "1254477777772919".into(),
                 to: "106540352242922".into(),
                 text: "Bonjour".into(),
+                payload: None,
                 provider_id: Some("m_IN".into()),
             }
         );

@@ -131,6 +131,7 @@ impl InboundMessage {
             from: self.from.clone(),
             to: agent_id.to_owned(),
             text: self.text(),
+            payload: self.postback_data().map(str::to_owned),
             provider_id: Some(self.message_id.clone()),
         }
     }
@@ -265,8 +266,23 @@ mod tests {
                 from: "+33612345678".into(),
                 to: "relais_agent".into(),
                 text: "Bonjour".into(),
+                payload: None,
                 provider_id: Some("MxIN".into()),
             }
+        );
+    }
+
+    #[test]
+    fn a_tapped_suggestion_becomes_a_new_inbound_with_its_postback_data() {
+        let inbound = message(InboundKind::Suggestion {
+            source: SuggestionSource::Reply,
+            text: "Oui".into(),
+            postback_data: "CONFIRM".into(),
+        })
+        .to_new_inbound("t1", "ch1", "relais_agent");
+        assert_eq!(
+            (inbound.text.as_str(), inbound.payload.as_deref()),
+            ("Oui", Some("CONFIRM"))
         );
     }
 

@@ -174,6 +174,7 @@ impl SmppEvents {
             text: mo.text,
             // deliver_sm carries no message id for MO; the SMSC redelivers only on a lost
             // resp.
+            payload: None,
             provider_id: None,
         };
         ChannelEvent::Inbound(message, confirming(vec![ack]))

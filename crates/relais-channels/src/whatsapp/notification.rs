@@ -166,6 +166,7 @@ impl InboundMessage {
             from: self.from.clone(),
             to: self.business.display_phone_number.clone(),
             text: self.text(),
+            payload: self.payload().map(str::to_owned),
             provider_id: Some(self.wamid.clone()),
         }
     }
@@ -276,8 +277,23 @@ mod tests {
                 from: "16505551234".into(),
                 to: "15550783881".into(),
                 text: "Bonjour".into(),
+                payload: None,
                 provider_id: Some("wamid.IN".into()),
             }
+        );
+    }
+
+    #[test]
+    fn a_tapped_button_becomes_a_new_inbound_with_its_title_and_payload() {
+        let inbound = message(InboundKind::Reply {
+            source: ReplySource::Button,
+            title: "Oui".into(),
+            payload: "CONFIRM".into(),
+        })
+        .to_new_inbound("t1", "ch1");
+        assert_eq!(
+            (inbound.text.as_str(), inbound.payload.as_deref()),
+            ("Oui", Some("CONFIRM"))
         );
     }
 

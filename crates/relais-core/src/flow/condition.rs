@@ -17,6 +17,9 @@ pub struct Facts {
     pub urgent: Option<bool>,
     /// The value the latest `ask` stored.
     pub answer: Option<Value>,
+    /// The payload of the button or quick reply the customer chose: tapped, or answered by
+    /// its number where the channel showed numbered lines.
+    pub payload: Option<String>,
 }
 
 /// Whether `text`, as a whole, is one of `words` (case, accents and punctuation aside).
@@ -56,6 +59,14 @@ impl Condition {
         }
         if let Some(words) = &self.keyword
             && !matches_words(words.as_slice(), &facts.text)
+        {
+            return false;
+        }
+        if let Some(payloads) = &self.payload
+            && !facts
+                .payload
+                .as_deref()
+                .is_some_and(|p| payloads.as_slice().iter().any(|w| w == p))
         {
             return false;
         }
@@ -141,6 +152,7 @@ mod tests {
             sentiment: Some("negative".into()),
             urgent: Some(false),
             answer: Some(json!("Oui")),
+            payload: None,
         }
     }
 

@@ -304,6 +304,10 @@ pub struct Condition {
     /// The whole message is one of these words, as keywords are matched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyword: Option<OneOrMany>,
+    /// The customer chose a button or quick reply with one of these payloads (compared
+    /// exactly), by tapping it or, on a channel without buttons, by answering its number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<OneOrMany>,
     /// The latest stored answer (after its check: `"oui"` for the choice `Oui`) is one of
     /// these, compared as keywords are.
     #[serde(default, skip_serializing_if = "Option::is_none")]

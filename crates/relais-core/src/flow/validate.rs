@@ -429,6 +429,7 @@ fn check_condition(when: &Condition, field: &str, error_at: &mut impl FnMut(&str
         || when.urgent.is_some()
         || when.keyword.is_some()
         || when.answer.is_some()
+        || when.payload.is_some()
         || subject;
     if !tests {
         error_at(field, "a condition needs at least one test".into());

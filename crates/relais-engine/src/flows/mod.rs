@@ -789,6 +789,7 @@ pub fn facts_of(text: &str, annotations: Option<&serde_json::Value>) -> (Facts, 
             sentiment: text_at(&["sentiment", "label"]),
             urgent: get(&["urgency", "urgent"]).and_then(|v| v.as_bool()),
             answer: None,
+            payload: None,
         },
         text_at(&["language"]),
     )

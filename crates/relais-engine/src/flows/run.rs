@@ -160,7 +160,14 @@ pub async fn run(start: RunStart<'_>, io: &mut dyn FlowIo) -> Result<Run, FlowIo
         let step: Result<Option<String>, Ending> = match node {
             Node::Ask(ask) if answering => {
                 answering = false;
-                match check_answer(&ask.validate, &facts.text, &answers) {
+                // A chosen button's payload answers first, as it says more than its
+                // title; an answer the check refuses as a payload is read as words.
+                let checked = facts
+                    .payload
+                    .as_deref()
+                    .and_then(|payload| check_answer(&ask.validate, payload, &answers).ok())
+                    .map_or_else(|| check_answer(&ask.validate, &facts.text, &answers), Ok);
+                match checked {
                     Ok(value) => {
                         if let Some(attribute) = &ask.attribute {
                             io.store_answer(&current, attribute, &value).await?;

@@ -27,6 +27,7 @@
 //! (a reply is keyed by the message's id). When classification fails the message goes on
 //! unannotated, and the failure is logged.
 
+mod choices;
 mod lanes;
 mod steps;
 

@@ -93,6 +93,10 @@ impl Core {
                 to_address: msg.to.trim().to_owned(),
                 contact_id: None,
                 text: msg.text,
+                payload: msg
+                    .payload
+                    .map(|payload| payload.trim().to_owned())
+                    .filter(|payload| !payload.is_empty()),
                 provider_id,
                 received_at: now,
             });
@@ -109,6 +113,18 @@ impl Core {
                         answers[*index] = Some(Err(e.share().into()));
                     }
                 }
+            }
+        }
+        for (index, row) in rows.iter_mut().enumerate() {
+            if answers[index].is_some() {
+                continue;
+            }
+            match super::choices::chosen_by_number(self.store.as_ref(), row).await {
+                Ok(Some(payload)) => row.payload = Some(payload),
+                Ok(None) => {}
+                // Stored without its choice, the answer would reach the flow as a bare
+                // number: the provider delivers it again instead.
+                Err(e) => answers[index] = Some(Err(e.into())),
             }
         }
         let (indexes, rows): (Vec<usize>, Vec<NewInboundMessage>) = rows
@@ -410,7 +426,9 @@ impl Core {
                 }
             }
         }
-        let (facts, language) = crate::flows::facts_of(&message.text, message.annotations.as_ref());
+        let (mut facts, language) =
+            crate::flows::facts_of(&message.text, message.annotations.as_ref());
+        facts.payload = message.payload.clone();
         let urgent = facts.urgent == Some(true);
         let negative = facts.sentiment.as_deref() == Some("negative");
         // The answer to a satisfaction question is a rating, not a new request: like a
@@ -607,6 +625,7 @@ impl Core {
                 "from": message.from_address,
                 "to": message.to_address,
                 "text": message.text,
+                "payload": message.payload,
                 "received_at": message.received_at,
                 "contact_id": message.contact_id,
                 "conversation_id": conversation_id,

@@ -312,7 +312,10 @@ pub async fn get_conversation(
             id: m.id,
             direction: "in".into(),
             channel: m.channel.as_str().to_owned(),
-            content: serde_json::json!({ "text": m.text }),
+            content: match &m.payload {
+                Some(payload) => serde_json::json!({ "text": m.text, "payload": payload }),
+                None => serde_json::json!({ "text": m.text }),
+            },
             status: None,
             annotations: m.annotations,
             at: m.received_at,

@@ -34,6 +34,10 @@ pub struct InboundView {
     /// The contact owning the sender's address, when there is one.
     pub contact_id: Option<String>,
     pub text: String,
+    /// The payload of the button or quick reply the customer chose (tapped, or answered by
+    /// its number on a channel without buttons), when they chose one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
     pub provider_id: Option<String>,
     #[schema(value_type = String)]
     pub received_at: jiff::Timestamp,
@@ -57,6 +61,7 @@ impl From<InboundMessage> for InboundView {
             to: m.to_address,
             contact_id: m.contact_id,
             text: m.text,
+            payload: m.payload,
             provider_id: m.provider_id,
             received_at: m.received_at,
             annotations: m.annotations,

@@ -40,6 +40,13 @@ pub enum MessageRef {
     /// The id the provider gave the message when it took it; found through the send's
     /// acknowledgement.
     Provider(String),
+    /// Every message the channel sent to `recipient` (an address of kind `kind`) before
+    /// `before`: a provider's watermark, which names no message (Messenger's `read`).
+    SentBefore {
+        kind: ChannelKind,
+        recipient: String,
+        before: Timestamp,
+    },
 }
 
 /// A provider's report on a message a configured channel sent.

@@ -14,6 +14,7 @@ use relais_channels::{
     StatusReport, WebhookAnswer, WebhookError, WebhookReader, WebhookRequest,
 };
 use relais_core::clock::Clock;
+use relais_core::status::{MessageStatus, advance};
 use relais_store::{ChannelRecord, MessageEvent, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,9 @@ struct Running {
 }
 
 /// How long a provider's call waits for what it delivered to be stored.
+/// The contact's latest messages a watermark is applied to.
+const WATERMARK_MESSAGES: u32 = 100;
+
 const WEBHOOK_STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why a call to `/hooks/{channel}` was not taken.
@@ -203,6 +207,20 @@ impl EventSink {
         let mut inbound = Vec::new();
         for event in burst {
             match event {
+                ChannelEvent::Status(report, confirm)
+                    if matches!(report.message, MessageRef::SentBefore { .. }) =>
+                {
+                    match self.sent_before(report).await {
+                        Ok(reached) if reached.is_empty() => confirm.confirm(),
+                        Ok(reached) => {
+                            statuses.extend(reached);
+                            written_with_them.push(confirm);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot apply a provider's watermark; it will be delivered again");
+                        }
+                    }
+                }
                 ChannelEvent::Status(report, confirm) => match self.status(report).await {
                     Ok(Stored::Now) => confirm.confirm(),
                     Ok(Stored::WithTheWriter(status)) => {
@@ -267,9 +285,59 @@ impl EventSink {
         }
     }
 
+    /// A watermark's status for each message the channel sent its recipient before it
+    /// that has not gone that far: among the contact's latest messages, as a watermark
+    /// follows what was just sent. Written by the dispatcher's writer, which never moves
+    /// a message backwards.
+    async fn sent_before(
+        &self,
+        report: StatusReport,
+    ) -> Result<Vec<(String, MessageEvent)>, crate::dispatch::DispatchError> {
+        let MessageRef::SentBefore {
+            kind,
+            recipient,
+            before,
+        } = &report.message
+        else {
+            return Ok(Vec::new());
+        };
+        let Some(contact) = self
+            .store
+            .contact_by_identity(&report.tenant_id, Some(*kind), recipient)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let latest = self
+            .store
+            .messages_of_contact(&report.tenant_id, &contact.id, WATERMARK_MESSAGES)
+            .await?;
+        let at = report.at.unwrap_or_else(|| self.clock.now());
+        Ok(latest
+            .into_iter()
+            .filter(|message| {
+                message.channel == report.channel_id
+                    && message.to_address == *recipient
+                    && message.created_at <= *before
+                    // A message that failed was not read because a later one was.
+                    && matches!(
+                        message.status,
+                        MessageStatus::Sending | MessageStatus::Sent | MessageStatus::Delivered
+                    )
+                    && advance(message.status, report.status).is_some()
+            })
+            .map(|message| {
+                let event =
+                    receipt_event(report.status, at, &report.channel_id, report.detail.clone());
+                (message.id, event)
+            })
+            .collect())
+    }
+
     async fn status(&self, report: StatusReport) -> Result<Stored, crate::dispatch::DispatchError> {
         let at = report.at.unwrap_or_else(|| self.clock.now());
         let (message_id, found) = match report.message {
+            MessageRef::SentBefore { .. } => return Ok(Stored::Now),
             MessageRef::Ours(message_id) => (message_id, None),
             MessageRef::Provider(provider_id) => {
                 let found = self

@@ -34,7 +34,7 @@ async fn send_api(
 struct Api {
     app: axum::Router,
     key: String,
-    dispatcher: Dispatcher,
+    dispatcher: Arc<Dispatcher>,
     sent: Arc<Mutex<Vec<Value>>>,
     base_url: String,
     _store: Arc<dyn Store>,
@@ -58,6 +58,7 @@ async fn api() -> Api {
         },
     )
     .with_registry(state.channels.registry());
+    let dispatcher = Arc::new(dispatcher);
     let sent = Arc::new(Mutex::new(Vec::new()));
     let graph = axum::Router::new()
         .route("/{version}/me/messages", axum::routing::post(send_api))
@@ -204,4 +205,73 @@ async fn an_answer_goes_out_through_the_send_api_to_the_customers_page_scoped_id
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["recipient"]["id"], CUSTOMER);
     assert_eq!(sent[0]["message"]["text"], "Votre commande part demain.");
+}
+
+#[tokio::test]
+async fn a_read_watermark_marks_read_what_was_sent_before_it_and_nothing_after() {
+    let api = api().await;
+    let hook = api.channel("messenger", "page").await;
+    let send = |text: &str| {
+        json!({"to": {"channel": "messenger", "address": CUSTOMER}, "channel": "page",
+               "content": {"text": text}})
+    };
+    let sent_out = |id: String| {
+        let api = &api;
+        async move {
+            for _ in 0..200 {
+                api.dispatcher.run_once().await.unwrap();
+                let message = api.call("GET", &format!("/v1/messages/{id}"), None).await.1;
+                if message["status"] == "sent" {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("message {id} was never sent");
+        }
+    };
+    let (status, first) = api
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(send("Votre commande part demain.")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let first = first["id"].as_str().unwrap().to_owned();
+    sent_out(first.clone()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let watermark = jiff::Timestamp::now().as_millisecond();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (_, second) = api
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(send("Le livreur passe à 10 h.")),
+        )
+        .await;
+    let second = second["id"].as_str().unwrap().to_owned();
+    sent_out(second.clone()).await;
+
+    // Statuses are written by the dispatcher's writer, and Meta gets its 200 after that.
+    let dispatcher = api.dispatcher.clone();
+    let running = tokio::spawn(async move {
+        loop {
+            dispatcher.run_once().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    // Messenger's read names no message: everything sent before the watermark was read.
+    let read = delivery(
+        "page",
+        json!([{"sender": {"id": CUSTOMER}, "recipient": {"id": PAGE_ID},
+                "timestamp": watermark + 1, "read": {"watermark": watermark}}]),
+    );
+    assert_eq!(api.hook(&hook, &read, true).await, StatusCode::OK);
+    running.abort();
+    let api = &api;
+    let status_of = |id: String| async move {
+        api.call("GET", &format!("/v1/messages/{id}"), None).await.1["status"].clone()
+    };
+    assert_eq!(status_of(first).await, "read");
+    assert_eq!(status_of(second).await, "sent", "sent after the watermark");
 }

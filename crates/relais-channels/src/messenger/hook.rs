@@ -54,10 +54,15 @@ pub(crate) fn receive(
                     .into_iter()
                     .map(|report| ChannelEvent::Status(report, Confirm::none())),
             ),
-            // A watermark names no message, and the engine finds messages by provider
-            // id; until it can mark "everything sent to this customer before T", a
-            // watermark is taken and dropped (Messenger's `read` always is one).
-            Notification::UpTo(_) => {}
+            // Messenger's `read` is always a watermark: it names no message.
+            Notification::UpTo(watermark) => events.push(ChannelEvent::Status(
+                watermark.to_status_report(
+                    &identity.tenant_id,
+                    &identity.id,
+                    config.platform().kind(),
+                ),
+                Confirm::none(),
+            )),
         }
     }
     Ok(WebhookAnswer::Deliver(events))
@@ -67,6 +72,7 @@ pub(crate) fn receive(
 mod tests {
     use super::super::Platform;
     use super::*;
+    use crate::event::MessageRef;
     use relais_core::status::MessageStatus;
     use serde_json::json;
 
@@ -157,11 +163,7 @@ mod tests {
         let Ok(WebhookAnswer::Deliver(events)) = signed(&page_delivery(PAGE)) else {
             panic!("the delivery should be taken")
         };
-        assert_eq!(
-            events.len(),
-            3,
-            "the read watermark gives no event: {events:?}"
-        );
+        assert_eq!(events.len(), 4, "{events:?}");
         let ChannelEvent::Inbound(inbound, _) = &events[0] else {
             panic!("an inbound first")
         };
@@ -178,6 +180,19 @@ mod tests {
         };
         assert_eq!(report.status, MessageStatus::Delivered);
         assert_eq!(report.channel_id, "ch-fb");
+        // The read names no message: everything sent to the customer before it was read.
+        let ChannelEvent::Status(read, _) = &events[3] else {
+            panic!("the read watermark last")
+        };
+        assert_eq!(read.status, MessageStatus::Read);
+        assert_eq!(
+            read.message,
+            MessageRef::SentBefore {
+                kind: relais_core::channel::ChannelKind::Messenger,
+                recipient: "1254477777772919".into(),
+                before: jiff::Timestamp::from_millisecond(1_458_668_856_253).unwrap(),
+            }
+        );
     }
 
     #[test]

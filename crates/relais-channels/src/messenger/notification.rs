@@ -10,6 +10,7 @@
 use super::platform::Platform;
 use crate::event::{MessageRef, NewInbound, StatusReport};
 use jiff::Timestamp;
+use relais_core::channel::ChannelKind;
 use relais_core::status::MessageStatus;
 
 /// The events of one `entry`: one Page's or Instagram account's.
@@ -183,6 +184,30 @@ pub struct Watermark {
     pub customer: String,
     pub state: ReceiptState,
     pub up_to: Timestamp,
+}
+
+impl Watermark {
+    /// One report for every message sent to the customer before the watermark, on
+    /// `kind` (Messenger or Instagram, whose scoped ids are the customer's address).
+    pub fn to_status_report(
+        &self,
+        tenant_id: &str,
+        channel_id: &str,
+        kind: ChannelKind,
+    ) -> StatusReport {
+        StatusReport {
+            tenant_id: tenant_id.to_owned(),
+            channel_id: channel_id.to_owned(),
+            message: MessageRef::SentBefore {
+                kind,
+                recipient: self.customer.clone(),
+                before: self.up_to,
+            },
+            status: self.state.message_status(),
+            at: Some(self.up_to),
+            detail: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ mod support;
 use relais_store::scratch::SmallDisk;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use support::inbound::{Answered, answer_everything, settle};
+use support::inbound::{
+    Answered, Writing, answer_everything, fake_graph, settle, whatsapp_channel,
+};
 use support::{ADMIN_KEY, Server, free_port};
 
 fn message(n: usize) -> serde_json::Value {
@@ -183,6 +185,15 @@ async fn assert_unavailable(r: reqwest::Response) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customers_writing_on_a_full_disk_get_503_then_are_stored_and_answered_once() {
+    customers_write_on_a_full_disk(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_webhooks_on_a_full_disk_get_503_then_are_stored_and_answered_once() {
+    customers_write_on_a_full_disk(true).await;
+}
+
+async fn customers_write_on_a_full_disk(on_whatsapp: bool) {
     let mount = tempfile::tempdir().unwrap();
     let Some(disk) = SmallDisk::mount_for_test(mount.path(), "24m") else {
         return;
@@ -192,20 +203,22 @@ async fn customers_writing_on_a_full_disk_get_503_then_are_stored_and_answered_o
     let server = Server::start_logging_to(&data, free_port(), &[("RELAIS_LOG", "warn")], log).await;
     let client = support::client();
     answer_everything(&server.base).await;
+    let writing = if on_whatsapp {
+        let graph = fake_graph().await;
+        Writing::WhatsApp {
+            hook: whatsapp_channel(&server.base, &graph).await,
+        }
+    } else {
+        Writing::Sim {
+            base: server.base.clone(),
+        }
+    };
     // Eight customers writing in turn, each message with its provider id; some bulk, so
     // that the disk fills after a few thousand.
     let write = |n: usize| {
-        client
-            .post(format!(
-                "{}/v1/sim/phones/+3361{:07}/reply",
-                server.base,
-                n % 8
-            ))
-            .bearer_auth(ADMIN_KEY)
-            .json(&json!({
-                "text": format!("Message {n} : où est mon colis ? {}", "x".repeat(300)),
-                "provider_id": format!("mo-{n}"),
-            }))
+        let text = format!("Message {n} : où est mon colis ? {}", "x".repeat(300));
+        writing
+            .request(&client, n % 8, &format!("mo-{n}"), &text)
             .timeout(Duration::from_secs(20))
             .send()
     };
@@ -263,7 +276,12 @@ async fn customers_writing_on_a_full_disk_get_503_then_are_stored_and_answered_o
         || Answered::read_sqlite(&db),
     )
     .await;
-    eprintln!("inbound fault report (disk full): {report:?}");
+    let on = if on_whatsapp {
+        "WhatsApp webhooks"
+    } else {
+        "sim phones"
+    };
+    eprintln!("inbound fault report ({on}, disk full): {report:?}");
     assert_eq!(report.lost, 0, "{report:?}\n{}", server.log_text());
     assert_eq!(report.duplicated, 0, "{report:?}\n{}", server.log_text());
     assert_eq!(report.stuck, 0, "{report:?}\n{}", server.log_text());

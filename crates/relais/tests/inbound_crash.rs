@@ -1,10 +1,13 @@
 //! Customers writing in while `relais serve` is killed with SIGKILL: every message the
 //! server acknowledged is stored once and answered once, after restarts on the same data.
 //!
-//! Customers write from simulated phones (`POST /v1/sim/phones/{n}/reply`), each message
-//! with its own provider id. A request that gets no answer (the server was killed under
-//! it) is sent again with the same provider id, as a provider redelivers a webhook until it
-//! is acknowledged. Every conversation runs a bot flow that answers each message once.
+//! Customers write from simulated phones (`POST /v1/sim/phones/{n}/reply`), or on
+//! WhatsApp, as Meta's signed webhooks to the channel's `/hooks/{id}` (the bot's answers
+//! then go out through a local fake of the Graph API), each message with its own provider
+//! id. A request that gets no answer or a 503 (the server was killed under it, or the
+//! store could not take it) is sent again with the same provider id, as a provider
+//! redelivers a webhook until it is acknowledged. Every conversation runs a bot flow that
+//! answers each message once.
 //!
 //! The report counts, for the acknowledged messages:
 //! - lost: acknowledged and not stored;
@@ -16,13 +19,12 @@
 
 mod support;
 
-use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::inbound::{answer_everything, settle};
-use support::{ADMIN_KEY, Database, Server, free_port};
+use support::inbound::{Writing, answer_everything, fake_graph, settle, whatsapp_channel};
+use support::{Database, Server, free_port};
 
 /// Customers writing at once, each one message after the other.
 const CUSTOMERS: usize = 24;
@@ -41,7 +43,7 @@ struct Customers {
 }
 
 impl Customers {
-    fn start(base: &str) -> Customers {
+    fn start(writing: &Writing) -> Customers {
         let running = Arc::new(AtomicBool::new(true));
         let acknowledged = Arc::new(Mutex::new(Vec::new()));
         let resent = Arc::new(Mutex::new(0));
@@ -49,23 +51,20 @@ impl Customers {
             .map(|customer| {
                 let (running, acknowledged, resent) =
                     (running.clone(), acknowledged.clone(), resent.clone());
-                let url = format!("{base}/v1/sim/phones/+3361{customer:07}/reply");
+                let writing = writing.clone();
                 tokio::spawn(async move {
                     let client = support::client();
                     let mut sequence = 0;
                     while running.load(Ordering::Relaxed) {
                         sequence += 1;
                         let provider_id = format!("mo-{customer}-{sequence}");
-                        let body = json!({"text": format!("Message {sequence} : où est mon colis ?"),
-                                          "provider_id": provider_id});
+                        let text = format!("Message {sequence} : où est mon colis ?");
                         // A provider redelivers until it gets an answer; the test stops
                         // redelivering only when the load stops (the message is then not
                         // counted unless it was acknowledged).
                         loop {
-                            let sent = client
-                                .post(&url)
-                                .bearer_auth(ADMIN_KEY)
-                                .json(&body)
+                            let sent = writing
+                                .request(&client, customer, &provider_id, &text)
                                 .timeout(Duration::from_secs(10))
                                 .send()
                                 .await;
@@ -73,6 +72,12 @@ impl Customers {
                                 Ok(r) if matches!(r.status().as_u16(), 200 | 201) => {
                                     acknowledged.lock().unwrap().push(provider_id.clone());
                                     break;
+                                }
+                                // A webhook the store could not take in time: Meta
+                                // delivers it again.
+                                Ok(r) if r.status().as_u16() == 503 => {
+                                    *resent.lock().unwrap() += 1;
+                                    tokio::time::sleep(Duration::from_millis(50)).await;
                                 }
                                 Ok(r) => panic!(
                                     "a customer's message refused: {} {}",
@@ -132,11 +137,21 @@ async fn until_acknowledged(customers: &Customers, more: usize, server: &Server)
     }
 }
 
-async fn kill_9_while_customers_write(db: Database, data: &Path, kills: usize) {
+async fn kill_9_while_customers_write(db: Database, data: &Path, kills: usize, on_whatsapp: bool) {
     let port = free_port();
     let mut server = serve(data, port, &db).await;
     answer_everything(&server.base).await;
-    let customers = Customers::start(&server.base);
+    let writing = if on_whatsapp {
+        let graph = fake_graph().await;
+        Writing::WhatsApp {
+            hook: whatsapp_channel(&server.base, &graph).await,
+        }
+    } else {
+        Writing::Sim {
+            base: server.base.clone(),
+        }
+    };
+    let customers = Customers::start(&writing);
     for kill in 0..kills {
         until_acknowledged(&customers, 300 + 100 * kill, &server).await;
         server.kill();
@@ -146,7 +161,12 @@ async fn kill_9_while_customers_write(db: Database, data: &Path, kills: usize) {
     let (acknowledged, resent) = customers.stop().await;
 
     let report = settle(&acknowledged, resent, SETTLE_STALL, || db.answered()).await;
-    eprintln!("inbound fault report (kill -9 ×{kills}): {report:?}");
+    let on = if on_whatsapp {
+        "WhatsApp webhooks"
+    } else {
+        "sim phones"
+    };
+    eprintln!("inbound fault report ({on}, kill -9 ×{kills}): {report:?}");
     assert!(
         report.acknowledged > 1000,
         "too little load to prove anything: {report:?}"
@@ -167,7 +187,14 @@ async fn kill_9_while_customers_write(db: Database, data: &Path, kills: usize) {
 async fn kill_9_three_times_while_customers_write_on_sqlite_stores_and_answers_each_once() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    kill_9_while_customers_write(Database::Sqlite(data.join("relais.db")), &data, 3).await;
+    kill_9_while_customers_write(Database::Sqlite(data.join("relais.db")), &data, 3, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_three_times_while_customers_write_on_whatsapp_stores_and_answers_each_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    kill_9_while_customers_write(Database::Sqlite(data.join("relais.db")), &data, 3, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,5 +204,5 @@ async fn kill_9_three_times_while_customers_write_on_postgres_stores_and_answers
         .unwrap_or_else(|e| panic!("PostgreSQL is required for this test: {e}"));
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    kill_9_while_customers_write(Database::Postgres(db), &data, 3).await;
+    kill_9_while_customers_write(Database::Postgres(db), &data, 3, false).await;
 }

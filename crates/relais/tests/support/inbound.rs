@@ -185,3 +185,90 @@ where
     }
     report
 }
+
+/// Where customers write from.
+#[derive(Clone)]
+pub enum Writing {
+    /// Simulated phones.
+    Sim { base: String },
+    /// WhatsApp: Meta's webhook calls, signed with the app secret, to the channel's hook.
+    WhatsApp { hook: String },
+}
+
+const WA_PHONE_NUMBER_ID: &str = "106540352242922";
+const WA_APP_SECRET: &str = "the-app-secret";
+
+impl Writing {
+    /// The request carrying customer `customer`'s message `text` with provider id `id`.
+    pub fn request(
+        &self,
+        client: &reqwest::Client,
+        customer: usize,
+        id: &str,
+        text: &str,
+    ) -> reqwest::RequestBuilder {
+        match self {
+            Writing::Sim { base } => client
+                .post(format!("{base}/v1/sim/phones/+3361{customer:07}/reply"))
+                .bearer_auth(super::ADMIN_KEY)
+                .json(&json!({"text": text, "provider_id": id})),
+            Writing::WhatsApp { hook } => {
+                let body = json!({"object": "whatsapp_business_account", "entry": [{
+                    "id": "102290129340398", "changes": [{"field": "messages", "value": {
+                        "messaging_product": "whatsapp",
+                        "metadata": {"display_phone_number": "15550783881",
+                                     "phone_number_id": WA_PHONE_NUMBER_ID},
+                        "contacts": [{"profile": {"name": "Client"}, "wa_id": format!("3361{customer:07}")}],
+                        "messages": [{"from": format!("3361{customer:07}"), "id": id,
+                                      "timestamp": "1764840000", "type": "text",
+                                      "text": {"body": text}}]}}]}]})
+                .to_string();
+                let signature =
+                    relais_channels::whatsapp::signature::sign(WA_APP_SECRET, body.as_bytes());
+                client
+                    .post(hook)
+                    .header("content-type", "application/json")
+                    .header("x-hub-signature-256", signature)
+                    .body(body)
+            }
+        }
+    }
+}
+
+/// A fake of the Graph API's send endpoint that takes every message; its base URL.
+pub async fn fake_graph() -> String {
+    async fn sent(
+        axum::Json(body): axum::Json<serde_json::Value>,
+    ) -> axum::Json<serde_json::Value> {
+        static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::Json(json!({"messaging_product": "whatsapp",
+            "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+            "messages": [{"id": format!("wamid.OUT{n}")}]}))
+    }
+    let graph = axum::Router::new().route(
+        "/{version}/{phone_number_id}/messages",
+        axum::routing::post(sent),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, graph).await });
+    base
+}
+
+/// Configures the WhatsApp channel customers write to; its hook's URL.
+pub async fn whatsapp_channel(base: &str, graph: &str) -> String {
+    let created = super::client()
+        .post(format!("{base}/v1/channels"))
+        .bearer_auth(super::ADMIN_KEY)
+        .json(&json!({"kind": "whatsapp", "name": "wa", "config": {
+            "phone_number_id": WA_PHONE_NUMBER_ID, "access_token": "EAAG-test-token",
+            "app_secret": WA_APP_SECRET, "verify_token": "the-verify-token",
+            "base_url": graph}}))
+        .send()
+        .await
+        .expect("create the channel");
+    assert_eq!(created.status().as_u16(), 201);
+    let created: serde_json::Value = created.json().await.unwrap();
+    format!("{base}{}", created["webhook_url"].as_str().unwrap())
+}

@@ -9,6 +9,7 @@ use crate::rcs::{RcsChannel, RcsConfig};
 use crate::whatsapp::{WhatsAppChannel, WhatsAppConfig};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
+use relais_core::route::RouteRules;
 use std::sync::Arc;
 
 /// The kinds of channel an operator can configure.
@@ -110,8 +111,21 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
     }
 }
 
-/// Checks a channel's config without starting it.
+/// Checks a channel's config without starting it: its kind's keys, then the routing keys
+/// every kind shares ([`routing_rules`]).
 pub fn check_config(kind: &str, config: &serde_json::Value) -> Result<(), ConfigError> {
+    check_kind_config(kind, config)?;
+    routing_rules(config).map(|_| ())
+}
+
+/// Which destinations a configured channel takes among the tenant's channels of its kind,
+/// and its weight: the `prefixes`, `countries` and `weight` keys of its config, read the
+/// same way whatever its kind (docs/channels.md, "Routing between accounts").
+pub fn routing_rules(config: &serde_json::Value) -> Result<RouteRules, ConfigError> {
+    crate::config_keys::routing(config)
+}
+
+fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), ConfigError> {
     match kind {
         crate::smpp::KIND => crate::smpp::parse_config(config).map(|_| ()),
         WHATSAPP => WhatsAppConfig::parse(config).map(|_| ()),

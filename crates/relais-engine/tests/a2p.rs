@@ -139,6 +139,10 @@ on_both_stores!(
     a_fallback_skips_channels_without_consent,
 );
 
+/// The kinds the scenarios' adapters send on without a configured channel: the sandbox,
+/// and the kinds their scripted adapters stand for.
+const SCRIPTED_KINDS: &[ChannelKind] = &[ChannelKind::Sim, ChannelKind::Sms, ChannelKind::Whatsapp];
+
 /// An adapter that answers from a script (then acknowledges), and records what it got.
 struct Scripted {
     kind: ChannelKind,
@@ -186,6 +190,7 @@ impl World {
             },
             now: self.clock.now(),
             configured: SANDBOX_KINDS,
+            built_in: SCRIPTED_KINDS,
             handoff: None,
         }
     }

@@ -1,9 +1,11 @@
 //! What becomes of a claimed message: settled without a send (a fallback timer, an expired
 //! or rate-limited message), or sent; and what an adapter's answer makes of it (sent,
-//! retried, failed, moved to the next channel of its chain).
+//! retried, moved to another channel of the kind its step names when its own cannot send,
+//! failed, moved to the next channel of its chain).
 
 use super::buckets::{Bucket, Buckets};
 use super::{DispatchError, Dispatcher, RoundReport};
+use crate::routing::Accounts;
 use jiff::{SignedDuration, Timestamp};
 use relais_channels::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
 use relais_core::channel::ChannelKind;
@@ -159,6 +161,18 @@ impl Dispatcher {
                 s
             }
             Err(error) => {
+                // A channel that cannot send (no live connection, a transport or
+                // temporary error) hands the message to the next channel of the step's
+                // kind that takes it, at once, rather than making it wait. Never after a
+                // provider's acknowledgement: this is a refusal or no answer at all.
+                if error.class != ErrorClass::Permanent
+                    && let Some(next) = self.fail_over_target(item, chain).await?
+                {
+                    report.failovers += 1;
+                    let mut s = failed_over(item, &error, next, now);
+                    s.sending = send.sending.clone();
+                    return Ok(s);
+                }
                 let decision = {
                     let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
                     self.config.retry.decide(
@@ -225,6 +239,10 @@ impl Dispatcher {
     ) -> Result<(Arc<dyn ChannelAdapter>, OutboundMessage, bool), SendError> {
         let message = &item.message;
         let (kind, adapter, paced) = self.adapter_of(&message.channel)?;
+        // Claimed from a lane whose channel cannot send, to fail over.
+        if !adapter.is_ready() {
+            return Err(unavailable());
+        }
         let content: Content = serde_json::from_value(message.content.clone()).map_err(|e| {
             SendError::permanent("bad_content", format!("stored content is unreadable: {e}"))
         })?;
@@ -267,6 +285,59 @@ impl Dispatcher {
             )
         })?;
         Ok((kind, adapter, false))
+    }
+
+    /// Where a message whose channel cannot send goes instead: when its step names a
+    /// channel kind, the next of the tenant's channels of that kind, in the message's
+    /// routing order ([`crate::routing`]), that takes its destination and can send now.
+    /// `None` when its step names one channel, or no other channel can take it.
+    pub(super) async fn fail_over_target(
+        &self,
+        item: &OutboxItem,
+        chain: Option<&FallbackChain>,
+    ) -> Result<Option<String>, StoreError> {
+        let message = &item.message;
+        let step = usize::try_from(message.step)
+            .ok()
+            .and_then(|step| chain?.steps().get(step));
+        let Some(kind) = step.and_then(|step| step.channel.parse::<ChannelKind>().ok()) else {
+            return Ok(None);
+        };
+        // Sent by the kind's own adapter (the sandbox): no other to go to.
+        if message.channel == kind.as_str() {
+            return Ok(None);
+        }
+        let accounts = Accounts::load(&*self.store, &message.tenant_id, kind).await?;
+        let order = accounts.order(&message.to_address, &message.id);
+        let after = order
+            .iter()
+            .position(|id| *id == message.channel)
+            .map_or(0, |at| at + 1);
+        Ok(order.into_iter().skip(after).find(|id| {
+            *id != message.channel
+                && self
+                    .registry
+                    .get(id)
+                    .is_some_and(|adapter| adapter.is_ready())
+        }))
+    }
+
+    /// Whether the messages of `lane`, whose channel cannot send, may have somewhere else
+    /// to go: another configured channel of its kind can send now. Only then are they
+    /// claimed (to fail over, or to wait in the outbox again when theirs is the only
+    /// channel that takes them); otherwise they stay in the outbox untouched.
+    pub(super) fn may_fail_over(&self, lane: &str) -> bool {
+        let Some(adapter) = self.registry.get(lane) else {
+            return false;
+        };
+        let kind = adapter.kind();
+        self.registry.ids().iter().any(|id| {
+            id != lane
+                && self
+                    .registry
+                    .get(id)
+                    .is_some_and(|other| other.kind() == kind && other.is_ready())
+        })
     }
 
     /// Takes a token from the channel kind's bucket (`None` for a channel that paces
@@ -492,6 +563,50 @@ impl Dispatcher {
     }
 }
 
+/// Why a message claimed from a lane whose channel is not ready was not sent.
+pub(super) fn unavailable() -> SendError {
+    SendError::not_sent(
+        "channel_unavailable",
+        "the channel has no live connection to its provider",
+    )
+}
+
+/// The settlement of a message that moves from its channel, which could not send it, to
+/// `next`, another channel of the same kind: sent from there at once, its attempts
+/// counted afresh, and both ends of the hop in its events.
+fn failed_over(item: &OutboxItem, error: &SendError, next: String, now: Timestamp) -> Settlement {
+    let message = &item.message;
+    let mut left = MessageEvent::new(MessageStatus::Sending, now)
+        .channel(message.channel.as_str())
+        .reason(error.code.clone())
+        .detail(format!("{}; failing over to `{next}`", error.reason));
+    if error.class != ErrorClass::NotSent {
+        left = left.attempt(item.attempts + 1);
+    }
+    let mut s = Settlement::new(OutboxNext::Reschedule {
+        due_at: now,
+        phase: OutboxPhase::Send,
+        attempts: 0,
+    });
+    s.events.push(left);
+    s.events.push(
+        MessageEvent::new(MessageStatus::Queued, now)
+            .channel(next.as_str())
+            .reason("failover")
+            .detail(format!(
+                "failing over from `{}` to `{next}`, which takes this destination too",
+                message.channel
+            )),
+    );
+    s.move_to = Some(StepMove {
+        step: message.step,
+        channel: next,
+        content: message.content.clone(),
+        segments: message.segments,
+    });
+    s
+}
+
 /// The move of `message` to step `step` of its chain, or to the first later step whose
 /// channel the contact consented to, with the events that say so; `None` when no step is
 /// left.
@@ -545,9 +660,22 @@ async fn next_step_or_skips(
         return Ok(Err(skipped));
     };
     let kind = step_kind(store, &message.tenant_id, &next.channel).await?;
+    // A step naming a kind goes out on the tenant's channel of that kind that its routing
+    // rules give this message (the sandbox's kind, with none configured, on its adapter).
+    let mut channel = next.channel.clone();
+    if let Ok(named) = next.channel.parse::<ChannelKind>() {
+        let accounts = Accounts::load(store, &message.tenant_id, named).await?;
+        if let Some(first) = accounts
+            .order(&message.to_address, &message.id)
+            .into_iter()
+            .next()
+        {
+            channel = first;
+        }
+    }
     let mut events = events;
     events.extend(skipped);
-    Ok(step_move(message, chain, step, kind, events, now).ok_or_else(Vec::new))
+    Ok(step_move(message, step, channel, kind, events, now).ok_or_else(Vec::new))
 }
 
 /// The channel kind a step sends on: the step names a kind (`sms`), or the id of a channel
@@ -569,13 +697,12 @@ async fn step_kind(
 
 fn step_move(
     message: &Message,
-    chain: &FallbackChain,
     step: usize,
+    channel: String,
     kind: Option<ChannelKind>,
     mut events: Vec<MessageEvent>,
     now: Timestamp,
 ) -> Option<(StepMove, Vec<MessageEvent>)> {
-    let next = chain.steps().get(step)?;
     let content: Option<Content> = serde_json::from_value(message.content.clone()).ok();
     let segments = match (kind, &content) {
         (Some(kind), Some(content)) => crate::send::segments_for(content, kind),
@@ -583,17 +710,17 @@ fn step_move(
     };
     events.push(
         MessageEvent::new(MessageStatus::Queued, now)
-            .channel(next.channel.as_str())
+            .channel(channel.as_str())
             .reason("fallback")
             .detail(format!(
-                "falling back from `{}` to `{}`",
-                message.channel, next.channel
+                "falling back from `{}` to `{channel}`",
+                message.channel
             )),
     );
     Some((
         StepMove {
             step: i64::try_from(step).unwrap_or(i64::MAX),
-            channel: next.channel.clone(),
+            channel,
             content: message.content.clone(),
             segments,
         },

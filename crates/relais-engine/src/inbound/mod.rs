@@ -114,6 +114,7 @@ impl Core {
             rules: self.rules,
             now,
             configured: &self.configured,
+            built_in: &self.configured,
             handoff: self.handoff.as_ref(),
         }
     }

@@ -21,7 +21,10 @@ use std::sync::atomic::Ordering;
 struct Api {
     app: axum::Router,
     key: String,
-    dispatcher: Dispatcher,
+    dispatcher: Arc<Dispatcher>,
+    /// Whether the test drives the dispatcher itself (`run_once`), rather than letting it
+    /// run in the background.
+    driven: std::sync::atomic::AtomicBool,
     _dir: tempfile::TempDir,
 }
 
@@ -50,7 +53,8 @@ async fn api() -> Api {
     Api {
         app: router(state),
         key: key.secret,
-        dispatcher,
+        dispatcher: Arc::new(dispatcher),
+        driven: std::sync::atomic::AtomicBool::new(true),
         _dir: dir,
     }
 }
@@ -144,7 +148,9 @@ impl Api {
     /// the simulators on their own); the messages.
     async fn delivered(&self, ids: &[String]) -> Vec<Value> {
         for _ in 0..1500 {
-            self.dispatcher.run_once().await.unwrap();
+            if self.driven.load(Ordering::Relaxed) {
+                self.dispatcher.run_once().await.unwrap();
+            }
             let mut messages = Vec::new();
             for id in ids {
                 messages.push(self.message(id).await);
@@ -307,6 +313,48 @@ async fn when_one_smsc_stops_its_messages_fail_over_to_the_other_once_each() {
     assert_eq!(
         submits(&backup),
         10,
+        "each message was sent once, none lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_dispatcher_fails_over_too() {
+    let api = api().await;
+    api.driven.store(false, Ordering::Relaxed);
+    let running = api.dispatcher.clone().spawn();
+    let (preferred, backup) = (simulator().await, simulator().await);
+    api.channel(
+        "preferred",
+        smpp_config(&preferred, json!({"prefixes": ["+336"]})),
+    )
+    .await;
+    let second = api.channel("backup", smpp_config(&backup, json!({}))).await;
+    bound(&preferred).await;
+    bound(&backup).await;
+    let before = api.send_sms("+33612345600", "Avant la panne").await;
+    api.delivered(&[before]).await;
+
+    preferred.stop_listening().await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            api.send_sms(&format!("+3361234{i:04}"), &format!("Pendant la panne {i}"))
+                .await,
+        );
+    }
+    let messages = api.delivered(&ids).await;
+    running.shutdown().await;
+    for message in &messages {
+        assert_eq!(message["channel"], second.as_str(), "{message}");
+    }
+    assert_eq!(
+        submits(&preferred),
+        1,
+        "nothing more reached the stopped SMSC"
+    );
+    assert_eq!(
+        submits(&backup),
+        20,
         "each message was sent once, none lost"
     );
 }

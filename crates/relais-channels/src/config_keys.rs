@@ -81,7 +81,7 @@ pub(crate) fn routing(config: &Value) -> Result<RouteRules, ConfigError> {
         Some(value) => value
             .as_u64()
             .and_then(|w| u32::try_from(w).ok())
-            .ok_or_else(|| weight_error())?,
+            .ok_or_else(weight_error)?,
     };
     RouteRules::new(prefixes, countries, weight).map_err(|e| {
         let at = match &e {

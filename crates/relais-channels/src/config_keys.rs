@@ -67,6 +67,29 @@ pub(crate) fn checked_url(at: &str, url: &str, example: &str) -> Result<String, 
     }
 }
 
+/// The keys every kind of channel may carry besides its own: where it routes ([`routing`]).
+pub(crate) const ROUTING_KEYS: [&str; 3] = ["prefixes", "countries", "weight"];
+
+/// Refuses a key that is neither one of the kind's `keys` nor a routing key, so that a
+/// typo (`acces_token`) never goes unnoticed.
+pub(crate) fn refuse_unknown_keys(
+    object: &Map<String, Value>,
+    keys: &[&str],
+) -> Result<(), ConfigError> {
+    let known = |key: &str| keys.contains(&key) || ROUTING_KEYS.contains(&key);
+    match object.keys().find(|key| !known(key)) {
+        Some(unknown) => Err(error(
+            &pointer(unknown),
+            format!(
+                "unknown key `{unknown}`; expected one of {}, {}",
+                keys.join(", "),
+                ROUTING_KEYS.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The routing keys of a channel of any kind: `prefixes` (E.164 prefixes, `["+336"]`),
 /// `countries` (ISO codes, `["FR"]`), both empty by default (the channel takes any
 /// destination), and `weight` (1 by default, at most [`MAX_WEIGHT`]).

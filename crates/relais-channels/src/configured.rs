@@ -247,4 +247,30 @@ mod tests {
         assert_eq!(kind_of("carrier-pigeon"), None);
         assert_eq!(kind_of("smpp"), Some(ChannelKind::Sms));
     }
+
+    #[test]
+    fn every_kind_takes_the_routing_keys_and_checks_them() {
+        let whatsapp = json!({"phone_number_id": "106540352242922", "access_token": "t",
+            "app_secret": "s", "verify_token": "v", "prefixes": ["+336"], "countries": ["FR"],
+            "weight": 2});
+        assert_eq!(check_config(WHATSAPP, &whatsapp), Ok(()));
+        let smpp = json!({"host": "h", "system_id": "a", "password": "p", "weight": 5});
+        assert_eq!(check_config(crate::smpp::KIND, &smpp), Ok(()));
+        let mut bad = whatsapp.clone();
+        bad["weight"] = json!(0);
+        assert_eq!(check_config(WHATSAPP, &bad).unwrap_err().pointer, "/weight");
+        let mut bad = smpp.clone();
+        bad["countries"] = json!(["FR", "Gaule"]);
+        assert_eq!(
+            check_config(crate::smpp::KIND, &bad).unwrap_err().pointer,
+            "/countries/1"
+        );
+        let mut typo = whatsapp;
+        typo["weigth"] = json!(2);
+        let err = check_config(WHATSAPP, &typo).unwrap_err();
+        assert_eq!(err.pointer, "/weigth");
+        assert!(err.detail.contains("weight"), "{err}");
+        let rules = routing_rules(&smpp).unwrap();
+        assert_eq!(rules.weight(), 5);
+    }
 }

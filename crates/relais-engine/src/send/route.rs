@@ -110,6 +110,13 @@ pub(super) async fn resolve_channel_names(
     Ok(named)
 }
 
+/// Whether a tenant can configure channels of `kind` (none of the sandbox's kind).
+fn configurable(kind: ChannelKind) -> bool {
+    relais_channels::configured::KINDS
+        .iter()
+        .any(|provider| configured_kind(provider) == Some(kind))
+}
+
 /// What a name in `channel` / `channels` stands for.
 enum Resolution {
     /// One configured channel: its id and the kind it sends on.
@@ -130,6 +137,19 @@ async fn configured_channel(
     built_in: &[ChannelKind],
 ) -> Result<Option<Resolution>, AcceptError> {
     if let Ok(kind) = name.parse::<ChannelKind>() {
+        if !configurable(kind) {
+            // No channel of it can exist (the sandbox's kind): the store is not asked.
+            return if built_in.contains(&kind) {
+                Ok(None)
+            } else {
+                Err(invalid(
+                    pointer,
+                    format!(
+                        "no `{kind}` channel is configured for this tenant, and Relais cannot configure `{kind}` channels yet (docs/channels.md)"
+                    ),
+                ))
+            };
+        }
         let accounts = match known.kinds.get(&kind) {
             Some(accounts) => accounts.clone(),
             None => {

@@ -207,7 +207,7 @@ async fn settle_unsent(dispatcher: &Dispatcher, settle: &SettleQueue, send: Pend
     let now = dispatcher.clock.now();
     let mut report = RoundReport::default();
     match dispatcher
-        .conclude(&send, Err(super::decide::unavailable()), now, &mut report)
+        .conclude(&send, Err(super::failover::unavailable()), now, &mut report)
         .await
     {
         Ok(settlement) => settle.push(Settled {

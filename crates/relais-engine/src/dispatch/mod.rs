@@ -17,6 +17,7 @@
 
 mod buckets;
 mod decide;
+mod failover;
 mod held;
 mod lane;
 mod receipts;

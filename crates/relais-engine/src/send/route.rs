@@ -1,5 +1,8 @@
 //! Where a message goes: the channel or fallback chain a request names (a configured
-//! channel by name or id, or a channel kind), or the route picked for its contact.
+//! channel by name or id, or a channel kind), or the route picked for its contact. A kind
+//! is routed among the tenant's channels of that kind by their routing rules
+//! ([`crate::routing`]) once the message has its id; a kind the tenant has no channel of
+//! is refused, unless the server sends on it without one (`AcceptContext::built_in`).
 
 use super::{AcceptError, Recipient, SendRequest, invalid};
 use crate::routing::Accounts;

@@ -9,6 +9,7 @@ use crate::rcs::{RcsChannel, RcsConfig};
 use crate::whatsapp::{WhatsAppChannel, WhatsAppConfig};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
+use relais_core::route::RouteRules;
 use std::sync::Arc;
 
 /// The kinds of channel an operator can configure.
@@ -110,8 +111,21 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
     }
 }
 
-/// Checks a channel's config without starting it.
+/// Checks a channel's config without starting it: its kind's keys, then the routing keys
+/// every kind shares ([`routing_rules`]).
 pub fn check_config(kind: &str, config: &serde_json::Value) -> Result<(), ConfigError> {
+    check_kind_config(kind, config)?;
+    routing_rules(config).map(|_| ())
+}
+
+/// Which destinations a configured channel takes among the tenant's channels of its kind,
+/// and its weight: the `prefixes`, `countries` and `weight` keys of its config, read the
+/// same way whatever its kind (docs/channels.md, "Routing between accounts").
+pub fn routing_rules(config: &serde_json::Value) -> Result<RouteRules, ConfigError> {
+    crate::config_keys::routing(config)
+}
+
+fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), ConfigError> {
     match kind {
         crate::smpp::KIND => crate::smpp::parse_config(config).map(|_| ()),
         WHATSAPP => WhatsAppConfig::parse(config).map(|_| ()),
@@ -232,5 +246,31 @@ mod tests {
         assert!(err.detail.contains("smpp"), "{err}");
         assert_eq!(kind_of("carrier-pigeon"), None);
         assert_eq!(kind_of("smpp"), Some(ChannelKind::Sms));
+    }
+
+    #[test]
+    fn every_kind_takes_the_routing_keys_and_checks_them() {
+        let whatsapp = json!({"phone_number_id": "106540352242922", "access_token": "t",
+            "app_secret": "s", "verify_token": "v", "prefixes": ["+336"], "countries": ["FR"],
+            "weight": 2});
+        assert_eq!(check_config(WHATSAPP, &whatsapp), Ok(()));
+        let smpp = json!({"host": "h", "system_id": "a", "password": "p", "weight": 5});
+        assert_eq!(check_config(crate::smpp::KIND, &smpp), Ok(()));
+        let mut bad = whatsapp.clone();
+        bad["weight"] = json!(0);
+        assert_eq!(check_config(WHATSAPP, &bad).unwrap_err().pointer, "/weight");
+        let mut bad = smpp.clone();
+        bad["countries"] = json!(["FR", "Gaule"]);
+        assert_eq!(
+            check_config(crate::smpp::KIND, &bad).unwrap_err().pointer,
+            "/countries/1"
+        );
+        let mut typo = whatsapp;
+        typo["weigth"] = json!(2);
+        let err = check_config(WHATSAPP, &typo).unwrap_err();
+        assert_eq!(err.pointer, "/weigth");
+        assert!(err.detail.contains("weight"), "{err}");
+        let rules = routing_rules(&smpp).unwrap();
+        assert_eq!(rules.weight(), 5);
     }
 }

@@ -21,6 +21,7 @@ pub use adapter::{
 };
 pub use configured::{
     ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Started, WebhookAnswer,
-    WebhookError, WebhookReader, WebhookRequest, check_config, kind_of, start, takes_webhooks,
+    WebhookError, WebhookReader, WebhookRequest, check_config, kind_of, routing_rules, start,
+    takes_webhooks,
 };
 pub use event::{Confirm, MessageRef, NewInbound, StatusReport};

@@ -17,6 +17,7 @@ pub mod keywords;
 pub mod phone;
 pub mod quiet_hours;
 pub mod retry;
+pub mod route;
 pub mod sender;
 pub mod sms;
 pub mod status;

@@ -14,6 +14,7 @@ pub mod inbound;
 pub mod keywords;
 pub mod nlu;
 pub mod replies;
+pub mod routing;
 pub mod secrets;
 pub mod send;
 pub mod sim;

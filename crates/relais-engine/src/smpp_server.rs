@@ -397,6 +397,7 @@ impl SubmitHandler<Esme> for Handler {
             rules: self.rules,
             now,
             configured: SANDBOX_KINDS,
+            built_in: SANDBOX_KINDS,
             handoff: self.handoff.as_ref(),
         };
         let outcome = accept(context, &ctx.principal.tenant_id, request, None).await;

@@ -13,7 +13,8 @@ use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose}
 use relais_core::contact::AddressRules;
 use relais_core::status::MessageStatus;
 use relais_engine::dispatch::{
-    ChannelAdapter, Dispatcher, DispatcherConfig, OutboundMessage, ProviderAck, SendError,
+    ChannelAdapter, ChannelRegistry, Dispatcher, DispatcherConfig, OutboundMessage, ProviderAck,
+    SendError,
 };
 use relais_engine::send::{
     AcceptContext, AcceptError, Accepted, Idempotency, SANDBOX_KINDS, SendRequest, accept,
@@ -137,13 +138,21 @@ on_both_stores!(
     the_delivery_log_keeps_finished_deliveries_for_its_retention,
     an_undelivered_receipt_moves_the_message_to_the_next_channel,
     a_fallback_skips_channels_without_consent,
+    a_kind_goes_to_the_channel_its_prefix_names_and_fails_over_when_it_cannot_send,
+    a_fallback_step_naming_a_kind_is_routed_by_the_destination,
 );
+
+/// The kinds the scenarios' adapters send on without a configured channel: the sandbox,
+/// and the kinds their scripted adapters stand for.
+const SCRIPTED_KINDS: &[ChannelKind] = &[ChannelKind::Sim, ChannelKind::Sms, ChannelKind::Whatsapp];
 
 /// An adapter that answers from a script (then acknowledges), and records what it got.
 struct Scripted {
     kind: ChannelKind,
     script: Mutex<VecDeque<Result<ProviderAck, SendError>>>,
     got: Mutex<Vec<OutboundMessage>>,
+    /// What `is_ready` answers (a configured channel without a live connection).
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl Scripted {
@@ -152,6 +161,7 @@ impl Scripted {
             kind,
             script: Mutex::new(script.into()),
             got: Mutex::new(Vec::new()),
+            ready: std::sync::atomic::AtomicBool::new(true),
         })
     }
     fn calls(&self) -> usize {
@@ -163,6 +173,9 @@ impl Scripted {
 impl ChannelAdapter for Scripted {
     fn kind(&self) -> ChannelKind {
         self.kind
+    }
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
     }
     async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError> {
         self.got.lock().unwrap().push(message.clone());
@@ -186,6 +199,7 @@ impl World {
             },
             now: self.clock.now(),
             configured: SANDBOX_KINDS,
+            built_in: SCRIPTED_KINDS,
             handoff: None,
         }
     }
@@ -1378,4 +1392,161 @@ async fn a_fallback_skips_channels_without_consent(w: &World) {
         .unwrap();
     assert_eq!(skipped.channel.as_deref(), Some("sms"));
     assert_eq!(skipped.reason.as_deref(), Some("no_opt_in"));
+}
+
+impl World {
+    /// Configures an SMPP channel of the tenant with these routing keys, sent through
+    /// `adapter` by `registry` (no SMSC: the adapter stands for it); its id.
+    async fn smpp_channel(
+        &self,
+        registry: &ChannelRegistry,
+        name: &str,
+        routing: Value,
+        adapter: Arc<Scripted>,
+    ) -> String {
+        let mut config = json!({"host": "127.0.0.1", "system_id": "acme", "password": "secret"});
+        for (key, value) in routing.as_object().unwrap() {
+            config[key] = value.clone();
+        }
+        let record = self
+            .store
+            .create_channel(
+                &relais_store::NewChannel {
+                    tenant_id: self.tenant.clone(),
+                    kind: "smpp".into(),
+                    name: name.into(),
+                    config,
+                },
+                self.clock.now(),
+            )
+            .await
+            .unwrap();
+        registry.insert(&record.id, adapter);
+        record.id
+    }
+}
+
+async fn a_kind_goes_to_the_channel_its_prefix_names_and_fails_over_when_it_cannot_send(w: &World) {
+    let registry = ChannelRegistry::default();
+    let preferred = Scripted::new(
+        ChannelKind::Sms,
+        vec![Err(SendError::transient("smpp_link", "connection reset"))],
+    );
+    let backup = Scripted::new(ChannelKind::Sms, vec![]);
+    let first = w
+        .smpp_channel(
+            &registry,
+            "preferred",
+            json!({"prefixes": ["+336"]}),
+            preferred.clone(),
+        )
+        .await;
+    let second = w
+        .smpp_channel(&registry, "backup", json!({}), backup.clone())
+        .await;
+    let ok = w
+        .send(json!({"to": "+33612345678", "channel": "sms", "content": {"text": "Code 1234"}}))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.message(&ok.id).await.message.channel,
+        first,
+        "the prefix wins"
+    );
+    let d = w
+        .dispatcher(SimConfig::default(), vec![])
+        .with_registry(registry);
+    let report = d.run_until_idle(5).await.unwrap();
+    assert_eq!(report.failovers, 1, "{report:?}");
+    assert_eq!((preferred.calls(), backup.calls()), (1, 1));
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.channel, second);
+    assert_eq!(m.message.status, MessageStatus::Sent);
+    let left = m
+        .events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("smpp_link"))
+        .expect("the failed attempt is logged");
+    assert_eq!(left.channel.as_deref(), Some(first.as_str()));
+    let hop = m
+        .events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("failover"))
+        .expect("the hop is logged");
+    assert_eq!(hop.channel.as_deref(), Some(second.as_str()));
+
+    // A channel without a live connection: its messages move without a call to it.
+    preferred.ready.store(false, Ordering::Relaxed);
+    let ok = w
+        .send(json!({"to": "+33612345679", "channel": "sms", "content": {"text": "Code 5678"}}))
+        .await
+        .unwrap();
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!((preferred.calls(), backup.calls()), (1, 2));
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.channel, second);
+    assert_eq!(m.message.status, MessageStatus::Sent);
+    let left = m
+        .events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("channel_unavailable"))
+        .expect("why it left is logged");
+    assert_eq!(left.channel.as_deref(), Some(first.as_str()));
+
+    // With no other channel able to send, it waits for its own, no attempt spent.
+    backup.ready.store(false, Ordering::Relaxed);
+    let ok = w
+        .send(json!({"to": "+33612345670", "channel": "sms", "content": {"text": "Code 9012"}}))
+        .await
+        .unwrap();
+    d.run_until_idle(5).await.unwrap();
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.channel, first);
+    assert_eq!(m.message.status, MessageStatus::Queued);
+    preferred.ready.store(true, Ordering::Relaxed);
+    w.advance(3600);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(w.message(&ok.id).await.message.status, MessageStatus::Sent);
+    assert_eq!(
+        (preferred.calls(), backup.calls()),
+        (2, 2),
+        "each sent once"
+    );
+}
+
+async fn a_fallback_step_naming_a_kind_is_routed_by_the_destination(w: &World) {
+    let registry = ChannelRegistry::default();
+    let whatsapp = Scripted::new(
+        ChannelKind::Whatsapp,
+        vec![Err(SendError::permanent("not_on_whatsapp", "no account"))],
+    );
+    let sevens = Scripted::new(ChannelKind::Sms, vec![]);
+    let sixes = Scripted::new(ChannelKind::Sms, vec![]);
+    w.smpp_channel(
+        &registry,
+        "sevens",
+        json!({"prefixes": ["+337"]}),
+        sevens.clone(),
+    )
+    .await;
+    let six = w
+        .smpp_channel(
+            &registry,
+            "sixes",
+            json!({"prefixes": ["+336"]}),
+            sixes.clone(),
+        )
+        .await;
+    let ok = w
+        .send(json!({"to": "+33612345678", "channels": ["whatsapp", "sms"], "content": {"text": "Colis"}}))
+        .await
+        .unwrap();
+    let d = w
+        .dispatcher(SimConfig::default(), vec![whatsapp.clone()])
+        .with_registry(registry);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!((whatsapp.calls(), sixes.calls(), sevens.calls()), (1, 1, 0));
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.channel, six);
+    assert_eq!(m.message.status, MessageStatus::Sent);
 }

@@ -101,6 +101,7 @@ impl World {
             },
             now: self.clock.now(),
             configured: SANDBOX_KINDS,
+            built_in: SANDBOX_KINDS,
             handoff: Some(self.registry.handoff()),
         };
         let requests = (0..count)

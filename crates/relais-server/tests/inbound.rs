@@ -549,8 +549,19 @@ async fn a_reply_after_the_customer_service_window_is_refused_with_its_end() {
     let thread = api.thread(&conversation.id).await;
     assert_eq!(thread["window_closes_at"], "2026-11-22T10:00:00Z");
 
-    // Inside the window the reply is not refused for it (WhatsApp itself is not
-    // configurable yet, which is another refusal).
+    // A WhatsApp channel to reply on (a send to a kind with none is refused at once); its
+    // provider is never called here.
+    let (status, created) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "whatsapp", "name": "wa", "config": {"phone_number_id": "106540352242922",
+                "access_token": "t", "app_secret": "s", "verify_token": "v",
+                "base_url": "http://127.0.0.1:9"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    // Inside the window the reply is not refused.
     api.clock.advance(jiff::SignedDuration::from_hours(23));
     let (_, inside) = api.post(&uri, json!({"content": {"text": "hi"}})).await;
     assert!(

@@ -7,7 +7,8 @@
 use super::platform::Platform;
 use super::tag::{MessagingTag, messaging_tag};
 use crate::config_keys::{
-    checked_url, error, is_graph_api_version, pointer, required, secret, string,
+    checked_url, error, is_graph_api_version, pointer, refuse_unknown_keys, required, secret,
+    string,
 };
 use crate::whatsapp::config::{DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 use jiff::SignedDuration;
@@ -55,15 +56,7 @@ impl MessengerConfig {
         let object = value
             .as_object()
             .ok_or_else(|| error("", "the config must be a JSON object"))?;
-        if let Some(unknown) = object.keys().find(|key| !KEYS.contains(&key.as_str())) {
-            return Err(error(
-                &pointer(unknown),
-                format!(
-                    "unknown key `{unknown}`; expected one of {}",
-                    KEYS.join(", ")
-                ),
-            ));
-        }
+        refuse_unknown_keys(object, &KEYS)?;
         let page_id = numeric_id(platform, object, "page_id")?;
         let access_token = secret(object, "access_token")?;
         if access_token

@@ -6,7 +6,7 @@
 //! client token never show in `Debug` output.
 
 use super::service_account::ServiceAccount;
-use crate::config_keys::{checked_url, error, pointer, required, string};
+use crate::config_keys::{checked_url, error, refuse_unknown_keys, required, string};
 use serde_json::Value;
 use std::fmt;
 
@@ -60,15 +60,7 @@ impl RcsConfig {
         let object = value
             .as_object()
             .ok_or_else(|| error("", "the config must be a JSON object"))?;
-        if let Some(unknown) = object.keys().find(|key| !KEYS.contains(&key.as_str())) {
-            return Err(error(
-                &pointer(unknown),
-                format!(
-                    "unknown key `{unknown}`; expected one of {}",
-                    KEYS.join(", ")
-                ),
-            ));
-        }
+        refuse_unknown_keys(object, &KEYS)?;
         let agent_id = match string(object, "agent_id")?.map(str::trim) {
             Some(id) if is_agent_id(id) => id.to_owned(),
             Some(_) => {

@@ -5,7 +5,8 @@
 //! (`/access_token`). The three secrets never show in `Debug` output.
 
 use crate::config_keys::{
-    checked_url, error, is_graph_api_version, pointer, required, secret, string,
+    checked_url, error, is_graph_api_version, pointer, refuse_unknown_keys, required, secret,
+    string,
 };
 use serde_json::{Map, Value};
 use std::fmt;
@@ -56,15 +57,7 @@ impl WhatsAppConfig {
         let object = value
             .as_object()
             .ok_or_else(|| error("", "the config must be a JSON object"))?;
-        if let Some(unknown) = object.keys().find(|key| !KEYS.contains(&key.as_str())) {
-            return Err(error(
-                &pointer(unknown),
-                format!(
-                    "unknown key `{unknown}`; expected one of {}",
-                    KEYS.join(", ")
-                ),
-            ));
-        }
+        refuse_unknown_keys(object, &KEYS)?;
         let phone_number_id =
             numeric_id(object, "phone_number_id")?.ok_or_else(|| required("phone_number_id"))?;
         let access_token = secret(object, "access_token")?;

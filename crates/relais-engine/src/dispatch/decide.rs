@@ -1,9 +1,11 @@
 //! What becomes of a claimed message: settled without a send (a fallback timer, an expired
 //! or rate-limited message), or sent; and what an adapter's answer makes of it (sent,
-//! retried, failed, moved to the next channel of its chain).
+//! retried, moved to another channel of the kind its step names when its own cannot send,
+//! failed, moved to the next channel of its chain).
 
 use super::buckets::{Bucket, Buckets};
 use super::{DispatchError, Dispatcher, RoundReport};
+use crate::routing::Accounts;
 use jiff::{SignedDuration, Timestamp};
 use relais_channels::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
 use relais_core::channel::ChannelKind;
@@ -159,6 +161,18 @@ impl Dispatcher {
                 s
             }
             Err(error) => {
+                // A channel that cannot send (no live connection, a transport or
+                // temporary error) hands the message to the next channel of the step's
+                // kind that takes it, at once, rather than making it wait. Never after a
+                // provider's acknowledgement: this is a refusal or no answer at all.
+                if error.class != ErrorClass::Permanent
+                    && let Some(next) = self.fail_over_target(item, chain).await?
+                {
+                    report.failovers += 1;
+                    let mut s = super::failover::failed_over(item, &error, next, now);
+                    s.sending = send.sending.clone();
+                    return Ok(s);
+                }
                 let decision = {
                     let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
                     self.config.retry.decide(
@@ -225,6 +239,10 @@ impl Dispatcher {
     ) -> Result<(Arc<dyn ChannelAdapter>, OutboundMessage, bool), SendError> {
         let message = &item.message;
         let (kind, adapter, paced) = self.adapter_of(&message.channel)?;
+        // Claimed from a lane whose channel cannot send, to fail over.
+        if !adapter.is_ready() {
+            return Err(super::failover::unavailable());
+        }
         let content: Content = serde_json::from_value(message.content.clone()).map_err(|e| {
             SendError::permanent("bad_content", format!("stored content is unreadable: {e}"))
         })?;
@@ -545,9 +563,22 @@ async fn next_step_or_skips(
         return Ok(Err(skipped));
     };
     let kind = step_kind(store, &message.tenant_id, &next.channel).await?;
+    // A step naming a kind goes out on the tenant's channel of that kind that its routing
+    // rules give this message (the sandbox's kind, with none configured, on its adapter).
+    let mut channel = next.channel.clone();
+    if let Ok(named) = next.channel.parse::<ChannelKind>() {
+        let accounts = Accounts::load(store, &message.tenant_id, named).await?;
+        if let Some(first) = accounts
+            .order(&message.to_address, &message.id)
+            .into_iter()
+            .next()
+        {
+            channel = first;
+        }
+    }
     let mut events = events;
     events.extend(skipped);
-    Ok(step_move(message, chain, step, kind, events, now).ok_or_else(Vec::new))
+    Ok(step_move(message, step, channel, kind, events, now).ok_or_else(Vec::new))
 }
 
 /// The channel kind a step sends on: the step names a kind (`sms`), or the id of a channel
@@ -569,13 +600,12 @@ async fn step_kind(
 
 fn step_move(
     message: &Message,
-    chain: &FallbackChain,
     step: usize,
+    channel: String,
     kind: Option<ChannelKind>,
     mut events: Vec<MessageEvent>,
     now: Timestamp,
 ) -> Option<(StepMove, Vec<MessageEvent>)> {
-    let next = chain.steps().get(step)?;
     let content: Option<Content> = serde_json::from_value(message.content.clone()).ok();
     let segments = match (kind, &content) {
         (Some(kind), Some(content)) => crate::send::segments_for(content, kind),
@@ -583,17 +613,17 @@ fn step_move(
     };
     events.push(
         MessageEvent::new(MessageStatus::Queued, now)
-            .channel(next.channel.as_str())
+            .channel(channel.as_str())
             .reason("fallback")
             .detail(format!(
-                "falling back from `{}` to `{}`",
-                message.channel, next.channel
+                "falling back from `{}` to `{channel}`",
+                message.channel
             )),
     );
     Some((
         StepMove {
             step: i64::try_from(step).unwrap_or(i64::MAX),
-            channel: next.channel.clone(),
+            channel,
             content: message.content.clone(),
             segments,
         },

@@ -82,9 +82,10 @@ impl Lane {
         self.queue().drain(..).collect()
     }
 
-    /// Waits until the lane has a message, its channel is ready and its window has room;
-    /// the window slot. Changes nothing a cancellation could lose.
-    async fn sendable(&self, dispatcher: &Dispatcher) -> OwnedSemaphorePermit {
+    /// Waits until the lane has a message, its channel is ready and its window has room
+    /// (the window slot), or, while its channel is not ready, another channel of its kind
+    /// can take its messages. Changes nothing a cancellation could lose.
+    async fn sendable(&self, dispatcher: &Dispatcher) -> Sendable {
         loop {
             let woken = self.wake.notified();
             if self.queue().is_empty() {
@@ -95,12 +96,15 @@ impl Lane {
                 .adapter_of(&self.key)
                 .map_or(true, |(_, adapter, _)| adapter.is_ready());
             self.set_ready(dispatcher, ready);
+            if !ready && dispatcher.may_fail_over(&self.key) {
+                return Sendable::FailOver;
+            }
             if !ready {
                 tokio::time::sleep(NOT_READY_POLL).await;
                 continue;
             }
             match self.window.clone().acquire_owned().await {
-                Ok(permit) => return permit,
+                Ok(permit) => return Sendable::Send(permit),
                 // The window is never closed; wait as if it were full.
                 Err(_) => std::future::pending::<()>().await,
             }
@@ -121,6 +125,15 @@ impl Lane {
             }
         }
     }
+}
+
+/// What the lane does with its next message.
+enum Sendable {
+    /// Send it, in this window slot.
+    Send(OwnedSemaphorePermit),
+    /// Its channel cannot send: hand it to another channel of its kind (or back to the
+    /// outbox when it has none).
+    FailOver,
 }
 
 type Answer = std::thread::Result<Result<ProviderAck, SendError>>;
@@ -152,9 +165,16 @@ pub(super) async fn run(
             _ = stop.cancelled(), if deadline.is_none() => {
                 deadline = Some(tokio::time::Instant::now() + grace);
             }
-            permit = lane.sendable(&dispatcher), if deadline.is_none() => {
+            next = lane.sendable(&dispatcher), if deadline.is_none() => {
                 let Some(send) = lane.queue().pop_front() else {
                     continue;
+                };
+                let permit = match next {
+                    Sendable::Send(permit) => permit,
+                    Sendable::FailOver => {
+                        settle_unsent(&dispatcher, &settle, send).await;
+                        continue;
+                    }
                 };
                 if let Some(send) = check_before_sending(&dispatcher, &settle, send) {
                     lane.sending.fetch_add(1, Ordering::Relaxed);
@@ -179,6 +199,27 @@ pub(super) async fn run(
     drop(sends);
     left.extend(unanswered);
     left
+}
+
+/// A queued message whose channel cannot send: settled as not sent, which moves it to
+/// another channel of its kind, or back to the outbox to wait for its own.
+async fn settle_unsent(dispatcher: &Dispatcher, settle: &SettleQueue, send: PendingSend) {
+    let now = dispatcher.clock.now();
+    let mut report = RoundReport::default();
+    match dispatcher
+        .conclude(&send, Err(super::failover::unavailable()), now, &mut report)
+        .await
+    {
+        Ok(settlement) => settle.push(Settled {
+            id: send.id().to_owned(),
+            settlement,
+            permit: None,
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, message = %send.id(), "cannot move a message off a channel that cannot send");
+            dispatcher.held.release([send.id()]);
+        }
+    }
 }
 
 /// A message's last checks before it goes: its lease still has time (or it is left to
@@ -245,8 +286,18 @@ async fn on_answer(
             return;
         }
     };
+    let fails_over = match &outcome {
+        Err(e) if e.class == ErrorClass::NotSent => dispatcher
+            .fail_over_target(&send.item, send.chain.as_ref())
+            .await
+            .ok()
+            .flatten()
+            .is_some(),
+        _ => false,
+    };
     if let Err(e) = &outcome
         && e.class == ErrorClass::NotSent
+        && !fails_over
     {
         // It never left: back to the head of the queue, no attempt spent, until the
         // channel is ready again.

@@ -17,6 +17,7 @@
 
 mod buckets;
 mod decide;
+mod failover;
 mod held;
 mod lane;
 mod receipts;
@@ -113,6 +114,9 @@ pub struct RoundReport {
     pub failed: usize,
     pub expired: usize,
     pub fallbacks: usize,
+    /// Messages moved to another channel of their step's kind because theirs could not
+    /// send.
+    pub failovers: usize,
     pub throttled: usize,
     /// Messages that did not leave (their channel had no live connection) and wait, no
     /// attempt spent.
@@ -130,6 +134,7 @@ impl RoundReport {
         self.failed += r.failed;
         self.expired += r.expired;
         self.fallbacks += r.fallbacks;
+        self.failovers += r.failovers;
         self.throttled += r.throttled;
         self.held += r.held;
         self.receipts += r.receipts;
@@ -364,7 +369,7 @@ impl Dispatcher {
         for lane in self.lane_keys() {
             let ready = self.lane_ready(&lane);
             self.registry.handoff().set_lane_open(&lane, ready);
-            if !ready {
+            if !ready && !self.may_fail_over(&lane) {
                 continue;
             }
             let budget = self.lane_budget(&lane, batch.saturating_sub(items.len()), now);

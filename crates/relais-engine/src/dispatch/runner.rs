@@ -191,7 +191,7 @@ impl Dispatcher {
             let lane = self.lane(lanes, &key, settle, stop);
             let ready = self.lane_ready(&key);
             self.registry.handoff().set_lane_open(&key, ready);
-            if !ready {
+            if !ready && !self.may_fail_over(&key) {
                 continue;
             }
             let budget = self.lane_budget(&key, lane.room().min(batch), now);

@@ -115,6 +115,11 @@ impl Core {
             rules: self.rules,
             now,
             configured: &self.configured,
+            // A reply is never refused for want of a channel of its kind: it is stored in
+            // the conversation, and the dispatcher fails it with its reason
+            // (`channel_not_configured`) when nothing can send it. Refused, the customer's
+            // message would be taken up again and again.
+            built_in: &ChannelKind::ALL,
             handoff: self.handoff.as_ref(),
         }
     }

@@ -52,6 +52,9 @@ struct Settings {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     rules: AddressRules,
+    /// The kinds the dispatcher sends on without a configured channel (the sandbox): where
+    /// requests that name no channel go, and the only kinds accepted with no channel of
+    /// their kind configured.
     configured: Vec<ChannelKind>,
     handoff: Option<Handoff>,
 }
@@ -159,6 +162,7 @@ async fn run(mut rx: mpsc::Receiver<Queued>, settings: Arc<Settings>) {
                 rules: settings.rules,
                 now: settings.clock.now(),
                 configured: &settings.configured,
+                built_in: &settings.configured,
                 handoff: settings.handoff.as_ref(),
             };
             let answers = accept_jobs(&ctx, jobs).await;

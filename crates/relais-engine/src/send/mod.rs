@@ -107,6 +107,10 @@ pub struct AcceptContext<'a> {
     pub now: Timestamp,
     /// Channel kinds with an adapter, for routing requests that name no channel.
     pub configured: &'a [ChannelKind],
+    /// The channel kinds the dispatcher sends on without a configured channel (the
+    /// sandbox's `sim`; a test's scripted adapters). A request naming any other kind the
+    /// tenant has no configured channel of is refused at once.
+    pub built_in: &'a [ChannelKind],
     /// The running dispatcher's hand-off queue, if messages due now go straight to it.
     pub handoff: Option<&'a Handoff>,
 }

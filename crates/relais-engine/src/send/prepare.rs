@@ -4,7 +4,7 @@
 //! scheduling run off the async workers, each request's templates within its own budget,
 //! so that a hostile template slows only its own request.
 
-use super::route::{ChannelNames, kind_of, pick_route, resolve_channel_names};
+use super::route::{ChannelNames, Named, kind_of, pick_route, resolve_channel_names, route_steps};
 use super::{AcceptContext, AcceptError, Idempotency, Recipient, SendRequest, invalid};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -132,7 +132,7 @@ struct Resolved {
     checked: Checked,
     contact: Contact,
     address: String,
-    named: HashMap<String, ChannelKind>,
+    named: Named,
     /// The request (job) it belongs to: its templates draw on that job's budget.
     job: usize,
 }
@@ -222,7 +222,7 @@ pub(super) async fn prepare(
             &mut checked.request,
             &base,
             &mut channels,
-            ctx.configured,
+            ctx.built_in,
         )
         .await
         {
@@ -336,13 +336,24 @@ impl Build {
         } = checked;
         let at = |p: &str| format!("{base}{p}");
         let now = self.now;
-        let chain = pick_route(&request, &contact, &address, &self.configured, &named, &at)?;
+        let chain = pick_route(
+            &request,
+            &contact,
+            &address,
+            &self.configured,
+            &named.kinds,
+            &at,
+        )?;
+        // The id first: a step naming a kind is routed among the tenant's channels of that
+        // kind by a draw seeded with it.
+        let id = relais_core::ids::new_id();
+        let routed = route_steps(&chain, &named.routes, &address, &id, &at)?;
         let first = chain
             .steps()
             .first()
             .ok_or_else(|| invalid(&at("/channels"), "the chain is empty"))?;
         let kind = kind_of(
-            &named,
+            &named.kinds,
             &first.channel,
             &at(if request.channels.is_some() {
                 "/channels/0"
@@ -354,7 +365,7 @@ impl Build {
             .check_capabilities(|name| {
                 name.parse()
                     .ok()
-                    .or_else(|| named.get(name).copied())
+                    .or_else(|| named.kinds.get(name).copied())
                     .map(ChannelCapabilities::for_kind)
             })
             .map_err(|e| invalid(&at("/channels"), e.to_string()))?;
@@ -400,12 +411,17 @@ impl Build {
         let chain_json = serde_json::to_value(&chain).unwrap_or(serde_json::Value::Null);
         let content_json = serde_json::to_value(&rendered).unwrap_or(serde_json::Value::Null);
         let expires_at = request.validity.map(|v| v.expires_at(now));
+        let channel = routed
+            .into_iter()
+            .next()
+            .flatten()
+            .unwrap_or_else(|| first.channel.clone());
         let message = NewMessage {
-            id: relais_core::ids::new_id(),
+            id,
             tenant_id: self.tenant.clone(),
             contact_id: Some(contact.id.clone()),
             to_address: address,
-            channel: first.channel.clone(),
+            channel,
             step: 0,
             chain: chain_json,
             content: content_json,
@@ -487,7 +503,7 @@ async fn look_up_channels(
     tenant: &str,
     names: Vec<String>,
 ) -> Result<ChannelNames, AcceptError> {
-    let mut known = ChannelNames::new();
+    let mut known = ChannelNames::default();
     for name in names {
         let found = ctx
             .store
@@ -503,7 +519,7 @@ async fn look_up_channels(
             },
             None => None,
         };
-        known.insert(name, entry);
+        known.names.insert(name, entry);
     }
     Ok(known)
 }

@@ -34,7 +34,8 @@ pub struct CreateChannel {
     /// `max_rate`, and optionally `data_coding`, `concatenation`, `receipt_id_base`… (docs/smpp.md).
     /// For `whatsapp`: `phone_number_id`, `access_token`, `app_secret`, `verify_token`, and
     /// optionally `business_account_id`, `base_url`, `api_version`, `max_rate`
-    /// (docs/channels.md).
+    /// (docs/channels.md). Every kind also takes the routing keys `prefixes`, `countries`
+    /// and `weight` (docs/channels.md, "Routing between accounts").
     #[schema(value_type = Object)]
     pub config: serde_json::Value,
 }

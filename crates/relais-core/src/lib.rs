@@ -20,6 +20,7 @@ pub mod retry;
 pub mod sender;
 pub mod sms;
 pub mod status;
+pub mod stored_template;
 pub mod template;
 pub mod tenant;
 pub mod text;

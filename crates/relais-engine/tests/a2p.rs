@@ -215,6 +215,36 @@ impl World {
         d
     }
 
+    /// The customer writes on WhatsApp now: its 24-hour customer-service window opens, and
+    /// free-form messages may go there.
+    async fn customer_wrote_on_whatsapp(&self, phone: &str) {
+        let identity = relais_core::contact::Identity {
+            channel: ChannelKind::Sms,
+            address: phone.into(),
+        };
+        let (contact, _) = self
+            .store
+            .resolve_or_create_contacts(&self.tenant, &[identity], self.clock.now())
+            .await
+            .unwrap()
+            .remove(0);
+        self.store
+            .insert_inbound(&relais_store::NewInboundMessage {
+                id: relais_core::ids::new_id(),
+                tenant_id: self.tenant.clone(),
+                channel: ChannelKind::Whatsapp,
+                channel_id: None,
+                from_address: phone.into(),
+                to_address: "15550783881".into(),
+                contact_id: Some(contact.id),
+                text: "Bonjour".into(),
+                provider_id: None,
+                received_at: self.clock.now(),
+            })
+            .await
+            .unwrap();
+    }
+
     async fn message(&self, id: &str) -> MessageWithEvents {
         self.store.message(&self.tenant, id).await.unwrap().unwrap()
     }
@@ -539,6 +569,8 @@ async fn a_failed_channel_falls_back_to_the_next_one(w: &World) {
             "no WhatsApp account",
         ))],
     );
+    // The customer wrote on WhatsApp a moment ago: its window is open.
+    w.customer_wrote_on_whatsapp("+33612345678").await;
     let ok = w
         .send(json!({"to": "+33612345678", "channels": ["whatsapp", "sim"], "content": {"text": "Votre colis arrive"}}))
         .await
@@ -615,6 +647,8 @@ async fn whatsapp_without_a_delivery_in_time_falls_back_to_sms(w: &World) {
     // Meta takes the message, and no `delivered` status ever comes.
     let whatsapp = Scripted::new(ChannelKind::Whatsapp, vec![]);
     let sms = Scripted::new(ChannelKind::Sms, vec![]);
+    // The customer wrote on WhatsApp a moment ago: its window is open.
+    w.customer_wrote_on_whatsapp("+33612345678").await;
     let ok = w
         .send(json!({"to": "+33612345678", "channels": ["whatsapp", {"channel": "sms", "after": "not_delivered", "within": "5m"}], "content": {"text": "Votre code : 482913"}}))
         .await
@@ -1360,6 +1394,8 @@ async fn a_fallback_skips_channels_without_consent(w: &World) {
         vec![Err(SendError::permanent("not_on_whatsapp", "no account"))],
     );
     let sms = Scripted::new(ChannelKind::Sms, vec![]);
+    // The customer wrote on WhatsApp a moment ago: its window is open.
+    w.customer_wrote_on_whatsapp("+33612345678").await;
     let ok = w
         .send(json!({"to": "+33612345678", "purpose": "marketing", "channels": ["whatsapp", "sms", "sim"], "content": {"text": "Nouveautés"}}))
         .await

@@ -545,6 +545,22 @@ async fn a_reply_after_the_customer_service_window_is_refused_with_its_end() {
         })
         .await
         .unwrap();
+    // And the message itself, which the accept path measures the window from.
+    api.store
+        .insert_inbound(&relais_store::NewInboundMessage {
+            id: relais_core::ids::new_id(),
+            tenant_id: tenant.clone(),
+            channel: relais_core::channel::ChannelKind::Whatsapp,
+            channel_id: None,
+            from_address: "+33612345678".into(),
+            to_address: "15550783881".into(),
+            contact_id: contact["id"].as_str().map(str::to_owned),
+            text: "hello".into(),
+            provider_id: Some("wa-1".into()),
+            received_at: written_at,
+        })
+        .await
+        .unwrap();
     let uri = format!("/v1/conversations/{}/messages", conversation.id);
     let thread = api.thread(&conversation.id).await;
     assert_eq!(thread["window_closes_at"], "2026-11-22T10:00:00Z");

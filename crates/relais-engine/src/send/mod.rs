@@ -18,6 +18,7 @@ mod group;
 mod prepare;
 mod request;
 mod route;
+mod templated;
 
 pub use group::Acceptor;
 pub use prepare::{QUIET_HOURS_SETTING, segments_for};

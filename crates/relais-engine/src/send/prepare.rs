@@ -498,7 +498,7 @@ fn personalise(
     let key = serde_json::to_string(&content).ok();
     let compiled = match key.as_ref().and_then(|k| templates.get(k)) {
         Some(t) => Ok(t.clone()),
-        None => ContentTemplate::compile(&content).inspect(|t| {
+        None => ContentTemplate::compile(content).inspect(|t| {
             if let Some(k) = key {
                 templates.insert(k, t.clone());
             }

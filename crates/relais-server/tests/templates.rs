@@ -542,11 +542,114 @@ async fn the_whatsapp_registry_is_synchronised_page_by_page_and_an_unapproved_te
         "only the approved template went out"
     );
 
-    // A channel without a business account id, or without templates, says so.
+    // A stored template mapped to a template Meta has not approved is refused too.
+    let (status, _) = api
+        .post(
+            "/v1/templates",
+            json!({"name": "promo", "variants": [{"language": "fr", "content": {"text": "-50 %"},
+                "whatsapp": {"name": "black_friday", "language": "fr"}}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, problem) = api
+        .post(
+            "/v1/messages",
+            json!({"to": PHONE, "channel": "wa", "content": {"template": "promo"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        detail(&problem).contains("black_friday") && detail(&problem).contains("PENDING"),
+        "{problem}"
+    );
+    assert_eq!(api.graph_sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_synchronisation_that_cannot_be_done_says_why_and_changes_nothing() {
+    let api = api().await;
+    let base_url = api.graph.base_url.lock().unwrap().clone();
+    let channel = |name: &str, token: &str, waba: Option<&str>| {
+        let mut config = json!({"phone_number_id": PHONE_NUMBER_ID, "access_token": token,
+            "app_secret": APP_SECRET, "verify_token": "v", "base_url": base_url, "api_version": "v23.0"});
+        if let Some(waba) = waba {
+            config["waba_id"] = json!(waba);
+        }
+        json!({"kind": "whatsapp", "name": name, "config": config})
+    };
+    // No WhatsApp Business Account id: nothing to read.
+    let (status, created) = api
+        .post("/v1/channels", channel("no-waba", ACCESS_TOKEN, None))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, problem) = api
+        .post(&format!("/v1/channels/{id}/templates/sync"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["pointer"], "/config/waba_id",
+        "{problem}"
+    );
+    // Meta refuses the token: the fault is upstream, and nothing is stored.
+    let (status, created) = api
+        .post(
+            "/v1/channels",
+            channel("bad-token", "EAAG-expired", Some(WABA_ID)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, problem) = api
+        .post(&format!("/v1/channels/{id}/templates/sync"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{problem}");
+    assert!(detail(&problem).contains("Graph API"), "{problem}");
+    let (status, list) = api.get(&format!("/v1/channels/{id}/templates")).await;
+    assert_eq!((status, list), (StatusCode::OK, json!({"data": []})));
+    // Messenger keeps no templates to read.
+    let (status, created) = api
+        .post(
+            "/v1/channels",
+            json!({"kind": "messenger", "name": "page", "config": {"page_id": "1234567890",
+                "access_token": "EAAB-page-token", "app_secret": APP_SECRET, "verify_token": "v",
+                "base_url": base_url}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, problem) = api
+        .post(&format!("/v1/channels/{id}/templates/sync"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        detail(&problem).contains("no provider templates"),
+        "{problem}"
+    );
+    // Unknown channels are not found.
     let (status, problem) = api
         .post("/v1/channels/nope/templates/sync", json!({}))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+    let (status, _) = api.get("/v1/channels/nope/templates").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn both_names_of_the_business_account_are_one_key() {
+    let config = |extra: Value| {
+        let mut c = json!({"phone_number_id": "1", "access_token": "t", "app_secret": "s", "verify_token": "v"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        relais_channels::whatsapp::WhatsAppConfig::parse(&c)
+    };
+    let waba = config(json!({"waba_id": "42"})).unwrap();
+    assert_eq!(waba.business_account_id(), Some("42"));
+    let older = config(json!({"business_account_id": "42"})).unwrap();
+    assert_eq!(older.business_account_id(), Some("42"));
+    let both = config(json!({"waba_id": "42", "business_account_id": "43"})).unwrap_err();
+    assert_eq!(both.pointer, "/waba_id");
 }
 
 #[tokio::test]

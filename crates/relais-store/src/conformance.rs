@@ -5847,3 +5847,40 @@ pub async fn a_message_from_before_0025_has_no_campaign(store: &dyn Store) {
         .expect("list");
     assert!(in_campaign.data.is_empty());
 }
+
+/// A tenant with an inbound WhatsApp message, written at schema 0028.
+pub const PRE_0029_INBOUND: &[&str] = &[
+    "INSERT INTO tenants (id, name, created_at) VALUES ('t-old', 'old', 1790000000000000)",
+    "INSERT INTO inbound_messages (id, tenant_id, channel, from_address, to_address, contact_id, text, received_at) \
+     VALUES ('in-old', 't-old', 'whatsapp', '+33612345678', '15550783881', 'c-old', 'Bonjour', 1790000000000000)",
+];
+
+/// After 0029, the message written by [`PRE_0029_INBOUND`] opens its contact's window,
+/// and the tenant stores templates.
+pub async fn a_store_from_before_0029_keeps_its_inbound_and_takes_templates(store: &dyn Store) {
+    let last = store
+        .last_inbound_at("t-old", &["c-old"])
+        .await
+        .expect("read");
+    assert_eq!(
+        last,
+        [crate::LastInbound {
+            contact_id: "c-old".into(),
+            channel: ChannelKind::Whatsapp,
+            at: t0(),
+        }]
+    );
+    let template = stored_template("welcome", &[("fr", "Bienvenue")]);
+    store
+        .insert_template("t-old", &template, t0())
+        .await
+        .expect("stored");
+    assert!(store.list_templates("t-old").await.expect("listed").len() == 1);
+    assert!(
+        store
+            .provider_templates("t-old", "wa")
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}

@@ -284,3 +284,167 @@ fn check_registry(
         ),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relais_core::fallback::MoveOn;
+
+    fn now() -> Timestamp {
+        "2026-11-23T10:00:00Z".parse().unwrap()
+    }
+
+    fn contact() -> Contact {
+        Contact {
+            id: "c1".into(),
+            attributes: Default::default(),
+            timezone: None,
+            locale: None,
+            identities: Vec::new(),
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    fn chain(channels: &[&str]) -> FallbackChain {
+        FallbackChain::new(
+            channels
+                .iter()
+                .map(|c| FallbackStep {
+                    channel: (*c).to_owned(),
+                    move_on: MoveOn::OnFailure,
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn wrote(hours_ago: i64) -> Known {
+        let mut known = Known::default();
+        known.last_inbound.insert(
+            ("c1".into(), ChannelKind::Whatsapp),
+            now() - jiff::SignedDuration::from_hours(hours_ago),
+        );
+        known
+    }
+
+    fn fit(
+        channels: &[&str],
+        content: &Content,
+        known: &Known,
+    ) -> Result<(Vec<String>, Vec<MessageEvent>), AcceptError> {
+        let kinds: Vec<ChannelKind> = channels.iter().map(|c| c.parse().unwrap()).collect();
+        let at = |p: &str| p.to_owned();
+        fit_route(
+            chain(channels),
+            content,
+            &kinds,
+            &contact(),
+            known,
+            channels.len() > 1,
+            now(),
+            &at,
+        )
+        .map(|(chain, events)| {
+            (
+                chain.steps().iter().map(|s| s.channel.clone()).collect(),
+                events,
+            )
+        })
+    }
+
+    fn template(fallback: bool) -> Content {
+        Content {
+            body: Body::Template(TemplateRef {
+                name: "order_shipped".into(),
+                language: Some("fr".into()),
+                variables: Default::default(),
+                fallback: fallback.then(|| Box::new(Content::text("Votre commande est partie"))),
+            }),
+            buttons: Vec::new(),
+            quick_replies: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_closed_window_leaves_its_step_out_of_the_chain_with_an_event() {
+        let text = Content::text("Bonjour");
+        let (steps, events) = fit(&["whatsapp", "sms"], &text, &wrote(25)).unwrap();
+        assert_eq!(steps, ["sms"]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason.as_deref(), Some("window_closed"));
+        assert_eq!(events[0].channel.as_deref(), Some("whatsapp"));
+        let (steps, events) = fit(&["whatsapp", "sms"], &text, &wrote(23)).unwrap();
+        assert_eq!((steps.len(), events.len()), (2, 0), "open 23 hours later");
+    }
+
+    #[test]
+    fn a_request_with_no_step_left_is_refused_saying_a_template_is_needed() {
+        let Err(AcceptError::Invalid { pointer, detail }) =
+            fit(&["whatsapp"], &Content::text("Bonjour"), &Known::default())
+        else {
+            panic!("refused")
+        };
+        assert_eq!(pointer, "/channel");
+        assert!(
+            detail.contains("closed") && detail.contains("template"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn a_template_goes_by_name_outside_the_window_and_as_its_fallback_elsewhere() {
+        let (steps, _) = fit(&["whatsapp", "sms"], &template(true), &Known::default()).unwrap();
+        assert_eq!(steps, ["whatsapp", "sms"]);
+        assert!(fit(&["whatsapp"], &template(false), &Known::default()).is_ok());
+        let Err(AcceptError::Invalid { pointer, .. }) =
+            fit(&["whatsapp", "sms"], &template(false), &Known::default())
+        else {
+            panic!("sms cannot send an unstored template")
+        };
+        assert_eq!(pointer, "/channels/1");
+        // Messenger has no provider templates: the fallback is free-form there.
+        let Err(AcceptError::Invalid { detail, .. }) =
+            fit(&["messenger"], &template(true), &Known::default())
+        else {
+            panic!("the fallback is free-form on Messenger")
+        };
+        assert!(detail.contains("window"), "{detail}");
+    }
+
+    #[test]
+    fn a_registry_template_is_sendable_only_when_one_of_its_rows_is_approved() {
+        let row = |language: &str, status: &str| ProviderTemplate {
+            channel_id: "wa".into(),
+            name: "order_shipped".into(),
+            language: language.into(),
+            category: "UTILITY".into(),
+            status: status.into(),
+            components: serde_json::Value::Null,
+            synced_at: now(),
+        };
+        let at = |p: &str| p.to_owned();
+        let Body::Template(t) = template(false).body else {
+            unreachable!()
+        };
+        let known = |rows: Vec<ProviderTemplate>| Known {
+            registry: rows,
+            ..Known::default()
+        };
+        assert!(
+            check_registry(&t, "wa", &known(vec![]), &at).is_ok(),
+            "unknown: Meta decides"
+        );
+        assert!(check_registry(&t, "wa", &known(vec![row("fr", "APPROVED")]), &at).is_ok());
+        assert!(
+            check_registry(&t, "wa", &known(vec![row("en_US", "PAUSED")]), &at).is_ok(),
+            "another language"
+        );
+        let Err(AcceptError::Invalid { detail, .. }) =
+            check_registry(&t, "wa", &known(vec![row("fr", "PAUSED")]), &at)
+        else {
+            panic!("paused")
+        };
+        assert!(detail.contains("PAUSED"), "{detail}");
+    }
+}

@@ -589,9 +589,27 @@ async fn a_reply_after_the_customer_service_window_is_refused_with_its_end() {
         detail.contains("2026-11-22T10:00:00Z") && detail.contains("template"),
         "{detail}"
     );
+    // A template is what the window still allows: not refused for it.
+    let (_, template) = api
+        .post(
+            &uri,
+            json!({"content": {"template": "order_shipped", "language": "fr"}}),
+        )
+        .await;
+    assert!(
+        !template["type"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("window-closed"),
+        "{template}"
+    );
+    assert_eq!(template["status"], "queued", "{template}");
     let thread = api.thread(&conversation.id).await;
     let sent = directions(&thread).iter().filter(|d| *d == "out").count();
-    assert_eq!(sent, 1, "only the reply inside the window: {thread}");
+    assert_eq!(
+        sent, 2,
+        "the reply inside the window and the template: {thread}"
+    );
 }
 
 #[tokio::test]

@@ -2094,3 +2094,47 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fallback_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mapped() -> Content {
+        serde_json::from_value(json!({"template": "order_shipped", "language": "fr",
+            "variables": {"1": "Camille"}, "fallback": {"text": "Bonjour Camille"}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_template_goes_by_name_where_the_provider_keeps_templates_and_as_its_fallback_elsewhere() {
+        let content = mapped();
+        assert_eq!(degrade(&content, &ChannelCapabilities::WHATSAPP), content);
+        assert_eq!(
+            degrade(&content, &ChannelCapabilities::SMS),
+            Content::text("Bonjour Camille")
+        );
+        assert_eq!(
+            degrade(&content, &ChannelCapabilities::SIM),
+            Content::text("Bonjour Camille")
+        );
+    }
+
+    #[test]
+    fn the_fallback_round_trips_and_is_only_allowed_with_a_template_that_it_is_not() {
+        let content = mapped();
+        let wire = serde_json::to_value(&content).unwrap();
+        assert_eq!(wire["fallback"], json!({"text": "Bonjour Camille"}));
+        assert_eq!(serde_json::from_value::<Content>(wire).unwrap(), content);
+        assert!(
+            serde_json::from_value::<Content>(json!({"text": "x", "fallback": {"text": "y"}}))
+                .is_err()
+        );
+        assert!(
+            serde_json::from_value::<Content>(
+                json!({"template": "a", "fallback": {"template": "b"}})
+            )
+            .is_err()
+        );
+    }
+}

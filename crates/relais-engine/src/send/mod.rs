@@ -12,6 +12,8 @@
 //! - [`request`]: the wire format and the Idempotency-Key.
 //! - [`prepare`]: from checked requests to messages ready to store.
 //! - [`route`]: which channel or chain a message takes.
+//! - [`templated`]: what a template body becomes (a stored template rendered, a provider
+//!   template checked against its registry), and the steps a customer-service window leaves.
 //! - [`group`]: the group commit.
 
 mod group;

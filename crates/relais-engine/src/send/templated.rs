@@ -12,7 +12,8 @@
 //! The window is judged at accept too, from when the contact last wrote on each channel
 //! kind: a step whose window is closed for a free-form message is left out of the chain
 //! (and the message's events say why); a request with no step left is refused. A window
-//! that closes while an earlier step waits for its delivery is not looked at again.
+//! that closes while an earlier step waits for its delivery is looked at again by the
+//! dispatcher when the chain moves on (`dispatch/decide.rs`, `closed_window`).
 
 use super::{AcceptError, invalid};
 use jiff::Timestamp;

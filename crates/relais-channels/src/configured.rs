@@ -184,6 +184,54 @@ fn told_by_webhooks(
     }
 }
 
+/// A template of a channel's provider account, as the provider reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchedTemplate {
+    pub name: String,
+    /// The provider's locale code (`fr`, `en_US`).
+    pub language: String,
+    /// `MARKETING`, `UTILITY`, `AUTHENTICATION`…
+    pub category: String,
+    /// `APPROVED`, `PENDING`, `REJECTED`, `PAUSED`, `DISABLED`…
+    pub status: String,
+    pub components: serde_json::Value,
+}
+
+/// Why a channel's provider templates could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateFetchError {
+    #[error("`{0}` channels have no provider templates to synchronise")]
+    NoTemplates(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Sync(#[from] crate::whatsapp::TemplateSyncError),
+}
+
+/// Every template of a configured channel's provider account (its config's secrets
+/// already opened), for the channel kinds whose provider keeps templates.
+pub async fn fetch_provider_templates(
+    kind: &str,
+    config: &serde_json::Value,
+) -> Result<Vec<FetchedTemplate>, TemplateFetchError> {
+    if kind != WHATSAPP {
+        return Err(TemplateFetchError::NoTemplates(kind.to_owned()));
+    }
+    let config = WhatsAppConfig::parse(config)?;
+    let client = crate::whatsapp::http_client().map_err(|e| ConfigError::new("", e.to_string()))?;
+    let templates = crate::whatsapp::fetch_templates(&client, &config).await?;
+    Ok(templates
+        .into_iter()
+        .map(|t| FetchedTemplate {
+            category: t.category.as_str().to_owned(),
+            status: t.status.as_str().to_owned(),
+            name: t.name,
+            language: t.language,
+            components: t.components,
+        })
+        .collect())
+}
+
 /// Whether a channel of this kind is told by its provider through `/hooks/{channel}`.
 pub fn takes_webhooks(kind: &str) -> bool {
     kind == WHATSAPP || kind == RCS || platform(kind).is_some()

@@ -159,6 +159,10 @@ pub struct TemplateRef {
     /// The template's language (e.g. `fr`), for providers that store one per language.
     pub language: Option<String>,
     pub variables: serde_json::Map<String, serde_json::Value>,
+    /// What to send instead on a channel without provider templates: the tenant's stored
+    /// template rendered for the recipient, set by the engine when it resolves one (see
+    /// [`ChannelCapabilities::provider_templates`]).
+    pub fallback: Option<Box<Content>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -559,6 +563,15 @@ fn check_template(template: &TemplateRef) -> Result<(), ContentError> {
     if let Some(language) = &template.language {
         check_text("language", language, 35)?;
     }
+    if let Some(fallback) = &template.fallback {
+        if matches!(fallback.body, Body::Template(_)) {
+            return Err(ContentError::NotAllowedHere {
+                field: "fallback.template",
+                allowed: "content other than a template inside `fallback`",
+            });
+        }
+        fallback.validate()?;
+    }
     Ok(())
 }
 
@@ -585,6 +598,8 @@ struct ContentWire {
     language: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     variables: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fallback: Option<Box<Content>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     buttons: Vec<Button>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -620,11 +635,15 @@ impl TryFrom<ContentWire> for Content {
                 hint,
             });
         }
-        if wire.template.is_none() && (wire.variables.is_some() || wire.language.is_some()) {
+        if wire.template.is_none()
+            && (wire.variables.is_some() || wire.language.is_some() || wire.fallback.is_some())
+        {
             let field = if wire.variables.is_some() {
                 "variables"
-            } else {
+            } else if wire.language.is_some() {
                 "language"
+            } else {
+                "fallback"
             };
             return Err(ContentError::NotAllowedHere {
                 field,
@@ -646,6 +665,7 @@ impl TryFrom<ContentWire> for Content {
                 name,
                 language: wire.language,
                 variables: wire.variables.unwrap_or_default(),
+                fallback: wire.fallback,
             })
         } else {
             return Err(ContentError::NoBody);
@@ -671,6 +691,7 @@ impl From<Content> for ContentWire {
             template: None,
             language: None,
             variables: None,
+            fallback: None,
             buttons: content.buttons,
             quick_replies: content.quick_replies,
         };
@@ -684,6 +705,7 @@ impl From<Content> for ContentWire {
                 wire.template = Some(template.name);
                 wire.language = template.language;
                 wire.variables = (!template.variables.is_empty()).then_some(template.variables);
+                wire.fallback = template.fallback;
             }
         }
         wire
@@ -835,6 +857,10 @@ pub struct ChannelCapabilities {
     /// Free-form messages are allowed only this long after the person last wrote (WhatsApp,
     /// Messenger); outside it, only provider templates.
     pub service_window_hours: Option<u16>,
+    /// The provider keeps approved templates that are sent by name and language (WhatsApp):
+    /// a template body goes out as it is. Elsewhere a template body is sent as the content
+    /// it was resolved to (its `fallback`).
+    pub provider_templates: bool,
 }
 
 impl ChannelCapabilities {
@@ -849,6 +875,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: false,
         service_window_hours: None,
+        provider_templates: false,
     };
 
     /// WhatsApp Cloud API session messages: up to 3 reply buttons of 20 characters; link
@@ -870,6 +897,7 @@ impl ChannelCapabilities {
         location: true,
         read_receipts: true,
         service_window_hours: Some(24),
+        provider_templates: true,
     };
 
     /// Telegram Bot API: inline keyboards (callback and link buttons), reply keyboards.
@@ -890,6 +918,7 @@ impl ChannelCapabilities {
         location: true,
         read_receipts: false,
         service_window_hours: None,
+        provider_templates: false,
     };
 
     /// Messenger: button and generic templates, quick replies; attachments have no caption.
@@ -910,6 +939,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: true,
         service_window_hours: Some(24),
+        provider_templates: false,
     };
 
     pub const INSTAGRAM: ChannelCapabilities = ChannelCapabilities {
@@ -934,6 +964,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: true,
         service_window_hours: Some(24),
+        provider_templates: false,
     };
 
     /// RCS Business Messaging: rich cards, carousels, suggested replies and actions.
@@ -954,6 +985,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: true,
         service_window_hours: None,
+        provider_templates: false,
     };
 
     pub const VIBER: ChannelCapabilities = ChannelCapabilities {
@@ -978,6 +1010,7 @@ impl ChannelCapabilities {
         location: true,
         read_receipts: true,
         service_window_hours: None,
+        provider_templates: false,
     };
 
     /// Email: HTML links and attachments; no way to answer with a tap.
@@ -998,6 +1031,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: false,
         service_window_hours: None,
+        provider_templates: false,
     };
 
     /// The embeddable web chat widget: everything.
@@ -1018,6 +1052,7 @@ impl ChannelCapabilities {
         location: true,
         read_receipts: true,
         service_window_hours: None,
+        provider_templates: false,
     };
 
     /// Web Push notifications: a short text, an image, up to two action links.
@@ -1043,6 +1078,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: false,
         service_window_hours: None,
+        provider_templates: false,
     };
 
     /// Mobile push (FCM, APNs): action buttons need app-side categories, so none here.
@@ -1062,6 +1098,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: false,
         service_window_hours: None,
+        provider_templates: false,
     };
 
     /// The `sim` sandbox phone: a full smartphone app, so every kind of content can be
@@ -1083,6 +1120,7 @@ impl ChannelCapabilities {
         location: true,
         read_receipts: true,
         service_window_hours: None,
+        provider_templates: false,
     };
 
     /// Whether a free-form message (anything but a provider template) may be sent at
@@ -1231,9 +1269,18 @@ pub fn degrade(content: &Content, capabilities: &ChannelCapabilities) -> Content
 /// - a carousel becomes one numbered entry per card with its links;
 /// - once any part has become text, everything else joins it as text.
 ///
-/// Nothing is cut and no link is lost. A stored template is left as it is: the engine
-/// resolves it first on channels without provider templates.
+/// Nothing is cut and no link is lost. A template is sent as its `fallback` (the stored
+/// template the engine rendered) on a channel without provider templates, and left as it
+/// is elsewhere.
 pub fn degrade_with_choices(content: &Content, capabilities: &ChannelCapabilities) -> Degraded {
+    if let Body::Template(TemplateRef {
+        fallback: Some(fallback),
+        ..
+    }) = &content.body
+        && !capabilities.provider_templates
+    {
+        return degrade_with_choices(fallback, capabilities);
+    }
     let mut degrader = Degrader {
         capabilities,
         choices: Vec::new(),
@@ -2108,5 +2155,49 @@ mod tests {
                 prop_assert_eq!(choice.number as usize, index + 1);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod fallback_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mapped() -> Content {
+        serde_json::from_value(json!({"template": "order_shipped", "language": "fr",
+            "variables": {"1": "Camille"}, "fallback": {"text": "Bonjour Camille"}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_template_goes_by_name_where_the_provider_keeps_templates_and_as_its_fallback_elsewhere() {
+        let content = mapped();
+        assert_eq!(degrade(&content, &ChannelCapabilities::WHATSAPP), content);
+        assert_eq!(
+            degrade(&content, &ChannelCapabilities::SMS),
+            Content::text("Bonjour Camille")
+        );
+        assert_eq!(
+            degrade(&content, &ChannelCapabilities::SIM),
+            Content::text("Bonjour Camille")
+        );
+    }
+
+    #[test]
+    fn the_fallback_round_trips_and_is_only_allowed_with_a_template_that_it_is_not() {
+        let content = mapped();
+        let wire = serde_json::to_value(&content).unwrap();
+        assert_eq!(wire["fallback"], json!({"text": "Bonjour Camille"}));
+        assert_eq!(serde_json::from_value::<Content>(wire).unwrap(), content);
+        assert!(
+            serde_json::from_value::<Content>(json!({"text": "x", "fallback": {"text": "y"}}))
+                .is_err()
+        );
+        assert!(
+            serde_json::from_value::<Content>(
+                json!({"template": "a", "fallback": {"template": "b"}})
+            )
+            .is_err()
+        );
     }
 }

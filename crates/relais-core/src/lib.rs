@@ -21,6 +21,7 @@ pub mod route;
 pub mod sender;
 pub mod sms;
 pub mod status;
+pub mod stored_template;
 pub mod template;
 pub mod tenant;
 pub mod text;

@@ -9,13 +9,14 @@
 
 use crate::dispatch::{ChannelRegistry, ReceiptAck, apply_receipt_to, receipt_event};
 use crate::inbound::InboundPipeline;
+use relais_channels::configured::TemplateFetchError;
 use relais_channels::{
     ChannelAdapter, ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Confirm, MessageRef,
     StatusReport, WebhookAnswer, WebhookError, WebhookReader, WebhookRequest,
 };
 use relais_core::clock::Clock;
 use relais_core::status::{MessageStatus, advance};
-use relais_store::{ChannelRecord, MessageEvent, Store, StoreError};
+use relais_store::{ChannelRecord, MessageEvent, ProviderTemplate, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -45,11 +46,22 @@ struct Running {
     webhook: Option<WebhookReader>,
 }
 
-/// How long a provider's call waits for what it delivered to be stored.
 /// The contact's latest messages a watermark is applied to.
 const WATERMARK_MESSAGES: u32 = 100;
 
+/// How long a provider's call waits for what it delivered to be stored.
 const WEBHOOK_STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why a channel's provider templates were not synchronised; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateSyncFailure {
+    #[error("channel {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Fetch(TemplateFetchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Why a call to `/hooks/{channel}` was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +156,49 @@ impl ConfiguredChannels {
         }
         self.sink.registry.insert(&record.id, started.adapter);
         Ok(())
+    }
+
+    /// Reads the templates of channel `channel_id`'s provider account (WhatsApp's message
+    /// templates) and keeps them in the store in place of the last synchronisation's: the
+    /// accept path then refuses a template the provider has not approved. Answers them.
+    pub async fn sync_templates(
+        &self,
+        tenant: &str,
+        channel_id: &str,
+    ) -> Result<Vec<ProviderTemplate>, TemplateSyncFailure> {
+        let store = &self.sink.store;
+        let record = store
+            .channel(tenant, channel_id)
+            .await?
+            .ok_or_else(|| TemplateSyncFailure::NotFound(channel_id.to_owned()))?;
+        let opened = crate::secrets::current()
+            .open_config(&record.config)
+            .map_err(|e| {
+                TemplateSyncFailure::Fetch(TemplateFetchError::Config(ConfigError::new(
+                    &format!("/{}", e.key),
+                    e.error.to_string(),
+                )))
+            })?;
+        let fetched = relais_channels::configured::fetch_provider_templates(&record.kind, &opened)
+            .await
+            .map_err(TemplateSyncFailure::Fetch)?;
+        let now = self.sink.clock.now();
+        let templates: Vec<ProviderTemplate> = fetched
+            .into_iter()
+            .map(|t| ProviderTemplate {
+                channel_id: record.id.clone(),
+                name: t.name,
+                language: t.language,
+                category: t.category,
+                status: t.status,
+                components: t.components,
+                synced_at: now,
+            })
+            .collect();
+        store
+            .replace_provider_templates(tenant, &record.id, &templates)
+            .await?;
+        Ok(store.provider_templates(tenant, &record.id).await?)
     }
 
     /// Stops a channel (closes its connections); messages still routed to it fail as

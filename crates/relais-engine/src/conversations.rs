@@ -67,9 +67,13 @@ pub async fn reply(
     let same_channel = reply.channel.as_deref().is_none_or(|c| {
         c == conversation.channel.as_str() || Some(c) == conversation.channel_id.as_deref()
     });
+    // A template sent by name is what a closed window still allows; the accept path
+    // decides whether the channel can send it.
+    let template = reply.content.get("template").is_some();
     let body = if same_channel {
         if let Some(closed_at) = window_closes(&conversation)
             && now >= closed_at
+            && !template
         {
             return Err(ReplyError::WindowClosed {
                 channel: conversation.channel,

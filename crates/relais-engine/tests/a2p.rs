@@ -125,6 +125,7 @@ on_both_stores!(
     an_undelivered_step_falls_back_after_its_wait,
     a_delivered_but_unread_step_falls_back_after_its_wait,
     whatsapp_without_a_delivery_in_time_falls_back_to_sms,
+    a_whatsapp_window_that_closed_while_an_earlier_step_waited_is_skipped,
     receipts_only_move_status_forward,
     the_rate_limit_spreads_sends_over_time,
     each_sender_is_paced_at_its_own_rate,
@@ -227,6 +228,37 @@ impl World {
             d = d.with_adapter(a);
         }
         d
+    }
+
+    /// The customer writes on WhatsApp now: its 24-hour customer-service window opens, and
+    /// free-form messages may go there.
+    async fn customer_wrote_on_whatsapp(&self, phone: &str) {
+        let identity = relais_core::contact::Identity {
+            channel: ChannelKind::Sms,
+            address: phone.into(),
+        };
+        let (contact, _) = self
+            .store
+            .resolve_or_create_contacts(&self.tenant, &[identity], self.clock.now())
+            .await
+            .unwrap()
+            .remove(0);
+        self.store
+            .insert_inbound(&relais_store::NewInboundMessage {
+                id: relais_core::ids::new_id(),
+                tenant_id: self.tenant.clone(),
+                channel: ChannelKind::Whatsapp,
+                channel_id: None,
+                from_address: phone.into(),
+                to_address: "15550783881".into(),
+                contact_id: Some(contact.id),
+                text: "Bonjour".into(),
+                payload: None,
+                provider_id: None,
+                received_at: self.clock.now(),
+            })
+            .await
+            .unwrap();
     }
 
     async fn message(&self, id: &str) -> MessageWithEvents {
@@ -553,6 +585,8 @@ async fn a_failed_channel_falls_back_to_the_next_one(w: &World) {
             "no WhatsApp account",
         ))],
     );
+    // The customer wrote on WhatsApp a moment ago: its window is open.
+    w.customer_wrote_on_whatsapp("+33612345678").await;
     let ok = w
         .send(json!({"to": "+33612345678", "channels": ["whatsapp", "sim"], "content": {"text": "Votre colis arrive"}}))
         .await
@@ -629,6 +663,8 @@ async fn whatsapp_without_a_delivery_in_time_falls_back_to_sms(w: &World) {
     // Meta takes the message, and no `delivered` status ever comes.
     let whatsapp = Scripted::new(ChannelKind::Whatsapp, vec![]);
     let sms = Scripted::new(ChannelKind::Sms, vec![]);
+    // The customer wrote on WhatsApp a moment ago: its window is open.
+    w.customer_wrote_on_whatsapp("+33612345678").await;
     let ok = w
         .send(json!({"to": "+33612345678", "channels": ["whatsapp", {"channel": "sms", "after": "not_delivered", "within": "5m"}], "content": {"text": "Votre code : 482913"}}))
         .await
@@ -651,6 +687,47 @@ async fn whatsapp_without_a_delivery_in_time_falls_back_to_sms(w: &World) {
         .expect("the wait that ran out is in the message's events");
     assert_eq!(timeout.channel.as_deref(), Some("whatsapp"));
     assert_eq!(timeout.detail.as_deref(), Some("not delivered within 5m"));
+}
+
+async fn a_whatsapp_window_that_closed_while_an_earlier_step_waited_is_skipped(w: &World) {
+    // The customer wrote on WhatsApp 23 h 50 ago: open at accept, closed 10 minutes later.
+    w.customer_wrote_on_whatsapp("+33612345678").await;
+    w.advance(23 * 3600 + 50 * 60);
+    let whatsapp = Scripted::new(ChannelKind::Whatsapp, vec![]);
+    let sms = Scripted::new(ChannelKind::Sms, vec![]);
+    let ok = w
+        .send(json!({"to": "+33612345678", "channels": ["sim",
+            {"channel": "whatsapp", "after": "not_delivered", "within": "15m"},
+            {"channel": "sms", "after": "not_delivered", "within": "15m"}],
+            "content": {"text": "Votre colis arrive"}}))
+        .await
+        .unwrap();
+    // The simulated phone is off: no receipt ever comes.
+    let silent = SimConfig {
+        delivered_after: None,
+        read_after: None,
+    };
+    let d = w.dispatcher(silent, vec![whatsapp.clone(), sms.clone()]);
+    d.run_until_idle(5).await.unwrap();
+    w.advance(15 * 60);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(whatsapp.calls(), 0, "the window closed meanwhile");
+    assert_eq!(sms.calls(), 1, "the next step is tried");
+    let m = w.message(&ok.id).await;
+    assert_eq!(m.message.channel, "sms");
+    let skipped = m
+        .events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("window_closed"))
+        .expect("the skip is in the message's events");
+    assert_eq!(skipped.channel.as_deref(), Some("whatsapp"));
+    assert!(
+        skipped
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("closed")
+    );
 }
 
 async fn receipts_only_move_status_forward(w: &World) {
@@ -1374,6 +1451,8 @@ async fn a_fallback_skips_channels_without_consent(w: &World) {
         vec![Err(SendError::permanent("not_on_whatsapp", "no account"))],
     );
     let sms = Scripted::new(ChannelKind::Sms, vec![]);
+    // The customer wrote on WhatsApp a moment ago: its window is open.
+    w.customer_wrote_on_whatsapp("+33612345678").await;
     let ok = w
         .send(json!({"to": "+33612345678", "purpose": "marketing", "channels": ["whatsapp", "sms", "sim"], "content": {"text": "Nouveautés"}}))
         .await

@@ -2,7 +2,7 @@
 
 use crate::routes::{
     channels, contacts, conversations, events, flows, import, inbound, keywords, messages, nlu,
-    sim, system, tenants, tools, webhooks,
+    sim, system, templates, tenants, tools, webhooks,
 };
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -21,12 +21,14 @@ use utoipa::{Modify, OpenApi};
         tools::sms_segments,
         messages::send_message, messages::send_batch, messages::list_messages, messages::get_message, messages::cancel_message, sim::phone_messages, sim::phone_reply,
         channels::create_channel, channels::list_channels, channels::get_channel, channels::delete_channel, channels::create_smpp_credentials,
+        channels::sync_provider_templates, channels::list_provider_templates,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::list_deliveries,
         nlu::classify, nlu::train, nlu::put_knowledge_base, nlu::put_llm, nlu::answer, nlu::suggest, nlu::summarize,
         inbound::list_inbound, inbound::get_inbound,
         keywords::get_keywords, keywords::put_keywords,
         conversations::list_conversations, conversations::get_conversation, conversations::update_conversation, conversations::reply,
         flows::list_flows, flows::get_flow, flows::put_flow, flows::delete_flow, flows::simulate_flow,
+        templates::create_template, templates::list_templates, templates::get_template, templates::put_template, templates::delete_template,
         events::stream,
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),

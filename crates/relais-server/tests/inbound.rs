@@ -545,6 +545,23 @@ async fn a_reply_after_the_customer_service_window_is_refused_with_its_end() {
         })
         .await
         .unwrap();
+    // And the message itself, which the accept path measures the window from.
+    api.store
+        .insert_inbound(&relais_store::NewInboundMessage {
+            id: relais_core::ids::new_id(),
+            tenant_id: tenant.clone(),
+            channel: relais_core::channel::ChannelKind::Whatsapp,
+            channel_id: None,
+            from_address: "+33612345678".into(),
+            to_address: "15550783881".into(),
+            contact_id: contact["id"].as_str().map(str::to_owned),
+            text: "hello".into(),
+            payload: None,
+            provider_id: Some("wa-1".into()),
+            received_at: written_at,
+        })
+        .await
+        .unwrap();
     let uri = format!("/v1/conversations/{}/messages", conversation.id);
     let thread = api.thread(&conversation.id).await;
     assert_eq!(thread["window_closes_at"], "2026-11-22T10:00:00Z");
@@ -584,9 +601,27 @@ async fn a_reply_after_the_customer_service_window_is_refused_with_its_end() {
         detail.contains("2026-11-22T10:00:00Z") && detail.contains("template"),
         "{detail}"
     );
+    // A template is what the window still allows: not refused for it.
+    let (_, template) = api
+        .post(
+            &uri,
+            json!({"content": {"template": "order_shipped", "language": "fr"}}),
+        )
+        .await;
+    assert!(
+        !template["type"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("window-closed"),
+        "{template}"
+    );
+    assert_eq!(template["status"], "queued", "{template}");
     let thread = api.thread(&conversation.id).await;
     let sent = directions(&thread).iter().filter(|d| *d == "out").count();
-    assert_eq!(sent, 1, "only the reply inside the window: {thread}");
+    assert_eq!(
+        sent, 2,
+        "the reply inside the window and the template: {thread}"
+    );
 }
 
 #[tokio::test]

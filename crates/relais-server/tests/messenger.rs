@@ -178,7 +178,10 @@ async fn a_customer_writes_on_messenger_and_the_echo_of_our_answer_is_not_read_a
 #[tokio::test]
 async fn an_answer_goes_out_through_the_send_api_to_the_customers_page_scoped_id() {
     let api = api().await;
-    api.channel("instagram", "insta").await;
+    let hook = api.channel("instagram", "insta").await;
+    // The customer wrote first: Instagram's 24-hour window is open for an answer.
+    let wrote = delivery("instagram", json!([customer_text("m_1", "Ma commande ?")]));
+    assert_eq!(api.hook(&hook, &wrote, true).await, StatusCode::OK);
     let (status, accepted) = api
         .call(
             "POST",
@@ -211,6 +214,9 @@ async fn an_answer_goes_out_through_the_send_api_to_the_customers_page_scoped_id
 async fn a_read_watermark_marks_read_what_was_sent_before_it_and_nothing_after() {
     let api = api().await;
     let hook = api.channel("messenger", "page").await;
+    // The customer wrote first: the 24-hour window is open for answers.
+    let wrote = delivery("page", json!([customer_text("m_1", "Ma commande ?")]));
+    assert_eq!(api.hook(&hook, &wrote, true).await, StatusCode::OK);
     let send = |text: &str| {
         json!({"to": {"channel": "messenger", "address": CUSTOMER}, "channel": "page",
                "content": {"text": text}})

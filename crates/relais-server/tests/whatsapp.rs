@@ -170,6 +170,14 @@ impl Api {
             .unwrap_or_default()
     }
 
+    /// The customer writes on WhatsApp: the 24-hour window for free-form messages opens.
+    async fn customer_writes(&self, wamid: &str) {
+        let (status, answer) = self
+            .signed_hook(&text_message(wamid, "Bonjour, où en est ma commande ?"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
     async fn message(&self, id: &str) -> Value {
         self.call("GET", &format!("/v1/messages/{id}"), None)
             .await
@@ -306,6 +314,7 @@ async fn unsigned_forged_foreign_and_malformed_calls_are_refused_and_store_nothi
 #[tokio::test]
 async fn a_send_goes_out_through_the_graph_api_and_statuses_never_move_it_backwards() {
     let api = api().await;
+    api.customer_writes("wamid.IN1").await;
     let (status, accepted) = api
         .call(
             "POST",
@@ -363,6 +372,7 @@ fn status_of(state: &str, at: u64) -> Value {
 #[tokio::test]
 async fn a_channel_kind_names_the_tenants_channel_of_that_kind_and_no_other() {
     let api = api().await;
+    api.customer_writes("wamid.IN1").await;
     // `whatsapp` is the kind: it goes out on the tenant's WhatsApp channel.
     let (status, accepted) = api
         .call(
@@ -429,6 +439,7 @@ async fn a_channel_kind_names_the_tenants_channel_of_that_kind_and_no_other() {
 #[tokio::test]
 async fn a_delivered_after_failed_corrects_the_record_once_and_keeps_the_failure_in_the_log() {
     let api = api().await;
+    api.customer_writes("wamid.IN1").await;
     let (status, accepted) = api
         .call(
             "POST",

@@ -5046,6 +5046,246 @@ pub async fn agents_are_assigned_by_rule_within_capacity_and_the_sla_clock_is_ke
     assert!(store.agent(&other, &ana.id).await.unwrap().is_none());
 }
 
+fn stored_template(
+    name: &str,
+    greetings: &[(&str, &str)],
+) -> relais_core::stored_template::StoredTemplate {
+    let variants: Vec<serde_json::Value> = greetings
+        .iter()
+        .map(
+            |(language, text)| serde_json::json!({"language": language, "content": {"text": text}}),
+        )
+        .collect();
+    relais_core::stored_template::StoredTemplate::parse(
+        None,
+        &serde_json::json!({"name": name, "variants": variants}),
+    )
+    .unwrap()
+}
+
+pub async fn templates_are_stored_per_tenant_with_their_variants(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    let shipped = stored_template(
+        "order_shipped",
+        &[
+            ("fr", "Bonjour {{ first_name }}"),
+            ("en", "Hello {{ first_name }}"),
+        ],
+    );
+    let created = store.insert_template(&acme, &shipped, t0()).await.unwrap();
+    assert_eq!(created.name, "order_shipped");
+    assert_eq!(created.variants, shipped.variants);
+    assert_eq!((created.created_at, created.updated_at), (t0(), t0()));
+    assert!(matches!(
+        store.insert_template(&acme, &shipped, secs(1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Another tenant may use the name.
+    store
+        .insert_template(
+            &globex,
+            &stored_template("order_shipped", &[("de", "Hallo")]),
+            t0(),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_template(
+            &acme,
+            &stored_template("appointment", &[("fr", "RDV")]),
+            t0(),
+        )
+        .await
+        .unwrap();
+
+    let replaced = stored_template("order_shipped", &[("fr", "Salut {{ first_name }}")]);
+    let (record, created) = store.put_template(&acme, &replaced, secs(5)).await.unwrap();
+    assert!(!created);
+    assert_eq!(record.variants, replaced.variants);
+    assert_eq!((record.created_at, record.updated_at), (t0(), secs(5)));
+    let (_, created) = store
+        .put_template(
+            &acme,
+            &stored_template("welcome", &[("fr", "Bienvenue")]),
+            secs(5),
+        )
+        .await
+        .unwrap();
+    assert!(created);
+
+    let read = store
+        .template(&acme, "order_shipped")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read, record);
+    let names: Vec<String> = store
+        .list_templates(&acme)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["appointment", "order_shipped", "welcome"]);
+    let mut named: Vec<String> = store
+        .templates_named(&acme, &["welcome", "order_shipped", "missing"])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    named.sort();
+    assert_eq!(named, ["order_shipped", "welcome"]);
+    let theirs = store
+        .template(&globex, "order_shipped")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(theirs.variants[0].language, "de");
+
+    assert!(store.delete_template(&acme, "order_shipped").await.unwrap());
+    assert!(!store.delete_template(&acme, "order_shipped").await.unwrap());
+    assert!(
+        store
+            .template(&acme, "order_shipped")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .template(&globex, "order_shipped")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+pub async fn provider_templates_are_replaced_per_channel(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    let template =
+        |channel: &str, name: &str, language: &str, status: &str| crate::ProviderTemplate {
+            channel_id: channel.to_owned(),
+            name: name.to_owned(),
+            language: language.to_owned(),
+            category: "UTILITY".into(),
+            status: status.to_owned(),
+            components: serde_json::json!([{"type": "BODY", "text": "Bonjour {{1}}"}]),
+            synced_at: t0(),
+        };
+    store
+        .replace_provider_templates(
+            &acme,
+            "wa-1",
+            &[
+                template("wa-1", "order_shipped", "fr", "APPROVED"),
+                template("wa-1", "order_shipped", "en_US", "PENDING"),
+                template("wa-1", "promo", "fr", "REJECTED"),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .replace_provider_templates(
+            &acme,
+            "wa-2",
+            &[template("wa-2", "order_shipped", "fr", "PAUSED")],
+        )
+        .await
+        .unwrap();
+    store
+        .replace_provider_templates(
+            &globex,
+            "wa-1",
+            &[template("wa-1", "promo", "fr", "APPROVED")],
+        )
+        .await
+        .unwrap();
+    let listed = store.provider_templates(&acme, "wa-1").await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|t| (t.name.as_str(), t.language.as_str(), t.status.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("order_shipped", "en_US", "PENDING"),
+            ("order_shipped", "fr", "APPROVED"),
+            ("promo", "fr", "REJECTED")
+        ]
+    );
+    assert_eq!(listed[1].components[0]["text"], "Bonjour {{1}}");
+    assert!(listed[1].is_approved() && !listed[0].is_approved());
+    let named = store
+        .provider_templates_named(&acme, &["order_shipped"])
+        .await
+        .unwrap();
+    assert_eq!(
+        named.len(),
+        3,
+        "both channels' rows of that name: {named:?}"
+    );
+
+    // A new synchronisation replaces the channel's rows: `promo` was deleted at Meta.
+    store
+        .replace_provider_templates(
+            &acme,
+            "wa-1",
+            &[template("wa-1", "order_shipped", "fr", "DISABLED")],
+        )
+        .await
+        .unwrap();
+    let listed = store.provider_templates(&acme, "wa-1").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, "DISABLED");
+    assert_eq!(
+        store.provider_templates(&acme, "wa-2").await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store.provider_templates(&globex, "wa-1").await.unwrap()[0].status,
+        "APPROVED"
+    );
+}
+
+pub async fn the_last_inbound_message_of_each_contact_and_channel_kind_is_found(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    let wrote =
+        |tenant: &str, contact: &str, channel: ChannelKind, at: i64| crate::NewInboundMessage {
+            channel,
+            contact_id: Some(contact.to_owned()),
+            received_at: secs(at),
+            ..inbound(tenant, "+33612345678", "Bonjour", None)
+        };
+    for m in [
+        wrote(&t, "ana", ChannelKind::Whatsapp, 10),
+        wrote(&t, "ana", ChannelKind::Whatsapp, 30),
+        wrote(&t, "ana", ChannelKind::Sms, 20),
+        wrote(&t, "bob", ChannelKind::Whatsapp, 5),
+        wrote(&other, "ana", ChannelKind::Whatsapp, 99),
+    ] {
+        store.insert_inbound(&m).await.unwrap();
+    }
+    let mut last: Vec<(String, ChannelKind, Timestamp)> = store
+        .last_inbound_at(&t, &["ana", "carl"])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.contact_id, l.channel, l.at))
+        .collect();
+    last.sort_by_key(|(_, channel, _)| channel.as_str());
+    assert_eq!(
+        last,
+        [
+            ("ana".to_owned(), ChannelKind::Sms, secs(20)),
+            ("ana".to_owned(), ChannelKind::Whatsapp, secs(30)),
+        ]
+    );
+    assert!(store.last_inbound_at(&t, &[]).await.unwrap().is_empty());
+}
+
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store made by
 /// `$make` (an async fn returning something that derefs to a `Store`).
 #[macro_export]
@@ -5117,6 +5357,9 @@ macro_rules! conformance_suite {
             pruned_events_leave_the_numbering_going_on,
             agents_are_assigned_by_rule_within_capacity_and_the_sla_clock_is_kept,
             the_queue_is_read_in_priority_order_by_pages_with_what_an_agent_may_see,
+            templates_are_stored_per_tenant_with_their_variants,
+            provider_templates_are_replaced_per_channel,
+            the_last_inbound_message_of_each_contact_and_channel_kind_is_found,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
@@ -5623,4 +5866,41 @@ pub async fn a_message_from_before_0025_has_no_campaign(store: &dyn Store) {
         .await
         .expect("list");
     assert!(in_campaign.data.is_empty());
+}
+
+/// A tenant with an inbound WhatsApp message, written at schema 0028.
+pub const PRE_0029_INBOUND: &[&str] = &[
+    "INSERT INTO tenants (id, name, created_at) VALUES ('t-old', 'old', 1790000000000000)",
+    "INSERT INTO inbound_messages (id, tenant_id, channel, from_address, to_address, contact_id, text, received_at) \
+     VALUES ('in-old', 't-old', 'whatsapp', '+33612345678', '15550783881', 'c-old', 'Bonjour', 1790000000000000)",
+];
+
+/// After 0029, the message written by [`PRE_0029_INBOUND`] opens its contact's window,
+/// and the tenant stores templates.
+pub async fn a_store_from_before_0029_keeps_its_inbound_and_takes_templates(store: &dyn Store) {
+    let last = store
+        .last_inbound_at("t-old", &["c-old"])
+        .await
+        .expect("read");
+    assert_eq!(
+        last,
+        [crate::LastInbound {
+            contact_id: "c-old".into(),
+            channel: ChannelKind::Whatsapp,
+            at: t0(),
+        }]
+    );
+    let template = stored_template("welcome", &[("fr", "Bienvenue")]);
+    store
+        .insert_template("t-old", &template, t0())
+        .await
+        .expect("stored");
+    assert!(store.list_templates("t-old").await.expect("listed").len() == 1);
+    assert!(
+        store
+            .provider_templates("t-old", "wa")
+            .await
+            .expect("read")
+            .is_empty()
+    );
 }

@@ -79,6 +79,14 @@ pub struct InboundFinish<'a> {
     pub at: Timestamp,
 }
 
+/// When a contact last wrote on a channel kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastInbound {
+    pub contact_id: String,
+    pub channel: ChannelKind,
+    pub at: Timestamp,
+}
+
 /// Which inbound messages [`InboundStore::list_inbound`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboundFilter {
@@ -115,6 +123,14 @@ pub trait InboundStore: Send + Sync {
         contact_id: &str,
         limit: u32,
     ) -> StoreResult<Vec<InboundMessage>>;
+    /// When each of the contacts last wrote on each channel kind (contacts and kinds
+    /// without an inbound message are absent), in no order: what a customer-service
+    /// window is measured from.
+    async fn last_inbound_at(
+        &self,
+        tenant: &str,
+        contact_ids: &[&str],
+    ) -> StoreResult<Vec<LastInbound>>;
     /// Records that the pipeline finished with the message: its contact (created by the
     /// pipeline when the sender was unknown), its conversation, and its annotations with
     /// when they were made (kept as they are when `None`), in one write.
@@ -341,6 +357,32 @@ macro_rules! impl_inbound_store {
                     .iter()
                     .map(inbound_from_row)
                     .collect()
+                }
+
+                async fn last_inbound_at(&self, tenant: &str, contact_ids: &[&str]) -> StoreResult<Vec<LastInbound>> {
+                    let mut found = Vec::new();
+                    for chunk in contact_ids.chunks(crate::ROWS_PER_STATEMENT) {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT contact_id, channel, MAX(received_at) AS at FROM inbound_messages WHERE tenant_id = ",
+                        );
+                        q.push_bind(tenant).push(" AND contact_id IN (");
+                        let mut ids = q.separated(", ");
+                        for id in chunk {
+                            ids.push_bind(*id);
+                        }
+                        q.push(") GROUP BY contact_id, channel");
+                        for row in q.build().fetch_all(self.reader()).await? {
+                            let channel: String = row.try_get("channel")?;
+                            found.push(LastInbound {
+                                contact_id: row.try_get("contact_id")?,
+                                channel: channel.parse().map_err(
+                                    |e: relais_core::channel::UnknownChannelKind| StoreError::Corrupt(e.to_string()),
+                                )?,
+                                at: from_micros(row.try_get("at")?)?,
+                            });
+                        }
+                    }
+                    Ok(found)
                 }
 
                 async fn finish_inbound(

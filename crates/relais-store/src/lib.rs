@@ -17,6 +17,7 @@ mod postgres;
 mod receipt_watches;
 mod sql;
 mod sqlite;
+mod templates;
 
 pub mod conformance;
 pub mod scratch;
@@ -34,6 +35,7 @@ pub use model::*;
 pub use postgres::PostgresStore;
 pub use receipt_watches::*;
 pub use sqlite::{SqliteStore, sqlite_memory_bytes};
+pub use templates::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -220,6 +222,7 @@ pub trait Store:
     + FlowStore
     + ReceiptWatchStore
     + HeldPartStore
+    + TemplateStore
     + Send
     + Sync
     + 'static

@@ -115,6 +115,15 @@ async fn a_message_from_before_0025_has_no_campaign() {
     relais_store::conformance::a_message_from_before_0025_has_no_campaign(&store).await;
 }
 
+#[tokio::test]
+async fn a_store_from_before_0029_keeps_its_inbound_and_takes_templates() {
+    let (_dir, store) = upgraded_from(28, relais_store::conformance::PRE_0029_INBOUND).await;
+    relais_store::conformance::a_store_from_before_0029_keeps_its_inbound_and_takes_templates(
+        &store,
+    )
+    .await;
+}
+
 /// SQLite answers SQLITE_BUSY at once, without waiting out the busy timeout, to a
 /// transaction that read and then tries to write while another connection holds the
 /// write lock. A RESTART checkpoint holds that lock while it waits for the readers of an

@@ -130,8 +130,11 @@ pub async fn run(
             clients: 4,
         },
         |i| {
+            // An approved template: these recipients never wrote, so the 24-hour window
+            // for free-form messages is closed.
             serde_json::json!({"to": format!("+336{:08}", 10_000_000 + i), "channel": "wa",
-                "content": {"text": "Votre colis arrive demain entre 9 h et 12 h."}})
+                "content": {"template": "order_shipped", "language": "fr",
+                    "variables": {"1": "Camille"}}})
         },
     );
     crate::bench::post_batches(

@@ -21,11 +21,12 @@ pub const DEFAULT_API_VERSION: &str = "v23.0";
 /// Messages per second: Meta's default throughput for one business phone number is 80.
 pub const DEFAULT_MAX_RATE: f64 = 80.0;
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "phone_number_id",
     "access_token",
     "app_secret",
     "verify_token",
+    "waba_id",
     "business_account_id",
     "base_url",
     "api_version",
@@ -73,7 +74,20 @@ impl WhatsAppConfig {
         }
         let app_secret = secret(object, "app_secret")?;
         let verify_token = secret(object, "verify_token")?;
-        let business_account_id = numeric_id(object, "business_account_id")?;
+        // `waba_id` (the WhatsApp Business Account id) and `business_account_id` name the
+        // same account; either may be given, both only when they agree.
+        let business_account_id = match (
+            numeric_id(object, "waba_id")?,
+            numeric_id(object, "business_account_id")?,
+        ) {
+            (Some(waba), Some(other)) if waba != other => {
+                return Err(error(
+                    "/waba_id",
+                    "`waba_id` and `business_account_id` name the same account; give one",
+                ));
+            }
+            (waba, other) => waba.or(other),
+        };
         let base_url = match string(object, "base_url")? {
             Some(url) => checked_url("/base_url", url, DEFAULT_BASE_URL)?,
             None => DEFAULT_BASE_URL.to_owned(),
@@ -130,7 +144,7 @@ impl WhatsAppConfig {
         &self.verify_token
     }
 
-    /// The WhatsApp Business Account, needed to read its templates.
+    /// The WhatsApp Business Account (`waba_id`), needed to read its templates.
     pub fn business_account_id(&self) -> Option<&str> {
         self.business_account_id.as_deref()
     }

@@ -50,6 +50,18 @@ impl TemplateStatus {
             other => TemplateStatus::Other(other.to_owned()),
         }
     }
+
+    /// As Meta writes it (`APPROVED`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            TemplateStatus::Approved => "APPROVED",
+            TemplateStatus::Pending => "PENDING",
+            TemplateStatus::Rejected => "REJECTED",
+            TemplateStatus::Paused => "PAUSED",
+            TemplateStatus::Disabled => "DISABLED",
+            TemplateStatus::Other(other) => other,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,11 +81,23 @@ impl TemplateCategory {
             other => TemplateCategory::Other(other.to_owned()),
         }
     }
+
+    /// As Meta writes it (`UTILITY`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            TemplateCategory::Marketing => "MARKETING",
+            TemplateCategory::Utility => "UTILITY",
+            TemplateCategory::Authentication => "AUTHENTICATION",
+            TemplateCategory::Other(other) => other,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateSyncError {
-    #[error("`business_account_id` is not configured; it is needed to read the templates")]
+    #[error(
+        "`waba_id` (the WhatsApp Business Account id) is not configured; it is needed to read the templates"
+    )]
     NoBusinessAccount,
     /// Meta answered an error; its class says whether trying later can help.
     #[error("the Graph API refused to list the templates: {0}")]

@@ -10,13 +10,13 @@ use jiff::{SignedDuration, Timestamp};
 use relais_channels::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
 use relais_core::channel::ChannelKind;
 use relais_core::consent::{Purpose, may_send};
-use relais_core::content::{ChannelCapabilities, Content, degrade};
+use relais_core::content::{Body, ChannelCapabilities, Content, degrade};
 use relais_core::fallback::{Attempt, FallbackChain, FallbackDecision, MoveOn};
 use relais_core::retry::{ErrorClass, GiveUpReason, RetryDecision};
 use relais_core::status::MessageStatus;
 use relais_store::{
-    Message, MessageEvent, OutboxItem, OutboxNext, OutboxPhase, Settlement, StepMove, Store,
-    StoreError,
+    LastInbound, Message, MessageEvent, OutboxItem, OutboxNext, OutboxPhase, Settlement, StepMove,
+    Store, StoreError,
 };
 use std::sync::Arc;
 
@@ -526,7 +526,8 @@ pub(super) async fn next_step(
         .ok())
 }
 
-/// [`next_step`], or, when no step is left, the events of the steps skipped for consent:
+/// [`next_step`], or, when no step is left, the events of the steps skipped for consent or
+/// a closed customer-service window:
 /// the message's log must say why the chain ended there.
 async fn next_step_or_skips(
     store: &dyn Store,
@@ -543,21 +544,34 @@ async fn next_step_or_skips(
     };
     let purpose = Purpose::parse(&message.purpose).unwrap_or(Purpose::Transactional);
     let mut step = step;
+    let mut wrote: Option<Vec<LastInbound>> = None;
     while let Some(candidate) = chain.steps().get(step) {
         let Some(kind) = step_kind(store, &message.tenant_id, &candidate.channel).await? else {
             break;
         };
         let decision = may_send(&ledger, kind, &purpose);
-        if decision.allowed {
-            break;
+        if !decision.allowed {
+            skipped.push(
+                MessageEvent::new(MessageStatus::Rejected, now)
+                    .channel(kind.as_str())
+                    .reason(decision.code)
+                    .detail(format!("fallback skipped: {}", decision.explanation)),
+            );
+            step += 1;
+            continue;
         }
-        skipped.push(
-            MessageEvent::new(MessageStatus::Rejected, now)
-                .channel(kind.as_str())
-                .reason(decision.code)
-                .detail(format!("fallback skipped: {}", decision.explanation)),
-        );
-        step += 1;
+        match closed_window(store, message, kind, &candidate.channel, now, &mut wrote).await? {
+            Some(detail) => {
+                skipped.push(
+                    MessageEvent::new(MessageStatus::Rejected, now)
+                        .channel(kind.as_str())
+                        .reason("window_closed")
+                        .detail(format!("fallback skipped: {detail}")),
+                );
+                step += 1;
+            }
+            None => break,
+        }
     }
     let Some(next) = chain.steps().get(step) else {
         return Ok(Err(skipped));
@@ -579,6 +593,57 @@ async fn next_step_or_skips(
     let mut events = events;
     events.extend(skipped);
     Ok(step_move(message, step, channel, kind, events, now).ok_or_else(Vec::new))
+}
+
+/// Why the message may not go on `kind` now: a free-form message whose customer-service
+/// window there is closed. The accept path judged the window for every step; a chain that
+/// moves on later looks again, since time has passed (when the contact last wrote is read
+/// once per move, into `wrote`).
+async fn closed_window(
+    store: &dyn Store,
+    message: &Message,
+    kind: ChannelKind,
+    channel: &str,
+    now: Timestamp,
+    wrote: &mut Option<Vec<LastInbound>>,
+) -> Result<Option<String>, StoreError> {
+    let caps = ChannelCapabilities::for_kind(kind);
+    let Some(hours) = caps.service_window_hours else {
+        return Ok(None);
+    };
+    let free_form = serde_json::from_value::<Content>(message.content.clone())
+        .map(|content| !matches!(degrade(&content, caps).body, Body::Template(_)))
+        .unwrap_or(true);
+    if !free_form {
+        return Ok(None);
+    }
+    let last = match &message.contact_id {
+        Some(contact) => {
+            if wrote.is_none() {
+                *wrote = Some(
+                    store
+                        .last_inbound_at(&message.tenant_id, &[contact.as_str()])
+                        .await?,
+                );
+            }
+            wrote
+                .iter()
+                .flatten()
+                .find(|l| l.channel == kind)
+                .map(|l| l.at)
+        }
+        None => None,
+    };
+    if caps.allows_free_form(last, now) {
+        return Ok(None);
+    }
+    let since = match last {
+        Some(at) => format!("the contact last wrote on {kind} at {at}"),
+        None => format!("the contact never wrote on {kind}"),
+    };
+    Ok(Some(format!(
+        "the {hours} h customer-service window of `{channel}` is closed ({since}): outside it only a template may be sent"
+    )))
 }
 
 /// The channel kind a step sends on: the step names a kind (`sms`), or the id of a channel

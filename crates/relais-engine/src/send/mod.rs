@@ -12,12 +12,15 @@
 //! - [`request`]: the wire format and the Idempotency-Key.
 //! - [`prepare`]: from checked requests to messages ready to store.
 //! - [`route`]: which channel or chain a message takes.
+//! - [`templated`]: what a template body becomes (a stored template rendered, a provider
+//!   template checked against its registry), and the steps a customer-service window leaves.
 //! - [`group`]: the group commit.
 
 mod group;
 mod prepare;
 mod request;
 mod route;
+mod templated;
 
 pub use group::Acceptor;
 pub use prepare::{QUIET_HOURS_SETTING, segments_for};

@@ -5,6 +5,7 @@
 //! so that a hostile template slows only its own request.
 
 use super::route::{ChannelNames, Named, kind_of, pick_route, resolve_channel_names, route_steps};
+use super::templated::{Known, fit_route, render_stored};
 use super::{AcceptContext, AcceptError, Idempotency, Recipient, SendRequest, invalid};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -96,6 +97,14 @@ pub(super) fn check(
     content
         .validate()
         .map_err(|e| invalid(&at("/content"), e.to_string()))?;
+    if let Body::Template(template) = &content.body
+        && template.fallback.is_some()
+    {
+        return Err(invalid(
+            &at("/content/fallback"),
+            "`fallback` is set by Relais from a stored template (see /v1/templates); leave it out",
+        ));
+    }
     let pointer = at("/to");
     let mut region = None;
     let target = match &request.to {
@@ -253,12 +262,14 @@ pub(super) async fn prepare(
         ctx.store.consents_of(tenant, &contact_ids).await?
     };
 
+    let known = known(ctx, tenant, &ready, &new_contacts).await?;
     let build = Build {
         tenant: tenant.to_owned(),
         now: ctx.now,
         configured: ctx.configured.to_vec(),
         ledgers,
         quiet,
+        known,
     };
     // Rendering is bounded by each request's budget, but a request may still spend a few
     // milliseconds per message: on the blocking pool, never on the workers that answer
@@ -286,6 +297,7 @@ struct Build {
     configured: Vec<ChannelKind>,
     ledgers: HashMap<String, Vec<ConsentRecord>>,
     quiet: QuietHours,
+    known: Known,
 }
 
 impl Build {
@@ -344,23 +356,6 @@ impl Build {
             &named.kinds,
             &at,
         )?;
-        // The id first: a step naming a kind is routed among the tenant's channels of that
-        // kind by a draw seeded with it.
-        let id = relais_core::ids::new_id();
-        let routed = route_steps(&chain, &named.routes, &address, &id, &at)?;
-        let first = chain
-            .steps()
-            .first()
-            .ok_or_else(|| invalid(&at("/channels"), "the chain is empty"))?;
-        let kind = kind_of(
-            &named.kinds,
-            &first.channel,
-            &at(if request.channels.is_some() {
-                "/channels/0"
-            } else {
-                "/channel"
-            }),
-        )?;
         chain
             .check_capabilities(|name| {
                 name.parse()
@@ -370,42 +365,64 @@ impl Build {
             })
             .map_err(|e| invalid(&at("/channels"), e.to_string()))?;
 
-        // Personalise with the contact's attributes and the request's variables.
-        let template_pointer = if request.template.is_some() {
-            "/template"
-        } else {
-            "/content"
+        // A stored template is rendered from its variant; any other content is
+        // personalised as it is.
+        let stored = render_stored(
+            &self.known,
+            &content,
+            &contact,
+            &request.variables,
+            templates,
+            budget,
+            &at,
+        )?;
+        let rendered = match stored {
+            Some(rendered) => rendered,
+            None => personalise(&request, &content, &contact, templates, budget, &at)?,
         };
-        let context = template_context(&contact.attributes, &request.variables);
-        let key = serde_json::to_string(&content).ok();
-        let compiled = match key.as_ref().and_then(|k| templates.get(k)) {
-            Some(t) => Ok(t.clone()),
-            None => ContentTemplate::compile(&content).inspect(|t| {
-                if let Some(k) = key {
-                    templates.insert(k, t.clone());
-                }
+
+        // Each step's form of the content, and the steps a closed window leaves out.
+        let named_steps = request.channels.is_some();
+        let kinds = chain
+            .steps()
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let pointer = if named_steps {
+                    at(&format!("/channels/{i}"))
+                } else {
+                    at("/channel")
+                };
+                kind_of(&named.kinds, &step.channel, &pointer)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (chain, skipped) = fit_route(
+            chain,
+            &rendered,
+            &kinds,
+            &contact,
+            &self.known,
+            named_steps,
+            now,
+            &at,
+        )?;
+        // The id first: a step naming a kind is routed among the tenant's channels of that
+        // kind by a draw seeded with it (the steps a closed window left out are not routed).
+        let id = relais_core::ids::new_id();
+        let routed = route_steps(&chain, &named.routes, &address, &id, &at)?;
+        let first = chain
+            .steps()
+            .first()
+            .ok_or_else(|| invalid(&at("/channels"), "the chain is empty"))?;
+        let kind = kind_of(
+            &named.kinds,
+            &first.channel,
+            &at(if named_steps {
+                "/channels/0"
+            } else {
+                "/channel"
             }),
-        };
-        let rendered = compiled
-            .and_then(|t| t.render_within(&context, budget))
-            .map_err(|e| match e {
-                ContentTemplateError::Field { field, source } => {
-                    let pointer = if request.template.is_some() {
-                        at(template_pointer)
-                    } else {
-                        at(&format!(
-                            "/content/{}",
-                            field
-                                .replace('.', "/")
-                                .replace(['[', ']'], "/")
-                                .replace("//", "/")
-                                .trim_end_matches('/')
-                        ))
-                    };
-                    invalid(&pointer, source.to_string())
-                }
-                other => invalid(&at(template_pointer), other.to_string()),
-            })?;
+        )?;
 
         let segments = segments_for(&rendered, kind);
         let chain_json = serde_json::to_value(&chain).unwrap_or(serde_json::Value::Null);
@@ -435,7 +452,9 @@ impl Build {
             send_at: request.send_at,
             expires_at,
             created_at: now,
-            events: vec![MessageEvent::new(MessageStatus::Accepted, now)],
+            events: std::iter::once(MessageEvent::new(MessageStatus::Accepted, now))
+                .chain(skipped)
+                .collect(),
             due_at: None,
         };
         Ok(Draft {
@@ -473,6 +492,144 @@ impl Build {
         }
         schedule(self.now, draft, &self.quiet)
     }
+}
+
+/// Personalises `content` with the contact's attributes and the request's variables.
+/// `templates` keeps the templates compiled for earlier requests, by content.
+fn personalise(
+    request: &SendRequest,
+    content: &Content,
+    contact: &Contact,
+    templates: &mut HashMap<String, ContentTemplate>,
+    budget: &mut RenderBudget,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Content, AcceptError> {
+    // Personalise with the contact's attributes and the request's variables.
+    let template_pointer = if request.template.is_some() {
+        "/template"
+    } else {
+        "/content"
+    };
+    let context = template_context(&contact.attributes, &request.variables);
+    let key = serde_json::to_string(&content).ok();
+    let compiled = match key.as_ref().and_then(|k| templates.get(k)) {
+        Some(t) => Ok(t.clone()),
+        None => ContentTemplate::compile(content).inspect(|t| {
+            if let Some(k) = key {
+                templates.insert(k, t.clone());
+            }
+        }),
+    };
+    compiled
+        .and_then(|t| t.render_within(&context, budget))
+        .map_err(|e| match e {
+            ContentTemplateError::Field { field, source } => {
+                let pointer = if request.template.is_some() {
+                    at(template_pointer)
+                } else {
+                    at(&format!(
+                        "/content/{}",
+                        field
+                            .replace('.', "/")
+                            .replace(['[', ']'], "/")
+                            .replace("//", "/")
+                            .trim_end_matches('/')
+                    ))
+                };
+                invalid(&pointer, source.to_string())
+            }
+            other => invalid(&at(template_pointer), other.to_string()),
+        })
+}
+
+/// The group's stored templates, the provider templates they may send, and when its
+/// recipients last wrote on the channel kinds with a customer-service window: each asked
+/// only when a request needs it, so that a plain SMS campaign asks nothing more.
+async fn known(
+    ctx: &AcceptContext<'_>,
+    tenant: &str,
+    ready: &[Result<Resolved, AcceptError>],
+    new_contacts: &std::collections::HashSet<String>,
+) -> Result<Known, AcceptError> {
+    let mut known = Known::default();
+    let mut names: Vec<String> = ready
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter_map(|r| match &r.checked.content.body {
+            Body::Template(t) => Some(t.name.clone()),
+            _ => None,
+        })
+        .collect();
+    if !names.is_empty() {
+        names.sort_unstable();
+        names.dedup();
+        let asked: Vec<&str> = names.iter().map(String::as_str).collect();
+        let stored = ctx.store.templates_named(tenant, &asked).await?;
+        let mut provider_names = names.clone();
+        for record in stored {
+            provider_names.extend(
+                record
+                    .variants
+                    .iter()
+                    .filter_map(|v| v.provider.as_ref().map(|p| p.name.clone())),
+            );
+            known
+                .templates
+                .insert(record.name.clone(), record.template());
+        }
+        provider_names.sort_unstable();
+        provider_names.dedup();
+        let asked: Vec<&str> = provider_names.iter().map(String::as_str).collect();
+        known.registry = ctx.store.provider_templates_named(tenant, &asked).await?;
+    }
+    let mut contacts: Vec<&str> = ready
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|r| !new_contacts.contains(&r.contact.id) && may_meet_a_window(r))
+        .map(|r| r.contact.id.as_str())
+        .collect();
+    if !contacts.is_empty() {
+        contacts.sort_unstable();
+        contacts.dedup();
+        for last in ctx.store.last_inbound_at(tenant, &contacts).await? {
+            known
+                .last_inbound
+                .insert((last.contact_id, last.channel), last.at);
+        }
+    }
+    Ok(known)
+}
+
+/// Whether a step of the request's route may be a channel with a customer-service window.
+fn may_meet_a_window(r: &Resolved) -> bool {
+    let windowed = |kind: ChannelKind| {
+        ChannelCapabilities::for_kind(kind)
+            .service_window_hours
+            .is_some()
+    };
+    let request = &r.checked.request;
+    let names: Vec<&str> = request
+        .channel
+        .iter()
+        .map(String::as_str)
+        .chain(
+            request
+                .channels
+                .iter()
+                .flat_map(|chain| chain.steps().iter().map(|s| s.channel.as_str())),
+        )
+        .collect();
+    if names.is_empty() {
+        return r.contact.identities.iter().any(|i| windowed(i.channel));
+    }
+    names.iter().any(|name| {
+        r.named
+            .kinds
+            .get(*name)
+            .copied()
+            .or_else(|| name.parse().ok())
+            .is_some_and(windowed)
+    })
 }
 
 /// The names of configured channels the requests name (`channel` or a step of `channels`

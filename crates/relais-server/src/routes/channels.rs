@@ -8,8 +8,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use relais_channels::configured::TemplateFetchError;
+use relais_channels::whatsapp::TemplateSyncError;
 use relais_core::channel::ChannelKind;
 use relais_core::tenant::Scope;
+use relais_engine::channels::TemplateSyncFailure;
 use relais_engine::secrets::SECRET_KEYS;
 use relais_engine::smpp_server::IssueError;
 use relais_store::{ChannelRecord, NewChannel};
@@ -20,6 +23,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/channels", post(create_channel).get(list_channels))
         .route("/channels/{id}", get(get_channel).delete(delete_channel))
+        .route("/channels/{id}/templates", get(list_provider_templates))
+        .route(
+            "/channels/{id}/templates/sync",
+            post(sync_provider_templates),
+        )
         .route("/smpp/credentials", post(create_smpp_credentials))
 }
 
@@ -237,4 +245,112 @@ pub async fn create_smpp_credentials(
             password: issued.password,
         }),
     ))
+}
+
+/// A template of a channel's provider account, as the last synchronisation found it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderTemplateView {
+    pub name: String,
+    /// The provider's locale code (`fr`, `en_US`).
+    pub language: String,
+    /// `MARKETING`, `UTILITY` or `AUTHENTICATION`.
+    pub category: String,
+    /// `APPROVED`, `PENDING`, `REJECTED`, `PAUSED`, `DISABLED`…: only `APPROVED` ones are sent.
+    pub status: String,
+    /// Header, body, footer and buttons, as the provider wrote them.
+    #[schema(value_type = Vec<Object>)]
+    pub components: serde_json::Value,
+    #[schema(value_type = String)]
+    pub synced_at: jiff::Timestamp,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderTemplateList {
+    pub data: Vec<ProviderTemplateView>,
+}
+
+fn provider_list(templates: Vec<relais_store::ProviderTemplate>) -> ProviderTemplateList {
+    ProviderTemplateList {
+        data: templates
+            .into_iter()
+            .map(|t| ProviderTemplateView {
+                name: t.name,
+                language: t.language,
+                category: t.category,
+                status: t.status,
+                components: t.components,
+                synced_at: t.synced_at,
+            })
+            .collect(),
+    }
+}
+
+impl From<TemplateSyncFailure> for ApiError {
+    fn from(e: TemplateSyncFailure) -> Self {
+        match e {
+            TemplateSyncFailure::NotFound(id) => ApiError::not_found(format!("channel {id}")),
+            TemplateSyncFailure::Store(e) => e.into(),
+            TemplateSyncFailure::Fetch(e) => match e {
+                TemplateFetchError::NoTemplates(_) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no-provider-templates",
+                    e.to_string(),
+                ),
+                TemplateFetchError::Config(config) => {
+                    ApiError::invalid_field(&format!("/config{}", config.pointer), config.detail)
+                }
+                TemplateFetchError::Sync(TemplateSyncError::NoBusinessAccount) => {
+                    ApiError::invalid_field(
+                        "/config/waba_id",
+                        TemplateSyncError::NoBusinessAccount.to_string(),
+                    )
+                }
+                // The provider refused, could not be reached or answered nonsense: nothing
+                // was changed, and the fault is upstream.
+                TemplateFetchError::Sync(sync) => {
+                    ApiError::new(StatusCode::BAD_GATEWAY, "provider", sync.to_string())
+                }
+            },
+        }
+    }
+}
+
+/// Reads the templates of the channel's provider account (WhatsApp: `GET
+/// {base_url}/{api_version}/{waba_id}/message_templates`, every page) and keeps them in
+/// place of the last synchronisation's. A send of a known template that is not `APPROVED`
+/// is then refused at once.
+#[utoipa::path(post, path = "/v1/channels/{id}/templates/sync", tag = "channels",
+    responses((status = 200, body = ProviderTemplateList), (status = 404, body = crate::problem::Problem),
+        (status = 422, body = crate::problem::Problem), (status = 502, body = crate::problem::Problem)))]
+pub async fn sync_provider_templates(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ProviderTemplateList>> {
+    caller.require(Scope::Admin)?;
+    let templates = state
+        .channels
+        .sync_templates(&caller.tenant_id, &id)
+        .await?;
+    Ok(axum::Json(provider_list(templates)))
+}
+
+/// The templates of the channel's provider account, as the last synchronisation found
+/// them, by name then language.
+#[utoipa::path(get, path = "/v1/channels/{id}/templates", tag = "channels",
+    responses((status = 200, body = ProviderTemplateList), (status = 404, body = crate::problem::Problem)))]
+pub async fn list_provider_templates(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ProviderTemplateList>> {
+    caller.require(Scope::Read)?;
+    if state.store.channel(&caller.tenant_id, &id).await?.is_none() {
+        return Err(ApiError::not_found(format!("channel {id}")));
+    }
+    let templates = state
+        .store
+        .provider_templates(&caller.tenant_id, &id)
+        .await?;
+    Ok(axum::Json(provider_list(templates)))
 }

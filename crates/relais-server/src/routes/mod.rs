@@ -12,6 +12,7 @@ pub mod messages;
 pub mod nlu;
 pub mod sim;
 pub mod system;
+pub mod templates;
 pub mod tenants;
 pub mod tools;
 pub mod webhooks;
@@ -39,6 +40,7 @@ pub fn v1() -> Router<AppState> {
         .merge(keywords::router())
         .merge(conversations::router())
         .merge(flows::router())
+        .merge(templates::router())
         .merge(events::router())
         .merge(agents::router())
 }

@@ -1616,6 +1616,7 @@ async fn a_fallback_step_naming_a_kind_is_routed_by_the_destination(w: &World) {
             sixes.clone(),
         )
         .await;
+    w.customer_wrote_on_whatsapp("+33612345678").await;
     let ok = w
         .send(json!({"to": "+33612345678", "channels": ["whatsapp", "sms"], "content": {"text": "Colis"}}))
         .await

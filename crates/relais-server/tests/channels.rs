@@ -366,24 +366,7 @@ async fn an_mo_from_the_smsc_becomes_an_inbound_message() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     // The channel binds in the background; the simulator refuses MO until it has.
-    let mut sent = false;
-    for _ in 0..500 {
-        if sim
-            .inject_mo(
-                Some("relais"),
-                "33611111111",
-                "36180",
-                "Bonjour, où est ma commande ?",
-            )
-            .await
-            .is_ok()
-        {
-            sent = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(sent, "the channel never bound");
+    inject_when_bound(&sim, "33611111111", "Bonjour, où est ma commande ?").await;
     for _ in 0..500 {
         let (_, list) = api.get("/v1/inbound").await;
         let items = list.get("data").cloned().unwrap_or(list);
@@ -535,19 +518,7 @@ async fn a_burst_of_mo_from_the_smsc_is_stored_and_processed_whole() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let mut bound = false;
-    for _ in 0..500 {
-        if sim
-            .inject_mo(Some("relais"), "33620000000", "36180", "Bonjour")
-            .await
-            .is_ok()
-        {
-            bound = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(bound, "the channel never bound");
+    inject_when_bound(&sim, "33620000000", "Bonjour").await;
     // Thirty customers at once: one burst of deliver_sm on the bind, handed to the
     // pipeline together.
     let senders: Vec<String> = (1..=30)
@@ -597,19 +568,7 @@ async fn a_stop_from_the_smsc_opts_out_and_is_confirmed_once_over_smpp() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let mut sent = false;
-    for _ in 0..500 {
-        if sim
-            .inject_mo(Some("relais"), "33611111111", "36180", "Stop svp")
-            .await
-            .is_ok()
-        {
-            sent = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(sent, "the channel never bound");
+    inject_when_bound(&sim, "33611111111", "Stop svp").await;
     let mut inbound = Value::Null;
     for _ in 0..500 {
         let (_, list) = api.get("/v1/inbound").await;

@@ -49,6 +49,19 @@ struct Running {
 /// The contact's latest messages a watermark is applied to.
 const WATERMARK_MESSAGES: u32 = 100;
 
+/// The pauses before looking again for the message of a status whose provider id is not
+/// stored yet, each followed by the writer's next commit: together well past the moment
+/// between a provider's answer to a send and its commit.
+const EARLY_STATUS_PAUSES: [std::time::Duration; 4] = [
+    std::time::Duration::ZERO,
+    std::time::Duration::from_millis(250),
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(1),
+];
+
+/// The longest wait for the writer's next commit.
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long a provider's call waits for what it delivered to be stored.
 const WEBHOOK_STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -395,10 +408,25 @@ impl EventSink {
             MessageRef::SentBefore { .. } => return Ok(Stored::Now),
             MessageRef::Ours(message_id) => (message_id, None),
             MessageRef::Provider(provider_id) => {
-                let found = self
+                let mut found = self
                     .store
                     .message_by_provider_id(&report.channel_id, &provider_id)
                     .await?;
+                // A provider may report on a message before the dispatcher has stored the
+                // id its send was acknowledged with (Meta's `sent` can beat that commit):
+                // wait for the writer's commits a few times before taking the status for
+                // another tool's message.
+                for pause in EARLY_STATUS_PAUSES {
+                    if found.is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(pause).await;
+                    self.registry.receipts().committed(COMMIT_WAIT).await;
+                    found = self
+                        .store
+                        .message_by_provider_id(&report.channel_id, &provider_id)
+                        .await?;
+                }
                 // A status of a message Relais did not send (another tool on the same
                 // account) is taken and dropped.
                 let Some(message) = found else {

@@ -27,6 +27,9 @@ const ACCESS_TOKEN: &str = "EAAG-test-token";
 #[derive(Clone, Default)]
 struct Graph {
     sent: Arc<Mutex<Vec<Value>>>,
+    /// While set, an answer to a send waits for `release`.
+    hold: Arc<std::sync::atomic::AtomicBool>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 async fn graph_messages(
@@ -46,9 +49,14 @@ async fn graph_messages(
             ),
         );
     }
-    let mut sent = graph.sent.lock().unwrap();
-    sent.push(body.clone());
-    let wamid = format!("wamid.TEST{}", sent.len());
+    let wamid = {
+        let mut sent = graph.sent.lock().unwrap();
+        sent.push(body.clone());
+        format!("wamid.TEST{}", sent.len())
+    };
+    if graph.hold.load(std::sync::atomic::Ordering::SeqCst) {
+        graph.release.notified().await;
+    }
     (
         StatusCode::OK,
         axum::Json(json!({
@@ -498,4 +506,51 @@ async fn a_delivered_after_failed_corrects_the_record_once_and_keeps_the_failure
             .contains("131026"),
         "Meta's error code is in the event: {message}"
     );
+}
+
+#[tokio::test]
+async fn a_status_that_beats_the_answer_to_the_send_is_applied_not_dropped() {
+    let api = api().await;
+    api.customer_writes("wamid.IN1").await;
+    // Meta's answer to the send is slow to come back; its `delivered` is not.
+    api.graph
+        .hold
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, accepted) = api
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(json!({"to": "+33612345678", "channel": "wa",
+                "content": {"text": "Votre colis arrive demain."}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let dispatcher = api.dispatcher.clone();
+    let running = tokio::spawn(async move {
+        loop {
+            dispatcher.run_once().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    for _ in 0..500 {
+        if !api.graph.sent.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        api.graph.sent.lock().unwrap().len(),
+        1,
+        "the send reached Meta"
+    );
+    let delivered = status_of("delivered", 1764840030);
+    let ((status, answer), ()) = tokio::join!(api.signed_hook(&delivered), async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        api.graph.release.notify_one();
+    });
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    running.abort();
+    let message = api.message(&id).await;
+    assert_eq!(message["status"], "delivered", "{message}");
 }

@@ -99,6 +99,23 @@ impl ReceiptInbox {
         )
     }
 
+    /// Waits until the writer has committed everything queued for it before this call
+    /// (such as the outcome of a send its provider just acknowledged), or until `wait`
+    /// has passed (no writer runs, or the store cannot write).
+    pub async fn committed(&self, wait: std::time::Duration) {
+        let (done, committed) = tokio::sync::oneshot::channel::<()>();
+        let ack: ReceiptAck = Box::new(move || {
+            let _ = done.send(());
+        });
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .acks
+            .push(ack);
+        self.pushed.notify_one();
+        let _ = tokio::time::timeout(wait, committed).await;
+    }
+
     pub(crate) async fn pushed(&self) {
         self.pushed.notified().await;
     }

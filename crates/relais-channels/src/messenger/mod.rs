@@ -42,7 +42,6 @@ pub mod adapter;
 pub mod config;
 pub mod errors;
 mod hook;
-mod json_node;
 pub mod notification;
 pub mod platform;
 pub mod send;

@@ -10,11 +10,11 @@
 //! referrals, opt-ins, handovers), `standby` events (another app owns the conversation)
 //! and entries of other fields (`changes`).
 
-use super::json_node::Node;
 use super::notification::{
     Attachment, Entry, InboundKind, InboundMessage, Notification, Receipt, ReceiptState, Watermark,
 };
 use super::platform::Platform;
+use crate::json_node::FieldError;
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -34,6 +34,18 @@ pub enum WebhookError {
     Invalid { pointer: String, detail: String },
 }
 
+/// A field of the payload, read with its pointer.
+type Node<'v> = crate::json_node::Node<'v, WebhookError>;
+
+impl FieldError for WebhookError {
+    fn missing(pointer: String) -> Self {
+        WebhookError::Missing(pointer)
+    }
+    fn invalid(pointer: String, detail: String) -> Self {
+        WebhookError::Invalid { pointer, detail }
+    }
+}
+
 /// Every entry of a delivery for `platform`, with its events in the order they came.
 pub fn parse_webhook(platform: Platform, body: &[u8]) -> Result<Vec<Entry>, WebhookError> {
     let root: Value =
@@ -49,7 +61,10 @@ pub fn parse_webhook(platform: Platform, body: &[u8]) -> Result<Vec<Entry>, Webh
     let mut entries = Vec::new();
     for entry in root.required("entry")?.items()? {
         let account_id = entry.required("id")?.id()?;
-        let time = entry.optional("time").map(|t| t.millis()).transpose()?;
+        let time = entry
+            .optional("time")
+            .map(|t| t.unix_millis())
+            .transpose()?;
         let mut notifications = Vec::new();
         if let Some(events) = entry.optional("messaging") {
             for event in events.items()? {
@@ -77,7 +92,7 @@ fn read_event(
     // entry's `time` is when Meta sent it.
     let timestamp = event
         .optional("timestamp")
-        .map(|t| t.millis())
+        .map(|t| t.unix_millis())
         .transpose()?;
     let at = || {
         timestamp
@@ -106,13 +121,13 @@ fn read_event(
         };
         return Ok(Some(inbound(
             mid,
-            event.required("timestamp")?.millis()?,
+            event.required("timestamp")?.unix_millis()?,
             reply_to,
             read_message(&message)?,
         )));
     }
     if let Some(postback) = event.optional("postback") {
-        let at = event.required("timestamp")?.millis()?;
+        let at = event.required("timestamp")?.unix_millis()?;
         let payload = postback.required("payload")?.string()?.to_owned();
         // The inbound pipeline reads the title; a tap without one says its payload.
         let title = postback
@@ -133,7 +148,7 @@ fn read_event(
         )));
     }
     if let Some(delivery) = event.optional("delivery") {
-        let watermark = delivery.required("watermark")?.millis()?;
+        let watermark = delivery.required("watermark")?.unix_millis()?;
         let mut mids = Vec::new();
         if let Some(list) = delivery.optional("mids") {
             for mid in list.items()? {
@@ -160,7 +175,7 @@ fn read_event(
                 at()?,
             )));
         }
-        let watermark = read.required("watermark")?.millis()?;
+        let watermark = read.required("watermark")?.unix_millis()?;
         return Ok(Some(receipt(
             account_id,
             sender,

@@ -45,7 +45,6 @@ pub mod errors;
 pub mod handshake;
 mod hook;
 mod http;
-mod json_node;
 pub mod jwt;
 pub mod notification;
 pub mod send;

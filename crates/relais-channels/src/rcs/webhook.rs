@@ -12,11 +12,11 @@
 //! [`InboundKind::Unsupported`], and an event of a type Google adds later as
 //! [`EventKind::Unknown`], rather than failing the delivery.
 
-use super::json_node::Node;
 use super::notification::{
     Event, EventKind, InboundKind, InboundMessage, Notification, SuggestionSource,
 };
 use super::signature::LENIENT_BASE64;
+use crate::json_node::FieldError;
 use base64::Engine;
 use serde_json::Value;
 
@@ -33,6 +33,18 @@ pub enum WebhookError {
     Invalid { pointer: String, detail: String },
     #[error("the payload is neither a user message nor an event")]
     Unrecognised,
+}
+
+/// A field of the payload, read with its pointer.
+type Node<'v> = crate::json_node::Node<'v, WebhookError>;
+
+impl FieldError for WebhookError {
+    fn missing(pointer: String) -> Self {
+        WebhookError::Missing(pointer)
+    }
+    fn invalid(pointer: String, detail: String) -> Self {
+        WebhookError::Invalid { pointer, detail }
+    }
 }
 
 /// The Pub/Sub push envelope, its payload decoded but not yet trusted.
@@ -91,7 +103,7 @@ fn read_message(root: &Node<'_>) -> Result<InboundMessage, WebhookError> {
         from: root.required_string("senderPhoneNumber")?,
         at: root
             .optional("sendTime")
-            .map(|time| time.timestamp())
+            .map(|time| time.rfc3339())
             .transpose()?,
         kind: read_kind(root)?,
     })
@@ -173,7 +185,7 @@ fn read_event(root: &Node<'_>) -> Result<Event, WebhookError> {
         message_id,
         at: root
             .optional("sendTime")
-            .map(|time| time.timestamp())
+            .map(|time| time.rfc3339())
             .transpose()?,
         kind,
     })

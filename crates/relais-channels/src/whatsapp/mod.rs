@@ -35,7 +35,6 @@ pub mod config;
 pub mod errors;
 pub mod handshake;
 mod hook;
-mod json_node;
 pub mod notification;
 pub mod send;
 pub mod signature;

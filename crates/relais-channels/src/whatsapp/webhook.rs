@@ -9,11 +9,11 @@
 //! [`InboundKind::Unsupported`] rather than failing the delivery, and changes of other
 //! fields (template reviews, account updates) are skipped.
 
-use super::json_node::Node;
 use super::notification::{
     BusinessNumber, DeliveryState, InboundKind, InboundMessage, MediaType, Notification,
     ReplySource, StatusError, StatusUpdate,
 };
+use crate::json_node::FieldError;
 use serde_json::Value;
 
 /// The `object` of every WhatsApp Business Account webhook.
@@ -32,14 +32,23 @@ pub enum WebhookError {
     Invalid { pointer: String, detail: String },
 }
 
+/// A field of the payload, read with its pointer.
+type Node<'v> = crate::json_node::Node<'v, WebhookError>;
+
+impl FieldError for WebhookError {
+    fn missing(pointer: String) -> Self {
+        WebhookError::Missing(pointer)
+    }
+    fn invalid(pointer: String, detail: String) -> Self {
+        WebhookError::Invalid { pointer, detail }
+    }
+}
+
 /// Everything a delivery reports, in the order it came.
 pub fn parse_webhook(body: &[u8]) -> Result<Vec<Notification>, WebhookError> {
     let root: Value =
         serde_json::from_slice(body).map_err(|e| WebhookError::NotJson(e.to_string()))?;
-    let root = Node {
-        value: &root,
-        pointer: String::new(),
-    };
+    let root = Node::root(&root);
     let object = root.required("object")?.string()?;
     if object != WEBHOOK_OBJECT {
         return Err(WebhookError::WrongObject(object.to_owned()));
@@ -122,7 +131,7 @@ fn read_message(
         business: business.clone(),
         wamid: message.required("id")?.string()?.to_owned(),
         from,
-        at: message.required("timestamp")?.timestamp()?,
+        at: message.required("timestamp")?.unix_seconds()?,
         profile_name,
         context_id,
         kind: read_kind(message)?,
@@ -241,7 +250,7 @@ fn read_status(status: &Node<'_>, business: &BusinessNumber) -> Result<StatusUpd
         business: business.clone(),
         wamid: status.required("id")?.string()?.to_owned(),
         recipient: status.required("recipient_id")?.string()?.to_owned(),
-        at: status.required("timestamp")?.timestamp()?,
+        at: status.required("timestamp")?.unix_seconds()?,
         state,
         errors,
     })

@@ -172,9 +172,8 @@ pub struct Dispatcher {
     room: tokio::sync::Notify,
     /// Rung after each group of outcomes is written (webhook deliveries may be due).
     settled: tokio::sync::Notify,
-    /// Held while a business-initiated message's place under its channel's limit is
-    /// checked and taken (see `reach`).
-    reach_lock: tokio::sync::Mutex<()>,
+    /// Places under channels' messaging limits, checked and taken one at a time.
+    places: reach::Places,
 }
 
 impl Dispatcher {
@@ -193,7 +192,7 @@ impl Dispatcher {
             found_nothing_at: Mutex::new(HashMap::new()),
             room: tokio::sync::Notify::new(),
             settled: tokio::sync::Notify::new(),
-            reach_lock: tokio::sync::Mutex::new(()),
+            places: reach::Places::default(),
         }
     }
 

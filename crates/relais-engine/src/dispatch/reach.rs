@@ -13,6 +13,9 @@
 //!   better than being refused). Check and record happen under one lock per dispatcher, so
 //!   two lanes never both take the last place; several nodes sharing a store may overshoot
 //!   by the sends they decide at the same instant.
+//! - A waiting message is told why once: when a place frees, every message waiting for it
+//!   is looked at again and all but one wait once more, and a campaign of thousands would
+//!   otherwise grow each message's log (rewritten with its row) at every place that frees.
 
 use super::{DispatchError, Dispatcher};
 use jiff::Timestamp;
@@ -21,6 +24,19 @@ use relais_core::channel::ChannelKind;
 use relais_core::content::{Body, ChannelCapabilities, Content};
 use relais_core::status::MessageStatus;
 use relais_store::{MessageEvent, OutboxItem, OutboxNext, OutboxPhase, Settlement};
+use std::collections::HashSet;
+
+/// Waiting messages remembered as told at most; past it the memory starts again (a
+/// message canceled while waiting is never forgotten otherwise), at the cost of one more
+/// event each.
+const TOLD_AT_MOST: usize = 100_000;
+
+/// What the dispatcher keeps between checks: the lock under which a place is checked and
+/// taken, and the messages already told they wait.
+#[derive(Default)]
+pub(super) struct Places {
+    told: tokio::sync::Mutex<HashSet<String>>,
+}
 
 /// The `reason` of the event a message waiting for the limit gets.
 pub const MESSAGING_LIMIT: &str = "messaging_limit";
@@ -43,7 +59,7 @@ impl Dispatcher {
         }
         let message = &item.message;
         let since = now.checked_sub(limit.window).unwrap_or(Timestamp::MIN);
-        let _one_at_a_time = self.reach_lock.lock().await;
+        let mut told = self.places.told.lock().await;
         let reach = self
             .store
             .reach_since(
@@ -64,6 +80,12 @@ impl Dispatcher {
                 phase: OutboxPhase::Send,
                 attempts: item.attempts,
             });
+            if told.len() >= TOLD_AT_MOST {
+                told.clear();
+            }
+            if !told.insert(message.id.clone()) {
+                return Ok(Some(s));
+            }
             s.events.push(
                 MessageEvent::new(MessageStatus::Queued, now)
                     .channel(message.channel.as_str())
@@ -75,6 +97,7 @@ impl Dispatcher {
             );
             return Ok(Some(s));
         }
+        told.remove(&message.id);
         self.store
             .record_reach(
                 &message.tenant_id,

@@ -79,6 +79,16 @@ pub struct Receipt {
 /// a crash may send twice on a channel that takes no client reference.
 pub const DEFAULT_IN_FLIGHT: usize = 1000;
 
+/// A limit on how many distinct recipients a channel may start conversations with over a
+/// moving window (WhatsApp's messaging limit: so many unique customers per 24 h, counted
+/// for business-initiated messages only). Past it the provider refuses; the dispatcher
+/// makes such messages wait instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecipientLimit {
+    pub recipients: u64,
+    pub window: jiff::SignedDuration,
+}
+
 /// One channel's connection to its provider. Every channel has one; the engine never asks
 /// which channel it talks to.
 #[async_trait]
@@ -102,6 +112,11 @@ pub trait ChannelAdapter: Send + Sync {
     /// answers its window.
     fn max_in_flight(&self) -> usize {
         DEFAULT_IN_FLIGHT
+    }
+    /// The channel's limit on recipients of business-initiated messages (a provider
+    /// template sent outside the recipient's customer-service window), if it has one.
+    fn recipient_limit(&self) -> Option<RecipientLimit> {
+        None
     }
     /// Stops the channel (closes its connections); called when it is removed or replaced.
     fn close(&self) {}

@@ -13,8 +13,8 @@ use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose}
 use relais_core::contact::AddressRules;
 use relais_core::status::MessageStatus;
 use relais_engine::dispatch::{
-    ChannelAdapter, ChannelRegistry, Dispatcher, DispatcherConfig, OutboundMessage, ProviderAck,
-    SendError,
+    ChannelAdapter, ChannelRegistry, Dispatcher, DispatcherConfig, MESSAGING_LIMIT,
+    OutboundMessage, ProviderAck, RecipientLimit, SendError,
 };
 use relais_engine::send::{
     AcceptContext, AcceptError, Accepted, Idempotency, SANDBOX_KINDS, SendRequest, accept,
@@ -141,6 +141,7 @@ on_both_stores!(
     a_fallback_skips_channels_without_consent,
     a_kind_goes_to_the_channel_its_prefix_names_and_fails_over_when_it_cannot_send,
     a_fallback_step_naming_a_kind_is_routed_by_the_destination,
+    business_initiated_templates_wait_for_a_place_under_the_messaging_limit,
 );
 
 /// The kinds the scenarios' adapters send on without a configured channel: the sandbox,
@@ -154,6 +155,8 @@ struct Scripted {
     got: Mutex<Vec<OutboundMessage>>,
     /// What `is_ready` answers (a configured channel without a live connection).
     ready: std::sync::atomic::AtomicBool,
+    /// Distinct recipients of business-initiated messages per 24 h, if limited.
+    limit: Option<u64>,
 }
 
 impl Scripted {
@@ -163,7 +166,26 @@ impl Scripted {
             script: Mutex::new(script.into()),
             got: Mutex::new(Vec::new()),
             ready: std::sync::atomic::AtomicBool::new(true),
+            limit: None,
         })
+    }
+    /// Acknowledges everything, with a messaging limit of `recipients` per 24 h.
+    fn limited(kind: ChannelKind, recipients: u64) -> Arc<Self> {
+        Arc::new(Scripted {
+            kind,
+            script: Mutex::new(VecDeque::new()),
+            got: Mutex::new(Vec::new()),
+            ready: std::sync::atomic::AtomicBool::new(true),
+            limit: Some(recipients),
+        })
+    }
+    fn recipients(&self) -> Vec<String> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.to.clone())
+            .collect()
     }
     fn calls(&self) -> usize {
         self.got.lock().unwrap().len()
@@ -177,6 +199,12 @@ impl ChannelAdapter for Scripted {
     }
     fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+    fn recipient_limit(&self) -> Option<RecipientLimit> {
+        self.limit.map(|recipients| RecipientLimit {
+            recipients,
+            window: SignedDuration::from_hours(24),
+        })
     }
     async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError> {
         self.got.lock().unwrap().push(message.clone());
@@ -1629,4 +1657,89 @@ async fn a_fallback_step_naming_a_kind_is_routed_by_the_destination(w: &World) {
     let m = w.message(&ok.id).await;
     assert_eq!(m.message.channel, six);
     assert_eq!(m.message.status, MessageStatus::Sent);
+}
+
+async fn business_initiated_templates_wait_for_a_place_under_the_messaging_limit(w: &World) {
+    let template = |to: &str| {
+        json!({"to": to, "channel": "whatsapp", "purpose": "transactional",
+               "content": {"template": "order_shipped", "language": "fr"}})
+    };
+    let first: Vec<String> = (1..=5).map(|n| format!("+3361234560{n}")).collect();
+    let mut ids = Vec::new();
+    for to in &first {
+        ids.push(w.send(template(to)).await.unwrap().id);
+    }
+    let whatsapp = Scripted::limited(ChannelKind::Whatsapp, 3);
+    let d = w.dispatcher(SimConfig::default(), vec![whatsapp.clone()]);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(whatsapp.calls(), 3, "three new customers fit the limit");
+    let mut waiting = Vec::new();
+    for id in &ids {
+        let m = w.message(id).await;
+        assert_ne!(m.message.status, MessageStatus::Failed);
+        match m.message.status {
+            MessageStatus::Sent => {}
+            MessageStatus::Queued => {
+                let why = m
+                    .events
+                    .iter()
+                    .find(|e| e.reason.as_deref() == Some(MESSAGING_LIMIT))
+                    .expect("the wait is in the message's events");
+                assert!(
+                    why.detail
+                        .as_deref()
+                        .unwrap_or_default()
+                        .contains("3 of its 3"),
+                    "{why:?}"
+                );
+                waiting.push(m.message.to_address.clone());
+            }
+            other => panic!("{id} is {other}"),
+        }
+    }
+    assert_eq!(waiting.len(), 2, "two wait, none failed");
+    let reached = whatsapp.recipients();
+    // A customer already messaged in the last 24 h is not counted again: it goes at once.
+    w.send(template(&reached[0])).await.unwrap();
+    // So does a template to a customer inside their customer-service window.
+    w.customer_wrote_on_whatsapp("+33612345699").await;
+    w.send(template("+33612345699")).await.unwrap();
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(whatsapp.calls(), 5);
+    assert_eq!(
+        &whatsapp.recipients()[3..],
+        [reached[0].clone(), "+33612345699".into()]
+    );
+
+    // A restart: a new dispatcher on the same store still counts the three.
+    drop(d);
+    let after = Scripted::limited(ChannelKind::Whatsapp, 3);
+    let d = w.dispatcher(SimConfig::default(), vec![after.clone()]);
+    let late = w.send(template("+33612345607")).await.unwrap();
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(after.calls(), 0, "the count survived the restart");
+    assert_eq!(
+        w.message(&late.id).await.message.status,
+        MessageStatus::Queued
+    );
+
+    // A day later the three leave the window: the waiting ones go out.
+    w.advance(24 * 3600 - 1);
+    d.run_until_idle(5).await.unwrap();
+    assert_eq!(after.calls(), 0, "not before the first place frees");
+    w.advance(1);
+    d.run_until_idle(5).await.unwrap();
+    let mut sent = after.recipients();
+    sent.sort();
+    let mut expected = waiting.clone();
+    expected.push("+33612345607".into());
+    expected.sort();
+    assert_eq!(sent, expected);
+    for id in ids.iter().chain([&late.id]) {
+        assert_eq!(
+            w.message(id).await.message.status,
+            MessageStatus::Sent,
+            "{id}"
+        );
+    }
 }

@@ -170,6 +170,34 @@ impl Api {
 }
 
 #[tokio::test]
+async fn a_whatsapp_messaging_limit_is_a_count_or_unlimited() {
+    let api = api().await;
+    let config = |limit: Value| {
+        json!({"phone_number_id": "106540352242922", "access_token": "t", "app_secret": "s",
+               "verify_token": "v", "messaging_limit": limit})
+    };
+    for bad in [json!(0), json!("1k"), json!(2.5)] {
+        let (status, problem) = api
+            .post(
+                "/v1/channels",
+                json!({"kind": "whatsapp", "name": "wa", "config": config(bad.clone())}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
+        assert_eq!(problem["errors"][0]["pointer"], "/config/messaging_limit");
+    }
+    for (name, good) in [("wa1", json!(10_000)), ("wa2", json!("unlimited"))] {
+        let (status, created) = api
+            .post(
+                "/v1/channels",
+                json!({"kind": "whatsapp", "name": name, "config": config(good)}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
+}
+
+#[tokio::test]
 async fn a_bad_channel_config_is_refused_with_its_pointer() {
     let api = api().await;
     let sim = simulator(0.0).await;

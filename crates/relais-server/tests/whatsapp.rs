@@ -92,6 +92,11 @@ struct Api {
 }
 
 async fn api() -> Api {
+    api_with(json!({})).await
+}
+
+/// [`api`], with `extra` keys in the WhatsApp channel's config.
+async fn api_with(extra: Value) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -119,14 +124,18 @@ async fn api() -> Api {
         _store: store,
         _dir: dir,
     };
+    let mut config = json!({
+        "phone_number_id": PHONE_NUMBER_ID, "access_token": ACCESS_TOKEN,
+        "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN,
+        "base_url": base_url, "api_version": "v23.0"});
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        config[key] = value.clone();
+    }
     let (status, created) = api
         .call(
             "POST",
             "/v1/channels",
-            Some(json!({"kind": "whatsapp", "name": "wa", "config": {
-                "phone_number_id": PHONE_NUMBER_ID, "access_token": ACCESS_TOKEN,
-                "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN,
-                "base_url": base_url, "api_version": "v23.0"}})),
+            Some(json!({"kind": "whatsapp", "name": "wa", "config": config})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -553,4 +562,54 @@ async fn a_status_that_beats_the_answer_to_the_send_is_applied_not_dropped() {
     running.abort();
     let message = api.message(&id).await;
     assert_eq!(message["status"], "delivered", "{message}");
+}
+
+#[tokio::test]
+async fn templates_to_new_customers_past_the_messaging_limit_wait_queued() {
+    let api = api_with(json!({"messaging_limit": 2})).await;
+    let mut ids = Vec::new();
+    for to in ["+33612345601", "+33612345602", "+33612345603"] {
+        let (status, accepted) = api
+            .call(
+                "POST",
+                "/v1/messages",
+                Some(json!({"to": to, "channel": "wa",
+                    "content": {"template": "order_shipped", "language": "fr"}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        ids.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    for _ in 0..200 {
+        api.dispatcher.run_once().await.unwrap();
+        if api.graph.sent.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for _ in 0..5 {
+        api.dispatcher.run_once().await.unwrap();
+    }
+    assert_eq!(
+        api.graph.sent.lock().unwrap().len(),
+        2,
+        "two customers fit the limit"
+    );
+    let mut statuses = Vec::new();
+    for id in &ids {
+        let message = api.message(id).await;
+        let status = message["status"].as_str().unwrap().to_owned();
+        if status == "queued" {
+            let waits = message["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["reason"] == "messaging_limit")
+                .count();
+            assert_eq!(waits, 1, "{message}");
+        }
+        statuses.push(status);
+    }
+    statuses.sort();
+    assert_eq!(statuses, ["queued", "sent", "sent"]);
 }

@@ -2510,6 +2510,77 @@ pub async fn held_smpp_parts_wait_for_their_message(store: &dyn Store) {
     );
 }
 
+/// A channel's reach counts each recipient once, at their latest message, within the
+/// window asked about; recording forgets recipients from before the window it is given.
+pub async fn a_channels_reach_counts_distinct_recipients_in_the_window(store: &dyn Store) {
+    use crate::Reach;
+    let day = 86_400;
+    store
+        .record_reach("t1", "wa", "+331", secs(10), secs(0))
+        .await
+        .unwrap();
+    store
+        .record_reach("t1", "wa", "+332", secs(20), secs(0))
+        .await
+        .unwrap();
+    store
+        .record_reach("t1", "wa", "+331", secs(30), secs(0))
+        .await
+        .unwrap();
+    store
+        .record_reach("t1", "wa", "+331", secs(5), secs(0))
+        .await
+        .unwrap();
+    store
+        .record_reach("t1", "other", "+333", secs(40), secs(0))
+        .await
+        .unwrap();
+    store
+        .record_reach("t2", "wa", "+334", secs(40), secs(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .reach_since("t1", "wa", "+331", secs(0))
+            .await
+            .unwrap(),
+        Reach {
+            recipients: 2,
+            oldest: Some(secs(20)),
+            recipient: Some(secs(30)),
+        },
+        "one count per recipient, at their latest message; other channels and tenants apart"
+    );
+    assert_eq!(
+        store
+            .reach_since("t1", "wa", "+339", secs(20))
+            .await
+            .unwrap(),
+        Reach {
+            recipients: 1,
+            oldest: Some(secs(30)),
+            recipient: None,
+        },
+        "a recipient messaged at the window's start is out of it"
+    );
+    store
+        .record_reach("t1", "wa", "+335", secs(day + 25), secs(25))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .reach_since("t1", "wa", "+332", secs(0))
+            .await
+            .unwrap(),
+        Reach {
+            recipients: 2,
+            oldest: Some(secs(30)),
+            recipient: None,
+        },
+        "+332 was forgotten"
+    );
+}
+
 /// An SMSC may send its receipt before the dispatcher settles the acknowledgement: the
 /// status stays `delivered`, the `sent` event and the provider id are still recorded.
 pub async fn an_acknowledgement_overtaken_by_its_receipt_is_still_logged(store: &dyn Store) {
@@ -5334,6 +5405,7 @@ macro_rules! conformance_suite {
             a_round_settles_with_the_receipts_that_came_meanwhile,
             a_message_being_sent_cannot_be_canceled,
             held_smpp_parts_wait_for_their_message,
+            a_channels_reach_counts_distinct_recipients_in_the_window,
             a_deleted_contact_leaves_its_messages_without_a_contact,
             a_contact_has_one_conversation_that_a_message_reopens,
             conversations_are_listed_latest_first_by_cursor,

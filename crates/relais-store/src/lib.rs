@@ -14,6 +14,7 @@ mod inbound;
 mod messages;
 mod model;
 mod postgres;
+mod reach;
 mod receipt_watches;
 mod sql;
 mod sqlite;
@@ -33,6 +34,7 @@ pub use inbound::*;
 pub use messages::*;
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use reach::*;
 pub use receipt_watches::*;
 pub use sqlite::{SqliteStore, sqlite_memory_bytes};
 pub use templates::*;
@@ -222,6 +224,7 @@ pub trait Store:
     + FlowStore
     + ReceiptWatchStore
     + HeldPartStore
+    + ReachStore
     + TemplateStore
     + Send
     + Sync

@@ -12,7 +12,7 @@ use super::config::WhatsAppConfig;
 use super::errors::{ErrorCode, classify};
 use super::send::request_body;
 use super::templates::{ApprovedTemplate, TemplateSyncError, fetch_templates};
-use crate::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
+use crate::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, RecipientLimit, SendError};
 use crate::pace::{AuthPause, Pace};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
@@ -101,6 +101,16 @@ impl ChannelAdapter for WhatsAppChannel {
 
     fn is_ready(&self) -> bool {
         self.auth.is_over()
+    }
+
+    /// Meta counts the customers a number started conversations with over a moving 24 h.
+    fn recipient_limit(&self) -> Option<RecipientLimit> {
+        self.config
+            .messaging_limit()
+            .map(|recipients| RecipientLimit {
+                recipients,
+                window: jiff::SignedDuration::from_hours(24),
+            })
     }
 
     /// `message.from` is not read: the configured phone number id decides the sender.

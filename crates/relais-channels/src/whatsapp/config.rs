@@ -21,7 +21,13 @@ pub const DEFAULT_API_VERSION: &str = "v23.0";
 /// Messages per second: Meta's default throughput for one business phone number is 80.
 pub const DEFAULT_MAX_RATE: f64 = 80.0;
 
-const KEYS: [&str; 9] = [
+/// Distinct customers a number may start conversations with in a moving 24 h when its
+/// config says nothing: 250, the limit Meta gives a newly created business portfolio (it
+/// rises to 2,000, 10,000, 100,000 and unlimited as Meta scales it). Starting low makes a
+/// campaign wait rather than be refused; the operator raises it to the tier Meta shows.
+pub const DEFAULT_MESSAGING_LIMIT: u64 = 250;
+
+const KEYS: [&str; 10] = [
     "phone_number_id",
     "access_token",
     "app_secret",
@@ -31,6 +37,7 @@ const KEYS: [&str; 9] = [
     "base_url",
     "api_version",
     "max_rate",
+    "messaging_limit",
 ];
 
 pub use crate::configured::ConfigError;
@@ -50,6 +57,8 @@ pub struct WhatsAppConfig {
     base_url: String,
     api_version: String,
     max_rate: f64,
+    /// `None`: unlimited.
+    messaging_limit: Option<u64>,
 }
 
 impl WhatsAppConfig {
@@ -112,6 +121,7 @@ impl WhatsAppConfig {
                     )
                 })?,
         };
+        let messaging_limit = messaging_limit(object)?;
         Ok(WhatsAppConfig {
             phone_number_id,
             access_token,
@@ -121,6 +131,7 @@ impl WhatsAppConfig {
             base_url,
             api_version,
             max_rate,
+            messaging_limit,
         })
     }
 
@@ -163,6 +174,12 @@ impl WhatsAppConfig {
         self.max_rate
     }
 
+    /// Distinct customers this number may start conversations with (business-initiated
+    /// messages) in a moving 24 h; `None` when its tier is unlimited.
+    pub fn messaging_limit(&self) -> Option<u64> {
+        self.messaging_limit
+    }
+
     /// `{base_url}/{api_version}/{phone_number_id}/messages`.
     pub fn messages_url(&self) -> String {
         format!(
@@ -184,7 +201,23 @@ impl fmt::Debug for WhatsAppConfig {
             .field("base_url", &self.base_url)
             .field("api_version", &self.api_version)
             .field("max_rate", &self.max_rate)
+            .field("messaging_limit", &self.messaging_limit)
             .finish()
+    }
+}
+
+/// `messaging_limit`: a whole number of customers from 1, or `"unlimited"`. Any number is
+/// taken, not only Meta's tiers: the limit belongs to the business portfolio and is shared
+/// by its numbers, so an operator may give each number a share of it.
+fn messaging_limit(object: &Map<String, Value>) -> Result<Option<u64>, ConfigError> {
+    match object.get("messaging_limit") {
+        None | Some(Value::Null) => Ok(Some(DEFAULT_MESSAGING_LIMIT)),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("unlimited") => Ok(None),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => Ok(n.as_u64()),
+        Some(_) => Err(error(
+            "/messaging_limit",
+            "`messaging_limit` must be the number of distinct customers the number may start conversations with in 24 h (250, 2000, 10000, 100000 …) or \"unlimited\"",
+        )),
     }
 }
 
@@ -237,6 +270,7 @@ mod tests {
         assert_eq!(config.base_url(), DEFAULT_BASE_URL);
         assert_eq!(config.api_version(), DEFAULT_API_VERSION);
         assert_eq!(config.max_rate(), 80.0);
+        assert_eq!(config.messaging_limit(), Some(250));
         assert_eq!(config.business_account_id(), None);
         assert_eq!(
             config.messages_url(),
@@ -311,6 +345,21 @@ mod tests {
         assert_eq!(pointer_of(with("max_rate", json!("fast"))), "/max_rate");
         let config = WhatsAppConfig::parse(&with("max_rate", json!(250))).unwrap();
         assert_eq!(config.max_rate(), 250.0);
+    }
+
+    #[test]
+    fn messaging_limit_is_a_count_of_customers_or_unlimited() {
+        let config = WhatsAppConfig::parse(&with("messaging_limit", json!(10_000))).unwrap();
+        assert_eq!(config.messaging_limit(), Some(10_000));
+        let config = WhatsAppConfig::parse(&with("messaging_limit", json!("unlimited"))).unwrap();
+        assert_eq!(config.messaging_limit(), None);
+        for bad in [json!(0), json!(-1), json!(2.5), json!("1k"), json!(true)] {
+            assert_eq!(
+                pointer_of(with("messaging_limit", bad.clone())),
+                "/messaging_limit",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -93,6 +93,14 @@ impl Dispatcher {
         let target = match self.prepare(&item) {
             Err(e) => Err(e),
             Ok((adapter, outbound, paced)) => {
+                if let Some(limit) = adapter.recipient_limit()
+                    && let Some(wait) = self
+                        .within_limit(&item, adapter.kind(), &outbound.content, limit, now)
+                        .await?
+                {
+                    report.limited += 1;
+                    return Ok(Triage::Settle(id, Box::new(wait)));
+                }
                 let kind = (!paced).then(|| adapter.kind());
                 if let Err(next) = self.take_token(kind, &item.message, now) {
                     report.throttled += 1;

@@ -8,6 +8,9 @@
 //! - Each channel has its own lane ([`lane`]): a slow, throttled or disconnected channel
 //!   holds up no other, and a channel with no live connection leaves its messages in the
 //!   outbox without spending attempts.
+//! - A channel whose adapter gives a recipient limit (a messaging limit on distinct
+//!   customers per moving window) sends business-initiated messages only while under it;
+//!   the others wait in the outbox for a place ([`reach`]).
 //! - Outcomes are written by one writer in group commits ([`settler`]); a lane's window
 //!   slot is given back only once its outcome is durable, so a `kill -9` sends again at
 //!   most a window of messages per channel.
@@ -20,17 +23,20 @@ mod decide;
 mod failover;
 mod held;
 mod lane;
+mod reach;
 mod receipts;
 mod registry;
 mod runner;
 mod settler;
 
+pub use reach::MESSAGING_LIMIT;
 pub use receipts::{
     apply_channel_receipt, apply_provider_receipt, apply_receipt_to, receipt_event,
 };
 pub use registry::{ChannelRegistry, ReceiptAck, ReceiptInbox};
 pub use relais_channels::adapter::{
-    ChannelAdapter, DEFAULT_IN_FLIGHT, OutboundMessage, ProviderAck, Receipt, SendError,
+    ChannelAdapter, DEFAULT_IN_FLIGHT, OutboundMessage, ProviderAck, Receipt, RecipientLimit,
+    SendError,
 };
 pub use runner::{DispatcherHandle, spawn_dispatcher, spawn_dispatcher_with};
 
@@ -118,6 +124,9 @@ pub struct RoundReport {
     /// send.
     pub failovers: usize,
     pub throttled: usize,
+    /// Business-initiated messages that wait for a place under their channel's messaging
+    /// limit, no attempt spent.
+    pub limited: usize,
     /// Messages that did not leave (their channel had no live connection) and wait, no
     /// attempt spent.
     pub held: usize,
@@ -136,6 +145,7 @@ impl RoundReport {
         self.fallbacks += r.fallbacks;
         self.failovers += r.failovers;
         self.throttled += r.throttled;
+        self.limited += r.limited;
         self.held += r.held;
         self.receipts += r.receipts;
         self.webhooks += r.webhooks;
@@ -162,6 +172,8 @@ pub struct Dispatcher {
     room: tokio::sync::Notify,
     /// Rung after each group of outcomes is written (webhook deliveries may be due).
     settled: tokio::sync::Notify,
+    /// Places under channels' messaging limits, checked and taken one at a time.
+    places: reach::Places,
 }
 
 impl Dispatcher {
@@ -180,6 +192,7 @@ impl Dispatcher {
             found_nothing_at: Mutex::new(HashMap::new()),
             room: tokio::sync::Notify::new(),
             settled: tokio::sync::Notify::new(),
+            places: reach::Places::default(),
         }
     }
 

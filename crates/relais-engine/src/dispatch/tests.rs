@@ -179,3 +179,61 @@ async fn while_hand_offs_keep_coming_the_outbox_is_still_looked_at_every_100_ms(
         "50 ms after a claim found nothing the outbox waits; 150 ms after, it goes first"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_never_give_more_places_than_the_limit() {
+    let rig = rig(10).await;
+    let dispatcher = Arc::new(rig.dispatcher);
+    let limit = relais_channels::adapter::RecipientLimit {
+        recipients: 5,
+        window: SignedDuration::from_hours(24),
+    };
+    let template: relais_core::content::Content =
+        serde_json::from_value(serde_json::json!({"template": "order_shipped"})).unwrap();
+    let mut checks = Vec::new();
+    for n in 0..20 {
+        let new = relais_store::conformance::queued_message(
+            &rig.tenant,
+            "wa",
+            &format!("+3361234{n:04}"),
+            t(0),
+        );
+        rig.store
+            .insert_messages(std::slice::from_ref(&new))
+            .await
+            .unwrap();
+        let message = rig
+            .store
+            .message(&rig.tenant, &new.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .message;
+        let item = OutboxItem {
+            message,
+            due_at: t(0),
+            attempts: 0,
+            phase: relais_store::OutboxPhase::Send,
+            lease_until: t(70),
+        };
+        let (dispatcher, template) = (dispatcher.clone(), template.clone());
+        checks.push(tokio::spawn(async move {
+            dispatcher
+                .within_limit(&item, ChannelKind::Sms, &template, limit, t(10))
+                .await
+                .unwrap()
+                .is_none()
+        }));
+    }
+    let mut went = 0;
+    for check in checks {
+        went += usize::from(check.await.unwrap());
+    }
+    assert_eq!(went, 5);
+    let reach = rig
+        .store
+        .reach_since(&rig.tenant, "wa", "+nobody", t(0))
+        .await
+        .unwrap();
+    assert_eq!(reach.recipients, 5);
+}

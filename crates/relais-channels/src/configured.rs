@@ -9,6 +9,7 @@ use crate::rcs::{RcsChannel, RcsConfig};
 use crate::whatsapp::{WhatsAppChannel, WhatsAppConfig};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
+use relais_core::content::ChannelCapabilities;
 use relais_core::route::RouteRules;
 use std::sync::Arc;
 
@@ -109,6 +110,17 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         RCS => Some(ChannelKind::Rcs),
         other => platform(other).map(Platform::kind),
     }
+}
+
+/// What a configured channel can do: its kind's capabilities, narrowed by its config. A
+/// Messenger or Instagram channel whose `human_agent_tag` is off gives human agents no
+/// window past the 24 hours. `None` for a kind that does not exist.
+pub fn capabilities(kind: &str, config: &serde_json::Value) -> Option<ChannelCapabilities> {
+    let mut capabilities = *ChannelCapabilities::for_kind(kind_of(kind)?);
+    if platform(kind).is_some() && !crate::messenger::config::human_agent_tag_of(config) {
+        capabilities.human_agent_window_hours = None;
+    }
+    Some(capabilities)
 }
 
 /// Checks a channel's config without starting it: its kind's keys, then the routing keys

@@ -919,6 +919,7 @@ pub async fn settings_and_models_are_per_tenant(store: &dyn Store) {
 pub fn queued_message(tenant: &str, channel: &str, to: &str, at: Timestamp) -> crate::NewMessage {
     use relais_core::status::MessageStatus;
     crate::NewMessage {
+        human_agent_since: None,
         id: crate::new_id(),
         tenant_id: tenant.to_owned(),
         contact_id: None,

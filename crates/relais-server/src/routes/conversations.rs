@@ -463,6 +463,8 @@ pub async fn reply(
         Reply {
             content,
             channel: request.channel,
+            // A person logged in as an agent; an API key's reply is not a human agent's.
+            human_agent: caller.agent.is_some(),
         },
         idempotency,
         state.clock.now(),

@@ -301,6 +301,24 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_configured_channels_capabilities_give_agents_7_days_unless_the_tag_is_off() {
+        let agent_window = |kind: &str, config: serde_json::Value| {
+            capabilities(kind, &config).map(|caps| caps.human_agent_window_hours)
+        };
+        assert_eq!(agent_window(MESSENGER, json!({})), Some(Some(168)));
+        assert_eq!(
+            agent_window(INSTAGRAM, json!({"human_agent_tag": true})),
+            Some(Some(168))
+        );
+        assert_eq!(
+            agent_window(MESSENGER, json!({"human_agent_tag": false})),
+            Some(None)
+        );
+        assert_eq!(agent_window(WHATSAPP, json!({})), Some(None));
+        assert_eq!(agent_window("carrier-pigeon", json!({})), None);
+    }
+
+    #[test]
     fn an_unknown_kind_is_refused_with_the_known_ones() {
         let err = check_config("carrier-pigeon", &json!({})).unwrap_err();
         assert!(err.detail.contains("smpp"), "{err}");

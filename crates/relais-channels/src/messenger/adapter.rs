@@ -76,9 +76,8 @@ impl MessengerChannel {
         &self.config
     }
 
-    /// Sends with an explicit messaging type: what the engine calls for an agent's
-    /// reply, with [`MessengerConfig::agent_reply_tag`]. [`ChannelAdapter::send`] sends
-    /// everything as a `RESPONSE`.
+    /// Sends with an explicit messaging type; [`ChannelAdapter::send`] picks it with
+    /// [`MessengerChannel::tag_of`].
     pub async fn send_tagged(
         &self,
         message: &OutboundMessage,

@@ -5870,6 +5870,17 @@ pub const PRE_0025_MESSAGE: &[&str] = &[
      VALUES ('m-old', 't-old', '+33612345678', 'sim', 0, '[\"sim\"]', '{\"text\":\"Bonjour\"}', 'transactional', 'delivered', 1790000000000000, 1790000000000000, '[]')",
 ];
 
+/// The message written by [`PRE_0025_MESSAGE`] (at schema 30, before 0032) reads back as
+/// no human agent's reply.
+pub async fn a_message_from_before_0032_is_no_human_agents_reply(store: &dyn Store) {
+    let old = store
+        .message("t-old", "m-old")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(old.message.human_agent_since, None);
+}
+
 /// The message written by [`PRE_0025_MESSAGE`] reads back without a campaign, is listed,
 /// and is in no campaign's list.
 pub async fn a_message_from_before_0025_has_no_campaign(store: &dyn Store) {

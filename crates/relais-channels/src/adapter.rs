@@ -19,6 +19,11 @@ pub struct OutboundMessage {
     /// The sender the message shows; `None` leaves it to the channel's configuration.
     pub from: Option<String>,
     pub content: Content,
+    /// A human agent's reply to a customer who last wrote at this instant, on a channel
+    /// configured to give agents a longer window (capabilities'
+    /// `human_agent_window_hours`); `None` for everything else (API sends, bots,
+    /// notifications). Messenger sends it with the `HUMAN_AGENT` tag once 24 h have passed.
+    pub human_agent_since: Option<Timestamp>,
     /// 1 for the first attempt on this channel.
     pub attempt: i64,
     pub now: Timestamp,

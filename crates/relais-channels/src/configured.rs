@@ -9,6 +9,7 @@ use crate::rcs::{RcsChannel, RcsConfig};
 use crate::whatsapp::{WhatsAppChannel, WhatsAppConfig};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
+use relais_core::content::ChannelCapabilities;
 use relais_core::route::RouteRules;
 use std::sync::Arc;
 
@@ -109,6 +110,17 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         RCS => Some(ChannelKind::Rcs),
         other => platform(other).map(Platform::kind),
     }
+}
+
+/// What a configured channel can do: its kind's capabilities, narrowed by its config. A
+/// Messenger or Instagram channel whose `human_agent_tag` is off gives human agents no
+/// window past the 24 hours. `None` for a kind that does not exist.
+pub fn capabilities(kind: &str, config: &serde_json::Value) -> Option<ChannelCapabilities> {
+    let mut capabilities = *ChannelCapabilities::for_kind(kind_of(kind)?);
+    if platform(kind).is_some() && !crate::messenger::config::human_agent_tag_of(config) {
+        capabilities.human_agent_window_hours = None;
+    }
+    Some(capabilities)
 }
 
 /// Checks a channel's config without starting it: its kind's keys, then the routing keys
@@ -287,6 +299,24 @@ pub enum WebhookError {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_configured_channels_capabilities_give_agents_7_days_unless_the_tag_is_off() {
+        let agent_window = |kind: &str, config: serde_json::Value| {
+            capabilities(kind, &config).map(|caps| caps.human_agent_window_hours)
+        };
+        assert_eq!(agent_window(MESSENGER, json!({})), Some(Some(168)));
+        assert_eq!(
+            agent_window(INSTAGRAM, json!({"human_agent_tag": true})),
+            Some(Some(168))
+        );
+        assert_eq!(
+            agent_window(MESSENGER, json!({"human_agent_tag": false})),
+            Some(None)
+        );
+        assert_eq!(agent_window(WHATSAPP, json!({})), Some(None));
+        assert_eq!(agent_window("carrier-pigeon", json!({})), None);
+    }
 
     #[test]
     fn an_unknown_kind_is_refused_with_the_known_ones() {

@@ -150,6 +150,7 @@ fn outbound(platform: Platform, to: &str, content: Value) -> OutboundMessage {
         to: to.into(),
         from: None,
         content: serde_json::from_value::<Content>(content).unwrap(),
+        human_agent_since: None,
         attempt: 1,
         now: Timestamp::from_second(1_750_000_000).unwrap(),
     }

@@ -838,6 +838,10 @@ impl ButtonSupport {
     }
 }
 
+/// How long after the person last wrote Meta lets a human agent answer with the
+/// `HUMAN_AGENT` tag on Messenger and Instagram: 7 days.
+pub const HUMAN_AGENT_WINDOW_HOURS: u16 = 7 * 24;
+
 /// What a channel can show and report. Adapters publish one; the engine never asks which
 /// channel it is, only what it can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -857,6 +861,10 @@ pub struct ChannelCapabilities {
     /// Free-form messages are allowed only this long after the person last wrote (WhatsApp,
     /// Messenger); outside it, only provider templates.
     pub service_window_hours: Option<u16>,
+    /// A human agent's reply may still go this long after the person last wrote, past
+    /// `service_window_hours` (Messenger and Instagram's `HUMAN_AGENT` tag: 7 days), when
+    /// the configured channel allows it.
+    pub human_agent_window_hours: Option<u16>,
     /// The provider keeps approved templates that are sent by name and language (WhatsApp):
     /// a template body goes out as it is. Elsewhere a template body is sent as the content
     /// it was resolved to (its `fallback`).
@@ -875,6 +883,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: false,
         service_window_hours: None,
+        human_agent_window_hours: None,
         provider_templates: false,
     };
 
@@ -897,6 +906,7 @@ impl ChannelCapabilities {
         location: true,
         read_receipts: true,
         service_window_hours: Some(24),
+        human_agent_window_hours: None,
         provider_templates: true,
     };
 
@@ -918,6 +928,7 @@ impl ChannelCapabilities {
         location: true,
         read_receipts: false,
         service_window_hours: None,
+        human_agent_window_hours: None,
         provider_templates: false,
     };
 
@@ -939,6 +950,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: true,
         service_window_hours: Some(24),
+        human_agent_window_hours: Some(HUMAN_AGENT_WINDOW_HOURS),
         provider_templates: false,
     };
 
@@ -964,6 +976,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: true,
         service_window_hours: Some(24),
+        human_agent_window_hours: Some(HUMAN_AGENT_WINDOW_HOURS),
         provider_templates: false,
     };
 
@@ -985,6 +998,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: true,
         service_window_hours: None,
+        human_agent_window_hours: None,
         provider_templates: false,
     };
 
@@ -1010,6 +1024,7 @@ impl ChannelCapabilities {
         location: true,
         read_receipts: true,
         service_window_hours: None,
+        human_agent_window_hours: None,
         provider_templates: false,
     };
 
@@ -1031,6 +1046,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: false,
         service_window_hours: None,
+        human_agent_window_hours: None,
         provider_templates: false,
     };
 
@@ -1052,6 +1068,7 @@ impl ChannelCapabilities {
         location: true,
         read_receipts: true,
         service_window_hours: None,
+        human_agent_window_hours: None,
         provider_templates: false,
     };
 
@@ -1078,6 +1095,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: false,
         service_window_hours: None,
+        human_agent_window_hours: None,
         provider_templates: false,
     };
 
@@ -1098,6 +1116,7 @@ impl ChannelCapabilities {
         location: false,
         read_receipts: false,
         service_window_hours: None,
+        human_agent_window_hours: None,
         provider_templates: false,
     };
 
@@ -1120,6 +1139,7 @@ impl ChannelCapabilities {
         location: true,
         read_receipts: true,
         service_window_hours: None,
+        human_agent_window_hours: None,
         provider_templates: false,
     };
 
@@ -1140,6 +1160,29 @@ impl ChannelCapabilities {
                 now < closes_at
             }),
         }
+    }
+
+    /// Whether a free-form reply written by a human agent may be sent at `now`: inside
+    /// the customer-service window as any message, and after it for as long as the
+    /// channel's human-agent window lasts. Only for a channel configured to allow it (see
+    /// `human_agent_window_hours`); a bot's or an API's message uses [`Self::allows_free_form`].
+    pub fn allows_human_agent_reply(
+        &self,
+        last_inbound_at: Option<jiff::Timestamp>,
+        now: jiff::Timestamp,
+    ) -> bool {
+        if self.allows_free_form(last_inbound_at, now) {
+            return true;
+        }
+        let Some(hours) = self.human_agent_window_hours else {
+            return false;
+        };
+        last_inbound_at.is_some_and(|wrote_at| {
+            let closes_at = wrote_at
+                .checked_add(jiff::SignedDuration::from_hours(i64::from(hours)))
+                .unwrap_or(jiff::Timestamp::MAX);
+            now < closes_at
+        })
     }
 
     /// The built-in profile of a channel kind (an adapter may publish a narrower one).
@@ -1985,6 +2028,21 @@ mod tests {
             "never wrote: templates only"
         );
         assert!(ChannelCapabilities::SMS.allows_free_form(None, wrote));
+    }
+
+    #[test]
+    fn a_human_agent_may_answer_for_7_days_where_the_channel_has_the_agent_window() {
+        let wrote: jiff::Timestamp = "2026-11-20T10:00:00Z".parse().unwrap();
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let messenger = ChannelCapabilities::MESSENGER;
+        assert!(!messenger.allows_free_form(Some(wrote), at("2026-11-22T10:00:00Z")));
+        assert!(messenger.allows_human_agent_reply(Some(wrote), at("2026-11-22T10:00:00Z")));
+        assert!(messenger.allows_human_agent_reply(Some(wrote), at("2026-11-27T09:59:59Z")));
+        assert!(!messenger.allows_human_agent_reply(Some(wrote), at("2026-11-27T10:00:00Z")));
+        assert!(!messenger.allows_human_agent_reply(None, wrote));
+        // WhatsApp has no agent window: an agent's reply after 24 h needs a template.
+        let whatsapp = ChannelCapabilities::WHATSAPP;
+        assert!(!whatsapp.allows_human_agent_reply(Some(wrote), at("2026-11-22T10:00:00Z")));
     }
 
     #[test]

@@ -601,6 +601,8 @@ impl Desk {
                 "quick_replies": ["1", "2", "3", "4", "5"],
             }),
             channel: None,
+            // Sent by the server, not by a person: the standard window only.
+            human_agent: false,
         };
         let idempotency = Idempotency::new(&key, &reply.content)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;

@@ -5,7 +5,7 @@
 
 use crate::events::{EventKind, Events};
 use crate::send::{AcceptError, Accepted, Acceptor, Idempotency, SendRequest};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use relais_core::channel::ChannelKind;
 use relais_core::conversation::ConversationState;
 use relais_store::{Conversation, Store, StoreError};
@@ -16,12 +16,15 @@ pub enum ReplyError {
     #[error("conversation {0} not found")]
     NotFound(String),
     #[error(
-        "the customer last wrote on {channel} at {last_inbound_at}; its customer-service window closed at {closed_at}: only an approved template may be sent now"
+        "the customer last wrote on {channel} at {last_inbound_at}; its customer-service window{} closed at {closed_at}: only an approved template may be sent now",
+        if *human_agent { ", even the longer one of human agents," } else { "" }
     )]
     WindowClosed {
         channel: ChannelKind,
         last_inbound_at: Timestamp,
         closed_at: Timestamp,
+        /// The window was the human agents' longer one.
+        human_agent: bool,
     },
     #[error("{0}")]
     Invalid(String),
@@ -39,12 +42,39 @@ pub struct Reply {
     /// Another channel than the one the customer last wrote on (a kind, or a configured
     /// channel's name or id).
     pub channel: Option<String>,
+    /// Written by a human agent (a logged-in agent), not by a bot, the server itself or an
+    /// API key: on a channel configured with a longer window for agents (capabilities'
+    /// `human_agent_window_hours`, Messenger's `HUMAN_AGENT` tag), it may go after the
+    /// customer-service window, for as long as that one lasts.
+    pub human_agent: bool,
 }
 
 /// When the window of the channel the customer last wrote on closes, if it has one.
 pub fn window_closes(conversation: &Conversation) -> Option<Timestamp> {
     let window = conversation.channel.customer_service_window()?;
     conversation.last_inbound_at.checked_add(window).ok()
+}
+
+/// How long a human agent may answer on the conversation's channel: its configured
+/// channel's `human_agent_window_hours` (none when the channel is not configured, or its
+/// configuration turns the agents' window off).
+async fn human_agent_window(
+    store: &dyn Store,
+    tenant: &str,
+    conversation: &Conversation,
+) -> Result<Option<SignedDuration>, StoreError> {
+    let Some(channel_id) = conversation.channel_id.as_deref() else {
+        return Ok(None);
+    };
+    let Some(record) = store.channel(tenant, channel_id).await? else {
+        return Ok(None);
+    };
+    Ok(
+        relais_channels::configured::capabilities(&record.kind, &record.config)
+            .filter(|caps| caps.service_window_hours.is_some())
+            .and_then(|caps| caps.human_agent_window_hours)
+            .map(|hours| SignedDuration::from_hours(i64::from(hours))),
+    )
 }
 
 /// Accepts `reply` for sending in the conversation `id`, records it as the
@@ -70,8 +100,19 @@ pub async fn reply(
     // A template sent by name is what a closed window still allows; the accept path
     // decides whether the channel can send it.
     let template = reply.content.get("template").is_some();
+    // An agent's reply on the conversation's channel may have the longer window of
+    // human agents, when the configured channel gives one.
+    let agent_window = if reply.human_agent && same_channel {
+        human_agent_window(store, tenant, &conversation).await?
+    } else {
+        None
+    };
     let body = if same_channel {
-        if let Some(closed_at) = window_closes(&conversation)
+        let closes = match agent_window {
+            Some(window) => conversation.last_inbound_at.checked_add(window).ok(),
+            None => window_closes(&conversation),
+        };
+        if let Some(closed_at) = closes
             && now >= closed_at
             && !template
         {
@@ -79,6 +120,7 @@ pub async fn reply(
                 channel: conversation.channel,
                 last_inbound_at: conversation.last_inbound_at,
                 closed_at,
+                human_agent: agent_window.is_some(),
             });
         }
         let channel = conversation
@@ -101,8 +143,9 @@ pub async fn reply(
             "purpose": "transactional",
         })
     };
-    let request: SendRequest =
+    let mut request: SendRequest =
         serde_json::from_value(body).map_err(|e| ReplyError::Invalid(e.to_string()))?;
+    request.human_agent = agent_window.is_some();
     let accepted = acceptor.accept(tenant, request, idempotency).await?;
     let channel = reply
         .channel

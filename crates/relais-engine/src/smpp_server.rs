@@ -390,6 +390,7 @@ impl SubmitHandler<Esme> for Handler {
             send_at: None,
             validity: None,
             campaign: None,
+            human_agent: false,
         };
         let now = self.clock.now();
         let context = AcceptContext {

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{Request, StatusCode, header};
 use relais_channels::whatsapp::signature::sign;
-use relais_core::clock::{Clock, SystemClock};
+use relais_core::clock::{Clock, ManualClock, SystemClock};
 use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
 use relais_engine::tenants::{Bootstrap, bootstrap};
 use relais_server::{AppState, HttpSettings, router};
@@ -42,9 +42,12 @@ struct Api {
 }
 
 async fn api() -> Api {
+    api_with(Arc::new(SystemClock)).await
+}
+
+async fn api_with(clock: Arc<dyn Clock>) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
         panic!("first start")
     };
@@ -84,14 +87,23 @@ impl Api {
 
     /// Creates a channel of `kind` for the Page (or Instagram account); its webhook path.
     async fn channel(&self, kind: &str, name: &str) -> String {
+        self.channel_with(kind, name, json!({})).await
+    }
+
+    /// [`Api::channel`] with more keys in its config.
+    async fn channel_with(&self, kind: &str, name: &str, more: Value) -> String {
+        let mut config = json!({
+            "page_id": PAGE_ID, "access_token": "EAAB-page-token",
+            "app_secret": APP_SECRET, "verify_token": "the-verify-token",
+            "base_url": self.base_url});
+        for (key, value) in more.as_object().unwrap() {
+            config[key] = value.clone();
+        }
         let (status, created) = self
             .call(
                 "POST",
                 "/v1/channels",
-                Some(json!({"kind": kind, "name": name, "config": {
-                    "page_id": PAGE_ID, "access_token": "EAAB-page-token",
-                    "app_secret": APP_SECRET, "verify_token": "the-verify-token",
-                    "base_url": self.base_url}})),
+                Some(json!({"kind": kind, "name": name, "config": config})),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -280,4 +292,153 @@ async fn a_read_watermark_marks_read_what_was_sent_before_it_and_nothing_after()
     };
     assert_eq!(status_of(first).await, "read");
     assert_eq!(status_of(second).await, "sent", "sent after the watermark");
+}
+
+/// Creates a human agent with the API key.
+async fn agent(api: &Api) {
+    let (status, agent) = api
+        .call(
+            "POST",
+            "/v1/agents",
+            Some(json!({"email": "ana@example.com", "name": "Ana",
+                "password": "correct horse battery", "teams": [], "capacity": 5})),
+        )
+        .await;
+    assert!(status.is_success(), "{agent}");
+}
+
+/// The agent logs in (a session expires, and the tests move the clock by days); the
+/// session's token.
+async fn agent_session(api: &Api) -> String {
+    let (status, session) = support::call(
+        &api.app,
+        "",
+        "POST",
+        "/v1/auth/login",
+        Some(json!({"email": "ana@example.com", "password": "correct horse battery"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    session["token"].as_str().unwrap().to_owned()
+}
+
+/// The customer writes on the Page; the id of their conversation.
+async fn customer_writes(api: &Api, hook: &str, mid: &str) -> String {
+    let wrote = delivery(
+        "page",
+        json!([customer_text(mid, "Mon colis n'est pas arrivé")]),
+    );
+    assert_eq!(api.hook(hook, &wrote, true).await, StatusCode::OK);
+    let (_, list) = api.call("GET", "/v1/conversations", None).await;
+    list["data"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// Replies in `conversation` as `token` (an agent's session or the API key).
+async fn reply_as(api: &Api, token: &str, conversation: &str, text: &str) -> (StatusCode, Value) {
+    support::call(
+        &api.app,
+        token,
+        "POST",
+        &format!("/v1/conversations/{conversation}/messages"),
+        Some(json!({"content": {"text": text}})),
+    )
+    .await
+}
+
+/// Runs the dispatcher until the Send API was called `count` times in all; what it got.
+async fn sent_until(api: &Api, count: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        api.dispatcher.run_once().await.unwrap();
+        if api.sent.lock().unwrap().len() >= count {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    api.sent.lock().unwrap().clone()
+}
+
+fn days(n: i64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_hours(24 * n)
+}
+
+#[tokio::test]
+async fn a_human_agent_answers_after_24_hours_with_the_human_agent_tag_for_7_days() {
+    let clock = Arc::new(ManualClock::new("2026-12-04T10:00:00Z".parse().unwrap()));
+    let api = api_with(clock.clone()).await;
+    let hook = api
+        .channel_with("messenger", "page", json!({"human_agent_tag": true}))
+        .await;
+    agent(&api).await;
+    let conversation = customer_writes(&api, &hook, "m_1").await;
+
+    // Inside 24 hours an agent's reply is a plain RESPONSE.
+    clock.advance(jiff::SignedDuration::from_hours(1));
+    let ana = agent_session(&api).await;
+    let (status, answer) = reply_as(&api, &ana, &conversation, "Je regarde.").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let sent = sent_until(&api, 1).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["messaging_type"], "RESPONSE");
+    assert!(sent[0].get("tag").is_none(), "{}", sent[0]);
+
+    // Two days after the customer wrote: the agent's reply goes with HUMAN_AGENT.
+    clock.advance(days(2));
+    let ana = agent_session(&api).await;
+    let (status, answer) = reply_as(&api, &ana, &conversation, "Il est reparti ce matin.").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let sent = sent_until(&api, 2).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(
+        sent[1],
+        json!({"recipient": {"id": CUSTOMER}, "messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT",
+               "message": {"text": "Il est reparti ce matin."}})
+    );
+    let id = answer["id"].as_str().unwrap();
+    let (_, message) = api.call("GET", &format!("/v1/messages/{id}"), None).await;
+    assert_eq!(message["status"], "sent", "{message}");
+
+    // The same reply by the API key (no person behind it) keeps the 24-hour window.
+    let (status, problem) = api
+        .call(
+            "POST",
+            &format!("/v1/conversations/{conversation}/messages"),
+            Some(json!({"content": {"text": "Il est reparti ce matin."}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["type"].as_str().unwrap().ends_with("window-closed"),
+        "{problem}"
+    );
+
+    // Eight days after: even the agent's 7 days are over.
+    clock.advance(days(6));
+    let ana = agent_session(&api).await;
+    let (status, problem) = reply_as(&api, &ana, &conversation, "Vous l'avez reçu ?").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("human agents"),
+        "{problem}"
+    );
+    assert_eq!(sent_until(&api, 3).await.len(), 2, "nothing more was sent");
+}
+
+#[tokio::test]
+async fn with_the_human_agent_tag_off_an_agents_reply_keeps_the_24_hour_window() {
+    let clock = Arc::new(ManualClock::new("2026-12-04T10:00:00Z".parse().unwrap()));
+    let api = api_with(clock.clone()).await;
+    let hook = api
+        .channel_with("messenger", "page", json!({"human_agent_tag": false}))
+        .await;
+    agent(&api).await;
+    let conversation = customer_writes(&api, &hook, "m_1").await;
+    clock.advance(days(2));
+    let ana = agent_session(&api).await;
+    let (status, problem) = reply_as(&api, &ana, &conversation, "Il est reparti.").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["type"].as_str().unwrap().ends_with("window-closed"),
+        "{problem}"
+    );
+    assert!(sent_until(&api, 1).await.is_empty());
 }

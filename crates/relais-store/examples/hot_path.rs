@@ -22,6 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn message(tenant: &str, n: usize, now: Timestamp) -> NewMessage {
     NewMessage {
+        human_agent_since: None,
         id: relais_core::ids::new_id(),
         tenant_id: tenant.to_owned(),
         contact_id: None,

@@ -930,6 +930,7 @@ pub fn queued_message(tenant: &str, channel: &str, to: &str, at: Timestamp) -> c
         purpose: "transactional".into(),
         sender: None,
         campaign: None,
+        human_agent_since: None,
         status: MessageStatus::Queued,
         segments: Some(1),
         idempotency_key: None,
@@ -3900,6 +3901,35 @@ pub async fn messages_are_listed_newest_first_with_filters(store: &dyn Store) {
     assert!(delivered.data.is_empty());
 }
 
+/// A human agent's reply keeps when the customer last wrote (migration 0032), read back
+/// by id and with its outbox item; other messages have none.
+pub async fn a_human_agents_reply_keeps_when_the_customer_last_wrote(store: &dyn Store) {
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let wrote = secs(-2 * 24 * 3600);
+    let reply = crate::NewMessage {
+        human_agent_since: Some(wrote),
+        ..queued_message(&tenant, "messenger", "6789012345678901", t0())
+    };
+    let other = queued_message(&tenant, "messenger", "6789012345678901", t0());
+    store
+        .insert_messages(&[reply.clone(), other.clone()])
+        .await
+        .unwrap();
+    let read = |id: String| {
+        let tenant = tenant.clone();
+        async move {
+            store
+                .message(&tenant, &id)
+                .await
+                .unwrap()
+                .expect("stored")
+                .message
+        }
+    };
+    assert_eq!(read(reply.id.clone()).await.human_agent_since, Some(wrote));
+    assert_eq!(read(other.id.clone()).await.human_agent_since, None);
+}
+
 /// A message keeps the campaign label it was sent with, and `list_messages` finds a
 /// campaign's messages of the tenant, newest first, by cursor, with the other filters.
 pub async fn messages_are_listed_by_campaign(store: &dyn Store) {
@@ -5417,6 +5447,7 @@ macro_rules! conformance_suite {
             an_event_is_queued_once_for_each_webhook_of_its_tenant,
             messages_are_listed_newest_first_with_filters,
             messages_are_listed_by_campaign,
+            a_human_agents_reply_keeps_when_the_customer_last_wrote,
             flows_keep_revisions_sessions_and_answers,
             the_sessions_of_several_conversations_are_read_at_once_within_the_tenant,
             a_group_of_flow_steps_saves_ends_and_moves_at_once,
@@ -5910,6 +5941,17 @@ pub const PRE_0025_MESSAGE: &[&str] = &[
     "INSERT INTO messages (id, tenant_id, to_address, channel, step, chain, content, purpose, status, created_at, updated_at, events) \
      VALUES ('m-old', 't-old', '+33612345678', 'sim', 0, '[\"sim\"]', '{\"text\":\"Bonjour\"}', 'transactional', 'delivered', 1790000000000000, 1790000000000000, '[]')",
 ];
+
+/// The message written by [`PRE_0025_MESSAGE`] (at schema 30, before 0032) reads back as
+/// no human agent's reply.
+pub async fn a_message_from_before_0032_is_no_human_agents_reply(store: &dyn Store) {
+    let old = store
+        .message("t-old", "m-old")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(old.message.human_agent_since, None);
+}
 
 /// The message written by [`PRE_0025_MESSAGE`] reads back without a campaign, is listed,
 /// and is in no campaign's list.

@@ -140,6 +140,9 @@ pub struct NewMessage {
     pub sender: Option<String>,
     /// The campaign label the request gave (`campaign` in the API).
     pub campaign: Option<CampaignLabel>,
+    /// A human agent's reply on a channel that gives agents a longer window: when the
+    /// customer last wrote there. `None` for every other message.
+    pub human_agent_since: Option<Timestamp>,
     pub status: MessageStatus,
     pub segments: Option<i64>,
     pub idempotency_key: Option<String>,
@@ -176,6 +179,7 @@ impl NewMessage {
                 purpose: self.purpose.clone(),
                 sender: self.sender.clone(),
                 campaign: self.campaign.clone(),
+                human_agent_since: self.human_agent_since.map(stored),
                 status: self.status,
                 segments: self.segments,
                 provider_id: None,
@@ -242,6 +246,8 @@ pub struct Message {
     pub purpose: String,
     pub sender: Option<String>,
     pub campaign: Option<CampaignLabel>,
+    /// See [`NewMessage::human_agent_since`].
+    pub human_agent_since: Option<Timestamp>,
     pub status: MessageStatus,
     pub segments: Option<i64>,
     pub provider_id: Option<String>,
@@ -763,7 +769,7 @@ macro_rules! impl_message_store {
             /// Bind parameters per statement, under both backends' limits.
             const PARAMS: usize = 16_000;
 
-            const MESSAGE_COLUMNS: &str = "id, tenant_id, contact_id, to_address, channel, step, chain, content, purpose, sender, campaign, status, segments, provider_id, idempotency_key, request_hash, send_at, expires_at, created_at, updated_at";
+            const MESSAGE_COLUMNS: &str = "id, tenant_id, contact_id, to_address, channel, step, chain, content, purpose, sender, campaign, human_agent_since, status, segments, provider_id, idempotency_key, request_hash, send_at, expires_at, created_at, updated_at";
 
             fn status_from_db(s: &str) -> StoreResult<MessageStatus> {
                 s.parse()
@@ -803,6 +809,7 @@ macro_rules! impl_message_store {
                     purpose: row.try_get("purpose")?,
                     sender: row.try_get("sender")?,
                     campaign: campaign_from_db(row.try_get("campaign")?)?,
+                    human_agent_since: opt_ts(row.try_get("human_agent_since")?)?,
                     status: status_from_db(&status)?,
                     segments: row.try_get("segments")?,
                     provider_id: row.try_get("provider_id")?,
@@ -1592,7 +1599,7 @@ macro_rules! impl_message_store {
                                 .push_bind(micros(c.created_at));
                         });
                     }
-                    for chunk in batch.chunks(PARAMS / 21) {
+                    for chunk in batch.chunks(PARAMS / 22) {
                         let q = script.statement(format!(
                             "INSERT INTO messages ({MESSAGE_COLUMNS}, events) "
                         ));
@@ -1608,6 +1615,7 @@ macro_rules! impl_message_store {
                                 .push_bind(m.purpose.as_str())
                                 .push_bind(m.sender.clone())
                                 .push_bind(m.campaign.as_ref().map(CampaignLabel::as_str))
+                                .push_bind(m.human_agent_since.map(micros))
                                 .push_bind(m.status.as_str())
                                 .push_bind(m.segments)
                                 .push_bind(None::<String>)

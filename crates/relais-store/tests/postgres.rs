@@ -99,6 +99,14 @@ async fn a_message_from_before_0025_has_no_campaign() {
 }
 
 #[tokio::test]
+async fn a_message_from_before_0032_is_no_human_agents_reply() {
+    let (database, store) = upgraded_from(30, relais_store::conformance::PRE_0025_MESSAGE).await;
+    relais_store::conformance::a_message_from_before_0032_is_no_human_agents_reply(&store).await;
+    store.close().await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
 async fn a_store_from_before_0029_keeps_its_inbound_and_takes_templates() {
     let (database, store) = upgraded_from(28, relais_store::conformance::PRE_0029_INBOUND).await;
     relais_store::conformance::a_store_from_before_0029_keeps_its_inbound_and_takes_templates(

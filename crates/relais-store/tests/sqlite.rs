@@ -291,3 +291,9 @@ async fn the_write_ahead_log_stays_under_its_bound_while_writers_outrun_the_chec
         peak as f64 / 1048576.0
     );
 }
+
+#[tokio::test]
+async fn a_message_from_before_0032_is_no_human_agents_reply() {
+    let (_dir, store) = upgraded_from(30, relais_store::conformance::PRE_0025_MESSAGE).await;
+    relais_store::conformance::a_message_from_before_0032_is_no_human_agents_reply(&store).await;
+}

@@ -76,9 +76,8 @@ impl MessengerChannel {
         &self.config
     }
 
-    /// Sends with an explicit messaging type: what the engine calls for an agent's
-    /// reply, with [`MessengerConfig::agent_reply_tag`]. [`ChannelAdapter::send`] sends
-    /// everything as a `RESPONSE`.
+    /// Sends with an explicit messaging type; [`ChannelAdapter::send`] picks it with
+    /// [`MessengerChannel::tag_of`].
     pub async fn send_tagged(
         &self,
         message: &OutboundMessage,
@@ -109,6 +108,17 @@ impl MessengerChannel {
         message_id(&answer).map(|provider_id| ProviderAck { provider_id })
     }
 
+    /// The messaging type `message` goes with: a human agent's reply is judged by how
+    /// long ago the customer wrote, when it is sent.
+    pub fn tag_of(&self, message: &OutboundMessage) -> MessagingTag {
+        match message.human_agent_since {
+            Some(wrote_at) => self
+                .config
+                .agent_reply_tag(message.now.duration_since(wrote_at)),
+            None => MessagingTag::Response,
+        }
+    }
+
     fn pause_for_auth(&self) {
         self.auth.pause(AUTH_PAUSE);
     }
@@ -125,10 +135,13 @@ impl ChannelAdapter for MessengerChannel {
     }
 
     /// `message.from` is not read: the token decides the Page or account that sends.
-    /// `OutboundMessage` does not say whether a person wrote the message, so this is
-    /// always a `RESPONSE`; an agent's late reply goes through [`MessengerChannel::send_tagged`].
+    /// A human agent's reply (`human_agent_since`) takes [`MessengerConfig::agent_reply_tag`]
+    /// (`HUMAN_AGENT` once 24 h have passed, when the channel allows it); everything
+    /// else is a `RESPONSE`.
+    ///
+    /// [`MessengerConfig::agent_reply_tag`]: super::config::MessengerConfig::agent_reply_tag
     async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError> {
-        self.send_tagged(message, MessagingTag::Response).await
+        self.send_tagged(message, self.tag_of(message)).await
     }
 }
 
@@ -247,5 +260,42 @@ mod tests {
         assert!(!channel.is_ready());
         channel.auth.pause(Duration::ZERO);
         assert!(channel.is_ready(), "ready again once the pause is over");
+    }
+
+    fn reply(human_agent_since: Option<jiff::Timestamp>) -> OutboundMessage {
+        OutboundMessage {
+            message_id: "m1".into(),
+            tenant_id: "t1".into(),
+            channel: ChannelKind::Instagram,
+            to: "1254477777772919".into(),
+            from: None,
+            content: relais_core::content::Content::text("Toujours là ?"),
+            human_agent_since,
+            attempt: 1,
+            now: "2026-11-22T10:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_human_agents_reply_takes_the_tag_once_24_hours_have_passed() {
+        let channel = channel();
+        let ago = |hours: i64| Some(reply(None).now - jiff::SignedDuration::from_hours(hours));
+        assert_eq!(channel.tag_of(&reply(ago(2))), MessagingTag::Response);
+        assert_eq!(channel.tag_of(&reply(ago(48))), MessagingTag::HumanAgent);
+        // Not a human agent's reply (an API send, a bot): never tagged.
+        assert_eq!(channel.tag_of(&reply(None)), MessagingTag::Response);
+    }
+
+    #[test]
+    fn with_the_tag_turned_off_an_agents_late_reply_is_a_plain_response() {
+        let config = MessengerConfig::parse(
+            Platform::Messenger,
+            &serde_json::json!({"page_id": "1", "access_token": "t", "app_secret": "s",
+                "verify_token": "v", "human_agent_tag": false}),
+        )
+        .unwrap();
+        let channel = MessengerChannel::new(config).unwrap();
+        let wrote = reply(None).now - jiff::SignedDuration::from_hours(48);
+        assert_eq!(channel.tag_of(&reply(Some(wrote))), MessagingTag::Response);
     }
 }

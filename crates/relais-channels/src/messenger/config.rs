@@ -36,6 +36,18 @@ const KEYS: [&str; 8] = [
     "human_agent_tag",
 ];
 
+/// `human_agent_tag` when the config does not say.
+const DEFAULT_HUMAN_AGENT_TAG: bool = true;
+
+/// Whether a stored (already checked) config lets agents answer with the `HUMAN_AGENT`
+/// tag: read without the rest of the config, whose secrets may be sealed.
+pub fn human_agent_tag_of(config: &Value) -> bool {
+    config
+        .get("human_agent_tag")
+        .and_then(Value::as_bool)
+        .unwrap_or(DEFAULT_HUMAN_AGENT_TAG)
+}
+
 /// A checked `messenger` or `instagram` channel configuration.
 #[derive(Clone, PartialEq)]
 pub struct MessengerConfig {
@@ -96,7 +108,7 @@ impl MessengerConfig {
                 })?,
         };
         let human_agent_tag = match object.get("human_agent_tag") {
-            None | Some(Value::Null) => true,
+            None | Some(Value::Null) => DEFAULT_HUMAN_AGENT_TAG,
             Some(Value::Bool(on)) => *on,
             Some(_) => {
                 return Err(error(

@@ -246,6 +246,22 @@ mod tests {
     }
 
     #[test]
+    fn a_human_agents_late_reply_is_a_message_tag_with_human_agent() {
+        let body = request_body(
+            Platform::Messenger,
+            "1254477777772919",
+            &Content::text("Votre colis est reparti ce matin."),
+            MessagingTag::HumanAgent,
+        )
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({"recipient": {"id": "1254477777772919"}, "messaging_type": "MESSAGE_TAG",
+                   "tag": "HUMAN_AGENT", "message": {"text": "Votre colis est reparti ce matin."}})
+        );
+    }
+
+    #[test]
     fn text_goes_to_the_scoped_id_with_its_messaging_type() {
         assert_eq!(
             body_on(Platform::Messenger, json!({"text": "Bonjour"})),

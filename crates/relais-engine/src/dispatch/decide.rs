@@ -264,6 +264,7 @@ impl Dispatcher {
                 to: message.to_address.clone(),
                 from: message.sender.clone(),
                 content,
+                human_agent_since: message.human_agent_since,
                 attempt: item.attempts + 1,
                 now: self.clock.now(),
             },
@@ -642,9 +643,21 @@ async fn closed_window(
         }
         None => None,
     };
-    if caps.allows_free_form(last, now) {
+    // A human agent's reply keeps the channel's longer agent window (`human_agent_since`
+    // is set only where the configured channel allows it).
+    let human_agent = message.human_agent_since.is_some();
+    let open = if human_agent {
+        caps.allows_human_agent_reply(last, now)
+    } else {
+        caps.allows_free_form(last, now)
+    };
+    if open {
         return Ok(None);
     }
+    let hours = match caps.human_agent_window_hours {
+        Some(agent_hours) if human_agent => agent_hours,
+        _ => hours,
+    };
     let since = match last {
         Some(at) => format!("the contact last wrote on {kind} at {at}"),
         None => format!("the contact never wrote on {kind}"),

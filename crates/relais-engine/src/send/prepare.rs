@@ -403,6 +403,7 @@ impl Build {
             &contact,
             &self.known,
             named_steps,
+            request.human_agent,
             now,
             &at,
         )?;
@@ -424,6 +425,16 @@ impl Build {
             }),
         )?;
 
+        // A human agent's reply keeps when the customer last wrote, so that the channel
+        // can tell at send time whether the 24 h window still holds.
+        let human_agent_since = if request.human_agent {
+            self.known
+                .last_inbound
+                .get(&(contact.id.clone(), kind))
+                .copied()
+        } else {
+            None
+        };
         let segments = segments_for(&rendered, kind);
         let chain_json = serde_json::to_value(&chain).unwrap_or(serde_json::Value::Null);
         let content_json = serde_json::to_value(&rendered).unwrap_or(serde_json::Value::Null);
@@ -445,6 +456,7 @@ impl Build {
             purpose: purpose.as_str().to_owned(),
             sender: sender.map(Sender::into_string),
             campaign,
+            human_agent_since,
             status: MessageStatus::Accepted,
             segments,
             idempotency_key: idempotency.as_ref().map(|i| i.key.clone()),

@@ -90,6 +90,11 @@ pub struct SendRequest {
     /// The campaign the message belongs to (`black-friday-2026`), to find it by later.
     #[serde(default)]
     pub campaign: Option<String>,
+    /// Written by a human agent in a conversation, on a channel configured to give agents
+    /// a longer window (capabilities' `human_agent_window_hours`): set by
+    /// [`crate::conversations::reply`], never read from a request body.
+    #[serde(skip)]
+    pub human_agent: bool,
 }
 
 /// An `Idempotency-Key` with the digest of the request it came with.

@@ -11,7 +11,9 @@
 //!
 //! The window is judged at accept too, from when the contact last wrote on each channel
 //! kind: a step whose window is closed for a free-form message is left out of the chain
-//! (and the message's events say why); a request with no step left is refused. A window
+//! (and the message's events say why); a request with no step left is refused. A human
+//! agent's reply ([`super::SendRequest::human_agent`]) is judged by the channel's longer
+//! human-agent window where it has one (Messenger's 7 days). A window
 //! that closes while an earlier step waits for its delivery is looked at again by the
 //! dispatcher when the chain moves on (`dispatch/decide.rs`, `closed_window`).
 
@@ -174,6 +176,7 @@ pub(super) fn fit_route(
     contact: &Contact,
     known: &Known,
     named_steps: bool,
+    human_agent: bool,
     now: Timestamp,
     at: &dyn Fn(&str) -> String,
 ) -> Result<(FallbackChain, Vec<MessageEvent>), AcceptError> {
@@ -207,8 +210,19 @@ pub(super) fn fit_route(
                 .last_inbound
                 .get(&(contact.id.clone(), *kind))
                 .copied();
-            if free_form && !caps.allows_free_form(wrote_at, now) {
-                let hours = caps.service_window_hours.unwrap_or_default();
+            let open = if human_agent {
+                caps.allows_human_agent_reply(wrote_at, now)
+            } else {
+                caps.allows_free_form(wrote_at, now)
+            };
+            if free_form && !open {
+                let hours = if human_agent {
+                    caps.human_agent_window_hours
+                        .or(caps.service_window_hours)
+                        .unwrap_or_default()
+                } else {
+                    caps.service_window_hours.unwrap_or_default()
+                };
                 let since = match wrote_at {
                     Some(at) => format!("the contact last wrote on {kind} at {at}"),
                     None => format!("the contact never wrote on {kind}"),
@@ -343,6 +357,7 @@ mod tests {
             &contact(),
             known,
             channels.len() > 1,
+            false,
             now(),
             &at,
         )

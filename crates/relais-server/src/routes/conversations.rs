@@ -399,7 +399,8 @@ pub struct ReplyRequest {
 }
 
 /// Replies to the customer, on the channel they last wrote on unless `channel` picks
-/// another; refused outside the channel's customer-service window.
+/// another; refused outside the channel's customer-service window (for a logged-in agent,
+/// the channel's longer human-agent window where it has one: Messenger's 7 days).
 #[utoipa::path(post, path = "/v1/conversations/{id}/messages", tag = "conversations", request_body = ReplyRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the same message; same key, other body: 409")),
     responses((status = 202, body = Accepted), (status = 404, body = crate::problem::Problem),
@@ -463,6 +464,8 @@ pub async fn reply(
         Reply {
             content,
             channel: request.channel,
+            // A person logged in as an agent; an API key's reply is not a human agent's.
+            human_agent: caller.agent.is_some(),
         },
         idempotency,
         state.clock.now(),

@@ -273,6 +273,7 @@ impl EventSink {
         let mut statuses = Vec::new();
         let mut written_with_them: Vec<Confirm> = Vec::new();
         let mut inbound = Vec::new();
+        let mut not_yet = Vec::new();
         for event in burst {
             match event {
                 ChannelEvent::Status(report, confirm)
@@ -295,6 +296,7 @@ impl EventSink {
                         statuses.push(status);
                         written_with_them.push(confirm);
                     }
+                    Ok(Stored::NotYet(report)) => not_yet.push((report, confirm)),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot apply a provider's status; it will be delivered again");
                     }
@@ -318,6 +320,50 @@ impl EventSink {
         let confirm: ReceiptAck =
             Box::new(move || written_with_them.into_iter().for_each(Confirm::confirm));
         self.registry.receipts().push(statuses, Some(confirm));
+        if !not_yet.is_empty() {
+            // Off the channel's path: what comes after them is not held up.
+            let sink = self.clone();
+            tokio::spawn(async move { sink.apply_not_yet(not_yet).await });
+        }
+    }
+
+    /// Statuses whose provider id is not stored yet: a provider may report on a message
+    /// before the dispatcher has stored the id its send was acknowledged with (Meta's
+    /// `sent` can beat that commit). They are looked up again after the writer's next
+    /// commits, a few times; what is still unknown then is another tool's message on the
+    /// same account, taken and dropped.
+    async fn apply_not_yet(&self, mut waiting: Vec<(StatusReport, Confirm)>) {
+        for pause in EARLY_STATUS_PAUSES {
+            if waiting.is_empty() {
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            self.registry.receipts().committed(COMMIT_WAIT).await;
+            let mut statuses = Vec::new();
+            let mut written_with_them = Vec::new();
+            let mut still = Vec::new();
+            for (report, confirm) in waiting {
+                match self.status(report).await {
+                    Ok(Stored::Now) => confirm.confirm(),
+                    Ok(Stored::WithTheWriter(status)) => {
+                        statuses.push(status);
+                        written_with_them.push(confirm);
+                    }
+                    Ok(Stored::NotYet(report)) => still.push((report, confirm)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot apply a provider's status; it will be delivered again");
+                    }
+                }
+            }
+            let confirm: ReceiptAck =
+                Box::new(move || written_with_them.into_iter().for_each(Confirm::confirm));
+            self.registry.receipts().push(statuses, Some(confirm));
+            waiting = still;
+        }
+        for (report, confirm) in waiting {
+            tracing::debug!(channel = %report.channel_id, message = ?report.message, "a status for a message this channel did not send; dropped");
+            confirm.confirm();
+        }
     }
 
     /// [`EventSink::apply`], and whether every event was stored (within
@@ -404,34 +450,16 @@ impl EventSink {
 
     async fn status(&self, report: StatusReport) -> Result<Stored, crate::dispatch::DispatchError> {
         let at = report.at.unwrap_or_else(|| self.clock.now());
-        let (message_id, found) = match report.message {
+        let (message_id, found) = match &report.message {
             MessageRef::SentBefore { .. } => return Ok(Stored::Now),
-            MessageRef::Ours(message_id) => (message_id, None),
+            MessageRef::Ours(message_id) => (message_id.clone(), None),
             MessageRef::Provider(provider_id) => {
-                let mut found = self
+                let found = self
                     .store
-                    .message_by_provider_id(&report.channel_id, &provider_id)
+                    .message_by_provider_id(&report.channel_id, provider_id)
                     .await?;
-                // A provider may report on a message before the dispatcher has stored the
-                // id its send was acknowledged with (Meta's `sent` can beat that commit):
-                // wait for the writer's commits a few times before taking the status for
-                // another tool's message.
-                for pause in EARLY_STATUS_PAUSES {
-                    if found.is_some() {
-                        break;
-                    }
-                    tokio::time::sleep(pause).await;
-                    self.registry.receipts().committed(COMMIT_WAIT).await;
-                    found = self
-                        .store
-                        .message_by_provider_id(&report.channel_id, &provider_id)
-                        .await?;
-                }
-                // A status of a message Relais did not send (another tool on the same
-                // account) is taken and dropped.
                 let Some(message) = found else {
-                    tracing::debug!(channel = %report.channel_id, provider_id, "a status for a message this channel did not send; dropped");
-                    return Ok(Stored::Now);
+                    return Ok(Stored::NotYet(report));
                 };
                 (message.id.clone(), Some(message))
             }
@@ -460,4 +488,6 @@ impl EventSink {
 enum Stored {
     Now,
     WithTheWriter((String, MessageEvent)),
+    /// Its provider id is not stored (yet): see [`EventSink::apply_not_yet`].
+    NotYet(StatusReport),
 }

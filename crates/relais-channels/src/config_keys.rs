@@ -31,6 +31,45 @@ pub(crate) fn string<'v>(
     }
 }
 
+/// The bounds of `max_rate`: one message a day (below is a typo, and its pause would not
+/// fit a timer), and far above any provider's quota.
+const MIN_MAX_RATE: f64 = 1.0 / 86_400.0;
+const MAX_MAX_RATE: f64 = 10_000.0;
+
+/// `max_rate`, in messages per second; `default` when it is absent or null.
+pub(crate) fn max_rate(object: &Map<String, Value>, default: f64) -> Result<f64, ConfigError> {
+    match object.get("max_rate") {
+        None | Some(Value::Null) => Ok(default),
+        Some(rate) => rate
+            .as_f64()
+            .filter(|rate| (MIN_MAX_RATE..=MAX_MAX_RATE).contains(rate))
+            .ok_or_else(|| {
+                error(
+                    "/max_rate",
+                    format!(
+                        "`max_rate` must be from {MIN_MAX_RATE} to {MAX_MAX_RATE} messages per second"
+                    ),
+                )
+            }),
+    }
+}
+
+/// A `true` / `false` key; `default` when it is absent or null.
+pub(crate) fn flag(
+    object: &Map<String, Value>,
+    key: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(on)) => Ok(*on),
+        Some(_) => Err(error(
+            &pointer(key),
+            format!("`{key}` must be true or false"),
+        )),
+    }
+}
+
 /// A required, non-empty string key (a token, a secret).
 pub(crate) fn secret(object: &Map<String, Value>, key: &str) -> Result<String, ConfigError> {
     match string(object, key)? {

@@ -7,7 +7,7 @@
 use super::platform::Platform;
 use super::tag::{MessagingTag, messaging_tag};
 use crate::config_keys::{
-    checked_url, error, is_graph_api_version, pointer, refuse_unknown_keys, required, secret,
+    self, checked_url, error, is_graph_api_version, pointer, refuse_unknown_keys, required, secret,
     string,
 };
 use crate::whatsapp::config::{DEFAULT_API_VERSION, DEFAULT_BASE_URL};
@@ -20,10 +20,6 @@ pub use crate::configured::ConfigError;
 /// Messages per second: Meta lets an app make 300 Send API calls a second per Page (and
 /// per Instagram professional account) for text, links, reactions and stickers.
 pub const DEFAULT_MAX_RATE: f64 = 300.0;
-
-/// The bounds of `max_rate`: one message a day, and far above Meta's 300 a second.
-const MIN_MAX_RATE: f64 = 1.0 / 86_400.0;
-const MAX_MAX_RATE: f64 = 10_000.0;
 
 const KEYS: [&str; 8] = [
     "page_id",
@@ -94,29 +90,9 @@ impl MessengerConfig {
             }
             None => DEFAULT_API_VERSION.to_owned(),
         };
-        let max_rate = match object.get("max_rate") {
-            None | Some(Value::Null) => DEFAULT_MAX_RATE,
-            Some(rate) => rate
-                .as_f64()
-                // Below one message a day is a typo, and its pause would not fit a timer.
-                .filter(|rate| (MIN_MAX_RATE..=MAX_MAX_RATE).contains(rate))
-                .ok_or_else(|| {
-                    error(
-                        "/max_rate",
-                        format!("`max_rate` must be from {MIN_MAX_RATE} to {MAX_MAX_RATE} messages per second"),
-                    )
-                })?,
-        };
-        let human_agent_tag = match object.get("human_agent_tag") {
-            None | Some(Value::Null) => DEFAULT_HUMAN_AGENT_TAG,
-            Some(Value::Bool(on)) => *on,
-            Some(_) => {
-                return Err(error(
-                    "/human_agent_tag",
-                    "`human_agent_tag` must be true or false",
-                ));
-            }
-        };
+        let max_rate = config_keys::max_rate(object, DEFAULT_MAX_RATE)?;
+        let human_agent_tag =
+            config_keys::flag(object, "human_agent_tag", DEFAULT_HUMAN_AGENT_TAG)?;
         Ok(MessengerConfig {
             platform,
             page_id,

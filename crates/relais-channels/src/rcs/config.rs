@@ -6,7 +6,7 @@
 //! client token never show in `Debug` output.
 
 use super::service_account::ServiceAccount;
-use crate::config_keys::{checked_url, error, refuse_unknown_keys, required, string};
+use crate::config_keys::{self, checked_url, error, refuse_unknown_keys, required, string};
 use serde_json::Value;
 use std::fmt;
 
@@ -21,10 +21,6 @@ pub const DEFAULT_BASE_URL: &str = "https://rcsbusinessmessaging.googleapis.com"
 /// agent's reputation and answer `429 RESOURCE_EXHAUSTED` past them), so the channel
 /// paces itself at 20 a second unless the operator knows their agent's quota.
 pub const DEFAULT_MAX_RATE: f64 = 20.0;
-
-/// The bounds of `max_rate`: one message a day, and far above any agent's quota.
-const MIN_MAX_RATE: f64 = 1.0 / 86_400.0;
-const MAX_MAX_RATE: f64 = 10_000.0;
 
 /// Agent ids are short (`acme_ab12cd34_agent@rbm.goog`); longer is a paste gone wrong.
 const AGENT_ID_CHARS: usize = 256;
@@ -89,29 +85,8 @@ impl RcsConfig {
         let token_uri = string(object, "token_uri")?
             .map(|uri| checked_url("/token_uri", uri, DEFAULT_BASE_URL))
             .transpose()?;
-        let max_rate = match object.get("max_rate") {
-            None | Some(Value::Null) => DEFAULT_MAX_RATE,
-            Some(rate) => rate
-                .as_f64()
-                // Below one message a day is a typo, and its pause would not fit a timer.
-                .filter(|rate| (MIN_MAX_RATE..=MAX_MAX_RATE).contains(rate))
-                .ok_or_else(|| {
-                    error(
-                        "/max_rate",
-                        format!("`max_rate` must be from {MIN_MAX_RATE} to {MAX_MAX_RATE} messages per second"),
-                    )
-                })?,
-        };
-        let check_capability = match object.get("check_capability") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(on)) => *on,
-            Some(_) => {
-                return Err(error(
-                    "/check_capability",
-                    "`check_capability` must be true or false",
-                ));
-            }
-        };
+        let max_rate = config_keys::max_rate(object, DEFAULT_MAX_RATE)?;
+        let check_capability = config_keys::flag(object, "check_capability", true)?;
         Ok(RcsConfig {
             agent_id,
             service_account,

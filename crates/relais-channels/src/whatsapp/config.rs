@@ -5,7 +5,7 @@
 //! (`/access_token`). The three secrets never show in `Debug` output.
 
 use crate::config_keys::{
-    checked_url, error, is_graph_api_version, pointer, refuse_unknown_keys, required, secret,
+    self, checked_url, error, is_graph_api_version, pointer, refuse_unknown_keys, required, secret,
     string,
 };
 use serde_json::{Map, Value};
@@ -41,10 +41,6 @@ const KEYS: [&str; 10] = [
 ];
 
 pub use crate::configured::ConfigError;
-
-/// The bounds of `max_rate`: one message a day, and far above any number's Meta tier.
-const MIN_MAX_RATE: f64 = 1.0 / 86_400.0;
-const MAX_MAX_RATE: f64 = 10_000.0;
 
 /// A checked `whatsapp` channel configuration.
 #[derive(Clone, PartialEq)]
@@ -108,19 +104,7 @@ impl WhatsAppConfig {
             }
             None => DEFAULT_API_VERSION.to_owned(),
         };
-        let max_rate = match object.get("max_rate") {
-            None | Some(Value::Null) => DEFAULT_MAX_RATE,
-            Some(rate) => rate
-                .as_f64()
-                // Below one message a day is a typo, and its pause would not fit a timer.
-                .filter(|rate| (MIN_MAX_RATE..=MAX_MAX_RATE).contains(rate))
-                .ok_or_else(|| {
-                    error(
-                        "/max_rate",
-                        format!("`max_rate` must be from {MIN_MAX_RATE} to {MAX_MAX_RATE} messages per second"),
-                    )
-                })?,
-        };
+        let max_rate = config_keys::max_rate(object, DEFAULT_MAX_RATE)?;
         let messaging_limit = messaging_limit(object)?;
         Ok(WhatsAppConfig {
             phone_number_id,

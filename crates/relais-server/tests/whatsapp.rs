@@ -97,9 +97,13 @@ async fn api() -> Api {
 
 /// [`api`], with `extra` keys in the WhatsApp channel's config.
 async fn api_with(extra: Value) -> Api {
+    api_on(extra, Arc::new(SystemClock)).await
+}
+
+/// [`api_with`], with the server and the dispatcher on `clock`.
+async fn api_on(extra: Value, clock: Arc<dyn Clock>) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
         panic!("first start")
     };
@@ -112,7 +116,15 @@ async fn api_with(extra: Value) -> Api {
             ..Default::default()
         },
     )
-    .with_registry(state.channels.registry());
+    .with_registry(state.channels.registry())
+    // The sandbox's phones stand for the SMS step of fallback chains; they never answer.
+    .with_adapter(Arc::new(relais_engine::sim::adapter(
+        store.clone(),
+        relais_engine::sim::SimConfig {
+            delivered_after: None,
+            read_after: None,
+        },
+    )));
     let dispatcher = Arc::new(dispatcher);
     let (base_url, graph) = fake_graph().await;
     let mut api = Api {
@@ -199,6 +211,39 @@ impl Api {
         self.call("GET", &format!("/v1/messages/{id}"), None)
             .await
             .1
+    }
+
+    /// Accepts `body` and runs the dispatcher until the message is `sent` on WhatsApp.
+    async fn send_until_sent(&self, body: Value) -> String {
+        let (status, accepted) = self.call("POST", "/v1/messages", Some(body)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        let id = accepted["id"].as_str().unwrap().to_owned();
+        for _ in 0..200 {
+            self.dispatcher.run_once().await.unwrap();
+            if self.message(&id).await["status"] == "sent" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let message = self.message(&id).await;
+        assert_eq!(message["status"], "sent", "{message}");
+        assert_eq!(message["channel"], self.channel_id.as_str(), "{message}");
+        id
+    }
+
+    /// The texts the sandbox phone `number` received.
+    async fn sandbox_phone(&self, number: &str) -> Vec<String> {
+        let (status, phone) = self
+            .call("GET", &format!("/v1/sim/phones/{number}/messages"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{phone}");
+        phone["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["direction"] == "received")
+            .filter_map(|m| m["text"].as_str().map(str::to_owned))
+            .collect()
     }
 }
 
@@ -612,4 +657,119 @@ async fn templates_to_new_customers_past_the_messaging_limit_wait_queued() {
     }
     statuses.sort();
     assert_eq!(statuses, ["queued", "sent", "sent"]);
+}
+
+#[tokio::test]
+async fn a_failed_status_from_meta_moves_the_message_to_its_sms_step() {
+    let api = api().await;
+    api.customer_writes("wamid.IN1").await;
+    let id = api
+        .send_until_sent(json!({"to": "+33612345678", "channels": ["wa", "sim"],
+            "content": {"text": "Votre code : 482913"}}))
+        .await;
+    assert!(api.sandbox_phone("+33612345678").await.is_empty());
+
+    // Meta took the message, then reports that it could not deliver it.
+    let (status, answer) = api.signed_hook(&status_of("failed", 1764840090)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    for _ in 0..200 {
+        api.dispatcher.run_once().await.unwrap();
+        if !api.sandbox_phone("+33612345678").await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        api.sandbox_phone("+33612345678").await,
+        ["Votre code : 482913"],
+        "the SMS step sent it: {}",
+        api.message(&id).await
+    );
+    let message = api.message(&id).await;
+    assert_eq!(message["channel"], "sim", "{message}");
+    let failed = message["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["status"] == "failed")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(failed["channel"], api.channel_id.as_str(), "{message}");
+    assert!(
+        failed["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("131026"),
+        "Meta's reason is kept: {message}"
+    );
+    assert_eq!(api.graph.sent.lock().unwrap().len(), 1, "WhatsApp once");
+}
+
+#[tokio::test]
+async fn without_delivered_from_meta_in_time_the_message_goes_by_sms() {
+    let clock = Arc::new(relais_core::clock::ManualClock::new(jiff::Timestamp::now()));
+    let api = api_on(json!({}), clock.clone()).await;
+    api.customer_writes("wamid.IN1").await;
+    let chain = json!(["wa", {"channel": "sim", "after": "not_delivered", "within": "5m"}]);
+    let silent = api
+        .send_until_sent(json!({"to": "+33612345678", "channels": chain,
+            "content": {"text": "Votre code : 482913"}}))
+        .await;
+    let delivered = api
+        .send_until_sent(json!({"to": "+33612345678", "channels": chain,
+            "content": {"text": "Votre colis arrive demain."}}))
+        .await;
+    // Meta reports the second one delivered (wamid.TEST2), and never the first.
+    let dispatcher = api.dispatcher.clone();
+    let running = tokio::spawn(async move {
+        loop {
+            dispatcher.run_once().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    let (status, answer) = api
+        .signed_hook(&status("wamid.TEST2", "delivered", 1764840030))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    running.abort();
+    assert_eq!(api.message(&delivered).await["status"], "delivered");
+
+    clock.advance(jiff::SignedDuration::from_secs(4 * 60 + 59));
+    for _ in 0..3 {
+        api.dispatcher.run_once().await.unwrap();
+    }
+    assert!(
+        api.sandbox_phone("+33612345678").await.is_empty(),
+        "still within the wait"
+    );
+    clock.advance(jiff::SignedDuration::from_secs(1));
+    for _ in 0..200 {
+        api.dispatcher.run_once().await.unwrap();
+        if !api.sandbox_phone("+33612345678").await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for _ in 0..3 {
+        api.dispatcher.run_once().await.unwrap();
+    }
+    assert_eq!(
+        api.sandbox_phone("+33612345678").await,
+        ["Votre code : 482913"],
+        "only the message Meta never delivered went by SMS"
+    );
+    let moved = api.message(&silent).await;
+    assert_eq!(moved["channel"], "sim", "{moved}");
+    let timeout = moved["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "fallback_timeout")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(timeout["channel"], api.channel_id.as_str(), "{moved}");
+    assert_eq!(timeout["detail"], "not delivered within 5m", "{moved}");
+    let kept = api.message(&delivered).await;
+    assert_eq!(kept["channel"], api.channel_id.as_str(), "{kept}");
+    assert_eq!(kept["status"], "delivered", "{kept}");
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script).
 #
-# Installs what the tests need when it is missing (interop peers from Debian and PyPI),
+# Installs what the tests need when it is missing (interop peers from Debian and PyPI,
+# Debian's chromium and npm's playwright-core for the browser tests),
 # makes sure the local PostgreSQL runs (the storage suite runs against it too), then runs
 # every test of the workspace.
 set -euo pipefail
@@ -21,6 +22,7 @@ pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is required on 127.0.0.1:5
 log "interop peers"
 if [ "$(id -u)" = 0 ]; then
     sh scripts/install-smpp-peers.sh
+    sh scripts/install-browser.sh
 else
     echo "not root: skipping peer installation (tests needing a missing peer will say so)"
 fi
@@ -39,5 +41,7 @@ export RELAIS_REQUIRE_PEERS="${RELAIS_REQUIRE_PEERS:-1}"
 # privilege is a failure, not a skip.
 if [ "$(id -u)" = 0 ]; then
     export RELAIS_REQUIRE_FAULT_TESTS="${RELAIS_REQUIRE_FAULT_TESTS:-1}"
+    # The browser was installed above: the browser tests run.
+    export RELAIS_REQUIRE_BROWSER="${RELAIS_REQUIRE_BROWSER:-1}"
 fi
 cargo test --workspace --no-fail-fast

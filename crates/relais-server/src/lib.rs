@@ -3,6 +3,7 @@
 pub mod extract;
 mod keys;
 mod openapi;
+mod pages;
 pub mod problem;
 mod routes;
 
@@ -146,6 +147,7 @@ pub fn router(state: AppState) -> Router {
     let json_limit = state.settings.json_body_limit;
     Router::new()
         .merge(routes::system::router())
+        .merge(pages::router())
         .merge(routes::hooks::router())
         .nest("/v1", routes::v1())
         .fallback(no_route)

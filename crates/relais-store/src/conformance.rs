@@ -3,7 +3,7 @@
 
 use crate::{
     ContactPatch, ImportConsent, ImportOutcome, ImportRow, NewApiKey, NewContact, PageRequest,
-    Store, StoreError,
+    SimEntry, Store, StoreError,
 };
 use jiff::Timestamp;
 use relais_core::channel::ChannelKind;
@@ -1002,6 +1002,57 @@ pub async fn messages_are_isolated_per_tenant(store: &dyn Store) {
             .unwrap(),
         vec![]
     );
+}
+
+pub async fn sim_phones_are_listed_per_tenant_most_recent_first(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    let entry = |id: &str, number: &str, direction: &str, s: i64| SimEntry {
+        id: id.into(),
+        number: number.into(),
+        direction: direction.into(),
+        message_id: None,
+        text: format!("text {id}"),
+        at: secs(s),
+    };
+    store
+        .sim_record(
+            &acme.id,
+            &[
+                entry("s1", "+33611111111", "received", 1),
+                entry("s2", "+33622222222", "received", 2),
+                entry("s3", "+33611111111", "sent", 3),
+                entry("s4", "+33633333333", "received", 0),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .sim_record(&globex.id, &[entry("s5", "+33644444444", "received", 9)])
+        .await
+        .unwrap();
+    let phones = store.sim_phones(&acme.id, 10).await.unwrap();
+    let listed: Vec<_> = phones
+        .iter()
+        .map(|p| (p.number.as_str(), p.messages, p.last_at))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("+33611111111", 2, secs(3)),
+            ("+33622222222", 1, secs(2)),
+            ("+33633333333", 1, secs(0)),
+        ]
+    );
+    assert_eq!(store.sim_phones(&acme.id, 2).await.unwrap().len(), 2);
+    let other: Vec<_> = store
+        .sim_phones(&globex.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.number)
+        .collect();
+    assert_eq!(other, ["+33644444444"]);
 }
 
 pub async fn idempotency_keys_are_unique_per_tenant(store: &dyn Store) {
@@ -5410,6 +5461,7 @@ macro_rules! conformance_suite {
             recipients_created_at_once_by_two_requests_are_one_contact,
             settings_and_models_are_per_tenant,
             messages_are_isolated_per_tenant,
+            sim_phones_are_listed_per_tenant_most_recent_first,
             idempotency_keys_are_unique_per_tenant,
             message_status_only_moves_forward,
             a_claimed_message_is_not_claimed_twice_before_its_lease_expires,

@@ -389,6 +389,15 @@ pub struct SimEntry {
     pub at: Timestamp,
 }
 
+/// A simulated phone and how much it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimPhoneSummary {
+    pub number: String,
+    /// Messages it received and sent.
+    pub messages: i64,
+    pub last_at: Timestamp,
+}
+
 /// A customer's endpoint for outgoing webhooks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
@@ -666,6 +675,9 @@ pub trait MessageStore: Send + Sync {
     async fn sim_record(&self, tenant: &str, entries: &[SimEntry]) -> StoreResult<()>;
     /// What a simulated phone received and sent, oldest first.
     async fn sim_messages(&self, tenant: &str, number: &str) -> StoreResult<Vec<SimEntry>>;
+    /// The tenant's simulated phones that received or sent something, the most recently
+    /// active first, `limit` at most.
+    async fn sim_phones(&self, tenant: &str, limit: u32) -> StoreResult<Vec<SimPhoneSummary>>;
     /// Queues `payload` (an event of type `event_type`) for every webhook of the tenant,
     /// once: the delivery of webhook `h` is `{key}_{h}`, so queueing the same key again
     /// adds nothing. The number of deliveries queued now.
@@ -2107,6 +2119,24 @@ macro_rules! impl_message_store {
                                 message_id: row.try_get("message_id")?,
                                 text: row.try_get("text")?,
                                 at: from_micros(row.try_get("at")?)?,
+                            })
+                        })
+                        .collect()
+                }
+                async fn sim_phones(&self, tenant: &str, limit: u32) -> StoreResult<Vec<SimPhoneSummary>> {
+                    let rows = sqlx::query(
+                        "SELECT number, COUNT(*) AS messages, MAX(at) AS last_at FROM sim_messages WHERE tenant_id = $1 GROUP BY number ORDER BY MAX(at) DESC, number LIMIT $2",
+                    )
+                    .bind(tenant)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(SimPhoneSummary {
+                                number: row.try_get("number")?,
+                                messages: row.try_get("messages")?,
+                                last_at: from_micros(row.try_get("last_at")?)?,
                             })
                         })
                         .collect()

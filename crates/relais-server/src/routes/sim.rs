@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/sim/phones", get(phones))
         .route("/sim/phones/{number}/messages", get(phone_messages))
         .route("/sim/phones/{number}/reply", post(phone_reply))
 }
@@ -38,6 +39,26 @@ pub struct SimPhone {
     pub number: String,
     pub messages: Vec<SimMessage>,
 }
+
+/// A simulated phone that received or sent something.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimPhoneListed {
+    pub number: String,
+    /// Messages it received and sent.
+    pub messages: i64,
+    /// When it last received or sent one.
+    #[schema(value_type = String)]
+    pub last_at: jiff::Timestamp,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimPhones {
+    /// The most recently active first, 100 at most.
+    pub phones: Vec<SimPhoneListed>,
+}
+
+/// The phones listed at most: the sandbox page shows them side by side.
+const PHONES_LISTED: u32 = 100;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +98,30 @@ fn number(state: &AppState, raw: &str) -> ApiResult<String> {
     normalize_phone(raw, state.settings.default_country)
         .map(|p| p.into_string())
         .map_err(|e| ApiError::invalid_field("/number", e.to_string()))
+}
+
+/// The simulated phones that received or sent something, the most recently active first.
+#[utoipa::path(get, path = "/v1/sim/phones", tag = "sim",
+    responses((status = 200, body = SimPhones)))]
+pub async fn phones(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<SimPhones>> {
+    caller.require(Scope::Read)?;
+    let phones = state
+        .store
+        .sim_phones(&caller.tenant_id, PHONES_LISTED)
+        .await?;
+    Ok(axum::Json(SimPhones {
+        phones: phones
+            .into_iter()
+            .map(|p| SimPhoneListed {
+                number: p.number,
+                messages: p.messages,
+                last_at: p.last_at,
+            })
+            .collect(),
+    }))
 }
 
 /// What a simulated phone received and sent, oldest first.

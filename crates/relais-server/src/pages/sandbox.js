@@ -1,0 +1,331 @@
+// The sandbox page: the `sim` channel's simulated phones side by side, what each received
+// and sent, a reply box per phone, and a form that sends from Relais. It uses the public
+// REST API and the event stream only. Everything a phone shows is inserted as text.
+
+const TEXTS = {
+  en: {
+    title: "Relais sandbox", language: "Language", signOut: "Sign out",
+    signInTitle: "Open the sandbox",
+    signInHelp: "Paste an API key of your tenant. The first start of the server wrote one to relais-data/admin-api-key.",
+    apiKey: "API key", open: "Open", badKey: "This key was refused.",
+    sendTitle: "Send from Relais", sendHelp: "A message on the sim channel, as POST /v1/messages sends it.",
+    to: "To", text: "Text", send: "Send", sent: "Accepted: {id}",
+    addTitle: "Add a phone", addHelp: "A phone that writes first, as a customer would.",
+    number: "Number", add: "Add",
+    empty: "No phone has received or sent anything yet: send a message, or add a phone.",
+    reply: "Reply", replyTo: "Reply from {number}", oneMessage: "1 message", messages: "{n} messages",
+    live: "● live", reconnecting: "○ reconnecting…", failed: "Failed: {why}",
+  },
+  fr: {
+    title: "Bac à sable Relais", language: "Langue", signOut: "Se déconnecter",
+    signInTitle: "Ouvrir le bac à sable",
+    signInHelp: "Collez une clé d'API de votre tenant. Le premier démarrage du serveur en a écrit une dans relais-data/admin-api-key.",
+    apiKey: "Clé d'API", open: "Ouvrir", badKey: "Cette clé a été refusée.",
+    sendTitle: "Envoyer depuis Relais", sendHelp: "Un message sur le canal sim, comme POST /v1/messages l'envoie.",
+    to: "Destinataire", text: "Texte", send: "Envoyer", sent: "Accepté : {id}",
+    addTitle: "Ajouter un téléphone", addHelp: "Un téléphone qui écrit le premier, comme un client.",
+    number: "Numéro", add: "Ajouter",
+    empty: "Aucun téléphone n'a encore reçu ni envoyé de message : envoyez-en un, ou ajoutez un téléphone.",
+    reply: "Répondre", replyTo: "Réponse de {number}", oneMessage: "1 message", messages: "{n} messages",
+    live: "● en direct", reconnecting: "○ reconnexion…", failed: "Échec : {why}",
+  },
+};
+
+// Phones shown at most, the most recently active first.
+const PHONES_SHOWN = 12;
+const KEY_ITEM = "relais.sandbox.key";
+const LANG_ITEM = "relais.lang";
+// A refresh after events waits this long, so that a burst of events makes one refresh.
+const REFRESH_DEBOUNCE_MS = 120;
+// Without the event stream the page still catches up this often.
+const POLL_MS = 5000;
+
+const $ = (id) => document.getElementById(id);
+let lang = localStorage.getItem(LANG_ITEM) || (navigator.language || "en").slice(0, 2);
+if (!TEXTS[lang]) lang = "en";
+let key = sessionStorage.getItem(KEY_ITEM);
+const added = new Set(); // numbers added on this page that have no message yet
+const shown = new Map(); // number -> {card, thread, signature}
+let socket = null;
+let refreshTimer = null;
+let reconnectDelay = 1000;
+
+function t(name, values = {}) {
+  const text = TEXTS[lang][name] ?? TEXTS.en[name] ?? name;
+  return text.replace(/\{(\w+)\}/g, (_, k) => String(values[k] ?? ""));
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  $("lang").value = lang;
+  for (const el of document.querySelectorAll("[data-text]")) el.textContent = t(el.dataset.text);
+  document.title = t("title");
+  for (const { card } of shown.values()) translateCard(card);
+  setLive(socket && socket.readyState === WebSocket.OPEN);
+}
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${key}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let value = null;
+  try { value = text ? JSON.parse(text) : null; } catch { value = null; }
+  if (!response.ok) {
+    const field = value?.errors?.[0];
+    const detail = field ? `${field.pointer ?? ""} ${field.detail ?? ""}`.trim() : value?.detail || value?.title || response.statusText;
+    throw new ApiError(response.status, detail);
+  }
+  return value;
+}
+
+function signedOut(message) {
+  key = null;
+  sessionStorage.removeItem(KEY_ITEM);
+  if (socket) { socket.onclose = null; socket.close(); socket = null; }
+  $("sandbox").hidden = true;
+  $("sign-out").hidden = true;
+  $("sign-in").hidden = false;
+  $("sign-in-error").textContent = message || "";
+  $("live").textContent = "";
+  $("key").focus();
+}
+
+async function signIn(candidate) {
+  key = candidate;
+  try {
+    await api("GET", "/v1/sim/phones");
+  } catch (e) {
+    signedOut(e.status === 401 || e.status === 403 ? t("badKey") : t("failed", { why: e.message }));
+    return;
+  }
+  sessionStorage.setItem(KEY_ITEM, key);
+  $("sign-in").hidden = true;
+  $("sandbox").hidden = false;
+  $("sign-out").hidden = false;
+  connect();
+  await refresh();
+}
+
+function formatTime(at) {
+  const date = new Date(at);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function translateCard(card) {
+  const number = card.dataset.number;
+  const input = card.querySelector("input");
+  input.setAttribute("aria-label", t("replyTo", { number }));
+  input.placeholder = t("reply");
+  card.querySelector("form button").textContent = t("reply");
+}
+
+function phoneCard(number) {
+  const card = document.createElement("article");
+  card.className = "phone";
+  card.dataset.number = number;
+  const header = document.createElement("header");
+  const title = document.createElement("span");
+  title.textContent = number;
+  const count = document.createElement("small");
+  header.append(title, count);
+  const thread = document.createElement("div");
+  thread.className = "thread";
+  thread.setAttribute("role", "log");
+  thread.setAttribute("aria-label", number);
+  const form = document.createElement("form");
+  const input = document.createElement("input");
+  input.name = "reply";
+  input.autocomplete = "off";
+  input.required = true;
+  const button = document.createElement("button");
+  button.type = "submit";
+  form.append(input, button);
+  const result = document.createElement("p");
+  result.className = "result";
+  result.setAttribute("role", "status");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = input.value;
+    if (!text.trim()) return;
+    button.disabled = true;
+    result.textContent = "";
+    result.className = "result";
+    try {
+      await api("POST", `/v1/sim/phones/${encodeURIComponent(number)}/reply`, { text });
+      input.value = "";
+      added.delete(number);
+      await refresh();
+    } catch (e) {
+      if (e.status === 401) return signedOut(t("badKey"));
+      result.textContent = t("failed", { why: e.message });
+      result.className = "result error";
+    } finally {
+      button.disabled = false;
+      input.focus();
+    }
+  });
+  card.append(header, thread, form, result);
+  translateCard(card);
+  return { card, thread, count, signature: "" };
+}
+
+function renderThread(entry, messages) {
+  const last = messages[messages.length - 1];
+  const signature = `${messages.length}:${last ? last.id : ""}`;
+  entry.count.textContent = messages.length === 1 ? t("oneMessage") : t("messages", { n: messages.length });
+  if (signature === entry.signature) return;
+  entry.signature = signature;
+  const atBottom = entry.thread.scrollHeight - entry.thread.scrollTop - entry.thread.clientHeight < 40;
+  const bubbles = messages.map((m) => {
+    const bubble = document.createElement("div");
+    bubble.className = `bubble ${m.direction === "sent" ? "sent" : "received"}`;
+    bubble.textContent = m.text;
+    const time = document.createElement("time");
+    time.dateTime = m.at;
+    time.textContent = formatTime(m.at);
+    bubble.append(time);
+    return bubble;
+  });
+  entry.thread.replaceChildren(...bubbles);
+  if (atBottom || entry.thread.dataset.seen !== "yes") {
+    entry.thread.scrollTop = entry.thread.scrollHeight;
+    entry.thread.dataset.seen = "yes";
+  }
+}
+
+let refreshing = null;
+async function refresh() {
+  if (!key) return;
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    try {
+      const listed = await api("GET", "/v1/sim/phones");
+      const numbers = [...added, ...listed.phones.map((p) => p.number).filter((n) => !added.has(n))].slice(0, PHONES_SHOWN);
+      const threads = await Promise.all(numbers.map((n) => added.has(n)
+        ? Promise.resolve({ messages: [] })
+        : api("GET", `/v1/sim/phones/${encodeURIComponent(n)}/messages`)));
+      const container = $("phones");
+      numbers.forEach((number, i) => {
+        let entry = shown.get(number);
+        if (!entry) {
+          entry = phoneCard(number);
+          shown.set(number, entry);
+        }
+        if (container.children[i] !== entry.card) container.insertBefore(entry.card, container.children[i] || null);
+        renderThread(entry, threads[i].messages);
+      });
+      for (const [number, entry] of shown) {
+        if (!numbers.includes(number)) { entry.card.remove(); shown.delete(number); }
+      }
+      $("empty").hidden = numbers.length > 0;
+    } catch (e) {
+      if (e.status === 401) signedOut(t("badKey"));
+      else console.warn("sandbox refresh failed:", e.message);
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+function refreshSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(refresh, REFRESH_DEBOUNCE_MS);
+}
+
+function setLive(on) {
+  if (!key) return;
+  $("live").textContent = on ? t("live") : t("reconnecting");
+  $("live").className = on ? "live on" : "live";
+}
+
+function connect() {
+  if (!key) return;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const url = `${scheme}://${location.host}/v1/events/stream?access_token=${encodeURIComponent(key)}`;
+  socket = new WebSocket(url);
+  socket.onopen = () => {
+    reconnectDelay = 1000;
+    setLive(true);
+    refreshSoon();
+  };
+  socket.onmessage = refreshSoon;
+  socket.onclose = () => {
+    setLive(false);
+    socket = null;
+    // Back off up to 10 s while the server is away; the page polls meanwhile.
+    setTimeout(connect, reconnectDelay);
+    reconnectDelay = Math.min(reconnectDelay * 2, 10000);
+  };
+}
+
+function showResult(el, text, ok) {
+  el.textContent = text;
+  el.className = ok ? "result ok" : "result error";
+}
+
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const candidate = $("key").value.trim();
+  if (candidate) signIn(candidate);
+});
+
+$("sign-out").addEventListener("click", () => signedOut(""));
+
+$("lang").addEventListener("change", () => {
+  lang = $("lang").value;
+  localStorage.setItem(LANG_ITEM, lang);
+  applyLanguage();
+});
+
+$("send-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const result = $("send-result");
+  const button = event.submitter || $("send-form").querySelector("button");
+  button.disabled = true;
+  try {
+    const accepted = await api("POST", "/v1/messages", {
+      to: $("send-to").value.trim(), channel: "sim", purpose: "transactional",
+      content: { text: $("send-text").value },
+    });
+    showResult(result, t("sent", { id: accepted.id }), true);
+    $("send-text").value = "";
+    refreshSoon();
+  } catch (e) {
+    if (e.status === 401) return signedOut(t("badKey"));
+    showResult(result, t("failed", { why: e.message }), false);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$("add-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const result = $("add-result");
+  const raw = $("add-number").value.trim();
+  try {
+    // The server reads the number (national numbers with its default country).
+    const phone = await api("GET", `/v1/sim/phones/${encodeURIComponent(raw)}/messages`);
+    if (phone.messages.length === 0) added.add(phone.number);
+    $("add-number").value = "";
+    showResult(result, "", true);
+    await refresh();
+  } catch (e) {
+    if (e.status === 401) return signedOut(t("badKey"));
+    showResult(result, t("failed", { why: e.message }), false);
+  }
+});
+
+setInterval(() => { if (key && !document.hidden) refresh(); }, POLL_MS);
+applyLanguage();
+if (key) signIn(key); else signedOut("");

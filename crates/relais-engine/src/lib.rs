@@ -2,6 +2,7 @@
 //! channels.
 
 pub mod agents;
+pub mod analytics;
 pub mod channels;
 pub mod conversations;
 pub mod crm;

@@ -1,5 +1,6 @@
 //! The HTTP face of Relais: REST API under `/v1`, health, metrics, OpenAPI and its docs.
 
+mod charts;
 pub mod extract;
 mod keys;
 mod openapi;

@@ -1,8 +1,8 @@
 //! The OpenAPI description, generated from the handlers and types themselves.
 
 use crate::routes::{
-    channels, contacts, conversations, events, flows, import, inbound, keywords, messages, nlu,
-    sim, system, templates, tenants, tools, webhooks,
+    analytics, channels, contacts, conversations, events, flows, import, inbound, keywords,
+    messages, nlu, sim, system, templates, tenants, tools, webhooks,
 };
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -30,6 +30,7 @@ use utoipa::{Modify, OpenApi};
         flows::list_flows, flows::get_flow, flows::put_flow, flows::delete_flow, flows::simulate_flow,
         templates::create_template, templates::list_templates, templates::get_template, templates::put_template, templates::delete_template,
         events::stream,
+        analytics::figures, analytics::volume_chart, analytics::funnel_chart,
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
     modifiers(&BearerAuth),

@@ -1055,6 +1055,87 @@ pub async fn sim_phones_are_listed_per_tenant_most_recent_first(store: &dyn Stor
     assert_eq!(other, ["+33644444444"]);
 }
 
+pub async fn a_period_is_counted_by_channel_status_bucket_and_reply(store: &dyn Store) {
+    use relais_core::status::MessageStatus;
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    let message =
+        |channel: &str, contact: &str, at: i64, campaign: Option<&str>| crate::NewMessage {
+            contact_id: Some(contact.to_owned()),
+            campaign: campaign.map(|c| relais_core::campaign::CampaignLabel::parse(c).unwrap()),
+            ..queued_message(&acme.id, channel, "+33612345678", secs(at))
+        };
+    let delivered = message("sim", "c1", 0, None);
+    let read = message("sim", "c2", 100, None);
+    let failed = message("wa", "c1", 3700, Some("soldes"));
+    let before = message("sim", "c3", -100, None);
+    let elsewhere = crate::NewMessage {
+        tenant_id: globex.id.clone(),
+        ..message("sim", "c9", 10, None)
+    };
+    store
+        .insert_messages(&[
+            delivered.clone(),
+            read.clone(),
+            failed.clone(),
+            before,
+            elsewhere,
+        ])
+        .await
+        .unwrap();
+    for (m, status) in [
+        (&delivered, MessageStatus::Delivered),
+        (&read, MessageStatus::Read),
+        (&failed, MessageStatus::Failed),
+    ] {
+        let event = crate::MessageEvent::new(status, secs(4000));
+        store.record_status(&m.id, &event).await.unwrap();
+    }
+    // c2 writes back after its message; c1 wrote only before its first one.
+    for (contact, at) in [("c2", 200), ("c1", -50)] {
+        let written = crate::NewInboundMessage {
+            contact_id: Some(contact.to_owned()),
+            received_at: secs(at),
+            ..inbound(&acme.id, "+33612345678", "Merci", None)
+        };
+        store.insert_inbound(&written).await.unwrap();
+    }
+    let period = crate::Period {
+        since: t0(),
+        until: secs(7200),
+        bucket: jiff::SignedDuration::from_secs(3600),
+    };
+    let counts = store.period_counts(&acme.id, &period).await.unwrap();
+    let mut messages: Vec<_> = counts
+        .messages
+        .iter()
+        .map(|c| {
+            (
+                c.channel.as_str(),
+                c.campaign.as_deref(),
+                c.status.as_str(),
+                c.bucket,
+                c.count,
+            )
+        })
+        .collect();
+    messages.sort();
+    assert_eq!(
+        messages,
+        [
+            ("sim", None, "delivered", 0, 1),
+            ("sim", None, "read", 0, 1),
+            ("wa", Some("soldes"), "failed", 1, 1),
+        ]
+    );
+    assert_eq!(counts.inbound, [(0, 1)]);
+    assert_eq!((counts.contacts_reached, counts.contacts_replied), (2, 1));
+    assert_eq!(counts.desk, crate::DeskCounts::default());
+    let other = store.period_counts(&globex.id, &period).await.unwrap();
+    assert_eq!(other.messages.len(), 1);
+    assert_eq!(other.contacts_replied, 0);
+}
+
 pub async fn idempotency_keys_are_unique_per_tenant(store: &dyn Store) {
     let acme = store.create_tenant("acme", t0()).await.unwrap();
     let first = new_message(&acme.id, Some("order-42"), Some(0));
@@ -5462,6 +5543,7 @@ macro_rules! conformance_suite {
             settings_and_models_are_per_tenant,
             messages_are_isolated_per_tenant,
             sim_phones_are_listed_per_tenant_most_recent_first,
+            a_period_is_counted_by_channel_status_bucket_and_reply,
             idempotency_keys_are_unique_per_tenant,
             message_status_only_moves_forward,
             a_claimed_message_is_not_claimed_twice_before_its_lease_expires,

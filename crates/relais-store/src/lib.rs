@@ -4,6 +4,7 @@
 //! Every method takes the tenant it acts for; no query crosses tenants.
 
 mod agents;
+mod analytics;
 mod channels;
 mod config_cache;
 mod conversations;
@@ -24,6 +25,7 @@ pub mod conformance;
 pub mod scratch;
 
 pub use agents::*;
+pub use analytics::*;
 pub use channels::*;
 pub use config_cache::CONFIG_FRESH_FOR;
 pub use conversations::*;
@@ -226,6 +228,7 @@ pub trait Store:
     + HeldPartStore
     + ReachStore
     + TemplateStore
+    + AnalyticsStore
     + Send
     + Sync
     + 'static

@@ -1,4 +1,5 @@
 pub mod agents;
+pub mod analytics;
 pub mod channels;
 pub mod contacts;
 pub mod conversations;
@@ -34,6 +35,7 @@ pub fn v1() -> Router<AppState> {
                 .route_layer(axum::middleware::from_fn(crate::extract::json_bodies_only)),
         )
         .merge(sim::router())
+        .merge(analytics::router())
         .merge(webhooks::router())
         .merge(nlu::router())
         .merge(inbound::router())

@@ -78,8 +78,9 @@ fn drive(script: &str, server: &Server) {
     );
 }
 
-#[tokio::test]
-async fn the_sandbox_page_sends_receives_and_replies_in_a_browser() {
+/// Starts a server of its own, drives `script` against it and checks that it saved
+/// `screenshots`.
+async fn browser_test(script: &str, screenshots: &[&str]) {
     if !browser_available() {
         return;
     }
@@ -90,10 +91,20 @@ async fn the_sandbox_page_sends_receives_and_replies_in_a_browser() {
         &[] as &[(&str, &str)],
     )
     .await;
-    drive("sandbox.mjs", &server);
-    for shot in ["sandbox.png", "sandbox-phone.png"] {
-        let path = screenshots_dir().join(shot);
+    drive(script, &server);
+    for name in screenshots {
+        let path = screenshots_dir().join(name);
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "{} was not written", path.display());
     }
+}
+
+#[tokio::test]
+async fn the_sandbox_page_sends_receives_and_replies_in_a_browser() {
+    browser_test("sandbox.mjs", &["sandbox.png", "sandbox-phone.png"]).await;
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_a_batch_sent_and_delivered_in_a_browser() {
+    browser_test("dashboard.mjs", &["dashboard.png", "dashboard-phone.png"]).await;
 }

@@ -8,9 +8,10 @@ use axum::routing::get;
 
 /// Scripts and styles come from this server only, and nothing a page shows can run:
 /// text a customer typed is inserted as text, and an injected `<script>` or inline
-/// handler would be refused by the browser anyway.
+/// handler would be refused by the browser anyway. Charts are SVG images fetched with the
+/// key and shown from `blob:` URLs, where no script runs.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+     img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -19,6 +20,20 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/assets/sandbox.js",
             get(|| asset("text/javascript; charset=utf-8", include_str!("sandbox.js"))),
+        )
+        .route("/dashboard", get(|| page(include_str!("dashboard.html"))))
+        .route(
+            "/assets/dashboard.js",
+            get(|| {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("dashboard.js"),
+                )
+            }),
+        )
+        .route(
+            "/assets/session.js",
+            get(|| asset("text/javascript; charset=utf-8", include_str!("session.js"))),
         )
         .route(
             "/assets/pages.css",

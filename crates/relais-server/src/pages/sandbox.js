@@ -2,6 +2,10 @@
 // and sent, a reply box per phone, and a form that sends from Relais. It uses the public
 // REST API and the event stream only. Everything a phone shows is inserted as text.
 
+import {
+  $, api, applyTexts, preferredLanguage, rememberLanguage, signInForm, translator,
+} from "/assets/session.js";
+
 const TEXTS = {
   en: {
     title: "Relais sandbox", language: "Language", signOut: "Sign out",
@@ -33,88 +37,28 @@ const TEXTS = {
 
 // Phones shown at most, the most recently active first.
 const PHONES_SHOWN = 12;
-const KEY_ITEM = "relais.sandbox.key";
-const LANG_ITEM = "relais.lang";
 // A refresh after events waits this long, so that a burst of events makes one refresh.
 const REFRESH_DEBOUNCE_MS = 120;
 // Without the event stream the page still catches up this often.
 const POLL_MS = 5000;
 
-const $ = (id) => document.getElementById(id);
-let lang = localStorage.getItem(LANG_ITEM) || (navigator.language || "en").slice(0, 2);
-if (!TEXTS[lang]) lang = "en";
-let key = sessionStorage.getItem(KEY_ITEM);
+let lang = preferredLanguage(TEXTS);
+const t = translator(TEXTS, () => lang);
+let key = null;
 const added = new Set(); // numbers added on this page that have no message yet
-const shown = new Map(); // number -> {card, thread, signature}
+const shown = new Map(); // number -> {card, thread, count, signature}
 let socket = null;
 let refreshTimer = null;
 let reconnectDelay = 1000;
 
-function t(name, values = {}) {
-  const text = TEXTS[lang][name] ?? TEXTS.en[name] ?? name;
-  return text.replace(/\{(\w+)\}/g, (_, k) => String(values[k] ?? ""));
-}
-
 function applyLanguage() {
-  document.documentElement.lang = lang;
+  applyTexts(t, lang);
   $("lang").value = lang;
-  for (const el of document.querySelectorAll("[data-text]")) el.textContent = t(el.dataset.text);
-  document.title = t("title");
   for (const { card } of shown.values()) translateCard(card);
   setLive(socket && socket.readyState === WebSocket.OPEN);
 }
 
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
-}
-
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${key}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let value = null;
-  try { value = text ? JSON.parse(text) : null; } catch { value = null; }
-  if (!response.ok) {
-    const field = value?.errors?.[0];
-    const detail = field ? `${field.pointer ?? ""} ${field.detail ?? ""}`.trim() : value?.detail || value?.title || response.statusText;
-    throw new ApiError(response.status, detail);
-  }
-  return value;
-}
-
-function signedOut(message) {
-  key = null;
-  sessionStorage.removeItem(KEY_ITEM);
-  if (socket) { socket.onclose = null; socket.close(); socket = null; }
-  $("sandbox").hidden = true;
-  $("sign-out").hidden = true;
-  $("sign-in").hidden = false;
-  $("sign-in-error").textContent = message || "";
-  $("live").textContent = "";
-  $("key").focus();
-}
-
-async function signIn(candidate) {
-  key = candidate;
-  try {
-    await api("GET", "/v1/sim/phones");
-  } catch (e) {
-    signedOut(e.status === 401 || e.status === 403 ? t("badKey") : t("failed", { why: e.message }));
-    return;
-  }
-  sessionStorage.setItem(KEY_ITEM, key);
-  $("sign-in").hidden = true;
-  $("sandbox").hidden = false;
-  $("sign-out").hidden = false;
-  connect();
-  await refresh();
-}
+const call = (method, path, body) => api(key, method, path, body);
 
 function formatTime(at) {
   const date = new Date(at);
@@ -161,12 +105,12 @@ function phoneCard(number) {
     result.textContent = "";
     result.className = "result";
     try {
-      await api("POST", `/v1/sim/phones/${encodeURIComponent(number)}/reply`, { text });
+      await call("POST", `/v1/sim/phones/${encodeURIComponent(number)}/reply`, { text });
       input.value = "";
       added.delete(number);
       await refresh();
     } catch (e) {
-      if (e.status === 401) return signedOut(t("badKey"));
+      if (e.status === 401) return session.refused();
       result.textContent = t("failed", { why: e.message });
       result.className = "result error";
     } finally {
@@ -209,11 +153,11 @@ async function refresh() {
   if (refreshing) return refreshing;
   refreshing = (async () => {
     try {
-      const listed = await api("GET", "/v1/sim/phones");
+      const listed = await call("GET", "/v1/sim/phones");
       const numbers = [...added, ...listed.phones.map((p) => p.number).filter((n) => !added.has(n))].slice(0, PHONES_SHOWN);
       const threads = await Promise.all(numbers.map((n) => added.has(n)
         ? Promise.resolve({ messages: [] })
-        : api("GET", `/v1/sim/phones/${encodeURIComponent(n)}/messages`)));
+        : call("GET", `/v1/sim/phones/${encodeURIComponent(n)}/messages`)));
       const container = $("phones");
       numbers.forEach((number, i) => {
         let entry = shown.get(number);
@@ -229,7 +173,7 @@ async function refresh() {
       }
       $("empty").hidden = numbers.length > 0;
     } catch (e) {
-      if (e.status === 401) signedOut(t("badKey"));
+      if (e.status === 401) session.refused();
       else console.warn("sandbox refresh failed:", e.message);
     } finally {
       refreshing = null;
@@ -274,17 +218,9 @@ function showResult(el, text, ok) {
   el.className = ok ? "result ok" : "result error";
 }
 
-$("key-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const candidate = $("key").value.trim();
-  if (candidate) signIn(candidate);
-});
-
-$("sign-out").addEventListener("click", () => signedOut(""));
-
 $("lang").addEventListener("change", () => {
   lang = $("lang").value;
-  localStorage.setItem(LANG_ITEM, lang);
+  rememberLanguage(lang);
   applyLanguage();
 });
 
@@ -294,7 +230,7 @@ $("send-form").addEventListener("submit", async (event) => {
   const button = event.submitter || $("send-form").querySelector("button");
   button.disabled = true;
   try {
-    const accepted = await api("POST", "/v1/messages", {
+    const accepted = await call("POST", "/v1/messages", {
       to: $("send-to").value.trim(), channel: "sim", purpose: "transactional",
       content: { text: $("send-text").value },
     });
@@ -302,7 +238,7 @@ $("send-form").addEventListener("submit", async (event) => {
     $("send-text").value = "";
     refreshSoon();
   } catch (e) {
-    if (e.status === 401) return signedOut(t("badKey"));
+    if (e.status === 401) return session.refused();
     showResult(result, t("failed", { why: e.message }), false);
   } finally {
     button.disabled = false;
@@ -315,17 +251,32 @@ $("add-form").addEventListener("submit", async (event) => {
   const raw = $("add-number").value.trim();
   try {
     // The server reads the number (national numbers with its default country).
-    const phone = await api("GET", `/v1/sim/phones/${encodeURIComponent(raw)}/messages`);
+    const phone = await call("GET", `/v1/sim/phones/${encodeURIComponent(raw)}/messages`);
     if (phone.messages.length === 0) added.add(phone.number);
     $("add-number").value = "";
     showResult(result, "", true);
     await refresh();
   } catch (e) {
-    if (e.status === 401) return signedOut(t("badKey"));
+    if (e.status === 401) return session.refused();
     showResult(result, t("failed", { why: e.message }), false);
   }
 });
 
 setInterval(() => { if (key && !document.hidden) refresh(); }, POLL_MS);
 applyLanguage();
-if (key) signIn(key); else signedOut("");
+const session = signInForm({
+  t,
+  check: (candidate) => api(candidate, "GET", "/v1/sim/phones"),
+  opened(candidate) {
+    key = candidate;
+    $("sandbox").hidden = false;
+    connect();
+    refresh();
+  },
+  closed() {
+    key = null;
+    if (socket) { socket.onclose = null; socket.close(); socket = null; }
+    $("sandbox").hidden = true;
+    $("live").textContent = "";
+  },
+});

@@ -2,37 +2,10 @@
 // newcomer opens /sandbox with the key the first start wrote, sends a message to a
 // simulated phone, sees it arrive, answers from the phone, and Relais's keyword reply
 // comes back live. Run by crates/relais/tests/browser.rs, which starts `relais serve`.
-//
-// Environment: RELAIS_BASE (http://127.0.0.1:PORT), RELAIS_KEY (an operator key),
-// SCREENSHOT_DIR (where the pictures go).
 
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { base, fitsAPhone, run, screenshot, signIn, step } from "./harness.mjs";
 
-const base = process.env.RELAIS_BASE;
-const key = process.env.RELAIS_KEY;
-const shots = process.env.SCREENSHOT_DIR;
-if (!base || !key || !shots) {
-  console.error("RELAIS_BASE, RELAIS_KEY and SCREENSHOT_DIR are required");
-  process.exit(2);
-}
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
-const problems = [];
-let failed = false;
-try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("dialog", (d) => { problems.push(`a dialog opened: ${d.message()}`); d.dismiss(); });
-  const step = (what) => console.log(`- ${what}`);
-
+await run(async (page, problems) => {
   await page.goto(`${base}/sandbox`);
   await page.getByLabel("API key").waitFor();
   step("the sign-in form shows");
@@ -45,8 +18,7 @@ try {
   if (refused >= 0) problems.splice(refused, 1);
   step("a wrong key is refused with a message");
 
-  await page.getByLabel("API key").fill(key);
-  await page.keyboard.press("Enter");
+  await signIn(page);
   await page.getByText("No phone has received or sent anything yet").waitFor();
   await page.getByText("● live").waitFor();
   step("the right key opens the sandbox, live");
@@ -79,7 +51,7 @@ try {
   await second.locator(".bubble.sent", { hasText: "où est mon colis" }).waitFor();
   step("a phone added on the page writes first");
 
-  await page.screenshot({ path: join(shots, "sandbox.png"), fullPage: true });
+  await screenshot(page, "sandbox.png", { fullPage: true });
 
   await page.getByLabel("Language").selectOption("fr");
   await page.getByRole("heading", { name: "Bac à sable Relais" }).waitFor();
@@ -91,19 +63,6 @@ try {
   await phone.locator(".bubble.sent", { hasText: "STOP" }).waitFor();
   step("a reload keeps the key, the language and the phones");
 
-  await page.setViewportSize({ width: 390, height: 844 });
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  if (overflow > 0) throw new Error(`the page is ${overflow}px wider than a phone's screen`);
-  await page.screenshot({ path: join(shots, "sandbox-phone.png"), fullPage: false });
+  await fitsAPhone(page, "sandbox-phone.png");
   step("it fits a phone-sized screen");
-} catch (e) {
-  failed = true;
-  console.error(`FAILED: ${e.message}`);
-} finally {
-  await browser.close();
-}
-if (problems.length) {
-  console.error(`the page logged problems:\n${problems.join("\n")}`);
-  failed = true;
-}
-process.exit(failed ? 1 : 0);
+});

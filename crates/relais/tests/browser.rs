@@ -108,3 +108,8 @@ async fn the_sandbox_page_sends_receives_and_replies_in_a_browser() {
 async fn the_dashboard_shows_a_batch_sent_and_delivered_in_a_browser() {
     browser_test("dashboard.mjs", &["dashboard.png", "dashboard-phone.png"]).await;
 }
+
+#[tokio::test]
+async fn an_agent_answers_a_customer_live_in_the_console() {
+    browser_test("console.mjs", &["console.png", "console-phone.png"]).await;
+}

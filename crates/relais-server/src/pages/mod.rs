@@ -22,6 +22,11 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|| asset("text/javascript; charset=utf-8", include_str!("sandbox.js"))),
         )
         .route("/dashboard", get(|| page(include_str!("dashboard.html"))))
+        .route("/console", get(|| page(include_str!("console.html"))))
+        .route(
+            "/assets/console.js",
+            get(|| asset("text/javascript; charset=utf-8", include_str!("console.js"))),
+        )
         .route(
             "/assets/dashboard.js",
             get(|| {

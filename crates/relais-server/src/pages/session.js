@@ -13,13 +13,14 @@ export class ApiError extends Error {
   }
 }
 
-export function storedKey() {
-  return sessionStorage.getItem(KEY_ITEM);
+// `item` names what is kept: an API key by default, an agent's session on the console.
+export function storedKey(item = KEY_ITEM) {
+  return sessionStorage.getItem(item);
 }
 
-export function storeKey(key) {
-  if (key) sessionStorage.setItem(KEY_ITEM, key);
-  else sessionStorage.removeItem(KEY_ITEM);
+export function storeKey(key, item = KEY_ITEM) {
+  if (key) sessionStorage.setItem(item, key);
+  else sessionStorage.removeItem(item);
 }
 
 export function preferredLanguage(texts) {

@@ -6,7 +6,10 @@
 // takes, hands back and resolves. Built on the REST API and the event stream only, with
 // the agent's session token.
 
-import { $, ApiError, api, applyTexts, preferredLanguage, rememberLanguage, storeKey, storedKey, translator } from "/assets/session.js";
+import {
+  $, ApiError, api, applyTexts, liveEvents, preferredLanguage, rememberLanguage, showLive, storeKey, storedKey,
+  translator,
+} from "/assets/session.js";
 
 const TEXTS = {
   en: {
@@ -60,8 +63,7 @@ let lang = preferredLanguage(TEXTS);
 const t = translator(TEXTS, () => lang);
 let token = null;
 let me = null;
-let socket = null;
-let reconnectDelay = 1000;
+let stream = null;
 let current = null; // the conversation shown
 let conversations = [];
 const unread = new Map();
@@ -92,7 +94,7 @@ function contentText(content) {
 function showLogin(message = "") {
   token = null;
   storeKey(null, TOKEN_ITEM);
-  if (socket) { socket.onclose = null; socket.close(); socket = null; }
+  if (stream) { stream.close(); stream = null; }
   $("console").hidden = true;
   $("sign-out").hidden = true;
   $("login").hidden = false;
@@ -310,40 +312,28 @@ async function act(method, path, body) {
   } catch (e) { failed(e, $("reply-result")); }
 }
 
-function setLive(on) {
-  if (!token) return;
-  $("live").textContent = on ? t("live") : t("reconnecting");
-  $("live").className = on ? "live on" : "live";
-}
-
 function connect() {
-  if (!token) return;
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/v1/events/stream?access_token=${encodeURIComponent(token)}`);
-  socket.onopen = () => { reconnectDelay = 1000; setLive(true); loadListSoon(); };
-  socket.onmessage = (frame) => {
-    let event = null;
-    try { event = JSON.parse(frame.data); } catch { return; }
-    const id = event.conversation_id;
-    if (event.type === "message.received" && id && (!current || current.id !== id)) {
-      unread.set(id, (unread.get(id) || 0) + 1);
-    }
-    if (id && current && current.id === id && event.type !== "typing") show(id);
-    if (event.type !== "typing") loadListSoon();
-  };
-  socket.onclose = () => {
-    setLive(false);
-    socket = null;
-    setTimeout(connect, reconnectDelay);
-    reconnectDelay = Math.min(reconnectDelay * 2, 10000);
-  };
+  stream = liveEvents(token, {
+    onState(live) {
+      showLive(t, live);
+      if (live) loadListSoon();
+    },
+    onEvent(event) {
+      const id = event.conversation_id;
+      if (event.type === "message.received" && id && (!current || current.id !== id)) {
+        unread.set(id, (unread.get(id) || 0) + 1);
+      }
+      if (id && current && current.id === id && event.type !== "typing") show(id);
+      if (event.type !== "typing") loadListSoon();
+    },
+  });
 }
 
 function applyLanguage() {
   applyTexts(t, lang);
   $("lang").value = lang;
   if (me) $("me").textContent = t("me", { name: me.name, role: me.role });
-  setLive(socket && socket.readyState === WebSocket.OPEN);
+  if (stream) showLive(t, stream.live);
   if (current) renderConversation(current);
   renderList();
 }

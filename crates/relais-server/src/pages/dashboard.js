@@ -4,7 +4,7 @@
 // conversation changes (the event stream), and on demand.
 
 import {
-  $, api, applyTexts, imageUrl, preferredLanguage, rememberLanguage, signInForm, translator,
+  $, api, applyTexts, imageUrl, liveEvents, preferredLanguage, rememberLanguage, signInForm, translator,
 } from "/assets/session.js";
 
 const TEXTS = {
@@ -47,7 +47,7 @@ const EVENT_REFRESH_MS = 2000;
 let lang = preferredLanguage(TEXTS);
 const t = translator(TEXTS, () => lang);
 let key = null;
-let socket = null;
+let stream = null;
 let eventTimer = null;
 let shownUrls = [];
 let loading = null;
@@ -151,17 +151,12 @@ async function load() {
 }
 
 function connect() {
-  if (!key) return;
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/v1/events/stream?access_token=${encodeURIComponent(key)}`);
-  socket.onmessage = () => {
-    if (eventTimer) return;
-    eventTimer = setTimeout(() => { eventTimer = null; load(); }, EVENT_REFRESH_MS);
-  };
-  socket.onclose = () => {
-    socket = null;
-    setTimeout(connect, 5000);
-  };
+  stream = liveEvents(key, {
+    onEvent() {
+      if (eventTimer) return;
+      eventTimer = setTimeout(() => { eventTimer = null; load(); }, EVENT_REFRESH_MS);
+    },
+  });
 }
 
 function applyLanguage() {
@@ -191,7 +186,7 @@ const session = signInForm({
   },
   closed() {
     key = null;
-    if (socket) { socket.onclose = null; socket.close(); socket = null; }
+    if (stream) { stream.close(); stream = null; }
     $("dashboard").hidden = true;
     $("refresh").hidden = true;
   },

@@ -3,7 +3,7 @@
 // REST API and the event stream only. Everything a phone shows is inserted as text.
 
 import {
-  $, api, applyTexts, preferredLanguage, rememberLanguage, signInForm, translator,
+  $, api, applyTexts, liveEvents, preferredLanguage, rememberLanguage, showLive, signInForm, translator,
 } from "/assets/session.js";
 
 const TEXTS = {
@@ -47,15 +47,14 @@ const t = translator(TEXTS, () => lang);
 let key = null;
 const added = new Set(); // numbers added on this page that have no message yet
 const shown = new Map(); // number -> {card, thread, count, signature}
-let socket = null;
+let stream = null;
 let refreshTimer = null;
-let reconnectDelay = 1000;
 
 function applyLanguage() {
   applyTexts(t, lang);
   $("lang").value = lang;
   for (const { card } of shown.values()) translateCard(card);
-  setLive(socket && socket.readyState === WebSocket.OPEN);
+  if (stream) showLive(t, stream.live);
 }
 
 const call = (method, path, body) => api(key, method, path, body);
@@ -187,30 +186,14 @@ function refreshSoon() {
   refreshTimer = setTimeout(refresh, REFRESH_DEBOUNCE_MS);
 }
 
-function setLive(on) {
-  if (!key) return;
-  $("live").textContent = on ? t("live") : t("reconnecting");
-  $("live").className = on ? "live on" : "live";
-}
-
 function connect() {
-  if (!key) return;
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const url = `${scheme}://${location.host}/v1/events/stream?access_token=${encodeURIComponent(key)}`;
-  socket = new WebSocket(url);
-  socket.onopen = () => {
-    reconnectDelay = 1000;
-    setLive(true);
-    refreshSoon();
-  };
-  socket.onmessage = refreshSoon;
-  socket.onclose = () => {
-    setLive(false);
-    socket = null;
-    // Back off up to 10 s while the server is away; the page polls meanwhile.
-    setTimeout(connect, reconnectDelay);
-    reconnectDelay = Math.min(reconnectDelay * 2, 10000);
-  };
+  stream = liveEvents(key, {
+    onEvent: refreshSoon,
+    onState(live) {
+      showLive(t, live);
+      if (live) refreshSoon();
+    },
+  });
 }
 
 function showResult(el, text, ok) {
@@ -275,7 +258,7 @@ const session = signInForm({
   },
   closed() {
     key = null;
-    if (socket) { socket.onclose = null; socket.close(); socket = null; }
+    if (stream) { stream.close(); stream = null; }
     $("sandbox").hidden = true;
     $("live").textContent = "";
   },

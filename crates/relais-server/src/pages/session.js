@@ -91,6 +91,50 @@ function buildSignIn(t) {
   $("sign-in-error").setAttribute("role", "alert");
 }
 
+// The tenant's (or the agent's) live events, reconnecting after a growing pause (1 s up
+// to 10 s) while the server is away: `onEvent(event)` gets each frame, `onState(live)`
+// hears of each connection and loss. `close()` ends it for good.
+export function liveEvents(key, { onEvent, onState = () => {} }) {
+  let socket = null;
+  let delay = 1000;
+  let closed = false;
+  const connect = () => {
+    if (closed) return;
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}/v1/events/stream?access_token=${encodeURIComponent(key)}`);
+    socket.onopen = () => {
+      delay = 1000;
+      onState(true);
+    };
+    socket.onmessage = (frame) => {
+      let event = null;
+      try { event = JSON.parse(frame.data); } catch { return; }
+      onEvent(event);
+    };
+    socket.onclose = () => {
+      socket = null;
+      if (closed) return;
+      onState(false);
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 10000);
+    };
+  };
+  connect();
+  return {
+    get live() { return socket !== null && socket.readyState === WebSocket.OPEN; },
+    close() {
+      closed = true;
+      if (socket) socket.close();
+    },
+  };
+}
+
+// Shows in #live whether the page follows the event stream (texts live, reconnecting).
+export function showLive(t, live) {
+  $("live").textContent = live ? t("live") : t("reconnecting");
+  $("live").className = live ? "live on" : "live";
+}
+
 // Wires the sign-in form and #sign-out: `check(key)` must succeed for a key to be kept;
 // `opened(key)` then shows the page, `closed()` hides it.
 export function signInForm({ t, check, opened, closed }) {

@@ -14,7 +14,14 @@ use relais_core::route::RouteRules;
 use std::sync::Arc;
 
 /// The kinds of channel an operator can configure.
-pub const KINDS: &[&str] = &[crate::smpp::KIND, WHATSAPP, MESSENGER, INSTAGRAM, RCS];
+pub const KINDS: &[&str] = &[
+    crate::smpp::KIND,
+    WHATSAPP,
+    MESSENGER,
+    INSTAGRAM,
+    RCS,
+    crate::webchat::KIND,
+];
 
 /// The `kind` of a configured RCS Business Messaging agent.
 pub const RCS: &str = "rcs";
@@ -108,6 +115,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         crate::smpp::KIND => Some(ChannelKind::Sms),
         WHATSAPP => Some(ChannelKind::Whatsapp),
         RCS => Some(ChannelKind::Rcs),
+        crate::webchat::KIND => Some(ChannelKind::Webchat),
         other => platform(other).map(Platform::kind),
     }
 }
@@ -142,6 +150,7 @@ fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), Confi
         crate::smpp::KIND => crate::smpp::parse_config(config).map(|_| ()),
         WHATSAPP => WhatsAppConfig::parse(config).map(|_| ()),
         RCS => RcsConfig::parse(config).map(|_| ()),
+        crate::webchat::KIND => crate::webchat::WebchatConfig::parse(config).map(|_| ()),
         other => match platform(other) {
             Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
             None => Err(unknown_kind(other)),
@@ -160,6 +169,7 @@ pub fn start(
     let client_error = |e: crate::whatsapp::ClientError| ConfigError::new("", e.to_string());
     match kind {
         crate::smpp::KIND => crate::smpp::start(identity, config),
+        crate::webchat::KIND => crate::webchat::start(identity, config),
         WHATSAPP => {
             let config = WhatsAppConfig::parse(config)?;
             let channel = WhatsAppChannel::new(config.clone()).map_err(client_error)?;

@@ -16,6 +16,7 @@ pub mod system;
 pub mod templates;
 pub mod tenants;
 pub mod tools;
+pub mod webchat;
 pub mod webhooks;
 
 use crate::AppState;

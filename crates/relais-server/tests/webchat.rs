@@ -1,0 +1,239 @@
+//! The web chat channel from the widget's side: its look and its socket are refused to
+//! pages of other sites; a visitor's message is stored once however often the widget
+//! sends it again; a visitor who comes back with their token gets their history.
+
+mod support;
+
+use axum::http::{StatusCode, header};
+use futures::{SinkExt, StreamExt};
+use relais_core::clock::{Clock, SystemClock};
+use relais_engine::tenants::{Bootstrap, bootstrap};
+use relais_server::{AppState, HttpSettings, router};
+use relais_store::{SqliteStore, Store};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+
+const SITE: &str = "https://shop.example";
+
+struct App {
+    addr: std::net::SocketAddr,
+    router: axum::Router,
+    key: String,
+    channel: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
+        panic!("first start")
+    };
+    let state = AppState::new(store, clock, HttpSettings::default(), None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(relais_server::serve(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
+    let router = router(state);
+    let (status, created) = support::call(
+        &router,
+        &key.secret,
+        "POST",
+        "/v1/channels",
+        Some(json!({"kind": "webchat", "name": "site", "config": {
+            "allowed_origins": [SITE], "title": "Boutique", "language": "fr"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    App {
+        addr,
+        router,
+        key: key.secret,
+        channel: created["id"].as_str().unwrap().to_owned(),
+        _dir: dir,
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl App {
+    fn socket_request(&self, origin: Option<&str>) -> tungstenite::handshake::client::Request {
+        let url = format!("ws://{}/webchat/{}/socket", self.addr, self.channel);
+        let mut request = url.into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        request
+    }
+
+    async fn open(&self, token: Option<&str>, after: Option<&str>) -> (Socket, String) {
+        let (mut socket, _) = tokio_tungstenite::connect_async(self.socket_request(Some(SITE)))
+            .await
+            .unwrap();
+        send(
+            &mut socket,
+            json!({"type": "hello", "visitor": token, "after": after}),
+        )
+        .await;
+        let welcome = next(&mut socket).await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        assert_eq!(welcome["look"]["title"], "Boutique");
+        (socket, welcome["visitor"].as_str().unwrap().to_owned())
+    }
+
+    async fn inbound(&self) -> Vec<Value> {
+        let (_, list) = support::call(&self.router, &self.key, "GET", "/v1/inbound", None).await;
+        list["data"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+async fn send(socket: &mut Socket, frame: Value) {
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next JSON frame, within 10 s.
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the socket is open")
+            .unwrap();
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_the_channels_sites_may_open_the_chat() {
+    let app = app().await;
+    for (origin, expected) in [
+        (Some(SITE), StatusCode::OK),
+        (Some("https://evil.example"), StatusCode::FORBIDDEN),
+        (None, StatusCode::FORBIDDEN),
+    ] {
+        let mut request =
+            axum::http::Request::builder().uri(format!("/webchat/{}/config", app.channel));
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        let response = tower::ServiceExt::oneshot(
+            app.router.clone(),
+            request.body(axum::body::Body::empty()).unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), expected, "{origin:?}");
+        if expected == StatusCode::OK {
+            assert_eq!(
+                response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+                SITE
+            );
+        }
+    }
+    match tokio_tungstenite::connect_async(app.socket_request(Some("https://evil.example"))).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN)
+        }
+        other => panic!(
+            "a page of another site opened the socket: {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
+    let (status, problem) = support::call(
+        &app.router,
+        &app.key,
+        "POST",
+        "/v1/channels",
+        Some(json!({"kind": "webchat", "name": "other", "config": {"allowed_origins": ["*"]}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem.to_string().contains("/allowed_origins/0"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_visitors_message_is_stored_once_and_comes_back_in_their_history() {
+    let app = app().await;
+    let (mut socket, token) = app.open(None, None).await;
+    assert_eq!(token.len(), 43, "{token}");
+    for _ in 0..2 {
+        // The widget sends it again after a lost answer: the same client id.
+        send(
+            &mut socket,
+            json!({"type": "message", "client_id": "c1", "text": "Bonjour"}),
+        )
+        .await;
+        let ack = next(&mut socket).await;
+        assert_eq!(ack, json!({"type": "ack", "client_id": "c1"}));
+    }
+    let inbound = app.inbound().await;
+    assert_eq!(inbound.len(), 1, "stored once: {inbound:?}");
+    assert_eq!(inbound[0]["channel"], "webchat");
+    let address = inbound[0]["from"].as_str().unwrap().to_owned();
+    assert!(
+        address.starts_with('v') && !address.contains(&token),
+        "{address}"
+    );
+
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "c2", "text": "   "}),
+    )
+    .await;
+    let refused = next(&mut socket).await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["retry"], false);
+    socket.send(Message::Text("not json".into())).await.unwrap();
+    assert_eq!(next(&mut socket).await["type"], "error");
+    assert_eq!(app.inbound().await.len(), 1, "nothing more was stored");
+    drop(socket);
+
+    // Back with the token: the same visitor, with their message in the history.
+    let (mut again, same) = app.open(Some(&token), None).await;
+    assert_eq!(same, token);
+    let history = next(&mut again).await;
+    assert_eq!(history["type"], "message");
+    assert_eq!(history["direction"], "in");
+    assert_eq!(history["client_id"], "c1");
+    assert_eq!(history["content"]["text"], "Bonjour");
+    // After that message, nothing is sent again.
+    let (mut resumed, _) = app.open(Some(&token), history["id"].as_str()).await;
+    send(
+        &mut resumed,
+        json!({"type": "message", "client_id": "c3", "text": "Toujours là ?"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut resumed).await,
+        json!({"type": "ack", "client_id": "c3"})
+    );
+    // A forged token is another visitor, with no history.
+    let (mut stranger, other) = app.open(Some("forged-token"), None).await;
+    assert_ne!(other, token);
+    send(&mut stranger, json!({"type": "read", "id": "nothing"})).await;
+    send(
+        &mut stranger,
+        json!({"type": "message", "client_id": "s1", "text": "Salut"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut stranger).await,
+        json!({"type": "ack", "client_id": "s1"})
+    );
+}

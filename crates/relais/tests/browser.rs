@@ -113,3 +113,99 @@ async fn the_dashboard_shows_a_batch_sent_and_delivered_in_a_browser() {
 async fn an_agent_answers_a_customer_live_in_the_console() {
     browser_test("console.mjs", &["console.png", "console-phone.png"]).await;
 }
+
+/// A site of its own (its own port: another origin) whose page `/?channel=ID` embeds the
+/// widget of that channel, served by `relais`.
+async fn embedding_site(relais: &str) -> String {
+    let relais = relais.to_owned();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(
+            move |axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>| {
+                let channel: String = q
+                    .get("channel")
+                    .map(|c| c.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect())
+                    .unwrap_or_default();
+                let relais = relais.clone();
+                async move {
+                    axum::response::Html(format!(
+                        "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>Boutique</title></head>\
+                         <body><h1>Boutique</h1><p>Une page d'un autre site.</p>\
+                         <script src=\"{relais}/widget.js\" data-channel=\"{channel}\" async></script></body></html>"
+                    ))
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn a_visitor_chats_through_the_widget_with_the_bot_and_an_agent_across_a_restart() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut server = Server::start(&data, port, &[] as &[(&str, &str)]).await;
+    // The site is the only one whose pages may open the chat.
+    let site = embedding_site(&server.base).await;
+    let created: serde_json::Value = support::client()
+        .post(format!("{}/v1/channels", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .json(
+            &serde_json::json!({"kind": "webchat", "name": "site", "config": {
+            "allowed_origins": [site], "title": "Boutique", "color": "#8e44ad"}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let channel = created["id"]
+        .as_str()
+        .expect("the channel was created")
+        .to_owned();
+    let page = format!("{site}/?channel={channel}");
+
+    let mut node = tokio::process::Command::new("node")
+        .arg(scripts_dir().join("widget.mjs"))
+        .current_dir(scripts_dir())
+        .env("RELAIS_BASE", &server.base)
+        .env("RELAIS_KEY", ADMIN_KEY)
+        .env("SCREENSHOT_DIR", screenshots_dir())
+        .env("PAGE_URL", &page)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node");
+    let mut stdin = node.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        println!("{line}");
+        printed.push_str(&line);
+        printed.push('\n');
+        if line == "RESTART-SERVER" {
+            server.kill();
+            server = Server::start(&data, port, &[] as &[(&str, &str)]).await;
+            stdin.write_all(b"restarted\n").await.unwrap();
+        }
+    }
+    let output = node.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "widget.mjs failed:\n{printed}\n{}\nthe server's log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.log_text()
+    );
+    assert!(screenshots_dir().join("widget.png").exists());
+}

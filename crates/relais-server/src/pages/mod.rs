@@ -24,6 +24,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/dashboard", get(|| page(include_str!("dashboard.html"))))
         .route("/console", get(|| page(include_str!("console.html"))))
         .route(
+            "/widget.js",
+            get(|| asset("text/javascript; charset=utf-8", include_str!("widget.js"))),
+        )
+        .route(
             "/assets/console.js",
             get(|| asset("text/javascript; charset=utf-8", include_str!("console.js"))),
         )

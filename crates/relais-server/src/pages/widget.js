@@ -1,0 +1,324 @@
+// The Relais web chat widget. On any page of an allowed site:
+//   <script src="https://relais.example/widget.js" data-channel="CHANNEL_ID" async></script>
+// It opens a WebSocket to the channel, keeps the visitor's token in the browser (their
+// history comes back after a reload), shows the conversation in a panel of its own (a
+// shadow root: the page's styles do not leak in), and resends what the server has not
+// confirmed after a lost connection; the server stores each message once.
+(() => {
+  const script = document.currentScript;
+  if (!script || !script.dataset.channel) {
+    console.error("relais widget: the script tag needs data-channel=\"<channel id>\"");
+    return;
+  }
+  const channel = script.dataset.channel;
+  const base = new URL(script.src);
+  const socketUrl = `${base.protocol === "https:" ? "wss" : "ws"}://${base.host}/webchat/${encodeURIComponent(channel)}/socket`;
+  const storeKey = `relais.webchat.${channel}`;
+  const WORDS = {
+    en: { placeholder: "Write a message…", send: "Send", open: "Open the chat", close: "Close the chat", connecting: "Connecting…", offline: "Reconnecting…", failed: "Not sent: {why}" },
+    fr: { placeholder: "Écrivez un message…", send: "Envoyer", open: "Ouvrir la discussion", close: "Fermer la discussion", connecting: "Connexion…", offline: "Reconnexion…", failed: "Non envoyé : {why}" },
+  };
+
+  const saved = (() => { try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch { return {}; } })();
+  const state = {
+    token: saved.token || null,
+    outbox: Array.isArray(saved.outbox) ? saved.outbox : [], // sent, not confirmed yet
+    lastId: null,
+    seen: new Set(), // message ids shown
+    ownShown: new Set(), // client ids of the visitor's messages shown
+    readSent: new Set(),
+    look: { title: "Chat", color: "#2257d6", greeting: null, language: "en" },
+    socket: null,
+    delay: 1000,
+    open: false,
+  };
+  const words = () => WORDS[state.look.language] || WORDS.en;
+  const persist = () => localStorage.setItem(storeKey, JSON.stringify({ token: state.token, outbox: state.outbox }));
+
+  // The panel, in a shadow root.
+  const host = document.createElement("div");
+  host.setAttribute("data-relais-widget", channel);
+  const root = host.attachShadow({ mode: "open" });
+  // A constructed style sheet: a page whose Content-Security-Policy refuses inline
+  // <style> elements still styles the widget.
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync(`
+    :host { all: initial; }
+    * { box-sizing: border-box; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+    .launcher { position: fixed; right: 20px; bottom: 20px; width: 56px; height: 56px; border-radius: 50%; border: 0;
+      color: #fff; cursor: pointer; display: grid; place-items: center; box-shadow: 0 4px 14px rgba(0,0,0,.25); z-index: 2147483000; }
+    .panel { position: fixed; right: 20px; bottom: 88px; width: min(370px, calc(100vw - 24px)); height: min(540px, calc(100vh - 110px));
+      background: #fff; border-radius: 14px; box-shadow: 0 8px 30px rgba(0,0,0,.25); display: flex; flex-direction: column;
+      overflow: hidden; z-index: 2147483000; color: #1d2330; }
+    .panel[hidden] { display: none; }
+    header { color: #fff; padding: 12px 14px; font-weight: 600; display: flex; justify-content: space-between; align-items: center; }
+    header small { font-weight: 400; opacity: .85; }
+    .log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 8px; background: #f5f7fb; }
+    .msg { max-width: 85%; padding: 8px 11px; border-radius: 14px; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 14px; line-height: 1.35; }
+    .out { align-self: flex-start; background: #fff; border: 1px solid #d9dee8; border-bottom-left-radius: 4px; }
+    .in { align-self: flex-end; color: #fff; border-bottom-right-radius: 4px; }
+    .pending { opacity: .6; }
+    .error { color: #b3261e; font-size: 12px; align-self: flex-end; }
+    .buttons, .replies { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
+    .replies { align-self: flex-start; }
+    button.choice, a.choice { font-size: 13px; border-radius: 999px; padding: 5px 11px; background: #fff; cursor: pointer; text-decoration: none; display: inline-block; }
+    .card { border: 1px solid #d9dee8; border-radius: 10px; background: #fff; overflow: hidden; min-width: 200px; max-width: 240px; }
+    .card img, .msg img { width: 100%; display: block; }
+    .card .body { padding: 8px 10px; }
+    .card .title { font-weight: 600; }
+    .carousel { display: flex; gap: 8px; overflow-x: auto; max-width: 100%; align-self: stretch; padding-bottom: 4px; }
+    form { display: flex; gap: 6px; padding: 10px; border-top: 1px solid #d9dee8; }
+    input { flex: 1; border: 1px solid #d9dee8; border-radius: 8px; padding: 9px 10px; font-size: 14px; }
+    form button { border: 0; border-radius: 8px; color: #fff; padding: 0 14px; font-size: 14px; cursor: pointer; }
+    .status { font-size: 12px; color: #5d6678; padding: 0 12px 6px; min-height: 1em; }
+`);
+  root.adoptedStyleSheets = [sheet];
+  root.innerHTML = `  <button class="launcher" type="button" aria-expanded="false"><svg viewBox="0 0 24 24" width="28" height="28" aria-hidden="true"><path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg></button>
+  <section class="panel" hidden role="dialog">
+    <header><span class="title"></span><small class="greeting"></small></header>
+    <div class="log" role="log" aria-live="polite"></div>
+    <div class="status" role="status"></div>
+    <form><input name="text" autocomplete="off" maxlength="4096"><button type="submit"></button></form>
+  </section>`;
+  const $ = (selector) => root.querySelector(selector);
+  const log = $(".log");
+
+  function applyLook() {
+    const look = state.look;
+    $(".launcher").style.background = look.color;
+    $("header").style.background = look.color;
+    $("form button").style.background = look.color;
+    $(".title").textContent = look.title;
+    $(".greeting").textContent = "";
+    $("input").placeholder = words().placeholder;
+    $("input").setAttribute("aria-label", words().placeholder);
+    $("form button").textContent = words().send;
+    $(".launcher").setAttribute("aria-label", state.open ? words().close : words().open);
+    $(".panel").setAttribute("aria-label", look.title);
+    for (const el of root.querySelectorAll(".in")) el.style.background = look.color;
+    const greeting = root.querySelector(".greeting-msg");
+    if (look.greeting && !greeting) {
+      const el = document.createElement("div");
+      el.className = "msg out greeting-msg";
+      el.textContent = look.greeting;
+      log.prepend(el);
+    }
+  }
+
+  const safeUrl = (url) => { try { const u = new URL(url); return ["http:", "https:"].includes(u.protocol) ? u.href : null; } catch { return null; } };
+
+  function buttonElement(button) {
+    if (button.type === "url" && safeUrl(button.url)) {
+      const a = document.createElement("a");
+      a.className = "choice";
+      a.href = safeUrl(button.url);
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      a.textContent = button.title;
+      a.style.border = `1px solid ${state.look.color}`;
+      a.style.color = state.look.color;
+      return a;
+    }
+    if (button.type === "call") {
+      const a = document.createElement("a");
+      a.className = "choice";
+      a.href = `tel:${String(button.phone).replace(/[^+0-9]/g, "")}`;
+      a.textContent = button.title;
+      return a;
+    }
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "choice";
+    b.textContent = button.title;
+    b.style.border = `1px solid ${state.look.color}`;
+    b.style.color = state.look.color;
+    b.addEventListener("click", () => send(button.title, button.payload || null));
+    return b;
+  }
+
+  function cardElement(card) {
+    const el = document.createElement("div");
+    el.className = "card";
+    const image = card.media && safeUrl(card.media.url);
+    if (image && String(card.media.mime_type || "").startsWith("image/")) {
+      const img = document.createElement("img");
+      img.src = image;
+      img.alt = card.title || "";
+      el.append(img);
+    }
+    const body = document.createElement("div");
+    body.className = "body";
+    if (card.title) { const t = document.createElement("div"); t.className = "title"; t.textContent = card.title; body.append(t); }
+    if (card.text) { const s = document.createElement("div"); s.textContent = card.text; body.append(s); }
+    if (Array.isArray(card.buttons) && card.buttons.length) {
+      const row = document.createElement("div");
+      row.className = "buttons";
+      row.append(...card.buttons.map(buttonElement));
+      body.append(row);
+    }
+    el.append(body);
+    return el;
+  }
+
+  function render(frame) {
+    const content = frame.content || {};
+    const incoming = frame.direction === "in";
+    if (incoming && frame.client_id) {
+      const pending = root.querySelector(`[data-client-id="${CSS.escape(frame.client_id)}"]`);
+      if (pending) { pending.dataset.id = frame.id; pending.classList.remove("pending"); return; }
+      state.ownShown.add(frame.client_id);
+    }
+    let el;
+    if (content.carousel) {
+      el = document.createElement("div");
+      el.className = "carousel";
+      el.append(...content.carousel.map(cardElement));
+    } else if (content.card) {
+      el = cardElement(content.card);
+      el.classList.add("out");
+    } else {
+      el = document.createElement("div");
+      el.className = `msg ${incoming ? "in" : "out"}`;
+      if (incoming) el.style.background = state.look.color;
+      const media = content.media && safeUrl(content.media.url);
+      if (media && String(content.media.mime_type || "").startsWith("image/")) {
+        const img = document.createElement("img");
+        img.src = media;
+        img.alt = content.media.caption || "";
+        el.append(img);
+      }
+      const place = content.location
+        ? [content.location.name, content.location.address, `(${content.location.lat}, ${content.location.lon})`].filter(Boolean).join(" ")
+        : null;
+      const text = content.text ?? content.media?.caption ?? place ?? (content.template ? `[${content.template}]` : "");
+      el.append(document.createTextNode(text));
+      if (Array.isArray(content.buttons) && content.buttons.length) {
+        const row = document.createElement("div");
+        row.className = "buttons";
+        row.append(...content.buttons.map(buttonElement));
+        el.append(row);
+      }
+    }
+    el.dataset.id = frame.id;
+    log.append(el);
+    for (const old of root.querySelectorAll(".replies")) old.remove();
+    if (!incoming && Array.isArray(content.quick_replies) && content.quick_replies.length) {
+      const row = document.createElement("div");
+      row.className = "replies";
+      row.append(...content.quick_replies.map((q) => buttonElement({ type: "reply", title: q.title, payload: q.payload })));
+      log.append(row);
+    }
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function markRead() {
+    if (!state.open || !state.socket || state.socket.readyState !== WebSocket.OPEN) return;
+    for (const el of root.querySelectorAll(".out[data-id]")) {
+      const id = el.dataset.id;
+      if (id && !state.readSent.has(id)) {
+        state.readSent.add(id);
+        state.socket.send(JSON.stringify({ type: "read", id }));
+      }
+    }
+  }
+
+  function onFrame(frame) {
+    if (frame.type === "welcome") {
+      state.token = frame.visitor;
+      if (frame.look) { state.look = frame.look; applyLook(); }
+      persist();
+      $(".status").textContent = "";
+      // What was not confirmed before the connection dropped goes again; the server
+      // stores each client id once.
+      for (const m of state.outbox) state.socket.send(JSON.stringify({ type: "message", client_id: m.client_id, text: m.text, payload: m.payload }));
+    } else if (frame.type === "message") {
+      if (state.seen.has(frame.id)) return;
+      state.seen.add(frame.id);
+      state.lastId = frame.id;
+      render(frame);
+      markRead();
+    } else if (frame.type === "ack") {
+      state.outbox = state.outbox.filter((m) => m.client_id !== frame.client_id);
+      persist();
+      const el = root.querySelector(`[data-client-id="${CSS.escape(frame.client_id)}"]`);
+      if (el) el.classList.remove("pending");
+    } else if (frame.type === "error" && frame.client_id && frame.retry === false) {
+      state.outbox = state.outbox.filter((m) => m.client_id !== frame.client_id);
+      persist();
+      const note = document.createElement("div");
+      note.className = "error";
+      note.textContent = words().failed.replace("{why}", frame.detail || "");
+      log.append(note);
+    }
+  }
+
+  function connect() {
+    $(".status").textContent = state.lastId ? words().offline : words().connecting;
+    const socket = new WebSocket(socketUrl);
+    state.socket = socket;
+    socket.onopen = () => {
+      state.delay = 1000;
+      socket.send(JSON.stringify({ type: "hello", visitor: state.token, after: state.lastId }));
+    };
+    socket.onmessage = (event) => { try { onFrame(JSON.parse(event.data)); } catch (e) { console.warn("relais widget:", e); } };
+    socket.onclose = () => {
+      state.socket = null;
+      $(".status").textContent = words().offline;
+      setTimeout(connect, state.delay);
+      state.delay = Math.min(state.delay * 2, 10000);
+    };
+  }
+
+  function newClientId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(12));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function send(text, payload) {
+    text = text.trim();
+    if (!text) return;
+    const message = { client_id: newClientId(), text, payload };
+    state.outbox.push(message);
+    persist();
+    state.ownShown.add(message.client_id);
+    const el = document.createElement("div");
+    el.className = "msg in pending";
+    el.style.background = state.look.color;
+    el.dataset.clientId = message.client_id;
+    el.textContent = text;
+    log.append(el);
+    for (const old of root.querySelectorAll(".replies")) old.remove();
+    log.scrollTop = log.scrollHeight;
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) {
+      state.socket.send(JSON.stringify({ type: "message", ...message }));
+    }
+  }
+
+  $("form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    send($("input").value, null);
+    $("input").value = "";
+  });
+  $(".launcher").addEventListener("click", () => {
+    state.open = !state.open;
+    $(".panel").hidden = !state.open;
+    $(".launcher").setAttribute("aria-expanded", String(state.open));
+    applyLook();
+    if (state.open) { $("input").focus(); markRead(); }
+  });
+
+  const start = () => {
+    document.body.append(host);
+    applyLook();
+    // Messages not confirmed before a reload show as pending until the server has them.
+    for (const m of state.outbox) {
+      const el = document.createElement("div");
+      el.className = "msg in pending";
+      el.dataset.clientId = m.client_id;
+      el.textContent = m.text;
+      log.append(el);
+    }
+    connect();
+  };
+  if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
+})();

@@ -32,6 +32,9 @@ pub enum BenchCommand {
     /// Meta's signed WhatsApp status webhooks (delivered, read, redeliveries) pushed at
     /// a running Relais: verified, matched by wamid, never moving a message backwards.
     Whatsapp(crate::bench_whatsapp::WhatsAppBenchArgs),
+    /// Web chat visitors held open on a `relais serve` process (memory per session), and
+    /// their messages' round trip to an agent's event stream.
+    Widget(crate::bench_widget::WidgetBenchArgs),
 }
 
 /// `database_url` is the global `--database-url`: `bench a2p` runs on it when given;
@@ -53,6 +56,13 @@ pub async fn run(
         }
         BenchCommand::Whatsapp(args) => {
             crate::bench_whatsapp::run(args, database_url, durability).await
+        }
+        BenchCommand::Widget(args) => {
+            anyhow::ensure!(
+                database_url.is_none(),
+                "bench widget runs its own relais serve on a fresh SQLite data directory"
+            );
+            crate::bench_widget::run(args).await
         }
         BenchCommand::Soak(args) => {
             anyhow::ensure!(

@@ -38,6 +38,10 @@ const HISTORY: u32 = 100;
 /// How long a visitor's message may take to be stored before the widget is told to send it
 /// again.
 const STORE_WAIT: Duration = Duration::from_secs(10);
+/// Each connection's read buffer, allocated when it opens: tungstenite's default (128 KiB)
+/// would cost gigabytes for tens of thousands of idle visitors; a frame larger than this
+/// is read in several steps.
+const READ_BUFFER: usize = 4 * 1024;
 /// A ping keeps proxies from dropping an idle connection.
 const HEARTBEAT: Duration = Duration::from_secs(25);
 
@@ -93,6 +97,8 @@ pub async fn socket(
     })?;
     Ok(upgrade
         .max_message_size(MAX_INCOMING)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| visitor_connection(socket, state, hub)))
 }
 

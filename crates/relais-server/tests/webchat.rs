@@ -237,3 +237,34 @@ async fn a_visitors_message_is_stored_once_and_comes_back_in_their_history() {
         json!({"type": "ack", "client_id": "s1"})
     );
 }
+
+#[tokio::test]
+async fn a_visitor_who_floods_the_socket_is_slowed_down_and_nothing_is_lost_of_what_was_taken() {
+    let app = app().await;
+    let (mut socket, _) = app.open(None, None).await;
+    for i in 0..60 {
+        send(
+            &mut socket,
+            json!({"type": "message", "client_id": format!("f{i}"), "text": format!("flood {i}")}),
+        )
+        .await;
+    }
+    let (mut acks, mut slowed) = (0, 0);
+    for _ in 0..60 {
+        let answer = next(&mut socket).await;
+        match answer["type"].as_str() {
+            Some("ack") => acks += 1,
+            Some("error") => {
+                assert_eq!(answer["retry"], true, "{answer}");
+                slowed += 1;
+            }
+            _ => panic!("{answer}"),
+        }
+    }
+    assert!(slowed >= 30, "{acks} taken, {slowed} slowed down");
+    let stored = app.inbound().await.len();
+    assert_eq!(
+        stored, acks,
+        "every message taken is stored, none of the others"
+    );
+}

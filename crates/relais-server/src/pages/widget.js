@@ -242,6 +242,14 @@
       persist();
       const el = root.querySelector(`[data-client-id="${CSS.escape(frame.client_id)}"]`);
       if (el) el.classList.remove("pending");
+    } else if (frame.type === "error" && frame.client_id && frame.retry === true) {
+      // Not stored yet, or too fast: the same message again in a moment.
+      setTimeout(() => {
+        const message = state.outbox.find((m) => m.client_id === frame.client_id);
+        if (message && state.socket && state.socket.readyState === WebSocket.OPEN) {
+          state.socket.send(JSON.stringify({ type: "message", ...message }));
+        }
+      }, 2000);
     } else if (frame.type === "error" && frame.client_id && frame.retry === false) {
       state.outbox = state.outbox.filter((m) => m.client_id !== frame.client_id);
       persist();

@@ -42,6 +42,11 @@ const STORE_WAIT: Duration = Duration::from_secs(10);
 /// would cost gigabytes for tens of thousands of idle visitors; a frame larger than this
 /// is read in several steps.
 const READ_BUFFER: usize = 4 * 1024;
+/// A visitor writes this many messages in a burst at most…
+const BURST: f64 = 20.0;
+/// …and this many a second after it: a person types far slower; a script that floods
+/// the socket gets `retry` errors instead of filling the inbound pipeline.
+const PER_SECOND: f64 = 5.0;
 /// A ping keeps proxies from dropping an idle connection.
 const HEARTBEAT: Duration = Duration::from_secs(25);
 
@@ -141,6 +146,7 @@ async fn visitor_connection(mut socket: WebSocket, state: AppState, hub: Arc<Hub
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.reset();
     let (stored_tx, mut stored) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let mut allowance = Allowance::new();
     loop {
         tokio::select! {
             frame = pushed.recv() => match frame {
@@ -161,7 +167,7 @@ async fn visitor_connection(mut socket: WebSocket, state: AppState, hub: Arc<Hub
                         let _ = socket.send(text(&json!({"type": "error", "detail": "frames are JSON objects"}))).await;
                         continue;
                     };
-                    on_frame(&hub, &visitor, frame, &stored_tx);
+                    on_frame(&hub, &visitor, frame, &stored_tx, &mut allowance);
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
@@ -171,15 +177,49 @@ async fn visitor_connection(mut socket: WebSocket, state: AppState, hub: Arc<Hub
     hub.disconnect(&visitor.address, connection);
 }
 
+/// A token bucket: [`BURST`] messages, refilled at [`PER_SECOND`].
+struct Allowance {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Allowance {
+    fn new() -> Self {
+        Allowance {
+            tokens: BURST,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * PER_SECOND;
+        self.tokens = (self.tokens + refill).min(BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 fn on_frame(
     hub: &Hub,
     visitor: &Visitor,
     frame: Value,
     answers: &tokio::sync::mpsc::UnboundedSender<Value>,
+    allowance: &mut Allowance,
 ) {
     match frame["type"].as_str() {
         Some("message") => {
             let client_id = frame["client_id"].as_str().unwrap_or_default().to_owned();
+            if !allowance.take() {
+                let _ = answers.send(json!({"type": "error", "client_id": client_id,
+                    "detail": "too many messages at once: wait a moment", "retry": true}));
+                return;
+            }
             let payload = frame["payload"].as_str().map(str::to_owned);
             match hub.receive(
                 visitor,

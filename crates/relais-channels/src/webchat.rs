@@ -315,6 +315,11 @@ impl Hub {
         Ok(rx)
     }
 
+    /// Shows the visitor that someone of the tenant is typing.
+    pub fn typing(&self, address: &str) {
+        self.push(address, &json!({"type": "typing"}));
+    }
+
     /// The visitor saw the tenant's message `message_id`.
     pub fn read(&self, message_id: &str) {
         let report = StatusReport {

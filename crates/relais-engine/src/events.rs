@@ -372,7 +372,9 @@ impl Events {
     }
 
     /// Tells the tenant's readers on this node that someone is typing in a conversation.
-    /// Not stored: a client that is not connected at that moment never sees it.
+    /// Not stored: a client that is not connected at that moment never sees it. `data`
+    /// carries the conversation's `team` and `assignee_id`, so that an agent's stream
+    /// knows whether they may see it.
     pub fn typing(&self, tenant: &str, conversation_id: &str, data: serde_json::Value) {
         let tenants = self.inner.tenants.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(readers) = tenants.get(tenant) {
@@ -552,7 +554,7 @@ impl Subscription {
                     }
                 }
                 typing = self.typing.recv(), if wants_typing => match typing {
-                    Ok(typing) if self.viewer.is_none() || self.visible_conversations.contains(&typing.conversation_id) => {
+                    Ok(typing) if self.may_see_typing(&typing) => {
                         return Ok(Delivery::Typing(typing));
                     }
                     Ok(_) => {}
@@ -596,6 +598,29 @@ impl Subscription {
             .reads
             .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(batch)
+    }
+
+    /// Whether this subscription's viewer may see the conversation a typing indicator is
+    /// about: known from the events it handed out, else told by the indicator's own `team`
+    /// and `assignee_id` (an agent who opened a conversation from the list, before any
+    /// event of it reached this stream, still sees the customer typing).
+    fn may_see_typing(&mut self, typing: &Typing) -> bool {
+        let Some(viewer) = &self.viewer else {
+            return true;
+        };
+        if self.visible_conversations.contains(&typing.conversation_id) {
+            return true;
+        }
+        let team = typing.data.get("team").and_then(|t| t.as_str());
+        let assignee = typing.data.get("assignee_id").and_then(|a| a.as_str());
+        let visible = team.is_none_or(|t| viewer.teams.iter().any(|own| own == t))
+            || assignee == Some(viewer.agent_id.as_str());
+        note_visibility(
+            &mut self.visible_conversations,
+            &typing.conversation_id,
+            visible,
+        );
+        visible
     }
 
     /// Reads the next batch of the log into `pending`.
@@ -926,6 +951,37 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn an_agent_sees_typing_in_their_teams_conversations_before_any_event_of_them() {
+        let w = world().await;
+        let mut ana = w
+            .events
+            .subscribe("acme", None)
+            .await
+            .unwrap()
+            .visible_to(Viewer {
+                agent_id: "ana".into(),
+                teams: vec!["support".into()],
+            });
+        w.events.typing(
+            "acme",
+            "billing-conv",
+            serde_json::json!({"who": "customer", "team": "billing", "assignee_id": null}),
+        );
+        w.events.typing(
+            "acme",
+            "support-conv",
+            serde_json::json!({"who": "customer", "team": "support", "assignee_id": null}),
+        );
+        match next(&mut ana).await {
+            Delivery::Typing(typing) => assert_eq!(
+                typing.conversation_id, "support-conv",
+                "another team's conversation is not shown"
+            ),
+            other => panic!("expected typing, got {other:?}"),
+        }
     }
 
     #[tokio::test]

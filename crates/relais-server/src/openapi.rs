@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
         nlu::classify, nlu::train, nlu::put_knowledge_base, nlu::put_llm, nlu::answer, nlu::suggest, nlu::summarize,
         inbound::list_inbound, inbound::get_inbound,
         keywords::get_keywords, keywords::put_keywords,
-        conversations::list_conversations, conversations::get_conversation, conversations::update_conversation, conversations::reply,
+        conversations::list_conversations, conversations::get_conversation, conversations::update_conversation, conversations::reply, conversations::typing,
         flows::list_flows, flows::get_flow, flows::put_flow, flows::delete_flow, flows::simulate_flow,
         templates::create_template, templates::list_templates, templates::get_template, templates::put_template, templates::delete_template,
         events::stream,

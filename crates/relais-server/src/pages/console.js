@@ -69,6 +69,7 @@ let conversations = [];
 const unread = new Map();
 const agentNames = new Map();
 let listTimer = null;
+let typedAt = 0;
 const call = (method, path, body) => api(token, method, path, body);
 
 function when(at) {
@@ -402,6 +403,13 @@ $("reply-form").addEventListener("submit", async (event) => {
   } finally {
     button.disabled = false;
   }
+});
+
+$("reply").addEventListener("input", () => {
+  // The customer's widget shows the agent typing; at most one report every 3 s.
+  if (!current || Date.now() - typedAt < 3000) return;
+  typedAt = Date.now();
+  call("POST", `/v1/conversations/${current.id}/typing`).catch(() => {});
 });
 
 $("reply").addEventListener("keydown", (event) => {

@@ -15,8 +15,8 @@
   const socketUrl = `${base.protocol === "https:" ? "wss" : "ws"}://${base.host}/webchat/${encodeURIComponent(channel)}/socket`;
   const storeKey = `relais.webchat.${channel}`;
   const WORDS = {
-    en: { placeholder: "Write a message…", send: "Send", open: "Open the chat", close: "Close the chat", connecting: "Connecting…", offline: "Reconnecting…", failed: "Not sent: {why}" },
-    fr: { placeholder: "Écrivez un message…", send: "Envoyer", open: "Ouvrir la discussion", close: "Fermer la discussion", connecting: "Connexion…", offline: "Reconnexion…", failed: "Non envoyé : {why}" },
+    en: { typing: "typing…", placeholder: "Write a message…", send: "Send", open: "Open the chat", close: "Close the chat", connecting: "Connecting…", offline: "Reconnecting…", failed: "Not sent: {why}" },
+    fr: { typing: "en train d'écrire…", placeholder: "Écrivez un message…", send: "Envoyer", open: "Ouvrir la discussion", close: "Fermer la discussion", connecting: "Connexion…", offline: "Reconnexion…", failed: "Non envoyé : {why}" },
   };
 
   const saved = (() => { try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch { return {}; } })();
@@ -71,12 +71,14 @@
     input { flex: 1; border: 1px solid #d9dee8; border-radius: 8px; padding: 9px 10px; font-size: 14px; }
     form button { border: 0; border-radius: 8px; color: #fff; padding: 0 14px; font-size: 14px; cursor: pointer; }
     .status { font-size: 12px; color: #5d6678; padding: 0 12px 6px; min-height: 1em; }
+    .typing { font-size: 12px; color: #5d6678; padding: 0 12px; min-height: 1em; font-style: italic; }
 `);
   root.adoptedStyleSheets = [sheet];
   root.innerHTML = `  <button class="launcher" type="button" aria-expanded="false"><svg viewBox="0 0 24 24" width="28" height="28" aria-hidden="true"><path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg></button>
   <section class="panel" hidden role="dialog">
     <header><span class="title"></span><small class="greeting"></small></header>
     <div class="log" role="log" aria-live="polite"></div>
+    <div class="typing" aria-live="polite"></div>
     <div class="status" role="status"></div>
     <form><input name="text" autocomplete="off" maxlength="4096"><button type="submit"></button></form>
   </section>`;
@@ -233,10 +235,16 @@
       for (const m of state.outbox) state.socket.send(JSON.stringify({ type: "message", client_id: m.client_id, text: m.text, payload: m.payload }));
     } else if (frame.type === "message") {
       if (state.seen.has(frame.id)) return;
+      if (frame.direction === "out") { clearTimeout(state.typingTimer); $(".typing").textContent = ""; }
       state.seen.add(frame.id);
       state.lastId = frame.id;
       render(frame);
       markRead();
+    } else if (frame.type === "typing") {
+      // Shown for a few seconds; an agent who keeps typing sends it again.
+      $(".typing").textContent = words().typing;
+      clearTimeout(state.typingTimer);
+      state.typingTimer = setTimeout(() => { $(".typing").textContent = ""; }, 4000);
     } else if (frame.type === "ack") {
       state.outbox = state.outbox.filter((m) => m.client_id !== frame.client_id);
       persist();

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
             get(get_conversation).patch(update_conversation),
         )
         .route("/conversations/{id}/messages", post(reply))
+        .route("/conversations/{id}/typing", post(typing))
         .route("/conversations/{id}/assign", post(assign))
         .route("/conversations/{id}/notes", get(list_notes).post(add_note))
         .route("/conversations/{id}/csat", post(rate))
@@ -396,6 +397,42 @@ pub struct ReplyRequest {
     /// channel's name or id).
     #[serde(default)]
     pub channel: Option<String>,
+}
+
+/// Someone of the tenant is typing an answer: the tenant's event stream gets a `typing`
+/// event (`{"who": "agent", "agent_id"}`), and a web chat visitor sees it in the widget.
+/// Not stored; a client calls it every few seconds while its agent types.
+#[utoipa::path(post, path = "/v1/conversations/{id}/typing", tag = "conversations",
+    responses((status = 204), (status = 404, body = crate::problem::Problem)))]
+pub async fn typing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Scope::Send)?;
+    let tenant = caller.tenant_id.as_str();
+    let conversation = state
+        .desk
+        .conversation(tenant, &id, &caller.actor())
+        .await?;
+    let agent_id = caller.agent.as_ref().map(|a| a.id.clone());
+    state.events.typing(
+        tenant,
+        &conversation.id,
+        serde_json::json!({"who": "agent", "agent_id": agent_id, "team": conversation.team,
+            "assignee_id": conversation.assignee_id}),
+    );
+    // A web chat visitor hears of it on their own connection: the widget reads no event
+    // stream.
+    if conversation.channel == relais_core::channel::ChannelKind::Webchat
+        && let Some(hub) = conversation
+            .channel_id
+            .as_deref()
+            .and_then(relais_channels::webchat::hub)
+    {
+        hub.typing(&conversation.address);
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Replies to the customer, on the channel they last wrote on unless `channel` picks

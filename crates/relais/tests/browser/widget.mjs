@@ -59,6 +59,8 @@ await run(async (visitor, problems) => {
   await agent.locator("#thread .bubble", { hasText: "<script>alert(1)</script>" }).waitFor();
   const answer = "Bonjour, je regarde votre commande tout de suite.";
   await agent.getByLabel("Reply", { exact: true }).fill(answer);
+  await widget.getByText("typing…").waitFor({ timeout: 10000 });
+  step("the visitor sees Ana typing");
   await agent.getByLabel("Reply", { exact: true }).press("Enter");
   await log.getByText(answer).waitFor({ timeout: 15000 });
   step("Ana sees the conversation in the console and answers; the visitor sees the answer");

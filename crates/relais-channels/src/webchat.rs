@@ -257,12 +257,6 @@ impl Hub {
         }
     }
 
-    /// Visitors connected now, and their connections.
-    pub fn connected(&self) -> (usize, usize) {
-        let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        (connections.len(), connections.values().map(Vec::len).sum())
-    }
-
     /// Pushes `frame` to every connection of `address`; whether one took it.
     fn push(&self, address: &str, frame: &Value) -> bool {
         let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,6 +1,7 @@
 //! Relais domain types and pure rules. No I/O, no async, no SQL, no HTTP.
 
 pub mod agent;
+pub mod bucket;
 pub mod campaign;
 pub mod channel;
 pub mod circuit;

@@ -81,7 +81,7 @@ fn axis_top(max: i64) -> (i64, i64) {
 
 fn bucket_label(d: &Dashboard, at: jiff::Timestamp) -> String {
     let civil = at.to_zoned(jiff::tz::TimeZone::UTC);
-    if d.bucket_seconds < 86_400 && d.period == "24h" {
+    if d.period == "24h" {
         format!("{:02}:00", civil.hour())
     } else {
         format!("{:02}/{:02}", civil.day(), civil.month())

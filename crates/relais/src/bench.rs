@@ -309,6 +309,74 @@ impl Counter {
     }
 }
 
+/// A `relais serve` process of its own for a benchmark (a fresh data directory, the
+/// operator key given), killed when dropped; [`ServeProcess::start`] waits until it
+/// answers `/healthz`.
+pub(crate) struct ServeProcess {
+    child: std::process::Child,
+    pub(crate) base: String,
+    pub(crate) pid: String,
+}
+
+impl ServeProcess {
+    /// Starts `relais {global_args} serve` on a free local port, with `data` as its data
+    /// directory, `key` as the operator key, `env` added, and its log in `log`.
+    pub(crate) async fn start(
+        global_args: &[&str],
+        data: &std::path::Path,
+        key: &str,
+        env: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> anyhow::Result<ServeProcess> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        command
+            .args(global_args)
+            .args(["serve", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .env("RELAIS_DATA_DIR", data)
+            .env("RELAIS_ADMIN_KEY", key)
+            .env("RELAIS_LOG", "warn")
+            .env_remove("RELAIS_DATABASE_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log)?);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().context("cannot start relais serve")?;
+        let server = ServeProcess {
+            pid: child.id().to_string(),
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let _already_installed = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        let ready_by = Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{}/healthz", server.base)).send().await
+                && r.status().is_success()
+            {
+                return Ok(server);
+            }
+            anyhow::ensure!(
+                Instant::now() < ready_by,
+                "relais serve did not start: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Peak resident set size (`VmHWM`) of a process (`self` or a pid), in KiB, when the OS
 /// tells it.
 pub(crate) fn peak_rss_kib(pid: &str) -> Option<u64> {

@@ -4,7 +4,6 @@
 //! write-ahead log's size and the server's resident memory are sampled. It checks the
 //! documented bound of the log (docs/configuration.md) and that memory stays flat.
 
-use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,16 +34,6 @@ pub struct SoakArgs {
     pub sample_secs: u64,
 }
 
-/// The server under test, killed when dropped.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
@@ -58,49 +47,25 @@ pub async fn run(args: SoakArgs, durability: relais_store::Durability) -> anyhow
     anyhow::ensure!(args.sample_secs >= 1, "--sample-secs must be at least 1");
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let key = format!("rls_soak_{}", relais_core::ids::new_id());
     let log = dir.path().join("serve.log");
     let durability = match durability {
         relais_store::Durability::Normal => "normal",
         relais_store::Durability::Fsync => "fsync",
     };
-    let child = std::process::Command::new(std::env::current_exe()?)
-        .args(["--durability", durability, "serve", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("RELAIS_DATA_DIR", &data)
-        .env("RELAIS_ADMIN_KEY", &key)
-        .env("RELAIS_LOG", "warn")
-        // The dead endpoint is a local port.
-        .env("RELAIS_WEBHOOK_ALLOW_PRIVATE", "1")
-        .env_remove("RELAIS_DATABASE_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .context("cannot start relais serve")?;
-    let pid = child.id();
-    let child = Child(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    // The dead endpoint is a local port.
+    let server = crate::bench::ServeProcess::start(
+        &["--durability", durability],
+        &data,
+        &key,
+        &[("RELAIS_WEBHOOK_ALLOW_PRIVATE", "1")],
+        &log,
+    )
+    .await?;
+    let (base, pid) = (server.base.clone(), server.pid.clone());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.http_conns + 2)
         .build()?;
-    let ready_by = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < ready_by,
-            "relais serve did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let auth = format!("Bearer {key}");
     if args.dead_webhook {
         // A port that was free a moment ago: nothing listens, every connection is refused.
@@ -190,7 +155,7 @@ pub async fn run(args: SoakArgs, durability: relais_store::Durability) -> anyhow
         let count = accepted.load(Ordering::Relaxed);
         let rate = (count - last.0) as f64 / now.duration_since(last.1).as_secs_f64();
         last = (count, now);
-        let rss = crate::bench::proc_status_kib(&pid.to_string(), "VmRSS:").unwrap_or(0);
+        let rss = crate::bench::proc_status_kib(&pid, "VmRSS:").unwrap_or(0);
         let sqlite = sqlite_memory(&client, &base).await;
         let t = now.duration_since(started).as_secs_f64();
         samples.push((t, rss, sqlite));
@@ -275,7 +240,7 @@ pub async fn run(args: SoakArgs, durability: relais_store::Durability) -> anyhow
             );
         }
     }
-    drop(child);
+    drop(server);
     Ok(())
 }
 

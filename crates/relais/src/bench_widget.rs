@@ -40,16 +40,6 @@ const CONNECTING_AT_ONCE: usize = 256;
 /// ephemeral ports towards one server port).
 const PER_SOURCE_ADDRESS: usize = 20_000;
 
-/// The server under test, killed when dropped.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn open_files_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -125,41 +115,12 @@ pub async fn run(args: WidgetBenchArgs) -> anyhow::Result<()> {
     }
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let key = format!("rls_widget_{}", relais_core::ids::new_id());
-    let log = dir.path().join("serve.log");
-    let child = std::process::Command::new(std::env::current_exe()?)
-        .args(["serve", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("RELAIS_DATA_DIR", &data)
-        .env("RELAIS_ADMIN_KEY", &key)
-        .env("RELAIS_LOG", "warn")
-        .env_remove("RELAIS_DATABASE_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .context("cannot start relais serve")?;
-    let pid = child.id().to_string();
-    let _child = Child(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    let server =
+        crate::bench::ServeProcess::start(&[], &data, &key, &[], &dir.path().join("serve.log"))
+            .await?;
+    let (base, pid) = (server.base.clone(), server.pid.clone());
     let client = reqwest::Client::new();
-    let ready_by = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < ready_by,
-            "relais serve did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let created: serde_json::Value = client
         .post(format!("{base}/v1/channels"))
         .bearer_auth(&key)
@@ -173,8 +134,9 @@ pub async fn run(args: WidgetBenchArgs) -> anyhow::Result<()> {
         .as_str()
         .with_context(|| format!("the channel was not created: {created}"))?
         .to_owned();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let url = format!("ws://127.0.0.1:{port}/webchat/{channel}/socket");
+    let host = base.trim_start_matches("http://").to_owned();
+    let addr: std::net::SocketAddr = host.parse()?;
+    let url = format!("ws://{host}/webchat/{channel}/socket");
     // Settle the server's memory before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = proc_status_kib(&pid, "VmRSS:").unwrap_or(0);
@@ -215,7 +177,7 @@ pub async fn run(args: WidgetBenchArgs) -> anyhow::Result<()> {
 
     // The agent's stream, then the visitors' messages at the rate asked.
     let stream_url =
-        format!("ws://127.0.0.1:{port}/v1/events/stream?access_token={key}&types=message.received");
+        format!("ws://{host}/v1/events/stream?access_token={key}&types=message.received");
     let (mut agent, _) = tokio_tungstenite::connect_async(stream_url).await?;
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<u64>>> = Arc::default();
@@ -314,5 +276,6 @@ pub async fn run(args: WidgetBenchArgs) -> anyhow::Result<()> {
     );
     println!("server peak RSS: {:.1} MiB", peak as f64 / 1024.0);
     drop(sockets);
+    drop(server);
     Ok(())
 }

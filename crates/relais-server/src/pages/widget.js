@@ -25,7 +25,6 @@
     outbox: Array.isArray(saved.outbox) ? saved.outbox : [], // sent, not confirmed yet
     lastId: null,
     seen: new Set(), // message ids shown
-    ownShown: new Set(), // client ids of the visitor's messages shown
     readSent: new Set(),
     look: { title: "Chat", color: "#2257d6", greeting: null, language: "en" },
     socket: null,
@@ -168,7 +167,6 @@
     if (incoming && frame.client_id) {
       const pending = root.querySelector(`[data-client-id="${CSS.escape(frame.client_id)}"]`);
       if (pending) { pending.dataset.id = frame.id; pending.classList.remove("pending"); return; }
-      state.ownShown.add(frame.client_id);
     }
     let el;
     if (content.carousel) {
@@ -296,7 +294,6 @@
     const message = { client_id: newClientId(), text, payload };
     state.outbox.push(message);
     persist();
-    state.ownShown.add(message.client_id);
     const el = document.createElement("div");
     el.className = "msg in pending";
     el.style.background = state.look.color;

@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use relais_channels::webchat::{self, Hub, Visitor};
+use relais_core::bucket::TokenBucket;
 use relais_core::channel::ChannelKind;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -146,7 +147,7 @@ async fn visitor_connection(mut socket: WebSocket, state: AppState, hub: Arc<Hub
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.reset();
     let (stored_tx, mut stored) = tokio::sync::mpsc::unbounded_channel::<Value>();
-    let mut allowance = Allowance::new();
+    let mut allowance = TokenBucket::with_burst(PER_SECOND, BURST, state.clock.now());
     loop {
         tokio::select! {
             frame = pushed.recv() => match frame {
@@ -167,7 +168,8 @@ async fn visitor_connection(mut socket: WebSocket, state: AppState, hub: Arc<Hub
                         let _ = socket.send(text(&json!({"type": "error", "detail": "frames are JSON objects"}))).await;
                         continue;
                     };
-                    on_frame(&hub, &visitor, frame, &stored_tx, &mut allowance);
+                    let allowed = frame["type"] != "message" || allowance.try_take(state.clock.now());
+                    on_frame(&hub, &visitor, frame, &stored_tx, allowed);
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
@@ -177,45 +179,17 @@ async fn visitor_connection(mut socket: WebSocket, state: AppState, hub: Arc<Hub
     hub.disconnect(&visitor.address, connection);
 }
 
-/// A token bucket: [`BURST`] messages, refilled at [`PER_SECOND`].
-struct Allowance {
-    tokens: f64,
-    at: std::time::Instant,
-}
-
-impl Allowance {
-    fn new() -> Self {
-        Allowance {
-            tokens: BURST,
-            at: std::time::Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * PER_SECOND;
-        self.tokens = (self.tokens + refill).min(BURST);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 fn on_frame(
     hub: &Hub,
     visitor: &Visitor,
     frame: Value,
     answers: &tokio::sync::mpsc::UnboundedSender<Value>,
-    allowance: &mut Allowance,
+    allowed: bool,
 ) {
     match frame["type"].as_str() {
         Some("message") => {
             let client_id = frame["client_id"].as_str().unwrap_or_default().to_owned();
-            if !allowance.take() {
+            if !allowed {
                 let _ = answers.send(json!({"type": "error", "client_id": client_id,
                     "detail": "too many messages at once: wait a moment", "retry": true}));
                 return;

@@ -632,6 +632,29 @@ impl Desk {
         Ok(())
     }
 
+    /// The contact's conversation (a contact has one, across channels), if they ever wrote.
+    pub async fn conversation_of_contact(
+        &self,
+        tenant: &str,
+        contact_id: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let filter = relais_store::ConversationFilter {
+            contact_id: Some(contact_id.to_owned()),
+            ..Default::default()
+        };
+        let page = relais_store::PageRequest {
+            after: None,
+            limit: 1,
+        };
+        Ok(self
+            .store
+            .list_conversations(tenant, &filter, &page)
+            .await?
+            .data
+            .into_iter()
+            .next())
+    }
+
     /// Takes a customer's message as the rating of their resolved conversation when it is
     /// a lone digit from 1 to 5 sent soon after the question; the conversation rated.
     pub async fn take_rating(
@@ -644,22 +667,7 @@ impl Desk {
         let Some(score) = rating_of(text) else {
             return Ok(None);
         };
-        let filter = relais_store::ConversationFilter {
-            contact_id: Some(contact_id.to_owned()),
-            ..Default::default()
-        };
-        let page = relais_store::PageRequest {
-            after: None,
-            limit: 1,
-        };
-        let Some(conversation) = self
-            .store
-            .list_conversations(tenant, &filter, &page)
-            .await?
-            .data
-            .into_iter()
-            .next()
-        else {
+        let Some(conversation) = self.conversation_of_contact(tenant, contact_id).await? else {
             return Ok(None);
         };
         if conversation.csat_at == Some(at) {

@@ -163,9 +163,14 @@ impl NluService {
         Ok(KnowledgeBase::new(entries)?)
     }
 
+    /// The tenant's model settings, when it configured one.
+    pub async fn llm_config(&self, tenant: &str) -> Result<Option<LlmConfig>, NluServiceError> {
+        self.setting(tenant, LLM_KEY).await
+    }
+
     pub async fn llm(&self, tenant: &str) -> Result<LlmClient, NluServiceError> {
-        let config: LlmConfig = self
-            .setting(tenant, LLM_KEY)
+        let config = self
+            .llm_config(tenant)
             .await?
             .ok_or(NluServiceError::NoLlm)?;
         Ok(LlmClient::new(config)?)

@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         channels::create_channel, channels::list_channels, channels::get_channel, channels::delete_channel, channels::create_smpp_credentials,
         channels::sync_provider_templates, channels::list_provider_templates,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::list_deliveries,
-        nlu::classify, nlu::train, nlu::put_knowledge_base, nlu::put_llm, nlu::answer, nlu::suggest, nlu::summarize,
+        nlu::classify, nlu::train, nlu::put_knowledge_base, nlu::get_llm, nlu::put_llm, nlu::answer, nlu::suggest, nlu::summarize,
         inbound::list_inbound, inbound::get_inbound,
         keywords::get_keywords, keywords::put_keywords,
         conversations::list_conversations, conversations::get_conversation, conversations::update_conversation, conversations::reply, conversations::typing,

@@ -822,3 +822,52 @@ async fn an_email_in_any_case_is_one_identity_and_a_taken_one_names_its_owner() 
         "{problem}"
     );
 }
+
+#[tokio::test]
+async fn the_model_settings_are_readable_without_their_key() {
+    let api = api().await;
+    let (s, k) = api
+        .json(
+            "POST",
+            "/v1/api-keys",
+            &api.operator,
+            json!({"scopes": ["read"], "label": "console"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let read = k["api_key"].as_str().unwrap().to_owned();
+    let (s, v) = api.get("/v1/nlu/llm", &read).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"configured": false})));
+
+    let (s, v) = api
+        .json(
+            "PUT",
+            "/v1/nlu/llm",
+            &api.operator,
+            json!({"base_url": "ftp://model", "model": "m"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (_, v) = api.get("/v1/nlu/llm", &read).await;
+    assert_eq!(v["configured"], false, "a refused setting is not stored");
+
+    let (s, v) = api
+        .json(
+            "PUT",
+            "/v1/nlu/llm",
+            &api.operator,
+            json!({"base_url": "http://127.0.0.1:11434/v1", "model": "llama3.1", "api_key": "sk-secret"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = api.get("/v1/nlu/llm", &read).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["configured"], true);
+    assert_eq!(v["model"], "llama3.1");
+    assert_eq!(v["base_url"], "http://127.0.0.1:11434/v1");
+    assert_eq!(v["api_key_set"], true);
+    assert!(
+        !v.to_string().contains("sk-secret"),
+        "the key is never shown: {v}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The web chat channel from the widget's side: its look and its socket are refused to
 //! pages of other sites; a visitor's message is stored once however often the widget
-//! sends it again; a visitor who comes back with their token gets their history.
+//! sends it again; a visitor who comes back with their token gets their history; agents
+//! see the visitor typing.
 
 mod support;
 
@@ -266,5 +267,80 @@ async fn a_visitor_who_floods_the_socket_is_slowed_down_and_nothing_is_lost_of_w
     assert_eq!(
         stored, acks,
         "every message taken is stored, none of the others"
+    );
+}
+
+/// Frames of the tenant's event stream until `stop` holds for one (pings skipped); the
+/// last one is the frame that stopped it.
+async fn stream_until(stream: &mut Socket, stop: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut frames = Vec::new();
+    loop {
+        let frame = next(stream).await;
+        let done = stop(&frame);
+        frames.push(frame);
+        if done {
+            return frames;
+        }
+    }
+}
+
+#[tokio::test]
+async fn agents_see_a_visitor_typing_in_their_conversation_once_per_two_seconds() {
+    let app = app().await;
+    let mut request = format!("ws://{}/v1/events/stream", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {}", app.key).parse().unwrap(),
+    );
+    let (mut stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+
+    // A visitor who never wrote has no conversation: typing tells nobody anything.
+    let (mut socket, _) = app.open(None, None).await;
+    send(&mut socket, json!({"type": "typing"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "c1", "text": "Bonjour"}),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await["type"], "ack");
+    let before = stream_until(&mut stream, |f| {
+        f["type"] == "message.received" && f["data"]["text"] == "Bonjour"
+    })
+    .await;
+    assert!(
+        before.iter().all(|f| f["type"] != "typing"),
+        "typing before any conversation: {before:?}"
+    );
+    let conversation = before.last().unwrap()["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Typing now reaches the stream, with the conversation; a burst of keys is one event.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    for _ in 0..5 {
+        send(&mut socket, json!({"type": "typing"})).await;
+    }
+    let first = stream_until(&mut stream, |f| f["type"] == "typing").await;
+    let typing = first.last().unwrap();
+    assert_eq!(typing["conversation_id"], conversation.as_str(), "{typing}");
+    assert_eq!(typing["data"]["who"], "visitor", "{typing}");
+    assert_eq!(typing["id"], Value::Null, "typing is not stored: {typing}");
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "c2", "text": "Vous êtes là ?"}),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await["type"], "ack");
+    let after = stream_until(&mut stream, |f| {
+        f["type"] == "message.received" && f["data"]["text"] == "Vous êtes là ?"
+    })
+    .await;
+    assert!(
+        after.iter().all(|f| f["type"] != "typing"),
+        "five typing frames in two seconds made more than one event: {after:?}"
     );
 }

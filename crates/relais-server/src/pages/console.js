@@ -2,9 +2,10 @@
 // queue's order (urgency, sentiment, VIP, waiting time), filtered by state, team, channel
 // and assignee, with unread counts; opens one to read the customer's whole thread across
 // channels with what NLU read in each message, their profile and consents, the private
-// notes; replies (a template outside the customer-service window, or a canned reply),
-// takes, hands back and resolves. Built on the REST API and the event stream only, with
-// the agent's session token.
+// notes; replies (a template picked from the tenant's templates outside the
+// customer-service window, or a canned reply), takes, hands back and resolves; when the
+// tenant configured a language model, drafts a reply and summarises the thread. Built on
+// the REST API and the event stream only, with the agent's session token.
 
 import {
   $, ApiError, api, applyTexts, liveEvents, preferredLanguage, rememberLanguage, showLive, storeKey, storedKey,
@@ -31,6 +32,15 @@ const TEXTS = {
     unassigned: "unassigned", you: "you", noConsent: "No consent recorded.",
     urgent: "urgent", negative_sentiment: "negative", vip: "VIP", new: "new",
     me: "{name} ({role})", noProfile: "The profile is not available to you.",
+    customerTyping: "The customer is typing…",
+    noTemplate: "None", anyLanguage: "default", suggest: "Suggest a reply",
+    summarize: "Summarise the thread", thinking: "Asking the model…",
+    suggested: "Suggestion from {sources}: read it before sending.",
+    noSuggestion: "No suggestion: {why}.", summaryTitle: "Summary",
+    no_relevant_entry: "the knowledge base has nothing on this",
+    model_timeout: "the model did not answer in time", model_error: "the model failed",
+    empty_answer: "the model answered nothing", model_declined: "the model found no answer",
+    missing_citation: "the model cited no source", unknown_citation: "the model cited an unknown source",
   },
   fr: {
     title: "Console Relais", language: "Langue", signOut: "Se déconnecter",
@@ -51,6 +61,15 @@ const TEXTS = {
     unassigned: "non assignée", you: "vous", noConsent: "Aucun consentement enregistré.",
     urgent: "urgent", negative_sentiment: "négatif", vip: "VIP", new: "nouveau",
     me: "{name} ({role})", noProfile: "Le profil ne vous est pas accessible.",
+    customerTyping: "Le client écrit…",
+    noTemplate: "Aucun", anyLanguage: "par défaut", suggest: "Suggérer une réponse",
+    summarize: "Résumer le fil", thinking: "Le modèle réfléchit…",
+    suggested: "Suggestion tirée de {sources} : relisez-la avant d'envoyer.",
+    noSuggestion: "Pas de suggestion : {why}.", summaryTitle: "Résumé",
+    no_relevant_entry: "la base de connaissances n'en dit rien",
+    model_timeout: "le modèle n'a pas répondu à temps", model_error: "le modèle a échoué",
+    empty_answer: "le modèle n'a rien répondu", model_declined: "le modèle n'a pas trouvé de réponse",
+    missing_citation: "le modèle n'a cité aucune source", unknown_citation: "le modèle a cité une source inconnue",
   },
 };
 
@@ -70,6 +89,9 @@ const unread = new Map();
 const agentNames = new Map();
 let listTimer = null;
 let typedAt = 0;
+let templates = [];
+let customerTypingTimer = null;
+const CUSTOMER_TYPING_MS = 5000;
 const call = (method, path, body) => api(token, method, path, body);
 
 function when(at) {
@@ -129,7 +151,7 @@ async function open(candidate) {
   $("sign-out").hidden = false;
   $("me").textContent = t("me", { name: me.name, role: me.role });
   agentNames.set(me.id, me.name);
-  await Promise.all([loadTeams(), loadCanned(), loadAgents()]);
+  await Promise.all([loadTeams(), loadCanned(), loadAgents(), loadTemplates(), loadAssist()]);
   connect();
   await loadList();
 }
@@ -157,6 +179,63 @@ async function loadCanned() {
     const select = $("canned");
     for (const c of canned) select.append(new Option(c.name, c.name));
   } catch (e) { failed(e); }
+}
+
+async function loadTemplates() {
+  try {
+    templates = (await call("GET", "/v1/templates")).data;
+    const select = $("template");
+    for (const template of templates) {
+      if (![...select.options].some((o) => o.value === template.name)) select.append(new Option(template.name, template.name));
+    }
+    showTemplateLanguages();
+  } catch (e) { failed(e); }
+}
+
+// The languages of the template picked; none picked or one without variants per language
+// leaves the choice to the server (the contact's language).
+function showTemplateLanguages() {
+  const picked = templates.find((tpl) => tpl.name === $("template").value);
+  const languages = [...new Set((picked ? picked.variants : []).map((v) => v.language).filter(Boolean))];
+  const select = $("template-language");
+  const chosen = select.value;
+  select.replaceChildren(new Option(t("anyLanguage"), ""), ...languages.map((l) => new Option(l, l)));
+  if (languages.includes(chosen)) select.value = chosen;
+  select.disabled = !picked;
+}
+
+// Reply suggestions and summaries need the tenant's language model: without one the
+// buttons are not shown at all.
+async function loadAssist() {
+  try {
+    $("assist").hidden = !(await call("GET", "/v1/nlu/llm")).configured;
+  } catch (e) {
+    $("assist").hidden = true;
+    failed(e);
+  }
+}
+
+// The thread as the model reads it: the customer's messages and what was sent to them.
+function transcript(c) {
+  return c.messages
+    .map((m) => ({ speaker: m.direction === "in" ? "customer" : "agent", text: contentText(m.content) }))
+    .filter((m) => m.text.trim());
+}
+
+async function assist(path, show) {
+  if (!current) return;
+  const result = $("assist-result");
+  const buttons = [$("suggest"), $("summarize")];
+  for (const b of buttons) b.disabled = true;
+  result.textContent = t("thinking");
+  result.className = "hint";
+  try {
+    show(await call("POST", path, { messages: transcript(current) }));
+  } catch (e) {
+    failed(e, result);
+  } finally {
+    for (const b of buttons) b.disabled = false;
+  }
 }
 
 function query() {
@@ -241,6 +320,13 @@ function renderConversation(c) {
   $("to-queue").hidden = !c.assignee_id;
   $("resolve").hidden = c.state === "resolved";
   const thread = $("thread");
+  if (thread.dataset.shown !== c.id) {
+    // What the model said of another conversation is not shown under this one.
+    $("summary").hidden = true;
+    $("summary").textContent = "";
+    $("assist-result").textContent = "";
+    $("customer-typing").textContent = "";
+  }
   const atBottom = thread.scrollHeight - thread.scrollTop - thread.clientHeight < 40;
   const bubbles = c.messages.map((m) => {
     const bubble = el("div", `bubble ${m.direction === "in" ? "received" : "sent"}`, contentText(m.content));
@@ -324,6 +410,13 @@ function connect() {
       if (event.type === "message.received" && id && (!current || current.id !== id)) {
         unread.set(id, (unread.get(id) || 0) + 1);
       }
+      if (event.type === "typing" && event.data && event.data.who === "visitor" && current && current.id === id) {
+        // Shown for a few seconds; a visitor who keeps typing reports it again.
+        $("customer-typing").textContent = t("customerTyping");
+        clearTimeout(customerTypingTimer);
+        customerTypingTimer = setTimeout(() => { $("customer-typing").textContent = ""; }, CUSTOMER_TYPING_MS);
+      }
+      if (event.type === "message.received" && current && current.id === id) $("customer-typing").textContent = "";
       if (id && current && current.id === id && event.type !== "typing") show(id);
       if (event.type !== "typing") loadListSoon();
     },
@@ -336,6 +429,7 @@ function applyLanguage() {
   if (me) $("me").textContent = t("me", { name: me.name, role: me.role });
   if (stream) showLive(t, stream.live);
   if (current) renderConversation(current);
+  showTemplateLanguages();
   renderList();
 }
 
@@ -380,7 +474,7 @@ $("reply-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   if (!current) return;
   const result = $("reply-result");
-  const template = $("template").value.trim();
+  const template = $("template").value;
   const canned = $("canned").value;
   const text = $("reply").value;
   let body;
@@ -394,6 +488,7 @@ $("reply-form").addEventListener("submit", async (event) => {
     await call("POST", `/v1/conversations/${current.id}/messages`, body);
     $("reply").value = "";
     $("template").value = "";
+    showTemplateLanguages();
     $("canned").value = "";
     result.textContent = t("sentOk");
     result.className = "result ok";
@@ -404,6 +499,27 @@ $("reply-form").addEventListener("submit", async (event) => {
     button.disabled = false;
   }
 });
+
+$("template").addEventListener("change", showTemplateLanguages);
+
+$("suggest").addEventListener("click", () => assist("/v1/nlu/suggest", (answer) => {
+  const result = $("assist-result");
+  if (answer.needs_human) {
+    result.textContent = t("noSuggestion", { why: t(answer.handover_reason || "model_error") });
+    result.className = "hint error";
+    return;
+  }
+  $("reply").value = answer.text;
+  $("reply").focus();
+  result.textContent = t("suggested", { sources: answer.citations.join(", ") });
+  result.className = "hint";
+}));
+
+$("summarize").addEventListener("click", () => assist("/v1/nlu/summarize", (answer) => {
+  $("assist-result").textContent = "";
+  $("summary").textContent = answer.summary;
+  $("summary").hidden = false;
+}));
 
 $("reply").addEventListener("input", () => {
   // The customer's widget shows the agent typing; at most one report every 3 s.

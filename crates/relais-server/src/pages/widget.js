@@ -30,6 +30,7 @@
     socket: null,
     delay: 1000,
     open: false,
+    typedAt: 0,
   };
   const words = () => WORDS[state.look.language] || WORDS.en;
   const persist = () => localStorage.setItem(storeKey, JSON.stringify({ token: state.token, outbox: state.outbox }));
@@ -311,6 +312,14 @@
     event.preventDefault();
     send($("input").value, null);
     $("input").value = "";
+  });
+  $("input").addEventListener("input", () => {
+    // The agent sees "typing…"; the server passes on at most one report every 2 s.
+    if (!$("input").value.trim() || Date.now() - state.typedAt < 2500) return;
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) {
+      state.typedAt = Date.now();
+      state.socket.send(JSON.stringify({ type: "typing" }));
+    }
   });
   $(".launcher").addEventListener("click", () => {
     state.open = !state.open;

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use relais_core::tenant::Scope;
 use relais_engine::nlu::{
     Classification, KNOWLEDGE_BASE_KEY, LLM_KEY, NluServiceError, TrainedModel,
@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
             post(train).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
         )
         .route("/nlu/knowledge-base", put(put_knowledge_base))
-        .route("/nlu/llm", put(put_llm))
+        .route("/nlu/llm", get(get_llm).put(put_llm))
         .route("/nlu/answer", post(answer))
         .route("/nlu/suggest", post(suggest))
         .route("/nlu/summarize", post(summarize))
@@ -169,6 +169,52 @@ pub async fn put_llm(
         .put_setting(&caller.tenant_id, LLM_KEY, &value, state.clock.now())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The model settings as anyone of the tenant may read them: the key itself is never
+/// shown. Without a model, only `configured: false`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LlmView {
+    pub configured: bool,
+    #[serde(flatten)]
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<LlmSettingsView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LlmSettingsView {
+    pub base_url: String,
+    pub model: String,
+    pub api_key_set: bool,
+    pub timeout_ms: u64,
+    pub temperature: f32,
+    pub max_tokens: u32,
+}
+
+/// Whether the tenant configured a model, and its settings without the API key: the
+/// console shows its reply suggestions and summaries only when there is one.
+#[utoipa::path(get, path = "/v1/nlu/llm", tag = "nlu", responses((status = 200, body = LlmView)))]
+pub async fn get_llm(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<LlmView>> {
+    caller.require(Scope::Read)?;
+    let config = state
+        .nlu
+        .llm_config(&caller.tenant_id)
+        .await
+        .map_err(nlu_error)?;
+    Ok(axum::Json(LlmView {
+        configured: config.is_some(),
+        settings: config.map(|config| LlmSettingsView {
+            api_key_set: config.api_key.is_some(),
+            base_url: config.base_url,
+            model: config.model,
+            timeout_ms: config.timeout_ms,
+            temperature: config.temperature,
+            max_tokens: config.max_tokens,
+        }),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -8,7 +8,9 @@
 //!   the history after `after` (`{"type": "message", …}`), then what is sent live;
 //! - `{"type": "message", "client_id", "text", "payload"?}` is answered
 //!   `{"type": "ack", "client_id"}` once stored, or `{"type": "error", "client_id", "detail"}`;
-//! - `{"type": "read", "id"}` marks the tenant's message read.
+//! - `{"type": "read", "id"}` marks the tenant's message read;
+//! - `{"type": "typing"}` while the visitor types puts a `typing` event (`"who":
+//!   "visitor"`) on the tenant's event stream, at most one every two seconds.
 
 use crate::AppState;
 use crate::problem::{ApiError, ApiResult};
@@ -50,6 +52,9 @@ const BURST: f64 = 20.0;
 const PER_SECOND: f64 = 5.0;
 /// A ping keeps proxies from dropping an idle connection.
 const HEARTBEAT: Duration = Duration::from_secs(25);
+/// The least time between two typing events of one connection: agents need to know the
+/// visitor types, not each key.
+const TYPING_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 
 /// The channel's hub, if the page's origin may use it.
 fn allowed_hub(channel: &str, headers: &HeaderMap) -> ApiResult<(Arc<Hub>, String)> {
@@ -148,6 +153,7 @@ async fn visitor_connection(mut socket: WebSocket, state: AppState, hub: Arc<Hub
     heartbeat.reset();
     let (stored_tx, mut stored) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let mut allowance = TokenBucket::with_burst(PER_SECOND, BURST, state.clock.now());
+    let mut typed_at: Option<jiff::Timestamp> = None;
     loop {
         tokio::select! {
             frame = pushed.recv() => match frame {
@@ -168,6 +174,14 @@ async fn visitor_connection(mut socket: WebSocket, state: AppState, hub: Arc<Hub
                         let _ = socket.send(text(&json!({"type": "error", "detail": "frames are JSON objects"}))).await;
                         continue;
                     };
+                    if frame["type"] == "typing" {
+                        let now = state.clock.now();
+                        if typed_at.is_none_or(|at| now.duration_since(at) >= TYPING_EVERY) {
+                            typed_at = Some(now);
+                            tokio::spawn(visitor_typing(state.clone(), hub.clone(), visitor.address.clone()));
+                        }
+                        continue;
+                    }
                     let allowed = frame["type"] != "message" || allowance.try_take(state.clock.now());
                     on_frame(&hub, &visitor, frame, &stored_tx, allowed);
                 }
@@ -225,8 +239,37 @@ fn on_frame(
         }
         _ => {
             let _ = answers.send(json!({"type": "error",
-                "detail": "unknown frame type; expected message or read"}));
+                "detail": "unknown frame type; expected message, read or typing"}));
         }
+    }
+}
+
+/// Tells the agents who may see the visitor's conversation that the visitor types. A
+/// visitor who never wrote has no conversation yet: nobody is told.
+async fn visitor_typing(state: AppState, hub: Arc<Hub>, address: String) {
+    let tenant = &hub.identity().tenant_id;
+    let conversation = match state
+        .store
+        .contact_by_identity(tenant, Some(ChannelKind::Webchat), &address)
+        .await
+    {
+        Ok(Some(contact)) => {
+            state
+                .desk
+                .conversation_of_contact(tenant, &contact.id)
+                .await
+        }
+        Ok(None) => return,
+        Err(e) => Err(e),
+    };
+    match conversation {
+        Ok(Some(c)) => state.events.typing(
+            tenant,
+            &c.id,
+            json!({"who": "visitor", "team": c.team, "assignee_id": c.assignee_id}),
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot find a typing visitor's conversation"),
     }
 }
 

@@ -1,6 +1,7 @@
 // The web chat widget in a real browser, on a page of another site: a visitor opens it,
 // the bot asks with quick replies, the visitor taps one, the bot hands off, Ana sees the
-// conversation appear live in the console and answers, the visitor sees the answer; the
+// conversation appear live in the console, sees the visitor typing and answers (the
+// visitor sees her typing), the visitor sees the answer; the
 // server is killed and started again, the widget reconnects and shows nothing twice; a
 // reload brings the history back. Run by crates/relais/tests/browser.rs, which serves the
 // page (PAGE_URL) and restarts the server when this script asks (a line on stdout,
@@ -57,6 +58,10 @@ await run(async (visitor, problems) => {
   await item.getByRole("button").click();
   await agent.locator("#thread .bubble.received", { hasText: "Ma commande" }).waitFor();
   await agent.locator("#thread .bubble", { hasText: "<script>alert(1)</script>" }).waitFor();
+  await widget.getByRole("textbox").pressSequentially("Vous");
+  await agent.getByText("The customer is typing…").waitFor({ timeout: 10000 });
+  await widget.getByRole("textbox").fill("");
+  step("Ana sees the visitor typing");
   const answer = "Bonjour, je regarde votre commande tout de suite.";
   await agent.getByLabel("Reply", { exact: true }).fill(answer);
   await widget.getByText("typing…").waitFor({ timeout: 10000 });

@@ -72,9 +72,9 @@ impl AssignmentRule {
 }
 
 /// How urgent a waiting conversation is, as bits of one number so that the queue sorts on
-/// it: urgency outranks a negative sentiment, which outranks a VIP customer; waiting time
-/// breaks ties. A conversation keeps the bits its customer's messages raised until an
-/// agent answers (VIP stays).
+/// it: urgency outranks a negative sentiment, which outranks a VIP customer; the SLA due
+/// time, or without one the waiting time, breaks ties. A conversation keeps the bits its
+/// customer's messages raised until an agent answers (VIP stays).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Priority(pub i64);
 

@@ -255,6 +255,7 @@ macro_rules! impl_agent_store {
             use super::*;
             use crate::{StoreError, from_micros, micros, new_id};
             use crate::conversations::$conversations::{COLUMNS, conversation_from_row};
+            use crate::conversations::DUE_KEY;
             use sqlx::Row;
 
             type DbRow = <$db as sqlx::Database>::Row;
@@ -655,12 +656,12 @@ macro_rules! impl_agent_store {
                     let Some(agent) = agent else {
                         return Ok(None);
                     };
-                    // Served in order by conversations_next_waiting (migration 0027).
-                    let waiting: Option<String> = sqlx::query_scalar(
+                    // In queue order, served by conversations_next_waiting (migration 0034).
+                    let waiting: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                         "SELECT id FROM conversations \
                          WHERE tenant_id = $1 AND team = $2 AND state = 'pending' AND assignee_id IS NULL \
-                         ORDER BY priority DESC, COALESCE(waiting_since, 9223372036854775807) ASC, id ASC LIMIT 1",
-                    )
+                         ORDER BY priority DESC, {DUE_KEY} ASC, id ASC LIMIT 1"
+                    )))
                     .bind(tenant)
                     .bind(team)
                     .fetch_optional(&mut *tx)

@@ -4902,6 +4902,189 @@ pub async fn the_queue_is_read_in_priority_order_by_pages_with_what_an_agent_may
     );
 }
 
+/// Within a priority the queue goes by when each answer is due: a customer whose
+/// next-response answer is due in 2 minutes comes before one who began waiting earlier but
+/// whose first answer is due in 30; a customer waiting without an SLA sorts by when they
+/// began waiting, among the due times; those who wait for nobody come last. Pages keep
+/// that order, and a team's rule hands out the earliest due first.
+pub async fn the_queue_goes_by_sla_due_time_within_a_priority(store: &dyn Store) {
+    use crate::{ConversationFilter, ConversationOrder};
+    use relais_core::agent::AssignmentRule;
+    use relais_core::conversation::ConversationState;
+    let at = |s: i64| {
+        t0().checked_add(jiff::SignedDuration::from_secs(s))
+            .unwrap_or(t0())
+    };
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let tenant = tenant.as_str();
+    let spec = crate::TeamSpec {
+        description: None,
+        assignment: AssignmentRule::RoundRobin,
+        first_response_minutes: Some(30),
+        next_response_minutes: Some(2),
+        is_default: false,
+        csat: false,
+    };
+    store
+        .put_team(tenant, "billing", &spec, t0())
+        .await
+        .unwrap();
+    let ana = store
+        .create_agent(&new_agent(tenant, "ana@example.com", &["billing"], 100))
+        .await
+        .unwrap();
+    let first_due = |since: i64| Some(at(since + 30 * 60));
+    let next_due = |since: i64| Some(at(since + 2 * 60));
+
+    // Customers of billing, by name: (name, priority, answered once before, waiting
+    // since, with the team's SLA or without one, as for a tenant with no SLA policy).
+    let plan: [(&str, i64, bool, Option<i64>, bool); 9] = [
+        // Waiting since 100: the first answer is due at 100 + 30 min = 1900.
+        ("first", 0, false, Some(100), true),
+        // Began waiting later, but had an answer before: the next one is due at 720.
+        ("next", 0, true, Some(600), true),
+        // No SLA: sorts by when the customer began waiting, among the due times.
+        ("no_sla", 0, false, Some(1000), false),
+        ("no_sla_late", 0, false, Some(2000), false),
+        // Level with "next" (due at 720): the id decides.
+        ("no_sla_tie", 0, false, Some(720), false),
+        // Waiting for an hour: its first answer was due half an hour ago, and stays due
+        // then once the breach is recorded.
+        ("breached", 0, false, Some(-3600), true),
+        // Waiting for nobody: answered, and the customer has not written since; or never
+        // waited.
+        ("answered", 0, true, None, true),
+        ("never_waited", 0, false, None, true),
+        // More urgent: first, though its answer is due last.
+        ("urgent", 4, false, Some(3000), true),
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for (i, (name, priority, answered, since, sla)) in plan.iter().enumerate() {
+        let who = store
+            .create_contact(
+                tenant,
+                &contact(vec![sms(&format!("+336123460{i:02}"))], "{}"),
+                t0(),
+            )
+            .await
+            .unwrap();
+        let last = serde_json::json!({"direction": "in", "text": "help"});
+        let message_id = format!("in-due-{i}");
+        let mut placed = placement(tenant, &who.id, &last, 0, true);
+        placed.message_id = &message_id;
+        placed.state = ConversationState::Pending;
+        let c = store.place_inbound(&placed).await.unwrap();
+        store
+            .assign_conversation(tenant, &c.id, None, Some("billing"), t0())
+            .await
+            .unwrap();
+        if *answered {
+            // Ana answered once, then handed the conversation back to the queue.
+            store
+                .assign_conversation(tenant, &c.id, Some(&ana.id), None, t0())
+                .await
+                .unwrap();
+            store.note_agent_answer(tenant, &c.id, t0()).await.unwrap();
+            store
+                .assign_conversation(tenant, &c.id, None, None, t0())
+                .await
+                .unwrap();
+        }
+        if let Some(since) = *since {
+            let (first, next) = match sla {
+                true => (first_due(since), next_due(since)),
+                false => (None, None),
+            };
+            let waiting = store
+                .note_customer_waiting(tenant, &c.id, *priority, at(since), first, next)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(waiting.waiting_since, Some(at(since)), "{name}");
+        }
+        if *name == "breached" {
+            assert!(
+                store
+                    .mark_breached(tenant, &c.id, at(-1800), at(0))
+                    .await
+                    .unwrap()
+            );
+        }
+        ids.insert(*name, c.id);
+    }
+    let id = |name: &str| ids[name].clone();
+    let read = |name: &str| {
+        let id = id(name);
+        async move { store.conversation(tenant, &id).await.unwrap().unwrap() }
+    };
+    let next = read("next").await;
+    assert_eq!(
+        (next.sla_kind.as_deref(), next.sla_due_at),
+        (Some("next_response"), Some(at(720)))
+    );
+    let first = read("first").await;
+    assert_eq!(
+        (first.sla_kind.as_deref(), first.sla_due_at),
+        (Some("first_response"), Some(at(1900)))
+    );
+    assert_eq!(read("no_sla").await.sla_due_at, None);
+    let breached = read("breached").await;
+    assert_eq!(
+        (breached.sla_due_at, breached.sla_breached_at),
+        (Some(at(-1800)), Some(at(0)))
+    );
+    assert_eq!(read("answered").await.waiting_since, None);
+
+    let by_id = |a: &str, b: &str| {
+        let mut pair = [id(a), id(b)];
+        pair.sort();
+        pair
+    };
+    let mut expected = vec![id("urgent"), id("breached")];
+    expected.extend(by_id("next", "no_sla_tie"));
+    expected.extend([id("no_sla"), id("first"), id("no_sla_late")]);
+    expected.extend(by_id("answered", "never_waited"));
+
+    let queue = ConversationFilter {
+        states: vec![ConversationState::Pending, ConversationState::Open],
+        visible_to: Some(ana.id.clone()),
+        order: ConversationOrder::Priority,
+        ..Default::default()
+    };
+    // Every page size: a cursor at any place, ties included, skips and repeats nothing.
+    for limit in 1..=expected.len() as u32 + 1 {
+        let mut listed = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .list_conversations(tenant, &queue, &PageRequest { after, limit })
+                .await
+                .unwrap();
+            assert!(page.data.len() <= limit as usize);
+            listed.extend(page.data.into_iter().map(|c| c.id));
+            match page.next_cursor {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(listed, expected, "pages of {limit}");
+    }
+
+    // The rule hands out the waiting ones (all pending, none assigned) in the same order.
+    let mut handed = Vec::new();
+    for s in 0..expected.len() as i64 {
+        match store
+            .assign_next(tenant, "billing", AssignmentRule::RoundRobin, at(5000 + s))
+            .await
+            .unwrap()
+        {
+            Some(c) => handed.push(c.id),
+            None => break,
+        }
+    }
+    assert_eq!(handed, expected);
+}
+
 pub async fn agents_are_assigned_by_rule_within_capacity_and_the_sla_clock_is_kept(
     store: &dyn Store,
 ) {
@@ -5594,6 +5777,7 @@ macro_rules! conformance_suite {
             pruned_events_leave_the_numbering_going_on,
             agents_are_assigned_by_rule_within_capacity_and_the_sla_clock_is_kept,
             the_queue_is_read_in_priority_order_by_pages_with_what_an_agent_may_see,
+            the_queue_goes_by_sla_due_time_within_a_priority,
             templates_are_stored_per_tenant_with_their_variants,
             provider_templates_are_replaced_per_channel,
             the_last_inbound_message_of_each_contact_and_channel_kind_is_found,

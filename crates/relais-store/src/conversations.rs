@@ -100,8 +100,8 @@ pub enum ConversationOrder {
     /// Most recent activity first.
     #[default]
     Recent,
-    /// The queue: most urgent first, then the customer who has waited longest; those who
-    /// wait for nobody last.
+    /// The queue: most urgent first, then the answer due soonest by its SLA, or, without
+    /// an SLA, the customer who began waiting earliest; those who wait for nobody last.
     Priority,
 }
 
@@ -148,18 +148,26 @@ pub trait ConversationStore: Send + Sync {
 }
 
 /// The cursor of a page of conversations: the last one's sort key and id, `<micros>.<id>`
-/// by recent activity, `<priority>.<waiting key>.<id>` in queue order.
+/// by recent activity, `<priority>.<due key>.<id>` in queue order.
 fn cursor_of(c: &Conversation, order: ConversationOrder) -> String {
     match order {
         ConversationOrder::Recent => format!("{}.{}", crate::micros(c.last_message_at), c.id),
-        ConversationOrder::Priority => format!("{}.{}.{}", c.priority, wait_key(c), c.id),
+        ConversationOrder::Priority => format!("{}.{}.{}", c.priority, due_key(c), c.id),
     }
 }
 
-/// Where a conversation sorts among those of its priority: by how long its customer
-/// waits, those who wait for nobody last.
-fn wait_key(c: &Conversation) -> i64 {
-    c.waiting_since.map(crate::micros).unwrap_or(i64::MAX)
+/// Where a conversation sorts among those of its priority, in SQL: when its answer is due
+/// by the SLA, or without an SLA since when its customer waits, those who wait for nobody
+/// last. Written exactly as the queue's indexes write it (migration 0034): SQLite uses an
+/// index on an expression only for a query that spells the expression the same way.
+pub(crate) const DUE_KEY: &str = "COALESCE(sla_due_at, waiting_since, 9223372036854775807)";
+
+/// [`DUE_KEY`] of a conversation read back, for its cursor.
+fn due_key(c: &Conversation) -> i64 {
+    c.sla_due_at
+        .or(c.waiting_since)
+        .map(crate::micros)
+        .unwrap_or(i64::MAX)
 }
 
 /// A cursor's parts: the sort keys and the id.
@@ -372,7 +380,6 @@ macro_rules! impl_conversation_store {
                     filter: &ConversationFilter,
                     page: &PageRequest,
                 ) -> StoreResult<Page<Conversation>> {
-                    const WAIT_KEY: &str = "COALESCE(waiting_since, 9223372036854775807)";
                     let limit = i64::from(page.limit.clamp(1, 1000));
                     let (first, second, after_id) = match page.after.as_deref() {
                         Some(cursor) => parse_cursor(cursor, filter.order)?,
@@ -404,7 +411,7 @@ macro_rules! impl_conversation_store {
                         && !filter.states.is_empty()
                         && filter.states.iter().all(|s| queue_states.contains(s))
                     {
-                        // The condition of the index in queue order (migration 0027),
+                        // The condition of the index in queue order (migration 0034),
                         // written as the index writes it, so that SQLite uses it too.
                         conditions.push_str(" AND state IN ('pending', 'open')");
                     }
@@ -417,8 +424,8 @@ macro_rules! impl_conversation_store {
                             "last_message_at DESC, id DESC".to_owned(),
                         ),
                         ConversationOrder::Priority => (
-                            format!("(priority < $6 OR (priority = $6 AND ({WAIT_KEY} > $9 OR ({WAIT_KEY} = $9 AND id > $7))))"),
-                            format!("priority DESC, {WAIT_KEY} ASC, id ASC"),
+                            format!("(priority < $6 OR (priority = $6 AND ({DUE_KEY} > $9 OR ({DUE_KEY} = $9 AND id > $7))))"),
+                            format!("priority DESC, {DUE_KEY} ASC, id ASC"),
                         ),
                     };
                     let after_id = match (page.after.is_some(), filter.order) {

@@ -1,6 +1,6 @@
 // The agent console: an agent logs in, sees the conversations they may answer in the
-// queue's order (urgency, sentiment, VIP, waiting time), filtered by state, team, channel
-// and assignee, with unread counts; opens one to read the customer's whole thread across
+// queue's order (urgency, sentiment, VIP, SLA due time, waiting time), filtered by state,
+// team, channel and assignee, with unread counts; opens one to read the customer's whole thread across
 // channels with what NLU read in each message, their profile and consents, the private
 // notes; replies (a template picked from the tenant's templates outside the
 // customer-service window, or a canned reply), takes, hands back and resolves; when the

@@ -207,7 +207,7 @@ pub struct ConversationQuery {
     /// `me` (the agent logged in), `none` (unassigned) or an agent's id.
     pub assignee: Option<String>,
     /// `recent` (latest activity first, the default) or `priority` (the queue: most
-    /// urgent first, then longest waiting).
+    /// urgent first, then by SLA due time, or without an SLA by waiting time).
     pub order: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,

@@ -122,6 +122,7 @@ pub fn display_text(content: &Content) -> String {
             .name
             .clone()
             .unwrap_or_else(|| format!("[location] {}, {}", l.lat, l.lon)),
+        Body::Form(form) => form.as_text(),
         Body::Template(t) => format!("[template] {}", t.name),
     }
 }

@@ -27,6 +27,8 @@ pub const KIND: &str = "webchat";
 
 /// The longest text a visitor may send, in characters.
 pub const MAX_VISITOR_TEXT: usize = 4096;
+/// Longest payload a visitor's message carries: a tapped button's, or a form's values.
+pub const MAX_VISITOR_PAYLOAD_BYTES: usize = 4096;
 
 /// Frames waiting for a slow connection at most; past it, what is pushed is left for the
 /// visitor's history.
@@ -288,7 +290,7 @@ impl Hub {
         if !is_client_id(client_id) {
             return Err(VisitorError::BadClientId);
         }
-        let payload = payload.filter(|p| !p.is_empty() && p.len() <= 1000);
+        let payload = payload.filter(|p| !p.is_empty() && p.len() <= MAX_VISITOR_PAYLOAD_BYTES);
         let (tx, rx) = oneshot::channel();
         let message = NewInbound {
             tenant_id: self.identity.tenant_id.clone(),
@@ -371,6 +373,9 @@ pub fn content_json(content: &Content) -> Value {
         }
         Body::Location(location) => {
             out.insert("location".into(), json!(location));
+        }
+        Body::Form(form) => {
+            out.insert("form".into(), json!(form));
         }
         Body::Template(template) => {
             out.insert("template".into(), json!(template.name));

@@ -2,7 +2,7 @@
 //!
 //! The API's `content` is one JSON object whose key says what it is:
 //! `{"text": …}`, `{"media": {…}}`, `{"card": {…}}`, `{"carousel": […]}`,
-//! `{"location": {…}}` or `{"template": "name", "variables": {…}}`, optionally with
+//! `{"location": {…}}`, `{"form": {…}}` or `{"template": "name", "variables": {…}}`, optionally with
 //! `buttons` (on text and media) and `quick_replies`. Unknown keys are refused, so a typo
 //! never silently sends something else. `docs/content.md` is the user-facing description.
 //!
@@ -26,6 +26,9 @@ pub mod limits {
     pub const QUICK_REPLIES: usize = 13;
     pub const CAROUSEL_CARDS: usize = 10;
     pub const TEMPLATE_NAME_CHARS: usize = 512;
+    pub const FORM_FIELDS: usize = 10;
+    pub const FORM_FIELD_NAME_CHARS: usize = 64;
+    pub const FORM_OPTIONS: usize = 20;
 }
 
 /// The content of one message.
@@ -47,8 +50,78 @@ pub enum Body {
     Card(Card),
     Carousel(Vec<Card>),
     Location(Location),
+    /// A few fields filled in and sent at once (an appointment to confirm, a delivery
+    /// address); the answer comes back as one message whose payload holds the values.
+    Form(Form),
     /// A template stored by the tenant or approved by the provider (WhatsApp), sent by name.
     Template(TemplateRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Form {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    pub fields: Vec<FormField>,
+    /// The submit button's label (the widget's "Send" in its language when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormField {
+    /// The key of the value in the answer: letters, digits and `_`.
+    pub name: String,
+    pub label: String,
+    #[serde(default)]
+    pub kind: FormFieldKind,
+    /// The choices of a `choice` field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    #[serde(default = "required_by_default")]
+    pub required: bool,
+}
+
+impl Form {
+    /// The form on a channel without forms: its title and text, then one line per field
+    /// to answer (`- Date`, a choice's options in brackets, `(optional)`), so that the
+    /// customer can answer in words and an agent or a flow reads them.
+    pub fn as_text(&self) -> String {
+        let fields = self.fields.iter().map(|field| {
+            let choices = if field.options.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", field.options.join(" / "))
+            };
+            let optional = if field.required { "" } else { " (optional)" };
+            format!("- {}{choices}{optional}", field.label)
+        });
+        join_lines(
+            [self.title.clone()]
+                .into_iter()
+                .chain(self.text.clone())
+                .chain(fields),
+        )
+    }
+}
+
+fn required_by_default() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormFieldKind {
+    #[default]
+    Text,
+    Email,
+    Phone,
+    Number,
+    Date,
+    Time,
+    Choice,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,7 +240,9 @@ pub struct TemplateRef {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContentError {
-    #[error("content needs one of `text`, `media`, `card`, `carousel`, `location` or `template`")]
+    #[error(
+        "content needs one of `text`, `media`, `card`, `carousel`, `location`, `form` or `template`"
+    )]
     NoBody,
     #[error("content has both `{first}` and `{second}`; {hint}")]
     Conflict {
@@ -213,6 +288,8 @@ pub enum ContentError {
     },
     #[error("template name `{0}` may only contain letters, digits, `_`, `-` and `.`")]
     TemplateName(String),
+    #[error("`{field}`: {detail}")]
+    BadFormField { field: String, detail: &'static str },
     #[error("the text is {actual} for this channel, which allows {allowed}")]
     TooLongForChannel { actual: String, allowed: String },
 }
@@ -258,6 +335,7 @@ impl Content {
                 }
             }
             Body::Location(location) => check_location(location)?,
+            Body::Form(form) => check_form(form)?,
             Body::Template(template) => check_template(template)?,
         }
         check_buttons("buttons", &self.buttons)?;
@@ -302,6 +380,24 @@ impl Content {
                 }
                 if let Some(address) = &mut location.address {
                     visit("location.address", address)?;
+                }
+            }
+            Body::Form(form) => {
+                visit("form.title", &mut form.title)?;
+                if let Some(text) = &mut form.text {
+                    visit("form.text", text)?;
+                }
+                for (index, field) in form.fields.iter_mut().enumerate() {
+                    visit(&format!("form.fields[{index}].label"), &mut field.label)?;
+                    for (option_index, option) in field.options.iter_mut().enumerate() {
+                        visit(
+                            &format!("form.fields[{index}].options[{option_index}]"),
+                            option,
+                        )?;
+                    }
+                }
+                if let Some(submit) = &mut form.submit {
+                    visit("form.submit", submit)?;
                 }
             }
             // Variables of a stored template are values, filled in by the template itself.
@@ -546,6 +642,70 @@ fn check_location(location: &Location) -> Result<(), ContentError> {
     Ok(())
 }
 
+fn check_form(form: &Form) -> Result<(), ContentError> {
+    check_text("form.title", &form.title, limits::TITLE_CHARS)?;
+    if let Some(text) = &form.text {
+        check_text("form.text", text, limits::CAPTION_CHARS)?;
+    }
+    if let Some(submit) = &form.submit {
+        check_text("form.submit", submit, limits::BUTTON_TITLE_CHARS)?;
+    }
+    if form.fields.is_empty() {
+        return Err(ContentError::Empty {
+            field: "form.fields".into(),
+        });
+    }
+    check_count("form.fields", form.fields.len(), limits::FORM_FIELDS)?;
+    for (index, field) in form.fields.iter().enumerate() {
+        let path = format!("form.fields[{index}]");
+        let bad = |detail| ContentError::BadFormField {
+            field: format!("{path}.name"),
+            detail,
+        };
+        let name_ok = !field.name.is_empty()
+            && field.name.len() <= limits::FORM_FIELD_NAME_CHARS
+            && field
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !name_ok {
+            return Err(bad("a name is 1 to 64 letters, digits or `_`"));
+        }
+        if form.fields[..index].iter().any(|f| f.name == field.name) {
+            return Err(bad("another field has this name"));
+        }
+        check_text(&format!("{path}.label"), &field.label, limits::TITLE_CHARS)?;
+        match (field.kind, field.options.is_empty()) {
+            (FormFieldKind::Choice, true) => {
+                return Err(ContentError::Empty {
+                    field: format!("{path}.options"),
+                });
+            }
+            (FormFieldKind::Choice, false) => {}
+            (_, false) => {
+                return Err(ContentError::NotAllowedHere {
+                    field: "options",
+                    allowed: "a field of kind `choice`",
+                });
+            }
+            (_, true) => {}
+        }
+        check_count(
+            &format!("{path}.options"),
+            field.options.len(),
+            limits::FORM_OPTIONS,
+        )?;
+        for (option_index, option) in field.options.iter().enumerate() {
+            check_text(
+                &format!("{path}.options[{option_index}]"),
+                option,
+                limits::BUTTON_TITLE_CHARS,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn check_template(template: &TemplateRef) -> Result<(), ContentError> {
     let name = &template.name;
     if name.is_empty() {
@@ -593,6 +753,8 @@ struct ContentWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     location: Option<Location>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    form: Option<Form>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     template: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     language: Option<String>,
@@ -615,6 +777,7 @@ impl TryFrom<ContentWire> for Content {
             ("card", wire.card.is_some()),
             ("carousel", wire.carousel.is_some()),
             ("location", wire.location.is_some()),
+            ("form", wire.form.is_some()),
             ("template", wire.template.is_some()),
         ]
         .into_iter()
@@ -660,6 +823,8 @@ impl TryFrom<ContentWire> for Content {
             Body::Carousel(cards)
         } else if let Some(location) = wire.location {
             Body::Location(location)
+        } else if let Some(form) = wire.form {
+            Body::Form(form)
         } else if let Some(name) = wire.template {
             Body::Template(TemplateRef {
                 name,
@@ -688,6 +853,7 @@ impl From<Content> for ContentWire {
             card: None,
             carousel: None,
             location: None,
+            form: None,
             template: None,
             language: None,
             variables: None,
@@ -701,6 +867,7 @@ impl From<Content> for ContentWire {
             Body::Card(card) => wire.card = Some(card),
             Body::Carousel(cards) => wire.carousel = Some(cards),
             Body::Location(location) => wire.location = Some(location),
+            Body::Form(form) => wire.form = Some(form),
             Body::Template(template) => {
                 wire.template = Some(template.name);
                 wire.language = template.language;
@@ -857,6 +1024,8 @@ pub struct ChannelCapabilities {
     /// Media can carry a caption in the same message.
     pub media_caption: bool,
     pub location: bool,
+    /// Shows a form whose values come back in one message (the web chat widget).
+    pub forms: bool,
     pub read_receipts: bool,
     /// Free-form messages are allowed only this long after the person last wrote (WhatsApp,
     /// Messenger); outside it, only provider templates.
@@ -881,6 +1050,7 @@ impl ChannelCapabilities {
         media: MediaKinds::NONE,
         media_caption: false,
         location: false,
+        forms: false,
         read_receipts: false,
         service_window_hours: None,
         human_agent_window_hours: None,
@@ -904,6 +1074,7 @@ impl ChannelCapabilities {
         media: MediaKinds::ALL,
         media_caption: true,
         location: true,
+        forms: false,
         read_receipts: true,
         service_window_hours: Some(24),
         human_agent_window_hours: None,
@@ -926,6 +1097,7 @@ impl ChannelCapabilities {
         media: MediaKinds::ALL,
         media_caption: true,
         location: true,
+        forms: false,
         read_receipts: false,
         service_window_hours: None,
         human_agent_window_hours: None,
@@ -948,6 +1120,7 @@ impl ChannelCapabilities {
         media: MediaKinds::ALL,
         media_caption: false,
         location: false,
+        forms: false,
         read_receipts: true,
         service_window_hours: Some(24),
         human_agent_window_hours: Some(HUMAN_AGENT_WINDOW_HOURS),
@@ -974,6 +1147,7 @@ impl ChannelCapabilities {
         },
         media_caption: false,
         location: false,
+        forms: false,
         read_receipts: true,
         service_window_hours: Some(24),
         human_agent_window_hours: Some(HUMAN_AGENT_WINDOW_HOURS),
@@ -996,6 +1170,7 @@ impl ChannelCapabilities {
         media: MediaKinds::ALL,
         media_caption: false,
         location: false,
+        forms: false,
         read_receipts: true,
         service_window_hours: None,
         human_agent_window_hours: None,
@@ -1022,6 +1197,7 @@ impl ChannelCapabilities {
         },
         media_caption: true,
         location: true,
+        forms: false,
         read_receipts: true,
         service_window_hours: None,
         human_agent_window_hours: None,
@@ -1044,6 +1220,7 @@ impl ChannelCapabilities {
         media: MediaKinds::ALL,
         media_caption: true,
         location: false,
+        forms: false,
         read_receipts: false,
         service_window_hours: None,
         human_agent_window_hours: None,
@@ -1066,6 +1243,7 @@ impl ChannelCapabilities {
         media: MediaKinds::ALL,
         media_caption: true,
         location: true,
+        forms: true,
         read_receipts: true,
         service_window_hours: None,
         human_agent_window_hours: None,
@@ -1093,6 +1271,7 @@ impl ChannelCapabilities {
         },
         media_caption: true,
         location: false,
+        forms: false,
         read_receipts: false,
         service_window_hours: None,
         human_agent_window_hours: None,
@@ -1114,6 +1293,7 @@ impl ChannelCapabilities {
         },
         media_caption: true,
         location: false,
+        forms: false,
         read_receipts: false,
         service_window_hours: None,
         human_agent_window_hours: None,
@@ -1137,6 +1317,7 @@ impl ChannelCapabilities {
         media: MediaKinds::ALL,
         media_caption: true,
         location: true,
+        forms: false,
         read_receipts: true,
         service_window_hours: None,
         human_agent_window_hours: None,
@@ -1392,6 +1573,7 @@ impl Degrader<'_> {
             Body::Text(_) | Body::Template(_) => (body.clone(), Vec::new()),
             Body::Media(media) if self.media_shows(media) => (body.clone(), Vec::new()),
             Body::Location(_) if caps.location => (body.clone(), Vec::new()),
+            Body::Form(_) if caps.forms => (body.clone(), Vec::new()),
             Body::Card(card) if caps.cards => (Body::Card(self.card_kept(card)), Vec::new()),
             Body::Card(card) => match card
                 .media
@@ -1472,6 +1654,7 @@ impl Degrader<'_> {
                     .map(|card| self.carousel_entry(card))
                     .collect::<Vec<_>>(),
             ),
+            Body::Form(form) => form.as_text(),
             // Resolved by the engine before degradation; the name is the only text it has.
             Body::Template(template) => template.name.clone(),
         }
@@ -1594,10 +1777,75 @@ mod tests {
             json!({"carousel": [{"title": "A"}, {"title": "B", "text": "second"}]}),
             json!({"location": {"lat": 48.8584, "lon": 2.2945, "name": "Tour Eiffel", "address": "Champ de Mars, Paris"}}),
             json!({"template": "order_shipped", "language": "fr", "variables": {"order": "A-12"}}),
+            json!({"form": {"title": "Your appointment", "text": "Tuesday 10:00?", "submit": "Confirm", "fields": [
+                {"name": "date", "label": "Date", "kind": "date", "required": true},
+                {"name": "slot", "label": "Time", "kind": "choice", "options": ["10:00", "14:00"], "required": false}]}}),
         ];
         for form in forms {
             let content = parse(form.clone());
             assert_eq!(serde_json::to_value(&content).unwrap(), form);
+        }
+    }
+
+    #[test]
+    fn a_form_is_checked_field_by_field() {
+        let form = |fields: serde_json::Value| json!({"form": {"title": "RDV", "fields": fields}});
+        let ok = parse(form(
+            json!([{"name": "date", "label": "Date", "kind": "date"}]),
+        ));
+        let Body::Form(parsed) = &ok.body else {
+            panic!("{ok:?}")
+        };
+        assert!(parsed.fields[0].required, "fields are required unless said");
+        assert!(parse_err(form(json!([]))).contains("`form.fields` must not be empty"));
+        assert!(
+            parse_err(form(json!([{"name": "a b", "label": "A"}]))).contains("form.fields[0].name")
+        );
+        assert!(
+            parse_err(form(
+                json!([{"name": "a", "label": "A"}, {"name": "a", "label": "B"}])
+            ))
+            .contains("another field has this name")
+        );
+        assert!(
+            parse_err(form(json!([{"name": "c", "label": "C", "kind": "choice"}])))
+                .contains("form.fields[0].options")
+        );
+        assert!(
+            parse_err(form(json!([{"name": "t", "label": "T", "options": ["x"]}])))
+                .contains("`options` is only allowed with a field of kind `choice`")
+        );
+        assert!(
+            parse_err(form(json!([{"name": "t", "label": "T", "kind": "colour"}])))
+                .contains("unknown variant `colour`")
+        );
+        let eleven: Vec<_> = (0..11)
+            .map(|i| json!({"name": format!("f{i}"), "label": "F"}))
+            .collect();
+        assert!(parse_err(form(json!(eleven))).contains("at most 10"));
+        assert!(
+            parse_err(json!({"form": {"title": "RDV", "fields": [{"name": "d", "label": "D"}]}, "text": "x"}))
+                .contains("both `text` and `form`")
+        );
+    }
+
+    #[test]
+    fn a_form_stays_on_the_web_chat_and_becomes_lines_to_answer_elsewhere() {
+        let content = parse(
+            json!({"form": {"title": "Votre rendez-vous", "text": "Mardi 10 h ?", "fields": [
+            {"name": "ok", "label": "Vous venez ?", "kind": "choice", "options": ["Oui", "Non"]},
+            {"name": "note", "label": "Un mot", "required": false}]}}),
+        );
+        assert_eq!(
+            degrade(&content, &ChannelCapabilities::WEBCHAT),
+            content,
+            "the widget shows forms"
+        );
+        for caps in [ChannelCapabilities::SMS, ChannelCapabilities::WHATSAPP] {
+            assert_eq!(
+                text_of(&degrade(&content, &caps)),
+                "Votre rendez-vous\nMardi 10 h ?\n- Vous venez ? [Oui / Non]\n- Un mot (optional)"
+            );
         }
     }
 

@@ -32,7 +32,25 @@ async fn app() -> App {
     let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
         panic!("first start")
     };
-    let state = AppState::new(store, clock, HttpSettings::default(), None);
+    let state = AppState::new(store.clone(), clock.clone(), HttpSettings::default(), None);
+    // What flows and agents send goes out to the widget as `relais serve` sends it.
+    let dispatcher = relais_engine::dispatch::Dispatcher::new(
+        store,
+        clock,
+        relais_engine::dispatch::DispatcherConfig {
+            lease_owner: "test".into(),
+            ..Default::default()
+        },
+    )
+    .with_registry(state.channels.registry());
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = dispatcher.run_once().await {
+                eprintln!("dispatch: {e}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(relais_server::serve(
@@ -342,5 +360,80 @@ async fn agents_see_a_visitor_typing_in_their_conversation_once_per_two_seconds(
     assert!(
         after.iter().all(|f| f["type"] != "typing"),
         "five typing frames in two seconds made more than one event: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_visitor_fills_in_a_flows_form_and_its_values_are_kept_on_the_contact() {
+    let app = app().await;
+    let (status, flow) = support::call(
+        &app.router,
+        &app.key,
+        "PUT",
+        "/v1/flows/rdv",
+        Some(json!({
+            "entry": {"new_conversation": true, "channels": ["webchat"]},
+            "start": "rdv",
+            "nodes": {
+                "rdv": {"type": "ask", "attribute": "rendez_vous", "validate": {"type": "form"},
+                    "next": "merci", "content": {"form": {
+                        "title": "Votre rendez-vous", "submit": "Confirmer", "fields": [
+                            {"name": "date", "label": "Date", "kind": "date"},
+                            {"name": "creneau", "label": "Créneau", "kind": "choice", "options": ["10:00", "14:00"]}]}}},
+                "merci": {"type": "end", "text": "C'est noté."}
+            }
+        })),
+    )
+    .await;
+    assert!(status.is_success(), "{status} {flow}");
+    let (mut socket, _) = app.open(None, None).await;
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "c1", "text": "Bonjour"}),
+    )
+    .await;
+    let mut form = None;
+    while form.is_none() {
+        let frame = next(&mut socket).await;
+        if frame["type"] == "message" && frame["direction"] == "out" {
+            form = Some(frame["content"]["form"].clone());
+        }
+    }
+    let form = form.unwrap();
+    assert_eq!(form["title"], "Votre rendez-vous");
+    assert_eq!(form["fields"][1]["options"], json!(["10:00", "14:00"]));
+
+    // Words are not the form's values: the flow asks again.
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "c2", "text": "mardi"}),
+    )
+    .await;
+    let mut asked_again = false;
+    while !asked_again {
+        let frame = next(&mut socket).await;
+        asked_again = frame["type"] == "message"
+            && frame["direction"] == "out"
+            && frame["content"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("formulaire") || t.contains("form"));
+    }
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "c3", "text": "Date: 2026-12-24\nCréneau: 14:00",
+            "payload": r#"{"date":"2026-12-24","creneau":"14:00"}"#}),
+    )
+    .await;
+    let mut thanked = false;
+    while !thanked {
+        let frame = next(&mut socket).await;
+        thanked = frame["type"] == "message" && frame["content"]["text"] == "C'est noté.";
+    }
+    let (_, contacts) = support::call(&app.router, &app.key, "GET", "/v1/contacts", None).await;
+    let contact = &contacts["data"][0];
+    assert_eq!(
+        contact["attributes"]["rendez_vous"],
+        json!({"date": "2026-12-24", "creneau": "14:00"}),
+        "{contact}"
     );
 }

@@ -92,6 +92,10 @@ fn message(platform: Platform, content: &Content) -> Result<Map<String, Value>, 
             platform.label(),
             template.name
         ))),
+        (Body::Form(_), _) => Err(bad_content(format!(
+            "{} shows no forms; the form should have become text",
+            platform.label()
+        ))),
         (Body::Card(_) | Body::Carousel(_) | Body::Location(_), _) => Err(bad_content(
             "buttons go only under a text or a media (a card carries its own)",
         )),

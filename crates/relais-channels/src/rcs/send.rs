@@ -46,6 +46,11 @@ pub fn request_body(content: &Content) -> Result<Value, SendError> {
             suggestions.push(suggestion::view_location(location)?);
             text_message(&location_text(location))?
         }
+        Body::Form(_) => {
+            return Err(bad_content(
+                "RCS shows no forms; the form should have become text",
+            ));
+        }
         Body::Template(template) => {
             return Err(bad_content(format!(
                 "RCS has no provider templates; `{}` should have been rendered by the engine",

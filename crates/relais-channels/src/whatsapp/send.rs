@@ -55,6 +55,11 @@ pub fn request_body(to: &str, content: &Content) -> Result<Value, SendError> {
         }
         (Body::Location(location), []) => ("location", location_payload(location)),
         (Body::Template(template), []) => ("template", template_message::payload(template)?),
+        (Body::Form(_), _) => {
+            return Err(bad_content(
+                "WhatsApp session messages have no forms; the form should have become text",
+            ));
+        }
         (Body::Card(_) | Body::Carousel(_), _) => {
             return Err(bad_content(
                 "WhatsApp session messages have no cards or carousels; they should have become media or text",

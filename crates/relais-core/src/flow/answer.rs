@@ -1,7 +1,7 @@
 //! Checking a customer's answer to an `ask` node: what a choice, a number, a date, an
 //! e-mail address or a phone number written by a person looks like, and the value kept
 //! (`"Oui"` for `"oui !"`, `"2026-12-24"` for `"24/12"`, `"+33612345678"` for
-//! `"06 12 34 56 78"`).
+//! `"06 12 34 56 78"`), or the values of a form filled in (`{"date": "2026-12-24", …}`).
 
 use crate::channel::ChannelKind;
 use crate::contact::{AddressRules, normalize_address};
@@ -13,6 +13,8 @@ use serde_json::Value;
 
 /// Longest free-text answer kept.
 pub const MAX_ANSWER_CHARS: usize = 1000;
+/// Longest form answer (the JSON of its values), as the web chat widget sends it.
+pub const MAX_FORM_ANSWER_BYTES: usize = 4096;
 /// Largest compiled `pattern`: the regex engine runs in linear time, and this bounds its
 /// memory.
 const PATTERN_SIZE_LIMIT: usize = 256 * 1024;
@@ -47,6 +49,9 @@ pub enum AnswerKind {
     Date,
     Email,
     Phone,
+    /// The values of a form (content `form`), which the widget sends as the payload: a
+    /// JSON object of the fields' names and values.
+    Form,
 }
 
 /// Why an answer was not taken; [`AnswerError::hint`] tells the customer what is expected.
@@ -74,6 +79,8 @@ pub enum AnswerError {
     NotAPhone(String),
     #[error("`{0}` does not have the expected form")]
     NoMatch(String),
+    #[error("the answer is not the values of a form (a JSON object of texts): {0}")]
+    NotAForm(String),
     #[error("the pattern is not a valid regular expression: {0}")]
     BadPattern(String),
 }
@@ -115,6 +122,8 @@ impl AnswerCheck {
             AnswerKind::Email => "Please answer with an e-mail address.".into(),
             AnswerKind::Phone if fr => "Merci de répondre par un numéro de téléphone.".into(),
             AnswerKind::Phone => "Please answer with a phone number.".into(),
+            AnswerKind::Form if fr => "Merci de remplir le formulaire et de l'envoyer.".into(),
+            AnswerKind::Form => "Please fill in the form and send it.".into(),
             AnswerKind::Text if fr => "Je n'ai pas compris votre réponse.".into(),
             AnswerKind::Text => "Sorry, I did not get that.".into(),
         }
@@ -139,10 +148,14 @@ pub fn check_answer(
     if input.is_empty() {
         return Err(AnswerError::Empty);
     }
+    if check.kind == AnswerKind::Form {
+        return form_values(input);
+    }
     if input.chars().count() > MAX_ANSWER_CHARS {
         return Err(AnswerError::TooLong);
     }
     match check.kind {
+        AnswerKind::Form => form_values(input),
         AnswerKind::Text => {
             if let Some(pattern) = check.compiled_pattern()?
                 && !pattern.is_match(input)
@@ -191,6 +204,28 @@ pub fn check_answer(
             .map(|p| Value::String(p.into_string()))
             .map_err(|_| AnswerError::NotAPhone(input.to_owned())),
     }
+}
+
+/// A form's values: a JSON object whose values are texts (each at most
+/// [`MAX_ANSWER_CHARS`]), as the widget sends them. Anything else is words, not a form.
+fn form_values(input: &str) -> Result<Value, AnswerError> {
+    let not_a_form = |why: &str| AnswerError::NotAForm(why.to_owned());
+    if input.len() > MAX_FORM_ANSWER_BYTES {
+        return Err(not_a_form("longer than 4096 bytes"));
+    }
+    let Ok(Value::Object(values)) = serde_json::from_str::<Value>(input) else {
+        return Err(not_a_form("not a JSON object"));
+    };
+    if values.is_empty() {
+        return Err(AnswerError::Empty);
+    }
+    for (name, value) in &values {
+        match value {
+            Value::String(text) if text.chars().count() <= MAX_ANSWER_CHARS => {}
+            _ => return Err(not_a_form(&format!("`{name}` is not a text"))),
+        }
+    }
+    Ok(Value::Object(values))
 }
 
 /// The choice `input` names: by its words (case, accents and punctuation aside), or by
@@ -362,6 +397,33 @@ mod tests {
             kind,
             ..AnswerCheck::default()
         }
+    }
+
+    #[test]
+    fn a_form_answer_is_the_object_of_its_values() {
+        let form = check(AnswerKind::Form);
+        assert_eq!(
+            check_answer(
+                &form,
+                r#"{"date": "2026-12-24", "slot": "10:00"}"#,
+                &context()
+            ),
+            Ok(serde_json::json!({"date": "2026-12-24", "slot": "10:00"}))
+        );
+        for words in [
+            "mardi 10 h",
+            "[]",
+            "{}",
+            r#"{"n": 3}"#,
+            r#"{"n": {"x": "y"}}"#,
+        ] {
+            assert!(
+                check_answer(&form, words, &context()).is_err(),
+                "{words} is not a form's values"
+            );
+        }
+        let long = format!(r#"{{"note": "{}"}}"#, "x".repeat(1001));
+        assert!(check_answer(&form, &long, &context()).is_err());
     }
 
     #[test]

@@ -166,3 +166,30 @@ fn flow_names_are_plain() {
     assert!(check_name("a/b").is_err());
     assert!(check_name(&"x".repeat(65)).is_err());
 }
+
+#[test]
+fn a_form_check_needs_a_form_to_fill_in() {
+    let errors = errors_of(json!({
+        "start": "ask",
+        "nodes": {
+            "ask": {"type": "ask", "text": "Votre rendez-vous ?", "validate": {"type": "form"}, "next": "end"},
+            "end": {"type": "end"}
+        }
+    }));
+    assert!(
+        errors.contains(&(
+            "/nodes/ask/validate".into(),
+            "a `form` check needs `content` with a `form` to fill in".into()
+        )),
+        "{errors:?}"
+    );
+    let with_form = json!({
+        "start": "ask",
+        "nodes": {
+            "ask": {"type": "ask", "validate": {"type": "form"}, "next": "end", "content": {"form": {
+                "title": "Votre rendez-vous", "fields": [{"name": "date", "label": "Date", "kind": "date"}]}}},
+            "end": {"type": "end"}
+        }
+    });
+    assert!(FlowDefinition::parse(&with_form).is_ok());
+}

@@ -252,6 +252,16 @@ fn check(flow: &FlowDefinition, errors: &mut Vec<FlowError>) {
                     ),
                     _ => {}
                 }
+                let asks_a_form = ask
+                    .content
+                    .as_ref()
+                    .is_some_and(|c| matches!(c.body, crate::content::Body::Form(_)));
+                if v.kind == AnswerKind::Form && !asks_a_form {
+                    error_at(
+                        "validate",
+                        "a `form` check needs `content` with a `form` to fill in".into(),
+                    );
+                }
                 if v.pattern.is_some() && v.kind != AnswerKind::Text {
                     error_at(
                         "validate/pattern",

@@ -54,6 +54,7 @@
     header { color: #fff; padding: 12px 14px; font-weight: 600; display: flex; justify-content: space-between; align-items: center; }
     header small { font-weight: 400; opacity: .85; }
     .log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 8px; background: #f5f7fb; }
+    .log > * { flex-shrink: 0; }
     .msg { max-width: 85%; padding: 8px 11px; border-radius: 14px; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 14px; line-height: 1.35; }
     .out { align-self: flex-start; background: #fff; border: 1px solid #d9dee8; border-bottom-left-radius: 4px; }
     .in { align-self: flex-end; color: #fff; border-bottom-right-radius: 4px; }
@@ -72,6 +73,11 @@
     form button { border: 0; border-radius: 8px; color: #fff; padding: 0 14px; font-size: 14px; cursor: pointer; }
     .status { font-size: 12px; color: #5d6678; padding: 0 12px 6px; min-height: 1em; }
     .typing { font-size: 12px; color: #5d6678; padding: 0 12px; min-height: 1em; font-style: italic; }
+    form.fill { display: grid; gap: 6px; padding: 10px; border: 0; }
+    .fill label { display: grid; gap: 3px; font-size: 13px; color: #5d6678; }
+    .fill input, .fill select { font-size: 14px; border: 1px solid #d9dee8; border-radius: 8px; padding: 7px 9px; background: #fff; color: #1d2330; }
+    .fill button { padding: 8px 14px; justify-self: start; }
+    .fill fieldset { border: 0; margin: 0; padding: 0; display: grid; gap: 6px; min-width: 0; }
 `);
   root.adoptedStyleSheets = [sheet];
   root.innerHTML = `  <button class="launcher" type="button" aria-expanded="false"><svg viewBox="0 0 24 24" width="28" height="28" aria-hidden="true"><path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg></button>
@@ -89,12 +95,12 @@
     const look = state.look;
     $(".launcher").style.background = look.color;
     $("header").style.background = look.color;
-    $("form button").style.background = look.color;
+    $(".panel > form button").style.background = look.color;
     $(".title").textContent = look.title;
     $(".greeting").textContent = "";
-    $("input").placeholder = words().placeholder;
-    $("input").setAttribute("aria-label", words().placeholder);
-    $("form button").textContent = words().send;
+    $(".panel > form input").placeholder = words().placeholder;
+    $(".panel > form input").setAttribute("aria-label", words().placeholder);
+    $(".panel > form button").textContent = words().send;
     $(".launcher").setAttribute("aria-label", state.open ? words().close : words().open);
     $(".panel").setAttribute("aria-label", look.title);
     for (const el of root.querySelectorAll(".in")) el.style.background = look.color;
@@ -162,6 +168,68 @@
     return el;
   }
 
+  const INPUT_TYPES = { text: "text", email: "email", phone: "tel", number: "number", date: "date", time: "time" };
+
+  // A form to fill in: its values go back as one message, the lines as text (what an
+  // agent reads) and the values by field name as the payload (what a flow reads).
+  function formElement(form) {
+    const el = document.createElement("div");
+    el.className = "card out";
+    const body = document.createElement("div");
+    body.className = "body";
+    const title = document.createElement("div");
+    title.className = "title";
+    title.textContent = form.title;
+    body.append(title);
+    if (form.text) { const p = document.createElement("div"); p.textContent = form.text; body.append(p); }
+    el.append(body);
+    const fill = document.createElement("form");
+    fill.className = "fill";
+    const fieldset = document.createElement("fieldset");
+    const controls = [];
+    for (const field of form.fields || []) {
+      const label = document.createElement("label");
+      label.append(document.createTextNode(field.label));
+      let control;
+      if (field.kind === "choice") {
+        control = document.createElement("select");
+        control.append(new Option("—", ""));
+        for (const option of field.options || []) control.append(new Option(option, option));
+      } else {
+        control = document.createElement("input");
+        control.type = INPUT_TYPES[field.kind] || "text";
+        control.maxLength = 300;
+      }
+      control.name = field.name;
+      control.required = field.required !== false;
+      label.append(control);
+      fieldset.append(label);
+      controls.push([field, control]);
+    }
+    const submit = document.createElement("button");
+    submit.type = "submit";
+    submit.textContent = form.submit || words().send;
+    submit.style.background = state.look.color;
+    fieldset.append(submit);
+    fill.append(fieldset);
+    fill.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const values = {};
+      const lines = [];
+      for (const [field, control] of controls) {
+        const value = control.value.trim();
+        if (!value) continue;
+        values[field.name] = value;
+        lines.push(`${field.label}: ${value}`);
+      }
+      if (!lines.length) return;
+      send(lines.join("\n"), JSON.stringify(values));
+      fieldset.disabled = true;
+    });
+    el.append(fill);
+    return el;
+  }
+
   function render(frame) {
     const content = frame.content || {};
     const incoming = frame.direction === "in";
@@ -177,6 +245,8 @@
     } else if (content.card) {
       el = cardElement(content.card);
       el.classList.add("out");
+    } else if (content.form) {
+      el = formElement(content.form);
     } else {
       el = document.createElement("div");
       el.className = `msg ${incoming ? "in" : "out"}`;
@@ -308,14 +378,14 @@
     }
   }
 
-  $("form").addEventListener("submit", (event) => {
+  $(".panel > form").addEventListener("submit", (event) => {
     event.preventDefault();
-    send($("input").value, null);
-    $("input").value = "";
+    send($(".panel > form input").value, null);
+    $(".panel > form input").value = "";
   });
-  $("input").addEventListener("input", () => {
+  $(".panel > form input").addEventListener("input", () => {
     // The agent sees "typing…"; the server passes on at most one report every 2 s.
-    if (!$("input").value.trim() || Date.now() - state.typedAt < 2500) return;
+    if (!$(".panel > form input").value.trim() || Date.now() - state.typedAt < 2500) return;
     if (state.socket && state.socket.readyState === WebSocket.OPEN) {
       state.typedAt = Date.now();
       state.socket.send(JSON.stringify({ type: "typing" }));
@@ -326,7 +396,7 @@
     $(".panel").hidden = !state.open;
     $(".launcher").setAttribute("aria-expanded", String(state.open));
     applyLook();
-    if (state.open) { $("input").focus(); markRead(); }
+    if (state.open) { $(".panel > form input").focus(); markRead(); }
   });
 
   const start = () => {

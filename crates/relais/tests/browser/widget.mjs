@@ -1,5 +1,6 @@
 // The web chat widget in a real browser, on a page of another site: a visitor opens it,
-// the bot asks with quick replies, the visitor taps one, the bot hands off, Ana sees the
+// the bot asks with quick replies, the visitor taps one, fills in a form, the bot hands
+// off, Ana sees the
 // conversation appear live in the console, sees the visitor typing and answers (the
 // visitor sees her typing), the visitor sees the answer; the
 // server is killed and started again, the widget reconnects and shows nothing twice; a
@@ -26,8 +27,14 @@ await run(async (visitor, problems) => {
     entry: { new_conversation: true, channels: ["webchat"] },
     start: "ask",
     nodes: {
-      ask: { type: "ask", var: "topic", next: "handoff", content: { text: "Bonjour ! C'est à propos de ?",
+      ask: { type: "ask", var: "topic", next: "rdv", content: { text: "Bonjour ! C'est à propos de ?",
         quick_replies: [{ title: "Ma commande", payload: "ORDER" }, { title: "Autre chose", payload: "OTHER" }] } },
+      rdv: { type: "ask", attribute: "rendez_vous", validate: { type: "form" }, next: "handoff", content: { form: {
+        title: "Un rappel ?", text: "Choisissez quand nous vous appelons.", submit: "Confirmer", fields: [
+          { name: "date", label: "Date", kind: "date" },
+          { name: "creneau", label: "Créneau", kind: "choice", options: ["10:00", "14:00"] },
+          { name: "note", label: "Un mot", required: false },
+        ] } } },
       handoff: { type: "handoff", team: "support", text: "Je vous passe un conseiller." },
     },
   });
@@ -36,15 +43,32 @@ await run(async (visitor, problems) => {
   const widget = visitor.locator("[data-relais-widget]");
   await widget.getByRole("button", { name: "Open the chat" }).click();
   const log = widget.getByRole("log");
-  await widget.getByRole("textbox").fill("Bonjour <script>alert(1)</script>");
-  await widget.getByRole("textbox").press("Enter");
+  // The message box, not the fields of a form in the log.
+  const compose = widget.locator(".panel > form input[name=text]");
+  await compose.fill("Bonjour <script>alert(1)</script>");
+  await compose.press("Enter");
   await log.getByText("Bonjour ! C'est à propos de ?").waitFor({ timeout: 15000 });
   step("a visitor on another site writes; the bot asks with quick replies");
 
   await widget.getByRole("button", { name: "Ma commande" }).click();
-  await log.getByText("Je vous passe un conseiller.").waitFor({ timeout: 15000 });
+  await log.getByText("Un rappel ?").waitFor({ timeout: 15000 });
   if (await widget.getByRole("button", { name: "Autre chose" }).count() !== 0) throw new Error("the quick replies stayed after the answer");
-  step("the visitor taps a quick reply; the bot hands off");
+  step("the visitor taps a quick reply; the bot asks for a call-back time with a form");
+
+  await widget.getByRole("button", { name: "Confirmer" }).click();
+  if (await log.getByText("Je vous passe un conseiller.").count() !== 0) throw new Error("an empty required form was sent");
+  await widget.getByLabel("Date").fill("2026-12-24");
+  await widget.getByLabel("Créneau").selectOption("14:00");
+  await screenshot(visitor, "widget-form.png");
+  await widget.getByRole("button", { name: "Confirmer" }).click();
+  await log.getByText("Je vous passe un conseiller.").waitFor({ timeout: 15000 });
+  if (!(await widget.getByRole("button", { name: "Confirmer" }).isDisabled())) throw new Error("the form can be sent twice");
+  const contacts = (await api("GET", "/v1/contacts")).data;
+  const booked = contacts.map((c) => c.attributes && c.attributes.rendez_vous).find(Boolean);
+  if (!booked || booked.date !== "2026-12-24" || booked.creneau !== "14:00" || "note" in booked) {
+    throw new Error(`the form's values on the contact: ${JSON.stringify(booked)}`);
+  }
+  step("the visitor fills in the form (refused while a required field is empty); its values are on the contact and the bot hands off");
   await screenshot(visitor, "widget.png");
 
   const agent = await visitor.context().browser().newPage({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
@@ -57,10 +81,11 @@ await run(async (visitor, problems) => {
   await item.waitFor({ timeout: 15000 });
   await item.getByRole("button").click();
   await agent.locator("#thread .bubble.received", { hasText: "Ma commande" }).waitFor();
+  await agent.locator("#thread .bubble.received", { hasText: "Créneau: 14:00" }).waitFor();
   await agent.locator("#thread .bubble", { hasText: "<script>alert(1)</script>" }).waitFor();
-  await widget.getByRole("textbox").pressSequentially("Vous");
+  await compose.pressSequentially("Vous");
   await agent.getByText("The customer is typing…").waitFor({ timeout: 10000 });
-  await widget.getByRole("textbox").fill("");
+  await compose.fill("");
   step("Ana sees the visitor typing");
   const answer = "Bonjour, je regarde votre commande tout de suite.";
   await agent.getByLabel("Reply", { exact: true }).fill(answer);

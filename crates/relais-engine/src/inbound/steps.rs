@@ -97,6 +97,7 @@ impl Core {
                     .payload
                     .map(|payload| payload.trim().to_owned())
                     .filter(|payload| !payload.is_empty()),
+                media: msg.media,
                 provider_id,
                 received_at: now,
             });
@@ -626,6 +627,7 @@ impl Core {
                 "to": message.to_address,
                 "text": message.text,
                 "payload": message.payload,
+                "media": message.media,
                 "received_at": message.received_at,
                 "contact_id": message.contact_id,
                 "conversation_id": conversation_id,

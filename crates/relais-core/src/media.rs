@@ -24,9 +24,11 @@ pub enum ImageType {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImageError {
-    #[error("`{0}` is not an image type taken here; send image/jpeg, image/png, image/gif or image/webp")]
+    #[error(
+        "`{0}` is not an image type taken here; send image/jpeg, image/png, image/gif or image/webp"
+    )]
     Unsupported(String),
-    #[error("the file is not a {0} image: its first bytes are not that format's signature")]
+    #[error("the file is not {0}: its first bytes are not that format's signature")]
     Mismatch(ImageType),
 }
 

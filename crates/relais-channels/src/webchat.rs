@@ -565,7 +565,11 @@ mod tests {
         );
         assert_ne!(hub.visitor(Some("forged")).address, visitor.address);
         assert_eq!(hub.known_visitor(&visitor.token), Some(visitor.clone()));
-        assert_eq!(hub.known_visitor("forged"), None, "no new visitor from a bad token");
+        assert_eq!(
+            hub.known_visitor("forged"),
+            None,
+            "no new visitor from a bad token"
+        );
         assert!(!visitor.address.contains(&visitor.token));
 
         let (id, mut frames) = hub.connect(&visitor.address);

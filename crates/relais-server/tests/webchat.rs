@@ -522,6 +522,19 @@ async fn an_upload_is_refused_unless_it_is_a_visitors_image_from_the_channels_si
     let (_other, other) = app.open(None, None).await;
     let theirs = app.upload(SITE, Some(&other), "image/png", png()).await;
     assert_eq!(theirs.status, StatusCode::CREATED);
+
+    let spec = app
+        .request(
+            axum::http::Request::builder()
+                .uri("/openapi.json")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .json();
+    assert!(spec["paths"]["/webchat/{channel}/uploads"]["post"].is_object());
+    assert!(spec["paths"]["/webchat/{channel}/media/{id}"]["get"].is_object());
+    assert!(spec["paths"]["/v1/media/{id}"]["get"].is_object());
 }
 
 #[tokio::test]
@@ -535,8 +548,12 @@ async fn a_visitor_sends_their_own_image_and_everyone_allowed_sees_it() {
     let theirs = app.upload(SITE, Some(&thief), "image/png", png()).await;
     let their_id = theirs.json()["id"].as_str().unwrap().to_owned();
 
-    // Another visitor's upload, or none at all: refused for good, nothing stored.
-    for (client_id, id) in [("x1", their_id.as_str()), ("x2", "0193-nothing")] {
+    // Another visitor's upload, none at all, or no id: refused for good, nothing stored.
+    for (client_id, id) in [
+        ("x1", json!(their_id)),
+        ("x2", json!("0193-nothing")),
+        ("x3", json!(42)),
+    ] {
         send(
             &mut socket,
             json!({"type": "message", "client_id": client_id, "media": id}),

@@ -2802,7 +2802,11 @@ pub async fn an_inbound_message_keeps_the_media_it_carries(store: &dyn Store) {
     assert_eq!(read.media, Some(media));
     let plain = inbound("t1", "+33612345678", "Bonjour", None);
     store.insert_inbound(&plain).await.unwrap();
-    let read = store.inbound_message("t1", &plain.id).await.unwrap().unwrap();
+    let read = store
+        .inbound_message("t1", &plain.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read.media, None);
 }
 
@@ -6404,6 +6408,34 @@ pub const PRE_0029_INBOUND: &[&str] = &[
     "INSERT INTO inbound_messages (id, tenant_id, channel, from_address, to_address, contact_id, text, received_at) \
      VALUES ('in-old', 't-old', 'whatsapp', '+33612345678', '15550783881', 'c-old', 'Bonjour', 1790000000000000)",
 ];
+
+/// After 0035, the message written by [`PRE_0029_INBOUND`] reads back without media, and
+/// the tenant stores uploads.
+pub async fn an_inbound_message_from_before_0035_has_no_media(store: &dyn Store) {
+    let old = store
+        .inbound_message("t-old", "in-old")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!((old.text.as_str(), old.media), ("Bonjour", None));
+    let upload = crate::NewMedia {
+        id: crate::new_id(),
+        tenant_id: "t-old".into(),
+        channel_id: "ch".into(),
+        owner_address: "vold".into(),
+        mime_type: "image/gif".into(),
+        bytes: b"GIF89a".to_vec(),
+        created_at: t0(),
+    };
+    store.insert_media(&upload).await.expect("stored");
+    assert!(
+        store
+            .media("t-old", &upload.id)
+            .await
+            .expect("read")
+            .is_some()
+    );
+}
 
 /// After 0029, the message written by [`PRE_0029_INBOUND`] opens its contact's window,
 /// and the tenant stores templates.

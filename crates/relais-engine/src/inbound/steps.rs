@@ -483,13 +483,19 @@ impl Core {
             .map(|(_, work)| {
                 let m = &work.message;
                 m.contact_id.as_ref().map(|_| {
-                    serde_json::json!({
+                    let mut last = serde_json::json!({
                         "direction": "in",
                         "text": m.text,
                         "channel": m.channel,
                         "at": m.received_at,
                         "message_id": m.id,
-                    })
+                    });
+                    // An image's text may be empty: the list says an image came.
+                    if let Some(media) = &m.media {
+                        last["media"] =
+                            serde_json::json!({"id": media.id, "mime_type": media.mime_type});
+                    }
+                    last
                 })
             })
             .collect();

@@ -300,7 +300,7 @@ function renderList() {
     if (c.sla && c.sla.breached_at) badges.append(el("span", "badge breached", t("breached")));
     badges.append(el("span", "badge", c.channel));
     top.append(badges);
-    const preview = el("span", "preview", `${c.last_message.direction === "out" ? "→ " : ""}${c.last_message.text ?? ""}`);
+    const preview = el("span", "preview", `${c.last_message.direction === "out" ? "→ " : ""}${c.last_message.media ? "📎 " : ""}${c.last_message.text ?? ""}`);
     const meta = el("span", "preview", [
       c.state,
       c.team || "",

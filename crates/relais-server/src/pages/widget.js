@@ -82,7 +82,7 @@
     form button { border: 0; border-radius: 8px; color: #fff; padding: 0 14px; font-size: 14px; cursor: pointer; }
     form button.attach { background: none; color: inherit; padding: 0 6px; font-size: 18px; line-height: 1; }
     form button.attach:hover, form button.attach:focus-visible { background: #eef1f6; }
-    .msg img { border-radius: 10px; max-height: 220px; object-fit: contain; }
+    .msg img { border-radius: 10px; min-width: 48px; max-height: 220px; object-fit: contain; }
     .status { font-size: 12px; color: #5d6678; padding: 0 12px 6px; min-height: 1em; }
     .typing { font-size: 12px; color: #5d6678; padding: 0 12px; min-height: 1em; font-style: italic; }
 `);

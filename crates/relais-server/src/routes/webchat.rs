@@ -430,11 +430,12 @@ async fn visitor_connection(mut socket: WebSocket, state: AppState, hub: Arc<Hub
                     }
                     let allowed = frame["type"] != "message" || allowance.try_take(state.clock.now());
                     // Read here, before the frame goes on, so that messages keep their order.
-                    let media = match frame["media"].as_str() {
-                        Some(id) if allowed && frame["type"] == "message" => {
+                    let media = match &frame["media"] {
+                        Value::String(id) if allowed && frame["type"] == "message" => {
                             visitor_upload(&state, &hub, &visitor, id).await.map(Some)
                         }
-                        _ => Ok(None),
+                        Value::Null | Value::String(_) => Ok(None),
+                        _ => Err(("`media` must be the id of one of your uploads".to_owned(), false)),
                     };
                     on_frame(&hub, &visitor, frame, &stored_tx, allowed, media);
                 }

@@ -28,6 +28,9 @@ pub struct NewInbound {
     /// channel it came from; on channels without buttons the engine finds it from a
     /// numbered answer.
     pub payload: Option<String>,
+    /// The media the customer sent with it (a web chat visitor's uploaded image), already
+    /// stored in the media store; `text` may then be empty.
+    pub media: Option<relais_core::media::MediaRef>,
     /// The provider's id for the message; a redelivery with the same id is stored once.
     pub provider_id: Option<String>,
 }

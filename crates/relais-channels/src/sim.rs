@@ -236,6 +236,7 @@ pub fn phone_reply(
         to: "sim".into(),
         text: text.to_owned(),
         payload: None,
+        media: None,
         provider_id: Some(provider_id.unwrap_or_else(|| format!("sim-{}", entry.id))),
     };
     (entry, message)

@@ -14,6 +14,7 @@ use crate::event::{Confirm, MessageRef, NewInbound, StatusReport};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
 use relais_core::content::{Body, Button, Content};
+use relais_core::media::MediaRef;
 use relais_core::status::MessageStatus;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -220,16 +221,23 @@ impl Hub {
 
     /// The visitor `token` names, or a new visitor when it is missing or malformed.
     pub fn visitor(&self, token: Option<&str>) -> Visitor {
-        let token = match token {
-            Some(t)
-                if t.len() == 43
-                    && t.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-            {
-                t.to_owned()
-            }
-            _ => new_token(),
-        };
+        token
+            .and_then(|t| self.known_visitor(t))
+            .unwrap_or_else(|| self.visitor_of(new_token()))
+    }
+
+    /// The visitor `token` names; `None` when it is malformed. For the routes beside the
+    /// socket (uploads, media), where a visitor must prove who they are and a new one
+    /// would own nothing.
+    pub fn known_visitor(&self, token: &str) -> Option<Visitor> {
+        let well_formed = token.len() == 43
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        well_formed.then(|| self.visitor_of(token.to_owned()))
+    }
+
+    fn visitor_of(&self, token: String) -> Visitor {
         let digest = Sha256::digest(format!("{}:{token}", self.identity.id).as_bytes());
         let address = format!("v{}", &hex::encode(digest)[..31]);
         Visitor { token, address }
@@ -271,16 +279,19 @@ impl Hub {
 
     /// What a visitor wrote, handed to the engine: the receiver answers once it is stored
     /// (dropped unanswered when it could not be). `client_id` is the widget's id for the
-    /// message: sent again after a lost connection, it is stored once.
+    /// message: sent again after a lost connection, it is stored once. `media` is an
+    /// upload the caller checked is the visitor's own.
     pub fn receive(
         &self,
         visitor: &Visitor,
         client_id: &str,
         text: &str,
         payload: Option<String>,
+        media: Option<MediaRef>,
     ) -> Result<oneshot::Receiver<()>, VisitorError> {
         let text = text.trim();
-        if text.is_empty() {
+        // An image says enough on its own.
+        if text.is_empty() && media.is_none() {
             return Err(VisitorError::Empty);
         }
         let len = text.chars().count();
@@ -300,6 +311,7 @@ impl Hub {
             to: self.identity.name.clone(),
             text: text.to_owned(),
             payload,
+            media,
             provider_id: Some(provider_id(&visitor.address, client_id)),
         };
         let confirm = Confirm::new(move || {
@@ -557,6 +569,12 @@ mod tests {
             "the same token, the same visitor"
         );
         assert_ne!(hub.visitor(Some("forged")).address, visitor.address);
+        assert_eq!(hub.known_visitor(&visitor.token), Some(visitor.clone()));
+        assert_eq!(
+            hub.known_visitor("forged"),
+            None,
+            "no new visitor from a bad token"
+        );
         assert!(!visitor.address.contains(&visitor.token));
 
         let (id, mut frames) = hub.connect(&visitor.address);
@@ -590,11 +608,11 @@ mod tests {
             "nobody connected: sent, not delivered"
         );
         assert_eq!(
-            hub.receive(&visitor, "c1", "  ", None).unwrap_err(),
+            hub.receive(&visitor, "c1", "  ", None, None).unwrap_err(),
             VisitorError::Empty
         );
         assert_eq!(
-            hub.receive(&visitor, "bad id!", "Bonjour", None)
+            hub.receive(&visitor, "bad id!", "Bonjour", None, None)
                 .unwrap_err(),
             VisitorError::BadClientId
         );

@@ -394,6 +394,7 @@ fn a_messenger_text_becomes_a_new_inbound_from_the_psid_to_the_page() {
             to: PAGE_ID.into(),
             text: "hello, world!".into(),
             payload: None,
+            media: None,
             provider_id: Some("m_1457764197618:41d102a3e1ae206a38".into()),
         }
     );

@@ -565,6 +565,7 @@ fn a_text_message_becomes_a_new_inbound_from_the_sender_to_the_agent() {
             to: AGENT.into(),
             text: "Bonjour, où est mon colis ?".into(),
             payload: None,
+            media: None,
             provider_id: Some("MxEQvPbWKGTiOi-fdEAH7QaA".into()),
         }
     );

@@ -401,6 +401,7 @@ fn a_text_message_with_its_contact_becomes_a_new_inbound() {
             to: "15550783881".into(),
             text: "Bonjour, où est ma commande ?".into(),
             payload: None,
+            media: None,
             provider_id: Some(
                 "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=".into()
             ),

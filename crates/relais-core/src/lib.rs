@@ -15,6 +15,7 @@ pub mod flow;
 pub mod holidays;
 pub mod ids;
 pub mod keywords;
+pub mod media;
 pub mod phone;
 pub mod quiet_hours;
 pub mod retry;

@@ -282,6 +282,7 @@ impl World {
                 contact_id: Some(contact.id),
                 text: "Bonjour".into(),
                 payload: None,
+                media: None,
                 provider_id: None,
                 received_at: self.clock.now(),
             })

@@ -24,6 +24,7 @@ fn sms(from: &str, text: &str, provider_id: &str, tenant: &str) -> NewInbound {
         to: "36180".into(),
         text: text.to_owned(),
         payload: None,
+        media: None,
         provider_id: Some(provider_id.to_owned()),
     }
 }

@@ -47,6 +47,7 @@ async fn a_message_run_again_after_a_crash_is_published_once() {
             to: "36180".into(),
             text: "où est mon colis ?".into(),
             payload: None,
+            media: None,
             provider_id: Some("mo-1".into()),
         })
         .await

@@ -89,6 +89,7 @@ fn sms(from: &str, text: &str, provider_id: Option<&str>, tenant: &str) -> NewIn
         to: "36180".into(),
         text: text.to_owned(),
         payload: None,
+        media: None,
         provider_id: provider_id.map(str::to_owned),
     }
 }
@@ -488,6 +489,7 @@ async fn a_message_a_crash_left_midway_is_finished_once_by_the_resume_sweep() {
             contact_id: Some(alice.clone()),
             text: "STOP".into(),
             payload: None,
+            media: None,
             provider_id: Some("mo-9".into()),
             received_at: start(),
         })

@@ -1,8 +1,8 @@
 //! The OpenAPI description, generated from the handlers and types themselves.
 
 use crate::routes::{
-    analytics, channels, contacts, conversations, events, flows, import, inbound, keywords,
-    messages, nlu, sim, system, templates, tenants, tools, webhooks,
+    analytics, channels, contacts, conversations, events, flows, import, inbound, keywords, media,
+    messages, nlu, sim, system, templates, tenants, tools, webchat, webhooks,
 };
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -24,7 +24,8 @@ use utoipa::{Modify, OpenApi};
         channels::sync_provider_templates, channels::list_provider_templates,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::list_deliveries,
         nlu::classify, nlu::train, nlu::put_knowledge_base, nlu::get_llm, nlu::put_llm, nlu::answer, nlu::suggest, nlu::summarize,
-        inbound::list_inbound, inbound::get_inbound,
+        inbound::list_inbound, inbound::get_inbound, media::get_media,
+        webchat::upload, webchat::visitor_media,
         keywords::get_keywords, keywords::put_keywords,
         conversations::list_conversations, conversations::get_conversation, conversations::update_conversation, conversations::reply, conversations::typing,
         flows::list_flows, flows::get_flow, flows::put_flow, flows::delete_flow, flows::simulate_flow,

@@ -557,6 +557,7 @@ async fn a_reply_after_the_customer_service_window_is_refused_with_its_end() {
             contact_id: contact["id"].as_str().map(str::to_owned),
             text: "hello".into(),
             payload: None,
+            media: None,
             provider_id: Some("wa-1".into()),
             received_at: written_at,
         })

@@ -435,5 +435,330 @@ async fn a_visitor_fills_in_a_flows_form_and_its_values_are_kept_on_the_contact(
         contact["attributes"]["rendez_vous"],
         json!({"date": "2026-12-24", "creneau": "14:00"}),
         "{contact}"
+/// A valid 1×1 PNG.
+fn png() -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+        .unwrap()
+}
+
+/// An answer read whole: status, headers, body.
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl App {
+    async fn request(&self, request: axum::http::Request<axum::body::Body>) -> Answer {
+        use http_body_util::BodyExt;
+        let response = tower::ServiceExt::oneshot(self.router.clone(), request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn upload(
+        &self,
+        origin: &str,
+        token: Option<&str>,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Answer {
+        let mut request = axum::http::Request::builder()
+            .method("POST")
+            .uri(format!("/webchat/{}/uploads", self.channel))
+            .header(header::ORIGIN, origin)
+            .header(header::CONTENT_TYPE, content_type);
+        if let Some(token) = token {
+            request = request.header("x-relais-visitor", token);
+        }
+        self.request(request.body(axum::body::Body::from(bytes)).unwrap())
+            .await
+    }
+
+    async fn visitor_media(&self, token: &str, id: &str) -> Answer {
+        let request = axum::http::Request::builder()
+            .uri(format!("/webchat/{}/media/{id}", self.channel))
+            .header(header::ORIGIN, SITE)
+            .header("x-relais-visitor", token)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        self.request(request).await
+    }
+
+    async fn api_media(&self, key: &str, id: &str) -> Answer {
+        let request = axum::http::Request::builder()
+            .uri(format!("/v1/media/{id}"))
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        self.request(request).await
+    }
+}
+
+#[tokio::test]
+async fn an_upload_is_refused_unless_it_is_a_visitors_image_from_the_channels_site() {
+    let app = app().await;
+    let (_socket, token) = app.open(None, None).await;
+    let foreign = app
+        .upload("https://evil.example", Some(&token), "image/png", png())
+        .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    assert!(
+        foreign
+            .headers
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+    for token in [None, Some("forged"), Some("")] {
+        let refused = app.upload(SITE, token, "image/png", png()).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert_eq!(
+            refused.headers[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(refused.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], SITE);
+    }
+    let text = app
+        .upload(SITE, Some(&token), "image/png", b"hello, world".to_vec())
+        .await;
+    assert_eq!(text.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        text.headers[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    let svg = app
+        .upload(SITE, Some(&token), "image/svg+xml", b"<svg/>".to_vec())
+        .await;
+    assert_eq!(svg.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let mut huge = png();
+    huge.resize(5 * 1024 * 1024 + 1, 0);
+    let too_large = app.upload(SITE, Some(&token), "image/png", huge).await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        too_large.headers[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+
+    // The preflight a browser sends for the token header.
+    let preflight = app
+        .request(
+            axum::http::Request::builder()
+                .method("OPTIONS")
+                .uri(format!("/webchat/{}/uploads", app.channel))
+                .header(header::ORIGIN, SITE)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(preflight.status, StatusCode::NO_CONTENT);
+    assert_eq!(preflight.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], SITE);
+    assert!(
+        preflight.headers[header::ACCESS_CONTROL_ALLOW_HEADERS]
+            .to_str()
+            .unwrap()
+            .contains("x-relais-visitor")
+    );
+
+    let mut largest = png();
+    largest.resize(5 * 1024 * 1024, 0);
+    let taken = app.upload(SITE, Some(&token), "image/png", largest).await;
+    assert_eq!(taken.status, StatusCode::CREATED, "5 MiB exactly is taken");
+    let created = app.upload(SITE, Some(&token), "image/png", png()).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let body = created.json();
+    assert_eq!(body["mime_type"], "image/png");
+    assert_eq!(body["size"], png().len());
+    assert_eq!(body["id"].as_str().unwrap().len(), 36, "a UUID: {body}");
+    assert_eq!(created.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], SITE);
+
+    // Ten a minute: the next waits, told how long. The refusals above were not stored, or
+    // they would count among the ten.
+    for _ in 2..10 {
+        let answer = app.upload(SITE, Some(&token), "image/png", png()).await;
+        assert_eq!(answer.status, StatusCode::CREATED);
+    }
+    let limited = app.upload(SITE, Some(&token), "image/png", png()).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = limited.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Another visitor is not held back by it.
+    let (_other, other) = app.open(None, None).await;
+    let theirs = app.upload(SITE, Some(&other), "image/png", png()).await;
+    assert_eq!(theirs.status, StatusCode::CREATED);
+
+    let spec = app
+        .request(
+            axum::http::Request::builder()
+                .uri("/openapi.json")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .json();
+    assert!(spec["paths"]["/webchat/{channel}/uploads"]["post"].is_object());
+    assert!(spec["paths"]["/webchat/{channel}/media/{id}"]["get"].is_object());
+    assert!(spec["paths"]["/v1/media/{id}"]["get"].is_object());
+}
+
+#[tokio::test]
+async fn a_visitor_sends_their_own_image_and_everyone_allowed_sees_it() {
+    let app = app().await;
+    let (mut socket, token) = app.open(None, None).await;
+    let (_thief_socket, thief) = app.open(None, None).await;
+    let uploaded = app.upload(SITE, Some(&token), "image/png", png()).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED);
+    let media_id = uploaded.json()["id"].as_str().unwrap().to_owned();
+    let theirs = app.upload(SITE, Some(&thief), "image/png", png()).await;
+    let their_id = theirs.json()["id"].as_str().unwrap().to_owned();
+
+    // Another visitor's upload, none at all, or no id: refused for good, nothing stored.
+    for (client_id, id) in [
+        ("x1", json!(their_id)),
+        ("x2", json!("0193-nothing")),
+        ("x3", json!(42)),
+    ] {
+        send(
+            &mut socket,
+            json!({"type": "message", "client_id": client_id, "media": id}),
+        )
+        .await;
+        let refused = next(&mut socket).await;
+        assert_eq!(refused["type"], "error", "{refused}");
+        assert_eq!(refused["client_id"], client_id);
+        assert_eq!(refused["retry"], false);
+    }
+    assert!(app.inbound().await.is_empty(), "nothing stored");
+    // Nor may the other visitor read it.
+    assert_eq!(
+        app.visitor_media(&thief, &media_id).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Their own, without text; sent twice as after a reconnection.
+    for _ in 0..2 {
+        send(
+            &mut socket,
+            json!({"type": "message", "client_id": "img1", "text": "", "media": media_id}),
+        )
+        .await;
+        assert_eq!(
+            next(&mut socket).await,
+            json!({"type": "ack", "client_id": "img1"})
+        );
+    }
+    let inbound = app.inbound().await;
+    assert_eq!(inbound.len(), 1, "{inbound:?}");
+    assert_eq!(
+        inbound[0]["media"],
+        json!({"id": media_id, "mime_type": "image/png", "size": png().len()})
+    );
+
+    // The thread shows it, once the pipeline placed it in a conversation.
+    let mut thread = Value::Null;
+    for _ in 0..100 {
+        let (_, list) =
+            support::call(&app.router, &app.key, "GET", "/v1/conversations", None).await;
+        if let Some(id) = list["data"][0]["id"].as_str() {
+            let (status, detail) = support::call(
+                &app.router,
+                &app.key,
+                "GET",
+                &format!("/v1/conversations/{id}"),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            thread = detail;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let message = &thread["messages"][0];
+    assert_eq!(message["direction"], "in", "{thread}");
+    assert_eq!(
+        message["content"]["media"],
+        json!({"url": format!("/v1/media/{media_id}"), "mime_type": "image/png"})
+    );
+
+    // The tenant reads the exact bytes, shown only as an image.
+    let read = app.api_media(&app.key, &media_id).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.body, png());
+    assert_eq!(read.headers[header::CONTENT_TYPE], "image/png");
+    assert_eq!(read.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(read.headers[header::CONTENT_DISPOSITION], "inline");
+    assert_eq!(read.headers[header::CONTENT_SECURITY_POLICY], "sandbox");
+    assert_eq!(
+        app.api_media(&app.key, "no-such-media").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Another tenant does not find it.
+    let (status, other) = support::call(
+        &app.router,
+        &app.key,
+        "POST",
+        "/v1/tenants",
+        Some(json!({"name": "globex"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    let other_key = other["api_key"].as_str().unwrap();
+    let foreign = app.api_media(other_key, &media_id).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert!(foreign.body != png());
+
+    // The visitor reads their own back.
+    let own = app.visitor_media(&token, &media_id).await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert_eq!(own.body, png());
+    assert_eq!(own.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], SITE);
+    assert_eq!(own.headers[header::CONTENT_SECURITY_POLICY], "sandbox");
+
+    // Back after a reload: the image is in the history, once.
+    drop(socket);
+    let (mut again, _) = app.open(Some(&token), None).await;
+    let history = next(&mut again).await;
+    assert_eq!(history["client_id"], "img1", "{history}");
+    assert_eq!(
+        history["content"],
+        json!({"media": {"id": media_id, "mime_type": "image/png"}})
+    );
+    send(&mut again, json!({"type": "read", "id": "nothing"})).await;
+    send(
+        &mut again,
+        json!({"type": "message", "client_id": "t1", "text": "Voilà", "media": media_id}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut again).await,
+        json!({"type": "ack", "client_id": "t1"}),
+        "with text, nothing else came first: the history held one message"
     );
 }

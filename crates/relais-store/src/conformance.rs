@@ -2714,6 +2714,102 @@ pub async fn a_channels_reach_counts_distinct_recipients_in_the_window(store: &d
     );
 }
 
+/// An upload is read back byte for byte, by its tenant only; the uploads of an owner are
+/// counted over a window, apart from other owners and tenants.
+pub async fn media_is_stored_whole_and_read_within_its_tenant(store: &dyn Store) {
+    // Every byte value, and a NUL early, so that no backend treats the bytes as text.
+    let bytes: Vec<u8> = (0..=255u8).chain([0, 0, 0xFF]).collect();
+    let upload = |tenant: &str, owner: &str, at: i64| crate::NewMedia {
+        id: crate::new_id(),
+        tenant_id: tenant.to_owned(),
+        channel_id: "ch_web".into(),
+        owner_address: owner.to_owned(),
+        mime_type: "image/png".into(),
+        bytes: bytes.clone(),
+        created_at: secs(at),
+    };
+    let first = upload("t1", "vana", 10);
+    let stored = store.insert_media(&first).await.unwrap();
+    assert_eq!(stored.size, bytes.len() as u64);
+    let read = store.media("t1", &first.id).await.unwrap().unwrap();
+    assert_eq!(read, stored);
+    assert_eq!(read.bytes, bytes, "the exact bytes");
+    assert_eq!(
+        (read.owner_address.as_str(), read.channel_id.as_str()),
+        ("vana", "ch_web")
+    );
+    assert_eq!(
+        read.reference(),
+        relais_core::media::MediaRef {
+            id: first.id.clone(),
+            mime_type: "image/png".into(),
+            size: bytes.len() as u64,
+        }
+    );
+    assert_eq!(
+        store.media("t2", &first.id).await.unwrap(),
+        None,
+        "another tenant's upload is not found"
+    );
+    assert!(matches!(
+        store.insert_media(&first).await,
+        Err(crate::StoreError::Conflict(_))
+    ));
+    store.insert_media(&upload("t1", "vana", 30)).await.unwrap();
+    store.insert_media(&upload("t1", "vbob", 40)).await.unwrap();
+    store.insert_media(&upload("t2", "vana", 40)).await.unwrap();
+    assert_eq!(
+        store.uploads_since("t1", "vana", secs(0)).await.unwrap(),
+        crate::RecentUploads {
+            count: 2,
+            oldest: Some(secs(10)),
+        }
+    );
+    assert_eq!(
+        store.uploads_since("t1", "vana", secs(10)).await.unwrap(),
+        crate::RecentUploads {
+            count: 1,
+            oldest: Some(secs(30)),
+        },
+        "an upload at the window's start is out of it"
+    );
+    assert_eq!(
+        store.uploads_since("t1", "vcid", secs(0)).await.unwrap(),
+        crate::RecentUploads::default()
+    );
+}
+
+/// An inbound message with an image keeps its reference, with or without text.
+pub async fn an_inbound_message_keeps_the_media_it_carries(store: &dyn Store) {
+    let media = relais_core::media::MediaRef {
+        id: crate::new_id(),
+        mime_type: "image/webp".into(),
+        size: 1234,
+    };
+    let with_image = crate::NewInboundMessage {
+        channel: ChannelKind::Webchat,
+        media: Some(media.clone()),
+        ..inbound("t1", "vana", "", Some("vana:c1"))
+    };
+    let stored = store.insert_inbound(&with_image).await.unwrap().message;
+    assert_eq!(stored.media.as_ref(), Some(&media));
+    assert_eq!(stored.text, "");
+    let read = store
+        .inbound_message("t1", &with_image.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.media, Some(media));
+    let plain = inbound("t1", "+33612345678", "Bonjour", None);
+    store.insert_inbound(&plain).await.unwrap();
+    let read = store
+        .inbound_message("t1", &plain.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.media, None);
+}
+
 /// An SMSC may send its receipt before the dispatcher settles the acknowledgement: the
 /// status stays `delivered`, the `sent` event and the provider id are still recorded.
 pub async fn an_acknowledgement_overtaken_by_its_receipt_is_still_logged(store: &dyn Store) {
@@ -2967,6 +3063,7 @@ fn inbound(
         contact_id: None,
         text: text.to_owned(),
         payload: None,
+        media: None,
         provider_id: provider_id.map(str::to_owned),
         received_at: t0(),
     }
@@ -3005,6 +3102,7 @@ pub async fn a_redelivered_inbound_message_is_stored_once(store: &dyn Store) {
     let tapped = store
         .insert_inbound(&crate::NewInboundMessage {
             payload: Some("CONFIRM".into()),
+            media: None,
             ..inbound(&acme.id, "+33612345678", "Je confirme", Some("mo-tap"))
         })
         .await
@@ -3390,6 +3488,7 @@ pub async fn a_merge_keeps_one_conversation_and_a_delete_removes_it(store: &dyn 
             contact_id: Some(gone.id.clone()),
             text: "hi".into(),
             payload: None,
+            media: None,
             provider_id: None,
             received_at: t0(),
         })
@@ -3440,6 +3539,7 @@ pub async fn unfinished_inbound_messages_are_found_until_finished(store: &dyn St
             contact_id: None,
             text: "hello".into(),
             payload: None,
+            media: None,
             provider_id: Some("mo-1".into()),
             received_at: t0(),
         })
@@ -5753,6 +5853,8 @@ macro_rules! conformance_suite {
             a_message_being_sent_cannot_be_canceled,
             held_smpp_parts_wait_for_their_message,
             a_channels_reach_counts_distinct_recipients_in_the_window,
+            media_is_stored_whole_and_read_within_its_tenant,
+            an_inbound_message_keeps_the_media_it_carries,
             a_deleted_contact_leaves_its_messages_without_a_contact,
             a_contact_has_one_conversation_that_a_message_reopens,
             conversations_are_listed_latest_first_by_cursor,
@@ -6306,6 +6408,34 @@ pub const PRE_0029_INBOUND: &[&str] = &[
     "INSERT INTO inbound_messages (id, tenant_id, channel, from_address, to_address, contact_id, text, received_at) \
      VALUES ('in-old', 't-old', 'whatsapp', '+33612345678', '15550783881', 'c-old', 'Bonjour', 1790000000000000)",
 ];
+
+/// After 0035, the message written by [`PRE_0029_INBOUND`] reads back without media, and
+/// the tenant stores uploads.
+pub async fn an_inbound_message_from_before_0035_has_no_media(store: &dyn Store) {
+    let old = store
+        .inbound_message("t-old", "in-old")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!((old.text.as_str(), old.media), ("Bonjour", None));
+    let upload = crate::NewMedia {
+        id: crate::new_id(),
+        tenant_id: "t-old".into(),
+        channel_id: "ch".into(),
+        owner_address: "vold".into(),
+        mime_type: "image/gif".into(),
+        bytes: b"GIF89a".to_vec(),
+        created_at: t0(),
+    };
+    store.insert_media(&upload).await.expect("stored");
+    assert!(
+        store
+            .media("t-old", &upload.id)
+            .await
+            .expect("read")
+            .is_some()
+    );
+}
 
 /// After 0029, the message written by [`PRE_0029_INBOUND`] opens its contact's window,
 /// and the tenant stores templates.

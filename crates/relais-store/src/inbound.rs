@@ -9,6 +9,7 @@ use crate::{Page, PageRequest, StoreResult};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use relais_core::channel::ChannelKind;
+use relais_core::media::MediaRef;
 use serde::Serialize;
 
 /// An inbound message to store, as the receive path built it.
@@ -28,6 +29,9 @@ pub struct NewInboundMessage {
     /// The payload of what the customer chose (a tapped button, or a numbered choice
     /// answered by its number), when they chose.
     pub payload: Option<String>,
+    /// The media it carries (an image a web chat visitor uploaded), if any; the text may
+    /// then be empty.
+    pub media: Option<MediaRef>,
     /// The provider's id for the message; the key of deduplication.
     pub provider_id: Option<String>,
     pub received_at: Timestamp,
@@ -47,6 +51,9 @@ pub struct InboundMessage {
     /// The payload of what the customer chose, when they chose (see [`NewInboundMessage`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
+    /// The media it carries, if any (see [`NewInboundMessage`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRef>,
     pub provider_id: Option<String>,
     pub received_at: Timestamp,
     /// What NLU read in the text; `None` until classified (or when classification failed).
@@ -172,12 +179,13 @@ macro_rules! impl_inbound_store {
 
             type DbRow = <$db as sqlx::Database>::Row;
 
-            const COLUMNS: &str = "id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, payload, provider_id, received_at, annotations, annotated_at, conversation_id, processed_at";
+            const COLUMNS: &str = "id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, payload, media, provider_id, received_at, annotations, annotated_at, conversation_id, processed_at";
 
             fn inbound_from_row(row: &DbRow) -> StoreResult<InboundMessage> {
                 let channel: String = row.try_get("channel")?;
                 let annotations: Option<String> = row.try_get("annotations")?;
                 let annotated_at: Option<i64> = row.try_get("annotated_at")?;
+                let media: Option<String> = row.try_get("media")?;
                 Ok(InboundMessage {
                     id: row.try_get("id")?,
                     tenant_id: row.try_get("tenant_id")?,
@@ -190,6 +198,10 @@ macro_rules! impl_inbound_store {
                     contact_id: row.try_get("contact_id")?,
                     text: row.try_get("text")?,
                     payload: row.try_get("payload")?,
+                    media: media
+                        .map(|s| serde_json::from_str(&s))
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt(format!("inbound media: {e}")))?,
                     provider_id: row.try_get("provider_id")?,
                     received_at: from_micros(row.try_get("received_at")?)?,
                     annotations: annotations
@@ -225,7 +237,7 @@ macro_rules! impl_inbound_store {
                     });
                     for chunk in order.chunks(crate::ROWS_PER_STATEMENT) {
                         let mut q = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO inbound_messages (id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, payload, provider_id, received_at) ",
+                            "INSERT INTO inbound_messages (id, tenant_id, channel, channel_id, from_address, to_address, contact_id, text, payload, media, provider_id, received_at) ",
                         );
                         q.push_values(chunk, |mut row, m| {
                             row.push_bind(m.id.as_str())
@@ -237,6 +249,7 @@ macro_rules! impl_inbound_store {
                                 .push_bind(m.contact_id.as_deref())
                                 .push_bind(m.text.as_str())
                                 .push_bind(m.payload.as_deref())
+                                .push_bind(m.media.as_ref().map(|media| serde_json::json!(media).to_string()))
                                 .push_bind(m.provider_id.as_deref())
                                 .push_bind(micros(m.received_at));
                         });

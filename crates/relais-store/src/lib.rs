@@ -12,6 +12,7 @@ mod events;
 mod flows;
 mod held_parts;
 mod inbound;
+mod media;
 mod messages;
 mod model;
 mod postgres;
@@ -33,6 +34,7 @@ pub use events::*;
 pub use flows::*;
 pub use held_parts::*;
 pub use inbound::*;
+pub use media::*;
 pub use messages::*;
 pub use model::*;
 pub use postgres::PostgresStore;
@@ -228,6 +230,7 @@ pub trait Store:
     + HeldPartStore
     + ReachStore
     + TemplateStore
+    + MediaStore
     + AnalyticsStore
     + Send
     + Sync

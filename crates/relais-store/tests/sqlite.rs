@@ -116,6 +116,12 @@ async fn a_message_from_before_0025_has_no_campaign() {
 }
 
 #[tokio::test]
+async fn an_inbound_message_from_before_0035_has_no_media() {
+    let (_dir, store) = upgraded_from(34, relais_store::conformance::PRE_0029_INBOUND).await;
+    relais_store::conformance::an_inbound_message_from_before_0035_has_no_media(&store).await;
+}
+
+#[tokio::test]
 async fn a_store_from_before_0029_keeps_its_inbound_and_takes_templates() {
     let (_dir, store) = upgraded_from(28, relais_store::conformance::PRE_0029_INBOUND).await;
     relais_store::conformance::a_store_from_before_0029_keeps_its_inbound_and_takes_templates(

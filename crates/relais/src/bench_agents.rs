@@ -271,6 +271,7 @@ pub async fn run(
                         to: "36180".into(),
                         text: TEXTS[k as usize % TEXTS.len()].to_owned(),
                         payload: None,
+                        media: None,
                         provider_id: Some(format!("bench-agents-{k}")),
                     })
                     .await;

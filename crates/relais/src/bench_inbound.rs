@@ -167,6 +167,7 @@ pub async fn run(
                     to: "36180".into(),
                     text: text_of(original).to_owned(),
                     payload: None,
+                    media: None,
                     provider_id: Some(format!("bench-{original}")),
                 };
                 let t = Instant::now();

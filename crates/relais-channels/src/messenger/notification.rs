@@ -127,6 +127,7 @@ impl InboundMessage {
             to: self.account_id.clone(),
             text: self.text(),
             payload: self.payload().map(str::to_owned),
+            media: None,
             provider_id: Some(self.mid.clone()),
         }
     }
@@ -256,6 +257,7 @@ mod tests {
                 to: "106540352242922".into(),
                 text: "Bonjour".into(),
                 payload: None,
+                media: None,
                 provider_id: Some("m_IN".into()),
             }
         );

@@ -132,6 +132,7 @@ impl InboundMessage {
             to: agent_id.to_owned(),
             text: self.text(),
             payload: self.postback_data().map(str::to_owned),
+            media: None,
             provider_id: Some(self.message_id.clone()),
         }
     }
@@ -267,6 +268,7 @@ mod tests {
                 to: "relais_agent".into(),
                 text: "Bonjour".into(),
                 payload: None,
+                media: None,
                 provider_id: Some("MxIN".into()),
             }
         );

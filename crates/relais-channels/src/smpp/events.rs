@@ -175,6 +175,7 @@ impl SmppEvents {
             // deliver_sm carries no message id for MO; the SMSC redelivers only on a lost
             // resp.
             payload: None,
+            media: None,
             provider_id: None,
         };
         ChannelEvent::Inbound(message, confirming(vec![ack]))

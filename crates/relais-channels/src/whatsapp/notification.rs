@@ -167,6 +167,7 @@ impl InboundMessage {
             to: self.business.display_phone_number.clone(),
             text: self.text(),
             payload: self.payload().map(str::to_owned),
+            media: None,
             provider_id: Some(self.wamid.clone()),
         }
     }
@@ -278,6 +279,7 @@ mod tests {
                 to: "15550783881".into(),
                 text: "Bonjour".into(),
                 payload: None,
+                media: None,
                 provider_id: Some("wamid.IN".into()),
             }
         );

@@ -97,6 +97,7 @@ impl Core {
                     .payload
                     .map(|payload| payload.trim().to_owned())
                     .filter(|payload| !payload.is_empty()),
+                media: msg.media,
                 provider_id,
                 received_at: now,
             });
@@ -482,13 +483,19 @@ impl Core {
             .map(|(_, work)| {
                 let m = &work.message;
                 m.contact_id.as_ref().map(|_| {
-                    serde_json::json!({
+                    let mut last = serde_json::json!({
                         "direction": "in",
                         "text": m.text,
                         "channel": m.channel,
                         "at": m.received_at,
                         "message_id": m.id,
-                    })
+                    });
+                    // An image's text may be empty: the list says an image came.
+                    if let Some(media) = &m.media {
+                        last["media"] =
+                            serde_json::json!({"id": media.id, "mime_type": media.mime_type});
+                    }
+                    last
                 })
             })
             .collect();
@@ -626,6 +633,7 @@ impl Core {
                 "to": message.to_address,
                 "text": message.text,
                 "payload": message.payload,
+                "media": message.media,
                 "received_at": message.received_at,
                 "contact_id": message.contact_id,
                 "conversation_id": conversation_id,

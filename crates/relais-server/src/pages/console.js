@@ -8,7 +8,7 @@
 // the REST API and the event stream only, with the agent's session token.
 
 import {
-  $, ApiError, api, applyTexts, liveEvents, preferredLanguage, rememberLanguage, showLive, storeKey, storedKey,
+  $, ApiError, api, applyTexts, imageUrl, liveEvents, preferredLanguage, rememberLanguage, showLive, storeKey, storedKey,
   translator,
 } from "/assets/session.js";
 
@@ -32,7 +32,8 @@ const TEXTS = {
     unassigned: "unassigned", you: "you", noConsent: "No consent recorded.",
     urgent: "urgent", negative_sentiment: "negative", vip: "VIP", new: "new",
     me: "{name} ({role})", noProfile: "The profile is not available to you.",
-    customerTyping: "The customer is typing…",
+    customerTyping: "The customer is typing…", customerImage: "Image sent by the customer",
+    imageUnavailable: "[image not available]",
     noTemplate: "None", anyLanguage: "default", suggest: "Suggest a reply",
     summarize: "Summarise the thread", thinking: "Asking the model…",
     suggested: "Suggestion from {sources}: read it before sending.",
@@ -61,7 +62,8 @@ const TEXTS = {
     unassigned: "non assignée", you: "vous", noConsent: "Aucun consentement enregistré.",
     urgent: "urgent", negative_sentiment: "négatif", vip: "VIP", new: "nouveau",
     me: "{name} ({role})", noProfile: "Le profil ne vous est pas accessible.",
-    customerTyping: "Le client écrit…",
+    customerTyping: "Le client écrit…", customerImage: "Image envoyée par le client",
+    imageUnavailable: "[image indisponible]",
     noTemplate: "Aucun", anyLanguage: "par défaut", suggest: "Suggérer une réponse",
     summarize: "Résumer le fil", thinking: "Le modèle réfléchit…",
     suggested: "Suggestion tirée de {sources} : relisez-la avant d'envoyer.",
@@ -105,6 +107,23 @@ function el(tag, className, text) {
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+// Object URLs of the customers' images, by API path: the thread is drawn again on every
+// event, and an <img> cannot send the agent's token, so each image is fetched once.
+const mediaUrls = new Map();
+
+function mediaImage(media) {
+  const img = el("img", "media");
+  img.alt = t("customerImage");
+  const path = String(media.url || "");
+  if (!path.startsWith("/v1/media/")) return img;
+  if (!mediaUrls.has(path)) mediaUrls.set(path, imageUrl(token, path));
+  mediaUrls.get(path).then((url) => { img.src = url; }, () => {
+    mediaUrls.delete(path);
+    img.replaceWith(el("span", "hint", t("imageUnavailable")));
+  });
+  return img;
 }
 
 function contentText(content) {
@@ -281,7 +300,7 @@ function renderList() {
     if (c.sla && c.sla.breached_at) badges.append(el("span", "badge breached", t("breached")));
     badges.append(el("span", "badge", c.channel));
     top.append(badges);
-    const preview = el("span", "preview", `${c.last_message.direction === "out" ? "→ " : ""}${c.last_message.text ?? ""}`);
+    const preview = el("span", "preview", `${c.last_message.direction === "out" ? "→ " : ""}${c.last_message.media ? "📎 " : ""}${c.last_message.text ?? ""}`);
     const meta = el("span", "preview", [
       c.state,
       c.team || "",
@@ -331,6 +350,7 @@ function renderConversation(c) {
   const bubbles = c.messages.map((m) => {
     const bubble = el("div", `bubble ${m.direction === "in" ? "received" : "sent"}`, contentText(m.content));
     bubble.dataset.id = m.id;
+    if (m.direction === "in" && m.content && m.content.media) bubble.prepend(mediaImage(m.content.media));
     const tags = el("div", "tags");
     const a = m.annotations;
     if (a) {

@@ -3,7 +3,8 @@
 // It opens a WebSocket to the channel, keeps the visitor's token in the browser (their
 // history comes back after a reload), shows the conversation in a panel of its own (a
 // shadow root: the page's styles do not leak in), and resends what the server has not
-// confirmed after a lost connection; the server stores each message once.
+// confirmed after a lost connection; the server stores each message once. A visitor may
+// attach an image: it is uploaded first, then sent as a message naming the upload.
 (() => {
   const script = document.currentScript;
   if (!script || !script.dataset.channel) {
@@ -14,9 +15,18 @@
   const base = new URL(script.src);
   const socketUrl = `${base.protocol === "https:" ? "wss" : "ws"}://${base.host}/webchat/${encodeURIComponent(channel)}/socket`;
   const storeKey = `relais.webchat.${channel}`;
+  const serverUrl = `${base.protocol}//${base.host}/webchat/${encodeURIComponent(channel)}`;
+  // What the server takes (docs/webchat.md): checked here first so the visitor is told
+  // at once, in their words.
+  const IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+  const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
   const WORDS = {
-    en: { typing: "typing…", placeholder: "Write a message…", send: "Send", open: "Open the chat", close: "Close the chat", connecting: "Connecting…", offline: "Reconnecting…", failed: "Not sent: {why}" },
-    fr: { typing: "en train d'écrire…", placeholder: "Écrivez un message…", send: "Envoyer", open: "Ouvrir la discussion", close: "Fermer la discussion", connecting: "Connexion…", offline: "Reconnexion…", failed: "Non envoyé : {why}" },
+    en: { typing: "typing…", placeholder: "Write a message…", send: "Send", open: "Open the chat", close: "Close the chat", connecting: "Connecting…", offline: "Reconnecting…", failed: "Not sent: {why}",
+      attach: "Attach an image", image: "Your image", badType: "Only JPEG, PNG, GIF or WebP images can be sent.",
+      tooLarge: "This image is larger than 5 MB.", tooMany: "Too many images: try again in {s} s.", notYet: "Not connected yet: try again in a moment." },
+    fr: { typing: "en train d'écrire…", placeholder: "Écrivez un message…", send: "Envoyer", open: "Ouvrir la discussion", close: "Fermer la discussion", connecting: "Connexion…", offline: "Reconnexion…", failed: "Non envoyé : {why}",
+      attach: "Joindre une image", image: "Votre image", badType: "Seules les images JPEG, PNG, GIF ou WebP peuvent être envoyées.",
+      tooLarge: "Cette image dépasse 5 Mo.", tooMany: "Trop d'images : réessayez dans {s} s.", notYet: "Pas encore connecté : réessayez dans un instant." },
   };
 
   const saved = (() => { try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch { return {}; } })();
@@ -71,6 +81,9 @@
     form { display: flex; gap: 6px; padding: 10px; border-top: 1px solid #d9dee8; }
     input { flex: 1; border: 1px solid #d9dee8; border-radius: 8px; padding: 9px 10px; font-size: 14px; }
     form button { border: 0; border-radius: 8px; color: #fff; padding: 0 14px; font-size: 14px; cursor: pointer; }
+    form button.attach { background: none; color: inherit; padding: 0 6px; font-size: 18px; line-height: 1; }
+    form button.attach:hover, form button.attach:focus-visible { background: #eef1f6; }
+    .msg img { border-radius: 10px; min-width: 48px; max-height: 220px; object-fit: contain; }
     .status { font-size: 12px; color: #5d6678; padding: 0 12px 6px; min-height: 1em; }
     .typing { font-size: 12px; color: #5d6678; padding: 0 12px; min-height: 1em; font-style: italic; }
     form.fill { display: grid; gap: 6px; padding: 10px; border: 0; }
@@ -86,7 +99,7 @@
     <div class="log" role="log" aria-live="polite"></div>
     <div class="typing" aria-live="polite"></div>
     <div class="status" role="status"></div>
-    <form><input name="text" autocomplete="off" maxlength="4096"><button type="submit"></button></form>
+    <form><button type="button" class="attach">📎</button><input name="text" autocomplete="off" maxlength="4096"><button type="submit" class="send"></button><input type="file" class="file" hidden accept="image/jpeg,image/png,image/gif,image/webp"></form>
   </section>`;
   const $ = (selector) => root.querySelector(selector);
   const log = $(".log");
@@ -95,13 +108,15 @@
     const look = state.look;
     $(".launcher").style.background = look.color;
     $("header").style.background = look.color;
-    $(".panel > form button").style.background = look.color;
+    $(".panel > form button.send").style.background = look.color;
     $(".title").textContent = look.title;
     $(".greeting").textContent = "";
-    $(".panel > form input").placeholder = words().placeholder;
-    $(".panel > form input").setAttribute("aria-label", words().placeholder);
-    $(".panel > form button").textContent = words().send;
+    $(".panel > form input[name=text]").placeholder = words().placeholder;
+    $(".panel > form input[name=text]").setAttribute("aria-label", words().placeholder);
+    $(".panel > form button.send").textContent = words().send;
     $(".launcher").setAttribute("aria-label", state.open ? words().close : words().open);
+    $(".attach").setAttribute("aria-label", words().attach);
+    $(".attach").title = words().attach;
     $(".panel").setAttribute("aria-label", look.title);
     for (const el of root.querySelectorAll(".in")) el.style.background = look.color;
     const greeting = root.querySelector(".greeting-msg");
@@ -230,6 +245,30 @@
     return el;
   }
 
+  // The visitor's own images, by upload id: an object URL of the file they picked, or of
+  // the upload fetched back with their token (after a reload).
+  const imageUrls = new Map();
+
+  function ownImage(id) {
+    const img = document.createElement("img");
+    img.alt = words().image;
+    if (!imageUrls.has(id)) {
+      imageUrls.set(id, fetch(`${serverUrl}/media/${encodeURIComponent(id)}`, { headers: { "X-Relais-Visitor": state.token || "" } })
+        .then((r) => { if (!r.ok) throw new Error(`HTTP ${r.status}`); return r.blob(); })
+        .then((blob) => URL.createObjectURL(blob)));
+    }
+    imageUrls.get(id).then((url) => { img.src = url; }, (e) => { imageUrls.delete(id); console.warn("relais widget: image", e); });
+    return img;
+  }
+
+  function note(text) {
+    const el = document.createElement("div");
+    el.className = "error";
+    el.textContent = text;
+    log.append(el);
+    log.scrollTop = log.scrollHeight;
+  }
+
   function render(frame) {
     const content = frame.content || {};
     const incoming = frame.direction === "in";
@@ -252,7 +291,9 @@
       el.className = `msg ${incoming ? "in" : "out"}`;
       if (incoming) el.style.background = state.look.color;
       const media = content.media && safeUrl(content.media.url);
-      if (media && String(content.media.mime_type || "").startsWith("image/")) {
+      if (incoming && content.media && content.media.id) {
+        el.append(ownImage(content.media.id));
+      } else if (media && String(content.media.mime_type || "").startsWith("image/")) {
         const img = document.createElement("img");
         img.src = media;
         img.alt = content.media.caption || "";
@@ -301,7 +342,7 @@
       $(".status").textContent = "";
       // What was not confirmed before the connection dropped goes again; the server
       // stores each client id once.
-      for (const m of state.outbox) state.socket.send(JSON.stringify({ type: "message", client_id: m.client_id, text: m.text, payload: m.payload }));
+      for (const m of state.outbox) state.socket.send(JSON.stringify({ type: "message", client_id: m.client_id, text: m.text, payload: m.payload, media: m.media }));
     } else if (frame.type === "message") {
       if (state.seen.has(frame.id)) return;
       if (frame.direction === "out") { clearTimeout(state.typingTimer); $(".typing").textContent = ""; }
@@ -330,10 +371,7 @@
     } else if (frame.type === "error" && frame.client_id && frame.retry === false) {
       state.outbox = state.outbox.filter((m) => m.client_id !== frame.client_id);
       persist();
-      const note = document.createElement("div");
-      note.className = "error";
-      note.textContent = words().failed.replace("{why}", frame.detail || "");
-      log.append(note);
+      note(words().failed.replace("{why}", frame.detail || ""));
     }
   }
 
@@ -359,18 +397,25 @@
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
-  function send(text, payload) {
-    text = text.trim();
-    if (!text) return;
-    const message = { client_id: newClientId(), text, payload };
-    state.outbox.push(message);
-    persist();
+  // A message shown before the server confirms it.
+  function pendingElement(message) {
     const el = document.createElement("div");
     el.className = "msg in pending";
     el.style.background = state.look.color;
     el.dataset.clientId = message.client_id;
-    el.textContent = text;
-    log.append(el);
+    if (message.media) el.append(ownImage(message.media));
+    if (message.text) el.append(document.createTextNode(message.text));
+    return el;
+  }
+
+  function send(text, payload, media) {
+    text = text.trim();
+    if (!text && !media) return;
+    const message = { client_id: newClientId(), text, payload };
+    if (media) message.media = media;
+    state.outbox.push(message);
+    persist();
+    log.append(pendingElement(message));
     for (const old of root.querySelectorAll(".replies")) old.remove();
     log.scrollTop = log.scrollHeight;
     if (state.socket && state.socket.readyState === WebSocket.OPEN) {
@@ -378,14 +423,45 @@
     }
   }
 
+  // An image: checked here, uploaded, then sent as a message naming the upload (kept in
+  // the outbox like a text, so a reconnection sends it again).
+  async function attach(file) {
+    if (!IMAGE_TYPES.includes(file.type)) return note(words().badType);
+    if (file.size > MAX_IMAGE_BYTES) return note(words().tooLarge);
+    if (!state.token) return note(words().notYet);
+    let response;
+    try {
+      response = await fetch(`${serverUrl}/uploads`, {
+        method: "POST", headers: { "Content-Type": file.type, "X-Relais-Visitor": state.token }, body: file,
+      });
+    } catch (e) {
+      return note(words().failed.replace("{why}", String(e.message || e)));
+    }
+    const answer = await response.json().catch(() => ({}));
+    if (response.status === 429) return note(words().tooMany.replace("{s}", response.headers.get("Retry-After") || "60"));
+    if (response.status === 415) return note(words().badType);
+    if (response.status === 413) return note(words().tooLarge);
+    if (!response.ok || !answer.id) return note(words().failed.replace("{why}", answer.detail || response.statusText));
+    // Shown from the file itself: nothing to fetch back.
+    imageUrls.set(answer.id, Promise.resolve(URL.createObjectURL(file)));
+    send("", null, answer.id);
+  }
+
+  $(".attach").addEventListener("click", () => $(".file").click());
+  $(".file").addEventListener("change", () => {
+    const file = $(".file").files[0];
+    $(".file").value = "";
+    if (file) attach(file);
+  });
+
   $(".panel > form").addEventListener("submit", (event) => {
     event.preventDefault();
-    send($(".panel > form input").value, null);
-    $(".panel > form input").value = "";
+    send($(".panel > form input[name=text]").value, null);
+    $(".panel > form input[name=text]").value = "";
   });
-  $(".panel > form input").addEventListener("input", () => {
+  $(".panel > form input[name=text]").addEventListener("input", () => {
     // The agent sees "typing…"; the server passes on at most one report every 2 s.
-    if (!$(".panel > form input").value.trim() || Date.now() - state.typedAt < 2500) return;
+    if (!$(".panel > form input[name=text]").value.trim() || Date.now() - state.typedAt < 2500) return;
     if (state.socket && state.socket.readyState === WebSocket.OPEN) {
       state.typedAt = Date.now();
       state.socket.send(JSON.stringify({ type: "typing" }));
@@ -396,20 +472,14 @@
     $(".panel").hidden = !state.open;
     $(".launcher").setAttribute("aria-expanded", String(state.open));
     applyLook();
-    if (state.open) { $(".panel > form input").focus(); markRead(); }
+    if (state.open) { $(".panel > form input[name=text]").focus(); markRead(); }
   });
 
   const start = () => {
     document.body.append(host);
     applyLook();
     // Messages not confirmed before a reload show as pending until the server has them.
-    for (const m of state.outbox) {
-      const el = document.createElement("div");
-      el.className = "msg in pending";
-      el.dataset.clientId = m.client_id;
-      el.textContent = m.text;
-      log.append(el);
-    }
+    for (const m of state.outbox) log.append(pendingElement(m));
     connect();
   };
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);

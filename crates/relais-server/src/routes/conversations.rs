@@ -313,9 +313,19 @@ pub async fn get_conversation(
             id: m.id,
             direction: "in".into(),
             channel: m.channel.as_str().to_owned(),
-            content: match &m.payload {
-                Some(payload) => serde_json::json!({ "text": m.text, "payload": payload }),
-                None => serde_json::json!({ "text": m.text }),
+            content: {
+                let mut content = serde_json::json!({ "text": m.text });
+                if let Some(payload) = &m.payload {
+                    content["payload"] = serde_json::json!(payload);
+                }
+                // Where the console fetches the image, with the agent's token.
+                if let Some(media) = &m.media {
+                    content["media"] = serde_json::json!({
+                        "url": crate::routes::media::url(&media.id),
+                        "mime_type": media.mime_type,
+                    });
+                }
+                content
             },
             status: None,
             annotations: m.annotations,

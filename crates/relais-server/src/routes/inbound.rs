@@ -38,6 +38,11 @@ pub struct InboundView {
     /// its number on a channel without buttons), when they chose one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
+    /// The image the customer sent with it (`{"id", "mime_type", "size"}`; its bytes at
+    /// `GET /v1/media/{id}`), when they sent one: `text` may then be empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub media: Option<relais_core::media::MediaRef>,
     pub provider_id: Option<String>,
     #[schema(value_type = String)]
     pub received_at: jiff::Timestamp,
@@ -62,6 +67,7 @@ impl From<InboundMessage> for InboundView {
             contact_id: m.contact_id,
             text: m.text,
             payload: m.payload,
+            media: m.media,
             provider_id: m.provider_id,
             received_at: m.received_at,
             annotations: m.annotations,

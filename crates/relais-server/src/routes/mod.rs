@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod import;
 pub mod inbound;
 pub mod keywords;
+pub mod media;
 pub mod messages;
 pub mod nlu;
 pub mod sim;
@@ -40,6 +41,7 @@ pub fn v1() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(nlu::router())
         .merge(inbound::router())
+        .merge(media::router())
         .merge(keywords::router())
         .merge(conversations::router())
         .merge(flows::router())

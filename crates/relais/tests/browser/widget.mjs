@@ -1,9 +1,8 @@
 // The web chat widget in a real browser, on a page of another site: a visitor opens it,
 // the bot asks with quick replies, the visitor taps one, fills in a form, the bot hands
-// off, Ana sees the
-// conversation appear live in the console, sees the visitor typing and answers (the
-// visitor sees her typing), the visitor sees the answer; the
-// server is killed and started again, the widget reconnects and shows nothing twice; a
+// off, Ana sees the conversation appear live in the console, sees the visitor typing and answers (the
+// visitor sees her typing), the visitor sees the answer; the visitor attaches an image,
+// which the widget and Ana's thread show; the server is killed and started again, the widget reconnects and shows nothing twice; a
 // reload brings the history back. Run by crates/relais/tests/browser.rs, which serves the
 // page (PAGE_URL) and restarts the server when this script asks (a line on stdout,
 // answered on stdin).
@@ -83,6 +82,9 @@ await run(async (visitor, problems) => {
   await agent.locator("#thread .bubble.received", { hasText: "Ma commande" }).waitFor();
   await agent.locator("#thread .bubble.received", { hasText: "Créneau: 14:00" }).waitFor();
   await agent.locator("#thread .bubble", { hasText: "<script>alert(1)</script>" }).waitFor();
+  // The widget reports typing at most once per 2.5 s, and the first message's typing was
+  // reported: on a fast machine the steps above take less than that.
+  await new Promise((r) => setTimeout(r, 2600));
   await compose.pressSequentially("Vous");
   await agent.getByText("The customer is typing…").waitFor({ timeout: 10000 });
   await compose.fill("");
@@ -121,6 +123,26 @@ await run(async (visitor, problems) => {
   step("a carousel shows its cards; a card's button answers, and Ana sees the answer");
   await screenshot(visitor, "widget-carousel.png");
 
+  // An image: the visitor attaches a PNG; it shows in the widget and in Ana's thread.
+  const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==", "base64");
+  const loaded = (img) => img.evaluate((el) => el.complete && el.naturalWidth > 0);
+  const waitLoaded = async (img, who) => {
+    await img.waitFor({ timeout: 15000 });
+    for (let i = 0; i < 60 && !(await loaded(img)); i++) await new Promise((r) => setTimeout(r, 250));
+    if (!(await loaded(img))) throw new Error(`${who} does not show the image`);
+  };
+  const attach = widget.getByRole("button", { name: "Attach an image" });
+  await attach.waitFor();
+  await widget.locator("input[type=file]").setInputFiles({ name: "note.txt", mimeType: "text/plain", buffer: Buffer.from("hello") });
+  await log.getByText("Only JPEG, PNG, GIF or WebP images can be sent.").waitFor({ timeout: 5000 });
+  await widget.locator("input[type=file]").setInputFiles({ name: "dot.png", mimeType: "image/png", buffer: png });
+  await waitLoaded(log.locator(".msg.in img").first(), "the widget");
+  await log.locator(".msg.in.pending img").waitFor({ state: "detached", timeout: 15000 });
+  await waitLoaded(agent.locator("#thread .bubble.received img").first(), "Ana's thread");
+  const alt = await agent.locator("#thread .bubble.received img").first().getAttribute("alt");
+  if (!alt) throw new Error("the image in Ana's thread has no alt text");
+  step("the visitor attaches an image (a text file is refused in the widget); both the widget and Ana's thread show it");
+
   await agent.close();
 
   // Nothing shows twice: every shown message has its own id, and each text shows once.
@@ -132,6 +154,8 @@ await run(async (visitor, problems) => {
       if (count !== 1) throw new Error(`"${text}" shows ${count} times`);
     }
     if (await widget.locator(".carousel").count() !== 1) throw new Error("the carousel shows twice");
+    const images = await log.locator(".msg.in img").count();
+    if (images !== 1) throw new Error(`the visitor's image shows ${images} times`);
   };
   await noneTwice();
   await restartServer();
@@ -147,6 +171,7 @@ await run(async (visitor, problems) => {
   await widget.getByRole("button", { name: "Open the chat" }).click();
   await log.getByText(later).waitFor({ timeout: 15000 });
   await noneTwice();
+  await waitLoaded(log.locator(".msg.in img").first(), "the widget after a reload");
   if (await log.locator("script").count() !== 0) throw new Error("markup the visitor typed became an element");
   step("a reload brings the visitor's history back, once");
 });

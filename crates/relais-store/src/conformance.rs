@@ -8,7 +8,7 @@ use crate::{
 use jiff::Timestamp;
 use relais_core::channel::ChannelKind;
 use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose, may_send};
-use relais_core::contact::{Attributes, Identity};
+use relais_core::contact::{Attributes, Identity, MergeCause};
 use relais_core::tenant::{Scope, Scopes, generate_api_key, hash_api_key};
 
 fn t0() -> Timestamp {
@@ -369,7 +369,9 @@ pub async fn tenants_never_see_each_other(store: &dyn Store) {
         .await
         .unwrap();
     assert!(matches!(
-        store.merge_contacts(&b, &other.id, &c.id, t0()).await,
+        store
+            .merge_contacts(&b, &other.id, &c.id, &MergeCause::Api, t0())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     // Nothing of tenant A changed.
@@ -458,11 +460,19 @@ pub async fn merge_moves_everything_to_the_survivor(store: &dyn Store) {
     written.channel = ChannelKind::Email;
     written.contact_id = Some(gone.id.clone());
     store.insert_inbound(&written).await.unwrap();
+    let cause = MergeCause::FlowAnswer {
+        identity: sms("+33612345678"),
+        flow: "signup".into(),
+        node: "ask_phone".into(),
+        message_id: written.id.clone(),
+        conversation_id: "conv-1".into(),
+    };
     let record = store
-        .merge_contacts(&t, &keep.id, &gone.id, t0())
+        .merge_contacts(&t, &keep.id, &gone.id, &cause, t0())
         .await
         .unwrap();
     assert_eq!(record.merged_snapshot, gone);
+    assert_eq!(record.cause, cause, "the cause is kept with the merge");
     let theirs = crate::InboundFilter {
         contact_id: Some(keep.id.clone()),
     };
@@ -507,11 +517,15 @@ pub async fn merge_moves_everything_to_the_survivor(store: &dyn Store) {
     assert_eq!(by_email.map(|c| c.id), Some(keep.id.clone()));
     assert_eq!(store.merges(&t, &keep.id).await.unwrap(), vec![record]);
     assert!(matches!(
-        store.merge_contacts(&t, &keep.id, &keep.id, t0()).await,
+        store
+            .merge_contacts(&t, &keep.id, &keep.id, &MergeCause::Api, t0())
+            .await,
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        store.merge_contacts(&t, &keep.id, &gone.id, t0()).await,
+        store
+            .merge_contacts(&t, &keep.id, &gone.id, &MergeCause::Api, t0())
+            .await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -3400,11 +3414,48 @@ pub async fn a_merge_keeps_one_conversation_and_a_delete_removes_it(store: &dyn 
         .finish_inbound(&tenant, &inbound.id, None, Some(&merged.id), None, t0())
         .await
         .unwrap();
+    // Both conversations run a flow.
+    let session = |conversation: &str| crate::FlowSession {
+        tenant_id: tenant.clone(),
+        conversation_id: conversation.to_owned(),
+        flow: "signup".into(),
+        revision: 1,
+        node: "ask".into(),
+        attempts: 0,
+        vars: serde_json::Map::new(),
+        last_message_id: inbound.id.clone(),
+        started_at: t0(),
+        updated_at: t0(),
+    };
+    for conversation in [&kept.id, &merged.id] {
+        let waiting = session(conversation);
+        store
+            .save_flow_step(&crate::FlowStep {
+                tenant_id: &tenant,
+                conversation_id: conversation,
+                session: Some(&waiting),
+                state: None,
+                team: None,
+                last_message: None,
+                at: t0(),
+            })
+            .await
+            .unwrap();
+    }
     store
-        .merge_contacts(&tenant, &keep.id, &gone.id, t0())
+        .merge_contacts(&tenant, &keep.id, &gone.id, &MergeCause::Api, t0())
         .await
         .unwrap();
     assert_eq!(store.conversation(&tenant, &merged.id).await.unwrap(), None);
+    assert_eq!(
+        store.flow_session(&tenant, &merged.id).await.unwrap(),
+        None,
+        "the session of the conversation that went, went with it"
+    );
+    assert_eq!(
+        store.flow_session(&tenant, &kept.id).await.unwrap(),
+        Some(session(&kept.id))
+    );
     let moved = store
         .inbound_message(&tenant, &inbound.id)
         .await
@@ -6114,6 +6165,26 @@ pub async fn a_message_from_before_0025_has_no_campaign(store: &dyn Store) {
         .await
         .expect("list");
     assert!(in_campaign.data.is_empty());
+}
+
+/// A merge recorded at schema 0033, before merges kept their cause.
+pub const PRE_0034_MERGE: &[&str] = &[
+    "INSERT INTO tenants (id, name, created_at) VALUES ('t-old', 'old', 1790000000000000)",
+    "INSERT INTO contacts (id, tenant_id, attributes, created_at, updated_at) \
+     VALUES ('c-kept', 't-old', '{}', 1790000000000000, 1790000000000000)",
+    "INSERT INTO contact_merges (id, tenant_id, survivor_id, merged_id, merged_snapshot, merged_at) \
+     VALUES ('merge-old', 't-old', 'c-kept', 'c-gone', \
+     '{\"id\":\"c-gone\",\"attributes\":{},\"timezone\":null,\"locale\":null,\"identities\":[],\"created_at\":\"2026-09-21T12:26:40Z\",\"updated_at\":\"2026-09-21T12:26:40Z\"}', \
+     1790000000000000)",
+];
+
+/// The merge written by [`PRE_0034_MERGE`] reads back as one asked through the API, as
+/// every merge of that time was.
+pub async fn a_merge_from_before_0034_was_asked_through_the_api(store: &dyn Store) {
+    let merges = store.merges("t-old", "c-kept").await.expect("read");
+    assert_eq!(merges.len(), 1);
+    assert_eq!(merges[0].merged_id, "c-gone");
+    assert_eq!(merges[0].cause, MergeCause::Api);
 }
 
 /// A tenant with an inbound WhatsApp message, written at schema 0028.

@@ -1,12 +1,16 @@
 //! The web chat channel from the widget's side: its look and its socket are refused to
 //! pages of other sites; a visitor's message is stored once however often the widget
-//! sends it again; a visitor who comes back with their token gets their history.
+//! sends it again; a visitor who comes back with their token gets their history, and
+//! only theirs, also once an address they gave in a flow linked them to a known customer,
+//! whose thread they then continue and whom an agent reaches on their phone.
 
 mod support;
 
 use axum::http::{StatusCode, header};
 use futures::{SinkExt, StreamExt};
 use relais_core::clock::{Clock, SystemClock};
+use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
+use relais_engine::sim::SimConfig;
 use relais_engine::tenants::{Bootstrap, bootstrap};
 use relais_server::{AppState, HttpSettings, router};
 use relais_store::{SqliteStore, Store};
@@ -21,6 +25,8 @@ struct App {
     router: axum::Router,
     key: String,
     channel: String,
+    /// Sends what is queued for the simulated phones.
+    dispatcher: Dispatcher,
     _dir: tempfile::TempDir,
 }
 
@@ -31,6 +37,18 @@ async fn app() -> App {
     let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
         panic!("first start")
     };
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        clock.clone(),
+        DispatcherConfig {
+            lease_owner: "test".into(),
+            ..Default::default()
+        },
+    )
+    .with_adapter(Arc::new(relais_engine::sim::adapter(
+        store.clone(),
+        SimConfig::default(),
+    )));
     let state = AppState::new(store, clock, HttpSettings::default(), None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -55,6 +73,7 @@ async fn app() -> App {
         router,
         key: key.secret,
         channel: created["id"].as_str().unwrap().to_owned(),
+        dispatcher,
         _dir: dir,
     }
 }
@@ -92,6 +111,91 @@ impl App {
     async fn inbound(&self) -> Vec<Value> {
         let (_, list) = support::call(&self.router, &self.key, "GET", "/v1/inbound", None).await;
         list["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// An API call that must answer `expected`; its body.
+    async fn api(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        expected: StatusCode,
+    ) -> Value {
+        let (status, answer) = support::call(&self.router, &self.key, method, uri, body).await;
+        assert_eq!(status, expected, "{method} {uri}: {answer}");
+        answer
+    }
+
+    /// Web visitors are asked their e-mail address, then handed to an agent.
+    async fn put_signup_flow(&self) {
+        self.api(
+            "PUT",
+            "/v1/flows/signup",
+            Some(json!({
+                "entry": {"new_conversation": true, "channels": ["webchat"]},
+                "start": "email",
+                "nodes": {
+                    "email": {"type": "ask", "text": "Votre e-mail ?", "attribute": "email",
+                              "validate": {"type": "email"}, "next": "thanks"},
+                    "thanks": {"type": "handoff", "text": "Merci, un conseiller vous répond."}
+                }
+            })),
+            StatusCode::OK,
+        )
+        .await;
+    }
+
+    /// Ana, a known customer: a simulated phone and an e-mail address.
+    async fn ana(&self) -> String {
+        let created = self
+            .api(
+                "POST",
+                "/v1/contacts",
+                Some(json!({
+                    "attributes": {"first_name": "Ana"},
+                    "identities": [{"channel": "sim", "address": "+33612345678"},
+                                   {"channel": "email", "address": "ana@example.com"}]})),
+                StatusCode::CREATED,
+            )
+            .await;
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The texts the simulated phone received from Relais.
+    async fn phone_received(&self, number: &str) -> Vec<String> {
+        self.dispatcher.run_until_idle(10).await.unwrap();
+        let phone = self
+            .api(
+                "GET",
+                &format!("/v1/sim/phones/{number}/messages"),
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        phone["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["direction"] == "received")
+            .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// Sends the visitor's message `text` and waits for it to be stored (and so for the bot's
+/// turn), skipping what is pushed meanwhile.
+async fn write(socket: &mut Socket, client_id: &str, text: &str) {
+    send(
+        socket,
+        json!({"type": "message", "client_id": client_id, "text": text}),
+    )
+    .await;
+    loop {
+        let frame = next(socket).await;
+        if frame["type"] == "ack" && frame["client_id"] == client_id {
+            return;
+        }
+        assert_ne!(frame["type"], "error", "{frame}");
     }
 }
 
@@ -266,5 +370,76 @@ async fn a_visitor_who_floods_the_socket_is_slowed_down_and_nothing_is_lost_of_w
     assert_eq!(
         stored, acks,
         "every message taken is stored, none of the others"
+    );
+}
+
+#[tokio::test]
+async fn a_visitor_who_gives_a_customers_email_continues_her_thread_and_an_agent_reaches_her_phone()
+{
+    let app = app().await;
+    app.put_signup_flow().await;
+    let ana = app.ana().await;
+    let (mut socket, _) = app.open(None, None).await;
+    write(&mut socket, "c1", "Bonjour").await;
+    let conversations = app
+        .api("GET", "/v1/conversations", None, StatusCode::OK)
+        .await;
+    let visitors = conversations["data"][0].clone();
+    assert_ne!(visitors["contact"], ana.as_str());
+    write(&mut socket, "c2", "Ana@Example.com").await;
+
+    // One contact, Ana, whose thread the visitor's conversation now is.
+    let contacts = app.api("GET", "/v1/contacts", None, StatusCode::OK).await;
+    let contacts = contacts["data"].as_array().unwrap();
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["id"], ana.as_str());
+    assert_eq!(contacts[0]["attributes"]["first_name"], "Ana");
+    let conversations = app
+        .api("GET", "/v1/conversations", None, StatusCode::OK)
+        .await;
+    let conversations = conversations["data"].as_array().unwrap();
+    assert_eq!(conversations.len(), 1, "{conversations:?}");
+    let thread = &conversations[0];
+    assert_eq!(thread["id"], visitors["id"]);
+    assert_eq!(thread["contact"], ana.as_str());
+    assert_eq!(thread["state"], "pending");
+
+    // The merge is recorded with how it came about: the visitor's answer, a claim.
+    let answer = app
+        .inbound()
+        .await
+        .into_iter()
+        .find(|m| m["text"] == "Ana@Example.com")
+        .unwrap();
+    let merges = app
+        .api(
+            "GET",
+            &format!("/v1/contacts/{ana}/merges"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(merges.as_array().unwrap().len(), 1, "{merges}");
+    assert_eq!(
+        merges[0]["cause"],
+        json!({"type": "flow_answer", "identity": {"channel": "email", "address": "ana@example.com"},
+               "flow": "signup", "node": "email", "message_id": answer["id"],
+               "conversation_id": thread["id"]})
+    );
+
+    // An agent answers on her phone.
+    let id = thread["id"].as_str().unwrap();
+    app.api(
+        "POST",
+        &format!("/v1/conversations/{id}/messages"),
+        Some(
+            json!({"content": {"text": "Bonjour Ana, votre colis part demain."}, "channel": "sim"}),
+        ),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(
+        app.phone_received("+33612345678").await,
+        ["Bonjour Ana, votre colis part demain."]
     );
 }

@@ -199,6 +199,28 @@ async fn write(socket: &mut Socket, client_id: &str, text: &str) {
     }
 }
 
+/// The frames sent until the socket is quiet for half a second: a (re)connection's history.
+async fn history_of(socket: &mut Socket) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while let Ok(Some(frame)) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), socket.next()).await
+    {
+        if let Message::Text(text) = frame.unwrap() {
+            frames.push(serde_json::from_str(&text).unwrap());
+        }
+    }
+    frames
+}
+
+/// The texts of history frames in `direction`.
+fn texts(history: &[Value], direction: &str) -> Vec<String> {
+    history
+        .iter()
+        .filter(|f| f["type"] == "message" && f["direction"] == direction)
+        .map(|f| f["content"]["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 async fn send(socket: &mut Socket, frame: Value) {
     socket
         .send(Message::Text(frame.to_string().into()))
@@ -441,5 +463,103 @@ async fn a_visitor_who_gives_a_customers_email_continues_her_thread_and_an_agent
     assert_eq!(
         app.phone_received("+33612345678").await,
         ["Bonjour Ana, votre colis part demain."]
+    );
+}
+
+#[tokio::test]
+async fn a_visitor_linked_to_a_customer_sees_only_their_own_web_chat_messages() {
+    let app = app().await;
+    app.put_signup_flow().await;
+    let ana = app.ana().await;
+    // Ana's own thread: she wrote from her phone, and was sent a code.
+    app.api(
+        "POST",
+        "/v1/sim/phones/+33612345678/reply",
+        Some(json!({"text": "Mon numéro client est 8812"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    app.api(
+        "POST",
+        "/v1/messages",
+        Some(json!({"to": "+33612345678", "channel": "sim", "content": {"text": "Votre code : 123456"}})),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(
+        app.phone_received("+33612345678").await,
+        ["Votre code : 123456"]
+    );
+
+    // A visitor types her address.
+    let (mut socket, token) = app.open(None, None).await;
+    write(&mut socket, "c1", "Bonjour").await;
+    write(&mut socket, "c2", "ana@example.com").await;
+    let contacts = app.api("GET", "/v1/contacts", None, StatusCode::OK).await;
+    assert_eq!(contacts["data"].as_array().unwrap().len(), 1);
+    let conversation = app
+        .api("GET", "/v1/conversations", None, StatusCode::OK)
+        .await["data"][0]
+        .clone();
+    assert_eq!(conversation["contact"], ana.as_str());
+    let id = conversation["id"].as_str().unwrap();
+    app.api(
+        "POST",
+        &format!("/v1/conversations/{id}/messages"),
+        Some(json!({"content": {"text": "Votre colis part demain, Ana."}, "channel": "sim"})),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    drop(socket);
+    // Ana gets many more messages: they neither show in nor crowd out the visitor's history.
+    let notices: Vec<Value> = (0..120)
+        .map(|n| json!({"to": "+33612345678", "channel": "sim", "content": {"text": format!("Alerte {n}")}}))
+        .collect();
+    let batch = app
+        .api(
+            "POST",
+            "/v1/messages/batch",
+            Some(json!({"messages": notices})),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    assert_eq!(batch["accepted"], 120, "{batch}");
+
+    // Back in the widget, the visitor gets what they wrote and what was sent to them, and
+    // nothing of Ana's phone.
+    let (mut again, _) = app.open(Some(&token), None).await;
+    let history = history_of(&mut again).await;
+    assert_eq!(texts(&history, "in"), ["Bonjour", "ana@example.com"]);
+    let sent = texts(&history, "out");
+    assert_eq!(
+        sent.first().map(String::as_str),
+        Some("Votre e-mail ?"),
+        "{sent:?}"
+    );
+    for theirs in [
+        "Mon numéro client est 8812",
+        "Votre code : 123456",
+        "Votre colis part demain, Ana.",
+        "Alerte",
+    ] {
+        assert!(
+            !Value::from(history.clone()).to_string().contains(theirs),
+            "`{theirs}` reached the widget: {history:?}"
+        );
+    }
+
+    // Another visitor who types the same address is linked too, and sees none of this.
+    let (mut other, other_token) = app.open(None, None).await;
+    write(&mut other, "o1", "Salut").await;
+    write(&mut other, "o2", "ana@example.com").await;
+    let contacts = app.api("GET", "/v1/contacts", None, StatusCode::OK).await;
+    assert_eq!(contacts["data"].as_array().unwrap().len(), 1);
+    drop(other);
+    let (mut back, _) = app.open(Some(&other_token), None).await;
+    let history = history_of(&mut back).await;
+    assert_eq!(texts(&history, "in"), ["Salut", "ana@example.com"]);
+    assert!(
+        !history.iter().any(|f| f.to_string().contains("Bonjour")),
+        "{history:?}"
     );
 }

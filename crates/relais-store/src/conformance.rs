@@ -3478,6 +3478,90 @@ pub async fn a_merge_keeps_one_conversation_and_a_delete_removes_it(store: &dyn 
     assert_eq!(store.conversation(&tenant, &kept.id).await.unwrap(), None);
 }
 
+pub async fn one_addresss_messages_are_read_among_a_contacts_many(store: &dyn Store) {
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let ana = store
+        .create_contact(&tenant, &contact(vec![sms("+33612345678")], "{}"), t0())
+        .await
+        .unwrap();
+    // Two web chat visitors merged into Ana, and Ana's own SMS, in and out.
+    let mut ids = std::collections::HashMap::<&str, Vec<String>>::new();
+    for (from, channel_id, count) in [
+        ("v-one", Some("web"), 3),
+        ("v-two", Some("web"), 1),
+        ("+33612345678", None, 5),
+    ] {
+        for n in 0..count {
+            let mut m = inbound(&tenant, from, &format!("{from} {n}"), None);
+            m.channel_id = channel_id.map(str::to_owned);
+            m.contact_id = Some(ana.id.clone());
+            let stored = store.insert_inbound(&m).await.unwrap().message;
+            ids.entry(from).or_default().push(stored.id);
+        }
+    }
+    let mut sent = Vec::new();
+    for (to, channel, count) in [
+        ("v-one", "web", 2),
+        ("v-two", "web", 1),
+        ("+33612345678", "sim", 5),
+    ] {
+        for _ in 0..count {
+            let mut m = queued_message(&tenant, channel, to, t0());
+            m.contact_id = Some(ana.id.clone());
+            sent.push(m);
+        }
+    }
+    store.insert_messages(&sent).await.unwrap();
+
+    let from_one = store
+        .inbound_from_address(&tenant, &ana.id, "web", "v-one", 10)
+        .await
+        .unwrap();
+    let mut got: Vec<String> = from_one.iter().map(|m| m.id.clone()).collect();
+    got.sort();
+    let mut expected = ids["v-one"].clone();
+    expected.sort();
+    assert_eq!(got, expected);
+    assert_eq!(
+        store
+            .inbound_from_address(&tenant, &ana.id, "web", "v-one", 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .inbound_from_address(&tenant, &ana.id, "other", "v-one", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let to_one = store
+        .messages_to_address(&tenant, &ana.id, "web", "v-one", 10)
+        .await
+        .unwrap();
+    assert_eq!(to_one.len(), 2);
+    assert!(
+        to_one
+            .iter()
+            .all(|m| m.to_address == "v-one" && m.channel == "web")
+    );
+    let to_two = store
+        .messages_to_address(&tenant, &ana.id, "web", "v-two", 10)
+        .await
+        .unwrap();
+    assert_eq!(to_two.len(), 1);
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    assert!(
+        store
+            .messages_to_address(&other, &ana.id, "web", "v-one", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub async fn unfinished_inbound_messages_are_found_until_finished(store: &dyn Store) {
     let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
     let stored = store
@@ -5625,6 +5709,7 @@ macro_rules! conformance_suite {
             a_contact_has_one_conversation_that_a_message_reopens,
             conversations_are_listed_latest_first_by_cursor,
             a_merge_keeps_one_conversation_and_a_delete_removes_it,
+            one_addresss_messages_are_read_among_a_contacts_many,
             unfinished_inbound_messages_are_found_until_finished,
             a_group_of_inbound_messages_is_stored_once_each_with_outcomes_in_order,
             a_group_of_inbound_messages_is_finished_at_once,

@@ -186,6 +186,81 @@ pub fn merge_attributes(survivor: &Attributes, merged: &Attributes) -> Attribute
     out
 }
 
+/// Why two contacts were merged, kept with the merge for whoever reads it later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MergeCause {
+    /// Someone of the tenant asked for it (`POST /v1/contacts/{id}/merge`); every merge
+    /// made before causes were kept was one.
+    Api,
+    /// The merged contact answered a flow's question with an address the survivor holds:
+    /// the customer's claim, typed in a chat, not a proof that the address is theirs.
+    FlowAnswer {
+        identity: Identity,
+        flow: String,
+        node: String,
+        /// The inbound message that carried the answer.
+        message_id: String,
+        conversation_id: String,
+    },
+}
+
+impl Identity {
+    /// Whether `self` and `other` reach the same person the way inbound messages find
+    /// contacts: one phone number on any phone channel, otherwise the same channel.
+    pub fn same_address(&self, other: &Identity) -> bool {
+        self.address == other.address
+            && (self.channel == other.channel
+                || (self.channel.is_phone_addressed() && other.channel.is_phone_addressed()))
+    }
+
+    /// Whether a customer can claim this kind of address by answering a flow's question
+    /// (an e-mail address or a phone number), and so whether it tells one person from
+    /// another beyond a single site or device.
+    pub fn is_claimable(&self) -> bool {
+        self.channel == ChannelKind::Email || self.channel.is_phone_addressed()
+    }
+}
+
+/// What an address a contact claims as their own (a flow's answer) does to contacts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimDecision {
+    /// The claimant holds it already: nothing changes.
+    Held,
+    /// Nobody holds it: it becomes one of the claimant's identities.
+    Add,
+    /// The holder (this contact id) is the known customer and the claimant nothing but a
+    /// visitor (no e-mail address nor phone number of their own): the claimant is merged
+    /// into the holder.
+    MergeInto(String),
+    /// The holder (this contact id) and the claimant both have an e-mail address or a
+    /// phone number of their own: two people known apart, whom a typed answer does not
+    /// merge (an agent may, after checking).
+    KeepApart(String),
+}
+
+/// What `claimant` claiming `claimed` does, given the contact that holds it (found as
+/// inbound messages find contacts; `None` when nobody does).
+pub fn decide_claim(
+    claimant: &Contact,
+    holder: Option<&Contact>,
+    claimed: &Identity,
+) -> ClaimDecision {
+    let holds = |c: &Contact| c.identities.iter().any(|i| i.same_address(claimed));
+    match holder {
+        _ if holds(claimant) => ClaimDecision::Held,
+        Some(h) if h.id == claimant.id => ClaimDecision::Held,
+        None => ClaimDecision::Add,
+        // A visitor merged into a customer, then claiming another customer's address,
+        // would otherwise merge two customers on one stranger's word.
+        Some(h) if claimant.identities.iter().any(Identity::is_claimable) => {
+            ClaimDecision::KeepApart(h.id.clone())
+        }
+        Some(h) => ClaimDecision::MergeInto(h.id.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +328,77 @@ mod tests {
         assert!(validate_locale("en").is_ok());
         assert!(validate_locale("f").is_err());
         assert!(validate_locale("fr FR").is_err());
+    }
+
+    fn someone(id: &str, identities: &[(ChannelKind, &str)]) -> Contact {
+        Contact {
+            id: id.into(),
+            attributes: Attributes::new(),
+            timezone: None,
+            locale: None,
+            identities: identities
+                .iter()
+                .map(|(channel, address)| Identity {
+                    channel: *channel,
+                    address: (*address).into(),
+                })
+                .collect(),
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            updated_at: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_visitor_claiming_a_customers_address_is_merged_into_the_customer() {
+        let visitor = someone("v", &[(ChannelKind::Webchat, "v1")]);
+        let ana = someone(
+            "ana",
+            &[
+                (ChannelKind::Sim, "+33612345678"),
+                (ChannelKind::Email, "ana@example.com"),
+            ],
+        );
+        let email = Identity {
+            channel: ChannelKind::Email,
+            address: "ana@example.com".into(),
+        };
+        // A phone claim is kept as SMS and found on the simulated phone.
+        let phone = Identity {
+            channel: ChannelKind::PHONE_NUMBER,
+            address: "+33612345678".into(),
+        };
+        for claimed in [&email, &phone] {
+            assert_eq!(
+                decide_claim(&visitor, Some(&ana), claimed),
+                ClaimDecision::MergeInto("ana".into())
+            );
+            assert_eq!(decide_claim(&ana, Some(&ana), claimed), ClaimDecision::Held);
+        }
+        let unknown = Identity {
+            channel: ChannelKind::Email,
+            address: "new@example.com".into(),
+        };
+        assert_eq!(decide_claim(&visitor, None, &unknown), ClaimDecision::Add);
+    }
+
+    #[test]
+    fn two_contacts_with_addresses_of_their_own_are_kept_apart() {
+        let bob = someone("bob", &[(ChannelKind::Sms, "+33700000001")]);
+        let ana = someone("ana", &[(ChannelKind::Email, "ana@example.com")]);
+        let claimed = Identity {
+            channel: ChannelKind::Email,
+            address: "ana@example.com".into(),
+        };
+        assert_eq!(
+            decide_claim(&bob, Some(&ana), &claimed),
+            ClaimDecision::KeepApart("ana".into())
+        );
+        // The same address on another kind of channel is not the same identity.
+        let token = Identity {
+            channel: ChannelKind::Webchat,
+            address: "ana@example.com".into(),
+        };
+        assert!(!token.same_address(&claimed));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod handoff;
 pub mod import;
 pub mod inbound;
 pub mod keywords;
+pub mod link;
 pub mod nlu;
 pub mod replies;
 pub mod routing;

@@ -446,6 +446,7 @@ async fn merging_two_contacts_keeps_one_with_everything() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, merges) = api.get(&format!("/v1/contacts/{a}/merges"), key).await;
     assert_eq!(merges[0]["merged_id"], b);
+    assert_eq!(merges[0]["cause"], json!({"type": "api"}));
     let (_, found) = api.get("/v1/contacts?identity=ana@example.com", key).await;
     assert_eq!(found["data"][0]["id"], a);
 }

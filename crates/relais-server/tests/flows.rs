@@ -2,7 +2,8 @@
 //! mistakes reported at their pointers), whole conversations through the simulated phones
 //! (questions, answers stored on the contact, a wrong answer asked again, branches on
 //! intent and sentiment, a CRM that answers or times out, handoffs), a redelivered message
-//! answered once, and simulations that send nothing.
+//! answered once, and simulations that send nothing (and show the address an answer
+//! would link to the contact).
 
 mod support;
 
@@ -497,6 +498,63 @@ async fn a_simulation_shows_the_transcript_and_sends_nothing() {
     assert_eq!(messages["data"].as_array().unwrap().len(), 0, "{messages}");
     let (_, conversations) = api.get("/v1/conversations").await;
     assert_eq!(conversations["data"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn a_simulation_shows_the_address_an_answer_would_link_and_links_nothing() {
+    let api = api().await;
+    api.put_flow(
+        "signup",
+        json!({
+            "entry": {"new_conversation": true},
+            "start": "phone",
+            "nodes": {
+                "phone": {"type": "ask", "text": "Votre mobile ?", "attribute": "mobile",
+                          "validate": {"type": "phone"}, "next": "friend"},
+                "friend": {"type": "ask", "text": "L'e-mail d'un ami ?", "attribute": "referral",
+                           "validate": {"type": "email"}, "link": false, "next": "bye"},
+                "bye": {"type": "end", "text": "Merci."}
+            }
+        }),
+    )
+    .await;
+    let (status, run) = api
+        .json(
+            "POST",
+            "/v1/flows/signup/simulate",
+            json!({"inputs": ["Bonjour", "06 12 34 56 78", "Zoe@Example.org"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    let answers: Vec<&Value> = run["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["event"] == "answer")
+        .collect();
+    assert_eq!(answers.len(), 2, "{run}");
+    assert_eq!(
+        answers[0]["identity"],
+        json!({"channel": "sms", "address": "+33612345678"})
+    );
+    assert!(answers[1].get("identity").is_none(), "{run}");
+    let (_, contacts) = api.get("/v1/contacts").await;
+    assert_eq!(contacts["data"].as_array().unwrap().len(), 0);
+
+    // `link` where no address can be claimed is a mistake, shown at its field.
+    let (status, problem) = api
+        .json(
+            "PUT",
+            "/v1/flows/bad",
+            json!({"start": "city", "nodes": {"city": {"type": "ask", "text": "Ville ?",
+                   "attribute": "city", "link": true}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem.to_string().contains("/nodes/city/link"),
+        "{problem}"
+    );
 }
 
 #[tokio::test]

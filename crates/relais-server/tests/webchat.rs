@@ -1,13 +1,17 @@
 //! The web chat channel from the widget's side: its look and its socket are refused to
 //! pages of other sites; a visitor's message is stored once however often the widget
-//! sends it again; a visitor who comes back with their token gets their history; agents
-//! see the visitor typing.
+//! sends it again; a visitor who comes back with their token gets their history, and
+//! only theirs, also once an address they gave in a flow linked them to a known customer,
+//! whose thread they then continue and whom an agent reaches on their phone; agents see
+//! the visitor typing; a visitor fills in a flow's form and sends their own images.
 
 mod support;
 
 use axum::http::{StatusCode, header};
 use futures::{SinkExt, StreamExt};
 use relais_core::clock::{Clock, SystemClock};
+use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
+use relais_engine::sim::SimConfig;
 use relais_engine::tenants::{Bootstrap, bootstrap};
 use relais_server::{AppState, HttpSettings, router};
 use relais_store::{SqliteStore, Store};
@@ -33,16 +37,21 @@ async fn app() -> App {
         panic!("first start")
     };
     let state = AppState::new(store.clone(), clock.clone(), HttpSettings::default(), None);
-    // What flows and agents send goes out to the widget as `relais serve` sends it.
-    let dispatcher = relais_engine::dispatch::Dispatcher::new(
-        store,
+    // What flows and agents send goes out to the widget and the simulated phones as
+    // `relais serve` sends it.
+    let dispatcher = Dispatcher::new(
+        store.clone(),
         clock,
-        relais_engine::dispatch::DispatcherConfig {
+        DispatcherConfig {
             lease_owner: "test".into(),
             ..Default::default()
         },
     )
-    .with_registry(state.channels.registry());
+    .with_registry(state.channels.registry())
+    .with_adapter(Arc::new(relais_engine::sim::adapter(
+        store,
+        SimConfig::default(),
+    )));
     tokio::spawn(async move {
         loop {
             if let Err(e) = dispatcher.run_once().await {
@@ -112,6 +121,120 @@ impl App {
         let (_, list) = support::call(&self.router, &self.key, "GET", "/v1/inbound", None).await;
         list["data"].as_array().cloned().unwrap_or_default()
     }
+
+    /// An API call that must answer `expected`; its body.
+    async fn api(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        expected: StatusCode,
+    ) -> Value {
+        let (status, answer) = support::call(&self.router, &self.key, method, uri, body).await;
+        assert_eq!(status, expected, "{method} {uri}: {answer}");
+        answer
+    }
+
+    /// Web visitors are asked their e-mail address, then handed to an agent.
+    async fn put_signup_flow(&self) {
+        self.api(
+            "PUT",
+            "/v1/flows/signup",
+            Some(json!({
+                "entry": {"new_conversation": true, "channels": ["webchat"]},
+                "start": "email",
+                "nodes": {
+                    "email": {"type": "ask", "text": "Votre e-mail ?", "attribute": "email",
+                              "validate": {"type": "email"}, "next": "thanks"},
+                    "thanks": {"type": "handoff", "text": "Merci, un conseiller vous répond."}
+                }
+            })),
+            StatusCode::OK,
+        )
+        .await;
+    }
+
+    /// Ana, a known customer: a simulated phone and an e-mail address.
+    async fn ana(&self) -> String {
+        let created = self
+            .api(
+                "POST",
+                "/v1/contacts",
+                Some(json!({
+                    "attributes": {"first_name": "Ana"},
+                    "identities": [{"channel": "sim", "address": "+33612345678"},
+                                   {"channel": "email", "address": "ana@example.com"}]})),
+                StatusCode::CREATED,
+            )
+            .await;
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The texts the simulated phone received from Relais, once it received any (the
+    /// dispatcher sends in the background).
+    async fn phone_received(&self, number: &str) -> Vec<String> {
+        for _ in 0..500 {
+            let phone = self
+                .api(
+                    "GET",
+                    &format!("/v1/sim/phones/{number}/messages"),
+                    None,
+                    StatusCode::OK,
+                )
+                .await;
+            let received: Vec<String> = phone["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["direction"] == "received")
+                .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            if !received.is_empty() {
+                return received;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the phone {number} received nothing in 10 s")
+    }
+}
+
+/// Sends the visitor's message `text` and waits for it to be stored (and so for the bot's
+/// turn), skipping what is pushed meanwhile.
+async fn write(socket: &mut Socket, client_id: &str, text: &str) {
+    send(
+        socket,
+        json!({"type": "message", "client_id": client_id, "text": text}),
+    )
+    .await;
+    loop {
+        let frame = next(socket).await;
+        if frame["type"] == "ack" && frame["client_id"] == client_id {
+            return;
+        }
+        assert_ne!(frame["type"], "error", "{frame}");
+    }
+}
+
+/// The frames sent until the socket is quiet for half a second: a (re)connection's history.
+async fn history_of(socket: &mut Socket) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while let Ok(Some(frame)) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), socket.next()).await
+    {
+        if let Message::Text(text) = frame.unwrap() {
+            frames.push(serde_json::from_str(&text).unwrap());
+        }
+    }
+    frames
+}
+
+/// The texts of history frames in `direction`.
+fn texts(history: &[Value], direction: &str) -> Vec<String> {
+    history
+        .iter()
+        .filter(|f| f["type"] == "message" && f["direction"] == direction)
+        .map(|f| f["content"]["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 async fn send(socket: &mut Socket, frame: Value) {
@@ -435,6 +558,9 @@ async fn a_visitor_fills_in_a_flows_form_and_its_values_are_kept_on_the_contact(
         contact["attributes"]["rendez_vous"],
         json!({"date": "2026-12-24", "creneau": "14:00"}),
         "{contact}"
+    );
+}
+
 /// A valid 1×1 PNG.
 fn png() -> Vec<u8> {
     use base64::Engine;
@@ -760,5 +886,174 @@ async fn a_visitor_sends_their_own_image_and_everyone_allowed_sees_it() {
         next(&mut again).await,
         json!({"type": "ack", "client_id": "t1"}),
         "with text, nothing else came first: the history held one message"
+    );
+}
+
+#[tokio::test]
+async fn a_visitor_who_gives_a_customers_email_continues_her_thread_and_an_agent_reaches_her_phone()
+{
+    let app = app().await;
+    app.put_signup_flow().await;
+    let ana = app.ana().await;
+    let (mut socket, _) = app.open(None, None).await;
+    write(&mut socket, "c1", "Bonjour").await;
+    let conversations = app
+        .api("GET", "/v1/conversations", None, StatusCode::OK)
+        .await;
+    let visitors = conversations["data"][0].clone();
+    assert_ne!(visitors["contact"], ana.as_str());
+    write(&mut socket, "c2", "Ana@Example.com").await;
+
+    // One contact, Ana, whose thread the visitor's conversation now is.
+    let contacts = app.api("GET", "/v1/contacts", None, StatusCode::OK).await;
+    let contacts = contacts["data"].as_array().unwrap();
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["id"], ana.as_str());
+    assert_eq!(contacts[0]["attributes"]["first_name"], "Ana");
+    let conversations = app
+        .api("GET", "/v1/conversations", None, StatusCode::OK)
+        .await;
+    let conversations = conversations["data"].as_array().unwrap();
+    assert_eq!(conversations.len(), 1, "{conversations:?}");
+    let thread = &conversations[0];
+    assert_eq!(thread["id"], visitors["id"]);
+    assert_eq!(thread["contact"], ana.as_str());
+    assert_eq!(thread["state"], "pending");
+
+    // The merge is recorded with how it came about: the visitor's answer, a claim.
+    let answer = app
+        .inbound()
+        .await
+        .into_iter()
+        .find(|m| m["text"] == "Ana@Example.com")
+        .unwrap();
+    let merges = app
+        .api(
+            "GET",
+            &format!("/v1/contacts/{ana}/merges"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(merges.as_array().unwrap().len(), 1, "{merges}");
+    assert_eq!(
+        merges[0]["cause"],
+        json!({"type": "flow_answer", "identity": {"channel": "email", "address": "ana@example.com"},
+               "flow": "signup", "node": "email", "message_id": answer["id"],
+               "conversation_id": thread["id"]})
+    );
+
+    // An agent answers on her phone.
+    let id = thread["id"].as_str().unwrap();
+    app.api(
+        "POST",
+        &format!("/v1/conversations/{id}/messages"),
+        Some(
+            json!({"content": {"text": "Bonjour Ana, votre colis part demain."}, "channel": "sim"}),
+        ),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(
+        app.phone_received("+33612345678").await,
+        ["Bonjour Ana, votre colis part demain."]
+    );
+}
+
+#[tokio::test]
+async fn a_visitor_linked_to_a_customer_sees_only_their_own_web_chat_messages() {
+    let app = app().await;
+    app.put_signup_flow().await;
+    let ana = app.ana().await;
+    // Ana's own thread: she wrote from her phone, and was sent a code.
+    app.api(
+        "POST",
+        "/v1/sim/phones/+33612345678/reply",
+        Some(json!({"text": "Mon numéro client est 8812"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    app.api(
+        "POST",
+        "/v1/messages",
+        Some(json!({"to": "+33612345678", "channel": "sim", "content": {"text": "Votre code : 123456"}})),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(
+        app.phone_received("+33612345678").await,
+        ["Votre code : 123456"]
+    );
+
+    // A visitor types her address.
+    let (mut socket, token) = app.open(None, None).await;
+    write(&mut socket, "c1", "Bonjour").await;
+    write(&mut socket, "c2", "ana@example.com").await;
+    let contacts = app.api("GET", "/v1/contacts", None, StatusCode::OK).await;
+    assert_eq!(contacts["data"].as_array().unwrap().len(), 1);
+    let conversation = app
+        .api("GET", "/v1/conversations", None, StatusCode::OK)
+        .await["data"][0]
+        .clone();
+    assert_eq!(conversation["contact"], ana.as_str());
+    let id = conversation["id"].as_str().unwrap();
+    app.api(
+        "POST",
+        &format!("/v1/conversations/{id}/messages"),
+        Some(json!({"content": {"text": "Votre colis part demain, Ana."}, "channel": "sim"})),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    drop(socket);
+    // Ana gets many more messages: they neither show in nor crowd out the visitor's history.
+    let notices: Vec<Value> = (0..120)
+        .map(|n| json!({"to": "+33612345678", "channel": "sim", "content": {"text": format!("Alerte {n}")}}))
+        .collect();
+    let batch = app
+        .api(
+            "POST",
+            "/v1/messages/batch",
+            Some(json!({"messages": notices})),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    assert_eq!(batch["accepted"], 120, "{batch}");
+
+    // Back in the widget, the visitor gets what they wrote and what was sent to them, and
+    // nothing of Ana's phone.
+    let (mut again, _) = app.open(Some(&token), None).await;
+    let history = history_of(&mut again).await;
+    assert_eq!(texts(&history, "in"), ["Bonjour", "ana@example.com"]);
+    let sent = texts(&history, "out");
+    assert_eq!(
+        sent.first().map(String::as_str),
+        Some("Votre e-mail ?"),
+        "{sent:?}"
+    );
+    for theirs in [
+        "Mon numéro client est 8812",
+        "Votre code : 123456",
+        "Votre colis part demain, Ana.",
+        "Alerte",
+    ] {
+        assert!(
+            !Value::from(history.clone()).to_string().contains(theirs),
+            "`{theirs}` reached the widget: {history:?}"
+        );
+    }
+
+    // Another visitor who types the same address is linked too, and sees none of this.
+    let (mut other, other_token) = app.open(None, None).await;
+    write(&mut other, "o1", "Salut").await;
+    write(&mut other, "o2", "ana@example.com").await;
+    let contacts = app.api("GET", "/v1/contacts", None, StatusCode::OK).await;
+    assert_eq!(contacts["data"].as_array().unwrap().len(), 1);
+    drop(other);
+    let (mut back, _) = app.open(Some(&other_token), None).await;
+    let history = history_of(&mut back).await;
+    assert_eq!(texts(&history, "in"), ["Salut", "ana@example.com"]);
+    assert!(
+        !history.iter().any(|f| f.to_string().contains("Bonjour")),
+        "{history:?}"
     );
 }

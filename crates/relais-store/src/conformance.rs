@@ -8,7 +8,7 @@ use crate::{
 use jiff::Timestamp;
 use relais_core::channel::ChannelKind;
 use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose, may_send};
-use relais_core::contact::{Attributes, Identity};
+use relais_core::contact::{Attributes, Identity, MergeCause};
 use relais_core::tenant::{Scope, Scopes, generate_api_key, hash_api_key};
 
 fn t0() -> Timestamp {
@@ -369,7 +369,9 @@ pub async fn tenants_never_see_each_other(store: &dyn Store) {
         .await
         .unwrap();
     assert!(matches!(
-        store.merge_contacts(&b, &other.id, &c.id, t0()).await,
+        store
+            .merge_contacts(&b, &other.id, &c.id, &MergeCause::Api, t0())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     // Nothing of tenant A changed.
@@ -458,11 +460,19 @@ pub async fn merge_moves_everything_to_the_survivor(store: &dyn Store) {
     written.channel = ChannelKind::Email;
     written.contact_id = Some(gone.id.clone());
     store.insert_inbound(&written).await.unwrap();
+    let cause = MergeCause::FlowAnswer {
+        identity: sms("+33612345678"),
+        flow: "signup".into(),
+        node: "ask_phone".into(),
+        message_id: written.id.clone(),
+        conversation_id: "conv-1".into(),
+    };
     let record = store
-        .merge_contacts(&t, &keep.id, &gone.id, t0())
+        .merge_contacts(&t, &keep.id, &gone.id, &cause, t0())
         .await
         .unwrap();
     assert_eq!(record.merged_snapshot, gone);
+    assert_eq!(record.cause, cause, "the cause is kept with the merge");
     let theirs = crate::InboundFilter {
         contact_id: Some(keep.id.clone()),
     };
@@ -507,11 +517,15 @@ pub async fn merge_moves_everything_to_the_survivor(store: &dyn Store) {
     assert_eq!(by_email.map(|c| c.id), Some(keep.id.clone()));
     assert_eq!(store.merges(&t, &keep.id).await.unwrap(), vec![record]);
     assert!(matches!(
-        store.merge_contacts(&t, &keep.id, &keep.id, t0()).await,
+        store
+            .merge_contacts(&t, &keep.id, &keep.id, &MergeCause::Api, t0())
+            .await,
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        store.merge_contacts(&t, &keep.id, &gone.id, t0()).await,
+        store
+            .merge_contacts(&t, &keep.id, &gone.id, &MergeCause::Api, t0())
+            .await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -3499,11 +3513,48 @@ pub async fn a_merge_keeps_one_conversation_and_a_delete_removes_it(store: &dyn 
         .finish_inbound(&tenant, &inbound.id, None, Some(&merged.id), None, t0())
         .await
         .unwrap();
+    // Both conversations run a flow.
+    let session = |conversation: &str| crate::FlowSession {
+        tenant_id: tenant.clone(),
+        conversation_id: conversation.to_owned(),
+        flow: "signup".into(),
+        revision: 1,
+        node: "ask".into(),
+        attempts: 0,
+        vars: serde_json::Map::new(),
+        last_message_id: inbound.id.clone(),
+        started_at: t0(),
+        updated_at: t0(),
+    };
+    for conversation in [&kept.id, &merged.id] {
+        let waiting = session(conversation);
+        store
+            .save_flow_step(&crate::FlowStep {
+                tenant_id: &tenant,
+                conversation_id: conversation,
+                session: Some(&waiting),
+                state: None,
+                team: None,
+                last_message: None,
+                at: t0(),
+            })
+            .await
+            .unwrap();
+    }
     store
-        .merge_contacts(&tenant, &keep.id, &gone.id, t0())
+        .merge_contacts(&tenant, &keep.id, &gone.id, &MergeCause::Api, t0())
         .await
         .unwrap();
     assert_eq!(store.conversation(&tenant, &merged.id).await.unwrap(), None);
+    assert_eq!(
+        store.flow_session(&tenant, &merged.id).await.unwrap(),
+        None,
+        "the session of the conversation that went, went with it"
+    );
+    assert_eq!(
+        store.flow_session(&tenant, &kept.id).await.unwrap(),
+        Some(session(&kept.id))
+    );
     let moved = store
         .inbound_message(&tenant, &inbound.id)
         .await
@@ -3524,6 +3575,90 @@ pub async fn a_merge_keeps_one_conversation_and_a_delete_removes_it(store: &dyn 
     );
     assert!(store.delete_contact(&tenant, &keep.id).await.unwrap());
     assert_eq!(store.conversation(&tenant, &kept.id).await.unwrap(), None);
+}
+
+pub async fn one_addresss_messages_are_read_among_a_contacts_many(store: &dyn Store) {
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let ana = store
+        .create_contact(&tenant, &contact(vec![sms("+33612345678")], "{}"), t0())
+        .await
+        .unwrap();
+    // Two web chat visitors merged into Ana, and Ana's own SMS, in and out.
+    let mut ids = std::collections::HashMap::<&str, Vec<String>>::new();
+    for (from, channel_id, count) in [
+        ("v-one", Some("web"), 3),
+        ("v-two", Some("web"), 1),
+        ("+33612345678", None, 5),
+    ] {
+        for n in 0..count {
+            let mut m = inbound(&tenant, from, &format!("{from} {n}"), None);
+            m.channel_id = channel_id.map(str::to_owned);
+            m.contact_id = Some(ana.id.clone());
+            let stored = store.insert_inbound(&m).await.unwrap().message;
+            ids.entry(from).or_default().push(stored.id);
+        }
+    }
+    let mut sent = Vec::new();
+    for (to, channel, count) in [
+        ("v-one", "web", 2),
+        ("v-two", "web", 1),
+        ("+33612345678", "sim", 5),
+    ] {
+        for _ in 0..count {
+            let mut m = queued_message(&tenant, channel, to, t0());
+            m.contact_id = Some(ana.id.clone());
+            sent.push(m);
+        }
+    }
+    store.insert_messages(&sent).await.unwrap();
+
+    let from_one = store
+        .inbound_from_address(&tenant, &ana.id, "web", "v-one", 10)
+        .await
+        .unwrap();
+    let mut got: Vec<String> = from_one.iter().map(|m| m.id.clone()).collect();
+    got.sort();
+    let mut expected = ids["v-one"].clone();
+    expected.sort();
+    assert_eq!(got, expected);
+    assert_eq!(
+        store
+            .inbound_from_address(&tenant, &ana.id, "web", "v-one", 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .inbound_from_address(&tenant, &ana.id, "other", "v-one", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let to_one = store
+        .messages_to_address(&tenant, &ana.id, "web", "v-one", 10)
+        .await
+        .unwrap();
+    assert_eq!(to_one.len(), 2);
+    assert!(
+        to_one
+            .iter()
+            .all(|m| m.to_address == "v-one" && m.channel == "web")
+    );
+    let to_two = store
+        .messages_to_address(&tenant, &ana.id, "web", "v-two", 10)
+        .await
+        .unwrap();
+    assert_eq!(to_two.len(), 1);
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    assert!(
+        store
+            .messages_to_address(&other, &ana.id, "web", "v-one", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn unfinished_inbound_messages_are_found_until_finished(store: &dyn Store) {
@@ -5859,6 +5994,7 @@ macro_rules! conformance_suite {
             a_contact_has_one_conversation_that_a_message_reopens,
             conversations_are_listed_latest_first_by_cursor,
             a_merge_keeps_one_conversation_and_a_delete_removes_it,
+            one_addresss_messages_are_read_among_a_contacts_many,
             unfinished_inbound_messages_are_found_until_finished,
             a_group_of_inbound_messages_is_stored_once_each_with_outcomes_in_order,
             a_group_of_inbound_messages_is_finished_at_once,
@@ -6400,6 +6536,26 @@ pub async fn a_message_from_before_0025_has_no_campaign(store: &dyn Store) {
         .await
         .expect("list");
     assert!(in_campaign.data.is_empty());
+}
+
+/// A merge recorded at schema 0035, before merges kept their cause.
+pub const PRE_0036_MERGE: &[&str] = &[
+    "INSERT INTO tenants (id, name, created_at) VALUES ('t-old', 'old', 1790000000000000)",
+    "INSERT INTO contacts (id, tenant_id, attributes, created_at, updated_at) \
+     VALUES ('c-kept', 't-old', '{}', 1790000000000000, 1790000000000000)",
+    "INSERT INTO contact_merges (id, tenant_id, survivor_id, merged_id, merged_snapshot, merged_at) \
+     VALUES ('merge-old', 't-old', 'c-kept', 'c-gone', \
+     '{\"id\":\"c-gone\",\"attributes\":{},\"timezone\":null,\"locale\":null,\"identities\":[],\"created_at\":\"2026-09-21T12:26:40Z\",\"updated_at\":\"2026-09-21T12:26:40Z\"}', \
+     1790000000000000)",
+];
+
+/// The merge written by [`PRE_0036_MERGE`] reads back as one asked through the API, as
+/// every merge of that time was.
+pub async fn a_merge_from_before_0036_was_asked_through_the_api(store: &dyn Store) {
+    let merges = store.merges("t-old", "c-kept").await.expect("read");
+    assert_eq!(merges.len(), 1);
+    assert_eq!(merges[0].merged_id, "c-gone");
+    assert_eq!(merges[0].cause, MergeCause::Api);
 }
 
 /// A tenant with an inbound WhatsApp message, written at schema 0028.

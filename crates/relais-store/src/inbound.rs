@@ -130,6 +130,17 @@ pub trait InboundStore: Send + Sync {
         contact_id: &str,
         limit: u32,
     ) -> StoreResult<Vec<InboundMessage>>;
+    /// The contact's latest `limit` inbound messages from `address` on the configured
+    /// channel `channel_id`, newest first: what one web chat visitor wrote, however much
+    /// the rest of the contact's history holds.
+    async fn inbound_from_address(
+        &self,
+        tenant: &str,
+        contact_id: &str,
+        channel_id: &str,
+        address: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<InboundMessage>>;
     /// When each of the contacts last wrote on each channel kind (contacts and kinds
     /// without an inbound message are absent), in no order: what a customer-service
     /// window is measured from.
@@ -364,6 +375,32 @@ macro_rules! impl_inbound_store {
                     )))
                     .bind(tenant)
                     .bind(contact_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(inbound_from_row)
+                    .collect()
+                }
+
+                async fn inbound_from_address(
+                    &self,
+                    tenant: &str,
+                    contact_id: &str,
+                    channel_id: &str,
+                    address: &str,
+                    limit: u32,
+                ) -> StoreResult<Vec<InboundMessage>> {
+                    // The contact's index narrows it to their messages; a visitor's few
+                    // are then picked among them.
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {COLUMNS} FROM inbound_messages WHERE tenant_id = $1 AND contact_id = $2 \
+                         AND channel_id = $3 AND from_address = $4 ORDER BY id DESC LIMIT $5"
+                    )))
+                    .bind(tenant)
+                    .bind(contact_id)
+                    .bind(channel_id)
+                    .bind(address)
                     .bind(i64::from(limit))
                     .fetch_all(self.reader())
                     .await?

@@ -47,7 +47,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use relais_core::channel::ChannelKind;
 use relais_core::consent::ConsentRecord;
-use relais_core::contact::{Contact, Identity};
+use relais_core::contact::{Contact, Identity, MergeCause};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -288,12 +288,15 @@ pub trait Store:
         identity: &Identity,
     ) -> StoreResult<bool>;
     /// Moves identities, attributes (survivor wins), consents and history of `merged` to
-    /// `survivor`, deletes `merged` and records the merge.
+    /// `survivor`, deletes `merged` and records the merge with its `cause`. When both had
+    /// a conversation, the survivor's keeps the messages and the merged one's goes, with
+    /// its flow session.
     async fn merge_contacts(
         &self,
         tenant: &str,
         survivor: &str,
         merged: &str,
+        cause: &MergeCause,
         now: Timestamp,
     ) -> StoreResult<MergeRecord>;
     async fn merges(&self, tenant: &str, survivor: &str) -> StoreResult<Vec<MergeRecord>>;

@@ -535,6 +535,17 @@ pub trait MessageStore: Send + Sync {
         contact_id: &str,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+    /// The contact's latest `limit` messages to `address` on `channel` (a configured
+    /// channel's id), newest first: what one web chat visitor was sent, however much the
+    /// rest of the contact's history holds.
+    async fn messages_to_address(
+        &self,
+        tenant: &str,
+        contact_id: &str,
+        channel: &str,
+        address: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
     async fn message_by_idempotency_key(
         &self,
         tenant: &str,
@@ -1771,6 +1782,30 @@ macro_rules! impl_message_store {
                     )))
                     .bind(tenant)
                     .bind(contact_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(message_from_row)
+                    .collect()
+                }
+
+                async fn messages_to_address(
+                    &self,
+                    tenant: &str,
+                    contact_id: &str,
+                    channel: &str,
+                    address: &str,
+                    limit: u32,
+                ) -> StoreResult<Vec<Message>> {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND contact_id = $2 \
+                         AND channel = $3 AND to_address = $4 ORDER BY created_at DESC, id DESC LIMIT $5"
+                    )))
+                    .bind(tenant)
+                    .bind(contact_id)
+                    .bind(channel)
+                    .bind(address)
                     .bind(i64::from(limit))
                     .fetch_all(self.reader())
                     .await?

@@ -1,7 +1,7 @@
 //! Records the store reads and writes, beside the domain types of relais-core.
 
 use relais_core::consent::{ConsentSource, ConsentStatus, Purpose};
-use relais_core::contact::{Attributes, Contact, Identity};
+use relais_core::contact::{Attributes, Contact, Identity, MergeCause};
 use relais_core::tenant::Scopes;
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +70,7 @@ pub struct MergeRecord {
     /// The merged contact as it was just before the merge.
     pub merged_snapshot: Contact,
     pub merged_at: jiff::Timestamp,
+    pub cause: MergeCause,
 }
 
 /// One valid row of an import.

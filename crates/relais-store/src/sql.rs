@@ -9,7 +9,7 @@ macro_rules! impl_sql_store {
             use super::*;
             use relais_core::channel::ChannelKind;
             use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose};
-            use relais_core::contact::{merge_attributes, Attributes, Contact, Identity};
+            use relais_core::contact::{merge_attributes, Attributes, Contact, Identity, MergeCause};
             use relais_core::tenant::Scopes;
             use sqlx::Row;
             use std::collections::HashMap;
@@ -535,7 +535,7 @@ macro_rules! impl_sql_store {
                     Ok(done.rows_affected() > 0)
                 }
 
-                async fn merge_contacts(&self, tenant: &str, survivor: &str, merged: &str, now: Timestamp) -> StoreResult<MergeRecord> {
+                async fn merge_contacts(&self, tenant: &str, survivor: &str, merged: &str, cause: &MergeCause, now: Timestamp) -> StoreResult<MergeRecord> {
                     if survivor == merged {
                         return Err(StoreError::Invalid("a contact cannot be merged into itself".into()));
                     }
@@ -565,6 +565,18 @@ macro_rules! impl_sql_store {
                     sqlx::query(
                         "UPDATE inbound_messages SET conversation_id = (SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2) \
                          WHERE tenant_id = $1 AND contact_id = $3 \
+                           AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = $1 AND contact_id = $2)",
+                    )
+                    .bind(tenant)
+                    .bind(survivor)
+                    .bind(merged)
+                    .execute(&mut *tx)
+                    .await?;
+                    // The flow session of a conversation that goes would be left behind,
+                    // holding the merged contact's answers in its variables.
+                    sqlx::query(
+                        "DELETE FROM flow_sessions WHERE tenant_id = $1 \
+                           AND conversation_id IN (SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $3) \
                            AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = $1 AND contact_id = $2)",
                     )
                     .bind(tenant)
@@ -606,11 +618,14 @@ macro_rules! impl_sql_store {
                         merged_id: merged.to_owned(),
                         merged_snapshot: gone.clone(),
                         merged_at: now,
+                        cause: cause.clone(),
                     };
                     let snapshot = serde_json::to_string(&record.merged_snapshot)
                         .map_err(|e| StoreError::Invalid(format!("contact snapshot: {e}")))?;
+                    let cause = serde_json::to_string(&record.cause)
+                        .map_err(|e| StoreError::Invalid(format!("merge cause: {e}")))?;
                     sqlx::query(
-                        "INSERT INTO contact_merges (id, tenant_id, survivor_id, merged_id, merged_snapshot, merged_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO contact_merges (id, tenant_id, survivor_id, merged_id, merged_snapshot, merged_at, cause) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
                     .bind(&record.id)
                     .bind(tenant)
@@ -618,6 +633,7 @@ macro_rules! impl_sql_store {
                     .bind(merged)
                     .bind(snapshot)
                     .bind(micros(now))
+                    .bind(cause)
                     .execute(&mut *tx)
                     .await?;
                     tx.commit().await?;
@@ -626,7 +642,7 @@ macro_rules! impl_sql_store {
 
                 async fn merges(&self, tenant: &str, survivor: &str) -> StoreResult<Vec<MergeRecord>> {
                     let rows = sqlx::query(
-                        "SELECT id, survivor_id, merged_id, merged_snapshot, merged_at FROM contact_merges WHERE tenant_id = $1 AND survivor_id = $2 ORDER BY merged_at, id",
+                        "SELECT id, survivor_id, merged_id, merged_snapshot, merged_at, cause FROM contact_merges WHERE tenant_id = $1 AND survivor_id = $2 ORDER BY merged_at, id",
                     )
                     .bind(tenant)
                     .bind(survivor)
@@ -635,6 +651,12 @@ macro_rules! impl_sql_store {
                     rows.iter()
                         .map(|row| {
                             let snapshot: String = row.try_get("merged_snapshot")?;
+                            let cause = match row.try_get::<Option<String>, _>("cause")? {
+                                Some(cause) => serde_json::from_str(&cause)
+                                    .map_err(|e| StoreError::Corrupt(format!("merge cause: {e}")))?,
+                                // Written before causes were kept (0036): the API's.
+                                None => MergeCause::Api,
+                            };
                             Ok(MergeRecord {
                                 id: row.try_get("id")?,
                                 survivor_id: row.try_get("survivor_id")?,
@@ -642,6 +664,7 @@ macro_rules! impl_sql_store {
                                 merged_snapshot: serde_json::from_str(&snapshot)
                                     .map_err(|e| StoreError::Corrupt(format!("merge snapshot: {e}")))?,
                                 merged_at: from_micros(row.try_get("merged_at")?)?,
+                                cause,
                             })
                         })
                         .collect()

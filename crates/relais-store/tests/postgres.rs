@@ -124,3 +124,11 @@ async fn a_store_from_before_0029_keeps_its_inbound_and_takes_templates() {
     store.close().await;
     database.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_merge_from_before_0036_was_asked_through_the_api() {
+    let (database, store) = upgraded_from(35, relais_store::conformance::PRE_0036_MERGE).await;
+    relais_store::conformance::a_merge_from_before_0036_was_asked_through_the_api(&store).await;
+    store.close().await;
+    database.drop_database().await;
+}

@@ -303,3 +303,9 @@ async fn a_message_from_before_0032_is_no_human_agents_reply() {
     let (_dir, store) = upgraded_from(30, relais_store::conformance::PRE_0025_MESSAGE).await;
     relais_store::conformance::a_message_from_before_0032_is_no_human_agents_reply(&store).await;
 }
+
+#[tokio::test]
+async fn a_merge_from_before_0036_was_asked_through_the_api() {
+    let (_dir, store) = upgraded_from(35, relais_store::conformance::PRE_0036_MERGE).await;
+    relais_store::conformance::a_merge_from_before_0036_was_asked_through_the_api(&store).await;
+}

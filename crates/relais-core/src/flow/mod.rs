@@ -17,6 +17,7 @@ pub use condition::{Facts, matches_words};
 pub use validate::{FlowError, FlowErrors};
 
 use crate::channel::ChannelKind;
+use crate::contact::Identity;
 use crate::content::Content;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -264,11 +265,35 @@ pub struct AskNode {
     /// Where to go when every attempt failed; none hands the conversation to a human.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_fail: Option<String>,
+    /// Whether an `email` or `phone` answer kept in `attribute` is the customer's own
+    /// address, which links their contact to it (default `true`); `false` for someone
+    /// else's (a friend to invite, an emergency contact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<bool>,
 }
 
 impl AskNode {
     pub fn attempts(&self) -> u32 {
         self.attempts.unwrap_or(DEFAULT_ATTEMPTS)
+    }
+
+    /// The identity a valid answer (`value`, as [`check_answer`] keeps it) claims for the
+    /// customer: an `email` or `phone` answer kept in an `attribute`, unless `link` is
+    /// `false`. A phone number is claimed under [`ChannelKind::PHONE_NUMBER`], where
+    /// every phone channel finds it.
+    pub fn claimed_identity(&self, value: &Value) -> Option<Identity> {
+        if self.attribute.is_none() || self.link == Some(false) {
+            return None;
+        }
+        let channel = match self.validate.kind {
+            AnswerKind::Email => ChannelKind::Email,
+            AnswerKind::Phone => ChannelKind::PHONE_NUMBER,
+            _ => return None,
+        };
+        Some(Identity {
+            channel,
+            address: value.as_str()?.to_owned(),
+        })
     }
 }
 

@@ -193,3 +193,49 @@ fn a_form_check_needs_a_form_to_fill_in() {
     });
     assert!(FlowDefinition::parse(&with_form).is_ok());
 }
+
+#[test]
+fn an_email_or_phone_kept_in_an_attribute_claims_an_identity_unless_link_is_false() {
+    let ask = |fields: Value| -> AskNode {
+        let mut node = json!({"text": "?"});
+        node.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        serde_json::from_value(node).unwrap()
+    };
+    let email = ask(json!({"attribute": "email", "validate": {"type": "email"}}));
+    assert_eq!(
+        email.claimed_identity(&json!("ana@example.com")),
+        Some(Identity {
+            channel: ChannelKind::Email,
+            address: "ana@example.com".into()
+        })
+    );
+    let phone = ask(json!({"attribute": "mobile", "validate": {"type": "phone"}}));
+    assert_eq!(
+        phone
+            .claimed_identity(&json!("+33612345678"))
+            .map(|i| i.channel),
+        Some(ChannelKind::PHONE_NUMBER)
+    );
+    for silent in [
+        ask(json!({"var": "email", "validate": {"type": "email"}})),
+        ask(json!({"attribute": "friend", "validate": {"type": "email"}, "link": false})),
+        ask(json!({"attribute": "city"})),
+    ] {
+        assert_eq!(silent.claimed_identity(&json!("ana@example.com")), None);
+    }
+}
+
+#[test]
+fn link_is_refused_on_an_answer_that_cannot_claim_an_address() {
+    let errors = errors_of(json!({
+        "start": "a",
+        "nodes": {
+            "a": {"type": "ask", "text": "Ville ?", "attribute": "city", "link": true, "next": "b"},
+            "b": {"type": "ask", "text": "E-mail ?", "var": "email", "validate": {"type": "email"}, "link": true}
+        }
+    }));
+    let pointers: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(pointers, ["/nodes/a/link", "/nodes/b/link"], "{errors:?}");
+}

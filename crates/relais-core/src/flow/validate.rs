@@ -285,6 +285,16 @@ fn check(flow: &FlowDefinition, errors: &mut Vec<FlowError>) {
                 if let Some(text) = &ask.retry_text {
                     check_template(text, "retry_text", &mut error_at);
                 }
+                if ask.link.is_some()
+                    && (ask.attribute.is_none()
+                        || !matches!(v.kind, AnswerKind::Email | AnswerKind::Phone))
+                {
+                    error_at(
+                        "link",
+                        "only an `email` or `phone` answer kept in an `attribute` links the contact"
+                            .into(),
+                    );
+                }
             }
             Node::Branch(branch) => {
                 if branch.cases.len() > MAX_CASES {

@@ -2,14 +2,20 @@
 //! stored on the contact, real HTTP calls) and a simulation (everything recorded in a
 //! transcript, nothing sent or stored).
 
+use super::Link;
 use super::run::{FlowIo, FlowIoError, HttpCall, KnowledgeReply};
+use crate::link::{self, Linked};
 use crate::nlu::NluService;
 use crate::replies::{Reply, reply_many};
 use crate::send::{AcceptContext, AcceptError};
 use async_trait::async_trait;
 use jiff::Timestamp;
+use relais_core::contact::{Identity, MergeCause};
 use relais_core::content::Content;
-use relais_store::{ContactPatch, Conversation, FlowAnswer, InboundMessage, Store};
+use relais_store::{
+    ContactPatch, Conversation, ConversationFilter, FlowAnswer, InboundMessage, PageRequest, Store,
+    StoreError,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -98,7 +104,16 @@ pub(crate) struct LiveIo<'a> {
     pub nlu: &'a NluService,
     pub http: &'a FlowHttp,
     pub message: &'a InboundMessage,
-    pub conversation: &'a Conversation,
+    /// The message's contact, until an address the customer gives merges it into a known
+    /// customer: that customer's from then on (the message's stored contact changed with
+    /// the merge).
+    pub contact_id: Option<String>,
+    /// The message's conversation, or after such a merge the surviving contact's.
+    pub conversation: Conversation,
+    /// Whether a merge moved the thread to another contact (`contact_id`, `conversation`).
+    pub moved: bool,
+    /// The addresses the customer gave as their own in this turn, and what each did.
+    pub links: Vec<Link>,
     pub flow: &'a str,
     pub now: Timestamp,
     /// Answers said so far for this message: the rank in each answer's key.
@@ -146,7 +161,7 @@ impl LiveIo<'_> {
         attribute: &str,
         value: &Value,
     ) -> Result<(), FlowIoError> {
-        let Some(contact_id) = self.message.contact_id.as_deref() else {
+        let Some(contact_id) = self.contact_id.as_deref() else {
             return Ok(());
         };
         let mut changes = Map::new();
@@ -165,6 +180,61 @@ impl LiveIo<'_> {
             .await
             .map(|_| ())
             .map_err(|e| FlowIoError(e.to_string()))
+    }
+
+    /// Links `identity`, which the answer of `node` claims, to the contact (whose answer
+    /// is already stored): see [`crate::link`].
+    async fn link(
+        &mut self,
+        node: &str,
+        identity: &Identity,
+        plan: link::Plan,
+        contact_id: &str,
+    ) -> Result<(), StoreError> {
+        let tenant = self.message.tenant_id.clone();
+        let tenant = tenant.as_str();
+        let cause = MergeCause::FlowAnswer {
+            identity: identity.clone(),
+            flow: self.flow.to_owned(),
+            node: node.to_owned(),
+            message_id: self.message.id.clone(),
+            conversation_id: self.conversation.id.clone(),
+        };
+        let linked = link::carry_out(
+            self.store, tenant, contact_id, identity, plan, &cause, self.now,
+        )
+        .await?;
+        if let Linked::Merged {
+            contact_id: survivor,
+            ..
+        } = &linked
+        {
+            // The rest of the turn writes on the customer and in their conversation (the
+            // visitor's went when the customer had one).
+            self.contact_id = Some(survivor.clone());
+            let theirs = ConversationFilter {
+                contact_id: Some(survivor.clone()),
+                ..Default::default()
+            };
+            let first = PageRequest {
+                after: None,
+                limit: 1,
+            };
+            let found = self
+                .store
+                .list_conversations(tenant, &theirs, &first)
+                .await?;
+            if let Some(conversation) = found.data.into_iter().next() {
+                self.conversation = conversation;
+            }
+            self.moved = true;
+        }
+        self.links.push(Link {
+            node: node.to_owned(),
+            identity: identity.clone(),
+            linked,
+        });
+        Ok(())
     }
 }
 
@@ -198,13 +268,28 @@ impl FlowIo for LiveIo<'_> {
         node: &str,
         attribute: &str,
         value: &Value,
+        identity: Option<&Identity>,
     ) -> Result<(), FlowIoError> {
-        let Some(contact_id) = self.message.contact_id.clone() else {
+        let Some(contact_id) = self.contact_id.clone() else {
             return Ok(());
+        };
+        let plan = match identity {
+            Some(identity) => Some(
+                link::examine(
+                    self.store,
+                    &self.message.tenant_id,
+                    &contact_id,
+                    identity,
+                    &self.message.id,
+                )
+                .await
+                .map_err(|e| FlowIoError(e.to_string()))?,
+            ),
+            None => None,
         };
         let answer = FlowAnswer {
             tenant_id: self.message.tenant_id.clone(),
-            contact_id,
+            contact_id: contact_id.clone(),
             attribute: attribute.to_owned(),
             value: value.clone(),
             flow: self.flow.to_owned(),
@@ -222,7 +307,17 @@ impl FlowIo for LiveIo<'_> {
         crate::crm::answer_captured(self.store, &answer, self.now)
             .await
             .map_err(|e| FlowIoError(e.to_string()))?;
-        self.set_contact_attribute(attribute, value).await
+        // Written on the contact before it is merged, so that the known customer's value
+        // wins; not again on the customer when this message's merge is done already.
+        if !plan.as_ref().is_some_and(link::Plan::done_before) {
+            self.set_contact_attribute(attribute, value).await?;
+        }
+        if let (Some(identity), Some(plan)) = (identity, plan) {
+            self.link(node, identity, plan, &contact_id)
+                .await
+                .map_err(|e| FlowIoError(e.to_string()))?;
+        }
+        Ok(())
     }
 
     async fn set_attribute(&mut self, attribute: &str, value: &Value) -> Result<(), FlowIoError> {
@@ -248,11 +343,14 @@ pub enum TranscriptLine {
         error: Option<String>,
         mocked: bool,
     },
-    /// An answer the flow would store on the contact.
+    /// An answer the flow would store on the contact, with the address it claims as the
+    /// customer's own (linked to their contact when live).
     Answer {
         node: String,
         attribute: String,
         value: Value,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        identity: Option<Identity>,
     },
     /// An attribute a `set` node would write.
     Attribute { attribute: String, value: Value },
@@ -311,11 +409,13 @@ impl FlowIo for SimulatedIo<'_> {
         node: &str,
         attribute: &str,
         value: &Value,
+        identity: Option<&Identity>,
     ) -> Result<(), FlowIoError> {
         self.transcript.push(TranscriptLine::Answer {
             node: node.to_owned(),
             attribute: attribute.to_owned(),
             value: value.clone(),
+            identity: identity.cloned(),
         });
         Ok(())
     }

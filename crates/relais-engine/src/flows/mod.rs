@@ -6,6 +6,10 @@
 //! answers stored on the contact once per (message, attribute), and the session and the
 //! conversation's state written together at the end with the message's id; a message run
 //! again after a crash finds its turn taken, or takes it again sending nothing twice.
+//!
+//! An `email` or `phone` answer kept in an attribute also links that address to the
+//! contact ([`crate::link`]). When that merges the contact into a known customer, the rest
+//! of the turn writes on the customer and in their conversation ([`Turn::moved`]).
 
 mod io;
 pub mod run;
@@ -13,6 +17,7 @@ pub mod run;
 pub use io::{HttpMock, MAX_HTTP_ANSWER_BYTES, TranscriptLine};
 pub use run::{Ending, HandoffReason, Run, Waiting};
 
+use crate::link::Linked;
 use crate::nlu::NluService;
 use crate::replies::{Reply, reply_many};
 use crate::send::AcceptContext;
@@ -22,7 +27,7 @@ use io::{LiveIo, SimulatedIo};
 use jiff::Timestamp;
 use relais_core::channel::ChannelKind;
 use relais_core::clock::Clock;
-use relais_core::contact::Contact;
+use relais_core::contact::{Contact, Identity};
 use relais_core::conversation::ConversationState;
 use relais_core::flow::{AnswerContext, EntryMatch, Facts, FlowDefinition, FlowErrors, Node};
 use relais_store::{
@@ -69,6 +74,29 @@ pub struct Turn {
     pub run: Run,
     /// The conversation's state after the turn.
     pub state: ConversationState,
+    /// The addresses the customer gave as their own, and what each did to contacts.
+    pub links: Vec<Link>,
+    /// Where the thread is when one of them merged the contact into a known customer.
+    #[serde(skip)]
+    pub moved: Option<Moved>,
+}
+
+/// An address the customer gave as their own (the answer of `node`), and what it did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Link {
+    pub node: String,
+    pub identity: Identity,
+    #[serde(flatten)]
+    pub linked: Linked,
+}
+
+/// The contact a message's thread moved to with a merge, and its conversation as it was
+/// before the turn's step was written (the visitor's, or the customer's own when they had
+/// one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moved {
+    pub contact_id: String,
+    pub conversation: Conversation,
 }
 
 /// One message's turn, for [`Flows::take_turns`].
@@ -99,6 +127,46 @@ struct Ran<'a> {
     run: Run,
     unsent: Vec<(String, Value)>,
     last_said: Option<relais_core::content::Content>,
+    links: Vec<Link>,
+    moved: Option<Moved>,
+}
+
+impl Ran<'_> {
+    /// The conversation the step is written in: the message's, or the one a merge moved
+    /// the thread to.
+    fn conversation(&self) -> &Conversation {
+        self.moved
+            .as_ref()
+            .map_or(self.request.conversation, |m| &m.conversation)
+    }
+
+    /// What the run leaves for its conversation.
+    fn step_parts(&self, now: Timestamp) -> StepParts {
+        let conversation = self.conversation();
+        let mut parts = step_parts(
+            self.request.message,
+            conversation,
+            &self.start.flow,
+            self.start.revision,
+            self.start.started_at,
+            &self.run,
+            self.last_said.as_ref(),
+            now,
+        );
+        if self.moved.is_some()
+            && matches!(
+                conversation.state,
+                ConversationState::Pending | ConversationState::Open
+            )
+        {
+            // Merged into a customer who waits for or talks with a person: the bot stops
+            // there, and leaves the conversation as it was.
+            parts.session = None;
+            parts.state = conversation.state;
+            parts.team = None;
+        }
+        parts
+    }
 }
 
 /// What a turn leaves, to write: the session (or its end), the conversation's state and
@@ -478,25 +546,11 @@ impl Flows {
                 None => written.push((index, r)),
             }
         }
-        let parts: Vec<StepParts> = written
-            .iter()
-            .map(|(_, r)| {
-                step_parts(
-                    r.request.message,
-                    r.request.conversation,
-                    &r.start.flow,
-                    r.start.revision,
-                    r.start.started_at,
-                    &r.run,
-                    r.last_said.as_ref(),
-                    now,
-                )
-            })
-            .collect();
+        let parts: Vec<StepParts> = written.iter().map(|(_, r)| r.step_parts(now)).collect();
         let steps: Vec<FlowStep<'_>> = written
             .iter()
             .zip(&parts)
-            .map(|((_, r), p)| p.step(r.request.message, r.request.conversation, now))
+            .map(|((_, r), p)| p.step(r.request.message, r.conversation(), now))
             .collect();
         let saved = self.store.save_flow_steps(&steps).await;
         for ((index, r), p) in written.into_iter().zip(parts) {
@@ -505,6 +559,8 @@ impl Flows {
                     flow: r.start.flow,
                     run: r.run,
                     state: p.state,
+                    links: r.links,
+                    moved: r.moved,
                 })),
                 Err(e) => Err(FlowsError::Store(e.share())),
             });
@@ -588,7 +644,10 @@ impl Flows {
             nlu: &self.nlu,
             http: &self.http,
             message: request.message,
-            conversation: request.conversation,
+            contact_id: request.message.contact_id.clone(),
+            conversation: request.conversation.clone(),
+            moved: false,
+            links: Vec::new(),
             flow: &start.flow,
             now,
             said: 0,
@@ -628,12 +687,22 @@ impl Flows {
             .await?;
         }
         let (unsent, last_said) = (std::mem::take(&mut io.unsent), io.last_said.take());
+        let links = std::mem::take(&mut io.links);
+        let moved = match (io.moved, io.contact_id.take()) {
+            (true, Some(contact_id)) => Some(Moved {
+                contact_id,
+                conversation: io.conversation.clone(),
+            }),
+            _ => None,
+        };
         Ok(Ran {
             request,
             start,
             run,
             unsent,
             last_said,
+            links,
+            moved,
         })
     }
 
@@ -672,6 +741,8 @@ impl Flows {
             flow: flow.to_owned(),
             run,
             state: parts.state,
+            links: Vec::new(),
+            moved: None,
         })
     }
 

@@ -6,6 +6,7 @@
 //! differ only in their `FlowIo`, so a simulation shows what the bot would really do.
 
 use async_trait::async_trait;
+use relais_core::contact::Identity;
 use relais_core::content::Content;
 use relais_core::flow::{
     AnswerCheck, AnswerContext, Facts, FlowDefinition, MAX_STEPS_PER_MESSAGE, Node, check_answer,
@@ -48,12 +49,15 @@ pub trait FlowIo: Send {
     /// a status other than 2xx, not JSON).
     async fn call(&mut self, node: &str, call: HttpCall) -> Result<Value, String>;
     async fn knowledge(&mut self, question: &str) -> Result<KnowledgeReply, FlowIoError>;
-    /// Stores an answer in a contact attribute (first-party data, with where and when).
+    /// Stores an answer in a contact attribute (first-party data, with where and when);
+    /// `identity` is the address the answer claims as the customer's own (an `email` or
+    /// `phone` answer), linked to their contact once the answer is stored.
     async fn store_answer(
         &mut self,
         node: &str,
         attribute: &str,
         value: &Value,
+        identity: Option<&Identity>,
     ) -> Result<(), FlowIoError>;
     /// Sets a contact attribute.
     async fn set_attribute(&mut self, attribute: &str, value: &Value) -> Result<(), FlowIoError>;
@@ -170,7 +174,13 @@ pub async fn run(start: RunStart<'_>, io: &mut dyn FlowIo) -> Result<Run, FlowIo
                 match checked {
                     Ok(value) => {
                         if let Some(attribute) = &ask.attribute {
-                            io.store_answer(&current, attribute, &value).await?;
+                            let identity = ask.claimed_identity(&value);
+                            io.store_answer(&current, attribute, &value, identity.as_ref())
+                                .await?;
+                            // Merged into a known customer by that answer, the contact now
+                            // has the customer's attributes; the run goes on with the ones
+                            // it had, so that a visitor who typed someone's address is not
+                            // shown that person's data by the rest of the turn.
                             attributes.insert(attribute.clone(), value.clone());
                         }
                         if let Some(var) = &ask.var {

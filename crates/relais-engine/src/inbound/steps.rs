@@ -211,31 +211,42 @@ impl Core {
         &self,
         messages: Vec<InboundMessage>,
     ) -> Vec<Result<InboundMessage, InboundError>> {
-        let mut rounds: Vec<Vec<(usize, InboundMessage)>> = Vec::new();
-        let mut seen: HashMap<(String, String), usize> = HashMap::new();
         let count = messages.len();
-        for (index, message) in messages.into_iter().enumerate() {
-            let round = match &message.contact_id {
-                Some(contact) => {
-                    let n = seen
-                        .entry((message.tenant_id.clone(), contact.clone()))
-                        .or_insert(0);
-                    *n += 1;
-                    *n - 1
-                }
-                None => 0,
-            };
-            if rounds.len() <= round {
-                rounds.resize_with(round + 1, Vec::new);
-            }
-            rounds[round].push((index, message));
-        }
+        let mut rounds = rounds_of(messages.into_iter().enumerate().collect()).into_iter();
         let mut outcomes: Vec<Option<Result<InboundMessage, InboundError>>> =
             (0..count).map(|_| None).collect();
-        for round in rounds {
+        while let Some(round) = rounds.next() {
             let (indexes, messages): (Vec<usize>, Vec<InboundMessage>) = round.into_iter().unzip();
-            for (index, outcome) in indexes.into_iter().zip(self.process_round(messages).await) {
+            let senders: Vec<Option<String>> =
+                messages.iter().map(|m| m.contact_id.clone()).collect();
+            let processed = self.process_round(messages).await;
+            // A message whose flow merged its contact into a known customer: the sender's
+            // next messages (their rows moved with the merge) are the customer's too.
+            let mut merged: HashMap<(String, String), String> = HashMap::new();
+            for (sender, outcome) in senders.into_iter().zip(&processed) {
+                if let (Some(before), Ok(message)) = (sender, outcome)
+                    && let Some(after) = &message.contact_id
+                    && *after != before
+                {
+                    merged.insert((message.tenant_id.clone(), before), after.clone());
+                }
+            }
+            for (index, outcome) in indexes.into_iter().zip(processed) {
                 outcomes[index] = Some(outcome);
+            }
+            if !merged.is_empty() {
+                // Placed again in rounds, as the customer's own messages may be among them.
+                let mut rest: Vec<(usize, InboundMessage)> = rounds.flatten().collect();
+                rest.sort_by_key(|(index, _)| *index);
+                for (_, message) in &mut rest {
+                    if let Some(contact) = &message.contact_id
+                        && let Some(after) =
+                            merged.get(&(message.tenant_id.clone(), contact.clone()))
+                    {
+                        message.contact_id = Some(after.clone());
+                    }
+                }
+                rounds = rounds_of(rest).into_iter();
             }
         }
         settled(outcomes)
@@ -297,7 +308,17 @@ impl Core {
         for (k, turn) in asked.into_iter().zip(turns) {
             let (index, work) = &mut works[k];
             match turn {
-                Ok(bot) => work.bot = bot,
+                Ok(bot) => {
+                    // An address the customer gave merged them into a known customer: the
+                    // message (its stored row moved with the merge) and what follows now
+                    // belong to that customer and their conversation.
+                    if let Some(moved) = bot.as_ref().and_then(|turn| turn.moved.clone()) {
+                        work.message.contact_id = Some(moved.contact_id);
+                        work.team = moved.conversation.team.clone();
+                        work.conversation = Some(moved.conversation);
+                    }
+                    work.bot = bot;
+                }
                 Err(e) => outcomes[*index] = Some(Err(flow_error(e))),
             }
         }
@@ -639,11 +660,20 @@ impl Core {
                 "conversation_id": conversation_id,
                 "keyword": work.keyword_action,
                 "annotations": message.annotations,
-                "bot": work.bot.as_ref().map(|turn| serde_json::json!({
-                    "flow": turn.flow,
-                    "ending": turn.run.ending,
-                    "state": turn.state,
-                })),
+                "bot": work.bot.as_ref().map(|turn| {
+                    let mut bot = serde_json::json!({
+                        "flow": turn.flow,
+                        "ending": turn.run.ending,
+                        "state": turn.state,
+                    });
+                    // What an address the customer gave did (added to their contact,
+                    // merged them into a known customer…): an agent reads it as the
+                    // customer's claim.
+                    if !turn.links.is_empty() {
+                        bot["links"] = serde_json::json!(turn.links);
+                    }
+                    bot
+                }),
             });
             let webhooks = match with_webhooks.get(tenant) {
                 Some(known) => *known,
@@ -732,6 +762,30 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// Messages (with their index in the group, in its order) in rounds of distinct contacts:
+/// a contact's first message in the first round, its second in the second…
+fn rounds_of(messages: Vec<(usize, InboundMessage)>) -> Vec<Vec<(usize, InboundMessage)>> {
+    let mut rounds: Vec<Vec<(usize, InboundMessage)>> = Vec::new();
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for (index, message) in messages {
+        let round = match &message.contact_id {
+            Some(contact) => {
+                let n = seen
+                    .entry((message.tenant_id.clone(), contact.clone()))
+                    .or_insert(0);
+                *n += 1;
+                *n - 1
+            }
+            None => 0,
+        };
+        if rounds.len() <= round {
+            rounds.resize_with(round + 1, Vec::new);
+        }
+        rounds[round].push((index, message));
+    }
+    rounds
 }
 
 /// Each message's outcome; one no step gave (a bug) is an error, not a panic.

@@ -12,7 +12,7 @@ use relais_core::channel::ChannelKind;
 use relais_core::consent::{
     ConsentDecision, ConsentRecord, ConsentSource, ConsentStatus, Purpose, current_state, may_send,
 };
-use relais_core::contact::{Contact, Identity, validate_locale, validate_timezone};
+use relais_core::contact::{Contact, Identity, MergeCause, validate_locale, validate_timezone};
 use relais_core::tenant::Scope;
 use relais_store::{ContactPatch, MergeRecord, NewContact, Page};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -486,7 +486,13 @@ pub async fn merge_contact(
     caller.require(Scope::Send)?;
     state
         .store
-        .merge_contacts(&caller.tenant_id, &id, &body.contact_id, state.clock.now())
+        .merge_contacts(
+            &caller.tenant_id,
+            &id,
+            &body.contact_id,
+            &MergeCause::Api,
+            state.clock.now(),
+        )
         .await?;
     Ok(axum::Json(load(&state, &caller, &id).await?))
 }
@@ -497,6 +503,10 @@ pub struct MergeView {
     pub merged_id: String,
     pub merged_at: jiff::Timestamp,
     pub merged_snapshot: Contact,
+    /// `{"type": "api"}`, or `{"type": "flow_answer", "identity", "flow", "node",
+    /// "message_id", "conversation_id"}` when the merged contact (a web chat visitor)
+    /// gave an address of this contact in a flow: their claim, not a proof.
+    pub cause: MergeCause,
 }
 
 /// The merges recorded for a contact.
@@ -517,6 +527,7 @@ pub async fn list_merges(
                 merged_id: m.merged_id,
                 merged_at: m.merged_at,
                 merged_snapshot: m.merged_snapshot,
+                cause: m.cause,
             })
             .collect(),
     ))

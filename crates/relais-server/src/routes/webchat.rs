@@ -538,6 +538,10 @@ async fn visitor_typing(state: AppState, hub: Arc<Hub>, address: String) {
 }
 
 /// The visitor's messages on this channel, in and out, oldest first, after `after`.
+///
+/// Only those of the visitor's own address: a visitor who gave a known customer's address
+/// in a flow was merged into that customer, whose other messages (SMS, WhatsApp, other
+/// visitors') they must never see, and which must not crowd theirs out either.
 async fn history(
     state: &AppState,
     hub: &Hub,
@@ -556,13 +560,9 @@ async fn history(
     let mut entries: Vec<(jiff::Timestamp, String, Value)> = Vec::new();
     for m in state
         .store
-        .inbound_of_contact(tenant, &contact.id, HISTORY)
+        .inbound_from_address(tenant, &contact.id, channel_id, &visitor.address, HISTORY)
         .await?
     {
-        if m.channel_id.as_deref() != Some(channel_id.as_str()) || m.from_address != visitor.address
-        {
-            continue;
-        }
         let client_id = m.provider_id.as_deref().and_then(webchat::client_id_of);
         let content = match &m.media {
             // The widget fetches it from /webchat/{channel}/media/{id} with the token.
@@ -584,12 +584,9 @@ async fn history(
     }
     for m in state
         .store
-        .messages_of_contact(tenant, &contact.id, HISTORY)
+        .messages_to_address(tenant, &contact.id, channel_id, &visitor.address, HISTORY)
         .await?
     {
-        if m.channel != *channel_id || m.to_address != visitor.address {
-            continue;
-        }
         entries.push((
             m.created_at,
             m.id.clone(),

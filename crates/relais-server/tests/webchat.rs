@@ -541,6 +541,23 @@ async fn a_visitor_fills_in_a_flows_form_and_its_values_are_kept_on_the_contact(
                 .as_str()
                 .is_some_and(|t| t.contains("formulaire") || t.contains("form"));
     }
+    // A slot the form does not offer, sent around the widget: the flow names the field.
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "c2b", "text": "Date: 2026-12-24\nCréneau: 18:00",
+            "payload": r#"{"date":"2026-12-24","creneau":"18:00"}"#}),
+    )
+    .await;
+    let mut named = false;
+    while !named {
+        let frame = next(&mut socket).await;
+        named = frame["type"] == "message"
+            && frame["direction"] == "out"
+            && frame["content"]["text"].as_str().is_some_and(|t| {
+                t == "Merci de vérifier « Créneau »."
+                    || t == "Please check “Créneau”: not one of the choices."
+            });
+    }
     send(
         &mut socket,
         json!({"type": "message", "client_id": "c3", "text": "Date: 2026-12-24\nCréneau: 14:00",

@@ -5,6 +5,7 @@
 
 use crate::channel::ChannelKind;
 use crate::contact::{AddressRules, normalize_address};
+use crate::content::{Form, FormFieldKind};
 use crate::keywords::normalize;
 use crate::phone::normalize_phone;
 use jiff::civil::Date;
@@ -54,6 +55,15 @@ pub enum AnswerKind {
     Form,
 }
 
+/// What is wrong with a field of a form filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FormFieldProblem {
+    #[error("required")]
+    Required,
+    #[error("not {0}")]
+    NotOfItsKind(&'static str),
+}
+
 /// Why an answer was not taken; [`AnswerError::hint`] tells the customer what is expected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AnswerError {
@@ -81,6 +91,12 @@ pub enum AnswerError {
     NoMatch(String),
     #[error("the answer is not the values of a form (a JSON object of texts): {0}")]
     NotAForm(String),
+    /// A field of a form filled in: `field` is its label, as the customer saw it.
+    #[error("{field}: {why}")]
+    BadFormField {
+        field: String,
+        why: FormFieldProblem,
+    },
     #[error("the pattern is not a valid regular expression: {0}")]
     BadPattern(String),
 }
@@ -127,6 +143,24 @@ impl AnswerCheck {
             AnswerKind::Text if fr => "Je n'ai pas compris votre réponse.".into(),
             AnswerKind::Text => "Sorry, I did not get that.".into(),
         }
+    }
+}
+
+impl AnswerError {
+    /// What the customer is told after a form filled in with a field that does not fit,
+    /// naming the field, in `language` (`fr`, otherwise English).
+    pub fn form_hint(&self, language: Option<&str>) -> Option<String> {
+        let AnswerError::BadFormField { field, why } = self else {
+            return None;
+        };
+        Some(
+            match (language == Some("fr"), *why == FormFieldProblem::Required) {
+                (true, true) => format!("Merci de remplir « {field} »."),
+                (true, false) => format!("Merci de vérifier « {field} »."),
+                (false, true) => format!("Please fill in “{field}”."),
+                (false, false) => format!("Please check “{field}”: {why}."),
+            },
+        )
     }
 }
 
@@ -178,15 +212,7 @@ pub fn check_answer(
                     max: check.max,
                 });
             }
-            Ok(serde_json::Number::from_f64(value)
-                .map(|n| {
-                    if value.fract() == 0.0 && value.abs() < 9e15 {
-                        Value::from(value as i64)
-                    } else {
-                        Value::Number(n)
-                    }
-                })
-                .unwrap_or(Value::Null))
+            Ok(number_value(value))
         }
         AnswerKind::Date => date(input, context.today)
             .map(|d| Value::String(d.to_string()))
@@ -204,6 +230,114 @@ pub fn check_answer(
             .map(|p| Value::String(p.into_string()))
             .map_err(|_| AnswerError::NotAPhone(input.to_owned())),
     }
+}
+
+/// The values of `form` filled in (`input`, the JSON object the widget sends), each read
+/// by its field's kind as an answer of that kind is (`"06 12 34 56 78"` kept as
+/// `"+33612345678"`, `"2"` as a choice's second option, `"14h30"` as `"14:30"`), or the first
+/// field that does not fit: a required one left empty, a value not of its kind. Names the
+/// form does not have are dropped: what is kept is what the form asked.
+pub fn check_form_answer(
+    form: &Form,
+    input: &str,
+    context: &AnswerContext,
+) -> Result<Value, AnswerError> {
+    let input = input.trim();
+    if input.is_empty() {
+        return Err(AnswerError::Empty);
+    }
+    let Value::Object(mut given) = form_values(input)? else {
+        return Err(AnswerError::NotAForm("not a JSON object".into()));
+    };
+    let mut kept = serde_json::Map::new();
+    for field in &form.fields {
+        let value = given
+            .remove(&field.name)
+            .and_then(|v| v.as_str().map(|t| t.trim().to_owned()))
+            .unwrap_or_default();
+        let bad = |kind: &'static str| AnswerError::BadFormField {
+            field: field.label.clone(),
+            why: FormFieldProblem::NotOfItsKind(kind),
+        };
+        if value.is_empty() {
+            if field.required {
+                return Err(AnswerError::BadFormField {
+                    field: field.label.clone(),
+                    why: FormFieldProblem::Required,
+                });
+            }
+            continue;
+        }
+        let read = match field.kind {
+            FormFieldKind::Text => Value::String(value),
+            FormFieldKind::Email => normalize_address(
+                ChannelKind::Email,
+                &value,
+                AddressRules {
+                    default_country: None,
+                },
+            )
+            .map(Value::String)
+            .map_err(|_| bad("an e-mail address"))?,
+            FormFieldKind::Phone => normalize_phone(&value, context.default_country)
+                .map(|p| Value::String(p.into_string()))
+                .map_err(|_| bad("a phone number"))?,
+            FormFieldKind::Number => number(&value)
+                .map(number_value)
+                .ok_or_else(|| bad("a number"))?,
+            FormFieldKind::Date => date(&value, context.today)
+                .map(|d| Value::String(d.to_string()))
+                .ok_or_else(|| bad("a date"))?,
+            FormFieldKind::Time => time(&value)
+                .map(|t| Value::String(t.strftime("%H:%M").to_string()))
+                .ok_or_else(|| bad("a time of day"))?,
+            FormFieldKind::Choice => choice(&field.options, &value)
+                .map(|c| Value::String(c.to_owned()))
+                .ok_or_else(|| bad("one of the choices"))?,
+        };
+        kept.insert(field.name.clone(), read);
+    }
+    if kept.is_empty() {
+        return Err(AnswerError::Empty);
+    }
+    Ok(Value::Object(kept))
+}
+
+/// A number kept as JSON: an integer when it is one.
+fn number_value(value: f64) -> Value {
+    if value.fract() == 0.0 && value.abs() < 9e15 {
+        return Value::from(value as i64);
+    }
+    serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number)
+}
+
+/// A time of day as people write it: `14:30` (what a browser's time field sends, seconds
+/// allowed), `14h30`, `14h`, `9 h 05`.
+fn time(input: &str) -> Option<jiff::civil::Time> {
+    let compact: String = input
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase();
+    let parts: Vec<&str> = compact.split([':', 'h']).collect();
+    let (hour, minute, second) = match parts.as_slice() {
+        [h, m] => (*h, if m.is_empty() { "0" } else { m }, "0"),
+        [h, m, s] => (*h, *m, *s),
+        _ => return None,
+    };
+    let digits = |s: &str, max: usize| {
+        (!s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_digit())).then_some(())
+    };
+    digits(hour, 2)?;
+    digits(minute, 2)?;
+    digits(second, 2)?;
+    jiff::civil::Time::new(
+        hour.parse().ok()?,
+        minute.parse().ok()?,
+        second.parse().ok()?,
+        0,
+    )
+    .ok()
 }
 
 /// A form's values: a JSON object whose values are texts (each at most
@@ -424,6 +558,134 @@ mod tests {
         }
         let long = format!(r#"{{"note": "{}"}}"#, "x".repeat(1001));
         assert!(check_answer(&form, &long, &context()).is_err());
+    }
+
+    fn appointment() -> Form {
+        serde_json::from_value(serde_json::json!({
+            "title": "Rendez-vous",
+            "fields": [
+                {"name": "date", "label": "Date", "kind": "date"},
+                {"name": "slot", "label": "Créneau", "kind": "choice", "options": ["10:00", "14:00"]},
+                {"name": "at", "label": "Heure", "kind": "time", "required": false},
+                {"name": "mobile", "label": "Mobile", "kind": "phone"},
+                {"name": "mail", "label": "E-mail", "kind": "email", "required": false},
+                {"name": "guests", "label": "Personnes", "kind": "number", "required": false}
+            ]
+        }))
+        .expect("a form")
+    }
+
+    #[test]
+    fn a_forms_values_are_read_by_their_fields_kinds() {
+        let kept = check_form_answer(
+            &appointment(),
+            r#"{"date": "24/12", "slot": "2", "at": "9 h 05", "mobile": "06 12 34 56 78",
+                "mail": " Ana@Example.com ", "guests": "2", "admin": "yes"}"#,
+            &context(),
+        );
+        assert_eq!(
+            kept,
+            Ok(
+                serde_json::json!({"date": "2026-12-24", "slot": "14:00", "at": "09:05",
+                "mobile": "+33612345678", "mail": "ana@example.com", "guests": 2})
+            ),
+            "each value as its kind keeps it; a name the form has not is dropped"
+        );
+        assert_eq!(
+            check_form_answer(
+                &appointment(),
+                r#"{"date": "2026-12-24", "slot": "10:00", "mobile": "+33612345678", "at": ""}"#,
+                &context()
+            ),
+            Ok(
+                serde_json::json!({"date": "2026-12-24", "slot": "10:00", "mobile": "+33612345678"})
+            ),
+            "optional fields may stay empty"
+        );
+    }
+
+    #[test]
+    fn a_form_with_a_required_field_empty_or_a_value_not_of_its_kind_is_refused() {
+        let refused = |input: &str| check_form_answer(&appointment(), input, &context());
+        for (input, field, why) in [
+            (
+                r#"{"slot": "10:00", "mobile": "0612345678"}"#,
+                "Date",
+                "required",
+            ),
+            (
+                r#"{"date": "2026-12-24", "slot": "10:00", "mobile": " "}"#,
+                "Mobile",
+                "required",
+            ),
+            (
+                r#"{"date": "bientôt", "slot": "10:00", "mobile": "0612345678"}"#,
+                "Date",
+                "a date",
+            ),
+            (
+                r#"{"date": "2026-12-24", "slot": "18:00", "mobile": "0612345678"}"#,
+                "Créneau",
+                "one of the choices",
+            ),
+            (
+                r#"{"date": "2026-12-24", "slot": "10:00", "mobile": "appelez-moi"}"#,
+                "Mobile",
+                "a phone number",
+            ),
+            (
+                r#"{"date": "2026-12-24", "slot": "10:00", "mobile": "0612345678", "at": "25:00"}"#,
+                "Heure",
+                "a time of day",
+            ),
+            (
+                r#"{"date": "2026-12-24", "slot": "10:00", "mobile": "0612345678", "mail": "ana@"}"#,
+                "E-mail",
+                "an e-mail address",
+            ),
+            (
+                r#"{"date": "2026-12-24", "slot": "10:00", "mobile": "0612345678", "guests": "deux"}"#,
+                "Personnes",
+                "a number",
+            ),
+        ] {
+            let why = match why {
+                "required" => FormFieldProblem::Required,
+                kind => FormFieldProblem::NotOfItsKind(kind),
+            };
+            assert_eq!(
+                refused(input),
+                Err(AnswerError::BadFormField {
+                    field: field.into(),
+                    why
+                }),
+                "{input}"
+            );
+        }
+        assert!(matches!(
+            refused("mardi 10 h"),
+            Err(AnswerError::NotAForm(_))
+        ));
+    }
+
+    #[test]
+    fn times_are_read_as_people_write_them() {
+        for (input, expected) in [
+            ("14:30", "14:30:00"),
+            ("14:30:15", "14:30:15"),
+            ("14h", "14:00:00"),
+            ("9 h 05", "09:05:00"),
+            ("14H30", "14:30:00"),
+        ] {
+            assert_eq!(
+                time(input).map(|t| t.to_string()),
+                Some(expected.into()),
+                "{input}"
+            );
+        }
+        for bad in ["", "14", "24:00", "14:60", "1430", "two", "14:3x", "-1:00"] {
+            assert_eq!(time(bad), None, "{bad}");
+        }
     }
 
     #[test]

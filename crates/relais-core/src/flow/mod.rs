@@ -12,7 +12,10 @@ mod answer;
 mod condition;
 mod validate;
 
-pub use answer::{AnswerCheck, AnswerContext, AnswerError, AnswerKind, check_answer};
+pub use answer::{
+    AnswerCheck, AnswerContext, AnswerError, AnswerKind, FormFieldProblem, check_answer,
+    check_form_answer,
+};
 pub use condition::{Facts, matches_words};
 pub use validate::{FlowError, FlowErrors};
 
@@ -275,6 +278,22 @@ pub struct AskNode {
 impl AskNode {
     pub fn attempts(&self) -> u32 {
         self.attempts.unwrap_or(DEFAULT_ATTEMPTS)
+    }
+
+    /// The value kept for the customer's answer `input`, or why it does not fit: a `form`
+    /// check reads the values by the fields of the form the node asks
+    /// ([`check_form_answer`]), any other by its kind ([`check_answer`]).
+    pub fn check(&self, input: &str, context: &AnswerContext) -> Result<Value, AnswerError> {
+        let form = self.content.as_ref().and_then(|c| match &c.body {
+            crate::content::Body::Form(form) => Some(form),
+            _ => None,
+        });
+        match form {
+            Some(form) if self.validate.kind == AnswerKind::Form => {
+                check_form_answer(form, input, context)
+            }
+            _ => check_answer(&self.validate, input, context),
+        }
     }
 
     /// The identity a valid answer (`value`, as [`check_answer`] keeps it) claims for the

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use relais_core::contact::Identity;
 use relais_core::content::Content;
 use relais_core::flow::{
-    AnswerCheck, AnswerContext, Facts, FlowDefinition, MAX_STEPS_PER_MESSAGE, Node, check_answer,
+    AnswerCheck, AnswerContext, AnswerKind, Facts, FlowDefinition, MAX_STEPS_PER_MESSAGE, Node,
 };
 use relais_core::template::{ContentTemplate, Template, template_context};
 use serde::Serialize;
@@ -165,12 +165,14 @@ pub async fn run(start: RunStart<'_>, io: &mut dyn FlowIo) -> Result<Run, FlowIo
             Node::Ask(ask) if answering => {
                 answering = false;
                 // A chosen button's payload answers first, as it says more than its
-                // title; an answer the check refuses as a payload is read as words.
-                let checked = facts
-                    .payload
-                    .as_deref()
-                    .and_then(|payload| check_answer(&ask.validate, payload, &answers).ok())
-                    .map_or_else(|| check_answer(&ask.validate, &facts.text, &answers), Ok);
+                // title; an answer the check refuses as a payload is read as words. A
+                // form's values come as the payload only: when they do not fit, what is
+                // wrong with them is what the customer is told.
+                let checked = match facts.payload.as_deref().map(|p| ask.check(p, &answers)) {
+                    Some(Ok(value)) => Ok(value),
+                    Some(Err(refused)) if ask.validate.kind == AnswerKind::Form => Err(refused),
+                    _ => ask.check(&facts.text, &answers),
+                };
                 match checked {
                     Ok(value) => {
                         if let Some(attribute) = &ask.attribute {
@@ -203,6 +205,7 @@ pub async fn run(start: RunStart<'_>, io: &mut dyn FlowIo) -> Result<Run, FlowIo
                             let retry = ask
                                 .retry_text
                                 .clone()
+                                .or_else(|| refused.form_hint(language.as_deref()))
                                 .unwrap_or_else(|| ask.validate.hint(language.as_deref()));
                             match say_retry(io, &current, node, &ask.validate, &retry, &context)
                                 .await?

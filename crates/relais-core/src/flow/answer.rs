@@ -217,18 +217,12 @@ pub fn check_answer(
         AnswerKind::Date => date(input, context.today)
             .map(|d| Value::String(d.to_string()))
             .ok_or_else(|| AnswerError::NotADate(input.to_owned())),
-        AnswerKind::Email => normalize_address(
-            ChannelKind::Email,
-            input,
-            AddressRules {
-                default_country: None,
-            },
-        )
-        .map(Value::String)
-        .map_err(|_| AnswerError::NotAnEmail(input.to_owned())),
-        AnswerKind::Phone => normalize_phone(input, context.default_country)
-            .map(|p| Value::String(p.into_string()))
-            .map_err(|_| AnswerError::NotAPhone(input.to_owned())),
+        AnswerKind::Email => email(input)
+            .map(Value::String)
+            .ok_or_else(|| AnswerError::NotAnEmail(input.to_owned())),
+        AnswerKind::Phone => phone(input, context)
+            .map(Value::String)
+            .ok_or_else(|| AnswerError::NotAPhone(input.to_owned())),
     }
 }
 
@@ -270,18 +264,12 @@ pub fn check_form_answer(
         }
         let read = match field.kind {
             FormFieldKind::Text => Value::String(value),
-            FormFieldKind::Email => normalize_address(
-                ChannelKind::Email,
-                &value,
-                AddressRules {
-                    default_country: None,
-                },
-            )
-            .map(Value::String)
-            .map_err(|_| bad("an e-mail address"))?,
-            FormFieldKind::Phone => normalize_phone(&value, context.default_country)
-                .map(|p| Value::String(p.into_string()))
-                .map_err(|_| bad("a phone number"))?,
+            FormFieldKind::Email => email(&value)
+                .map(Value::String)
+                .ok_or_else(|| bad("an e-mail address"))?,
+            FormFieldKind::Phone => phone(&value, context)
+                .map(Value::String)
+                .ok_or_else(|| bad("a phone number"))?,
             FormFieldKind::Number => number(&value)
                 .map(number_value)
                 .ok_or_else(|| bad("a number"))?,
@@ -301,6 +289,21 @@ pub fn check_form_answer(
         return Err(AnswerError::Empty);
     }
     Ok(Value::Object(kept))
+}
+
+/// An e-mail address as it is kept: normalised as a contact's e-mail identity is.
+fn email(input: &str) -> Option<String> {
+    let rules = AddressRules {
+        default_country: None,
+    };
+    normalize_address(ChannelKind::Email, input, rules).ok()
+}
+
+/// A phone number as it is kept: E.164, a national number read in the tenant's country.
+fn phone(input: &str, context: &AnswerContext) -> Option<String> {
+    normalize_phone(input, context.default_country)
+        .ok()
+        .map(|p| p.into_string())
 }
 
 /// A number kept as JSON: an integer when it is one.

@@ -6,6 +6,7 @@ use crate::adapter::ChannelAdapter;
 use crate::event::{Confirm, NewInbound, StatusReport};
 use crate::messenger::{MessengerChannel, MessengerConfig, Platform};
 use crate::rcs::{RcsChannel, RcsConfig};
+use crate::telegram::{BotApi, TelegramChannel, TelegramConfig};
 use crate::whatsapp::{WhatsAppChannel, WhatsAppConfig};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
@@ -20,11 +21,15 @@ pub const KINDS: &[&str] = &[
     MESSENGER,
     INSTAGRAM,
     RCS,
+    TELEGRAM,
     crate::webchat::KIND,
 ];
 
 /// The `kind` of a configured RCS Business Messaging agent.
 pub const RCS: &str = "rcs";
+
+/// The `kind` of a configured Telegram bot.
+pub const TELEGRAM: &str = crate::telegram::KIND;
 
 /// The `kind` of a configured WhatsApp Cloud API channel.
 pub const WHATSAPP: &str = "whatsapp";
@@ -115,6 +120,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         crate::smpp::KIND => Some(ChannelKind::Sms),
         WHATSAPP => Some(ChannelKind::Whatsapp),
         RCS => Some(ChannelKind::Rcs),
+        TELEGRAM => Some(ChannelKind::Telegram),
         crate::webchat::KIND => Some(ChannelKind::Webchat),
         other => platform(other).map(Platform::kind),
     }
@@ -150,6 +156,7 @@ fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), Confi
         crate::smpp::KIND => crate::smpp::parse_config(config).map(|_| ()),
         WHATSAPP => WhatsAppConfig::parse(config).map(|_| ()),
         RCS => RcsConfig::parse(config).map(|_| ()),
+        TELEGRAM => TelegramConfig::parse(config).map(|_| ()),
         crate::webchat::KIND => crate::webchat::WebchatConfig::parse(config).map(|_| ()),
         other => match platform(other) {
             Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
@@ -182,6 +189,14 @@ pub fn start(
             let channel = RcsChannel::new(config.clone()).map_err(client_error)?;
             Ok(told_by_webhooks(Arc::new(channel), move |request| {
                 crate::rcs::receive_webhook(&identity, &config, request)
+            }))
+        }
+        TELEGRAM => {
+            let api = Arc::new(BotApi::new(TelegramConfig::parse(config)?).map_err(client_error)?);
+            crate::telegram::register_webhook(api.clone(), &identity.id);
+            let channel = TelegramChannel::new(api.clone());
+            Ok(told_by_webhooks(Arc::new(channel), move |request| {
+                crate::telegram::receive_webhook(&identity, &api, request)
             }))
         }
         other => {
@@ -256,7 +271,7 @@ pub async fn fetch_provider_templates(
 
 /// Whether a channel of this kind is told by its provider through `/hooks/{channel}`.
 pub fn takes_webhooks(kind: &str) -> bool {
-    kind == WHATSAPP || kind == RCS || platform(kind).is_some()
+    kind == WHATSAPP || kind == RCS || kind == TELEGRAM || platform(kind).is_some()
 }
 
 /// A provider's call to a channel's `/hooks/{channel}` address.

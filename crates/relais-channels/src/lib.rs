@@ -15,6 +15,7 @@ pub mod pace;
 pub mod rcs;
 pub mod sim;
 pub mod smpp;
+pub mod telegram;
 pub mod webchat;
 pub mod whatsapp;
 

@@ -7,6 +7,7 @@ use crate::event::{Confirm, NewInbound, StatusReport};
 use crate::messenger::{MessengerChannel, MessengerConfig, Platform};
 use crate::rcs::{RcsChannel, RcsConfig};
 use crate::telegram::{BotApi, TelegramChannel, TelegramConfig};
+use crate::viber::{ViberApi, ViberChannel, ViberConfig};
 use crate::whatsapp::{WhatsAppChannel, WhatsAppConfig};
 use async_trait::async_trait;
 use relais_core::channel::ChannelKind;
@@ -23,6 +24,7 @@ pub const KINDS: &[&str] = &[
     RCS,
     TELEGRAM,
     crate::webchat::KIND,
+    VIBER,
 ];
 
 /// The `kind` of a configured RCS Business Messaging agent.
@@ -30,6 +32,9 @@ pub const RCS: &str = "rcs";
 
 /// The `kind` of a configured Telegram bot.
 pub const TELEGRAM: &str = crate::telegram::KIND;
+
+/// The `kind` of a configured Viber bot.
+pub const VIBER: &str = crate::viber::KIND;
 
 /// The `kind` of a configured WhatsApp Cloud API channel.
 pub const WHATSAPP: &str = "whatsapp";
@@ -122,6 +127,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         RCS => Some(ChannelKind::Rcs),
         TELEGRAM => Some(ChannelKind::Telegram),
         crate::webchat::KIND => Some(ChannelKind::Webchat),
+        VIBER => Some(ChannelKind::Viber),
         other => platform(other).map(Platform::kind),
     }
 }
@@ -158,6 +164,7 @@ fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), Confi
         RCS => RcsConfig::parse(config).map(|_| ()),
         TELEGRAM => TelegramConfig::parse(config).map(|_| ()),
         crate::webchat::KIND => crate::webchat::WebchatConfig::parse(config).map(|_| ()),
+        VIBER => ViberConfig::parse(config).map(|_| ()),
         other => match platform(other) {
             Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
             None => Err(unknown_kind(other)),
@@ -197,6 +204,14 @@ pub fn start(
             let channel = TelegramChannel::new(api.clone());
             Ok(told_by_webhooks(Arc::new(channel), move |request| {
                 crate::telegram::receive_webhook(&identity, &api, request)
+            }))
+        }
+        VIBER => {
+            let api = Arc::new(ViberApi::new(ViberConfig::parse(config)?).map_err(client_error)?);
+            crate::viber::register_webhook(api.clone(), &identity.id);
+            let channel = ViberChannel::new(api.clone());
+            Ok(told_by_webhooks(Arc::new(channel), move |request| {
+                crate::viber::receive_webhook(&identity, &api, request)
             }))
         }
         other => {
@@ -271,7 +286,7 @@ pub async fn fetch_provider_templates(
 
 /// Whether a channel of this kind is told by its provider through `/hooks/{channel}`.
 pub fn takes_webhooks(kind: &str) -> bool {
-    kind == WHATSAPP || kind == RCS || kind == TELEGRAM || platform(kind).is_some()
+    kind == WHATSAPP || kind == RCS || kind == TELEGRAM || kind == VIBER || platform(kind).is_some()
 }
 
 /// A provider's call to a channel's `/hooks/{channel}` address.

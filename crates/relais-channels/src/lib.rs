@@ -16,6 +16,7 @@ pub mod rcs;
 pub mod sim;
 pub mod smpp;
 pub mod telegram;
+pub mod viber;
 pub mod webchat;
 pub mod whatsapp;
 

@@ -1179,19 +1179,23 @@ impl ChannelCapabilities {
 
     pub const VIBER: ChannelCapabilities = ChannelCapabilities {
         text_limit: TextLimit::Characters(7000),
+        // A keyboard under the message carries reply and link keys; 3 buttons keep a card
+        // with its image (3 rows) and text (1 row) inside rich media's 7 rows.
         buttons: ButtonSupport {
-            max: 1,
-            reply: false,
+            max: 3,
+            reply: true,
             url: true,
             call: false,
             max_title_chars: 30,
         },
-        quick_replies_max: 0,
-        cards: false,
-        carousel_max_cards: 0,
+        quick_replies_max: 12,
+        cards: true,
+        carousel_max_cards: 6,
+        // A video message must state its size and duration, which a URL does not give:
+        // videos go as links.
         media: MediaKinds {
             image: true,
-            video: true,
+            video: false,
             audio: false,
             document: true,
         },

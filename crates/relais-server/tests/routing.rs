@@ -428,12 +428,12 @@ async fn a_kind_without_a_configured_channel_is_refused_at_once() {
     let (status, problem) = api
         .post(
             "/v1/messages",
-            json!({"to": "+33612345678", "channel": "viber", "content": {"text": "Bonjour"}}),
+            json!({"to": "+33612345678", "channel": "apns", "content": {"text": "Bonjour"}}),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     let detail = problem["errors"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains("cannot configure `viber`"), "{detail}");
+    assert!(detail.contains("cannot configure `apns`"), "{detail}");
     let (_, list) = api.get("/v1/messages").await;
     let stored = list.get("data").cloned().unwrap_or(list);
     assert_eq!(stored, json!([]), "nothing was stored");

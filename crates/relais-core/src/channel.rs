@@ -59,15 +59,12 @@ impl ChannelKind {
         }
     }
 
-    /// Channels whose address is a phone number in E.164.
+    /// Channels whose address is a phone number in E.164. (A Viber bot writes to a user
+    /// id, such as `01234567890A=`, never to a number.)
     pub fn is_phone_addressed(self) -> bool {
         matches!(
             self,
-            ChannelKind::Sms
-                | ChannelKind::Whatsapp
-                | ChannelKind::Rcs
-                | ChannelKind::Viber
-                | ChannelKind::Sim
+            ChannelKind::Sms | ChannelKind::Whatsapp | ChannelKind::Rcs | ChannelKind::Sim
         )
     }
 }

@@ -27,7 +27,7 @@ pub const PREFIX: &str = "enc:v1:";
 
 /// The keys of a channel's config whose values are secrets: the SMPP password, the tokens
 /// and app secrets of Meta's and Telegram's channels (docs/DESIGN.md, external contract),
-/// and RCS's service account key and webhook client token.
+/// RCS's service account key and webhook client token, and Viber's auth token.
 pub const SECRET_KEYS: &[&str] = &[
     "password",
     "access_token",

@@ -171,7 +171,7 @@ async fn a_bots_channel_hides_its_token_and_takes_only_signed_callbacks_once() {
     assert_eq!(inbound[0]["channel"], "viber");
     assert_eq!(inbound[0]["from"], USER);
     assert_eq!(inbound[0]["text"], "Où est mon colis ?");
-    // Viber's check of a new webhook and a subscription are taken with nothing stored.
+    // Viber's check of a new webhook is taken with nothing stored.
     let check = json!({"event": "webhook", "timestamp": 1764840000000u64,
         "chat_hostname": "SN-219_", "message_token": 241256543215u64});
     assert_eq!(api.hook(&hook, &check, Some(TOKEN)).await, StatusCode::OK);

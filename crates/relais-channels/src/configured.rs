@@ -3,7 +3,7 @@
 //! runs every configured channel the same way through [`start`], whatever its kind.
 
 use crate::adapter::ChannelAdapter;
-use crate::event::{Confirm, NewInbound, StatusReport};
+use crate::event::{Confirm, ConsentReport, NewInbound, StatusReport};
 use crate::messenger::{MessengerChannel, MessengerConfig, Platform};
 use crate::rcs::{RcsChannel, RcsConfig};
 use crate::telegram::{BotApi, TelegramChannel, TelegramConfig};
@@ -87,6 +87,8 @@ pub enum ChannelEvent {
     Inbound(NewInbound, Confirm),
     /// The provider reported on a message the channel sent.
     Status(StatusReport, Confirm),
+    /// A person changed their consent on the channel.
+    Consent(ConsentReport, Confirm),
 }
 
 /// The events of a running channel, read by the engine.

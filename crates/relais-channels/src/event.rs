@@ -1,5 +1,6 @@
-//! What a channel hands the engine: the messages customers wrote and the statuses its
-//! provider reported, each with the confirmation its provider waits for.
+//! What a channel hands the engine: the messages customers wrote, the statuses its
+//! provider reported and the consents people changed on the channel, each with the
+//! confirmation its provider waits for.
 //!
 //! A channel never stores anything itself. It turns what its provider sent (a
 //! `deliver_sm`, a webhook) into these values; the engine stores them and only then calls
@@ -50,6 +51,21 @@ pub enum MessageRef {
         recipient: String,
         before: Timestamp,
     },
+}
+
+/// A person's consent, changed on the channel itself (they unsubscribed in the app, or
+/// clicked an unsubscribe link), as the channel's provider reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentReport {
+    pub tenant_id: String,
+    pub channel: ChannelKind,
+    /// The person's address on the channel.
+    pub address: String,
+    pub status: relais_core::consent::ConsentStatus,
+    pub purpose: relais_core::consent::Purpose,
+    /// What the provider said, kept as the ledger entry's proof. It names the provider's
+    /// event (its time and ids), so that a redelivery of the same report is recorded once.
+    pub proof: String,
 }
 
 /// A provider's report on a message a configured channel sent.

@@ -28,4 +28,4 @@ pub use configured::{
     WebhookError, WebhookReader, WebhookRequest, check_config, kind_of, routing_rules, start,
     takes_webhooks,
 };
-pub use event::{Confirm, MessageRef, NewInbound, StatusReport};
+pub use event::{Confirm, ConsentReport, MessageRef, NewInbound, StatusReport};

@@ -623,8 +623,6 @@ async fn subscription_events_and_the_webhook_check_are_taken_with_nothing_stored
         json!({"event": "subscribed", "timestamp": 1_457_764_197_627u64,
             "user": {"id": USER, "name": "Camille", "language": "fr", "api_version": 10},
             "message_token": 4_912_661_846_655_238_145u64}),
-        json!({"event": "unsubscribed", "timestamp": 1_457_764_197_627u64,
-            "user_id": USER, "message_token": 4_912_661_846_655_238_145u64}),
     ] {
         assert!(
             delivered(hook(&started, &callback)).is_empty(),
@@ -640,6 +638,35 @@ async fn subscription_events_and_the_webhook_check_are_taken_with_nothing_stored
         hook_raw(&started, Some(sign(TOKEN, broken)), broken),
         Err(WebhookError::Malformed(_))
     ));
+}
+
+#[tokio::test]
+async fn an_unsubscribe_is_an_opt_out_of_everything_on_viber_with_the_callback_as_proof() {
+    let fake = spawn_fake().await;
+    let started = start(&fake);
+    let callback = json!({"event": "unsubscribed", "timestamp": 1_457_764_197_627u64,
+        "user_id": USER, "message_token": 4_912_661_846_655_238_145u64});
+    let events = delivered(hook(&started, &callback));
+    let [ChannelEvent::Consent(report, _)] = events.as_slice() else {
+        panic!("expected one consent change, got {events:?}");
+    };
+    assert_eq!(report.channel, ChannelKind::Viber);
+    assert_eq!(report.address, USER);
+    assert_eq!(report.status, relais_core::consent::ConsentStatus::OptedOut);
+    assert_eq!(report.purpose, relais_core::consent::Purpose::All);
+    assert!(
+        report.proof.contains("unsubscribed") && report.proof.contains("2016-03-12T06:29:57.627Z"),
+        "the proof names the callback and its time: {}",
+        report.proof
+    );
+    let again = delivered(hook(&started, &callback));
+    let [ChannelEvent::Consent(redelivered, _)] = again.as_slice() else {
+        panic!("expected one consent change, got {again:?}");
+    };
+    assert_eq!(
+        redelivered.proof, report.proof,
+        "a redelivery says the same, so the engine records it once"
+    );
 }
 
 #[tokio::test]

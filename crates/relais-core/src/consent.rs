@@ -110,6 +110,9 @@ pub enum ConsentSource {
     Import,
     Widget,
     Agent,
+    /// The channel's provider told Relais: the person unsubscribed in the app (Viber's
+    /// `unsubscribed`), or asked for it from the message (an e-mail's one-click link).
+    Channel,
 }
 
 impl ConsentSource {
@@ -120,6 +123,7 @@ impl ConsentSource {
             ConsentSource::Import => "import",
             ConsentSource::Widget => "widget",
             ConsentSource::Agent => "agent",
+            ConsentSource::Channel => "channel",
         }
     }
     pub fn parse(s: &str) -> Result<Self, ConsentError> {
@@ -129,6 +133,7 @@ impl ConsentSource {
             "import" => Ok(ConsentSource::Import),
             "widget" => Ok(ConsentSource::Widget),
             "agent" => Ok(ConsentSource::Agent),
+            "channel" => Ok(ConsentSource::Channel),
             other => Err(ConsentError::Source(other.to_owned())),
         }
     }

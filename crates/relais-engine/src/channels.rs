@@ -11,10 +11,12 @@ use crate::dispatch::{ChannelRegistry, ReceiptAck, apply_receipt_to, receipt_eve
 use crate::inbound::InboundPipeline;
 use relais_channels::configured::TemplateFetchError;
 use relais_channels::{
-    ChannelAdapter, ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Confirm, MessageRef,
-    StatusReport, WebhookAnswer, WebhookError, WebhookReader, WebhookRequest,
+    ChannelAdapter, ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Confirm,
+    ConsentReport, MessageRef, StatusReport, WebhookAnswer, WebhookError, WebhookReader,
+    WebhookRequest,
 };
 use relais_core::clock::Clock;
+use relais_core::consent::{ConsentRecord, ConsentSource};
 use relais_core::status::{MessageStatus, advance};
 use relais_store::{ChannelRecord, MessageEvent, ProviderTemplate, Store, StoreError};
 use std::collections::HashMap;
@@ -302,6 +304,12 @@ impl EventSink {
                     }
                 },
                 ChannelEvent::Inbound(message, confirm) => inbound.push((message, confirm)),
+                ChannelEvent::Consent(report, confirm) => match self.consent(report).await {
+                    Ok(()) => confirm.confirm(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot record a consent the channel reported; it will be delivered again");
+                    }
+                },
             }
         }
         let handed = inbound.into_iter().map(|(message, confirm)| async move {
@@ -388,6 +396,9 @@ impl EventSink {
                     ChannelEvent::Status(report, confirm) => {
                         ChannelEvent::Status(report, told(confirm))
                     }
+                    ChannelEvent::Consent(report, confirm) => {
+                        ChannelEvent::Consent(report, told(confirm))
+                    }
                 }
             })
             .collect();
@@ -397,6 +408,44 @@ impl EventSink {
             Ok(answers) => answers.iter().all(Result::is_ok),
             Err(_) => false,
         }
+    }
+
+    /// Records a consent a person changed on the channel in the contact's ledger, with the
+    /// provider's words as proof, and tells the tenant's CRM. A person Relais does not know
+    /// on that channel has no ledger: nothing is recorded. A redelivered report (the same
+    /// proof, from the channel) is recorded once.
+    async fn consent(&self, report: ConsentReport) -> Result<(), StoreError> {
+        let tenant = report.tenant_id.as_str();
+        // A phone number is one person's whichever phone channel it was kept under.
+        let kind = (!report.channel.is_phone_addressed()).then_some(report.channel);
+        let Some(contact) = self
+            .store
+            .contact_by_identity(tenant, kind, &report.address)
+            .await?
+        else {
+            tracing::info!(channel = %report.channel.as_str(), "a consent change for an address no contact has; nothing recorded");
+            return Ok(());
+        };
+        let ledger = self.store.consents(tenant, &contact.id).await?;
+        let already = ledger.iter().any(|r| {
+            r.source == ConsentSource::Channel && r.proof.as_deref() == Some(report.proof.as_str())
+        });
+        if already {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let record = ConsentRecord {
+            id: relais_core::ids::new_id(),
+            contact_id: contact.id,
+            channel: Some(report.channel),
+            purpose: report.purpose,
+            status: report.status,
+            source: ConsentSource::Channel,
+            proof: Some(report.proof),
+            recorded_at: now,
+        };
+        self.store.append_consent(tenant, &record).await?;
+        crate::crm::consent_changed(&*self.store, tenant, &record, None, now).await
     }
 
     /// A watermark's status for each message the channel sent its recipient before it

@@ -237,3 +237,66 @@ async fn a_reply_goes_out_by_send_message_and_receipts_move_it_to_read() {
     let message = api.call("GET", &format!("/v1/messages/{id}"), None).await.1;
     assert_eq!(message["status"], "read", "{message}");
 }
+
+#[tokio::test]
+async fn an_unsubscribe_in_viber_is_an_opt_out_in_the_ledger_once_and_stops_what_follows() {
+    let api = api().await;
+    let hook = api.channel().await["webhook_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Camille wrote once: Relais knows her Viber id.
+    let text = message(4912661846655238145, "Bonjour");
+    assert_eq!(api.hook(&hook, &text, Some(TOKEN)).await, StatusCode::OK);
+    let (_, contacts) = api.call("GET", "/v1/contacts", None).await;
+    let contact = contacts["data"][0]["id"].as_str().unwrap().to_owned();
+
+    let unsubscribed = json!({"event": "unsubscribed", "timestamp": 1764840090000u64,
+        "user_id": USER, "message_token": 4912661846655238146u64});
+    assert_eq!(
+        api.hook(&hook, &unsubscribed, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unsigned: nothing recorded"
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            api.hook(&hook, &unsubscribed, Some(TOKEN)).await,
+            StatusCode::OK
+        );
+    }
+    let (_, ledger) = api
+        .call("GET", &format!("/v1/contacts/{contact}/consents"), None)
+        .await;
+    let ledger = ledger["history"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        ledger.len(),
+        1,
+        "once, however often Viber calls: {ledger:?}"
+    );
+    assert_eq!(ledger[0]["status"], "opted_out");
+    assert_eq!(ledger[0]["source"], "channel");
+    assert_eq!(ledger[0]["channel"], "viber");
+    assert_eq!(ledger[0]["purpose"], "all");
+    assert!(
+        ledger[0]["proof"]
+            .as_str()
+            .is_some_and(|p| p.contains("unsubscribed") && p.contains(USER)),
+        "{ledger:?}"
+    );
+
+    // Even a transactional message to her on Viber is refused now, and nothing goes out.
+    let (status, accepted) = api
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(
+                json!({"to": {"channel": "viber", "address": USER}, "channel": "vb",
+                "purpose": "transactional", "content": {"text": "Votre colis arrive demain."}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted["status"], "rejected", "{accepted}");
+    api.dispatcher.run_once().await.unwrap();
+    assert!(api.calls.lock().unwrap().is_empty());
+}

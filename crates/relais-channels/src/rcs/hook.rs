@@ -80,11 +80,15 @@ pub(crate) fn receive(
             message.to_new_inbound(&identity.tenant_id, &identity.id, config.agent_id()),
             Confirm::none(),
         )),
-        // Typing, subscriptions and events Google adds later change no message: they are
-        // taken (a refusal would make Google deliver them again for a week) and dropped.
-        Notification::Event(event) => event
-            .to_status_report(&identity.tenant_id, &identity.id)
-            .map(|report| ChannelEvent::Status(report, Confirm::none())),
+        // An unsubscription is an opt-out. Typing, subscriptions and events Google adds
+        // later change nothing: they are taken (a refusal would make Google deliver them
+        // again for a week) and dropped.
+        Notification::Event(event) => match event.to_consent_report(&identity.tenant_id) {
+            Some(consent) => Some(ChannelEvent::Consent(consent, Confirm::none())),
+            None => event
+                .to_status_report(&identity.tenant_id, &identity.id)
+                .map(|report| ChannelEvent::Status(report, Confirm::none())),
+        },
     };
     Ok(WebhookAnswer::Deliver(event.into_iter().collect()))
 }

@@ -7,9 +7,10 @@
 //! them into the channel-neutral events the engine stores. Only mapping happens here:
 //! keeping statuses from moving backwards is the engine's job.
 
-use crate::event::{MessageRef, NewInbound, StatusReport};
+use crate::event::{ConsentReport, MessageRef, NewInbound, StatusReport};
 use jiff::Timestamp;
 use relais_core::channel::ChannelKind;
+use relais_core::consent::{ConsentStatus, Purpose};
 use relais_core::status::MessageStatus;
 
 /// The payload of one delivery.
@@ -209,6 +210,30 @@ impl Event {
         }
     }
 
+    /// The consent change an `UNSUBSCRIBE` is: the user asked the agent for no more
+    /// non-essential messages, an opt-out of marketing on RCS, with the event as proof.
+    /// `None` for every other event.
+    pub fn to_consent_report(&self, tenant_id: &str) -> Option<ConsentReport> {
+        if self.kind != EventKind::Unsubscribe {
+            return None;
+        }
+        let at = self
+            .at
+            .map_or_else(|| "at an unknown time".to_owned(), |t| format!("at {t}"));
+        let id = self.event_id.as_deref().unwrap_or("without an id");
+        Some(ConsentReport {
+            tenant_id: tenant_id.to_owned(),
+            channel: ChannelKind::Rcs,
+            address: self.phone.clone(),
+            status: ConsentStatus::OptedOut,
+            purpose: Purpose::Marketing,
+            proof: format!(
+                "RCS `UNSUBSCRIBE` event {id} from {} to agent {} {at}",
+                self.phone, self.agent_id
+            ),
+        })
+    }
+
     /// The report the engine applies, found through the message id we sent with; `None`
     /// for events that change no message.
     pub fn to_status_report(&self, tenant_id: &str, channel_id: &str) -> Option<StatusReport> {
@@ -334,6 +359,25 @@ mod tests {
                 report.at,
                 Some(Timestamp::from_second(1_750_000_000).unwrap())
             );
+        }
+    }
+
+    #[test]
+    fn an_unsubscribe_is_an_opt_out_of_marketing_on_rcs_with_the_event_as_proof() {
+        let report = event(EventKind::Unsubscribe)
+            .to_consent_report("t1")
+            .expect("a consent change");
+        assert_eq!(report.channel, ChannelKind::Rcs);
+        assert_eq!(report.status, ConsentStatus::OptedOut);
+        assert_eq!(report.purpose, Purpose::Marketing);
+        assert_eq!(report.address, event(EventKind::Unsubscribe).phone);
+        assert!(report.proof.contains("UNSUBSCRIBE"), "{}", report.proof);
+        for kind in [
+            EventKind::Subscribe,
+            EventKind::Delivered,
+            EventKind::IsTyping,
+        ] {
+            assert_eq!(event(kind).to_consent_report("t1"), None);
         }
     }
 

@@ -68,6 +68,8 @@ pub enum Callback {
     /// The person unsubscribed: the bot may no longer write to them.
     Unsubscribed {
         user_id: String,
+        /// The callback's `timestamp`, which tells one unsubscription from the next.
+        at: Option<Timestamp>,
     },
     /// Nothing to store.
     Nothing,
@@ -88,6 +90,7 @@ pub fn parse_callback(body: &[u8]) -> Result<Callback, CallbackError> {
         "unsubscribed" => {
             return Ok(Callback::Unsubscribed {
                 user_id: root.required("user_id")?.id()?,
+                at,
             });
         }
         "delivered" => MessageStatus::Delivered,

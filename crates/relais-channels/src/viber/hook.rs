@@ -14,10 +14,11 @@ use super::callback::{Callback, Inbound, parse_callback};
 use crate::configured::{
     ChannelEvent, ChannelIdentity, WebhookAnswer, WebhookError, WebhookRequest,
 };
-use crate::event::{Confirm, MessageRef, NewInbound, StatusReport};
+use crate::event::{Confirm, ConsentReport, MessageRef, NewInbound, StatusReport};
 use crate::whatsapp::signature::keyed;
 use hmac::Mac;
 use relais_core::channel::ChannelKind;
+use relais_core::consent::{ConsentStatus, Purpose};
 use std::sync::Arc;
 
 /// The header Viber signs every callback in.
@@ -70,9 +71,23 @@ pub(crate) fn receive(
             },
             Confirm::none(),
         )],
-        Callback::Unsubscribed { user_id } => {
-            tracing::info!(channel = %identity.id, user = %user_id, "a Viber user unsubscribed; no consent change is recorded (the engine takes none from channels)");
-            Vec::new()
+        Callback::Unsubscribed { user_id, at } => {
+            let when = at.map_or_else(|| "at an unknown time".to_owned(), |t| format!("at {t}"));
+            vec![ChannelEvent::Consent(
+                ConsentReport {
+                    tenant_id: identity.tenant_id.clone(),
+                    channel: ChannelKind::Viber,
+                    proof: format!(
+                        "Viber `unsubscribed` callback for user {user_id} {when}, on channel {}",
+                        identity.id
+                    ),
+                    address: user_id,
+                    // Unsubscribed from the bot: Viber delivers nothing more from it.
+                    status: ConsentStatus::OptedOut,
+                    purpose: Purpose::All,
+                },
+                Confirm::none(),
+            )]
         }
         Callback::Nothing => Vec::new(),
     };

@@ -23,7 +23,11 @@ pub const KINDS: &[&str] = &[
     RCS,
     TELEGRAM,
     crate::webchat::KIND,
+    EMAIL,
 ];
+
+/// The `kind` of a configured e-mail channel (one SMTP account).
+pub const EMAIL: &str = crate::email::KIND;
 
 /// The `kind` of a configured RCS Business Messaging agent.
 pub const RCS: &str = "rcs";
@@ -122,6 +126,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         RCS => Some(ChannelKind::Rcs),
         TELEGRAM => Some(ChannelKind::Telegram),
         crate::webchat::KIND => Some(ChannelKind::Webchat),
+        EMAIL => Some(ChannelKind::Email),
         other => platform(other).map(Platform::kind),
     }
 }
@@ -158,6 +163,7 @@ fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), Confi
         RCS => RcsConfig::parse(config).map(|_| ()),
         TELEGRAM => TelegramConfig::parse(config).map(|_| ()),
         crate::webchat::KIND => crate::webchat::WebchatConfig::parse(config).map(|_| ()),
+        EMAIL => crate::email::EmailConfig::parse(config).map(|_| ()),
         other => match platform(other) {
             Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
             None => Err(unknown_kind(other)),
@@ -198,6 +204,16 @@ pub fn start(
             Ok(told_by_webhooks(Arc::new(channel), move |request| {
                 crate::telegram::receive_webhook(&identity, &api, request)
             }))
+        }
+        EMAIL => {
+            let config = crate::email::EmailConfig::parse(config)?;
+            let channel = crate::email::EmailChannel::new(config)
+                .map_err(|e| ConfigError::new("/tls", e.to_string()))?;
+            Ok(Started {
+                adapter: Arc::new(channel),
+                events: None,
+                webhook: None,
+            })
         }
         other => {
             let platform = platform(other).ok_or_else(|| unknown_kind(other))?;

@@ -207,13 +207,11 @@ pub fn start(
         }
         EMAIL => {
             let config = crate::email::EmailConfig::parse(config)?;
-            let channel = crate::email::EmailChannel::new(config)
+            let channel = crate::email::EmailChannel::new(config.clone())
                 .map_err(|e| ConfigError::new("/tls", e.to_string()))?;
-            Ok(Started {
-                adapter: Arc::new(channel),
-                events: None,
-                webhook: None,
-            })
+            Ok(told_by_webhooks(Arc::new(channel), move |request| {
+                crate::email::receive_webhook(&identity, &config, request)
+            }))
         }
         other => {
             let platform = platform(other).ok_or_else(|| unknown_kind(other))?;
@@ -287,7 +285,7 @@ pub async fn fetch_provider_templates(
 
 /// Whether a channel of this kind is told by its provider through `/hooks/{channel}`.
 pub fn takes_webhooks(kind: &str) -> bool {
-    kind == WHATSAPP || kind == RCS || kind == TELEGRAM || platform(kind).is_some()
+    kind == WHATSAPP || kind == RCS || kind == TELEGRAM || kind == EMAIL || platform(kind).is_some()
 }
 
 /// A provider's call to a channel's `/hooks/{channel}` address.

@@ -6,10 +6,13 @@
 
 use jiff::Timestamp;
 use relais_channels::adapter::OutboundMessage;
-use relais_channels::{ChannelIdentity, Started};
+use relais_channels::{
+    ChannelEvent, ChannelIdentity, MessageRef, Started, WebhookAnswer, WebhookError, WebhookRequest,
+};
 use relais_core::channel::ChannelKind;
 use relais_core::content::Content;
 use relais_core::retry::ErrorClass;
+use relais_core::status::MessageStatus;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -369,4 +372,270 @@ async fn an_address_that_is_not_one_is_refused_before_connecting() {
         (e.class, e.code.as_str()),
         (ErrorClass::Permanent, "invalid_recipient")
     );
+}
+
+// ---- inbound, from a relay ----
+
+const SECRET: &str = "relay-2f9c1e7a";
+
+fn hook_config() -> Value {
+    let mut config = config(2525);
+    config["inbound_secret"] = json!(SECRET);
+    config
+}
+
+fn post(
+    started: &Started,
+    auth: Option<&str>,
+    content_type: &str,
+    body: &str,
+) -> Result<Vec<ChannelEvent>, WebhookError> {
+    let mut headers = vec![("content-type".to_owned(), content_type.to_owned())];
+    if let Some(auth) = auth {
+        headers.push(("authorization".to_owned(), auth.to_owned()));
+    }
+    let body = body.replace('\n', "\r\n");
+    let request = WebhookRequest {
+        is_get: false,
+        query: &[],
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    let reader = started
+        .webhook
+        .as_ref()
+        .expect("an email channel takes /hooks");
+    match reader(&request)? {
+        WebhookAnswer::Deliver(events) => Ok(events),
+        WebhookAnswer::Echo(e) => panic!("unexpected echo {e}"),
+    }
+}
+
+const REPLY: &str = "Return-Path: <claire@example.org>
+From: Claire Martin <Claire@Example.org>
+To: Shop Example <news@shop.example>
+Subject: Re: Your order <42> has shipped
+Date: Sat, 05 Dec 2026 09:12:00 +0100
+Message-ID: <CAF=reply-1@mail.example.org>
+In-Reply-To: <msg_01J@shop.example>
+References: <msg_01J@shop.example>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+Can you leave it with the neighbour at number 12?
+
+On Sat, 5 Dec 2026 at 08:00, Shop Example <news@shop.example> wrote:
+> Your order <42> has shipped & is on its way
+";
+
+#[test]
+fn a_reply_is_an_inbound_message_from_its_sender_without_the_quote() {
+    let started = start(hook_config());
+    let events = post(
+        &started,
+        Some(&format!("Bearer {SECRET}")),
+        "message/rfc822",
+        REPLY,
+    )
+    .unwrap();
+    let [ChannelEvent::Inbound(inbound, _)] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(inbound.channel, ChannelKind::Email);
+    assert_eq!(inbound.channel_id.as_deref(), Some("ch_email"));
+    assert_eq!(inbound.from, "claire@example.org");
+    assert_eq!(inbound.to, FROM);
+    assert_eq!(
+        inbound.text,
+        "Can you leave it with the neighbour at number 12?"
+    );
+    assert_eq!(
+        inbound.provider_id.as_deref(),
+        Some("CAF=reply-1@mail.example.org")
+    );
+    // A redelivery carries the same provider id, which the engine stores once.
+    let again = post(
+        &started,
+        Some(&format!("Bearer {SECRET}")),
+        "message/rfc822",
+        REPLY,
+    )
+    .unwrap();
+    let [ChannelEvent::Inbound(again, _)] = again.as_slice() else {
+        panic!("{again:?}");
+    };
+    assert_eq!(again.provider_id, inbound.provider_id);
+}
+
+#[test]
+fn an_html_only_mail_is_read_as_text() {
+    let started = start(hook_config());
+    let html = "From: claire@example.org
+To: news@shop.example
+Subject: hello
+Message-ID: <html-1@example.org>
+MIME-Version: 1.0
+Content-Type: text/html; charset=utf-8
+
+<html><body><p>Is the <b>red</b> pair still in stock?</p></body></html>
+";
+    let events = post(
+        &started,
+        Some(&format!("Bearer {SECRET}")),
+        "message/rfc822",
+        html,
+    )
+    .unwrap();
+    let [ChannelEvent::Inbound(inbound, _)] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(inbound.text, "Is the red pair still in stock?");
+}
+
+#[test]
+fn a_relay_without_the_secret_is_refused_and_nothing_is_read() {
+    let started = start(hook_config());
+    for auth in [None, Some("Bearer wrong"), Some(SECRET)] {
+        let e = post(&started, auth, "message/rfc822", REPLY).unwrap_err();
+        assert!(
+            matches!(e, WebhookError::Unauthorized(_)),
+            "{auth:?}: {e:?}"
+        );
+    }
+    // A channel without inbound_secret takes no mail at all.
+    let closed = start(config(2525));
+    let e = post(
+        &closed,
+        Some(&format!("Bearer {SECRET}")),
+        "message/rfc822",
+        REPLY,
+    )
+    .unwrap_err();
+    assert!(matches!(e, WebhookError::Unauthorized(_)), "{e:?}");
+    // The right secret with something that is not a message is malformed.
+    let e = post(
+        &started,
+        Some(&format!("Bearer {SECRET}")),
+        "application/json",
+        "{}",
+    )
+    .unwrap_err();
+    assert!(matches!(e, WebhookError::Malformed(_)), "{e:?}");
+    let e = post(
+        &started,
+        Some(&format!("Bearer {SECRET}")),
+        "message/rfc822",
+        "no headers at all",
+    )
+    .unwrap_err();
+    assert!(matches!(e, WebhookError::Malformed(_)), "{e:?}");
+}
+
+#[test]
+fn an_out_of_office_answer_is_not_stored() {
+    let started = start(hook_config());
+    let auto = REPLY.replace(
+        "MIME-Version: 1.0",
+        "Auto-Submitted: auto-replied\nMIME-Version: 1.0",
+    );
+    let events = post(
+        &started,
+        Some(&format!("Bearer {SECRET}")),
+        "message/rfc822",
+        &auto,
+    )
+    .unwrap();
+    assert!(events.is_empty(), "{events:?}");
+}
+
+/// A bounce as Postfix writes it (RFC 3464), returning the headers of the mail.
+fn dsn(action: &str, status: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.shop.example (Mail Delivery System)
+To: news@shop.example
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <20261205081500.1A2B3C@mx.shop.example>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status;
+\tboundary=\"B1\"
+
+--B1
+Content-Description: Notification
+Content-Type: text/plain; charset=us-ascii
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients.
+
+--B1
+Content-Description: Delivery report
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.shop.example
+X-Postfix-Queue-ID: 1A2B3C
+Arrival-Date: Sat,  5 Dec 2026 08:14:58 +0000 (UTC)
+
+Final-Recipient: rfc822; nobody@example.org
+Original-Recipient: rfc822;nobody@example.org
+Action: {action}
+Status: {status}
+Remote-MTA: dns; mail.example.org
+Diagnostic-Code: smtp; 550 5.1.1 <nobody@example.org>: Recipient address
+    rejected: User unknown in virtual mailbox table
+
+--B1
+Content-Description: Undelivered Message Headers
+Content-Type: text/rfc822-headers
+
+From: Shop Example <news@shop.example>
+To: nobody@example.org
+Subject: Your order <42> has shipped
+Message-ID: <msg_01J@shop.example>
+
+--B1--
+"
+    )
+}
+
+#[test]
+fn a_bounce_marks_the_message_it_returns_undelivered_with_the_servers_answer() {
+    let started = start(hook_config());
+    let events = post(
+        &started,
+        Some(&format!("Bearer {SECRET}")),
+        "message/rfc822",
+        &dsn("failed", "5.1.1"),
+    )
+    .unwrap();
+    let [ChannelEvent::Status(report, _)] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(report.channel_id, "ch_email");
+    assert_eq!(
+        report.message,
+        MessageRef::Provider("msg_01J@shop.example".into())
+    );
+    assert_eq!(report.status, MessageStatus::Undelivered);
+    let detail = report.detail.as_deref().unwrap();
+    assert!(
+        detail.starts_with("hard bounce 5.1.1: smtp; 550 5.1.1"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("User unknown in virtual mailbox table"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_report_of_a_delay_changes_nothing() {
+    let started = start(hook_config());
+    let events = post(
+        &started,
+        Some(&format!("Bearer {SECRET}")),
+        "message/rfc822",
+        &dsn("delayed", "4.4.1"),
+    )
+    .unwrap();
+    assert!(events.is_empty(), "{events:?}");
 }

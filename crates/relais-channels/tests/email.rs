@@ -639,3 +639,87 @@ fn a_report_of_a_delay_changes_nothing() {
     .unwrap();
     assert!(events.is_empty(), "{events:?}");
 }
+
+/// An SMTP server that offers `AUTH PLAIN LOGIN` and refuses every login with `code`.
+async fn refusing_login(code: &'static str) -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = tokio::io::BufReader::new(read).lines();
+                write.write_all(b"220 mx.test ESMTP\r\n").await.unwrap();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let answer = match line.get(..4).unwrap_or_default() {
+                        "EHLO" => "250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n".to_owned(),
+                        "AUTH" => format!("{code} 5.7.8 Authentication credentials invalid\r\n"),
+                        "QUIT" => return,
+                        _ => "250 ok\r\n".to_owned(),
+                    };
+                    if write.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_refused_login_holds_the_channel_without_spending_the_attempt() {
+    let port = refusing_login("535").await;
+    let mut config = config(port);
+    config["username"] = json!("news@shop.example");
+    config["password"] = json!("hunter2-wrong");
+    let channel = start(config).adapter;
+    assert!(channel.is_ready());
+    let e = channel
+        .send(&outbound("m1", "claire@example.org", json!({"text": "Hi"})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::NotSent, "auth_failed")
+    );
+    assert!(!e.reason.contains("hunter2"), "{e}");
+    assert!(
+        !channel.is_ready(),
+        "the channel waits before trying the login again"
+    );
+}
+
+#[test]
+fn a_bounce_that_returns_the_whole_message_finds_it_too() {
+    let started = start(hook_config());
+    let whole = dsn("failed", "5.2.2")
+        .replace("Content-Type: text/rfc822-headers", "Content-Type: message/rfc822")
+        .replace(
+            "Message-ID: <msg_01J@shop.example>\n",
+            "Message-ID: <msg_01J@shop.example>\nContent-Type: text/plain\n\nYour order has shipped.\n",
+        );
+    let events = post(
+        &started,
+        Some(&format!("Bearer {SECRET}")),
+        "message/rfc822",
+        &whole,
+    )
+    .unwrap();
+    let [ChannelEvent::Status(report, _)] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(
+        report.message,
+        MessageRef::Provider("msg_01J@shop.example".into())
+    );
+    assert!(
+        report
+            .detail
+            .as_deref()
+            .unwrap()
+            .starts_with("hard bounce 5.2.2"),
+        "{report:?}"
+    );
+}

@@ -22,6 +22,7 @@ pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is required on 127.0.0.1:5
 log "interop peers"
 if [ "$(id -u)" = 0 ]; then
     sh scripts/install-smpp-peers.sh
+    sh scripts/install-email-peers.sh
     sh scripts/install-browser.sh
 else
     echo "not root: skipping peer installation (tests needing a missing peer will say so)"

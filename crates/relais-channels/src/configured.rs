@@ -25,7 +25,11 @@ pub const KINDS: &[&str] = &[
     TELEGRAM,
     crate::webchat::KIND,
     VIBER,
+    EMAIL,
 ];
+
+/// The `kind` of a configured e-mail channel (one SMTP account).
+pub const EMAIL: &str = crate::email::KIND;
 
 /// The `kind` of a configured RCS Business Messaging agent.
 pub const RCS: &str = "rcs";
@@ -130,6 +134,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         TELEGRAM => Some(ChannelKind::Telegram),
         crate::webchat::KIND => Some(ChannelKind::Webchat),
         VIBER => Some(ChannelKind::Viber),
+        EMAIL => Some(ChannelKind::Email),
         other => platform(other).map(Platform::kind),
     }
 }
@@ -167,6 +172,7 @@ fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), Confi
         TELEGRAM => TelegramConfig::parse(config).map(|_| ()),
         crate::webchat::KIND => crate::webchat::WebchatConfig::parse(config).map(|_| ()),
         VIBER => ViberConfig::parse(config).map(|_| ()),
+        EMAIL => crate::email::EmailConfig::parse(config).map(|_| ()),
         other => match platform(other) {
             Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
             None => Err(unknown_kind(other)),
@@ -214,6 +220,14 @@ pub fn start(
             let channel = ViberChannel::new(api.clone());
             Ok(told_by_webhooks(Arc::new(channel), move |request| {
                 crate::viber::receive_webhook(&identity, &api, request)
+            }))
+        }
+        EMAIL => {
+            let config = crate::email::EmailConfig::parse(config)?;
+            let channel = crate::email::EmailChannel::new(config.clone())
+                .map_err(|e| ConfigError::new("/tls", e.to_string()))?;
+            Ok(told_by_webhooks(Arc::new(channel), move |request| {
+                crate::email::receive_webhook(&identity, &config, request)
             }))
         }
         other => {
@@ -288,7 +302,7 @@ pub async fn fetch_provider_templates(
 
 /// Whether a channel of this kind is told by its provider through `/hooks/{channel}`.
 pub fn takes_webhooks(kind: &str) -> bool {
-    kind == WHATSAPP || kind == RCS || kind == TELEGRAM || kind == VIBER || platform(kind).is_some()
+    kind == WHATSAPP || kind == RCS || kind == TELEGRAM || kind == VIBER || kind == EMAIL || platform(kind).is_some()
 }
 
 /// A provider's call to a channel's `/hooks/{channel}` address.

@@ -8,6 +8,7 @@
 pub mod adapter;
 mod config_keys;
 pub mod configured;
+pub mod email;
 pub mod event;
 mod json_node;
 pub mod messenger;

@@ -38,6 +38,8 @@ pub const SECRET_KEYS: &[&str] = &[
     "service_account",
     "client_token",
     "auth_token",
+    "inbound_secret",
+    "dkim_private_key",
 ];
 
 /// The field name a webhook's signing secret is sealed under.

@@ -1,0 +1,116 @@
+//! A relay's call to the channel's `/hooks/{channel}` address: one raw message
+//! (`Content-Type: message/rfc822`), with `Authorization: Bearer {inbound_secret}`.
+//!
+//! The secret is checked first, in constant time; a call without it or with another
+//! value, or to a channel without `inbound_secret`, is refused (401) and nothing of it is
+//! read. A person's mail becomes an inbound message; a bounce a status report on the
+//! message it names (`undelivered`, with the status and the remote server's answer); an
+//! automatic answer or a report of a delay is answered 200 with nothing stored.
+
+use super::config::EmailConfig;
+use super::inbound::{Mail, parse_mail};
+use crate::configured::{
+    ChannelEvent, ChannelIdentity, WebhookAnswer, WebhookError, WebhookRequest,
+};
+use crate::event::{Confirm, MessageRef, NewInbound, StatusReport};
+use crate::whatsapp::signature::keyed;
+use hmac::Mac;
+use relais_core::channel::ChannelKind;
+use relais_core::status::MessageStatus;
+
+pub(crate) fn receive(
+    identity: &ChannelIdentity,
+    config: &EmailConfig,
+    request: &WebhookRequest<'_>,
+) -> Result<WebhookAnswer, WebhookError> {
+    let Some(secret) = config.inbound_secret() else {
+        return Err(WebhookError::Unauthorized(
+            "this channel takes no inbound mail: its config has no `inbound_secret`".into(),
+        ));
+    };
+    let given = request
+        .header("authorization")
+        .and_then(|value| value.trim().strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(given) if same_secret(secret, given) => {}
+        Some(_) => {
+            return Err(WebhookError::Unauthorized(
+                "the bearer token is not this channel's inbound_secret".into(),
+            ));
+        }
+        None => {
+            return Err(WebhookError::Unauthorized(
+                "no `Authorization: Bearer …` header".into(),
+            ));
+        }
+    }
+    if request.is_get {
+        return Err(WebhookError::Malformed(
+            "the relay posts messages; there is nothing to answer a GET with".into(),
+        ));
+    }
+    let content_type = request.header("content-type").unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("message/rfc822") {
+        return Err(WebhookError::Malformed(format!(
+            "the body must be one raw message with `Content-Type: message/rfc822`, not `{content_type}`"
+        )));
+    }
+    let mail = parse_mail(request.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    let event = match mail {
+        Mail::Ignored(reason) => {
+            tracing::debug!(channel = %identity.id, %reason, "inbound mail ignored");
+            return Ok(WebhookAnswer::Deliver(Vec::new()));
+        }
+        Mail::Reply(reply) => ChannelEvent::Inbound(
+            NewInbound {
+                tenant_id: identity.tenant_id.clone(),
+                channel: ChannelKind::Email,
+                channel_id: Some(identity.id.clone()),
+                from: reply.from,
+                to: config.from().to_owned(),
+                text: reply.text,
+                payload: None,
+                media: None,
+                provider_id: Some(reply.message_id),
+            },
+            Confirm::none(),
+        ),
+        Mail::Bounce(bounce) => ChannelEvent::Status(
+            StatusReport {
+                tenant_id: identity.tenant_id.clone(),
+                channel_id: identity.id.clone(),
+                message: MessageRef::Provider(bounce.message_id.clone()),
+                status: MessageStatus::Undelivered,
+                at: None,
+                detail: Some(bounce.detail()),
+            },
+            Confirm::none(),
+        ),
+    };
+    Ok(WebhookAnswer::Deliver(vec![event]))
+}
+
+/// Compares two secrets in time that does not depend on where they differ: both are
+/// reduced to an HMAC under the same key, and the digests compared with `verify_slice`.
+fn same_secret(expected: &str, given: &str) -> bool {
+    const KEY: &[u8] = b"relais email inbound_secret";
+    let Some(expected) = keyed(KEY, expected.as_bytes()) else {
+        return false;
+    };
+    let digest = expected.finalize().into_bytes();
+    keyed(KEY, given.as_bytes()).is_some_and(|given| given.verify_slice(&digest).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret("relay-s3cret", "relay-s3cret"));
+        assert!(!same_secret("relay-s3cret", "relay-s3creT"));
+        assert!(!same_secret("relay-s3cret", ""));
+    }
+}

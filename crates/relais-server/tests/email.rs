@@ -1,0 +1,308 @@
+//! A configured `email` channel end to end, against a small SMTP server inside the test:
+//! the channel hides its secrets, a message goes out over SMTP with the `Message-ID`
+//! that is its provider id, a bounce posted by the relay marks that message undelivered,
+//! and a reply posted by the relay (only with the channel's inbound secret) is stored
+//! once, however often it is posted.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use relais_core::clock::{Clock, SystemClock};
+use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
+use relais_engine::tenants::{Bootstrap, bootstrap};
+use relais_server::{AppState, HttpSettings, router};
+use relais_store::{SqliteStore, Store};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const SECRET: &str = "relay-2f9c1e7a";
+const KEY: &str = include_str!("../../relais-channels/tests/fixtures/email/dkim-test-key.pem");
+
+type Mailbox = Arc<Mutex<Vec<String>>>;
+
+/// The least of an SMTP server (RFC 5321): greets, says yes to everything, keeps each
+/// message's data.
+async fn smtp_server() -> (u16, Mailbox) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mailbox = Mailbox::default();
+    let kept = mailbox.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 mx.test ESMTP\r\n").await.unwrap();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+                    let answer: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-mx.test\r\n250 8BITMIME\r\n",
+                        "DATA" => {
+                            write.write_all(b"354 go ahead\r\n").await.unwrap();
+                            let mut data = String::new();
+                            while let Ok(Some(line)) = lines.next_line().await {
+                                if line == "." {
+                                    break;
+                                }
+                                data.push_str(&line);
+                                data.push_str("\r\n");
+                            }
+                            kept.lock().unwrap().push(data);
+                            b"250 2.0.0 queued\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    write.write_all(answer).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, mailbox)
+}
+
+struct Api {
+    app: axum::Router,
+    key: String,
+    dispatcher: Arc<Dispatcher>,
+    mailbox: Mailbox,
+    port: u16,
+    _store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+    let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
+        panic!("first start")
+    };
+    let state = AppState::new(store.clone(), clock.clone(), HttpSettings::default(), None);
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        clock,
+        DispatcherConfig {
+            lease_owner: "test".into(),
+            ..Default::default()
+        },
+    )
+    .with_registry(state.channels.registry());
+    let (port, mailbox) = smtp_server().await;
+    Api {
+        app: router(state),
+        key: key.secret,
+        dispatcher: Arc::new(dispatcher),
+        mailbox,
+        port,
+        _store: store,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        support::call(&self.app, &self.key, method, uri, body).await
+    }
+
+    async fn channel(&self) -> Value {
+        let (status, created) = self
+            .call(
+                "POST",
+                "/v1/channels",
+                Some(json!({"kind": "email", "name": "mail", "config": {
+                    "host": "127.0.0.1", "port": self.port, "tls": "none",
+                    "from": "news@shop.example", "from_name": "Shop Example",
+                    "inbound_secret": SECRET, "dkim_domain": "shop.example",
+                    "dkim_selector": "relais2026", "dkim_private_key": KEY}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    }
+
+    async fn hook(&self, path: &str, raw: &str, secret: Option<&str>) -> StatusCode {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::CONTENT_TYPE, "message/rfc822");
+        if let Some(secret) = secret {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {secret}"));
+        }
+        let raw = raw.replace('\n', "\r\n");
+        support::respond(&self.app, req.body(Body::from(raw)).unwrap())
+            .await
+            .0
+    }
+
+    async fn inbound(&self) -> Vec<Value> {
+        let (_, list) = self.call("GET", "/v1/inbound", None).await;
+        list.get("data")
+            .cloned()
+            .unwrap_or(list)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sends a text to `to` and runs the dispatcher until it is sent: its id and the mail
+    /// the SMTP server got.
+    async fn send(&self, to: &str, text: &str) -> (String, String) {
+        let (status, accepted) = self
+            .call(
+                "POST",
+                "/v1/messages",
+                Some(json!({"to": {"channel": "email", "address": to},
+                    "channel": "mail", "content": {"text": text}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        let id = accepted["id"].as_str().unwrap().to_owned();
+        let message = self.wait_for(&id, "sent").await;
+        assert_eq!(message["status"], "sent", "{message}");
+        let mail = self.mailbox.lock().unwrap().last().cloned().unwrap();
+        (id, mail)
+    }
+
+    async fn wait_for(&self, id: &str, status: &str) -> Value {
+        let mut message = Value::Null;
+        for _ in 0..200 {
+            self.dispatcher.run_once().await.unwrap();
+            message = self
+                .call("GET", &format!("/v1/messages/{id}"), None)
+                .await
+                .1;
+            if message["status"] == status {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        message
+    }
+}
+
+fn header_of<'m>(mail: &'m str, name: &str) -> Option<&'m str> {
+    mail.split("\r\n")
+        .find(|line| {
+            line.len() > name.len()
+                && line[..name.len()].eq_ignore_ascii_case(name)
+                && line.as_bytes()[name.len()] == b':'
+        })
+        .map(|line| line[name.len() + 1..].trim())
+}
+
+#[tokio::test]
+async fn a_sent_mail_that_bounces_is_marked_undelivered_with_the_servers_answer() {
+    let api = api().await;
+    let channel = api.channel().await;
+    assert_eq!(channel["config"]["inbound_secret"], "***");
+    assert_eq!(channel["config"]["dkim_private_key"], "***");
+    let hook = channel["webhook_url"].as_str().unwrap().to_owned();
+    assert!(hook.starts_with("/hooks/"), "{hook}");
+
+    let (id, mail) = api
+        .send("nobody@example.org", "Your order has shipped")
+        .await;
+    assert!(
+        mail.starts_with("DKIM-Signature: v=1; a=rsa-sha256;"),
+        "{mail}"
+    );
+    assert_eq!(header_of(&mail, "To"), Some("nobody@example.org"));
+    assert_eq!(header_of(&mail, "Subject"), Some("Your order has shipped"));
+    let message_id = header_of(&mail, "Message-ID").unwrap().to_owned();
+
+    let bounce = format!(
+        "From: MAILER-DAEMON@mx.shop.example
+To: news@shop.example
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <bounce-1@mx.shop.example>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B1\"
+
+--B1
+Content-Type: text/plain
+
+Your message could not be delivered.
+
+--B1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.shop.example
+
+Final-Recipient: rfc822; nobody@example.org
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <nobody@example.org>: User unknown
+
+--B1
+Content-Type: text/rfc822-headers
+
+From: Shop Example <news@shop.example>
+To: nobody@example.org
+Message-ID: {message_id}
+
+--B1--
+"
+    );
+    assert_eq!(
+        api.hook(&hook, &bounce, Some("guess")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(api.hook(&hook, &bounce, Some(SECRET)).await, StatusCode::OK);
+    let message = api.wait_for(&id, "undelivered").await;
+    assert_eq!(message["status"], "undelivered", "{message}");
+    assert!(
+        message.to_string().contains("550 5.1.1"),
+        "the server's answer is kept: {message}"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_posted_by_the_relay_is_stored_once_and_only_with_the_secret() {
+    let api = api().await;
+    let hook = api.channel().await["webhook_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = "From: Claire Martin <claire@example.org>
+To: news@shop.example
+Subject: Re: Your order has shipped
+Message-ID: <reply-1@example.org>
+In-Reply-To: <whatever@shop.example>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+Merci ! Can you leave it with the neighbour?
+
+On Sat, 5 Dec 2026, Shop Example wrote:
+> Your order has shipped
+";
+    assert_eq!(api.hook(&hook, reply, None).await, StatusCode::UNAUTHORIZED);
+    assert!(
+        api.inbound().await.is_empty(),
+        "a refused call stores nothing"
+    );
+    assert_eq!(api.hook(&hook, reply, Some(SECRET)).await, StatusCode::OK);
+    assert_eq!(
+        api.hook(&hook, reply, Some(SECRET)).await,
+        StatusCode::OK,
+        "a redelivery"
+    );
+    let inbound = api.inbound().await;
+    assert_eq!(inbound.len(), 1, "{inbound:?}");
+    assert_eq!(inbound[0]["channel"], "email");
+    assert_eq!(inbound[0]["from"], "claire@example.org");
+    assert_eq!(
+        inbound[0]["text"],
+        "Merci ! Can you leave it with the neighbour?"
+    );
+}

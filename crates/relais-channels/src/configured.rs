@@ -23,6 +23,7 @@ pub const KINDS: &[&str] = &[
     RCS,
     TELEGRAM,
     crate::webchat::KIND,
+    crate::webpush::KIND,
 ];
 
 /// The `kind` of a configured RCS Business Messaging agent.
@@ -122,6 +123,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         RCS => Some(ChannelKind::Rcs),
         TELEGRAM => Some(ChannelKind::Telegram),
         crate::webchat::KIND => Some(ChannelKind::Webchat),
+        crate::webpush::KIND => Some(ChannelKind::Webpush),
         other => platform(other).map(Platform::kind),
     }
 }
@@ -158,6 +160,7 @@ fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), Confi
         RCS => RcsConfig::parse(config).map(|_| ()),
         TELEGRAM => TelegramConfig::parse(config).map(|_| ()),
         crate::webchat::KIND => crate::webchat::WebchatConfig::parse(config).map(|_| ()),
+        crate::webpush::KIND => crate::webpush::WebpushConfig::parse(config).map(|_| ()),
         other => match platform(other) {
             Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
             None => Err(unknown_kind(other)),
@@ -177,6 +180,16 @@ pub fn start(
     match kind {
         crate::smpp::KIND => crate::smpp::start(identity, config),
         crate::webchat::KIND => crate::webchat::start(identity, config),
+        crate::webpush::KIND => {
+            let channel =
+                crate::webpush::WebpushChannel::new(crate::webpush::WebpushConfig::parse(config)?)
+                    .map_err(client_error)?;
+            Ok(Started {
+                adapter: Arc::new(channel),
+                events: None,
+                webhook: None,
+            })
+        }
         WHATSAPP => {
             let config = WhatsAppConfig::parse(config)?;
             let channel = WhatsAppChannel::new(config.clone()).map_err(client_error)?;

@@ -17,6 +17,7 @@ pub mod sim;
 pub mod smpp;
 pub mod telegram;
 pub mod webchat;
+pub mod webpush;
 pub mod whatsapp;
 
 pub use adapter::{

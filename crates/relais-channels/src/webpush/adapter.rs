@@ -57,18 +57,26 @@ impl WebpushChannel {
             .map_err(|e| refuse(SendError::permanent("invalid_recipient", e.to_string())))?;
         let notification = payload(&message.content, self.config.title())
             .map_err(|reason| refuse(SendError::permanent("bad_content", reason)))?;
-        let body = ece::encrypt(notification.to_string().as_bytes(), &subscription.keys)
-            .map_err(|e| match e {
-                ece::EceError::TooLarge(_) => refuse(SendError::permanent("bad_content", e.to_string())),
-                ece::EceError::BadPublicKey => {
-                    refuse(SendError::permanent("invalid_recipient", e.to_string()))
+        let body =
+            ece::encrypt(notification.to_string().as_bytes(), &subscription.keys).map_err(|e| {
+                match e {
+                    ece::EceError::TooLarge(_) => {
+                        refuse(SendError::permanent("bad_content", e.to_string()))
+                    }
+                    ece::EceError::BadPublicKey => {
+                        refuse(SendError::permanent("invalid_recipient", e.to_string()))
+                    }
+                    _ => refuse(SendError::transient("encryption_failed", e.to_string())),
                 }
-                _ => refuse(SendError::transient("encryption_failed", e.to_string())),
             })?;
         let authorization = self
             .config
             .key()
-            .authorization(&subscription.audience(), self.config.subject(), message.now.as_second())
+            .authorization(
+                &subscription.audience(),
+                self.config.subject(),
+                message.now.as_second(),
+            )
             .map_err(|e| refuse(SendError::transient("encryption_failed", e.to_string())))?;
         self.pace.wait_for_turn().await;
         let response = self

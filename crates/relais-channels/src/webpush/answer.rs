@@ -43,7 +43,9 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &str) -> Refusal {
     let error = match status {
         404 | 410 => SendError::permanent(
             "subscription_gone",
-            format!("the push service answered {status}: the subscription no longer exists (the browser unsubscribed or it expired); remove this webpush identity{said}"),
+            format!(
+                "the push service answered {status}: the subscription no longer exists (the browser unsubscribed or it expired); remove this webpush identity{said}"
+            ),
         ),
         413 => SendError::permanent(
             "bad_content",
@@ -58,12 +60,17 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &str) -> Refusal {
             wait = Some(pause);
             SendError::transient(
                 "throttled",
-                format!("the push service answered 429; waiting {} s{said}", pause.as_secs()),
+                format!(
+                    "the push service answered 429; waiting {} s{said}",
+                    pause.as_secs()
+                ),
             )
         }
         401 | 403 => SendError::not_sent(
             "auth_failed",
-            format!("the push service refused the VAPID credentials ({status}); check `vapid_private_key` and that the page subscribed with this channel's public key{said}"),
+            format!(
+                "the push service refused the VAPID credentials ({status}); check `vapid_private_key` and that the page subscribed with this channel's public key{said}"
+            ),
         ),
         400 => SendError::permanent(
             "invalid_request",
@@ -113,14 +120,24 @@ mod tests {
         ];
         for (status, code, class) in cases {
             let refusal = classify(status, None, "");
-            assert_eq!((refusal.error.code.as_str(), refusal.error.class), (code, class), "{status}");
+            assert_eq!(
+                (refusal.error.code.as_str(), refusal.error.class),
+                (code, class),
+                "{status}"
+            );
         }
     }
 
     #[test]
     fn a_429_holds_for_its_retry_after_bounded() {
-        assert_eq!(classify(429, Some("7"), "").retry_after, Some(Duration::from_secs(7)));
-        assert_eq!(classify(429, Some("99999"), "").retry_after, Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            classify(429, Some("7"), "").retry_after,
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            classify(429, Some("99999"), "").retry_after,
+            Some(MAX_RETRY_AFTER)
+        );
         assert_eq!(
             classify(429, Some("Wed, 21 Oct 2015 07:28:00 GMT"), "").retry_after,
             Some(DEFAULT_RETRY_AFTER)

@@ -64,16 +64,15 @@ impl WebpushConfig {
                 ),
             )
         })?;
-        if let Some(public) = string(object, "vapid_public_key")? {
-            if public.trim().trim_end_matches('=') != key.public_key() {
-                return Err(error(
-                    "/vapid_public_key",
-                    format!(
-                        "`vapid_public_key` does not match `vapid_private_key`, whose public key is {}",
-                        key.public_key()
-                    ),
-                ));
-            }
+        let public = string(object, "vapid_public_key")?;
+        if public.is_some_and(|public| public.trim().trim_end_matches('=') != key.public_key()) {
+            return Err(error(
+                "/vapid_public_key",
+                format!(
+                    "`vapid_public_key` does not match `vapid_private_key`, whose public key is {}",
+                    key.public_key()
+                ),
+            ));
         }
         let subject = secret(object, "vapid_subject")?.trim().to_owned();
         let subject_ok = (subject.starts_with("mailto:") && subject.len() > 7)
@@ -91,7 +90,10 @@ impl WebpushConfig {
                 .filter(|ttl| *ttl <= u64::from(MAX_TTL))
                 .map(|ttl| ttl as u32)
                 .ok_or_else(|| {
-                    error("/ttl", format!("`ttl` must be whole seconds from 0 to {MAX_TTL}"))
+                    error(
+                        "/ttl",
+                        format!("`ttl` must be whole seconds from 0 to {MAX_TTL}"),
+                    )
                 })?,
         };
         let urgency = match string(object, "urgency")? {
@@ -195,10 +197,22 @@ mod tests {
                 format!("/{key}")
             );
         }
-        assert_eq!(pointer_of("vapid_private_key", json!("AAAA")), "/vapid_private_key");
-        assert_eq!(pointer_of("vapid_subject", json!("ops@example.com")), "/vapid_subject");
-        assert_eq!(pointer_of("vapid_subject", json!("mailto:")), "/vapid_subject");
-        assert_eq!(pointer_of("vapid_public_key", json!("BAAA")), "/vapid_public_key");
+        assert_eq!(
+            pointer_of("vapid_private_key", json!("AAAA")),
+            "/vapid_private_key"
+        );
+        assert_eq!(
+            pointer_of("vapid_subject", json!("ops@example.com")),
+            "/vapid_subject"
+        );
+        assert_eq!(
+            pointer_of("vapid_subject", json!("mailto:")),
+            "/vapid_subject"
+        );
+        assert_eq!(
+            pointer_of("vapid_public_key", json!("BAAA")),
+            "/vapid_public_key"
+        );
         assert_eq!(pointer_of("vapid_public_key", json!(PUBLIC)), "");
         assert_eq!(pointer_of("ttl", json!(-1)), "/ttl");
         assert_eq!(pointer_of("ttl", json!(2_419_201)), "/ttl");

@@ -58,7 +58,8 @@ pub fn encrypt(plaintext: &[u8], keys: &ReceiverKeys) -> Result<Vec<u8>, EceErro
     let rng = SystemRandom::new();
     let mut salt = [0u8; 16];
     rng.fill(&mut salt).map_err(|_| EceError::Random)?;
-    let ephemeral = EphemeralPrivateKey::generate(&ECDH_P256, &rng).map_err(|_| EceError::Random)?;
+    let ephemeral =
+        EphemeralPrivateKey::generate(&ECDH_P256, &rng).map_err(|_| EceError::Random)?;
     encrypt_with(plaintext, keys, salt, ephemeral)
 }
 
@@ -135,7 +136,10 @@ mod tests {
         let rng = SystemRandom::new();
         let ua = EphemeralPrivateKey::generate(&ECDH_P256, &rng).unwrap();
         p256dh.copy_from_slice(ua.compute_public_key().unwrap().as_ref());
-        let keys = ReceiverKeys { p256dh, auth: [7; 16] };
+        let keys = ReceiverKeys {
+            p256dh,
+            auth: [7; 16],
+        };
         let one = encrypt(b"hello", &keys).unwrap();
         let two = encrypt(b"hello", &keys).unwrap();
         assert_eq!(one.len(), HEADER_LEN + 5 + OVERHEAD);
@@ -148,7 +152,10 @@ mod tests {
             Err(EceError::TooLarge(MAX_PLAINTEXT + 1))
         );
         assert!(encrypt(&vec![b'x'; MAX_PLAINTEXT], &keys).unwrap().len() == 4096);
-        let bad = ReceiverKeys { p256dh: [4; 65], auth: [7; 16] };
+        let bad = ReceiverKeys {
+            p256dh: [4; 65],
+            auth: [7; 16],
+        };
         assert_eq!(encrypt(b"hello", &bad), Err(EceError::BadPublicKey));
     }
 }

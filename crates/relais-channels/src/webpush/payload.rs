@@ -32,7 +32,11 @@ pub fn payload(content: &Content, default_title: &str) -> Result<Value, String> 
             Vec::new(),
         ),
         Body::Card(card) => {
-            if card.media.as_ref().is_some_and(|m| m.kind() != MediaKind::Image) {
+            if card
+                .media
+                .as_ref()
+                .is_some_and(|m| m.kind() != MediaKind::Image)
+            {
                 return Err("a Web Push notification shows images only".into());
             }
             (

@@ -47,8 +47,8 @@ pub enum SubscriptionError {
 
 impl Subscription {
     pub fn parse(address: &str, allow_http: bool) -> Result<Subscription, SubscriptionError> {
-        let wire: Wire = serde_json::from_str(address)
-            .map_err(|e| SubscriptionError::Shape(e.to_string()))?;
+        let wire: Wire =
+            serde_json::from_str(address).map_err(|e| SubscriptionError::Shape(e.to_string()))?;
         let endpoint =
             reqwest::Url::parse(&wire.endpoint).map_err(|_| SubscriptionError::Endpoint)?;
         let scheme_ok = endpoint.scheme() == "https" || (allow_http && endpoint.scheme() == "http");
@@ -105,15 +105,34 @@ mod tests {
     fn bad_endpoints_and_keys_are_refused() {
         let https = "https://push.example.net/x";
         let cases = [
-            (address("http://push.example.net/x", P256DH, AUTH), SubscriptionError::Endpoint),
-            (address("push.example.net/x", P256DH, AUTH), SubscriptionError::Endpoint),
-            (address(https, &P256DH[..43], AUTH), SubscriptionError::P256dh),
-            (address(https, &format!("A{}", &P256DH[1..]), AUTH), SubscriptionError::P256dh),
+            (
+                address("http://push.example.net/x", P256DH, AUTH),
+                SubscriptionError::Endpoint,
+            ),
+            (
+                address("push.example.net/x", P256DH, AUTH),
+                SubscriptionError::Endpoint,
+            ),
+            (
+                address(https, &P256DH[..43], AUTH),
+                SubscriptionError::P256dh,
+            ),
+            (
+                address(https, &format!("A{}", &P256DH[1..]), AUTH),
+                SubscriptionError::P256dh,
+            ),
             (address(https, P256DH, "AAAA"), SubscriptionError::Auth),
-            (address(https, P256DH, "not base64!"), SubscriptionError::Auth),
+            (
+                address(https, P256DH, "not base64!"),
+                SubscriptionError::Auth,
+            ),
         ];
         for (address, expected) in cases {
-            assert_eq!(Subscription::parse(&address, false).unwrap_err(), expected, "{address}");
+            assert_eq!(
+                Subscription::parse(&address, false).unwrap_err(),
+                expected,
+                "{address}"
+            );
         }
         assert!(matches!(
             Subscription::parse("1234", false).unwrap_err(),

@@ -81,8 +81,9 @@ impl VapidKey {
             )
             .map_err(|_| KeyError::NotP256("the scalar is out of range"))?
         } else {
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
-                .map_err(|_| KeyError::NotP256("a PKCS#8 prime256v1 key with its public key is expected"))?
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng).map_err(
+                |_| KeyError::NotP256("a PKCS#8 prime256v1 key with its public key is expected"),
+            )?
         };
         let public = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
         Ok(VapidKey { pair, public })
@@ -115,7 +116,12 @@ impl VapidKey {
     }
 
     /// The `Authorization` header value for `audience`.
-    pub fn authorization(&self, audience: &str, subject: &str, now: i64) -> Result<String, KeyError> {
+    pub fn authorization(
+        &self,
+        audience: &str,
+        subject: &str,
+        now: i64,
+    ) -> Result<String, KeyError> {
         Ok(format!(
             "vapid t={}, k={}",
             self.token(audience, subject, now)?,
@@ -152,7 +158,11 @@ mod tests {
         let key = VapidKey::parse(RAW).unwrap();
         assert_eq!(key.public_key(), PUBLIC);
         let jwt = key
-            .token("https://push.example.net", "mailto:ops@example.com", 1_700_000_000)
+            .token(
+                "https://push.example.net",
+                "mailto:ops@example.com",
+                1_700_000_000,
+            )
             .unwrap();
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
@@ -177,11 +187,18 @@ mod tests {
     #[test]
     fn bad_keys_are_refused_and_debug_hides_the_private_key() {
         assert_eq!(
-            VapidKey::parse("-----BEGIN EC PRIVATE KEY-----\nMHc=\n-----END EC PRIVATE KEY-----").unwrap_err(),
+            VapidKey::parse("-----BEGIN EC PRIVATE KEY-----\nMHc=\n-----END EC PRIVATE KEY-----")
+                .unwrap_err(),
             KeyError::Sec1
         );
-        assert_eq!(VapidKey::parse("not base64 !").unwrap_err(), KeyError::Encoding);
-        assert!(matches!(VapidKey::parse("AAAA").unwrap_err(), KeyError::NotP256(_)));
+        assert_eq!(
+            VapidKey::parse("not base64 !").unwrap_err(),
+            KeyError::Encoding
+        );
+        assert!(matches!(
+            VapidKey::parse("AAAA").unwrap_err(),
+            KeyError::NotP256(_)
+        ));
         assert!(matches!(
             VapidKey::parse(&URL_SAFE_NO_PAD.encode([0xff; 32])).unwrap_err(),
             KeyError::NotP256(_)

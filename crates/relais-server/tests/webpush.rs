@@ -216,8 +216,42 @@ async fn a_subscription_the_push_service_says_is_gone_fails_with_a_clear_reason(
     assert_eq!(status, StatusCode::CREATED);
     let message = api.send_to_contact("gone", "Bonjour").await;
     assert_eq!(message["status"], "failed", "{message}");
+    let last = message["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["reason"], "subscription_gone", "{message}");
     assert!(
-        message.to_string().contains("subscription_gone"),
-        "{message}"
+        last["detail"]
+            .as_str()
+            .unwrap()
+            .contains("remove this webpush identity")
     );
+
+    // The operator removes the identity by its address, URL-encoded in the path.
+    let contact = message["contact_id"].as_str().unwrap();
+    let address: String = api
+        .subscription("gone")
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    let (status, answer) = api
+        .call(
+            "DELETE",
+            &format!("/v1/contacts/{contact}/identities/webpush/{address}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+    let (_, contact) = api
+        .call("GET", &format!("/v1/contacts/{contact}"), None)
+        .await;
+    assert_eq!(contact["identities"], json!([]), "{contact}");
 }

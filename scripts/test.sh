@@ -24,6 +24,7 @@ if [ "$(id -u)" = 0 ]; then
     sh scripts/install-smpp-peers.sh
     sh scripts/install-email-peers.sh
     sh scripts/install-browser.sh
+    sh scripts/install-webpush-peers.sh
 else
     echo "not root: skipping peer installation (tests needing a missing peer will say so)"
 fi

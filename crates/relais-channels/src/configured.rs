@@ -26,6 +26,7 @@ pub const KINDS: &[&str] = &[
     crate::webchat::KIND,
     VIBER,
     EMAIL,
+    crate::webpush::KIND,
 ];
 
 /// The `kind` of a configured e-mail channel (one SMTP account).
@@ -135,6 +136,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         crate::webchat::KIND => Some(ChannelKind::Webchat),
         VIBER => Some(ChannelKind::Viber),
         EMAIL => Some(ChannelKind::Email),
+        crate::webpush::KIND => Some(ChannelKind::Webpush),
         other => platform(other).map(Platform::kind),
     }
 }
@@ -173,6 +175,7 @@ fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), Confi
         crate::webchat::KIND => crate::webchat::WebchatConfig::parse(config).map(|_| ()),
         VIBER => ViberConfig::parse(config).map(|_| ()),
         EMAIL => crate::email::EmailConfig::parse(config).map(|_| ()),
+        crate::webpush::KIND => crate::webpush::WebpushConfig::parse(config).map(|_| ()),
         other => match platform(other) {
             Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
             None => Err(unknown_kind(other)),
@@ -192,6 +195,16 @@ pub fn start(
     match kind {
         crate::smpp::KIND => crate::smpp::start(identity, config),
         crate::webchat::KIND => crate::webchat::start(identity, config),
+        crate::webpush::KIND => {
+            let channel =
+                crate::webpush::WebpushChannel::new(crate::webpush::WebpushConfig::parse(config)?)
+                    .map_err(client_error)?;
+            Ok(Started {
+                adapter: Arc::new(channel),
+                events: None,
+                webhook: None,
+            })
+        }
         WHATSAPP => {
             let config = WhatsAppConfig::parse(config)?;
             let channel = WhatsAppChannel::new(config.clone()).map_err(client_error)?;

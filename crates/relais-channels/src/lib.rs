@@ -19,6 +19,7 @@ pub mod smpp;
 pub mod telegram;
 pub mod viber;
 pub mod webchat;
+pub mod webpush;
 pub mod whatsapp;
 
 pub use adapter::{

@@ -40,6 +40,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "auth_token",
     "inbound_secret",
     "dkim_private_key",
+    "vapid_private_key",
 ];
 
 /// The field name a webhook's signing secret is sealed under.

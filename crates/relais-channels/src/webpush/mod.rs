@@ -1,0 +1,39 @@
+//! The Web Push channel: notifications pushed to browsers' push subscriptions, encrypted
+//! for each subscription (RFC 8291) and signed with the channel's VAPID key (RFC 8292).
+//!
+//! One concept per module:
+//! - [`config`]: the channel's `config`, checked once ([`WebpushConfig::parse`]);
+//! - [`vapid`]: the P-256 key and the ES256 JWT of the `Authorization` header;
+//! - [`ece`]: RFC 8291 / RFC 8188 `aes128gcm` encryption of one message;
+//! - [`subscription`]: a `webpush` address, the browser's subscription JSON, checked;
+//! - [`payload`]: the notification JSON a content becomes;
+//! - [`answer`]: what a push service's answer means (the table is there);
+//! - [`adapter`]: [`WebpushChannel`], the [`ChannelAdapter`] that sends.
+//!
+//! Invariants:
+//! - Every message has a fresh ephemeral key and salt; only tests inject them.
+//! - The private key never shows in `Debug` output, an error or a log line.
+//! - What a notification cannot show is refused as a permanent `bad_content` error,
+//!   never cut: degrading content is the engine's job, with Web Push's capabilities.
+//! - Push services send no delivery or read receipts: a message ends `sent`. A
+//!   subscription that is gone (404, 410) fails as `subscription_gone`.
+//! - Nothing here panics on input from outside, and nothing here touches the store.
+//!
+//! [`ChannelAdapter`]: crate::adapter::ChannelAdapter
+
+pub mod adapter;
+pub mod answer;
+pub mod config;
+pub mod ece;
+pub mod payload;
+pub mod subscription;
+pub mod vapid;
+
+pub use adapter::WebpushChannel;
+pub use config::WebpushConfig;
+pub use ece::{EceError, ReceiverKeys, encrypt, encrypt_with};
+pub use subscription::{Subscription, SubscriptionError};
+pub use vapid::VapidKey;
+
+/// The `kind` of a configured Web Push channel.
+pub const KIND: &str = "webpush";

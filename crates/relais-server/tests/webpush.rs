@@ -1,0 +1,257 @@
+//! A configured `webpush` channel end to end, against a local fake push service: the
+//! channel hides its VAPID private key and shows its public key, a browser's subscription
+//! becomes a contact's `webpush` identity, and a message to that contact is pushed to the
+//! subscription's endpoint, encrypted (`aes128gcm`) and signed (`vapid t=…, k=…`); a
+//! subscription the push service says is gone (410) fails as `subscription_gone`.
+//!
+//! The crypto itself (RFC 8291 Appendix A, PyPI http_ece, the VAPID signature) is checked
+//! in `crates/relais-channels/tests/webpush.rs`.
+
+mod support;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use relais_core::clock::{Clock, SystemClock};
+use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
+use relais_engine::tenants::{Bootstrap, bootstrap};
+use relais_server::{AppState, HttpSettings, router};
+use relais_store::{SqliteStore, Store};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+/// The raw key of RFC 8291 Appendix A's application server, and its public key.
+const VAPID_PRIVATE: &str = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw";
+const VAPID_PUBLIC: &str =
+    "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8";
+/// A browser's keys (RFC 8291 Appendix A's user agent).
+const P256DH: &str =
+    "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
+
+/// `(endpoint id, headers of interest, body length)` of every push.
+type Pushes = Arc<Mutex<Vec<(String, Vec<(String, String)>, Vec<u8>)>>>;
+
+async fn push_service(
+    State(pushes): State<Pushes>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let kept = ["content-encoding", "authorization", "ttl", "urgency"]
+        .iter()
+        .map(|name| {
+            let value = headers.get(*name).and_then(|v| v.to_str().ok());
+            (name.to_string(), value.unwrap_or_default().to_owned())
+        })
+        .collect();
+    pushes
+        .lock()
+        .unwrap()
+        .push((id.clone(), kept, body.to_vec()));
+    if id == "gone" {
+        return (
+            StatusCode::GONE,
+            "push subscription has unsubscribed or expired.",
+        )
+            .into_response();
+    }
+    (
+        StatusCode::CREATED,
+        [("location", format!("/message/{id}"))],
+    )
+        .into_response()
+}
+
+struct Api {
+    app: axum::Router,
+    key: String,
+    dispatcher: Arc<Dispatcher>,
+    pushes: Pushes,
+    base_url: String,
+    _store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+    let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
+        panic!("first start")
+    };
+    let state = AppState::new(store.clone(), clock.clone(), HttpSettings::default(), None);
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        clock,
+        DispatcherConfig {
+            lease_owner: "test".into(),
+            ..Default::default()
+        },
+    )
+    .with_registry(state.channels.registry());
+    let pushes = Pushes::default();
+    let fake = axum::Router::new()
+        .route("/push/{id}", axum::routing::post(push_service))
+        .with_state(pushes.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, fake).await });
+    Api {
+        app: router(state),
+        key: key.secret,
+        dispatcher: Arc::new(dispatcher),
+        pushes,
+        base_url,
+        _store: store,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        support::call(&self.app, &self.key, method, uri, body).await
+    }
+
+    /// `JSON.stringify(subscription)` of a browser subscribed at `/push/{id}`.
+    fn subscription(&self, id: &str) -> String {
+        json!({"endpoint": format!("{}/push/{id}", self.base_url), "expirationTime": null,
+            "keys": {"p256dh": P256DH, "auth": AUTH}})
+        .to_string()
+    }
+
+    /// Sends `text` to a new contact whose webpush identity is subscribed at `/push/{id}`;
+    /// the message once the dispatcher has answered it.
+    async fn send_to_contact(&self, id: &str, text: &str) -> Value {
+        let (status, contact) = self
+            .call(
+                "POST",
+                "/v1/contacts",
+                Some(json!({"identities": [{"channel": "webpush", "address": self.subscription(id)}]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{contact}");
+        let contact_id = contact["id"].as_str().unwrap().to_owned();
+        let (status, accepted) = self
+            .call(
+                "POST",
+                "/v1/messages",
+                Some(json!({"to": {"contact_id": contact_id}, "channel": "push",
+                    "content": {"text": text}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        let id = accepted["id"].as_str().unwrap().to_owned();
+        let mut message = Value::Null;
+        for _ in 0..200 {
+            self.dispatcher.run_once().await.unwrap();
+            message = self
+                .call("GET", &format!("/v1/messages/{id}"), None)
+                .await
+                .1;
+            if message["status"] == "sent" || message["status"] == "failed" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        message
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_is_a_contacts_identity_and_a_message_is_pushed_to_it() {
+    let api = api().await;
+    let (status, channel) = api
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(json!({"kind": "webpush", "name": "push", "config": {
+                "vapid_private_key": VAPID_PRIVATE, "vapid_public_key": VAPID_PUBLIC,
+                "vapid_subject": "mailto:ops@example.com", "title": "Boutique",
+                "allow_http_endpoints": true}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{channel}");
+    assert_eq!(channel["config"]["vapid_private_key"], "***");
+    assert_eq!(channel["config"]["vapid_public_key"], VAPID_PUBLIC);
+
+    let message = api.send_to_contact("abc", "Votre commande est prête").await;
+    assert_eq!(message["status"], "sent", "{message}");
+    let pushes = api.pushes.lock().unwrap().clone();
+    assert_eq!(pushes.len(), 1);
+    let (id, headers, body) = &pushes[0];
+    assert_eq!(id, "abc");
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    assert_eq!(header("content-encoding"), "aes128gcm");
+    assert_eq!(header("ttl"), "86400");
+    assert_eq!(header("urgency"), "normal");
+    assert!(
+        header("authorization").starts_with("vapid t=")
+            && header("authorization").ends_with(&format!(", k={VAPID_PUBLIC}")),
+        "{}",
+        header("authorization")
+    );
+    // salt(16) rs(4) = 4096, idlen(1) = 65, an uncompressed point, then one record.
+    assert_eq!(&body[16..21], &[0, 0, 0x10, 0, 65]);
+    assert_eq!(body[21], 0x04);
+    assert!(
+        !body.windows(8).any(|w| w == b"commande"),
+        "the text travels encrypted"
+    );
+}
+
+#[tokio::test]
+async fn a_subscription_the_push_service_says_is_gone_fails_with_a_clear_reason() {
+    let api = api().await;
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(json!({"kind": "webpush", "name": "push", "config": {
+                "vapid_private_key": VAPID_PRIVATE, "vapid_subject": "mailto:ops@example.com",
+                "allow_http_endpoints": true}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let message = api.send_to_contact("gone", "Bonjour").await;
+    assert_eq!(message["status"], "failed", "{message}");
+    let last = message["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["reason"], "subscription_gone", "{message}");
+    assert!(
+        last["detail"]
+            .as_str()
+            .unwrap()
+            .contains("remove this webpush identity")
+    );
+
+    // The operator removes the identity by its address, URL-encoded in the path.
+    let contact = message["contact_id"].as_str().unwrap();
+    let address: String = api
+        .subscription("gone")
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    let (status, answer) = api
+        .call(
+            "DELETE",
+            &format!("/v1/contacts/{contact}/identities/webpush/{address}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+    let (_, contact) = api
+        .call("GET", &format!("/v1/contacts/{contact}"), None)
+        .await;
+    assert_eq!(contact["identities"], json!([]), "{contact}");
+}

@@ -315,7 +315,12 @@ pub async fn fetch_provider_templates(
 
 /// Whether a channel of this kind is told by its provider through `/hooks/{channel}`.
 pub fn takes_webhooks(kind: &str) -> bool {
-    kind == WHATSAPP || kind == RCS || kind == TELEGRAM || kind == VIBER || kind == EMAIL || platform(kind).is_some()
+    kind == WHATSAPP
+        || kind == RCS
+        || kind == TELEGRAM
+        || kind == VIBER
+        || kind == EMAIL
+        || platform(kind).is_some()
 }
 
 /// A provider's call to a channel's `/hooks/{channel}` address.

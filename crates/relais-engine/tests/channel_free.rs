@@ -51,8 +51,11 @@ fn channel_names(root: &Path) -> Vec<String> {
             let code = line.split("//").next().unwrap_or_default();
             for name in &names {
                 let named = code.match_indices(name.as_str()).any(|(at, _)| {
-                    // `ChannelKind::Sms` but not `ChannelKind::SmsFoo`.
-                    !code[at + name.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                    let after = &code[at + name.len()..];
+                    // `ChannelKind::Sms` but not `ChannelKind::SmsFoo`; `"email"` but not
+                    // the key of a JSON object (`json!({"email": agent.email})`).
+                    !after.starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                        && !(name.starts_with('"') && after.trim_start().starts_with(':'))
                 });
                 if named {
                     found.push(format!(

@@ -407,6 +407,9 @@ struct Repeat {
     job: usize,
     first: usize,
     same_body: bool,
+    tenant: String,
+    idem: Idempotency,
+    batch: bool,
 }
 
 /// The messages accepted before with the Idempotency-Keys of a group's single requests,
@@ -464,6 +467,9 @@ pub(crate) async fn accept_jobs(
                     job: index,
                     first: *first,
                     same_body: *hash == idem.request_hash,
+                    tenant: tenant.clone(),
+                    idem: idem.clone(),
+                    batch,
                 });
                 continue;
             }
@@ -634,9 +640,32 @@ pub(crate) async fn accept_jobs(
         .into()));
     }
 
-    // Keys repeated inside the group answer like retries of the first.
+    // Keys repeated inside the group answer like retries of the first, unless the first
+    // lost the key to a request of another group that committed first: then the key's
+    // owner answers them, and a retry of that owner's body is its replay, not a conflict.
     for repeat in repeats {
         let answer = match &answers[repeat.first] {
+            Some(Err(
+                AcceptError::IdempotencyConflict { .. } | AcceptError::BatchIdempotencyConflict,
+            )) if !repeat.same_body => {
+                let mut from_the_store = KeyedMessages::new();
+                match replay(
+                    &**ctx.store,
+                    &repeat.tenant,
+                    &repeat.idem,
+                    repeat.batch,
+                    &mut from_the_store,
+                )
+                .await
+                {
+                    Ok(Some(answer)) => Ok(answer),
+                    Ok(None) => Err(StoreError::Conflict(
+                        "an Idempotency-Key kept being taken by other requests".into(),
+                    )
+                    .into()),
+                    Err(e) => Err(e),
+                }
+            }
             Some(first) => repeat_of(first, repeat.same_body),
             None => Err(StoreError::Corrupt("a request got no answer".into()).into()),
         };

@@ -23,6 +23,7 @@ pub const KINDS: &[&str] = &[
     RCS,
     TELEGRAM,
     crate::webchat::KIND,
+    crate::fcm::KIND,
 ];
 
 /// The `kind` of a configured RCS Business Messaging agent.
@@ -122,6 +123,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         RCS => Some(ChannelKind::Rcs),
         TELEGRAM => Some(ChannelKind::Telegram),
         crate::webchat::KIND => Some(ChannelKind::Webchat),
+        crate::fcm::KIND => Some(ChannelKind::Fcm),
         other => platform(other).map(Platform::kind),
     }
 }
@@ -158,6 +160,7 @@ fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), Confi
         RCS => RcsConfig::parse(config).map(|_| ()),
         TELEGRAM => TelegramConfig::parse(config).map(|_| ()),
         crate::webchat::KIND => crate::webchat::WebchatConfig::parse(config).map(|_| ()),
+        crate::fcm::KIND => crate::fcm::FcmConfig::parse(config).map(|_| ()),
         other => match platform(other) {
             Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
             None => Err(unknown_kind(other)),
@@ -199,6 +202,11 @@ pub fn start(
                 crate::telegram::receive_webhook(&identity, &api, request)
             }))
         }
+        crate::fcm::KIND => {
+            let channel = crate::fcm::FcmChannel::new(crate::fcm::FcmConfig::parse(config)?)
+                .map_err(client_error)?;
+            Ok(outbound_only(Arc::new(channel)))
+        }
         other => {
             let platform = platform(other).ok_or_else(|| unknown_kind(other))?;
             let config = MessengerConfig::parse(platform, config)?;
@@ -207,6 +215,15 @@ pub fn start(
                 crate::messenger::receive_webhook(&identity, &config, request)
             }))
         }
+    }
+}
+
+/// A channel that only sends (push): no events, no webhook.
+fn outbound_only(adapter: Arc<dyn ChannelAdapter>) -> Started {
+    Started {
+        adapter,
+        events: None,
+        webhook: None,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod adapter;
 mod config_keys;
 pub mod configured;
 pub mod event;
+pub mod fcm;
 mod json_node;
 pub mod messenger;
 pub mod pace;

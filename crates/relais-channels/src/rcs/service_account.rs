@@ -89,7 +89,7 @@ fn pem_block(pem: &str, label: &str) -> Result<Option<Vec<u8>>, KeyError> {
 impl ServiceAccount {
     /// Reads the key file, given as its JSON object or as a string holding it. Errors
     /// point under `/service_account`.
-    pub(super) fn parse(value: &Value) -> Result<ServiceAccount, ConfigError> {
+    pub(crate) fn parse(value: &Value) -> Result<ServiceAccount, ConfigError> {
         let parsed;
         let object = match value {
             Value::Object(object) => object,

@@ -24,6 +24,7 @@ pub const KINDS: &[&str] = &[
     TELEGRAM,
     crate::webchat::KIND,
     crate::fcm::KIND,
+    crate::apns::KIND,
 ];
 
 /// The `kind` of a configured RCS Business Messaging agent.
@@ -124,6 +125,7 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         TELEGRAM => Some(ChannelKind::Telegram),
         crate::webchat::KIND => Some(ChannelKind::Webchat),
         crate::fcm::KIND => Some(ChannelKind::Fcm),
+        crate::apns::KIND => Some(ChannelKind::Apns),
         other => platform(other).map(Platform::kind),
     }
 }
@@ -161,6 +163,7 @@ fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), Confi
         TELEGRAM => TelegramConfig::parse(config).map(|_| ()),
         crate::webchat::KIND => crate::webchat::WebchatConfig::parse(config).map(|_| ()),
         crate::fcm::KIND => crate::fcm::FcmConfig::parse(config).map(|_| ()),
+        crate::apns::KIND => crate::apns::ApnsConfig::parse(config).map(|_| ()),
         other => match platform(other) {
             Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
             None => Err(unknown_kind(other)),
@@ -204,6 +207,11 @@ pub fn start(
         }
         crate::fcm::KIND => {
             let channel = crate::fcm::FcmChannel::new(crate::fcm::FcmConfig::parse(config)?)
+                .map_err(client_error)?;
+            Ok(outbound_only(Arc::new(channel)))
+        }
+        crate::apns::KIND => {
+            let channel = crate::apns::ApnsChannel::new(crate::apns::ApnsConfig::parse(config)?)
                 .map_err(client_error)?;
             Ok(outbound_only(Arc::new(channel)))
         }

@@ -6,6 +6,7 @@
 //! nothing of the store or of the engine.
 
 pub mod adapter;
+pub mod apns;
 mod config_keys;
 pub mod configured;
 pub mod event;

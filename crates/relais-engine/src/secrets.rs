@@ -37,6 +37,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "secret_token",
     "service_account",
     "client_token",
+    "private_key",
 ];
 
 /// The field name a webhook's signing secret is sealed under.

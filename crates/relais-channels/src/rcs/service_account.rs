@@ -64,7 +64,7 @@ pub fn parse_pem_key(pem: &str) -> Result<RsaKeyPair, KeyError> {
 }
 
 /// The bytes of the `label` block, when there is one.
-fn pem_block(pem: &str, label: &str) -> Result<Option<Vec<u8>>, KeyError> {
+pub(crate) fn pem_block(pem: &str, label: &str) -> Result<Option<Vec<u8>>, KeyError> {
     // Key files carry the PEM with `\n` escapes, which JSON decoding already turned into
     // newlines; a key pasted through a form may have kept them literally.
     let pem = pem.replace("\\n", "\n");

@@ -27,6 +27,8 @@ pub const KINDS: &[&str] = &[
     VIBER,
     EMAIL,
     crate::webpush::KIND,
+    crate::fcm::KIND,
+    crate::apns::KIND,
 ];
 
 /// The `kind` of a configured e-mail channel (one SMTP account).
@@ -137,6 +139,8 @@ pub fn kind_of(kind: &str) -> Option<ChannelKind> {
         VIBER => Some(ChannelKind::Viber),
         EMAIL => Some(ChannelKind::Email),
         crate::webpush::KIND => Some(ChannelKind::Webpush),
+        crate::fcm::KIND => Some(ChannelKind::Fcm),
+        crate::apns::KIND => Some(ChannelKind::Apns),
         other => platform(other).map(Platform::kind),
     }
 }
@@ -176,6 +180,8 @@ fn check_kind_config(kind: &str, config: &serde_json::Value) -> Result<(), Confi
         VIBER => ViberConfig::parse(config).map(|_| ()),
         EMAIL => crate::email::EmailConfig::parse(config).map(|_| ()),
         crate::webpush::KIND => crate::webpush::WebpushConfig::parse(config).map(|_| ()),
+        crate::fcm::KIND => crate::fcm::FcmConfig::parse(config).map(|_| ()),
+        crate::apns::KIND => crate::apns::ApnsConfig::parse(config).map(|_| ()),
         other => match platform(other) {
             Some(platform) => MessengerConfig::parse(platform, config).map(|_| ()),
             None => Err(unknown_kind(other)),
@@ -242,6 +248,17 @@ pub fn start(
             Ok(told_by_webhooks(Arc::new(channel), move |request| {
                 crate::email::receive_webhook(&identity, &config, request)
             }))
+            }))
+        }
+        crate::fcm::KIND => {
+            let channel = crate::fcm::FcmChannel::new(crate::fcm::FcmConfig::parse(config)?)
+                .map_err(client_error)?;
+            Ok(outbound_only(Arc::new(channel)))
+        }
+        crate::apns::KIND => {
+            let channel = crate::apns::ApnsChannel::new(crate::apns::ApnsConfig::parse(config)?)
+                .map_err(client_error)?;
+            Ok(outbound_only(Arc::new(channel)))
         }
         other => {
             let platform = platform(other).ok_or_else(|| unknown_kind(other))?;
@@ -251,6 +268,15 @@ pub fn start(
                 crate::messenger::receive_webhook(&identity, &config, request)
             }))
         }
+    }
+}
+
+/// A channel that only sends (push): no events, no webhook.
+fn outbound_only(adapter: Arc<dyn ChannelAdapter>) -> Started {
+    Started {
+        adapter,
+        events: None,
+        webhook: None,
     }
 }
 

@@ -6,10 +6,12 @@
 //! nothing of the store or of the engine.
 
 pub mod adapter;
+pub mod apns;
 mod config_keys;
 pub mod configured;
 pub mod email;
 pub mod event;
+pub mod fcm;
 mod json_node;
 pub mod messenger;
 pub mod pace;

@@ -36,6 +36,8 @@ pub enum IdentityError {
         channel: ChannelKind,
         address: String,
     },
+    #[error("`{0}` is not an APNs device token (64 to 200 hexadecimal characters)")]
+    ApnsDeviceToken(String),
 }
 
 /// Settings that shape how addresses are read.
@@ -89,6 +91,15 @@ pub fn normalize_address(
                     channel,
                     address: raw.to_owned(),
                 })
+            }
+        }
+        // A device token, written in hex by the app; lowercased so that one device is
+        // one identity whatever case it was written in.
+        ChannelKind::Apns => {
+            if (64..=200).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(raw.to_ascii_lowercase())
+            } else {
+                Err(IdentityError::ApnsDeviceToken(raw.to_owned()))
             }
         }
         _ => opaque_token(channel, raw, 4096),
@@ -409,5 +420,25 @@ mod tests {
         assert_eq!(out["first_name"], "Ana");
         assert_eq!(out["city"], "Lyon");
         assert_eq!(out["tier"], "gold");
+    }
+
+    #[test]
+    fn push_device_tokens_are_not_phone_numbers() {
+        let id = |c, a| normalize_address(c, a, FR);
+        let fcm = "dK3xVq0wRb2:APA91bHPRgkF3JUikC4ENAHEeMrd41Zxv3hVZjC9KtT8";
+        assert_eq!(id(ChannelKind::Fcm, fcm).unwrap(), fcm);
+        let long = "a".repeat(4097);
+        assert!(matches!(
+            id(ChannelKind::Fcm, &long),
+            Err(IdentityError::TooLong { .. })
+        ));
+        let apns = "A1B2".repeat(16);
+        assert_eq!(id(ChannelKind::Apns, &apns).unwrap(), apns.to_lowercase());
+        for bad in ["+33612345678", "abc", &"g".repeat(64)] {
+            assert!(matches!(
+                id(ChannelKind::Apns, bad),
+                Err(IdentityError::ApnsDeviceToken(_))
+            ));
+        }
     }
 }

@@ -41,6 +41,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "inbound_secret",
     "dkim_private_key",
     "vapid_private_key",
+    "private_key",
 ];
 
 /// The field name a webhook's signing secret is sealed under.

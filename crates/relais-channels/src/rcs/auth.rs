@@ -12,7 +12,7 @@
 
 use super::errors::{ErrorCode, excerpt};
 use super::http::{form, read_answer, unanswered};
-use super::jwt::{GRANT_TYPE, assertion};
+use super::jwt::{GRANT_TYPE, SCOPE, scoped_assertion};
 use super::service_account::ServiceAccount;
 use crate::adapter::SendError;
 use jiff::Timestamp;
@@ -51,15 +51,27 @@ pub struct TokenSource {
     client: reqwest::Client,
     account: ServiceAccount,
     token_uri: String,
+    scope: &'static str,
     cached: Mutex<Option<Cached>>,
 }
 
 impl TokenSource {
     pub fn new(client: reqwest::Client, account: ServiceAccount, token_uri: &str) -> Self {
+        Self::with_scope(client, account, token_uri, SCOPE)
+    }
+
+    /// Tokens for another Google API than RBM's (FCM's `firebase.messaging`).
+    pub fn with_scope(
+        client: reqwest::Client,
+        account: ServiceAccount,
+        token_uri: &str,
+        scope: &'static str,
+    ) -> Self {
         TokenSource {
             client,
             account,
             token_uri: token_uri.to_owned(),
+            scope,
             cached: Mutex::new(None),
         }
     }
@@ -88,7 +100,7 @@ impl TokenSource {
 
     /// One assertion traded for a token and its lifetime.
     async fn exchange(&self) -> Result<(String, Duration), SendError> {
-        let jwt = assertion(&self.account, &self.token_uri, Timestamp::now())
+        let jwt = scoped_assertion(&self.account, &self.token_uri, self.scope, Timestamp::now())
             .map_err(|e| ErrorCode::AuthFailed.error(e.to_string()))?;
         let response = self
             .client

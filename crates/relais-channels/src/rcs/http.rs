@@ -10,7 +10,7 @@ use crate::whatsapp::adapter::SEND_TIMEOUT;
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// The answer's body, at most [`MAX_ANSWER_BYTES`] of it.
-pub(super) async fn read_answer(
+pub(crate) async fn read_answer(
     mut response: reqwest::Response,
 ) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
@@ -25,7 +25,7 @@ pub(super) async fn read_answer(
 }
 
 /// A request to `what` that got no answer: the network, DNS, TLS or the 10 s timeout.
-pub(super) fn unanswered(what: &str, error: reqwest::Error) -> SendError {
+pub(crate) fn unanswered(what: &str, error: reqwest::Error) -> SendError {
     // The URL carries nothing secret, but the event log needs no query strings.
     let error = error.without_url();
     let how = if error.is_timeout() {

@@ -12,8 +12,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-/// The one scope the channel asks for.
+/// The scope the RCS channel asks for.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/rcsbusinessmessaging";
+
+/// The scope the FCM channel asks for (the same service-account flow, another API).
+pub const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 
 /// The `grant_type` of an assertion exchange (RFC 7523).
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -21,10 +24,21 @@ pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Seconds an assertion lives: Google refuses any that lives longer than an hour.
 pub const LIFETIME_SECS: i64 = 3600;
 
-/// The signed assertion for `audience` (the token endpoint), made at `now`.
+/// The signed assertion for `audience` (the token endpoint), made at `now`, asking for
+/// RBM's [`SCOPE`].
 pub fn assertion(
     account: &ServiceAccount,
     audience: &str,
+    now: Timestamp,
+) -> Result<String, SignError> {
+    scoped_assertion(account, audience, SCOPE, now)
+}
+
+/// The signed assertion for `audience`, asking for `scope`, made at `now`.
+pub fn scoped_assertion(
+    account: &ServiceAccount,
+    audience: &str,
+    scope: &str,
     now: Timestamp,
 ) -> Result<String, SignError> {
     let mut header = json!({"alg": "RS256", "typ": "JWT"});
@@ -34,7 +48,7 @@ pub fn assertion(
     let issued = now.as_second();
     let claims = json!({
         "iss": account.client_email(),
-        "scope": SCOPE,
+        "scope": scope,
         "aud": audience,
         "iat": issued,
         "exp": issued + LIFETIME_SECS,

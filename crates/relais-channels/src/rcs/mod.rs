@@ -44,7 +44,7 @@ pub mod config;
 pub mod errors;
 pub mod handshake;
 mod hook;
-mod http;
+pub(crate) mod http;
 pub mod jwt;
 pub mod notification;
 pub mod send;

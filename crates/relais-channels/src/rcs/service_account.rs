@@ -64,7 +64,7 @@ pub fn parse_pem_key(pem: &str) -> Result<RsaKeyPair, KeyError> {
 }
 
 /// The bytes of the `label` block, when there is one.
-fn pem_block(pem: &str, label: &str) -> Result<Option<Vec<u8>>, KeyError> {
+pub(crate) fn pem_block(pem: &str, label: &str) -> Result<Option<Vec<u8>>, KeyError> {
     // Key files carry the PEM with `\n` escapes, which JSON decoding already turned into
     // newlines; a key pasted through a form may have kept them literally.
     let pem = pem.replace("\\n", "\n");
@@ -89,7 +89,7 @@ fn pem_block(pem: &str, label: &str) -> Result<Option<Vec<u8>>, KeyError> {
 impl ServiceAccount {
     /// Reads the key file, given as its JSON object or as a string holding it. Errors
     /// point under `/service_account`.
-    pub(super) fn parse(value: &Value) -> Result<ServiceAccount, ConfigError> {
+    pub(crate) fn parse(value: &Value) -> Result<ServiceAccount, ConfigError> {
         let parsed;
         let object = match value {
             Value::Object(object) => object,

@@ -35,7 +35,7 @@ pub(super) const MAX_ANSWER_BYTES: usize = 1 << 20;
 /// The HTTP client could not be built (no TLS provider, …).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot build the HTTP client: {0}")]
-pub struct ClientError(String);
+pub struct ClientError(pub(crate) String);
 
 /// The client every Graph API request of this channel goes through: connections kept
 /// alive, a 10 s timeout, and a user agent that says who calls.

@@ -205,11 +205,7 @@ pub fn start(
             let channel =
                 crate::webpush::WebpushChannel::new(crate::webpush::WebpushConfig::parse(config)?)
                     .map_err(client_error)?;
-            Ok(Started {
-                adapter: Arc::new(channel),
-                events: None,
-                webhook: None,
-            })
+            Ok(outbound_only(Arc::new(channel)))
         }
         WHATSAPP => {
             let config = WhatsAppConfig::parse(config)?;
@@ -247,7 +243,6 @@ pub fn start(
                 .map_err(|e| ConfigError::new("/tls", e.to_string()))?;
             Ok(told_by_webhooks(Arc::new(channel), move |request| {
                 crate::email::receive_webhook(&identity, &config, request)
-            }))
             }))
         }
         crate::fcm::KIND => {

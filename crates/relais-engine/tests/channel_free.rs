@@ -54,8 +54,9 @@ fn channel_names(root: &Path) -> Vec<String> {
                     let after = &code[at + name.len()..];
                     // `ChannelKind::Sms` but not `ChannelKind::SmsFoo`; `"email"` but not
                     // the key of a JSON object (`json!({"email": agent.email})`).
-                    !after.starts_with(|c: char| c.is_alphanumeric() || c == '_')
-                        && !(name.starts_with('"') && after.trim_start().starts_with(':'))
+                    let longer_name = after.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+                    let json_key = name.starts_with('"') && after.trim_start().starts_with(':');
+                    !longer_name && !json_key
                 });
                 if named {
                     found.push(format!(

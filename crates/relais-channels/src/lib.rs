@@ -16,6 +16,7 @@ mod json_node;
 pub mod messenger;
 pub mod pace;
 pub mod rcs;
+mod secret;
 pub mod sim;
 pub mod smpp;
 pub mod telegram;

@@ -13,8 +13,7 @@ use crate::configured::{
     ChannelEvent, ChannelIdentity, WebhookAnswer, WebhookError, WebhookRequest,
 };
 use crate::event::{Confirm, MessageRef, NewInbound, StatusReport};
-use crate::whatsapp::signature::keyed;
-use hmac::Mac;
+use crate::secret::same_secret;
 use relais_core::channel::ChannelKind;
 use relais_core::status::MessageStatus;
 
@@ -90,27 +89,4 @@ pub(crate) fn receive(
         ),
     };
     Ok(WebhookAnswer::Deliver(vec![event]))
-}
-
-/// Compares two secrets in time that does not depend on where they differ: both are
-/// reduced to an HMAC under the same key, and the digests compared with `verify_slice`.
-fn same_secret(expected: &str, given: &str) -> bool {
-    const KEY: &[u8] = b"relais email inbound_secret";
-    let Some(expected) = keyed(KEY, expected.as_bytes()) else {
-        return false;
-    };
-    let digest = expected.finalize().into_bytes();
-    keyed(KEY, given.as_bytes()).is_some_and(|given| given.verify_slice(&digest).is_ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_match_only_when_equal() {
-        assert!(same_secret("relay-s3cret", "relay-s3cret"));
-        assert!(!same_secret("relay-s3cret", "relay-s3creT"));
-        assert!(!same_secret("relay-s3cret", ""));
-    }
 }

@@ -8,8 +8,7 @@
 //! letters, digits and base64 punctuation (Google sends digits): our server never
 //! reflects arbitrary text.
 
-use crate::whatsapp::signature::keyed;
-use hmac::Mac;
+use crate::secret::same_secret;
 
 /// Secrets longer than this are refused; Google's are about ten digits.
 const MAX_SECRET_LEN: usize = 256;
@@ -76,17 +75,6 @@ pub fn answer(expected_token: &str, call: &Verification) -> Result<String, Hands
     } else {
         Err(HandshakeError::BadSecret)
     }
-}
-
-/// Compares two secrets in time that does not depend on where they differ: both are
-/// reduced to an HMAC under the same key, and the digests compared with `verify_slice`.
-fn same_secret(expected: &str, given: &str) -> bool {
-    const KEY: &[u8] = b"relais rcs client_token";
-    let Some(expected) = keyed(KEY, expected.as_bytes()) else {
-        return false;
-    };
-    let digest = expected.finalize().into_bytes();
-    keyed(KEY, given.as_bytes()).is_some_and(|given| given.verify_slice(&digest).is_ok())
 }
 
 #[cfg(test)]

@@ -14,8 +14,7 @@ use crate::configured::{
     ChannelEvent, ChannelIdentity, WebhookAnswer, WebhookError, WebhookRequest,
 };
 use crate::event::{Confirm, NewInbound};
-use crate::whatsapp::signature::keyed;
-use hmac::Mac;
+use crate::secret::same_secret;
 use relais_core::channel::ChannelKind;
 use std::sync::Arc;
 
@@ -86,28 +85,4 @@ fn answer_once_stored(api: Arc<BotApi>, callback_query_id: String) -> Confirm {
             }
         });
     })
-}
-
-/// Compares two secrets in time that does not depend on where they differ: both are
-/// reduced to an HMAC under the same key, and the digests compared with `verify_slice`.
-fn same_secret(expected: &str, given: &str) -> bool {
-    const KEY: &[u8] = b"relais telegram secret_token";
-    let Some(expected) = keyed(KEY, expected.as_bytes()) else {
-        return false;
-    };
-    let digest = expected.finalize().into_bytes();
-    keyed(KEY, given.as_bytes()).is_some_and(|given| given.verify_slice(&digest).is_ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_match_only_when_equal() {
-        assert!(same_secret("abc_DEF-1", "abc_DEF-1"));
-        assert!(!same_secret("abc_DEF-1", "abc_DEF-2"));
-        assert!(!same_secret("abc_DEF-1", ""));
-        assert!(!same_secret("abc_DEF-1", "abc_DEF-1 "));
-    }
 }

@@ -6,8 +6,7 @@
 //! much of a guess was right. The challenge is echoed only when it is a short token of
 //! letters and digits (Meta sends an integer): our server never reflects arbitrary text.
 
-use super::signature::keyed;
-use hmac::Mac;
+use crate::secret::same_secret;
 
 /// Challenges longer than this are refused; Meta's are integers of about ten digits.
 const MAX_CHALLENGE_LEN: usize = 256;
@@ -97,17 +96,6 @@ impl super::WhatsAppConfig {
     ) -> Result<String, HandshakeError> {
         answer(self.verify_token(), request)
     }
-}
-
-/// Compares two secrets in time that does not depend on where they differ: both are
-/// reduced to an HMAC under the same key, and the digests compared with `verify_slice`.
-fn same_secret(expected: &str, given: &str) -> bool {
-    const KEY: &[u8] = b"relais whatsapp verify_token";
-    let Some(expected) = keyed(KEY, expected.as_bytes()) else {
-        return false;
-    };
-    let digest = expected.finalize().into_bytes();
-    keyed(KEY, given.as_bytes()).is_some_and(|given| given.verify_slice(&digest).is_ok())
 }
 
 #[cfg(test)]

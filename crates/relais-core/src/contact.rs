@@ -158,6 +158,24 @@ pub struct Contact {
     pub updated_at: jiff::Timestamp,
 }
 
+impl Contact {
+    /// The address a message to this contact takes on `kind`: the identity kept under
+    /// that channel, else (on a phone channel) their phone number, else any number of
+    /// theirs; `None` when nothing of theirs reaches them there (a fallback step to SMS
+    /// for a contact known only by a push subscription).
+    pub fn address_on(&self, kind: ChannelKind) -> Option<&str> {
+        let on = |channel: ChannelKind| self.identities.iter().find(|i| i.channel == channel);
+        on(kind)
+            .or_else(|| {
+                kind.is_phone_addressed()
+                    .then(|| on(ChannelKind::PHONE_NUMBER))
+                    .flatten()
+            })
+            .or_else(|| self.identities.iter().find(|i| i.reaches_on(kind)))
+            .map(|i| i.address.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContactFieldError {
     #[error("unknown time zone `{0}`; use an IANA name such as Europe/Paris")]
@@ -221,9 +239,13 @@ impl Identity {
     /// Whether `self` and `other` reach the same person the way inbound messages find
     /// contacts: one phone number on any phone channel, otherwise the same channel.
     pub fn same_address(&self, other: &Identity) -> bool {
-        self.address == other.address
-            && (self.channel == other.channel
-                || (self.channel.is_phone_addressed() && other.channel.is_phone_addressed()))
+        self.address == other.address && self.reaches_on(other.channel)
+    }
+
+    /// Whether this address reaches someone on `kind`: a phone number on every phone
+    /// channel, any other address on its own channel only.
+    pub fn reaches_on(&self, kind: ChannelKind) -> bool {
+        self.channel == kind || (self.channel.is_phone_addressed() && kind.is_phone_addressed())
     }
 
     /// Whether a customer can claim this kind of address by answering a flow's question
@@ -300,6 +322,44 @@ mod tests {
             id(ChannelKind::Webchat, "visitor-42").unwrap(),
             "visitor-42"
         );
+    }
+
+    #[test]
+    fn each_channel_takes_its_own_address_of_a_contact() {
+        let identity = |channel, address: &str| Identity {
+            channel,
+            address: address.to_owned(),
+        };
+        let contact = Contact {
+            id: "c1".into(),
+            attributes: Attributes::default(),
+            timezone: None,
+            locale: None,
+            identities: vec![
+                identity(
+                    ChannelKind::Webpush,
+                    r#"{"endpoint":"https://push.example/1"}"#,
+                ),
+                identity(ChannelKind::Whatsapp, "+33700000001"),
+                identity(ChannelKind::Sms, "+33600000001"),
+            ],
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            updated_at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        assert_eq!(
+            contact.address_on(ChannelKind::Webpush),
+            Some(r#"{"endpoint":"https://push.example/1"}"#)
+        );
+        // Each phone channel its own number first, then the contact's phone number.
+        assert_eq!(contact.address_on(ChannelKind::Sms), Some("+33600000001"));
+        assert_eq!(
+            contact.address_on(ChannelKind::Whatsapp),
+            Some("+33700000001")
+        );
+        assert_eq!(contact.address_on(ChannelKind::Sim), Some("+33600000001"));
+        assert_eq!(contact.address_on(ChannelKind::Rcs), Some("+33600000001"));
+        // A push subscription never stands in for an e-mail address.
+        assert_eq!(contact.address_on(ChannelKind::Email), None);
     }
 
     #[test]

@@ -2369,6 +2369,8 @@ pub async fn a_failed_step_falls_back_once(store: &dyn Store) {
     let to = StepMove {
         step: 1,
         channel: "sms".into(),
+        // Another address than the first step's, as a push subscription's fallback to SMS.
+        to_address: "+33699999999".into(),
         content: serde_json::json!({"text": "Bonjour"}),
         segments: Some(1),
     };
@@ -2389,9 +2391,15 @@ pub async fn a_failed_step_falls_back_once(store: &dyn Store) {
     let again = store.claim_due(secs(5), 10, "w2", lease).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(
-        (again[0].message.step, again[0].message.channel.as_str()),
-        (1, "sms")
+        (
+            again[0].message.step,
+            again[0].message.channel.as_str(),
+            again[0].message.to_address.as_str()
+        ),
+        (1, "sms", "+33699999999"),
+        "the next step goes to its own address"
     );
+    assert_ne!(m.to_address, "+33699999999");
     assert_eq!(again[0].message.provider_id, None);
     assert_eq!(
         again[0].message.status, Sent,

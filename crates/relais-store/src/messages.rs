@@ -333,6 +333,10 @@ pub enum OutboxNext {
 pub struct StepMove {
     pub step: i64,
     pub channel: String,
+    /// The address on that channel: the same phone number from one phone channel to
+    /// another, the contact's own address on another kind (a push subscription's fallback
+    /// to SMS).
+    pub to_address: String,
     pub content: serde_json::Value,
     pub segments: Option<i64>,
 }
@@ -1956,7 +1960,7 @@ macro_rules! impl_message_store {
                     for (id, s) in &settled {
                         if let Some(step) = &s.move_to {
                             sqlx::query(
-                                "UPDATE messages SET step = $1, channel = $2, content = $3, segments = $4, provider_id = NULL, updated_at = $5 WHERE id = $6",
+                                "UPDATE messages SET step = $1, channel = $2, content = $3, segments = $4, provider_id = NULL, updated_at = $5, to_address = $7 WHERE id = $6",
                             )
                             .bind(step.step)
                             .bind(step.channel.as_str())
@@ -1964,6 +1968,7 @@ macro_rules! impl_message_store {
                             .bind(step.segments)
                             .bind(micros(now))
                             .bind(*id)
+                            .bind(step.to_address.as_str())
                             .execute(&mut *tx)
                             .await?;
                         }
@@ -2031,7 +2036,7 @@ macro_rules! impl_message_store {
                 ) -> StoreResult<bool> {
                     let mut tx = self.begin_write().await?;
                     let tenant: Option<String> = sqlx::query_scalar(
-                        "UPDATE messages SET step = $1, channel = $2, content = $3, segments = $4, provider_id = NULL, updated_at = $5 \
+                        "UPDATE messages SET step = $1, channel = $2, content = $3, segments = $4, provider_id = NULL, updated_at = $5, to_address = $8 \
                          WHERE id = $6 AND step = $7 RETURNING tenant_id",
                     )
                     .bind(to.step)
@@ -2041,6 +2046,7 @@ macro_rules! impl_message_store {
                     .bind(micros(due_at))
                     .bind(message_id)
                     .bind(from_step)
+                    .bind(to.to_address.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
                     let Some(tenant) = tenant else {

@@ -554,10 +554,27 @@ async fn next_step_or_skips(
     let purpose = Purpose::parse(&message.purpose).unwrap_or(Purpose::Transactional);
     let mut step = step;
     let mut wrote: Option<Vec<LastInbound>> = None;
+    let mut addresses = StepAddresses::new(store, message).await?;
+    let mut address = message.to_address.clone();
     while let Some(candidate) = chain.steps().get(step) {
         let Some(kind) = step_kind(store, &message.tenant_id, &candidate.channel).await? else {
             break;
         };
+        match addresses.on(kind).await? {
+            Some(found) => address = found,
+            None => {
+                skipped.push(
+                    MessageEvent::new(MessageStatus::Rejected, now)
+                        .channel(kind.as_str())
+                        .reason("no_address")
+                        .detail(format!(
+                            "fallback skipped: the contact has no address on `{kind}`"
+                        )),
+                );
+                step += 1;
+                continue;
+            }
+        }
         let decision = may_send(&ledger, kind, &purpose);
         if !decision.allowed {
             skipped.push(
@@ -591,17 +608,59 @@ async fn next_step_or_skips(
     let mut channel = next.channel.clone();
     if let Ok(named) = next.channel.parse::<ChannelKind>() {
         let accounts = Accounts::load(store, &message.tenant_id, named).await?;
-        if let Some(first) = accounts
-            .order(&message.to_address, &message.id)
-            .into_iter()
-            .next()
-        {
+        if let Some(first) = accounts.order(&address, &message.id).into_iter().next() {
             channel = first;
         }
     }
     let mut events = events;
     events.extend(skipped);
-    Ok(step_move(message, step, channel, kind, events, now).ok_or_else(Vec::new))
+    Ok(step_move(message, step, channel, address, kind, events, now).ok_or_else(Vec::new))
+}
+
+/// Where a message moving along its chain is sent on each step's channel: to the address
+/// it has while that reaches the channel (one phone number on every phone channel), else
+/// to its contact's own address there (their phone number after a push subscription). The
+/// contact is read once, and only when a step needs another kind of address.
+struct StepAddresses<'s> {
+    store: &'s dyn Store,
+    message: &'s Message,
+    current: Option<relais_core::contact::Identity>,
+    contact: Option<Option<relais_core::contact::Contact>>,
+}
+
+impl<'s> StepAddresses<'s> {
+    async fn new(store: &'s dyn Store, message: &'s Message) -> Result<Self, StoreError> {
+        let current = step_kind(store, &message.tenant_id, &message.channel)
+            .await?
+            .map(|channel| relais_core::contact::Identity {
+                channel,
+                address: message.to_address.clone(),
+            });
+        Ok(Self {
+            store,
+            message,
+            current,
+            contact: None,
+        })
+    }
+
+    async fn on(&mut self, kind: ChannelKind) -> Result<Option<String>, StoreError> {
+        if let Some(current) = self.current.as_ref().filter(|c| c.reaches_on(kind)) {
+            return Ok(Some(current.address.clone()));
+        }
+        if self.contact.is_none() {
+            self.contact = Some(match &self.message.contact_id {
+                Some(id) => self.store.contact(&self.message.tenant_id, id).await?,
+                None => None,
+            });
+        }
+        Ok(self
+            .contact
+            .iter()
+            .flatten()
+            .find_map(|contact| contact.address_on(kind))
+            .map(str::to_owned))
+    }
 }
 
 /// Why the message may not go on `kind` now: a free-form message whose customer-service
@@ -688,6 +747,7 @@ fn step_move(
     message: &Message,
     step: usize,
     channel: String,
+    to_address: String,
     kind: Option<ChannelKind>,
     mut events: Vec<MessageEvent>,
     now: Timestamp,
@@ -710,6 +770,7 @@ fn step_move(
         StepMove {
             step: i64::try_from(step).unwrap_or(i64::MAX),
             channel,
+            to_address,
             content: message.content.clone(),
             segments,
         },

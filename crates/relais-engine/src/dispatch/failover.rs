@@ -114,6 +114,7 @@ pub(super) fn failed_over(
     s.move_to = Some(StepMove {
         step: message.step,
         channel: next,
+        to_address: message.to_address.clone(),
         content: message.content.clone(),
         segments: message.segments,
     });

@@ -140,7 +140,9 @@ pub(super) fn check(
 struct Resolved {
     checked: Checked,
     contact: Contact,
-    address: String,
+    /// The address the request named (`None` for a contact named by id): it is the one
+    /// taken on every step it reaches; other steps take the contact's own address there.
+    given: Option<Identity>,
     named: Named,
     /// The request (job) it belongs to: its templates draw on that job's budget.
     job: usize,
@@ -199,13 +201,13 @@ pub(super) async fn prepare(
                 continue;
             }
         };
-        let (contact, address) = match &checked.target {
+        let (contact, given) = match &checked.target {
             Target::Identity(identity) => match resolved.next() {
                 Some((contact, created)) => {
                     if created {
                         new_contacts.insert(contact.id.clone());
                     }
-                    (contact, identity.address.clone())
+                    (contact, Some(identity.clone()))
                 }
                 None => {
                     return Err(StoreError::Corrupt("a recipient was not resolved".into()).into());
@@ -213,7 +215,7 @@ pub(super) async fn prepare(
             },
             Target::Contact(contact_id) => {
                 match contact_by_id(ctx, tenant, contact_id, &checked.base).await {
-                    Ok(found) => found,
+                    Ok(found) => (found, None),
                     Err(e @ AcceptError::Store(_)) => return Err(e),
                     Err(e) => {
                         ready.push(Err(e));
@@ -238,7 +240,7 @@ pub(super) async fn prepare(
             Ok(named) => ready.push(Ok(Resolved {
                 checked,
                 contact,
-                address,
+                given,
                 named,
                 job,
             })),
@@ -331,7 +333,7 @@ impl Build {
         let Resolved {
             checked,
             contact,
-            address,
+            given,
             named,
             ..
         } = resolved;
@@ -348,10 +350,19 @@ impl Build {
         } = checked;
         let at = |p: &str| format!("{base}{p}");
         let now = self.now;
+        // Each step's address: the one the request named where it reaches, else the
+        // contact's own on that channel (a push subscription, then their phone number).
+        let address_on = |kind: ChannelKind| -> Option<String> {
+            given
+                .as_ref()
+                .filter(|g| g.reaches_on(kind))
+                .map(|g| g.address.clone())
+                .or_else(|| contact.address_on(kind).map(str::to_owned))
+        };
         let chain = pick_route(
             &request,
             &contact,
-            &address,
+            given.as_ref(),
             &self.configured,
             &named.kinds,
             &at,
@@ -401,6 +412,7 @@ impl Build {
             &rendered,
             &kinds,
             &contact,
+            &|kind| address_on(kind).is_some(),
             &self.known,
             named_steps,
             request.human_agent,
@@ -410,7 +422,7 @@ impl Build {
         // The id first: a step naming a kind is routed among the tenant's channels of that
         // kind by a draw seeded with it (the steps a closed window left out are not routed).
         let id = relais_core::ids::new_id();
-        let routed = route_steps(&chain, &named.routes, &address, &id, &at)?;
+        let routed = route_steps(&chain, &named.routes, &address_on, &id, &at)?;
         let first = chain
             .steps()
             .first()
@@ -425,6 +437,12 @@ impl Build {
             }),
         )?;
 
+        let address = address_on(kind).ok_or_else(|| {
+            invalid(
+                &at("/to"),
+                format!("the contact has no address on `{kind}`"),
+            )
+        })?;
         // A human agent's reply keeps when the customer last wrote, so that the channel
         // can tell at send time whether the 24 h window still holds.
         let human_agent_since = if request.human_agent {
@@ -716,32 +734,26 @@ async fn resolve_identities(
     Ok(ctx.store.plan_contacts(tenant, identities, ctx.now).await?)
 }
 
-/// A contact named by id, and the address to send to.
+/// A contact named by id, who has an address to send to.
 async fn contact_by_id(
     ctx: &AcceptContext<'_>,
     tenant: &str,
     contact_id: &str,
     base: &str,
-) -> Result<(Contact, String), AcceptError> {
+) -> Result<Contact, AcceptError> {
     let pointer = format!("{base}/to/contact_id");
     let contact = ctx
         .store
         .contact(tenant, contact_id)
         .await?
         .ok_or_else(|| invalid(&pointer, format!("no contact {contact_id} in this tenant")))?;
-    let address = contact
-        .identities
-        .iter()
-        .find(|i| i.channel.is_phone_addressed())
-        .or_else(|| contact.identities.first())
-        .map(|i| i.address.clone())
-        .ok_or_else(|| {
-            invalid(
-                &pointer,
-                "the contact has no identity (phone number or address) to send to",
-            )
-        })?;
-    Ok((contact, address))
+    if contact.identities.is_empty() {
+        return Err(invalid(
+            &pointer,
+            "the contact has no identity (phone number or address) to send to",
+        ));
+    }
+    Ok(contact)
 }
 
 /// When: `send_at`, then the recipient's quiet hours.

@@ -7,9 +7,8 @@
 use super::{AcceptError, Recipient, SendRequest, invalid};
 use crate::routing::Accounts;
 use relais_core::channel::ChannelKind;
-use relais_core::contact::Contact;
+use relais_core::contact::{Contact, Identity};
 use relais_core::fallback::FallbackChain;
-use relais_core::phone::normalize_phone;
 use relais_store::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -208,12 +207,13 @@ pub(super) struct ChannelNames {
 }
 
 /// The channel each step of `chain` that names a kind the tenant has channels of goes out
-/// on for a message `message_id` to `address`: the first of the kind's channels that take
-/// the destination, by their routing rules. Refused when none takes it.
+/// on for a message `message_id` to its address on that kind (`address_on`): the first
+/// of the kind's channels that take the destination, by their routing rules. Refused when
+/// none takes it.
 pub(super) fn route_steps(
     chain: &FallbackChain,
     routes: &HashMap<ChannelKind, Arc<Accounts>>,
-    address: &str,
+    address_on: &dyn Fn(ChannelKind) -> Option<String>,
     message_id: &str,
     at: &dyn Fn(&str) -> String,
 ) -> Result<Vec<Option<String>>, AcceptError> {
@@ -229,7 +229,8 @@ pub(super) fn route_steps(
             else {
                 return Ok(None);
             };
-            match accounts.order(address, message_id).into_iter().next() {
+            let address = address_on(kind).unwrap_or_default();
+            match accounts.order(&address, message_id).into_iter().next() {
                 Some(id) => Ok(Some(id)),
                 None => Err(invalid(
                     &at("/to"),
@@ -245,7 +246,7 @@ pub(super) fn route_steps(
 pub(super) fn pick_route(
     request: &SendRequest,
     contact: &Contact,
-    address: &str,
+    given: Option<&Identity>,
     configured: &[ChannelKind],
     named: &HashMap<String, ChannelKind>,
     at: &dyn Fn(&str) -> String,
@@ -273,7 +274,7 @@ pub(super) fn pick_route(
             {
                 return Ok(FallbackChain::single(identity.channel.as_str()));
             }
-            let phone = normalize_phone(address, None).is_ok()
+            let phone = given.is_some_and(|g| g.channel.is_phone_addressed())
                 || contact
                     .identities
                     .iter()

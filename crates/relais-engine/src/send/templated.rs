@@ -174,6 +174,7 @@ pub(super) fn fit_route(
     content: &Content,
     kinds: &[ChannelKind],
     contact: &Contact,
+    reachable: &dyn Fn(ChannelKind) -> bool,
     known: &Known,
     named_steps: bool,
     human_agent: bool,
@@ -188,8 +189,19 @@ pub(super) fn fit_route(
         }
     };
     let mut kept: Vec<FallbackStep> = Vec::new();
-    let mut skipped: Vec<(usize, ChannelKind, String)> = Vec::new();
+    let mut skipped: Vec<(usize, ChannelKind, &'static str, String)> = Vec::new();
     for (i, (step, kind)) in chain.steps().iter().zip(kinds).enumerate() {
+        if !reachable(*kind) {
+            skipped.push((
+                i,
+                *kind,
+                "no_address",
+                format!(
+                    "the contact has no address on `{kind}` (no identity of theirs reaches them there); add one with POST /v1/contacts/{{id}}/identities or choose another channel"
+                ),
+            ));
+            continue;
+        }
         let caps = ChannelCapabilities::for_kind(*kind);
         if let Body::Template(template) = &content.body {
             if caps.provider_templates {
@@ -230,6 +242,7 @@ pub(super) fn fit_route(
                 skipped.push((
                     i,
                     *kind,
+                    "window_closed",
                     format!(
                         "the {hours} h customer-service window of `{}` is closed ({since}): outside it only a template may be sent; use a template (content: {{\"template\": NAME}})",
                         step.channel
@@ -241,7 +254,7 @@ pub(super) fn fit_route(
         kept.push(step.clone());
     }
     if kept.is_empty() {
-        let (i, _, detail) = skipped
+        let (i, _, _, detail) = skipped
             .into_iter()
             .next()
             .ok_or_else(|| invalid(&at("/channels"), "the chain is empty"))?;
@@ -252,10 +265,10 @@ pub(super) fn fit_route(
     }
     let events = skipped
         .into_iter()
-        .map(|(_, kind, detail)| {
+        .map(|(_, kind, reason, detail)| {
             MessageEvent::new(MessageStatus::Rejected, now)
                 .channel(kind.as_str())
-                .reason("window_closed")
+                .reason(reason)
                 .detail(format!("fallback skipped: {detail}"))
         })
         .collect();
@@ -355,6 +368,7 @@ mod tests {
             content,
             &kinds,
             &contact(),
+            &|_| true,
             known,
             channels.len() > 1,
             false,

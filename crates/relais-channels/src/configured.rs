@@ -202,10 +202,13 @@ pub fn start(
         crate::smpp::KIND => crate::smpp::start(identity, config),
         crate::webchat::KIND => crate::webchat::start(identity, config),
         crate::webpush::KIND => {
-            let channel =
-                crate::webpush::WebpushChannel::new(crate::webpush::WebpushConfig::parse(config)?)
-                    .map_err(client_error)?;
-            Ok(outbound_only(Arc::new(channel)))
+            let config = crate::webpush::WebpushConfig::parse(config)?;
+            let channel = crate::webpush::WebpushChannel::new(config.clone(), &identity.id)
+                .map_err(client_error)?;
+            // The browsers' reports of shown and clicked notifications.
+            Ok(told_by_webhooks(Arc::new(channel), move |request| {
+                crate::webpush::receive_report(&identity, config.report_key(), request)
+            }))
         }
         WHATSAPP => {
             let config = WhatsAppConfig::parse(config)?;
@@ -341,6 +344,7 @@ pub fn takes_webhooks(kind: &str) -> bool {
         || kind == TELEGRAM
         || kind == VIBER
         || kind == EMAIL
+        || kind == crate::webpush::KIND
         || platform(kind).is_some()
 }
 

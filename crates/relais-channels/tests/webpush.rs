@@ -26,11 +26,15 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 use relais_channels::adapter::OutboundMessage;
+use relais_channels::event::MessageRef;
 use relais_channels::webpush::{ReceiverKeys, encrypt, encrypt_with};
-use relais_channels::{ChannelIdentity, Started};
+use relais_channels::{
+    ChannelEvent, ChannelIdentity, Started, WebhookAnswer, WebhookError, WebhookRequest,
+};
 use relais_core::channel::ChannelKind;
 use relais_core::content::Content;
 use relais_core::retry::ErrorClass;
+use relais_core::status::MessageStatus;
 use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::agreement::{ECDH_P256, EphemeralPrivateKey, UnparsedPublicKey, agree_ephemeral};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -459,7 +463,7 @@ fn outbound(to: String, content: Value) -> OutboundMessage {
 async fn a_push_reaches_the_browser_encrypted_and_signed() {
     let fake = fake_push_service().await;
     let started = start(config());
-    assert!(started.webhook.is_none() && started.events.is_none());
+    assert!(started.events.is_none());
     let to = fake.browser.address(&format!("{}/push/abc", fake.base));
     let ack = started
         .adapter
@@ -607,4 +611,82 @@ fn a_config_with_a_wrong_public_key_or_subject_is_refused() {
         "/vapid_subject"
     );
     assert!(relais_channels::check_config("webpush", &self::config()).is_ok());
+}
+
+/// A browser's report posted to the channel's `/hooks/` address.
+fn report(started: &Started, body: &Value) -> Result<WebhookAnswer, WebhookError> {
+    let body = body.to_string();
+    let read = started
+        .webhook
+        .as_ref()
+        .expect("a Web Push channel takes reports");
+    read(&WebhookRequest {
+        is_get: false,
+        query: &[],
+        headers: &[("content-type".into(), "text/plain;charset=UTF-8".into())],
+        body: body.as_bytes(),
+    })
+}
+
+#[tokio::test]
+async fn with_a_public_url_a_notification_carries_what_its_service_worker_reports_with() {
+    let fake = fake_push_service().await;
+    let mut reporting = config();
+    reporting["public_url"] = json!("https://relais.example.com/");
+    let started = start(reporting);
+    let to = fake.browser.address(&format!("{}/push/abc", fake.base));
+    started
+        .adapter
+        .send(&outbound(to, json!({"text": "Votre colis arrive"})))
+        .await
+        .unwrap();
+    let notification = fake.pushes.lock().unwrap()[0].notification.clone();
+    let stamp = &notification["relais"];
+    assert_eq!(stamp["message"], "msg-1");
+    assert_eq!(
+        stamp["report"],
+        "https://relais.example.com/hooks/ch-webpush"
+    );
+    let token = stamp["token"].as_str().unwrap().to_owned();
+
+    // What the service worker posts back, with the token it was given.
+    let shown = report(
+        &started,
+        &json!({"message": "msg-1", "token": token, "event": "shown"}),
+    )
+    .unwrap();
+    let WebhookAnswer::Deliver(events) = shown else {
+        panic!("a report is delivered to the engine")
+    };
+    match events.as_slice() {
+        [ChannelEvent::Status(status, _)] => {
+            assert_eq!(status.status, MessageStatus::Delivered);
+            assert_eq!(status.message, MessageRef::Ours("msg-1".into()));
+            assert_eq!(status.channel_id, "ch-webpush");
+        }
+        other => panic!("one status: {other:?}"),
+    }
+    // The same token does not speak for another message.
+    assert!(matches!(
+        report(
+            &started,
+            &json!({"message": "msg-2", "token": token, "event": "clicked"})
+        ),
+        Err(WebhookError::Unauthorized(_))
+    ));
+
+    // Without a public_url, notifications carry nothing to report with.
+    let plain = start(config());
+    let to = fake.browser.address(&format!("{}/push/def", fake.base));
+    plain
+        .adapter
+        .send(&outbound(to, json!({"text": "Bonjour"})))
+        .await
+        .unwrap();
+    assert!(
+        fake.pushes.lock().unwrap()[1]
+            .notification
+            .get("relais")
+            .is_none()
+    );
 }

@@ -1,7 +1,8 @@
 //! A fallback chain from push to SMS, with the dispatcher driven by a manual clock: each
 //! step goes to the contact's own address on its channel (the push subscription, then
 //! their phone number), the SMS leaves only when the push was not delivered within the
-//! chain's wait, and a push the service refuses falls back at once.
+//! chain's wait (a browser reports a notification it showed), and a push the service
+//! refuses falls back at once.
 
 mod support;
 
@@ -46,9 +47,10 @@ struct Api {
     app: axum::Router,
     key: String,
     clock: Arc<ManualClock>,
-    dispatcher: Dispatcher,
+    dispatcher: Arc<Dispatcher>,
     pushes: Arc<Mutex<Vec<String>>>,
     push_base: String,
+    channel_id: String,
     _store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
@@ -61,19 +63,21 @@ async fn api() -> Api {
         panic!("first start")
     };
     let state = AppState::new(store.clone(), clock.clone(), HttpSettings::default(), None);
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        clock.clone(),
-        DispatcherConfig {
-            lease_owner: "test".into(),
-            ..Default::default()
-        },
-    )
-    .with_registry(state.channels.registry())
-    .with_adapter(Arc::new(relais_engine::sim::adapter(
-        store.clone(),
-        SimConfig::default(),
-    )));
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            store.clone(),
+            clock.clone(),
+            DispatcherConfig {
+                lease_owner: "test".into(),
+                ..Default::default()
+            },
+        )
+        .with_registry(state.channels.registry())
+        .with_adapter(Arc::new(relais_engine::sim::adapter(
+            store.clone(),
+            SimConfig::default(),
+        ))),
+    );
     let pushes = Arc::new(Mutex::new(Vec::new()));
     let fake = axum::Router::new()
         .route("/push/{id}", axum::routing::post(push_service))
@@ -81,13 +85,14 @@ async fn api() -> Api {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let push_base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, fake).await });
-    let api = Api {
+    let mut api = Api {
         app: router(state),
         key: key.secret,
         clock,
         dispatcher,
         pushes,
         push_base,
+        channel_id: String::new(),
         _store: store,
         _dir: dir,
     };
@@ -97,10 +102,11 @@ async fn api() -> Api {
             "/v1/channels",
             Some(json!({"kind": "webpush", "name": "push", "config": {
                 "vapid_private_key": VAPID_PRIVATE, "vapid_subject": "mailto:ops@example.com",
-                "allow_http_endpoints": true}})),
+                "public_url": "https://relais.example.com", "allow_http_endpoints": true}})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{channel}");
+    api.channel_id = channel["id"].as_str().unwrap().to_owned();
     api
 }
 
@@ -127,6 +133,28 @@ impl Api {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{contact}");
         contact["id"].as_str().unwrap().to_owned()
+    }
+
+    /// What the page's service worker posts when it showed message `id`'s notification,
+    /// with the token the notification carried (`token`: None for the right one).
+    async fn browser_reports(&self, id: &str, event: &str, token: Option<&str>) -> StatusCode {
+        let right = relais_channels::webpush::ReportKey::derive(VAPID_PRIVATE).token(id);
+        let body = json!({"message": id, "token": token.unwrap_or(&right), "event": event});
+        let request = axum::http::Request::post(format!("/hooks/{}", self.channel_id))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        // Statuses are applied by the dispatcher's receipt path: it runs meanwhile.
+        let dispatcher = self.dispatcher.clone();
+        let running = tokio::spawn(async move {
+            loop {
+                dispatcher.run_once().await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        let status = support::respond(&self.app, request).await.0;
+        running.abort();
+        status
     }
 
     async fn send(&self, body: Value) -> (StatusCode, Value) {
@@ -284,4 +312,42 @@ async fn a_step_the_contact_has_no_address_for_is_left_out_and_said_so() {
     );
     let (_, listed) = api.call("GET", "/v1/messages", None).await;
     assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
+}
+
+#[tokio::test]
+async fn a_push_the_browser_reports_shown_in_time_is_delivered_and_no_sms_follows() {
+    let api = api().await;
+    let contact = api.contact("ana", Some(PHONE)).await;
+    let (_, accepted) = api
+        .send(push_then_sms(&contact, "Votre colis arrive"))
+        .await;
+    let id = accepted["id"].as_str().unwrap();
+    api.dispatch_until(id, &["sent"]).await;
+
+    // A forged report changes nothing.
+    assert_eq!(
+        api.browser_reports(id, "shown", Some("AAAAAAAAAAAAAAAAAAAAAA"))
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(api.message(id).await["status"], "sent");
+
+    api.clock.advance(SignedDuration::from_secs(60));
+    assert_eq!(api.browser_reports(id, "shown", None).await, StatusCode::OK);
+    assert_eq!(api.message(id).await["status"], "delivered");
+
+    api.clock.advance(SignedDuration::from_secs(120));
+    for _ in 0..5 {
+        api.dispatcher.run_once().await.unwrap();
+    }
+    assert!(
+        api.phone(PHONE).await.is_empty(),
+        "no SMS after a delivered push"
+    );
+    assert_eq!(
+        api.browser_reports(id, "clicked", None).await,
+        StatusCode::OK
+    );
+    let read = api.message(id).await;
+    assert_eq!(read["status"], "read", "{read}");
 }

@@ -12,6 +12,7 @@ use super::answer::{Refusal, classify, excerpt};
 use super::config::WebpushConfig;
 use super::ece;
 use super::payload::payload;
+use super::report::stamp;
 use super::subscription::Subscription;
 use crate::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
 use crate::pace::{AuthPause, Pace};
@@ -27,6 +28,9 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct WebpushChannel {
     config: WebpushConfig,
+    /// Where browsers report this channel's notifications (`{public_url}/hooks/{id}`),
+    /// when the config names a `public_url`.
+    report_url: Option<String>,
     client: reqwest::Client,
     pace: Pace,
     auth: AuthPause,
@@ -34,9 +38,13 @@ pub struct WebpushChannel {
 }
 
 impl WebpushChannel {
-    pub fn new(config: WebpushConfig) -> Result<WebpushChannel, ClientError> {
+    /// The sender of the configured channel `channel_id`.
+    pub fn new(config: WebpushConfig, channel_id: &str) -> Result<WebpushChannel, ClientError> {
         Ok(WebpushChannel {
             client: http_client()?,
+            report_url: config
+                .public_url()
+                .map(|public_url| crate::telegram::webhook_address(public_url, channel_id)),
             pace: Pace::new(config.max_rate()),
             config,
             auth: AuthPause::default(),
@@ -55,8 +63,12 @@ impl WebpushChannel {
         };
         let subscription = Subscription::parse(&message.to, self.config.allow_http_endpoints())
             .map_err(|e| refuse(SendError::permanent("invalid_recipient", e.to_string())))?;
-        let notification = payload(&message.content, self.config.title())
+        let mut notification = payload(&message.content, self.config.title())
             .map_err(|reason| refuse(SendError::permanent("bad_content", reason)))?;
+        if let Some(report_url) = &self.report_url {
+            notification["relais"] =
+                stamp(self.config.report_key(), report_url, &message.message_id);
+        }
         let body =
             ece::encrypt(notification.to_string().as_bytes(), &subscription.keys).map_err(|e| {
                 match e {

@@ -6,11 +6,14 @@
 //! and it stays readable in the channel's config for the page that subscribes), `ttl`
 //! (seconds a push service keeps an undelivered message, 0 to 2419200, default 86400),
 //! `urgency` (`very-low`, `low`, `normal`, `high`; default `normal`), `title` (the title
-//! of notifications whose content has none), `allow_http_endpoints` (for a local push
-//! service in tests; default false) and `max_rate`. Unknown keys are refused.
+//! of notifications whose content has none), `public_url` (this server's address as
+//! browsers reach it; when set, notifications carry what their service worker needs to
+//! report them shown and clicked, see [`super::report`]), `allow_http_endpoints` (for a
+//! local push service in tests; default false) and `max_rate`. Unknown keys are refused.
 
+use super::report::ReportKey;
 use super::vapid::VapidKey;
-use crate::config_keys::{self, error, flag, refuse_unknown_keys, secret, string};
+use crate::config_keys::{self, checked_url, error, flag, refuse_unknown_keys, secret, string};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -27,8 +30,9 @@ pub const MAX_TTL: u32 = 2_419_200;
 
 const URGENCIES: [&str; 4] = ["very-low", "low", "normal", "high"];
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "vapid_private_key",
+    "public_url",
     "vapid_subject",
     "vapid_public_key",
     "ttl",
@@ -42,6 +46,8 @@ const KEYS: [&str; 8] = [
 #[derive(Debug, Clone)]
 pub struct WebpushConfig {
     key: Arc<VapidKey>,
+    report_key: ReportKey,
+    public_url: Option<String>,
     subject: String,
     ttl: u32,
     urgency: &'static str,
@@ -56,7 +62,8 @@ impl WebpushConfig {
             .as_object()
             .ok_or_else(|| error("", "the config must be a JSON object"))?;
         refuse_unknown_keys(object, &KEYS)?;
-        let key = VapidKey::parse(&secret(object, "vapid_private_key")?).map_err(|e| {
+        let private_key = secret(object, "vapid_private_key")?;
+        let key = VapidKey::parse(&private_key).map_err(|e| {
             error(
                 "/vapid_private_key",
                 format!(
@@ -109,8 +116,13 @@ impl WebpushConfig {
                 })?,
         };
         let title = string(object, "title")?.unwrap_or_default().to_owned();
+        let public_url = string(object, "public_url")?
+            .map(|url| checked_url("/public_url", url, "https://relais.example.com"))
+            .transpose()?;
         Ok(WebpushConfig {
             key: Arc::new(key),
+            report_key: ReportKey::derive(&private_key),
+            public_url,
             subject,
             ttl,
             urgency,
@@ -122,6 +134,16 @@ impl WebpushConfig {
 
     pub fn key(&self) -> &VapidKey {
         &self.key
+    }
+
+    /// The key of the tokens with which browsers report notifications.
+    pub fn report_key(&self) -> &ReportKey {
+        &self.report_key
+    }
+
+    /// This server's address as browsers reach it, when configured.
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
     }
 
     /// The public key a page passes as `applicationServerKey`.

@@ -8,6 +8,7 @@
 //! - [`subscription`]: a `webpush` address, the browser's subscription JSON, checked;
 //! - [`payload`]: the notification JSON a content becomes;
 //! - [`answer`]: what a push service's answer means (the table is there);
+//! - [`report`]: a browser's report that it showed or a person clicked a notification;
 //! - [`adapter`]: [`WebpushChannel`], the [`ChannelAdapter`] that sends.
 //!
 //! Invariants:
@@ -15,8 +16,10 @@
 //! - The private key never shows in `Debug` output, an error or a log line.
 //! - What a notification cannot show is refused as a permanent `bad_content` error,
 //!   never cut: degrading content is the engine's job, with Web Push's capabilities.
-//! - Push services send no delivery or read receipts: a message ends `sent`. A
-//!   subscription that is gone (404, 410) fails as `subscription_gone`.
+//! - Push services send no delivery or read receipts: a message ends `sent`, unless the
+//!   page's service worker reports the notification shown (`delivered`) or clicked
+//!   (`read`) with the token the notification carried. A subscription that is gone
+//!   (404, 410) fails as `subscription_gone`.
 //! - Nothing here panics on input from outside, and nothing here touches the store.
 //!
 //! [`ChannelAdapter`]: crate::adapter::ChannelAdapter
@@ -26,12 +29,15 @@ pub mod answer;
 pub mod config;
 pub mod ece;
 pub mod payload;
+pub mod report;
 pub mod subscription;
 pub mod vapid;
 
 pub use adapter::WebpushChannel;
 pub use config::WebpushConfig;
 pub use ece::{EceError, ReceiverKeys, encrypt, encrypt_with};
+pub use report::ReportKey;
+pub(crate) use report::receive as receive_report;
 pub use subscription::{Subscription, SubscriptionError};
 pub use vapid::VapidKey;
 

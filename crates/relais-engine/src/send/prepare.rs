@@ -337,6 +337,7 @@ impl Build {
         } = resolved;
         let Checked {
             request,
+            target,
             purpose,
             sender,
             campaign,
@@ -407,10 +408,6 @@ impl Build {
             now,
             &at,
         )?;
-        // The id first: a step naming a kind is routed among the tenant's channels of that
-        // kind by a draw seeded with it (the steps a closed window left out are not routed).
-        let id = relais_core::ids::new_id();
-        let routed = route_steps(&chain, &named.routes, &address, &id, &at)?;
         let first = chain
             .steps()
             .first()
@@ -424,6 +421,25 @@ impl Build {
                 "/channel"
             }),
         )?;
+        // A contact named by id is reached at its address on the channel it goes out on:
+        // one it no longer has there (a push subscription found dead) is refused here,
+        // not sent to another channel's address.
+        let address = match &target {
+            Target::Contact(_) => address_on(&contact, kind).ok_or_else(|| {
+                invalid(
+                    &at("/to/contact_id"),
+                    format!(
+                        "the contact has no `{kind}` identity to send to; add one (POST /v1/contacts/{}/identities) or name another channel",
+                        contact.id
+                    ),
+                )
+            })?,
+            Target::Identity(_) => address,
+        };
+        // The id first: a step naming a kind is routed among the tenant's channels of that
+        // kind by a draw seeded with it (the steps a closed window left out are not routed).
+        let id = relais_core::ids::new_id();
+        let routed = route_steps(&chain, &named.routes, &address, &id, &at)?;
 
         // A human agent's reply keeps when the customer last wrote, so that the channel
         // can tell at send time whether the 24 h window still holds.
@@ -742,6 +758,21 @@ async fn contact_by_id(
             )
         })?;
     Ok((contact, address))
+}
+
+/// The contact's address on `kind`: its identity of that kind, or for a channel that
+/// sends to phone numbers, any of its phone numbers.
+fn address_on(contact: &Contact, kind: ChannelKind) -> Option<String> {
+    let identities = &contact.identities;
+    identities
+        .iter()
+        .find(|i| i.channel == kind)
+        .or_else(|| {
+            identities
+                .iter()
+                .find(|i| kind.is_phone_addressed() && i.channel.is_phone_addressed())
+        })
+        .map(|i| i.address.clone())
 }
 
 /// When: `send_at`, then the recipient's quiet hours.

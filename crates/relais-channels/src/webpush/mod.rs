@@ -8,6 +8,7 @@
 //! - [`subscription`]: a `webpush` address, the browser's subscription JSON, checked;
 //! - [`payload`]: the notification JSON a content becomes;
 //! - [`answer`]: what a push service's answer means (the table is there);
+//! - [`opt_in`]: the key a page subscribes with, and its subscription as an identity;
 //! - [`adapter`]: [`WebpushChannel`], the [`ChannelAdapter`] that sends.
 //!
 //! Invariants:
@@ -25,6 +26,7 @@ pub mod adapter;
 pub mod answer;
 pub mod config;
 pub mod ece;
+pub mod opt_in;
 pub mod payload;
 pub mod subscription;
 pub mod vapid;

@@ -78,7 +78,7 @@ const HEARTBEAT: Duration = Duration::from_secs(25);
 const TYPING_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 
 /// The channel's hub, if the page's origin may use it.
-fn allowed_hub(channel: &str, headers: &HeaderMap) -> ApiResult<(Arc<Hub>, String)> {
+pub(crate) fn allowed_hub(channel: &str, headers: &HeaderMap) -> ApiResult<(Arc<Hub>, String)> {
     let hub = webchat::hub(channel)
         .ok_or_else(|| ApiError::not_found(format!("no web chat channel `{channel}`")))?;
     let origin = headers
@@ -94,7 +94,7 @@ fn allowed_hub(channel: &str, headers: &HeaderMap) -> ApiResult<(Arc<Hub>, Strin
     Ok((hub, origin))
 }
 
-fn cors(mut response: Response, origin: &str) -> Response {
+pub(crate) fn cors(mut response: Response, origin: &str) -> Response {
     if let Ok(origin) = HeaderValue::from_str(origin) {
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -108,8 +108,8 @@ fn cors(mut response: Response, origin: &str) -> Response {
     response
 }
 
-/// The answer to a browser asking whether the page may send the visitor's token header
-/// and an image type (neither is allowed cross-origin without asking).
+/// The answer to a browser asking whether the page may send the visitor's token header,
+/// an image type or JSON, or delete (none is allowed cross-origin without asking).
 pub async fn preflight(
     Path(params): Path<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -124,7 +124,7 @@ pub async fn preflight(
     let h = response.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST"),
+        HeaderValue::from_static("GET, POST, DELETE"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -139,7 +139,7 @@ pub async fn preflight(
 
 /// The visitor the request's token header names: refused when it is missing or
 /// malformed, since a new visitor would own nothing.
-fn known_visitor(hub: &Hub, headers: &HeaderMap) -> ApiResult<Visitor> {
+pub(crate) fn known_visitor(hub: &Hub, headers: &HeaderMap) -> ApiResult<Visitor> {
     headers
         .get(VISITOR_HEADER)
         .and_then(|v| v.to_str().ok())

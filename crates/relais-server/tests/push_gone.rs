@@ -14,20 +14,11 @@ use axum::response::IntoResponse;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use relais_core::clock::{Clock, SystemClock};
-use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
-use relais_engine::tenants::{Bootstrap, bootstrap};
-use relais_server::{AppState, HttpSettings, router};
-use relais_store::{SqliteStore, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use support::{AUTH, P256DH, Stepped, VAPID_PRIVATE};
 
-/// RFC 8291 Appendix A's application server key, and a browser's keys.
-const VAPID_PRIVATE: &str = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw";
-const P256DH: &str =
-    "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
-const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
 /// The service account the FCM channel tests use (an RSA key made for tests).
 const FCM_KEY: &str =
     include_str!("../../relais-channels/tests/fixtures/rcs-service-account-key.pem");
@@ -40,139 +31,87 @@ BMayomPVn5/CJFNHAKa8Np4obmnR3SxT2OuuI6h2i6pHJdafsukaULol
 -----END PRIVATE KEY-----
 ";
 
-struct Api {
-    app: axum::Router,
-    key: String,
-    dispatcher: Dispatcher,
-    _store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
-}
+/// Configures channel `push` of `kind`, and a contact with `address` on it and an e-mail
+/// address; sends to the contact on `push` until the message is final; checks what a dead
+/// address must leave behind. `requests` counts what the fake received.
+async fn a_dead_address_is_removed(
+    kind: &str,
+    config: Value,
+    address: &str,
+    requests: &AtomicUsize,
+) {
+    let api: Stepped = support::stepped().await;
+    let (status, channel) = api
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(json!({"kind": kind, "name": "push", "config": config})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{channel}");
+    let email = json!({"channel": "email", "address": "ana@example.com"});
+    let (status, contact) = api
+        .call(
+            "POST",
+            "/v1/contacts",
+            Some(json!({"identities": [{"channel": kind, "address": address}, email]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{contact}");
+    let contact_id = contact["id"].as_str().unwrap().to_owned();
+    let send = json!({"to": {"contact_id": contact_id}, "channel": "push",
+        "content": {"text": "Votre colis est arrivé"}});
+    let (status, accepted) = api.call("POST", "/v1/messages", Some(send.clone())).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
 
-async fn api() -> Api {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
-    let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
-        panic!("first start")
-    };
-    let state = AppState::new(store.clone(), clock.clone(), HttpSettings::default(), None);
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        clock,
-        DispatcherConfig {
-            lease_owner: "test".into(),
-            ..Default::default()
-        },
-    )
-    .with_registry(state.channels.registry());
-    Api {
-        app: router(state),
-        key: key.secret,
-        dispatcher,
-        _store: store,
-        _dir: dir,
+    let message = api.settle(accepted["id"].as_str().unwrap()).await;
+    assert_eq!(message["status"], "failed", "{message}");
+    let last = message["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["reason"], "subscription_gone", "{message}");
+    let detail = last["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "this {kind} address was removed from contact {contact_id}"
+        )),
+        "{detail}"
+    );
+    // More rounds find nothing to retry.
+    for _ in 0..3 {
+        api.dispatcher.run_once().await.unwrap();
     }
-}
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "a dead address is tried once, never retried"
+    );
 
-impl Api {
-    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        support::call(&self.app, &self.key, method, uri, body).await
-    }
+    let (_, contact) = api
+        .call("GET", &format!("/v1/contacts/{contact_id}"), None)
+        .await;
+    assert_eq!(contact["identities"], json!([email]), "{contact}");
 
-    /// Configures channel `push` of `kind`, and a contact with `address` on it and an
-    /// e-mail address; sends to the contact on `push` until the message is final; checks
-    /// what a dead address must leave behind. `requests` counts what the fake received.
-    async fn a_dead_address_is_removed(
-        &self,
-        kind: &str,
-        config: Value,
-        address: &str,
-        requests: &AtomicUsize,
-    ) {
-        let (status, channel) = self
-            .call(
-                "POST",
-                "/v1/channels",
-                Some(json!({"kind": kind, "name": "push", "config": config})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{channel}");
-        let email = json!({"channel": "email", "address": "ana@example.com"});
-        let (status, contact) = self
-            .call(
-                "POST",
-                "/v1/contacts",
-                Some(json!({"identities": [{"channel": kind, "address": address}, email]})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{contact}");
-        let contact_id = contact["id"].as_str().unwrap().to_owned();
-        let send = json!({"to": {"contact_id": contact_id}, "channel": "push",
-            "content": {"text": "Votre colis est arrivé"}});
-        let (status, accepted) = self.call("POST", "/v1/messages", Some(send.clone())).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
-        let id = accepted["id"].as_str().unwrap();
-
-        let mut message = Value::Null;
-        for _ in 0..300 {
-            self.dispatcher.run_once().await.unwrap();
-            message = self
-                .call("GET", &format!("/v1/messages/{id}"), None)
-                .await
-                .1;
-            if message["status"] == "failed" || message["status"] == "sent" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(message["status"], "failed", "{message}");
-        let last = message["events"]
-            .as_array()
-            .unwrap()
-            .last()
-            .unwrap()
-            .clone();
-        assert_eq!(last["reason"], "subscription_gone", "{message}");
-        let detail = last["detail"].as_str().unwrap();
-        assert!(
-            detail.contains(&format!(
-                "this {kind} address was removed from contact {contact_id}"
-            )),
-            "{detail}"
-        );
-        // More rounds find nothing to retry.
-        for _ in 0..3 {
-            self.dispatcher.run_once().await.unwrap();
-        }
-        assert_eq!(
-            requests.load(Ordering::SeqCst),
-            1,
-            "a dead address is tried once, never retried"
-        );
-
-        let (_, contact) = self
-            .call("GET", &format!("/v1/contacts/{contact_id}"), None)
-            .await;
-        assert_eq!(contact["identities"], json!([email]), "{contact}");
-
-        let (status, problem) = self.call("POST", "/v1/messages", Some(send)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
-        assert_eq!(
-            problem["errors"][0]["pointer"], "/to/contact_id",
-            "{problem}"
-        );
-        let refusal = problem["errors"][0]["detail"].as_str().unwrap();
-        assert!(
-            refusal.contains(&format!("the contact has no `{kind}` identity")),
-            "{refusal}"
-        );
-        self.dispatcher.run_once().await.unwrap();
-        assert_eq!(
-            requests.load(Ordering::SeqCst),
-            1,
-            "nothing more was pushed"
-        );
-    }
+    let (status, problem) = api.call("POST", "/v1/messages", Some(send)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["pointer"], "/to/contact_id",
+        "{problem}"
+    );
+    let refusal = problem["errors"][0]["detail"].as_str().unwrap();
+    assert!(
+        refusal.contains(&format!("the contact has no `{kind}` identity")),
+        "{refusal}"
+    );
+    api.dispatcher.run_once().await.unwrap();
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "nothing more was pushed"
+    );
 }
 
 /// Serves `app` on 127.0.0.1; its base URL.
@@ -206,10 +145,7 @@ async fn a_web_push_subscription_answered_410_is_removed_from_its_contact() {
     .to_string();
     let config = json!({"vapid_private_key": VAPID_PRIVATE,
         "vapid_subject": "mailto:ops@example.com", "allow_http_endpoints": true});
-    api()
-        .await
-        .a_dead_address_is_removed("webpush", config, &subscription, &requests)
-        .await;
+    a_dead_address_is_removed("webpush", config, &subscription, &requests).await;
 }
 
 #[tokio::test]
@@ -247,10 +183,7 @@ async fn an_fcm_token_answered_unregistered_is_removed_from_its_contact() {
         "token_uri": "https://oauth2.googleapis.com/token"},
         "base_url": format!("{base}/"), "token_uri": format!("{base}/token")});
     let token = "dK3xVq0wRb2:APA91bHPRgkF3JUikC4ENAHEeMrd41Zxv3hVZjC9KtT8OvPVGJ";
-    api()
-        .await
-        .a_dead_address_is_removed("fcm", config, token, &requests)
-        .await;
+    a_dead_address_is_removed("fcm", config, token, &requests).await;
 }
 
 #[tokio::test]
@@ -283,8 +216,5 @@ async fn an_apns_token_answered_410_unregistered_is_removed_from_its_contact() {
     let config = json!({"team_id": "ABC123DEFG", "key_id": "KEY456HIJK",
         "private_key": APNS_KEY, "topic": "com.example.relais", "base_url": format!("{base}/")});
     let token = "0f".repeat(32);
-    api()
-        .await
-        .a_dead_address_is_removed("apns", config, &token, &requests)
-        .await;
+    a_dead_address_is_removed("apns", config, &token, &requests).await;
 }

@@ -9,55 +9,26 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use relais_core::clock::{Clock, SystemClock};
-use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
-use relais_engine::tenants::{Bootstrap, bootstrap};
-use relais_server::{AppState, HttpSettings, router};
-use relais_store::{SqliteStore, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use support::{AUTH, P256DH, Stepped, VAPID_PRIVATE, VAPID_PUBLIC};
 
 const SITE: &str = "https://shop.example";
-/// RFC 8291 Appendix A's application server key and its public half, and a browser's keys.
-const VAPID_PRIVATE: &str = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw";
-const VAPID_PUBLIC: &str =
-    "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8";
-const P256DH: &str =
-    "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
-const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
 /// Visitors' tokens, as the socket's welcome frame gives them (43 base64url characters).
 const ANA: &str = "anaAnaAnaAnaAnaAnaAnaAnaAnaAnaAnaAnaAnaAnaA";
 const BOB: &str = "bobBobBobBobBobBobBobBobBobBobBobBobBobBobB";
 
 struct App {
-    router: axum::Router,
-    key: String,
+    server: Stepped,
     channel: String,
-    dispatcher: Dispatcher,
     /// Pushes the fake push service received.
     pushes: Arc<AtomicUsize>,
     push_base: String,
-    _dir: tempfile::TempDir,
 }
 
 async fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
-        panic!("first start")
-    };
-    let state = AppState::new(store.clone(), clock.clone(), HttpSettings::default(), None);
-    let dispatcher = Dispatcher::new(
-        store,
-        clock,
-        DispatcherConfig {
-            lease_owner: "test".into(),
-            ..Default::default()
-        },
-    )
-    .with_registry(state.channels.registry());
+    let server = support::stepped().await;
     let pushes = Arc::new(AtomicUsize::new(0));
     let counted = pushes.clone();
     let fake = axum::Router::new().route(
@@ -70,24 +41,19 @@ async fn app() -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let push_base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, fake).await });
-    let router = router(state);
-    let (status, created) = support::call(
-        &router,
-        &key.secret,
-        "POST",
-        "/v1/channels",
-        Some(json!({"kind": "webchat", "name": "site", "config": {"allowed_origins": [SITE]}})),
-    )
-    .await;
+    let (status, created) = server
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(json!({"kind": "webchat", "name": "site", "config": {"allowed_origins": [SITE]}})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     App {
-        router,
-        key: key.secret,
+        server,
         channel: created["id"].as_str().unwrap().to_owned(),
-        dispatcher,
         pushes,
         push_base,
-        _dir: dir,
     }
 }
 
@@ -98,7 +64,7 @@ fn subscription(endpoint: &str, p256dh: &str, auth: &str) -> Value {
 
 impl App {
     async fn api(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        support::call(&self.router, &self.key, method, uri, body).await
+        self.server.call(method, uri, body).await
     }
 
     /// The tenant's Web Push channel; `allow_http` for the local fake push service.
@@ -137,7 +103,7 @@ impl App {
         let request = request
             .body(Body::from(body.unwrap_or_default().to_owned()))
             .unwrap();
-        let response = tower::ServiceExt::oneshot(self.router.clone(), request)
+        let response = tower::ServiceExt::oneshot(self.server.app.clone(), request)
             .await
             .unwrap();
         let allowed = response
@@ -285,16 +251,7 @@ async fn a_visitors_subscription_is_their_contacts_identity_and_a_message_reache
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
-    let id = accepted["id"].as_str().unwrap();
-    let mut message = Value::Null;
-    for _ in 0..200 {
-        app.dispatcher.run_once().await.unwrap();
-        message = app.api("GET", &format!("/v1/messages/{id}"), None).await.1;
-        if message["status"] != "queued" && message["status"] != "sending" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let message = app.server.settle(accepted["id"].as_str().unwrap()).await;
     assert_eq!(message["status"], "sent", "{message}");
     assert_eq!(app.pushes.load(Ordering::SeqCst), 1);
 

@@ -14,22 +14,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use relais_core::clock::{Clock, SystemClock};
-use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
-use relais_engine::tenants::{Bootstrap, bootstrap};
-use relais_server::{AppState, HttpSettings, router};
-use relais_store::{SqliteStore, Store};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-
-/// The raw key of RFC 8291 Appendix A's application server, and its public key.
-const VAPID_PRIVATE: &str = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw";
-const VAPID_PUBLIC: &str =
-    "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8";
-/// A browser's keys (RFC 8291 Appendix A's user agent).
-const P256DH: &str =
-    "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
-const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
+use support::{AUTH, P256DH, Stepped, VAPID_PRIVATE, VAPID_PUBLIC};
 
 /// `(endpoint id, headers of interest, body length)` of every push.
 type Pushes = Arc<Mutex<Vec<(String, Vec<(String, String)>, Vec<u8>)>>>;
@@ -59,32 +46,12 @@ async fn push_service(
 }
 
 struct Api {
-    app: axum::Router,
-    key: String,
-    dispatcher: Arc<Dispatcher>,
+    server: Stepped,
     pushes: Pushes,
     base_url: String,
-    _store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
 }
 
 async fn api() -> Api {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
-    let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
-        panic!("first start")
-    };
-    let state = AppState::new(store.clone(), clock.clone(), HttpSettings::default(), None);
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        clock,
-        DispatcherConfig {
-            lease_owner: "test".into(),
-            ..Default::default()
-        },
-    )
-    .with_registry(state.channels.registry());
     let pushes = Pushes::default();
     let fake = axum::Router::new()
         .route("/push/{id}", axum::routing::post(push_service))
@@ -93,19 +60,15 @@ async fn api() -> Api {
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, fake).await });
     Api {
-        app: router(state),
-        key: key.secret,
-        dispatcher: Arc::new(dispatcher),
+        server: support::stepped().await,
         pushes,
         base_url,
-        _store: store,
-        _dir: dir,
     }
 }
 
 impl Api {
     async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        support::call(&self.app, &self.key, method, uri, body).await
+        self.server.call(method, uri, body).await
     }
 
     /// `JSON.stringify(subscription)` of a browser subscribed at `/push/{id}`.
@@ -136,20 +99,7 @@ impl Api {
             )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
-        let id = accepted["id"].as_str().unwrap().to_owned();
-        let mut message = Value::Null;
-        for _ in 0..200 {
-            self.dispatcher.run_once().await.unwrap();
-            message = self
-                .call("GET", &format!("/v1/messages/{id}"), None)
-                .await
-                .1;
-            if message["status"] == "sent" || message["status"] == "failed" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        message
+        self.server.settle(accepted["id"].as_str().unwrap()).await
     }
 }
 

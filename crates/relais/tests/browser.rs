@@ -8,6 +8,7 @@
 
 mod support;
 
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::{ADMIN_KEY, Server, free_port};
@@ -145,6 +146,29 @@ async fn embedding_site(relais: &str) -> String {
     url
 }
 
+/// A site of its own that embeds the widget of a new `webchat` channel titled "Boutique"
+/// (with more of its `config`), the only site whose pages may open the chat: the site's
+/// address and its page's.
+async fn widget_page(server: &Server, config: serde_json::Value) -> (String, String) {
+    let site = embedding_site(&server.base).await;
+    let mut config = config;
+    config["allowed_origins"] = json!([site]);
+    config["title"] = json!("Boutique");
+    let created: serde_json::Value = support::client()
+        .post(format!("{}/v1/channels", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"kind": "webchat", "name": "site", "config": config}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let channel = created["id"].as_str().expect("the channel was created");
+    let page = format!("{site}/?channel={channel}");
+    (site, page)
+}
+
 #[tokio::test]
 async fn a_visitor_chats_through_the_widget_with_the_bot_and_an_agent_across_a_restart() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -155,26 +179,7 @@ async fn a_visitor_chats_through_the_widget_with_the_bot_and_an_agent_across_a_r
     let data = dir.path().join("data");
     let port = free_port();
     let mut server = Server::start(&data, port, &[] as &[(&str, &str)]).await;
-    // The site is the only one whose pages may open the chat.
-    let site = embedding_site(&server.base).await;
-    let created: serde_json::Value = support::client()
-        .post(format!("{}/v1/channels", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(
-            &serde_json::json!({"kind": "webchat", "name": "site", "config": {
-            "allowed_origins": [site], "title": "Boutique", "color": "#8e44ad"}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let channel = created["id"]
-        .as_str()
-        .expect("the channel was created")
-        .to_owned();
-    let page = format!("{site}/?channel={channel}");
+    let (_, page) = widget_page(&server, json!({"color": "#8e44ad"})).await;
 
     let mut node = tokio::process::Command::new("node")
         .arg(scripts_dir().join("widget.mjs"))
@@ -225,20 +230,7 @@ async fn a_visitor_opts_in_to_push_notifications_of_replies_from_the_widget() {
         &[] as &[(&str, &str)],
     )
     .await;
-    let site = embedding_site(&server.base).await;
-    let created: serde_json::Value = support::client()
-        .post(format!("{}/v1/channels", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(&serde_json::json!({"kind": "webchat", "name": "site",
-            "config": {"allowed_origins": [site], "title": "Boutique"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let channel = created["id"].as_str().expect("the channel was created");
-    let page = format!("{site}/?channel={channel}");
+    let (site, page) = widget_page(&server, json!({})).await;
     drive(
         "widget_push.mjs",
         &server,

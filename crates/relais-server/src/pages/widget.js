@@ -512,10 +512,7 @@
     } catch (e) {
       return note(words().notifyFailed.replace("{why}", String(e.message || e)));
     }
-    state.push = true;
-    persist();
-    applyLook();
-    $(".status").textContent = words().notifyOn;
+    pushTurned(true);
   }
 
   async function unsubscribePush() {
@@ -529,10 +526,15 @@
     } catch (e) {
       return note(words().failed.replace("{why}", String(e.message || e)));
     }
-    state.push = false;
+    pushTurned(false);
+  }
+
+  // Remembered across reloads; the button and the status line say it.
+  function pushTurned(on) {
+    state.push = on;
     persist();
     applyLook();
-    $(".status").textContent = words().notifyOff;
+    $(".status").textContent = on ? words().notifyOn : words().notifyOff;
   }
 
   $(".notify").addEventListener("click", () => (state.push ? unsubscribePush() : subscribePush()));

@@ -94,7 +94,22 @@ pub(crate) fn allowed_hub(channel: &str, headers: &HeaderMap) -> ApiResult<(Arc<
     Ok((hub, origin))
 }
 
-pub(crate) fn cors(mut response: Response, origin: &str) -> Response {
+/// `work`'s answer to a page of a site channel `channel` allows, with the CORS headers;
+/// its refusals carry them too, so that the widget can read why.
+pub(crate) async fn for_page<Work>(
+    channel: &str,
+    headers: &HeaderMap,
+    work: impl FnOnce(Arc<Hub>) -> Work,
+) -> ApiResult<Response>
+where
+    Work: std::future::Future<Output = ApiResult<Response>>,
+{
+    let (hub, origin) = allowed_hub(channel, headers)?;
+    let answer = work(hub).await.unwrap_or_else(IntoResponse::into_response);
+    Ok(cors(answer, &origin))
+}
+
+fn cors(mut response: Response, origin: &str) -> Response {
     if let Ok(origin) = HeaderValue::from_str(origin) {
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -176,13 +191,11 @@ pub async fn upload(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
-    let (hub, origin) = allowed_hub(&channel, &headers)?;
-    // Refusals carry the CORS headers too, so that the widget can read why.
-    let answer = match take_upload(&state, &hub, &headers, body).await {
-        Ok(answer) => answer,
-        Err(e) => e.into_response(),
-    };
-    Ok(cors(answer, &origin))
+    let headers = &headers;
+    for_page(&channel, headers, |hub| async move {
+        take_upload(&state, &hub, headers, body).await
+    })
+    .await
 }
 
 async fn take_upload(

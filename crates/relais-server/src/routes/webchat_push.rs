@@ -8,7 +8,7 @@
 //!   visitor's contact;
 //! - `DELETE /webchat/{channel}/push` with the token and `{"endpoint"}` removes it.
 
-use super::webchat::{allowed_hub, cors, known_visitor};
+use super::webchat::{for_page, known_visitor};
 use crate::AppState;
 use crate::problem::{ApiError, ApiResult};
 use axum::Router;
@@ -44,14 +44,12 @@ pub async fn key(
     Path(channel): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (hub, origin) = allowed_hub(&channel, &headers)?;
-    let answer = match web_push_opt_in::push_key(&*state.store, tenant(&hub)).await {
-        Ok(key) => {
-            axum::Json(json!({"vapid_public_key": key.map(|key| key.public_key)})).into_response()
-        }
-        Err(e) => ApiError::from(e).into_response(),
-    };
-    Ok(cors(answer, &origin))
+    let headers = &headers;
+    for_page(&channel, headers, |hub| async move {
+        let key = web_push_opt_in::push_key(&*state.store, tenant(&hub)).await?;
+        Ok(axum::Json(json!({"vapid_public_key": key.map(|key| key.public_key)})).into_response())
+    })
+    .await
 }
 
 /// Keeps the visitor's push subscription. Body: `{"endpoint", "keys": {"p256dh",
@@ -74,13 +72,11 @@ pub async fn subscribe(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let (hub, origin) = allowed_hub(&channel, &headers)?;
-    // Refusals carry the CORS headers too, so that the widget can read why.
-    let answer = match keep(&state, &hub, &headers, &body).await {
-        Ok(answer) => answer,
-        Err(e) => e.into_response(),
-    };
-    Ok(cors(answer, &origin))
+    let headers = &headers;
+    for_page(&channel, headers, |hub| async move {
+        keep(&state, &hub, headers, &body).await
+    })
+    .await
 }
 
 async fn keep(
@@ -136,12 +132,12 @@ pub async fn unsubscribe(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let (hub, origin) = allowed_hub(&channel, &headers)?;
-    let answer = match drop_subscription(&state, &hub, &headers, &body).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
-    };
-    Ok(cors(answer, &origin))
+    let headers = &headers;
+    for_page(&channel, headers, |hub| async move {
+        drop_subscription(&state, &hub, headers, &body).await?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
 }
 
 async fn drop_subscription(

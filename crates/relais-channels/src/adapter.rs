@@ -43,30 +43,42 @@ pub struct SendError {
     /// A stable code for the event log (`throttled`, `invalid_number`, …).
     pub code: String,
     pub reason: String,
+    /// The provider said the address itself is dead for good (a push subscription the
+    /// browser dropped, an app uninstalled): the engine removes it from the contact, so
+    /// that nothing is sent to it again. Set only by [`SendError::address_gone`].
+    pub address_gone: bool,
 }
 
+/// The code of an error whose address is gone for good ([`SendError::address_gone`]).
+pub const ADDRESS_GONE: &str = "subscription_gone";
+
 impl SendError {
-    pub fn transient(code: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn new(class: ErrorClass, code: impl Into<String>, reason: impl Into<String>) -> Self {
         SendError {
-            class: ErrorClass::Transient,
+            class,
             code: code.into(),
             reason: reason.into(),
+            address_gone: false,
         }
     }
+    pub fn transient(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        SendError::new(ErrorClass::Transient, code, reason)
+    }
     pub fn permanent(code: impl Into<String>, reason: impl Into<String>) -> Self {
-        SendError {
-            class: ErrorClass::Permanent,
-            code: code.into(),
-            reason: reason.into(),
-        }
+        SendError::new(ErrorClass::Permanent, code, reason)
     }
     /// The message did not leave: the channel has no live connection. It waits for the
     /// channel without spending an attempt.
     pub fn not_sent(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        SendError::new(ErrorClass::NotSent, code, reason)
+    }
+    /// The address will never work again (Web Push 404/410, FCM `UNREGISTERED`, APNs 410
+    /// `Unregistered`): permanent, code [`ADDRESS_GONE`], and the engine drops the
+    /// address from the contact.
+    pub fn address_gone(reason: impl Into<String>) -> Self {
         SendError {
-            class: ErrorClass::NotSent,
-            code: code.into(),
-            reason: reason.into(),
+            address_gone: true,
+            ..SendError::permanent(ADDRESS_GONE, reason)
         }
     }
 }

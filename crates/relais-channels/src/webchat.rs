@@ -197,6 +197,16 @@ pub struct Visitor {
     pub address: String,
 }
 
+impl Visitor {
+    /// The visitor as a contact's identity.
+    pub fn identity(&self) -> relais_core::contact::Identity {
+        relais_core::contact::Identity {
+            channel: ChannelKind::Webchat,
+            address: self.address.clone(),
+        }
+    }
+}
+
 /// Why a visitor's message was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VisitorError {

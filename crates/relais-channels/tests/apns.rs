@@ -287,8 +287,8 @@ async fn a_dead_device_token_is_gone_for_good() {
     for c in ['0', 'b'] {
         let (e, channel, _) = send_error(c).await;
         assert_eq!(
-            (e.class, e.code.as_str()),
-            (ErrorClass::Permanent, "subscription_gone"),
+            (e.class, e.code.as_str(), e.address_gone),
+            (ErrorClass::Permanent, "subscription_gone", true),
             "{c}"
         );
         assert!(channel.is_ready());

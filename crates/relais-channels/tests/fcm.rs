@@ -262,8 +262,8 @@ async fn a_dead_device_token_is_gone_for_good() {
     for device in ["gone", "malformed"] {
         let (e, channel) = send_error(device).await;
         assert_eq!(
-            (e.class, e.code.as_str()),
-            (ErrorClass::Permanent, "subscription_gone"),
+            (e.class, e.code.as_str(), e.address_gone),
+            (ErrorClass::Permanent, "subscription_gone", true),
             "{device}"
         );
         assert!(

@@ -502,21 +502,22 @@ async fn each_answer_of_the_push_service_is_told_apart() {
                 .await
         }
     };
-    for (id, code, class) in [
-        ("gone", "subscription_gone", ErrorClass::Permanent),
-        ("missing", "subscription_gone", ErrorClass::Permanent),
-        ("big", "bad_content", ErrorClass::Permanent),
-        ("down", "provider_unavailable", ErrorClass::Transient),
+    for (id, code, class, address_gone) in [
+        ("gone", "subscription_gone", ErrorClass::Permanent, true),
+        ("missing", "subscription_gone", ErrorClass::Permanent, true),
+        ("big", "bad_content", ErrorClass::Permanent, false),
+        ("down", "provider_unavailable", ErrorClass::Transient, false),
     ] {
         let e = send(id).await.unwrap_err();
-        assert_eq!((e.code.as_str(), e.class), (code, class), "{id}: {e}");
+        assert_eq!(
+            (e.code.as_str(), e.class, e.address_gone),
+            (code, class, address_gone),
+            "{id}: {e}"
+        );
         assert!(started.adapter.is_ready(), "{id} does not hold the channel");
     }
     let gone = send("gone").await.unwrap_err();
-    assert!(
-        gone.reason.contains("remove this webpush identity"),
-        "{gone}"
-    );
+    assert!(gone.reason.contains("no longer exists"), "{gone}");
 
     let e = send("busy").await.unwrap_err();
     assert_eq!(

@@ -940,6 +940,32 @@ pub enum TextLimit {
     Unlimited,
 }
 
+/// Captions under media: a caption the channel cannot carry (none at all, or one longer
+/// than its limit) turns the media into text with the caption and the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Captions {
+    None,
+    /// At most this many characters (Telegram: 1024 under a photo, a video, a document).
+    UpTo(u16),
+    /// As long as the channel's texts.
+    Unlimited,
+}
+
+impl Captions {
+    /// Whether `caption` goes under the media as it is.
+    pub fn carries(self, caption: &str) -> bool {
+        match self {
+            Captions::None => false,
+            Captions::UpTo(max) => caption.chars().count() <= usize::from(max),
+            Captions::Unlimited => true,
+        }
+    }
+
+    pub fn any(self) -> bool {
+        self != Captions::None
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MediaKinds {
     pub image: bool,
@@ -1021,8 +1047,8 @@ pub struct ChannelCapabilities {
     /// Cards in one carousel; 0 when the channel has no carousel.
     pub carousel_max_cards: u8,
     pub media: MediaKinds,
-    /// Media can carry a caption in the same message.
-    pub media_caption: bool,
+    /// Whether media carries a caption in the same message, and how long one may be.
+    pub media_caption: Captions,
     pub location: bool,
     /// Shows a form whose values come back in one message (the web chat widget).
     pub forms: bool,
@@ -1048,7 +1074,7 @@ impl ChannelCapabilities {
         cards: false,
         carousel_max_cards: 0,
         media: MediaKinds::NONE,
-        media_caption: false,
+        media_caption: Captions::None,
         location: false,
         forms: false,
         read_receipts: false,
@@ -1072,7 +1098,7 @@ impl ChannelCapabilities {
         cards: false,
         carousel_max_cards: 0,
         media: MediaKinds::ALL,
-        media_caption: true,
+        media_caption: Captions::Unlimited,
         location: true,
         forms: false,
         read_receipts: true,
@@ -1095,7 +1121,8 @@ impl ChannelCapabilities {
         cards: false,
         carousel_max_cards: 0,
         media: MediaKinds::ALL,
-        media_caption: true,
+        // Bot API: a caption is 0 to 1024 characters after entity parsing.
+        media_caption: Captions::UpTo(1024),
         location: true,
         forms: false,
         read_receipts: false,
@@ -1118,7 +1145,7 @@ impl ChannelCapabilities {
         cards: true,
         carousel_max_cards: 10,
         media: MediaKinds::ALL,
-        media_caption: false,
+        media_caption: Captions::None,
         location: false,
         forms: false,
         read_receipts: true,
@@ -1145,7 +1172,7 @@ impl ChannelCapabilities {
             audio: true,
             document: false,
         },
-        media_caption: false,
+        media_caption: Captions::None,
         location: false,
         forms: false,
         read_receipts: true,
@@ -1168,7 +1195,7 @@ impl ChannelCapabilities {
         cards: true,
         carousel_max_cards: 10,
         media: MediaKinds::ALL,
-        media_caption: false,
+        media_caption: Captions::None,
         location: false,
         forms: false,
         read_receipts: true,
@@ -1199,7 +1226,7 @@ impl ChannelCapabilities {
             audio: false,
             document: true,
         },
-        media_caption: true,
+        media_caption: Captions::Unlimited,
         location: true,
         forms: false,
         read_receipts: true,
@@ -1222,7 +1249,7 @@ impl ChannelCapabilities {
         cards: true,
         carousel_max_cards: 0,
         media: MediaKinds::ALL,
-        media_caption: true,
+        media_caption: Captions::Unlimited,
         location: false,
         forms: false,
         read_receipts: false,
@@ -1245,7 +1272,7 @@ impl ChannelCapabilities {
         cards: true,
         carousel_max_cards: 10,
         media: MediaKinds::ALL,
-        media_caption: true,
+        media_caption: Captions::Unlimited,
         location: true,
         forms: true,
         read_receipts: true,
@@ -1273,7 +1300,7 @@ impl ChannelCapabilities {
             audio: false,
             document: false,
         },
-        media_caption: true,
+        media_caption: Captions::Unlimited,
         location: false,
         forms: false,
         read_receipts: false,
@@ -1295,7 +1322,7 @@ impl ChannelCapabilities {
             audio: false,
             document: false,
         },
-        media_caption: true,
+        media_caption: Captions::Unlimited,
         location: false,
         forms: false,
         read_receipts: false,
@@ -1319,7 +1346,7 @@ impl ChannelCapabilities {
         cards: true,
         carousel_max_cards: 10,
         media: MediaKinds::ALL,
-        media_caption: true,
+        media_caption: Captions::Unlimited,
         location: true,
         forms: false,
         read_receipts: true,
@@ -1551,10 +1578,16 @@ impl Degrader<'_> {
                 let lines = self.button_lines(&buttons);
                 Body::Text(join_lines([text].into_iter().chain(lines)))
             }
-            Body::Media(mut media) if caps.media_caption => {
+            Body::Media(mut media) if caps.media_caption.any() => {
                 let lines = self.button_lines(&buttons);
-                media.caption = Some(join_lines(media.caption.take().into_iter().chain(lines)));
-                Body::Media(media)
+                let caption = join_lines(media.caption.take().into_iter().chain(lines));
+                if caps.media_caption.carries(&caption) {
+                    media.caption = Some(caption);
+                    Body::Media(media)
+                } else {
+                    media.caption = Some(caption);
+                    Body::Text(media_text(&media))
+                }
             }
             other => {
                 let text = self.body_as_text(&other);
@@ -1579,14 +1612,11 @@ impl Degrader<'_> {
             Body::Location(_) if caps.location => (body.clone(), Vec::new()),
             Body::Form(_) if caps.forms => (body.clone(), Vec::new()),
             Body::Card(card) if caps.cards => (Body::Card(self.card_kept(card)), Vec::new()),
-            Body::Card(card) => match card
-                .media
-                .as_ref()
-                .filter(|media| caps.media_caption && caps.media.supports(media.kind()))
-            {
+            Body::Card(card) => match card.media.as_ref().filter(|media| {
+                caps.media.supports(media.kind()) && caps.media_caption.carries(&card_caption(card))
+            }) {
                 Some(media) => {
-                    let caption =
-                        join_lines([card.title.clone()].into_iter().chain(card.text.clone()));
+                    let caption = card_caption(card);
                     (
                         Body::Media(Media {
                             caption: Some(caption),
@@ -1611,7 +1641,10 @@ impl Degrader<'_> {
 
     fn media_shows(&self, media: &Media) -> bool {
         self.capabilities.media.supports(media.kind())
-            && (media.caption.is_none() || self.capabilities.media_caption)
+            && media
+                .caption
+                .as_deref()
+                .is_none_or(|caption| self.capabilities.media_caption.carries(caption))
     }
 
     /// A card on a channel with cards: its buttons stay if the channel shows them, else
@@ -1720,6 +1753,11 @@ impl Degrader<'_> {
         });
         number
     }
+}
+
+/// A card's title and text, as the caption of its media.
+fn card_caption(card: &Card) -> String {
+    join_lines([card.title.clone()].into_iter().chain(card.text.clone()))
 }
 
 fn media_text(media: &Media) -> String {
@@ -2223,6 +2261,59 @@ mod tests {
             json!({"media": {"url": "https://cdn.example/s.jpg", "mime_type": "image/jpeg"}}),
         );
         assert_eq!(degrade(&bare, &ChannelCapabilities::MESSENGER), bare);
+    }
+
+    #[test]
+    fn a_telegram_caption_past_1024_characters_becomes_text_with_its_link() {
+        let photo = |caption: String| {
+            parse(
+                json!({"media": {"url": "https://cdn.example/s.jpg", "mime_type": "image/jpeg",
+                "caption": caption}}),
+            )
+        };
+        let fits = photo("é".repeat(1024));
+        assert_eq!(degrade(&fits, &ChannelCapabilities::TELEGRAM), fits);
+        let long = "é".repeat(1025);
+        assert_eq!(
+            text_of(&degrade(
+                &photo(long.clone()),
+                &ChannelCapabilities::TELEGRAM
+            )),
+            format!("{long}\nhttps://cdn.example/s.jpg")
+        );
+        // Elsewhere a caption is as long as a text.
+        let whatsapp = degrade(&photo(long.clone()), &ChannelCapabilities::WHATSAPP);
+        assert!(matches!(whatsapp.body, Body::Media(_)));
+    }
+
+    #[test]
+    fn a_telegram_caption_that_buttons_or_a_card_make_too_long_becomes_text() {
+        // A call button Telegram cannot show joins the caption, which then passes 1024.
+        let near = "a".repeat(1010);
+        let content = parse(json!({"media": {"url": "https://cdn.example/s.jpg",
+            "mime_type": "image/jpeg", "caption": near},
+            "buttons": [{"type": "call", "title": "Call us", "phone": "+33612345678"}]}));
+        let degraded = degrade(&content, &ChannelCapabilities::TELEGRAM);
+        let text = text_of(&degraded);
+        assert!(text.starts_with(&near), "{text}");
+        assert!(text.contains("https://cdn.example/s.jpg"), "{text}");
+        assert!(text.contains("Call us: +33612345678"), "{text}");
+        // A card is its image captioned with its title and text, while they fit.
+        let card = |text: String| {
+            parse(json!({"card": {"title": "Colis", "text": text,
+                "media": {"url": "https://cdn.example/c.jpg", "mime_type": "image/jpeg"}}}))
+        };
+        match degrade(&card("Livré".into()), &ChannelCapabilities::TELEGRAM).body {
+            Body::Media(media) => assert_eq!(media.caption.as_deref(), Some("Colis\nLivré")),
+            other => panic!("{other:?}"),
+        }
+        let long = "b".repeat(1100);
+        let degraded = degrade(&card(long.clone()), &ChannelCapabilities::TELEGRAM);
+        let text = text_of(&degraded);
+        assert!(
+            text.contains(&long) && text.contains("https://cdn.example/c.jpg"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -22,4 +22,5 @@ pub mod send;
 pub mod sim;
 pub mod smpp_server;
 pub mod tenants;
+pub mod web_push_opt_in;
 pub mod webhooks;

@@ -151,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .merge(routes::hooks::router())
         .merge(routes::webchat::router())
+        .merge(routes::webchat_push::router())
         .nest("/v1", routes::v1())
         .fallback(no_route)
         // Before the layers: it applies to the routes' method routers as they are now.

@@ -2,7 +2,7 @@
 
 use crate::routes::{
     analytics, channels, contacts, conversations, events, flows, import, inbound, keywords, media,
-    messages, nlu, sim, system, templates, tenants, tools, webchat, webhooks,
+    messages, nlu, sim, system, templates, tenants, tools, webchat, webchat_push, webhooks,
 };
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         nlu::classify, nlu::train, nlu::put_knowledge_base, nlu::get_llm, nlu::put_llm, nlu::answer, nlu::suggest, nlu::summarize,
         inbound::list_inbound, inbound::get_inbound, media::get_media,
         webchat::upload, webchat::visitor_media,
+        webchat_push::key, webchat_push::subscribe, webchat_push::unsubscribe,
         keywords::get_keywords, keywords::put_keywords,
         conversations::list_conversations, conversations::get_conversation, conversations::update_conversation, conversations::reply, conversations::typing,
         flows::list_flows, flows::get_flow, flows::put_flow, flows::delete_flow, flows::simulate_flow,

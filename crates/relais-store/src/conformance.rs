@@ -2416,6 +2416,94 @@ pub async fn a_failed_step_falls_back_once(store: &dyn Store) {
     );
 }
 
+pub async fn a_dead_address_leaves_its_contact_with_the_failure(store: &dyn Store) {
+    use crate::{MessageEvent, OutboxNext, Settlement};
+    use relais_core::status::MessageStatus::*;
+    let lease = jiff::SignedDuration::from_secs(30);
+    let push = |address: &str| Identity {
+        channel: ChannelKind::Webpush,
+        address: address.to_owned(),
+    };
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    let ana = store
+        .create_contact(
+            &acme,
+            &contact(vec![sms("+33612345678"), push("sub-ana")], "{}"),
+            t0(),
+        )
+        .await
+        .unwrap();
+    let bob = store
+        .create_contact(&acme, &contact(vec![push("sub-bob")], "{}"), t0())
+        .await
+        .unwrap();
+    let theirs = store
+        .create_contact(&globex, &contact(vec![push("sub-ana")], "{}"), t0())
+        .await
+        .unwrap();
+    let to_ana = |address: &str| crate::NewMessage {
+        contact_id: Some(ana.id.clone()),
+        due_at: Some(secs(0)),
+        ..queued_message(&acme, "webpush", address, t0())
+    };
+    let (gone, wrong) = (to_ana("sub-ana"), to_ana("sub-ana"));
+    store
+        .insert_messages(&[gone.clone(), wrong.clone()])
+        .await
+        .unwrap();
+    let claimed = store.claim_due(secs(1), 10, "w1", lease).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let failed = |address: &str| {
+        let mut s = Settlement::new(OutboxNext::Done);
+        s.status = Some(
+            MessageEvent::new(Failed, secs(1))
+                .reason("subscription_gone")
+                .detail("the address was removed"),
+        );
+        s.drop_identity = Some(push(address));
+        s
+    };
+    // The second names another contact's identity: it must not reach it.
+    let kept = store
+        .settle_all(
+            "w1",
+            &[
+                (gone.id.clone(), failed("sub-ana")),
+                (wrong.id.clone(), failed("sub-bob")),
+            ],
+            secs(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, vec![true, true]);
+
+    let ana_now = store.contact(&acme, &ana.id).await.unwrap().unwrap();
+    assert_eq!(ana_now.identities, vec![sms("+33612345678")]);
+    let bob_now = store.contact(&acme, &bob.id).await.unwrap().unwrap();
+    assert_eq!(bob_now.identities, vec![push("sub-bob")]);
+    let theirs_now = store.contact(&globex, &theirs.id).await.unwrap().unwrap();
+    assert_eq!(
+        theirs_now.identities,
+        vec![push("sub-ana")],
+        "another tenant's identity of the same address stays"
+    );
+    let found = store.message(&acme, &gone.id).await.unwrap().unwrap();
+    assert_eq!(found.message.status, Failed);
+    assert_eq!(
+        found.events.last().and_then(|e| e.reason.as_deref()),
+        Some("subscription_gone")
+    );
+    assert!(
+        store
+            .claim_due(secs(100), 10, "w2", lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a dead address is not tried again"
+    );
+}
+
 pub async fn concurrent_claims_never_share_a_row(store: &dyn Store) {
     let lease = jiff::SignedDuration::from_secs(30);
     let acme = store.create_tenant("acme", t0()).await.unwrap();
@@ -5984,6 +6072,7 @@ macro_rules! conformance_suite {
             pending_deliveries_past_the_retry_window_expire_in_one_sweep,
             finished_deliveries_past_the_retention_are_pruned_oldest_first,
             a_failed_step_falls_back_once,
+            a_dead_address_leaves_its_contact_with_the_failure,
             concurrent_claims_never_share_a_row,
             a_redelivered_inbound_message_is_stored_once,
             inbound_messages_are_isolated_per_tenant,

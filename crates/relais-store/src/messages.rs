@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use relais_core::campaign::CampaignLabel;
 use relais_core::circuit::{Circuit, CircuitBreaker, Reachability};
+use relais_core::contact::Identity;
 use relais_core::status::MessageStatus;
 
 /// How an event is kept in its message's `events` column: one compact JSON array per
@@ -358,6 +359,10 @@ pub struct Settlement {
     /// The provider's id for the message (its acknowledgement).
     pub provider_id: Option<String>,
     pub move_to: Option<StepMove>,
+    /// An identity of the message's contact that the provider said is dead for good (a
+    /// push subscription gone): removed from that contact, and only from it, in the same
+    /// transaction. Nothing happens when the contact no longer has it.
+    pub drop_identity: Option<Identity>,
     pub outbox: OutboxNext,
 }
 
@@ -369,6 +374,7 @@ impl Settlement {
             events: Vec::new(),
             provider_id: None,
             move_to: None,
+            drop_identity: None,
             outbox,
         }
     }
@@ -1936,10 +1942,11 @@ macro_rules! impl_message_store {
                     if settlements.is_empty() && receipts.is_empty() {
                         return Ok(Vec::new());
                     }
-                    // A move to another step (a failed step of a fallback chain) is rare and
-                    // rewrites the message: it takes the locked path.
+                    // A move to another step (a failed step of a fallback chain) and a dead
+                    // address are rare and write more than the message: they take the
+                    // locked path.
                     if $lock.is_empty()
-                        && settlements.iter().all(|(_, s)| s.move_to.is_none())
+                        && settlements.iter().all(|(_, s)| s.move_to.is_none() && s.drop_identity.is_none())
                         && let Some(kept) = settle_read_ahead(self, lease_owner, settlements, receipts, now).await?
                     {
                         return Ok(kept);
@@ -1969,6 +1976,20 @@ macro_rules! impl_message_store {
                             .bind(micros(now))
                             .bind(*id)
                             .bind(step.to_address.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        if let Some(identity) = &s.drop_identity {
+                            // The message's own tenant and contact: a settlement cannot
+                            // remove anyone else's identity.
+                            sqlx::query(
+                                "DELETE FROM identities WHERE channel = $1 AND address = $2 \
+                                 AND tenant_id = (SELECT tenant_id FROM messages WHERE id = $3) \
+                                 AND contact_id = (SELECT contact_id FROM messages WHERE id = $3)",
+                            )
+                            .bind(identity.channel.as_str())
+                            .bind(identity.address.as_str())
+                            .bind(*id)
                             .execute(&mut *tx)
                             .await?;
                         }

@@ -8,6 +8,7 @@
 
 mod support;
 
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::{ADMIN_KEY, Server, free_port};
@@ -58,14 +59,16 @@ fn browser_available() -> bool {
     }
 }
 
-/// Runs `script` (in tests/browser) against `server` and fails with its output.
-fn drive(script: &str, server: &Server) {
+/// Runs `script` (in tests/browser) against `server`, with `env` besides the harness's,
+/// and fails with its output.
+fn drive(script: &str, server: &Server, env: &[(&str, &str)]) {
     let output = Command::new("node")
         .arg(scripts_dir().join(script))
         .current_dir(scripts_dir())
         .env("RELAIS_BASE", &server.base)
         .env("RELAIS_KEY", ADMIN_KEY)
         .env("SCREENSHOT_DIR", screenshots_dir())
+        .envs(env.iter().copied())
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -91,7 +94,7 @@ async fn browser_test(script: &str, screenshots: &[&str]) {
         &[] as &[(&str, &str)],
     )
     .await;
-    drive(script, &server);
+    drive(script, &server, &[]);
     for name in screenshots {
         let path = screenshots_dir().join(name);
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -143,6 +146,29 @@ async fn embedding_site(relais: &str) -> String {
     url
 }
 
+/// A site of its own that embeds the widget of a new `webchat` channel titled "Boutique"
+/// (with more of its `config`), the only site whose pages may open the chat: the site's
+/// address and its page's.
+async fn widget_page(server: &Server, config: serde_json::Value) -> (String, String) {
+    let site = embedding_site(&server.base).await;
+    let mut config = config;
+    config["allowed_origins"] = json!([site]);
+    config["title"] = json!("Boutique");
+    let created: serde_json::Value = support::client()
+        .post(format!("{}/v1/channels", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"kind": "webchat", "name": "site", "config": config}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let channel = created["id"].as_str().expect("the channel was created");
+    let page = format!("{site}/?channel={channel}");
+    (site, page)
+}
+
 #[tokio::test]
 async fn a_visitor_chats_through_the_widget_with_the_bot_and_an_agent_across_a_restart() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -153,26 +179,7 @@ async fn a_visitor_chats_through_the_widget_with_the_bot_and_an_agent_across_a_r
     let data = dir.path().join("data");
     let port = free_port();
     let mut server = Server::start(&data, port, &[] as &[(&str, &str)]).await;
-    // The site is the only one whose pages may open the chat.
-    let site = embedding_site(&server.base).await;
-    let created: serde_json::Value = support::client()
-        .post(format!("{}/v1/channels", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(
-            &serde_json::json!({"kind": "webchat", "name": "site", "config": {
-            "allowed_origins": [site], "title": "Boutique", "color": "#8e44ad"}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let channel = created["id"]
-        .as_str()
-        .expect("the channel was created")
-        .to_owned();
-    let page = format!("{site}/?channel={channel}");
+    let (_, page) = widget_page(&server, json!({"color": "#8e44ad"})).await;
 
     let mut node = tokio::process::Command::new("node")
         .arg(scripts_dir().join("widget.mjs"))
@@ -208,4 +215,26 @@ async fn a_visitor_chats_through_the_widget_with_the_bot_and_an_agent_across_a_r
         server.log_text()
     );
     assert!(screenshots_dir().join("widget.png").exists());
+}
+
+// Two threads: the embedding site answers the browser while `drive` waits for node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_opts_in_to_push_notifications_of_replies_from_the_widget() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        free_port(),
+        &[] as &[(&str, &str)],
+    )
+    .await;
+    let (site, page) = widget_page(&server, json!({})).await;
+    drive(
+        "widget_push.mjs",
+        &server,
+        &[("PAGE_URL", page.as_str()), ("SITE", site.as_str())],
+    );
+    assert!(screenshots_dir().join("widget-push.png").exists());
 }

@@ -12,6 +12,9 @@
 //! | any other 400, 404, 405                                    | permanent | `invalid_request`      |
 //! | 5xx or no answer                                           | transient | `provider_unavailable` |
 //! | anything else                                              | permanent | `provider_error`       |
+//!
+//! `subscription_gone` says the token will never work again ([`SendError::address_gone`]):
+//! the engine removes it from the contact.
 
 use crate::adapter::SendError;
 use relais_core::retry::ErrorClass;
@@ -48,7 +51,7 @@ pub fn classify(http_status: u16, body: &[u8]) -> (SendError, Option<Duration>) 
             text.push_str(
                 " (the device token is gone: the app was uninstalled or the token is not valid)",
             );
-            (ErrorClass::Permanent, "subscription_gone", None)
+            return (SendError::address_gone(text), None);
         }
         (_, "DeviceTokenNotForTopic") => (ErrorClass::Permanent, "invalid_recipient", None),
         (429, "TooManyProviderTokenUpdates") => {
@@ -61,12 +64,5 @@ pub fn classify(http_status: u16, body: &[u8]) -> (SendError, Option<Duration>) 
         (500..=599, _) => (ErrorClass::Transient, "provider_unavailable", None),
         _ => (ErrorClass::Permanent, "provider_error", None),
     };
-    (
-        SendError {
-            class,
-            code: code.to_owned(),
-            reason: text,
-        },
-        hold,
-    )
+    (SendError::new(class, code, text), hold)
 }

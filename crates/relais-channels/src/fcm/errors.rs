@@ -14,7 +14,8 @@
 //! | anything else                                                  | permanent | `provider_error`       |
 //!
 //! `subscription_gone` is the code the Web Push channel gives a dead subscription: the
-//! device token will never work again, and the contact's identity can be dropped.
+//! device token will never work again ([`SendError::address_gone`]), and the engine
+//! drops the contact's identity.
 //! A throttled answer holds the whole channel for its delay (the adapter is not ready),
 //! and `auth_failed` holds it for a minute, so that waiting messages spend no attempts.
 
@@ -34,14 +35,6 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub struct Refusal {
     pub error: SendError,
     pub retry_after: Option<Duration>,
-}
-
-fn error(class: ErrorClass, code: &str, reason: String) -> SendError {
-    SendError {
-        class,
-        code: code.to_owned(),
-        reason,
-    }
 }
 
 /// `Retry-After` in seconds (FCM sends seconds; a date is not read).
@@ -91,11 +84,11 @@ pub fn classify(http_status: u16, body: &[u8], retry_after_header: Option<&str>)
             reason.push_str(
                 " (the device token is unregistered: the app was uninstalled or the token expired)",
             );
-            (ErrorClass::Permanent, "subscription_gone", None)
+            return gone(reason);
         }
         (400, "INVALID_ARGUMENT" | "") if about_token => {
             reason.push_str(" (the device token is not a valid registration token)");
-            (ErrorClass::Permanent, "subscription_gone", None)
+            return gone(reason);
         }
         (_, "SENDER_ID_MISMATCH") => (ErrorClass::Permanent, "invalid_recipient", None),
         (429, _) | (_, "QUOTA_EXCEEDED") => (
@@ -113,8 +106,16 @@ pub fn classify(http_status: u16, body: &[u8], retry_after_header: Option<&str>)
         reason.push_str(&format!(", retry after {} s", wait.as_secs()));
     }
     Refusal {
-        error: error(class, code, reason),
+        error: SendError::new(class, code, reason),
         retry_after: held,
+    }
+}
+
+/// The refusal of a device token that will never work again.
+fn gone(reason: String) -> Refusal {
+    Refusal {
+        error: SendError::address_gone(reason),
+        retry_after: None,
     }
 }
 

@@ -79,11 +79,7 @@ impl ErrorCode {
 
     /// A [`SendError`] of this code's class.
     pub fn error(self, reason: impl Into<String>) -> SendError {
-        SendError {
-            class: self.class(),
-            code: self.as_str().to_owned(),
-            reason: reason.into(),
-        }
+        SendError::new(self.class(), self.as_str(), reason)
     }
 }
 

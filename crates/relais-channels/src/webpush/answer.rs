@@ -12,7 +12,8 @@
 //! | anything else                 | permanent | `provider_error`       |
 //!
 //! `subscription_gone` means the browser unsubscribed or the subscription expired: the
-//! address will never work again and should be removed from the contact.
+//! address will never work again, and the error says so ([`SendError::address_gone`]):
+//! the engine removes it from the contact.
 
 use crate::adapter::SendError;
 use std::time::Duration;
@@ -41,12 +42,9 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &str) -> Refusal {
     };
     let mut wait = None;
     let error = match status {
-        404 | 410 => SendError::permanent(
-            "subscription_gone",
-            format!(
-                "the push service answered {status}: the subscription no longer exists (the browser unsubscribed or it expired); remove this webpush identity{said}"
-            ),
-        ),
+        404 | 410 => SendError::address_gone(format!(
+            "the push service answered {status}: the subscription no longer exists (the browser unsubscribed or it expired){said}"
+        )),
         413 => SendError::permanent(
             "bad_content",
             format!("the push service answered 413: the encrypted payload is too large{said}"),

@@ -9,6 +9,7 @@
 //! - [`payload`]: the notification JSON a content becomes;
 //! - [`answer`]: what a push service's answer means (the table is there);
 //! - [`report`]: a browser's report that it showed or a person clicked a notification;
+//! - [`opt_in`]: the key a page subscribes with, and its subscription as an identity;
 //! - [`adapter`]: [`WebpushChannel`], the [`ChannelAdapter`] that sends.
 //!
 //! Invariants:
@@ -28,6 +29,7 @@ pub mod adapter;
 pub mod answer;
 pub mod config;
 pub mod ece;
+pub mod opt_in;
 pub mod payload;
 pub mod report;
 pub mod subscription;

@@ -225,12 +225,16 @@ impl Dispatcher {
                                 MessageStatus::Failed
                             }
                         };
+                        let dead = super::gone::dead_identity(send, &error);
+                        let note = dead.as_ref().map_or("", |(_, note)| note.as_str());
                         let event = MessageEvent::new(status, now)
                             .channel(message.channel.as_str())
                             .attempt(attempt)
                             .reason(error.code.clone())
-                            .detail(error.reason.clone());
-                        self.step_failed(item, chain, event, report).await?
+                            .detail(format!("{}{note}", error.reason));
+                        let mut s = self.step_failed(item, chain, event, report).await?;
+                        s.drop_identity = dead.map(|(identity, _)| identity);
+                        s
                     }
                 }
             }

@@ -21,6 +21,7 @@
 mod buckets;
 mod decide;
 mod failover;
+mod gone;
 mod held;
 mod lane;
 mod reach;

@@ -436,7 +436,6 @@ impl Build {
                 "/channel"
             }),
         )?;
-
         let address = address_on(kind).ok_or_else(|| {
             invalid(
                 &at("/to"),

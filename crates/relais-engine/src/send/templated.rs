@@ -197,7 +197,8 @@ pub(super) fn fit_route(
                 *kind,
                 "no_address",
                 format!(
-                    "the contact has no address on `{kind}` (no identity of theirs reaches them there); add one with POST /v1/contacts/{{id}}/identities or choose another channel"
+                    "the contact has no address on `{kind}` (no identity of theirs reaches them there); add one with POST /v1/contacts/{}/identities or choose another channel",
+                    contact.id
                 ),
             ));
             continue;

@@ -27,6 +27,16 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/widget.js",
             get(|| asset("text/javascript; charset=utf-8", include_str!("widget.js"))),
         )
+        // A service worker for the widget's push notifications, for sites to copy.
+        .route(
+            "/widget-sw.js",
+            get(|| {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("widget-sw.js"),
+                )
+            }),
+        )
         .route(
             "/assets/console.js",
             get(|| asset("text/javascript; charset=utf-8", include_str!("console.js"))),

@@ -5,6 +5,11 @@
 // shadow root: the page's styles do not leak in), and resends what the server has not
 // confirmed after a lost connection; the server stores each message once. A visitor may
 // attach an image: it is uploaded first, then sent as a message naming the upload.
+// When the site's tenant has a Web Push channel, the visitor may ask to be notified of
+// replies: the browser asks their permission only then, and the subscription is kept as
+// their contact's webpush identity. Push needs a service worker from the site's own
+// origin: copy https://relais.example/widget-sw.js to the site's root (or name another
+// path with data-service-worker="/path/sw.js").
 (() => {
   const script = document.currentScript;
   if (!script || !script.dataset.channel) {
@@ -15,6 +20,7 @@
   const base = new URL(script.src);
   const socketUrl = `${base.protocol === "https:" ? "wss" : "ws"}://${base.host}/webchat/${encodeURIComponent(channel)}/socket`;
   const storeKey = `relais.webchat.${channel}`;
+  const workerUrl = new URL(script.dataset.serviceWorker || "/widget-sw.js", location.href).href;
   const serverUrl = `${base.protocol}//${base.host}/webchat/${encodeURIComponent(channel)}`;
   // What the server takes (docs/webchat.md): checked here first so the visitor is told
   // at once, in their words.
@@ -23,10 +29,14 @@
   const WORDS = {
     en: { typing: "typing…", placeholder: "Write a message…", send: "Send", open: "Open the chat", close: "Close the chat", connecting: "Connecting…", offline: "Reconnecting…", failed: "Not sent: {why}",
       attach: "Attach an image", image: "Your image", badType: "Only JPEG, PNG, GIF or WebP images can be sent.",
-      tooLarge: "This image is larger than 5 MB.", tooMany: "Too many images: try again in {s} s.", notYet: "Not connected yet: try again in a moment." },
+      tooLarge: "This image is larger than 5 MB.", tooMany: "Too many images: try again in {s} s.", notYet: "Not connected yet: try again in a moment.",
+      notify: "Get notified of replies", notifyStop: "Stop notifications", notifyOn: "You will be notified of replies.", notifyOff: "Notifications are off.",
+      notifyBlocked: "Notifications are blocked for this site in your browser.", notifyFailed: "Notifications could not be turned on: {why}" },
     fr: { typing: "en train d'écrire…", placeholder: "Écrivez un message…", send: "Envoyer", open: "Ouvrir la discussion", close: "Fermer la discussion", connecting: "Connexion…", offline: "Reconnexion…", failed: "Non envoyé : {why}",
       attach: "Joindre une image", image: "Votre image", badType: "Seules les images JPEG, PNG, GIF ou WebP peuvent être envoyées.",
-      tooLarge: "Cette image dépasse 5 Mo.", tooMany: "Trop d'images : réessayez dans {s} s.", notYet: "Pas encore connecté : réessayez dans un instant." },
+      tooLarge: "Cette image dépasse 5 Mo.", tooMany: "Trop d'images : réessayez dans {s} s.", notYet: "Pas encore connecté : réessayez dans un instant.",
+      notify: "Être prévenu des réponses", notifyStop: "Ne plus être prévenu", notifyOn: "Vous serez prévenu des réponses.", notifyOff: "Notifications désactivées.",
+      notifyBlocked: "Les notifications de ce site sont bloquées par votre navigateur.", notifyFailed: "Les notifications n'ont pas pu être activées : {why}" },
   };
 
   const saved = (() => { try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch { return {}; } })();
@@ -41,9 +51,11 @@
     delay: 1000,
     open: false,
     typedAt: 0,
+    push: saved.push === true, // this browser's subscription is kept by the server
+    pushKey: null, // the VAPID public key, when the tenant has a Web Push channel
   };
   const words = () => WORDS[state.look.language] || WORDS.en;
-  const persist = () => localStorage.setItem(storeKey, JSON.stringify({ token: state.token, outbox: state.outbox }));
+  const persist = () => localStorage.setItem(storeKey, JSON.stringify({ token: state.token, outbox: state.outbox, push: state.push }));
 
   // The panel, in a shadow root.
   const host = document.createElement("div");
@@ -84,6 +96,8 @@
     form button.attach { background: none; color: inherit; padding: 0 6px; font-size: 18px; line-height: 1; }
     form button.attach:hover, form button.attach:focus-visible { background: #eef1f6; }
     .msg img { border-radius: 10px; min-width: 48px; max-height: 220px; object-fit: contain; }
+    button.notify { align-self: flex-start; margin: 0 12px 6px; font-size: 12px; border-radius: 999px; padding: 4px 10px; background: #fff; cursor: pointer; }
+    button.notify[hidden] { display: none; }
     .status { font-size: 12px; color: #5d6678; padding: 0 12px 6px; min-height: 1em; }
     .typing { font-size: 12px; color: #5d6678; padding: 0 12px; min-height: 1em; font-style: italic; }
     form.fill { display: grid; gap: 6px; padding: 10px; border: 0; }
@@ -98,6 +112,7 @@
     <header><span class="title"></span><small class="greeting"></small></header>
     <div class="log" role="log" aria-live="polite"></div>
     <div class="typing" aria-live="polite"></div>
+    <button type="button" class="notify" hidden></button>
     <div class="status" role="status"></div>
     <form><button type="button" class="attach">📎</button><input name="text" autocomplete="off" maxlength="4096"><button type="submit" class="send"></button><input type="file" class="file" hidden accept="image/jpeg,image/png,image/gif,image/webp"></form>
   </section>`;
@@ -117,6 +132,9 @@
     $(".launcher").setAttribute("aria-label", state.open ? words().close : words().open);
     $(".attach").setAttribute("aria-label", words().attach);
     $(".attach").title = words().attach;
+    $(".notify").textContent = state.push ? words().notifyStop : words().notify;
+    $(".notify").style.border = `1px solid ${look.color}`;
+    $(".notify").style.color = look.color;
     $(".panel").setAttribute("aria-label", look.title);
     for (const el of root.querySelectorAll(".in")) el.style.background = look.color;
     const greeting = root.querySelector(".greeting-msg");
@@ -447,6 +465,80 @@
     send("", null, answer.id);
   }
 
+  // Push notifications of replies, offered when the tenant has a Web Push channel and the
+  // browser can push; the permission is asked when the visitor clicks, never before.
+  const canPush = () => "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
+
+  async function offerPush() {
+    if (!canPush()) return;
+    try {
+      const response = await fetch(`${serverUrl}/push`);
+      if (!response.ok) return;
+      state.pushKey = (await response.json()).vapid_public_key;
+    } catch (e) {
+      return console.warn("relais widget: push", e);
+    }
+    if (!state.pushKey) return;
+    $(".notify").hidden = false;
+    applyLook();
+  }
+
+  // The key as pushManager.subscribe takes it: base64url to bytes.
+  function keyBytes(key) {
+    const base64 = key.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(key.length / 4) * 4, "=");
+    return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  }
+
+  async function pushCall(method, body) {
+    const response = await fetch(`${serverUrl}/push`, {
+      method, headers: { "Content-Type": "application/json", "X-Relais-Visitor": state.token }, body: JSON.stringify(body),
+    });
+    if (!response.ok) {
+      const answer = await response.json().catch(() => ({}));
+      throw new Error(answer.detail || response.statusText);
+    }
+  }
+
+  async function subscribePush() {
+    if (!state.token) return note(words().notYet);
+    const permission = await Notification.requestPermission();
+    if (permission !== "granted") return note(words().notifyBlocked);
+    try {
+      await navigator.serviceWorker.register(workerUrl);
+      const registration = await navigator.serviceWorker.ready;
+      const subscription = (await registration.pushManager.getSubscription())
+        || await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(state.pushKey) });
+      await pushCall("POST", subscription.toJSON());
+    } catch (e) {
+      return note(words().notifyFailed.replace("{why}", String(e.message || e)));
+    }
+    pushTurned(true);
+  }
+
+  async function unsubscribePush() {
+    try {
+      const registration = await navigator.serviceWorker.getRegistration(workerUrl);
+      const subscription = registration && await registration.pushManager.getSubscription();
+      if (subscription) {
+        await pushCall("DELETE", { endpoint: subscription.endpoint });
+        await subscription.unsubscribe();
+      }
+    } catch (e) {
+      return note(words().failed.replace("{why}", String(e.message || e)));
+    }
+    pushTurned(false);
+  }
+
+  // Remembered across reloads; the button and the status line say it.
+  function pushTurned(on) {
+    state.push = on;
+    persist();
+    applyLook();
+    $(".status").textContent = on ? words().notifyOn : words().notifyOff;
+  }
+
+  $(".notify").addEventListener("click", () => (state.push ? unsubscribePush() : subscribePush()));
+
   $(".attach").addEventListener("click", () => $(".file").click());
   $(".file").addEventListener("change", () => {
     const file = $(".file").files[0];
@@ -481,6 +573,7 @@
     // Messages not confirmed before a reload show as pending until the server has them.
     for (const m of state.outbox) log.append(pendingElement(m));
     connect();
+    offerPush();
   };
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
 })();

@@ -18,6 +18,7 @@ pub mod templates;
 pub mod tenants;
 pub mod tools;
 pub mod webchat;
+pub mod webchat_push;
 pub mod webhooks;
 
 use crate::AppState;

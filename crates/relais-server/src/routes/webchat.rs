@@ -78,7 +78,7 @@ const HEARTBEAT: Duration = Duration::from_secs(25);
 const TYPING_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 
 /// The channel's hub, if the page's origin may use it.
-fn allowed_hub(channel: &str, headers: &HeaderMap) -> ApiResult<(Arc<Hub>, String)> {
+pub(crate) fn allowed_hub(channel: &str, headers: &HeaderMap) -> ApiResult<(Arc<Hub>, String)> {
     let hub = webchat::hub(channel)
         .ok_or_else(|| ApiError::not_found(format!("no web chat channel `{channel}`")))?;
     let origin = headers
@@ -92,6 +92,21 @@ fn allowed_hub(channel: &str, headers: &HeaderMap) -> ApiResult<(Arc<Hub>, Strin
         )));
     }
     Ok((hub, origin))
+}
+
+/// `work`'s answer to a page of a site channel `channel` allows, with the CORS headers;
+/// its refusals carry them too, so that the widget can read why.
+pub(crate) async fn for_page<Work>(
+    channel: &str,
+    headers: &HeaderMap,
+    work: impl FnOnce(Arc<Hub>) -> Work,
+) -> ApiResult<Response>
+where
+    Work: std::future::Future<Output = ApiResult<Response>>,
+{
+    let (hub, origin) = allowed_hub(channel, headers)?;
+    let answer = work(hub).await.unwrap_or_else(IntoResponse::into_response);
+    Ok(cors(answer, &origin))
 }
 
 fn cors(mut response: Response, origin: &str) -> Response {
@@ -108,8 +123,8 @@ fn cors(mut response: Response, origin: &str) -> Response {
     response
 }
 
-/// The answer to a browser asking whether the page may send the visitor's token header
-/// and an image type (neither is allowed cross-origin without asking).
+/// The answer to a browser asking whether the page may send the visitor's token header,
+/// an image type or JSON, or delete (none is allowed cross-origin without asking).
 pub async fn preflight(
     Path(params): Path<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -124,7 +139,7 @@ pub async fn preflight(
     let h = response.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST"),
+        HeaderValue::from_static("GET, POST, DELETE"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -139,7 +154,7 @@ pub async fn preflight(
 
 /// The visitor the request's token header names: refused when it is missing or
 /// malformed, since a new visitor would own nothing.
-fn known_visitor(hub: &Hub, headers: &HeaderMap) -> ApiResult<Visitor> {
+pub(crate) fn known_visitor(hub: &Hub, headers: &HeaderMap) -> ApiResult<Visitor> {
     headers
         .get(VISITOR_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -176,13 +191,11 @@ pub async fn upload(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
-    let (hub, origin) = allowed_hub(&channel, &headers)?;
-    // Refusals carry the CORS headers too, so that the widget can read why.
-    let answer = match take_upload(&state, &hub, &headers, body).await {
-        Ok(answer) => answer,
-        Err(e) => e.into_response(),
-    };
-    Ok(cors(answer, &origin))
+    let headers = &headers;
+    for_page(&channel, headers, |hub| async move {
+        take_upload(&state, &hub, headers, body).await
+    })
+    .await
 }
 
 async fn take_upload(

@@ -80,6 +80,10 @@ pub struct StatusReport {
     pub at: Option<Timestamp>,
     /// What the provider said, for the message's event log.
     pub detail: Option<String>,
+    /// The provider says the address will never work (an e-mail's hard bounce for an
+    /// unknown mailbox): with a failure, the address leaves the message's contact, so
+    /// that the next send on the channel is refused instead of bouncing again.
+    pub address_gone: bool,
 }
 
 /// Called once what it came with is stored. Dropping it uncalled says it was not: the

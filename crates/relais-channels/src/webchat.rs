@@ -347,6 +347,7 @@ impl Hub {
             status: MessageStatus::Read,
             at: None,
             detail: None,
+            address_gone: false,
         };
         let _ = self
             .events

@@ -598,6 +598,7 @@ async fn delivered_seen_and_failed_become_statuses_of_the_message_token() {
         status,
         at,
         detail: detail.map(str::to_owned),
+        address_gone: false,
     };
     assert_eq!(
         seen,

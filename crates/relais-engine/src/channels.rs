@@ -524,12 +524,60 @@ impl EventSink {
                     .map(|found| found.message),
             };
             if let Some(message) = message {
-                apply_receipt_to(&*self.store, &message, report.status, at, report.detail).await?;
+                let gone = match report.address_gone {
+                    true => self.gone_identity(&report.channel_id, &message).await?,
+                    false => None,
+                };
+                let detail = match (&gone, report.detail) {
+                    (Some((identity, contact)), detail) => Some(format!(
+                        "{}this {} address was removed from contact {contact}",
+                        detail.map(|d| format!("{d}; ")).unwrap_or_default(),
+                        identity.channel
+                    )),
+                    (None, detail) => detail,
+                };
+                apply_receipt_to(&*self.store, &message, report.status, at, detail).await?;
+                // After the failure is stored: a crash between the two leaves the
+                // provider's call unanswered, and its redelivery removes the address.
+                if let Some((identity, contact)) = gone {
+                    self.store
+                        .remove_identity(&message.tenant_id, &contact, &identity)
+                        .await?;
+                }
             }
             return Ok(Stored::Now);
         }
         let event = receipt_event(report.status, at, &report.channel_id, report.detail);
         Ok(Stored::WithTheWriter((message_id, event)))
+    }
+}
+
+impl EventSink {
+    /// The identity a provider said is dead (a hard bounce for an unknown mailbox): the
+    /// address `message` went to, on the kind of the channel that reported it, with the
+    /// contact that holds it; `None` when the message has no contact.
+    async fn gone_identity(
+        &self,
+        channel_id: &str,
+        message: &relais_store::Message,
+    ) -> Result<Option<(relais_core::contact::Identity, String)>, StoreError> {
+        let Some(contact) = message.contact_id.clone() else {
+            return Ok(None);
+        };
+        let kind = self
+            .store
+            .channel(&message.tenant_id, channel_id)
+            .await?
+            .and_then(|record| crate::send::configured_kind(&record.kind));
+        Ok(kind.map(|channel| {
+            (
+                relais_core::contact::Identity {
+                    channel,
+                    address: message.to_address.clone(),
+                },
+                contact,
+            )
+        }))
     }
 }
 

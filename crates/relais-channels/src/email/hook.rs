@@ -84,6 +84,7 @@ pub(crate) fn receive(
                 status: MessageStatus::Undelivered,
                 at: None,
                 detail: Some(bounce.detail()),
+                address_gone: bounce.address_gone(),
             },
             Confirm::none(),
         ),

@@ -48,6 +48,13 @@ impl Bounce {
         self.status.starts_with('5')
     }
 
+    /// The mailbox itself is refused for good (RFC 3463 `5.1.x`, a bad destination
+    /// address: unknown user, unknown domain; `5.2.1`, a disabled mailbox), not the mail
+    /// (`5.7.1`, refused by policy) nor a full mailbox: the address will never work.
+    pub fn address_gone(&self) -> bool {
+        self.status.starts_with("5.1.") || self.status == "5.2.1"
+    }
+
     /// What the message's event log says.
     pub fn detail(&self) -> String {
         let kind = if self.is_hard() {
@@ -261,6 +268,24 @@ fn bare_id(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_refused_mailbox_makes_the_address_gone() {
+        let bounce = |status: &str| Bounce {
+            message_id: "m@relais".into(),
+            recipient: None,
+            status: status.into(),
+            diagnostic: None,
+        };
+        for gone in ["5.1.1", "5.1.2", "5.1.10", "5.2.1"] {
+            assert!(bounce(gone).address_gone(), "{gone}");
+        }
+        // Refused by policy, a full mailbox, or a delay: the address may work later.
+        for kept in ["5.7.1", "5.2.2", "4.2.2", "5.4.4"] {
+            assert!(!bounce(kept).address_gone(), "{kept}");
+        }
+        assert!(bounce("5.7.1").is_hard());
+    }
 
     #[test]
     fn the_quoted_message_and_the_signature_are_dropped() {

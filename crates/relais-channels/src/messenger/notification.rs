@@ -172,6 +172,7 @@ impl Receipt {
                 status: self.state.message_status(),
                 at: Some(self.at),
                 detail: None,
+                address_gone: false,
             })
             .collect()
     }
@@ -207,6 +208,7 @@ impl Watermark {
             status: self.state.message_status(),
             at: Some(self.up_to),
             detail: None,
+            address_gone: false,
         }
     }
 }

@@ -248,6 +248,7 @@ impl Event {
             status,
             at: self.at,
             detail,
+            address_gone: false,
         })
     }
 }

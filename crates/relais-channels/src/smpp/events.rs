@@ -132,6 +132,7 @@ impl SmppEvents {
             // The SMSC's `done date` has no zone and minute precision: the engine's clock.
             at: None,
             detail: Some(detail.clone()),
+            address_gone: false,
         };
         let Some(part) = &receipt.part else {
             // Not correlated (sent before a restart, or held too long): the id is the

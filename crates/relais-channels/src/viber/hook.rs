@@ -68,6 +68,7 @@ pub(crate) fn receive(
                 status,
                 at,
                 detail,
+                address_gone: false,
             },
             Confirm::none(),
         )],

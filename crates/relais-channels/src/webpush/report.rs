@@ -143,6 +143,7 @@ pub(crate) fn receive(
             status,
             at: None,
             detail: Some(detail),
+            address_gone: false,
         },
         Confirm::none(),
     )]))

@@ -236,6 +236,7 @@ impl StatusUpdate {
             status,
             at: Some(self.at),
             detail,
+            address_gone: false,
         })
     }
 }

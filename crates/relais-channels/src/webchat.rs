@@ -304,6 +304,7 @@ impl Hub {
         let payload = payload.filter(|p| !p.is_empty() && p.len() <= MAX_VISITOR_PAYLOAD_BYTES);
         let (tx, rx) = oneshot::channel();
         let message = NewInbound {
+            answers: Vec::new(),
             tenant_id: self.identity.tenant_id.clone(),
             channel: ChannelKind::Webchat,
             channel_id: Some(self.identity.id.clone()),

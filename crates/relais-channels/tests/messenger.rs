@@ -387,6 +387,7 @@ fn a_messenger_text_becomes_a_new_inbound_from_the_psid_to_the_page() {
     assert_eq!(
         message.to_new_inbound("default", "ch-fb"),
         NewInbound {
+            answers: Vec::new(),
             tenant_id: "default".into(),
             channel: ChannelKind::Messenger,
             channel_id: Some("ch-fb".into()),

@@ -448,6 +448,7 @@ async fn a_text_update_becomes_an_inbound_from_the_chat_and_a_redelivery_has_the
     assert_eq!(
         inbound(&events[0]),
         &NewInbound {
+            answers: Vec::new(),
             tenant_id: "default".into(),
             channel: ChannelKind::Telegram,
             channel_id: Some("ch-tg".into()),

@@ -489,6 +489,7 @@ async fn a_text_message_becomes_an_inbound_and_a_redelivery_has_the_same_id() {
     assert_eq!(
         inbound(&events[0]),
         &NewInbound {
+            answers: Vec::new(),
             tenant_id: "default".into(),
             channel: ChannelKind::Viber,
             channel_id: Some("ch-vb".into()),

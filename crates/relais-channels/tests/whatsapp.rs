@@ -394,6 +394,7 @@ fn a_text_message_with_its_contact_becomes_a_new_inbound() {
     assert_eq!(
         message.to_new_inbound("default", "ch-wa"),
         NewInbound {
+            answers: Vec::new(),
             tenant_id: "default".into(),
             channel: ChannelKind::Whatsapp,
             channel_id: Some("ch-wa".into()),

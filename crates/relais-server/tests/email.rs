@@ -306,3 +306,134 @@ On Sat, 5 Dec 2026, Shop Example wrote:
         "Merci ! Can you leave it with the neighbour?"
     );
 }
+
+/// A reply to `message_id` from `from`, as a mail program writes it.
+fn reply_to(message_id: &str, from: &str, own_id: &str, text: &str) -> String {
+    format!(
+        "From: Claire <{from}>
+To: news@shop.example
+Subject: Re: Your order has shipped
+Message-ID: <{own_id}>
+In-Reply-To: {message_id}
+References: <older@elsewhere.example> {message_id}
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+{text}
+
+On Sat, 5 Dec 2026, Shop Example wrote:
+> Your order has shipped
+"
+    )
+}
+
+#[tokio::test]
+async fn a_reply_to_a_relais_mail_lands_in_its_conversation_even_from_another_address() {
+    let api = api().await;
+    let hook = api.channel().await["webhook_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (sent, mail) = api
+        .send("claire@example.org", "Your order has shipped")
+        .await;
+    let message_id = header_of(&mail, "Message-ID").unwrap().to_owned();
+    let (_, sent) = api.call("GET", &format!("/v1/messages/{sent}"), None).await;
+
+    let same = reply_to(
+        &message_id,
+        "claire@example.org",
+        "r1@example.org",
+        "Thanks!",
+    );
+    assert_eq!(api.hook(&hook, &same, Some(SECRET)).await, StatusCode::OK);
+    let alias = reply_to(
+        &message_id,
+        "c.martin@alias.example",
+        "r2@alias.example",
+        "Leave it with the neighbour, please.",
+    );
+    assert_eq!(api.hook(&hook, &alias, Some(SECRET)).await, StatusCode::OK);
+
+    let (_, list) = api.call("GET", "/v1/conversations", None).await;
+    let conversations = list["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(conversations.len(), 1, "one thread: {list}");
+    let conversation = &conversations[0];
+    let (_, thread) = api
+        .call(
+            "GET",
+            &format!("/v1/conversations/{}", conversation["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    let texts: Vec<(String, String)> = thread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["direction"].as_str().unwrap_or_default().to_owned(),
+                m["content"]["text"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("out", "Your order has shipped"),
+        ("in", "Thanks!"),
+        ("in", "Leave it with the neighbour, please."),
+    ] {
+        assert!(
+            texts
+                .iter()
+                .any(|(d, t)| d == expected.0 && t == expected.1),
+            "{expected:?} in {texts:?}"
+        );
+    }
+    assert_eq!(conversation["contact"], sent["contact_id"], "{sent}");
+
+    // The alias is not made the customer's identity: a Message-ID proves no ownership.
+    let (_, found) = api
+        .call("GET", "/v1/contacts?identity=c.martin@alias.example", None)
+        .await;
+    assert_eq!(found["data"], json!([]), "{found}");
+}
+
+#[tokio::test]
+async fn a_mail_that_answers_nothing_relais_sent_is_placed_by_its_sender() {
+    let api = api().await;
+    let hook = api.channel().await["webhook_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (sent, _) = api
+        .send("claire@example.org", "Your order has shipped")
+        .await;
+    let (_, sent) = api.call("GET", &format!("/v1/messages/{sent}"), None).await;
+    let unknown = reply_to(
+        "<never-sent@shop.example>",
+        "c.martin@alias.example",
+        "r3@alias.example",
+        "Hello?",
+    );
+    assert_eq!(
+        api.hook(&hook, &unknown, Some(SECRET)).await,
+        StatusCode::OK
+    );
+    let (_, found) = api
+        .call("GET", "/v1/contacts?identity=c.martin@alias.example", None)
+        .await;
+    let owner = found["data"][0]["id"].clone();
+    assert!(owner.is_string(), "the sender got a contact: {found}");
+    assert_ne!(
+        owner, sent["contact_id"],
+        "not the customer Relais wrote to"
+    );
+    let (_, list) = api.call("GET", "/v1/conversations", None).await;
+    let owners: Vec<&Value> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["contact"])
+        .collect();
+    assert_eq!(owners, vec![&owner], "{list}");
+}

@@ -73,6 +73,7 @@ pub(crate) fn receive(
                 payload: None,
                 media: None,
                 provider_id: Some(reply.message_id),
+                answers: reply.answers,
             },
             Confirm::none(),
         ),

@@ -500,6 +500,7 @@ pub fn start(identity: ChannelIdentity, config: &Value) -> Result<Started, Confi
         adapter: Arc::new(WebchatChannel { hub }),
         events: Some(Box::new(HubEvents { rx })),
         webhook: None,
+        mailbox: None,
     })
 }
 

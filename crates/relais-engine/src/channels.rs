@@ -12,7 +12,7 @@ use crate::inbound::InboundPipeline;
 use relais_channels::configured::TemplateFetchError;
 use relais_channels::{
     ChannelAdapter, ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Confirm,
-    ConsentReport, MessageRef, StatusReport, WebhookAnswer, WebhookError, WebhookReader,
+    ConsentReport, Mailbox, MessageRef, StatusReport, WebhookAnswer, WebhookError, WebhookReader,
     WebhookRequest,
 };
 use relais_core::clock::Clock;
@@ -46,6 +46,7 @@ pub struct ConfiguredChannels {
 struct Running {
     adapter: Arc<dyn ChannelAdapter>,
     webhook: Option<WebhookReader>,
+    mailbox: Option<Mailbox>,
 }
 
 /// The contact's latest messages a watermark is applied to.
@@ -161,6 +162,7 @@ impl ConfiguredChannels {
         let running = Running {
             adapter: started.adapter.clone(),
             webhook: started.webhook,
+            mailbox: started.mailbox,
         };
         let previous = {
             let mut map = self.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -247,13 +249,47 @@ impl ConfiguredChannels {
         };
         match read(request)? {
             WebhookAnswer::Echo(text) => Ok(Some(text)),
-            WebhookAnswer::Deliver(events) => {
-                if self.sink.apply_and_wait(events).await {
-                    Ok(None)
-                } else {
-                    Err(HookError::NotStored)
-                }
-            }
+            WebhookAnswer::Deliver(events) => self.store_delivered(events).await.map(|()| None),
+        }
+    }
+
+    /// The running channels that take mail for `address` (in any case), by id.
+    pub fn mailboxes_for(&self, address: &str) -> Vec<String> {
+        let map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter(|(_, running)| {
+                running.mailbox.as_ref().is_some_and(|mailbox| {
+                    mailbox
+                        .addresses
+                        .iter()
+                        .any(|a| a.eq_ignore_ascii_case(address))
+                })
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// One raw mail that arrived for channel `channel_id` over SMTP, read as a relay's
+    /// post to its `/hooks/` address is, and stored; `Ok` only once it is.
+    pub async fn mail_arrived(&self, channel_id: &str, raw: &[u8]) -> Result<(), HookError> {
+        let mailbox = {
+            let map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(channel_id)
+                .and_then(|running| running.mailbox.clone())
+        };
+        let Some(mailbox) = mailbox else {
+            return Err(HookError::UnknownChannel(channel_id.to_owned()));
+        };
+        let events = (mailbox.read)(raw).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        self.store_delivered(events).await
+    }
+
+    /// Stores what a provider's call delivered; `Ok` once all of it is.
+    async fn store_delivered(&self, events: Vec<ChannelEvent>) -> Result<(), HookError> {
+        if self.sink.apply_and_wait(events).await {
+            Ok(())
+        } else {
+            Err(HookError::NotStored)
         }
     }
 }

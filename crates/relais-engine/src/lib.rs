@@ -21,5 +21,6 @@ pub mod secrets;
 pub mod send;
 pub mod sim;
 pub mod smpp_server;
+pub mod smtp_server;
 pub mod tenants;
 pub mod webhooks;

@@ -76,6 +76,7 @@ struct Api {
     dispatcher: Arc<Dispatcher>,
     mailbox: Mailbox,
     port: u16,
+    channels: relais_engine::channels::ConfiguredChannels,
     _store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
@@ -99,6 +100,7 @@ async fn api() -> Api {
     .with_registry(state.channels.registry());
     let (port, mailbox) = smtp_server().await;
     Api {
+        channels: state.channels.clone(),
         app: router(state),
         key: key.secret,
         dispatcher: Arc::new(dispatcher),
@@ -200,27 +202,9 @@ fn header_of<'m>(mail: &'m str, name: &str) -> Option<&'m str> {
         .map(|line| line[name.len() + 1..].trim())
 }
 
-#[tokio::test]
-async fn a_sent_mail_that_bounces_is_marked_undelivered_with_the_servers_answer() {
-    let api = api().await;
-    let channel = api.channel().await;
-    assert_eq!(channel["config"]["inbound_secret"], "***");
-    assert_eq!(channel["config"]["dkim_private_key"], "***");
-    let hook = channel["webhook_url"].as_str().unwrap().to_owned();
-    assert!(hook.starts_with("/hooks/"), "{hook}");
-
-    let (id, mail) = api
-        .send("nobody@example.org", "Your order has shipped")
-        .await;
-    assert!(
-        mail.starts_with("DKIM-Signature: v=1; a=rsa-sha256;"),
-        "{mail}"
-    );
-    assert_eq!(header_of(&mail, "To"), Some("nobody@example.org"));
-    assert_eq!(header_of(&mail, "Subject"), Some("Your order has shipped"));
-    let message_id = header_of(&mail, "Message-ID").unwrap().to_owned();
-
-    let bounce = format!(
+/// A delivery status notification (RFC 3464) saying the mail `message_id` bounced.
+fn bounce_of(message_id: &str) -> String {
+    format!(
         "From: MAILER-DAEMON@mx.shop.example
 To: news@shop.example
 Subject: Undelivered Mail Returned to Sender
@@ -252,7 +236,30 @@ Message-ID: {message_id}
 
 --B1--
 "
+    )
+}
+
+#[tokio::test]
+async fn a_sent_mail_that_bounces_is_marked_undelivered_with_the_servers_answer() {
+    let api = api().await;
+    let channel = api.channel().await;
+    assert_eq!(channel["config"]["inbound_secret"], "***");
+    assert_eq!(channel["config"]["dkim_private_key"], "***");
+    let hook = channel["webhook_url"].as_str().unwrap().to_owned();
+    assert!(hook.starts_with("/hooks/"), "{hook}");
+
+    let (id, mail) = api
+        .send("nobody@example.org", "Your order has shipped")
+        .await;
+    assert!(
+        mail.starts_with("DKIM-Signature: v=1; a=rsa-sha256;"),
+        "{mail}"
     );
+    assert_eq!(header_of(&mail, "To"), Some("nobody@example.org"));
+    assert_eq!(header_of(&mail, "Subject"), Some("Your order has shipped"));
+    let message_id = header_of(&mail, "Message-ID").unwrap().to_owned();
+
+    let bounce = bounce_of(&message_id);
     assert_eq!(
         api.hook(&hook, &bounce, Some("guess")).await,
         StatusCode::UNAUTHORIZED
@@ -436,4 +443,114 @@ async fn a_mail_that_answers_nothing_relais_sent_is_placed_by_its_sender() {
         .map(|c| &c["contact"])
         .collect();
     assert_eq!(owners, vec![&owner], "{list}");
+}
+
+/// What Python's `smtplib` (a client written elsewhere) says when it sends each mail to
+/// the listener on `port`, one session per mail: `ok` or the server's code.
+fn smtplib_sends(port: u16, mails: &[(&str, &str, &str)]) -> Vec<String> {
+    let script = r#"
+import json, smtplib, sys
+port, mails = int(sys.argv[1]), json.load(sys.stdin)
+for sender, recipient, data in mails:
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as s:
+            s.sendmail(sender, [recipient], data.encode("utf-8"))
+        print("ok")
+    except smtplib.SMTPRecipientsRefused as e:
+        print(list(e.recipients.values())[0][0])
+    except smtplib.SMTPResponseException as e:
+        print(e.smtp_code)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let input = serde_json::to_vec(mails).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_and_a_bounce_sent_over_smtp_land_as_with_the_relay_hook() {
+    let api = api().await;
+    api.channel().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let smtp_port = listener.local_addr().unwrap().port();
+    tokio::spawn(relais_engine::smtp_server::serve(
+        listener,
+        api.channels.clone(),
+        Default::default(),
+        std::future::pending(),
+    ));
+    let (_, shipped) = api
+        .send("claire@example.org", "Your order has shipped")
+        .await;
+    let (lost, lost_mail) = api.send("nobody@example.org", "Your invoice").await;
+    let shipped_id = header_of(&shipped, "Message-ID").unwrap().to_owned();
+    let lost_id = header_of(&lost_mail, "Message-ID").unwrap().to_owned();
+
+    let reply = reply_to(
+        &shipped_id,
+        "c.martin@alias.example",
+        "r-smtp@alias.example",
+        "Leave it at the door.",
+    )
+    .replace('\n', "\r\n");
+    let bounce = bounce_of(&lost_id).replace('\n', "\r\n");
+    let answers = tokio::task::spawn_blocking(move || {
+        smtplib_sends(
+            smtp_port,
+            &[
+                ("c.martin@alias.example", "News@Shop.Example", &reply),
+                ("", "news@shop.example", &bounce),
+                (
+                    "x@example.org",
+                    "sales@shop.example",
+                    "Subject: hi\r\n\r\nhi\r\n",
+                ),
+                ("x@example.org", "news@shop.example", "no header, no body"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(answers, ["ok", "ok", "550", "554"]);
+
+    let message = api.wait_for(&lost, "undelivered").await;
+    assert_eq!(message["status"], "undelivered", "{message}");
+    assert!(message.to_string().contains("550 5.1.1"), "{message}");
+
+    let (_, list) = api.call("GET", "/v1/conversations", None).await;
+    let conversations = list["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(conversations.len(), 1, "{list}");
+    let (_, thread) = api
+        .call(
+            "GET",
+            &format!(
+                "/v1/conversations/{}",
+                conversations[0]["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    let texts: Vec<&str> = thread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"]["text"].as_str().unwrap_or_default())
+        .collect();
+    assert!(texts.contains(&"Your order has shipped"), "{texts:?}");
+    assert!(texts.contains(&"Leave it at the door."), "{texts:?}");
+    assert_eq!(
+        api.inbound().await.len(),
+        1,
+        "the bounce is no inbound message"
+    );
 }

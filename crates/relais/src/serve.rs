@@ -80,11 +80,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(addr) => Some(start_smpp_server(addr, &state).await?),
         None => None,
     };
+    let smtp = match config.smtp_listen {
+        Some(addr) => Some(start_smtp_listener(addr, &state).await?),
+        None => None,
+    };
     relais_server::serve(listener, state, shutdown_signal()).await?;
-    if let Some((stop, task)) = smpp {
-        let _ = stop.send(());
-        if let Ok(Err(e)) = task.await {
-            tracing::error!(error = %e, "the SMPP server ended badly");
+    for (server, stopped) in [("SMPP server", smpp), ("SMTP listener", smtp)] {
+        if let Some((stop, task)) = stopped {
+            let _ = stop.send(());
+            if let Ok(Err(e)) = task.await {
+                tracing::error!(error = %e, "the {server} ended badly");
+            }
         }
     }
     resume.abort();
@@ -202,6 +208,30 @@ async fn start_smpp_server(
         state.clock.clone(),
         state.address_rules(),
         Some(state.channels.handoff().clone()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok((stop, task))
+}
+
+/// Starts `--smtp-listen`: mail for the `from` address of a running e-mail channel.
+async fn start_smtp_listener(
+    addr: std::net::SocketAddr,
+    state: &AppState,
+) -> anyhow::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for SMTP on {addr}"))?;
+    println!("SMTP listener on {}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(relais_engine::smtp_server::serve(
+        listener,
+        state.channels.clone(),
+        Default::default(),
         async move {
             let _ = stopped.await;
         },

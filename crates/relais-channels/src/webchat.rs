@@ -581,6 +581,7 @@ mod tests {
 
         let (id, mut frames) = hub.connect(&visitor.address);
         let message = OutboundMessage {
+            purpose: relais_core::consent::Purpose::Transactional,
             message_id: "m1".into(),
             tenant_id: "t1".into(),
             channel: ChannelKind::Webchat,

@@ -144,6 +144,7 @@ fn channel(platform: Platform, fake: &Fake) -> MessengerChannel {
 
 fn outbound(platform: Platform, to: &str, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: "msg-1".into(),
         tenant_id: "default".into(),
         channel: platform.kind(),

@@ -257,6 +257,7 @@ fn channel(fake: &Fake) -> RcsChannel {
 
 fn outbound(id: &str, to: &str, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: id.into(),
         tenant_id: "default".into(),
         channel: ChannelKind::Rcs,

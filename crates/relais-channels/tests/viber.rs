@@ -133,6 +133,7 @@ fn start(fake: &Fake) -> Started {
 
 fn outbound(to: &str, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: "msg-1".into(),
         tenant_id: "default".into(),
         channel: ChannelKind::Viber,

@@ -161,6 +161,7 @@ fn channel(fake: &Fake) -> WhatsAppChannel {
 
 fn outbound(to: &str, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: "msg-1".into(),
         tenant_id: "default".into(),
         channel: ChannelKind::Whatsapp,

@@ -147,6 +147,8 @@ impl ConfiguredChannels {
     /// now on. Its stored config has its secrets sealed ([`crate::secrets`]); a secret
     /// that does not open is a config error.
     pub fn start(&self, record: &ChannelRecord) -> Result<(), ConfigError> {
+        // Before the first e-mail channel writes an unsubscribe link with it.
+        crate::secrets::unsubscribe_key();
         let opened = crate::secrets::current()
             .open_config(&record.config)
             .map_err(|e| ConfigError::new(&format!("/{}", e.key), e.error.to_string()))?;
@@ -462,26 +464,23 @@ impl EventSink {
             tracing::info!(channel = %report.channel.as_str(), "a consent change for an address no contact has; nothing recorded");
             return Ok(());
         };
-        let ledger = self.store.consents(tenant, &contact.id).await?;
-        let already = ledger.iter().any(|r| {
-            r.source == ConsentSource::Channel && r.proof.as_deref() == Some(report.proof.as_str())
-        });
-        if already {
-            return Ok(());
-        }
-        let now = self.clock.now();
-        let record = ConsentRecord {
-            id: relais_core::ids::new_id(),
-            contact_id: contact.id,
-            channel: Some(report.channel),
-            purpose: report.purpose,
-            status: report.status,
-            source: ConsentSource::Channel,
-            proof: Some(report.proof),
-            recorded_at: now,
-        };
-        self.store.append_consent(tenant, &record).await?;
-        crate::crm::consent_changed(&*self.store, tenant, &record, None, now).await
+        record_channel_consent(
+            &*self.store,
+            tenant,
+            ConsentRecord {
+                id: relais_core::ids::new_id(),
+                contact_id: contact.id,
+                channel: Some(report.channel),
+                purpose: report.purpose,
+                status: report.status,
+                source: ConsentSource::Channel,
+                proof: Some(report.proof),
+                recorded_at: self.clock.now(),
+            },
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// A watermark's status for each message the channel sent its recipient before it
@@ -567,6 +566,28 @@ impl EventSink {
         let event = receipt_event(report.status, at, &report.channel_id, report.detail);
         Ok(Stored::WithTheWriter((message_id, event)))
     }
+}
+
+/// Appends a consent a person changed on a channel (`source` `channel`) to their ledger
+/// and tells the tenant's CRM, unless the ledger holds that proof from the channel
+/// already: a redelivered report, or a link followed twice, is recorded once. Whether it
+/// was recorded now.
+pub(crate) async fn record_channel_consent(
+    store: &dyn Store,
+    tenant: &str,
+    record: ConsentRecord,
+    message_id: Option<&str>,
+) -> Result<bool, StoreError> {
+    let ledger = store.consents(tenant, &record.contact_id).await?;
+    let already = ledger.iter().any(|r| {
+        r.source == ConsentSource::Channel && r.proof.is_some() && r.proof == record.proof
+    });
+    if already {
+        return Ok(false);
+    }
+    store.append_consent(tenant, &record).await?;
+    crate::crm::consent_changed(store, tenant, &record, message_id, record.recorded_at).await?;
+    Ok(true)
 }
 
 /// Where a status went.

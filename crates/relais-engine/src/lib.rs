@@ -23,4 +23,5 @@ pub mod sim;
 pub mod smpp_server;
 pub mod smtp_server;
 pub mod tenants;
+pub mod unsubscribe;
 pub mod webhooks;

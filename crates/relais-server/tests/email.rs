@@ -125,6 +125,7 @@ impl Api {
                     "host": "127.0.0.1", "port": self.port, "tls": "none",
                     "from": "news@shop.example", "from_name": "Shop Example",
                     "inbound_secret": SECRET, "dkim_domain": "shop.example",
+                    "public_url": "https://relais.shop.example",
                     "dkim_selector": "relais2026", "dkim_private_key": KEY}})),
             )
             .await;
@@ -159,12 +160,17 @@ impl Api {
     /// Sends a text to `to` and runs the dispatcher until it is sent: its id and the mail
     /// the SMTP server got.
     async fn send(&self, to: &str, text: &str) -> (String, String) {
+        self.send_for(to, text, "transactional").await
+    }
+
+    /// [`Api::send`] with a `purpose`.
+    async fn send_for(&self, to: &str, text: &str, purpose: &str) -> (String, String) {
         let (status, accepted) = self
             .call(
                 "POST",
                 "/v1/messages",
                 Some(json!({"to": {"channel": "email", "address": to},
-                    "channel": "mail", "content": {"text": text}})),
+                    "channel": "mail", "content": {"text": text}, "purpose": purpose})),
             )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
@@ -552,5 +558,171 @@ async fn a_reply_and_a_bounce_sent_over_smtp_land_as_with_the_relay_hook() {
         api.inbound().await.len(),
         1,
         "the bounce is no inbound message"
+    );
+}
+
+/// The mail's header `name`, its folded lines joined (RFC 5322 2.2.3).
+fn unfolded_header(mail: &str, name: &str) -> Option<String> {
+    let unfolded = mail.replace("\r\n ", " ").replace("\r\n\t", " ");
+    header_of(&unfolded, name).map(str::to_owned)
+}
+
+/// A form post to `path`, as a mail program's one-click unsubscribe is.
+async fn post_form(app: &axum::Router, path: &str, body: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let (status, body, _) = support::respond(app, req).await;
+    (
+        status,
+        body.as_str()
+            .map_or_else(|| body.to_string(), str::to_owned),
+    )
+}
+
+#[tokio::test]
+async fn one_click_unsubscribe_records_one_opt_out_and_stops_the_next_marketing_mail() {
+    let api = api().await;
+    api.channel().await;
+    let (receipt_id, receipt) = api.send("claire@example.org", "Your receipt").await;
+    assert_eq!(
+        unfolded_header(&receipt, "List-Unsubscribe"),
+        None,
+        "{receipt}"
+    );
+    assert_eq!(unfolded_header(&receipt, "List-Unsubscribe-Post"), None);
+    let (_, sent) = api
+        .call("GET", &format!("/v1/messages/{receipt_id}"), None)
+        .await;
+    let contact = sent["contact_id"].as_str().unwrap().to_owned();
+    let ledger_uri = format!("/v1/contacts/{contact}/consents");
+    let (status, _) = api
+        .call(
+            "POST",
+            &ledger_uri,
+            Some(
+                json!({"channel": "email", "purpose": "marketing", "status": "opted_in",
+                "proof": "ticked the newsletter box at checkout"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (sale, mail) = api
+        .send_for("claire@example.org", "Winter sale", "marketing")
+        .await;
+    assert_eq!(
+        unfolded_header(&mail, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let list = unfolded_header(&mail, "List-Unsubscribe").unwrap();
+    let url = list
+        .strip_prefix("<https://relais.shop.example")
+        .and_then(|rest| rest.split_once('>'))
+        .map(|(path, _)| path.to_owned())
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(url.starts_with("/unsubscribe/"), "{url}");
+    assert!(
+        list.contains("<mailto:news@shop.example?subject=unsubscribe>"),
+        "{list}"
+    );
+    let (_, sent) = api.call("GET", &format!("/v1/messages/{sale}"), None).await;
+    assert_eq!(sent["contact_id"], contact.as_str());
+    let before = api.call("GET", &ledger_uri, None).await.1;
+
+    // Forged and malformed links change nothing.
+    let tag_start = url.rfind('.').unwrap() + 1;
+    let mut forged = url.clone();
+    let flipped = if &url[tag_start..tag_start + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    forged.replace_range(tag_start..tag_start + 1, flipped);
+    let body = "List-Unsubscribe=One-Click";
+    assert_eq!(
+        post_form(&api.app, &forged, body).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        post_form(&api.app, "/unsubscribe/not-a-token", body)
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        post_form(&api.app, &url, "List-Unsubscribe=Maybe").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api.call("GET", &ledger_uri, None).await.1,
+        before,
+        "nothing recorded"
+    );
+
+    // Opening the link shows a button posting the same form, and changes nothing.
+    let page = Request::builder().uri(&url).body(Body::empty()).unwrap();
+    let (status, page, content_type) = support::respond(&api.app, page).await;
+    let page = page.as_str().unwrap_or_default().to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(&format!("<form method=\"post\" action=\"{url}\">")),
+        "{page}"
+    );
+    assert!(
+        page.contains("name=\"List-Unsubscribe\" value=\"One-Click\""),
+        "{page}"
+    );
+    assert!(!page.contains("<script"), "{page}");
+    assert_eq!(api.call("GET", &ledger_uri, None).await.1, before);
+
+    for _ in 0..2 {
+        let (status, answer) = post_form(&api.app, &url, body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let ledger = api.call("GET", &ledger_uri, None).await.1;
+    let opt_outs: Vec<&Value> = ledger["history"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{ledger}"))
+        .iter()
+        .filter(|r| r["status"] == "opted_out")
+        .collect();
+    assert_eq!(opt_outs.len(), 1, "once, however often posted: {ledger}");
+    let record = opt_outs[0];
+    assert_eq!(record["channel"], "email");
+    assert_eq!(record["purpose"], "marketing");
+    assert_eq!(record["source"], "channel");
+    assert!(
+        record["proof"].as_str().unwrap().contains(&sale),
+        "{record}"
+    );
+
+    let (status, refused) = api
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(json!({"to": {"contact_id": contact}, "channel": "mail",
+                "content": {"text": "Last days of the sale"}, "purpose": "marketing"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{refused}");
+    let id = refused["id"].as_str().unwrap().to_owned();
+    let refused = api.wait_for(&id, "rejected").await;
+    assert_eq!(refused["status"], "rejected", "{refused}");
+    let reasons: Vec<&Value> = refused["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["reason"])
+        .collect();
+    assert!(reasons.contains(&&json!("opted_out")), "{refused}");
+    assert_eq!(
+        api.mailbox.lock().unwrap().len(),
+        2,
+        "no third mail went out"
     );
 }

@@ -11,7 +11,8 @@
 //! - [`inbound`]: a raw message posted by the relay, read as a reply or a bounce;
 //! - `hook`: a relay's call to the channel's `/hooks/` address, checked and read, and
 //!   what any raw mail for the channel becomes;
-//! - [`smtp_listener`]: a small SMTP server that takes mail itself and hands it on.
+//! - [`smtp_listener`]: a small SMTP server that takes mail itself and hands it on;
+//! - [`unsubscribe`]: the signed token of a marketing mail's one-click unsubscribe link.
 //!
 //! Invariants:
 //! - The provider id of a sent message is its `Message-ID` (without brackets), chosen by
@@ -32,6 +33,7 @@ pub mod inbound;
 pub mod message;
 pub mod render;
 pub mod smtp_listener;
+pub mod unsubscribe;
 
 pub use adapter::EmailChannel;
 pub use config::{EmailConfig, TlsMode};

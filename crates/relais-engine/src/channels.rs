@@ -241,14 +241,7 @@ impl ConfiguredChannels {
         channel_id: &str,
         request: &WebhookRequest<'_>,
     ) -> Result<Option<String>, HookError> {
-        let webhook = {
-            let map = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(channel_id)
-                .and_then(|running| running.webhook.clone())
-        };
-        let Some(read) = webhook else {
-            return Err(HookError::UnknownChannel(channel_id.to_owned()));
-        };
+        let read = self.running_part(channel_id, |running| running.webhook.clone())?;
         match read(request)? {
             WebhookAnswer::Echo(text) => Ok(Some(text)),
             WebhookAnswer::Deliver(events) => self.store_delivered(events).await.map(|()| None),
@@ -274,16 +267,22 @@ impl ConfiguredChannels {
     /// One raw mail that arrived for channel `channel_id` over SMTP, read as a relay's
     /// post to its `/hooks/` address is, and stored; `Ok` only once it is.
     pub async fn mail_arrived(&self, channel_id: &str, raw: &[u8]) -> Result<(), HookError> {
-        let mailbox = {
-            let map = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(channel_id)
-                .and_then(|running| running.mailbox.clone())
-        };
-        let Some(mailbox) = mailbox else {
-            return Err(HookError::UnknownChannel(channel_id.to_owned()));
-        };
+        let mailbox = self.running_part(channel_id, |running| running.mailbox.clone())?;
         let events = (mailbox.read)(raw).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         self.store_delivered(events).await
+    }
+
+    /// What `part` takes of the running channel `channel_id` (how it reads its webhooks,
+    /// its mailbox), when it runs and has it.
+    fn running_part<T>(
+        &self,
+        channel_id: &str,
+        part: impl FnOnce(&Running) -> Option<T>,
+    ) -> Result<T, HookError> {
+        let map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(channel_id)
+            .and_then(part)
+            .ok_or_else(|| HookError::UnknownChannel(channel_id.to_owned()))
     }
 
     /// Stores what a provider's call delivered; `Ok` once all of it is.

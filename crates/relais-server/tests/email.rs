@@ -133,6 +133,18 @@ impl Api {
         created
     }
 
+    /// Creates the channel; its `webhook_url`.
+    async fn channel_hook(&self) -> String {
+        let channel = self.channel().await;
+        channel["webhook_url"].as_str().unwrap().to_owned()
+    }
+
+    async fn message(&self, id: &str) -> Value {
+        self.call("GET", &format!("/v1/messages/{id}"), None)
+            .await
+            .1
+    }
+
     async fn hook(&self, path: &str, raw: &str, secret: Option<&str>) -> StatusCode {
         let mut req = Request::builder()
             .method("POST")
@@ -185,10 +197,7 @@ impl Api {
         let mut message = Value::Null;
         for _ in 0..200 {
             self.dispatcher.run_once().await.unwrap();
-            message = self
-                .call("GET", &format!("/v1/messages/{id}"), None)
-                .await
-                .1;
+            message = self.message(id).await;
             if message["status"] == status {
                 break;
             }
@@ -282,10 +291,7 @@ async fn a_sent_mail_that_bounces_is_marked_undelivered_with_the_servers_answer(
 #[tokio::test]
 async fn a_reply_posted_by_the_relay_is_stored_once_and_only_with_the_secret() {
     let api = api().await;
-    let hook = api.channel().await["webhook_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let hook = api.channel_hook().await;
     let reply = "From: Claire Martin <claire@example.org>
 To: news@shop.example
 Subject: Re: Your order has shipped
@@ -343,15 +349,12 @@ On Sat, 5 Dec 2026, Shop Example wrote:
 #[tokio::test]
 async fn a_reply_to_a_relais_mail_lands_in_its_conversation_even_from_another_address() {
     let api = api().await;
-    let hook = api.channel().await["webhook_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let hook = api.channel_hook().await;
     let (sent, mail) = api
         .send("claire@example.org", "Your order has shipped")
         .await;
     let message_id = header_of(&mail, "Message-ID").unwrap().to_owned();
-    let (_, sent) = api.call("GET", &format!("/v1/messages/{sent}"), None).await;
+    let sent = api.message(&sent).await;
 
     let same = reply_to(
         &message_id,
@@ -414,14 +417,11 @@ async fn a_reply_to_a_relais_mail_lands_in_its_conversation_even_from_another_ad
 #[tokio::test]
 async fn a_mail_that_answers_nothing_relais_sent_is_placed_by_its_sender() {
     let api = api().await;
-    let hook = api.channel().await["webhook_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let hook = api.channel_hook().await;
     let (sent, _) = api
         .send("claire@example.org", "Your order has shipped")
         .await;
-    let (_, sent) = api.call("GET", &format!("/v1/messages/{sent}"), None).await;
+    let sent = api.message(&sent).await;
     let unknown = reply_to(
         "<never-sent@shop.example>",
         "c.martin@alias.example",
@@ -594,9 +594,7 @@ async fn one_click_unsubscribe_records_one_opt_out_and_stops_the_next_marketing_
         "{receipt}"
     );
     assert_eq!(unfolded_header(&receipt, "List-Unsubscribe-Post"), None);
-    let (_, sent) = api
-        .call("GET", &format!("/v1/messages/{receipt_id}"), None)
-        .await;
+    let sent = api.message(&receipt_id).await;
     let contact = sent["contact_id"].as_str().unwrap().to_owned();
     let ledger_uri = format!("/v1/contacts/{contact}/consents");
     let (status, _) = api
@@ -629,7 +627,7 @@ async fn one_click_unsubscribe_records_one_opt_out_and_stops_the_next_marketing_
         list.contains("<mailto:news@shop.example?subject=unsubscribe>"),
         "{list}"
     );
-    let (_, sent) = api.call("GET", &format!("/v1/messages/{sale}"), None).await;
+    let sent = api.message(&sale).await;
     assert_eq!(sent["contact_id"], contact.as_str());
     let before = api.call("GET", &ledger_uri, None).await.1;
 

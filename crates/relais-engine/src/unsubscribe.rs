@@ -1,7 +1,8 @@
 //! One-click unsubscribe from a marketing mail (RFC 8058): the link of its
 //! `List-Unsubscribe` header, posted (`List-Unsubscribe=One-Click`) by the person's mail
-//! program or by the button of the page the link opens, records an opt-out of marketing
-//! on e-mail in the ledger of the contact the mail was sent to.
+//! program or by the button of the page the link opens, records an opt-out in the ledger
+//! of the contact the mail was sent to; which channel and purpose it leaves (marketing on
+//! e-mail), and its proof, the token's channel module says.
 //!
 //! The token names the tenant and the message and is signed with a key derived from the
 //! master key ([`crate::secrets::unsubscribe_key`]): a made-up or altered token is refused
@@ -12,8 +13,7 @@
 use crate::channels::record_channel_consent;
 use jiff::Timestamp;
 use relais_channels::email::unsubscribe::{TokenError, Unsubscribed};
-use relais_core::channel::ChannelKind;
-use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose};
+use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus};
 use relais_store::{Store, StoreError};
 
 /// Why an unsubscribe link was not followed; nothing was changed.
@@ -47,11 +47,6 @@ pub fn check(token: &str) -> Result<Unsubscribed, UnsubscribeError> {
         })
 }
 
-/// The proof kept with the opt-out: which mail's link was followed.
-fn proof(message_id: &str) -> String {
-    format!("one-click unsubscribe (RFC 8058) from the e-mail of message {message_id}")
-}
-
 /// Follows the link of `token`: the opt-out of marketing on e-mail of the contact the
 /// message was sent to, recorded once.
 pub async fn one_click(
@@ -59,19 +54,18 @@ pub async fn one_click(
     token: &str,
     now: Timestamp,
 ) -> Result<Unsubscribe, UnsubscribeError> {
-    let Unsubscribed {
-        tenant_id,
-        message_id,
-    } = check(token)?;
+    let unsubscribed = check(token)?;
+    let tenant_id = unsubscribed.tenant_id.as_str();
+    let channel = unsubscribed.channel();
     let message = store
-        .message(&tenant_id, &message_id)
+        .message(tenant_id, &unsubscribed.message_id)
         .await?
         .map(|found| found.message)
         .ok_or_else(|| UnsubscribeError::Unknown("this message is not known here".into()))?;
     let contact_id = match message.contact_id {
         Some(contact) => contact,
         None => store
-            .contact_by_identity(&tenant_id, Some(ChannelKind::Email), &message.to_address)
+            .contact_by_identity(tenant_id, Some(channel), &message.to_address)
             .await?
             .map(|contact| contact.id)
             .ok_or_else(|| {
@@ -81,14 +75,15 @@ pub async fn one_click(
     let record = ConsentRecord {
         id: relais_core::ids::new_id(),
         contact_id: contact_id.clone(),
-        channel: Some(ChannelKind::Email),
-        purpose: Purpose::Marketing,
+        channel: Some(channel),
+        purpose: unsubscribed.purpose(),
         status: ConsentStatus::OptedOut,
         source: ConsentSource::Channel,
-        proof: Some(proof(&message_id)),
+        proof: Some(unsubscribed.proof()),
         recorded_at: now,
     };
-    let recorded = record_channel_consent(store, &tenant_id, record, Some(&message_id)).await?;
+    let recorded =
+        record_channel_consent(store, tenant_id, record, Some(&unsubscribed.message_id)).await?;
     Ok(Unsubscribe {
         contact_id,
         recorded,

@@ -14,6 +14,8 @@ use crate::whatsapp::signature::keyed;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
+use relais_core::channel::ChannelKind;
+use relais_core::consent::Purpose;
 use std::sync::OnceLock;
 
 /// Bytes of the tag kept.
@@ -49,6 +51,27 @@ pub enum TokenError {
 pub struct Unsubscribed {
     pub tenant_id: String,
     pub message_id: String,
+}
+
+impl Unsubscribed {
+    /// The channel the person leaves: e-mail, where the link was.
+    pub fn channel(&self) -> ChannelKind {
+        ChannelKind::Email
+    }
+
+    /// What they leave: marketing (and so its topics), never transactional mail.
+    pub fn purpose(&self) -> Purpose {
+        Purpose::Marketing
+    }
+
+    /// The proof kept with the opt-out: which mail's link was followed. The same for
+    /// every post of the link, so that it is recorded once.
+    pub fn proof(&self) -> String {
+        format!(
+            "one-click unsubscribe (RFC 8058) from the e-mail of message {}",
+            self.message_id
+        )
+    }
 }
 
 impl UnsubscribeKey {

@@ -19,6 +19,8 @@ pub struct OutboundMessage {
     /// The sender the message shows; `None` leaves it to the channel's configuration.
     pub from: Option<String>,
     pub content: Content,
+    /// Why it is sent: a marketing mail carries a one-click unsubscribe link.
+    pub purpose: relais_core::consent::Purpose,
     /// A human agent's reply to a customer who last wrote at this instant, on a channel
     /// configured to give agents a longer window (capabilities'
     /// `human_agent_window_hours`); `None` for everything else (API sends, bots,

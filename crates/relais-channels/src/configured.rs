@@ -115,7 +115,30 @@ pub struct Started {
     /// How the provider's calls to `/hooks/{channel}` are read, for a channel told by
     /// webhooks.
     pub webhook: Option<WebhookReader>,
+    /// The addresses a channel that takes mail receives at, and how a raw mail for them
+    /// is read, for the SMTP listener.
+    pub mailbox: Option<Mailbox>,
 }
+
+/// The addresses a channel receives mail at (in lower case), and how one raw mail that
+/// arrived for them is read: the same reading as a relay's post to `/hooks/{channel}`.
+#[derive(Clone)]
+pub struct Mailbox {
+    pub addresses: Vec<String>,
+    pub read: MailReader,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("addresses", &self.addresses)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads one raw mail that arrived for a channel.
+pub type MailReader =
+    Arc<dyn Fn(&[u8]) -> Result<Vec<ChannelEvent>, crate::email::MailError> + Send + Sync>;
 
 /// Reads a provider's call to one channel's `/hooks/{channel}` address.
 pub type WebhookReader =
@@ -244,9 +267,20 @@ pub fn start(
             let config = crate::email::EmailConfig::parse(config)?;
             let channel = crate::email::EmailChannel::new(config.clone())
                 .map_err(|e| ConfigError::new("/tls", e.to_string()))?;
-            Ok(told_by_webhooks(Arc::new(channel), move |request| {
+            let mailbox = Mailbox {
+                addresses: vec![config.from().to_ascii_lowercase()],
+                read: {
+                    let (identity, config) = (identity.clone(), config.clone());
+                    Arc::new(move |raw: &[u8]| {
+                        crate::email::events_of_mail(&identity, &config, raw)
+                    })
+                },
+            };
+            let mut started = told_by_webhooks(Arc::new(channel), move |request| {
                 crate::email::receive_webhook(&identity, &config, request)
-            }))
+            });
+            started.mailbox = Some(mailbox);
+            Ok(started)
         }
         crate::fcm::KIND => {
             let channel = crate::fcm::FcmChannel::new(crate::fcm::FcmConfig::parse(config)?)
@@ -275,6 +309,7 @@ fn outbound_only(adapter: Arc<dyn ChannelAdapter>) -> Started {
         adapter,
         events: None,
         webhook: None,
+        mailbox: None,
     }
 }
 
@@ -286,6 +321,7 @@ fn told_by_webhooks(
         adapter,
         events: None,
         webhook: Some(Arc::new(read)),
+        mailbox: None,
     }
 }
 

@@ -34,6 +34,11 @@ pub struct NewInbound {
     pub media: Option<relais_core::media::MediaRef>,
     /// The provider's id for the message; a redelivery with the same id is stored once.
     pub provider_id: Option<String>,
+    /// The provider ids of messages this channel sent that this one answers, nearest
+    /// first (e-mail's `In-Reply-To`, then its `References`); empty where the channel does
+    /// not say. A message answering one the engine knows belongs to the conversation of
+    /// that message's contact, whichever address it came from.
+    pub answers: Vec<String>,
 }
 
 /// Which message a status is about.

@@ -29,8 +29,8 @@ pub use adapter::{
     ChannelAdapter, DEFAULT_IN_FLIGHT, OutboundMessage, ProviderAck, Receipt, SendError,
 };
 pub use configured::{
-    ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Started, WebhookAnswer,
-    WebhookError, WebhookReader, WebhookRequest, check_config, kind_of, routing_rules, start,
-    takes_webhooks,
+    ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, MailReader, Mailbox, Started,
+    WebhookAnswer, WebhookError, WebhookReader, WebhookRequest, check_config, kind_of,
+    routing_rules, start, takes_webhooks,
 };
 pub use event::{Confirm, ConsentReport, MessageRef, NewInbound, StatusReport};

@@ -229,6 +229,7 @@ pub fn phone_reply(
         at: now,
     };
     let message = NewInbound {
+        answers: Vec::new(),
         tenant_id: tenant.to_owned(),
         channel: ChannelKind::Sim,
         channel_id: None,

@@ -314,6 +314,7 @@ impl Hub {
         let payload = payload.filter(|p| !p.is_empty() && p.len() <= MAX_VISITOR_PAYLOAD_BYTES);
         let (tx, rx) = oneshot::channel();
         let message = NewInbound {
+            answers: Vec::new(),
             tenant_id: self.identity.tenant_id.clone(),
             channel: ChannelKind::Webchat,
             channel_id: Some(self.identity.id.clone()),
@@ -510,6 +511,7 @@ pub fn start(identity: ChannelIdentity, config: &Value) -> Result<Started, Confi
         adapter: Arc::new(WebchatChannel { hub }),
         events: Some(Box::new(HubEvents { rx })),
         webhook: None,
+        mailbox: None,
     })
 }
 
@@ -590,6 +592,7 @@ mod tests {
 
         let (id, mut frames) = hub.connect(&visitor.address);
         let message = OutboundMessage {
+            purpose: relais_core::consent::Purpose::Transactional,
             message_id: "m1".into(),
             tenant_id: "t1".into(),
             channel: ChannelKind::Webchat,

@@ -185,6 +185,7 @@ fn start(config: Value) -> Started {
 
 fn outbound(id: &str, to: &str, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: id.into(),
         tenant_id: "default".into(),
         channel: ChannelKind::Email,
@@ -311,6 +312,70 @@ async fn a_carousel_arrives_as_a_table_of_cards() {
         text.contains("Blue shoes\nBuy: https://shop.example/b"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_marketing_mail_has_a_signed_one_click_unsubscribe_link_and_a_transactional_one_none() {
+    if !peer_available("aiosmtpd") || !peer_available("dkim") {
+        return;
+    }
+    let server = SmtpServer::start("unsubscribe");
+    let mut with_url = config(server.port);
+    with_url["public_url"] = json!("https://relais.shop.example");
+    let channel = start(with_url).adapter;
+    let mut sale = outbound(
+        "msg_sale",
+        "claire@example.org",
+        json!({"text": "Winter sale"}),
+    );
+    sale.purpose = relais_core::consent::Purpose::Marketing;
+    channel.send(&sale).await.unwrap();
+    channel
+        .send(&outbound(
+            "msg_receipt",
+            "claire@example.org",
+            json!({"text": "Your receipt"}),
+        ))
+        .await
+        .unwrap();
+
+    let (raw, _) = server.received(1);
+    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let list = header(&message, "List-Unsubscribe")
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let token = list
+        .strip_prefix("<https://relais.shop.example/unsubscribe/")
+        .and_then(|rest| rest.split_once('>'))
+        .map(|(token, _)| token)
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(
+        relais_channels::email::unsubscribe::current().verify(token),
+        Ok(relais_channels::email::unsubscribe::Unsubscribed {
+            tenant_id: "default".into(),
+            message_id: "msg_sale".into(),
+        }),
+        "the link names the message, signed with the server's key"
+    );
+    assert!(
+        list.ends_with(", <mailto:news@shop.example?subject=unsubscribe>"),
+        "{list}"
+    );
+    assert_eq!(
+        header(&message, "List-Unsubscribe-Post"),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert!(
+        dkim_verifies(&raw, &server.dir),
+        "the signature covers the unsubscribe headers and verifies"
+    );
+
+    let (raw, _) = server.received(2);
+    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(header(&message, "List-Unsubscribe"), None);
+    assert_eq!(header(&message, "List-Unsubscribe-Post"), None);
 }
 
 #[tokio::test]

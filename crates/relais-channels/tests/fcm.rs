@@ -180,6 +180,7 @@ fn channel(fake: &Fake) -> FcmChannel {
 
 fn outbound(to: &str, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: "0197a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
         tenant_id: "default".into(),
         channel: ChannelKind::Fcm,

@@ -144,6 +144,7 @@ fn channel(platform: Platform, fake: &Fake) -> MessengerChannel {
 
 fn outbound(platform: Platform, to: &str, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: "msg-1".into(),
         tenant_id: "default".into(),
         channel: platform.kind(),
@@ -387,6 +388,7 @@ fn a_messenger_text_becomes_a_new_inbound_from_the_psid_to_the_page() {
     assert_eq!(
         message.to_new_inbound("default", "ch-fb"),
         NewInbound {
+            answers: Vec::new(),
             tenant_id: "default".into(),
             channel: ChannelKind::Messenger,
             channel_id: Some("ch-fb".into()),

@@ -257,6 +257,7 @@ fn channel(fake: &Fake) -> RcsChannel {
 
 fn outbound(id: &str, to: &str, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: id.into(),
         tenant_id: "default".into(),
         channel: ChannelKind::Rcs,
@@ -558,6 +559,7 @@ fn a_text_message_becomes_a_new_inbound_from_the_sender_to_the_agent() {
     assert_eq!(
         message.to_new_inbound("default", "ch-rcs", config().agent_id()),
         NewInbound {
+            answers: Vec::new(),
             tenant_id: "default".into(),
             channel: ChannelKind::Rcs,
             channel_id: Some("ch-rcs".into()),

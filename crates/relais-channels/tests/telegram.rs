@@ -132,6 +132,7 @@ fn start(fake: &Fake) -> Started {
 
 fn outbound(to: &str, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: "msg-1".into(),
         tenant_id: "default".into(),
         channel: ChannelKind::Telegram,
@@ -448,6 +449,7 @@ async fn a_text_update_becomes_an_inbound_from_the_chat_and_a_redelivery_has_the
     assert_eq!(
         inbound(&events[0]),
         &NewInbound {
+            answers: Vec::new(),
             tenant_id: "default".into(),
             channel: ChannelKind::Telegram,
             channel_id: Some("ch-tg".into()),

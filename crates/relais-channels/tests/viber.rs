@@ -133,6 +133,7 @@ fn start(fake: &Fake) -> Started {
 
 fn outbound(to: &str, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: "msg-1".into(),
         tenant_id: "default".into(),
         channel: ChannelKind::Viber,
@@ -489,6 +490,7 @@ async fn a_text_message_becomes_an_inbound_and_a_redelivery_has_the_same_id() {
     assert_eq!(
         inbound(&events[0]),
         &NewInbound {
+            answers: Vec::new(),
             tenant_id: "default".into(),
             channel: ChannelKind::Viber,
             channel_id: Some("ch-vb".into()),

@@ -447,6 +447,7 @@ fn config() -> Value {
 
 fn outbound(to: String, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: "msg-1".into(),
         tenant_id: "default".into(),
         channel: ChannelKind::Webpush,

@@ -161,6 +161,7 @@ fn channel(fake: &Fake) -> WhatsAppChannel {
 
 fn outbound(to: &str, content: Value) -> OutboundMessage {
     OutboundMessage {
+        purpose: relais_core::consent::Purpose::Transactional,
         message_id: "msg-1".into(),
         tenant_id: "default".into(),
         channel: ChannelKind::Whatsapp,
@@ -394,6 +395,7 @@ fn a_text_message_with_its_contact_becomes_a_new_inbound() {
     assert_eq!(
         message.to_new_inbound("default", "ch-wa"),
         NewInbound {
+            answers: Vec::new(),
             tenant_id: "default".into(),
             channel: ChannelKind::Whatsapp,
             channel_id: Some("ch-wa".into()),

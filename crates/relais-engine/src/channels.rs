@@ -12,7 +12,7 @@ use crate::inbound::InboundPipeline;
 use relais_channels::configured::TemplateFetchError;
 use relais_channels::{
     ChannelAdapter, ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Confirm,
-    ConsentReport, MessageRef, StatusReport, WebhookAnswer, WebhookError, WebhookReader,
+    ConsentReport, Mailbox, MessageRef, StatusReport, WebhookAnswer, WebhookError, WebhookReader,
     WebhookRequest,
 };
 use relais_core::clock::Clock;
@@ -46,6 +46,7 @@ pub struct ConfiguredChannels {
 struct Running {
     adapter: Arc<dyn ChannelAdapter>,
     webhook: Option<WebhookReader>,
+    mailbox: Option<Mailbox>,
 }
 
 /// The contact's latest messages a watermark is applied to.
@@ -146,6 +147,8 @@ impl ConfiguredChannels {
     /// now on. Its stored config has its secrets sealed ([`crate::secrets`]); a secret
     /// that does not open is a config error.
     pub fn start(&self, record: &ChannelRecord) -> Result<(), ConfigError> {
+        // Before the first e-mail channel writes an unsubscribe link with it.
+        crate::secrets::unsubscribe_key();
         let opened = crate::secrets::current()
             .open_config(&record.config)
             .map_err(|e| ConfigError::new(&format!("/{}", e.key), e.error.to_string()))?;
@@ -161,6 +164,7 @@ impl ConfiguredChannels {
         let running = Running {
             adapter: started.adapter.clone(),
             webhook: started.webhook,
+            mailbox: started.mailbox,
         };
         let previous = {
             let mut map = self.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -237,23 +241,56 @@ impl ConfiguredChannels {
         channel_id: &str,
         request: &WebhookRequest<'_>,
     ) -> Result<Option<String>, HookError> {
-        let webhook = {
-            let map = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(channel_id)
-                .and_then(|running| running.webhook.clone())
-        };
-        let Some(read) = webhook else {
-            return Err(HookError::UnknownChannel(channel_id.to_owned()));
-        };
+        let read = self.running_part(channel_id, |running| running.webhook.clone())?;
         match read(request)? {
             WebhookAnswer::Echo(text) => Ok(Some(text)),
-            WebhookAnswer::Deliver(events) => {
-                if self.sink.apply_and_wait(events).await {
-                    Ok(None)
-                } else {
-                    Err(HookError::NotStored)
-                }
-            }
+            WebhookAnswer::Deliver(events) => self.store_delivered(events).await.map(|()| None),
+        }
+    }
+
+    /// The running channels that take mail for `address` (in any case), by id.
+    pub fn mailboxes_for(&self, address: &str) -> Vec<String> {
+        let map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter(|(_, running)| {
+                running.mailbox.as_ref().is_some_and(|mailbox| {
+                    mailbox
+                        .addresses
+                        .iter()
+                        .any(|a| a.eq_ignore_ascii_case(address))
+                })
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// One raw mail that arrived for channel `channel_id` over SMTP, read as a relay's
+    /// post to its `/hooks/` address is, and stored; `Ok` only once it is.
+    pub async fn mail_arrived(&self, channel_id: &str, raw: &[u8]) -> Result<(), HookError> {
+        let mailbox = self.running_part(channel_id, |running| running.mailbox.clone())?;
+        let events = (mailbox.read)(raw).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        self.store_delivered(events).await
+    }
+
+    /// What `part` takes of the running channel `channel_id` (how it reads its webhooks,
+    /// its mailbox), when it runs and has it.
+    fn running_part<T>(
+        &self,
+        channel_id: &str,
+        part: impl FnOnce(&Running) -> Option<T>,
+    ) -> Result<T, HookError> {
+        let map = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(channel_id)
+            .and_then(part)
+            .ok_or_else(|| HookError::UnknownChannel(channel_id.to_owned()))
+    }
+
+    /// Stores what a provider's call delivered; `Ok` once all of it is.
+    async fn store_delivered(&self, events: Vec<ChannelEvent>) -> Result<(), HookError> {
+        if self.sink.apply_and_wait(events).await {
+            Ok(())
+        } else {
+            Err(HookError::NotStored)
         }
     }
 }
@@ -426,26 +463,23 @@ impl EventSink {
             tracing::info!(channel = %report.channel.as_str(), "a consent change for an address no contact has; nothing recorded");
             return Ok(());
         };
-        let ledger = self.store.consents(tenant, &contact.id).await?;
-        let already = ledger.iter().any(|r| {
-            r.source == ConsentSource::Channel && r.proof.as_deref() == Some(report.proof.as_str())
-        });
-        if already {
-            return Ok(());
-        }
-        let now = self.clock.now();
-        let record = ConsentRecord {
-            id: relais_core::ids::new_id(),
-            contact_id: contact.id,
-            channel: Some(report.channel),
-            purpose: report.purpose,
-            status: report.status,
-            source: ConsentSource::Channel,
-            proof: Some(report.proof),
-            recorded_at: now,
-        };
-        self.store.append_consent(tenant, &record).await?;
-        crate::crm::consent_changed(&*self.store, tenant, &record, None, now).await
+        record_channel_consent(
+            &*self.store,
+            tenant,
+            ConsentRecord {
+                id: relais_core::ids::new_id(),
+                contact_id: contact.id,
+                channel: Some(report.channel),
+                purpose: report.purpose,
+                status: report.status,
+                source: ConsentSource::Channel,
+                proof: Some(report.proof),
+                recorded_at: self.clock.now(),
+            },
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// A watermark's status for each message the channel sent its recipient before it
@@ -579,6 +613,28 @@ impl EventSink {
             )
         }))
     }
+}
+
+/// Appends a consent a person changed on a channel (`source` `channel`) to their ledger
+/// and tells the tenant's CRM, unless the ledger holds that proof from the channel
+/// already: a redelivered report, or a link followed twice, is recorded once. Whether it
+/// was recorded now.
+pub(crate) async fn record_channel_consent(
+    store: &dyn Store,
+    tenant: &str,
+    record: ConsentRecord,
+    message_id: Option<&str>,
+) -> Result<bool, StoreError> {
+    let ledger = store.consents(tenant, &record.contact_id).await?;
+    let already = ledger.iter().any(|r| {
+        r.source == ConsentSource::Channel && r.proof.is_some() && r.proof == record.proof
+    });
+    if already {
+        return Ok(false);
+    }
+    store.append_consent(tenant, &record).await?;
+    crate::crm::consent_changed(store, tenant, &record, message_id, record.recorded_at).await?;
+    Ok(true)
 }
 
 /// Where a status went.

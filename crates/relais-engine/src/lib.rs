@@ -21,6 +21,8 @@ pub mod secrets;
 pub mod send;
 pub mod sim;
 pub mod smpp_server;
+pub mod smtp_server;
 pub mod tenants;
+pub mod unsubscribe;
 pub mod web_push_opt_in;
 pub mod webhooks;

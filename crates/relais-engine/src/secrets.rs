@@ -68,6 +68,10 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
+    /// The root of the keys derived for other uses ([`SecretBox::derive`]): an HMAC of a
+    /// fixed label under the master key, so that no derived key reveals the master key
+    /// or another derived key.
+    derivation: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -88,7 +92,14 @@ impl SecretBox {
     pub fn new(key: [u8; 32]) -> Self {
         SecretBox {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+            derivation: hmac_sha256(&key, b"relais derived keys v1"),
         }
+    }
+
+    /// A key for `purpose` (signing links, say), derived from the master key: the same
+    /// for as long as the master key is.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        hmac_sha256(&self.derivation, purpose.as_bytes())
     }
 
     /// A box with a fresh random key, and that key in base64 (to write it down).
@@ -216,6 +227,25 @@ impl SecretBox {
     }
 }
 
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::Mac;
+    // HMAC takes a key of any length; `new_from_slice` cannot refuse one.
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// The key of e-mail one-click unsubscribe links, derived from the process's master key;
+/// installed for the e-mail channels on first use (before any channel starts).
+pub fn unsubscribe_key() -> &'static relais_channels::email::unsubscribe::UnsubscribeKey {
+    relais_channels::email::unsubscribe::install(|| {
+        relais_channels::email::unsubscribe::UnsubscribeKey::new(
+            current().derive("e-mail one-click unsubscribe links"),
+        )
+    })
+}
+
 static PROCESS_KEY: OnceLock<SecretBox> = OnceLock::new();
 
 /// Makes `secrets` the process's master key; refused once a key is in use.
@@ -309,6 +339,16 @@ mod tests {
     use super::*;
     use relais_store::{ChannelStore, MessageStore};
     use serde_json::json;
+
+    #[test]
+    fn derived_keys_are_stable_and_differ_by_purpose_and_master_key() {
+        let master = SecretBox::new([1; 32]);
+        let links = master.derive("links");
+        assert_eq!(SecretBox::new([1; 32]).derive("links"), links);
+        assert_ne!(master.derive("other"), links);
+        assert_ne!(SecretBox::new([2; 32]).derive("links"), links);
+        assert_ne!(links, [1; 32], "the master key itself is never handed out");
+    }
 
     #[test]
     fn a_sealed_secret_opens_only_with_its_key_and_field() {

@@ -17,6 +17,7 @@ fn start() -> Timestamp {
 
 fn sms(from: &str, text: &str, provider_id: &str, tenant: &str) -> NewInbound {
     NewInbound {
+        answers: Vec::new(),
         tenant_id: tenant.to_owned(),
         channel: ChannelKind::Sms,
         channel_id: None,

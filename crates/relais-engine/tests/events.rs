@@ -40,6 +40,7 @@ async fn a_message_run_again_after_a_crash_is_published_once() {
 
     let received = pipeline
         .receive(NewInbound {
+            answers: Vec::new(),
             tenant_id: tenant.clone(),
             channel: ChannelKind::Sms,
             channel_id: None,

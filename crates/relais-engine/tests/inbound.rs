@@ -82,6 +82,7 @@ async fn train(world: &World) {
 
 fn sms(from: &str, text: &str, provider_id: Option<&str>, tenant: &str) -> NewInbound {
     NewInbound {
+        answers: Vec::new(),
         tenant_id: tenant.to_owned(),
         channel: ChannelKind::Sms,
         channel_id: None,

@@ -75,6 +75,7 @@ fn signup_flow(kind: &str) -> Value {
 
 fn web(visitor: &str, text: &str, client_id: &str, tenant: &str) -> NewInbound {
     NewInbound {
+        answers: Vec::new(),
         tenant_id: tenant.to_owned(),
         channel: ChannelKind::Webchat,
         channel_id: None,
@@ -332,6 +333,7 @@ async fn an_unknown_address_becomes_the_visitors_and_their_next_sms_finds_them()
     let sms = w
         .pipeline
         .receive(NewInbound {
+            answers: Vec::new(),
             tenant_id: w.tenant.clone(),
             channel: ChannelKind::Sms,
             channel_id: None,
@@ -477,6 +479,7 @@ async fn a_customer_with_a_phone_of_their_own_is_not_merged_into_another_on_a_ty
         .await
         .unwrap();
     let sms = |text: &str, id: &str| NewInbound {
+        answers: Vec::new(),
         tenant_id: w.tenant.clone(),
         channel: ChannelKind::Sms,
         channel_id: None,
@@ -519,6 +522,7 @@ async fn a_visitor_merged_into_a_customer_who_waits_for_an_agent_leaves_the_bot(
     let ana_sms = w
         .pipeline
         .receive(NewInbound {
+            answers: Vec::new(),
             tenant_id: w.tenant.clone(),
             channel: ChannelKind::Sms,
             channel_id: None,

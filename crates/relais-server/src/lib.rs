@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::system::router())
         .merge(pages::router())
         .merge(routes::hooks::router())
+        .merge(routes::unsubscribe::router())
         .merge(routes::webchat::router())
         .merge(routes::webchat_push::router())
         .nest("/v1", routes::v1())

@@ -76,6 +76,7 @@ struct Api {
     dispatcher: Arc<Dispatcher>,
     mailbox: Mailbox,
     port: u16,
+    channels: relais_engine::channels::ConfiguredChannels,
     _store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
@@ -99,6 +100,7 @@ async fn api() -> Api {
     .with_registry(state.channels.registry());
     let (port, mailbox) = smtp_server().await;
     Api {
+        channels: state.channels.clone(),
         app: router(state),
         key: key.secret,
         dispatcher: Arc::new(dispatcher),
@@ -123,11 +125,24 @@ impl Api {
                     "host": "127.0.0.1", "port": self.port, "tls": "none",
                     "from": "news@shop.example", "from_name": "Shop Example",
                     "inbound_secret": SECRET, "dkim_domain": "shop.example",
+                    "public_url": "https://relais.shop.example",
                     "dkim_selector": "relais2026", "dkim_private_key": KEY}})),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
         created
+    }
+
+    /// Creates the channel; its `webhook_url`.
+    async fn channel_hook(&self) -> String {
+        let channel = self.channel().await;
+        channel["webhook_url"].as_str().unwrap().to_owned()
+    }
+
+    async fn message(&self, id: &str) -> Value {
+        self.call("GET", &format!("/v1/messages/{id}"), None)
+            .await
+            .1
     }
 
     async fn hook(&self, path: &str, raw: &str, secret: Option<&str>) -> StatusCode {
@@ -157,12 +172,17 @@ impl Api {
     /// Sends a text to `to` and runs the dispatcher until it is sent: its id and the mail
     /// the SMTP server got.
     async fn send(&self, to: &str, text: &str) -> (String, String) {
+        self.send_for(to, text, "transactional").await
+    }
+
+    /// [`Api::send`] with a `purpose`.
+    async fn send_for(&self, to: &str, text: &str, purpose: &str) -> (String, String) {
         let (status, accepted) = self
             .call(
                 "POST",
                 "/v1/messages",
                 Some(json!({"to": {"channel": "email", "address": to},
-                    "channel": "mail", "content": {"text": text}})),
+                    "channel": "mail", "content": {"text": text}, "purpose": purpose})),
             )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
@@ -177,10 +197,7 @@ impl Api {
         let mut message = Value::Null;
         for _ in 0..200 {
             self.dispatcher.run_once().await.unwrap();
-            message = self
-                .call("GET", &format!("/v1/messages/{id}"), None)
-                .await
-                .1;
+            message = self.message(id).await;
             if message["status"] == status {
                 break;
             }
@@ -200,27 +217,9 @@ fn header_of<'m>(mail: &'m str, name: &str) -> Option<&'m str> {
         .map(|line| line[name.len() + 1..].trim())
 }
 
-#[tokio::test]
-async fn a_sent_mail_that_bounces_is_marked_undelivered_with_the_servers_answer() {
-    let api = api().await;
-    let channel = api.channel().await;
-    assert_eq!(channel["config"]["inbound_secret"], "***");
-    assert_eq!(channel["config"]["dkim_private_key"], "***");
-    let hook = channel["webhook_url"].as_str().unwrap().to_owned();
-    assert!(hook.starts_with("/hooks/"), "{hook}");
-
-    let (id, mail) = api
-        .send("nobody@example.org", "Your order has shipped")
-        .await;
-    assert!(
-        mail.starts_with("DKIM-Signature: v=1; a=rsa-sha256;"),
-        "{mail}"
-    );
-    assert_eq!(header_of(&mail, "To"), Some("nobody@example.org"));
-    assert_eq!(header_of(&mail, "Subject"), Some("Your order has shipped"));
-    let message_id = header_of(&mail, "Message-ID").unwrap().to_owned();
-
-    let bounce = format!(
+/// A delivery status notification (RFC 3464) saying the mail `message_id` bounced.
+fn bounce_of(message_id: &str) -> String {
+    format!(
         "From: MAILER-DAEMON@mx.shop.example
 To: news@shop.example
 Subject: Undelivered Mail Returned to Sender
@@ -252,7 +251,30 @@ Message-ID: {message_id}
 
 --B1--
 "
+    )
+}
+
+#[tokio::test]
+async fn a_sent_mail_that_bounces_is_marked_undelivered_with_the_servers_answer() {
+    let api = api().await;
+    let channel = api.channel().await;
+    assert_eq!(channel["config"]["inbound_secret"], "***");
+    assert_eq!(channel["config"]["dkim_private_key"], "***");
+    let hook = channel["webhook_url"].as_str().unwrap().to_owned();
+    assert!(hook.starts_with("/hooks/"), "{hook}");
+
+    let (id, mail) = api
+        .send("nobody@example.org", "Your order has shipped")
+        .await;
+    assert!(
+        mail.starts_with("DKIM-Signature: v=1; a=rsa-sha256;"),
+        "{mail}"
     );
+    assert_eq!(header_of(&mail, "To"), Some("nobody@example.org"));
+    assert_eq!(header_of(&mail, "Subject"), Some("Your order has shipped"));
+    let message_id = header_of(&mail, "Message-ID").unwrap().to_owned();
+
+    let bounce = bounce_of(&message_id);
     assert_eq!(
         api.hook(&hook, &bounce, Some("guess")).await,
         StatusCode::UNAUTHORIZED
@@ -269,10 +291,7 @@ Message-ID: {message_id}
 #[tokio::test]
 async fn a_reply_posted_by_the_relay_is_stored_once_and_only_with_the_secret() {
     let api = api().await;
-    let hook = api.channel().await["webhook_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let hook = api.channel_hook().await;
     let reply = "From: Claire Martin <claire@example.org>
 To: news@shop.example
 Subject: Re: Your order has shipped
@@ -304,5 +323,404 @@ On Sat, 5 Dec 2026, Shop Example wrote:
     assert_eq!(
         inbound[0]["text"],
         "Merci ! Can you leave it with the neighbour?"
+    );
+}
+
+/// A reply to `message_id` from `from`, as a mail program writes it.
+fn reply_to(message_id: &str, from: &str, own_id: &str, text: &str) -> String {
+    format!(
+        "From: Claire <{from}>
+To: news@shop.example
+Subject: Re: Your order has shipped
+Message-ID: <{own_id}>
+In-Reply-To: {message_id}
+References: <older@elsewhere.example> {message_id}
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+{text}
+
+On Sat, 5 Dec 2026, Shop Example wrote:
+> Your order has shipped
+"
+    )
+}
+
+#[tokio::test]
+async fn a_reply_to_a_relais_mail_lands_in_its_conversation_even_from_another_address() {
+    let api = api().await;
+    let hook = api.channel_hook().await;
+    let (sent, mail) = api
+        .send("claire@example.org", "Your order has shipped")
+        .await;
+    let message_id = header_of(&mail, "Message-ID").unwrap().to_owned();
+    let sent = api.message(&sent).await;
+
+    let same = reply_to(
+        &message_id,
+        "claire@example.org",
+        "r1@example.org",
+        "Thanks!",
+    );
+    assert_eq!(api.hook(&hook, &same, Some(SECRET)).await, StatusCode::OK);
+    let alias = reply_to(
+        &message_id,
+        "c.martin@alias.example",
+        "r2@alias.example",
+        "Leave it with the neighbour, please.",
+    );
+    assert_eq!(api.hook(&hook, &alias, Some(SECRET)).await, StatusCode::OK);
+
+    let (_, list) = api.call("GET", "/v1/conversations", None).await;
+    let conversations = list["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(conversations.len(), 1, "one thread: {list}");
+    let conversation = &conversations[0];
+    let (_, thread) = api
+        .call(
+            "GET",
+            &format!("/v1/conversations/{}", conversation["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    let texts: Vec<(String, String)> = thread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["direction"].as_str().unwrap_or_default().to_owned(),
+                m["content"]["text"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("out", "Your order has shipped"),
+        ("in", "Thanks!"),
+        ("in", "Leave it with the neighbour, please."),
+    ] {
+        assert!(
+            texts
+                .iter()
+                .any(|(d, t)| d == expected.0 && t == expected.1),
+            "{expected:?} in {texts:?}"
+        );
+    }
+    assert_eq!(conversation["contact"], sent["contact_id"], "{sent}");
+
+    // The alias is not made the customer's identity: a Message-ID proves no ownership.
+    let (_, found) = api
+        .call("GET", "/v1/contacts?identity=c.martin@alias.example", None)
+        .await;
+    assert_eq!(found["data"], json!([]), "{found}");
+}
+
+#[tokio::test]
+async fn a_mail_that_answers_nothing_relais_sent_is_placed_by_its_sender() {
+    let api = api().await;
+    let hook = api.channel_hook().await;
+    let (sent, _) = api
+        .send("claire@example.org", "Your order has shipped")
+        .await;
+    let sent = api.message(&sent).await;
+    let unknown = reply_to(
+        "<never-sent@shop.example>",
+        "c.martin@alias.example",
+        "r3@alias.example",
+        "Hello?",
+    );
+    assert_eq!(
+        api.hook(&hook, &unknown, Some(SECRET)).await,
+        StatusCode::OK
+    );
+    let (_, found) = api
+        .call("GET", "/v1/contacts?identity=c.martin@alias.example", None)
+        .await;
+    let owner = found["data"][0]["id"].clone();
+    assert!(owner.is_string(), "the sender got a contact: {found}");
+    assert_ne!(
+        owner, sent["contact_id"],
+        "not the customer Relais wrote to"
+    );
+    let (_, list) = api.call("GET", "/v1/conversations", None).await;
+    let owners: Vec<&Value> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["contact"])
+        .collect();
+    assert_eq!(owners, vec![&owner], "{list}");
+}
+
+/// What Python's `smtplib` (a client written elsewhere) says when it sends each mail to
+/// the listener on `port`, one session per mail: `ok` or the server's code.
+fn smtplib_sends(port: u16, mails: &[(&str, &str, &str)]) -> Vec<String> {
+    let script = r#"
+import json, smtplib, sys
+port, mails = int(sys.argv[1]), json.load(sys.stdin)
+for sender, recipient, data in mails:
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as s:
+            s.sendmail(sender, [recipient], data.encode("utf-8"))
+        print("ok")
+    except smtplib.SMTPRecipientsRefused as e:
+        print(list(e.recipients.values())[0][0])
+    except smtplib.SMTPResponseException as e:
+        print(e.smtp_code)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let input = serde_json::to_vec(mails).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_and_a_bounce_sent_over_smtp_land_as_with_the_relay_hook() {
+    let api = api().await;
+    api.channel().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let smtp_port = listener.local_addr().unwrap().port();
+    tokio::spawn(relais_engine::smtp_server::serve(
+        listener,
+        api.channels.clone(),
+        Default::default(),
+        std::future::pending(),
+    ));
+    let (_, shipped) = api
+        .send("claire@example.org", "Your order has shipped")
+        .await;
+    let (lost, lost_mail) = api.send("nobody@example.org", "Your invoice").await;
+    let shipped_id = header_of(&shipped, "Message-ID").unwrap().to_owned();
+    let lost_id = header_of(&lost_mail, "Message-ID").unwrap().to_owned();
+
+    let reply = reply_to(
+        &shipped_id,
+        "c.martin@alias.example",
+        "r-smtp@alias.example",
+        "Leave it at the door.",
+    )
+    .replace('\n', "\r\n");
+    let bounce = bounce_of(&lost_id).replace('\n', "\r\n");
+    let answers = tokio::task::spawn_blocking(move || {
+        smtplib_sends(
+            smtp_port,
+            &[
+                ("c.martin@alias.example", "News@Shop.Example", &reply),
+                ("", "news@shop.example", &bounce),
+                (
+                    "x@example.org",
+                    "sales@shop.example",
+                    "Subject: hi\r\n\r\nhi\r\n",
+                ),
+                ("x@example.org", "news@shop.example", "no header, no body"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(answers, ["ok", "ok", "550", "554"]);
+
+    let message = api.wait_for(&lost, "undelivered").await;
+    assert_eq!(message["status"], "undelivered", "{message}");
+    assert!(message.to_string().contains("550 5.1.1"), "{message}");
+
+    let (_, list) = api.call("GET", "/v1/conversations", None).await;
+    let conversations = list["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(conversations.len(), 1, "{list}");
+    let (_, thread) = api
+        .call(
+            "GET",
+            &format!(
+                "/v1/conversations/{}",
+                conversations[0]["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    let texts: Vec<&str> = thread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"]["text"].as_str().unwrap_or_default())
+        .collect();
+    assert!(texts.contains(&"Your order has shipped"), "{texts:?}");
+    assert!(texts.contains(&"Leave it at the door."), "{texts:?}");
+    assert_eq!(
+        api.inbound().await.len(),
+        1,
+        "the bounce is no inbound message"
+    );
+}
+
+/// The mail's header `name`, its folded lines joined (RFC 5322 2.2.3).
+fn unfolded_header(mail: &str, name: &str) -> Option<String> {
+    let unfolded = mail.replace("\r\n ", " ").replace("\r\n\t", " ");
+    header_of(&unfolded, name).map(str::to_owned)
+}
+
+/// A form post to `path`, as a mail program's one-click unsubscribe is.
+async fn post_form(app: &axum::Router, path: &str, body: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let (status, body, _) = support::respond(app, req).await;
+    (
+        status,
+        body.as_str()
+            .map_or_else(|| body.to_string(), str::to_owned),
+    )
+}
+
+#[tokio::test]
+async fn one_click_unsubscribe_records_one_opt_out_and_stops_the_next_marketing_mail() {
+    let api = api().await;
+    api.channel().await;
+    let (receipt_id, receipt) = api.send("claire@example.org", "Your receipt").await;
+    assert_eq!(
+        unfolded_header(&receipt, "List-Unsubscribe"),
+        None,
+        "{receipt}"
+    );
+    assert_eq!(unfolded_header(&receipt, "List-Unsubscribe-Post"), None);
+    let sent = api.message(&receipt_id).await;
+    let contact = sent["contact_id"].as_str().unwrap().to_owned();
+    let ledger_uri = format!("/v1/contacts/{contact}/consents");
+    let (status, _) = api
+        .call(
+            "POST",
+            &ledger_uri,
+            Some(
+                json!({"channel": "email", "purpose": "marketing", "status": "opted_in",
+                "proof": "ticked the newsletter box at checkout"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (sale, mail) = api
+        .send_for("claire@example.org", "Winter sale", "marketing")
+        .await;
+    assert_eq!(
+        unfolded_header(&mail, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let list = unfolded_header(&mail, "List-Unsubscribe").unwrap();
+    let url = list
+        .strip_prefix("<https://relais.shop.example")
+        .and_then(|rest| rest.split_once('>'))
+        .map(|(path, _)| path.to_owned())
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(url.starts_with("/unsubscribe/"), "{url}");
+    assert!(
+        list.contains("<mailto:news@shop.example?subject=unsubscribe>"),
+        "{list}"
+    );
+    let sent = api.message(&sale).await;
+    assert_eq!(sent["contact_id"], contact.as_str());
+    let before = api.call("GET", &ledger_uri, None).await.1;
+
+    // Forged and malformed links change nothing.
+    let tag_start = url.rfind('.').unwrap() + 1;
+    let mut forged = url.clone();
+    let flipped = if &url[tag_start..tag_start + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    forged.replace_range(tag_start..tag_start + 1, flipped);
+    let body = "List-Unsubscribe=One-Click";
+    assert_eq!(
+        post_form(&api.app, &forged, body).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        post_form(&api.app, "/unsubscribe/not-a-token", body)
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        post_form(&api.app, &url, "List-Unsubscribe=Maybe").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api.call("GET", &ledger_uri, None).await.1,
+        before,
+        "nothing recorded"
+    );
+
+    // Opening the link shows a button posting the same form, and changes nothing.
+    let page = Request::builder().uri(&url).body(Body::empty()).unwrap();
+    let (status, page, content_type) = support::respond(&api.app, page).await;
+    let page = page.as_str().unwrap_or_default().to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(&format!("<form method=\"post\" action=\"{url}\">")),
+        "{page}"
+    );
+    assert!(
+        page.contains("name=\"List-Unsubscribe\" value=\"One-Click\""),
+        "{page}"
+    );
+    assert!(!page.contains("<script"), "{page}");
+    assert_eq!(api.call("GET", &ledger_uri, None).await.1, before);
+
+    for _ in 0..2 {
+        let (status, answer) = post_form(&api.app, &url, body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let ledger = api.call("GET", &ledger_uri, None).await.1;
+    let opt_outs: Vec<&Value> = ledger["history"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{ledger}"))
+        .iter()
+        .filter(|r| r["status"] == "opted_out")
+        .collect();
+    assert_eq!(opt_outs.len(), 1, "once, however often posted: {ledger}");
+    let record = opt_outs[0];
+    assert_eq!(record["channel"], "email");
+    assert_eq!(record["purpose"], "marketing");
+    assert_eq!(record["source"], "channel");
+    assert!(
+        record["proof"].as_str().unwrap().contains(&sale),
+        "{record}"
+    );
+
+    let (status, refused) = api
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(json!({"to": {"contact_id": contact}, "channel": "mail",
+                "content": {"text": "Last days of the sale"}, "purpose": "marketing"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{refused}");
+    let id = refused["id"].as_str().unwrap().to_owned();
+    let refused = api.wait_for(&id, "rejected").await;
+    assert_eq!(refused["status"], "rejected", "{refused}");
+    let reasons: Vec<&Value> = refused["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["reason"])
+        .collect();
+    assert!(reasons.contains(&&json!("opted_out")), "{refused}");
+    assert_eq!(
+        api.mailbox.lock().unwrap().len(),
+        2,
+        "no third mail went out"
     );
 }

@@ -264,6 +264,7 @@ pub async fn run(
                 let t = Instant::now();
                 let received = pipeline
                     .receive(NewInbound {
+                        answers: Vec::new(),
                         tenant_id: tenant.clone(),
                         channel: ChannelKind::Sms,
                         channel_id: None,

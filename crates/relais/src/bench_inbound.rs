@@ -160,6 +160,7 @@ pub async fn run(
                 }
                 let original = original_of(i);
                 let message = NewInbound {
+                    answers: Vec::new(),
                     tenant_id: tenant.clone(),
                     channel: relais_core::channel::ChannelKind::Sms,
                     channel_id: None,

@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Also accept SMPP binds from applications on this address.
     #[arg(long, env = "RELAIS_SMPP_LISTEN")]
     pub smpp_listen: Option<SocketAddr>,
+    /// Also take mail over SMTP on this address (e.g. 127.0.0.1:2525): replies and
+    /// bounces for the `from` address of an e-mail channel, as its relay hook takes them.
+    #[arg(long, env = "RELAIS_SMTP_LISTEN")]
+    pub smtp_listen: Option<SocketAddr>,
 }
 
 /// The file's shape; every key is optional.
@@ -59,6 +63,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     smpp_listen: Option<SocketAddr>,
+    smtp_listen: Option<SocketAddr>,
     default_country: Option<String>,
     admin_key: Option<String>,
     master_key: Option<String>,
@@ -77,6 +82,7 @@ pub struct Config {
     /// Where the data lives; `sqlite://<data_dir>/relais.db` unless PostgreSQL is named.
     pub database_url: String,
     pub smpp_listen: Option<SocketAddr>,
+    pub smtp_listen: Option<SocketAddr>,
     pub default_country: Option<String>,
     /// Preset admin key (`RELAIS_ADMIN_KEY`); never printed.
     #[serde(serialize_with = "redact_secret")]
@@ -145,6 +151,7 @@ impl Config {
             data_dir,
             database_url,
             smpp_listen: serve.smpp_listen.or(file.smpp_listen),
+            smtp_listen: serve.smtp_listen.or(file.smtp_listen),
             default_country,
             admin_key: env("RELAIS_ADMIN_KEY").or(file.admin_key),
             master_key: env("RELAIS_MASTER_KEY").or(file.master_key),

@@ -80,11 +80,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(addr) => Some(start_smpp_server(addr, &state).await?),
         None => None,
     };
+    let smtp = match config.smtp_listen {
+        Some(addr) => Some(start_smtp_listener(addr, &state).await?),
+        None => None,
+    };
     relais_server::serve(listener, state, shutdown_signal()).await?;
-    if let Some((stop, task)) = smpp {
-        let _ = stop.send(());
-        if let Ok(Err(e)) = task.await {
-            tracing::error!(error = %e, "the SMPP server ended badly");
+    for (server, stopped) in [("SMPP server", smpp), ("SMTP listener", smtp)] {
+        if let Some((stop, task)) = stopped {
+            let _ = stop.send(());
+            if let Ok(Err(e)) = task.await {
+                tracing::error!(error = %e, "the {server} ended badly");
+            }
         }
     }
     resume.abort();
@@ -183,30 +189,62 @@ fn sender_rates(list: &str) -> anyhow::Result<std::collections::HashMap<String, 
     Ok(rates)
 }
 
+/// A server started beside the HTTP API: how to stop it, and its task.
+type SideServer = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+);
+
+/// Listens on `addr` and runs `serve` there until told to stop.
+async fn start_side_server<F, Served>(
+    addr: std::net::SocketAddr,
+    name: &str,
+    serve: F,
+) -> anyhow::Result<SideServer>
+where
+    F: FnOnce(
+        tokio::net::TcpListener,
+        std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    ) -> Served,
+    Served: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {name} on {addr}"))?;
+    println!("{name} server listening on {}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(
+        listener,
+        Box::pin(async move {
+            let _ = stopped.await;
+        }),
+    ));
+    Ok((stop, task))
+}
+
 /// Starts `--smpp-listen`: ESMEs bind with credentials from `POST /v1/smpp/credentials`.
 async fn start_smpp_server(
     addr: std::net::SocketAddr,
     state: &AppState,
-) -> anyhow::Result<(
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-)> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen for SMPP on {addr}"))?;
-    println!("SMPP server listening on {}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(relais_engine::smpp_server::serve(
-        listener,
-        state.store.clone(),
-        state.clock.clone(),
-        state.address_rules(),
-        Some(state.channels.handoff().clone()),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Ok((stop, task))
+) -> anyhow::Result<SideServer> {
+    let (store, clock) = (state.store.clone(), state.clock.clone());
+    let (rules, handoff) = (state.address_rules(), state.channels.handoff().clone());
+    start_side_server(addr, "SMPP", move |listener, stopped| {
+        relais_engine::smpp_server::serve(listener, store, clock, rules, Some(handoff), stopped)
+    })
+    .await
+}
+
+/// Starts `--smtp-listen`: mail for the `from` address of a running e-mail channel.
+async fn start_smtp_listener(
+    addr: std::net::SocketAddr,
+    state: &AppState,
+) -> anyhow::Result<SideServer> {
+    let channels = state.channels.clone();
+    start_side_server(addr, "SMTP", move |listener, stopped| {
+        relais_engine::smtp_server::serve(listener, channels, Default::default(), stopped)
+    })
+    .await
 }
 
 async fn shutdown_signal() {

@@ -11,6 +11,7 @@
 use super::config::{EmailConfig, TlsMode};
 use super::message::compose;
 use super::render::render;
+use super::unsubscribe;
 use crate::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
 use crate::pace::{AuthPause, Pace};
 use crate::whatsapp::adapter::AUTH_PAUSE;
@@ -19,6 +20,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use relais_core::channel::ChannelKind;
+use relais_core::consent::Purpose;
 use std::time::{Duration, SystemTime};
 
 /// How long a whole SMTP exchange may take before the send is retried.
@@ -89,12 +91,16 @@ impl ChannelAdapter for EmailChannel {
     /// channel's `from` is the sender).
     async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError> {
         let rendered = render(&message.content)?;
+        // Marketing and its topics (newsletter lists) can be left in one click; a
+        // transactional mail (an order's receipt) cannot.
+        let unsubscribe = matches!(message.purpose, Purpose::Marketing | Purpose::Topic(_))
+            .then(|| unsubscribe::current().token(&message.tenant_id, &message.message_id));
         let composed = compose(
             &self.config,
             &message.message_id,
             &message.to,
             &rendered,
-            false,
+            unsubscribe.as_deref(),
             SystemTime::now(),
         )?;
         self.pace.wait_for_turn().await;

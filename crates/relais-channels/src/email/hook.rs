@@ -1,5 +1,7 @@
 //! A relay's call to the channel's `/hooks/{channel}` address: one raw message
-//! (`Content-Type: message/rfc822`), with `Authorization: Bearer {inbound_secret}`.
+//! (`Content-Type: message/rfc822`), with `Authorization: Bearer {inbound_secret}`; and
+//! [`events_of_mail`], what any raw mail for the channel becomes, whether a relay posted
+//! it or the SMTP listener took it.
 //!
 //! The secret is checked first, in constant time; a call without it or with another
 //! value, or to a channel without `inbound_secret`, is refused (401) and nothing of it is
@@ -8,7 +10,7 @@
 //! automatic answer or a report of a delay is answered 200 with nothing stored.
 
 use super::config::EmailConfig;
-use super::inbound::{Mail, parse_mail};
+use super::inbound::{Mail, MailError, parse_mail};
 use crate::configured::{
     ChannelEvent, ChannelIdentity, WebhookAnswer, WebhookError, WebhookRequest,
 };
@@ -56,11 +58,23 @@ pub(crate) fn receive(
             "the body must be one raw message with `Content-Type: message/rfc822`, not `{content_type}`"
         )));
     }
-    let mail = parse_mail(request.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
-    let event = match mail {
+    let events = events_of_mail(identity, config, request.body)
+        .map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    Ok(WebhookAnswer::Deliver(events))
+}
+
+/// What one raw mail that arrived for the channel (posted by a relay, or taken by the
+/// SMTP listener) hands the engine: a person's mail as an inbound message, a bounce as
+/// an `undelivered` status of the message it names, an automatic answer as nothing.
+pub(crate) fn events_of_mail(
+    identity: &ChannelIdentity,
+    config: &EmailConfig,
+    raw: &[u8],
+) -> Result<Vec<ChannelEvent>, MailError> {
+    let event = match parse_mail(raw)? {
         Mail::Ignored(reason) => {
             tracing::debug!(channel = %identity.id, %reason, "inbound mail ignored");
-            return Ok(WebhookAnswer::Deliver(Vec::new()));
+            return Ok(Vec::new());
         }
         Mail::Reply(reply) => ChannelEvent::Inbound(
             NewInbound {
@@ -73,6 +87,7 @@ pub(crate) fn receive(
                 payload: None,
                 media: None,
                 provider_id: Some(reply.message_id),
+                answers: reply.answers,
             },
             Confirm::none(),
         ),
@@ -89,5 +104,5 @@ pub(crate) fn receive(
             Confirm::none(),
         ),
     };
-    Ok(WebhookAnswer::Deliver(vec![event]))
+    Ok(vec![event])
 }

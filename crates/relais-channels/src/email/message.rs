@@ -1,7 +1,7 @@
 //! One e-mail as it goes on the wire: `From`, `To`, `Subject`, `Date`, the `Message-ID`
 //! Relais chooses (`<{message id}@{from domain}>`, the provider id of the send), a
 //! `multipart/alternative` body with the text and the HTML part, the RFC 8058 one-click
-//! unsubscribe headers when asked, and the DKIM signature when the channel has a key.
+//! unsubscribe headers for a marketing message, and the DKIM signature when the channel has a key.
 
 use super::config::EmailConfig;
 use super::render::Rendered;
@@ -30,27 +30,24 @@ pub fn provider_id(config: &EmailConfig, message_id: &str) -> String {
 }
 
 /// The `List-Unsubscribe` value of a marketing message (RFC 2369, RFC 8058): the
-/// channel's `public_url` unsubscribe address for the message, and a mail to `from`.
-pub fn list_unsubscribe(config: &EmailConfig, message_id: &str) -> Option<String> {
-    let public_url = config.public_url()?;
+/// channel's `public_url` unsubscribe address with the message's signed token
+/// ([`super::unsubscribe`]), and a mail to `from`.
+pub fn list_unsubscribe(config: &EmailConfig, token: &str) -> Option<String> {
+    let public_url = config.public_url()?.trim_end_matches('/');
     Some(format!(
-        "<{public_url}/unsubscribe/{}>, <mailto:{}?subject=unsubscribe>",
-        provider_id(config, message_id)
-            .split('@')
-            .next()
-            .unwrap_or_default(),
+        "<{public_url}/unsubscribe/{token}>, <mailto:{}?subject=unsubscribe>",
         config.from()
     ))
 }
 
-/// The message `message_id` to `to`; `marketing` adds the unsubscribe headers when the
-/// channel has a `public_url`.
+/// The message `message_id` to `to`; an `unsubscribe` token (a marketing message's) adds
+/// the one-click unsubscribe headers when the channel has a `public_url`.
 pub fn compose(
     config: &EmailConfig,
     message_id: &str,
     to: &str,
     rendered: &Rendered,
-    marketing: bool,
+    unsubscribe: Option<&str>,
     now: SystemTime,
 ) -> Result<Composed, SendError> {
     let to = to.trim();
@@ -80,7 +77,7 @@ pub fn compose(
         .subject(rendered.subject.clone())
         .date(now)
         .message_id(Some(format!("<{provider_id}>")));
-    if marketing && let Some(value) = list_unsubscribe(config, message_id) {
+    if let Some(value) = unsubscribe.and_then(|token| list_unsubscribe(config, token)) {
         builder = builder
             .header(ListUnsubscribe(value))
             .header(ListUnsubscribePost);
@@ -171,7 +168,7 @@ mod tests {
             "msg_9",
             "a@b.fr",
             &rendered(),
-            true,
+            Some("t.msg_9.TAG"),
             SystemTime::now(),
         )
         .unwrap();
@@ -179,7 +176,7 @@ mod tests {
         let text = String::from_utf8(composed.bytes)
             .unwrap()
             .replace("\r\n ", " ");
-        assert!(text.contains("List-Unsubscribe: <https://relais.shop.example/unsubscribe/msg_9>, <mailto:news@shop.example?subject=unsubscribe>\r\n"), "{text}");
+        assert!(text.contains("List-Unsubscribe: <https://relais.shop.example/unsubscribe/t.msg_9.TAG>, <mailto:news@shop.example?subject=unsubscribe>\r\n"), "{text}");
         assert!(
             text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
             "{text}"
@@ -192,13 +189,13 @@ mod tests {
     #[test]
     fn without_public_url_or_when_not_marketing_there_are_no_unsubscribe_headers() {
         let with_url = config(json!({"public_url": "https://relais.shop.example"}));
-        for (config, marketing) in [(&with_url, false), (&config(json!({})), true)] {
+        for (config, unsubscribe) in [(&with_url, None), (&config(json!({})), Some("t.m.TAG"))] {
             let composed = compose(
                 config,
                 "m",
                 "a@b.fr",
                 &rendered(),
-                marketing,
+                unsubscribe,
                 SystemTime::now(),
             )
             .unwrap();

@@ -264,6 +264,7 @@ mod tests {
 
     fn reply(human_agent_since: Option<jiff::Timestamp>) -> OutboundMessage {
         OutboundMessage {
+            purpose: relais_core::consent::Purpose::Transactional,
             message_id: "m1".into(),
             tenant_id: "t1".into(),
             channel: ChannelKind::Instagram,

@@ -120,6 +120,7 @@ impl InboundMessage {
     /// id, to the Page or Instagram account.
     pub fn to_new_inbound(&self, tenant_id: &str, channel_id: &str) -> NewInbound {
         NewInbound {
+            answers: Vec::new(),
             tenant_id: tenant_id.to_owned(),
             channel: self.platform.kind(),
             channel_id: Some(channel_id.to_owned()),
@@ -252,6 +253,7 @@ mod tests {
         assert_eq!(
             message(Platform::Instagram, text).to_new_inbound("t1", "ch1"),
             NewInbound {
+                answers: Vec::new(),
                 tenant_id: "t1".into(),
                 channel: ChannelKind::Instagram,
                 channel_id: Some("ch1".into()),

@@ -126,6 +126,7 @@ impl InboundMessage {
     /// channel's agent, which the message was sent to.
     pub fn to_new_inbound(&self, tenant_id: &str, channel_id: &str, agent_id: &str) -> NewInbound {
         NewInbound {
+            answers: Vec::new(),
             tenant_id: tenant_id.to_owned(),
             channel: ChannelKind::Rcs,
             channel_id: Some(channel_id.to_owned()),
@@ -287,6 +288,7 @@ mod tests {
         assert_eq!(
             inbound,
             NewInbound {
+                answers: Vec::new(),
                 tenant_id: "t1".into(),
                 channel: ChannelKind::Rcs,
                 channel_id: Some("ch1".into()),

@@ -167,6 +167,7 @@ impl SmppEvents {
 
     fn on_inbound(&self, mo: InboundMessage, ack: Ack) -> ChannelEvent {
         let message = NewInbound {
+            answers: Vec::new(),
             tenant_id: self.identity.tenant_id.clone(),
             channel: ChannelKind::Sms,
             channel_id: Some(self.identity.id.clone()),

@@ -130,6 +130,7 @@ pub fn start(
         }),
         events: Some(Box::new(events)),
         webhook: None,
+        mailbox: None,
     })
 }
 

@@ -61,6 +61,7 @@ pub(crate) fn receive(
 
 fn new_inbound(identity: &ChannelIdentity, bot_id: &str, inbound: Inbound) -> NewInbound {
     NewInbound {
+        answers: Vec::new(),
         tenant_id: identity.tenant_id.clone(),
         channel: ChannelKind::Telegram,
         channel_id: Some(identity.id.clone()),

@@ -97,6 +97,7 @@ pub(crate) fn receive(
 
 fn new_inbound(identity: &ChannelIdentity, bot_name: &str, inbound: Inbound) -> NewInbound {
     NewInbound {
+        answers: Vec::new(),
         tenant_id: identity.tenant_id.clone(),
         channel: ChannelKind::Viber,
         channel_id: Some(identity.id.clone()),

@@ -160,6 +160,7 @@ impl InboundMessage {
     /// The message as the engine's inbound pipeline takes it.
     pub fn to_new_inbound(&self, tenant_id: &str, channel_id: &str) -> NewInbound {
         NewInbound {
+            answers: Vec::new(),
             tenant_id: tenant_id.to_owned(),
             channel: ChannelKind::Whatsapp,
             channel_id: Some(channel_id.to_owned()),
@@ -273,6 +274,7 @@ mod tests {
         assert_eq!(
             inbound,
             NewInbound {
+                answers: Vec::new(),
                 tenant_id: "t1".into(),
                 channel: ChannelKind::Whatsapp,
                 channel_id: Some("ch1".into()),

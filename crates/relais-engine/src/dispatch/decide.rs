@@ -259,6 +259,10 @@ impl Dispatcher {
             SendError::permanent("bad_content", format!("stored content is unreadable: {e}"))
         })?;
         let content = degrade(&content, ChannelCapabilities::for_kind(kind));
+        // Unreadable, it must not pass for transactional (no unsubscribe link).
+        let purpose = relais_core::consent::Purpose::parse(&message.purpose).map_err(|e| {
+            SendError::permanent("bad_purpose", format!("stored purpose is unreadable: {e}"))
+        })?;
         Ok((
             adapter,
             OutboundMessage {
@@ -268,6 +272,7 @@ impl Dispatcher {
                 to: message.to_address.clone(),
                 from: message.sender.clone(),
                 content,
+                purpose,
                 human_agent_since: message.human_agent_since,
                 attempt: item.attempts + 1,
                 now: self.clock.now(),

@@ -3,7 +3,8 @@
 //! [`InboundPipeline::receive`], and nothing else changes from one channel to another:
 //!
 //! 1. the sender's address is read in its channel's canonical form, and the contact that
-//!    owns it found (created when nobody does);
+//!    owns it found (created when nobody does); a message that answers one the channel
+//!    sent (an e-mail's `In-Reply-To`) is that message's contact's instead ([`thread`]);
 //! 2. the message is stored once per (channel, provider id): a redelivery stops here;
 //! 3. keywords (STOP, START, HELP…) are carried out, with exactly one reply;
 //! 4. the message is placed in the contact's one conversation (created, or reopened when
@@ -30,6 +31,7 @@
 mod choices;
 mod lanes;
 mod steps;
+mod thread;
 
 use crate::agents::Desk;
 use crate::events::Events;

@@ -57,11 +57,25 @@ impl Core {
         let mut rows = Vec::with_capacity(messages.len());
         let mut identities: BTreeMap<String, Vec<(usize, Identity)>> = BTreeMap::new();
         for (index, msg) in messages.into_iter().enumerate() {
+            let thread = if msg.answers.is_empty() {
+                None
+            } else {
+                match super::thread::thread_owner(self.store.as_ref(), &msg).await {
+                    Ok(owner) => owner,
+                    Err(e) => {
+                        // Placed by its address instead, it would start another thread:
+                        // the provider delivers it again.
+                        answers[index] = Some(Err(e.into()));
+                        None
+                    }
+                }
+            };
             let provider_id = msg
                 .provider_id
                 .map(|id| id.trim().to_owned())
                 .filter(|id| !id.is_empty());
             let from = match sender_address(msg.channel, &msg.from) {
+                Some(address) if thread.is_some() => address,
                 Some(address) => {
                     identities.entry(msg.tenant_id.clone()).or_default().push((
                         index,
@@ -91,7 +105,7 @@ impl Core {
                 channel_id: msg.channel_id,
                 from_address: from,
                 to_address: msg.to.trim().to_owned(),
-                contact_id: None,
+                contact_id: thread,
                 text: msg.text,
                 payload: msg
                     .payload

@@ -17,6 +17,7 @@ pub mod system;
 pub mod templates;
 pub mod tenants;
 pub mod tools;
+pub mod unsubscribe;
 pub mod webchat;
 pub mod webchat_push;
 pub mod webhooks;

@@ -286,6 +286,28 @@ async fn a_sent_mail_that_bounces_is_marked_undelivered_with_the_servers_answer(
         message.to_string().contains("550 5.1.1"),
         "the server's answer is kept: {message}"
     );
+
+    // 5.1.1, an unknown mailbox: the address leaves its contact, and says so.
+    assert!(
+        message
+            .to_string()
+            .contains("this email address was removed from contact"),
+        "{message}"
+    );
+    let contact = message["contact_id"].as_str().unwrap();
+    let (_, found) = api
+        .call("GET", &format!("/v1/contacts/{contact}"), None)
+        .await;
+    assert_eq!(found["identities"], json!([]), "{found}");
+    let (status, problem) = api
+        .call(
+            "POST",
+            "/v1/messages",
+            Some(json!({"to": {"contact_id": contact}, "channel": "mail",
+                "content": {"text": "Another try"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
 }
 
 #[tokio::test]

@@ -179,6 +179,23 @@ pub fn capabilities(kind: &str, config: &serde_json::Value) -> Option<ChannelCap
     Some(capabilities)
 }
 
+/// Where a reply on a channel goes when the customer does not take it in time: the
+/// channel kind to fall back to (on the customer's own address there) and the wait. The
+/// web chat's visitor who left the page gets it by Web Push (its `push_after`); other
+/// channels have none.
+pub fn reply_fallback(
+    kind: &str,
+    config: &serde_json::Value,
+) -> Option<(ChannelKind, jiff::SignedDuration)> {
+    match kind {
+        crate::webchat::KIND => crate::webchat::WebchatConfig::parse(config)
+            .ok()?
+            .push_after
+            .map(|after| (ChannelKind::Webpush, after)),
+        _ => None,
+    }
+}
+
 /// Checks a channel's config without starting it: its kind's keys, then the routing keys
 /// every kind shares ([`routing_rules`]).
 pub fn check_config(kind: &str, config: &serde_json::Value) -> Result<(), ConfigError> {

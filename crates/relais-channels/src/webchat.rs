@@ -8,13 +8,16 @@
 //! when they come back. A visitor is known by a secret token the widget keeps; their
 //! address (`v…`) is a hash of it, so the token is never stored nor shown.
 
-use crate::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, Receipt, SendError};
+use crate::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
 use crate::configured::{ChannelEvent, ChannelEvents, ChannelIdentity, ConfigError, Started};
 use crate::event::{Confirm, MessageRef, NewInbound, StatusReport};
 use async_trait::async_trait;
+use jiff::SignedDuration;
 use relais_core::channel::ChannelKind;
 use relais_core::content::{Body, Button, Content};
+use relais_core::fallback::{MAX_WITHIN, MIN_WITHIN};
 use relais_core::media::MediaRef;
+use relais_core::retry::{check_bounds, parse_duration};
 use relais_core::status::MessageStatus;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -46,7 +49,14 @@ pub struct WebchatConfig {
     pub greeting: Option<String>,
     /// `en` or `fr`: the widget's own words.
     pub language: String,
+    /// How long a reply waits for the visitor's page to take it before it goes to their
+    /// browser by Web Push instead (a visitor who opted in, on the tenant's `webpush`
+    /// channel); `None` (`"off"`) never pushes.
+    pub push_after: Option<SignedDuration>,
 }
+
+/// A visitor who left the page learns of a reply this long after it was written.
+pub const DEFAULT_PUSH_AFTER: SignedDuration = SignedDuration::from_secs(60);
 
 impl WebchatConfig {
     pub fn parse(config: &Value) -> Result<WebchatConfig, ConfigError> {
@@ -60,6 +70,7 @@ impl WebchatConfig {
                 "color",
                 "greeting",
                 "language",
+                "push_after",
                 "prefixes",
                 "countries",
                 "weight",
@@ -68,7 +79,7 @@ impl WebchatConfig {
             {
                 return Err(ConfigError::new(
                     &format!("/{key}"),
-                    "unknown key; expected allowed_origins, title, color, greeting or language",
+                    "unknown key; expected allowed_origins, title, color, greeting, language or push_after",
                 ));
             }
         }
@@ -125,12 +136,35 @@ impl WebchatConfig {
             None => None,
             Some(_) => Some(text("greeting", "", 500)?),
         };
+        let push_after = match object.get("push_after") {
+            None | Some(Value::Null) => Some(DEFAULT_PUSH_AFTER),
+            Some(Value::String(off)) if off == "off" => None,
+            Some(given) => {
+                let raw = match given {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let bad = |why: String| {
+                    ConfigError::new(
+                        "/push_after",
+                        format!(
+                            "{why}; `push_after` is how long a reply waits for the visitor's page before it is pushed to their browser: \"1m\", \"30s\" (10 s to 7 days) or \"off\""
+                        ),
+                    )
+                };
+                let after = parse_duration("push_after", &raw).map_err(|e| bad(e.to_string()))?;
+                check_bounds("push_after", after, MIN_WITHIN, MAX_WITHIN)
+                    .map_err(|e| bad(e.to_string()))?;
+                Some(after)
+            }
+        };
         Ok(WebchatConfig {
             allowed_origins,
             title: text("title", "Chat", 60)?,
             color,
             greeting,
             language,
+            push_after,
         })
     }
 
@@ -185,7 +219,6 @@ pub struct Hub {
     connections: Mutex<HashMap<String, Vec<Connection>>>,
     next_connection: AtomicU64,
     events: mpsc::UnboundedSender<ChannelEvent>,
-    delivered: Mutex<Vec<Receipt>>,
 }
 
 /// A visitor as the widget identifies them.
@@ -341,11 +374,16 @@ impl Hub {
 
     /// The visitor saw the tenant's message `message_id`.
     pub fn read(&self, message_id: &str) {
+        self.report(message_id, MessageStatus::Read);
+    }
+
+    /// Tells the engine what became of the tenant's message `message_id`.
+    fn report(&self, message_id: &str, status: MessageStatus) {
         let report = StatusReport {
             tenant_id: self.identity.tenant_id.clone(),
             channel_id: self.identity.id.clone(),
             message: MessageRef::Ours(message_id.to_owned()),
-            status: MessageStatus::Read,
+            status,
             at: None,
             detail: None,
             address_gone: false,
@@ -440,24 +478,12 @@ impl ChannelAdapter for WebchatChannel {
             "content": content_json(&message.content), "at": message.now});
         if self.hub.push(&message.to, &frame) {
             self.hub
-                .delivered
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Receipt {
-                    message_id: message.message_id.clone(),
-                    status: MessageStatus::Delivered,
-                    at: message.now,
-                    detail: None,
-                });
+                .report(&message.message_id, MessageStatus::Delivered);
         }
         // A visitor who is away finds it in their history.
         Ok(ProviderAck {
             provider_id: message.message_id.clone(),
         })
-    }
-
-    async fn poll_receipts(&self, _now: jiff::Timestamp) -> Vec<Receipt> {
-        std::mem::take(&mut *self.hub.delivered.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn close(&self) {
@@ -501,7 +527,6 @@ pub fn start(identity: ChannelIdentity, config: &Value) -> Result<Started, Confi
         connections: Mutex::new(HashMap::new()),
         next_connection: AtomicU64::new(1),
         events,
-        delivered: Mutex::new(Vec::new()),
     });
     hubs()
         .lock()
@@ -535,6 +560,22 @@ mod tests {
         assert!(config.allows("https://shop.example"));
         assert!(!config.allows("https://evil.example"));
         assert!(!config.allows("http://shop.example"));
+        assert_eq!(config.push_after, Some(DEFAULT_PUSH_AFTER));
+        let push_after = |value: Value| {
+            WebchatConfig::parse(
+                &json!({"allowed_origins": ["https://a.example"], "push_after": value}),
+            )
+            .map(|c| c.push_after)
+        };
+        assert_eq!(push_after(json!("off")).unwrap(), None);
+        assert_eq!(
+            push_after(json!("5m")).unwrap(),
+            Some(SignedDuration::from_mins(5))
+        );
+        for bad in [json!("2s"), json!("soon"), json!("30d")] {
+            let error = push_after(bad.clone()).unwrap_err();
+            assert!(error.to_string().contains("push_after"), "{bad}: {error}");
+        }
         for (bad, pointer) in [
             (json!({}), "/allowed_origins"),
             (json!({"allowed_origins": []}), "/allowed_origins"),
@@ -569,7 +610,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_visitor_keeps_their_address_and_gets_what_is_sent_while_connected() {
-        let started = start(
+        let mut started = start(
             identity(),
             &json!({"allowed_origins": ["https://shop.example"]}),
         )
@@ -607,18 +648,32 @@ mod tests {
         let frame = frames.recv().await.unwrap();
         assert_eq!(frame["id"], "m1");
         assert_eq!(frame["content"]["text"], "Bonjour");
-        let receipts = started.adapter.poll_receipts(jiff::Timestamp::now()).await;
-        assert_eq!(receipts.len(), 1);
-        assert_eq!(receipts[0].status, MessageStatus::Delivered);
+        let mut events = started
+            .events
+            .take()
+            .expect("a web chat tells its statuses");
+        let statuses = |burst: Vec<ChannelEvent>| -> Vec<(MessageRef, MessageStatus)> {
+            burst
+                .into_iter()
+                .filter_map(|event| match event {
+                    ChannelEvent::Status(report, _) => Some((report.message, report.status)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let burst = events.next_burst().await.unwrap();
+        assert_eq!(
+            statuses(burst),
+            [(MessageRef::Ours("m1".into()), MessageStatus::Delivered)]
+        );
 
         hub.disconnect(&visitor.address, id);
         started.adapter.send(&message).await.unwrap();
-        assert!(
-            started
-                .adapter
-                .poll_receipts(jiff::Timestamp::now())
-                .await
-                .is_empty(),
+        hub.read("m0");
+        let burst = events.next_burst().await.unwrap();
+        assert_eq!(
+            statuses(burst),
+            [(MessageRef::Ours("m0".into()), MessageStatus::Read)],
             "nobody connected: sent, not delivered"
         );
         assert_eq!(

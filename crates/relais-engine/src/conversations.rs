@@ -77,6 +77,39 @@ async fn human_agent_window(
     )
 }
 
+/// Where a reply on the conversation's configured channel goes when the customer does
+/// not take it in time ([`relais_channels::configured::reply_fallback`]): only for a
+/// contact who has an address there, and a tenant who has a channel of that kind.
+async fn reply_fallback(
+    store: &dyn Store,
+    tenant: &str,
+    conversation: &Conversation,
+) -> Result<Option<(relais_core::channel::ChannelKind, SignedDuration)>, StoreError> {
+    let Some(channel_id) = conversation.channel_id.as_deref() else {
+        return Ok(None);
+    };
+    let Some(record) = store.channel(tenant, channel_id).await? else {
+        return Ok(None);
+    };
+    let Some((kind, after)) =
+        relais_channels::configured::reply_fallback(&record.kind, &record.config)
+    else {
+        return Ok(None);
+    };
+    let reachable = store
+        .contact(tenant, &conversation.contact_id)
+        .await?
+        .is_some_and(|contact| contact.address_on(kind).is_some());
+    if !reachable
+        || crate::routing::Accounts::load(store, tenant, kind)
+            .await?
+            .is_empty()
+    {
+        return Ok(None);
+    }
+    Ok(Some((kind, after)))
+}
+
 /// Accepts `reply` for sending in the conversation `id`, records it as the
 /// conversation's latest message and publishes `message.sent` (once per message).
 #[allow(clippy::too_many_arguments)]
@@ -127,12 +160,25 @@ pub async fn reply(
             .channel_id
             .clone()
             .unwrap_or_else(|| conversation.channel.as_str().to_owned());
-        serde_json::json!({
+        let mut body = serde_json::json!({
             "to": {"channel": conversation.channel.as_str(), "address": conversation.address},
             "channel": channel,
             "content": reply.content,
             "purpose": "transactional",
-        })
+        });
+        if let Some((kind, after)) = reply_fallback(store, tenant, &conversation).await? {
+            // Not taken on the customer's channel in time (a web chat visitor who left
+            // the page): their own address on the fallback's channel.
+            body["channels"] = serde_json::json!([
+                channel,
+                {"channel": kind.as_str(), "after": "not_delivered",
+                 "within": format!("{}s", after.as_secs())}
+            ]);
+            if let Some(map) = body.as_object_mut() {
+                map.remove("channel");
+            }
+        }
+        body
     } else {
         // Another channel: the contact's own identity there (routing refuses a channel the
         // contact has no address on).

@@ -3,7 +3,9 @@
 //! sends it again; a visitor who comes back with their token gets their history, and
 //! only theirs, also once an address they gave in a flow linked them to a known customer,
 //! whose thread they then continue and whom an agent reaches on their phone; agents see
-//! the visitor typing; a visitor fills in a flow's form and sends their own images.
+//! the visitor typing; a visitor fills in a flow's form and sends their own images; a
+//! reply the visitor's page did not take within the channel's `push_after` goes to their
+//! browser by Web Push when they opted in.
 
 mod support;
 
@@ -30,9 +32,12 @@ struct App {
 }
 
 async fn app() -> App {
+    app_on(Arc::new(SystemClock)).await
+}
+
+async fn app_on(clock: Arc<dyn Clock>) -> App {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
         panic!("first start")
     };
@@ -1073,4 +1078,127 @@ async fn a_visitor_linked_to_a_customer_sees_only_their_own_web_chat_messages() 
         !history.iter().any(|f| f.to_string().contains("Bonjour")),
         "{history:?}"
     );
+}
+
+impl App {
+    async fn message(&self, id: &str) -> Value {
+        self.api("GET", &format!("/v1/messages/{id}"), None, StatusCode::OK)
+            .await
+    }
+}
+
+/// A push service that counts the pushes it took.
+async fn counting_push_service() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let pushes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = pushes.clone();
+    let fake = axum::Router::new().route(
+        "/push/{id}",
+        axum::routing::post(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { (StatusCode::CREATED, [("location", "/message/1")]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, fake).await });
+    (base, pushes)
+}
+
+#[tokio::test]
+async fn a_reply_the_visitors_page_did_not_take_within_a_minute_is_pushed_to_their_browser() {
+    let clock = Arc::new(relais_core::clock::ManualClock::new(jiff::Timestamp::now()));
+    let app = app_on(clock.clone()).await;
+    let (push_base, pushes) = counting_push_service().await;
+    app.api(
+        "POST",
+        "/v1/channels",
+        Some(json!({"kind": "webpush", "name": "push", "config": {
+            "vapid_private_key": support::VAPID_PRIVATE,
+            "vapid_subject": "mailto:ops@example.com", "allow_http_endpoints": true}})),
+        StatusCode::CREATED,
+    )
+    .await;
+
+    // Ana writes, opts in to notifications, and leaves the page.
+    let (mut socket, token) = app.open(None, None).await;
+    write(&mut socket, "c1", "Bonjour, ma commande ?").await;
+    let subscription = json!({"endpoint": format!("{push_base}/push/ana"),
+        "keys": {"p256dh": support::P256DH, "auth": support::AUTH}});
+    let request = axum::http::Request::post(format!("/webchat/{}/push", app.channel))
+        .header(header::ORIGIN, SITE)
+        .header("x-relais-visitor", token.as_str())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(subscription.to_string()))
+        .unwrap();
+    let (status, answer, _) = support::respond(&app.router, request).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    drop(socket);
+
+    let conversations = app
+        .api("GET", "/v1/conversations", None, StatusCode::OK)
+        .await;
+    let conversation = conversations["data"][0]["id"].as_str().unwrap().to_owned();
+    let reply = app
+        .api(
+            "POST",
+            &format!("/v1/conversations/{conversation}/messages"),
+            Some(json!({"content": {"text": "Elle part demain."}})),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    let id = reply["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        pushes.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the page may still take it"
+    );
+
+    clock.advance(jiff::SignedDuration::from_secs(60));
+    for _ in 0..250 {
+        if pushes.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        pushes.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "pushed once"
+    );
+    let pushed = app.message(&id).await;
+    assert!(
+        pushed["to"].as_str().unwrap().contains("/push/ana"),
+        "{pushed}"
+    );
+
+    // Back on the page: the next reply is taken there, and nothing more is pushed.
+    let (mut socket, _) = app.open(Some(&token), None).await;
+    history_of(&mut socket).await;
+    let reply = app
+        .api(
+            "POST",
+            &format!("/v1/conversations/{conversation}/messages"),
+            Some(json!({"content": {"text": "Autre chose ?"}})),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    let id = reply["id"].as_str().unwrap().to_owned();
+    let frames = stream_until(&mut socket, |f| {
+        f["type"] == "message" && f["content"]["text"] == "Autre chose ?"
+    })
+    .await;
+    assert!(!frames.is_empty());
+    for _ in 0..100 {
+        if app.message(&id).await["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let taken = app.message(&id).await;
+    assert_eq!(taken["status"], "delivered", "{taken}");
+    clock.advance(jiff::SignedDuration::from_secs(120));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(pushes.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(app.message(&id).await["status"], "delivered");
 }

@@ -1087,28 +1087,11 @@ impl App {
     }
 }
 
-/// A push service that counts the pushes it took.
-async fn counting_push_service() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-    let pushes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = pushes.clone();
-    let fake = axum::Router::new().route(
-        "/push/{id}",
-        axum::routing::post(move || {
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async { (StatusCode::CREATED, [("location", "/message/1")]) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, fake).await });
-    (base, pushes)
-}
-
 #[tokio::test]
 async fn a_reply_the_visitors_page_did_not_take_within_a_minute_is_pushed_to_their_browser() {
     let clock = Arc::new(relais_core::clock::ManualClock::new(jiff::Timestamp::now()));
     let app = app_on(clock.clone()).await;
-    let (push_base, pushes) = counting_push_service().await;
+    let (push_base, pushes) = support::counting_push_service().await;
     app.api(
         "POST",
         "/v1/channels",

@@ -29,18 +29,7 @@ struct App {
 
 async fn app() -> App {
     let server = support::stepped().await;
-    let pushes = Arc::new(AtomicUsize::new(0));
-    let counted = pushes.clone();
-    let fake = axum::Router::new().route(
-        "/push/{id}",
-        axum::routing::post(move || {
-            counted.fetch_add(1, Ordering::SeqCst);
-            async { (StatusCode::CREATED, [("location", "/message/1")]) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let push_base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, fake).await });
+    let (push_base, pushes) = support::counting_push_service().await;
     let (status, created) = server
         .call(
             "POST",

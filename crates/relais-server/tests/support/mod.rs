@@ -138,3 +138,22 @@ pub const P256DH: &str =
     "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
 #[allow(dead_code)]
 pub const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
+
+/// A push service on 127.0.0.1 that takes every push at `/push/{id}` (201) and counts
+/// them: its base URL and the count.
+#[allow(dead_code)]
+pub async fn counting_push_service() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let pushes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = pushes.clone();
+    let fake = axum::Router::new().route(
+        "/push/{id}",
+        axum::routing::post(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { (StatusCode::CREATED, [("location", "/message/1")]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, fake).await });
+    (base, pushes)
+}

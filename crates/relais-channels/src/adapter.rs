@@ -113,6 +113,12 @@ pub struct RecipientLimit {
 #[async_trait]
 pub trait ChannelAdapter: Send + Sync {
     fn kind(&self) -> ChannelKind;
+    /// What a message is degraded to before it comes here: its kind's capabilities,
+    /// unless its configuration gives it more (a Web Push channel whose service worker
+    /// reports clicks takes reply buttons).
+    fn capabilities(&self) -> relais_core::content::ChannelCapabilities {
+        *relais_core::content::ChannelCapabilities::for_kind(self.kind())
+    }
     async fn send(&self, message: &OutboundMessage) -> Result<ProviderAck, SendError>;
     /// Receipts that became due by `now` (adapters that are told by webhooks return none).
     async fn poll_receipts(&self, _now: Timestamp) -> Vec<Receipt> {

@@ -176,6 +176,14 @@ pub fn capabilities(kind: &str, config: &serde_json::Value) -> Option<ChannelCap
     if platform(kind).is_some() && !crate::messenger::config::human_agent_tag_of(config) {
         capabilities.human_agent_window_hours = None;
     }
+    if kind == crate::webpush::KIND {
+        // Read without the secrets, which this config may hold sealed.
+        let reports = config
+            .get("public_url")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|url| !url.trim().is_empty());
+        capabilities = crate::webpush::capabilities(reports);
+    }
     Some(capabilities)
 }
 

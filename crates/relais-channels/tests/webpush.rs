@@ -475,7 +475,10 @@ async fn a_push_reaches_the_browser_encrypted_and_signed() {
         ))
         .await
         .unwrap();
-    assert_eq!(ack.provider_id, format!("{}/message/abc-1", fake.base));
+    assert_eq!(
+        ack.provider_id, "msg-1",
+        "the message's own id, which its notification and its reports carry"
+    );
     let pushes = fake.pushes.lock().unwrap().clone();
     assert_eq!(pushes.len(), 1);
     assert_eq!(
@@ -677,7 +680,51 @@ async fn with_a_public_url_a_notification_carries_what_its_service_worker_report
         Err(WebhookError::Unauthorized(_))
     ));
 
-    // Without a public_url, notifications carry nothing to report with.
+    // With reports, a reply button is an action whose click is the person's answer.
+    assert!(started.adapter.capabilities().buttons.reply);
+    let to = fake.browser.address(&format!("{}/push/rdv", fake.base));
+    started
+        .adapter
+        .send(&outbound(
+            to,
+            json!({"text": "Rendez-vous mardi 10h ?",
+                "buttons": [{"type": "reply", "title": "Je confirme", "payload": "CONFIRM"}]}),
+        ))
+        .await
+        .unwrap();
+    let notification = fake.pushes.lock().unwrap()[1].notification.clone();
+    assert_eq!(
+        notification["actions"],
+        json!([{"action": "reply0", "title": "Je confirme", "payload": "CONFIRM"}])
+    );
+    let clicked = report(
+        &started,
+        &json!({"message": "msg-1", "token": token, "event": "clicked",
+            "action": "reply0", "title": "Je confirme", "payload": "CONFIRM"}),
+    )
+    .unwrap();
+    let WebhookAnswer::Deliver(events) = clicked else {
+        panic!("a click is delivered to the engine")
+    };
+    match events.as_slice() {
+        [
+            ChannelEvent::Status(read, _),
+            ChannelEvent::Inbound(answer, _),
+        ] => {
+            assert_eq!(read.status, MessageStatus::Read);
+            assert_eq!(answer.text, "Je confirme");
+            assert_eq!(answer.payload.as_deref(), Some("CONFIRM"));
+            assert_eq!(answer.answers, ["msg-1"]);
+            assert_eq!(
+                answer.from, "",
+                "the engine takes the answered message's address"
+            );
+        }
+        other => panic!("a read and an answer: {other:?}"),
+    }
+
+    // Without a public_url, notifications carry nothing to report with, and a reply
+    // button is not theirs to show.
     let plain = start(config());
     let to = fake.browser.address(&format!("{}/push/def", fake.base));
     plain
@@ -686,9 +733,10 @@ async fn with_a_public_url_a_notification_carries_what_its_service_worker_report
         .await
         .unwrap();
     assert!(
-        fake.pushes.lock().unwrap()[1]
+        fake.pushes.lock().unwrap()[2]
             .notification
             .get("relais")
             .is_none()
     );
+    assert!(!plain.adapter.capabilities().buttons.reply);
 }

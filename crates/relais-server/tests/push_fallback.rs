@@ -2,7 +2,8 @@
 //! step goes to the contact's own address on its channel (the push subscription, then
 //! their phone number), the SMS leaves only when the push was not delivered within the
 //! chain's wait (a browser reports a notification it showed), and a push the service
-//! refuses falls back at once.
+//! refuses falls back at once. A reply button of a notification, clicked, is the person's
+//! answer in their conversation.
 
 mod support;
 
@@ -140,6 +141,24 @@ impl Api {
     async fn browser_reports(&self, id: &str, event: &str, token: Option<&str>) -> StatusCode {
         let right = relais_channels::webpush::ReportKey::derive(VAPID_PRIVATE).token(id);
         let body = json!({"message": id, "token": token.unwrap_or(&right), "event": event});
+        self.report(body).await
+    }
+
+    /// What the service worker posts when the person clicked reply button `action`.
+    async fn browser_answers(
+        &self,
+        id: &str,
+        action: &str,
+        title: &str,
+        payload: &str,
+    ) -> StatusCode {
+        let token = relais_channels::webpush::ReportKey::derive(VAPID_PRIVATE).token(id);
+        self.report(json!({"message": id, "token": token, "event": "clicked",
+            "action": action, "title": title, "payload": payload}))
+            .await
+    }
+
+    async fn report(&self, body: Value) -> StatusCode {
         let request = axum::http::Request::post(format!("/hooks/{}", self.channel_id))
             .header("content-type", "text/plain;charset=UTF-8")
             .body(axum::body::Body::from(body.to_string()))
@@ -350,4 +369,50 @@ async fn a_push_the_browser_reports_shown_in_time_is_delivered_and_no_sms_follow
     );
     let read = api.message(id).await;
     assert_eq!(read["status"], "read", "{read}");
+}
+
+#[tokio::test]
+async fn a_reply_button_clicked_on_a_notification_is_the_persons_answer_in_their_conversation() {
+    let api = api().await;
+    let contact = api.contact("ana", Some(PHONE)).await;
+    let (status, accepted) = api
+        .send(json!({"to": {"contact_id": contact}, "channel": "push",
+            "content": {"text": "Rendez-vous mardi 10h ?", "buttons": [
+                {"type": "reply", "title": "Je confirme", "payload": "CONFIRM"},
+                {"type": "reply", "title": "Je déplace", "payload": "MOVE"}]}}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap();
+    api.dispatch_until(id, &["sent"]).await;
+
+    // Clicked twice (a second device, a retried report): one answer.
+    for _ in 0..2 {
+        assert_eq!(
+            api.browser_answers(id, "reply1", "Je déplace", "MOVE")
+                .await,
+            StatusCode::OK
+        );
+    }
+    let (_, inbound) = api.call("GET", "/v1/inbound", None).await;
+    let answers = inbound["data"].as_array().unwrap();
+    assert_eq!(answers.len(), 1, "{inbound}");
+    assert_eq!(answers[0]["text"], "Je déplace");
+    assert_eq!(answers[0]["payload"], "MOVE");
+    assert_eq!(answers[0]["channel"], "webpush");
+    assert_eq!(answers[0]["contact_id"], contact.as_str(), "{inbound}");
+    assert!(
+        answers[0]["from"].as_str().unwrap().contains("/push/ana"),
+        "from the subscription the notification went to: {inbound}"
+    );
+    assert_eq!(api.message(id).await["status"], "read");
+
+    // A click with another message's token is no one's answer.
+    let forged = relais_channels::webpush::ReportKey::derive(VAPID_PRIVATE).token("other");
+    let status = api
+        .report(json!({"message": id, "token": forged, "event": "clicked",
+            "action": "reply0", "title": "Je confirme", "payload": "CONFIRM"}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, inbound) = api.call("GET", "/v1/inbound", None).await;
+    assert_eq!(inbound["data"].as_array().unwrap().len(), 1);
 }

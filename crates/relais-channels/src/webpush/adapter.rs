@@ -11,7 +11,7 @@
 use super::answer::{Refusal, classify, excerpt};
 use super::config::WebpushConfig;
 use super::ece;
-use super::payload::payload;
+use super::payload::notification;
 use super::report::stamp;
 use super::subscription::Subscription;
 use crate::adapter::{ChannelAdapter, OutboundMessage, ProviderAck, SendError};
@@ -63,8 +63,12 @@ impl WebpushChannel {
         };
         let subscription = Subscription::parse(&message.to, self.config.allow_http_endpoints())
             .map_err(|e| refuse(SendError::permanent("invalid_recipient", e.to_string())))?;
-        let mut notification = payload(&message.content, self.config.title())
-            .map_err(|reason| refuse(SendError::permanent("bad_content", reason)))?;
+        let mut notification = notification(
+            &message.content,
+            self.config.title(),
+            self.report_url.is_some(),
+        )
+        .map_err(|reason| refuse(SendError::permanent("bad_content", reason)))?;
         if let Some(report_url) = &self.report_url {
             notification["relais"] =
                 stamp(self.config.report_key(), report_url, &message.message_id);
@@ -123,8 +127,11 @@ impl WebpushChannel {
         let location = header("location");
         let retry_after = header("retry-after");
         if (200..300).contains(&status) {
+            // The message's own id, which its notification carries: a browser's report,
+            // and an answer by one of its buttons, name it.
+            tracing::debug!(message = %message.message_id, location = ?location, "pushed");
             return Ok(ProviderAck {
-                provider_id: location.unwrap_or_else(|| message.message_id.clone()),
+                provider_id: message.message_id.clone(),
             });
         }
         let answer = read_answer(response).await;
@@ -147,6 +154,12 @@ async fn read_answer(mut response: reqwest::Response) -> String {
 impl ChannelAdapter for WebpushChannel {
     fn kind(&self) -> ChannelKind {
         ChannelKind::Webpush
+    }
+
+    /// With browsers' reports (a `public_url`), reads come back and reply buttons are
+    /// answers.
+    fn capabilities(&self) -> relais_core::content::ChannelCapabilities {
+        super::capabilities(self.report_url.is_some())
     }
 
     /// Not ready while a 429's `Retry-After` runs, or for a minute after the push service

@@ -43,5 +43,18 @@ pub(crate) use report::receive as receive_report;
 pub use subscription::{Subscription, SubscriptionError};
 pub use vapid::VapidKey;
 
+/// A Web Push channel's capabilities: with browsers' reports (`reports`: a `public_url`
+/// is configured), reads come back and reply buttons are answers.
+pub fn capabilities(reports: bool) -> relais_core::content::ChannelCapabilities {
+    let mut capabilities = *relais_core::content::ChannelCapabilities::for_kind(
+        relais_core::channel::ChannelKind::Webpush,
+    );
+    if reports {
+        capabilities.read_receipts = true;
+        capabilities.buttons.reply = true;
+    }
+    capabilities
+}
+
 /// The `kind` of a configured Web Push channel.
 pub const KIND: &str = "webpush";

@@ -7,6 +7,9 @@
 //! - an image gives its caption as `body` and its URL as `icon`;
 //! - link buttons become `actions` (at most 2, as browsers show), the first link also
 //!   being `url`, the page opened by a tap on the notification;
+//! - reply buttons become `actions` too (`reply0`, with the button's `payload`), on a
+//!   channel whose service worker reports clicks ([`super::report`]): the click comes
+//!   back as the person's answer;
 //! - a template is its rendered fallback.
 //!
 //! Anything else (reply or call buttons, quick replies, video, location, forms,
@@ -18,8 +21,18 @@ use serde_json::{Value, json};
 /// The most actions a notification shows (Chrome and Edge show 2).
 pub const MAX_ACTIONS: usize = 2;
 
-/// The JSON of a content, or why Web Push cannot carry it.
+/// The JSON of a content, or why Web Push cannot carry it (reply buttons among it).
 pub fn payload(content: &Content, default_title: &str) -> Result<Value, String> {
+    notification(content, default_title, false)
+}
+
+/// The JSON of a content; `replies`: reply buttons become actions whose click the
+/// service worker reports as the person's answer.
+pub fn notification(
+    content: &Content,
+    default_title: &str,
+    replies: bool,
+) -> Result<Value, String> {
     if !content.quick_replies.is_empty() {
         return Err("Web Push notifications have no quick replies".into());
     }
@@ -48,7 +61,7 @@ pub fn payload(content: &Content, default_title: &str) -> Result<Value, String> 
         }
         Body::Template(template) => {
             return match &template.fallback {
-                Some(fallback) => payload(fallback, default_title),
+                Some(fallback) => notification(fallback, default_title, replies),
                 None => Err(format!(
                     "template `{}` has no rendered text; Web Push has no provider templates",
                     template.name
@@ -73,6 +86,9 @@ pub fn payload(content: &Content, default_title: &str) -> Result<Value, String> 
             Button::Url { title, url } => {
                 actions.push(json!({"action": format!("url{index}"), "title": title, "url": url}))
             }
+            Button::Reply { title, payload } if replies => actions.push(json!({
+                "action": format!("reply{index}"), "title": title,
+                "payload": payload.as_deref().unwrap_or(title)})),
             other => {
                 return Err(format!(
                     "button `{}`: Web Push notifications carry link buttons only",

@@ -9,7 +9,11 @@
 //! can make for it (an HMAC of the id under a key derived from the VAPID private key), and
 //! the address to post to. The service worker posts
 //! `{"message", "token", "event": "shown" | "clicked" | "closed", "action"?}` there, as
-//! `text/plain` so that a cross-origin `fetch` needs no preflight.
+//! `text/plain` so that a cross-origin `fetch` needs no preflight. A click on a reply
+//! button (`action` `reply0`, `reply1`) also carries the button's `title` and `payload`,
+//! and comes back as the person's answer in their conversation: an inbound message that
+//! answers the notification's message (so it belongs to that message's contact, from the
+//! subscription it went to), stored once per message and button.
 //!
 //! A report whose token is not the message's is refused (401) and changes nothing; a
 //! report repeated changes nothing more (statuses only move forward).
@@ -17,12 +21,13 @@
 use crate::configured::{
     ChannelEvent, ChannelIdentity, WebhookAnswer, WebhookError, WebhookRequest,
 };
-use crate::event::{Confirm, MessageRef, StatusReport};
+use crate::event::{Confirm, MessageRef, NewInbound, StatusReport};
 use crate::secret::same_secret;
 use crate::whatsapp::signature::keyed;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
+use relais_core::channel::ChannelKind;
 use relais_core::status::MessageStatus;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -78,6 +83,11 @@ struct Report {
     event: Event,
     #[serde(default)]
     action: Option<String>,
+    /// A reply button's title and payload, as its notification carried them.
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    payload: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -135,7 +145,8 @@ pub(crate) fn receive(
             "the person clicked the notification".to_owned(),
         ),
     };
-    Ok(WebhookAnswer::Deliver(vec![ChannelEvent::Status(
+    let answer = answer_of(identity, &report);
+    let mut events = vec![ChannelEvent::Status(
         StatusReport {
             tenant_id: identity.tenant_id.clone(),
             channel_id: identity.id.clone(),
@@ -146,7 +157,43 @@ pub(crate) fn receive(
             address_gone: false,
         },
         Confirm::none(),
-    )]))
+    )];
+    if let Some(answer) = answer {
+        events.push(ChannelEvent::Inbound(answer, Confirm::none()));
+    }
+    Ok(WebhookAnswer::Deliver(events))
+}
+
+/// The person's answer a click on a reply button is: its payload, under its title. The
+/// sender is left empty: the engine takes the address the answered message went to.
+fn answer_of(identity: &ChannelIdentity, report: &Report) -> Option<NewInbound> {
+    let action = report.action.as_deref()?;
+    if !matches!(report.event, Event::Clicked) || !action.starts_with("reply") {
+        return None;
+    }
+    let payload = report
+        .payload
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())?;
+    let title = report
+        .title
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(payload);
+    Some(NewInbound {
+        tenant_id: identity.tenant_id.clone(),
+        channel: ChannelKind::Webpush,
+        channel_id: Some(identity.id.clone()),
+        from: String::new(),
+        to: identity.name.clone(),
+        text: title.to_owned(),
+        payload: Some(payload.to_owned()),
+        media: None,
+        provider_id: Some(format!("{}:{}", report.message, printable(action))),
+        answers: vec![report.message.clone()],
+    })
 }
 
 /// An action id as the browser gave it, short and without control characters, for a log.

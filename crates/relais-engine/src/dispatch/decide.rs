@@ -258,7 +258,7 @@ impl Dispatcher {
         let content: Content = serde_json::from_value(message.content.clone()).map_err(|e| {
             SendError::permanent("bad_content", format!("stored content is unreadable: {e}"))
         })?;
-        let content = degrade(&content, ChannelCapabilities::for_kind(kind));
+        let content = degrade(&content, &adapter.capabilities());
         // Unreadable, it must not pass for transactional (no unsubscribe link).
         let purpose = relais_core::consent::Purpose::parse(&message.purpose).map_err(|e| {
             SendError::permanent("bad_purpose", format!("stored purpose is unreadable: {e}"))

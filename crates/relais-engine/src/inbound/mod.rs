@@ -205,7 +205,9 @@ impl InboundPipeline {
     /// Stores a message (once per provider id) and takes it through the pipeline, with
     /// the messages that arrive meanwhile.
     pub async fn receive(&self, msg: NewInbound) -> Result<Received, InboundError> {
-        if msg.from.trim().is_empty() {
+        // Without a sender, only an answer to a message Relais sent can be placed: it
+        // comes from where that message went (a push notification's button).
+        if msg.from.trim().is_empty() && msg.answers.is_empty() {
             return Err(InboundError::Invalid("the sender address is empty".into()));
         }
         if msg.text.len() > MAX_TEXT_BYTES {

@@ -74,9 +74,19 @@ impl Core {
                 .provider_id
                 .map(|id| id.trim().to_owned())
                 .filter(|id| !id.is_empty());
-            let from = match sender_address(msg.channel, &msg.from) {
-                Some(address) if thread.is_some() => address,
-                Some(address) => {
+            let from = match (&thread, sender_address(msg.channel, &msg.from)) {
+                // The channel does not say who answered: the one the answered message
+                // went to (a push notification's button is pressed where it was shown).
+                (Some(answered), _) if msg.from.trim().is_empty() => answered.to_address.clone(),
+                (None, _) if msg.from.trim().is_empty() => {
+                    // (Unless the look-up failed: that error stands, to be delivered again.)
+                    answers[index].get_or_insert(Err(InboundError::Invalid(
+                        "no sender, and no message Relais sent that this one answers".into(),
+                    )));
+                    String::new()
+                }
+                (Some(_), Some(address)) => address,
+                (None, Some(address)) => {
                     identities.entry(msg.tenant_id.clone()).or_default().push((
                         index,
                         Identity {
@@ -86,7 +96,7 @@ impl Core {
                     ));
                     address
                 }
-                None => {
+                (_, None) => {
                     // An address we cannot read (an alphanumeric sender, a malformed
                     // number) still carries a customer's words: keep them under the raw
                     // address, unattributed.
@@ -105,7 +115,7 @@ impl Core {
                 channel_id: msg.channel_id,
                 from_address: from,
                 to_address: msg.to.trim().to_owned(),
-                contact_id: thread,
+                contact_id: thread.map(|answered| answered.contact_id),
                 text: msg.text,
                 payload: msg
                     .payload

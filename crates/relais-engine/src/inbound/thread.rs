@@ -19,11 +19,19 @@ use relais_store::{Store, StoreError};
 /// header) is not a reason for hundreds of look-ups.
 const ANSWERED_LOOKUPS: usize = 10;
 
-/// The contact of the first message `message` answers that its channel sent, if any.
+/// The first message `message` answers that its channel sent: its contact, and the
+/// address it went to (the sender of an answer whose channel names none: a push
+/// notification's button, pressed where the notification was shown).
+pub(super) struct Answered {
+    pub(super) contact_id: String,
+    pub(super) to_address: String,
+}
+
+/// The message `message` answers that its channel sent, if any.
 pub(super) async fn thread_owner(
     store: &dyn Store,
     message: &NewInbound,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Answered>, StoreError> {
     let Some(channel_id) = message.channel_id.as_deref() else {
         return Ok(None);
     };
@@ -38,9 +46,12 @@ pub(super) async fn thread_owner(
             .message_by_provider_id(channel_id, provider_id)
             .await?
             && sent.tenant_id == message.tenant_id
-            && let Some(contact) = sent.contact_id
+            && let Some(contact_id) = sent.contact_id
         {
-            return Ok(Some(contact));
+            return Ok(Some(Answered {
+                contact_id,
+                to_address: sent.to_address,
+            }));
         }
     }
     Ok(None)

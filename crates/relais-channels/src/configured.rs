@@ -398,6 +398,12 @@ pub async fn fetch_provider_templates(
         .collect())
 }
 
+/// The address from outside of a channel's `/hooks/{channel}`, on this server's
+/// `public_url`: where Telegram and Viber post updates and browsers post Web Push reports.
+pub fn hook_address(public_url: &str, channel_id: &str) -> String {
+    format!("{public_url}/hooks/{channel_id}")
+}
+
 /// Whether a channel of this kind is told by its provider through `/hooks/{channel}`.
 pub fn takes_webhooks(kind: &str) -> bool {
     kind == WHATSAPP

@@ -42,11 +42,6 @@ pub use update::{Inbound, UpdateError, parse_update};
 /// The `kind` of a configured Telegram bot.
 pub const KIND: &str = "telegram";
 
-/// The address Telegram should post a channel's updates to: `{public_url}/hooks/{id}`.
-pub fn webhook_address(public_url: &str, channel_id: &str) -> String {
-    format!("{public_url}/hooks/{channel_id}")
-}
-
 /// Registers the channel's webhook in the background (`setWebhook`), when its config
 /// names this server's `public_url`; a failure is logged, and the channel works anyway
 /// once the operator has called `setWebhook` by hand.
@@ -57,7 +52,7 @@ pub(crate) fn register_webhook(api: std::sync::Arc<BotApi>, channel_id: &str) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let url = webhook_address(public_url, channel_id);
+    let url = crate::configured::hook_address(public_url, channel_id);
     let channel = channel_id.to_owned();
     runtime.spawn(async move {
         match api.set_webhook(&url).await {

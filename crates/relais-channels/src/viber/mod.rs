@@ -53,7 +53,7 @@ pub(crate) fn register_webhook(api: std::sync::Arc<ViberApi>, channel_id: &str) 
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let url = crate::telegram::webhook_address(public_url, channel_id);
+    let url = crate::configured::hook_address(public_url, channel_id);
     let channel = channel_id.to_owned();
     runtime.spawn(async move {
         match api.set_webhook(&url).await {

@@ -44,7 +44,7 @@ impl WebpushChannel {
             client: http_client()?,
             report_url: config
                 .public_url()
-                .map(|public_url| crate::telegram::webhook_address(public_url, channel_id)),
+                .map(|public_url| crate::configured::hook_address(public_url, channel_id)),
             pace: Pace::new(config.max_rate()),
             config,
             auth: AuthPause::default(),

@@ -404,6 +404,38 @@ pub fn hook_address(public_url: &str, channel_id: &str) -> String {
     format!("{public_url}/hooks/{channel_id}")
 }
 
+/// Tells a provider, in the background, to post to the channel's `/hooks/` address on
+/// `public_url` (`register` makes the call: Telegram's `setWebhook`, Viber's
+/// `set_webhook`); nothing without a `public_url` or a runtime. A failure is logged with
+/// `consequence`, and the channel works anyway once the operator registers by hand.
+pub(crate) fn register_hook_in_background<F, E>(
+    provider: &'static str,
+    public_url: Option<&str>,
+    channel_id: &str,
+    consequence: &'static str,
+    register: impl FnOnce(String) -> F + Send + 'static,
+) where
+    F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let Some(public_url) = public_url else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let url = hook_address(public_url, channel_id);
+    let channel = channel_id.to_owned();
+    runtime.spawn(async move {
+        match register(url.clone()).await {
+            Ok(()) => tracing::info!(channel = %channel, url = %url, "{provider} webhook set"),
+            Err(error) => {
+                tracing::warn!(channel = %channel, url = %url, error = %error, "{provider} refused the webhook; {consequence}")
+            }
+        }
+    });
+}
+
 /// Whether a channel of this kind is told by its provider through `/hooks/{channel}`.
 pub fn takes_webhooks(kind: &str) -> bool {
     kind == WHATSAPP

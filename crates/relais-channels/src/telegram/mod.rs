@@ -46,20 +46,12 @@ pub const KIND: &str = "telegram";
 /// names this server's `public_url`; a failure is logged, and the channel works anyway
 /// once the operator has called `setWebhook` by hand.
 pub(crate) fn register_webhook(api: std::sync::Arc<BotApi>, channel_id: &str) {
-    let Some(public_url) = api.config().public_url() else {
-        return;
-    };
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let url = crate::configured::hook_address(public_url, channel_id);
-    let channel = channel_id.to_owned();
-    runtime.spawn(async move {
-        match api.set_webhook(&url).await {
-            Ok(()) => tracing::info!(channel = %channel, url = %url, "Telegram webhook set"),
-            Err(refusal) => {
-                tracing::warn!(channel = %channel, url = %url, error = %refusal.error, "setWebhook failed; the bot gets no updates until it is set")
-            }
-        }
-    });
+    let public_url = api.config().public_url().map(str::to_owned);
+    crate::configured::register_hook_in_background(
+        "Telegram",
+        public_url.as_deref(),
+        channel_id,
+        "the bot gets no updates until it is set",
+        move |url| async move { api.set_webhook(&url).await.map_err(|refusal| refusal.error) },
+    );
 }

@@ -47,20 +47,12 @@ pub const KIND: &str = "viber";
 /// once the operator has called `set_webhook` by hand. Viber checks the address with a
 /// signed `webhook` callback, which the channel answers 200.
 pub(crate) fn register_webhook(api: std::sync::Arc<ViberApi>, channel_id: &str) {
-    let Some(public_url) = api.config().public_url() else {
-        return;
-    };
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let url = crate::configured::hook_address(public_url, channel_id);
-    let channel = channel_id.to_owned();
-    runtime.spawn(async move {
-        match api.set_webhook(&url).await {
-            Ok(()) => tracing::info!(channel = %channel, url = %url, "Viber webhook set"),
-            Err(error) => {
-                tracing::warn!(channel = %channel, url = %url, error = %error, "set_webhook failed; the bot can neither send nor receive until it is set")
-            }
-        }
-    });
+    let public_url = api.config().public_url().map(str::to_owned);
+    crate::configured::register_hook_in_background(
+        "Viber",
+        public_url.as_deref(),
+        channel_id,
+        "the bot can neither send nor receive until it is set",
+        move |url| async move { api.set_webhook(&url).await },
+    );
 }

@@ -20,6 +20,7 @@ pub mod phone;
 pub mod quiet_hours;
 pub mod retry;
 pub mod route;
+pub mod segment;
 pub mod sender;
 pub mod sms;
 pub mod status;

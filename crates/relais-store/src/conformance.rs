@@ -6116,6 +6116,10 @@ macro_rules! conformance_suite {
             templates_are_stored_per_tenant_with_their_variants,
             provider_templates_are_replaced_per_channel,
             the_last_inbound_message_of_each_contact_and_channel_kind_is_found,
+            segment_filters_find_the_same_contacts_on_every_backend,
+            segments_are_saved_per_tenant_by_unique_name,
+            a_started_campaign_fixes_its_recipients_and_is_leased_to_one_node,
+            marketing_messages_are_counted_per_contact_over_a_period,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
@@ -6718,4 +6722,253 @@ pub async fn a_store_from_before_0029_keeps_its_inbound_and_takes_templates(stor
             .expect("read")
             .is_empty()
     );
+}
+
+/// Contacts of a segment test, each named by its `n` attribute.
+async fn segment_contacts(store: &dyn Store, tenant: &str) -> std::collections::HashMap<String, String> {
+    use relais_core::status::MessageStatus;
+    let people = [
+        // n, attributes, identities, timezone, locale
+        ("ana", r#"{"n":"ana","city":"Lyon","age":31,"vip":true,"tags":["vip","shoes"]}"#, vec![sms("+33600000001")], Some("Europe/Paris"), Some("fr")),
+        ("bob", r#"{"n":"bob","city":"Paris","age":"31","vip":false,"tags":"shoes, bags"}"#, vec![sms("+33600000002"), Identity { channel: ChannelKind::Whatsapp, address: "+33600000002".into() }], None, Some("fr-FR")),
+        ("cy", r#"{"n":"cy","city":"lyon","age":17.5,"address":{"city":"Lyon"}}"#, vec![Identity { channel: ChannelKind::Email, address: "cy@example.com".into() }], Some("Europe/London"), Some("en")),
+        ("dee", r#"{"n":"dee","city":null,"age":64}"#, vec![], None, None),
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for (n, json, identities, tz, locale) in people {
+        let c = store
+            .create_contact(
+                tenant,
+                &NewContact {
+                    attributes: attrs(json),
+                    identities,
+                    timezone: tz.map(str::to_owned),
+                    locale: locale.map(str::to_owned),
+                },
+                t0(),
+            )
+            .await
+            .unwrap();
+        ids.insert(n.to_owned(), c.id);
+    }
+    // ana: opted in to marketing on SMS, then bob opted in then out (the latest counts);
+    // cy opted in to everything on every channel.
+    for record in [
+        consent(&ids["ana"], 0, Some(ChannelKind::Sms), Purpose::Marketing, ConsentStatus::OptedIn),
+        consent(&ids["bob"], 0, Some(ChannelKind::Sms), Purpose::Marketing, ConsentStatus::OptedIn),
+        consent(&ids["bob"], 10, None, Purpose::All, ConsentStatus::OptedOut),
+        consent(&ids["cy"], 0, None, Purpose::Marketing, ConsentStatus::OptedIn),
+    ] {
+        store.append_consent(tenant, &record).await.unwrap();
+    }
+    // ana read a message an hour ago; bob was delivered one 40 days ago and wrote in
+    // after it; dee wrote in without ever being sent anything.
+    let now = secs(100 * 86_400);
+    let message = |who: &str, status: MessageStatus, at: Timestamp| crate::NewMessage {
+        contact_id: Some(ids[who].clone()),
+        status,
+        ..queued_message(tenant, "sms", "+33600000009", at)
+    };
+    store
+        .insert_messages(&[
+            message("ana", MessageStatus::Read, now.checked_sub(jiff::SignedDuration::from_hours(1)).unwrap()),
+            message("bob", MessageStatus::Delivered, now.checked_sub(jiff::SignedDuration::from_hours(40 * 24)).unwrap()),
+        ])
+        .await
+        .unwrap();
+    for (who, hours_ago) in [("bob", 39 * 24), ("dee", 2)] {
+        let mut m = inbound(tenant, "+33600000099", "hello", None);
+        m.contact_id = Some(ids[who].clone());
+        m.received_at = now.checked_sub(jiff::SignedDuration::from_hours(hours_ago)).unwrap();
+        store.insert_inbound(&m).await.unwrap();
+    }
+    ids
+}
+
+pub async fn segment_filters_find_the_same_contacts_on_every_backend(store: &dyn Store) {
+    use relais_core::segment::Filter;
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    let ids = segment_contacts(store, &tenant).await;
+    segment_contacts(store, &other).await;
+    let name_of: std::collections::HashMap<&String, &String> = ids.iter().map(|(n, id)| (id, n)).collect();
+    let now = secs(100 * 86_400);
+    let cases: &[(&str, &[&str])] = &[
+        ("attributes.city = 'Lyon'", &["ana"]),
+        ("attributes.city != 'Lyon'", &["bob", "cy", "dee"]),
+        ("attributes.city in ('Lyon', 'lyon')", &["ana", "cy"]),
+        ("attributes.age > 30", &["ana", "dee"]),
+        ("attributes.age <= 17.5", &["cy"]),
+        ("attributes.age = '31'", &["bob"]),
+        ("attributes.city < 'M'", &["ana"]),
+        ("attributes.vip = true", &["ana"]),
+        ("attributes.vip = false", &["bob"]),
+        ("attributes.tags contains 'shoes'", &["ana", "bob"]),
+        ("attributes.tags contains 'vi'", &[]),
+        ("attributes.city exists", &["ana", "bob", "cy"]),
+        ("not attributes.city exists", &["dee"]),
+        ("attributes.address.city = 'Lyon'", &["cy"]),
+        ("identity.whatsapp exists", &["bob"]),
+        ("identity.sms = '+33600000001'", &["ana"]),
+        ("identity.email contains '@example.com'", &["cy"]),
+        ("consent.sms.marketing = 'opted_in'", &["ana", "cy"]),
+        ("consent.sms.marketing = 'opted_out'", &["bob"]),
+        ("not consent.whatsapp.marketing exists", &["ana", "dee"]),
+        ("timezone = 'Europe/Paris' or locale = 'en'", &["ana", "cy"]),
+        ("locale contains 'fr'", &["ana", "bob"]),
+        ("read within 1d", &["ana"]),
+        ("delivered within 30d", &["ana"]),
+        ("delivered within 60d", &["ana", "bob"]),
+        ("inbound within 7d", &["dee"]),
+        ("replied within 60d", &["bob"]),
+        ("not (read within 1d or inbound within 60d)", &["cy"]),
+        ("attributes.city = 'Lyon' and consent.sms.marketing = 'opted_in'", &["ana"]),
+    ];
+    for (text, expected) in cases {
+        let filter = Filter::parse(text).unwrap();
+        let mut found: Vec<&str> = store
+            .matching_contacts(&tenant, &filter, now, None, 100)
+            .await
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .iter()
+            .map(|id| name_of[id].as_str())
+            .collect();
+        found.sort_unstable();
+        assert_eq!(found, *expected, "{text}");
+        assert_eq!(
+            store.count_matching(&tenant, &filter, now).await.unwrap(),
+            expected.len() as i64,
+            "{text}"
+        );
+    }
+    // Pages walk the matches in id order.
+    let all = Filter::parse("attributes.n exists").unwrap();
+    let first = store.matching_contacts(&tenant, &all, now, None, 3).await.unwrap();
+    let rest = store
+        .matching_contacts(&tenant, &all, now, first.last().map(String::as_str), 3)
+        .await
+        .unwrap();
+    assert_eq!(first.len() + rest.len(), 4);
+    assert!(first.windows(2).all(|w| w[0] < w[1]) && first[2] < rest[0]);
+}
+
+pub async fn segments_are_saved_per_tenant_by_unique_name(store: &dyn Store) {
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    let saved = store.insert_segment(&tenant, "lyon", "attributes.city = 'Lyon'", t0()).await.unwrap();
+    assert!(matches!(
+        store.insert_segment(&tenant, "lyon", "locale = 'fr'", t0()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.insert_segment(&other, "lyon", "locale = 'fr'", t0()).await.unwrap();
+    assert_eq!(store.segment(&tenant, "lyon").await.unwrap(), Some(saved.clone()));
+    assert_eq!(store.segment(&tenant, &saved.id).await.unwrap(), Some(saved.clone()));
+    assert_eq!(store.segment(&other, &saved.id).await.unwrap(), None);
+    let changed = store.update_segment(&tenant, &saved.id, "locale = 'en'", secs(5)).await.unwrap().unwrap();
+    assert_eq!(changed.filter, "locale = 'en'");
+    assert_eq!(store.list_segments(&tenant).await.unwrap().len(), 1);
+    assert!(store.delete_segment(&tenant, &saved.id).await.unwrap());
+    assert!(!store.delete_segment(&tenant, &saved.id).await.unwrap());
+}
+
+pub async fn a_started_campaign_fixes_its_recipients_and_is_leased_to_one_node(store: &dyn Store) {
+    use relais_core::campaign::{CampaignPhase, CampaignState, RecipientState};
+    use relais_core::segment::Filter;
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let ids = segment_contacts(store, &tenant).await;
+    let definition = serde_json::json!({"name": "soldes", "filter": "locale exists"});
+    let campaign = store.insert_campaign(&tenant, "soldes", &definition, t0()).await.unwrap();
+    assert_eq!(campaign.state, CampaignState::Draft);
+    assert!(matches!(
+        store.insert_campaign(&tenant, "soldes", &definition, t0()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let filter = Filter::parse("locale exists").unwrap();
+    let plan = serde_json::json!({"filter": "locale exists"});
+    let started = store
+        .start_campaign(&tenant, &campaign.id, &filter, CampaignPhase::Send, &plan, secs(10))
+        .await
+        .unwrap();
+    assert_eq!(started, Some(3));
+    // A contact added later is not a recipient; a second start changes nothing.
+    store.create_contact(&tenant, &NewContact { locale: Some("fr".into()), ..Default::default() }, secs(11)).await.unwrap();
+    assert_eq!(
+        store.start_campaign(&tenant, &campaign.id, &filter, CampaignPhase::Send, &plan, secs(12)).await.unwrap(),
+        None
+    );
+    let pending = store.campaign_recipients(&campaign.id, RecipientState::Pending, 10).await.unwrap();
+    assert_eq!(pending.len(), 3);
+    assert!(!pending.contains(&ids["dee"]));
+
+    // One node holds the lease until it lapses (or gives it back).
+    let claimed = store.claim_campaign("node-a", secs(20), secs(50)).await.unwrap().unwrap();
+    assert_eq!(claimed.id, campaign.id);
+    assert_eq!(store.claim_campaign("node-b", secs(30), secs(60)).await.unwrap(), None);
+    assert!(store.claim_campaign("node-a", secs(30), secs(60)).await.unwrap().is_some(), "its own lease after a restart");
+    assert!(store.claim_campaign("node-b", secs(61), secs(90)).await.unwrap().is_some(), "a lapsed lease");
+    assert!(!store.renew_campaign(&campaign.id, "node-a", secs(120)).await.unwrap());
+    store.release_campaign(&campaign.id, "node-b", secs(62)).await.unwrap();
+
+    store
+        .record_recipients(
+            &campaign.id,
+            &[
+                crate::RecipientOutcome { contact_id: pending[0].clone(), state: RecipientState::Enqueued, variant: Some("A".into()), message_id: Some("m1".into()), reason: None },
+                crate::RecipientOutcome { contact_id: pending[1].clone(), state: RecipientState::Skipped, variant: None, message_id: None, reason: Some("opted_out".into()) },
+            ],
+        )
+        .await
+        .unwrap();
+    let counts = store.recipient_counts(&campaign.id).await.unwrap();
+    let count = |state: &str| counts.iter().filter(|c| c.state == state).map(|c| c.count).sum::<i64>();
+    assert_eq!((count("enqueued"), count("skipped"), count("pending")), (1, 1, 1));
+    let canceled = store
+        .move_campaign(&tenant, &campaign.id, &[CampaignState::Running], CampaignState::Canceled, secs(70))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(canceled.state, CampaignState::Canceled);
+    assert_eq!(canceled.finished_at, Some(secs(70)));
+    assert!(store.campaign_recipients(&campaign.id, RecipientState::Pending, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.move_campaign(&tenant, &campaign.id, &[CampaignState::Running], CampaignState::Paused, secs(71)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.claim_campaign("node-a", secs(200), secs(230)).await.unwrap(), None);
+}
+
+pub async fn marketing_messages_are_counted_per_contact_over_a_period(store: &dyn Store) {
+    use relais_core::campaign::CampaignLabel;
+    use relais_core::status::MessageStatus;
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let a = store.create_contact(&tenant, &contact(vec![sms("+33600000001")], "{}"), t0()).await.unwrap().id;
+    let b = store.create_contact(&tenant, &contact(vec![sms("+33600000002")], "{}"), t0()).await.unwrap().id;
+    let message = |who: &str, purpose: &str, campaign: Option<&str>, status: MessageStatus, at: i64| crate::NewMessage {
+        contact_id: Some(who.to_owned()),
+        purpose: purpose.into(),
+        campaign: campaign.map(|c| CampaignLabel::parse(c).unwrap()),
+        status,
+        ..queued_message(&tenant, "sms", "+33600000001", secs(at))
+    };
+    store
+        .insert_messages(&[
+            message(&a, "marketing", Some("one"), MessageStatus::Delivered, 100),
+            message(&a, "marketing", None, MessageStatus::Read, 200),
+            message(&a, "marketing", Some("two"), MessageStatus::Queued, 300),
+            message(&a, "transactional", None, MessageStatus::Delivered, 300),
+            message(&a, "marketing", Some("old"), MessageStatus::Delivered, 10),
+            message(&a, "marketing", Some("three"), MessageStatus::Rejected, 300),
+            message(&b, "marketing", Some("two"), MessageStatus::Delivered, 300),
+        ])
+        .await
+        .unwrap();
+    let counts = store
+        .purpose_counts(&tenant, &[a.clone(), b.clone()], "marketing", secs(50), "two")
+        .await
+        .unwrap();
+    assert_eq!(counts.get(&a), Some(&2));
+    assert_eq!(counts.get(&b), None);
+    let times = store.engagement_times(&tenant, &[a.clone(), b.clone()], secs(0)).await.unwrap();
+    assert_eq!(times.len(), 1, "{times:?}");
+    assert_eq!(times[0].0, a);
 }

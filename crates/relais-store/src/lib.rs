@@ -21,6 +21,8 @@ mod receipt_watches;
 mod sql;
 mod sqlite;
 mod templates;
+mod segments;
+mod campaigns;
 
 pub mod conformance;
 pub mod scratch;
@@ -42,6 +44,8 @@ pub use reach::*;
 pub use receipt_watches::*;
 pub use sqlite::{SqliteStore, sqlite_memory_bytes};
 pub use templates::*;
+pub use segments::{SegmentRecord, SegmentStore};
+pub use campaigns::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -232,6 +236,8 @@ pub trait Store:
     + TemplateStore
     + MediaStore
     + AnalyticsStore
+    + SegmentStore
+    + CampaignStore
     + Send
     + Sync
     + 'static

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod analytics;
+pub mod campaigns;
 pub mod channels;
 pub mod conversations;
 pub mod crm;
@@ -17,6 +18,7 @@ pub mod link;
 pub mod nlu;
 pub mod replies;
 pub mod routing;
+pub mod segments;
 pub mod secrets;
 pub mod send;
 pub mod sim;

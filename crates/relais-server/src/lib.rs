@@ -71,6 +71,10 @@ pub struct AppState {
     pub desk: relais_engine::agents::Desk,
     /// How the event stream treats its clients (send timeout, heartbeat).
     pub event_stream: StreamSettings,
+    /// Campaigns of the API (create, start, pause…).
+    pub campaigns: relais_engine::campaigns::Campaigns,
+    /// The worker that sends campaigns; `relais serve` runs its loop, tests its steps.
+    pub campaign_runner: relais_engine::campaigns::CampaignRunner,
     /// API keys found recently (see `keys.rs`).
     keys: Arc<keys::KeyCache>,
     /// Failed logins by source address and e-mail: repeated failures slow down the next
@@ -113,7 +117,16 @@ impl AppState {
             Some(channels.handoff().clone()),
         );
         let desk = inbound.desk().clone();
+        let campaigns = relais_engine::campaigns::Campaigns::new(store.clone(), clock.clone());
+        let campaign_runner = relais_engine::campaigns::CampaignRunner::new(
+            store.clone(),
+            clock.clone(),
+            acceptor.clone(),
+            format!("campaigns-{}", relais_core::ids::new_id()),
+        );
         AppState {
+            campaigns,
+            campaign_runner,
             desk,
             store,
             clock,

@@ -35,6 +35,9 @@ pub enum BenchCommand {
     /// Web chat visitors held open on a `relais serve` process (memory per session), and
     /// their messages' round trip to an agent's event stream.
     Widget(crate::bench_widget::WidgetBenchArgs),
+    /// A campaign to a large segment on SQLite: start → every message stored (consent,
+    /// quiet hours and frequency cap per recipient), peak memory, and delivery by `sim`.
+    Campaign(crate::bench_campaign::CampaignBenchArgs),
 }
 
 /// `database_url` is the global `--database-url`: `bench a2p` runs on it when given;
@@ -63,6 +66,13 @@ pub async fn run(
                 "bench widget runs its own relais serve on a fresh SQLite data directory"
             );
             crate::bench_widget::run(args).await
+        }
+        BenchCommand::Campaign(args) => {
+            anyhow::ensure!(
+                database_url.is_none(),
+                "bench campaign runs on a fresh SQLite file; it does not run on --database-url"
+            );
+            crate::bench_campaign::run(args).await
         }
         BenchCommand::Soak(args) => {
             anyhow::ensure!(

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_agents;
+mod bench_campaign;
 mod bench_inbound;
 mod bench_smpp;
 mod bench_soak;

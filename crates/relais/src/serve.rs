@@ -76,6 +76,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .clone()
             .watch_sla_forever(relais_engine::agents::SLA_CHECK_EVERY),
     );
+    // Running campaigns are sent (and taken up again after a crash or a node's death).
+    let campaigns = tokio::spawn(
+        state
+            .campaign_runner
+            .clone()
+            .with_owner(node_name(addr))
+            .run_forever(state.campaigns.wake(), std::time::Duration::from_secs(2)),
+    );
     let smpp = match config.smpp_listen {
         Some(addr) => Some(start_smpp_server(addr, &state).await?),
         None => None,
@@ -94,11 +102,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     resume.abort();
+    campaigns.abort();
     prune_events.abort();
     sla.abort();
     dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This node's name in the leases it takes: its host and address, the same after a
+/// restart.
+fn node_name(addr: std::net::SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}@{addr}")
 }
 
 /// Where tenants' webhooks may connect, for registration and for the dispatcher's poster.

@@ -801,6 +801,16 @@ fn schedule(now: Timestamp, draft: Draft, quiet: &QuietHours) -> Result<NewMessa
     Ok(message)
 }
 
+/// The time zone of the country of a phone number, for contacts without one of their own
+/// (`None` for an address that is not an international number, or a country not known).
+pub fn phone_time_zone(address: &str) -> Option<TimeZone> {
+    normalize_phone(address, None)
+        .ok()
+        .and_then(|p| p.region())
+        .as_deref()
+        .and_then(zone_of_country)
+}
+
 /// The time zone most of a country's people live in, for contacts without one.
 fn zone_of_country(country: &str) -> Option<TimeZone> {
     let zone = match country {

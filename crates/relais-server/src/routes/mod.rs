@@ -1,5 +1,6 @@
 pub mod agents;
 pub mod analytics;
+pub mod campaigns;
 pub mod channels;
 pub mod contacts;
 pub mod conversations;
@@ -12,6 +13,7 @@ pub mod keywords;
 pub mod media;
 pub mod messages;
 pub mod nlu;
+pub mod segments;
 pub mod sim;
 pub mod system;
 pub mod templates;
@@ -50,6 +52,8 @@ pub fn v1() -> Router<AppState> {
         .merge(templates::router())
         .merge(events::router())
         .merge(agents::router())
+        .merge(segments::router())
+        .merge(campaigns::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

@@ -305,7 +305,7 @@ mod tests {
         assert_eq!(refused(with("rate", json!(0))).0, "/rate");
         assert_eq!(refused(with("template", json!("x"))).0, "/content");
         assert_eq!(refused(with("window", json!({"start": "09:00", "end": "09:00"}))).0, "/window");
-        assert_eq!(refused(with("colour", json!("red"))).0, "");
+        assert_eq!(refused(with("colour", json!("red"))).0, "/colour");
         let ab = json!({"name": "x", "segment": "s",
             "variants": [{"name": "A", "content": {"text": "a"}}],
             "ab_test": {"share": 0.2, "metric": "read", "after": "4h"}});

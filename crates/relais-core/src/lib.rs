@@ -27,3 +27,5 @@ pub mod stored_template;
 pub mod template;
 pub mod tenant;
 pub mod text;
+pub mod tracked_link;
+pub mod entry_point;

@@ -21,6 +21,9 @@ mod receipt_watches;
 mod sql;
 mod sqlite;
 mod templates;
+mod links;
+mod entry_points;
+mod queue_depth;
 
 pub mod conformance;
 pub mod scratch;
@@ -42,6 +45,9 @@ pub use reach::*;
 pub use receipt_watches::*;
 pub use sqlite::{SqliteStore, sqlite_memory_bytes};
 pub use templates::*;
+pub use links::*;
+pub use entry_points::*;
+pub use queue_depth::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -232,6 +238,9 @@ pub trait Store:
     + TemplateStore
     + MediaStore
     + AnalyticsStore
+    + LinkStore
+    + EntryPointStore
+    + QueueDepthStore
     + Send
     + Sync
     + 'static

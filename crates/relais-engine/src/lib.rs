@@ -26,3 +26,6 @@ pub mod tenants;
 pub mod unsubscribe;
 pub mod web_push_opt_in;
 pub mod webhooks;
+pub mod tracked_links;
+pub mod entry_points;
+pub mod counters;

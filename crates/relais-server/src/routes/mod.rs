@@ -21,6 +21,8 @@ pub mod unsubscribe;
 pub mod webchat;
 pub mod webchat_push;
 pub mod webhooks;
+pub mod links;
+pub mod entry_points;
 
 use crate::AppState;
 use crate::problem::{ApiError, ApiResult};
@@ -50,6 +52,7 @@ pub fn v1() -> Router<AppState> {
         .merge(templates::router())
         .merge(events::router())
         .merge(agents::router())
+        .merge(entry_points::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

@@ -227,10 +227,10 @@ mod tests {
 
     #[test]
     fn an_sms_link_uses_the_body_parameter() {
-        let to = Destination::parse(EntryChannel::Sms, Some("+447700900123"), None).unwrap();
+        let to = Destination::parse(EntryChannel::Sms, Some("+447911123456"), None).unwrap();
         assert_eq!(
             chat_link(EntryChannel::Sms, &to, &prefilled_text(None, &referral())),
-            "sms:+447700900123?body=%5Bref%3ASPRING-26%5D"
+            "sms:+447911123456?body=%5Bref%3ASPRING-26%5D"
         );
     }
 

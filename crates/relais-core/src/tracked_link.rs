@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn texts_and_url_buttons_are_rewritten_but_not_media() {
         let mut content: Content = serde_json::from_value(serde_json::json!({
-            "media": {"url": "https://cdn.example/a.jpg", "caption": "Look https://shop.example/a"},
+            "media": {"url": "https://cdn.example/a.jpg", "mime_type": "image/jpeg", "caption": "Look https://shop.example/a"},
             "buttons": [{"type": "url", "title": "Buy", "url": "https://shop.example/buy"}]
         }))
         .unwrap();

@@ -92,9 +92,7 @@ impl fmt::Display for ReferralCode {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryPointError {
-    #[error(
-        "`{0}` is not a referral code: 1 to 32 letters, digits, `-` or `_` (e.g. SPRING-ADS)"
-    )]
+    #[error("`{0}` is not a referral code: 1 to 32 letters, digits, `-` or `_` (e.g. SPRING-ADS)")]
     BadReferral(String),
     #[error("`{0}` is not a phone number in international form (e.g. +33612345678)")]
     BadNumber(String),
@@ -131,7 +129,9 @@ impl Destination {
                 Ok(Destination::Number(e164.into_string()))
             }
             EntryChannel::Webchat => {
-                let raw = page.ok_or(EntryPointError::Missing(channel, "page"))?.trim();
+                let raw = page
+                    .ok_or(EntryPointError::Missing(channel, "page"))?
+                    .trim();
                 let lower = raw.to_ascii_lowercase();
                 let rest = lower
                     .strip_prefix("https://")
@@ -215,8 +215,8 @@ mod tests {
 
     #[test]
     fn a_whatsapp_link_opens_wa_me_with_the_referral_in_the_text() {
-        let to = Destination::parse(EntryChannel::Whatsapp, Some("+33 6 12 34 56 78"), None)
-            .unwrap();
+        let to =
+            Destination::parse(EntryChannel::Whatsapp, Some("+33 6 12 34 56 78"), None).unwrap();
         let text = prefilled_text(Some("Bonjour !"), &referral());
         assert_eq!(text, "Bonjour ! [ref:SPRING-26]");
         assert_eq!(

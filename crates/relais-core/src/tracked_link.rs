@@ -318,8 +318,14 @@ mod tests {
 
     #[test]
     fn text_without_links_is_untouched() {
-        assert_eq!(rewrite_text("Bonjour, à demain", |_| "x".into()), "Bonjour, à demain");
-        assert_eq!(rewrite_text("see https:// nothing", |_| "x".into()), "see https:// nothing");
+        assert_eq!(
+            rewrite_text("Bonjour, à demain", |_| "x".into()),
+            "Bonjour, à demain"
+        );
+        assert_eq!(
+            rewrite_text("see https:// nothing", |_| "x".into()),
+            "see https:// nothing"
+        );
     }
 
     #[test]
@@ -332,8 +338,14 @@ mod tests {
         let links = rewrite_content(&mut content, &base(), counter());
         let json = serde_json::to_value(&content).unwrap();
         assert_eq!(json["media"]["url"], "https://cdn.example/a.jpg");
-        assert_eq!(json["media"]["caption"], "Look https://r.example/l/code00000001");
-        assert_eq!(json["buttons"][0]["url"], "https://r.example/l/code00000002");
+        assert_eq!(
+            json["media"]["caption"],
+            "Look https://r.example/l/code00000001"
+        );
+        assert_eq!(
+            json["buttons"][0]["url"],
+            "https://r.example/l/code00000002"
+        );
         assert_eq!(
             links.iter().map(|l| l.url.as_str()).collect::<Vec<_>>(),
             ["https://shop.example/a", "https://shop.example/buy"]

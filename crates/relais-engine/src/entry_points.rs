@@ -85,16 +85,14 @@ pub async fn create(
             ),
         )
     })?;
-    let destination = Destination::parse(
-        channel,
-        request.number.as_deref(),
-        request.page.as_deref(),
-    )
-    .map_err(|e| match e {
-        EntryPointError::BadPage(_) => invalid("/page", e.to_string()),
-        EntryPointError::Missing(_, field) => invalid(&format!("/{field}"), e.to_string()),
-        _ => invalid("/number", e.to_string()),
-    })?;
+    let destination =
+        Destination::parse(channel, request.number.as_deref(), request.page.as_deref()).map_err(
+            |e| match e {
+                EntryPointError::BadPage(_) => invalid("/page", e.to_string()),
+                EntryPointError::Missing(_, field) => invalid(&format!("/{field}"), e.to_string()),
+                _ => invalid("/number", e.to_string()),
+            },
+        )?;
     let text = request
         .text
         .map(|t| t.trim().to_owned())

@@ -145,7 +145,8 @@ mod tests {
     #[test]
     fn a_rewritten_message_gets_one_row_per_link_on_the_public_base() {
         let tracking = LinkTracking::new(PublicBase::parse("https://r.example").unwrap());
-        let mut content = Content::text("Soldes : https://shop.example/soldes et https://shop.example/");
+        let mut content =
+            Content::text("Soldes : https://shop.example/soldes et https://shop.example/");
         let rows = tracking.rewrite(&mut content, "t", "m", Timestamp::UNIX_EPOCH);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].url, "https://shop.example/soldes");

@@ -152,9 +152,21 @@ async fn a_click_on_a_tracked_link_redirects_and_shows_as_clicked_on_the_message
     assert_eq!(message["status"], "delivered");
     assert_eq!(
         events(&message),
-        ["accepted", "queued", "sending", "sent", "delivered", "clicked"]
+        [
+            "accepted",
+            "queued",
+            "sending",
+            "sent",
+            "delivered",
+            "clicked"
+        ]
     );
-    let clicked = message["events"].as_array().unwrap().last().unwrap().clone();
+    let clicked = message["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(clicked["channel"], "sim");
     assert_eq!(clicked["at"], "2026-12-05T10:01:01Z");
     assert_eq!(clicked["detail"], "https://shop.example/soldes?utm=sms");
@@ -162,7 +174,10 @@ async fn a_click_on_a_tracked_link_redirects_and_shows_as_clicked_on_the_message
     // A second click is counted too; the message counts once as clicked in analytics.
     api.open(&links[0], IPHONE).await;
     let message = api.message(&id).await;
-    assert_eq!(events(&message).iter().filter(|s| *s == "clicked").count(), 2);
+    assert_eq!(
+        events(&message).iter().filter(|s| *s == "clicked").count(),
+        2
+    );
     let (status, figures) = api.call("GET", "/v1/analytics", None).await;
     assert_eq!(status, StatusCode::OK, "{figures}");
     assert_eq!(figures["totals"]["funnel"]["clicked"], 1, "{figures}");
@@ -174,7 +189,9 @@ async fn a_click_on_a_tracked_link_redirects_and_shows_as_clicked_on_the_message
 async fn a_forged_or_unknown_short_link_is_a_404_and_records_nothing() {
     let api = api().await;
     let id = api
-        .send(json!({"to": "+33612345678", "content": {"text": "Suivi : https://track.example/42"}}))
+        .send(
+            json!({"to": "+33612345678", "content": {"text": "Suivi : https://track.example/42"}}),
+        )
         .await;
     api.deliver().await;
     let text = api.message(&id).await["content"]["text"]
@@ -186,7 +203,12 @@ async fn a_forged_or_unknown_short_link_is_a_404_and_records_nothing() {
     let mut forged = real.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == 'a' { 'b' } else { 'a' });
-    for path in [forged.as_str(), "/l/short", "/l/..%2F..%2Fetc", "/l/https:%2F%2Fevil.example"] {
+    for path in [
+        forged.as_str(),
+        "/l/short",
+        "/l/..%2F..%2Fetc",
+        "/l/https:%2F%2Fevil.example",
+    ] {
         let (status, location) = api.open(path, IPHONE).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(location, None, "{path}: no redirect anywhere");
@@ -239,8 +261,14 @@ async fn track_links_false_leaves_the_url_as_it_was_written() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(rewritten.starts_with("Votre facture : https://r.example/l/"), "{rewritten}");
-    assert!(rewritten.ends_with('.'), "the sentence keeps its full stop: {rewritten}");
+    assert!(
+        rewritten.starts_with("Votre facture : https://r.example/l/"),
+        "{rewritten}"
+    );
+    assert!(
+        rewritten.ends_with('.'),
+        "the sentence keeps its full stop: {rewritten}"
+    );
 }
 
 #[tokio::test]
@@ -277,8 +305,10 @@ async fn an_entry_point_gives_its_whatsapp_link_and_qr_code() {
         .call(
             "POST",
             "/v1/entry-points",
-            Some(json!({"name": "Spring ads", "channel": "whatsapp", "number": "+33612345678",
-                "text": "Bonjour !", "ref": "spring-26", "campaign": "spring"})),
+            Some(
+                json!({"name": "Spring ads", "channel": "whatsapp", "number": "+33612345678",
+                "text": "Bonjour !", "ref": "spring-26", "campaign": "spring"}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{entry}");
@@ -358,13 +388,20 @@ async fn a_referral_in_the_first_message_starts_the_entry_points_flow_and_attrib
         .call(
             "POST",
             "/v1/entry-points",
-            Some(json!({"name": "Poster", "channel": "sms", "number": "+33612345678",
-                "text": "Bonjour", "flow": "spring", "campaign": "spring-posters"})),
+            Some(
+                json!({"name": "Poster", "channel": "sms", "number": "+33612345678",
+                "text": "Bonjour", "flow": "spring", "campaign": "spring-posters"}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{entry}");
     let prefilled = entry["prefilled_text"].as_str().unwrap().to_owned();
-    assert!(entry["link"].as_str().unwrap().starts_with("sms:+33612345678?body="));
+    assert!(
+        entry["link"]
+            .as_str()
+            .unwrap()
+            .starts_with("sms:+33612345678?body=")
+    );
 
     // The person sends the prefilled text; another writes without a referral.
     let (status, referred) = api

@@ -94,9 +94,17 @@ async fn messages_receipts_inbound_clicks_and_queue_depth_are_counted_by_channel
     }
     // Accepted and not yet taken by a worker: two rows wait in the outbox.
     let before = scrape().await;
-    assert_eq!(sample(&before, "relais_outbox_ready", &[]), Some(2.0), "{before}");
+    assert_eq!(
+        sample(&before, "relais_outbox_ready", &[]),
+        Some(2.0),
+        "{before}"
+    );
     let queued = [("channel", "sim"), ("status", "queued")];
-    assert_eq!(sample(&before, "relais_messages_total", &queued), Some(2.0), "{before}");
+    assert_eq!(
+        sample(&before, "relais_messages_total", &queued),
+        Some(2.0),
+        "{before}"
+    );
 
     dispatcher.run_until_idle(10).await.unwrap();
     clock.advance(SignedDuration::from_secs(1));
@@ -134,18 +142,30 @@ async fn messages_receipts_inbound_clicks_and_queue_depth_are_counted_by_channel
     let after = scrape().await;
     for (status, count) in [("queued", 2.0), ("sent", 2.0), ("delivered", 2.0)] {
         assert_eq!(
-            sample(&after, "relais_messages_total", &[("channel", "sim"), ("status", status)]),
+            sample(
+                &after,
+                "relais_messages_total",
+                &[("channel", "sim"), ("status", status)]
+            ),
             Some(count),
             "{status}: {after}"
         );
     }
     assert_eq!(
-        sample(&after, "relais_receipts_total", &[("channel", "sim"), ("status", "delivered")]),
+        sample(
+            &after,
+            "relais_receipts_total",
+            &[("channel", "sim"), ("status", "delivered")]
+        ),
         Some(2.0),
         "{after}"
     );
     assert_eq!(
-        sample(&after, "relais_inbound_messages_total", &[("channel", "sim")]),
+        sample(
+            &after,
+            "relais_inbound_messages_total",
+            &[("channel", "sim")]
+        ),
         Some(1.0),
         "{after}"
     );
@@ -154,11 +174,19 @@ async fn messages_receipts_inbound_clicks_and_queue_depth_are_counted_by_channel
         Some(1.0),
         "{after}"
     );
-    assert_eq!(sample(&after, "relais_outbox_ready", &[]), Some(0.0), "{after}");
+    assert_eq!(
+        sample(&after, "relais_outbox_ready", &[]),
+        Some(0.0),
+        "{after}"
+    );
     // The HTTP counters are still there, by route.
     assert!(
-        sample(&after, "relais_http_requests_total", &[("route", "/v1/messages"), ("method", "POST")])
-            .is_some(),
+        sample(
+            &after,
+            "relais_http_requests_total",
+            &[("route", "/v1/messages"), ("method", "POST")]
+        )
+        .is_some(),
         "{after}"
     );
 }

@@ -6741,7 +6741,10 @@ fn tracked_link(tenant: &str, message_id: &str, code: &str, url: &str) -> crate:
 pub async fn only_stored_link_codes_record_clicks(store: &dyn Store) {
     let acme = store.create_tenant("acme", t0()).await.unwrap();
     let m = queued_message(&acme.id, "sim", "+33612345678", t0());
-    store.insert_messages(std::slice::from_ref(&m)).await.unwrap();
+    store
+        .insert_messages(std::slice::from_ref(&m))
+        .await
+        .unwrap();
     let links = [
         tracked_link(&acme.id, &m.id, "AAAAAAAAAAAA", "https://shop.example/a"),
         tracked_link(&acme.id, &m.id, "BBBBBBBBBBBB", "https://shop.example/b"),
@@ -6752,13 +6755,22 @@ pub async fn only_stored_link_codes_record_clicks(store: &dyn Store) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
-        store.record_click("ZZZZZZZZZZZZ", t0(), Some("curl")).await.unwrap(),
+        store
+            .record_click("ZZZZZZZZZZZZ", t0(), Some("curl"))
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(store.resolve_link("ZZZZZZZZZZZZ").await.unwrap(), None);
-    let resolved = store.resolve_link("AAAAAAAAAAAA").await.unwrap().expect("stored");
+    let resolved = store
+        .resolve_link("AAAAAAAAAAAA")
+        .await
+        .unwrap()
+        .expect("stored");
     assert_eq!(resolved.url, "https://shop.example/a");
-    let later = t0().checked_add(jiff::SignedDuration::from_secs(60)).unwrap();
+    let later = t0()
+        .checked_add(jiff::SignedDuration::from_secs(60))
+        .unwrap();
     let click = store
         .record_click("BBBBBBBBBBBB", t0(), Some("Mozilla/5.0"))
         .await
@@ -6773,7 +6785,10 @@ pub async fn only_stored_link_codes_record_clicks(store: &dyn Store) {
             url: "https://shop.example/b".into(),
         }
     );
-    store.record_click("BBBBBBBBBBBB", later, None).await.unwrap();
+    store
+        .record_click("BBBBBBBBBBBB", later, None)
+        .await
+        .unwrap();
     let clicks = store.clicks_of_message(&acme.id, &m.id).await.unwrap();
     assert_eq!(clicks.len(), 2);
     assert_eq!(clicks[0].user_agent.as_deref(), Some("Mozilla/5.0"));
@@ -6782,9 +6797,19 @@ pub async fn only_stored_link_codes_record_clicks(store: &dyn Store) {
     assert_eq!(clicks[1].user_agent, None);
     assert_eq!(clicks[1].url, "https://shop.example/b");
     let globex = store.create_tenant("globex", t0()).await.unwrap();
-    assert!(store.clicks_of_message(&globex.id, &m.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .clicks_of_message(&globex.id, &m.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        store.tracked_links_of_message(&acme.id, &m.id).await.unwrap().len(),
+        store
+            .tracked_links_of_message(&acme.id, &m.id)
+            .await
+            .unwrap()
+            .len(),
         2
     );
 }
@@ -6810,8 +6835,14 @@ pub async fn clicked_messages_are_counted_by_channel_and_campaign(store: &dyn St
         ])
         .await
         .unwrap();
-    store.record_click("CCCCCCCCCCCC", t0(), None).await.unwrap();
-    store.record_click("CCCCCCCCCCCC", t0(), None).await.unwrap();
+    store
+        .record_click("CCCCCCCCCCCC", t0(), None)
+        .await
+        .unwrap();
+    store
+        .record_click("CCCCCCCCCCCC", t0(), None)
+        .await
+        .unwrap();
     let day = jiff::SignedDuration::from_hours(24);
     let since = t0().checked_sub(day).unwrap();
     let until = t0().checked_add(day).unwrap();
@@ -6823,7 +6854,13 @@ pub async fn clicked_messages_are_counted_by_channel_and_campaign(store: &dyn St
             messages: 1,
         }]
     );
-    assert!(store.clicked_counts(&acme.id, until, until.checked_add(day).unwrap()).await.unwrap().is_empty());
+    assert!(
+        store
+            .clicked_counts(&acme.id, until, until.checked_add(day).unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn entry_point(tenant: &str, referral: &str) -> crate::EntryPoint {
@@ -6851,7 +6888,9 @@ pub async fn entry_points_are_found_by_referral_within_their_tenant(store: &dyn 
     let ads = entry_point(&acme.id, "SPRING");
     store.create_entry_point(&ads).await.unwrap();
     assert!(matches!(
-        store.create_entry_point(&entry_point(&acme.id, "spring")).await,
+        store
+            .create_entry_point(&entry_point(&acme.id, "spring"))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     store
@@ -6860,16 +6899,25 @@ pub async fn entry_points_are_found_by_referral_within_their_tenant(store: &dyn 
         .unwrap();
     let referral = ReferralCode::parse("spring").unwrap();
     assert_eq!(
-        store.entry_point_by_referral(&acme.id, &referral).await.unwrap(),
+        store
+            .entry_point_by_referral(&acme.id, &referral)
+            .await
+            .unwrap(),
         Some(ads.clone())
     );
-    assert_eq!(store.entry_point(&acme.id, &ads.id).await.unwrap(), Some(ads.clone()));
+    assert_eq!(
+        store.entry_point(&acme.id, &ads.id).await.unwrap(),
+        Some(ads.clone())
+    );
     assert_eq!(store.entry_point(&globex.id, &ads.id).await.unwrap(), None);
     assert_eq!(store.entry_points(&acme.id).await.unwrap(), [ads.clone()]);
     assert!(!store.delete_entry_point(&globex.id, &ads.id).await.unwrap());
     assert!(store.delete_entry_point(&acme.id, &ads.id).await.unwrap());
     assert_eq!(
-        store.entry_point_by_referral(&acme.id, &referral).await.unwrap(),
+        store
+            .entry_point_by_referral(&acme.id, &referral)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -6893,27 +6941,43 @@ pub async fn a_conversation_is_attributed_once_per_inbound_message(store: &dyn S
     };
     store.attribute_conversation(&first).await.unwrap();
     store.attribute_conversation(&first).await.unwrap();
-    assert_eq!(store.attributions(&acme.id, &ads.id).await.unwrap(), [first.clone()]);
+    assert_eq!(
+        store.attributions(&acme.id, &ads.id).await.unwrap(),
+        [first.clone()]
+    );
     let second = crate::Attribution {
         inbound_id: "in-2".into(),
         entry_point_id: poster.id.clone(),
         campaign: None,
-        at: t0().checked_add(jiff::SignedDuration::from_secs(5)).unwrap(),
+        at: t0()
+            .checked_add(jiff::SignedDuration::from_secs(5))
+            .unwrap(),
         ..first.clone()
     };
     store.attribute_conversation(&second).await.unwrap();
     assert_eq!(
-        store.conversation_attribution(&acme.id, "conv-1").await.unwrap(),
+        store
+            .conversation_attribution(&acme.id, "conv-1")
+            .await
+            .unwrap(),
         Some(second)
     );
-    assert_eq!(store.conversation_attribution(&acme.id, "conv-2").await.unwrap(), None);
+    assert_eq!(
+        store
+            .conversation_attribution(&acme.id, "conv-2")
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 /// Due and unleased rows are ready; a row due later, or leased to a worker, is not.
 pub async fn the_outbox_depth_counts_due_rows_no_worker_holds(store: &dyn Store) {
     let acme = store.create_tenant("acme", t0()).await.unwrap();
     assert_eq!(store.outbox_ready(t0()).await.unwrap(), 0);
-    let later = t0().checked_add(jiff::SignedDuration::from_secs(3600)).unwrap();
+    let later = t0()
+        .checked_add(jiff::SignedDuration::from_secs(3600))
+        .unwrap();
     let due = queued_message(&acme.id, "sim", "+33612345678", t0());
     let claimed = queued_message(&acme.id, "sim", "+33612345679", t0());
     let scheduled = crate::NewMessage {
@@ -6921,7 +6985,10 @@ pub async fn the_outbox_depth_counts_due_rows_no_worker_holds(store: &dyn Store)
         ..queued_message(&acme.id, "sim", "+33612345670", t0())
     };
     store.insert_messages(&[due, scheduled]).await.unwrap();
-    store.insert_messages(std::slice::from_ref(&claimed)).await.unwrap();
+    store
+        .insert_messages(std::slice::from_ref(&claimed))
+        .await
+        .unwrap();
     // The scheduled one is not due yet.
     assert_eq!(store.outbox_ready(t0()).await.unwrap(), 2);
     let taken = store

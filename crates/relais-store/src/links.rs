@@ -67,8 +67,11 @@ pub trait LinkStore: Send + Sync {
         user_agent: Option<&str>,
     ) -> StoreResult<Option<RecordedClick>>;
     /// The clicks on the message's links, oldest first.
-    async fn clicks_of_message(&self, tenant: &str, message_id: &str)
-    -> StoreResult<Vec<LinkClick>>;
+    async fn clicks_of_message(
+        &self,
+        tenant: &str,
+        message_id: &str,
+    ) -> StoreResult<Vec<LinkClick>>;
     /// The message's links as `(code, url)`, in the order they were written.
     async fn tracked_links_of_message(
         &self,

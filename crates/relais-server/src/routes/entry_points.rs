@@ -117,8 +117,8 @@ pub async fn create_entry_point(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, axum::Json<EntryPointView>)> {
     caller.require(Scope::Admin)?;
-    let request: NewEntryPoint = serde_json::from_value(body)
-        .map_err(|e| ApiError::invalid_field("", e.to_string()))?;
+    let request: NewEntryPoint =
+        serde_json::from_value(body).map_err(|e| ApiError::invalid_field("", e.to_string()))?;
     let entry = entry_points::create(&*state.store, &caller.tenant_id, request, state.clock.now())
         .await
         .map_err(refusal)?;
@@ -168,7 +168,11 @@ pub async fn delete_entry_point(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Scope::Admin)?;
-    if state.store.delete_entry_point(&caller.tenant_id, &id).await? {
+    if state
+        .store
+        .delete_entry_point(&caller.tenant_id, &id)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("entry point {id}")))

@@ -28,25 +28,21 @@ pub async fn follow(
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    let click = relais_engine::tracked_links::follow(
-        &*state.store,
-        &code,
-        user_agent,
-        state.clock.now(),
-    )
-    .await?
-    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such link"))?;
-    let location = HeaderValue::from_str(&click.url).map_err(|_| {
-        ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such link")
-    })?;
+    let click =
+        relais_engine::tracked_links::follow(&*state.store, &code, user_agent, state.clock.now())
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such link"))?;
+    let location = HeaderValue::from_str(&click.url)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such link"))?;
     let mut response = StatusCode::FOUND.into_response();
     response.headers_mut().insert(header::LOCATION, location);
     // Each visit must reach the server to be counted.
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-        .headers_mut()
-        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     Ok(response)
 }

@@ -78,6 +78,18 @@ pub async fn follow(
     Ok(click)
 }
 
+/// The link `raw_code` names, without recording a click: for a `HEAD` request, which
+/// link checkers and mail scanners send, never a person's browser.
+pub async fn peek(
+    store: &dyn LinkStore,
+    raw_code: &str,
+) -> Result<Option<RecordedClick>, StoreError> {
+    match LinkCode::parse(raw_code) {
+        Some(code) => store.resolve_link(code.as_str()).await,
+        None => Ok(None),
+    }
+}
+
 /// Browsers send 100 to 300 bytes; 512 keeps every real one whole.
 const MAX_USER_AGENT_BYTES: usize = 512;
 

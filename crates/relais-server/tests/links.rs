@@ -231,6 +231,17 @@ async fn a_link_preview_fetched_by_a_messaging_app_is_not_a_click() {
     let (status, location) = api.open(&link, "WhatsApp/2.23.20.0 A").await;
     assert_eq!(status, StatusCode::FOUND);
     assert_eq!(location.as_deref(), Some("https://shop.example/new"));
+    // A link checker's HEAD request is no click either.
+    let head = Request::builder()
+        .method("HEAD")
+        .uri(&link)
+        .header(header::USER_AGENT, IPHONE)
+        .body(Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(api.app.clone(), head)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
     assert!(!events(&api.message(&id).await).contains(&"clicked".to_owned()));
 }
 

@@ -7,7 +7,7 @@ use crate::AppState;
 use crate::problem::{ApiError, ApiResult};
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -15,23 +15,28 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/l/{code}", get(follow))
 }
 
-/// Records a click on a tracked link and redirects to its URL.
+/// Records a click on a tracked link and redirects to its URL (a `HEAD` request, sent by
+/// link checkers and mail scanners, is redirected without a click being recorded).
 #[utoipa::path(get, path = "/l/{code}", tag = "links", security(()),
     params(("code" = String, Path, description = "The code of a short link Relais wrote in a message")),
     responses((status = 302, description = "Redirects to the link's URL; the click is recorded"),
         (status = 404, body = crate::problem::Problem)))]
 pub async fn follow(
     State(state): State<AppState>,
+    method: Method,
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    let click =
+    let click = if method == Method::HEAD {
+        relais_engine::tracked_links::peek(&*state.store, &code).await?
+    } else {
         relais_engine::tracked_links::follow(&*state.store, &code, user_agent, state.clock.now())
             .await?
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such link"))?;
+    }
+    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such link"))?;
     let location = HeaderValue::from_str(&click.url)
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such link"))?;
     let mut response = StatusCode::FOUND.into_response();

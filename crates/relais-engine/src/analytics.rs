@@ -74,6 +74,9 @@ pub struct Funnel {
     pub failed: i64,
     /// Not sent yet: accepted, scheduled, queued or sending.
     pub pending: i64,
+    /// Of them, those whose tracked links someone followed at least once (whatever their
+    /// status: a click says the message arrived even without a read receipt).
+    pub clicked: i64,
 }
 
 impl Funnel {
@@ -302,13 +305,37 @@ pub async fn tenant_dashboard(
 ) -> Result<Dashboard, StoreError> {
     let period = span.period(now);
     let counts = store.period_counts(tenant, &period).await?;
+    let clicked = store
+        .clicked_counts(tenant, period.since, period.until)
+        .await?;
     let names = store
         .channels(tenant)
         .await?
         .into_iter()
         .map(|c| (c.id, c.name))
         .collect();
-    Ok(dashboard(span, &period, counts, &names))
+    let mut figures = dashboard(span, &period, counts, &names);
+    add_clicks(&mut figures, &clicked);
+    Ok(figures)
+}
+
+/// Adds the clicked messages to the funnels of their channel, their campaign and the total.
+pub fn add_clicks(figures: &mut Dashboard, clicked: &[relais_store::ClickedCount]) {
+    for count in clicked {
+        if let Some(channel) = figures
+            .channels
+            .iter_mut()
+            .find(|c| c.channel == count.channel)
+        {
+            channel.funnel.clicked += count.messages;
+        }
+        if let Some(campaign) = &count.campaign
+            && let Some(send) = figures.sends.iter_mut().find(|s| &s.campaign == campaign)
+        {
+            send.funnel.clicked += count.messages;
+        }
+        figures.totals.funnel.clicked += count.messages;
+    }
 }
 
 #[cfg(test)]
@@ -375,7 +402,8 @@ mod tests {
                 delivered: 5,
                 read: 2,
                 failed: 0,
-                pending: 1
+                pending: 1,
+                clicked: 0,
             }
         );
         assert_eq!(sim.volume[23], 5);

@@ -391,6 +391,7 @@ impl SubmitHandler<Esme> for Handler {
             validity: None,
             campaign: None,
             human_agent: false,
+            track_links: None,
         };
         let now = self.clock.now();
         let context = AcceptContext {
@@ -400,6 +401,7 @@ impl SubmitHandler<Esme> for Handler {
             configured: SANDBOX_KINDS,
             built_in: SANDBOX_KINDS,
             handoff: self.handoff.as_ref(),
+            links: None,
         };
         let outcome = accept(context, &ctx.principal.tenant_id, request, None).await;
         // Accepted or refused, the message is done with its parts (a retried last part of a

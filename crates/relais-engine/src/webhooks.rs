@@ -609,6 +609,14 @@ impl WebhookWorker {
                     self.clock.now(),
                 )
                 .await?;
+            // `delivered`, `retry` (a failed attempt tried again later) or `failed`.
+            let outcome_label = match &outcome {
+                DeliveryOutcome::Delivered { .. } => "delivered",
+                DeliveryOutcome::Retry { .. } => "retry",
+                DeliveryOutcome::Failed { .. } => "failed",
+            };
+            metrics::counter!("relais_webhook_deliveries_total", "outcome" => outcome_label)
+                .increment(1);
             match circuit {
                 Some(circuit) if circuit.is_closed() => {}
                 Some(circuit) => {

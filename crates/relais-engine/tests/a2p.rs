@@ -230,6 +230,7 @@ impl World {
             configured: SANDBOX_KINDS,
             built_in: SCRIPTED_KINDS,
             handoff: None,
+            links: None,
         }
     }
 

@@ -103,6 +103,7 @@ impl World {
             configured: SANDBOX_KINDS,
             built_in: SANDBOX_KINDS,
             handoff: Some(self.registry.handoff()),
+            links: None,
         };
         let requests = (0..count)
             .map(|i| {

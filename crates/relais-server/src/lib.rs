@@ -38,6 +38,10 @@ pub struct HttpSettings {
     /// Where tenants' webhooks may point (`webhook_allow_private`: public addresses only
     /// by default).
     pub webhook_destinations: relais_engine::webhooks::Destinations,
+    /// Where this server is reached from the Internet (`public_url`): the base of tracked
+    /// short links (`/l/{code}`) and of click-to-chat links. `None` leaves links as they
+    /// are.
+    pub public_url: Option<relais_core::tracked_link::PublicBase>,
 }
 
 impl Default for HttpSettings {
@@ -47,6 +51,7 @@ impl Default for HttpSettings {
             import_body_limit: 2 * 1024 * 1024 * 1024,
             default_country: None,
             webhook_destinations: relais_engine::webhooks::Destinations::PublicOnly,
+            public_url: None,
         }
     }
 }
@@ -109,12 +114,16 @@ impl AppState {
             .with_events(events.clone()),
         );
         let channels = channels.with_inbound(inbound.clone());
-        let acceptor = relais_engine::send::Acceptor::start(
+        let acceptor = relais_engine::send::Acceptor::start_with_links(
             store.clone(),
             clock.clone(),
             rules,
             relais_engine::send::SANDBOX_KINDS.to_vec(),
             Some(channels.handoff().clone()),
+            settings
+                .public_url
+                .clone()
+                .map(relais_engine::tracked_links::LinkTracking::new),
         );
         let desk = inbound.desk().clone();
         let campaigns = relais_engine::campaigns::Campaigns::new(store.clone(), clock.clone());
@@ -166,6 +175,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::unsubscribe::router())
         .merge(routes::webchat::router())
         .merge(routes::webchat_push::router())
+        .merge(routes::links::router())
         .nest("/v1", routes::v1())
         .fallback(no_route)
         // Before the layers: it applies to the routes' method routers as they are now.

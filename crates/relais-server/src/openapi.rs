@@ -4,6 +4,7 @@ use crate::routes::{
     analytics, channels, contacts, conversations, events, flows, import, inbound, keywords, media,
     messages, nlu, sim, system, templates, tenants, tools, webchat, webchat_push, webhooks,
 };
+use crate::routes::{entry_points, links};
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -33,6 +34,9 @@ use utoipa::{Modify, OpenApi};
         templates::create_template, templates::list_templates, templates::get_template, templates::put_template, templates::delete_template,
         events::stream,
         analytics::figures, analytics::volume_chart, analytics::funnel_chart,
+        links::follow,
+        entry_points::create_entry_point, entry_points::list_entry_points, entry_points::get_entry_point,
+        entry_points::delete_entry_point, entry_points::qr_code, entry_points::conversations,
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
     modifiers(&BearerAuth),

@@ -111,7 +111,7 @@ async fn a_batch_shows_in_the_funnel_by_channel_and_campaign() {
     assert_eq!(sim["name"], "sim", "{after}");
     assert_eq!(
         sim["funnel"],
-        json!({"accepted": 11, "sent": 11, "delivered": 11, "read": 0, "failed": 0, "pending": 0}),
+        json!({"accepted": 11, "sent": 11, "delivered": 11, "read": 0, "failed": 0, "pending": 0, "clicked": 0}),
         "{after}"
     );
     assert_eq!(

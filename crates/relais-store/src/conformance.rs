@@ -6120,6 +6120,11 @@ macro_rules! conformance_suite {
             segments_are_saved_per_tenant_by_unique_name,
             a_started_campaign_fixes_its_recipients_and_is_leased_to_one_node,
             marketing_messages_are_counted_per_contact_over_a_period,
+            only_stored_link_codes_record_clicks,
+            clicked_messages_are_counted_by_channel_and_campaign,
+            entry_points_are_found_by_referral_within_their_tenant,
+            a_conversation_is_attributed_once_per_inbound_message,
+            the_outbox_depth_counts_due_rows_no_worker_holds,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
@@ -6971,4 +6976,283 @@ pub async fn marketing_messages_are_counted_per_contact_over_a_period(store: &dy
     let times = store.engagement_times(&tenant, &[a.clone(), b.clone()], secs(0)).await.unwrap();
     assert_eq!(times.len(), 1, "{times:?}");
     assert_eq!(times[0].0, a);
+}
+
+fn tracked_link(tenant: &str, message_id: &str, code: &str, url: &str) -> crate::NewTrackedLink {
+    crate::NewTrackedLink {
+        code: code.to_owned(),
+        tenant_id: tenant.to_owned(),
+        message_id: message_id.to_owned(),
+        url: url.to_owned(),
+        field: "text".into(),
+        created_at: t0(),
+    }
+}
+
+/// A stored code records each click with the message's channel and gives its URL back; a
+/// code nobody stored records nothing, and codes are unique.
+pub async fn only_stored_link_codes_record_clicks(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let m = queued_message(&acme.id, "sim", "+33612345678", t0());
+    store
+        .insert_messages(std::slice::from_ref(&m))
+        .await
+        .unwrap();
+    let links = [
+        tracked_link(&acme.id, &m.id, "AAAAAAAAAAAA", "https://shop.example/a"),
+        tracked_link(&acme.id, &m.id, "BBBBBBBBBBBB", "https://shop.example/b"),
+    ];
+    store.insert_tracked_links(&links).await.unwrap();
+    assert!(matches!(
+        store.insert_tracked_links(&links[..1]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .record_click("ZZZZZZZZZZZZ", t0(), Some("curl"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.resolve_link("ZZZZZZZZZZZZ").await.unwrap(), None);
+    let resolved = store
+        .resolve_link("AAAAAAAAAAAA")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(resolved.url, "https://shop.example/a");
+    let later = t0()
+        .checked_add(jiff::SignedDuration::from_secs(60))
+        .unwrap();
+    let click = store
+        .record_click("BBBBBBBBBBBB", t0(), Some("Mozilla/5.0"))
+        .await
+        .unwrap()
+        .expect("a stored code");
+    assert_eq!(
+        click,
+        crate::RecordedClick {
+            tenant_id: acme.id.clone(),
+            message_id: m.id.clone(),
+            channel: "sim".into(),
+            url: "https://shop.example/b".into(),
+        }
+    );
+    store
+        .record_click("BBBBBBBBBBBB", later, None)
+        .await
+        .unwrap();
+    let clicks = store.clicks_of_message(&acme.id, &m.id).await.unwrap();
+    assert_eq!(clicks.len(), 2);
+    assert_eq!(clicks[0].user_agent.as_deref(), Some("Mozilla/5.0"));
+    assert_eq!(clicks[0].at, t0());
+    assert_eq!(clicks[1].at, later);
+    assert_eq!(clicks[1].user_agent, None);
+    assert_eq!(clicks[1].url, "https://shop.example/b");
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    assert!(
+        store
+            .clicks_of_message(&globex.id, &m.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .tracked_links_of_message(&acme.id, &m.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+/// A message clicked twice counts once, under its channel and campaign; a message with
+/// no click, or created outside the period, does not count.
+pub async fn clicked_messages_are_counted_by_channel_and_campaign(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let campaign = relais_core::campaign::CampaignLabel::parse("spring").unwrap();
+    let clicked = crate::NewMessage {
+        campaign: Some(campaign),
+        ..queued_message(&acme.id, "sim", "+33612345678", t0())
+    };
+    let ignored = queued_message(&acme.id, "sim", "+33612345679", t0());
+    store
+        .insert_messages(&[clicked.clone(), ignored.clone()])
+        .await
+        .unwrap();
+    store
+        .insert_tracked_links(&[
+            tracked_link(&acme.id, &clicked.id, "CCCCCCCCCCCC", "https://a.example"),
+            tracked_link(&acme.id, &ignored.id, "DDDDDDDDDDDD", "https://b.example"),
+        ])
+        .await
+        .unwrap();
+    store
+        .record_click("CCCCCCCCCCCC", t0(), None)
+        .await
+        .unwrap();
+    store
+        .record_click("CCCCCCCCCCCC", t0(), None)
+        .await
+        .unwrap();
+    let day = jiff::SignedDuration::from_hours(24);
+    let since = t0().checked_sub(day).unwrap();
+    let until = t0().checked_add(day).unwrap();
+    assert_eq!(
+        store.clicked_counts(&acme.id, since, until).await.unwrap(),
+        [crate::ClickedCount {
+            channel: "sim".into(),
+            campaign: Some("spring".into()),
+            messages: 1,
+        }]
+    );
+    assert!(
+        store
+            .clicked_counts(&acme.id, until, until.checked_add(day).unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn entry_point(tenant: &str, referral: &str) -> crate::EntryPoint {
+    use relais_core::entry_point::{Destination, EntryChannel, ReferralCode};
+    crate::EntryPoint {
+        id: crate::new_id(),
+        tenant_id: tenant.to_owned(),
+        name: "Spring ads".into(),
+        channel: EntryChannel::Whatsapp,
+        destination: Destination::Number("+33612345678".into()),
+        referral: ReferralCode::parse(referral).unwrap(),
+        text: Some("Bonjour".into()),
+        flow: Some("welcome".into()),
+        campaign: Some(relais_core::campaign::CampaignLabel::parse("spring").unwrap()),
+        created_at: t0(),
+    }
+}
+
+/// An entry point reads back as written, by id and by referral, only in its tenant; a
+/// referral code is taken once per tenant.
+pub async fn entry_points_are_found_by_referral_within_their_tenant(store: &dyn Store) {
+    use relais_core::entry_point::ReferralCode;
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    let ads = entry_point(&acme.id, "SPRING");
+    store.create_entry_point(&ads).await.unwrap();
+    assert!(matches!(
+        store
+            .create_entry_point(&entry_point(&acme.id, "spring"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .create_entry_point(&entry_point(&globex.id, "SPRING"))
+        .await
+        .unwrap();
+    let referral = ReferralCode::parse("spring").unwrap();
+    assert_eq!(
+        store
+            .entry_point_by_referral(&acme.id, &referral)
+            .await
+            .unwrap(),
+        Some(ads.clone())
+    );
+    assert_eq!(
+        store.entry_point(&acme.id, &ads.id).await.unwrap(),
+        Some(ads.clone())
+    );
+    assert_eq!(store.entry_point(&globex.id, &ads.id).await.unwrap(), None);
+    assert_eq!(
+        store.entry_points(&acme.id).await.unwrap(),
+        std::slice::from_ref(&ads)
+    );
+    assert!(!store.delete_entry_point(&globex.id, &ads.id).await.unwrap());
+    assert!(store.delete_entry_point(&acme.id, &ads.id).await.unwrap());
+    assert_eq!(
+        store
+            .entry_point_by_referral(&acme.id, &referral)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// The same inbound message attributed twice (a run again after a crash) is one record;
+/// the latest entry point is the conversation's.
+pub async fn a_conversation_is_attributed_once_per_inbound_message(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let ads = entry_point(&acme.id, "SPRING");
+    let poster = entry_point(&acme.id, "POSTER");
+    store.create_entry_point(&ads).await.unwrap();
+    store.create_entry_point(&poster).await.unwrap();
+    let first = crate::Attribution {
+        tenant_id: acme.id.clone(),
+        inbound_id: "in-1".into(),
+        conversation_id: "conv-1".into(),
+        entry_point_id: ads.id.clone(),
+        campaign: ads.campaign.clone(),
+        contact_id: "c-1".into(),
+        at: t0(),
+    };
+    store.attribute_conversation(&first).await.unwrap();
+    store.attribute_conversation(&first).await.unwrap();
+    assert_eq!(
+        store.attributions(&acme.id, &ads.id).await.unwrap(),
+        std::slice::from_ref(&first)
+    );
+    let second = crate::Attribution {
+        inbound_id: "in-2".into(),
+        entry_point_id: poster.id.clone(),
+        campaign: None,
+        at: t0()
+            .checked_add(jiff::SignedDuration::from_secs(5))
+            .unwrap(),
+        ..first.clone()
+    };
+    store.attribute_conversation(&second).await.unwrap();
+    assert_eq!(
+        store
+            .conversation_attribution(&acme.id, "conv-1")
+            .await
+            .unwrap(),
+        Some(second)
+    );
+    assert_eq!(
+        store
+            .conversation_attribution(&acme.id, "conv-2")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// Due and unleased rows are ready; a row due later, or leased to a worker, is not.
+pub async fn the_outbox_depth_counts_due_rows_no_worker_holds(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    assert_eq!(store.outbox_ready(t0()).await.unwrap(), 0);
+    let later = t0()
+        .checked_add(jiff::SignedDuration::from_secs(3600))
+        .unwrap();
+    let due = queued_message(&acme.id, "sim", "+33612345678", t0());
+    let claimed = queued_message(&acme.id, "sim", "+33612345679", t0());
+    let scheduled = crate::NewMessage {
+        due_at: Some(later),
+        ..queued_message(&acme.id, "sim", "+33612345670", t0())
+    };
+    store.insert_messages(&[due, scheduled]).await.unwrap();
+    store
+        .insert_messages(std::slice::from_ref(&claimed))
+        .await
+        .unwrap();
+    // The scheduled one is not due yet.
+    assert_eq!(store.outbox_ready(t0()).await.unwrap(), 2);
+    let taken = store
+        .claim_due(t0(), 1, "worker", jiff::SignedDuration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(store.outbox_ready(t0()).await.unwrap(), 1);
+    // An hour later the scheduled one is due and the worker's 60 s lease ran out.
+    assert_eq!(store.outbox_ready(later).await.unwrap(), 3);
 }

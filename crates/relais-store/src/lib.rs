@@ -8,14 +8,17 @@ mod analytics;
 mod channels;
 mod config_cache;
 mod conversations;
+mod entry_points;
 mod events;
 mod flows;
 mod held_parts;
 mod inbound;
+mod links;
 mod media;
 mod messages;
 mod model;
 mod postgres;
+mod queue_depth;
 mod reach;
 mod receipt_watches;
 mod sql;
@@ -32,14 +35,17 @@ pub use analytics::*;
 pub use channels::*;
 pub use config_cache::CONFIG_FRESH_FOR;
 pub use conversations::*;
+pub use entry_points::*;
 pub use events::*;
 pub use flows::*;
 pub use held_parts::*;
 pub use inbound::*;
+pub use links::*;
 pub use media::*;
 pub use messages::*;
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use queue_depth::*;
 pub use reach::*;
 pub use receipt_watches::*;
 pub use sqlite::{SqliteStore, sqlite_memory_bytes};
@@ -238,6 +244,9 @@ pub trait Store:
     + AnalyticsStore
     + SegmentStore
     + CampaignStore
+    + LinkStore
+    + EntryPointStore
+    + QueueDepthStore
     + Send
     + Sync
     + 'static

@@ -73,6 +73,7 @@ struct FileConfig {
     webhook_allow_private: Option<bool>,
     webhook_log_days: Option<u32>,
     durability: Option<String>,
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +102,11 @@ pub struct Config {
     /// What a commit survives: `normal` (a crash of Relais) or `fsync` (a power cut too).
     #[serde(serialize_with = "durability_name")]
     pub durability: relais_store::Durability,
+    /// Where this server is reached from the Internet (`RELAIS_PUBLIC_URL`,
+    /// `https://relais.example.com`): the base of tracked short links and click-to-chat
+    /// pages. Unset, links in messages are left as they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 fn durability_name<S: serde::Serializer>(
@@ -173,7 +179,12 @@ impl Config {
                 None => file.webhook_log_days.unwrap_or(DEFAULT_WEBHOOK_LOG_DAYS),
             },
             durability,
+            public_url: env("RELAIS_PUBLIC_URL").or(file.public_url),
         };
+        if let Some(url) = &config.public_url {
+            relais_core::tracked_link::PublicBase::parse(url)
+                .map_err(|e| anyhow::anyhow!("RELAIS_PUBLIC_URL / public_url: {e}"))?;
+        }
         if config.webhook_log_days > MAX_WEBHOOK_LOG_DAYS {
             bail!(
                 "webhook_log_days must be at most {MAX_WEBHOOK_LOG_DAYS} (0 keeps the log forever)"
@@ -202,6 +213,13 @@ impl Config {
             },
         )
         .await
+    }
+
+    /// The public base URL, checked by [`Config::load`].
+    pub fn public_base(&self) -> Option<relais_core::tracked_link::PublicBase> {
+        self.public_url
+            .as_deref()
+            .and_then(|url| relais_core::tracked_link::PublicBase::parse(url).ok())
     }
 
     pub fn country(&self) -> Option<phonenumber::country::Id> {

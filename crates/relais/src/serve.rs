@@ -35,6 +35,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         import_body_limit: config.import_body_limit,
         default_country: config.country(),
         webhook_destinations: webhook_destinations(&config),
+        public_url: config.public_base(),
     };
     let state = AppState::new(store.clone(), clock, settings, metrics);
     let listener = tokio::net::TcpListener::bind(config.listen)

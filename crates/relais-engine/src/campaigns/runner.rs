@@ -565,6 +565,7 @@ impl CampaignRunner {
                 send_at: (at > now).then_some(at),
                 validity: None,
                 campaign: Some(campaign.label.as_str().to_owned()),
+                track_links: campaign.spec.track_links,
                 human_agent: false,
             };
             // The same key for the same recipient every time: a page taken again finds

@@ -63,6 +63,10 @@ pub struct CampaignSpec {
     /// Send each recipient's message at the hour they usually engage.
     #[serde(default)]
     pub right_time: bool,
+    /// `false` leaves the links of the content as they are (by default they become
+    /// tracked short links when the server has a public URL).
+    #[serde(default)]
+    pub track_links: Option<bool>,
 }
 
 /// One variant of the content.

@@ -453,6 +453,7 @@ impl Dispatcher {
             .store
             .settle_round(&self.config.lease_owner, &settlements, &receipts, now)
             .await?;
+        crate::counters::count_round(&settlements, &receipts);
         for ((id, _), kept) in settlements.iter().zip(kept) {
             if !kept {
                 tracing::warn!(message = %id, "lease lost before settling; another node has the message");

@@ -91,5 +91,7 @@ pub async fn apply_receipt_to(
             return Ok(None);
         }
     }
-    Ok(store.record_status(&message.id, &event).await?)
+    let recorded = store.record_status(&message.id, &event).await?;
+    crate::counters::count_receipt(&event);
+    Ok(recorded)
 }

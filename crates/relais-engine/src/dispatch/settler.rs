@@ -110,6 +110,7 @@ pub(super) async fn run(dispatcher: Arc<Dispatcher>, mut rx: mpsc::UnboundedRece
             .await
         {
             Ok(kept) => {
+                crate::counters::count_round(&settlements, &receipts);
                 for ((id, _), kept) in settlements.iter().zip(kept) {
                     if !kept {
                         tracing::warn!(message = %id, "lease lost before settling; another node has the message");

@@ -409,6 +409,24 @@ impl Flows {
         Ok(best)
     }
 
+    /// The tenant's flow `name` picked to start whatever its entry rules (an entry point's
+    /// referral names it); `None` when the tenant has no such flow (deleted since).
+    pub async fn chosen_by_name(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<Chosen>, FlowsError> {
+        Ok(self
+            .current(tenant, name)
+            .await?
+            .map(|(revision, definition)| Chosen {
+                name: name.to_owned(),
+                revision,
+                definition,
+                by: EntryMatch::Keyword,
+            }))
+    }
+
     /// The bot's turn for each message, in its conversation (which is in the `bot`
     /// state): the flow it runs goes on, or the chosen one starts. `None` for a message
     /// whose turn was already taken (a run again after a crash). The conversations are

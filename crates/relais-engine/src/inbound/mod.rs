@@ -123,6 +123,7 @@ impl Core {
             // message would be taken up again and again.
             built_in: &ChannelKind::ALL,
             handoff: self.handoff.as_ref(),
+            links: None,
         }
     }
 }

@@ -42,6 +42,8 @@ struct Work {
     conversation: Option<Conversation>,
     bot: Option<Turn>,
     team: Option<String>,
+    /// The entry point whose referral tag the message carries.
+    referral: Option<relais_store::EntryPoint>,
 }
 
 impl Core {
@@ -170,6 +172,8 @@ impl Core {
         let mut created_at = Vec::new();
         for (index, insert) in indexes.into_iter().zip(inserted) {
             if insert.created {
+                metrics::counter!("relais_inbound_messages_total", "channel" => insert.message.channel.as_str())
+                    .increment(1);
                 created.push(insert.message);
                 created_at.push(index);
             } else {
@@ -298,6 +302,13 @@ impl Core {
         }
         // The conversations, placed together.
         let mut works = self.place(works, &mut outcomes).await;
+        // Those that came through an entry point are attributed to it (and its campaign).
+        for (index, work) in &works {
+            if let Err(e) = self.attribute(work).await {
+                outcomes[*index] = Some(Err(e.into()));
+            }
+        }
+        works.retain(|(index, _)| outcomes[*index].is_none());
         for (index, work) in &works {
             if let Err(e) = self.thank_for_rating(work, now).await {
                 outcomes[*index] = Some(Err(e));
@@ -489,9 +500,26 @@ impl Core {
                 .await?;
         }
         let absorbed = keyword || rated.is_some();
+        // A referral tag (a click-to-chat link's prefilled text) names the entry point the
+        // person came through: its flow, when it has one, is the one to start.
+        let referral = match message.contact_id.as_deref() {
+            Some(_) if !absorbed => {
+                crate::entry_points::referred_by(&*self.store, &tenant, &message.text).await?
+            }
+            _ => None,
+        };
+        let referred_flow = match referral.as_ref().and_then(|r| r.flow.as_deref()) {
+            Some(flow) => self
+                .flows
+                .chosen_by_name(&tenant, flow)
+                .await
+                .map_err(flow_error)?,
+            None => None,
+        };
         // A flow that this message would start if it opens the conversation: then the
         // conversation opens in the `bot` state, otherwise it waits for an agent.
         let chosen = match message.contact_id.as_deref() {
+            Some(_) if !absorbed && referred_flow.is_some() => referred_flow,
             Some(_) if !absorbed => self
                 .flows
                 .choose(&tenant, message.channel, true, &facts)
@@ -513,6 +541,7 @@ impl Core {
             conversation: None,
             bot: None,
             team: None,
+            referral,
         })
     }
 
@@ -591,6 +620,29 @@ impl Core {
             .into_iter()
             .filter(|(index, _)| outcomes[*index].is_none())
             .collect()
+    }
+
+    /// Records that the message's conversation came through the entry point its referral
+    /// tag names (once per message, however often this runs).
+    async fn attribute(&self, work: &Work) -> Result<(), StoreError> {
+        let (Some(entry), Some(conversation), Some(contact_id)) = (
+            work.referral.as_ref(),
+            work.conversation.as_ref(),
+            work.message.contact_id.as_deref(),
+        ) else {
+            return Ok(());
+        };
+        self.store
+            .attribute_conversation(&relais_store::Attribution {
+                tenant_id: work.message.tenant_id.clone(),
+                inbound_id: work.message.id.clone(),
+                conversation_id: conversation.id.clone(),
+                entry_point_id: entry.id.clone(),
+                campaign: entry.campaign.clone(),
+                contact_id: contact_id.to_owned(),
+                at: work.message.received_at,
+            })
+            .await
     }
 
     /// Thanks the customer who just rated their conversation (once per message).

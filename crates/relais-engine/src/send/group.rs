@@ -57,6 +57,7 @@ struct Settings {
     /// their kind configured.
     configured: Vec<ChannelKind>,
     handoff: Option<Handoff>,
+    links: Option<crate::tracked_links::LinkTracking>,
 }
 
 impl Acceptor {
@@ -68,6 +69,19 @@ impl Acceptor {
         configured: Vec<ChannelKind>,
         handoff: Option<Handoff>,
     ) -> Acceptor {
+        Self::start_with_links(store, clock, rules, configured, handoff, None)
+    }
+
+    /// [`Acceptor::start`] rewriting the links of messages to tracked short links
+    /// (`links`: the server's public base), unless a request says `track_links: false`.
+    pub fn start_with_links(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rules: AddressRules,
+        configured: Vec<ChannelKind>,
+        handoff: Option<Handoff>,
+        links: Option<crate::tracked_links::LinkTracking>,
+    ) -> Acceptor {
         let (tx, rx) = mpsc::channel(QUEUE);
         let settings = Arc::new(Settings {
             store,
@@ -75,6 +89,7 @@ impl Acceptor {
             rules,
             configured,
             handoff,
+            links,
         });
         tokio::spawn(run(rx, settings));
         Acceptor { tx }
@@ -164,6 +179,7 @@ async fn run(mut rx: mpsc::Receiver<Queued>, settings: Arc<Settings>) {
                 configured: &settings.configured,
                 built_in: &settings.configured,
                 handoff: settings.handoff.as_ref(),
+                links: settings.links.as_ref(),
             };
             let answers = accept_jobs(&ctx, jobs).await;
             for (reply, answer) in replies.into_iter().zip(answers) {

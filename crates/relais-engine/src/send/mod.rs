@@ -116,6 +116,8 @@ pub struct AcceptContext<'a> {
     pub built_in: &'a [ChannelKind],
     /// The running dispatcher's hand-off queue, if messages due now go straight to it.
     pub handoff: Option<&'a Handoff>,
+    /// Rewrites links to tracked short links, when the server has a public URL.
+    pub links: Option<&'a crate::tracked_links::LinkTracking>,
 }
 
 /// Accepts one message: stores it (or finds it again by its Idempotency-Key).
@@ -537,11 +539,13 @@ pub(crate) async fn accept_jobs(
     // Each tenant's requests prepared together.
     let mut built: Vec<Built> = Vec::new();
     let mut contacts: Vec<PlannedContact> = Vec::new();
+    let mut links: Vec<relais_store::NewTrackedLink> = Vec::new();
     for (tenant, items) in per_tenant {
         let order: Vec<usize> = items.iter().map(|(job, _)| *job).collect();
         match prepare(ctx, &tenant, items).await {
             Ok(prepared) => {
                 contacts.extend(prepared.contacts);
+                links.extend(prepared.links);
                 let results = prepared.messages;
                 let mut by_job: BTreeMap<usize, Vec<Result<NewMessage, AcceptError>>> =
                     BTreeMap::new();
@@ -566,6 +570,15 @@ pub(crate) async fn accept_jobs(
                     answers[job] = Some(Err(e.share()));
                 }
             }
+        }
+    }
+
+    // The tracked links first (see `crate::tracked_links`): refused, no message is stored.
+    if !links.is_empty()
+        && let Err(e) = ctx.store.insert_tracked_links(&links).await
+    {
+        for b in built.drain(..) {
+            answers[b.job] = Some(Err(AcceptError::Store(e.share())));
         }
     }
 
@@ -750,6 +763,7 @@ async fn store_accepted(
                 &contacts,
             )
             .await?;
+        crate::counters::count_accepted(&messages);
         if let Some(reservation) = reservation {
             let owner = reservation.lease().owner.clone();
             if let Err(ids) = reservation.deliver(&messages)

@@ -22,7 +22,9 @@ use relais_core::status::MessageStatus;
 use relais_core::template::{
     ContentTemplate, ContentTemplateError, RenderBudget, template_context,
 };
-use relais_store::{MessageEvent, NewMessage, PlannedContact, PlannedContacts, StoreError};
+use relais_store::{
+    MessageEvent, NewMessage, NewTrackedLink, PlannedContact, PlannedContacts, StoreError,
+};
 use std::collections::HashMap;
 
 /// The tenant setting holding quiet-hours windows (a JSON list, see `docs/messages.md`).
@@ -151,6 +153,8 @@ struct Resolved {
 /// A message built but not yet checked against consent and quiet hours.
 struct Draft {
     message: NewMessage,
+    /// The tracked links of its content, to store before it.
+    links: Vec<NewTrackedLink>,
     kind: ChannelKind,
     purpose: Purpose,
     send_at: Option<Timestamp>,
@@ -272,16 +276,18 @@ pub(super) async fn prepare(
         ledgers,
         quiet,
         known,
+        links: ctx.links.cloned(),
     };
     // Rendering is bounded by each request's budget, but a request may still spend a few
     // milliseconds per message: on the blocking pool, never on the workers that answer
     // other requests (two hostile requests once froze /healthz for 22 s).
-    let messages = tokio::task::spawn_blocking(move || build.all(ready))
+    let (messages, links) = tokio::task::spawn_blocking(move || build.all(ready))
         .await
         .map_err(|e| StoreError::Corrupt(format!("building the messages failed: {e}")))?;
     Ok(Prepared {
         messages,
         contacts: new,
+        links,
     })
 }
 
@@ -290,6 +296,8 @@ pub(super) async fn prepare(
 pub(super) struct Prepared {
     pub(super) messages: Vec<Result<NewMessage, AcceptError>>,
     pub(super) contacts: Vec<PlannedContact>,
+    /// The tracked links of the messages that will be stored.
+    pub(super) links: Vec<NewTrackedLink>,
 }
 
 /// What building the messages needs, owned (it runs on the blocking pool).
@@ -300,26 +308,35 @@ struct Build {
     ledgers: HashMap<String, Vec<ConsentRecord>>,
     quiet: QuietHours,
     known: Known,
+    links: Option<crate::tracked_links::LinkTracking>,
 }
 
 impl Build {
     fn all(
         &self,
         ready: Vec<Result<Resolved, AcceptError>>,
-    ) -> Vec<Result<NewMessage, AcceptError>> {
+    ) -> (Vec<Result<NewMessage, AcceptError>>, Vec<NewTrackedLink>) {
         let mut templates: HashMap<String, ContentTemplate> = HashMap::new();
         let mut budgets: HashMap<usize, RenderBudget> = HashMap::new();
-        ready
+        let mut links = Vec::new();
+        let messages = ready
             .into_iter()
             .map(|item| {
                 let item = item?;
                 let budget = budgets
                     .entry(item.job)
                     .or_insert_with(RenderBudget::per_request);
-                let draft = self.draft(item, &mut templates, budget)?;
-                self.decide(draft)
+                let mut draft = self.draft(item, &mut templates, budget)?;
+                let drafted_links = std::mem::take(&mut draft.links);
+                let message = self.decide(draft)?;
+                // A rejected message is never sent: its links would never be seen.
+                if message.status != MessageStatus::Rejected {
+                    links.extend(drafted_links);
+                }
+                Ok(message)
             })
-            .collect()
+            .collect();
+        (messages, links)
     }
 
     /// Routes and personalises one request for its contact. `templates` keeps the
@@ -387,7 +404,7 @@ impl Build {
             budget,
             &at,
         )?;
-        let rendered = match stored {
+        let mut rendered = match stored {
             Some(rendered) => rendered,
             None => personalise(&request, &content, &contact, templates, budget, &at)?,
         };
@@ -423,6 +440,13 @@ impl Build {
         // kind by a draw seeded with it (the steps a closed window left out are not routed).
         let id = relais_core::ids::new_id();
         let routed = route_steps(&chain, &named.routes, &address_on, &id, &at)?;
+        // Rewritten before segments are counted: an SMS is counted with its short links.
+        let links = match &self.links {
+            Some(tracking) if request.track_links != Some(false) => {
+                tracking.rewrite(&mut rendered, &self.tenant, &id, now)
+            }
+            _ => Vec::new(),
+        };
         let first = chain
             .steps()
             .first()
@@ -488,6 +512,7 @@ impl Build {
         };
         Ok(Draft {
             message,
+            links,
             kind,
             purpose,
             send_at: request.send_at,
@@ -765,6 +790,8 @@ fn schedule(now: Timestamp, draft: Draft, quiet: &QuietHours) -> Result<NewMessa
         timezone,
         region,
         base,
+        // Taken by `Build::all` before the decision.
+        links: _,
     } = draft;
     let wanted = send_at.filter(|s| *s > now).unwrap_or(now);
     let country = region.unwrap_or_else(|| {

@@ -95,6 +95,11 @@ pub struct SendRequest {
     /// [`crate::conversations::reply`], never read from a request body.
     #[serde(skip)]
     pub human_agent: bool,
+    /// `false` leaves the links of the content as they are; by default they are rewritten
+    /// to tracked short links when the server has a public URL (see `docs/links.md`). A
+    /// campaign passes its own setting here.
+    #[serde(default)]
+    pub track_links: Option<bool>,
 }
 
 /// An `Idempotency-Key` with the digest of the request it came with.

@@ -574,6 +574,16 @@
     for (const m of state.outbox) log.append(pendingElement(m));
     connect();
     offerPush();
+    // A click-to-chat link (docs/links.md) names the first message in `relais_text`: the
+    // panel opens with it typed in, for the visitor to send as it is or to change.
+    const prefilled = new URLSearchParams(location.search).get("relais_text");
+    if (prefilled) {
+      state.open = true;
+      $(".panel").hidden = false;
+      $(".launcher").setAttribute("aria-expanded", "true");
+      $(".panel > form input[name=text]").value = prefilled.slice(0, 4096);
+      applyLook();
+    }
   };
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
 })();

@@ -62,6 +62,10 @@ pub struct SendMessageDoc {
     /// A campaign label to find the message by (`GET /v1/messages?campaign=…`): 1 to 64
     /// ASCII letters, digits, `-`, `_` and `.`.
     pub campaign: Option<String>,
+    /// `false` leaves the links of the content as they are. By default, when the server has
+    /// a `public_url`, each http(s) link is rewritten to a tracked short link
+    /// `{public_url}/l/{code}` (see `docs/links.md`).
+    pub track_links: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -140,6 +144,35 @@ fn message_view(m: MessageWithEvents) -> MessageView {
         summary: message_summary(message),
         events: events.into_iter().map(event_view).collect(),
     }
+}
+
+/// [`message_view`] with a `clicked` event for each click on the message's tracked links
+/// (a click is not a status: the message's own status stays as it is).
+async fn message_view_with_clicks(
+    state: &AppState,
+    tenant: &str,
+    m: MessageWithEvents,
+) -> ApiResult<MessageView> {
+    use relais_engine::tracked_links::{EventOrClick, with_clicks};
+    let MessageWithEvents { message, events } = m;
+    let events = with_clicks(&*state.store, tenant, &message.id, events).await?;
+    Ok(MessageView {
+        summary: message_summary(message),
+        events: events
+            .into_iter()
+            .map(|e| match e {
+                EventOrClick::Event(e) => event_view(e),
+                EventOrClick::Click(c) => EventView {
+                    status: "clicked".into(),
+                    at: c.at,
+                    reason: None,
+                    detail: Some(c.url),
+                    attempt: None,
+                    channel: Some(c.channel),
+                },
+            })
+            .collect(),
+    })
 }
 
 fn message_summary(message: relais_store::Message) -> MessageSummary {
@@ -403,7 +436,9 @@ pub async fn get_message(
         .message(&caller.tenant_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("message {id}")))?;
-    Ok(axum::Json(message_view(message)))
+    Ok(axum::Json(
+        message_view_with_clicks(&state, &caller.tenant_id, message).await?,
+    ))
 }
 
 /// Cancels a message that has not started sending (`accepted`, `scheduled`, `queued`).

@@ -4,12 +4,14 @@ pub mod campaigns;
 pub mod channels;
 pub mod contacts;
 pub mod conversations;
+pub mod entry_points;
 pub mod events;
 pub mod flows;
 pub mod hooks;
 pub mod import;
 pub mod inbound;
 pub mod keywords;
+pub mod links;
 pub mod media;
 pub mod messages;
 pub mod nlu;
@@ -54,6 +56,7 @@ pub fn v1() -> Router<AppState> {
         .merge(agents::router())
         .merge(segments::router())
         .merge(campaigns::router())
+        .merge(entry_points::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

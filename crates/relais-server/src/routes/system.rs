@@ -53,10 +53,26 @@ pub async fn healthz(State(state): State<AppState>) -> axum::response::Response 
     }
 }
 
+/// How long a scrape waits for the outbox's depth: one indexed count, normally under a
+/// millisecond; Prometheus's default scrape timeout is 10 s.
+const QUEUE_DEPTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long a health check waits for the store.
 const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// The counters, and the gauges read at scrape time: the outbox's depth is counted now,
+/// so that it is as fresh as the scrape (a store that does not answer in time leaves the
+/// last value).
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if state.metrics.is_some()
+        && let Ok(Ok(ready)) = tokio::time::timeout(
+            QUEUE_DEPTH_TIMEOUT,
+            state.store.outbox_ready(state.clock.now()),
+        )
+        .await
+    {
+        metrics::gauge!(relais_engine::counters::OUTBOX_READY).set(ready as f64);
+    }
     let body = state
         .metrics
         .as_ref()

@@ -18,11 +18,26 @@ impl Held {
         self.leases.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn hold(&self, items: &[OutboxItem]) {
+    /// Holds the leases of claimed `items` and returns those that were not in hand yet.
+    /// A claim takes any row whose lease ran out, and the lease of a message this
+    /// dispatcher still has in hand (queued in a lane, being sent, its outcome not written
+    /// yet) can run out when the heartbeat comes late (a busy store, a starved process):
+    /// the claim then renewed that lease for us, and the message must not go to a lane a
+    /// second time, or it is sent again while (or after) the provider acknowledges it.
+    pub(super) fn hold(&self, items: Vec<OutboxItem>) -> Vec<OutboxItem> {
         let mut leases = self.lock();
-        for item in items {
-            leases.insert(item.message.id.clone(), item.lease_until);
-        }
+        items
+            .into_iter()
+            .filter(|item| {
+                match leases.insert(item.message.id.clone(), item.lease_until) {
+                    None => true,
+                    Some(before) => {
+                        tracing::warn!(message = %item.message.id, lease_was = %before, "claimed again while in hand (its lease ran out before the heartbeat extended it); not sent twice");
+                        false
+                    }
+                }
+            })
+            .collect()
     }
 
     pub(super) fn release<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {

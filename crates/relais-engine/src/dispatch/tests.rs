@@ -284,4 +284,11 @@ async fn a_claim_never_hands_out_again_a_message_in_hand_whose_lease_ran_out() {
             .held
             .valid(&m.id, before_renewed_end, SignedDuration::ZERO)
     );
+    // Once its outcome is written, the row that second claim leased is given back, so its
+    // next step is not held up by that lease.
+    assert_eq!(
+        dispatcher.held.release_settled([m.id.as_str()]),
+        vec![m.id.clone()]
+    );
+    assert!(dispatcher.held.release_settled([m.id.as_str()]).is_empty());
 }

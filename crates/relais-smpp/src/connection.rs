@@ -31,6 +31,11 @@ pub struct FrameReader {
 pub struct FrameWriter {
     half: OwnedWriteHalf,
     buf: BytesMut,
+    /// Bytes queued and bytes handed to the socket since the start: a PDU queued when
+    /// `queued()` was `n` is written once `written() >= n` (what a session reads to know
+    /// which answers left, when the connection ends).
+    queued: u64,
+    written: u64,
 }
 
 /// Splits a stream into its reader and writer.
@@ -46,6 +51,8 @@ pub fn split(stream: TcpStream, max_pdu_len: usize) -> (FrameReader, FrameWriter
         FrameWriter {
             half: w,
             buf: BytesMut::with_capacity(64 * 1024),
+            queued: 0,
+            written: 0,
         },
     )
 }
@@ -81,7 +88,19 @@ impl FrameReader {
 impl FrameWriter {
     /// Queues a PDU; nothing is sent until `write_some`/`flush`.
     pub fn queue(&mut self, command: &Command) {
+        let before = self.buf.len();
         encode_command(command, &mut self.buf);
+        self.queued += (self.buf.len() - before) as u64;
+    }
+
+    /// Bytes queued since the connection opened: the end of the last PDU queued.
+    pub fn queued(&self) -> u64 {
+        self.queued
+    }
+
+    /// Bytes handed to the socket since the connection opened.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
     pub fn pending(&self) -> usize {
@@ -99,6 +118,7 @@ impl FrameWriter {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
         self.buf.advance(n);
+        self.written += n as u64;
         if self.buf.is_empty() && self.buf.capacity() > 4 * 1024 * 1024 {
             // A burst grew the buffer; give the memory back.
             self.buf = BytesMut::with_capacity(64 * 1024);

@@ -39,5 +39,5 @@ pub use server::{
     Authenticator, DeliverError, ServerConfig, ServerHandle, SmppServer, SubmitContext,
     SubmitHandler,
 };
-pub use simulator::{SimConfig, SimCounters, SimHandle, SimStats};
+pub use simulator::{AnswerFate, Repeats, SimConfig, SimCounters, SimHandle, SimStats};
 pub use status::{ErrorKind, classify};

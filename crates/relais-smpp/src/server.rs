@@ -10,7 +10,7 @@
 //! source or `system_id` that keeps failing waits longer and longer before its next bind is
 //! checked ([`crate::bind_throttle`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
@@ -31,6 +31,11 @@ use crate::connection::{FrameReader, FrameWriter, WRITE_BATCH, split};
 use crate::pdu::{
     BindMode, BindRequest, ShortMessage, bind_request, bind_resp_pdu, error_resp, submit_sm_resp,
 };
+
+/// How long a session we unbind waits for the ESME's `unbind_resp` (or the end of its
+/// stream) before closing: a graceful close, see `Session::unbind_gracefully`. Within the
+/// 5 s [`SmppServer::serve`] gives its sessions to end.
+const UNBIND_GRACE: Duration = Duration::from_secs(2);
 
 /// Checks bind credentials.
 pub trait Authenticator: Send + Sync + 'static {
@@ -68,6 +73,17 @@ pub trait SubmitHandler<P: Clone + Eq + Hash + Debug + Send + Sync + 'static>:
         ctx: SubmitContext<'_, P>,
         message: ShortMessage,
     ) -> impl Future<Output = Result<String, CommandStatus>> + Send;
+
+    /// What became of the answer to a submit this handler accepted (`message_id` is what
+    /// [`SubmitHandler::submit`] returned for it): `written` once its `submit_sm_resp` was
+    /// handed to the connection, not `written` when the session ended before that (the
+    /// ESME never learnt that the message was accepted, so it is right to send it again).
+    /// What an SMSC that keeps count needs to tell a resend the ESME could not avoid from
+    /// one it should not have made (the simulator does). Called on the session's task, once
+    /// per accepted submit: keep it short.
+    fn answered(&self, session_id: u64, message_id: &str, written: bool) {
+        let _ = (session_id, message_id, written);
+    }
 }
 
 /// Server settings.
@@ -398,6 +414,7 @@ where
             malformed: 0,
             last_rx: Instant::now(),
             enquire_sent: false,
+            answers: VecDeque::new(),
         };
         let result = session.run(stop).await;
         if let Some((principal, _, _)) = &session.bound {
@@ -422,6 +439,9 @@ struct Session<'a, A: Authenticator, H> {
     malformed: u32,
     last_rx: Instant,
     enquire_sent: bool,
+    /// Accepted submits whose `submit_sm_resp` is queued and not yet written: where the
+    /// answer ends in the writer's stream, and the message id.
+    answers: VecDeque<(u64, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -492,6 +512,7 @@ where
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut closing = false;
+        let mut unbinding = false;
 
         let result: Result<(), SessionError> = loop {
             let can_read = !closing
@@ -645,13 +666,18 @@ where
                 _ = stop.changed() => {
                     let seq = self.seq();
                     self.writer.queue(&Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind));
+                    unbinding = true;
                     break Ok(());
                 }
                 r = self.writer.write_some(), if self.writer.has_pending() => {
                     if let Err(e) = r { break Err(e.into()); }
+                    self.report_written();
                 }
             }
         };
+        if unbinding {
+            self.unbind_gracefully().await;
+        }
         // Fail what cannot be delivered any more so the application retries elsewhere.
         for (_, (ack, _)) in waiting.drain() {
             if let Some(ack) = ack {
@@ -665,22 +691,76 @@ where
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.writer.flush()).await;
+        self.report_unwritten();
         result
+    }
+
+    /// Ends a session we unbind (the server stops): writes the answers and the `unbind`
+    /// queued behind them, then reads until the ESME's `unbind_resp` or the end of its
+    /// stream, at most [`UNBIND_GRACE`]. Closing at once, with PDUs the ESME sent meanwhile
+    /// still unread, makes the kernel reset the connection (RFC 2525, 2.17), and a reset
+    /// throws away what it has not delivered yet: `submit_sm_resp` the ESME would never
+    /// read, for messages it would then rightly send again although we have them. What is
+    /// read here is not handled: an unbinding session takes no new submit, and the ESME,
+    /// never answered, sends it again on its next bind.
+    async fn unbind_gracefully(&mut self) {
+        let _ = tokio::time::timeout(UNBIND_GRACE, async {
+            if self.writer.flush().await.is_err() {
+                return;
+            }
+            self.report_written();
+            loop {
+                match self.reader.read_frame().await {
+                    Ok(Some(Frame::Command(c))) if c.id() == CommandId::UnbindResp => return,
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        })
+        .await;
     }
 
     /// Queues the `submit_sm_resp` for a handled submit.
     fn answer_submit(&mut self, seq: u32, res: Result<String, CommandStatus>) {
-        let cmd = match res {
+        let (cmd, accepted) = match res {
             Ok(id) => match submit_sm_resp(&id) {
-                Ok(pdu) => Command::new(CommandStatus::EsmeRok, seq, pdu),
+                Ok(pdu) => (Command::new(CommandStatus::EsmeRok, seq, pdu), Some(id)),
                 Err(e) => {
                     tracing::error!(error = %e, "handler returned an invalid message id");
-                    error_resp(CommandId::SubmitSm.into(), seq, CommandStatus::EsmeRsyserr)
+                    let resp =
+                        error_resp(CommandId::SubmitSm.into(), seq, CommandStatus::EsmeRsyserr);
+                    // Refused after all: the handler hears that its answer never left.
+                    self.server.handler.answered(self.id, &id, false);
+                    (resp, None)
                 }
             },
-            Err(status) => error_resp(CommandId::SubmitSm.into(), seq, status),
+            Err(status) => (error_resp(CommandId::SubmitSm.into(), seq, status), None),
         };
         self.writer.queue(&cmd);
+        if let Some(id) = accepted {
+            self.answers.push_back((self.writer.queued(), id));
+        }
+    }
+
+    /// Tells the handler which accepted submits' answers the connection has taken.
+    fn report_written(&mut self) {
+        let written = self.writer.written();
+        while let Some((end, _)) = self.answers.front() {
+            if *end > written {
+                break;
+            }
+            if let Some((_, id)) = self.answers.pop_front() {
+                self.server.handler.answered(self.id, &id, true);
+            }
+        }
+    }
+
+    /// The session is over: the answers not written by now never will be.
+    fn report_unwritten(&mut self) {
+        self.report_written();
+        for (_, id) in self.answers.drain(..) {
+            self.server.handler.answered(self.id, &id, false);
+        }
     }
 
     /// Handles a PDU before the session is bound.

@@ -361,3 +361,110 @@ async fn requests_queued_on_a_bind_that_drops_come_back_not_connected() {
         "none the SMSC accepted is said to be not connected"
     );
 }
+
+/// An SMSC that restarts again and again while the client's window is full. The client
+/// sends a message again (as Relais does) when it learns nothing of it (`Transient`) or
+/// when it never left (`NotConnected`), and never after an `Ok`. The simulator records,
+/// for each submit it accepted, whether its `submit_sm_resp` was written to the
+/// connection before its session ended: a message accepted twice must have lost the
+/// answer to its first submit with that session (the client could not know), never
+/// after the client was answered; and each answer written must reach the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_smsc_restarting_mid_window_gets_again_only_what_it_never_answered() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const RESTARTS: usize = 8;
+
+    let (sim, _stop) = simulator(SimConfig::default()).await;
+    let (client, _ev) = connect(ClientConfig {
+        window: 20,
+        registered_delivery: false,
+        reconnect_min_ms: 10,
+        reconnect_max_ms: 50,
+        ..client_config(&sim)
+    })
+    .await;
+    let running = Arc::new(AtomicBool::new(true));
+    let mut senders = Vec::new();
+    for task in 0..40 {
+        let (client, running) = (client.clone(), running.clone());
+        senders.push(tokio::spawn(async move {
+            // Per reference (each ends `Ok`): how often the client was told the SMSC may
+            // have it.
+            let mut outcomes: Vec<(String, u32)> = Vec::new();
+            let mut i = 0;
+            while running.load(Ordering::Relaxed) {
+                let reference = format!("t{task}-{i}");
+                i += 1;
+                let mut unknown = 0;
+                loop {
+                    match client.submit(message(&reference)).await {
+                        Ok(_) => break,
+                        Err(e) if e.kind == ErrorKind::NotConnected => {
+                            client.ready().await;
+                        }
+                        Err(e) if e.kind == ErrorKind::Transient => unknown += 1,
+                        Err(e) => panic!("{reference}: {e}"),
+                    }
+                }
+                outcomes.push((reference, unknown));
+            }
+            outcomes
+        }));
+    }
+    for _ in 0..RESTARTS {
+        let before = sim.counters().accepted;
+        eventually("submits flow", || sim.counters().accepted >= before + 200).await;
+        sim.restart(Duration::from_millis(20))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let before = sim.counters().accepted;
+    eventually("submits flow after the restarts", || {
+        sim.counters().accepted >= before + 200
+    })
+    .await;
+    running.store(false, Ordering::Relaxed);
+    let mut outcomes = Vec::new();
+    for s in senders {
+        outcomes.extend(s.await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    client.close();
+    // A session records that an answer left just after writing it: the client may read
+    // it first.
+    eventually("the simulator knows what became of every answer", || {
+        sim.stats.answers.lock().is_ok_and(|a| {
+            a.values()
+                .flatten()
+                .all(|f| *f != relais_smpp::AnswerFate::Pending)
+        })
+    })
+    .await;
+    let answers = sim
+        .stats
+        .answers
+        .lock()
+        .map(|a| a.clone())
+        .unwrap_or_default();
+    let mut told_unknown = 0;
+    for (reference, unknown) in &outcomes {
+        told_unknown += unknown;
+        let fates = answers.get(reference).cloned().unwrap_or_default();
+        let written = fates
+            .iter()
+            .filter(|f| **f == relais_smpp::AnswerFate::Written)
+            .count();
+        assert_eq!(
+            (written, fates.last()),
+            (1, Some(&relais_smpp::AnswerFate::Written)),
+            "{reference}: the client was answered once, by the last submit; the SMSC saw {fates:?} (the client was told {unknown} times that the SMSC may have it)"
+        );
+    }
+    let repeats = sim.stats.repeats();
+    eprintln!(
+        "{} messages, {RESTARTS} restarts: repeats {repeats:?}, the client told {told_unknown} times that the SMSC may have a message; {}",
+        outcomes.len(),
+        sim.counters()
+    );
+    assert_eq!(repeats.after_answer, 0, "{repeats:?}");
+}

@@ -297,8 +297,7 @@ impl Dispatcher {
         };
         let room = max.saturating_sub(items.len());
         items.extend(self.take_handoffs(lane, room, now));
-        self.held.hold(&items);
-        Ok(items)
+        Ok(self.held.hold(items))
     }
 
     /// Up to `max` of `lane`'s hand-offs. One whose lease has less than half its time left
@@ -349,8 +348,7 @@ impl Dispatcher {
                     .await?,
             );
         }
-        self.held.hold(&items);
-        Ok(items)
+        Ok(self.held.hold(items))
     }
 
     /// Receipts the built-in adapters hold that are due by `now` (the sim's phones), as

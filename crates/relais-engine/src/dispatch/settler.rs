@@ -116,7 +116,17 @@ pub(super) async fn run(dispatcher: Arc<Dispatcher>, mut rx: mpsc::UnboundedRece
                         tracing::warn!(message = %id, "lease lost before settling; another node has the message");
                     }
                 }
-                dispatcher.held.release(ids.iter().map(String::as_str));
+                let orphans = dispatcher
+                    .held
+                    .release_settled(ids.iter().map(String::as_str));
+                if !orphans.is_empty()
+                    && let Err(e) = dispatcher
+                        .store
+                        .release_leases(&dispatcher.config.lease_owner, &orphans)
+                        .await
+                {
+                    tracing::warn!(error = %e, count = orphans.len(), "cannot give back the leases of messages claimed again while in hand; their next step waits for the lease to run out");
+                }
                 ids.clear();
                 settlements.clear();
                 receipts.clear();

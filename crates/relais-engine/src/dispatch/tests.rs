@@ -237,3 +237,58 @@ async fn concurrent_checks_never_give_more_places_than_the_limit() {
         .unwrap();
     assert_eq!(reach.recipients, 5);
 }
+
+/// A message in hand (queued in its lane, being sent, or its outcome not written yet)
+/// whose lease ran out because the heartbeat came late (a busy store, a starved process):
+/// the next claim takes its row again, since the lease is over. That claim renews the
+/// lease for this dispatcher, which must not give the message to its lane a second time:
+/// it would be sent again while (or after) the provider acknowledges the first send.
+#[tokio::test]
+async fn a_claim_never_hands_out_again_a_message_in_hand_whose_lease_ran_out() {
+    let Rig {
+        _dir,
+        store,
+        tenant,
+        clock: _,
+        recorder: _,
+        registry: _,
+        dispatcher,
+    } = rig(10).await;
+    let m = message(&tenant, 5);
+    store
+        .insert_messages(std::slice::from_ref(&m))
+        .await
+        .unwrap();
+    let nothing_found = Mutex::new(None);
+    let first = dispatcher
+        .claim_for("sim", 10, t(10), &nothing_found, true)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    // No heartbeat: at 10 s + the lease + 1 s, the row's lease is over.
+    let late = t(11).checked_add(LEASE).unwrap();
+    let again = dispatcher
+        .claim_for("sim", 10, late, &nothing_found, true)
+        .await
+        .unwrap();
+    assert!(
+        again.is_empty(),
+        "the message in hand went to its lane a second time: {:?}",
+        again.iter().map(|i| &i.message.id).collect::<Vec<_>>()
+    );
+    // Still in hand, under the lease that claim renewed.
+    let renewed = late.checked_add(LEASE).unwrap();
+    let before_renewed_end = renewed.checked_sub(SignedDuration::from_secs(1)).unwrap();
+    assert!(
+        dispatcher
+            .held
+            .valid(&m.id, before_renewed_end, SignedDuration::ZERO)
+    );
+    // Once its outcome is written, the row that second claim leased is given back, so its
+    // next step is not held up by that lease.
+    assert_eq!(
+        dispatcher.held.release_settled([m.id.as_str()]),
+        vec![m.id.clone()]
+    );
+    assert!(dispatcher.held.release_settled([m.id.as_str()]).is_empty());
+}

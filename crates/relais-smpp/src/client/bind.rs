@@ -497,6 +497,19 @@ impl<'a> Session<'a> {
             self.writer.shutdown().await;
         }
         // Sent but unanswered: the SMSC may or may not have them. Transient, the caller decides.
+        if !self.inflight.is_empty() {
+            let references: Vec<&str> = self
+                .inflight
+                .values()
+                .filter_map(|f| f.req.part.as_ref().map(|p| &*p.reference))
+                .collect();
+            tracing::debug!(
+                bind = self.task.index,
+                count = self.inflight.len(),
+                ?references,
+                "bind ended with submits unanswered; the SMSC may have them"
+            );
+        }
         for (_, f) in self.inflight.drain() {
             let _ = f.req.reply.send(Err(SubmitError::transient(
                 "bind lost before submit_sm_resp",

@@ -123,6 +123,43 @@ pub struct SimStats {
     /// Accepted submits per client reference (`reference#part` for a part of a long
     /// message): what a test reads to count messages an ESME sent twice.
     pub references: Mutex<HashMap<String, u32>>,
+    /// What became of the answer to each accepted submit with a client reference, by
+    /// reference (the keys of `references`), in the order the submits were accepted:
+    /// [`SimStats::repeats`] reads it to tell a resend the ESME could not avoid from one
+    /// it should not have made.
+    pub answers: Mutex<HashMap<String, Vec<AnswerFate>>>,
+}
+
+/// What became of the `submit_sm_resp` of an accepted submit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerFate {
+    /// Queued, not written yet (its session still runs).
+    Pending,
+    /// Handed to the ESME's connection: the ESME was told the message was accepted.
+    Written,
+    /// Its session ended first (the SMSC restarted, the link dropped): the ESME never
+    /// learnt that the message was accepted.
+    Unwritten,
+}
+
+/// Submits of one reference accepted more than once, by what the ESME knew when it sent
+/// the message again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Repeats {
+    /// Accepted again although an earlier submit's answer had been written (or was still
+    /// on its way): the ESME sent again a message it was told the SMSC had. A bug.
+    pub after_answer: u64,
+    /// Accepted again when the answers of every earlier submit were lost with their
+    /// sessions: the ESME could not know the SMSC had the message, and sending it again is
+    /// the price of losing none (at least once).
+    pub unanswered: u64,
+}
+
+impl Repeats {
+    /// Every repeat, whatever the ESME knew.
+    pub fn total(&self) -> u64 {
+        self.after_answer + self.unanswered
+    }
 }
 
 /// The counters at one instant.
@@ -142,6 +179,25 @@ pub struct SimCounters {
 }
 
 impl SimStats {
+    /// The submits accepted more than once per reference so far, split by whether the
+    /// ESME had been answered (see [`Repeats`]).
+    pub fn repeats(&self) -> Repeats {
+        let mut repeats = Repeats::default();
+        let Ok(answers) = self.answers.lock() else {
+            return repeats;
+        };
+        for fates in answers.values() {
+            for (i, _) in fates.iter().enumerate().skip(1) {
+                if fates[..i].iter().all(|f| *f == AnswerFate::Unwritten) {
+                    repeats.unanswered += 1;
+                } else {
+                    repeats.after_answer += 1;
+                }
+            }
+        }
+        repeats
+    }
+
     pub fn snapshot(&self) -> SimCounters {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         SimCounters {
@@ -231,6 +287,9 @@ struct SimHandler {
     delay: Duration,
     owed: mpsc::UnboundedSender<(tokio::time::Instant, Owed)>,
     stats: Arc<SimStats>,
+    /// Accepted submits with a client reference whose answer is not written yet: message
+    /// id → the reference's key and the submit's place in `stats.answers`.
+    unanswered: Arc<Mutex<HashMap<String, (String, usize)>>>,
 }
 
 impl SimHandler {
@@ -273,17 +332,25 @@ impl SubmitHandler<String> for SimHandler {
             return Err(CommandStatus::EsmeRthrottled);
         }
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        // Decimal ids: Kannel's default msg-id-type reads both resp and receipt ids as decimal.
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
         if let Some((_, reference)) = &message.client_reference {
             let key = match message.concat_part() {
                 Some(part) => format!("{reference}#{}", part.seq),
                 None => reference.clone(),
             };
             if let Ok(mut seen) = self.stats.references.lock() {
-                *seen.entry(key).or_default() += 1;
+                *seen.entry(key.clone()).or_default() += 1;
+            }
+            if let Ok(mut answers) = self.stats.answers.lock() {
+                let fates = answers.entry(key.clone()).or_default();
+                fates.push(AnswerFate::Pending);
+                let place = fates.len() - 1;
+                if let Ok(mut unanswered) = self.unanswered.lock() {
+                    unanswered.insert(id.clone(), (key, place));
+                }
             }
         }
-        // Decimal ids: Kannel's default msg-id-type reads both resp and receipt ids as decimal.
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
         if self.always_receipt || message.registered_delivery & 0x03 != 0 {
             let failed =
                 self.failure_rate > 0.0 && rand::thread_rng().r#gen::<f64>() < self.failure_rate;
@@ -316,6 +383,26 @@ impl SubmitHandler<String> for SimHandler {
             ));
         }
         Ok(id)
+    }
+
+    fn answered(&self, _session_id: u64, message_id: &str, written: bool) {
+        let Some((key, place)) = self
+            .unanswered
+            .lock()
+            .ok()
+            .and_then(|mut u| u.remove(message_id))
+        else {
+            return;
+        };
+        if let Ok(mut answers) = self.stats.answers.lock()
+            && let Some(fate) = answers.get_mut(&key).and_then(|f| f.get_mut(place))
+        {
+            *fate = if written {
+                AnswerFate::Written
+            } else {
+                AnswerFate::Unwritten
+            };
+        }
     }
 }
 
@@ -511,6 +598,7 @@ pub async fn start(
         delay: Duration::from_millis(config.receipt_delay_ms),
         owed: owed_tx,
         stats: stats.clone(),
+        unanswered: Arc::new(Mutex::new(HashMap::new())),
     };
     let control = Arc::new(Control {
         addr: smpp_addr,

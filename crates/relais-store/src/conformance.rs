@@ -6116,6 +6116,7 @@ macro_rules! conformance_suite {
             templates_are_stored_per_tenant_with_their_variants,
             provider_templates_are_replaced_per_channel,
             the_last_inbound_message_of_each_contact_and_channel_kind_is_found,
+            settings_written_together_are_read_back_each_within_the_tenant,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
@@ -6718,4 +6719,40 @@ pub async fn a_store_from_before_0029_keeps_its_inbound_and_takes_templates(stor
             .expect("read")
             .is_empty()
     );
+}
+
+pub async fn settings_written_together_are_read_back_each_within_the_tenant(store: &dyn Store) {
+    let a = store.create_tenant("acme", t0()).await.unwrap().id;
+    let b = store.create_tenant("globex", t0()).await.unwrap().id;
+    // A value read before the write is not served after it (the read cache is told).
+    assert_eq!(store.setting(&a, "sender_rates").await.unwrap(), None);
+    let first = [
+        ("sender_rates", serde_json::json!({"default": 5})),
+        ("frequency_cap", serde_json::json!({"max": 2, "per": "7d"})),
+    ];
+    store.put_settings(&a, &first, t0()).await.unwrap();
+    assert_eq!(
+        store.setting(&a, "sender_rates").await.unwrap(),
+        Some(serde_json::json!({"default": 5}))
+    );
+    assert_eq!(
+        store.setting(&a, "frequency_cap").await.unwrap(),
+        Some(serde_json::json!({"max": 2, "per": "7d"}))
+    );
+    let second = [
+        ("sender_rates", serde_json::json!({"default": 1})),
+        ("frequency_cap", serde_json::Value::Null),
+    ];
+    store.put_settings(&a, &second, t0()).await.unwrap();
+    assert_eq!(
+        store.setting(&a, "sender_rates").await.unwrap(),
+        Some(serde_json::json!({"default": 1}))
+    );
+    assert_eq!(
+        store.setting(&a, "frequency_cap").await.unwrap(),
+        Some(serde_json::Value::Null),
+        "a section set to nothing is kept as such, not forgotten"
+    );
+    assert_eq!(store.setting(&b, "sender_rates").await.unwrap(), None);
+    store.put_settings(&b, &[], t0()).await.unwrap();
 }

@@ -18,6 +18,7 @@ mod model;
 mod postgres;
 mod reach;
 mod receipt_watches;
+mod settings;
 mod sql;
 mod sqlite;
 mod templates;
@@ -40,6 +41,7 @@ pub use model::*;
 pub use postgres::PostgresStore;
 pub use reach::*;
 pub use receipt_watches::*;
+pub use settings::*;
 pub use sqlite::{SqliteStore, sqlite_memory_bytes};
 pub use templates::*;
 
@@ -232,6 +234,7 @@ pub trait Store:
     + TemplateStore
     + MediaStore
     + AnalyticsStore
+    + SettingsStore
     + Send
     + Sync
     + 'static

@@ -19,6 +19,7 @@ pub mod replies;
 pub mod routing;
 pub mod secrets;
 pub mod send;
+pub mod settings;
 pub mod sim;
 pub mod smpp_server;
 pub mod smtp_server;

@@ -4,6 +4,7 @@ use crate::routes::{
     analytics, channels, contacts, conversations, events, flows, import, inbound, keywords, media,
     messages, nlu, sim, system, templates, tenants, tools, webchat, webchat_push, webhooks,
 };
+use crate::routes::settings;
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -33,6 +34,7 @@ use utoipa::{Modify, OpenApi};
         templates::create_template, templates::list_templates, templates::get_template, templates::put_template, templates::delete_template,
         events::stream,
         analytics::figures, analytics::volume_chart, analytics::funnel_chart,
+        settings::get_settings, settings::put_settings, settings::patch_settings,
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
     modifiers(&BearerAuth),

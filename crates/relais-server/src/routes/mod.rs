@@ -21,6 +21,7 @@ pub mod unsubscribe;
 pub mod webchat;
 pub mod webchat_push;
 pub mod webhooks;
+pub mod settings;
 
 use crate::AppState;
 use crate::problem::{ApiError, ApiResult};
@@ -50,6 +51,7 @@ pub fn v1() -> Router<AppState> {
         .merge(templates::router())
         .merge(events::router())
         .merge(agents::router())
+        .merge(settings::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

@@ -128,7 +128,9 @@ mod tests {
         assert!(bucket.try_take(a_tenth_later), "ten a second from now on");
         bucket.set_rate(0.5);
         assert_eq!(bucket.available(a_tenth_later), 0);
-        let two_seconds_later = a_tenth_later.checked_add(SignedDuration::from_secs(2)).unwrap();
+        let two_seconds_later = a_tenth_later
+            .checked_add(SignedDuration::from_secs(2))
+            .unwrap();
         assert_eq!(bucket.available(two_seconds_later), 1);
     }
 }

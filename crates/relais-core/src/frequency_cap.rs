@@ -18,9 +18,7 @@ const LONGEST_PERIOD: SignedDuration = SignedDuration::from_hours(24 * 366);
 pub enum FrequencyCapError {
     #[error("`max` must be at least 1 (to send none, remove the contacts' consent instead)")]
     ZeroMax,
-    #[error(
-        "`{0}` is not a period; write a whole number and a unit: `30m`, `24h`, `7d` or `2w`"
-    )]
+    #[error("`{0}` is not a period; write a whole number and a unit: `30m`, `24h`, `7d` or `2w`")]
     Period(String),
     #[error("a period of `{0}` is too long; a cap counts over at most 366 days")]
     PeriodTooLong(String),

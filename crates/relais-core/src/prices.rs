@@ -72,8 +72,7 @@ impl TryFrom<PriceRowWire> for PriceRow {
             .country_prefix
             .map(|raw| {
                 let digits = raw.trim().trim_start_matches('+');
-                if (1..=6).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
-                {
+                if (1..=6).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
                     Ok(digits.to_owned())
                 } else {
                     Err(PriceError::Prefix(raw.clone()))

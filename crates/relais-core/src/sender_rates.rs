@@ -82,7 +82,8 @@ impl SenderRates {
     /// Sets the rate of one sender (named as it is written in messages' `from`).
     pub fn set(&mut self, sender: &str, rate: f64) -> Result<(), SenderRateError> {
         let sender = Sender::parse(sender)?;
-        self.senders.insert(sender.into_string(), checked_rate(rate)?);
+        self.senders
+            .insert(sender.into_string(), checked_rate(rate)?);
         Ok(())
     }
 

@@ -77,8 +77,7 @@ impl TenantSettings {
             for purpose in [Purpose::Transactional, Purpose::Marketing] {
                 // The rules are all on the recipient's wall clock: one zone shows a
                 // contradiction as well as any.
-                if next_allowed(now, &TimeZone::UTC, country, &purpose, &self.quiet_hours)
-                    .is_err()
+                if next_allowed(now, &TimeZone::UTC, country, &purpose, &self.quiet_hours).is_err()
                 {
                     let whom = country.map_or_else(String::new, |c| format!(" to {c}"));
                     return Err(SettingsError {
@@ -115,7 +114,10 @@ impl TenantSettings {
         Ok(vec![
             (QUIET_HOURS_KEY, serde_json::to_value(&self.quiet_hours)?),
             (SENDER_RATES_KEY, serde_json::to_value(&self.sender_rates)?),
-            (FREQUENCY_CAP_KEY, serde_json::to_value(&self.frequency_cap)?),
+            (
+                FREQUENCY_CAP_KEY,
+                serde_json::to_value(&self.frequency_cap)?,
+            ),
             (PRICES_KEY, serde_json::to_value(&self.prices)?),
         ])
     }
@@ -135,7 +137,11 @@ mod tests {
             serde_json::from_str(r#"{"sender_rates": {"senders": {"Promo": 1}}}"#).unwrap();
         let after = before.clone().patched(patch);
         assert_eq!(after.frequency_cap, before.frequency_cap);
-        assert_eq!(after.sender_rates.default_rate(), None, "the section is replaced whole");
+        assert_eq!(
+            after.sender_rates.default_rate(),
+            None,
+            "the section is replaced whole"
+        );
         assert_eq!(after.sender_rates.rate_of("Promo"), Some(1.0));
         let cleared = after.patched(serde_json::from_str(r#"{"frequency_cap": null}"#).unwrap());
         assert_eq!(cleared.frequency_cap, None);
@@ -150,7 +156,11 @@ mod tests {
         .unwrap();
         let err = daytime.check(now).unwrap_err();
         assert_eq!(err.pointer, "/quiet_hours");
-        assert!(err.detail.contains("marketing messages to FR"), "{}", err.detail);
+        assert!(
+            err.detail.contains("marketing messages to FR"),
+            "{}",
+            err.detail
+        );
         let france_off: TenantSettings = serde_json::from_str(
             r#"{"quiet_hours": {"windows": [{"start": "08:00", "end": "21:00", "purposes": ["marketing"]}], "countries": {"FR": false}}}"#,
         )
@@ -178,6 +188,14 @@ mod tests {
             .into_iter()
             .map(|(key, _)| key)
             .collect();
-        assert_eq!(keys, [QUIET_HOURS_KEY, SENDER_RATES_KEY, FREQUENCY_CAP_KEY, PRICES_KEY]);
+        assert_eq!(
+            keys,
+            [
+                QUIET_HOURS_KEY,
+                SENDER_RATES_KEY,
+                FREQUENCY_CAP_KEY,
+                PRICES_KEY
+            ]
+        );
     }
 }

@@ -13,8 +13,7 @@ use relais_core::prices::PriceTable;
 use relais_core::quiet_hours::QuietHours;
 use relais_core::sender_rates::SenderRates;
 use relais_core::settings::{
-    FREQUENCY_CAP_KEY, PRICES_KEY, QUIET_HOURS_KEY, SENDER_RATES_KEY, SettingsPatch,
-    TenantSettings,
+    FREQUENCY_CAP_KEY, PRICES_KEY, QUIET_HOURS_KEY, SENDER_RATES_KEY, SettingsPatch, TenantSettings,
 };
 use relais_store::{Store, StoreError};
 use serde::de::DeserializeOwned;
@@ -68,7 +67,10 @@ pub async fn settings_of(store: &dyn Store, tenant: &str) -> Result<TenantSettin
     })
 }
 
-fn encode(key: &'static str, value: impl serde::Serialize) -> Result<(&'static str, serde_json::Value), StoreError> {
+fn encode(
+    key: &'static str,
+    value: impl serde::Serialize,
+) -> Result<(&'static str, serde_json::Value), StoreError> {
     serde_json::to_value(value)
         .map(|value| (key, value))
         .map_err(|e| StoreError::Invalid(format!("setting `{key}`: {e}")))

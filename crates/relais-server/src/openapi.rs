@@ -1,10 +1,10 @@
 //! The OpenAPI description, generated from the handlers and types themselves.
 
+use crate::routes::settings;
 use crate::routes::{
     analytics, channels, contacts, conversations, events, flows, import, inbound, keywords, media,
     messages, nlu, sim, system, templates, tenants, tools, webchat, webchat_push, webhooks,
 };
-use crate::routes::settings;
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};

@@ -88,7 +88,9 @@ impl Server {
         let (status, accepted) = self.call("POST", "/v1/messages", Some(body)).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
         let id = accepted["id"].as_str().unwrap();
-        self.call("GET", &format!("/v1/messages/{id}"), None).await.1
+        self.call("GET", &format!("/v1/messages/{id}"), None)
+            .await
+            .1
     }
 }
 
@@ -111,7 +113,10 @@ async fn a_new_tenant_sees_every_section_at_its_default() {
     assert_eq!(status, StatusCode::OK, "{settings}");
     assert_eq!(settings["quiet_hours"]["windows"], json!([]));
     for country in ["FR", "DE", "ES", "IT", "PL", "NL", "BE", "GB", "US"] {
-        assert_eq!(settings["quiet_hours"]["countries"][country], true, "{country}");
+        assert_eq!(
+            settings["quiet_hours"]["countries"][country], true,
+            "{country}"
+        );
     }
     assert_eq!(settings["frequency_cap"], Value::Null);
     assert_eq!(settings["prices"], json!([]));
@@ -176,7 +181,10 @@ async fn a_country_rule_is_named_where_it_holds_and_can_be_turned_off() {
 async fn a_sender_rate_set_over_the_api_paces_the_running_dispatcher() {
     let server = server("2026-11-18T12:00:00Z").await;
     assert_eq!(
-        server.dispatcher.sender_rate_of(&server.tenant, "Promo").await,
+        server
+            .dispatcher
+            .sender_rate_of(&server.tenant, "Promo")
+            .await,
         None,
         "unpaced by default"
     );
@@ -189,10 +197,14 @@ async fn a_sender_rate_set_over_the_api_paces_the_running_dispatcher() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        server.dispatcher.sender_rate_of(&server.tenant, "Promo").await,
+        server
+            .dispatcher
+            .sender_rate_of(&server.tenant, "Promo")
+            .await,
         Some(1.0)
     );
-    let from_promo = json!({"to": "+33612345678", "from": "Promo", "content": {"text": "Code 1234"}});
+    let from_promo =
+        json!({"to": "+33612345678", "from": "Promo", "content": {"text": "Code 1234"}});
     server.send(from_promo.clone()).await;
     server.send(from_promo.clone()).await;
     let round = server.dispatcher.run_once().await.unwrap();
@@ -231,12 +243,19 @@ async fn put_replaces_every_section_and_patch_only_those_it_names() {
     });
     let (status, put) = server.call("PUT", "/v1/settings", Some(document)).await;
     assert_eq!(status, StatusCode::OK, "{put}");
-    assert_eq!(put["frequency_cap"], json!({"max": 2, "per": "7d", "purpose": "marketing"}));
+    assert_eq!(
+        put["frequency_cap"],
+        json!({"max": 2, "per": "7d", "purpose": "marketing"})
+    );
     assert_eq!(put["prices"][1]["country_prefix"], "+33");
     assert_eq!(put["sender_rates"]["senders"]["MyShop"], 5.0);
 
     let (_, patched) = server
-        .call("PATCH", "/v1/settings", Some(json!({"frequency_cap": null})))
+        .call(
+            "PATCH",
+            "/v1/settings",
+            Some(json!({"frequency_cap": null})),
+        )
         .await;
     assert_eq!(patched["frequency_cap"], Value::Null);
     assert_eq!(patched["prices"], put["prices"], "untouched");
@@ -245,7 +264,11 @@ async fn put_replaces_every_section_and_patch_only_those_it_names() {
     let (_, reset) = server
         .call("PUT", "/v1/settings", Some(json!({"prices": []})))
         .await;
-    assert_eq!(reset["quiet_hours"]["windows"], json!([]), "left out: back to the default");
+    assert_eq!(
+        reset["quiet_hours"]["windows"],
+        json!([]),
+        "left out: back to the default"
+    );
     let (_, read) = server.call("GET", "/v1/settings", None).await;
     assert_eq!(read, reset);
 }
@@ -297,7 +320,12 @@ async fn bad_settings_are_refused_naming_the_field_and_nothing_changes() {
             "/quiet_hours",
             "leave no time in a year to send marketing messages to FR",
         ),
-        ("PATCH", json!({"quiet_hour": []}), "", "unknown field `quiet_hour`"),
+        (
+            "PATCH",
+            json!({"quiet_hour": []}),
+            "",
+            "unknown field `quiet_hour`",
+        ),
     ];
     for (method, body, pointer, words) in refused {
         let (status, problem) = server.call(method, "/v1/settings", Some(body)).await;

@@ -149,7 +149,9 @@ impl Api {
             .unwrap_or_else(|| text.chars().take(200).collect());
         match code.as_u16() {
             401 => bail!("the server refused the API key (401 Unauthorized): {detail}"),
-            403 => bail!("the API key may not change settings (403 Forbidden; an admin key may): {detail}"),
+            403 => bail!(
+                "the API key may not change settings (403 Forbidden; an admin key may): {detail}"
+            ),
             422 => bail!("the server refused the settings, nothing changed (422): {detail}"),
             _ => bail!("the server answered {code}: {detail}"),
         }

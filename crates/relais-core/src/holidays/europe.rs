@@ -210,7 +210,11 @@ mod tests {
             german_public_holiday(date(2026, 10, 3)).map(|h| h.name),
             Some("Tag der Deutschen Einheit")
         );
-        assert_eq!(german_public_holiday(date(1989, 10, 3)), None, "before 1990");
+        assert_eq!(
+            german_public_holiday(date(1989, 10, 3)),
+            None,
+            "before 1990"
+        );
         assert_eq!(german_public_holidays(2026).len(), 9);
     }
 

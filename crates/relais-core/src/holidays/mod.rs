@@ -14,9 +14,8 @@ mod united_states;
 
 pub use england::england_and_wales_bank_holidays;
 pub use europe::{
-    belgian_public_holidays, dutch_public_holidays, french_public_holidays,
-    german_public_holidays, italian_public_holidays, polish_public_holidays,
-    spanish_public_holidays,
+    belgian_public_holidays, dutch_public_holidays, french_public_holidays, german_public_holidays,
+    italian_public_holidays, polish_public_holidays, spanish_public_holidays,
 };
 pub use united_states::us_federal_holidays;
 
@@ -205,7 +204,11 @@ mod tests {
 
     #[test]
     fn a_year_out_of_range_gives_a_shorter_list_not_a_panic() {
-        assert!(german_public_holidays(1500).iter().all(|h| h.date.year() == 1500));
+        assert!(
+            german_public_holidays(1500)
+                .iter()
+                .all(|h| h.date.year() == 1500)
+        );
         assert!(us_federal_holiday(date(9999, 12, 31)).is_none());
         assert!(!england_and_wales_bank_holidays(9999).is_empty());
     }

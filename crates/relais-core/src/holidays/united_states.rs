@@ -33,10 +33,7 @@ fn with_observed(holiday: Option<Holiday>, observed_name: &'static str) -> [Opti
 pub fn us_federal_holidays(year: i16) -> Vec<Holiday> {
     let c = Calendar::of(year);
     let fixed_days = [
-        with_observed(
-            c.fixed(1, 1, "New Year's Day"),
-            "New Year's Day (observed)",
-        ),
+        with_observed(c.fixed(1, 1, "New Year's Day"), "New Year's Day (observed)"),
         with_observed(
             (year >= 2021)
                 .then(|| c.fixed(6, 19, "Juneteenth National Independence Day"))
@@ -52,14 +49,7 @@ pub fn us_federal_holidays(year: i16) -> Vec<Holiday> {
     ];
     let weekday_rules = [
         (year >= 1986)
-            .then(|| {
-                c.nth_weekday(
-                    1,
-                    3,
-                    Weekday::Monday,
-                    "Birthday of Martin Luther King, Jr.",
-                )
-            })
+            .then(|| c.nth_weekday(1, 3, Weekday::Monday, "Birthday of Martin Luther King, Jr."))
             .flatten(),
         c.nth_weekday(2, 3, Weekday::Monday, "Washington's Birthday"),
         c.nth_weekday(5, -1, Weekday::Monday, "Memorial Day"),
@@ -117,6 +107,10 @@ mod tests {
         assert_eq!(named(date(2026, 10, 12)), Some("Columbus Day"));
         assert_eq!(named(date(2026, 11, 26)), Some("Thanksgiving Day"));
         assert_eq!(named(date(2026, 11, 27)), None);
-        assert_eq!(us_federal_holidays(2026).len(), 11 + 1, "Independence Day 2026 is a Saturday");
+        assert_eq!(
+            us_federal_holidays(2026).len(),
+            11 + 1,
+            "Independence Day 2026 is a Saturday"
+        );
     }
 }

@@ -4,8 +4,8 @@
 use super::TimeOfDay;
 use crate::holidays::{
     Holiday, belgian_public_holiday, dutch_public_holiday, england_and_wales_bank_holiday,
-    french_public_holiday, german_public_holiday, italian_public_holiday,
-    polish_public_holiday, spanish_public_holiday, us_federal_holiday,
+    french_public_holiday, german_public_holiday, italian_public_holiday, polish_public_holiday,
+    spanish_public_holiday, us_federal_holiday,
 };
 use jiff::civil::{Date, Weekday};
 

@@ -409,7 +409,9 @@ impl<'de> Deserialize<'de> for QuietHours {
         // a person needs to be told which window or country is wrong.
         let value = serde_json::Value::deserialize(deserializer)?;
         let wire = if value.is_array() {
-            QuietHoursWire::Windows(serde_json::from_value(value).map_err(serde::de::Error::custom)?)
+            QuietHoursWire::Windows(
+                serde_json::from_value(value).map_err(serde::de::Error::custom)?,
+            )
         } else {
             QuietHoursWire::Sections(
                 serde_json::from_value(value).map_err(serde::de::Error::custom)?,
@@ -470,7 +472,11 @@ impl fmt::Display for QuietReason {
                 end,
             } => write!(f, "{country}: no marketing at night ({start}–{end})"),
             QuietReason::CountryRestDay { country, day } => {
-                write!(f, "{country}: no marketing on {}s", DAY_NAMES_EN[day_index(*day)])
+                write!(
+                    f,
+                    "{country}: no marketing on {}s",
+                    DAY_NAMES_EN[day_index(*day)]
+                )
             }
             QuietReason::CountryHoliday { country, holiday } => {
                 write!(f, "{country}: no marketing on a public holiday ({holiday})")
@@ -480,7 +486,13 @@ impl fmt::Display for QuietReason {
 }
 
 const DAY_NAMES_EN: [&str; 7] = [
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
 ];
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuietHoursError {
@@ -500,7 +512,9 @@ pub enum QuietHoursError {
     NoDays,
     #[error("the quiet-hours rules leave no time to send a {purpose} message within a year")]
     NeverAllowed { purpose: String },
-    #[error("`{0}` has no built-in quiet-hours rule; the built-in countries are FR, DE, ES, IT, PL, NL, BE, GB and US")]
+    #[error(
+        "`{0}` has no built-in quiet-hours rule; the built-in countries are FR, DE, ES, IT, PL, NL, BE, GB and US"
+    )]
     UnknownCountry(String),
 }
 

@@ -24,12 +24,7 @@ fn tenant(windows: &[&str]) -> QuietHours {
     }
 }
 
-fn next(
-    at_: Timestamp,
-    country: Option<&str>,
-    purpose: Purpose,
-    rules: &QuietHours,
-) -> Timestamp {
+fn next(at_: Timestamp, country: Option<&str>, purpose: Purpose, rules: &QuietHours) -> Timestamp {
     next_allowed(at_, &paris(), country, &purpose, rules).unwrap()
 }
 
@@ -341,12 +336,8 @@ fn windows_parse_strictly_with_clear_errors() {
             .unwrap_err()
             .to_string()
     };
-    assert!(
-        err(r#"{"start": "25:00", "end": "08:00"}"#).contains("`25:00` is not a time of day")
-    );
-    assert!(
-        err(r#"{"start": "9:00", "end": "08:00"}"#).contains("`9:00` is not a time of day")
-    );
+    assert!(err(r#"{"start": "25:00", "end": "08:00"}"#).contains("`25:00` is not a time of day"));
+    assert!(err(r#"{"start": "9:00", "end": "08:00"}"#).contains("`9:00` is not a time of day"));
     assert!(err(r#"{"start": "08:00", "end": "08:00"}"#).contains("is empty"));
     assert!(err(r#"{"start": "24:00", "end": "08:00"}"#).contains("cannot start at 24:00"));
     assert!(
@@ -361,13 +352,13 @@ fn windows_parse_strictly_with_clear_errors() {
 
 #[test]
 fn windows_round_trip_through_json() {
-    let json =
-        r#"{"start":"21:00","end":"08:00","days":["mon","fri"],"purposes":["marketing"]}"#;
+    let json = r#"{"start":"21:00","end":"08:00","days":["mon","fri"],"purposes":["marketing"]}"#;
     let parsed: QuietWindow = serde_json::from_str(json).unwrap();
     assert_eq!(serde_json::to_string(&parsed).unwrap(), json);
-    let full_names: QuietWindow =
-        serde_json::from_str(r#"{"start":"21:00","end":"08:00","days":["Monday","friday"],"purposes":["marketing"]}"#)
-            .unwrap();
+    let full_names: QuietWindow = serde_json::from_str(
+        r#"{"start":"21:00","end":"08:00","days":["Monday","friday"],"purposes":["marketing"]}"#,
+    )
+    .unwrap();
     assert_eq!(full_names, parsed);
     let list: QuietHours = serde_json::from_str(&format!("[{json}]")).unwrap();
     assert_eq!(list.windows, vec![parsed]);
@@ -418,19 +409,36 @@ fn spain_keeps_whole_weekends_and_mornings_until_nine() {
     // Saturday 21 November 2026, noon in Madrid.
     let held = hold_in("2026-11-21T12:00:00+01:00", "Europe/Madrid", "ES");
     assert_eq!(held.until, at("2026-11-23T09:00:00+01:00"));
-    assert_eq!(
-        held.reasons[0].to_string(),
-        "ES: no marketing on Saturdays"
-    );
+    assert_eq!(held.reasons[0].to_string(), "ES: no marketing on Saturdays");
 }
 
 #[test]
 fn italy_poland_netherlands_and_belgium_hold_their_national_days() {
     let cases = [
-        ("2026-06-02T11:00:00+02:00", "Europe/Rome", "IT", "Festa della Repubblica"),
-        ("2026-11-11T11:00:00+01:00", "Europe/Warsaw", "PL", "Narodowe Święto Niepodległości"),
-        ("2026-04-27T11:00:00+02:00", "Europe/Amsterdam", "NL", "Koningsdag"),
-        ("2026-07-21T11:00:00+02:00", "Europe/Brussels", "BE", "Fête nationale / Nationale feestdag"),
+        (
+            "2026-06-02T11:00:00+02:00",
+            "Europe/Rome",
+            "IT",
+            "Festa della Repubblica",
+        ),
+        (
+            "2026-11-11T11:00:00+01:00",
+            "Europe/Warsaw",
+            "PL",
+            "Narodowe Święto Niepodległości",
+        ),
+        (
+            "2026-04-27T11:00:00+02:00",
+            "Europe/Amsterdam",
+            "NL",
+            "Koningsdag",
+        ),
+        (
+            "2026-07-21T11:00:00+02:00",
+            "Europe/Brussels",
+            "BE",
+            "Fête nationale / Nationale feestdag",
+        ),
     ];
     for (instant, zone_name, country, holiday) in cases {
         let held = hold_in(instant, zone_name, country);
@@ -483,8 +491,14 @@ fn a_country_rule_the_tenant_turned_off_holds_nothing() {
     let mut quiet = QuietHours::default();
     quiet.set_country_rule("us", false).unwrap();
     let night = at("2026-11-18T23:00:00-05:00");
-    let held = hold(night, &zone("America/New_York"), Some("US"), &Purpose::Marketing, &quiet)
-        .unwrap();
+    let held = hold(
+        night,
+        &zone("America/New_York"),
+        Some("US"),
+        &Purpose::Marketing,
+        &quiet,
+    )
+    .unwrap();
     assert_eq!(held.until, night);
     assert!(held.reasons.is_empty());
     // Turning France's rule off covers its overseas departments too.
@@ -502,19 +516,24 @@ fn quiet_hours_read_the_old_list_and_write_every_country() {
     assert_eq!(old.windows.len(), 1);
     let written = serde_json::to_value(&old).unwrap();
     assert_eq!(written["countries"]["US"], true);
-    assert_eq!(written["countries"].as_object().unwrap().len(), COUNTRY_RULES.len());
+    assert_eq!(
+        written["countries"].as_object().unwrap().len(),
+        COUNTRY_RULES.len()
+    );
     let turned_off: QuietHours =
         serde_json::from_str(r#"{"windows": [], "countries": {"GB": false}}"#).unwrap();
     assert!(!turned_off.country_rule_on("GB"));
     assert_eq!(
-        serde_json::from_value::<QuietHours>(serde_json::to_value(&turned_off).unwrap())
-            .unwrap(),
+        serde_json::from_value::<QuietHours>(serde_json::to_value(&turned_off).unwrap()).unwrap(),
         turned_off
     );
     let err = serde_json::from_str::<QuietHours>(r#"{"countries": {"XX": false}}"#)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("`XX` has no built-in quiet-hours rule"), "{err}");
+    assert!(
+        err.contains("`XX` has no built-in quiet-hours rule"),
+        "{err}"
+    );
 }
 
 const NIGHT_LIST: &str = r#"[{"start": "21:00", "end": "08:00"}]"#;
@@ -522,7 +541,10 @@ const NIGHT_LIST: &str = r#"[{"start": "21:00", "end": "08:00"}]"#;
 #[test]
 fn time_zones_name_the_country_of_their_rule() {
     assert_eq!(country_of_time_zone("Europe/Berlin"), Some("DE"));
-    assert_eq!(country_of_time_zone("America/Indiana/Indianapolis"), Some("US"));
+    assert_eq!(
+        country_of_time_zone("America/Indiana/Indianapolis"),
+        Some("US")
+    );
     assert_eq!(country_of_time_zone("Europe/Zurich"), None);
 }
 

@@ -12,6 +12,7 @@ pub mod keywords;
 pub mod media;
 pub mod messages;
 pub mod nlu;
+pub mod settings;
 pub mod sim;
 pub mod system;
 pub mod templates;
@@ -21,7 +22,6 @@ pub mod unsubscribe;
 pub mod webchat;
 pub mod webchat_push;
 pub mod webhooks;
-pub mod settings;
 
 use crate::AppState;
 use crate::problem::{ApiError, ApiResult};

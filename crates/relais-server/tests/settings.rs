@@ -337,3 +337,21 @@ async fn bad_settings_are_refused_naming_the_field_and_nothing_changes() {
     let (_, after) = server.call("GET", "/v1/settings", None).await;
     assert_eq!(after, before);
 }
+
+#[tokio::test]
+async fn the_openapi_description_has_the_three_settings_methods() {
+    let server = server("2026-11-18T12:00:00Z").await;
+    let (status, spec, _) = support::respond(
+        &server.app,
+        axum::http::Request::get("/openapi.json")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let path = &spec["paths"]["/v1/settings"];
+    for method in ["get", "put", "patch"] {
+        assert!(path[method].is_object(), "{method}");
+    }
+    assert!(spec["components"]["schemas"]["SettingsDoc"].is_object());
+}

@@ -69,6 +69,30 @@ impl TokenBucket {
         self.tokens -= 1.0;
     }
 
+    /// The tokens a second it refills at.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Refills at `rate` (with a burst of `rate`, as [`TokenBucket::new`]) from the last
+    /// time the bucket was looked at, keeping the tokens counted then up to the new burst.
+    /// A bucket is looked at on every message of its sender, so the time counted at the
+    /// new rate is at most the gap since that sender's last message. Nothing changes when
+    /// the rate is the same.
+    pub fn set_rate(&mut self, rate: f64) {
+        let rate = if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            1.0
+        };
+        if rate == self.rate {
+            return;
+        }
+        self.rate = rate;
+        self.burst = rate.max(1.0);
+        self.tokens = self.tokens.min(self.burst);
+    }
+
     /// Takes a token if one is there now.
     pub fn try_take(&mut self, now: Timestamp) -> bool {
         let ready = self.ready(now).is_ok();
@@ -91,5 +115,22 @@ mod tests {
         let one_second_later = t0.checked_add(SignedDuration::from_secs(1)).unwrap();
         assert_eq!(bucket.available(one_second_later), 5);
         assert!(bucket.ready(t0).is_ok());
+    }
+
+    #[test]
+    fn a_new_rate_applies_from_the_instant_it_is_set() {
+        let t0 = Timestamp::from_second(1_790_000_000).unwrap();
+        let mut bucket = TokenBucket::new(1.0, t0);
+        assert!(bucket.try_take(t0));
+        assert!(!bucket.try_take(t0), "one a second");
+        bucket.set_rate(10.0);
+        let a_tenth_later = t0.checked_add(SignedDuration::from_millis(100)).unwrap();
+        assert!(bucket.try_take(a_tenth_later), "ten a second from now on");
+        bucket.set_rate(0.5);
+        assert_eq!(bucket.available(a_tenth_later), 0);
+        let two_seconds_later = a_tenth_later
+            .checked_add(SignedDuration::from_secs(2))
+            .unwrap();
+        assert_eq!(bucket.available(two_seconds_later), 1);
     }
 }

@@ -23,6 +23,7 @@ pub mod routing;
 pub mod segments;
 pub mod secrets;
 pub mod send;
+pub mod settings;
 pub mod sim;
 pub mod smpp_server;
 pub mod smtp_server;

@@ -1,5 +1,6 @@
 //! The OpenAPI description, generated from the handlers and types themselves.
 
+use crate::routes::settings;
 use crate::routes::{
     analytics, channels, contacts, conversations, events, flows, import, inbound, keywords, media,
     messages, nlu, sim, system, templates, tenants, tools, webchat, webchat_push, webhooks,
@@ -37,6 +38,7 @@ use utoipa::{Modify, OpenApi};
         links::follow,
         entry_points::create_entry_point, entry_points::list_entry_points, entry_points::get_entry_point,
         entry_points::delete_entry_point, entry_points::qr_code, entry_points::conversations,
+        settings::get_settings, settings::put_settings, settings::patch_settings,
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
     modifiers(&BearerAuth),

@@ -174,10 +174,14 @@ impl Api {
 #[tokio::test]
 async fn the_frequency_cap_holds_across_campaigns_and_frees_up_after_its_period() {
     let api = api().await;
-    api.store
-        .put_setting(&api.tenant, "frequency_cap", &json!({"max": 2, "per": "7d"}), monday())
-        .await
-        .unwrap();
+    let (status, settings) = api
+        .call(
+            "PATCH",
+            "/v1/settings",
+            Some(json!({"frequency_cap": {"max": 2, "per": "7d", "purpose": "marketing"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
     for n in 0..3 {
         api.contact(n, json!({"city": "Lyon"}), Some(ConsentStatus::OptedIn)).await;
     }

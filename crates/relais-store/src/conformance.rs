@@ -6125,6 +6125,7 @@ macro_rules! conformance_suite {
             entry_points_are_found_by_referral_within_their_tenant,
             a_conversation_is_attributed_once_per_inbound_message,
             the_outbox_depth_counts_due_rows_no_worker_holds,
+            settings_written_together_are_read_back_each_within_the_tenant,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
@@ -7255,4 +7256,40 @@ pub async fn the_outbox_depth_counts_due_rows_no_worker_holds(store: &dyn Store)
     assert_eq!(store.outbox_ready(t0()).await.unwrap(), 1);
     // An hour later the scheduled one is due and the worker's 60 s lease ran out.
     assert_eq!(store.outbox_ready(later).await.unwrap(), 3);
+}
+
+pub async fn settings_written_together_are_read_back_each_within_the_tenant(store: &dyn Store) {
+    let a = store.create_tenant("acme", t0()).await.unwrap().id;
+    let b = store.create_tenant("globex", t0()).await.unwrap().id;
+    // A value read before the write is not served after it (the read cache is told).
+    assert_eq!(store.setting(&a, "sender_rates").await.unwrap(), None);
+    let first = [
+        ("sender_rates", serde_json::json!({"default": 5})),
+        ("frequency_cap", serde_json::json!({"max": 2, "per": "7d"})),
+    ];
+    store.put_settings(&a, &first, t0()).await.unwrap();
+    assert_eq!(
+        store.setting(&a, "sender_rates").await.unwrap(),
+        Some(serde_json::json!({"default": 5}))
+    );
+    assert_eq!(
+        store.setting(&a, "frequency_cap").await.unwrap(),
+        Some(serde_json::json!({"max": 2, "per": "7d"}))
+    );
+    let second = [
+        ("sender_rates", serde_json::json!({"default": 1})),
+        ("frequency_cap", serde_json::Value::Null),
+    ];
+    store.put_settings(&a, &second, t0()).await.unwrap();
+    assert_eq!(
+        store.setting(&a, "sender_rates").await.unwrap(),
+        Some(serde_json::json!({"default": 1}))
+    );
+    assert_eq!(
+        store.setting(&a, "frequency_cap").await.unwrap(),
+        Some(serde_json::Value::Null),
+        "a section set to nothing is kept as such, not forgotten"
+    );
+    assert_eq!(store.setting(&b, "sender_rates").await.unwrap(), None);
+    store.put_settings(&b, &[], t0()).await.unwrap();
 }

@@ -21,6 +21,7 @@ mod postgres;
 mod queue_depth;
 mod reach;
 mod receipt_watches;
+mod settings;
 mod sql;
 mod sqlite;
 mod templates;
@@ -48,6 +49,7 @@ pub use postgres::PostgresStore;
 pub use queue_depth::*;
 pub use reach::*;
 pub use receipt_watches::*;
+pub use settings::*;
 pub use sqlite::{SqliteStore, sqlite_memory_bytes};
 pub use templates::*;
 pub use segments::{SegmentRecord, SegmentStore};
@@ -247,6 +249,7 @@ pub trait Store:
     + LinkStore
     + EntryPointStore
     + QueueDepthStore
+    + SettingsStore
     + Send
     + Sync
     + 'static

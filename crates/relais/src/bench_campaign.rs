@@ -100,7 +100,7 @@ pub async fn run(args: CampaignBenchArgs) -> anyhow::Result<()> {
     store
         .put_setting(
             &tenant.id,
-            relais_engine::campaigns::FREQUENCY_CAP_SETTING,
+            relais_core::settings::FREQUENCY_CAP_KEY,
             &serde_json::json!({"max": 2, "per": "7d"}),
             clock.now(),
         )

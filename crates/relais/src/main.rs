@@ -16,6 +16,7 @@ mod nlu;
 mod secrets;
 mod send;
 mod serve;
+mod settings;
 mod smsc_sim;
 mod tenants;
 
@@ -79,6 +80,10 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Run an SMSC simulator (receipts, failures, throttling, MO injection).
     SmscSim(smsc_sim::SmscSimArgs),
+    /// Show or change a tenant's settings on a running server (quiet hours, sender
+    /// rates, frequency cap, prices).
+    #[command(subcommand)]
+    Settings(settings::SettingsCommand),
 }
 
 /// With transparent huge pages the kernel zeroes 2 MiB at the first touch of each huge
@@ -145,6 +150,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Send(args) => {
             let config = Config::load(&cli.store, &ServeArgs::default())?;
             send::run(args, &config.data_dir).await
+        }
+        Command::Settings(cmd) => {
+            let config = Config::load(&cli.store, &ServeArgs::default())?;
+            settings::run(cmd, &config.data_dir).await
         }
         Command::Bench(cmd) => {
             // Quiet unless asked: a bench prints its figures, and a log costs CPU.

@@ -106,7 +106,7 @@ fn settled(status: &str) -> bool {
         .unwrap_or(true)
 }
 
-fn read_key_file(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_key_file(path: &Path) -> anyhow::Result<String> {
     let key = std::fs::read_to_string(path).map_err(|e| {
         anyhow!(
             "no API key: pass --key or RELAIS_API_KEY, or run from the server's data directory ({} : {e})",

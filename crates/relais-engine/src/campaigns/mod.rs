@@ -23,12 +23,12 @@ pub use report::{CampaignReport, Progress};
 pub use runner::{CampaignRunner, RunReport};
 pub use spec::Campaign;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use relais_core::campaign::{CampaignPhase, CampaignState};
 use relais_core::clock::Clock;
 use relais_core::segment::Filter;
 use relais_store::{CampaignRecord, Store, StoreError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::Arc;
 
 /// Why a campaign request was refused; nothing changed.
@@ -50,42 +50,6 @@ pub enum CampaignError {
     NameTaken(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// The tenant setting that caps marketing messages per contact across all campaigns:
-/// `{"max": 2, "per": "7d"}`.
-pub const FREQUENCY_CAP_SETTING: &str = "frequency_cap";
-
-/// At most `max` messages of `purpose` to one contact within `per`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FrequencyCap {
-    pub max: u32,
-    pub per: String,
-    #[serde(default = "marketing")]
-    pub purpose: String,
-}
-
-fn marketing() -> String {
-    "marketing".into()
-}
-
-impl FrequencyCap {
-    /// The cap's period; `None` when it does not read as a duration.
-    pub fn period(&self) -> Option<SignedDuration> {
-        relais_core::retry::parse_duration("per", &self.per).ok()
-    }
-}
-
-/// The tenant's frequency cap, if one is set and readable.
-pub async fn frequency_cap(
-    store: &dyn Store,
-    tenant: &str,
-) -> Result<Option<FrequencyCap>, StoreError> {
-    Ok(store
-        .setting(tenant, FREQUENCY_CAP_SETTING)
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// A campaign as the API shows it.

@@ -11,7 +11,8 @@
 //! a page taken again after a crash finds the messages it stored and stores no other.
 
 use super::spec::Campaign;
-use super::{CampaignError, frequency_cap};
+use super::CampaignError;
+use crate::settings::frequency_cap_of;
 use crate::send::{AcceptError, Acceptor, Idempotency, Recipient, SendRequest};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -433,17 +434,17 @@ impl CampaignRunner {
             .map(|c| (c.id.clone(), c))
             .collect();
         let ledgers = self.store.consents_of(tenant, page).await?;
-        let cap = frequency_cap(&*self.store, tenant)
+        let cap = frequency_cap_of(&*self.store, tenant)
             .await?
-            .filter(|cap| cap.purpose == campaign.purpose.as_str());
-        let counts = match cap.as_ref().and_then(|c| c.period().map(|p| (c, p))) {
-            Some((cap, period)) => {
+            .filter(|cap| cap.covers(&campaign.purpose));
+        let counts = match &cap {
+            Some(cap) => {
                 self.store
                     .purpose_counts(
                         tenant,
                         page,
-                        &cap.purpose,
-                        now.checked_sub(period).unwrap_or(now),
+                        cap.purpose().as_str(),
+                        now.checked_sub(cap.per().duration()).unwrap_or(now),
                         campaign.label.as_str(),
                     )
                     .await?
@@ -509,7 +510,7 @@ impl CampaignRunner {
                 continue;
             }
             if let Some(cap) = &cap
-                && counts.get(contact_id).copied().unwrap_or(0) >= i64::from(cap.max)
+                && counts.get(contact_id).copied().unwrap_or(0) >= i64::from(cap.max())
             {
                 outcomes.push(skip("frequency_cap", variant.name.clone()));
                 continue;

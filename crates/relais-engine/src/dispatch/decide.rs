@@ -102,7 +102,11 @@ impl Dispatcher {
                     return Ok(Triage::Settle(id, Box::new(wait)));
                 }
                 let kind = (!paced).then(|| adapter.kind());
-                if let Err(next) = self.take_token(kind, &item.message, now) {
+                let sender_rate = match &item.message.sender {
+                    Some(from) => self.sender_rate_of(&item.message.tenant_id, from).await,
+                    None => None,
+                };
+                if let Err(next) = self.take_token(kind, &item.message, sender_rate, now) {
                     report.throttled += 1;
                     return Ok(Triage::Settle(
                         id,
@@ -306,11 +310,13 @@ impl Dispatcher {
     }
 
     /// Takes a token from the channel kind's bucket (`None` for a channel that paces
-    /// itself) and from the message's sender's, or says when both will have one.
+    /// itself) and from the message's sender's at `sender_rate` (`None`: not paced), or
+    /// says when both will have one.
     pub(super) fn take_token(
         &self,
         kind: Option<ChannelKind>,
         message: &Message,
+        sender_rate: Option<f64>,
         now: Timestamp,
     ) -> Result<(), Timestamp> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -321,19 +327,23 @@ impl Dispatcher {
                 .entry(kind)
                 .or_insert_with(|| Bucket::new(rate, now))
         });
-        let sender = message.sender.as_ref().and_then(|from| {
-            let rate = self
-                .config
-                .sender_rates
-                .get(from)
-                .copied()
-                .or(self.config.sender_rate)?;
-            Some(
-                senders
-                    .entry((message.channel.clone(), from.clone()))
-                    .or_insert_with(|| Bucket::new(rate, now)),
-            )
-        });
+        let sender = message
+            .sender
+            .as_ref()
+            .zip(sender_rate)
+            .map(|(from, rate)| {
+                // Per tenant: two tenants may name the same sender at different rates.
+                let bucket = senders
+                    .entry((
+                        message.tenant_id.clone(),
+                        message.channel.clone(),
+                        from.clone(),
+                    ))
+                    .or_insert_with(|| Bucket::new(rate, now));
+                // An operator may have changed the rate since the bucket was made.
+                bucket.set_rate(rate);
+                bucket
+            });
         let mut buckets: Vec<&mut Bucket> = channel.into_iter().chain(sender).collect();
         let mut next = None;
         for bucket in buckets.iter_mut() {
@@ -348,6 +358,29 @@ impl Dispatcher {
             bucket.take();
         }
         Ok(())
+    }
+
+    /// Messages per second the dispatcher allows `sender` of `tenant` now: the tenant's
+    /// settings (`/v1/settings` `sender_rates`, read through the store's configuration
+    /// cache, so a change applies within a second and without a restart) over the
+    /// server's (`RELAIS_SENDER_RATE(S)`); `None` leaves the sender unpaced.
+    pub async fn sender_rate_of(&self, tenant: &str, sender: &str) -> Option<f64> {
+        let tenant_rates = match crate::settings::sender_rates_of(&*self.store, tenant).await {
+            Ok(rates) => rates,
+            // One tenant's unreadable setting must not stop every tenant's sends: its
+            // senders go at the server's rates, and the log says why.
+            Err(e) => {
+                tracing::warn!(tenant, error = %e, "sender rates unreadable; the server's apply");
+                relais_core::sender_rates::SenderRates::default()
+            }
+        };
+        tenant_rates.rate_of(sender).or_else(|| {
+            self.config
+                .sender_rates
+                .get(sender)
+                .copied()
+                .or(self.config.sender_rate)
+        })
     }
 
     /// Messages per second of a channel kind the dispatcher paces.

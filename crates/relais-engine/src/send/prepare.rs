@@ -15,7 +15,7 @@ use relais_core::consent::{ConsentRecord, Purpose, may_send};
 use relais_core::contact::{AddressRules, Contact, Identity};
 use relais_core::content::{Body, ChannelCapabilities, Content, TextLimit, degrade};
 use relais_core::phone::normalize_phone;
-use relais_core::quiet_hours::{QuietHours, next_allowed};
+use relais_core::quiet_hours::{QuietHours, country_of_time_zone, hold};
 use relais_core::sender::Sender;
 use relais_core::sms::segment_info;
 use relais_core::status::MessageStatus;
@@ -27,8 +27,8 @@ use relais_store::{
 };
 use std::collections::HashMap;
 
-/// The tenant setting holding quiet-hours windows (a JSON list, see `docs/messages.md`).
-pub const QUIET_HOURS_SETTING: &str = "quiet_hours";
+/// The tenant setting holding quiet hours (see `docs/settings.md`).
+pub const QUIET_HOURS_SETTING: &str = relais_core::settings::QUIET_HOURS_KEY;
 
 /// Who a checked request goes to, before the store is asked.
 pub(super) enum Target {
@@ -160,6 +160,8 @@ struct Draft {
     send_at: Option<Timestamp>,
     timezone: Option<String>,
     region: Option<Option<String>>,
+    /// The contact's `country` attribute, for recipients whose address has no country.
+    country_attribute: Option<String>,
     base: String,
 }
 
@@ -516,6 +518,11 @@ impl Build {
             kind,
             purpose,
             send_at: request.send_at,
+            country_attribute: contact
+                .attributes
+                .get("country")
+                .and_then(|value| value.as_str())
+                .map(str::to_owned),
             timezone: contact.timezone,
             region,
             base,
@@ -737,12 +744,7 @@ async fn look_up_channels(
 
 /// The tenant's quiet hours (the default when none are set).
 async fn quiet_hours(ctx: &AcceptContext<'_>, tenant: &str) -> Result<QuietHours, AcceptError> {
-    Ok(
-        match ctx.store.setting(tenant, QUIET_HOURS_SETTING).await? {
-            Some(v) => serde_json::from_value(v).unwrap_or_default(),
-            None => QuietHours::default(),
-        },
-    )
+    Ok(crate::settings::quiet_hours_of(ctx.store.as_ref(), tenant).await?)
 }
 
 /// The contacts of `identities` (each with `true` when planned now), those of unknown
@@ -780,7 +782,9 @@ async fn contact_by_id(
     Ok(contact)
 }
 
-/// When: `send_at`, then the recipient's quiet hours.
+/// When: `send_at`, then the recipient's quiet hours. The recipient's country, which
+/// picks the built-in quiet-hours rule, is the region of their phone number, else their
+/// contact's `country` attribute, else the country of their time zone.
 fn schedule(now: Timestamp, draft: Draft, quiet: &QuietHours) -> Result<NewMessage, AcceptError> {
     let Draft {
         mut message,
@@ -789,26 +793,44 @@ fn schedule(now: Timestamp, draft: Draft, quiet: &QuietHours) -> Result<NewMessa
         send_at,
         timezone,
         region,
+        country_attribute,
         base,
         // Taken by `Build::all` before the decision.
         links: _,
     } = draft;
     let wanted = send_at.filter(|s| *s > now).unwrap_or(now);
-    let country = region.unwrap_or_else(|| {
-        normalize_phone(&message.to_address, None)
-            .ok()
-            .and_then(|p| p.region())
-    });
+    let country = region
+        .unwrap_or_else(|| {
+            normalize_phone(&message.to_address, None)
+                .ok()
+                .and_then(|p| p.region())
+        })
+        .or_else(|| {
+            country_attribute
+                .map(|code| code.trim().to_ascii_uppercase())
+                .filter(|code| code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()))
+        })
+        .or_else(|| {
+            timezone
+                .as_deref()
+                .and_then(country_of_time_zone)
+                .map(str::to_owned)
+        });
     let tz = timezone
         .as_deref()
         .and_then(|tz| TimeZone::get(tz).ok())
         .or_else(|| country.as_deref().and_then(zone_of_country))
         .unwrap_or(TimeZone::UTC);
-    let due = next_allowed(wanted, &tz, country.as_deref(), &purpose, quiet)
+    let held = hold(wanted, &tz, country.as_deref(), &purpose, quiet)
         .map_err(|e| invalid(&format!("{base}/purpose"), e.to_string()))?;
+    let due = held.until;
     if due > now {
         let (reason, detail) = if due > wanted {
-            ("quiet_hours", format!("held by quiet hours until {due}"))
+            // The rules' names say why, e.g. "FR: no marketing on Sundays".
+            (
+                "quiet_hours",
+                format!("held by quiet hours until {due}: {}", held.rule_names()),
+            )
         } else {
             ("send_at", format!("scheduled for {due}"))
         };
@@ -850,6 +872,7 @@ fn zone_of_country(country: &str) -> Option<TimeZone> {
         "GB" => "Europe/London",
         "NL" => "Europe/Amsterdam",
         "PT" => "Europe/Lisbon",
+        "PL" => "Europe/Warsaw",
         "LU" => "Europe/Luxembourg",
         "RE" => "Indian/Reunion",
         "GP" | "MF" | "BL" => "America/Guadeloupe",

@@ -16,6 +16,7 @@ pub mod media;
 pub mod messages;
 pub mod nlu;
 pub mod segments;
+pub mod settings;
 pub mod sim;
 pub mod system;
 pub mod templates;
@@ -57,6 +58,7 @@ pub fn v1() -> Router<AppState> {
         .merge(segments::router())
         .merge(campaigns::router())
         .merge(entry_points::router())
+        .merge(settings::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

@@ -3,8 +3,14 @@
 //! Two sources of rules apply together:
 //! - the tenant's windows, e.g. `{"start": "21:00", "end": "08:00", "days": ["sat", "sun"],
 //!   "purposes": ["marketing"]}`;
-//! - built-in country rules that follow the recipient's country (see [`CountryQuietRule`]):
-//!   in France, no marketing between 22:00 and 08:00, on Sundays, nor on public holidays.
+//! - built-in country rules that follow the recipient's country (see [`COUNTRY_RULES`]):
+//!   in France, no marketing between 22:00 and 08:00, on Sundays, nor on public holidays;
+//!   likewise, each with its own hours, days and computed holidays, in Germany, Spain,
+//!   Italy, Poland, the Netherlands, Belgium, the United Kingdom and the United States. A
+//!   tenant may turn a country's rule off.
+//!
+//! Every rule that holds a message has a name ([`QuietReason`]'s `Display`, e.g. `FR: no
+//! marketing on Sundays`), which [`hold`] returns for the message's event log.
 //!
 //! A message that falls in quiet hours is delayed to [`next_allowed`], never dropped.
 //! Windows are read on the local wall clock, so "08:00" is 08:00 on both sides of a
@@ -12,13 +18,19 @@
 //! the message goes out at the jump.
 
 use crate::consent::Purpose;
-use crate::holidays::{Holiday, french_public_holiday};
 use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
+
+mod countries;
+#[cfg(test)]
+mod tests;
+
+pub use countries::*;
 
 const MINUTES_PER_DAY: u16 = 24 * 60;
 
@@ -330,45 +342,100 @@ fn seconds_since_midnight(time: Time) -> i32 {
     i32::from(time.hour()) * 3600 + i32::from(time.minute()) * 60 + i32::from(time.second())
 }
 
-/// A tenant's quiet-hours windows. Serialised as a plain JSON list of windows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+/// A tenant's quiet hours: its own windows, and which countries' built-in rules it turned
+/// off (all apply unless turned off).
+///
+/// Written as `{"windows": [...], "countries": {"US": false}}`; a plain JSON list of
+/// windows (how tenants stored it before country rules could be turned off) still reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QuietHours {
     pub windows: Vec<QuietWindow>,
+    /// Keys ([`CountryQuietRule::key`]) of the built-in rules the tenant turned off.
+    countries_off: BTreeSet<&'static str>,
 }
 
-/// A country's legal or customary quiet hours for marketing, as data.
-#[derive(Debug, Clone, Copy)]
-pub struct CountryQuietRule {
-    /// ISO 3166-1 alpha-2 codes the rule follows.
-    pub countries: &'static [&'static str],
-    /// Marketing is not sent from `night_start` to `night_end` (crossing midnight).
-    pub night_start: TimeOfDay,
-    pub night_end: TimeOfDay,
-    pub no_sundays: bool,
-    /// The country's public holiday on a date, if any; no marketing on those days.
-    pub public_holiday: Option<fn(Date) -> Option<Holiday>>,
+impl QuietHours {
+    /// Turns the built-in rule of `country` (its key or any code it covers) on or off.
+    pub fn set_country_rule(&mut self, country: &str, on: bool) -> Result<(), QuietHoursError> {
+        let rule = country_rule(country)
+            .ok_or_else(|| QuietHoursError::UnknownCountry(country.to_owned()))?;
+        if on {
+            self.countries_off.remove(rule.key);
+        } else {
+            self.countries_off.insert(rule.key);
+        }
+        Ok(())
+    }
+
+    /// Whether the built-in rule with key `key` applies for this tenant.
+    pub fn country_rule_on(&self, key: &str) -> bool {
+        !self.countries_off.contains(key)
+    }
 }
 
-/// France: no marketing 22:00–08:00, on Sundays, nor on national public holidays.
-/// Applied to metropolitan France and the overseas departments and collectivities whose
-/// numbers carry their own region code (their local extra holidays are not included).
-pub const FRANCE: CountryQuietRule = CountryQuietRule {
-    countries: &["FR", "GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF"],
-    night_start: TimeOfDay::at(22, 0),
-    night_end: TimeOfDay::at(8, 0),
-    no_sundays: true,
-    public_holiday: Some(french_public_holiday),
-};
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum QuietHoursWire {
+    Windows(Vec<QuietWindow>),
+    Sections(QuietHoursSections),
+}
 
-pub const COUNTRY_RULES: &[CountryQuietRule] = &[FRANCE];
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuietHoursSections {
+    #[serde(default)]
+    windows: Vec<QuietWindow>,
+    /// Every built-in rule by key, `true` when it applies.
+    #[serde(default)]
+    countries: BTreeMap<String, bool>,
+}
 
-/// The built-in rule for an ISO 3166-1 alpha-2 country code (any case), if any.
-pub fn country_rule(country: &str) -> Option<&'static CountryQuietRule> {
-    let code = country.trim().to_ascii_uppercase();
-    COUNTRY_RULES
-        .iter()
-        .find(|rule| rule.countries.contains(&code.as_str()))
+impl Serialize for QuietHours {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        QuietHoursSections {
+            windows: self.windows.clone(),
+            countries: COUNTRY_RULES
+                .iter()
+                .map(|rule| (rule.key.to_owned(), self.country_rule_on(rule.key)))
+                .collect(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for QuietHours {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Read through a `Value` first: an untagged enum hides why each shape failed, and
+        // a person needs to be told which window or country is wrong.
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let wire = if value.is_array() {
+            QuietHoursWire::Windows(
+                serde_json::from_value(value).map_err(serde::de::Error::custom)?,
+            )
+        } else {
+            QuietHoursWire::Sections(
+                serde_json::from_value(value).map_err(serde::de::Error::custom)?,
+            )
+        };
+        match wire {
+            QuietHoursWire::Windows(windows) => Ok(QuietHours {
+                windows,
+                ..QuietHours::default()
+            }),
+            QuietHoursWire::Sections(sections) => {
+                let mut quiet = QuietHours {
+                    windows: sections.windows,
+                    ..QuietHours::default()
+                };
+                for (country, on) in sections.countries {
+                    quiet
+                        .set_country_rule(&country, on)
+                        .map_err(serde::de::Error::custom)?;
+                }
+                Ok(quiet)
+            }
+        }
+    }
 }
 
 /// Why a message is held at a given instant, for the message's event log.
@@ -380,9 +447,12 @@ pub enum QuietReason {
     },
     CountryNight {
         country: &'static str,
+        start: TimeOfDay,
+        end: TimeOfDay,
     },
-    CountrySunday {
+    CountryRestDay {
         country: &'static str,
+        day: Weekday,
     },
     CountryHoliday {
         country: &'static str,
@@ -396,9 +466,17 @@ impl fmt::Display for QuietReason {
             QuietReason::TenantWindow { index } => {
                 write!(f, "tenant quiet hours (window {})", index + 1)
             }
-            QuietReason::CountryNight { country } => write!(f, "{country}: no marketing at night"),
-            QuietReason::CountrySunday { country } => {
-                write!(f, "{country}: no marketing on Sundays")
+            QuietReason::CountryNight {
+                country,
+                start,
+                end,
+            } => write!(f, "{country}: no marketing at night ({start}–{end})"),
+            QuietReason::CountryRestDay { country, day } => {
+                write!(
+                    f,
+                    "{country}: no marketing on {}s",
+                    DAY_NAMES_EN[day_index(*day)]
+                )
             }
             QuietReason::CountryHoliday { country, holiday } => {
                 write!(f, "{country}: no marketing on a public holiday ({holiday})")
@@ -407,6 +485,15 @@ impl fmt::Display for QuietReason {
     }
 }
 
+const DAY_NAMES_EN: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuietHoursError {
     #[error("`{0}` is not a time of day; write it HH:MM, from 00:00 to 24:00")]
@@ -425,6 +512,10 @@ pub enum QuietHoursError {
     NoDays,
     #[error("the quiet-hours rules leave no time to send a {purpose} message within a year")]
     NeverAllowed { purpose: String },
+    #[error(
+        "`{0}` has no built-in quiet-hours rule; the built-in countries are FR, DE, ES, IT, PL, NL, BE, GB and US"
+    )]
+    UnknownCountry(String),
 }
 
 /// The wall-clock context of a decision: where the recipient is and what the message is for.
@@ -444,7 +535,7 @@ impl Rules<'_> {
                 .iter()
                 .copied()
                 .find(|listed| *listed == upper)?;
-            Some((rule, code))
+            tenant.country_rule_on(rule.key).then_some((rule, code))
         });
         Rules {
             country,
@@ -480,11 +571,20 @@ impl Rules<'_> {
                 purposes: Vec::new(),
             };
             if let Some(end) = night.blocks_until(local) {
-                holding.push((QuietReason::CountryNight { country }, end));
+                holding.push((
+                    QuietReason::CountryNight {
+                        country,
+                        start: rule.night_start,
+                        end: rule.night_end,
+                    },
+                    end,
+                ));
             }
-            if rule.no_sundays && date.weekday() == Weekday::Sunday {
-                holding
-                    .extend(next_midnight.map(|end| (QuietReason::CountrySunday { country }, end)));
+            let day = date.weekday();
+            if rule.rest_days.contains(&day) {
+                holding.extend(
+                    next_midnight.map(|end| (QuietReason::CountryRestDay { country, day }, end)),
+                );
             }
             if let Some(holiday) = rule.public_holiday.and_then(|lookup| lookup(date)) {
                 holding.extend(next_midnight.map(|end| {
@@ -519,14 +619,58 @@ pub fn next_allowed(
     purpose: &Purpose,
     rules: &QuietHours,
 ) -> Result<Timestamp, QuietHoursError> {
+    hold(at, tz, country, purpose, rules).map(|hold| hold.until)
+}
+
+/// When a message may go out, and every rule that held it until then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// `at` itself when nothing held the message.
+    pub until: Timestamp,
+    /// The rules met on the way, each once, in the order they were met (a Saturday
+    /// 23:00 marketing message in France: the night, then Sunday, then Monday's early
+    /// hours, which is the night again).
+    pub reasons: Vec<QuietReason>,
+}
+
+impl Hold {
+    /// The rules' names, for a person: `FR: no marketing at night (22:00–08:00); FR: no
+    /// marketing on Sundays`.
+    pub fn rule_names(&self) -> String {
+        self.reasons
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// [`next_allowed`], with the rules that held the message on the way.
+pub fn hold(
+    at: Timestamp,
+    tz: &TimeZone,
+    country: Option<&str>,
+    purpose: &Purpose,
+    rules: &QuietHours,
+) -> Result<Hold, QuietHoursError> {
     let rules = Rules::new(country, purpose, rules);
     let horizon = at.checked_add(SEARCH_HORIZON).unwrap_or(Timestamp::MAX);
     let mut instant = at;
+    let mut reasons: Vec<QuietReason> = Vec::new();
     while instant <= horizon {
         let local = tz.to_datetime(instant);
-        let Some(end) = rules.holding(local).into_iter().map(|(_, end)| end).max() else {
-            return Ok(instant);
+        let holding = rules.holding(local);
+        let Some(end) = holding.iter().map(|(_, end)| *end).max() else {
+            return Ok(Hold {
+                until: instant,
+                reasons,
+            });
         };
+        for (reason, _) in holding {
+            if !reasons.contains(&reason) {
+                reasons.push(reason);
+            }
+        }
         instant = first_instant_at_or_after(tz, end, instant);
     }
     Err(QuietHoursError::NeverAllowed {
@@ -586,438 +730,4 @@ fn first_instant_at_or_after(tz: &TimeZone, wall: DateTime, after: Timestamp) ->
                 .checked_add(SignedDuration::from_secs(1))
                 .unwrap_or(Timestamp::MAX)
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn paris() -> TimeZone {
-        TimeZone::get("Europe/Paris").unwrap()
-    }
-
-    /// An instant written with its Paris wall-clock time and offset.
-    fn at(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
-    fn window(json: &str) -> QuietWindow {
-        serde_json::from_str(json).unwrap()
-    }
-
-    fn tenant(windows: &[&str]) -> QuietHours {
-        QuietHours {
-            windows: windows.iter().map(|w| window(w)).collect(),
-        }
-    }
-
-    fn next(
-        at_: Timestamp,
-        country: Option<&str>,
-        purpose: Purpose,
-        rules: &QuietHours,
-    ) -> Timestamp {
-        next_allowed(at_, &paris(), country, &purpose, rules).unwrap()
-    }
-
-    const NIGHT: &str = r#"{"start": "21:00", "end": "08:00"}"#;
-
-    #[test]
-    fn an_allowed_instant_is_returned_unchanged() {
-        let noon = at("2026-11-18T12:00:00+01:00");
-        assert_eq!(
-            next(noon, None, Purpose::Marketing, &tenant(&[NIGHT])),
-            noon
-        );
-    }
-
-    #[test]
-    fn a_window_across_midnight_holds_until_its_end_the_next_morning() {
-        let rules = tenant(&[NIGHT]);
-        assert_eq!(
-            next(
-                at("2026-11-18T23:00:00+01:00"),
-                None,
-                Purpose::Transactional,
-                &rules
-            ),
-            at("2026-11-19T08:00:00+01:00")
-        );
-        assert_eq!(
-            next(
-                at("2026-11-19T07:59:59+01:00"),
-                None,
-                Purpose::Transactional,
-                &rules
-            ),
-            at("2026-11-19T08:00:00+01:00")
-        );
-        assert_eq!(
-            next(
-                at("2026-11-19T21:00:00+01:00"),
-                None,
-                Purpose::Transactional,
-                &rules
-            ),
-            at("2026-11-20T08:00:00+01:00"),
-            "the start is included"
-        );
-        let eight = at("2026-11-19T08:00:00+01:00");
-        assert_eq!(
-            next(eight, None, Purpose::Transactional, &rules),
-            eight,
-            "the end is excluded"
-        );
-    }
-
-    #[test]
-    fn days_name_the_day_a_window_starts() {
-        let rules = tenant(&[r#"{"start": "21:00", "end": "08:00", "days": ["fri"]}"#]);
-        // 2026-11-20 is a Friday.
-        assert_eq!(
-            next(
-                at("2026-11-21T07:00:00+01:00"),
-                None,
-                Purpose::Marketing,
-                &rules
-            ),
-            at("2026-11-21T08:00:00+01:00"),
-            "Friday's window holds Saturday morning"
-        );
-        let saturday_night = at("2026-11-21T22:00:00+01:00");
-        assert_eq!(
-            next(saturday_night, None, Purpose::Marketing, &rules),
-            saturday_night
-        );
-    }
-
-    #[test]
-    fn windows_follow_their_purposes() {
-        let rules = tenant(&[r#"{"start": "12:00", "end": "14:00", "purposes": ["marketing"]}"#]);
-        let lunch = at("2026-11-18T12:30:00+01:00");
-        assert_eq!(next(lunch, None, Purpose::Transactional, &rules), lunch);
-        assert_eq!(
-            next(lunch, None, Purpose::Marketing, &rules),
-            at("2026-11-18T14:00:00+01:00")
-        );
-        assert_eq!(
-            next(lunch, None, Purpose::Topic("newsletter".into()), &rules),
-            at("2026-11-18T14:00:00+01:00"),
-            "a marketing topic is marketing"
-        );
-    }
-
-    #[test]
-    fn overlapping_windows_chain() {
-        let rules = tenant(&[
-            r#"{"start": "10:00", "end": "12:00"}"#,
-            r#"{"start": "11:00", "end": "13:00"}"#,
-        ]);
-        assert_eq!(
-            next(
-                at("2026-11-18T10:30:00+01:00"),
-                None,
-                Purpose::Marketing,
-                &rules
-            ),
-            at("2026-11-18T13:00:00+01:00")
-        );
-    }
-
-    #[test]
-    fn france_no_marketing_at_night() {
-        let none = QuietHours::default();
-        let evening = at("2026-11-18T21:59:00+01:00");
-        assert_eq!(
-            next(evening, Some("FR"), Purpose::Marketing, &none),
-            evening
-        );
-        assert_eq!(
-            next(
-                at("2026-11-18T22:00:00+01:00"),
-                Some("fr"),
-                Purpose::Marketing,
-                &none
-            ),
-            at("2026-11-19T08:00:00+01:00")
-        );
-    }
-
-    #[test]
-    fn france_no_marketing_on_sunday() {
-        let none = QuietHours::default();
-        // Saturday 22:30 → the night, then Sunday, then Monday's early hours.
-        assert_eq!(
-            next(
-                at("2026-11-21T22:30:00+01:00"),
-                Some("FR"),
-                Purpose::Marketing,
-                &none
-            ),
-            at("2026-11-23T08:00:00+01:00")
-        );
-        let sunday_noon = at("2026-11-22T12:00:00+01:00");
-        assert_eq!(
-            quiet_reasons(
-                sunday_noon,
-                &paris(),
-                Some("FR"),
-                &Purpose::Marketing,
-                &none
-            ),
-            vec![QuietReason::CountrySunday { country: "FR" }]
-        );
-    }
-
-    #[test]
-    fn france_transactional_messages_are_not_held() {
-        let none = QuietHours::default();
-        let sunday_night = at("2026-11-22T23:30:00+01:00");
-        assert_eq!(
-            next(sunday_night, Some("FR"), Purpose::Transactional, &none),
-            sunday_night
-        );
-    }
-
-    #[test]
-    fn france_no_marketing_on_bastille_day() {
-        // 14 July 2026 is a Tuesday.
-        let none = QuietHours::default();
-        assert_eq!(
-            next(
-                at("2026-07-14T10:00:00+02:00"),
-                Some("FR"),
-                Purpose::Marketing,
-                &none
-            ),
-            at("2026-07-15T08:00:00+02:00")
-        );
-        assert_eq!(
-            quiet_reasons(
-                at("2026-07-14T10:00:00+02:00"),
-                &paris(),
-                Some("FR"),
-                &Purpose::Marketing,
-                &none
-            ),
-            vec![QuietReason::CountryHoliday {
-                country: "FR",
-                holiday: "Fête nationale"
-            }]
-        );
-    }
-
-    #[test]
-    fn france_easter_weekend_2027_across_the_spring_forward() {
-        // Saturday 27 March 2027 23:00 CET: night, Easter Sunday (also the night clocks go
-        // forward), Easter Monday 29 March, then Tuesday 08:00 CEST.
-        let none = QuietHours::default();
-        assert_eq!(
-            next(
-                at("2027-03-27T23:00:00+01:00"),
-                Some("FR"),
-                Purpose::Marketing,
-                &none
-            ),
-            at("2027-03-30T08:00:00+02:00")
-        );
-    }
-
-    #[test]
-    fn france_autumn_fall_back_keeps_eight_on_the_wall_clock() {
-        // Clocks go back on Sunday 25 October 2026; Monday 08:00 is in CET.
-        let none = QuietHours::default();
-        assert_eq!(
-            next(
-                at("2026-10-24T23:00:00+02:00"),
-                Some("FR"),
-                Purpose::Marketing,
-                &none
-            ),
-            at("2026-10-26T08:00:00+01:00")
-        );
-    }
-
-    #[test]
-    fn a_window_ending_in_the_spring_gap_ends_at_the_jump() {
-        // On 29 March 2026 Paris jumps from 02:00 CET to 03:00 CEST; 02:30 never happens.
-        let rules = tenant(&[r#"{"start": "00:30", "end": "02:30"}"#]);
-        assert_eq!(
-            next(
-                at("2026-03-29T01:00:00+01:00"),
-                None,
-                Purpose::Transactional,
-                &rules
-            ),
-            at("2026-03-29T03:00:00+02:00")
-        );
-    }
-
-    #[test]
-    fn a_window_in_the_autumn_fold_holds_on_both_passes() {
-        // On 25 October 2026 Paris lives 02:00–03:00 twice (CEST, then CET).
-        let rules = tenant(&[r#"{"start": "02:00", "end": "02:30"}"#]);
-        assert_eq!(
-            next(
-                at("2026-10-25T02:10:00+02:00"),
-                None,
-                Purpose::Transactional,
-                &rules
-            ),
-            at("2026-10-25T02:30:00+02:00")
-        );
-        assert_eq!(
-            next(
-                at("2026-10-25T02:10:00+01:00"),
-                None,
-                Purpose::Transactional,
-                &rules
-            ),
-            at("2026-10-25T02:30:00+01:00")
-        );
-    }
-
-    #[test]
-    fn contradictory_rules_are_reported_not_looped_on() {
-        let rules = tenant(&[r#"{"start": "00:00", "end": "24:00"}"#]);
-        let err = next_allowed(
-            at("2026-11-18T12:00:00+01:00"),
-            &paris(),
-            None,
-            &Purpose::Marketing,
-            &rules,
-        )
-        .unwrap_err();
-        assert_eq!(
-            err,
-            QuietHoursError::NeverAllowed {
-                purpose: "marketing".into()
-            }
-        );
-    }
-
-    #[test]
-    fn unknown_countries_have_no_built_in_rule() {
-        let sunday = at("2026-11-22T12:00:00+01:00");
-        assert_eq!(
-            next(
-                sunday,
-                Some("DE"),
-                Purpose::Marketing,
-                &QuietHours::default()
-            ),
-            sunday
-        );
-        assert_eq!(
-            next(sunday, None, Purpose::Marketing, &QuietHours::default()),
-            sunday
-        );
-        assert!(
-            country_rule("re").is_some(),
-            "overseas departments follow French law"
-        );
-    }
-
-    #[test]
-    fn windows_parse_strictly_with_clear_errors() {
-        let err = |json: &str| {
-            serde_json::from_str::<QuietWindow>(json)
-                .unwrap_err()
-                .to_string()
-        };
-        assert!(
-            err(r#"{"start": "25:00", "end": "08:00"}"#).contains("`25:00` is not a time of day")
-        );
-        assert!(
-            err(r#"{"start": "9:00", "end": "08:00"}"#).contains("`9:00` is not a time of day")
-        );
-        assert!(err(r#"{"start": "08:00", "end": "08:00"}"#).contains("is empty"));
-        assert!(err(r#"{"start": "24:00", "end": "08:00"}"#).contains("cannot start at 24:00"));
-        assert!(
-            err(r#"{"start": "21:00", "end": "08:00", "days": ["funday"]}"#)
-                .contains("`funday` is not a day")
-        );
-        assert!(
-            err(r#"{"start": "21:00", "end": "08:00", "until": "x"}"#)
-                .contains("unknown field `until`")
-        );
-    }
-
-    #[test]
-    fn windows_round_trip_through_json() {
-        let json =
-            r#"{"start":"21:00","end":"08:00","days":["mon","fri"],"purposes":["marketing"]}"#;
-        let parsed: QuietWindow = serde_json::from_str(json).unwrap();
-        assert_eq!(serde_json::to_string(&parsed).unwrap(), json);
-        let full_names: QuietWindow =
-            serde_json::from_str(r#"{"start":"21:00","end":"08:00","days":["Monday","friday"],"purposes":["marketing"]}"#)
-                .unwrap();
-        assert_eq!(full_names, parsed);
-        let list: QuietHours = serde_json::from_str(&format!("[{json}]")).unwrap();
-        assert_eq!(list.windows, vec![parsed]);
-    }
-
-    proptest! {
-        #[test]
-        fn france_marketing_always_lands_on_a_working_day_daytime(secs in 1_700_000_000i64..2_100_000_000) {
-            let start = Timestamp::from_second(secs).unwrap();
-            let none = QuietHours::default();
-            let allowed = next(start, Some("FR"), Purpose::Marketing, &none);
-            prop_assert!(allowed >= start);
-            let local = paris().to_datetime(allowed);
-            prop_assert!(local.weekday() != Weekday::Sunday);
-            prop_assert!(french_public_holiday(local.date()).is_none());
-            prop_assert!(local.hour() >= 8 && local.hour() < 22);
-            prop_assert!(is_allowed(allowed, &paris(), Some("FR"), &Purpose::Marketing, &none));
-            // Asking again at the answer gives the answer: the delay is not compounded.
-            prop_assert_eq!(next(allowed, Some("FR"), Purpose::Marketing, &none), allowed);
-        }
-
-        #[test]
-        fn nothing_allowed_is_skipped(secs in 1_700_000_000i64..2_100_000_000, fraction in 0.0f64..1.0) {
-            let rules = tenant(&[NIGHT, r#"{"start": "12:00", "end": "13:30", "days": ["wed"]}"#]);
-            let start = Timestamp::from_second(secs).unwrap();
-            let allowed = next(start, Some("FR"), Purpose::Marketing, &rules);
-            let waited = allowed.duration_since(start).as_secs();
-            // Truncation is intended: any whole second inside the wait.
-            #[allow(clippy::cast_possible_truncation)]
-            let probe_offset = (waited as f64 * fraction) as i64;
-            let probe = start + SignedDuration::from_secs(probe_offset);
-            if probe < allowed {
-                prop_assert!(!is_allowed(probe, &paris(), Some("FR"), &Purpose::Marketing, &rules));
-            }
-        }
-
-        #[test]
-        fn windows_hold_exactly_across_time_zones_and_clock_changes(
-            secs in 1_700_000_000i64..2_100_000_000,
-            zone in proptest::sample::select(vec![
-                "Europe/Paris", "America/New_York", "Australia/Sydney", "Asia/Kolkata",
-                "Pacific/Chatham", "America/Santiago", "UTC",
-            ]),
-            fraction in 0.0f64..1.0,
-        ) {
-            // Boundaries placed where clocks jump or repeat in several of these zones.
-            let rules = tenant(&[
-                r#"{"start": "01:30", "end": "02:30"}"#,
-                r#"{"start": "23:00", "end": "00:15", "days": ["sat"]}"#,
-                r#"{"start": "02:45", "end": "03:10", "purposes": ["marketing"]}"#,
-            ]);
-            let tz = TimeZone::get(zone).unwrap();
-            let start = Timestamp::from_second(secs).unwrap();
-            let allowed = next_allowed(start, &tz, None, &Purpose::Marketing, &rules).unwrap();
-            prop_assert!(allowed >= start);
-            prop_assert!(is_allowed(allowed, &tz, None, &Purpose::Marketing, &rules));
-            // No window lasts more than about two hours, even with a clock change.
-            prop_assert!(allowed.duration_since(start) <= SignedDuration::from_hours(3));
-            let waited = allowed.duration_since(start).as_secs();
-            // Truncation is intended: any whole second inside the wait.
-            #[allow(clippy::cast_possible_truncation)]
-            let probe = start + SignedDuration::from_secs((waited as f64 * fraction) as i64);
-            if probe < allowed {
-                prop_assert!(!is_allowed(probe, &tz, None, &Purpose::Marketing, &rules));
-            }
-        }
-    }
 }

@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod fallback;
 pub mod flow;
 pub mod holidays;
+pub mod journey;
 pub mod ids;
 pub mod keywords;
 pub mod media;

@@ -7,11 +7,13 @@ mod agents;
 mod analytics;
 mod channels;
 mod config_cache;
+mod contact_events;
 mod conversations;
 mod events;
 mod flows;
 mod held_parts;
 mod inbound;
+mod journeys;
 mod media;
 mod messages;
 mod model;
@@ -29,11 +31,13 @@ pub use agents::*;
 pub use analytics::*;
 pub use channels::*;
 pub use config_cache::CONFIG_FRESH_FOR;
+pub use contact_events::*;
 pub use conversations::*;
 pub use events::*;
 pub use flows::*;
 pub use held_parts::*;
 pub use inbound::*;
+pub use journeys::*;
 pub use media::*;
 pub use messages::*;
 pub use model::*;
@@ -232,6 +236,8 @@ pub trait Store:
     + TemplateStore
     + MediaStore
     + AnalyticsStore
+    + ContactEventStore
+    + JourneyStore
     + Send
     + Sync
     + 'static

@@ -802,7 +802,7 @@ fn schedule(now: Timestamp, draft: Draft, quiet: &QuietHours) -> Result<NewMessa
 }
 
 /// The time zone most of a country's people live in, for contacts without one.
-fn zone_of_country(country: &str) -> Option<TimeZone> {
+pub(crate) fn zone_of_country(country: &str) -> Option<TimeZone> {
     let zone = match country {
         "FR" | "MC" => "Europe/Paris",
         "BE" => "Europe/Brussels",

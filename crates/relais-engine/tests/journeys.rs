@@ -190,7 +190,10 @@ impl World {
     }
 
     fn engine(&self) -> Engine {
-        self.engine_with(Scripted::new(ChannelKind::Whatsapp), Scripted::new(ChannelKind::Sms))
+        self.engine_with(
+            Scripted::new(ChannelKind::Whatsapp),
+            Scripted::new(ChannelKind::Sms),
+        )
     }
 
     fn engine_with(&self, whatsapp: Arc<Scripted>, sms: Arc<Scripted>) -> Engine {
@@ -233,13 +236,26 @@ impl World {
 
     async fn event(&self, body: Value) -> Result<EventAnswer, EventError> {
         let request: EventRequest = serde_json::from_value(body).unwrap();
-        record_event(&*self.store, self.rules(), &self.tenant, request, self.clock.now()).await
+        record_event(
+            &*self.store,
+            self.rules(),
+            &self.tenant,
+            request,
+            self.clock.now(),
+        )
+        .await
     }
 
     async fn journey(&self, name: &str, document: Value) {
-        put_journey(&*self.store, &self.tenant, name, &document, self.clock.now())
-            .await
-            .unwrap();
+        put_journey(
+            &*self.store,
+            &self.tenant,
+            name,
+            &document,
+            self.clock.now(),
+        )
+        .await
+        .unwrap();
     }
 
     /// Ana, who wrote on WhatsApp a moment ago: its customer-service window is open, so
@@ -399,7 +415,10 @@ async fn a_purchase_ends_the_journey_wherever_it_stands(w: &World) {
         w.advance(60);
         w.step(&e).await;
     }
-    assert!(e.whatsapp.texts().is_empty() && e.sms.texts().is_empty(), "nothing is sent after the purchase");
+    assert!(
+        e.whatsapp.texts().is_empty() && e.sms.texts().is_empty(),
+        "nothing is sent after the purchase"
+    );
     let run = &w.runs(&ana).await[0];
     assert_eq!(run.state, RunState::Exited);
     assert_eq!(run.ended_reason.as_deref(), Some("goal event purchase"));
@@ -428,7 +447,11 @@ async fn whatsapp_refusing_the_reminder_falls_back_to_sms(w: &World) {
     w.advance(60);
     w.step(&e).await;
     assert_eq!(e.whatsapp.texts().len(), 1);
-    assert_eq!(e.sms.texts(), ["Your cart is waiting for you"], "the fallback step");
+    assert_eq!(
+        e.sms.texts(),
+        ["Your cart is waiting for you"],
+        "the fallback step"
+    );
     // An SMS is never read: two hours later, the last call.
     w.advance(120);
     w.step(&e).await;
@@ -445,7 +468,11 @@ async fn the_same_event_id_enters_the_journey_once(w: &World) {
     w.advance(1);
     let again = w.event(body).await.unwrap();
     assert!(again.duplicate && !first.duplicate);
-    assert_eq!(again.entered, ["abandoned-cart"], "the first answer, given again");
+    assert_eq!(
+        again.entered,
+        ["abandoned-cart"],
+        "the first answer, given again"
+    );
     assert_eq!(again.at, first.at);
     // Another abandoned cart while the first run is going: the default re-entry rule
     // (`after_exit`) keeps one run at a time.
@@ -490,9 +517,17 @@ async fn a_restarted_worker_takes_up_a_waiting_run(w: &World) {
 
 async fn entering_a_geofence_starts_its_journey(w: &World) {
     let ana = w.ana().await;
-    put_geofence(&*w.store, &w.tenant, "shop-lyon", 45.7640, 4.8357, 150.0, w.clock.now())
-        .await
-        .unwrap();
+    put_geofence(
+        &*w.store,
+        &w.tenant,
+        "shop-lyon",
+        45.7640,
+        4.8357,
+        150.0,
+        w.clock.now(),
+    )
+    .await
+    .unwrap();
     w.journey(
         "walk-in",
         json!({
@@ -518,13 +553,22 @@ async fn entering_a_geofence_starts_its_journey(w: &World) {
     assert_eq!(near.geofences, ["shop-lyon"]);
     assert_eq!(near.entered, ["walk-in"]);
     w.step(&e).await;
-    assert_eq!(e.sms.texts(), ["You are next to our Lyon shop: 10% off today"]);
-    assert_eq!(w.runs(&ana).await[0].event_properties["geofence"], "shop-lyon");
+    assert_eq!(
+        e.sms.texts(),
+        ["You are next to our Lyon shop: 10% off today"]
+    );
+    assert_eq!(
+        w.runs(&ana).await[0].event_properties["geofence"],
+        "shop-lyon"
+    );
     // A position out of range is refused and changes nothing.
     let bad = w
         .event(json!({"contact": PHONE, "name": "entered_area", "properties": {"lat": 95.0, "lon": 4.8}}))
         .await;
-    assert!(matches!(bad, Err(EventError::Invalid { ref pointer, .. }) if pointer == "/properties/lat"), "{bad:?}");
+    assert!(
+        matches!(bad, Err(EventError::Invalid { ref pointer, .. }) if pointer == "/properties/lat"),
+        "{bad:?}"
+    );
 }
 
 async fn a_birthday_journey_fires_at_nine_in_the_contacts_time_zone(w: &World) {
@@ -538,7 +582,10 @@ async fn a_birthday_journey_fires_at_nine_in_the_contacts_time_zone(w: &World) {
                     address: "+12125550123".into(),
                 }],
                 timezone: Some("America/New_York".into()),
-                attributes: serde_json::from_value(json!({"birthday": "1990-11-22", "first_name": "Ana"})).unwrap(),
+                attributes: serde_json::from_value(
+                    json!({"birthday": "1990-11-22", "first_name": "Ana"}),
+                )
+                .unwrap(),
                 ..Default::default()
             },
             w.clock.now(),
@@ -587,7 +634,10 @@ async fn an_event_for_an_unknown_contact_is_refused_or_creates_it_when_asked(w: 
     let refused = w
         .event(json!({"contact": "+33699999999", "name": "cart_abandoned", "id": "x-1"}))
         .await;
-    assert!(matches!(refused, Err(EventError::UnknownContact(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(EventError::UnknownContact(_))),
+        "{refused:?}"
+    );
     assert!(
         w.store
             .contact_by_identity(&w.tenant, None, "+33699999999")

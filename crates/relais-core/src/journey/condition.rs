@@ -99,9 +99,11 @@ impl Condition {
             Condition::Test { field, op, value } => {
                 let known = field == "timezone"
                     || field == "locale"
-                    || ["attributes.", "event."]
-                        .iter()
-                        .any(|root| field.strip_prefix(root).is_some_and(|rest| !rest.is_empty()));
+                    || ["attributes.", "event."].iter().any(|root| {
+                        field
+                            .strip_prefix(root)
+                            .is_some_and(|rest| !rest.is_empty())
+                    });
                 if !known {
                     found.push((
                         format!("{base}/field"),
@@ -209,7 +211,8 @@ mod tests {
     }
 
     fn facts(field: &str) -> Option<Value> {
-        let attributes = json!({"city": "Lyon", "tier": 2, "tags": ["vip"], "address": {"zip": "69002"}});
+        let attributes =
+            json!({"city": "Lyon", "tier": 2, "tags": ["vip"], "address": {"zip": "69002"}});
         let event = json!({"total": 129.9});
         match field.split_once('.') {
             Some(("attributes", path)) => attributes
@@ -223,11 +226,21 @@ mod tests {
 
     #[test]
     fn tests_compare_attributes_and_event_properties() {
-        assert!(cond(json!({"field": "attributes.city", "op": "=", "value": "Lyon"})).holds(&facts));
+        assert!(
+            cond(json!({"field": "attributes.city", "op": "=", "value": "Lyon"})).holds(&facts)
+        );
         assert!(cond(json!({"field": "event.total", "op": ">", "value": 100})).holds(&facts));
-        assert!(cond(json!({"field": "attributes.tier", "op": "in", "value": [1, 2.0]})).holds(&facts));
-        assert!(cond(json!({"field": "attributes.tags", "op": "contains", "value": "vip"})).holds(&facts));
-        assert!(cond(json!({"field": "attributes.address.zip", "op": "=", "value": "69002"})).holds(&facts));
+        assert!(
+            cond(json!({"field": "attributes.tier", "op": "in", "value": [1, 2.0]})).holds(&facts)
+        );
+        assert!(
+            cond(json!({"field": "attributes.tags", "op": "contains", "value": "vip"}))
+                .holds(&facts)
+        );
+        assert!(
+            cond(json!({"field": "attributes.address.zip", "op": "=", "value": "69002"}))
+                .holds(&facts)
+        );
         assert!(cond(json!({"all": [
             {"field": "attributes.city", "op": "exists"},
             {"not": {"field": "attributes.phone", "op": "exists"}},
@@ -239,12 +252,16 @@ mod tests {
     fn a_missing_field_makes_every_comparison_false() {
         assert!(!cond(json!({"field": "attributes.zip", "op": "!=", "value": "x"})).holds(&facts));
         assert!(!cond(json!({"field": "attributes.zip", "op": "=", "value": "x"})).holds(&facts));
-        assert!(cond(json!({"field": "attributes.zip", "op": "exists", "value": false})).holds(&facts));
+        assert!(
+            cond(json!({"field": "attributes.zip", "op": "exists", "value": false})).holds(&facts)
+        );
     }
 
     #[test]
     fn mistakes_are_named_by_pointer() {
-        let c = cond(json!({"all": [{"field": "city", "op": "=", "value": 1}, {"field": "event.x", "op": "in", "value": 3}]}));
+        let c = cond(
+            json!({"all": [{"field": "city", "op": "=", "value": 1}, {"field": "event.x", "op": "in", "value": 3}]}),
+        );
         let problems = c.problems("/steps/check/if");
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert_eq!(problems[0].0, "/steps/check/if/all/0/field");

@@ -252,7 +252,12 @@ impl Reader {
         }
     }
 
-    fn required_text(&mut self, map: &Map<String, Value>, key: &str, pointer: &str) -> Option<String> {
+    fn required_text(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        pointer: &str,
+    ) -> Option<String> {
         let found = self.text(map, key, pointer);
         if found.is_none() && map.get(key).is_none_or(Value::is_null) {
             self.fail(format!("{pointer}/{key}"), "is required");
@@ -284,7 +289,12 @@ impl Reader {
         }
     }
 
-    fn time_of_day(&mut self, map: &Map<String, Value>, key: &str, pointer: &str) -> Option<TimeOfDay> {
+    fn time_of_day(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        pointer: &str,
+    ) -> Option<TimeOfDay> {
         let raw = self.text(map, key, pointer)?;
         TimeOfDay::parse(&raw)
             .map_err(|e| self.fail(format!("{pointer}/{key}"), e.to_string()))
@@ -324,7 +334,14 @@ impl JourneyDefinition {
         let Some(top) = r.object(
             doc,
             "",
-            &["description", "trigger", "reentry", "exit_on", "start", "steps"],
+            &[
+                "description",
+                "trigger",
+                "reentry",
+                "exit_on",
+                "start",
+                "steps",
+            ],
         ) else {
             return Err(JourneyErrors(r.errors));
         };
@@ -379,7 +396,9 @@ impl JourneyDefinition {
         // Every reference names a step.
         if let Some(start) = &start
             && top.get("steps").is_some_and(Value::is_object)
-            && !top["steps"].as_object().is_some_and(|s| s.contains_key(start))
+            && !top["steps"]
+                .as_object()
+                .is_some_and(|s| s.contains_key(start))
         {
             r.fail("/start", format!("no step is named \"{start}\""));
         }
@@ -454,7 +473,16 @@ fn read_trigger(r: &mut Reader, value: &Value) -> Option<Trigger> {
     let map = r.object(
         value,
         p,
-        &["event", "where", "geofence", "anniversary", "date", "offset", "at", "segment"],
+        &[
+            "event",
+            "where",
+            "geofence",
+            "anniversary",
+            "date",
+            "offset",
+            "at",
+            "segment",
+        ],
     )?;
     let kinds: Vec<&str> = ["event", "geofence", "anniversary", "date", "segment"]
         .into_iter()
@@ -538,7 +566,9 @@ fn read_trigger(r: &mut Reader, value: &Value) -> Option<Trigger> {
                 Some(raw) => parse_days(&raw).or_else(|| {
                     r.fail(
                         format!("{p}/offset"),
-                        format!("`{raw}` is not a number of days; write it like \"-30d\" or \"7d\""),
+                        format!(
+                            "`{raw}` is not a number of days; write it like \"-30d\" or \"7d\""
+                        ),
                     );
                     None
                 })?,
@@ -587,7 +617,10 @@ fn read_step(r: &mut Reader, value: &Value, p: &str) -> Option<Step> {
                 (true, false) => Wait::For(r.duration(map, "for", p, MAX_WAIT)?),
                 (false, true) => Wait::Until(r.time_of_day(map, "until", p)?),
                 _ => {
-                    r.fail(p, "a wait needs either `for` (a duration) or `until` (a time of day)");
+                    r.fail(
+                        p,
+                        "a wait needs either `for` (a duration) or `until` (a time of day)",
+                    );
                     return None;
                 }
             };
@@ -627,10 +660,16 @@ fn read_step(r: &mut Reader, value: &Value, p: &str) -> Option<Step> {
             let map = r.object(value, p, &["type", "on", "within", "yes", "no"])?;
             let yes = r.text(map, "yes", p);
             let no = r.text(map, "no", p);
-            let on = match map.get("on").map(|v| serde_json::from_value::<Engagement>(v.clone())) {
+            let on = match map
+                .get("on")
+                .map(|v| serde_json::from_value::<Engagement>(v.clone()))
+            {
                 Some(Ok(on)) => Some(on),
                 _ => {
-                    r.fail(format!("{p}/on"), "must be \"read\", \"clicked\" or \"replied\"");
+                    r.fail(
+                        format!("{p}/on"),
+                        "must be \"read\", \"clicked\" or \"replied\"",
+                    );
                     None
                 }
             };

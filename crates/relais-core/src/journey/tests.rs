@@ -29,7 +29,9 @@ fn errors(doc: Value) -> Vec<(String, String)> {
 #[test]
 fn an_abandoned_cart_journey_reads_into_its_steps() {
     let j = JourneyDefinition::parse(&abandoned_cart()).unwrap();
-    assert!(matches!(&j.trigger, Trigger::Event { name, filter: Some(_) } if name == "cart_abandoned"));
+    assert!(
+        matches!(&j.trigger, Trigger::Event { name, filter: Some(_) } if name == "cart_abandoned")
+    );
     assert_eq!(j.reentry, Reentry::AfterExit, "the default re-entry rule");
     assert!(j.exits_on("purchase"));
     assert_eq!(j.start, "wait");
@@ -58,8 +60,17 @@ fn a_dangling_step_is_named_with_its_pointer() {
     doc["steps"]["remind"]["next"] = json!("sen");
     doc["start"] = json!("wiat");
     let found = errors(doc);
-    assert!(found.contains(&("/steps/remind/next".into(), "no step is named \"sen\"".into())), "{found:?}");
-    assert!(found.contains(&("/start".into(), "no step is named \"wiat\"".into())), "{found:?}");
+    assert!(
+        found.contains(&(
+            "/steps/remind/next".into(),
+            "no step is named \"sen\"".into()
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("/start".into(), "no step is named \"wiat\"".into())),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -88,7 +99,10 @@ fn each_bad_step_is_reported_under_its_name() {
         "/steps/f/if/field",
         "/steps/g/colour",
     ] {
-        assert!(pointers.iter().any(|p| p == expected), "{expected} in {pointers:?}");
+        assert!(
+            pointers.iter().any(|p| p == expected),
+            "{expected} in {pointers:?}"
+        );
     }
 }
 
@@ -118,7 +132,10 @@ fn date_triggers_read_their_attribute_offset_and_hour() {
     assert!(with(json!({"date": "renewal_date", "offset": "soon"})).is_err());
     assert!(with(json!({"event": "a", "geofence": "b"})).is_err());
     assert!(with(json!({"geofence": "shop lyon"})).is_err());
-    assert!(with(json!({"event": "entered_area"})).is_err(), "an area is named by a geofence trigger");
+    assert!(
+        with(json!({"event": "entered_area"})).is_err(),
+        "an area is named by a geofence trigger"
+    );
     assert_eq!(
         with(json!({"segment": "vip"})).unwrap(),
         Trigger::Segment { name: "vip".into() }

@@ -20,9 +20,7 @@ pub struct TimeOfDay(Time);
 pub enum WhenError {
     #[error("`{0}` is not a time of day; write it as \"HH:MM\", e.g. \"09:00\"")]
     TimeOfDay(String),
-    #[error(
-        "`{0}` is not a date; write it as \"YYYY-MM-DD\" (or \"MM-DD\" for a yearly date)"
-    )]
+    #[error("`{0}` is not a date; write it as \"YYYY-MM-DD\" (or \"MM-DD\" for a yearly date)")]
     Date(String),
 }
 
@@ -239,7 +237,13 @@ mod tests {
         assert_eq!(due("2027-02-28T12:00:00Z"), None);
         // A yearly date has no year to count from.
         assert_eq!(
-            due_date(DateValue::parse("03-31").unwrap(), -30, nine(), &paris(), ts("2027-03-01T08:30:00Z")),
+            due_date(
+                DateValue::parse("03-31").unwrap(),
+                -30,
+                nine(),
+                &paris(),
+                ts("2027-03-01T08:30:00Z")
+            ),
             None
         );
     }

@@ -26,7 +26,12 @@ pub async fn enter_due_dates(store: &dyn Store, now: Timestamp) -> Result<usize,
         let journeys: Vec<_> = live_journeys(store, &tenant.id)
             .await?
             .into_iter()
-            .filter(|(_, j)| matches!(j.trigger, Trigger::Anniversary { .. } | Trigger::Date { .. }))
+            .filter(|(_, j)| {
+                matches!(
+                    j.trigger,
+                    Trigger::Anniversary { .. } | Trigger::Date { .. }
+                )
+            })
             .collect();
         if journeys.is_empty() {
             continue;
@@ -48,12 +53,17 @@ pub async fn enter_due_dates(store: &dyn Store, now: Timestamp) -> Result<usize,
                                 .map(|(year, _)| format!("anniversary:{attribute}:{year}"));
                             (attribute, due)
                         }
-                        Trigger::Date { attribute, offset_days, at } => {
+                        Trigger::Date {
+                            attribute,
+                            offset_days,
+                            at,
+                        } => {
                             let Some(value) = date_attribute(&contact.attributes, attribute) else {
                                 continue;
                             };
-                            let due = due_date(value, *offset_days, *at, &contact_zone(contact), now)
-                                .map(|moment| format!("date:{attribute}:{moment}"));
+                            let due =
+                                due_date(value, *offset_days, *at, &contact_zone(contact), now)
+                                    .map(|moment| format!("date:{attribute}:{moment}"));
                             (attribute, due)
                         }
                         _ => continue,
@@ -68,7 +78,14 @@ pub async fn enter_due_dates(store: &dyn Store, now: Timestamp) -> Result<usize,
                         entered_by: None,
                         properties,
                     };
-                    runs.push(entry(&tenant.id, name, journey, &contact.id, occurrence, now));
+                    runs.push(entry(
+                        &tenant.id,
+                        name,
+                        journey,
+                        &contact.id,
+                        occurrence,
+                        now,
+                    ));
                 }
             }
             entered += store.enter_journey_runs(&runs).await?.len();

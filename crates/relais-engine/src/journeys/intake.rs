@@ -26,7 +26,10 @@ pub const MAX_PROPERTIES_BYTES: usize = 16 * 1024;
 pub enum ContactRef {
     Id(String),
     Phone(String),
-    Address { channel: ChannelKind, address: String },
+    Address {
+        channel: ChannelKind,
+        address: String,
+    },
 }
 
 impl<'de> Deserialize<'de> for ContactRef {
@@ -124,16 +127,29 @@ pub struct EventAnswer {
 impl EventAnswer {
     fn of(event: &ContactEvent, duplicate: bool) -> EventAnswer {
         let names = |key: &str| -> Vec<String> {
-            event.outcome.get(key).and_then(Value::as_array).map_or_else(Vec::new, |list| {
-                list.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
-            })
+            event
+                .outcome
+                .get(key)
+                .and_then(Value::as_array)
+                .map_or_else(Vec::new, |list| {
+                    list.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
         };
         EventAnswer {
-            id: event.idempotency_id.clone().unwrap_or_else(|| event.id.clone()),
+            id: event
+                .idempotency_id
+                .clone()
+                .unwrap_or_else(|| event.id.clone()),
             contact_id: event.contact_id.clone(),
             name: event.name.clone(),
             at: event.at,
-            created_contact: event.outcome.get("created_contact").and_then(Value::as_bool).unwrap_or(false),
+            created_contact: event
+                .outcome
+                .get("created_contact")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             entered: names("entered"),
             exited: names("exited"),
             geofences: names("geofences"),
@@ -167,8 +183,19 @@ pub async fn record_event(
     // A contact created for the event by a concurrent request meanwhile makes the write
     // refuse ours: once more finds theirs.
     for attempt in 0..2 {
-        let (contact, planned) = find_contact(store, rules, tenant, &request.contact, create, now).await?;
-        match apply(store, tenant, &request, &checked, &contact, planned.as_ref(), now).await {
+        let (contact, planned) =
+            find_contact(store, rules, tenant, &request.contact, create, now).await?;
+        match apply(
+            store,
+            tenant,
+            &request,
+            &checked,
+            &contact,
+            planned.as_ref(),
+            now,
+        )
+        .await
+        {
             Err(EventError::Store(StoreError::IdentityTaken(_))) if attempt == 0 => continue,
             other => return other,
         }
@@ -205,11 +232,20 @@ fn check(request: &EventRequest) -> Result<Checked, EventError> {
                 .properties
                 .get(key)
                 .and_then(Value::as_f64)
-                .ok_or_else(|| invalid(&format!("/properties/{key}"), "an `entered_area` event needs `lat` and `lon` numbers"))
+                .ok_or_else(|| {
+                    invalid(
+                        &format!("/properties/{key}"),
+                        "an `entered_area` event needs `lat` and `lon` numbers",
+                    )
+                })
         };
         let (lat, lon) = (coordinate("lat")?, coordinate("lon")?);
         Some(Position::new(lat, lon).map_err(|e| {
-            let field = if matches!(e, relais_core::journey::geo::GeoError::Latitude(_)) { "lat" } else { "lon" };
+            let field = if matches!(e, relais_core::journey::geo::GeoError::Latitude(_)) {
+                "lat"
+            } else {
+                "lon"
+            };
             invalid(&format!("/properties/{field}"), e.to_string())
         })?)
     } else {
@@ -252,7 +288,10 @@ async fn find_contact(
         ContactRef::Phone(_) => None,
         _ => Some(identity.channel),
     };
-    if let Some(found) = store.contact_by_identity(tenant, channel, &identity.address).await? {
+    if let Some(found) = store
+        .contact_by_identity(tenant, channel, &identity.address)
+        .await?
+    {
         return Ok((found, None));
     }
     if !create {
@@ -261,7 +300,9 @@ async fn find_contact(
             identity.address
         )));
     }
-    let mut plan = store.plan_contacts(tenant, std::slice::from_ref(&identity), now).await?;
+    let mut plan = store
+        .plan_contacts(tenant, std::slice::from_ref(&identity), now)
+        .await?;
     let contact = plan
         .resolved
         .pop()
@@ -297,9 +338,14 @@ async fn apply(
         }
         let mut properties = request.properties.clone();
         let triggered = match &journey.trigger {
-            Trigger::Event { name: wanted, filter } => {
+            Trigger::Event {
+                name: wanted,
+                filter,
+            } => {
                 wanted == &request.name
-                    && filter.as_ref().is_none_or(|f| f.holds(&lookup(contact, &request.properties)))
+                    && filter
+                        .as_ref()
+                        .is_none_or(|f| f.holds(&lookup(contact, &request.properties)))
             }
             Trigger::Geofence { name: area } => {
                 let inside = geofences.contains(area);

@@ -96,7 +96,10 @@ pub(crate) fn send_request(
         let mut variables = match body.remove("variables") {
             Some(Value::Object(v)) => v,
             Some(other) => {
-                return Err(("/variables".into(), format!("must be an object, not {other}")));
+                return Err((
+                    "/variables".into(),
+                    format!("must be an object, not {other}"),
+                ));
             }
             None => Map::new(),
         };
@@ -204,7 +207,11 @@ pub(crate) fn entry(
 
 /// The contact's time zone: theirs, else their phone number's country's, else UTC.
 pub(crate) fn contact_zone(contact: &Contact) -> TimeZone {
-    if let Some(tz) = contact.timezone.as_deref().and_then(|tz| TimeZone::get(tz).ok()) {
+    if let Some(tz) = contact
+        .timezone
+        .as_deref()
+        .and_then(|tz| TimeZone::get(tz).ok())
+    {
         return tz;
     }
     contact

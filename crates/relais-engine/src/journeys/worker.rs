@@ -92,12 +92,18 @@ impl JourneyWorker {
         let now = self.clock.now();
         let mut report = JourneyReport::default();
         let scan_due = {
-            let last = self.dates_scanned_at.lock().unwrap_or_else(|p| p.into_inner());
+            let last = self
+                .dates_scanned_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             last.is_none_or(|at| now.duration_since(at) >= dates::SCAN_EVERY)
         };
         if scan_due {
             report.entered = dates::enter_due_dates(&*self.store, now).await?;
-            *self.dates_scanned_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+            *self
+                .dates_scanned_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(now);
         }
         let runs = self
             .store
@@ -262,7 +268,12 @@ impl JourneyWorker {
                     }
                     next.as_ref()
                 }
-                Step::Branch { on, within, yes, no } => {
+                Step::Branch {
+                    on,
+                    within,
+                    yes,
+                    no,
+                } => {
                     let took = match (c.last_message_id.clone(), c.last_sent_at) {
                         (Some(message_id), Some(sent_at)) => {
                             let deadline = sent_at.checked_add(*within).unwrap_or(sent_at);
@@ -270,7 +281,17 @@ impl JourneyWorker {
                             // the window.
                             let looked_until = now.min(deadline);
                             let store = &*self.store;
-                            if engaged(store, &run.tenant_id, &run.contact_id, *on, &message_id, sent_at, looked_until).await? {
+                            if engaged(
+                                store,
+                                &run.tenant_id,
+                                &run.contact_id,
+                                *on,
+                                &message_id,
+                                sent_at,
+                                looked_until,
+                            )
+                            .await?
+                            {
                                 yes.as_ref()
                             } else if now >= deadline {
                                 no.as_ref()
@@ -288,11 +309,17 @@ impl JourneyWorker {
                     took
                 }
                 Step::Exit => {
-                    return Ok(Turn::Ends(RunState::Exited, format!("exit step `{}`", c.step)));
+                    return Ok(Turn::Ends(
+                        RunState::Exited,
+                        format!("exit step `{}`", c.step),
+                    ));
                 }
             };
             let Some(next) = next else {
-                return Ok(Turn::Ends(RunState::Completed, format!("step `{}` was the last", c.step)));
+                return Ok(Turn::Ends(
+                    RunState::Completed,
+                    format!("step `{}` was the last", c.step),
+                ));
             };
             c.step = next.clone();
             c.phase = RunPhase::Enter;

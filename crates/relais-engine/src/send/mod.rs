@@ -23,8 +23,8 @@ mod route;
 mod templated;
 
 pub use group::Acceptor;
-pub use prepare::{QUIET_HOURS_SETTING, segments_for};
 pub(crate) use prepare::zone_of_country;
+pub use prepare::{QUIET_HOURS_SETTING, segments_for};
 pub use request::{BadIdempotencyKey, Idempotency, MAX_BATCH, Recipient, SendRequest};
 pub use route::{SANDBOX_KINDS, configured_kind};
 

@@ -76,6 +76,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .clone()
             .watch_sla_forever(relais_engine::agents::SLA_CHECK_EVERY),
     );
+    // Journeys: due runs are claimed with leases, so every node runs a worker.
+    let journeys = tokio::spawn(
+        relais_engine::journeys::JourneyWorker::new(
+            store.clone(),
+            state.clock.clone(),
+            state.acceptor.clone(),
+            format!("journeys-{}", relais_core::ids::new_id()),
+        )
+        .run_forever(relais_engine::journeys::worker::IDLE_POLL),
+    );
     let smpp = match config.smpp_listen {
         Some(addr) => Some(start_smpp_server(addr, &state).await?),
         None => None,
@@ -96,6 +106,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     resume.abort();
     prune_events.abort();
     sla.abort();
+    journeys.abort();
     dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -3,11 +3,13 @@ pub mod analytics;
 pub mod channels;
 pub mod contacts;
 pub mod conversations;
+pub mod customer_events;
 pub mod events;
 pub mod flows;
 pub mod hooks;
 pub mod import;
 pub mod inbound;
+pub mod journeys;
 pub mod keywords;
 pub mod media;
 pub mod messages;
@@ -50,6 +52,8 @@ pub fn v1() -> Router<AppState> {
         .merge(templates::router())
         .merge(events::router())
         .merge(agents::router())
+        .merge(customer_events::router())
+        .merge(journeys::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

@@ -278,7 +278,10 @@ impl Reader {
             Ok(_) => {
                 self.fail(
                     format!("{pointer}/{key}"),
-                    format!("must be more than 0 and at most {}", max.as_hours() / 24) + " days",
+                    format!(
+                        "must be more than 0 and at most {} days",
+                        max.as_hours() / 24
+                    ),
                 );
                 None
             }

@@ -130,9 +130,9 @@ struct Scripted {
 
 impl Scripted {
     fn new(kind: ChannelKind) -> Arc<Self> {
-        Self::scripted(kind, vec![])
+        Self::with_script(kind, vec![])
     }
-    fn scripted(kind: ChannelKind, script: Vec<Result<ProviderAck, SendError>>) -> Arc<Self> {
+    fn with_script(kind: ChannelKind, script: Vec<Result<ProviderAck, SendError>>) -> Arc<Self> {
         Arc::new(Scripted {
             kind,
             script: Mutex::new(script),
@@ -435,7 +435,7 @@ async fn a_purchase_ends_the_journey_wherever_it_stands(w: &World) {
 async fn whatsapp_refusing_the_reminder_falls_back_to_sms(w: &World) {
     let ana = w.ana().await;
     w.journey("abandoned-cart", abandoned_cart()).await;
-    let refused = Scripted::scripted(
+    let refused = Scripted::with_script(
         ChannelKind::Whatsapp,
         vec![Err(SendError::permanent("not_on_whatsapp", "no account"))],
     );

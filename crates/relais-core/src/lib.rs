@@ -16,6 +16,7 @@ pub mod flow;
 pub mod frequency_cap;
 pub mod holidays;
 pub mod ids;
+pub mod journey;
 pub mod keywords;
 pub mod media;
 pub mod phone;

@@ -15,6 +15,7 @@ pub mod flows;
 pub mod handoff;
 pub mod import;
 pub mod inbound;
+pub mod journeys;
 pub mod keywords;
 pub mod link;
 pub mod nlu;

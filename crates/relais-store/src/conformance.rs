@@ -6126,6 +6126,12 @@ macro_rules! conformance_suite {
             a_conversation_is_attributed_once_per_inbound_message,
             the_outbox_depth_counts_due_rows_no_worker_holds,
             settings_written_together_are_read_back_each_within_the_tenant,
+            customer_events_are_kept_once_per_id_and_counted_by_name_since_a_time,
+            an_event_creates_its_new_contact_in_the_same_transaction_or_nothing,
+            journey_runs_enter_once_per_key_and_one_active_at_a_time,
+            due_journey_runs_are_leased_and_moved_only_by_their_holder,
+            a_goal_event_ends_active_runs_and_a_deleted_journey_cancels_them,
+            geofences_are_kept_per_tenant_and_replaced_by_name,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
@@ -7292,4 +7298,492 @@ pub async fn settings_written_together_are_read_back_each_within_the_tenant(stor
     );
     assert_eq!(store.setting(&b, "sender_rates").await.unwrap(), None);
     store.put_settings(&b, &[], t0()).await.unwrap();
+}
+
+fn customer_event(
+    tenant: &str,
+    contact: &str,
+    name: &str,
+    key: Option<&str>,
+    at: Timestamp,
+) -> crate::ContactEvent {
+    crate::ContactEvent {
+        id: crate::new_id(),
+        tenant_id: tenant.to_owned(),
+        contact_id: contact.to_owned(),
+        name: name.to_owned(),
+        properties: attrs(r#"{"cart": "c-1", "total": 42.5}"#),
+        value: Some(42.5),
+        idempotency_id: key.map(str::to_owned),
+        outcome: Attributes::new(),
+        at,
+    }
+}
+
+fn journey_entry(
+    tenant: &str,
+    journey: &str,
+    contact: &str,
+    key: &str,
+    exclusive: bool,
+) -> crate::NewJourneyRun {
+    crate::NewJourneyRun {
+        id: crate::new_id(),
+        tenant_id: tenant.to_owned(),
+        journey: journey.to_owned(),
+        contact_id: contact.to_owned(),
+        entry_key: key.to_owned(),
+        exclusive,
+        entered_by: None,
+        event_properties: attrs(r#"{"cart": "c-1"}"#),
+        step: "wait".into(),
+        due_at: t0(),
+    }
+}
+
+async fn record(
+    store: &dyn Store,
+    event: &crate::ContactEvent,
+    exits: &[String],
+    entries: &[crate::NewJourneyRun],
+) -> crate::EventRecorded {
+    store
+        .record_contact_event(&crate::EventWrite {
+            event,
+            new_contact: None,
+            exits,
+            entries,
+        })
+        .await
+        .unwrap()
+}
+
+pub async fn customer_events_are_kept_once_per_id_and_counted_by_name_since_a_time(
+    store: &dyn Store,
+) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    let ana = store
+        .create_contact(&t, &contact(vec![sms("+33611111111")], "{}"), t0())
+        .await
+        .unwrap()
+        .id;
+    let first = customer_event(&t, &ana, "purchase", Some("order-1"), secs(10));
+    let crate::EventRecorded::New {
+        event,
+        entered,
+        exited,
+    } = record(store, &first, &[], &[]).await
+    else {
+        panic!("a new event")
+    };
+    assert!(entered.is_empty() && exited.is_empty());
+    assert_eq!(event.outcome["entered"], serde_json::json!([]));
+    // The same client id again: the first event, nothing new written.
+    let again = customer_event(&t, &ana, "purchase", Some("order-1"), secs(20));
+    match record(store, &again, &[], &[]).await {
+        crate::EventRecorded::Duplicate(found) => {
+            assert_eq!(found.id, first.id);
+            assert_eq!(found.at, secs(10));
+            assert_eq!(found.properties["cart"], "c-1");
+        }
+        other => panic!("a duplicate, not {other:?}"),
+    }
+    // Another tenant may use the same id; events without an id never collide.
+    let theirs = customer_event(&other, "someone", "purchase", Some("order-1"), secs(10));
+    assert!(matches!(
+        record(store, &theirs, &[], &[]).await,
+        crate::EventRecorded::New { .. }
+    ));
+    for s in [30, 40] {
+        let e = customer_event(&t, &ana, "purchase", None, secs(s));
+        assert!(matches!(
+            record(store, &e, &[], &[]).await,
+            crate::EventRecorded::New { .. }
+        ));
+    }
+    let viewed = customer_event(&t, &ana, "product_viewed", None, secs(50));
+    record(store, &viewed, &[], &[]).await;
+
+    assert_eq!(
+        store
+            .count_contact_events(&t, &ana, "purchase", secs(0))
+            .await
+            .unwrap(),
+        (3, 127.5)
+    );
+    assert_eq!(
+        store
+            .count_contact_events(&t, &ana, "purchase", secs(30))
+            .await
+            .unwrap(),
+        (2, 85.0)
+    );
+    assert_eq!(
+        store
+            .count_contact_events(&t, &ana, "refund", secs(0))
+            .await
+            .unwrap(),
+        (0, 0.0)
+    );
+    let listed = store
+        .contact_events(&t, &ana, Some("purchase"), secs(0), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [secs(40), secs(30), secs(10)]
+    );
+    assert_eq!(
+        store
+            .contact_events(&t, &ana, None, secs(45), 10)
+            .await
+            .unwrap()[0]
+            .name,
+        "product_viewed"
+    );
+    assert_eq!(
+        store
+            .contact_event_by_idempotency_id(&t, "order-1")
+            .await
+            .unwrap()
+            .map(|e| e.id),
+        Some(first.id)
+    );
+}
+
+pub async fn an_event_creates_its_new_contact_in_the_same_transaction_or_nothing(
+    store: &dyn Store,
+) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let planned = crate::PlannedContact {
+        tenant_id: t.clone(),
+        id: crate::new_id(),
+        identity: sms("+33622222222"),
+        created_at: t0(),
+    };
+    let event = customer_event(&t, &planned.id, "signup", Some("s-1"), t0());
+    let write = crate::EventWrite {
+        event: &event,
+        new_contact: Some(&planned),
+        exits: &[],
+        entries: &[],
+    };
+    assert!(matches!(
+        store.record_contact_event(&write).await.unwrap(),
+        crate::EventRecorded::New { .. }
+    ));
+    let found = store
+        .contact_by_identity(&t, None, "+33622222222")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, planned.id);
+    // A second planned contact for an identity someone owns: nothing of the event is kept.
+    let late = crate::PlannedContact {
+        id: crate::new_id(),
+        ..planned.clone()
+    };
+    let event = customer_event(&t, &late.id, "signup", Some("s-2"), t0());
+    let write = crate::EventWrite {
+        event: &event,
+        new_contact: Some(&late),
+        exits: &[],
+        entries: &[],
+    };
+    assert!(matches!(
+        store.record_contact_event(&write).await,
+        Err(StoreError::IdentityTaken(_))
+    ));
+    assert!(
+        store
+            .contact_event_by_idempotency_id(&t, "s-2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.contact(&t, &late.id).await.unwrap().is_none());
+}
+
+pub async fn journey_runs_enter_once_per_key_and_one_active_at_a_time(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let e1 = customer_event(&t, "ana", "cart_abandoned", Some("e1"), t0());
+    let entries = [
+        journey_entry(&t, "cart", "ana", "e1", true),
+        journey_entry(&t, "browse", "ana", "e1", false),
+    ];
+    let crate::EventRecorded::New { entered, event, .. } = record(store, &e1, &[], &entries).await
+    else {
+        panic!("new")
+    };
+    assert_eq!(
+        entered
+            .iter()
+            .map(|r| r.journey.as_str())
+            .collect::<Vec<_>>(),
+        ["cart", "browse"]
+    );
+    assert_eq!(
+        event.outcome["entered"],
+        serde_json::json!(["cart", "browse"])
+    );
+    let run = &entered[0];
+    assert_eq!(
+        (run.state, run.phase, run.step.as_str()),
+        (crate::RunState::Active, crate::RunPhase::Enter, "wait")
+    );
+    assert_eq!(run.event_properties["cart"], "c-1");
+    // A second trigger: the exclusive journey refuses a second active run, the other takes it.
+    let entered = store
+        .enter_journey_runs(&[
+            journey_entry(&t, "cart", "ana", "e2", true),
+            journey_entry(&t, "browse", "ana", "e2", false),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        entered
+            .iter()
+            .map(|r| r.journey.as_str())
+            .collect::<Vec<_>>(),
+        ["browse"]
+    );
+    // The same entry key never enters twice, even for a non-exclusive journey.
+    assert!(
+        store
+            .enter_journey_runs(&[journey_entry(&t, "browse", "ana", "e2", false)])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Another contact is not held back.
+    assert_eq!(
+        store
+            .enter_journey_runs(&[journey_entry(&t, "cart", "bob", "e3", true)])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .journey_runs_of_contact(&t, "ana")
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(store.journey_runs(&t, "cart", 10).await.unwrap().len(), 2);
+}
+
+pub async fn due_journey_runs_are_leased_and_moved_only_by_their_holder(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let mut later = journey_entry(&t, "cart", "bob", "e2", true);
+    later.due_at = secs(3600);
+    let runs = store
+        .enter_journey_runs(&[journey_entry(&t, "cart", "ana", "e1", true), later])
+        .await
+        .unwrap();
+    let lease = jiff::SignedDuration::from_secs(60);
+    let claimed = store
+        .claim_due_runs(t0(), 10, "node-a", lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|r| r.contact_id.as_str())
+            .collect::<Vec<_>>(),
+        ["ana"]
+    );
+    assert!(
+        store
+            .claim_due_runs(t0(), 10, "node-b", lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    // The holder moves it on: waiting an hour.
+    let progress = crate::RunProgress {
+        step: "wait".into(),
+        phase: crate::RunPhase::Wait,
+        steps_taken: 1,
+        state: crate::RunState::Active,
+        due_at: Some(secs(3600)),
+        deadline: None,
+        last_message_id: None,
+        last_sent_at: None,
+        ended_reason: None,
+        at: t0(),
+    };
+    assert!(
+        !store
+            .advance_run(&runs[0].id, "node-b", &progress)
+            .await
+            .unwrap(),
+        "not its lease"
+    );
+    assert!(
+        store
+            .advance_run(&runs[0].id, "node-a", &progress)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_due_runs(secs(3599), 10, "node-b", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A lease that ran out is claimable by another node.
+    let both = store
+        .claim_due_runs(secs(3600), 10, "node-b", lease)
+        .await
+        .unwrap();
+    assert_eq!(both.len(), 2);
+    let ana = both.iter().find(|r| r.contact_id == "ana").unwrap();
+    assert_eq!((ana.phase, ana.steps_taken), (crate::RunPhase::Wait, 1));
+    assert_eq!(
+        store
+            .claim_due_runs(secs(3661), 10, "node-c", lease)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "node-b died"
+    );
+    // Ended: it leaves its exclusive slot, so the contact may enter again.
+    let done = crate::RunProgress {
+        state: crate::RunState::Completed,
+        due_at: None,
+        ended_reason: Some("last step".into()),
+        at: secs(3661),
+        ..progress.clone()
+    };
+    assert!(
+        store
+            .advance_run(&runs[0].id, "node-c", &done)
+            .await
+            .unwrap()
+    );
+    let ended = store.journey_run(&t, &runs[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (ended.state, ended.ended_at),
+        (crate::RunState::Completed, Some(secs(3661)))
+    );
+    assert!(
+        !store
+            .advance_run(&runs[0].id, "node-c", &progress)
+            .await
+            .unwrap(),
+        "an ended run stays ended"
+    );
+    assert_eq!(
+        store
+            .enter_journey_runs(&[journey_entry(&t, "cart", "ana", "e9", true)])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn a_goal_event_ends_active_runs_and_a_deleted_journey_cancels_them(store: &dyn Store) {
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let definition = serde_json::json!({"trigger": {"event": "cart_abandoned"}});
+    store
+        .put_journey(&t, "cart", &definition, t0())
+        .await
+        .unwrap();
+    let second = store
+        .put_journey(&t, "cart", &definition, secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.revision, second.created_at, second.updated_at),
+        (2, t0(), secs(5))
+    );
+    store
+        .put_journey(&t, "winback", &definition, t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_journeys(&t)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.name.as_str())
+            .collect::<Vec<_>>(),
+        ["cart", "winback"]
+    );
+    let entered = store
+        .enter_journey_runs(&[
+            journey_entry(&t, "cart", "ana", "e1", true),
+            journey_entry(&t, "winback", "ana", "e1", true),
+        ])
+        .await
+        .unwrap();
+    let purchase = customer_event(&t, "ana", "purchase", None, secs(10));
+    let crate::EventRecorded::New { exited, event, .. } =
+        record(store, &purchase, &["cart".into(), "browse".into()], &[]).await
+    else {
+        panic!("new")
+    };
+    assert_eq!(exited, ["cart"]);
+    assert_eq!(event.outcome["exited"], serde_json::json!(["cart"]));
+    let run = store
+        .journey_run(&t, &entered[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.state, crate::RunState::Exited);
+    assert_eq!(run.ended_reason.as_deref(), Some("goal event purchase"));
+    assert!(
+        store
+            .claim_due_runs(secs(10), 10, "n", jiff::SignedDuration::from_secs(60))
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.journey == "winback")
+    );
+    assert!(store.delete_journey(&t, "winback", secs(20)).await.unwrap());
+    assert!(!store.delete_journey(&t, "winback", secs(20)).await.unwrap());
+    assert_eq!(
+        store
+            .journey_run(&t, &entered[1].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        crate::RunState::Canceled
+    );
+    assert!(store.journey(&t, "winback").await.unwrap().is_none());
+}
+
+pub async fn geofences_are_kept_per_tenant_and_replaced_by_name(store: &dyn Store) {
+    use relais_core::journey::geo::Geofence;
+    let t = store.create_tenant("acme", t0()).await.unwrap().id;
+    let other = store.create_tenant("globex", t0()).await.unwrap().id;
+    let shop = Geofence::new(45.764, 4.8357, 150.0).unwrap();
+    store
+        .put_geofence(&t, "shop-lyon", &shop, t0())
+        .await
+        .unwrap();
+    let moved = Geofence::new(45.765, 4.836, 200.0).unwrap();
+    let record = store
+        .put_geofence(&t, "shop-lyon", &moved, secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (record.area.lat, record.area.radius_m, record.created_at),
+        (45.765, 200.0, t0())
+    );
+    assert_eq!(record.geofence().unwrap(), moved);
+    assert!(store.geofences(&other).await.unwrap().is_empty());
+    assert_eq!(store.geofences(&t).await.unwrap().len(), 1);
+    assert!(store.delete_geofence(&t, "shop-lyon").await.unwrap());
+    assert!(store.geofences(&t).await.unwrap().is_empty());
 }

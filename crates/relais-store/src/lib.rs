@@ -7,6 +7,7 @@ mod agents;
 mod analytics;
 mod channels;
 mod config_cache;
+mod contact_events;
 mod conversations;
 mod entry_points;
 mod events;
@@ -14,6 +15,7 @@ mod flows;
 mod held_parts;
 mod inbound;
 mod links;
+mod journeys;
 mod media;
 mod messages;
 mod model;
@@ -35,6 +37,7 @@ pub use agents::*;
 pub use analytics::*;
 pub use channels::*;
 pub use config_cache::CONFIG_FRESH_FOR;
+pub use contact_events::*;
 pub use conversations::*;
 pub use entry_points::*;
 pub use events::*;
@@ -42,6 +45,7 @@ pub use flows::*;
 pub use held_parts::*;
 pub use inbound::*;
 pub use links::*;
+pub use journeys::*;
 pub use media::*;
 pub use messages::*;
 pub use model::*;
@@ -250,6 +254,8 @@ pub trait Store:
     + EntryPointStore
     + QueueDepthStore
     + SettingsStore
+    + ContactEventStore
+    + JourneyStore
     + Send
     + Sync
     + 'static

@@ -85,6 +85,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_owner(node_name(addr))
             .run_forever(state.campaigns.wake(), std::time::Duration::from_secs(2)),
     );
+    // Journeys: due runs are claimed with leases, so every node runs a worker.
+    let journeys = tokio::spawn(
+        relais_engine::journeys::JourneyWorker::new(
+            store.clone(),
+            state.clock.clone(),
+            state.acceptor.clone(),
+            format!("journeys-{}", relais_core::ids::new_id()),
+        )
+        .run_forever(relais_engine::journeys::worker::IDLE_POLL),
+    );
     let smpp = match config.smpp_listen {
         Some(addr) => Some(start_smpp_server(addr, &state).await?),
         None => None,
@@ -106,6 +116,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     campaigns.abort();
     prune_events.abort();
     sla.abort();
+    journeys.abort();
     dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -23,6 +23,7 @@ mod route;
 mod templated;
 
 pub use group::Acceptor;
+pub(crate) use prepare::zone_of_country;
 pub use prepare::{QUIET_HOURS_SETTING, phone_time_zone, segments_for};
 pub use request::{BadIdempotencyKey, Idempotency, MAX_BATCH, Recipient, SendRequest};
 pub use route::{SANDBOX_KINDS, configured_kind};

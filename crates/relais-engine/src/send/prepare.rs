@@ -861,7 +861,7 @@ pub fn phone_time_zone(address: &str) -> Option<TimeZone> {
 }
 
 /// The time zone most of a country's people live in, for contacts without one.
-fn zone_of_country(country: &str) -> Option<TimeZone> {
+pub(crate) fn zone_of_country(country: &str) -> Option<TimeZone> {
     let zone = match country {
         "FR" | "MC" => "Europe/Paris",
         "BE" => "Europe/Brussels",

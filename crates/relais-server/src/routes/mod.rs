@@ -5,11 +5,13 @@ pub mod channels;
 pub mod contacts;
 pub mod conversations;
 pub mod entry_points;
+pub mod customer_events;
 pub mod events;
 pub mod flows;
 pub mod hooks;
 pub mod import;
 pub mod inbound;
+pub mod journeys;
 pub mod keywords;
 pub mod links;
 pub mod media;
@@ -59,6 +61,8 @@ pub fn v1() -> Router<AppState> {
         .merge(campaigns::router())
         .merge(entry_points::router())
         .merge(settings::router())
+        .merge(customer_events::router())
+        .merge(journeys::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

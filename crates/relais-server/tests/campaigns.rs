@@ -64,13 +64,8 @@ impl Api {
     /// A contact with a French mobile number, opted in (or out) of marketing on every
     /// channel (the sandbox's `sim` included).
     async fn contact(&self, n: usize, attributes: Value, opted: Option<ConsentStatus>) -> String {
-        self.contact_with(
-            &format!("+336{n:08}"),
-            attributes,
-            None,
-            opted,
-        )
-        .await
+        self.contact_with(&format!("+336{n:08}"), attributes, None, opted)
+            .await
     }
 
     async fn contact_with(
@@ -164,7 +159,11 @@ impl Api {
     /// The messages a campaign stored, by contact.
     async fn messages_of(&self, name: &str) -> Vec<Value> {
         let (status, page) = self
-            .call("GET", &format!("/v1/messages?campaign={name}&limit=1000"), None)
+            .call(
+                "GET",
+                &format!("/v1/messages?campaign={name}&limit=1000"),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{page}");
         page["data"].as_array().unwrap().clone()
@@ -183,11 +182,14 @@ async fn the_frequency_cap_holds_across_campaigns_and_frees_up_after_its_period(
         .await;
     assert_eq!(status, StatusCode::OK, "{settings}");
     for n in 0..3 {
-        api.contact(n, json!({"city": "Lyon"}), Some(ConsentStatus::OptedIn)).await;
+        api.contact(n, json!({"city": "Lyon"}), Some(ConsentStatus::OptedIn))
+            .await;
     }
-    api.contact(3, json!({"city": "Lyon"}), Some(ConsentStatus::OptedOut)).await;
+    api.contact(3, json!({"city": "Lyon"}), Some(ConsentStatus::OptedOut))
+        .await;
     api.contact(4, json!({"city": "Lyon"}), None).await;
-    api.contact(5, json!({"city": "Paris"}), Some(ConsentStatus::OptedIn)).await;
+    api.contact(5, json!({"city": "Paris"}), Some(ConsentStatus::OptedIn))
+        .await;
 
     let (status, segment) = api
         .call(
@@ -201,7 +203,11 @@ async fn the_frequency_cap_holds_across_campaigns_and_frees_up_after_its_period(
 
     let mut campaigns = Vec::new();
     for (i, name) in ["lundi", "mardi", "mercredi"].iter().enumerate() {
-        api.clock.set(monday().checked_add(SignedDuration::from_hours(24 * i as i64)).unwrap());
+        api.clock.set(
+            monday()
+                .checked_add(SignedDuration::from_hours(24 * i as i64))
+                .unwrap(),
+        );
         let id = api
             .create(json!({"name": name, "segment": "lyon", "channel": "sim",
                 "content": {"text": "Bonjour {{ city }}, -20 % ce jour"}}))
@@ -210,7 +216,11 @@ async fn the_frequency_cap_holds_across_campaigns_and_frees_up_after_its_period(
         api.run().await;
         campaigns.push(id);
     }
-    for (id, enqueued, capped) in [(&campaigns[0], 3, 0), (&campaigns[1], 3, 0), (&campaigns[2], 0, 3)] {
+    for (id, enqueued, capped) in [
+        (&campaigns[0], 3, 0),
+        (&campaigns[1], 3, 0),
+        (&campaigns[2], 0, 3),
+    ] {
         let campaign = api.campaign(id).await;
         assert_eq!(campaign["state"], "completed", "{campaign}");
         let progress = &campaign["progress"];
@@ -219,19 +229,31 @@ async fn the_frequency_cap_holds_across_campaigns_and_frees_up_after_its_period(
         assert_eq!(progress["skipped_by_reason"]["opted_out"], 1, "{campaign}");
         assert_eq!(progress["skipped_by_reason"]["no_opt_in"], 1, "{campaign}");
         if capped > 0 {
-            assert_eq!(progress["skipped_by_reason"]["frequency_cap"], capped, "{campaign}");
+            assert_eq!(
+                progress["skipped_by_reason"]["frequency_cap"], capped,
+                "{campaign}"
+            );
         }
     }
     let first = api.messages_of("lundi").await;
     assert_eq!(first.len(), 3);
-    assert!(first.iter().all(|m| m["purpose"] == "marketing"), "{first:?}");
+    assert!(
+        first.iter().all(|m| m["purpose"] == "marketing"),
+        "{first:?}"
+    );
     assert!(api.messages_of("mercredi").await.is_empty());
 
     // A week after the first, one of its two messages no longer counts.
-    api.clock.set(monday().checked_add(SignedDuration::from_hours(24 * 7 + 1)).unwrap());
+    api.clock.set(
+        monday()
+            .checked_add(SignedDuration::from_hours(24 * 7 + 1))
+            .unwrap(),
+    );
     let id = api
-        .create(json!({"name": "lundi-suivant", "segment": "lyon", "channel": "sim",
-            "content": {"text": "Dernier jour"}}))
+        .create(
+            json!({"name": "lundi-suivant", "segment": "lyon", "channel": "sim",
+            "content": {"text": "Dernier jour"}}),
+        )
         .await;
     api.start(&id).await;
     api.run().await;
@@ -242,8 +264,12 @@ async fn the_frequency_cap_holds_across_campaigns_and_frees_up_after_its_period(
 async fn an_ab_test_sends_the_variants_to_a_share_then_the_winner_to_the_rest() {
     let api = api().await;
     for n in 0..200 {
-        api.contact(n, json!({"first_name": format!("C{n}")}), Some(ConsentStatus::OptedIn))
-            .await;
+        api.contact(
+            n,
+            json!({"first_name": format!("C{n}")}),
+            Some(ConsentStatus::OptedIn),
+        )
+        .await;
     }
     let id = api
         .create(json!({
@@ -266,7 +292,10 @@ async fn an_ab_test_sends_the_variants_to_a_share_then_the_winner_to_the_rest() 
     let tested = campaign["progress"]["enqueued"].as_i64().unwrap();
     let waiting = campaign["progress"]["waiting"].as_i64().unwrap();
     assert_eq!(tested + waiting, 200);
-    assert!((20..=60).contains(&tested), "about a fifth tested: {campaign}");
+    assert!(
+        (20..=60).contains(&tested),
+        "about a fifth tested: {campaign}"
+    );
 
     // Variant B's messages are read, A's only delivered.
     let messages = api.messages_of("soldes-ab").await;
@@ -274,7 +303,11 @@ async fn an_ab_test_sends_the_variants_to_a_share_then_the_winner_to_the_rest() 
     let mut by_variant = std::collections::HashMap::new();
     for m in &messages {
         let text = m["content"]["text"].as_str().unwrap().to_owned();
-        let variant = if text.contains("vos soldes") { "B" } else { "A" };
+        let variant = if text.contains("vos soldes") {
+            "B"
+        } else {
+            "A"
+        };
         *by_variant.entry(variant).or_insert(0) += 1;
         let status = if variant == "B" {
             MessageStatus::Read
@@ -282,7 +315,10 @@ async fn an_ab_test_sends_the_variants_to_a_share_then_the_winner_to_the_rest() 
             MessageStatus::Delivered
         };
         api.store
-            .record_status(m["id"].as_str().unwrap(), &MessageEvent::new(status, api.clock.now()))
+            .record_status(
+                m["id"].as_str().unwrap(),
+                &MessageEvent::new(status, api.clock.now()),
+            )
             .await
             .unwrap();
     }
@@ -303,7 +339,12 @@ async fn an_ab_test_sends_the_variants_to_a_share_then_the_winner_to_the_rest() 
     assert_eq!(messages.len(), 200);
     let b = messages
         .iter()
-        .filter(|m| m["content"]["text"].as_str().unwrap().contains("vos soldes"))
+        .filter(|m| {
+            m["content"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("vos soldes")
+        })
         .count();
     assert_eq!(b as i64, by_variant["B"] + waiting, "the rest got B");
     let mut contacts: Vec<&str> = messages
@@ -329,8 +370,14 @@ async fn an_ab_test_sends_the_variants_to_a_share_then_the_winner_to_the_rest() 
     assert_eq!(status, StatusCode::OK);
     assert!(content_type.starts_with("text/csv"), "{content_type}");
     let csv = body.as_str().unwrap();
-    assert!(csv.starts_with("variant,channel,accepted,sent,delivered,read"), "{csv}");
-    assert!(csv.contains(&format!("B,sim,{},", by_variant["B"] + waiting)), "{csv}");
+    assert!(
+        csv.starts_with("variant,channel,accepted,sent,delivered,read"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(&format!("B,sim,{},", by_variant["B"] + waiting)),
+        "{csv}"
+    );
 }
 
 #[tokio::test]
@@ -338,10 +385,17 @@ async fn send_time_optimisation_sends_at_each_contacts_learned_hour_in_their_tim
     let api = api().await;
     // A New Yorker who read and answered around 19:00 their time, on several evenings.
     let ny = api
-        .contact_with("+12125550101", json!({}), Some("America/New_York"), Some(ConsentStatus::OptedIn))
+        .contact_with(
+            "+12125550101",
+            json!({}),
+            Some("America/New_York"),
+            Some(ConsentStatus::OptedIn),
+        )
         .await;
     for day in 1..=3 {
-        let at: Timestamp = format!("2026-11-{:02}T00:{:02}:00Z", day + 10, day * 10).parse().unwrap();
+        let at: Timestamp = format!("2026-11-{:02}T00:{:02}:00Z", day + 10, day * 10)
+            .parse()
+            .unwrap();
         let mut inbound = relais_store::NewInboundMessage {
             id: relais_core::ids::new_id(),
             tenant_id: api.tenant.clone(),
@@ -369,8 +423,10 @@ async fn send_time_optimisation_sends_at_each_contacts_learned_hour_in_their_tim
         )
         .await;
     let id = api
-        .create(json!({"name": "heure-juste", "filter": "identity.sms exists", "channel": "sim",
-            "content": {"text": "Nouveautés"}, "right_time": true}))
+        .create(
+            json!({"name": "heure-juste", "filter": "identity.sms exists", "channel": "sim",
+            "content": {"text": "Nouveautés"}, "right_time": true}),
+        )
         .await;
     api.start(&id).await;
     api.run().await;
@@ -382,7 +438,14 @@ async fn send_time_optimisation_sends_at_each_contacts_learned_hour_in_their_tim
         let contact = contact.to_owned();
         async move {
             let page = store
-                .list_messages(&tenant, &relais_store::MessageFilter::default(), &relais_store::PageRequest { after: None, limit: 10 })
+                .list_messages(
+                    &tenant,
+                    &relais_store::MessageFilter::default(),
+                    &relais_store::PageRequest {
+                        after: None,
+                        limit: 10,
+                    },
+                )
                 .await
                 .unwrap();
             let message = page
@@ -413,63 +476,100 @@ async fn a_campaign_that_cannot_reach_anyone_says_why_before_it_starts() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(problem["detail"].as_str().unwrap().contains("character 29"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("character 29"),
+        "{problem}"
+    );
     assert_eq!(problem["errors"][0]["pointer"], "/filter");
 
     let (status, preview) = api
-        .call("POST", "/v1/segments/preview", Some(json!({"filter": "locale = 'fr'"})))
+        .call(
+            "POST",
+            "/v1/segments/preview",
+            Some(json!({"filter": "locale = 'fr'"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{preview}");
     assert_eq!(preview["count"], 0);
 
     // An empty segment.
     let empty = api
-        .create(json!({"name": "vide", "filter": "locale = 'fr'", "channel": "sim",
-            "content": {"text": "x"}}))
+        .create(
+            json!({"name": "vide", "filter": "locale = 'fr'", "channel": "sim",
+            "content": {"text": "x"}}),
+        )
         .await;
     let (status, problem) = api
         .call("POST", &format!("/v1/campaigns/{empty}/start"), None)
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(problem["detail"].as_str().unwrap().contains("holds no contact"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("holds no contact"),
+        "{problem}"
+    );
     assert_eq!(api.campaign(&empty).await["state"], "draft");
 
     // Contacts only reachable by phone, a campaign by e-mail.
-    api.contact(1, json!({}), Some(ConsentStatus::OptedIn)).await;
+    api.contact(1, json!({}), Some(ConsentStatus::OptedIn))
+        .await;
     let email = api
-        .create(json!({"name": "mail", "filter": "identity.sms exists", "channel": "email",
-            "content": {"text": "x"}}))
+        .create(
+            json!({"name": "mail", "filter": "identity.sms exists", "channel": "email",
+            "content": {"text": "x"}}),
+        )
         .await;
     let (status, problem) = api
         .call("POST", &format!("/v1/campaigns/{email}/start"), None)
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(problem["detail"].as_str().unwrap().contains("email"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("email"),
+        "{problem}"
+    );
 
     // Its end has passed.
     let late = api
-        .create(json!({"name": "trop-tard", "filter": "identity.sms exists", "channel": "sim",
-            "content": {"text": "x"}, "ends_at": "2026-12-01T00:00:00Z"}))
+        .create(
+            json!({"name": "trop-tard", "filter": "identity.sms exists", "channel": "sim",
+            "content": {"text": "x"}, "ends_at": "2026-12-01T00:00:00Z"}),
+        )
         .await;
     let (status, problem) = api
         .call("POST", &format!("/v1/campaigns/{late}/start"), None)
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(problem["detail"].as_str().unwrap().contains("ended"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("ended"),
+        "{problem}"
+    );
 
     // A mistake in the campaign itself is refused at creation.
     let (status, problem) = api
-        .call("POST", "/v1/campaigns", Some(json!({"name": "x", "segment": "nope",
-            "content": {"text": "x"}})))
+        .call(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"name": "x", "segment": "nope",
+            "content": {"text": "x"}})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["errors"][0]["pointer"], "/segment", "{problem}");
     let (status, _) = api
-        .call("POST", "/v1/campaigns", Some(json!({"name": "x", "filter": "locale exists", "rate": -1,
-            "content": {"text": "x"}})))
+        .call(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"name": "x", "filter": "locale exists", "rate": -1,
+            "content": {"text": "x"}})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(api.runner.run_once().await.unwrap().is_none(), "nothing runs");
+    assert!(
+        api.runner.run_once().await.unwrap().is_none(),
+        "nothing runs"
+    );
     assert!(api.messages_of("mail").await.is_empty());
 }
 
@@ -477,25 +577,39 @@ async fn a_campaign_that_cannot_reach_anyone_says_why_before_it_starts() {
 async fn a_paused_campaign_sends_nothing_until_resumed_and_a_canceled_one_never_again() {
     let api = api().await;
     for n in 0..1500 {
-        api.contact(n, json!({}), Some(ConsentStatus::OptedIn)).await;
+        api.contact(n, json!({}), Some(ConsentStatus::OptedIn))
+            .await;
     }
     let id = api
-        .create(json!({"name": "pause", "filter": "identity.sms exists", "channel": "sim",
-            "content": {"text": "x"}}))
+        .create(
+            json!({"name": "pause", "filter": "identity.sms exists", "channel": "sim",
+            "content": {"text": "x"}}),
+        )
         .await;
     api.start(&id).await;
-    let (status, _) = api.call("POST", &format!("/v1/campaigns/{id}/start"), None).await;
-    assert_eq!(status, StatusCode::CONFLICT, "a running campaign does not start twice");
-    let (status, paused) = api.call("POST", &format!("/v1/campaigns/{id}/pause"), None).await;
+    let (status, _) = api
+        .call("POST", &format!("/v1/campaigns/{id}/start"), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a running campaign does not start twice"
+    );
+    let (status, paused) = api
+        .call("POST", &format!("/v1/campaigns/{id}/pause"), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{paused}");
     api.run().await;
     assert_eq!(api.campaign(&id).await["progress"]["enqueued"], 0);
 
-    api.call("POST", &format!("/v1/campaigns/{id}/resume"), None).await;
+    api.call("POST", &format!("/v1/campaigns/{id}/resume"), None)
+        .await;
     // One page, then canceled: the rest is never sent.
     let report = api.runner.run_once().await.unwrap().unwrap();
     assert_eq!(report.enqueued, 1000, "{report:?}");
-    let (status, canceled) = api.call("POST", &format!("/v1/campaigns/{id}/cancel"), None).await;
+    let (status, canceled) = api
+        .call("POST", &format!("/v1/campaigns/{id}/cancel"), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{canceled}");
     api.run().await;
     let campaign = api.campaign(&id).await;
@@ -503,6 +617,8 @@ async fn a_paused_campaign_sends_nothing_until_resumed_and_a_canceled_one_never_
     assert_eq!(campaign["progress"]["enqueued"], 1000, "{campaign}");
     assert_eq!(campaign["progress"]["canceled"], 500, "{campaign}");
     assert_eq!(api.messages_of("pause").await.len(), 1000);
-    let (status, _) = api.call("POST", &format!("/v1/campaigns/{id}/resume"), None).await;
+    let (status, _) = api
+        .call("POST", &format!("/v1/campaigns/{id}/resume"), None)
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }

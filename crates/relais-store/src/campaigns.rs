@@ -80,7 +80,8 @@ pub trait CampaignStore: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<CampaignRecord>;
     /// The campaign with this id, or else this name.
-    async fn campaign(&self, tenant: &str, id_or_name: &str) -> StoreResult<Option<CampaignRecord>>;
+    async fn campaign(&self, tenant: &str, id_or_name: &str)
+    -> StoreResult<Option<CampaignRecord>>;
     /// The tenant's campaigns, newest first.
     async fn list_campaigns(&self, tenant: &str) -> StoreResult<Vec<CampaignRecord>>;
     /// Starts a draft: its state becomes `running` in `phase`, with `plan`, and the
@@ -115,8 +116,12 @@ pub trait CampaignStore: Send + Sync {
         lease_until: Timestamp,
     ) -> StoreResult<Option<CampaignRecord>>;
     /// Extends a lease held by `owner`; false when it is not theirs any more.
-    async fn renew_campaign(&self, id: &str, owner: &str, lease_until: Timestamp)
-    -> StoreResult<bool>;
+    async fn renew_campaign(
+        &self,
+        id: &str,
+        owner: &str,
+        lease_until: Timestamp,
+    ) -> StoreResult<bool>;
     /// Gives a lease back; the campaign goes behind the others that wait for a turn.
     async fn release_campaign(&self, id: &str, owner: &str, now: Timestamp) -> StoreResult<()>;
     /// Replaces a running campaign's plan (its next free slot moved).
@@ -145,7 +150,11 @@ pub trait CampaignStore: Send + Sync {
     ) -> StoreResult<()>;
     async fn recipient_counts(&self, campaign_id: &str) -> StoreResult<Vec<RecipientCount>>;
     /// The campaign's messages by variant, channel and status.
-    async fn campaign_funnel(&self, tenant: &str, campaign_id: &str) -> StoreResult<Vec<FunnelCount>>;
+    async fn campaign_funnel(
+        &self,
+        tenant: &str,
+        campaign_id: &str,
+    ) -> StoreResult<Vec<FunnelCount>>;
     /// For each of `contact_ids`, how many messages of `purpose` were stored for them
     /// since `since` (refused and canceled ones aside), except those labelled
     /// `except_campaign`.

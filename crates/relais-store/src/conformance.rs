@@ -6737,14 +6737,50 @@ pub async fn a_store_from_before_0029_keeps_its_inbound_and_takes_templates(stor
 }
 
 /// Contacts of a segment test, each named by its `n` attribute.
-async fn segment_contacts(store: &dyn Store, tenant: &str) -> std::collections::HashMap<String, String> {
+async fn segment_contacts(
+    store: &dyn Store,
+    tenant: &str,
+) -> std::collections::HashMap<String, String> {
     use relais_core::status::MessageStatus;
     let people = [
         // n, attributes, identities, timezone, locale
-        ("ana", r#"{"n":"ana","city":"Lyon","age":31,"vip":true,"tags":["vip","shoes"]}"#, vec![sms("+33600000001")], Some("Europe/Paris"), Some("fr")),
-        ("bob", r#"{"n":"bob","city":"Paris","age":"31","vip":false,"tags":"shoes, bags"}"#, vec![sms("+33600000002"), Identity { channel: ChannelKind::Whatsapp, address: "+33600000002".into() }], None, Some("fr-FR")),
-        ("cy", r#"{"n":"cy","city":"lyon","age":17.5,"address":{"city":"Lyon"}}"#, vec![Identity { channel: ChannelKind::Email, address: "cy@example.com".into() }], Some("Europe/London"), Some("en")),
-        ("dee", r#"{"n":"dee","city":null,"age":64}"#, vec![], None, None),
+        (
+            "ana",
+            r#"{"n":"ana","city":"Lyon","age":31,"vip":true,"tags":["vip","shoes"]}"#,
+            vec![sms("+33600000001")],
+            Some("Europe/Paris"),
+            Some("fr"),
+        ),
+        (
+            "bob",
+            r#"{"n":"bob","city":"Paris","age":"31","vip":false,"tags":"shoes, bags"}"#,
+            vec![
+                sms("+33600000002"),
+                Identity {
+                    channel: ChannelKind::Whatsapp,
+                    address: "+33600000002".into(),
+                },
+            ],
+            None,
+            Some("fr-FR"),
+        ),
+        (
+            "cy",
+            r#"{"n":"cy","city":"lyon","age":17.5,"address":{"city":"Lyon"}}"#,
+            vec![Identity {
+                channel: ChannelKind::Email,
+                address: "cy@example.com".into(),
+            }],
+            Some("Europe/London"),
+            Some("en"),
+        ),
+        (
+            "dee",
+            r#"{"n":"dee","city":null,"age":64}"#,
+            vec![],
+            None,
+            None,
+        ),
     ];
     let mut ids = std::collections::HashMap::new();
     for (n, json, identities, tz, locale) in people {
@@ -6766,10 +6802,28 @@ async fn segment_contacts(store: &dyn Store, tenant: &str) -> std::collections::
     // ana: opted in to marketing on SMS, then bob opted in then out (the latest counts);
     // cy opted in to everything on every channel.
     for record in [
-        consent(&ids["ana"], 0, Some(ChannelKind::Sms), Purpose::Marketing, ConsentStatus::OptedIn),
-        consent(&ids["bob"], 0, Some(ChannelKind::Sms), Purpose::Marketing, ConsentStatus::OptedIn),
+        consent(
+            &ids["ana"],
+            0,
+            Some(ChannelKind::Sms),
+            Purpose::Marketing,
+            ConsentStatus::OptedIn,
+        ),
+        consent(
+            &ids["bob"],
+            0,
+            Some(ChannelKind::Sms),
+            Purpose::Marketing,
+            ConsentStatus::OptedIn,
+        ),
         consent(&ids["bob"], 10, None, Purpose::All, ConsentStatus::OptedOut),
-        consent(&ids["cy"], 0, None, Purpose::Marketing, ConsentStatus::OptedIn),
+        consent(
+            &ids["cy"],
+            0,
+            None,
+            Purpose::Marketing,
+            ConsentStatus::OptedIn,
+        ),
     ] {
         store.append_consent(tenant, &record).await.unwrap();
     }
@@ -6783,15 +6837,27 @@ async fn segment_contacts(store: &dyn Store, tenant: &str) -> std::collections::
     };
     store
         .insert_messages(&[
-            message("ana", MessageStatus::Read, now.checked_sub(jiff::SignedDuration::from_hours(1)).unwrap()),
-            message("bob", MessageStatus::Delivered, now.checked_sub(jiff::SignedDuration::from_hours(40 * 24)).unwrap()),
+            message(
+                "ana",
+                MessageStatus::Read,
+                now.checked_sub(jiff::SignedDuration::from_hours(1))
+                    .unwrap(),
+            ),
+            message(
+                "bob",
+                MessageStatus::Delivered,
+                now.checked_sub(jiff::SignedDuration::from_hours(40 * 24))
+                    .unwrap(),
+            ),
         ])
         .await
         .unwrap();
     for (who, hours_ago) in [("bob", 39 * 24), ("dee", 2)] {
         let mut m = inbound(tenant, "+33600000099", "hello", None);
         m.contact_id = Some(ids[who].clone());
-        m.received_at = now.checked_sub(jiff::SignedDuration::from_hours(hours_ago)).unwrap();
+        m.received_at = now
+            .checked_sub(jiff::SignedDuration::from_hours(hours_ago))
+            .unwrap();
         store.insert_inbound(&m).await.unwrap();
     }
     ids
@@ -6803,7 +6869,8 @@ pub async fn segment_filters_find_the_same_contacts_on_every_backend(store: &dyn
     let other = store.create_tenant("globex", t0()).await.unwrap().id;
     let ids = segment_contacts(store, &tenant).await;
     segment_contacts(store, &other).await;
-    let name_of: std::collections::HashMap<&String, &String> = ids.iter().map(|(n, id)| (id, n)).collect();
+    let name_of: std::collections::HashMap<&String, &String> =
+        ids.iter().map(|(n, id)| (id, n)).collect();
     let now = secs(100 * 86_400);
     let cases: &[(&str, &[&str])] = &[
         ("attributes.city = 'Lyon'", &["ana"]),
@@ -6834,7 +6901,10 @@ pub async fn segment_filters_find_the_same_contacts_on_every_backend(store: &dyn
         ("inbound within 7d", &["dee"]),
         ("replied within 60d", &["bob"]),
         ("not (read within 1d or inbound within 60d)", &["cy"]),
-        ("attributes.city = 'Lyon' and consent.sms.marketing = 'opted_in'", &["ana"]),
+        (
+            "attributes.city = 'Lyon' and consent.sms.marketing = 'opted_in'",
+            &["ana"],
+        ),
     ];
     for (text, expected) in cases {
         let filter = Filter::parse(text).unwrap();
@@ -6855,7 +6925,10 @@ pub async fn segment_filters_find_the_same_contacts_on_every_backend(store: &dyn
     }
     // Pages walk the matches in id order.
     let all = Filter::parse("attributes.n exists").unwrap();
-    let first = store.matching_contacts(&tenant, &all, now, None, 3).await.unwrap();
+    let first = store
+        .matching_contacts(&tenant, &all, now, None, 3)
+        .await
+        .unwrap();
     let rest = store
         .matching_contacts(&tenant, &all, now, first.last().map(String::as_str), 3)
         .await
@@ -6867,16 +6940,34 @@ pub async fn segment_filters_find_the_same_contacts_on_every_backend(store: &dyn
 pub async fn segments_are_saved_per_tenant_by_unique_name(store: &dyn Store) {
     let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
     let other = store.create_tenant("globex", t0()).await.unwrap().id;
-    let saved = store.insert_segment(&tenant, "lyon", "attributes.city = 'Lyon'", t0()).await.unwrap();
+    let saved = store
+        .insert_segment(&tenant, "lyon", "attributes.city = 'Lyon'", t0())
+        .await
+        .unwrap();
     assert!(matches!(
-        store.insert_segment(&tenant, "lyon", "locale = 'fr'", t0()).await,
+        store
+            .insert_segment(&tenant, "lyon", "locale = 'fr'", t0())
+            .await,
         Err(StoreError::Conflict(_))
     ));
-    store.insert_segment(&other, "lyon", "locale = 'fr'", t0()).await.unwrap();
-    assert_eq!(store.segment(&tenant, "lyon").await.unwrap(), Some(saved.clone()));
-    assert_eq!(store.segment(&tenant, &saved.id).await.unwrap(), Some(saved.clone()));
+    store
+        .insert_segment(&other, "lyon", "locale = 'fr'", t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.segment(&tenant, "lyon").await.unwrap(),
+        Some(saved.clone())
+    );
+    assert_eq!(
+        store.segment(&tenant, &saved.id).await.unwrap(),
+        Some(saved.clone())
+    );
     assert_eq!(store.segment(&other, &saved.id).await.unwrap(), None);
-    let changed = store.update_segment(&tenant, &saved.id, "locale = 'en'", secs(5)).await.unwrap().unwrap();
+    let changed = store
+        .update_segment(&tenant, &saved.id, "locale = 'en'", secs(5))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(changed.filter, "locale = 'en'");
     assert_eq!(store.list_segments(&tenant).await.unwrap().len(), 1);
     assert!(store.delete_segment(&tenant, &saved.id).await.unwrap());
@@ -6889,79 +6980,205 @@ pub async fn a_started_campaign_fixes_its_recipients_and_is_leased_to_one_node(s
     let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
     let ids = segment_contacts(store, &tenant).await;
     let definition = serde_json::json!({"name": "soldes", "filter": "locale exists"});
-    let campaign = store.insert_campaign(&tenant, "soldes", &definition, t0()).await.unwrap();
+    let campaign = store
+        .insert_campaign(&tenant, "soldes", &definition, t0())
+        .await
+        .unwrap();
     assert_eq!(campaign.state, CampaignState::Draft);
     assert!(matches!(
-        store.insert_campaign(&tenant, "soldes", &definition, t0()).await,
+        store
+            .insert_campaign(&tenant, "soldes", &definition, t0())
+            .await,
         Err(StoreError::Conflict(_))
     ));
     let filter = Filter::parse("locale exists").unwrap();
     let plan = serde_json::json!({"filter": "locale exists"});
     let started = store
-        .start_campaign(&tenant, &campaign.id, &filter, CampaignPhase::Send, &plan, secs(10))
+        .start_campaign(
+            &tenant,
+            &campaign.id,
+            &filter,
+            CampaignPhase::Send,
+            &plan,
+            secs(10),
+        )
         .await
         .unwrap();
     assert_eq!(started, Some(3));
     // A contact added later is not a recipient; a second start changes nothing.
-    store.create_contact(&tenant, &NewContact { locale: Some("fr".into()), ..Default::default() }, secs(11)).await.unwrap();
+    store
+        .create_contact(
+            &tenant,
+            &NewContact {
+                locale: Some("fr".into()),
+                ..Default::default()
+            },
+            secs(11),
+        )
+        .await
+        .unwrap();
     assert_eq!(
-        store.start_campaign(&tenant, &campaign.id, &filter, CampaignPhase::Send, &plan, secs(12)).await.unwrap(),
+        store
+            .start_campaign(
+                &tenant,
+                &campaign.id,
+                &filter,
+                CampaignPhase::Send,
+                &plan,
+                secs(12)
+            )
+            .await
+            .unwrap(),
         None
     );
-    let pending = store.campaign_recipients(&campaign.id, RecipientState::Pending, 10).await.unwrap();
+    let pending = store
+        .campaign_recipients(&campaign.id, RecipientState::Pending, 10)
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 3);
     assert!(!pending.contains(&ids["dee"]));
 
     // One node holds the lease until it lapses (or gives it back).
-    let claimed = store.claim_campaign("node-a", secs(20), secs(50)).await.unwrap().unwrap();
+    let claimed = store
+        .claim_campaign("node-a", secs(20), secs(50))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.id, campaign.id);
-    assert_eq!(store.claim_campaign("node-b", secs(30), secs(60)).await.unwrap(), None);
-    assert!(store.claim_campaign("node-a", secs(30), secs(60)).await.unwrap().is_some(), "its own lease after a restart");
-    assert!(store.claim_campaign("node-b", secs(61), secs(90)).await.unwrap().is_some(), "a lapsed lease");
-    assert!(!store.renew_campaign(&campaign.id, "node-a", secs(120)).await.unwrap());
-    store.release_campaign(&campaign.id, "node-b", secs(62)).await.unwrap();
+    assert_eq!(
+        store
+            .claim_campaign("node-b", secs(30), secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .claim_campaign("node-a", secs(30), secs(60))
+            .await
+            .unwrap()
+            .is_some(),
+        "its own lease after a restart"
+    );
+    assert!(
+        store
+            .claim_campaign("node-b", secs(61), secs(90))
+            .await
+            .unwrap()
+            .is_some(),
+        "a lapsed lease"
+    );
+    assert!(
+        !store
+            .renew_campaign(&campaign.id, "node-a", secs(120))
+            .await
+            .unwrap()
+    );
+    store
+        .release_campaign(&campaign.id, "node-b", secs(62))
+        .await
+        .unwrap();
 
     store
         .record_recipients(
             &campaign.id,
             &[
-                crate::RecipientOutcome { contact_id: pending[0].clone(), state: RecipientState::Enqueued, variant: Some("A".into()), message_id: Some("m1".into()), reason: None },
-                crate::RecipientOutcome { contact_id: pending[1].clone(), state: RecipientState::Skipped, variant: None, message_id: None, reason: Some("opted_out".into()) },
+                crate::RecipientOutcome {
+                    contact_id: pending[0].clone(),
+                    state: RecipientState::Enqueued,
+                    variant: Some("A".into()),
+                    message_id: Some("m1".into()),
+                    reason: None,
+                },
+                crate::RecipientOutcome {
+                    contact_id: pending[1].clone(),
+                    state: RecipientState::Skipped,
+                    variant: None,
+                    message_id: None,
+                    reason: Some("opted_out".into()),
+                },
             ],
         )
         .await
         .unwrap();
     let counts = store.recipient_counts(&campaign.id).await.unwrap();
-    let count = |state: &str| counts.iter().filter(|c| c.state == state).map(|c| c.count).sum::<i64>();
-    assert_eq!((count("enqueued"), count("skipped"), count("pending")), (1, 1, 1));
+    let count = |state: &str| {
+        counts
+            .iter()
+            .filter(|c| c.state == state)
+            .map(|c| c.count)
+            .sum::<i64>()
+    };
+    assert_eq!(
+        (count("enqueued"), count("skipped"), count("pending")),
+        (1, 1, 1)
+    );
     let canceled = store
-        .move_campaign(&tenant, &campaign.id, &[CampaignState::Running], CampaignState::Canceled, secs(70))
+        .move_campaign(
+            &tenant,
+            &campaign.id,
+            &[CampaignState::Running],
+            CampaignState::Canceled,
+            secs(70),
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(canceled.state, CampaignState::Canceled);
     assert_eq!(canceled.finished_at, Some(secs(70)));
-    assert!(store.campaign_recipients(&campaign.id, RecipientState::Pending, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .campaign_recipients(&campaign.id, RecipientState::Pending, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        store.move_campaign(&tenant, &campaign.id, &[CampaignState::Running], CampaignState::Paused, secs(71)).await.unwrap(),
+        store
+            .move_campaign(
+                &tenant,
+                &campaign.id,
+                &[CampaignState::Running],
+                CampaignState::Paused,
+                secs(71)
+            )
+            .await
+            .unwrap(),
         None
     );
-    assert_eq!(store.claim_campaign("node-a", secs(200), secs(230)).await.unwrap(), None);
+    assert_eq!(
+        store
+            .claim_campaign("node-a", secs(200), secs(230))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn marketing_messages_are_counted_per_contact_over_a_period(store: &dyn Store) {
     use relais_core::campaign::CampaignLabel;
     use relais_core::status::MessageStatus;
     let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
-    let a = store.create_contact(&tenant, &contact(vec![sms("+33600000001")], "{}"), t0()).await.unwrap().id;
-    let b = store.create_contact(&tenant, &contact(vec![sms("+33600000002")], "{}"), t0()).await.unwrap().id;
-    let message = |who: &str, purpose: &str, campaign: Option<&str>, status: MessageStatus, at: i64| crate::NewMessage {
-        contact_id: Some(who.to_owned()),
-        purpose: purpose.into(),
-        campaign: campaign.map(|c| CampaignLabel::parse(c).unwrap()),
-        status,
-        ..queued_message(&tenant, "sms", "+33600000001", secs(at))
-    };
+    let a = store
+        .create_contact(&tenant, &contact(vec![sms("+33600000001")], "{}"), t0())
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_contact(&tenant, &contact(vec![sms("+33600000002")], "{}"), t0())
+        .await
+        .unwrap()
+        .id;
+    let message =
+        |who: &str, purpose: &str, campaign: Option<&str>, status: MessageStatus, at: i64| {
+            crate::NewMessage {
+                contact_id: Some(who.to_owned()),
+                purpose: purpose.into(),
+                campaign: campaign.map(|c| CampaignLabel::parse(c).unwrap()),
+                status,
+                ..queued_message(&tenant, "sms", "+33600000001", secs(at))
+            }
+        };
     store
         .insert_messages(&[
             message(&a, "marketing", Some("one"), MessageStatus::Delivered, 100),
@@ -6975,12 +7192,21 @@ pub async fn marketing_messages_are_counted_per_contact_over_a_period(store: &dy
         .await
         .unwrap();
     let counts = store
-        .purpose_counts(&tenant, &[a.clone(), b.clone()], "marketing", secs(50), "two")
+        .purpose_counts(
+            &tenant,
+            &[a.clone(), b.clone()],
+            "marketing",
+            secs(50),
+            "two",
+        )
         .await
         .unwrap();
     assert_eq!(counts.get(&a), Some(&2));
     assert_eq!(counts.get(&b), None);
-    let times = store.engagement_times(&tenant, &[a.clone(), b.clone()], secs(0)).await.unwrap();
+    let times = store
+        .engagement_times(&tenant, &[a.clone(), b.clone()], secs(0))
+        .await
+        .unwrap();
     assert_eq!(times.len(), 1, "{times:?}");
     assert_eq!(times[0].0, a);
 }

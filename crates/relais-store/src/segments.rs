@@ -51,8 +51,12 @@ pub trait SegmentStore: Send + Sync {
     async fn delete_segment(&self, tenant: &str, id: &str) -> StoreResult<bool>;
     /// How many of the tenant's contacts `filter` holds at `now` (behaviours are counted
     /// back from it).
-    async fn count_matching(&self, tenant: &str, filter: &Filter, now: Timestamp)
-    -> StoreResult<i64>;
+    async fn count_matching(
+        &self,
+        tenant: &str,
+        filter: &Filter,
+        now: Timestamp,
+    ) -> StoreResult<i64>;
     /// The ids of up to `limit` contacts `filter` holds, in id order, after `after`.
     async fn matching_contacts(
         &self,
@@ -313,9 +317,13 @@ impl Compiler {
 
     fn substring(&self, haystack: &str, out: &mut Condition, value: &Value) {
         if self.sqlite() {
-            out.sql(&format!("instr({haystack}, ")).value(value).sql(") > 0");
+            out.sql(&format!("instr({haystack}, "))
+                .value(value)
+                .sql(") > 0");
         } else {
-            out.sql(&format!("strpos({haystack}, ")).value(value).sql(") > 0");
+            out.sql(&format!("strpos({haystack}, "))
+                .value(value)
+                .sql(") > 0");
         }
     }
 

@@ -32,7 +32,9 @@ struct WeekdayMorning {
 
 impl WeekdayMorning {
     fn new() -> WeekdayMorning {
-        let target: Timestamp = "2026-12-08T09:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH);
+        let target: Timestamp = "2026-12-08T09:00:00Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
         WeekdayMorning {
             shift: target.duration_since(Timestamp::now()),
         }
@@ -185,7 +187,12 @@ pub async fn run(args: CampaignBenchArgs) -> anyhow::Result<()> {
         println!("{metric:<40} {value:>14}  {goal:<12} {verdict}");
     };
     row("metric", "result".into(), "goal", "");
-    row("recipients fixed (start)", format!("{fixed_secs:.2} s"), "", "");
+    row(
+        "recipients fixed (start)",
+        format!("{fixed_secs:.2} s"),
+        "",
+        "",
+    );
     row(
         "start → every message stored",
         format!("{enqueue_secs:.1} s"),

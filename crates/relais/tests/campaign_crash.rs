@@ -72,7 +72,11 @@ async fn a_campaign_killed_mid_send_resumes_and_sends_each_recipient_exactly_onc
         .send()
         .await
         .unwrap();
-    assert!(started.status().is_success(), "{}", started.text().await.unwrap());
+    assert!(
+        started.status().is_success(),
+        "{}",
+        started.text().await.unwrap()
+    );
 
     // Killed once some of it is stored and much is still to do.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -82,11 +86,18 @@ async fn a_campaign_killed_mid_send_resumes_and_sends_each_recipient_exactly_onc
         if enqueued >= 2_000 {
             break enqueued;
         }
-        assert!(Instant::now() < deadline, "the campaign did not progress: {c}\n{}", server.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "the campaign did not progress: {c}\n{}",
+            server.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     server.kill();
-    assert!((at_kill as usize) < CONTACTS, "killed too late to test anything");
+    assert!(
+        (at_kill as usize) < CONTACTS,
+        "killed too late to test anything"
+    );
 
     let server = Server::start(&data, port, &env).await;
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -95,7 +106,11 @@ async fn a_campaign_killed_mid_send_resumes_and_sends_each_recipient_exactly_onc
         if c["state"] == "completed" {
             break c;
         }
-        assert!(Instant::now() < deadline, "the campaign did not finish: {c}\n{}", server.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "the campaign did not finish: {c}\n{}",
+            server.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     drop(server);
@@ -124,7 +139,10 @@ async fn a_campaign_killed_mid_send_resumes_and_sends_each_recipient_exactly_onc
         .iter()
         .filter(|(contact, state, _)| state != "pending" && !messages.contains_key(contact))
         .count();
-    let stuck = recipients.iter().filter(|(_, state, _)| state == "pending").count();
+    let stuck = recipients
+        .iter()
+        .filter(|(_, state, _)| state == "pending")
+        .count();
     let unlinked = recipients
         .iter()
         .filter(|(_, state, message)| state == "enqueued" && message.is_none())

@@ -190,7 +190,10 @@ mod tests {
             }
         }
         assert_eq!(got, [1_000, 1_000, 8_000]);
-        assert_eq!(Split::new(vec![1], Some(0.2)), Err(SplitError::TooFewVariants));
+        assert_eq!(
+            Split::new(vec![1], Some(0.2)),
+            Err(SplitError::TooFewVariants)
+        );
         assert_eq!(Split::new(vec![1, 1], Some(1.0)), Err(SplitError::Share));
         assert_eq!(Split::new(vec![0, 1], None), Err(SplitError::ZeroWeight));
     }

@@ -58,11 +58,7 @@ impl DailyWindow {
         };
         match opening(today) {
             Some(instant) if instant > at => instant,
-            _ => today
-                .tomorrow()
-                .ok()
-                .and_then(opening)
-                .unwrap_or(at),
+            _ => today.tomorrow().ok().and_then(opening).unwrap_or(at),
         }
     }
 }
@@ -166,11 +162,20 @@ mod tests {
     fn a_message_inside_the_window_goes_now_and_one_outside_waits_for_its_opening() {
         let w = window("09:00", "20:00");
         // 10:00 in Paris (UTC+1 in December).
-        assert_eq!(w.next_open(at("2026-12-07T09:00:00Z"), &paris()), at("2026-12-07T09:00:00Z"));
+        assert_eq!(
+            w.next_open(at("2026-12-07T09:00:00Z"), &paris()),
+            at("2026-12-07T09:00:00Z")
+        );
         // 21:30 in Paris: tomorrow 09:00.
-        assert_eq!(w.next_open(at("2026-12-07T20:30:00Z"), &paris()), at("2026-12-08T08:00:00Z"));
+        assert_eq!(
+            w.next_open(at("2026-12-07T20:30:00Z"), &paris()),
+            at("2026-12-08T08:00:00Z")
+        );
         // 07:00 in Paris: today 09:00.
-        assert_eq!(w.next_open(at("2026-12-07T06:00:00Z"), &paris()), at("2026-12-07T08:00:00Z"));
+        assert_eq!(
+            w.next_open(at("2026-12-07T06:00:00Z"), &paris()),
+            at("2026-12-07T08:00:00Z")
+        );
         let night = window("22:00", "06:00");
         assert!(night.contains(23 * 60));
         assert!(night.contains(60));
@@ -189,8 +194,14 @@ mod tests {
         assert_eq!(best_hour(moments.iter().map(|m| (&tz, *m))), Some(19));
         assert_eq!(best_hour(std::iter::empty()), None);
         // At 10:00 Paris, 19:00 is tonight; at 20:00, tomorrow.
-        assert_eq!(next_at_hour(at("2026-12-07T09:00:00Z"), &tz, 19), at("2026-12-07T18:00:00Z"));
-        assert_eq!(next_at_hour(at("2026-12-07T19:00:00Z"), &tz, 19), at("2026-12-08T18:00:00Z"));
+        assert_eq!(
+            next_at_hour(at("2026-12-07T09:00:00Z"), &tz, 19),
+            at("2026-12-07T18:00:00Z")
+        );
+        assert_eq!(
+            next_at_hour(at("2026-12-07T19:00:00Z"), &tz, 19),
+            at("2026-12-08T18:00:00Z")
+        );
         // The hour wins over the slot; the window still applies after it.
         let w = window("09:00", "18:00");
         assert_eq!(

@@ -147,9 +147,15 @@ pub enum Filter {
         value: Value,
     },
     /// `field in (v1, v2, …)`: equal to one of them.
-    In { field: Field, values: Vec<Value> },
+    In {
+        field: Field,
+        values: Vec<Value>,
+    },
     /// `field contains value`.
-    Contains { field: Field, value: Value },
+    Contains {
+        field: Field,
+        value: Value,
+    },
     /// `field exists`: the contact has a value there (a JSON `null` is none).
     Exists(Field),
     /// `behaviour within 30d`.
@@ -176,9 +182,9 @@ fn field_of(name: &str) -> Result<Field, String> {
     match parts.as_slice() {
         ["timezone"] => Ok(Field::Timezone),
         ["locale"] => Ok(Field::Locale),
-        ["attributes", path @ ..] if !path.is_empty() && path.iter().all(|p| !p.is_empty()) => {
-            Ok(Field::Attribute(path.iter().map(|p| (*p).to_owned()).collect()))
-        }
+        ["attributes", path @ ..] if !path.is_empty() && path.iter().all(|p| !p.is_empty()) => Ok(
+            Field::Attribute(path.iter().map(|p| (*p).to_owned()).collect()),
+        ),
         ["attributes", ..] => Err("`attributes` needs a name: `attributes.city`".into()),
         ["identity", channel] => channel
             .parse::<ChannelKind>()
@@ -186,15 +192,15 @@ fn field_of(name: &str) -> Result<Field, String> {
             .map_err(|_| format!("`{channel}` is not a channel kind (sms, whatsapp, email…)")),
         ["identity", ..] => Err("an identity is `identity.<channel>`: `identity.whatsapp`".into()),
         ["consent", channel, purpose] => {
-            let channel = channel
-                .parse::<ChannelKind>()
-                .map_err(|_| format!("`{channel}` is not a channel kind (sms, whatsapp, email…)"))?;
+            let channel = channel.parse::<ChannelKind>().map_err(|_| {
+                format!("`{channel}` is not a channel kind (sms, whatsapp, email…)")
+            })?;
             let purpose = Purpose::parse(purpose).map_err(|e| e.to_string())?;
             Ok(Field::Consent { channel, purpose })
         }
-        ["consent", ..] => Err(
-            "a consent is `consent.<channel>.<purpose>`: `consent.sms.marketing`".into(),
-        ),
+        ["consent", ..] => {
+            Err("a consent is `consent.<channel>.<purpose>`: `consent.sms.marketing`".into())
+        }
         _ => Err(format!(
             "unknown field `{name}`: a filter reads `attributes.<name>`, `identity.<channel>`, \
              `consent.<channel>.<purpose>`, `timezone`, `locale`, or a behaviour with `within` \

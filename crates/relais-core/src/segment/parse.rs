@@ -67,7 +67,10 @@ pub(super) fn parse(text: &str) -> Result<Filter, ParseError> {
     if let Some(extra) = parser.peek() {
         return Err(ParseError {
             position: extra.at,
-            message: format!("expected `and`, `or` or the end, found {}", describe(&extra.token)),
+            message: format!(
+                "expected `and`, `or` or the end, found {}",
+                describe(&extra.token)
+            ),
         });
     }
     Ok(filter)
@@ -175,12 +178,15 @@ fn tokenize(text: &str) -> Result<Vec<Spanned>, ParseError> {
                     let whole: String = chars[i..j].iter().collect();
                     tokens.push(single(Token::Duration(whole)));
                 } else {
-                    let value = number.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or(
-                        ParseError {
-                            position: at,
-                            message: format!("`{number}` is not a number"),
-                        },
-                    )?;
+                    let value =
+                        number
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|v| v.is_finite())
+                            .ok_or(ParseError {
+                                position: at,
+                                message: format!("`{number}` is not a number"),
+                            })?;
                     tokens.push(single(Token::Number(value)));
                 }
                 i = j;
@@ -250,9 +256,7 @@ impl Parser {
 
     fn deeper(&self, depth: usize) -> Result<usize, ParseError> {
         if depth >= MAX_DEPTH {
-            return Err(self.error_here(format!(
-                "the filter nests deeper than {MAX_DEPTH} levels"
-            )));
+            return Err(self.error_here(format!("the filter nests deeper than {MAX_DEPTH} levels")));
         }
         Ok(depth + 1)
     }
@@ -284,7 +288,13 @@ impl Parser {
             self.next += 1;
             return Ok(Filter::Not(Box::new(self.not(depth)?)));
         }
-        if matches!(self.peek(), Some(Spanned { token: Token::Open, .. })) {
+        if matches!(
+            self.peek(),
+            Some(Spanned {
+                token: Token::Open,
+                ..
+            })
+        ) {
             let depth = self.deeper(depth)?;
             self.next += 1;
             let inner = self.or(depth)?;
@@ -466,7 +476,10 @@ impl Parser {
             Some(Spanned { token, at }) => {
                 return Err(ParseError {
                     position: at,
-                    message: format!("`in` takes a list: `in ('a', 'b')`, found {}", describe(&token)),
+                    message: format!(
+                        "`in` takes a list: `in ('a', 'b')`, found {}",
+                        describe(&token)
+                    ),
                 });
             }
             None => {
@@ -495,7 +508,10 @@ impl Parser {
                 Some(Spanned { token, at }) => {
                     return Err(ParseError {
                         position: at,
-                        message: format!("expected `,` or `)` in the list, found {}", describe(&token)),
+                        message: format!(
+                            "expected `,` or `)` in the list, found {}",
+                            describe(&token)
+                        ),
                     });
                 }
                 None => {
@@ -547,12 +563,19 @@ mod tests {
 
     #[test]
     fn and_binds_tighter_than_or_and_not_tighter_than_and() {
-        let filter = Filter::parse("locale = 'fr' or not timezone exists and attributes.vip = true")
-            .unwrap();
+        let filter =
+            Filter::parse("locale = 'fr' or not timezone exists and attributes.vip = true")
+                .unwrap();
         let Filter::Or(left, right) = filter else {
             panic!("an or at the top")
         };
-        assert!(matches!(*left, Filter::Compare { field: Field::Locale, .. }));
+        assert!(matches!(
+            *left,
+            Filter::Compare {
+                field: Field::Locale,
+                ..
+            }
+        ));
         let Filter::And(not, vip) = *right else {
             panic!("an and on the right")
         };
@@ -642,11 +665,26 @@ mod tests {
     #[test]
     fn a_hostile_filter_is_refused_by_its_size_depth_or_number_of_conditions() {
         let deep = format!("{}locale = 'fr'{}", "(".repeat(40), ")".repeat(40));
-        assert!(Filter::parse(&deep).unwrap_err().message.contains("nests deeper"));
+        assert!(
+            Filter::parse(&deep)
+                .unwrap_err()
+                .message
+                .contains("nests deeper")
+        );
         let nots = format!("{}locale = 'fr'", "not ".repeat(40));
-        assert!(Filter::parse(&nots).unwrap_err().message.contains("nests deeper"));
+        assert!(
+            Filter::parse(&nots)
+                .unwrap_err()
+                .message
+                .contains("nests deeper")
+        );
         let many = vec!["locale = 'fr'"; MAX_CONDITIONS + 1].join(" or ");
-        assert!(Filter::parse(&many).unwrap_err().message.contains("at most"));
+        assert!(
+            Filter::parse(&many)
+                .unwrap_err()
+                .message
+                .contains("at most")
+        );
         let long = format!("locale = '{}'", "x".repeat(MAX_FILTER_BYTES));
         assert!(Filter::parse(&long).unwrap_err().message.contains("bytes"));
     }

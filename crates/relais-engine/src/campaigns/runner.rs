@@ -10,10 +10,10 @@
 //! are handed to the accept path together, each under the key `campaign:{id}:{contact}`:
 //! a page taken again after a crash finds the messages it stored and stores no other.
 
-use super::spec::Campaign;
 use super::CampaignError;
-use crate::settings::frequency_cap_of;
+use super::spec::Campaign;
 use crate::send::{AcceptError, Acceptor, Idempotency, Recipient, SendRequest};
+use crate::settings::frequency_cap_of;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use relais_core::campaign::split::{Assignment, VariantScore, bucket, choose_winner};
@@ -83,10 +83,7 @@ pub(super) async fn plan(
 }
 
 fn hour_of(times: &[(Option<String>, Timestamp)]) -> Option<u8> {
-    let zones: Vec<TimeZone> = times
-        .iter()
-        .map(|(tz, _)| zone(tz.as_deref()))
-        .collect();
+    let zones: Vec<TimeZone> = times.iter().map(|(tz, _)| zone(tz.as_deref())).collect();
     best_hour(zones.iter().zip(times.iter().map(|(_, at)| *at)))
 }
 
@@ -382,7 +379,10 @@ impl CampaignRunner {
             .await?;
         let mut scores = vec![VariantScore { sent: 0, hits: 0 }; campaign.variants.len()];
         for row in funnel {
-            let Some(index) = row.variant.as_deref().and_then(|v| campaign.variant_index(v))
+            let Some(index) = row
+                .variant
+                .as_deref()
+                .and_then(|v| campaign.variant_index(v))
             else {
                 continue;
             };
@@ -499,7 +499,10 @@ impl CampaignRunner {
                 outcomes.push(skip("no_address", variant.name.clone()));
                 continue;
             }
-            let ledger = ledgers.get(contact_id).map(Vec::as_slice).unwrap_or_default();
+            let ledger = ledgers
+                .get(contact_id)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let decisions: Vec<_> = reachable
                 .iter()
                 .map(|k| may_send(ledger, *k, &campaign.purpose))
@@ -585,8 +588,8 @@ impl CampaignRunner {
             requests.push((outcomes.len() - 1, request, idempotency));
         }
 
-        let answers = futures::future::join_all(requests.into_iter().map(
-            |(slot, request, idempotency)| {
+        let answers =
+            futures::future::join_all(requests.into_iter().map(|(slot, request, idempotency)| {
                 let acceptor = self.acceptor.clone();
                 async move {
                     (
@@ -594,9 +597,8 @@ impl CampaignRunner {
                         acceptor.accept(tenant, request, Some(idempotency)).await,
                     )
                 }
-            },
-        ))
-        .await;
+            }))
+            .await;
         for (slot, answer) in answers {
             let outcome = &mut outcomes[slot];
             match answer {
@@ -631,7 +633,10 @@ fn preferred_hour(contact: &Contact) -> Option<u8> {
     contact
         .attributes
         .get("preferred_hour")
-        .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        .and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
         .filter(|h| *h < 24)
         .map(|h| h as u8)
 }

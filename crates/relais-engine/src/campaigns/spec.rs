@@ -140,7 +140,8 @@ impl Campaign {
     }
 
     fn check(spec: CampaignSpec) -> Result<Campaign, CampaignError> {
-        let label = CampaignLabel::parse(&spec.name).map_err(|e| invalid("/name", e.to_string()))?;
+        let label =
+            CampaignLabel::parse(&spec.name).map_err(|e| invalid("/name", e.to_string()))?;
         match (&spec.segment, &spec.filter) {
             (Some(_), Some(_)) => {
                 return Err(invalid("/filter", "give `segment` or `filter`, not both"));
@@ -158,7 +159,10 @@ impl Campaign {
             _ => {}
         }
         if spec.channel.is_some() && spec.channels.is_some() {
-            return Err(invalid("/channels", "give `channel` or `channels`, not both"));
+            return Err(invalid(
+                "/channels",
+                "give `channel` or `channels`, not both",
+            ));
         }
         let has_body = |content: &Option<Content>, template: &Option<String>, at: &str| match (
             content, template,
@@ -191,10 +195,16 @@ impl Campaign {
             for (i, v) in spec.variants.iter().enumerate() {
                 let at = format!("/variants/{i}");
                 if v.name.trim().is_empty() || v.name.len() > 64 {
-                    return Err(invalid(&format!("{at}/name"), "a variant's name has 1 to 64 characters"));
+                    return Err(invalid(
+                        &format!("{at}/name"),
+                        "a variant's name has 1 to 64 characters",
+                    ));
                 }
                 if !names.insert(v.name.as_str()) {
-                    return Err(invalid(&format!("{at}/name"), format!("two variants are named `{}`", v.name)));
+                    return Err(invalid(
+                        &format!("{at}/name"),
+                        format!("two variants are named `{}`", v.name),
+                    ));
                 }
                 has_body(&v.content, &v.template, &format!("{at}/content"))?;
             }
@@ -223,7 +233,9 @@ impl Campaign {
         };
         let weights = spec.variants.iter().map(|v| v.weight).collect();
         let split = Split::new(weights, spec.ab_test.as_ref().map(|ab| ab.share)).map_err(|e| {
-            let at = if spec.ab_test.is_some() && !matches!(e, relais_core::campaign::split::SplitError::ZeroWeight) {
+            let at = if spec.ab_test.is_some()
+                && !matches!(e, relais_core::campaign::split::SplitError::ZeroWeight)
+            {
                 "/ab_test"
             } else {
                 "/variants"
@@ -239,7 +251,8 @@ impl Campaign {
             ));
         }
         if let Some(window) = &spec.window {
-            DailyWindow::new(window.start, window.end).map_err(|e| invalid("/window", e.to_string()))?;
+            DailyWindow::new(window.start, window.end)
+                .map_err(|e| invalid("/window", e.to_string()))?;
         }
         let purpose = spec.purpose.clone().unwrap_or(Purpose::Marketing);
         Ok(Campaign {
@@ -289,7 +302,10 @@ mod tests {
         .unwrap();
         assert_eq!(campaign.variants.len(), 2);
         assert!(campaign.split.is_ab_test());
-        assert_eq!(campaign.test, Some((WinMetric::Read, SignedDuration::from_hours(4))));
+        assert_eq!(
+            campaign.test,
+            Some((WinMetric::Read, SignedDuration::from_hours(4)))
+        );
         assert_eq!(campaign.purpose, Purpose::Marketing);
         assert_eq!(campaign.variant_index("B"), Some(1));
     }
@@ -304,11 +320,20 @@ mod tests {
         };
         assert_eq!(refused(with("name", json!("a b"))).0, "/name");
         assert_eq!(refused(with("filter", json!("locale = 'fr'"))).0, "/filter");
-        assert_eq!(refused(json!({"name": "x", "content": {"text": "hi"}})).0, "/segment");
-        assert_eq!(refused(json!({"name": "x", "filter": "locale =", "content": {"text": "hi"}})).0, "/filter");
+        assert_eq!(
+            refused(json!({"name": "x", "content": {"text": "hi"}})).0,
+            "/segment"
+        );
+        assert_eq!(
+            refused(json!({"name": "x", "filter": "locale =", "content": {"text": "hi"}})).0,
+            "/filter"
+        );
         assert_eq!(refused(with("rate", json!(0))).0, "/rate");
         assert_eq!(refused(with("template", json!("x"))).0, "/content");
-        assert_eq!(refused(with("window", json!({"start": "09:00", "end": "09:00"}))).0, "/window");
+        assert_eq!(
+            refused(with("window", json!({"start": "09:00", "end": "09:00"}))).0,
+            "/window"
+        );
         assert_eq!(refused(with("colour", json!("red"))).0, "/colour");
         let ab = json!({"name": "x", "segment": "s",
             "variants": [{"name": "A", "content": {"text": "a"}}],

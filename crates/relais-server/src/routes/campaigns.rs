@@ -78,7 +78,9 @@ pub async fn get_campaign(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<CampaignView>> {
     caller.require(Scope::Read)?;
-    Ok(axum::Json(state.campaigns.get(&caller.tenant_id, &id).await?))
+    Ok(axum::Json(
+        state.campaigns.get(&caller.tenant_id, &id).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -276,7 +276,7 @@ async fn find_contact(
             let phone = normalize_phone(raw, rules.default_country)
                 .map_err(|e| invalid("/contact", e.to_string()))?;
             Identity {
-                channel: ChannelKind::Sms,
+                channel: ChannelKind::PHONE_NUMBER,
                 address: phone.into_string(),
             }
         }

@@ -174,7 +174,12 @@ pub async fn run(args: CampaignBenchArgs) -> anyhow::Result<()> {
         println!("{metric:<40} {value:>14}  {goal:<12} {verdict}");
     };
     row("metric", "result".into(), "goal", "");
-    row("recipients fixed (start)", format!("{fixed_secs:.2} s"), "", "");
+    row(
+        "recipients fixed (start)",
+        format!("{fixed_secs:.2} s"),
+        "",
+        "",
+    );
     row(
         "start → every message stored",
         format!("{enqueue_secs:.1} s"),

@@ -74,10 +74,9 @@ pub(super) async fn plan(
         let tenant_times = store
             .recent_engagements(tenant, None, since, ENGAGEMENT_SAMPLE)
             .await?;
+        // The segment's best hour is read at the campaign's first turn, once its
+        // recipients are fixed.
         plan.tenant_hour = hour_of(&tenant_times);
-        // The segment's: the tenant's engagements of contacts the filter holds (the
-        // recipients are not fixed yet; the campaign's own are read at its first turn).
-        plan.segment_hour = None;
     }
     Ok(serde_json::to_value(plan).unwrap_or(serde_json::Value::Null))
 }
@@ -152,6 +151,13 @@ pub struct RunReport {
     pub completed: bool,
 }
 
+impl RunReport {
+    /// The turn moved the campaign on (recipients done, or a winner chosen).
+    pub fn did_work(&self) -> bool {
+        self.enqueued + self.skipped + self.waiting > 0 || self.winner.is_some()
+    }
+}
+
 /// Sends campaigns' messages; any number of nodes may run one.
 #[derive(Clone)]
 pub struct CampaignRunner {
@@ -199,12 +205,7 @@ impl CampaignRunner {
             loop {
                 match self.run_once().await {
                     // Work was done: there may be more (another page, another campaign).
-                    Ok(Some(report))
-                        if report.enqueued + report.skipped + report.waiting > 0
-                            || report.winner.is_some() =>
-                    {
-                        continue;
-                    }
+                    Ok(Some(report)) if report.did_work() => continue,
                     Ok(_) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "a campaign turn failed; it is taken up again");

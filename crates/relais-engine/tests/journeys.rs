@@ -114,6 +114,7 @@ on_both_stores!(
     entering_a_geofence_starts_its_journey,
     a_birthday_journey_fires_at_nine_in_the_contacts_time_zone,
     an_event_for_an_unknown_contact_is_refused_or_creates_it_when_asked,
+    contacts_who_come_into_a_saved_segment_enter_its_journey,
 );
 
 const PHONE: &str = "+33612345678";
@@ -670,4 +671,105 @@ async fn an_event_for_an_unknown_contact_is_refused_or_creates_it_when_asked(w: 
         .event(json!({"contact": {"contact_id": "nobody"}, "name": "purchase", "create_contact": true}))
         .await;
     assert!(matches!(unknown_id, Err(EventError::UnknownContact(_))));
+}
+
+/// The worker looks at a journey's saved segment every ten minutes: contacts already in
+/// it at the first look do not enter, one who comes in does (once), and one who leaves
+/// and comes back enters again.
+async fn contacts_who_come_into_a_saved_segment_enter_its_journey(w: &World) {
+    let mut people = Vec::new();
+    for (phone, tier) in [("+33611111111", "gold"), ("+33622222222", "silver")] {
+        let contact = w
+            .store
+            .create_contact(
+                &w.tenant,
+                &NewContact {
+                    identities: vec![Identity {
+                        channel: ChannelKind::Sms,
+                        address: phone.into(),
+                    }],
+                    attributes: serde_json::from_value(json!({"tier": tier})).unwrap(),
+                    ..Default::default()
+                },
+                w.clock.now(),
+            )
+            .await
+            .unwrap();
+        people.push((contact.id, phone));
+    }
+    let set_tier = |id: String, tier: &'static str| {
+        let store = w.store.clone();
+        let tenant = w.tenant.clone();
+        let now = w.clock.now();
+        async move {
+            let patch = relais_store::ContactPatch {
+                attributes: Some(serde_json::from_value(json!({"tier": tier})).unwrap()),
+                ..Default::default()
+            };
+            store
+                .update_contact(&tenant, &id, &patch, now)
+                .await
+                .unwrap();
+        }
+    };
+    w.store
+        .insert_segment(&w.tenant, "gold", "attributes.tier = 'gold'", w.clock.now())
+        .await
+        .unwrap();
+    w.journey(
+        "welcome_gold",
+        json!({
+            "trigger": {"segment": "gold"},
+            "start": "welcome",
+            "steps": {"welcome": {"type": "send", "channel": "sim", "purpose": "transactional",
+                "content": {"text": "Welcome to Gold"}}}
+        }),
+    )
+    .await;
+    let e = w.engine();
+    let texts = |phone: &'static str| {
+        let store = w.store.clone();
+        let tenant = w.tenant.clone();
+        async move {
+            store
+                .sim_messages(&tenant, phone)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.text)
+                .collect::<Vec<_>>()
+        }
+    };
+    // The first look records who is in: nobody enters.
+    w.step(&e).await;
+    assert!(w.runs(&people[0].0).await.is_empty());
+    // The silver contact becomes gold: the next look (ten minutes on) enters them.
+    set_tier(people[1].0.clone(), "gold").await;
+    w.step(&e).await;
+    assert!(
+        w.runs(&people[1].0).await.is_empty(),
+        "looked at every 10 minutes"
+    );
+    w.advance(11);
+    w.step(&e).await;
+    assert_eq!(w.runs(&people[1].0).await.len(), 1);
+    assert_eq!(texts("+33622222222").await, ["Welcome to Gold"]);
+    assert!(w.runs(&people[0].0).await.is_empty());
+    assert!(texts("+33611111111").await.is_empty());
+    // Still gold at the next look: nothing more.
+    w.advance(11);
+    w.step(&e).await;
+    assert_eq!(w.runs(&people[1].0).await.len(), 1);
+    // Out, then back in: welcomed again.
+    set_tier(people[1].0.clone(), "silver").await;
+    w.advance(11);
+    w.step(&e).await;
+    set_tier(people[1].0.clone(), "gold").await;
+    w.advance(11);
+    w.step(&e).await;
+    assert_eq!(w.runs(&people[1].0).await.len(), 2);
+    assert_eq!(
+        texts("+33622222222").await,
+        ["Welcome to Gold", "Welcome to Gold"]
+    );
 }

@@ -57,15 +57,38 @@ pub struct RecipientCount {
     pub count: i64,
 }
 
-/// A campaign's messages counted by variant, channel and status, with how many of them
-/// were answered (the contact wrote in after the message was created).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A campaign's messages counted by variant, channel, status, the start of their address
+/// and their SMS segments, with how many of them were answered (the contact wrote in
+/// after the message was created), clicked and converted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunnelCount {
     pub variant: Option<String>,
     pub channel: String,
     pub status: String,
+    /// The first [`FunnelQuery::address_prefix_chars`] characters of the recipients'
+    /// addresses (what a price table's country prefixes need), `None` without them.
+    pub address_prefix: Option<String>,
+    /// SMS segments per message (1 for other channels).
+    pub segments: i64,
     pub count: i64,
     pub replied: i64,
+    /// Messages with at least one click on a tracked link.
+    pub clicked: i64,
+    /// Messages a conversion event was attributed to.
+    pub converted: i64,
+    /// The sum of the values of the conversion events attributed to them.
+    pub conversion_value: f64,
+}
+
+/// What a campaign's funnel counts besides statuses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FunnelQuery {
+    /// The conversion event (`purchase`) and the attribution window in microseconds: an
+    /// event of that name counts for the last message sent to the contact before it, when
+    /// it came within the window after that message.
+    pub conversion: Option<(String, i64)>,
+    /// How many leading characters of each address to group by (0: none).
+    pub address_prefix_chars: usize,
 }
 
 /// Storage for campaigns; a supertrait of [`crate::Store`].
@@ -149,11 +172,12 @@ pub trait CampaignStore: Send + Sync {
         outcomes: &[RecipientOutcome],
     ) -> StoreResult<()>;
     async fn recipient_counts(&self, campaign_id: &str) -> StoreResult<Vec<RecipientCount>>;
-    /// The campaign's messages by variant, channel and status.
+    /// The campaign's messages by variant, channel and status (and what `query` asks).
     async fn campaign_funnel(
         &self,
         tenant: &str,
         campaign_id: &str,
+        query: &FunnelQuery,
     ) -> StoreResult<Vec<FunnelCount>>;
     /// For each of `contact_ids`, how many messages of `purpose` were stored for them
     /// since `since` (refused and canceled ones aside), except those labelled
@@ -519,6 +543,7 @@ macro_rules! impl_campaign_store {
                     &self,
                     tenant: &str,
                     campaign_id: &str,
+                    query: &FunnelQuery,
                 ) -> StoreResult<Vec<FunnelCount>> {
                     // The recipients drive the join: SQLite's planner, left to itself,
                     // read the tenant's messages first and looked each one up among the
@@ -528,27 +553,68 @@ macro_rules! impl_campaign_store {
                         crate::Backend::Sqlite => "CROSS JOIN",
                         crate::Backend::Postgres => "JOIN",
                     };
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT r.variant AS variant, m.channel AS channel, m.status AS status, COUNT(*) AS n, \
+                    let prefix = if query.address_prefix_chars > 0 {
+                        format!("substr(m.to_address, 1, {})", query.address_prefix_chars)
+                    } else {
+                        "CAST(NULL AS TEXT)".to_owned()
+                    };
+                    // A message counts from when it was to go out (a scheduled one from
+                    // its time, not from when it was accepted).
+                    const AT: &str = "COALESCE(m.send_at, m.created_at)";
+                    const LATER_AT: &str = "COALESCE(l.send_at, l.created_at)";
+                    let (converted, value) = match &query.conversion {
+                        Some(_) => {
+                            let attributed = format!(
+                                "FROM contact_events e WHERE e.tenant_id = $1 AND e.contact_id = m.contact_id \
+                                   AND e.name = $3 AND e.at >= {AT} AND e.at <= {AT} + $4 \
+                                   AND NOT EXISTS (SELECT 1 FROM messages l WHERE l.tenant_id = $1 \
+                                     AND l.contact_id = m.contact_id AND {LATER_AT} > {AT} AND {LATER_AT} <= e.at \
+                                     AND l.status NOT IN ('rejected', 'canceled'))"
+                            );
+                            (
+                                format!("COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 {attributed}) THEN 1 ELSE 0 END), 0)"),
+                                format!("COALESCE(SUM(COALESCE((SELECT SUM(e.value) {attributed}), CAST(0 AS DOUBLE PRECISION))), CAST(0 AS DOUBLE PRECISION))"),
+                            )
+                        }
+                        None => (
+                            "CAST(0 AS BIGINT)".to_owned(),
+                            "CAST(0 AS DOUBLE PRECISION)".to_owned(),
+                        ),
+                    };
+                    let sql = format!(
+                        "SELECT r.variant AS variant, m.channel AS channel, m.status AS status, \
+                           {prefix} AS address_prefix, COALESCE(m.segments, 1) AS segments, COUNT(*) AS n, \
                            COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM inbound_messages w \
                                WHERE w.tenant_id = $1 AND w.contact_id = m.contact_id AND w.received_at >= m.created_at) \
-                             THEN 1 ELSE 0 END), 0) AS replied \
+                             THEN 1 ELSE 0 END), 0) AS replied, \
+                           COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM link_clicks k \
+                               WHERE k.tenant_id = $1 AND k.message_id = m.id) THEN 1 ELSE 0 END), 0) AS clicked, \
+                           {converted} AS converted, {value} AS conversion_value \
                          FROM campaign_recipients r {join} messages m ON m.id = r.message_id \
                          WHERE r.campaign_id = $2 AND r.state = 'enqueued' AND m.tenant_id = $1 \
-                         GROUP BY r.variant, m.channel, m.status ORDER BY 1, 2, 3",
-                    )))
-                    .bind(tenant)
-                    .bind(campaign_id)
-                    .fetch_all(self.reader())
-                    .await?;
+                         GROUP BY r.variant, m.channel, m.status, {prefix}, COALESCE(m.segments, 1) \
+                         ORDER BY 1, 2, 3, 4, 5",
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(tenant)
+                        .bind(campaign_id);
+                    if let Some((event, window)) = &query.conversion {
+                        q = q.bind(event.as_str()).bind(*window);
+                    }
+                    let rows = q.fetch_all(self.reader()).await?;
                     rows.iter()
                         .map(|r| {
                             Ok(FunnelCount {
                                 variant: r.try_get("variant")?,
                                 channel: r.try_get("channel")?,
                                 status: r.try_get("status")?,
+                                address_prefix: r.try_get("address_prefix")?,
+                                segments: r.try_get("segments")?,
                                 count: r.try_get("n")?,
                                 replied: r.try_get("replied")?,
+                                clicked: r.try_get("clicked")?,
+                                converted: r.try_get("converted")?,
+                                conversion_value: r.try_get("conversion_value")?,
                             })
                         })
                         .collect()

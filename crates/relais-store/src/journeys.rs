@@ -201,8 +201,39 @@ pub trait JourneyStore: Send + Sync {
     /// Enters runs without an event (a date trigger, a segment entry); those a re-entry
     /// rule or an earlier entry refuses are left out. The runs entered.
     async fn enter_journey_runs(&self, runs: &[NewJourneyRun]) -> StoreResult<Vec<JourneyRun>>;
-    /// Leases up to `limit` active runs due by `now` (not leased, or their lease ran out)
-    /// to `lease_owner` until `now + lease_for`, earliest due first.
+    /// When the journey last looked at segment `segment` (`None`: never).
+    async fn segment_scanned_at(
+        &self,
+        tenant: &str,
+        journey: &str,
+        segment: &str,
+    ) -> StoreResult<Option<Timestamp>>;
+    /// Every contact recorded as in the journey's segment at its last look.
+    async fn segment_members(
+        &self,
+        tenant: &str,
+        journey: &str,
+        segment: &str,
+    ) -> StoreResult<Vec<String>>;
+    /// Applies part of a look at the journey's segment in one transaction: `entered`
+    /// become members (already members: no error) and `runs` are entered (as
+    /// [`JourneyStore::enter_journey_runs`] does), `left` stop being members; with
+    /// `finished`, the look is recorded as made at `now`. The runs entered.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_segment_scan(
+        &self,
+        tenant: &str,
+        journey: &str,
+        segment: &str,
+        entered: &[String],
+        runs: &[NewJourneyRun],
+        left: &[String],
+        finished: bool,
+        now: Timestamp,
+    ) -> StoreResult<Vec<JourneyRun>>;
+    /// Leases up to `limit` active runs due by `now` (not leased, their lease ran out, or
+    /// already leased to `lease_owner`: a node restarted under its name takes its runs
+    /// back at once) to `lease_owner` until `now + lease_for`, earliest due first.
     async fn claim_due_runs(
         &self,
         now: Timestamp,
@@ -469,6 +500,101 @@ macro_rules! impl_journey_store {
                     Ok(entered)
                 }
 
+                async fn segment_scanned_at(
+                    &self,
+                    tenant: &str,
+                    journey: &str,
+                    segment: &str,
+                ) -> StoreResult<Option<Timestamp>> {
+                    let at: Option<i64> = sqlx::query_scalar(
+                        "SELECT scanned_at FROM journey_segment_scans \
+                         WHERE tenant_id = $1 AND journey = $2 AND segment = $3",
+                    )
+                    .bind(tenant)
+                    .bind(journey)
+                    .bind(segment)
+                    .fetch_optional(self.reader())
+                    .await?;
+                    micros_opt(at)
+                }
+
+                async fn segment_members(
+                    &self,
+                    tenant: &str,
+                    journey: &str,
+                    segment: &str,
+                ) -> StoreResult<Vec<String>> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT contact_id FROM journey_segment_members \
+                         WHERE tenant_id = $1 AND journey = $2 AND segment = $3",
+                    )
+                    .bind(tenant)
+                    .bind(journey)
+                    .bind(segment)
+                    .fetch_all(self.reader())
+                    .await?)
+                }
+
+                async fn apply_segment_scan(
+                    &self,
+                    tenant: &str,
+                    journey: &str,
+                    segment: &str,
+                    entered: &[String],
+                    runs: &[NewJourneyRun],
+                    left: &[String],
+                    finished: bool,
+                    now: Timestamp,
+                ) -> StoreResult<Vec<JourneyRun>> {
+                    let mut tx = self.begin_write().await?;
+                    for contact in entered {
+                        sqlx::query(
+                            "INSERT INTO journey_segment_members (tenant_id, journey, segment, contact_id, entered_at) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(tenant)
+                        .bind(journey)
+                        .bind(segment)
+                        .bind(contact)
+                        .bind(micros(now))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    for contact in left {
+                        sqlx::query(
+                            "DELETE FROM journey_segment_members \
+                             WHERE tenant_id = $1 AND journey = $2 AND segment = $3 AND contact_id = $4",
+                        )
+                        .bind(tenant)
+                        .bind(journey)
+                        .bind(segment)
+                        .bind(contact)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    let mut entered_runs = Vec::new();
+                    for run in runs {
+                        if let Some(row) = insert_run(run).fetch_optional(&mut *tx).await? {
+                            entered_runs.push(run_from_row(&row)?);
+                        }
+                    }
+                    if finished {
+                        sqlx::query(
+                            "INSERT INTO journey_segment_scans (tenant_id, journey, segment, scanned_at) \
+                             VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (tenant_id, journey, segment) DO UPDATE SET scanned_at = excluded.scanned_at",
+                        )
+                        .bind(tenant)
+                        .bind(journey)
+                        .bind(segment)
+                        .bind(micros(now))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(entered_runs)
+                }
+
                 async fn claim_due_runs(
                     &self,
                     now: Timestamp,
@@ -480,7 +606,7 @@ macro_rules! impl_journey_store {
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "UPDATE journey_runs SET lease_owner = $1, lease_until = $2 WHERE id IN (\
                            SELECT id FROM journey_runs WHERE state = 'active' AND due_at <= $3 \
-                           AND (lease_until IS NULL OR lease_until <= $3) ORDER BY due_at, id LIMIT $4{}) \
+                           AND (lease_until IS NULL OR lease_until <= $3 OR lease_owner = $1) ORDER BY due_at, id LIMIT $4{}) \
                          RETURNING {RUN_COLUMNS}",
                         $lock
                     )))

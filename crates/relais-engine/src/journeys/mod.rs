@@ -16,7 +16,7 @@ pub mod engagement;
 pub mod intake;
 pub mod worker;
 
-pub use dates::enter_segment;
+pub use dates::enter_segment_entries;
 pub use intake::{ContactRef, EventAnswer, EventError, EventRequest, record_event};
 pub use worker::{JourneyReport, JourneyWorker};
 

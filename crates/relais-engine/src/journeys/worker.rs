@@ -87,7 +87,8 @@ impl JourneyWorker {
         }
     }
 
-    /// One round: date triggers (at most every [`dates::SCAN_EVERY`]), then the due runs.
+    /// One round: date and segment-entry triggers (at most every [`dates::SCAN_EVERY`]),
+    /// then the due runs.
     pub async fn run_once(&self) -> Result<JourneyReport, StoreError> {
         let now = self.clock.now();
         let mut report = JourneyReport::default();
@@ -99,7 +100,8 @@ impl JourneyWorker {
             last.is_none_or(|at| now.duration_since(at) >= dates::SCAN_EVERY)
         };
         if scan_due {
-            report.entered = dates::enter_due_dates(&*self.store, now).await?;
+            report.entered = dates::enter_due_dates(&*self.store, now).await?
+                + dates::enter_segment_entries(&*self.store, now).await?;
             *self
                 .dates_scanned_at
                 .lock()

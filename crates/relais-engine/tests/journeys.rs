@@ -115,6 +115,7 @@ on_both_stores!(
     a_birthday_journey_fires_at_nine_in_the_contacts_time_zone,
     an_event_for_an_unknown_contact_is_refused_or_creates_it_when_asked,
     contacts_who_come_into_a_saved_segment_enter_its_journey,
+    the_journey_report_counts_runs_by_step_and_credits_the_purchase_to_the_reminder,
 );
 
 const PHONE: &str = "+33612345678";
@@ -771,5 +772,93 @@ async fn contacts_who_come_into_a_saved_segment_enter_its_journey(w: &World) {
     assert_eq!(
         texts("+33622222222").await,
         ["Welcome to Gold", "Welcome to Gold"]
+    );
+}
+
+/// Two carts abandoned: one customer buys after the WhatsApp reminder, the other never
+/// reads it and gets the SMS. The report counts the runs where they ended, each send
+/// step's messages by channel, and credits the purchase to the reminder.
+async fn the_journey_report_counts_runs_by_step_and_credits_the_purchase_to_the_reminder(
+    w: &World,
+) {
+    let ana = w.ana().await;
+    let bob = w
+        .store
+        .create_contact(
+            &w.tenant,
+            &NewContact {
+                identities: vec![Identity {
+                    channel: ChannelKind::Sms,
+                    address: "+33698765432".into(),
+                }],
+                ..Default::default()
+            },
+            w.clock.now(),
+        )
+        .await
+        .unwrap()
+        .id;
+    w.journey("abandoned-cart", abandoned_cart()).await;
+    let e = w.engine();
+    for (who, cart) in [(&ana, "cart-1"), (&bob, "cart-2")] {
+        w.event(json!({"contact": {"contact_id": who}, "name": "cart_abandoned", "id": cart}))
+            .await
+            .unwrap();
+    }
+    w.step(&e).await;
+    w.advance(60);
+    w.step(&e).await;
+    w.advance(30);
+    w.event(json!({"contact": {"contact_id": ana}, "name": "purchase", "id": "order-1", "value": 129.9}))
+        .await
+        .unwrap();
+    w.advance(90);
+    w.step(&e).await;
+    let report = relais_engine::journeys::journey_analytics(&*w.store, &w.tenant, "abandoned-cart")
+        .await
+        .unwrap()
+        .expect("the journey exists");
+    assert_eq!(report.conversion_events, ["purchase"]);
+    let step = |name: &str| {
+        report
+            .steps
+            .iter()
+            .find(|s| s.step == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(step("read_it").runs.get("exited"), Some(&1), "{report:?}");
+    assert_eq!(
+        step("last_call").runs.get("completed"),
+        Some(&1),
+        "{report:?}"
+    );
+    assert_eq!(step("remind").kind, Some("send"));
+    // Ana's reminder went on WhatsApp; Bob has no WhatsApp window, so his went by SMS.
+    let remind = step("remind").funnel;
+    let converted: i64 = remind.iter().map(|r| r.converted).sum();
+    let accepted: i64 = remind.iter().map(|r| r.accepted).sum();
+    assert_eq!((accepted, converted), (2, 1), "{remind:?}");
+    let value: f64 = remind.iter().map(|r| r.conversion_value).sum();
+    assert!((value - 129.9).abs() < 1e-9);
+    let last_call = step("last_call").funnel;
+    assert_eq!(last_call.len(), 1);
+    assert_eq!(
+        (
+            last_call[0].channel.as_str(),
+            last_call[0].accepted,
+            last_call[0].converted
+        ),
+        ("sms", 1, 0)
+    );
+    let csv = report.to_csv();
+    assert!(csv.starts_with("step,channel,accepted,"), "{csv}");
+    assert!(csv.contains("\nlast_call,sms,1,"), "{csv}");
+    // Unknown journeys have no report.
+    assert!(
+        relais_engine::journeys::journey_analytics(&*w.store, &w.tenant, "nope")
+            .await
+            .unwrap()
+            .is_none()
     );
 }

@@ -7090,7 +7090,7 @@ pub async fn a_campaign_funnel_counts_clicks_and_attributes_conversions_to_the_l
         record(store, &event, &[], &[]).await;
     }
     let query = crate::FunnelQuery {
-        conversion: Some(("purchase".into(), 7 * 86_400 * 1_000_000)),
+        conversion: Some((vec!["purchase".into()], 7 * 86_400 * 1_000_000)),
         address_prefix_chars: 3,
     };
     let rows = store
@@ -8011,6 +8011,7 @@ pub async fn due_journey_runs_are_leased_and_moved_only_by_their_holder(store: &
         last_sent_at: None,
         ended_reason: None,
         at: t0(),
+        sent: Vec::new(),
     };
     assert!(
         !store

@@ -168,6 +168,23 @@ pub struct RunProgress {
     pub last_sent_at: Option<Timestamp>,
     pub ended_reason: Option<String>,
     pub at: Timestamp,
+    /// The messages the run's `send` steps stored in this turn, for the journey's report.
+    pub sent: Vec<SentStep>,
+}
+
+/// A message a journey's `send` step stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentStep {
+    pub step: String,
+    pub message_id: String,
+}
+
+/// A journey's runs counted by the step they stand at (or ended at) and their state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepCount {
+    pub step: String,
+    pub state: String,
+    pub count: i64,
 }
 
 /// Storage for journeys; a supertrait of [`crate::Store`].
@@ -256,6 +273,9 @@ pub trait JourneyStore: Send + Sync {
         tenant: &str,
         contact_id: &str,
     ) -> StoreResult<Vec<JourneyRun>>;
+    /// The journey's runs by step and state.
+    async fn journey_step_counts(&self, tenant: &str, journey: &str)
+    -> StoreResult<Vec<StepCount>>;
     /// The journey's runs, latest started first, at most `limit`.
     async fn journey_runs(
         &self,
@@ -628,6 +648,7 @@ macro_rules! impl_journey_store {
                     lease_owner: &str,
                     p: &RunProgress,
                 ) -> StoreResult<bool> {
+                    let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
                         "UPDATE journey_runs SET step = $1, phase = $2, steps_taken = $3, state = $4, due_at = $5, \
                            deadline = $6, last_message_id = $7, last_sent_at = $8, ended_reason = $9, \
@@ -648,9 +669,49 @@ macro_rules! impl_journey_store {
                     .bind(micros(p.at))
                     .bind(run_id)
                     .bind(lease_owner)
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await?;
+                    // Kept even when the run moved on without this node (a goal event
+                    // ended it): the message was stored all the same.
+                    for sent in &p.sent {
+                        sqlx::query(
+                            "INSERT INTO journey_messages (tenant_id, message_id, journey, step, run_id, sent_at) \
+                             SELECT tenant_id, $1, journey, $2, id, $3 FROM journey_runs WHERE id = $4 \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(sent.message_id.as_str())
+                        .bind(sent.step.as_str())
+                        .bind(micros(p.at))
+                        .bind(run_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
                     Ok(done.rows_affected() > 0)
+                }
+
+                async fn journey_step_counts(
+                    &self,
+                    tenant: &str,
+                    journey: &str,
+                ) -> StoreResult<Vec<StepCount>> {
+                    let rows = sqlx::query(
+                        "SELECT step, state, COUNT(*) AS n FROM journey_runs \
+                         WHERE tenant_id = $1 AND journey = $2 GROUP BY step, state ORDER BY step, state",
+                    )
+                    .bind(tenant)
+                    .bind(journey)
+                    .fetch_all(self.reader())
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(StepCount {
+                                step: r.try_get("step")?,
+                                state: r.try_get("state")?,
+                                count: r.try_get("n")?,
+                            })
+                        })
+                        .collect()
                 }
 
                 async fn journey_run(&self, tenant: &str, run_id: &str) -> StoreResult<Option<JourneyRun>> {

@@ -16,7 +16,7 @@ pub fn funnel_query(campaign: &Campaign, prices: Option<&PriceTable>) -> FunnelQ
     FunnelQuery {
         conversion: campaign.conversion.as_ref().map(|c| {
             let micros = i64::try_from(c.window.as_micros()).unwrap_or(i64::MAX);
-            (c.event.clone(), micros)
+            (vec![c.event.clone()], micros)
         }),
         // `+` and the digits of the longest prefix.
         address_prefix_chars: if longest > 0 { longest + 1 } else { 0 },
@@ -66,6 +66,9 @@ impl Progress {
 /// Each figure counts the messages that reached that stage or a later one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FunnelRow {
+    /// The campaign's variant (absent for a campaign without variants, and in a journey's
+    /// report, which groups rows by step).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     pub channel: String,
     pub accepted: i64,
@@ -92,6 +95,89 @@ pub struct FunnelRow {
     pub scheduled: i64,
 }
 
+/// The funnel rows of `funnel`, one per group (variant or step) and channel, priced by
+/// `prices`.
+pub fn funnel_rows(funnel: &[FunnelCount], prices: &PriceTable) -> Vec<FunnelRow> {
+    let mut rows: BTreeMap<(Option<String>, String), FunnelRow> = BTreeMap::new();
+    let mut costs: BTreeMap<(Option<String>, String), BTreeMap<String, i64>> = BTreeMap::new();
+    for count in funnel {
+        let row = rows
+            .entry((count.variant.clone(), count.channel.clone()))
+            .or_insert_with(|| FunnelRow {
+                variant: count.variant.clone(),
+                channel: count.channel.clone(),
+                ..Default::default()
+            });
+        let n = count.count;
+        row.replied += count.replied;
+        row.clicked += count.clicked;
+        row.converted += count.converted;
+        row.conversion_value += count.conversion_value;
+        let status = count.status.parse::<MessageStatus>();
+        if !prices.rows().is_empty()
+            && matches!(
+                status,
+                Ok(MessageStatus::Sent
+                    | MessageStatus::Delivered
+                    | MessageStatus::Read
+                    | MessageStatus::Undelivered)
+            )
+        {
+            let priced = count.channel.parse::<ChannelKind>().ok().and_then(|kind| {
+                let segments = u32::try_from(count.segments).unwrap_or(1);
+                let address = count.address_prefix.as_deref().unwrap_or("");
+                prices.cost_of(kind, address, segments)
+            });
+            match priced {
+                Some(cost) => {
+                    *costs
+                        .entry((count.variant.clone(), count.channel.clone()))
+                        .or_default()
+                        .entry(cost.currency)
+                        .or_default() += cost.micros.saturating_mul(n);
+                }
+                None => row.unpriced += n,
+            }
+        }
+        match status {
+            Ok(MessageStatus::Rejected) => row.rejected += n,
+            Ok(MessageStatus::Canceled) => {}
+            Ok(status) => {
+                row.accepted += n;
+                match status {
+                    MessageStatus::Read => {
+                        row.read += n;
+                        row.delivered += n;
+                        row.sent += n;
+                    }
+                    MessageStatus::Delivered => {
+                        row.delivered += n;
+                        row.sent += n;
+                    }
+                    MessageStatus::Sent => row.sent += n,
+                    MessageStatus::Failed | MessageStatus::Undelivered | MessageStatus::Expired => {
+                        row.failed += n
+                    }
+                    MessageStatus::Scheduled => row.scheduled += n,
+                    _ => {}
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    rows.into_iter()
+        .map(|(key, mut row)| {
+            if let Some(by_currency) = costs.remove(&key) {
+                row.cost = by_currency
+                    .into_iter()
+                    .map(|(currency, micros)| (currency, units(micros)))
+                    .collect();
+            }
+            row
+        })
+        .collect()
+}
+
 /// A campaign's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct CampaignReport {
@@ -110,130 +196,59 @@ impl CampaignReport {
         funnel: &[FunnelCount],
         prices: &PriceTable,
     ) -> CampaignReport {
-        let mut rows: BTreeMap<(Option<String>, String), FunnelRow> = BTreeMap::new();
-        let mut costs: BTreeMap<(Option<String>, String), BTreeMap<String, i64>> = BTreeMap::new();
-        for count in funnel {
-            let row = rows
-                .entry((count.variant.clone(), count.channel.clone()))
-                .or_insert_with(|| FunnelRow {
-                    variant: count.variant.clone(),
-                    channel: count.channel.clone(),
-                    ..Default::default()
-                });
-            let n = count.count;
-            row.replied += count.replied;
-            row.clicked += count.clicked;
-            row.converted += count.converted;
-            row.conversion_value += count.conversion_value;
-            let status = count.status.parse::<MessageStatus>();
-            if !prices.rows().is_empty()
-                && matches!(
-                    status,
-                    Ok(MessageStatus::Sent
-                        | MessageStatus::Delivered
-                        | MessageStatus::Read
-                        | MessageStatus::Undelivered)
-                )
-            {
-                let priced = count.channel.parse::<ChannelKind>().ok().and_then(|kind| {
-                    let segments = u32::try_from(count.segments).unwrap_or(1);
-                    let address = count.address_prefix.as_deref().unwrap_or("");
-                    prices.cost_of(kind, address, segments)
-                });
-                match priced {
-                    Some(cost) => {
-                        *costs
-                            .entry((count.variant.clone(), count.channel.clone()))
-                            .or_default()
-                            .entry(cost.currency)
-                            .or_default() += cost.micros.saturating_mul(n);
-                    }
-                    None => row.unpriced += n,
-                }
-            }
-            match status {
-                Ok(MessageStatus::Rejected) => row.rejected += n,
-                Ok(MessageStatus::Canceled) => {}
-                Ok(status) => {
-                    row.accepted += n;
-                    match status {
-                        MessageStatus::Read => {
-                            row.read += n;
-                            row.delivered += n;
-                            row.sent += n;
-                        }
-                        MessageStatus::Delivered => {
-                            row.delivered += n;
-                            row.sent += n;
-                        }
-                        MessageStatus::Sent => row.sent += n,
-                        MessageStatus::Failed
-                        | MessageStatus::Undelivered
-                        | MessageStatus::Expired => row.failed += n,
-                        MessageStatus::Scheduled => row.scheduled += n,
-                        _ => {}
-                    }
-                }
-                Err(_) => {}
-            }
-        }
+        let funnel = funnel_rows(funnel, prices);
         CampaignReport {
             id: record.id.clone(),
             name: record.name.clone(),
             state: record.state,
             winner: record.winner.clone(),
             progress: Progress::from_counts(counts),
-            funnel: rows
-                .into_iter()
-                .map(|(key, mut row)| {
-                    if let Some(by_currency) = costs.remove(&key) {
-                        row.cost = by_currency
-                            .into_iter()
-                            .map(|(currency, micros)| (currency, units(micros)))
-                            .collect();
-                    }
-                    row
-                })
-                .collect(),
+            funnel,
         }
     }
 
     /// The funnel as CSV, one line per variant and channel, then one per skip reason.
     pub fn to_csv(&self) -> String {
-        let mut out = String::from(
-            "variant,channel,accepted,sent,delivered,read,clicked,replied,converted,conversion_value,failed,rejected,scheduled,cost,unpriced\n",
-        );
-        for row in &self.funnel {
-            let cost: Vec<String> = row
-                .cost
-                .iter()
-                .map(|(currency, amount)| format!("{amount} {currency}"))
-                .collect();
-            out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-                csv_field(row.variant.as_deref().unwrap_or("")),
-                csv_field(&row.channel),
-                row.accepted,
-                row.sent,
-                row.delivered,
-                row.read,
-                row.clicked,
-                row.replied,
-                row.converted,
-                row.conversion_value,
-                row.failed,
-                row.rejected,
-                row.scheduled,
-                csv_field(&cost.join(" ")),
-                row.unpriced
-            ));
-        }
+        let mut out = funnel_csv("variant", &self.funnel);
         out.push_str("\nskip_reason,recipients\n");
         for (reason, count) in &self.progress.skipped_by_reason {
             out.push_str(&format!("{},{count}\n", csv_field(reason)));
         }
         out
     }
+}
+
+/// Funnel rows as CSV, `first` naming the group column (`variant`, `step`).
+pub fn funnel_csv(first: &str, rows: &[FunnelRow]) -> String {
+    let mut out = format!(
+        "{first},channel,accepted,sent,delivered,read,clicked,replied,converted,conversion_value,failed,rejected,scheduled,cost,unpriced\n",
+    );
+    for row in rows {
+        let cost: Vec<String> = row
+            .cost
+            .iter()
+            .map(|(currency, amount)| format!("{amount} {currency}"))
+            .collect();
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            csv_field(row.variant.as_deref().unwrap_or("")),
+            csv_field(&row.channel),
+            row.accepted,
+            row.sent,
+            row.delivered,
+            row.read,
+            row.clicked,
+            row.replied,
+            row.converted,
+            row.conversion_value,
+            row.failed,
+            row.rejected,
+            row.scheduled,
+            csv_field(&cost.join(" ")),
+            row.unpriced
+        ));
+    }
+    out
 }
 
 /// Millionths of a currency unit as an amount.

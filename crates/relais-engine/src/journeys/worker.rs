@@ -11,7 +11,7 @@ use relais_core::clock::Clock;
 use relais_core::contact::Contact;
 use relais_core::journey::when::next_time_of_day;
 use relais_core::journey::{JourneyDefinition, MAX_STEPS_IN_A_ROW, Step, Wait};
-use relais_store::{JourneyRun, RunPhase, RunProgress, RunState, Store, StoreError};
+use relais_store::{JourneyRun, RunPhase, RunProgress, RunState, SentStep, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -61,6 +61,8 @@ struct Cursor {
     deadline: Option<Timestamp>,
     last_message_id: Option<String>,
     last_sent_at: Option<Timestamp>,
+    /// The messages stored in this turn.
+    sent: Vec<SentStep>,
 }
 
 /// How a run's turn ended.
@@ -167,13 +169,13 @@ impl JourneyWorker {
             deadline: run.deadline,
             last_message_id: run.last_message_id.clone(),
             last_sent_at: run.last_sent_at,
+            sent: Vec::new(),
         };
-        let mut sent = 0;
         let mut contact: Option<Contact> = None;
         let turn = match definition {
             None => Turn::Ends(RunState::Canceled, "the journey was deleted or no longer parses".into()),
             Some(journey) => self
-                .walk(run, journey, &mut cursor, &mut contact, &mut sent, now)
+                .walk(run, journey, &mut cursor, &mut contact, now)
                 .await
                 .unwrap_or_else(|e| match e {
                     // The contact was deleted (or erased) while the run waited.
@@ -201,7 +203,9 @@ impl JourneyWorker {
             last_sent_at: cursor.last_sent_at,
             ended_reason,
             at: now,
+            sent: cursor.sent,
         };
+        let sent = progress.sent.len();
         (progress, sent)
     }
 
@@ -211,7 +215,6 @@ impl JourneyWorker {
         journey: &JourneyDefinition,
         c: &mut Cursor,
         contact: &mut Option<Contact>,
-        sent: &mut usize,
         now: Timestamp,
     ) -> Result<Turn, StoreError> {
         // A step counts its wait from when the run reached it, not from when a worker got
@@ -256,7 +259,10 @@ impl JourneyWorker {
                 Step::Send { message, next } => {
                     match self.send(run, message, c.steps_taken).await {
                         Ok(id) => {
-                            *sent += 1;
+                            c.sent.push(SentStep {
+                                step: c.step.clone(),
+                                message_id: id.clone(),
+                            });
                             c.last_message_id = Some(id);
                             c.last_sent_at = Some(now);
                         }

@@ -89,6 +89,24 @@ pub struct ReportQuery {
     pub format: Option<String>,
 }
 
+impl ReportQuery {
+    /// Whether the report is asked for as CSV: `?format=csv`, else `Accept: text/csv`.
+    pub fn wants_csv(&self, headers: &HeaderMap) -> ApiResult<bool> {
+        match self.format.as_deref() {
+            Some("csv") => Ok(true),
+            Some("json") => Ok(false),
+            Some(other) => Err(ApiError::bad_parameter(
+                "format",
+                format!("`{other}` is not a format: json or csv"),
+            )),
+            None => Ok(headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/csv"))),
+        }
+    }
+}
+
 /// The campaign's funnel per variant and channel, and its skips by reason.
 pub async fn campaign_report(
     State(state): State<AppState>,
@@ -98,20 +116,7 @@ pub async fn campaign_report(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     caller.require(Scope::Read)?;
-    let csv = match query.format.as_deref() {
-        Some("csv") => true,
-        Some("json") => false,
-        Some(other) => {
-            return Err(ApiError::bad_parameter(
-                "format",
-                format!("`{other}` is not a format: json or csv"),
-            ));
-        }
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/csv")),
-    };
+    let csv = query.wants_csv(&headers)?;
     let report = state.campaigns.report(&caller.tenant_id, &id).await?;
     if csv {
         return Ok((

@@ -1,3 +1,5 @@
+-- Journeys: segment-entry triggers and the messages each step sent.
+
 -- Journeys triggered by a segment entry: who was in the segment at the last look, so that
 -- the next look enters only those who came in since (and forgets those who left, who
 -- enter again when they come back).
@@ -20,3 +22,15 @@ CREATE TABLE journey_segment_scans (
     scanned_at BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, journey, segment)
 );
+
+-- The messages journeys sent, by step: what a journey's report counts per step.
+CREATE TABLE journey_messages (
+    tenant_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    journey TEXT NOT NULL,
+    step TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    sent_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, message_id)
+);
+CREATE INDEX journey_messages_by_journey ON journey_messages (tenant_id, journey, step);

@@ -116,6 +116,7 @@ on_both_stores!(
     an_event_for_an_unknown_contact_is_refused_or_creates_it_when_asked,
     contacts_who_come_into_a_saved_segment_enter_its_journey,
     the_journey_report_counts_runs_by_step_and_credits_the_purchase_to_the_reminder,
+    a_marketing_send_step_respects_the_tenants_frequency_cap,
 );
 
 const PHONE: &str = "+33612345678";
@@ -861,4 +862,80 @@ async fn the_journey_report_counts_runs_by_step_and_credits_the_purchase_to_the_
             .unwrap()
             .is_none()
     );
+}
+
+/// The tenant's frequency cap (one marketing message per 7 days) holds back a journey's
+/// marketing message as it holds a campaign's: the run goes on without sending, and once
+/// the week has passed the next one goes.
+async fn a_marketing_send_step_respects_the_tenants_frequency_cap(w: &World) {
+    let ana = w.ana().await;
+    w.store
+        .append_consent(
+            &w.tenant,
+            &relais_core::consent::ConsentRecord {
+                id: relais_core::ids::new_id(),
+                contact_id: ana.clone(),
+                channel: None,
+                purpose: relais_core::consent::Purpose::Marketing,
+                status: relais_core::consent::ConsentStatus::OptedIn,
+                source: relais_core::consent::ConsentSource::Api,
+                proof: Some("newsletter form".into()),
+                recorded_at: w.clock.now(),
+            },
+        )
+        .await
+        .unwrap();
+    let patch: relais_core::settings::SettingsPatch = serde_json::from_value(json!({
+        "frequency_cap": {"max": 1, "per": "7d", "purpose": "marketing"}
+    }))
+    .unwrap();
+    relais_engine::settings::patch(&*w.store, &w.tenant, patch, w.clock.now())
+        .await
+        .unwrap();
+    w.journey(
+        "promo",
+        json!({
+            "trigger": {"event": "browsed"},
+            "reentry": "always",
+            "start": "offer",
+            "steps": {"offer": {"type": "send", "channel": "sim", "purpose": "marketing",
+                "content": {"text": "-15 % on what you looked at"}}}
+        }),
+    )
+    .await;
+    let e = w.engine();
+    let offers = || async {
+        w.store
+            .sim_messages(&w.tenant, PHONE)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.text.starts_with("-15 %"))
+            .count()
+    };
+    for id in ["b-1", "b-2"] {
+        w.event(json!({"contact": PHONE, "name": "browsed", "id": id}))
+            .await
+            .unwrap();
+        w.step(&e).await;
+        w.advance(1);
+    }
+    assert_eq!(
+        offers().await,
+        1,
+        "the second offer is held back by the cap"
+    );
+    let runs = w.runs(&ana).await;
+    assert_eq!(runs.len(), 2);
+    assert!(
+        runs.iter().all(|r| r.state == RunState::Completed),
+        "{runs:?}"
+    );
+    // Nine days later (a Monday: no quiet hours), the cap lets one more through.
+    w.advance(9 * 24 * 60);
+    w.event(json!({"contact": PHONE, "name": "browsed", "id": "b-3"}))
+        .await
+        .unwrap();
+    w.step(&e).await;
+    assert_eq!(offers().await, 2);
 }

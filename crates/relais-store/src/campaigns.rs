@@ -11,6 +11,7 @@ use crate::StoreResult;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use relais_core::campaign::{CampaignPhase, CampaignState, RecipientState};
+use relais_core::consent::Purpose;
 use relais_core::segment::Filter;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -187,16 +188,18 @@ pub trait CampaignStore: Send + Sync {
         journey: &str,
         query: &FunnelQuery,
     ) -> StoreResult<Vec<FunnelCount>>;
-    /// For each of `contact_ids`, how many messages of `purpose` were stored for them
-    /// since `since` (refused and canceled ones aside), except those labelled
-    /// `except_campaign`.
+    /// For each of `contact_ids`, how many messages a frequency cap on `capped` counts
+    /// were stored for them since `since` (refused and canceled ones aside), except those
+    /// labelled `except_campaign`. As [`relais_core::frequency_cap::FrequencyCap::covers`]
+    /// reads it: a cap on `all` counts every message, on `marketing` every one but the
+    /// transactional ones (marketing topics included), on a topic that topic's.
     async fn purpose_counts(
         &self,
         tenant: &str,
         contact_ids: &[String],
-        purpose: &str,
+        capped: &Purpose,
         since: Timestamp,
-        except_campaign: &str,
+        except_campaign: Option<&str>,
     ) -> StoreResult<HashMap<String, i64>>;
     /// When each of `contact_ids` engaged since `since`: read a message, or wrote in.
     async fn engagement_times(
@@ -663,9 +666,9 @@ macro_rules! impl_campaign_store {
                     &self,
                     tenant: &str,
                     contact_ids: &[String],
-                    purpose: &str,
+                    capped: &Purpose,
                     since: Timestamp,
-                    except_campaign: &str,
+                    except_campaign: Option<&str>,
                 ) -> StoreResult<HashMap<String, i64>> {
                     let mut counts = HashMap::new();
                     for chunk in contact_ids.chunks(crate::ROWS_PER_STATEMENT) {
@@ -677,13 +680,24 @@ macro_rules! impl_campaign_store {
                         for id in chunk {
                             ids.push_bind(id.clone());
                         }
-                        q.push(") AND created_at >= ")
-                            .push_bind(micros(since))
-                            .push(" AND purpose = ")
-                            .push_bind(purpose.to_owned())
-                            .push(" AND status NOT IN ('rejected', 'canceled') AND (campaign IS NULL OR campaign <> ")
-                            .push_bind(except_campaign.to_owned())
-                            .push(") GROUP BY contact_id");
+                        q.push(") AND created_at >= ").push_bind(micros(since));
+                        match capped {
+                            Purpose::All => {}
+                            Purpose::Marketing => {
+                                q.push(" AND purpose <> ")
+                                    .push_bind(Purpose::Transactional.as_str().to_owned());
+                            }
+                            other => {
+                                q.push(" AND purpose = ").push_bind(other.as_str().to_owned());
+                            }
+                        }
+                        q.push(" AND status NOT IN ('rejected', 'canceled')");
+                        if let Some(campaign) = except_campaign {
+                            q.push(" AND (campaign IS NULL OR campaign <> ")
+                                .push_bind(campaign.to_owned())
+                                .push(")");
+                        }
+                        q.push(" GROUP BY contact_id");
                         for row in q.build().fetch_all(self.reader()).await? {
                             counts.insert(row.try_get("contact_id")?, row.try_get("n")?);
                         }

@@ -7348,21 +7348,30 @@ pub async fn marketing_messages_are_counted_per_contact_over_a_period(store: &dy
             message(&a, "marketing", Some("old"), MessageStatus::Delivered, 10),
             message(&a, "marketing", Some("three"), MessageStatus::Rejected, 300),
             message(&b, "marketing", Some("two"), MessageStatus::Delivered, 300),
+            message(&b, "newsletter", None, MessageStatus::Delivered, 300),
         ])
         .await
         .unwrap();
-    let counts = store
-        .purpose_counts(
-            &tenant,
-            &[a.clone(), b.clone()],
-            "marketing",
-            secs(50),
-            "two",
-        )
-        .await
-        .unwrap();
-    assert_eq!(counts.get(&a), Some(&2));
-    assert_eq!(counts.get(&b), None);
+    let counts = |capped: Purpose, except: Option<&'static str>| {
+        let ids = [a.clone(), b.clone()];
+        let tenant = tenant.clone();
+        async move {
+            store
+                .purpose_counts(&tenant, &ids, &capped, secs(50), except)
+                .await
+                .unwrap()
+        }
+    };
+    // A marketing cap counts marketing topics (b's newsletter), not transactional ones.
+    let marketing = counts(Purpose::Marketing, Some("two")).await;
+    assert_eq!(marketing.get(&a), Some(&2));
+    assert_eq!(marketing.get(&b), Some(&1));
+    let all = counts(Purpose::Marketing, None).await;
+    assert_eq!((all.get(&a), all.get(&b)), (Some(&3), Some(&2)));
+    let topic = counts(Purpose::Topic("newsletter".into()), None).await;
+    assert_eq!((topic.get(&a), topic.get(&b)), (None, Some(&1)));
+    let everything = counts(Purpose::All, Some("two")).await;
+    assert_eq!(everything.get(&a), Some(&3));
     let times = store
         .engagement_times(&tenant, &[a.clone(), b.clone()], secs(0))
         .await

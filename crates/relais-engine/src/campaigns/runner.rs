@@ -449,9 +449,9 @@ impl CampaignRunner {
                     .purpose_counts(
                         tenant,
                         page,
-                        cap.purpose().as_str(),
+                        cap.purpose(),
                         now.checked_sub(cap.per().duration()).unwrap_or(now),
-                        campaign.label.as_str(),
+                        Some(campaign.label.as_str()),
                     )
                     .await?
             }

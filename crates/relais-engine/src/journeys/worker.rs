@@ -6,8 +6,10 @@
 use super::engagement::engaged;
 use super::{contact_zone, dates, lookup, send_request};
 use crate::send::{AcceptError, Acceptor, Idempotency};
+use crate::settings::frequency_cap_of;
 use jiff::{SignedDuration, Timestamp};
 use relais_core::clock::Clock;
+use relais_core::consent::Purpose;
 use relais_core::contact::Contact;
 use relais_core::journey::when::next_time_of_day;
 use relais_core::journey::{JourneyDefinition, MAX_STEPS_IN_A_ROW, Step, Wait};
@@ -258,13 +260,19 @@ impl JourneyWorker {
                 }
                 Step::Send { message, next } => {
                     match self.send(run, message, c.steps_taken).await {
-                        Ok(id) => {
+                        Ok(Some(id)) => {
                             c.sent.push(SentStep {
                                 step: c.step.clone(),
                                 message_id: id.clone(),
                             });
                             c.last_message_id = Some(id);
                             c.last_sent_at = Some(now);
+                        }
+                        // Held back by the frequency cap: a branch on engagement that
+                        // follows has no message to look at and takes `no`.
+                        Ok(None) => {
+                            c.last_message_id = None;
+                            c.last_sent_at = None;
                         }
                         Err(AcceptError::Store(e)) => return Err(e),
                         Err(refused) => {
@@ -358,26 +366,52 @@ impl JourneyWorker {
             .ok_or_else(|| StoreError::NotFound(format!("contact {}", run.contact_id)))
     }
 
-    /// Accepts the step's message for the run's contact; its id. The key is the run and
-    /// its step count, so the same step retried (a crash between the accept and the
-    /// run's write) finds its message instead of sending another.
+    /// Accepts the step's message for the run's contact; its id, or `None` when the
+    /// tenant's frequency cap holds it back (nothing is sent and the run goes on). The key
+    /// is the run and its step count, so the same step retried (a crash between the accept
+    /// and the run's write) finds its message instead of sending another.
     async fn send(
         &self,
         run: &JourneyRun,
         message: &serde_json::Map<String, serde_json::Value>,
         steps_taken: i64,
-    ) -> Result<String, AcceptError> {
+    ) -> Result<Option<String>, AcceptError> {
         let (request, body) = send_request(message, &run.contact_id, &run.event_properties)
             .map_err(|(pointer, detail)| AcceptError::Invalid { pointer, detail })?;
         let key = format!("journey:{}:{steps_taken}", run.id);
+        if let Some(stored) = self
+            .store
+            .message_by_idempotency_key(&run.tenant_id, &key)
+            .await?
+        {
+            return Ok(Some(stored.id));
+        }
+        let purpose = request.purpose.clone().unwrap_or(Purpose::Transactional);
+        if let Some(cap) = frequency_cap_of(&*self.store, &run.tenant_id)
+            .await?
+            .filter(|cap| cap.covers(&purpose))
+        {
+            let now = self.clock.now();
+            let since = now.checked_sub(cap.per().duration()).unwrap_or(now);
+            let contact = [run.contact_id.clone()];
+            let counts = self
+                .store
+                .purpose_counts(&run.tenant_id, &contact, cap.purpose(), since, None)
+                .await?;
+            if counts.get(&run.contact_id).copied().unwrap_or(0) >= i64::from(cap.max()) {
+                tracing::info!(run = %run.id, journey = %run.journey, "frequency cap reached: the step's message is not sent");
+                return Ok(None);
+            }
+        }
         let idempotency = Idempotency::new(&key, &body).map_err(|e| AcceptError::Invalid {
             pointer: String::new(),
             detail: e.to_string(),
         })?;
-        Ok(self
-            .acceptor
-            .accept(&run.tenant_id, request, Some(idempotency))
-            .await?
-            .id)
+        Ok(Some(
+            self.acceptor
+                .accept(&run.tenant_id, request, Some(idempotency))
+                .await?
+                .id,
+        ))
     }
 }

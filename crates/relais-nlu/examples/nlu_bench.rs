@@ -3,6 +3,7 @@
 //! cargo run --release -p relais-nlu --example nlu_bench -- \
 //!     --snips /work/shared/data/snips [--clinc data/clinc150/data_full.json]
 //!     [--stress-150 yes] [--labelled data/eval] [--epochs N] [--lr X] [--char-weight X]
+//!     [--folds /work/shared/data/hwu64/hwu64.csv [--holdout-intents 0.25]]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ fn run() -> Result<(), NluError> {
     let mut clinc: Option<PathBuf> = None;
     let mut labelled: Option<PathBuf> = None;
     let mut stress = false;
+    let mut folds: Option<PathBuf> = None;
+    let mut holdout_intents = 0.0f32;
     let mut unseen_intent = false;
     let mut config = TrainConfig::default();
     let mut arguments = std::env::args().skip(1);
@@ -45,6 +48,8 @@ fn run() -> Result<(), NluError> {
         };
         match flag.as_str() {
             "--snips" => snips = Some(PathBuf::from(&value)),
+            "--folds" => folds = Some(PathBuf::from(&value)),
+            "--holdout-intents" => holdout_intents = number()?,
             "--clinc" => clinc = Some(PathBuf::from(&value)),
             "--labelled" => labelled = Some(PathBuf::from(&value)),
             "--stress-150" => stress = value == "yes",
@@ -57,10 +62,20 @@ fn run() -> Result<(), NluError> {
             other => return Err(NluError::Config(format!("unknown flag {other}"))),
         }
     }
-    if snips.is_none() && clinc.is_none() && labelled.is_none() {
+    if snips.is_none() && clinc.is_none() && labelled.is_none() && folds.is_none() {
         return Err(NluError::Config(
-            "give --snips DIR, --clinc FILE and/or --labelled DIR".to_owned(),
+            "give --snips DIR, --clinc FILE, --folds FILE and/or --labelled DIR".to_owned(),
         ));
+    }
+    if let Some(path) = folds {
+        let rows = relais_nlu::load_fold_examples_file(&path)?;
+        let folds_config = relais_nlu::FoldsConfig {
+            holdout_intents,
+            train: config.clone(),
+            ..relais_nlu::FoldsConfig::default()
+        };
+        println!("== {} ({} rows), k-fold", path.display(), rows.len());
+        print!("{}", relais_nlu::evaluate_folds(&rows, &folds_config)?);
     }
     if let Some(directory) = snips {
         let train = load_examples_file(&directory.join("train.csv"))?;

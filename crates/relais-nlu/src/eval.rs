@@ -131,6 +131,36 @@ pub fn evaluate_with(
         timed_messages += test.len();
     }
 
+    let scores = score(test, &predicted, oos_label);
+    Ok(EvalReport {
+        train_examples: train.len(),
+        test_examples: test.len(),
+        intents: model.intents().len(),
+        accuracy: scores.accuracy,
+        macro_f1: scores.macro_f1,
+        in_scope_accuracy: scores.in_scope_accuracy,
+        oos_recall: scores.oos_recall,
+        oos_threshold: model.oos_threshold(),
+        top_confusions: scores.top_confusions,
+        training_seconds,
+        training_examples_per_second: train.len() as f64 / training_seconds.max(1e-9),
+        inference_micros_per_message: inference_seconds * 1e6 / timed_messages as f64,
+        model_bytes: model.to_bytes().len(),
+    })
+}
+
+/// What a test set says of a model's answers: `predicted[i]` is the label given to
+/// `test[i]` (an intent, or the out-of-scope label when the message was rejected).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Scores {
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub in_scope_accuracy: f64,
+    pub oos_recall: Option<f64>,
+    pub top_confusions: Vec<Confusion>,
+}
+
+pub(crate) fn score(test: &[Example], predicted: &[String], oos_label: &str) -> Scores {
     let mut correct = 0usize;
     let mut in_scope_total = 0usize;
     let mut in_scope_correct = 0usize;
@@ -140,7 +170,7 @@ pub fn evaluate_with(
     // Per label: (true positives, false positives, false negatives).
     let mut counts: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
     let test_labels: BTreeSet<&str> = test.iter().map(|example| example.intent.trim()).collect();
-    for (example, guess) in test.iter().zip(&predicted) {
+    for (example, guess) in test.iter().zip(predicted) {
         let expected = example.intent.trim();
         let is_right = expected == guess;
         if is_right {
@@ -188,26 +218,17 @@ pub fn evaluate_with(
         .collect();
     top_confusions.sort_by_key(|confusion| std::cmp::Reverse(confusion.count));
     top_confusions.truncate(10);
-
-    Ok(EvalReport {
-        train_examples: train.len(),
-        test_examples: test.len(),
-        intents: model.intents().len(),
-        accuracy: correct as f64 / test.len() as f64,
-        macro_f1: f1_sum / test_labels.len() as f64,
+    Scores {
+        accuracy: correct as f64 / test.len().max(1) as f64,
+        macro_f1: f1_sum / test_labels.len().max(1) as f64,
         in_scope_accuracy: if in_scope_total == 0 {
             0.0
         } else {
             in_scope_correct as f64 / in_scope_total as f64
         },
         oos_recall: (oos_total > 0).then(|| oos_rejected as f64 / oos_total as f64),
-        oos_threshold: model.oos_threshold(),
         top_confusions,
-        training_seconds,
-        training_examples_per_second: train.len() as f64 / training_seconds.max(1e-9),
-        inference_micros_per_message: inference_seconds * 1e6 / timed_messages as f64,
-        model_bytes: model.to_bytes().len(),
-    })
+    }
 }
 
 /// Reads both files (CSV `text,intent`, or JSON when the name ends in `.json`) and

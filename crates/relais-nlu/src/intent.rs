@@ -286,9 +286,13 @@ pub(crate) fn extract_features(text: &str, config: &FeatureConfig) -> Vec<(u32, 
 
 /// SplitMix64: a tiny deterministic generator, so that the same seed gives the same model
 /// on every platform and with every version of the `rand` crate.
-struct SeededRng(u64);
+pub(crate) struct SeededRng(u64);
 
 impl SeededRng {
+    pub(crate) fn new(seed: u64) -> Self {
+        SeededRng(seed)
+    }
+
     fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut mixed = self.0;
@@ -297,7 +301,7 @@ impl SeededRng {
         mixed ^ (mixed >> 31)
     }
 
-    fn shuffle<T>(&mut self, items: &mut [T]) {
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         for index in (1..items.len()).rev() {
             let other = (self.next_u64() % (index as u64 + 1)) as usize;
             items.swap(index, other);
@@ -763,6 +767,11 @@ impl IntentModel {
 
     pub fn oos_threshold(&self) -> f32 {
         self.oos_threshold
+    }
+
+    /// The intent name that marks out-of-scope examples and rejected messages.
+    pub fn oos_label(&self) -> &str {
+        &self.oos_label
     }
 
     /// Lets the tenant override the learned out-of-scope threshold.

@@ -18,7 +18,9 @@
 //!   [`IntentModel::set_oos_threshold`].
 //! - Evaluation: [`evaluate`]`(train, test) -> Result<EvalReport>`, [`evaluate_with`],
 //!   [`evaluate_files`]`(&Path, &Path)`; `EvalReport`'s `Display` prints
-//!   `accuracy: 0.xxxx` and `macro_f1: 0.xxxx` lines.
+//!   `accuracy: 0.xxxx` and `macro_f1: 0.xxxx` lines; [`evaluate_folds`]`(&[FoldExample],
+//!   &FoldsConfig) -> Result<FoldsReport>` (k-fold, optionally with intents left out as
+//!   out-of-scope), [`load_fold_examples_file`].
 //! - Sentiment: [`sentiment()`]`(&str) -> Sentiment {label, score, emotions}`.
 //! - Urgency: [`urgency()`]`(&str, &Sentiment, Option<&str> intent, &UrgencyContext) ->
 //!   Urgency {score, urgent, cues}`.
@@ -37,6 +39,7 @@ pub mod analyze;
 pub mod assist;
 pub mod error;
 pub mod eval;
+pub mod folds;
 pub mod intent;
 pub mod kb;
 pub mod language;
@@ -54,6 +57,10 @@ pub use error::NluError;
 pub use eval::{
     Confusion, EvalReport, LabelledReport, evaluate, evaluate_files, evaluate_sentiment_csv,
     evaluate_urgency_csv, evaluate_with,
+};
+pub use folds::{
+    CurvePoint, FoldExample, FoldFigures, FoldsConfig, FoldsReport, evaluate_folds,
+    load_fold_examples_csv, load_fold_examples_file,
 };
 pub use intent::{
     ClincSplits, Example, FeatureConfig, IntentModel, IntentPrediction, MODEL_FORMAT_VERSION,

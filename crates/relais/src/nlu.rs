@@ -1,6 +1,7 @@
 //! `relais nlu train FILE` (a new model version for a tenant, in the configured store) and
 //! `relais nlu eval --train FILE --test FILE` (accuracy, macro F1, out-of-scope recall,
-//! confusions, speed), both on CSV `text,intent` or JSON `[{"text", "intent"}]` files.
+//! confusions, speed), both on CSV `text,intent` or JSON `[{"text", "intent"}]` files;
+//! `relais nlu eval-folds --data FILE` (k-fold on a CSV `fold,text,intent`, as HWU64).
 
 use crate::config::Config;
 use anyhow::{Context, anyhow};
@@ -29,6 +30,20 @@ pub enum NluCommand {
         #[arg(long)]
         test: PathBuf,
     },
+    /// Train on every fold but one, test on that one, for each fold; print each fold, the
+    /// mean and the rejection trade-off curve.
+    EvalFolds {
+        /// Examples with their fold: CSV `fold,text,intent` (HWU64's `hwu64.csv`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Share of the intents left out of training in each fold; their test rows are
+        /// expected to be rejected as out of scope.
+        #[arg(long, default_value_t = 0.0)]
+        holdout_intents: f32,
+        /// Seed of the choice of left-out intents.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 pub async fn run(
@@ -38,6 +53,18 @@ pub async fn run(
     match cmd {
         NluCommand::Train { file, tenant } => train(&file, &tenant, &config()?).await,
         NluCommand::Eval { train, test } => eval(&train, &test).await,
+        NluCommand::EvalFolds {
+            data,
+            holdout_intents,
+            seed,
+        } => {
+            let config = relais_nlu::FoldsConfig {
+                holdout_intents,
+                seed,
+                ..relais_nlu::FoldsConfig::default()
+            };
+            eval_folds(&data, config).await
+        }
     }
 }
 
@@ -86,6 +113,18 @@ async fn eval(train: &Path, test: &Path) -> anyhow::Result<()> {
     let report = tokio::task::spawn_blocking(move || relais_nlu::evaluate_files(&train, &test))
         .await
         .context("evaluation was interrupted")??;
+    print!("{report}");
+    Ok(())
+}
+
+async fn eval_folds(data: &Path, config: relais_nlu::FoldsConfig) -> anyhow::Result<()> {
+    let data = data.to_owned();
+    let report = tokio::task::spawn_blocking(move || {
+        let rows = relais_nlu::load_fold_examples_file(&data)?;
+        relais_nlu::evaluate_folds(&rows, &config)
+    })
+    .await
+    .context("evaluation was interrupted")??;
     print!("{report}");
     Ok(())
 }

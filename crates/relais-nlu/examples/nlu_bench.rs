@@ -2,14 +2,16 @@
 //!
 //! cargo run --release -p relais-nlu --example nlu_bench -- \
 //!     --snips /work/shared/data/snips [--clinc data/clinc150/data_full.json]
-//!     [--stress-150 yes] [--labelled data/eval] [--epochs N] [--lr X] [--char-weight X]
-//!     [--folds /work/shared/data/hwu64/hwu64.csv [--holdout-intents 0.25]]
+//!     [--stress-150 yes] [--labelled data/eval] [--c X] [--char-weight X] [--oos-target X]
+//!     [--precision-target X] [--threshold X] [--idf yes|no] [--sublinear yes|no]
+//!     [--folds /work/shared/data/hwu64/hwu64.csv [--holdout-intents 0.25] [--tune yes]]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use relais_nlu::{
-    EvalReport, Example, NluError, TrainConfig, evaluate_with, load_clinc_json, load_examples_file,
+    EvalReport, Example, NluError, Rejection, TrainConfig, evaluate_with, load_clinc_json,
+    load_examples_file,
 };
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn run() -> Result<(), NluError> {
     let mut stress = false;
     let mut folds: Option<PathBuf> = None;
     let mut holdout_intents = 0.0f32;
+    let mut tune = false;
     let mut unseen_intent = false;
     let mut config = TrainConfig::default();
     let mut arguments = std::env::args().skip(1);
@@ -50,14 +53,19 @@ fn run() -> Result<(), NluError> {
             "--snips" => snips = Some(PathBuf::from(&value)),
             "--folds" => folds = Some(PathBuf::from(&value)),
             "--holdout-intents" => holdout_intents = number()?,
+            "--tune" => tune = value == "yes",
             "--clinc" => clinc = Some(PathBuf::from(&value)),
             "--labelled" => labelled = Some(PathBuf::from(&value)),
             "--stress-150" => stress = value == "yes",
             "--snips-unseen-intent" => unseen_intent = value == "yes",
-            "--epochs" => config.epochs = number()? as usize,
-            "--lr" => config.learning_rate = number()?,
+            "--c" => config.regularisation = number()?,
+            "--cv-folds" => config.cv_folds = number()? as usize,
             "--char-weight" => config.features.char_ngram_weight = number()?,
-            "--reject" => config.in_scope_rejection = number()?,
+            "--idf" => config.features.idf = value == "yes",
+            "--sublinear" => config.features.sublinear_tf = value == "yes",
+            "--oos-target" => config.rejection = Some(Rejection::OosRecall(number()?)),
+            "--precision-target" => config.rejection = Some(Rejection::InScopePrecision(number()?)),
+            "--threshold" => config.rejection = Some(Rejection::Threshold(number()?)),
             "--seed" => config.seed = number()? as u64,
             other => return Err(NluError::Config(format!("unknown flag {other}"))),
         }
@@ -72,6 +80,7 @@ fn run() -> Result<(), NluError> {
         let folds_config = relais_nlu::FoldsConfig {
             holdout_intents,
             train: config.clone(),
+            tune: tune.then(relais_nlu::TuningGrid::default),
             ..relais_nlu::FoldsConfig::default()
         };
         println!("== {} ({} rows), k-fold", path.display(), rows.len());

@@ -8,7 +8,6 @@
 //! intents are left out changes from fold to fold (seeded), so every figure is a mean over
 //! ten different choices.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::time::Instant;
@@ -16,8 +15,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::NluError;
-use crate::eval::score;
-use crate::intent::{Example, IntentModel, IntentPrediction, SeededRng, TrainConfig};
+use crate::eval::{measured_curve, score, write_curves};
+use crate::intent::rng::SeededRng;
+use crate::intent::{
+    CurvePoint, Example, IntentModel, IntentPrediction, TrainConfig, TuningGrid, tune,
+};
 
 /// A labelled utterance and the cross-validation fold it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +87,9 @@ pub struct FoldsConfig {
     /// Seed of the choice of left-out intents.
     pub seed: u64,
     pub train: TrainConfig,
+    /// Choose `C` and the n-gram weight in each fold by cross-validation on that fold's
+    /// training examples (the test fold never takes part).
+    pub tune: Option<TuningGrid>,
 }
 
 impl Default for FoldsConfig {
@@ -93,6 +98,7 @@ impl Default for FoldsConfig {
             holdout_intents: 0.0,
             seed: 42,
             train: TrainConfig::default(),
+            tune: None,
         }
     }
 }
@@ -109,16 +115,9 @@ pub struct FoldFigures {
     pub oos_recall: Option<f64>,
     pub oos_threshold: f32,
     pub training_seconds: f64,
-}
-
-/// One point of the rejection trade-off: what a given threshold gives on the test folds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CurvePoint {
-    pub threshold: f32,
-    /// Mean over folds of the in-scope rows answered with the right intent.
-    pub in_scope_accuracy: f64,
-    /// Mean over folds of the out-of-scope rows rejected; `None` without such rows.
-    pub oos_recall: Option<f64>,
+    /// The SVM's `C` and the n-gram weight the fold trained with.
+    pub regularisation: f32,
+    pub char_ngram_weight: f32,
 }
 
 /// Every fold, their mean, and the trade-off curve measured on the test folds.
@@ -132,7 +131,10 @@ pub struct FoldsReport {
     pub in_scope_accuracy: f64,
     pub oos_recall: Option<f64>,
     pub training_seconds: f64,
+    /// Mean over folds of what each threshold gave on the test fold.
     pub curve: Vec<CurvePoint>,
+    /// Mean over folds of what cross-validation on the training folds predicted.
+    pub estimated_curve: Vec<CurvePoint>,
 }
 
 impl fmt::Display for FoldsReport {
@@ -145,7 +147,7 @@ impl fmt::Display for FoldsReport {
             writeln!(
                 formatter,
                 "fold {}: accuracy {:.4} macro_f1 {:.4} in_scope_accuracy {:.4} oos_recall {} \
-                 threshold {:.4} train {} test {} training {:.2} s",
+                 threshold {:.4} train {} test {} training {:.2} s c {} char_weight {}",
                 fold.fold,
                 fold.accuracy,
                 fold.macro_f1,
@@ -154,7 +156,9 @@ impl fmt::Display for FoldsReport {
                 fold.oos_threshold,
                 fold.train_examples,
                 fold.test_examples,
-                fold.training_seconds
+                fold.training_seconds,
+                fold.regularisation,
+                fold.char_ngram_weight
             )?;
         }
         writeln!(
@@ -179,36 +183,40 @@ impl fmt::Display for FoldsReport {
             "training_seconds: {:.2} per fold",
             self.training_seconds
         )?;
-        writeln!(
+        write_curves(
             formatter,
-            "curve (threshold -> mean in_scope_accuracy, oos_recall on the test folds):"
+            &self.curve,
+            &self.estimated_curve,
+            "the test folds, mean",
         )?;
-        for point in &self.curve {
-            writeln!(
-                formatter,
-                "  {:.2} -> {:.4} {}",
-                point.threshold,
-                point.in_scope_accuracy,
-                optional(point.oos_recall)
-            )?;
-        }
         Ok(())
     }
 }
 
-/// Thresholds at which the curve is measured: every 0.05 from 0 to 0.95.
-fn curve_thresholds() -> Vec<f32> {
-    (0..20).map(|step| step as f32 * 0.05).collect()
-}
-
-/// Whether `prediction` is a rejection at `threshold` (the model's own threshold ignored).
-fn rejected_at(prediction: &IntentPrediction, threshold: f32, model: &IntentModel) -> bool {
-    // A rejection the threshold does not explain (no known word, or the best intent is the
-    // out-of-scope one) stays a rejection at any threshold.
-    let forced = prediction.out_of_scope
-        && (prediction.confidence >= model.oos_threshold()
-            || model.oos_label() == prediction.best_guess);
-    forced || prediction.confidence < threshold
+/// Point-wise mean of curves measured at the same thresholds.
+fn mean_curve(curves: &[Vec<CurvePoint>]) -> Vec<CurvePoint> {
+    let Some(first) = curves.first() else {
+        return Vec::new();
+    };
+    let count = curves.len() as f32;
+    (0..first.len())
+        .map(|index| {
+            let points: Vec<&CurvePoint> =
+                curves.iter().filter_map(|curve| curve.get(index)).collect();
+            let sum = |value: fn(&CurvePoint) -> f32| {
+                points.iter().map(|point| value(point)).sum::<f32>() / count
+            };
+            CurvePoint {
+                threshold: first[index].threshold,
+                in_scope_accuracy: sum(|point| point.in_scope_accuracy),
+                in_scope_precision: sum(|point| point.in_scope_precision),
+                oos_recall: points
+                    .iter()
+                    .all(|point| point.oos_recall.is_some())
+                    .then(|| sum(|point| point.oos_recall.unwrap_or(0.0))),
+            }
+        })
+        .collect()
 }
 
 /// Runs every fold of `rows`. Errors when there are fewer than two folds.
@@ -234,10 +242,9 @@ pub fn evaluate_folds(rows: &[FoldExample], config: &FoldsConfig) -> Result<Fold
     intents.sort_unstable();
     intents.dedup();
     let oos_label = config.train.oos_label.as_str();
-    let thresholds = curve_thresholds();
     let mut figures = Vec::with_capacity(folds.len());
-    // Per threshold: sums over folds of in-scope accuracy and oos recall.
-    let mut curve_sums: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
+    let mut curves = Vec::with_capacity(folds.len());
+    let mut estimated_curves = Vec::with_capacity(folds.len());
     for (fold_index, fold) in folds.iter().enumerate() {
         let mut shuffled = intents.clone();
         SeededRng::new(config.seed.wrapping_add(fold_index as u64)).shuffle(&mut shuffled);
@@ -260,35 +267,26 @@ pub fn evaluate_folds(rows: &[FoldExample], config: &FoldsConfig) -> Result<Fold
             })
             .collect();
         let started = Instant::now();
-        let model = IntentModel::train(&train, &config.train)?;
+        let train_config = match &config.tune {
+            Some(grid) => tune(&train, &config.train, grid)?.config,
+            None => config.train.clone(),
+        };
+        let model = IntentModel::train(&train, &train_config)?;
         let training_seconds = started.elapsed().as_secs_f64();
         let predictions: Vec<IntentPrediction> = test
             .iter()
             .map(|example| model.predict(&example.text))
             .collect();
-        let labels = |threshold: Option<f32>| -> Vec<String> {
-            predictions
-                .iter()
-                .map(|prediction| {
-                    let rejected = match threshold {
-                        Some(threshold) => rejected_at(prediction, threshold, &model),
-                        None => prediction.out_of_scope,
-                    };
-                    if rejected {
-                        oos_label.to_owned()
-                    } else {
-                        prediction.best_guess.clone()
-                    }
-                })
-                .collect()
-        };
-        let scores = score(&test, &labels(None), oos_label);
-        for (index, threshold) in thresholds.iter().enumerate() {
-            let at = score(&test, &labels(Some(*threshold)), oos_label);
-            let sums = curve_sums.entry(index).or_default();
-            sums.0 += at.in_scope_accuracy;
-            sums.1 += at.oos_recall.unwrap_or(0.0);
-        }
+        let labels: Vec<String> = predictions
+            .iter()
+            .map(|prediction| match &prediction.name {
+                Some(name) => name.clone(),
+                None => oos_label.to_owned(),
+            })
+            .collect();
+        let scores = score(&test, &labels, oos_label);
+        curves.push(measured_curve(&test, &predictions, &model));
+        estimated_curves.push(model.summary().curve.clone());
         figures.push(FoldFigures {
             fold: *fold,
             train_examples: train.len(),
@@ -299,23 +297,13 @@ pub fn evaluate_folds(rows: &[FoldExample], config: &FoldsConfig) -> Result<Fold
             oos_recall: scores.oos_recall,
             oos_threshold: model.oos_threshold(),
             training_seconds,
+            regularisation: train_config.regularisation,
+            char_ngram_weight: train_config.features.char_ngram_weight,
         });
     }
     let count = figures.len() as f64;
     let mean = |value: fn(&FoldFigures) -> f64| figures.iter().map(value).sum::<f64>() / count;
     let has_oos = figures.iter().all(|fold| fold.oos_recall.is_some());
-    let curve = thresholds
-        .iter()
-        .enumerate()
-        .map(|(index, threshold)| {
-            let (in_scope, recall) = curve_sums.get(&index).copied().unwrap_or_default();
-            CurvePoint {
-                threshold: *threshold,
-                in_scope_accuracy: in_scope / count,
-                oos_recall: has_oos.then_some(recall / count),
-            }
-        })
-        .collect();
     Ok(FoldsReport {
         intents: intents.len(),
         holdout_intents: config.holdout_intents,
@@ -324,7 +312,8 @@ pub fn evaluate_folds(rows: &[FoldExample], config: &FoldsConfig) -> Result<Fold
         in_scope_accuracy: mean(|fold| fold.in_scope_accuracy),
         oos_recall: has_oos.then(|| mean(|fold| fold.oos_recall.unwrap_or(0.0))),
         training_seconds: mean(|fold| fold.training_seconds),
-        curve,
+        curve: mean_curve(&curves),
+        estimated_curve: mean_curve(&estimated_curves),
         folds: figures,
     })
 }

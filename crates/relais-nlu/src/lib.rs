@@ -55,17 +55,17 @@ pub use assist::{
 };
 pub use error::NluError;
 pub use eval::{
-    Confusion, EvalReport, LabelledReport, evaluate, evaluate_files, evaluate_sentiment_csv,
-    evaluate_urgency_csv, evaluate_with,
+    Confusion, EvalReport, LabelledReport, evaluate, evaluate_files, evaluate_files_with,
+    evaluate_sentiment_csv, evaluate_urgency_csv, evaluate_with,
 };
 pub use folds::{
-    CurvePoint, FoldExample, FoldFigures, FoldsConfig, FoldsReport, evaluate_folds,
-    load_fold_examples_csv, load_fold_examples_file,
+    FoldExample, FoldFigures, FoldsConfig, FoldsReport, evaluate_folds, load_fold_examples_csv,
+    load_fold_examples_file,
 };
 pub use intent::{
-    ClincSplits, Example, FeatureConfig, IntentModel, IntentPrediction, MODEL_FORMAT_VERSION,
-    TrainConfig, TrainingSummary, load_clinc_json, load_examples_csv, load_examples_file,
-    load_examples_json,
+    ClincSplits, CurvePoint, Example, FeatureConfig, IntentModel, IntentPrediction,
+    MODEL_FORMAT_VERSION, Rejection, TrainConfig, TrainingSummary, Tuned, TuningGrid,
+    load_clinc_json, load_examples_csv, load_examples_file, load_examples_json,
 };
 pub use kb::{FaqEntry, KnowledgeBase, RetrievalConfig, Retrieved};
 pub use language::{Language, LanguageGuess, detect_language, detect_language_scored};

@@ -76,9 +76,9 @@ pub struct TrainConfig {
     /// Intent name that marks out-of-scope examples in the training data.
     pub oos_label: String,
     /// How the out-of-scope threshold is chosen; `None` aims at the default
-    /// [`Rejection`] when it can be estimated, else rejects only where the model is more
-    /// often wrong than right; with fewer than 10 examples per intent it rejects nothing
-    /// on confidence.
+    /// [`Rejection`] when it can be estimated on at least 10 examples per intent, else
+    /// rejects only where the model is more often wrong than right; under 4 examples per
+    /// intent it rejects nothing on confidence.
     pub rejection: Option<Rejection>,
     pub features: FeatureConfig,
 }
@@ -104,12 +104,20 @@ impl Default for TrainConfig {
 pub struct IntentPrediction {
     /// The recognised intent; `None` when the message is out of scope.
     pub name: Option<String>,
-    /// Calibrated probability of `best_guess`.
+    /// Calibrated probability of `best_guess`; serialised with 4 decimals, which keeps
+    /// it the same number after a JSON round trip through the store.
+    #[serde(serialize_with = "four_decimals")]
     pub confidence: f32,
     pub out_of_scope: bool,
     /// The most probable intent even when the message was judged out of scope; useful to
     /// an agent, never to be acted on automatically.
     pub best_guess: String,
+}
+
+/// `0.9539128` as `0.9539`: an f32 widened to f64 prints 17 digits, which serde_json
+/// does not always parse back to the same f64.
+fn four_decimals<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64((f64::from(*value) * 1e4).round() / 1e4)
 }
 
 /// Summary of a training run, for logs and the CLI.
@@ -224,25 +232,30 @@ fn quantise_rows(weights: &[f32], classes: usize) -> (Vec<i8>, Vec<f32>) {
     (quantised, scales)
 }
 
-/// Fewer examples per intent than this, on average, and the out-of-fold estimates are
-/// too noisy to set a threshold on: the default then rejects nothing on confidence (a
-/// tenant can still ask for a target). The old held-out rule also stopped at 4 per intent.
-const MIN_EXAMPLES_PER_INTENT_TO_ESTIMATE: usize = 10;
+/// Fewer examples per intent than this, on average, and out-of-fold estimates of the
+/// out-of-scope recall are too noisy to aim at: the default falls back on the balanced
+/// threshold.
+const MIN_EXAMPLES_PER_INTENT_FOR_RECALL: usize = 10;
+
+/// Fewer than this and there is nothing to cross-validate on: the default rejects nothing
+/// on confidence, as the held-out rule before it did under 4 examples per intent.
+const MIN_EXAMPLES_PER_INTENT: usize = 4;
 
 /// The threshold when the tenant chose none: the default [`Rejection`] when out-of-scope
-/// rows could be simulated, else the balanced threshold, and 0 on too few examples.
+/// rows could be simulated on enough examples, else the balanced threshold, and 0 on very
+/// few examples.
 fn default_threshold(
     rows: &[Calibrated],
     oos_class: Option<usize>,
     examples_per_intent: usize,
 ) -> Result<f32, NluError> {
-    if examples_per_intent < MIN_EXAMPLES_PER_INTENT_TO_ESTIMATE {
+    if examples_per_intent < MIN_EXAMPLES_PER_INTENT {
         return Ok(0.0);
     }
     let can_estimate_recall = rows
         .iter()
         .any(|row| row.truth == calibrate::Truth::OutOfScope);
-    if can_estimate_recall {
+    if can_estimate_recall && examples_per_intent >= MIN_EXAMPLES_PER_INTENT_FOR_RECALL {
         choose_threshold(rows, oos_class, Rejection::default())
     } else {
         Ok(balanced_threshold(rows, oos_class))

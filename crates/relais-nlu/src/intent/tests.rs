@@ -207,3 +207,43 @@ fn clinc_file_maps_out_of_scope_rows_to_oos() -> Result<(), NluError> {
     assert_eq!(splits.test[1], Example::new("dance", "oos"));
     Ok(())
 }
+
+#[test]
+fn a_prediction_is_the_same_after_a_json_round_trip() -> Result<(), NluError> {
+    let model = IntentModel::train(&toy_examples(), &TrainConfig::default())?;
+    for text in ["where is my parcel", "je veux un remboursement", "annuler"] {
+        let value = serde_json::to_value(model.predict(text))?;
+        let reparsed: serde_json::Value = serde_json::from_str(&value.to_string())?;
+        assert_eq!(value, reparsed);
+    }
+    Ok(())
+}
+
+#[test]
+fn greetings_are_out_of_scope_for_a_small_travel_model() -> Result<(), NluError> {
+    let rows = [
+        ("I still have not received my ticket", "ticket_issue"),
+        ("where is my boarding pass", "ticket_issue"),
+        ("my e-ticket never arrived", "ticket_issue"),
+        ("je n'ai toujours pas reçu mon billet", "ticket_issue"),
+        ("I want a refund for my trip", "refund"),
+        ("please give me my money back", "refund"),
+        ("je veux être remboursé", "refund"),
+        ("remboursez-moi svp", "refund"),
+        ("my suitcase is lost", "baggage"),
+        ("where is my bag", "baggage"),
+        ("ma valise a été perdue", "baggage"),
+        ("mes bagages ne sont pas arrivés", "baggage"),
+    ];
+    let examples: Vec<Example> = rows
+        .iter()
+        .map(|(text, intent)| Example::new(*text, *intent))
+        .collect();
+    let model = IntentModel::train(&examples, &TrainConfig::default())?;
+    assert!(model.predict("bonjour").out_of_scope);
+    assert_eq!(
+        model.predict("where is my bag please").name.as_deref(),
+        Some("baggage")
+    );
+    Ok(())
+}

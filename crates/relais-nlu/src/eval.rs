@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NluError;
 use crate::intent::{
-    CurvePoint, Example, IntentModel, IntentPrediction, TrainConfig, curve_thresholds,
+    CurvePoint, Example, IntentModel, IntentPrediction, TrainConfig, curve_thresholds, optional,
 };
 
 /// One (true intent → predicted intent) error count.
@@ -311,8 +311,6 @@ pub(crate) fn write_curves(
     estimated: &[CurvePoint],
     on: &str,
 ) -> fmt::Result {
-    let optional =
-        |value: Option<f32>| value.map_or_else(|| "n/a".to_owned(), |value| format!("{value:.4}"));
     writeln!(
         formatter,
         "curve (threshold -> in_scope_accuracy in_scope_precision oos_recall on {on}{}):",

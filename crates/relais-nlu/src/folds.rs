@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NluError;
 use crate::eval::{measured_curve, score, write_curves};
+use crate::intent::load::open_file;
 use crate::intent::rng::SeededRng;
 use crate::intent::{
     CurvePoint, Example, IntentModel, IntentPrediction, TrainConfig, TuningGrid, tune,
@@ -71,11 +72,7 @@ pub fn load_fold_examples_csv<R: Read>(reader: R) -> Result<Vec<FoldExample>, Nl
 
 /// Reads [`load_fold_examples_csv`] rows from a file.
 pub fn load_fold_examples_file(path: &std::path::Path) -> Result<Vec<FoldExample>, NluError> {
-    let file = std::fs::File::open(path).map_err(|source| NluError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    load_fold_examples_csv(std::io::BufReader::new(file))
+    load_fold_examples_csv(open_file(path)?)
 }
 
 /// How to run the folds.

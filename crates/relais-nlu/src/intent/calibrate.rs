@@ -387,10 +387,9 @@ fn just_above(value: f32) -> f32 {
     f32::from_bits(value.to_bits() + 1)
 }
 
-/// The threshold that keeps the most right answers plus rejected wrong ones: it rejects
-/// only where the model is more often wrong than right. What a tenant gets when there is
-/// no out-of-scope example to aim a recall at.
-pub(crate) fn balanced_threshold(rows: &[Calibrated], oos_class: Option<usize>) -> f32 {
+/// `(confidence, is right)` of the in-scope rows answered with an intent, least confident
+/// first.
+fn in_scope_answers(rows: &[Calibrated], oos_class: Option<usize>) -> Vec<(f32, bool)> {
     let mut answers: Vec<(f32, bool)> = rows
         .iter()
         .filter_map(|row| match row.truth {
@@ -401,6 +400,14 @@ pub(crate) fn balanced_threshold(rows: &[Calibrated], oos_class: Option<usize>) 
         })
         .collect();
     answers.sort_by(|left, right| left.0.total_cmp(&right.0));
+    answers
+}
+
+/// The threshold that keeps the most right answers plus rejected wrong ones: it rejects
+/// only where the model is more often wrong than right. What a tenant gets when there is
+/// no out-of-scope example to aim a recall at.
+pub(crate) fn balanced_threshold(rows: &[Calibrated], oos_class: Option<usize>) -> f32 {
+    let answers = in_scope_answers(rows, oos_class);
     // Raising the threshold past an answer gains one if it was wrong, loses one if right.
     let (mut gain, mut best_gain, mut threshold) = (0i64, 0i64, 0.0f32);
     for (confidence, is_right) in &answers {
@@ -451,16 +458,7 @@ pub(crate) fn choose_threshold(
         }
         Rejection::InScopePrecision(target) => {
             // Raise the threshold past the least confident answers until precision holds.
-            let mut answers: Vec<(f32, bool)> = rows
-                .iter()
-                .filter_map(|row| match row.truth {
-                    Truth::Intent(class) if Some(row.predicted) != oos_class => {
-                        Some((row.confidence, class == row.predicted))
-                    }
-                    _ => None,
-                })
-                .collect();
-            answers.sort_by(|left, right| left.0.total_cmp(&right.0));
+            let answers = in_scope_answers(rows, oos_class);
             let mut right = answers.iter().filter(|(_, is_right)| *is_right).count();
             let mut threshold = 0.0;
             for (position, (confidence, is_right)) in answers.iter().enumerate() {

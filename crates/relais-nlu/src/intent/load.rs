@@ -57,13 +57,20 @@ pub fn load_examples_json<R: Read>(reader: R) -> Result<Vec<Example>, NluError> 
     Ok(examples)
 }
 
-/// Reads examples from a file, as JSON when its name ends in `.json`, else as CSV.
-pub fn load_examples_file(path: &std::path::Path) -> Result<Vec<Example>, NluError> {
+/// Opens `path` for buffered reading; the error names the file.
+pub(crate) fn open_file(
+    path: &std::path::Path,
+) -> Result<std::io::BufReader<std::fs::File>, NluError> {
     let file = std::fs::File::open(path).map_err(|source| NluError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    let reader = std::io::BufReader::new(file);
+    Ok(std::io::BufReader::new(file))
+}
+
+/// Reads examples from a file, as JSON when its name ends in `.json`, else as CSV.
+pub fn load_examples_file(path: &std::path::Path) -> Result<Vec<Example>, NluError> {
+    let reader = open_file(path)?;
     if path
         .extension()
         .is_some_and(|extension| extension.eq_ignore_ascii_case("json"))

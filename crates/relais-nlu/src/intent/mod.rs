@@ -19,7 +19,7 @@
 mod calibrate;
 mod features;
 mod format;
-mod load;
+pub(crate) mod load;
 pub(crate) mod rng;
 mod svm;
 mod tune;
@@ -139,7 +139,8 @@ pub struct TrainingSummary {
     pub curve: Vec<CurvePoint>,
 }
 
-fn optional(value: Option<f32>) -> String {
+/// `0.1234`, or `n/a` for a figure that could not be measured.
+pub(crate) fn optional(value: Option<f32>) -> String {
     value.map_or_else(|| "n/a".to_owned(), |value| format!("{value:.4}"))
 }
 

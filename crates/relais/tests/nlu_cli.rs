@@ -162,21 +162,26 @@ async fn train_stores_a_new_live_version_for_the_tenant() {
     assert_eq!(prediction.best_guess, "PlayMusic");
 }
 
-#[test]
-fn eval_with_a_threshold_of_one_rejects_everything_and_prints_the_curve() {
+/// `relais nlu eval` on the SNIPS sample with extra `flags`.
+fn eval_sample(flags: &[&str]) -> Output {
     let train = data("snips_sample_train.csv");
     let test = data("snips_sample_test.csv");
+    let mut args = vec![
+        "nlu",
+        "eval",
+        "--train",
+        train.to_str().unwrap(),
+        "--test",
+        test.to_str().unwrap(),
+    ];
+    args.extend_from_slice(flags);
+    relais(&args)
+}
+
+#[test]
+fn eval_with_a_threshold_of_one_rejects_everything_and_prints_the_curve() {
     let run = |flags: &[&str]| {
-        let mut args = vec![
-            "nlu",
-            "eval",
-            "--train",
-            train.to_str().unwrap(),
-            "--test",
-            test.to_str().unwrap(),
-        ];
-        args.extend_from_slice(flags);
-        let output = relais(&args);
+        let output = eval_sample(flags);
         assert!(
             output.status.success(),
             "{}",
@@ -204,18 +209,7 @@ fn eval_with_a_threshold_of_one_rejects_everything_and_prints_the_curve() {
             .any(|line| line.starts_with("  0.50 -> ") && line.contains(" | "))
     );
     // Two ways of choosing at once is a usage error.
-    let output = relais(&[
-        "nlu",
-        "eval",
-        "--train",
-        train.to_str().unwrap(),
-        "--test",
-        test.to_str().unwrap(),
-        "--threshold",
-        "0.5",
-        "--oos-target",
-        "0.5",
-    ]);
+    let output = eval_sample(&["--threshold", "0.5", "--oos-target", "0.5"]);
     assert!(!output.status.success());
 }
 

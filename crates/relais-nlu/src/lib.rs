@@ -15,9 +15,12 @@
 //!   IntentPrediction {name: Option<String>, confidence, out_of_scope, best_guess}`,
 //!   [`IntentModel::to_bytes`]`() -> Vec<u8>`, [`IntentModel::from_bytes`]`(&[u8]) ->
 //!   Result<IntentModel>` (format version [`MODEL_FORMAT_VERSION`]),
-//!   [`IntentModel::set_oos_threshold`].
+//!   [`IntentModel::set_oos_threshold`]; [`TrainConfig::rejection`] takes a [`Rejection`]
+//!   (`OosRecall`, `InScopePrecision` or `Threshold`), chosen on cross-validated scores
+//!   whose estimated [`CurvePoint`]s the model's [`TrainingSummary`] keeps; [`tune`] picks
+//!   C and the n-gram weight by cross-validation.
 //! - Evaluation: [`evaluate`]`(train, test) -> Result<EvalReport>`, [`evaluate_with`],
-//!   [`evaluate_files`]`(&Path, &Path)`; `EvalReport`'s `Display` prints
+//!   [`evaluate_files`]`(&Path, &Path)`, [`evaluate_files_with`]; `EvalReport`'s `Display` prints
 //!   `accuracy: 0.xxxx` and `macro_f1: 0.xxxx` lines; [`evaluate_folds`]`(&[FoldExample],
 //!   &FoldsConfig) -> Result<FoldsReport>` (k-fold, optionally with intents left out as
 //!   out-of-scope), [`load_fold_examples_file`].

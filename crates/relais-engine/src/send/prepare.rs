@@ -796,8 +796,8 @@ fn sendable_contact(
     base: &str,
 ) -> Result<Contact, AcceptError> {
     let pointer = format!("{base}/to/contact_id");
-    let contact =
-        found.ok_or_else(|| invalid(&pointer, format!("no contact {contact_id} in this tenant")))?;
+    let contact = found
+        .ok_or_else(|| invalid(&pointer, format!("no contact {contact_id} in this tenant")))?;
     if contact.identities.is_empty() {
         return Err(invalid(
             &pointer,

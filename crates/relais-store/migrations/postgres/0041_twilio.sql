@@ -1,0 +1,30 @@
+-- The Twilio-compatible API (docs/twilio.md).
+-- One Twilio account per tenant: its SID (`AC` + 32 hex digits) names the tenant in the
+-- API's paths, its auth token authenticates (compared by digest) and signs what Relais
+-- posts (kept sealed with the master key, since signing needs it in clear).
+CREATE TABLE twilio_accounts (
+    tenant_id TEXT PRIMARY KEY,
+    account_sid TEXT NOT NULL UNIQUE,
+    token_hash TEXT NOT NULL,
+    auth_token TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+-- A message's `StatusCallback`: the status last called back, and whether more may come
+-- (`pending` 1 until a final status was called back). Claimed with a lease, retried with
+-- backoff (`attempts`, `due_at`).
+CREATE TABLE twilio_callbacks (
+    message_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    notified_status TEXT,
+    pending BIGINT NOT NULL,
+    attempts BIGINT NOT NULL,
+    due_at BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    last_error TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX twilio_callbacks_due ON twilio_callbacks (pending, due_at);

@@ -429,11 +429,14 @@ impl WebhookPoster for HttpPoster {
                 return Err(refusal.to_string());
             }
         }
-        let mut request = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body.to_owned());
+        // JSON unless the caller says otherwise (Twilio's callbacks are forms).
+        let typed = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        let mut request = self.client.post(url).body(body.to_owned());
+        if !typed {
+            request = request.header("content-type", "application/json");
+        }
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }

@@ -95,6 +95,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .run_forever(relais_engine::journeys::worker::IDLE_POLL),
     );
+    // Twilio status callbacks: claimed with leases, so every node runs a worker.
+    let twilio_callbacks = tokio::spawn(
+        relais_engine::twilio::callbacks::CallbackWorker::new(
+            store.clone(),
+            state.clock.clone(),
+            Arc::new(
+                relais_engine::webhooks::HttpPoster::new()
+                    .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?,
+            ),
+            format!("twilio-{}", node_name(addr)),
+        )
+        .run_forever(std::time::Duration::from_secs(1)),
+    );
     let smpp = match config.smpp_listen {
         Some(addr) => Some(start_smpp_server(addr, &state).await?),
         None => None,
@@ -117,6 +130,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     prune_events.abort();
     sla.abort();
     journeys.abort();
+    twilio_callbacks.abort();
     dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())

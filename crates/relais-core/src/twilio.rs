@@ -108,10 +108,10 @@ pub fn status_of(status: MessageStatus) -> (&'static str, Option<u32>) {
     }
 }
 
-/// Whether a status callback after this status could still report news: after
-/// `delivered` and the failures, Twilio sends no more (a `read` after `delivered` is
-/// not called back).
-pub fn callbacks_done(status: MessageStatus) -> bool {
+/// Whether a message went as far as Twilio follows it: delivered, or failed for good.
+/// No status callback comes after it (a `read` after `delivered` is not called back),
+/// and only then may its body be redacted or the message deleted.
+pub fn finished(status: MessageStatus) -> bool {
     status.is_final() || status.is_delivered()
 }
 
@@ -157,8 +157,8 @@ mod tests {
         assert_eq!(status_of(MessageStatus::Rejected), ("failed", Some(21610)));
         assert_eq!(status_of(MessageStatus::Accepted), ("queued", None));
         assert_eq!(status_of(MessageStatus::Expired), ("failed", Some(30001)));
-        assert!(callbacks_done(MessageStatus::Delivered));
-        assert!(!callbacks_done(MessageStatus::Sent));
+        assert!(finished(MessageStatus::Delivered));
+        assert!(!finished(MessageStatus::Sent));
     }
 
     #[test]

@@ -142,6 +142,23 @@ macro_rules! impl_twilio_store {
                 })
             }
 
+            /// The account whose `column` (a unique one) is `value`.
+            async fn account_where(
+                store: &$store,
+                column: &'static str,
+                value: &str,
+            ) -> StoreResult<Option<TwilioAccount>> {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM twilio_accounts WHERE {column} = $1"
+                )))
+                .bind(value)
+                .fetch_optional(store.reader())
+                .await?
+                .as_ref()
+                .map(account_from_row)
+                .transpose()
+            }
+
             #[async_trait]
             impl TwilioStore for $store {
                 async fn put_twilio_account(&self, account: &TwilioAccount) -> StoreResult<()> {
@@ -173,27 +190,11 @@ macro_rules! impl_twilio_store {
                 }
 
                 async fn twilio_account(&self, tenant: &str) -> StoreResult<Option<TwilioAccount>> {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {ACCOUNT_COLUMNS} FROM twilio_accounts WHERE tenant_id = $1"
-                    )))
-                    .bind(tenant)
-                    .fetch_optional(self.reader())
-                    .await?
-                    .as_ref()
-                    .map(account_from_row)
-                    .transpose()
+                    account_where(self, "tenant_id", tenant).await
                 }
 
                 async fn twilio_account_by_sid(&self, sid: &str) -> StoreResult<Option<TwilioAccount>> {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {ACCOUNT_COLUMNS} FROM twilio_accounts WHERE account_sid = $1"
-                    )))
-                    .bind(sid)
-                    .fetch_optional(self.reader())
-                    .await?
-                    .as_ref()
-                    .map(account_from_row)
-                    .transpose()
+                    account_where(self, "account_sid", sid).await
                 }
 
                 async fn insert_twilio_callback(&self, callback: &NewTwilioCallback) -> StoreResult<()> {
@@ -330,7 +331,7 @@ macro_rules! impl_twilio_store {
                         return Ok(DeleteOutcome::NotFound);
                     };
                     let status = status_from_db(&status)?;
-                    if !(status.is_final() || status.is_delivered()) {
+                    if !relais_core::twilio::finished(status) {
                         tx.rollback().await?;
                         return Ok(DeleteOutcome::InProgress(status));
                     }

@@ -97,10 +97,13 @@ pub fn open(account: &TwilioAccount) -> Result<Credentials, StoreError> {
     })
 }
 
+/// Credentials found good, by account SID and token digest, with when.
+type Checked = HashMap<(String, String), (Authenticated, Instant)>;
+
 /// Checks HTTP Basic credentials, remembering those found good for [`AUTH_TTL`].
 #[derive(Clone, Default)]
 pub struct Authenticator {
-    checked: Arc<Mutex<HashMap<(String, String), (Authenticated, Instant)>>>,
+    checked: Arc<Mutex<Checked>>,
 }
 
 impl Authenticator {

@@ -14,7 +14,7 @@ use super::signature::{form_body, sign};
 use crate::webhooks::WebhookPoster;
 use jiff::{SignedDuration, Timestamp};
 use relais_core::clock::Clock;
-use relais_core::twilio::{callbacks_done, message_sid, status_of};
+use relais_core::twilio::{finished, message_sid, status_of};
 use relais_store::{DueTwilioCallback, Store, StoreError, TwilioCallbackOutcome};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -135,7 +135,7 @@ impl CallbackWorker {
         account: Option<Credentials>,
         now: Timestamp,
     ) -> (TwilioCallbackOutcome, bool) {
-        let done = callbacks_done(due.status);
+        let done = finished(due.status);
         let Some(account) = account else {
             // The tenant's account is gone: nothing can be signed, nothing is posted.
             return (

@@ -5,49 +5,49 @@
 use super::TwilioError;
 use jiff::Timestamp;
 use relais_core::status::MessageStatus;
-use relais_core::twilio::message_id_of_sid;
+use relais_core::twilio::{finished, message_id_of_sid};
 use relais_store::{CancelOutcome, DeleteOutcome, Message, Store};
 
-/// The tenant's message with this SID; `uri` is what a 20404 names.
-pub async fn fetch(
-    store: &dyn Store,
-    tenant: &str,
-    sid: &str,
-    uri: &str,
-) -> Result<Message, TwilioError> {
-    let not_found = || TwilioError::NotFound(uri.to_owned());
-    let id = message_id_of_sid(sid).map_err(|_| not_found())?;
-    store
-        .message(tenant, &id)
-        .await?
-        .map(|m| m.message)
-        .ok_or_else(not_found)
+/// A message as a request names it.
+#[derive(Debug, Clone, Copy)]
+pub struct Named<'a> {
+    pub tenant: &'a str,
+    /// `SM` + 32 hex digits.
+    pub sid: &'a str,
+    /// The request's path, which a 20404 names.
+    pub uri: &'a str,
 }
 
-/// Whether a message went as far as it will (what may be redacted or deleted).
-fn finished(status: MessageStatus) -> bool {
-    status.is_final() || status.is_delivered()
+impl Named<'_> {
+    fn not_found(&self) -> TwilioError {
+        TwilioError::NotFound(self.uri.to_owned())
+    }
+}
+
+/// The tenant's message with this SID.
+pub async fn fetch(store: &dyn Store, named: Named<'_>) -> Result<Message, TwilioError> {
+    let id = message_id_of_sid(named.sid).map_err(|_| named.not_found())?;
+    store
+        .message(named.tenant, &id)
+        .await?
+        .map(|m| m.message)
+        .ok_or_else(|| named.not_found())
 }
 
 /// `Status=canceled`: only a scheduled message may be, as on Twilio (30409 otherwise).
 pub async fn cancel(
     store: &dyn Store,
-    tenant: &str,
-    sid: &str,
-    uri: &str,
+    named: Named<'_>,
     now: Timestamp,
 ) -> Result<Message, TwilioError> {
-    let message = fetch(store, tenant, sid, uri).await?;
+    let message = fetch(store, named).await?;
+    let refused = |status: MessageStatus| TwilioError::CannotCancel(status.as_str().to_owned());
     if message.status != MessageStatus::Scheduled {
-        return Err(TwilioError::CannotCancel(
-            message.status.as_str().to_owned(),
-        ));
+        return Err(refused(message.status));
     }
-    match store.cancel(tenant, &message.id, now).await? {
-        CancelOutcome::Canceled => fetch(store, tenant, sid, uri).await,
-        CancelOutcome::TooLate(status) => {
-            Err(TwilioError::CannotCancel(status.as_str().to_owned()))
-        }
+    match store.cancel(named.tenant, &message.id, now).await? {
+        CancelOutcome::Canceled => fetch(store, named).await,
+        CancelOutcome::TooLate(status) => Err(refused(status)),
     }
 }
 
@@ -70,35 +70,32 @@ fn redacted(content: &serde_json::Value) -> serde_json::Value {
 /// a message on its way is sent with what it holds).
 pub async fn redact(
     store: &dyn Store,
-    tenant: &str,
-    sid: &str,
-    uri: &str,
+    named: Named<'_>,
     now: Timestamp,
 ) -> Result<Message, TwilioError> {
-    let message = fetch(store, tenant, sid, uri).await?;
+    let message = fetch(store, named).await?;
     if !finished(message.status) {
         return Err(TwilioError::InProgress(message.status.as_str().to_owned()));
     }
+    let content = redacted(&message.content);
     if !store
-        .replace_message_content(tenant, &message.id, &redacted(&message.content), now)
+        .replace_message_content(named.tenant, &message.id, &content, now)
         .await?
     {
-        return Err(TwilioError::NotFound(uri.to_owned()));
+        return Err(named.not_found());
     }
-    fetch(store, tenant, sid, uri).await
+    fetch(store, named).await
 }
 
 /// `DELETE`: the message and what hangs on it, once it is finished (20009 before).
-pub async fn delete(
-    store: &dyn Store,
-    tenant: &str,
-    sid: &str,
-    uri: &str,
-) -> Result<(), TwilioError> {
-    let message = fetch(store, tenant, sid, uri).await?;
-    match store.delete_finished_message(tenant, &message.id).await? {
+pub async fn delete(store: &dyn Store, named: Named<'_>) -> Result<(), TwilioError> {
+    let message = fetch(store, named).await?;
+    match store
+        .delete_finished_message(named.tenant, &message.id)
+        .await?
+    {
         DeleteOutcome::Deleted => Ok(()),
-        DeleteOutcome::NotFound => Err(TwilioError::NotFound(uri.to_owned())),
+        DeleteOutcome::NotFound => Err(named.not_found()),
         DeleteOutcome::InProgress(status) => {
             Err(TwilioError::InProgress(status.as_str().to_owned()))
         }

@@ -4,11 +4,11 @@
 //! `X-Twilio-Signature` of what Relais posts, and the worker that calls each message's
 //! `StatusCallback` back.
 //!
-//! - [`accounts`]: issue, show and check a tenant's account SID and auth token.
-//! - [`create`]: a `Messages.json` form to a [`crate::send::SendRequest`].
-//! - [`signature`]: `X-Twilio-Signature`.
-//! - [`callbacks`]: the status callback worker.
-//! - [`manage`]: fetch, redact, cancel and delete a message by its SID.
+//! - [`accounts`] issues, shows and checks a tenant's account SID and auth token.
+//! - [`create`] turns a `Messages.json` form into a [`crate::send::SendRequest`].
+//! - [`signature`] computes `X-Twilio-Signature`.
+//! - [`callbacks`] is the status callback worker.
+//! - [`manage`] fetches, redacts, cancels and deletes a message by its SID.
 
 pub mod accounts;
 pub mod callbacks;

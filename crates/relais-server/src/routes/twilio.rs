@@ -227,9 +227,24 @@ pub async fn create_message(
         .into_response())
 }
 
-/// The SID a `Messages/{file}` path names (`SM….json`).
-fn sid_of(file: &str) -> &str {
-    file.strip_suffix(".json").unwrap_or(file)
+/// The message a `Messages/{file}` path names (`SM….json`).
+fn named<'a>(
+    caller: &'a Authenticated,
+    file: &'a str,
+    uri: &'a axum::http::Uri,
+) -> manage::Named<'a> {
+    manage::Named {
+        tenant: &caller.tenant_id,
+        sid: file.strip_suffix(".json").unwrap_or(file),
+        uri: uri.path(),
+    }
+}
+
+fn bad(name: &str, detail: impl Into<String>) -> TwilioError {
+    TwilioError::InvalidParameter {
+        name: name.into(),
+        detail: detail.into(),
+    }
 }
 
 /// `GET Messages/{Sid}.json`.
@@ -240,8 +255,7 @@ pub async fn fetch_message(
     uri: axum::http::Uri,
 ) -> TwilioResult<axum::Json<Value>> {
     let caller = authenticate(&state, &headers, &account).await?;
-    let message =
-        manage::fetch(&*state.store, &caller.tenant_id, sid_of(&file), uri.path()).await?;
+    let message = manage::fetch(&*state.store, named(&caller, &file, &uri)).await?;
     Ok(axum::Json(message_json(
         &caller.account_sid,
         &Facts::of(message),
@@ -265,40 +279,22 @@ pub async fn update_message(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let (tenant, sid, path, now) = (
-        &caller.tenant_id,
-        sid_of(&file),
-        uri.path(),
-        state.clock.now(),
-    );
-    let message = match (get("Status"), get("Body")) {
-        (Some("canceled"), None) => manage::cancel(&*state.store, tenant, sid, path, now).await?,
-        (None, Some("")) => manage::redact(&*state.store, tenant, sid, path, now).await?,
+    let (message, now) = (named(&caller, &file, &uri), state.clock.now());
+    let updated = match (get("Status"), get("Body")) {
+        (Some("canceled"), None) => manage::cancel(&*state.store, message, now).await?,
+        (None, Some("")) => manage::redact(&*state.store, message, now).await?,
         (Some(other), None) => {
-            return Err(TwilioError::InvalidParameter {
-                name: "Status".into(),
-                detail: format!("only `canceled` can be set, not `{other}`"),
-            }
-            .into());
+            let detail = format!("only `canceled` can be set, not `{other}`");
+            return Err(bad("Status", detail).into());
         }
         (None, Some(_)) => {
-            return Err(TwilioError::InvalidParameter {
-                name: "Body".into(),
-                detail: "only an empty Body (a redaction) can be set".into(),
-            }
-            .into());
+            return Err(bad("Body", "only an empty Body (a redaction) can be set").into());
         }
-        _ => {
-            return Err(TwilioError::InvalidParameter {
-                name: "Status".into(),
-                detail: "give either Status=canceled or an empty Body".into(),
-            }
-            .into());
-        }
+        _ => return Err(bad("Status", "give either Status=canceled or an empty Body").into()),
     };
     Ok(axum::Json(message_json(
         &caller.account_sid,
-        &Facts::of(message),
+        &Facts::of(updated),
     )))
 }
 
@@ -310,7 +306,7 @@ pub async fn delete_message(
     uri: axum::http::Uri,
 ) -> TwilioResult<StatusCode> {
     let caller = authenticate(&state, &headers, &account).await?;
-    manage::delete(&*state.store, &caller.tenant_id, sid_of(&file), uri.path()).await?;
+    manage::delete(&*state.store, named(&caller, &file, &uri)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -326,18 +322,17 @@ fn instant(name: &str, value: &str) -> Result<(Timestamp, bool), TwilioError> {
         let at = day
             .to_zoned(jiff::tz::TimeZone::UTC)
             .map(|z| z.timestamp())
-            .map_err(|e| TwilioError::InvalidParameter {
-                name: name.into(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| bad(name, e.to_string()))?;
         return Ok((at, true));
     }
     value
         .parse::<Timestamp>()
         .map(|at| (at, false))
-        .map_err(|_| TwilioError::InvalidParameter {
-            name: name.into(),
-            detail: format!("`{value}` is not a date (YYYY-MM-DD) or an ISO 8601 instant"),
+        .map_err(|_| {
+            bad(
+                name,
+                format!("`{value}` is not a date (YYYY-MM-DD) or an ISO 8601 instant"),
+            )
         })
 }
 
@@ -364,10 +359,8 @@ pub async fn list_messages(
     };
     let number = |name: &str, default: u32| -> Result<u32, TwilioError> {
         get(name).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| TwilioError::InvalidParameter {
-                name: name.into(),
-                detail: format!("`{v}` is not a number"),
-            })
+            v.parse()
+                .map_err(|_| bad(name, format!("`{v}` is not a number")))
         })
     };
     let page_size = number("PageSize", 50)?.clamp(1, MAX_PAGE_SIZE);
@@ -395,9 +388,11 @@ pub async fn list_messages(
                 .strip_prefix(TOKEN_PREFIX)
                 .filter(|c| uuid::Uuid::try_parse(c).is_ok())
                 .map(str::to_owned)
-                .ok_or_else(|| TwilioError::InvalidParameter {
-                    name: "PageToken".into(),
-                    detail: "is not a token this API gave (use next_page_uri)".into(),
+                .ok_or_else(|| {
+                    bad(
+                        "PageToken",
+                        "is not a token this API gave (use next_page_uri)",
+                    )
                 })?,
         ),
         None => None,

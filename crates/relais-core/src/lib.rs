@@ -36,3 +36,4 @@ pub mod tenant;
 pub mod text;
 pub mod tracked_link;
 pub mod twilio;
+pub mod twiml;

@@ -9,6 +9,8 @@
 //!   `To` that is not a number (21211), an unknown SID (20404), another tenant's message
 //!   (20404), a Messaging Service (21701).
 //! - Scheduling and cancelling, redaction, deletion, consent (21610), and paging.
+//! - Inbound messages posted, signed, to the tenant's URL; a TwiML answer's `<Message>`s
+//!   reach the customer; an answer that is not XML sends nothing and is reported.
 
 mod support;
 
@@ -19,6 +21,7 @@ use relais_core::clock::{Clock, SystemClock};
 use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
 use relais_engine::tenants::{Bootstrap, bootstrap};
 use relais_engine::twilio::callbacks::CallbackWorker;
+use relais_engine::twilio::inbound::InboundWorker;
 use relais_engine::webhooks::{Destinations, HttpPoster};
 use relais_server::{AppState, HttpSettings};
 use relais_store::{SqliteStore, Store};
@@ -78,8 +81,23 @@ async fn relais() -> Relais {
     });
     let poster = Arc::new(HttpPoster::with_destinations(Destinations::Any).unwrap());
     tokio::spawn(
-        CallbackWorker::new(store.clone(), clock, poster, "callbacks".into())
-            .run_forever(Duration::from_millis(50)),
+        CallbackWorker::new(
+            store.clone(),
+            clock.clone(),
+            poster.clone(),
+            "callbacks".into(),
+        )
+        .run_forever(Duration::from_millis(50)),
+    );
+    tokio::spawn(
+        InboundWorker::new(
+            store.clone(),
+            clock,
+            poster,
+            state.acceptor.clone(),
+            "inbound".into(),
+        )
+        .run_forever(Duration::from_millis(50)),
     );
     let app = relais_server::router(state);
     let (status, account) =
@@ -673,4 +691,223 @@ async fn the_npm_twilio_sdk_sends_fetches_lists_and_validates_callbacks() {
         return;
     }
     sdk_round_trip("node", "sdk.js", "+33612345679", "Bonjour de Node").await;
+}
+
+/// The forms posted to a [`TwimlServer`], each with whether its signature checks out.
+type Posted = Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, bool)>>>;
+
+/// A tenant's inbound URL: what it was posted (form and whether its signature checks out
+/// against `token`), answering `answer`.
+struct TwimlServer {
+    url: String,
+    posted: Posted,
+    answer: Arc<std::sync::Mutex<String>>,
+}
+
+async fn twiml_server(token: &str) -> TwimlServer {
+    use axum::extract::State;
+    type Shared = (Posted, Arc<std::sync::Mutex<String>>, String, String);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/sms?tenant=acme", listener.local_addr().unwrap());
+    let posted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let answer = Arc::new(std::sync::Mutex::new(String::new()));
+    let shared: Shared = (
+        posted.clone(),
+        answer.clone(),
+        url.clone(),
+        token.to_owned(),
+    );
+    let app = axum::Router::new()
+        .route(
+            "/sms",
+            axum::routing::post(
+                |State((posted, answer, url, token)): State<Shared>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    let params: Vec<(String, String)> =
+                        form_urlencoded::parse(&body).into_owned().collect();
+                    let signature = headers
+                        .get("x-twilio-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    let valid =
+                        relais_engine::twilio::signature::sign(&token, &url, &params) == signature;
+                    posted.lock().unwrap().push((params, valid));
+                    let answer = answer.lock().unwrap().clone();
+                    ([(header::CONTENT_TYPE, "text/xml")], answer)
+                },
+            ),
+        )
+        .with_state(shared);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    TwimlServer {
+        url,
+        posted,
+        answer,
+    }
+}
+
+impl Relais {
+    /// A customer's sim phone writes `text` in.
+    async fn customer_writes(&self, phone: &str, text: &str) {
+        let (status, body) = support::call(
+            &self.app,
+            &self.key,
+            "POST",
+            &format!("/v1/sim/phones/{phone}/reply"),
+            Some(json!({"text": text})),
+        )
+        .await;
+        assert!(status.is_success(), "{body}");
+    }
+
+    /// What the sim phone received from the tenant, oldest first.
+    async fn received_by(&self, phone: &str) -> Vec<String> {
+        let (_, log) = support::call(
+            &self.app,
+            &self.key,
+            "GET",
+            &format!("/v1/sim/phones/{phone}/messages"),
+            None,
+        )
+        .await;
+        log["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["direction"] == "received")
+            .map(|m| m["text"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn an_inbound_message_is_posted_signed_and_its_twiml_answer_is_sent_back() {
+    let relais = relais().await;
+    let phone = "+33611112222";
+    // Written before the URL was set: not posted.
+    relais.customer_writes(phone, "Avant").await;
+    let server = twiml_server(&relais.token).await;
+    *server.answer.lock().unwrap() =
+        "<?xml version=\"1.0\"?><Response><Message>Bien reçu &amp; merci</Message></Response>"
+            .into();
+    let (status, account) = support::call(
+        &relais.app,
+        &relais.key,
+        "PUT",
+        "/v1/twilio/account/inbound",
+        Some(json!({"url": server.url})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{account}");
+    assert_eq!(account["inbound_url"], server.url.as_str());
+    relais.customer_writes(phone, "Où est mon colis ?").await;
+    let mut received = Vec::new();
+    for _ in 0..300 {
+        received = relais.received_by(phone).await;
+        if !received.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        received.contains(&"Bien reçu & merci".to_owned()),
+        "{received:?}"
+    );
+    let posted = server.posted.lock().unwrap().clone();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    let (params, valid) = &posted[0];
+    assert!(valid, "the signature does not check out: {params:?}");
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("Body"), Some("Où est mon colis ?"));
+    assert_eq!(get("From"), Some(phone));
+    assert_eq!(get("AccountSid"), Some(relais.sid.as_str()));
+    assert!(get("MessageSid").is_some_and(|s| s.starts_with("SM")));
+}
+
+#[tokio::test]
+async fn a_twiml_answer_that_is_not_xml_sends_nothing_and_is_reported() {
+    let relais = relais().await;
+    let phone = "+33633334444";
+    let server = twiml_server(&relais.token).await;
+    *server.answer.lock().unwrap() = "<Response><Message>Oups</Response>".into();
+    let (status, _) = support::call(
+        &relais.app,
+        &relais.key,
+        "PUT",
+        "/v1/twilio/account/inbound",
+        Some(json!({"url": server.url})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    relais.customer_writes(phone, "Bonjour").await;
+    let mut account = Value::Null;
+    for _ in 0..300 {
+        account = support::call(&relais.app, &relais.key, "GET", "/v1/twilio/account", None)
+            .await
+            .1;
+        if account["inbound_error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        account["inbound_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("12100")),
+        "{account}"
+    );
+    assert_eq!(server.posted.lock().unwrap().len(), 1);
+    assert_eq!(relais.received_by(phone).await, Vec::<String>::new());
+    // The next message is posted as usual.
+    *server.answer.lock().unwrap() = "<Response><Message>Re-bonjour</Message></Response>".into();
+    relais.customer_writes(phone, "Encore moi").await;
+    let mut received = Vec::new();
+    for _ in 0..300 {
+        received = relais.received_by(phone).await;
+        if !received.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(received, ["Re-bonjour"]);
+}
+
+#[tokio::test]
+async fn an_inbound_url_must_be_a_url_and_needs_an_account() {
+    let relais = relais().await;
+    let (status, body) = support::call(
+        &relais.app,
+        &relais.key,
+        "PUT",
+        "/v1/twilio/account/inbound",
+        Some(json!({"url": "ftp://nope"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, globex) = support::call(
+        &relais.app,
+        &relais.key,
+        "POST",
+        "/v1/tenants",
+        Some(json!({"name": "globex"})),
+    )
+    .await;
+    let (status, body) = support::call(
+        &relais.app,
+        globex["api_key"].as_str().unwrap(),
+        "PUT",
+        "/v1/twilio/account/inbound",
+        Some(json!({"url": "https://example.com/sms"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (_, account) =
+        support::call(&relais.app, &relais.key, "GET", "/v1/twilio/account", None).await;
+    assert_eq!(account["inbound_url"], Value::Null);
 }

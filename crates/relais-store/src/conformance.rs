@@ -6139,6 +6139,7 @@ macro_rules! conformance_suite {
             a_status_callback_is_due_once_per_status_change_until_a_final_one,
             a_redacted_or_deleted_message_is_its_tenants_and_finished,
             messages_are_listed_by_sender,
+            inbound_messages_are_due_after_the_cursor_of_an_account_with_an_inbound_url,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -23,6 +23,39 @@ pub struct TwilioAccount {
     pub auth_token: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Where inbound messages are posted, if the tenant set it.
+    pub inbound_url: Option<String>,
+    /// Why the last inbound message posted there was not answered as asked, if it was not.
+    pub inbound_error: Option<String>,
+}
+
+/// A tenant whose inbound messages after `cursor` are to be posted, leased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueTwilioInbound {
+    pub account: TwilioAccount,
+    pub url: String,
+    /// The id of the last inbound message done with.
+    pub cursor: String,
+    /// Failed attempts at posting the message after `cursor`.
+    pub attempts: i64,
+}
+
+/// How a claimed tenant's inbound round ended; each releases the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TwilioInboundOutcome {
+    /// Done with the messages up to `cursor` (`error`: why the last was not answered as
+    /// asked, kept for the tenant to see); the next are due now.
+    Advanced {
+        cursor: String,
+        error: Option<String>,
+    },
+    /// Posting the message after `cursor` failed `attempts` times; again at `due_at`.
+    Retry {
+        cursor: String,
+        due_at: Timestamp,
+        attempts: i64,
+        error: String,
+    },
 }
 
 /// A message's `StatusCallback`, to store with it.
@@ -74,8 +107,9 @@ pub enum DeleteOutcome {
 /// Storage of the Twilio-compatible API; a supertrait of [`crate::Store`].
 #[async_trait]
 pub trait TwilioStore: Send + Sync {
-    /// Stores the tenant's account, replacing the one it had (a new token revokes the old).
-    /// A SID another tenant holds is a `Conflict`.
+    /// Stores the tenant's account, replacing the token it had (a new token revokes the
+    /// old); its inbound settings are kept (and not written: see
+    /// [`TwilioStore::set_twilio_inbound`]). A SID another tenant holds is a `Conflict`.
     async fn put_twilio_account(&self, account: &TwilioAccount) -> StoreResult<()>;
     async fn twilio_account(&self, tenant: &str) -> StoreResult<Option<TwilioAccount>>;
     async fn twilio_account_by_sid(&self, sid: &str) -> StoreResult<Option<TwilioAccount>>;
@@ -108,13 +142,39 @@ pub trait TwilioStore: Send + Sync {
         content: &serde_json::Value,
         at: Timestamp,
     ) -> StoreResult<bool>;
+    /// Sets where the tenant's inbound messages are posted (`None`: nowhere), starting
+    /// after `cursor`; `false` when the tenant has no account.
+    async fn set_twilio_inbound(
+        &self,
+        tenant: &str,
+        url: Option<&str>,
+        cursor: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Leases to `lease_owner` until `now + lease_for` up to `limit` accounts with an
+    /// inbound URL, due, and an inbound message after their cursor.
+    async fn claim_twilio_inbound(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease_owner: &str,
+        lease_for: SignedDuration,
+    ) -> StoreResult<Vec<DueTwilioInbound>>;
+    /// Records how a claimed tenant's round ended; `false` (nothing written) when
+    /// `lease_owner` no longer holds it.
+    async fn finish_twilio_inbound(
+        &self,
+        tenant: &str,
+        lease_owner: &str,
+        outcome: &TwilioInboundOutcome,
+    ) -> StoreResult<bool>;
     /// Deletes the tenant's message if it is finished (delivered, read, or failed for
     /// good), with its outbox row, tracked links, clicks and callback.
     async fn delete_finished_message(&self, tenant: &str, id: &str) -> StoreResult<DeleteOutcome>;
 }
 
 macro_rules! impl_twilio_store {
-    ($modname:ident, $store:ty, $db:ty, $lock:expr) => {
+    ($modname:ident, $store:ty, $db:ty, $lock:expr, $lock_accounts:expr) => {
         mod $modname {
             use super::*;
             use crate::{StoreError, from_micros, micros};
@@ -122,8 +182,8 @@ macro_rules! impl_twilio_store {
 
             type DbRow = <$db as sqlx::Database>::Row;
 
-            const ACCOUNT_COLUMNS: &str =
-                "tenant_id, account_sid, token_hash, auth_token, created_at, updated_at";
+            const ACCOUNT_COLUMNS: &str = "tenant_id, account_sid, token_hash, auth_token, \
+                created_at, updated_at, inbound_url, inbound_error";
 
             fn account_from_row(row: &DbRow) -> StoreResult<TwilioAccount> {
                 Ok(TwilioAccount {
@@ -133,6 +193,8 @@ macro_rules! impl_twilio_store {
                     auth_token: row.try_get("auth_token")?,
                     created_at: from_micros(row.try_get("created_at")?)?,
                     updated_at: from_micros(row.try_get("updated_at")?)?,
+                    inbound_url: row.try_get("inbound_url")?,
+                    inbound_error: row.try_get("inbound_error")?,
                 })
             }
 
@@ -318,6 +380,97 @@ macro_rules! impl_twilio_store {
                     Ok(done.rows_affected() > 0)
                 }
 
+                async fn set_twilio_inbound(
+                    &self,
+                    tenant: &str,
+                    url: Option<&str>,
+                    cursor: &str,
+                    now: Timestamp,
+                ) -> StoreResult<bool> {
+                    let done = sqlx::query(
+                        "UPDATE twilio_accounts SET inbound_url = $2, inbound_cursor = $3, inbound_due_at = 0, \
+                           inbound_attempts = 0, inbound_error = NULL, updated_at = $4 WHERE tenant_id = $1",
+                    )
+                    .bind(tenant)
+                    .bind(url)
+                    .bind(cursor)
+                    .bind(micros(now))
+                    .execute(self.writer())
+                    .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn claim_twilio_inbound(
+                    &self,
+                    now: Timestamp,
+                    limit: u32,
+                    lease_owner: &str,
+                    lease_for: SignedDuration,
+                ) -> StoreResult<Vec<DueTwilioInbound>> {
+                    let until = now.checked_add(lease_for).unwrap_or(now);
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE twilio_accounts SET inbound_lease_owner = $1, inbound_lease_until = $2 \
+                         WHERE tenant_id IN (\
+                           SELECT a.tenant_id FROM twilio_accounts a WHERE a.inbound_url IS NOT NULL \
+                           AND a.inbound_due_at <= $3 \
+                           AND (a.inbound_lease_until IS NULL OR a.inbound_lease_until <= $3) \
+                           AND EXISTS (SELECT 1 FROM inbound_messages i \
+                             WHERE i.tenant_id = a.tenant_id AND i.id > a.inbound_cursor) \
+                           ORDER BY a.inbound_due_at, a.tenant_id LIMIT $4{}) \
+                         RETURNING {ACCOUNT_COLUMNS}, inbound_cursor, inbound_attempts",
+                        $lock_accounts
+                    )))
+                    .bind(lease_owner)
+                    .bind(micros(until))
+                    .bind(micros(now))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.writer())
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            let account = account_from_row(row)?;
+                            Ok(DueTwilioInbound {
+                                url: account.inbound_url.clone().unwrap_or_default(),
+                                account,
+                                cursor: row.try_get::<Option<String>, _>("inbound_cursor")?.unwrap_or_default(),
+                                attempts: row.try_get("inbound_attempts")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn finish_twilio_inbound(
+                    &self,
+                    tenant: &str,
+                    lease_owner: &str,
+                    outcome: &TwilioInboundOutcome,
+                ) -> StoreResult<bool> {
+                    let (cursor, due_at, attempts, error) = match outcome {
+                        TwilioInboundOutcome::Advanced { cursor, error } => {
+                            (cursor, 0, 0, error.as_deref())
+                        }
+                        TwilioInboundOutcome::Retry { cursor, due_at, attempts, error } => {
+                            (cursor, micros(*due_at), *attempts, Some(error.as_str()))
+                        }
+                    };
+                    // A retry keeps the error it had before, when it has none of its own.
+                    let done = sqlx::query(
+                        "UPDATE twilio_accounts SET inbound_cursor = $3, inbound_due_at = $4, \
+                           inbound_attempts = $6, inbound_error = COALESCE($5, inbound_error), \
+                           inbound_lease_owner = NULL, inbound_lease_until = NULL \
+                         WHERE tenant_id = $1 AND inbound_lease_owner = $2",
+                    )
+                    .bind(tenant)
+                    .bind(lease_owner)
+                    .bind(cursor.as_str())
+                    .bind(due_at)
+                    .bind(error)
+                    .bind(attempts)
+                    .execute(self.writer())
+                    .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
                 async fn delete_finished_message(&self, tenant: &str, id: &str) -> StoreResult<DeleteOutcome> {
                     let mut tx = self.begin_write().await?;
                     let status: Option<String> = sqlx::query_scalar(
@@ -365,10 +518,11 @@ macro_rules! impl_twilio_store {
     };
 }
 
-impl_twilio_store!(sqlite_twilio, crate::SqliteStore, sqlx::Sqlite, "");
+impl_twilio_store!(sqlite_twilio, crate::SqliteStore, sqlx::Sqlite, "", "");
 impl_twilio_store!(
     postgres_twilio,
     crate::PostgresStore,
     sqlx::Postgres,
-    " FOR UPDATE OF c SKIP LOCKED"
+    " FOR UPDATE OF c SKIP LOCKED",
+    " FOR UPDATE OF a SKIP LOCKED"
 );

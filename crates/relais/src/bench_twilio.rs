@@ -175,7 +175,10 @@ pub async fn run(args: TwilioBenchArgs) -> anyhow::Result<()> {
         "API", "msg/s", "p50", "p99", "max"
     );
     let mut rates = [0.0; 2];
-    for (slot, name) in [(0, "native POST /v1/messages"), (1, "Twilio POST Messages.json")] {
+    for (slot, name) in [
+        (0, "native POST /v1/messages"),
+        (1, "Twilio POST Messages.json"),
+    ] {
         let (elapsed, latencies) = &mut totals[slot];
         latencies.sort();
         rates[slot] = latencies.len() as f64 / elapsed.as_secs_f64();

@@ -95,15 +95,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .run_forever(relais_engine::journeys::worker::IDLE_POLL),
     );
-    // Twilio status callbacks: claimed with leases, so every node runs a worker.
+    // Twilio status callbacks and inbound posts: claimed with leases, so every node runs
+    // the workers.
+    let poster = Arc::new(
+        relais_engine::webhooks::HttpPoster::new()
+            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?,
+    );
     let twilio_callbacks = tokio::spawn(
         relais_engine::twilio::callbacks::CallbackWorker::new(
             store.clone(),
             state.clock.clone(),
-            Arc::new(
-                relais_engine::webhooks::HttpPoster::new()
-                    .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?,
-            ),
+            poster.clone(),
+            format!("twilio-{}", node_name(addr)),
+        )
+        .run_forever(std::time::Duration::from_secs(1)),
+    );
+    let twilio_inbound = tokio::spawn(
+        relais_engine::twilio::inbound::InboundWorker::new(
+            store.clone(),
+            state.clock.clone(),
+            poster,
+            state.acceptor.clone(),
             format!("twilio-{}", node_name(addr)),
         )
         .run_forever(std::time::Duration::from_secs(1)),
@@ -131,6 +143,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     sla.abort();
     journeys.abort();
     twilio_callbacks.abort();
+    twilio_inbound.abort();
     dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -68,6 +68,8 @@ pub async fn issue(
             auth_token: crate::secrets::current().seal(AUTH_TOKEN_FIELD, &token),
             created_at,
             updated_at: now,
+            inbound_url: None,
+            inbound_error: None,
         })
         .await?;
     Ok(Credentials {
@@ -76,12 +78,26 @@ pub async fn issue(
     })
 }
 
-/// The tenant's credentials, if it was issued some.
-pub async fn show(store: &dyn Store, tenant: &str) -> Result<Option<Credentials>, StoreError> {
+/// A tenant's account as its admin sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub credentials: Credentials,
+    /// Where inbound messages are posted.
+    pub inbound_url: Option<String>,
+    /// Why the last inbound message was not answered as asked, if it was not.
+    pub inbound_error: Option<String>,
+}
+
+/// The tenant's account, if it was issued one.
+pub async fn show(store: &dyn Store, tenant: &str) -> Result<Option<Shown>, StoreError> {
     let Some(account) = store.twilio_account(tenant).await? else {
         return Ok(None);
     };
-    open(&account).map(Some)
+    Ok(Some(Shown {
+        credentials: open(&account)?,
+        inbound_url: account.inbound_url,
+        inbound_error: account.inbound_error,
+    }))
 }
 
 /// The credentials a stored account holds.

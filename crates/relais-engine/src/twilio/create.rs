@@ -84,7 +84,7 @@ fn recipient(to: &str) -> Result<serde_json::Value, TwilioError> {
 
 /// A MIME type for a media URL, from its extension; Twilio fetches the URL to learn it,
 /// Relais does not fetch at accept time.
-fn mime_of(url: &str) -> &'static str {
+pub(crate) fn mime_of(url: &str) -> &'static str {
     let path = url
         .split(['?', '#'])
         .next()

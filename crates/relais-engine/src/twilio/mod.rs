@@ -1,18 +1,20 @@
 //! The Twilio-compatible Messages API, as the engine sees it: Twilio's parameters mapped
 //! onto the one accept path of `POST /v1/messages` (consent, quiet hours, fallback and
 //! receipts apply unchanged), the tenant's account SID and auth token, the
-//! `X-Twilio-Signature` of what Relais posts, and the worker that calls each message's
-//! `StatusCallback` back.
+//! `X-Twilio-Signature` of what Relais posts, the worker that calls each message's
+//! `StatusCallback` back, and the one that posts inbound messages and sends TwiML replies.
 //!
 //! - [`accounts`] issues, shows and checks a tenant's account SID and auth token.
 //! - [`create`] turns a `Messages.json` form into a [`crate::send::SendRequest`].
 //! - [`signature`] computes `X-Twilio-Signature`.
 //! - [`callbacks`] is the status callback worker.
+//! - [`inbound`] posts inbound messages to the tenant's URL and sends TwiML replies.
 //! - [`manage`] fetches, redacts, cancels and deletes a message by its SID.
 
 pub mod accounts;
 pub mod callbacks;
 pub mod create;
+pub mod inbound;
 pub mod manage;
 pub mod signature;
 

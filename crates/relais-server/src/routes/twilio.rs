@@ -6,7 +6,7 @@
 //! Also `/v1/twilio/account`, where a tenant's admin issues and reads its credentials.
 
 use crate::AppState;
-use crate::extract::Caller;
+use crate::extract::{ApiJson, Caller};
 use crate::problem::{ApiError, ApiResult};
 use axum::Router;
 use axum::body::Bytes;
@@ -21,7 +21,7 @@ use relais_core::twilio::{AccountSid, message_sid, rfc2822, status_of};
 use relais_engine::twilio::accounts::{self, Authenticated};
 use relais_engine::twilio::create::{CreateParams, create};
 use relais_engine::twilio::{API_VERSION, TwilioError, manage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -42,7 +42,9 @@ pub fn router() -> Router<AppState> {
 
 /// `/v1/twilio/account`.
 pub fn credentials_router() -> Router<AppState> {
-    Router::new().route("/twilio/account", get(show_account).post(issue_account))
+    Router::new()
+        .route("/twilio/account", get(show_account).post(issue_account))
+        .route("/twilio/account/inbound", axum::routing::put(set_inbound))
 }
 
 /// A Twilio error answer: `{"code", "message", "more_info", "status"}`.
@@ -475,6 +477,26 @@ pub struct TwilioAccountView {
     pub account_sid: String,
     /// The password of its Basic auth, and the key of `X-Twilio-Signature`.
     pub auth_token: String,
+    /// Where inbound messages are posted (`PUT /v1/twilio/account/inbound`).
+    pub inbound_url: Option<String>,
+    /// Why the last inbound message posted there was not answered as asked (a TwiML
+    /// answer that is not XML: 12100), if it was not.
+    pub inbound_error: Option<String>,
+}
+
+/// The tenant's account as its admin sees it; 404 before it was issued.
+async fn account_view(state: &AppState, tenant: &str) -> ApiResult<TwilioAccountView> {
+    let shown = accounts::show(&*state.store, tenant)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("Twilio credentials: issue them with POST /v1/twilio/account")
+        })?;
+    Ok(TwilioAccountView {
+        account_sid: shown.credentials.account_sid.to_string(),
+        auth_token: shown.credentials.auth_token,
+        inbound_url: shown.inbound_url,
+        inbound_error: shown.inbound_error,
+    })
 }
 
 /// Issue the tenant's Twilio credentials (admin keys only); again, a new auth token
@@ -486,17 +508,12 @@ pub async fn issue_account(
     caller: Caller,
 ) -> ApiResult<(StatusCode, axum::Json<TwilioAccountView>)> {
     caller.require(Scope::Admin)?;
-    let issued = accounts::issue(&*state.store, &caller.tenant_id, state.clock.now()).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(TwilioAccountView {
-            account_sid: issued.account_sid.to_string(),
-            auth_token: issued.auth_token,
-        }),
-    ))
+    accounts::issue(&*state.store, &caller.tenant_id, state.clock.now()).await?;
+    let view = account_view(&state, &caller.tenant_id).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
-/// The tenant's Twilio credentials (admin keys only).
+/// The tenant's Twilio credentials and inbound settings (admin keys only).
 #[utoipa::path(get, path = "/v1/twilio/account", tag = "twilio",
     responses((status = 200, body = TwilioAccountView), (status = 404, body = crate::problem::Problem)))]
 pub async fn show_account(
@@ -504,13 +521,40 @@ pub async fn show_account(
     caller: Caller,
 ) -> ApiResult<axum::Json<TwilioAccountView>> {
     caller.require(Scope::Admin)?;
-    let shown = accounts::show(&*state.store, &caller.tenant_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found("Twilio credentials: issue them with POST /v1/twilio/account")
-        })?;
-    Ok(axum::Json(TwilioAccountView {
-        account_sid: shown.account_sid.to_string(),
-        auth_token: shown.auth_token,
-    }))
+    Ok(axum::Json(account_view(&state, &caller.tenant_id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSettings {
+    /// Where inbound messages are posted from now on, as Twilio posts them; `null`:
+    /// nowhere.
+    pub url: Option<String>,
+}
+
+/// Post the tenant's inbound messages, from now on, to a URL (admin keys only); a TwiML
+/// answer's `<Message>`s are sent as replies.
+#[utoipa::path(put, path = "/v1/twilio/account/inbound", tag = "twilio", request_body = InboundSettings,
+    responses((status = 200, body = TwilioAccountView), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+pub async fn set_inbound(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<InboundSettings>,
+) -> ApiResult<axum::Json<TwilioAccountView>> {
+    use relais_engine::twilio::inbound::{InboundUrlError, set_url};
+    caller.require(Scope::Admin)?;
+    set_url(
+        &*state.store,
+        &caller.tenant_id,
+        body.url.as_deref(),
+        state.settings.webhook_destinations,
+        state.clock.now(),
+    )
+    .await
+    .map_err(|e| match e {
+        InboundUrlError::BadUrl(e) => ApiError::invalid_field("/url", e.to_string()),
+        e @ InboundUrlError::NoAccount => ApiError::not_found(e.to_string()),
+        InboundUrlError::Store(e) => e.into(),
+    })?;
+    Ok(axum::Json(account_view(&state, &caller.tenant_id).await?))
 }

@@ -2,13 +2,22 @@
 -- One Twilio account per tenant: its SID (`AC` + 32 hex digits) names the tenant in the
 -- API's paths, its auth token authenticates (compared by digest) and signs what Relais
 -- posts (kept sealed with the master key, since signing needs it in clear).
+-- Inbound messages are posted to `inbound_url` in arrival order: `inbound_cursor` is the id
+-- of the last one done with (ids are UUIDv7), claimed with a lease, retried with backoff.
 CREATE TABLE twilio_accounts (
     tenant_id TEXT PRIMARY KEY,
     account_sid TEXT NOT NULL UNIQUE,
     token_hash TEXT NOT NULL,
     auth_token TEXT NOT NULL,
     created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
+    updated_at BIGINT NOT NULL,
+    inbound_url TEXT,
+    inbound_cursor TEXT,
+    inbound_due_at BIGINT NOT NULL DEFAULT 0,
+    inbound_attempts BIGINT NOT NULL DEFAULT 0,
+    inbound_lease_owner TEXT,
+    inbound_lease_until BIGINT,
+    inbound_error TEXT
 );
 
 -- A message's `StatusCallback`: the status last called back, and whether more may come

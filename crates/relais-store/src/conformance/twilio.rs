@@ -1,10 +1,10 @@
 //! Conformance of [`crate::TwilioStore`]: accounts, status callbacks, redaction and
-//! deletion of a message.
+//! deletion of a message, inbound messages to post.
 
 use super::{queued_message, secs, t0};
 use crate::{
     DeleteOutcome, MessageEvent, NewTwilioCallback, Store, StoreError, TwilioAccount,
-    TwilioCallbackOutcome,
+    TwilioCallbackOutcome, TwilioInboundOutcome,
 };
 use relais_core::status::MessageStatus::*;
 
@@ -16,6 +16,8 @@ fn account(tenant: &str, sid: &str, token_hash: &str) -> TwilioAccount {
         auth_token: "sealed".to_owned(),
         created_at: t0(),
         updated_at: t0(),
+        inbound_url: None,
+        inbound_error: None,
     }
 }
 
@@ -269,5 +271,157 @@ pub async fn messages_are_listed_by_sender(store: &dyn Store) {
         })
         .await
         .is_empty()
+    );
+}
+
+fn inbound(tenant: &str, n: i64) -> crate::NewInboundMessage {
+    crate::NewInboundMessage {
+        id: crate::new_id(),
+        tenant_id: tenant.to_owned(),
+        channel: relais_core::channel::ChannelKind::Sim,
+        channel_id: None,
+        from_address: "+33612345678".into(),
+        to_address: "+15005550006".into(),
+        contact_id: None,
+        text: format!("message {n}"),
+        payload: None,
+        media: None,
+        provider_id: Some(format!("p{n}")),
+        received_at: secs(n),
+    }
+}
+
+pub async fn inbound_messages_are_due_after_the_cursor_of_an_account_with_an_inbound_url(
+    store: &dyn Store,
+) {
+    let lease = jiff::SignedDuration::from_secs(60);
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    let url = "https://example.com/sms";
+    assert!(
+        !store
+            .set_twilio_inbound(&acme.id, Some(url), "", t0())
+            .await
+            .unwrap()
+    );
+    store
+        .put_twilio_account(&account(&acme.id, SID_A, "h1"))
+        .await
+        .unwrap();
+    store
+        .put_twilio_account(&account(&globex.id, SID_B, "h2"))
+        .await
+        .unwrap();
+    let before = store
+        .insert_inbound(&inbound(&acme.id, 1))
+        .await
+        .unwrap()
+        .message;
+    // Set after the first message: only those after it are posted.
+    assert!(
+        store
+            .set_twilio_inbound(&acme.id, Some(url), &before.id, secs(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_twilio_inbound(secs(2), 10, "w1", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let after = store
+        .insert_inbound(&inbound(&acme.id, 2))
+        .await
+        .unwrap()
+        .message;
+    store.insert_inbound(&inbound(&globex.id, 3)).await.unwrap();
+    let due = store
+        .claim_twilio_inbound(secs(3), 10, "w1", lease)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (
+            due[0].account.tenant_id.as_str(),
+            due[0].url.as_str(),
+            due[0].cursor.as_str(),
+            due[0].attempts
+        ),
+        (acme.id.as_str(), url, before.id.as_str(), 0)
+    );
+    assert!(
+        store
+            .claim_twilio_inbound(secs(3), 10, "w2", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry = TwilioInboundOutcome::Retry {
+        cursor: before.id.clone(),
+        due_at: secs(10),
+        attempts: 1,
+        error: "503".into(),
+    };
+    assert!(
+        !store
+            .finish_twilio_inbound(&acme.id, "w2", &retry)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_twilio_inbound(&acme.id, "w1", &retry)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_twilio_inbound(secs(9), 10, "w2", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store
+        .claim_twilio_inbound(secs(10), 10, "w2", lease)
+        .await
+        .unwrap();
+    assert_eq!(due[0].attempts, 1);
+    let advanced = TwilioInboundOutcome::Advanced {
+        cursor: after.id.clone(),
+        error: Some("12100".into()),
+    };
+    assert!(
+        store
+            .finish_twilio_inbound(&acme.id, "w2", &advanced)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_twilio_inbound(secs(11), 10, "w1", lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let shown = store.twilio_account(&acme.id).await.unwrap().unwrap();
+    assert_eq!(
+        (shown.inbound_url.as_deref(), shown.inbound_error.as_deref()),
+        (Some(url), Some("12100"))
+    );
+    // No URL, nothing due.
+    assert!(
+        store
+            .set_twilio_inbound(&acme.id, None, &before.id, secs(12))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_twilio_inbound(secs(13), 10, "w1", lease)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

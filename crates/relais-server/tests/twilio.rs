@@ -171,10 +171,26 @@ impl Relais {
         message
     }
 
+    /// A native API call with the tenant's admin key.
+    async fn native(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        support::call(&self.app, &self.key, method, uri, body).await
+    }
+
+    /// A message scheduled with `SendAt` (`ScheduleType=fixed`).
+    async fn schedule(&self, body: &str, send_at: &str) -> (StatusCode, Value) {
+        let form = [
+            ("To", "+33612345678"),
+            ("From", "Shop"),
+            ("Body", body),
+            ("SendAt", send_at),
+            ("ScheduleType", "fixed"),
+        ];
+        self.twilio("POST", "/Messages.json", &form).await
+    }
+
     /// How many messages the tenant has, as the native API lists them.
     async fn native_count(&self) -> usize {
-        let (_, page) =
-            support::call(&self.app, &self.key, "GET", "/v1/messages?limit=1000", None).await;
+        let (_, page) = self.native("GET", "/v1/messages?limit=1000", None).await;
         page["data"].as_array().map_or(0, Vec::len)
     }
 
@@ -224,14 +240,9 @@ async fn a_message_sent_through_the_twilio_api_is_a_relais_message_with_twilio_f
     assert!(sent["subresource_uris"]["media"].is_string());
     // The same message, seen through the native API: its SID is its id.
     let id = relais_core::twilio::message_id_of_sid(sid).unwrap();
-    let (status, native) = support::call(
-        &relais.app,
-        &relais.key,
-        "GET",
-        &format!("/v1/messages/{id}"),
-        None,
-    )
-    .await;
+    let (status, native) = relais
+        .native("GET", &format!("/v1/messages/{id}"), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{native}");
     assert_eq!(native["to"], "+33612345678");
     assert_eq!(native["from"], "+15005550006");
@@ -334,14 +345,9 @@ async fn another_tenants_message_is_not_found_and_stays_as_it_was() {
     let sent = relais.send("+33612345678", "Pour Acme").await;
     let sid = sent["sid"].as_str().unwrap();
     relais.wait_for(sid, "delivered").await;
-    let (status, globex) = support::call(
-        &relais.app,
-        &relais.key,
-        "POST",
-        "/v1/tenants",
-        Some(json!({"name": "globex"})),
-    )
-    .await;
+    let (status, globex) = relais
+        .native("POST", "/v1/tenants", Some(json!({"name": "globex"})))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{globex}");
     let globex_key = globex["api_key"].as_str().unwrap();
     let (_, account) =
@@ -375,19 +381,7 @@ async fn another_tenants_message_is_not_found_and_stays_as_it_was() {
 async fn a_scheduled_message_is_canceled_and_a_sent_one_cannot_be() {
     let relais = relais().await;
     let at = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
-    let (status, scheduled) = relais
-        .twilio(
-            "POST",
-            "/Messages.json",
-            &[
-                ("To", "+33612345678"),
-                ("From", "Shop"),
-                ("Body", "Rappel"),
-                ("SendAt", &at),
-                ("ScheduleType", "fixed"),
-            ],
-        )
-        .await;
+    let (status, scheduled) = relais.schedule("Rappel", &at).await;
     assert_eq!(status, StatusCode::CREATED, "{scheduled}");
     assert_eq!(scheduled["status"], "scheduled");
     let path = format!("/Messages/{}.json", scheduled["sid"].as_str().unwrap());
@@ -400,19 +394,7 @@ async fn a_scheduled_message_is_canceled_and_a_sent_one_cannot_be() {
         .twilio("POST", &path, &[("Status", "canceled")])
         .await;
     assert_twilio_error(status, &body, 400, 30409);
-    let (status, body) = relais
-        .twilio(
-            "POST",
-            "/Messages.json",
-            &[
-                ("To", "+33612345678"),
-                ("From", "Shop"),
-                ("Body", "x"),
-                ("SendAt", "demain"),
-                ("ScheduleType", "fixed"),
-            ],
-        )
-        .await;
+    let (status, body) = relais.schedule("x", "demain").await;
     assert_twilio_error(status, &body, 400, 35111);
 }
 
@@ -420,19 +402,7 @@ async fn a_scheduled_message_is_canceled_and_a_sent_one_cannot_be() {
 async fn a_finished_message_is_redacted_then_deleted_and_one_on_its_way_is_not() {
     let relais = relais().await;
     let at = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
-    let (_, later) = relais
-        .twilio(
-            "POST",
-            "/Messages.json",
-            &[
-                ("To", "+33612345678"),
-                ("From", "Shop"),
-                ("Body", "Plus tard"),
-                ("SendAt", &at),
-                ("ScheduleType", "fixed"),
-            ],
-        )
-        .await;
+    let (_, later) = relais.schedule("Plus tard", &at).await;
     let later = format!("/Messages/{}.json", later["sid"].as_str().unwrap());
     let (status, body) = relais.twilio("POST", &later, &[("Body", "")]).await;
     assert_twilio_error(status, &body, 400, 20009);
@@ -475,19 +445,15 @@ async fn relais_tenant(relais: &Relais) -> String {
 #[tokio::test]
 async fn a_recipient_who_opted_out_is_21610() {
     let relais = relais().await;
-    let (_, contact) = support::call(
-        &relais.app,
-        &relais.key,
-        "POST",
-        "/v1/contacts",
-        Some(json!({"identities": [{"channel": "sms", "address": "+33612345678"}]})),
-    )
-    .await;
+    let (_, contact) = relais
+        .native(
+            "POST",
+            "/v1/contacts",
+            Some(json!({"identities": [{"channel": "sms", "address": "+33612345678"}]})),
+        )
+        .await;
     let id = contact["id"].as_str().unwrap();
-    let (status, _) = support::call(
-        &relais.app,
-        &relais.key,
-        "POST",
+    let (status, _) = relais.native("POST",
         &format!("/v1/contacts/{id}/consents"),
         Some(
             json!({"purpose": "all", "status": "opted_out", "source": "keyword", "proof": "STOP"}),
@@ -750,27 +716,33 @@ async fn twiml_server(token: &str) -> TwimlServer {
 impl Relais {
     /// A customer's sim phone writes `text` in.
     async fn customer_writes(&self, phone: &str, text: &str) {
-        let (status, body) = support::call(
-            &self.app,
-            &self.key,
-            "POST",
-            &format!("/v1/sim/phones/{phone}/reply"),
-            Some(json!({"text": text})),
-        )
-        .await;
+        let (status, body) = self
+            .native(
+                "POST",
+                &format!("/v1/sim/phones/{phone}/reply"),
+                Some(json!({"text": text})),
+            )
+            .await;
         assert!(status.is_success(), "{body}");
+    }
+
+    /// What the sim phone received from the tenant, once it received something.
+    async fn wait_received(&self, phone: &str) -> Vec<String> {
+        for _ in 0..300 {
+            let received = self.received_by(phone).await;
+            if !received.is_empty() {
+                return received;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Vec::new()
     }
 
     /// What the sim phone received from the tenant, oldest first.
     async fn received_by(&self, phone: &str) -> Vec<String> {
-        let (_, log) = support::call(
-            &self.app,
-            &self.key,
-            "GET",
-            &format!("/v1/sim/phones/{phone}/messages"),
-            None,
-        )
-        .await;
+        let (_, log) = self
+            .native("GET", &format!("/v1/sim/phones/{phone}/messages"), None)
+            .await;
         log["messages"]
             .as_array()
             .unwrap()
@@ -791,25 +763,17 @@ async fn an_inbound_message_is_posted_signed_and_its_twiml_answer_is_sent_back()
     *server.answer.lock().unwrap() =
         "<?xml version=\"1.0\"?><Response><Message>Bien reçu &amp; merci</Message></Response>"
             .into();
-    let (status, account) = support::call(
-        &relais.app,
-        &relais.key,
-        "PUT",
-        "/v1/twilio/account/inbound",
-        Some(json!({"url": server.url})),
-    )
-    .await;
+    let (status, account) = relais
+        .native(
+            "PUT",
+            "/v1/twilio/account/inbound",
+            Some(json!({"url": server.url})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{account}");
     assert_eq!(account["inbound_url"], server.url.as_str());
     relais.customer_writes(phone, "Où est mon colis ?").await;
-    let mut received = Vec::new();
-    for _ in 0..300 {
-        received = relais.received_by(phone).await;
-        if !received.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let received = relais.wait_received(phone).await;
     assert!(
         received.contains(&"Bien reçu & merci".to_owned()),
         "{received:?}"
@@ -836,21 +800,18 @@ async fn a_twiml_answer_that_is_not_xml_sends_nothing_and_is_reported() {
     let phone = "+33633334444";
     let server = twiml_server(&relais.token).await;
     *server.answer.lock().unwrap() = "<Response><Message>Oups</Response>".into();
-    let (status, _) = support::call(
-        &relais.app,
-        &relais.key,
-        "PUT",
-        "/v1/twilio/account/inbound",
-        Some(json!({"url": server.url})),
-    )
-    .await;
+    let (status, _) = relais
+        .native(
+            "PUT",
+            "/v1/twilio/account/inbound",
+            Some(json!({"url": server.url})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     relais.customer_writes(phone, "Bonjour").await;
     let mut account = Value::Null;
     for _ in 0..300 {
-        account = support::call(&relais.app, &relais.key, "GET", "/v1/twilio/account", None)
-            .await
-            .1;
+        account = relais.native("GET", "/v1/twilio/account", None).await.1;
         if account["inbound_error"].is_string() {
             break;
         }
@@ -867,37 +828,24 @@ async fn a_twiml_answer_that_is_not_xml_sends_nothing_and_is_reported() {
     // The next message is posted as usual.
     *server.answer.lock().unwrap() = "<Response><Message>Re-bonjour</Message></Response>".into();
     relais.customer_writes(phone, "Encore moi").await;
-    let mut received = Vec::new();
-    for _ in 0..300 {
-        received = relais.received_by(phone).await;
-        if !received.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let received = relais.wait_received(phone).await;
     assert_eq!(received, ["Re-bonjour"]);
 }
 
 #[tokio::test]
 async fn an_inbound_url_must_be_a_url_and_needs_an_account() {
     let relais = relais().await;
-    let (status, body) = support::call(
-        &relais.app,
-        &relais.key,
-        "PUT",
-        "/v1/twilio/account/inbound",
-        Some(json!({"url": "ftp://nope"})),
-    )
-    .await;
+    let (status, body) = relais
+        .native(
+            "PUT",
+            "/v1/twilio/account/inbound",
+            Some(json!({"url": "ftp://nope"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let (_, globex) = support::call(
-        &relais.app,
-        &relais.key,
-        "POST",
-        "/v1/tenants",
-        Some(json!({"name": "globex"})),
-    )
-    .await;
+    let (_, globex) = relais
+        .native("POST", "/v1/tenants", Some(json!({"name": "globex"})))
+        .await;
     let (status, body) = support::call(
         &relais.app,
         globex["api_key"].as_str().unwrap(),
@@ -907,7 +855,6 @@ async fn an_inbound_url_must_be_a_url_and_needs_an_account() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (_, account) =
-        support::call(&relais.app, &relais.key, "GET", "/v1/twilio/account", None).await;
+    let (_, account) = relais.native("GET", "/v1/twilio/account", None).await;
     assert_eq!(account["inbound_url"], Value::Null);
 }

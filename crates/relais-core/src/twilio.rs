@@ -60,6 +60,29 @@ impl std::fmt::Display for AccountSid {
     }
 }
 
+/// What a Messaging Service SID starts with.
+pub const SERVICE_SID_PREFIX: &str = "MG";
+
+/// A new Messaging Service SID: `MG` followed by 32 lowercase hexadecimal digits.
+pub fn generate_service_sid() -> String {
+    let bytes: [u8; 16] = rand::random();
+    format!("{SERVICE_SID_PREFIX}{}", hex::encode(bytes))
+}
+
+/// The sender of a service's pool that `recipient` gets: always the same one for the same
+/// recipient while the pool is the same (sticky), spread evenly across recipients.
+pub fn sticky_sender<'a>(senders: &'a [String], recipient: &str) -> Option<&'a str> {
+    use sha2::{Digest, Sha256};
+    if senders.is_empty() {
+        return None;
+    }
+    let digest = Sha256::digest(recipient.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let index = u64::from_be_bytes(first) % senders.len() as u64;
+    senders.get(index as usize).map(String::as_str)
+}
+
 /// A new auth token: 32 lowercase hexadecimal digits, as Twilio's.
 pub fn generate_auth_token() -> String {
     let bytes: [u8; 16] = rand::random();
@@ -159,6 +182,23 @@ mod tests {
         assert_eq!(status_of(MessageStatus::Expired), ("failed", Some(30001)));
         assert!(finished(MessageStatus::Delivered));
         assert!(!finished(MessageStatus::Sent));
+    }
+
+    #[test]
+    fn a_recipient_keeps_its_sender_and_recipients_spread_over_the_pool() {
+        let pool: Vec<String> = ["+15005550006", "+15005550007", "+15005550008"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let first = sticky_sender(&pool, "+33612345678");
+        assert_eq!(first, sticky_sender(&pool, "+33612345678"));
+        let mut used = std::collections::HashSet::new();
+        for n in 0..100 {
+            used.extend(sticky_sender(&pool, &format!("+336{n:08}")));
+        }
+        assert_eq!(used.len(), 3);
+        assert_eq!(sticky_sender(&[], "+33612345678"), None);
+        assert!(generate_service_sid().starts_with("MG"));
     }
 
     #[test]

@@ -858,3 +858,84 @@ async fn an_inbound_url_must_be_a_url_and_needs_an_account() {
     let (_, account) = relais.native("GET", "/v1/twilio/account", None).await;
     assert_eq!(account["inbound_url"], Value::Null);
 }
+
+#[tokio::test]
+async fn a_messaging_service_gives_each_recipient_the_same_sender_of_its_pool() {
+    let relais = relais().await;
+    let pool = json!({"name": "alertes", "senders": ["+15005550006", "+15005550007"]});
+    let (status, service) = relais
+        .native("POST", "/v1/twilio/services", Some(pool))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{service}");
+    let sid = service["sid"].as_str().unwrap();
+    assert!(sid.starts_with("MG") && sid.len() == 34, "{service}");
+    let via_service = |to: String| {
+        let relais = &relais;
+        async move {
+            let form = [
+                ("To", to.as_str()),
+                ("MessagingServiceSid", sid),
+                ("Body", "Alerte"),
+            ];
+            let (status, sent) = relais.twilio("POST", "/Messages.json", &form).await;
+            assert_eq!(status, StatusCode::CREATED, "{sent}");
+            assert_eq!(sent["messaging_service_sid"], sid);
+            sent["from"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = via_service("+33612345678".into()).await;
+    assert_eq!(via_service("+33612345678".into()).await, first);
+    let mut used = std::collections::HashSet::new();
+    for n in 0..20 {
+        used.insert(via_service(format!("+336000000{n:02}")).await);
+    }
+    assert_eq!(used.len(), 2, "{used:?}");
+    // A From of its own wins over the pool.
+    let form = [
+        ("To", "+33612345678"),
+        ("From", "Shop"),
+        ("MessagingServiceSid", sid),
+        ("Body", "x"),
+    ];
+    assert_eq!(
+        relais.twilio("POST", "/Messages.json", &form).await.1["from"],
+        "Shop"
+    );
+    let (_, listed) = relais.native("GET", "/v1/twilio/services", None).await;
+    assert_eq!(
+        listed[0]["senders"],
+        json!(["+15005550006", "+15005550007"])
+    );
+    // Another tenant's service is unknown to this one, and nothing is sent.
+    let (_, globex) = relais
+        .native("POST", "/v1/tenants", Some(json!({"name": "globex"})))
+        .await;
+    let globex_key = globex["api_key"].as_str().unwrap();
+    let (_, account) =
+        support::call(&relais.app, globex_key, "POST", "/v1/twilio/account", None).await;
+    let creds = (
+        account["account_sid"].as_str().unwrap(),
+        account["auth_token"].as_str().unwrap(),
+    );
+    let form = [
+        ("To", "+33612345678"),
+        ("MessagingServiceSid", sid),
+        ("Body", "x"),
+    ];
+    let (status, body) = relais
+        .twilio_as(creds, "POST", "/Messages.json", &form)
+        .await;
+    assert_twilio_error(status, &body, 400, 21701);
+    let (_, globex_messages) =
+        support::call(&relais.app, globex_key, "GET", "/v1/messages", None).await;
+    assert_eq!(globex_messages["data"], json!([]));
+    for bad in [
+        json!({"name": "vide", "senders": []}),
+        json!({"name": "x", "senders": ["+1 not a sender !!"]}),
+    ] {
+        let (status, body) = relais
+            .native("POST", "/v1/twilio/services", Some(bad))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+}

@@ -6140,6 +6140,7 @@ macro_rules! conformance_suite {
             a_redacted_or_deleted_message_is_its_tenants_and_finished,
             messages_are_listed_by_sender,
             inbound_messages_are_due_after_the_cursor_of_an_account_with_an_inbound_url,
+            a_messaging_service_is_its_tenants,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

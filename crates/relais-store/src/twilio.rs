@@ -58,6 +58,17 @@ pub enum TwilioInboundOutcome {
     },
 }
 
+/// A Messaging Service: a pool of senders under an `MG` SID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioService {
+    pub sid: String,
+    pub tenant_id: String,
+    pub name: String,
+    /// The pool, in the order given.
+    pub senders: Vec<String>,
+    pub created_at: Timestamp,
+}
+
 /// A message's `StatusCallback`, to store with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTwilioCallback {
@@ -168,6 +179,11 @@ pub trait TwilioStore: Send + Sync {
         lease_owner: &str,
         outcome: &TwilioInboundOutcome,
     ) -> StoreResult<bool>;
+    async fn insert_twilio_service(&self, service: &TwilioService) -> StoreResult<()>;
+    /// The tenant's service with this SID (another tenant's is none).
+    async fn twilio_service(&self, tenant: &str, sid: &str) -> StoreResult<Option<TwilioService>>;
+    /// The tenant's services, oldest first.
+    async fn twilio_services(&self, tenant: &str) -> StoreResult<Vec<TwilioService>>;
     /// Deletes the tenant's message if it is finished (delivered, read, or failed for
     /// good), with its outbox row, tracked links, clicks and callback.
     async fn delete_finished_message(&self, tenant: &str, id: &str) -> StoreResult<DeleteOutcome>;
@@ -221,8 +237,63 @@ macro_rules! impl_twilio_store {
                 .transpose()
             }
 
+            fn service_from_row(row: &DbRow) -> StoreResult<TwilioService> {
+                let senders: String = row.try_get("senders")?;
+                Ok(TwilioService {
+                    sid: row.try_get("sid")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    name: row.try_get("name")?,
+                    senders: serde_json::from_str(&senders)
+                        .map_err(|e| StoreError::Corrupt(format!("twilio service senders: {e}")))?,
+                    created_at: from_micros(row.try_get("created_at")?)?,
+                })
+            }
+
             #[async_trait]
             impl TwilioStore for $store {
+                async fn insert_twilio_service(&self, service: &TwilioService) -> StoreResult<()> {
+                    let senders = serde_json::Value::from(service.senders.clone()).to_string();
+                    sqlx::query(
+                        "INSERT INTO twilio_services (sid, tenant_id, name, senders, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(service.sid.as_str())
+                    .bind(service.tenant_id.as_str())
+                    .bind(service.name.as_str())
+                    .bind(senders)
+                    .bind(micros(service.created_at))
+                    .execute(self.writer())
+                    .await?;
+                    Ok(())
+                }
+
+                async fn twilio_service(&self, tenant: &str, sid: &str) -> StoreResult<Option<TwilioService>> {
+                    sqlx::query(
+                        "SELECT sid, tenant_id, name, senders, created_at FROM twilio_services \
+                         WHERE tenant_id = $1 AND sid = $2",
+                    )
+                    .bind(tenant)
+                    .bind(sid)
+                    .fetch_optional(self.reader())
+                    .await?
+                    .as_ref()
+                    .map(service_from_row)
+                    .transpose()
+                }
+
+                async fn twilio_services(&self, tenant: &str) -> StoreResult<Vec<TwilioService>> {
+                    sqlx::query(
+                        "SELECT sid, tenant_id, name, senders, created_at FROM twilio_services \
+                         WHERE tenant_id = $1 ORDER BY created_at, sid",
+                    )
+                    .bind(tenant)
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(service_from_row)
+                    .collect()
+                }
+
                 async fn put_twilio_account(&self, account: &TwilioAccount) -> StoreResult<()> {
                     sqlx::query(
                         "INSERT INTO twilio_accounts (tenant_id, account_sid, token_hash, auth_token, created_at, updated_at) \

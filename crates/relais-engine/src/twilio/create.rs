@@ -2,6 +2,7 @@
 //! `POST /v1/messages`, accepted by the same [`Acceptor`] (consent, quiet hours, routing,
 //! fallback and receipts as for any message), and the `StatusCallback` recorded.
 //!
+//! A `MessagingServiceSid` gives the sender when `From` does not ([`super::services`]).
 //! `To` is an E.164 number, or `kind:address` (`whatsapp:+33612345678`, as Twilio writes
 //! its channels) for a channel kind Relais knows. `MediaUrl` (one at most) becomes a media
 //! body with `Body` as its caption; `ValidityPeriod` (seconds) the validity; `SendAt`
@@ -56,6 +57,8 @@ impl CreateParams {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
     pub message_id: String,
+    /// The Messaging Service it was sent through, if it was.
+    pub messaging_service_sid: Option<String>,
     pub status: MessageStatus,
     pub to: String,
     pub from: Option<String>,
@@ -194,6 +197,30 @@ fn accept_error(e: AcceptError, to: &str) -> TwilioError {
     }
 }
 
+/// `params` with the sender of its Messaging Service, if it names one: the pool's sender
+/// for the recipient, unless `From` names one already.
+async fn with_service(
+    store: &dyn Store,
+    tenant: &str,
+    params: &CreateParams,
+) -> Result<(CreateParams, Option<String>), TwilioError> {
+    let Some(sid) = params.messaging_service_sid.as_deref().map(str::trim) else {
+        return Ok((params.clone(), None));
+    };
+    let unknown = || TwilioError::UnknownService(sid.chars().take(64).collect());
+    let service = store
+        .twilio_service(tenant, sid)
+        .await?
+        .ok_or_else(unknown)?;
+    let mut resolved = params.clone();
+    resolved.messaging_service_sid = None;
+    if resolved.from.as_deref().is_none_or(|f| f.trim().is_empty()) {
+        let to = params.to.as_deref().unwrap_or("").trim();
+        resolved.from = relais_core::twilio::sticky_sender(&service.senders, to).map(str::to_owned);
+    }
+    Ok((resolved, Some(service.sid)))
+}
+
 /// Accepts a message as `POST /v1/messages` would, and records its `StatusCallback`
 /// (checked as a webhook URL is, against `destinations`). A recipient who did not consent
 /// is refused with 21610; the rejected message stays in the tenant's log, as for the
@@ -206,7 +233,8 @@ pub async fn create(
     params: &CreateParams,
     now: Timestamp,
 ) -> Result<Created, TwilioError> {
-    let request = send_request(params)?;
+    let (params, service) = with_service(store, tenant, params).await?;
+    let request = send_request(&params)?;
     let callback = match &params.status_callback {
         Some(url) if !url.trim().is_empty() => Some(
             check_url(url.trim(), destinations)
@@ -238,6 +266,7 @@ pub async fn create(
     }
     Ok(Created {
         message_id: accepted.id,
+        messaging_service_sid: service,
         status: accepted.status,
         to,
         from,

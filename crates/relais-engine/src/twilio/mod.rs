@@ -9,6 +9,7 @@
 //! - [`signature`] computes `X-Twilio-Signature`.
 //! - [`callbacks`] is the status callback worker.
 //! - [`inbound`] posts inbound messages to the tenant's URL and sends TwiML replies.
+//! - [`services`] keeps Messaging Services: pools of senders, sticky per recipient.
 //! - [`manage`] fetches, redacts, cancels and deletes a message by its SID.
 
 pub mod accounts;
@@ -16,6 +17,7 @@ pub mod callbacks;
 pub mod create;
 pub mod inbound;
 pub mod manage;
+pub mod services;
 pub mod signature;
 
 /// The API version of every path and callback.
@@ -55,7 +57,7 @@ pub enum TwilioError {
     /// 21609.
     #[error("Invalid StatusCallback URL: {0}")]
     InvalidCallback(String),
-    /// 21701: Relais has no Messaging Services; every SID names none.
+    /// 21701: the tenant has no Messaging Service with this SID.
     #[error("The Messaging Service {0} does not exist")]
     UnknownService(String),
     /// 35111.

@@ -45,6 +45,7 @@ pub fn credentials_router() -> Router<AppState> {
     Router::new()
         .route("/twilio/account", get(show_account).post(issue_account))
         .route("/twilio/account/inbound", axum::routing::put(set_inbound))
+        .route("/twilio/services", get(list_services).post(create_service))
 }
 
 /// A Twilio error answer: `{"code", "message", "more_info", "status"}`.
@@ -111,6 +112,8 @@ fn account_base(account: &AccountSid) -> String {
 /// What a message's JSON is written from.
 struct Facts {
     id: String,
+    /// The Messaging Service it was sent through (known when it was just sent).
+    service: Option<String>,
     status: MessageStatus,
     to: String,
     from: Option<String>,
@@ -132,6 +135,7 @@ impl Facts {
         .unwrap_or("")
         .to_owned();
         Facts {
+            service: None,
             num_media: u32::from(media.is_some()),
             id: m.id,
             status: m.status,
@@ -172,7 +176,7 @@ fn message_json(account: &AccountSid, f: &Facts) -> Value {
         "error_code": error_code,
         "error_message": error_code.map(|_| status),
         "from": f.from,
-        "messaging_service_sid": null,
+        "messaging_service_sid": f.service,
         "num_media": f.num_media.to_string(),
         "num_segments": segments.to_string(),
         "price": null,
@@ -213,6 +217,7 @@ pub async fn create_message(
     .await?;
     let facts = Facts {
         id: created.message_id,
+        service: created.messaging_service_sid,
         status: created.status,
         to: created.to,
         from: created.from,
@@ -557,4 +562,73 @@ pub async fn set_inbound(
         InboundUrlError::Store(e) => e.into(),
     })?;
     Ok(axum::Json(account_view(&state, &caller.tenant_id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewService {
+    pub name: String,
+    /// The pool: numbers, short codes or alphanumeric sender IDs.
+    pub senders: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceView {
+    /// `MG` + 32 hex digits: the `MessagingServiceSid` of a send.
+    pub sid: String,
+    pub name: String,
+    pub senders: Vec<String>,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+}
+
+fn service_view(s: relais_store::TwilioService) -> ServiceView {
+    ServiceView {
+        sid: s.sid,
+        name: s.name,
+        senders: s.senders,
+        created_at: s.created_at,
+    }
+}
+
+/// Create a Messaging Service: a pool of senders; a message sent with its SID and no
+/// `From` takes the pool's sender for its recipient, the same each time (admin keys only).
+#[utoipa::path(post, path = "/v1/twilio/services", tag = "twilio", request_body = NewService,
+    responses((status = 201, body = ServiceView), (status = 422, body = crate::problem::Problem)))]
+pub async fn create_service(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewService>,
+) -> ApiResult<(StatusCode, axum::Json<ServiceView>)> {
+    use relais_engine::twilio::services::{ServiceError, create_service};
+    caller.require(Scope::Admin)?;
+    let service = create_service(
+        &*state.store,
+        &caller.tenant_id,
+        &body.name,
+        &body.senders,
+        state.clock.now(),
+    )
+    .await
+    .map_err(|e| match e {
+        ServiceError::BadName => ApiError::invalid_field("/name", e.to_string()),
+        ServiceError::NoSender => ApiError::invalid_field("/senders", e.to_string()),
+        ServiceError::BadSender { index, .. } => {
+            ApiError::invalid_field(&format!("/senders/{index}"), e.to_string())
+        }
+        ServiceError::Store(e) => e.into(),
+    })?;
+    Ok((StatusCode::CREATED, axum::Json(service_view(service))))
+}
+
+/// The tenant's Messaging Services, oldest first (admin keys only).
+#[utoipa::path(get, path = "/v1/twilio/services", tag = "twilio",
+    responses((status = 200, body = Vec<ServiceView>)))]
+pub async fn list_services(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<ServiceView>>> {
+    caller.require(Scope::Admin)?;
+    let services = state.store.twilio_services(&caller.tenant_id).await?;
+    Ok(axum::Json(services.into_iter().map(service_view).collect()))
 }

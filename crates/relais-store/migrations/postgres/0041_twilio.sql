@@ -37,3 +37,14 @@ CREATE TABLE twilio_callbacks (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX twilio_callbacks_due ON twilio_callbacks (pending, due_at);
+
+-- Messaging Services: a pool of senders under an `MG` SID; a message sent with the
+-- service's SID takes the pool's sender for its recipient (the same while the pool is).
+CREATE TABLE twilio_services (
+    sid TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    senders TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX twilio_services_tenant ON twilio_services (tenant_id, created_at);

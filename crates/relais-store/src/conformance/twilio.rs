@@ -425,3 +425,32 @@ pub async fn inbound_messages_are_due_after_the_cursor_of_an_account_with_an_inb
             .is_empty()
     );
 }
+
+pub async fn a_messaging_service_is_its_tenants(store: &dyn Store) {
+    let acme = store.create_tenant("acme", t0()).await.unwrap();
+    let globex = store.create_tenant("globex", t0()).await.unwrap();
+    let service = crate::TwilioService {
+        sid: "MG0123456789abcdef0123456789abcdef".into(),
+        tenant_id: acme.id.clone(),
+        name: "alerts".into(),
+        senders: vec!["+15005550006".into(), "+15005550007".into()],
+        created_at: t0(),
+    };
+    store.insert_twilio_service(&service).await.unwrap();
+    assert_eq!(
+        store.twilio_service(&acme.id, &service.sid).await.unwrap(),
+        Some(service.clone())
+    );
+    assert_eq!(
+        store
+            .twilio_service(&globex.id, &service.sid)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.twilio_services(&acme.id).await.unwrap(),
+        vec![service]
+    );
+    assert!(store.twilio_services(&globex.id).await.unwrap().is_empty());
+}

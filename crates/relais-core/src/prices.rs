@@ -208,6 +208,15 @@ impl PriceTable {
             .max_by_key(|row| row.country_prefix.as_ref().map_or(0, String::len))
     }
 
+    /// Digits of the longest country prefix of the table (0 when no row has one).
+    pub fn longest_prefix(&self) -> usize {
+        self.rows
+            .iter()
+            .filter_map(|row| row.country_prefix.as_ref().map(String::len))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// What a message costs, when the table prices it.
     pub fn cost_of(&self, channel: ChannelKind, address: &str, segments: u32) -> Option<Cost> {
         self.price_of(channel, address)

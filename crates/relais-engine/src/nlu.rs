@@ -4,8 +4,8 @@
 
 use jiff::Timestamp;
 use relais_nlu::{
-    Analysis, AnalysisContext, Answer, ConversationMessage, Example, FaqEntry, IntentModel,
-    KnowledgeBase, LlmClient, LlmConfig, NluError, TrainConfig, analyze,
+    Analysis, AnalysisContext, Answer, ConversationMessage, CurvePoint, Example, FaqEntry,
+    IntentModel, KnowledgeBase, LlmClient, LlmConfig, NluError, Rejection, TrainConfig, analyze,
 };
 use relais_store::{Store, StoreError};
 use serde::Serialize;
@@ -34,6 +34,11 @@ pub enum NluServiceError {
 pub struct TrainedModel {
     pub version: i64,
     pub summary: String,
+    /// Confidence under which a message is out of scope.
+    pub oos_threshold: f32,
+    /// What that threshold gives, estimated by cross-validation on the examples (in-scope
+    /// accuracy and precision, out-of-scope recall); `null` on too few examples.
+    pub estimate: Option<CurvePoint>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,26 +97,46 @@ impl NluService {
         }
     }
 
-    /// Trains on a worker thread (CPU work stays off the async executor), stores the model
-    /// as the tenant's next version and makes it live at once.
+    /// Trains with the default rejection; see [`NluService::train_with`].
     pub async fn train(
         &self,
         tenant: &str,
         examples: Vec<Example>,
         now: Timestamp,
     ) -> Result<TrainedModel, NluServiceError> {
-        let model = tokio::task::spawn_blocking(move || {
-            IntentModel::train(&examples, &TrainConfig::default())
-        })
-        .await
-        .map_err(|e| NluServiceError::Interrupted(e.to_string()))??;
+        self.train_with(tenant, examples, None, now).await
+    }
+
+    /// Trains on a worker thread (CPU work stays off the async executor), with the
+    /// out-of-scope threshold the tenant's `rejection` asks for (`None`: the default),
+    /// stores the model as the tenant's next version and makes it live at once.
+    pub async fn train_with(
+        &self,
+        tenant: &str,
+        examples: Vec<Example>,
+        rejection: Option<Rejection>,
+        now: Timestamp,
+    ) -> Result<TrainedModel, NluServiceError> {
+        let config = TrainConfig {
+            rejection,
+            ..TrainConfig::default()
+        };
+        let model = tokio::task::spawn_blocking(move || IntentModel::train(&examples, &config))
+            .await
+            .map_err(|e| NluServiceError::Interrupted(e.to_string()))??;
         let summary = model.summary().to_string();
         let version = self
             .store
             .save_nlu_model(tenant, &model.to_bytes(), &summary, now)
             .await?;
+        let trained = TrainedModel {
+            version,
+            summary,
+            oos_threshold: model.oos_threshold(),
+            estimate: model.summary().estimate.clone(),
+        };
         self.install(tenant, version, Arc::new(model));
-        Ok(TrainedModel { version, summary })
+        Ok(trained)
     }
 
     /// Language, intent, sentiment and urgency of one message, with the tenant's live model.

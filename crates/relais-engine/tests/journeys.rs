@@ -114,6 +114,9 @@ on_both_stores!(
     entering_a_geofence_starts_its_journey,
     a_birthday_journey_fires_at_nine_in_the_contacts_time_zone,
     an_event_for_an_unknown_contact_is_refused_or_creates_it_when_asked,
+    contacts_who_come_into_a_saved_segment_enter_its_journey,
+    the_journey_report_counts_runs_by_step_and_credits_the_purchase_to_the_reminder,
+    a_marketing_send_step_respects_the_tenants_frequency_cap,
 );
 
 const PHONE: &str = "+33612345678";
@@ -670,4 +673,269 @@ async fn an_event_for_an_unknown_contact_is_refused_or_creates_it_when_asked(w: 
         .event(json!({"contact": {"contact_id": "nobody"}, "name": "purchase", "create_contact": true}))
         .await;
     assert!(matches!(unknown_id, Err(EventError::UnknownContact(_))));
+}
+
+/// The worker looks at a journey's saved segment every ten minutes: contacts already in
+/// it at the first look do not enter, one who comes in does (once), and one who leaves
+/// and comes back enters again.
+async fn contacts_who_come_into_a_saved_segment_enter_its_journey(w: &World) {
+    let mut people = Vec::new();
+    for (phone, tier) in [("+33611111111", "gold"), ("+33622222222", "silver")] {
+        let contact = w
+            .store
+            .create_contact(
+                &w.tenant,
+                &NewContact {
+                    identities: vec![Identity {
+                        channel: ChannelKind::Sms,
+                        address: phone.into(),
+                    }],
+                    attributes: serde_json::from_value(json!({"tier": tier})).unwrap(),
+                    ..Default::default()
+                },
+                w.clock.now(),
+            )
+            .await
+            .unwrap();
+        people.push((contact.id, phone));
+    }
+    let set_tier = |id: String, tier: &'static str| {
+        let store = w.store.clone();
+        let tenant = w.tenant.clone();
+        let now = w.clock.now();
+        async move {
+            let patch = relais_store::ContactPatch {
+                attributes: Some(serde_json::from_value(json!({"tier": tier})).unwrap()),
+                ..Default::default()
+            };
+            store
+                .update_contact(&tenant, &id, &patch, now)
+                .await
+                .unwrap();
+        }
+    };
+    w.store
+        .insert_segment(&w.tenant, "gold", "attributes.tier = 'gold'", w.clock.now())
+        .await
+        .unwrap();
+    w.journey(
+        "welcome_gold",
+        json!({
+            "trigger": {"segment": "gold"},
+            "start": "welcome",
+            "steps": {"welcome": {"type": "send", "channel": "sim", "purpose": "transactional",
+                "content": {"text": "Welcome to Gold"}}}
+        }),
+    )
+    .await;
+    let e = w.engine();
+    let texts = |phone: &'static str| {
+        let store = w.store.clone();
+        let tenant = w.tenant.clone();
+        async move {
+            store
+                .sim_messages(&tenant, phone)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.text)
+                .collect::<Vec<_>>()
+        }
+    };
+    // The first look records who is in: nobody enters.
+    w.step(&e).await;
+    assert!(w.runs(&people[0].0).await.is_empty());
+    // The silver contact becomes gold: the next look (ten minutes on) enters them.
+    set_tier(people[1].0.clone(), "gold").await;
+    w.step(&e).await;
+    assert!(
+        w.runs(&people[1].0).await.is_empty(),
+        "looked at every 10 minutes"
+    );
+    w.advance(11);
+    w.step(&e).await;
+    assert_eq!(w.runs(&people[1].0).await.len(), 1);
+    assert_eq!(texts("+33622222222").await, ["Welcome to Gold"]);
+    assert!(w.runs(&people[0].0).await.is_empty());
+    assert!(texts("+33611111111").await.is_empty());
+    // Still gold at the next look: nothing more.
+    w.advance(11);
+    w.step(&e).await;
+    assert_eq!(w.runs(&people[1].0).await.len(), 1);
+    // Out, then back in: welcomed again.
+    set_tier(people[1].0.clone(), "silver").await;
+    w.advance(11);
+    w.step(&e).await;
+    set_tier(people[1].0.clone(), "gold").await;
+    w.advance(11);
+    w.step(&e).await;
+    assert_eq!(w.runs(&people[1].0).await.len(), 2);
+    assert_eq!(
+        texts("+33622222222").await,
+        ["Welcome to Gold", "Welcome to Gold"]
+    );
+}
+
+/// Two carts abandoned: one customer buys after the WhatsApp reminder, the other never
+/// reads it and gets the SMS. The report counts the runs where they ended, each send
+/// step's messages by channel, and credits the purchase to the reminder.
+async fn the_journey_report_counts_runs_by_step_and_credits_the_purchase_to_the_reminder(
+    w: &World,
+) {
+    let ana = w.ana().await;
+    let bob = w
+        .store
+        .create_contact(
+            &w.tenant,
+            &NewContact {
+                identities: vec![Identity {
+                    channel: ChannelKind::Sms,
+                    address: "+33698765432".into(),
+                }],
+                ..Default::default()
+            },
+            w.clock.now(),
+        )
+        .await
+        .unwrap()
+        .id;
+    w.journey("abandoned-cart", abandoned_cart()).await;
+    let e = w.engine();
+    for (who, cart) in [(&ana, "cart-1"), (&bob, "cart-2")] {
+        w.event(json!({"contact": {"contact_id": who}, "name": "cart_abandoned", "id": cart}))
+            .await
+            .unwrap();
+    }
+    w.step(&e).await;
+    w.advance(60);
+    w.step(&e).await;
+    w.advance(30);
+    w.event(json!({"contact": {"contact_id": ana}, "name": "purchase", "id": "order-1", "value": 129.9}))
+        .await
+        .unwrap();
+    w.advance(90);
+    w.step(&e).await;
+    let report = relais_engine::journeys::journey_analytics(&*w.store, &w.tenant, "abandoned-cart")
+        .await
+        .unwrap()
+        .expect("the journey exists");
+    assert_eq!(report.conversion_events, ["purchase"]);
+    let step = |name: &str| {
+        report
+            .steps
+            .iter()
+            .find(|s| s.step == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(step("read_it").runs.get("exited"), Some(&1), "{report:?}");
+    assert_eq!(
+        step("last_call").runs.get("completed"),
+        Some(&1),
+        "{report:?}"
+    );
+    assert_eq!(step("remind").kind, Some("send"));
+    // Ana's reminder went on WhatsApp; Bob has no WhatsApp window, so his went by SMS.
+    let remind = step("remind").funnel;
+    let converted: i64 = remind.iter().map(|r| r.converted).sum();
+    let accepted: i64 = remind.iter().map(|r| r.accepted).sum();
+    assert_eq!((accepted, converted), (2, 1), "{remind:?}");
+    let value: f64 = remind.iter().map(|r| r.conversion_value).sum();
+    assert!((value - 129.9).abs() < 1e-9);
+    let last_call = step("last_call").funnel;
+    assert_eq!(last_call.len(), 1);
+    assert_eq!(
+        (
+            last_call[0].channel.as_str(),
+            last_call[0].accepted,
+            last_call[0].converted
+        ),
+        ("sms", 1, 0)
+    );
+    let csv = report.to_csv();
+    assert!(csv.starts_with("step,channel,accepted,"), "{csv}");
+    assert!(csv.contains("\nlast_call,sms,1,"), "{csv}");
+    // Unknown journeys have no report.
+    assert!(
+        relais_engine::journeys::journey_analytics(&*w.store, &w.tenant, "nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// The tenant's frequency cap (one marketing message per 7 days) holds back a journey's
+/// marketing message as it holds a campaign's: the run goes on without sending, and once
+/// the week has passed the next one goes.
+async fn a_marketing_send_step_respects_the_tenants_frequency_cap(w: &World) {
+    let ana = w.ana().await;
+    w.store
+        .append_consent(
+            &w.tenant,
+            &relais_core::consent::ConsentRecord {
+                id: relais_core::ids::new_id(),
+                contact_id: ana.clone(),
+                channel: None,
+                purpose: relais_core::consent::Purpose::Marketing,
+                status: relais_core::consent::ConsentStatus::OptedIn,
+                source: relais_core::consent::ConsentSource::Api,
+                proof: Some("newsletter form".into()),
+                recorded_at: w.clock.now(),
+            },
+        )
+        .await
+        .unwrap();
+    let patch: relais_core::settings::SettingsPatch = serde_json::from_value(json!({
+        "frequency_cap": {"max": 1, "per": "7d", "purpose": "marketing"}
+    }))
+    .unwrap();
+    relais_engine::settings::patch(&*w.store, &w.tenant, patch, w.clock.now())
+        .await
+        .unwrap();
+    w.journey(
+        "promo",
+        json!({
+            "trigger": {"event": "browsed"},
+            "reentry": "always",
+            "start": "offer",
+            "steps": {"offer": {"type": "send", "channel": "sim", "purpose": "marketing",
+                "content": {"text": "-15 % on what you looked at"}}}
+        }),
+    )
+    .await;
+    let e = w.engine();
+    let offers = || async {
+        w.store
+            .sim_messages(&w.tenant, PHONE)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.text.starts_with("-15 %"))
+            .count()
+    };
+    for id in ["b-1", "b-2"] {
+        w.event(json!({"contact": PHONE, "name": "browsed", "id": id}))
+            .await
+            .unwrap();
+        w.step(&e).await;
+        w.advance(1);
+    }
+    assert_eq!(
+        offers().await,
+        1,
+        "the second offer is held back by the cap"
+    );
+    let runs = w.runs(&ana).await;
+    assert_eq!(runs.len(), 2);
+    assert!(
+        runs.iter().all(|r| r.state == RunState::Completed),
+        "{runs:?}"
+    );
+    // Nine days later (a Monday: no quiet hours), the cap lets one more through.
+    w.advance(9 * 24 * 60);
+    w.event(json!({"contact": PHONE, "name": "browsed", "id": "b-3"}))
+        .await
+        .unwrap();
+    w.step(&e).await;
+    assert_eq!(offers().await, 2);
 }

@@ -2,13 +2,17 @@
 //!
 //! cargo run --release -p relais-nlu --example nlu_bench -- \
 //!     --snips /work/shared/data/snips [--clinc data/clinc150/data_full.json]
-//!     [--stress-150 yes] [--labelled data/eval] [--epochs N] [--lr X] [--char-weight X]
+//!     [--stress-150 yes] [--labelled data/eval] [--c X] [--char-weight X] [--oos-target X]
+//!     [--precision-target X] [--threshold X] [--idf yes|no] [--sublinear yes|no]
+//!     [--latency yes] (p50/p99 of one prediction, after each training; pin with taskset)
+//!     [--folds /work/shared/data/hwu64/hwu64.csv [--holdout-intents 0.25] [--tune yes]]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use relais_nlu::{
-    EvalReport, Example, NluError, TrainConfig, evaluate_with, load_clinc_json, load_examples_file,
+    EvalReport, Example, NluError, Rejection, TrainConfig, evaluate_with, load_clinc_json,
+    load_examples_file,
 };
 
 fn main() -> ExitCode {
@@ -31,6 +35,10 @@ fn run() -> Result<(), NluError> {
     let mut clinc: Option<PathBuf> = None;
     let mut labelled: Option<PathBuf> = None;
     let mut stress = false;
+    let mut folds: Option<PathBuf> = None;
+    let mut holdout_intents = 0.0f32;
+    let mut tune = false;
+    let mut latency = false;
     let mut unseen_intent = false;
     let mut config = TrainConfig::default();
     let mut arguments = std::env::args().skip(1);
@@ -45,22 +53,47 @@ fn run() -> Result<(), NluError> {
         };
         match flag.as_str() {
             "--snips" => snips = Some(PathBuf::from(&value)),
+            "--folds" => folds = Some(PathBuf::from(&value)),
+            "--holdout-intents" => holdout_intents = number()?,
+            "--tune" => tune = value == "yes",
+            "--latency" => latency = value == "yes",
             "--clinc" => clinc = Some(PathBuf::from(&value)),
             "--labelled" => labelled = Some(PathBuf::from(&value)),
             "--stress-150" => stress = value == "yes",
             "--snips-unseen-intent" => unseen_intent = value == "yes",
-            "--epochs" => config.epochs = number()? as usize,
-            "--lr" => config.learning_rate = number()?,
+            "--c" => config.regularisation = number()?,
+            "--cv-folds" => config.cv_folds = number()? as usize,
             "--char-weight" => config.features.char_ngram_weight = number()?,
-            "--reject" => config.in_scope_rejection = number()?,
+            "--idf" => config.features.idf = value == "yes",
+            "--sublinear" => config.features.sublinear_tf = value == "yes",
+            "--oos-target" => config.rejection = Some(Rejection::OosRecall(number()?)),
+            "--precision-target" => config.rejection = Some(Rejection::InScopePrecision(number()?)),
+            "--threshold" => config.rejection = Some(Rejection::Threshold(number()?)),
             "--seed" => config.seed = number()? as u64,
             other => return Err(NluError::Config(format!("unknown flag {other}"))),
         }
     }
-    if snips.is_none() && clinc.is_none() && labelled.is_none() {
+    if snips.is_none() && clinc.is_none() && labelled.is_none() && folds.is_none() {
         return Err(NluError::Config(
-            "give --snips DIR, --clinc FILE and/or --labelled DIR".to_owned(),
+            "give --snips DIR, --clinc FILE, --folds FILE and/or --labelled DIR".to_owned(),
         ));
+    }
+    if let Some(path) = folds {
+        let rows = relais_nlu::load_fold_examples_file(&path)?;
+        let folds_config = relais_nlu::FoldsConfig {
+            holdout_intents,
+            train: config.clone(),
+            tune: tune.then(relais_nlu::TuningGrid::default),
+            ..relais_nlu::FoldsConfig::default()
+        };
+        println!("== {} ({} rows), k-fold", path.display(), rows.len());
+        print!("{}", relais_nlu::evaluate_folds(&rows, &folds_config)?);
+        if latency {
+            let (test, train): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.fold == 1);
+            let train: Vec<Example> = train.into_iter().map(|row| row.example).collect();
+            let test: Vec<Example> = test.into_iter().map(|row| row.example).collect();
+            measure_latency("folds 2-10 -> fold 1", &train, &test, &config)?;
+        }
     }
     if let Some(directory) = snips {
         let train = load_examples_file(&directory.join("train.csv"))?;
@@ -70,6 +103,9 @@ fn run() -> Result<(), NluError> {
         if unseen_intent {
             leave_one_intent_out(&train, &test, &config)?;
         }
+        if latency {
+            measure_latency("SNIPS", &train, &test, &config)?;
+        }
         if stress {
             let (stress_train, stress_test) = stress_150(&train, &test);
             let report = evaluate_with(&stress_train, None, &stress_test, &config)?;
@@ -77,6 +113,14 @@ fn run() -> Result<(), NluError> {
                 "synthetic 150 intents x 20,000 examples (timing only, built from SNIPS)",
                 &report,
             );
+            if latency {
+                measure_latency(
+                    "synthetic 150 intents",
+                    &stress_train,
+                    &stress_test,
+                    &config,
+                )?;
+            }
         }
     }
     if let Some(directory) = labelled {
@@ -205,5 +249,44 @@ fn leave_one_intent_out(
     let count = intents.len() as f64;
     println!("mean_in_scope_accuracy: {:.4}", in_scope_sum / count);
     println!("mean_oos_recall: {:.4}", recall_sum / count);
+    Ok(())
+}
+
+/// Training time, then the latency of one `predict` call (feature extraction included) over
+/// repeated passes on `test` until 200,000 calls: p50, p99 and the mean.
+fn measure_latency(
+    name: &str,
+    train: &[Example],
+    test: &[Example],
+    config: &TrainConfig,
+) -> Result<(), NluError> {
+    let started = std::time::Instant::now();
+    let model = relais_nlu::IntentModel::train(train, config)?;
+    let training = started.elapsed().as_secs_f64();
+    let mut samples: Vec<u32> = Vec::with_capacity(200_000);
+    while samples.len() < 200_000 && !test.is_empty() {
+        for example in test {
+            let started = std::time::Instant::now();
+            std::hint::black_box(model.predict(std::hint::black_box(&example.text)));
+            samples.push(started.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32);
+        }
+    }
+    samples.sort_unstable();
+    let at = |quantile: f64| {
+        let index =
+            ((samples.len() as f64 * quantile) as usize).min(samples.len().saturating_sub(1));
+        f64::from(samples.get(index).copied().unwrap_or(0)) / 1000.0
+    };
+    let mean = samples.iter().map(|nanos| f64::from(*nanos)).sum::<f64>()
+        / samples.len().max(1) as f64
+        / 1000.0;
+    println!(
+        "== latency {name}: training {training:.2} s on {} examples, {} intents; predict p50 {:.1} us p99 {:.1} us mean {mean:.1} us ({} calls)",
+        train.len(),
+        model.intents().len(),
+        at(0.50),
+        at(0.99),
+        samples.len()
+    );
     Ok(())
 }

@@ -8,7 +8,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::NluError;
-use crate::intent::{Example, IntentModel, TrainConfig};
+use crate::intent::{
+    CurvePoint, Example, IntentModel, IntentPrediction, TrainConfig, curve_thresholds, optional,
+};
 
 /// One (true intent → predicted intent) error count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +41,10 @@ pub struct EvalReport {
     pub training_examples_per_second: f64,
     pub inference_micros_per_message: f64,
     pub model_bytes: usize,
+    /// What each threshold gives on the test set.
+    pub curve: Vec<CurvePoint>,
+    /// What cross-validation on the training set predicted for the same thresholds.
+    pub estimated_curve: Vec<CurvePoint>,
 }
 
 impl fmt::Display for EvalReport {
@@ -82,7 +88,12 @@ impl fmt::Display for EvalReport {
                 confusion.expected, confusion.predicted, confusion.count
             )?;
         }
-        Ok(())
+        write_curves(
+            formatter,
+            &self.curve,
+            &self.estimated_curve,
+            "the test set",
+        )
     }
 }
 
@@ -111,11 +122,17 @@ pub fn evaluate_with(
 
     let oos_label = config.oos_label.as_str();
     let started = Instant::now();
-    let predicted: Vec<String> = test
+    let predictions: Vec<IntentPrediction> = test
         .iter()
-        .map(|example| {
-            let prediction = model.predict(&example.text);
-            prediction.name.unwrap_or_else(|| oos_label.to_owned())
+        .map(|example| model.predict(&example.text))
+        .collect();
+    let predicted: Vec<String> = predictions
+        .iter()
+        .map(|prediction| {
+            prediction
+                .name
+                .clone()
+                .unwrap_or_else(|| oos_label.to_owned())
         })
         .collect();
     let mut inference_seconds = started.elapsed().as_secs_f64();
@@ -131,16 +148,51 @@ pub fn evaluate_with(
         timed_messages += test.len();
     }
 
+    let scores = score(test, &predicted, oos_label);
+    Ok(EvalReport {
+        train_examples: train.len(),
+        test_examples: test.len(),
+        intents: model.intents().len(),
+        accuracy: scores.accuracy,
+        macro_f1: scores.macro_f1,
+        in_scope_accuracy: scores.in_scope_accuracy,
+        oos_recall: scores.oos_recall,
+        oos_threshold: model.oos_threshold(),
+        top_confusions: scores.top_confusions,
+        training_seconds,
+        training_examples_per_second: train.len() as f64 / training_seconds.max(1e-9),
+        inference_micros_per_message: inference_seconds * 1e6 / timed_messages as f64,
+        model_bytes: model.to_bytes().len(),
+        curve: measured_curve(test, &predictions, &model),
+        estimated_curve: model.summary().curve.clone(),
+    })
+}
+
+/// What a test set says of a model's answers: `predicted[i]` is the label given to
+/// `test[i]` (an intent, or the out-of-scope label when the message was rejected).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Scores {
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub in_scope_accuracy: f64,
+    /// Right answers over in-scope rows answered (not rejected).
+    pub in_scope_precision: f64,
+    pub oos_recall: Option<f64>,
+    pub top_confusions: Vec<Confusion>,
+}
+
+pub(crate) fn score(test: &[Example], predicted: &[String], oos_label: &str) -> Scores {
     let mut correct = 0usize;
     let mut in_scope_total = 0usize;
     let mut in_scope_correct = 0usize;
+    let mut in_scope_answered = 0usize;
     let mut oos_total = 0usize;
     let mut oos_rejected = 0usize;
     let mut confusions: BTreeMap<(String, String), usize> = BTreeMap::new();
     // Per label: (true positives, false positives, false negatives).
     let mut counts: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
     let test_labels: BTreeSet<&str> = test.iter().map(|example| example.intent.trim()).collect();
-    for (example, guess) in test.iter().zip(&predicted) {
+    for (example, guess) in test.iter().zip(predicted) {
         let expected = example.intent.trim();
         let is_right = expected == guess;
         if is_right {
@@ -162,6 +214,9 @@ pub fn evaluate_with(
             in_scope_total += 1;
             if is_right {
                 in_scope_correct += 1;
+            }
+            if guess != oos_label {
+                in_scope_answered += 1;
             }
         }
     }
@@ -188,26 +243,104 @@ pub fn evaluate_with(
         .collect();
     top_confusions.sort_by_key(|confusion| std::cmp::Reverse(confusion.count));
     top_confusions.truncate(10);
-
-    Ok(EvalReport {
-        train_examples: train.len(),
-        test_examples: test.len(),
-        intents: model.intents().len(),
-        accuracy: correct as f64 / test.len() as f64,
-        macro_f1: f1_sum / test_labels.len() as f64,
+    Scores {
+        accuracy: correct as f64 / test.len().max(1) as f64,
+        macro_f1: f1_sum / test_labels.len().max(1) as f64,
         in_scope_accuracy: if in_scope_total == 0 {
             0.0
         } else {
             in_scope_correct as f64 / in_scope_total as f64
         },
+        in_scope_precision: if in_scope_answered == 0 {
+            1.0
+        } else {
+            in_scope_correct as f64 / in_scope_answered as f64
+        },
         oos_recall: (oos_total > 0).then(|| oos_rejected as f64 / oos_total as f64),
-        oos_threshold: model.oos_threshold(),
         top_confusions,
-        training_seconds,
-        training_examples_per_second: train.len() as f64 / training_seconds.max(1e-9),
-        inference_micros_per_message: inference_seconds * 1e6 / timed_messages as f64,
-        model_bytes: model.to_bytes().len(),
-    })
+    }
+}
+
+/// Whether `prediction` is a rejection at `threshold` (the model's own threshold ignored).
+fn rejected_at(prediction: &IntentPrediction, threshold: f32, model: &IntentModel) -> bool {
+    // A rejection the threshold does not explain (no known word, or the best intent is the
+    // out-of-scope one) stays a rejection at any threshold.
+    let forced = prediction.out_of_scope
+        && (prediction.confidence >= model.oos_threshold()
+            || model.oos_label() == prediction.best_guess);
+    forced || prediction.confidence < threshold
+}
+
+/// What each threshold of [`curve_thresholds`] gives on `test`, from the model's
+/// `predictions` of it.
+pub(crate) fn measured_curve(
+    test: &[Example],
+    predictions: &[IntentPrediction],
+    model: &IntentModel,
+) -> Vec<CurvePoint> {
+    let oos_label = model.oos_label();
+    curve_thresholds()
+        .into_iter()
+        .map(|threshold| {
+            let labels: Vec<String> = predictions
+                .iter()
+                .map(|prediction| {
+                    if rejected_at(prediction, threshold, model) {
+                        oos_label.to_owned()
+                    } else {
+                        prediction.best_guess.clone()
+                    }
+                })
+                .collect();
+            let scores = score(test, &labels, oos_label);
+            CurvePoint {
+                threshold,
+                in_scope_accuracy: scores.in_scope_accuracy as f32,
+                in_scope_precision: scores.in_scope_precision as f32,
+                oos_recall: scores.oos_recall.map(|recall| recall as f32),
+            }
+        })
+        .collect()
+}
+
+/// Prints the measured curve next to the one cross-validation estimated (when the model
+/// has one), a line per threshold.
+pub(crate) fn write_curves(
+    formatter: &mut fmt::Formatter<'_>,
+    measured: &[CurvePoint],
+    estimated: &[CurvePoint],
+    on: &str,
+) -> fmt::Result {
+    writeln!(
+        formatter,
+        "curve (threshold -> in_scope_accuracy in_scope_precision oos_recall on {on}{}):",
+        if estimated.is_empty() {
+            ""
+        } else {
+            " | the same estimated by cross-validation on the training set"
+        }
+    )?;
+    for (index, point) in measured.iter().enumerate() {
+        write!(
+            formatter,
+            "  {:.2} -> {:.4} {:.4} {}",
+            point.threshold,
+            point.in_scope_accuracy,
+            point.in_scope_precision,
+            optional(point.oos_recall)
+        )?;
+        match estimated.get(index) {
+            Some(estimate) => writeln!(
+                formatter,
+                " | {:.4} {:.4} {}",
+                estimate.in_scope_accuracy,
+                estimate.in_scope_precision,
+                optional(estimate.oos_recall)
+            )?,
+            None => writeln!(formatter)?,
+        }
+    }
+    Ok(())
 }
 
 /// Reads both files (CSV `text,intent`, or JSON when the name ends in `.json`) and
@@ -216,9 +349,18 @@ pub fn evaluate_files(
     train_path: &std::path::Path,
     test_path: &std::path::Path,
 ) -> Result<EvalReport, NluError> {
+    evaluate_files_with(train_path, test_path, &TrainConfig::default())
+}
+
+/// [`evaluate_files`] with an explicit configuration (`relais nlu eval --oos-target`).
+pub fn evaluate_files_with(
+    train_path: &std::path::Path,
+    test_path: &std::path::Path,
+    config: &TrainConfig,
+) -> Result<EvalReport, NluError> {
     let train = crate::intent::load_examples_file(train_path)?;
     let test = crate::intent::load_examples_file(test_path)?;
-    evaluate(&train, &test)
+    evaluate_with(&train, None, &test, config)
 }
 
 #[cfg(test)]

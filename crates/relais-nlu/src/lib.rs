@@ -15,10 +15,15 @@
 //!   IntentPrediction {name: Option<String>, confidence, out_of_scope, best_guess}`,
 //!   [`IntentModel::to_bytes`]`() -> Vec<u8>`, [`IntentModel::from_bytes`]`(&[u8]) ->
 //!   Result<IntentModel>` (format version [`MODEL_FORMAT_VERSION`]),
-//!   [`IntentModel::set_oos_threshold`].
+//!   [`IntentModel::set_oos_threshold`]; [`TrainConfig::rejection`] takes a [`Rejection`]
+//!   (`OosRecall`, `InScopePrecision` or `Threshold`), chosen on cross-validated scores
+//!   whose estimated [`CurvePoint`]s the model's [`TrainingSummary`] keeps; [`tune`] picks
+//!   C and the n-gram weight by cross-validation.
 //! - Evaluation: [`evaluate`]`(train, test) -> Result<EvalReport>`, [`evaluate_with`],
-//!   [`evaluate_files`]`(&Path, &Path)`; `EvalReport`'s `Display` prints
-//!   `accuracy: 0.xxxx` and `macro_f1: 0.xxxx` lines.
+//!   [`evaluate_files`]`(&Path, &Path)`, [`evaluate_files_with`]; `EvalReport`'s `Display` prints
+//!   `accuracy: 0.xxxx` and `macro_f1: 0.xxxx` lines; [`evaluate_folds`]`(&[FoldExample],
+//!   &FoldsConfig) -> Result<FoldsReport>` (k-fold, optionally with intents left out as
+//!   out-of-scope), [`load_fold_examples_file`].
 //! - Sentiment: [`sentiment()`]`(&str) -> Sentiment {label, score, emotions}`.
 //! - Urgency: [`urgency()`]`(&str, &Sentiment, Option<&str> intent, &UrgencyContext) ->
 //!   Urgency {score, urgent, cues}`.
@@ -37,6 +42,7 @@ pub mod analyze;
 pub mod assist;
 pub mod error;
 pub mod eval;
+pub mod folds;
 pub mod intent;
 pub mod kb;
 pub mod language;
@@ -52,13 +58,17 @@ pub use assist::{
 };
 pub use error::NluError;
 pub use eval::{
-    Confusion, EvalReport, LabelledReport, evaluate, evaluate_files, evaluate_sentiment_csv,
-    evaluate_urgency_csv, evaluate_with,
+    Confusion, EvalReport, LabelledReport, evaluate, evaluate_files, evaluate_files_with,
+    evaluate_sentiment_csv, evaluate_urgency_csv, evaluate_with,
+};
+pub use folds::{
+    FoldExample, FoldFigures, FoldsConfig, FoldsReport, evaluate_folds, load_fold_examples_csv,
+    load_fold_examples_file,
 };
 pub use intent::{
-    ClincSplits, Example, FeatureConfig, IntentModel, IntentPrediction, MODEL_FORMAT_VERSION,
-    TrainConfig, TrainingSummary, load_clinc_json, load_examples_csv, load_examples_file,
-    load_examples_json,
+    ClincSplits, CurvePoint, Example, FeatureConfig, IntentModel, IntentPrediction,
+    MODEL_FORMAT_VERSION, Rejection, TrainConfig, TrainingSummary, Tuned, TuningGrid,
+    load_clinc_json, load_examples_csv, load_examples_file, load_examples_json,
 };
 pub use kb::{FaqEntry, KnowledgeBase, RetrievalConfig, Retrieved};
 pub use language::{Language, LanguageGuess, detect_language, detect_language_scored};

@@ -1,8 +1,9 @@
-//! The dashboard's charts, drawn here as SVG from [`Dashboard`]: no front-end code draws
+//! The dashboard's charts, drawn here as SVG from [`Dashboard`] and campaign reports: no front-end code draws
 //! them and nothing is fetched from elsewhere. Every text that comes from a tenant (a
 //! channel's name) is escaped.
 
 use relais_engine::analytics::{Dashboard, Funnel};
+use relais_engine::campaigns::report::CampaignReport;
 use std::fmt::Write;
 
 /// The words a chart shows.
@@ -30,6 +31,13 @@ impl Lang {
             "delivered" => "remis",
             "read" => "lus",
             "failed" => "en échec",
+            "clicked" => "cliqués",
+            "replied" => "réponses",
+            "converted" => "convertis",
+            "Campaign funnel" => "Entonnoir de la campagne",
+            "The campaign has stored no message yet." => {
+                "La campagne n'a encore enregistré aucun message."
+            }
             "inbound" => "reçus",
             "all channels" => "tous les canaux",
             "Messages per period" => "Messages par période",
@@ -209,48 +217,105 @@ fn funnel_rows(funnel: &Funnel) -> [(&'static str, i64); 5] {
 /// Per channel and for all of them: how many messages were accepted, sent, delivered,
 /// read, and failed, as bars relative to the accepted ones.
 pub fn funnel(d: &Dashboard, lang: Lang) -> String {
+    let mut groups: Vec<(String, Vec<(&'static str, i64)>)> = Vec::new();
+    if d.channels.len() != 1 {
+        groups.push((
+            lang.word("all channels").to_owned(),
+            funnel_rows(&d.totals.funnel).to_vec(),
+        ));
+    }
+    for channel in d.channels.iter().take(6) {
+        groups.push((channel.name.clone(), funnel_rows(&channel.funnel).to_vec()));
+    }
+    if d.totals.funnel.accepted == 0 {
+        groups.clear();
+    }
+    stages_chart(
+        lang.word("Delivery funnel"),
+        lang.word("Nothing was sent in this period."),
+        &groups,
+        lang,
+    )
+}
+
+/// A campaign's funnel per variant (all channels together): accepted, sent, delivered,
+/// read, clicked, replied, converted and failed, as bars relative to the accepted ones.
+pub fn campaign_funnel(report: &CampaignReport, lang: Lang) -> String {
+    let mut groups: Vec<(String, Vec<(&'static str, i64)>)> = Vec::new();
+    for row in &report.funnel {
+        let name = row.variant.clone().unwrap_or_else(|| report.name.clone());
+        let stages = [
+            ("accepted", row.accepted),
+            ("sent", row.sent),
+            ("delivered", row.delivered),
+            ("read", row.read),
+            ("clicked", row.clicked),
+            ("replied", row.replied),
+            ("converted", row.converted),
+            ("failed", row.failed),
+        ];
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, sums)) => {
+                for (sum, (_, n)) in sums.iter_mut().zip(stages) {
+                    sum.1 += n;
+                }
+            }
+            None => groups.push((name, stages.to_vec())),
+        }
+    }
+    groups.retain(|(_, stages)| stages[0].1 > 0);
+    stages_chart(
+        lang.word("Campaign funnel"),
+        lang.word("The campaign has stored no message yet."),
+        &groups,
+        lang,
+    )
+}
+
+/// Groups of stages as bars relative to each group's first stage; `empty` when there is
+/// no group.
+fn stages_chart(
+    title: &str,
+    empty: &str,
+    groups: &[(String, Vec<(&'static str, i64)>)],
+    lang: Lang,
+) -> String {
     let width = 760.0_f64;
     let (label_w, bar_left, row_h, group_gap) = (90.0, 110.0, 18.0, 16.0);
     let bar_w = width - bar_left - 120.0;
-    let mut groups: Vec<(String, &Funnel)> = Vec::new();
-    if d.channels.len() != 1 {
-        groups.push((lang.word("all channels").to_owned(), &d.totals.funnel));
-    }
-    for channel in d.channels.iter().take(6) {
-        groups.push((channel.name.clone(), &channel.funnel));
-    }
-    let title = lang.word("Delivery funnel");
-    let height = 20.0 + groups.len() as f64 * (24.0 + 5.0 * row_h + group_gap);
+    let rows: usize = groups.iter().map(|(_, stages)| stages.len()).sum();
+    let height = 20.0 + groups.len() as f64 * (24.0 + group_gap) + rows as f64 * row_h;
     let height = height.max(60.0);
     let mut svg = String::new();
     let _ = write!(
         svg,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{title}\" {FONT} font-size=\"12\"><title>{title}</title>"
     );
-    if groups.is_empty() || d.totals.funnel.accepted == 0 {
+    if groups.is_empty() {
         let _ = write!(
             svg,
-            "<text x=\"10\" y=\"30\" fill=\"{MUTED}\">{}</text></svg>",
-            lang.word("Nothing was sent in this period.")
+            "<text x=\"10\" y=\"30\" fill=\"{MUTED}\">{empty}</text></svg>"
         );
         return svg;
     }
     let mut y = 20.0;
-    for (name, funnel) in groups {
+    for (name, stages) in groups {
         let _ = write!(
             svg,
-            "<text x=\"0\" y=\"{:.1}\" font-weight=\"600\" fill=\"{INK}\">{}</text>",
+            "<text x=\"0\" y=\"{:.1}\" font-weight=\"600\" fill=\"{INK}\" data-group=\"{}\">{}</text>",
             y + 12.0,
-            escape(&name)
+            escape(name),
+            escape(name)
         );
         y += 24.0;
-        for (stage, count) in funnel_rows(funnel) {
-            let share = if funnel.accepted > 0 {
-                count as f64 / funnel.accepted as f64
+        let base = stages.first().map_or(0, |(_, n)| *n);
+        for (stage, count) in stages {
+            let share = if base > 0 {
+                *count as f64 / base as f64
             } else {
                 0.0
             };
-            let color = if stage == "failed" {
+            let color = if *stage == "failed" {
                 FAILED_COLOR
             } else {
                 PALETTE[0]
@@ -288,6 +353,49 @@ mod tests {
         assert_eq!(axis_top(37), (40, 10));
         assert_eq!(axis_top(1234), (2000, 500));
         assert_eq!(axis_top(10_001), (20_000, 5000));
+    }
+
+    #[test]
+    fn a_campaign_funnel_adds_up_each_variants_channels_and_escapes_its_name() {
+        use relais_engine::campaigns::report::{CampaignReport, FunnelRow, Progress};
+        let row = |variant: &str, channel: &str, accepted: i64, delivered: i64| FunnelRow {
+            variant: Some(variant.into()),
+            channel: channel.into(),
+            accepted,
+            sent: accepted,
+            delivered,
+            clicked: 1,
+            ..Default::default()
+        };
+        let report = CampaignReport {
+            id: "c".into(),
+            name: "soldes".into(),
+            state: relais_core::campaign::CampaignState::Running,
+            winner: None,
+            progress: Progress::default(),
+            funnel: vec![
+                row("A", "sms", 10, 8),
+                row("A", "whatsapp", 5, 5),
+                row("<b>", "sms", 4, 1),
+            ],
+        };
+        let svg = campaign_funnel(&report, Lang::Fr);
+        assert!(svg.contains("data-group=\"A\""), "{svg}");
+        assert!(
+            svg.contains("data-stage=\"delivered\" data-count=\"13\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("data-stage=\"clicked\" data-count=\"2\""),
+            "{svg}"
+        );
+        assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"), "{svg}");
+        assert!(svg.contains("cliqués"), "{svg}");
+        let empty = CampaignReport {
+            funnel: Vec::new(),
+            ..report
+        };
+        assert!(campaign_funnel(&empty, Lang::En).contains("no message yet"));
     }
 
     #[test]

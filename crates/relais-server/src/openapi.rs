@@ -41,7 +41,7 @@ use utoipa::{Modify, OpenApi};
         settings::get_settings, settings::put_settings, settings::patch_settings,
         crate::routes::customer_events::post_event, crate::routes::customer_events::list_contact_events,
         crate::routes::journeys::list_journeys, crate::routes::journeys::get_journey, crate::routes::journeys::put_journey,
-        crate::routes::journeys::delete_journey, crate::routes::journeys::list_runs,
+        crate::routes::journeys::delete_journey, crate::routes::journeys::list_runs, crate::routes::journeys::journey_report,
         crate::routes::journeys::list_geofences, crate::routes::journeys::put_geofence, crate::routes::journeys::delete_geofence,
         crate::routes::twilio::issue_account, crate::routes::twilio::show_account, crate::routes::twilio::set_inbound,
         crate::routes::twilio::create_service, crate::routes::twilio::list_services,

@@ -622,3 +622,82 @@ async fn a_paused_campaign_sends_nothing_until_resumed_and_a_canceled_one_never_
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn an_ab_test_on_conversions_credits_purchases_to_the_last_message_and_prices_the_sends() {
+    let api = api().await;
+    let (status, settings) = api
+        .call(
+            "PATCH",
+            "/v1/settings",
+            Some(json!({"prices": [{"channel": "sim", "price": 0.02, "currency": "EUR"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    for n in 0..60 {
+        api.contact(n, json!({}), Some(ConsentStatus::OptedIn))
+            .await;
+    }
+    let id = api
+        .create(json!({
+            "name": "soldes-conv",
+            "filter": "identity.sms exists",
+            "channel": "sim",
+            "variants": [
+                {"name": "A", "content": {"text": "Soldes : -20 %"}},
+                {"name": "B", "content": {"text": "Vos soldes commencent"}}
+            ],
+            "ab_test": {"share": 0.5, "metric": "converted", "after": "1d"},
+            "conversion": {"event": "purchase", "window": "2d"}
+        }))
+        .await;
+    api.start(&id).await;
+    api.run().await;
+
+    // Every test message is delivered; a third of B's recipients buy within the window,
+    // one of A's buys three days later (too late to count).
+    let messages = api.messages_of("soldes-conv").await;
+    let mut bought = 0;
+    let mut late = None;
+    for (i, m) in messages.iter().enumerate() {
+        api.store
+            .record_status(
+                m["id"].as_str().unwrap(),
+                &MessageEvent::new(MessageStatus::Delivered, api.clock.now()),
+            )
+            .await
+            .unwrap();
+        let is_b = m["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Vos soldes");
+        if is_b && i % 3 == 0 {
+            let event = json!({"contact": m["to"], "name": "purchase", "value": 50.0});
+            let (status, answer) = api.call("POST", "/v1/events", Some(event)).await;
+            assert_eq!(status, StatusCode::CREATED, "{answer}");
+            bought += 1;
+        } else if !is_b && late.is_none() {
+            late = Some(m["to"].clone());
+        }
+    }
+    assert!(bought > 0, "B reached someone");
+    api.clock.advance(SignedDuration::from_hours(72));
+    let event = json!({"contact": late.unwrap(), "name": "purchase", "value": 80.0});
+    let (status, answer) = api.call("POST", "/v1/events", Some(event)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    api.run().await;
+
+    let campaign = api.campaign(&id).await;
+    assert_eq!(campaign["winner"], "B", "{campaign}");
+    let report = api.report(&id).await;
+    let rows = report["funnel"].as_array().unwrap();
+    let row = |v: &str| rows.iter().find(|r| r["variant"] == v).unwrap().clone();
+    assert_eq!(row("B")["converted"], bought, "{report}");
+    assert_eq!(row("B")["conversion_value"], 50.0 * f64::from(bought));
+    assert_eq!(row("A")["converted"], 0, "the late purchase is nobody's");
+    // Delivered messages are priced; the rest (queued for the winner) not yet.
+    let delivered = messages.len() as f64;
+    let cost =
+        row("A")["cost"]["EUR"].as_f64().unwrap() + row("B")["cost"]["EUR"].as_f64().unwrap();
+    assert!((cost - 0.02 * delivered).abs() < 1e-9, "{report}");
+}

@@ -43,6 +43,19 @@ async fn an_event_is_recorded_once_per_id_and_refused_for_an_unknown_contact() {
         .await;
     assert_eq!(runs["data"].as_array().map(Vec::len), Some(1));
     assert_eq!(runs["data"][0]["step"], "wait");
+    let (status, report) = s
+        .call("GET", "/v1/journeys/abandoned-cart/report", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["conversion_events"], json!(["purchase"]));
+    assert_eq!(report["steps"][1]["step"], "wait");
+    assert_eq!(report["steps"][1]["runs"]["active"], 1, "{report}");
+    let (status, problem) = s
+        .call("GET", "/v1/journeys/abandoned-cart/report?format=xml", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let (status, _) = s.call("GET", "/v1/journeys/nope/report", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     let (status, purchase) = s
         .call(

@@ -11,6 +11,7 @@ use crate::StoreResult;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use relais_core::campaign::{CampaignPhase, CampaignState, RecipientState};
+use relais_core::consent::Purpose;
 use relais_core::segment::Filter;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -57,15 +58,38 @@ pub struct RecipientCount {
     pub count: i64,
 }
 
-/// A campaign's messages counted by variant, channel and status, with how many of them
-/// were answered (the contact wrote in after the message was created).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A campaign's messages counted by variant, channel, status, the start of their address
+/// and their SMS segments, with how many of them were answered (the contact wrote in
+/// after the message was created), clicked and converted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunnelCount {
     pub variant: Option<String>,
     pub channel: String,
     pub status: String,
+    /// The first [`FunnelQuery::address_prefix_chars`] characters of the recipients'
+    /// addresses (what a price table's country prefixes need), `None` without them.
+    pub address_prefix: Option<String>,
+    /// SMS segments per message (1 for other channels).
+    pub segments: i64,
     pub count: i64,
     pub replied: i64,
+    /// Messages with at least one click on a tracked link.
+    pub clicked: i64,
+    /// Messages a conversion event was attributed to.
+    pub converted: i64,
+    /// The sum of the values of the conversion events attributed to them.
+    pub conversion_value: f64,
+}
+
+/// What a campaign's funnel counts besides statuses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FunnelQuery {
+    /// The conversion events (`purchase`) and the attribution window in microseconds: an
+    /// event of one of these names counts for the last message sent to the contact
+    /// before it, when it came within the window after that message.
+    pub conversion: Option<(Vec<String>, i64)>,
+    /// How many leading characters of each address to group by (0: none).
+    pub address_prefix_chars: usize,
 }
 
 /// Storage for campaigns; a supertrait of [`crate::Store`].
@@ -149,22 +173,33 @@ pub trait CampaignStore: Send + Sync {
         outcomes: &[RecipientOutcome],
     ) -> StoreResult<()>;
     async fn recipient_counts(&self, campaign_id: &str) -> StoreResult<Vec<RecipientCount>>;
-    /// The campaign's messages by variant, channel and status.
+    /// The campaign's messages by variant, channel and status (and what `query` asks).
     async fn campaign_funnel(
         &self,
         tenant: &str,
         campaign_id: &str,
+        query: &FunnelQuery,
     ) -> StoreResult<Vec<FunnelCount>>;
-    /// For each of `contact_ids`, how many messages of `purpose` were stored for them
-    /// since `since` (refused and canceled ones aside), except those labelled
-    /// `except_campaign`.
+    /// The messages of the journey's `send` steps, as [`CampaignStore::campaign_funnel`]
+    /// counts a campaign's, with the step in `variant`.
+    async fn journey_funnel(
+        &self,
+        tenant: &str,
+        journey: &str,
+        query: &FunnelQuery,
+    ) -> StoreResult<Vec<FunnelCount>>;
+    /// For each of `contact_ids`, how many messages a frequency cap on `capped` counts
+    /// were stored for them since `since` (refused and canceled ones aside), except those
+    /// labelled `except_campaign`. As [`relais_core::frequency_cap::FrequencyCap::covers`]
+    /// reads it: a cap on `all` counts every message, on `marketing` every one but the
+    /// transactional ones (marketing topics included), on a topic that topic's.
     async fn purpose_counts(
         &self,
         tenant: &str,
         contact_ids: &[String],
-        purpose: &str,
+        capped: &Purpose,
         since: Timestamp,
-        except_campaign: &str,
+        except_campaign: Option<&str>,
     ) -> StoreResult<HashMap<String, i64>>;
     /// When each of `contact_ids` engaged since `since`: read a message, or wrote in.
     async fn engagement_times(
@@ -230,6 +265,96 @@ macro_rules! impl_campaign_store {
                     created_at: from_micros(row.try_get("created_at")?)?,
                     updated_at: from_micros(row.try_get("updated_at")?)?,
                 })
+            }
+
+            /// Counts the messages `source` names (`grp`, `message_id`; `$1` is the tenant,
+            /// `$2` the campaign or journey) as a funnel.
+            async fn funnel(
+                store: &$store,
+                source: &str,
+                tenant: &str,
+                owner: &str,
+                query: &FunnelQuery,
+            ) -> StoreResult<Vec<FunnelCount>> {
+                // The recipients drive the join: SQLite's planner, left to itself, read the
+                // tenant's messages first and looked each one up among the recipients
+                // (which have no index by message), minutes for 100,000. Its CROSS JOIN
+                // keeps the written order; PostgreSQL plans it well.
+                let join = match crate::Store::backend(store) {
+                    crate::Backend::Sqlite => "CROSS JOIN",
+                    crate::Backend::Postgres => "JOIN",
+                };
+                let prefix = if query.address_prefix_chars > 0 {
+                    format!("substr(m.to_address, 1, {})", query.address_prefix_chars)
+                } else {
+                    "CAST(NULL AS TEXT)".to_owned()
+                };
+                // A message counts from when it was to go out (a scheduled one from its
+                // time, not from when it was accepted).
+                const AT: &str = "COALESCE(m.send_at, m.created_at)";
+                const LATER_AT: &str = "COALESCE(l.send_at, l.created_at)";
+                let (converted, value) = match &query.conversion {
+                    Some((events, _)) if !events.is_empty() => {
+                        let names: Vec<String> = (0..events.len()).map(|i| format!("${}", i + 3)).collect();
+                        let window = format!("${}", events.len() + 3);
+                        let attributed = format!(
+                            "FROM contact_events e WHERE e.tenant_id = $1 AND e.contact_id = m.contact_id \
+                               AND e.name IN ({}) AND e.at >= {AT} AND e.at <= {AT} + {window} \
+                               AND NOT EXISTS (SELECT 1 FROM messages l WHERE l.tenant_id = $1 \
+                                 AND l.contact_id = m.contact_id AND {LATER_AT} > {AT} AND {LATER_AT} <= e.at \
+                                 AND l.status NOT IN ('rejected', 'canceled'))",
+                            names.join(", ")
+                        );
+                        (
+                            format!("COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 {attributed}) THEN 1 ELSE 0 END), 0)"),
+                            format!("COALESCE(SUM(COALESCE((SELECT SUM(e.value) {attributed}), CAST(0 AS DOUBLE PRECISION))), CAST(0 AS DOUBLE PRECISION))"),
+                        )
+                    }
+                    _ => (
+                        "CAST(0 AS BIGINT)".to_owned(),
+                        "CAST(0 AS DOUBLE PRECISION)".to_owned(),
+                    ),
+                };
+                let sql = format!(
+                    "SELECT r.grp AS variant, m.channel AS channel, m.status AS status, \
+                       {prefix} AS address_prefix, COALESCE(m.segments, 1) AS segments, COUNT(*) AS n, \
+                       COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM inbound_messages w \
+                           WHERE w.tenant_id = $1 AND w.contact_id = m.contact_id AND w.received_at >= m.created_at) \
+                         THEN 1 ELSE 0 END), 0) AS replied, \
+                       COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM link_clicks k \
+                           WHERE k.tenant_id = $1 AND k.message_id = m.id) THEN 1 ELSE 0 END), 0) AS clicked, \
+                       {converted} AS converted, {value} AS conversion_value \
+                     FROM ({source}) r {join} messages m ON m.id = r.message_id \
+                     WHERE m.tenant_id = $1 \
+                     GROUP BY r.grp, m.channel, m.status, {prefix}, COALESCE(m.segments, 1) \
+                     ORDER BY 1, 2, 3, 4, 5",
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(owner);
+                if let Some((events, window)) = &query.conversion
+                    && !events.is_empty()
+                {
+                    for event in events {
+                        q = q.bind(event.as_str());
+                    }
+                    q = q.bind(*window);
+                }
+                let rows = q.fetch_all(store.reader()).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(FunnelCount {
+                            variant: r.try_get("variant")?,
+                            channel: r.try_get("channel")?,
+                            status: r.try_get("status")?,
+                            address_prefix: r.try_get("address_prefix")?,
+                            segments: r.try_get("segments")?,
+                            count: r.try_get("n")?,
+                            replied: r.try_get("replied")?,
+                            clicked: r.try_get("clicked")?,
+                            converted: r.try_get("converted")?,
+                            conversion_value: r.try_get("conversion_value")?,
+                        })
+                    })
+                    .collect()
             }
 
             #[async_trait]
@@ -519,48 +644,31 @@ macro_rules! impl_campaign_store {
                     &self,
                     tenant: &str,
                     campaign_id: &str,
+                    query: &FunnelQuery,
                 ) -> StoreResult<Vec<FunnelCount>> {
-                    // The recipients drive the join: SQLite's planner, left to itself,
-                    // read the tenant's messages first and looked each one up among the
-                    // recipients (which have no index by message), minutes for 100,000.
-                    // Its CROSS JOIN keeps the written order; PostgreSQL plans it well.
-                    let join = match crate::Store::backend(self) {
-                        crate::Backend::Sqlite => "CROSS JOIN",
-                        crate::Backend::Postgres => "JOIN",
-                    };
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT r.variant AS variant, m.channel AS channel, m.status AS status, COUNT(*) AS n, \
-                           COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM inbound_messages w \
-                               WHERE w.tenant_id = $1 AND w.contact_id = m.contact_id AND w.received_at >= m.created_at) \
-                             THEN 1 ELSE 0 END), 0) AS replied \
-                         FROM campaign_recipients r {join} messages m ON m.id = r.message_id \
-                         WHERE r.campaign_id = $2 AND r.state = 'enqueued' AND m.tenant_id = $1 \
-                         GROUP BY r.variant, m.channel, m.status ORDER BY 1, 2, 3",
-                    )))
-                    .bind(tenant)
-                    .bind(campaign_id)
-                    .fetch_all(self.reader())
-                    .await?;
-                    rows.iter()
-                        .map(|r| {
-                            Ok(FunnelCount {
-                                variant: r.try_get("variant")?,
-                                channel: r.try_get("channel")?,
-                                status: r.try_get("status")?,
-                                count: r.try_get("n")?,
-                                replied: r.try_get("replied")?,
-                            })
-                        })
-                        .collect()
+                    let source = "SELECT variant AS grp, message_id FROM campaign_recipients \
+                                  WHERE campaign_id = $2 AND state = 'enqueued'";
+                    funnel(self, source, tenant, campaign_id, query).await
+                }
+
+                async fn journey_funnel(
+                    &self,
+                    tenant: &str,
+                    journey: &str,
+                    query: &FunnelQuery,
+                ) -> StoreResult<Vec<FunnelCount>> {
+                    let source = "SELECT step AS grp, message_id FROM journey_messages \
+                                  WHERE tenant_id = $1 AND journey = $2";
+                    funnel(self, source, tenant, journey, query).await
                 }
 
                 async fn purpose_counts(
                     &self,
                     tenant: &str,
                     contact_ids: &[String],
-                    purpose: &str,
+                    capped: &Purpose,
                     since: Timestamp,
-                    except_campaign: &str,
+                    except_campaign: Option<&str>,
                 ) -> StoreResult<HashMap<String, i64>> {
                     let mut counts = HashMap::new();
                     for chunk in contact_ids.chunks(crate::ROWS_PER_STATEMENT) {
@@ -572,13 +680,24 @@ macro_rules! impl_campaign_store {
                         for id in chunk {
                             ids.push_bind(id.clone());
                         }
-                        q.push(") AND created_at >= ")
-                            .push_bind(micros(since))
-                            .push(" AND purpose = ")
-                            .push_bind(purpose.to_owned())
-                            .push(" AND status NOT IN ('rejected', 'canceled') AND (campaign IS NULL OR campaign <> ")
-                            .push_bind(except_campaign.to_owned())
-                            .push(") GROUP BY contact_id");
+                        q.push(") AND created_at >= ").push_bind(micros(since));
+                        match capped {
+                            Purpose::All => {}
+                            Purpose::Marketing => {
+                                q.push(" AND purpose <> ")
+                                    .push_bind(Purpose::Transactional.as_str().to_owned());
+                            }
+                            other => {
+                                q.push(" AND purpose = ").push_bind(other.as_str().to_owned());
+                            }
+                        }
+                        q.push(" AND status NOT IN ('rejected', 'canceled')");
+                        if let Some(campaign) = except_campaign {
+                            q.push(" AND (campaign IS NULL OR campaign <> ")
+                                .push_bind(campaign.to_owned())
+                                .push(")");
+                        }
+                        q.push(" GROUP BY contact_id");
                         for row in q.build().fetch_all(self.reader()).await? {
                             counts.insert(row.try_get("contact_id")?, row.try_get("n")?);
                         }

@@ -6122,6 +6122,7 @@ macro_rules! conformance_suite {
             segment_filters_find_the_same_contacts_on_every_backend,
             segments_are_saved_per_tenant_by_unique_name,
             a_started_campaign_fixes_its_recipients_and_is_leased_to_one_node,
+            a_campaign_funnel_counts_clicks_and_attributes_conversions_to_the_last_message,
             marketing_messages_are_counted_per_contact_over_a_period,
             only_stored_link_codes_record_clicks,
             clicked_messages_are_counted_by_channel_and_campaign,
@@ -6844,23 +6845,35 @@ async fn segment_contacts(
         status,
         ..queued_message(tenant, "sms", "+33600000009", at)
     };
+    let ago = |hours: i64| {
+        now.checked_sub(jiff::SignedDuration::from_hours(hours))
+            .unwrap()
+    };
+    let read = message("ana", MessageStatus::Read, ago(1));
     store
         .insert_messages(&[
-            message(
-                "ana",
-                MessageStatus::Read,
-                now.checked_sub(jiff::SignedDuration::from_hours(1))
-                    .unwrap(),
-            ),
-            message(
-                "bob",
-                MessageStatus::Delivered,
-                now.checked_sub(jiff::SignedDuration::from_hours(40 * 24))
-                    .unwrap(),
-            ),
+            read.clone(),
+            message("bob", MessageStatus::Delivered, ago(40 * 24)),
         ])
         .await
         .unwrap();
+    // ana clicked the link of the message she read; cy bought 3 days ago, bob 50 days
+    // ago (each tenant's codes are its own).
+    let code = read.id[read.id.len() - 12..].to_owned();
+    store
+        .insert_tracked_links(&[tracked_link(
+            tenant,
+            &read.id,
+            &code,
+            "https://shop.example/",
+        )])
+        .await
+        .unwrap();
+    store.record_click(&code, ago(0), None).await.unwrap();
+    for (who, hours_ago) in [("cy", 3 * 24), ("bob", 50 * 24)] {
+        let event = customer_event(tenant, &ids[who], "purchase", None, ago(hours_ago));
+        record(store, &event, &[], &[]).await;
+    }
     for (who, hours_ago) in [("bob", 39 * 24), ("dee", 2)] {
         let mut m = inbound(tenant, "+33600000099", "hello", None);
         m.contact_id = Some(ids[who].clone());
@@ -6910,6 +6923,14 @@ pub async fn segment_filters_find_the_same_contacts_on_every_backend(store: &dyn
         ("inbound within 7d", &["dee"]),
         ("replied within 60d", &["bob"]),
         ("not (read within 1d or inbound within 60d)", &["cy"]),
+        ("clicked within 1d", &["ana"]),
+        ("event.purchase within 7d", &["cy"]),
+        ("event.purchase within 60d", &["bob", "cy"]),
+        ("event.cart_abandoned within 60d", &[]),
+        (
+            "not clicked within 1d and event.purchase within 60d",
+            &["bob", "cy"],
+        ),
         (
             "attributes.city = 'Lyon' and consent.sms.marketing = 'opted_in'",
             &["ana"],
@@ -6981,6 +7002,145 @@ pub async fn segments_are_saved_per_tenant_by_unique_name(store: &dyn Store) {
     assert_eq!(store.list_segments(&tenant).await.unwrap().len(), 1);
     assert!(store.delete_segment(&tenant, &saved.id).await.unwrap());
     assert!(!store.delete_segment(&tenant, &saved.id).await.unwrap());
+}
+
+/// Clicks count per message; a conversion event counts for the last message the contact
+/// was sent before it, within the window (a later message takes the credit, a late
+/// event none); rows are split by the start of the address and the SMS segments.
+pub async fn a_campaign_funnel_counts_clicks_and_attributes_conversions_to_the_last_message(
+    store: &dyn Store,
+) {
+    use relais_core::campaign::{CampaignPhase, RecipientState};
+    use relais_core::segment::Filter;
+    use relais_core::status::MessageStatus;
+    let tenant = store.create_tenant("acme", t0()).await.unwrap().id;
+    let mut people = Vec::new();
+    for number in ["+33600000001", "+447700900002", "+33600000003"] {
+        let c = store
+            .create_contact(
+                &tenant,
+                &contact(vec![sms(number)], r#"{"in": true}"#),
+                t0(),
+            )
+            .await
+            .unwrap();
+        people.push((c.id, number));
+    }
+    let definition = serde_json::json!({"name": "soldes", "filter": "attributes.in = true"});
+    let campaign = store
+        .insert_campaign(&tenant, "soldes", &definition, t0())
+        .await
+        .unwrap();
+    let filter = Filter::parse("attributes.in = true").unwrap();
+    store
+        .start_campaign(
+            &tenant,
+            &campaign.id,
+            &filter,
+            CampaignPhase::Send,
+            &definition,
+            secs(1),
+        )
+        .await
+        .unwrap();
+    let sent = |i: usize, status: MessageStatus, segments: i64| crate::NewMessage {
+        contact_id: Some(people[i].0.clone()),
+        status,
+        segments: Some(segments),
+        ..queued_message(&tenant, "sms", people[i].1, secs(100))
+    };
+    let messages = [
+        sent(0, MessageStatus::Delivered, 1),
+        sent(1, MessageStatus::Read, 2),
+        sent(2, MessageStatus::Sent, 1),
+    ];
+    // cy is sent another message later, outside the campaign.
+    let later = crate::NewMessage {
+        contact_id: Some(people[2].0.clone()),
+        ..queued_message(&tenant, "sms", people[2].1, secs(200))
+    };
+    store.insert_messages(&messages).await.unwrap();
+    store
+        .insert_messages(std::slice::from_ref(&later))
+        .await
+        .unwrap();
+    let outcomes: Vec<crate::RecipientOutcome> = messages
+        .iter()
+        .zip(["a", "b", "a"])
+        .map(|(m, variant)| crate::RecipientOutcome {
+            contact_id: m.contact_id.clone().unwrap(),
+            state: RecipientState::Enqueued,
+            variant: Some(variant.into()),
+            message_id: Some(m.id.clone()),
+            reason: None,
+        })
+        .collect();
+    store
+        .record_recipients(&campaign.id, &outcomes)
+        .await
+        .unwrap();
+    let code = messages[0].id[messages[0].id.len() - 12..].to_owned();
+    store
+        .insert_tracked_links(&[tracked_link(
+            &tenant,
+            &messages[0].id,
+            &code,
+            "https://shop.example/",
+        )])
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        store.record_click(&code, secs(150), None).await.unwrap();
+    }
+    // ana buys an hour after her message; bob 8 days after his (outside a 7-day window);
+    // cy after the later message.
+    for (who, at) in [(0, 3_700), (1, 100 + 8 * 86_400), (2, 300)] {
+        let event = customer_event(&tenant, &people[who].0, "purchase", None, secs(at));
+        record(store, &event, &[], &[]).await;
+    }
+    let query = crate::FunnelQuery {
+        conversion: Some((vec!["purchase".into()], 7 * 86_400 * 1_000_000)),
+        address_prefix_chars: 3,
+    };
+    let rows = store
+        .campaign_funnel(&tenant, &campaign.id, &query)
+        .await
+        .unwrap();
+    let summary: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.variant.as_deref().unwrap_or(""),
+                r.status.as_str(),
+                r.address_prefix.as_deref().unwrap_or(""),
+                r.segments,
+                r.count,
+                r.clicked,
+                r.converted,
+                r.conversion_value,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("a", "delivered", "+33", 1, 1, 1, 1, 42.5),
+            ("a", "sent", "+33", 1, 1, 0, 0, 0.0),
+            ("b", "read", "+44", 2, 1, 0, 0, 0.0),
+        ]
+    );
+    // Without a conversion event or prices, the same messages, nothing converted.
+    let plain = store
+        .campaign_funnel(&tenant, &campaign.id, &crate::FunnelQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(plain.len(), 3);
+    assert!(
+        plain
+            .iter()
+            .all(|r| r.converted == 0 && r.address_prefix.is_none())
+    );
+    assert_eq!(plain.iter().map(|r| r.clicked).sum::<i64>(), 1);
 }
 
 pub async fn a_started_campaign_fixes_its_recipients_and_is_leased_to_one_node(store: &dyn Store) {
@@ -7197,21 +7357,30 @@ pub async fn marketing_messages_are_counted_per_contact_over_a_period(store: &dy
             message(&a, "marketing", Some("old"), MessageStatus::Delivered, 10),
             message(&a, "marketing", Some("three"), MessageStatus::Rejected, 300),
             message(&b, "marketing", Some("two"), MessageStatus::Delivered, 300),
+            message(&b, "newsletter", None, MessageStatus::Delivered, 300),
         ])
         .await
         .unwrap();
-    let counts = store
-        .purpose_counts(
-            &tenant,
-            &[a.clone(), b.clone()],
-            "marketing",
-            secs(50),
-            "two",
-        )
-        .await
-        .unwrap();
-    assert_eq!(counts.get(&a), Some(&2));
-    assert_eq!(counts.get(&b), None);
+    let counts = |capped: Purpose, except: Option<&'static str>| {
+        let ids = [a.clone(), b.clone()];
+        let tenant = tenant.clone();
+        async move {
+            store
+                .purpose_counts(&tenant, &ids, &capped, secs(50), except)
+                .await
+                .unwrap()
+        }
+    };
+    // A marketing cap counts marketing topics (b's newsletter), not transactional ones.
+    let marketing = counts(Purpose::Marketing, Some("two")).await;
+    assert_eq!(marketing.get(&a), Some(&2));
+    assert_eq!(marketing.get(&b), Some(&1));
+    let all = counts(Purpose::Marketing, None).await;
+    assert_eq!((all.get(&a), all.get(&b)), (Some(&3), Some(&2)));
+    let topic = counts(Purpose::Topic("newsletter".into()), None).await;
+    assert_eq!((topic.get(&a), topic.get(&b)), (None, Some(&1)));
+    let everything = counts(Purpose::All, Some("two")).await;
+    assert_eq!(everything.get(&a), Some(&3));
     let times = store
         .engagement_times(&tenant, &[a.clone(), b.clone()], secs(0))
         .await
@@ -7839,6 +8008,15 @@ pub async fn due_journey_runs_are_leased_and_moved_only_by_their_holder(store: &
             .is_empty(),
         "leased"
     );
+    // The holder, restarted under the same name, takes it back without waiting.
+    assert_eq!(
+        store
+            .claim_due_runs(t0(), 10, "node-a", lease)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // The holder moves it on: waiting an hour.
     let progress = crate::RunProgress {
         step: "wait".into(),
@@ -7851,6 +8029,7 @@ pub async fn due_journey_runs_are_leased_and_moved_only_by_their_holder(store: &
         last_sent_at: None,
         ended_reason: None,
         at: t0(),
+        sent: Vec::new(),
     };
     assert!(
         !store

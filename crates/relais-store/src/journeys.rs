@@ -168,6 +168,23 @@ pub struct RunProgress {
     pub last_sent_at: Option<Timestamp>,
     pub ended_reason: Option<String>,
     pub at: Timestamp,
+    /// The messages the run's `send` steps stored in this turn, for the journey's report.
+    pub sent: Vec<SentStep>,
+}
+
+/// A message a journey's `send` step stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentStep {
+    pub step: String,
+    pub message_id: String,
+}
+
+/// A journey's runs counted by the step they stand at (or ended at) and their state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepCount {
+    pub step: String,
+    pub state: String,
+    pub count: i64,
 }
 
 /// Storage for journeys; a supertrait of [`crate::Store`].
@@ -201,8 +218,39 @@ pub trait JourneyStore: Send + Sync {
     /// Enters runs without an event (a date trigger, a segment entry); those a re-entry
     /// rule or an earlier entry refuses are left out. The runs entered.
     async fn enter_journey_runs(&self, runs: &[NewJourneyRun]) -> StoreResult<Vec<JourneyRun>>;
-    /// Leases up to `limit` active runs due by `now` (not leased, or their lease ran out)
-    /// to `lease_owner` until `now + lease_for`, earliest due first.
+    /// When the journey last looked at segment `segment` (`None`: never).
+    async fn segment_scanned_at(
+        &self,
+        tenant: &str,
+        journey: &str,
+        segment: &str,
+    ) -> StoreResult<Option<Timestamp>>;
+    /// Every contact recorded as in the journey's segment at its last look.
+    async fn segment_members(
+        &self,
+        tenant: &str,
+        journey: &str,
+        segment: &str,
+    ) -> StoreResult<Vec<String>>;
+    /// Applies part of a look at the journey's segment in one transaction: `entered`
+    /// become members (already members: no error) and `runs` are entered (as
+    /// [`JourneyStore::enter_journey_runs`] does), `left` stop being members; with
+    /// `finished`, the look is recorded as made at `now`. The runs entered.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_segment_scan(
+        &self,
+        tenant: &str,
+        journey: &str,
+        segment: &str,
+        entered: &[String],
+        runs: &[NewJourneyRun],
+        left: &[String],
+        finished: bool,
+        now: Timestamp,
+    ) -> StoreResult<Vec<JourneyRun>>;
+    /// Leases up to `limit` active runs due by `now` (not leased, their lease ran out, or
+    /// already leased to `lease_owner`: a node restarted under its name takes its runs
+    /// back at once) to `lease_owner` until `now + lease_for`, earliest due first.
     async fn claim_due_runs(
         &self,
         now: Timestamp,
@@ -225,6 +273,9 @@ pub trait JourneyStore: Send + Sync {
         tenant: &str,
         contact_id: &str,
     ) -> StoreResult<Vec<JourneyRun>>;
+    /// The journey's runs by step and state.
+    async fn journey_step_counts(&self, tenant: &str, journey: &str)
+    -> StoreResult<Vec<StepCount>>;
     /// The journey's runs, latest started first, at most `limit`.
     async fn journey_runs(
         &self,
@@ -469,6 +520,101 @@ macro_rules! impl_journey_store {
                     Ok(entered)
                 }
 
+                async fn segment_scanned_at(
+                    &self,
+                    tenant: &str,
+                    journey: &str,
+                    segment: &str,
+                ) -> StoreResult<Option<Timestamp>> {
+                    let at: Option<i64> = sqlx::query_scalar(
+                        "SELECT scanned_at FROM journey_segment_scans \
+                         WHERE tenant_id = $1 AND journey = $2 AND segment = $3",
+                    )
+                    .bind(tenant)
+                    .bind(journey)
+                    .bind(segment)
+                    .fetch_optional(self.reader())
+                    .await?;
+                    micros_opt(at)
+                }
+
+                async fn segment_members(
+                    &self,
+                    tenant: &str,
+                    journey: &str,
+                    segment: &str,
+                ) -> StoreResult<Vec<String>> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT contact_id FROM journey_segment_members \
+                         WHERE tenant_id = $1 AND journey = $2 AND segment = $3",
+                    )
+                    .bind(tenant)
+                    .bind(journey)
+                    .bind(segment)
+                    .fetch_all(self.reader())
+                    .await?)
+                }
+
+                async fn apply_segment_scan(
+                    &self,
+                    tenant: &str,
+                    journey: &str,
+                    segment: &str,
+                    entered: &[String],
+                    runs: &[NewJourneyRun],
+                    left: &[String],
+                    finished: bool,
+                    now: Timestamp,
+                ) -> StoreResult<Vec<JourneyRun>> {
+                    let mut tx = self.begin_write().await?;
+                    for contact in entered {
+                        sqlx::query(
+                            "INSERT INTO journey_segment_members (tenant_id, journey, segment, contact_id, entered_at) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(tenant)
+                        .bind(journey)
+                        .bind(segment)
+                        .bind(contact)
+                        .bind(micros(now))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    for contact in left {
+                        sqlx::query(
+                            "DELETE FROM journey_segment_members \
+                             WHERE tenant_id = $1 AND journey = $2 AND segment = $3 AND contact_id = $4",
+                        )
+                        .bind(tenant)
+                        .bind(journey)
+                        .bind(segment)
+                        .bind(contact)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    let mut entered_runs = Vec::new();
+                    for run in runs {
+                        if let Some(row) = insert_run(run).fetch_optional(&mut *tx).await? {
+                            entered_runs.push(run_from_row(&row)?);
+                        }
+                    }
+                    if finished {
+                        sqlx::query(
+                            "INSERT INTO journey_segment_scans (tenant_id, journey, segment, scanned_at) \
+                             VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (tenant_id, journey, segment) DO UPDATE SET scanned_at = excluded.scanned_at",
+                        )
+                        .bind(tenant)
+                        .bind(journey)
+                        .bind(segment)
+                        .bind(micros(now))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(entered_runs)
+                }
+
                 async fn claim_due_runs(
                     &self,
                     now: Timestamp,
@@ -480,7 +626,7 @@ macro_rules! impl_journey_store {
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "UPDATE journey_runs SET lease_owner = $1, lease_until = $2 WHERE id IN (\
                            SELECT id FROM journey_runs WHERE state = 'active' AND due_at <= $3 \
-                           AND (lease_until IS NULL OR lease_until <= $3) ORDER BY due_at, id LIMIT $4{}) \
+                           AND (lease_until IS NULL OR lease_until <= $3 OR lease_owner = $1) ORDER BY due_at, id LIMIT $4{}) \
                          RETURNING {RUN_COLUMNS}",
                         $lock
                     )))
@@ -502,6 +648,7 @@ macro_rules! impl_journey_store {
                     lease_owner: &str,
                     p: &RunProgress,
                 ) -> StoreResult<bool> {
+                    let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
                         "UPDATE journey_runs SET step = $1, phase = $2, steps_taken = $3, state = $4, due_at = $5, \
                            deadline = $6, last_message_id = $7, last_sent_at = $8, ended_reason = $9, \
@@ -522,9 +669,49 @@ macro_rules! impl_journey_store {
                     .bind(micros(p.at))
                     .bind(run_id)
                     .bind(lease_owner)
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await?;
+                    // Kept even when the run moved on without this node (a goal event
+                    // ended it): the message was stored all the same.
+                    for sent in &p.sent {
+                        sqlx::query(
+                            "INSERT INTO journey_messages (tenant_id, message_id, journey, step, run_id, sent_at) \
+                             SELECT tenant_id, $1, journey, $2, id, $3 FROM journey_runs WHERE id = $4 \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(sent.message_id.as_str())
+                        .bind(sent.step.as_str())
+                        .bind(micros(p.at))
+                        .bind(run_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
                     Ok(done.rows_affected() > 0)
+                }
+
+                async fn journey_step_counts(
+                    &self,
+                    tenant: &str,
+                    journey: &str,
+                ) -> StoreResult<Vec<StepCount>> {
+                    let rows = sqlx::query(
+                        "SELECT step, state, COUNT(*) AS n FROM journey_runs \
+                         WHERE tenant_id = $1 AND journey = $2 GROUP BY step, state ORDER BY step, state",
+                    )
+                    .bind(tenant)
+                    .bind(journey)
+                    .fetch_all(self.reader())
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(StepCount {
+                                step: r.try_get("step")?,
+                                state: r.try_get("state")?,
+                                count: r.try_get("n")?,
+                            })
+                        })
+                        .collect()
                 }
 
                 async fn journey_run(&self, tenant: &str, run_id: &str) -> StoreResult<Option<JourneyRun>> {

@@ -469,6 +469,18 @@ impl Compiler {
                         " AND EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = c.tenant_id AND m.contact_id = c.id AND m.created_at <= w.received_at AND m.status IN {SENT}))"
                     ));
             }
+            Behaviour::Clicked => {
+                out.sql("EXISTS (SELECT 1 FROM messages m JOIN link_clicks k ON k.tenant_id = m.tenant_id AND k.message_id = m.id WHERE m.tenant_id = c.tenant_id AND m.contact_id = c.id AND k.clicked_at >= ")
+                    .int(since)
+                    .sql(")");
+            }
+            Behaviour::Event(name) => {
+                out.sql("EXISTS (SELECT 1 FROM contact_events e WHERE e.tenant_id = c.tenant_id AND e.contact_id = c.id AND e.name = ")
+                    .text(name)
+                    .sql(" AND e.at >= ")
+                    .int(since)
+                    .sql(")");
+            }
         }
     }
 }

@@ -1,13 +1,47 @@
 //! `relais nlu train FILE` (a new model version for a tenant, in the configured store) and
 //! `relais nlu eval --train FILE --test FILE` (accuracy, macro F1, out-of-scope recall,
-//! confusions, speed), both on CSV `text,intent` or JSON `[{"text", "intent"}]` files.
+//! confusions, speed), both on CSV `text,intent` or JSON `[{"text", "intent"}]` files;
+//! `relais nlu eval-folds --data FILE` (k-fold on a CSV `fold,text,intent`, as HWU64).
 
 use crate::config::Config;
 use anyhow::{Context, anyhow};
 use clap::Subcommand;
 use relais_engine::nlu::NluService;
+use relais_nlu::{FoldsConfig, Rejection, TrainConfig, TuningGrid};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// How out-of-scope messages are rejected: at most one of the three; none keeps the
+/// default (an out-of-scope recall of 0.3 when it can be estimated).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RejectionArgs {
+    /// Reject this share of out-of-scope messages (0–1), as estimated by cross-validation
+    /// on the training examples.
+    #[arg(long, conflicts_with_all = ["precision_target", "threshold"])]
+    pub oos_target: Option<f32>,
+    /// Answer right this share of the in-scope messages answered (0–1).
+    #[arg(long, conflicts_with = "threshold")]
+    pub precision_target: Option<f32>,
+    /// A fixed confidence threshold (0–1); 1 sends everything to a human.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+}
+
+impl RejectionArgs {
+    fn rejection(&self) -> Option<Rejection> {
+        self.oos_target
+            .map(Rejection::OosRecall)
+            .or(self.precision_target.map(Rejection::InScopePrecision))
+            .or(self.threshold.map(Rejection::Threshold))
+    }
+
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            rejection: self.rejection(),
+            ..TrainConfig::default()
+        }
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum NluCommand {
@@ -19,6 +53,8 @@ pub enum NluCommand {
         /// Tenant whose model it becomes.
         #[arg(long, default_value = "default")]
         tenant: String,
+        #[command(flatten)]
+        rejection: RejectionArgs,
     },
     /// Train on one file, test on another, and print the report.
     Eval {
@@ -28,6 +64,28 @@ pub enum NluCommand {
         /// Test examples; rows labelled `oos` are expected to be rejected.
         #[arg(long)]
         test: PathBuf,
+        #[command(flatten)]
+        rejection: RejectionArgs,
+    },
+    /// Train on every fold but one, test on that one, for each fold; print each fold, the
+    /// mean and the rejection trade-off curve.
+    EvalFolds {
+        /// Examples with their fold: CSV `fold,text,intent` (HWU64's `hwu64.csv`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Share of the intents left out of training in each fold; their test rows are
+        /// expected to be rejected as out of scope.
+        #[arg(long, default_value_t = 0.0)]
+        holdout_intents: f32,
+        /// Seed of the choice of left-out intents.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// In each fold, choose the SVM's C and the n-gram weight by 3-fold
+        /// cross-validation on that fold's training examples.
+        #[arg(long)]
+        tune: bool,
+        #[command(flatten)]
+        rejection: RejectionArgs,
     },
 }
 
@@ -36,12 +94,40 @@ pub async fn run(
     config: impl FnOnce() -> anyhow::Result<Config>,
 ) -> anyhow::Result<()> {
     match cmd {
-        NluCommand::Train { file, tenant } => train(&file, &tenant, &config()?).await,
-        NluCommand::Eval { train, test } => eval(&train, &test).await,
+        NluCommand::Train {
+            file,
+            tenant,
+            rejection,
+        } => train(&file, &tenant, rejection.rejection(), &config()?).await,
+        NluCommand::Eval {
+            train,
+            test,
+            rejection,
+        } => eval(&train, &test, rejection.config()).await,
+        NluCommand::EvalFolds {
+            data,
+            holdout_intents,
+            seed,
+            tune,
+            rejection,
+        } => {
+            let config = FoldsConfig {
+                holdout_intents,
+                seed,
+                train: rejection.config(),
+                tune: tune.then(TuningGrid::default),
+            };
+            eval_folds(&data, config).await
+        }
     }
 }
 
-async fn train(file: &Path, tenant: &str, config: &Config) -> anyhow::Result<()> {
+async fn train(
+    file: &Path,
+    tenant: &str,
+    rejection: Option<Rejection>,
+    config: &Config,
+) -> anyhow::Result<()> {
     let examples = relais_nlu::load_examples_file(file)
         .with_context(|| format!("cannot read examples from {}", file.display()))?;
     let store = config.open_store().await?;
@@ -65,7 +151,7 @@ async fn train(file: &Path, tenant: &str, config: &Config) -> anyhow::Result<()>
     let nlu = NluService::new(Arc::clone(&store));
     let started = std::time::Instant::now();
     let trained = nlu
-        .train(&tenant_id, examples, jiff::Timestamp::now())
+        .train_with(&tenant_id, examples, rejection, jiff::Timestamp::now())
         .await?;
     let seconds = started.elapsed().as_secs_f64();
     println!("tenant: {tenant}");
@@ -80,12 +166,26 @@ async fn train(file: &Path, tenant: &str, config: &Config) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn eval(train: &Path, test: &Path) -> anyhow::Result<()> {
+async fn eval(train: &Path, test: &Path, config: TrainConfig) -> anyhow::Result<()> {
     let (train, test) = (train.to_owned(), test.to_owned());
     // Training is CPU work of seconds to minutes; keep it off the async workers.
-    let report = tokio::task::spawn_blocking(move || relais_nlu::evaluate_files(&train, &test))
-        .await
-        .context("evaluation was interrupted")??;
+    let report = tokio::task::spawn_blocking(move || {
+        relais_nlu::evaluate_files_with(&train, &test, &config)
+    })
+    .await
+    .context("evaluation was interrupted")??;
+    print!("{report}");
+    Ok(())
+}
+
+async fn eval_folds(data: &Path, config: FoldsConfig) -> anyhow::Result<()> {
+    let data = data.to_owned();
+    let report = tokio::task::spawn_blocking(move || {
+        let rows = relais_nlu::load_fold_examples_file(&data)?;
+        relais_nlu::evaluate_folds(&rows, &config)
+    })
+    .await
+    .context("evaluation was interrupted")??;
     print!("{report}");
     Ok(())
 }

@@ -85,13 +85,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_owner(node_name(addr))
             .run_forever(state.campaigns.wake(), std::time::Duration::from_secs(2)),
     );
-    // Journeys: due runs are claimed with leases, so every node runs a worker.
+    // Journeys: due runs are claimed with leases, so every node runs a worker; under the
+    // node's name, a restarted node takes its runs back at once.
     let journeys = tokio::spawn(
         relais_engine::journeys::JourneyWorker::new(
             store.clone(),
             state.clock.clone(),
             state.acceptor.clone(),
-            format!("journeys-{}", relais_core::ids::new_id()),
+            node_name(addr),
         )
         .run_forever(relais_engine::journeys::worker::IDLE_POLL),
     );

@@ -109,7 +109,15 @@ async fn the_sandbox_page_sends_receives_and_replies_in_a_browser() {
 
 #[tokio::test]
 async fn the_dashboard_shows_a_batch_sent_and_delivered_in_a_browser() {
-    browser_test("dashboard.mjs", &["dashboard.png", "dashboard-phone.png"]).await;
+    browser_test(
+        "dashboard.mjs",
+        &[
+            "dashboard.png",
+            "dashboard-campaign.png",
+            "dashboard-phone.png",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

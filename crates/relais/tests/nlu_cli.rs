@@ -161,3 +161,88 @@ async fn train_stores_a_new_live_version_for_the_tenant() {
     let prediction = model.predict("play some jazz music on spotify");
     assert_eq!(prediction.best_guess, "PlayMusic");
 }
+
+/// `relais nlu eval` on the SNIPS sample with extra `flags`.
+fn eval_sample(flags: &[&str]) -> Output {
+    let train = data("snips_sample_train.csv");
+    let test = data("snips_sample_test.csv");
+    let mut args = vec![
+        "nlu",
+        "eval",
+        "--train",
+        train.to_str().unwrap(),
+        "--test",
+        test.to_str().unwrap(),
+    ];
+    args.extend_from_slice(flags);
+    relais(&args)
+}
+
+#[test]
+fn eval_with_a_threshold_of_one_rejects_everything_and_prints_the_curve() {
+    let run = |flags: &[&str]| {
+        let output = eval_sample(flags);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout(&output)
+    };
+    let strict = run(&["--threshold", "1"]);
+    assert_eq!(
+        field(&strict, "in_scope_accuracy").as_deref(),
+        Some("0.0000")
+    );
+    assert_eq!(field(&strict, "oos_recall").as_deref(), Some("1.0000"));
+    let lenient = run(&["--oos-target", "0.2"]);
+    let in_scope: f64 = field(&lenient, "in_scope_accuracy")
+        .expect("an in_scope_accuracy line")
+        .parse()
+        .expect("a number");
+    assert!(in_scope > 0.75, "{lenient}");
+    // One line per threshold: measured on the test set | estimated on the training set.
+    assert!(lenient.contains("curve (threshold"), "{lenient}");
+    assert!(
+        lenient
+            .lines()
+            .any(|line| line.starts_with("  0.50 -> ") && line.contains(" | "))
+    );
+    // Two ways of choosing at once is a usage error.
+    let output = eval_sample(&["--threshold", "0.5", "--oos-target", "0.5"]);
+    assert!(!output.status.success());
+}
+
+#[test]
+fn eval_folds_prints_every_fold_the_mean_and_the_curve() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../relais-nlu/tests/data/hwu64_folds_1_3.csv");
+    let output = relais(&[
+        "nlu",
+        "eval-folds",
+        "--data",
+        file.to_str().unwrap(),
+        "--holdout-intents",
+        "0.25",
+    ]);
+    let report = stdout(&output);
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for fold in ["fold 1: ", "fold 2: ", "fold 3: "] {
+        assert!(
+            report.lines().any(|line| line.starts_with(fold)),
+            "{report}"
+        );
+    }
+    for name in ["accuracy", "macro_f1", "in_scope_accuracy", "oos_recall"] {
+        let value: f64 = field(&report, name)
+            .unwrap_or_else(|| panic!("a {name} line: {report}"))
+            .parse()
+            .expect("a number");
+        assert!((0.0..=1.0).contains(&value));
+    }
+    assert!(report.contains("curve (threshold"), "{report}");
+}

@@ -116,6 +116,10 @@ pub enum WinMetric {
     Delivered,
     Read,
     Replied,
+    /// A tracked link of the message was clicked.
+    Clicked,
+    /// A conversion event was credited to the message.
+    Converted,
 }
 
 /// How one variant did in the test.

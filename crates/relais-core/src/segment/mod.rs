@@ -76,32 +76,56 @@ pub enum Behaviour {
     Read,
     /// They wrote in after a message was sent to them.
     Replied,
+    /// They clicked a tracked link of a message sent to them.
+    Clicked,
+    /// `event.<name>`: a customer event of that name (`POST /v1/events`) was recorded
+    /// for them: a purchase, a conversion.
+    Event(String),
 }
 
 impl Behaviour {
-    pub fn as_str(&self) -> &'static str {
+    /// The behaviour as a filter writes it.
+    pub fn name(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            Behaviour::Inbound => "inbound",
-            Behaviour::Sent => "sent",
-            Behaviour::Delivered => "delivered",
-            Behaviour::Read => "read",
-            Behaviour::Replied => "replied",
+            Behaviour::Inbound => "inbound".into(),
+            Behaviour::Sent => "sent".into(),
+            Behaviour::Delivered => "delivered".into(),
+            Behaviour::Read => "read".into(),
+            Behaviour::Replied => "replied".into(),
+            Behaviour::Clicked => "clicked".into(),
+            Behaviour::Event(name) => format!("event.{name}").into(),
         }
     }
 
-    fn parse(name: &str) -> Option<Behaviour> {
-        Some(match name {
+    /// The behaviour `name` spells: `None` when it is no behaviour, `Err` when it is an
+    /// `event.` with a name no event can have.
+    fn parse(name: &str) -> Option<Result<Behaviour, String>> {
+        Some(Ok(match name {
             "inbound" => Behaviour::Inbound,
             "sent" => Behaviour::Sent,
             "delivered" => Behaviour::Delivered,
             "read" => Behaviour::Read,
             "replied" => Behaviour::Replied,
-            _ => return None,
-        })
+            "clicked" => Behaviour::Clicked,
+            _ => {
+                let event = name.strip_prefix("event.")?;
+                return Some(event_name(event).map(|n| Behaviour::Event(n.to_owned())));
+            }
+        }))
     }
 
     /// The names a filter may use, for error messages.
-    pub const NAMES: &'static str = "inbound, sent, delivered, read, replied";
+    pub const NAMES: &'static str =
+        "inbound, sent, delivered, read, replied, clicked, event.<name>";
+}
+
+/// An event's name as `POST /v1/events` takes it.
+fn event_name(name: &str) -> Result<&str, String> {
+    if name.is_empty() {
+        return Err("`event.` needs an event's name: `event.purchase within 30d`".into());
+    }
+    crate::journey::check_name(name)?;
+    Ok(name)
 }
 
 /// A literal of a filter.

@@ -339,6 +339,10 @@ impl Parser {
             });
         };
         if let Some(behaviour) = Behaviour::parse(&name) {
+            let behaviour = behaviour.map_err(|message| ParseError {
+                position: at,
+                message,
+            })?;
             return self.within(behaviour);
         }
         let field = field_of(&name).map_err(|message| ParseError {
@@ -394,8 +398,8 @@ impl Parser {
                 position: self.peek().map_or(self.end, |t| t.at),
                 message: format!(
                     "`{}` is a behaviour: ask it over a period, `{} within 30d`",
-                    behaviour.as_str(),
-                    behaviour.as_str()
+                    behaviour.name(),
+                    behaviour.name()
                 ),
             });
         }
@@ -426,10 +430,7 @@ impl Parser {
             }),
             None => Err(ParseError {
                 position: self.end,
-                message: format!(
-                    "`{} within` needs a period such as `30d`",
-                    behaviour.as_str()
-                ),
+                message: format!("`{} within` needs a period such as `30d`", behaviour.name()),
             }),
         }
     }
@@ -625,6 +626,24 @@ mod tests {
                 period: SignedDuration::from_hours(30 * 24)
             }))
         );
+        assert_eq!(
+            Filter::parse("clicked within 7d and event.purchase within 30d").unwrap(),
+            Filter::And(
+                Box::new(Filter::Within {
+                    behaviour: Behaviour::Clicked,
+                    period: SignedDuration::from_hours(7 * 24)
+                }),
+                Box::new(Filter::Within {
+                    behaviour: Behaviour::Event("purchase".into()),
+                    period: SignedDuration::from_hours(30 * 24)
+                })
+            )
+        );
+        let e = Filter::parse("event.purchase = 1").unwrap_err();
+        assert!(e.message.contains("`event.purchase within 30d`"), "{e}");
+        let e = Filter::parse("locale = 'fr' and event. within 1d").unwrap_err();
+        assert_eq!(e.position, 19, "{e}");
+        assert!(e.message.contains("needs an event's name"), "{e}");
         assert_eq!(
             Filter::parse("attributes.address.city = 'it''s'").unwrap(),
             Filter::Compare {

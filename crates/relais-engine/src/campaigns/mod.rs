@@ -307,7 +307,16 @@ impl Campaigns {
     pub async fn report(&self, tenant: &str, id: &str) -> Result<CampaignReport, CampaignError> {
         let record = self.record(tenant, id).await?;
         let counts = self.store.recipient_counts(&record.id).await?;
-        let funnel = self.store.campaign_funnel(tenant, &record.id).await?;
-        Ok(CampaignReport::new(&record, &counts, &funnel))
+        let campaign = Campaign::from_json(&record.definition)?;
+        let prices = crate::settings::prices_of(&*self.store, tenant).await?;
+        let funnel = self
+            .store
+            .campaign_funnel(
+                tenant,
+                &record.id,
+                &report::funnel_query(&campaign, Some(&prices)),
+            )
+            .await?;
+        Ok(CampaignReport::new(&record, &counts, &funnel, &prices))
     }
 }

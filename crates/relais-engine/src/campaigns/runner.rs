@@ -376,7 +376,11 @@ impl CampaignRunner {
         use relais_core::campaign::split::WinMetric;
         let funnel = self
             .store
-            .campaign_funnel(&record.tenant_id, &record.id)
+            .campaign_funnel(
+                &record.tenant_id,
+                &record.id,
+                &super::report::funnel_query(campaign, None),
+            )
             .await?;
         let mut scores = vec![VariantScore { sent: 0, hits: 0 }; campaign.variants.len()];
         for row in funnel {
@@ -400,14 +404,15 @@ impl CampaignRunner {
                     matches!(status, Some(MessageStatus::Delivered | MessageStatus::Read))
                 }
                 WinMetric::Read => matches!(status, Some(MessageStatus::Read)),
-                WinMetric::Replied => false,
+                WinMetric::Replied | WinMetric::Clicked | WinMetric::Converted => false,
             };
-            if hit {
-                scores[index].hits += row.count;
-            }
-            if metric == WinMetric::Replied {
-                scores[index].hits += row.replied;
-            }
+            scores[index].hits += match metric {
+                _ if hit => row.count,
+                WinMetric::Replied => row.replied,
+                WinMetric::Clicked => row.clicked,
+                WinMetric::Converted => row.converted,
+                _ => 0,
+            };
         }
         Ok(choose_winner(&scores))
     }
@@ -444,9 +449,9 @@ impl CampaignRunner {
                     .purpose_counts(
                         tenant,
                         page,
-                        cap.purpose().as_str(),
+                        cap.purpose(),
                         now.checked_sub(cap.per().duration()).unwrap_or(now),
-                        campaign.label.as_str(),
+                        Some(campaign.label.as_str()),
                     )
                     .await?
             }

@@ -19,6 +19,10 @@ pub const MAX_VARIANTS: usize = 10;
 pub const MAX_RATE: f64 = 100_000.0;
 /// Longest test period of an A/B test.
 pub const MAX_TEST_PERIOD: SignedDuration = SignedDuration::from_hours(30 * 24);
+/// Longest conversion window: a purchase three months after a text owes it nothing.
+pub const MAX_CONVERSION_WINDOW: SignedDuration = SignedDuration::from_hours(90 * 24);
+/// The conversion window when the campaign names none.
+pub const DEFAULT_CONVERSION_WINDOW: &str = "7d";
 
 /// A campaign as created.
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +71,27 @@ pub struct CampaignSpec {
     /// tracked short links when the server has a public URL).
     #[serde(default)]
     pub track_links: Option<bool>,
+    /// The customer event that counts as a conversion (`POST /v1/events`), and the
+    /// window after a message within which it is credited to it.
+    #[serde(default)]
+    pub conversion: Option<ConversionSpec>,
+}
+
+/// A campaign's conversion event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionSpec {
+    pub event: String,
+    #[serde(default)]
+    pub window: Option<String>,
+}
+
+/// A checked conversion: an event of this name counts for the last message sent to the
+/// contact before it, when it came within `window` after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversion {
+    pub event: String,
+    pub window: SignedDuration,
 }
 
 /// One variant of the content.
@@ -115,6 +140,7 @@ pub struct Campaign {
     /// The A/B test's metric and period.
     pub test: Option<(WinMetric, SignedDuration)>,
     pub purpose: Purpose,
+    pub conversion: Option<Conversion>,
 }
 
 fn invalid(pointer: &str, detail: impl Into<String>) -> CampaignError {
@@ -231,6 +257,33 @@ impl Campaign {
                 Some((ab.metric, period))
             }
         };
+        let conversion = match &spec.conversion {
+            None => None,
+            Some(c) => {
+                relais_core::journey::check_name(&c.event)
+                    .map_err(|e| invalid("/conversion/event", e))?;
+                let raw = c.window.as_deref().unwrap_or(DEFAULT_CONVERSION_WINDOW);
+                let window = parse_duration("window", raw)
+                    .map_err(|e| invalid("/conversion/window", e.to_string()))?;
+                if window <= SignedDuration::ZERO || window > MAX_CONVERSION_WINDOW {
+                    return Err(invalid(
+                        "/conversion/window",
+                        "the conversion window lasts more than zero and at most 90 days",
+                    ));
+                }
+                Some(Conversion {
+                    event: c.event.clone(),
+                    window,
+                })
+            }
+        };
+        if matches!(test, Some((WinMetric::Converted, _))) && conversion.is_none() {
+            return Err(invalid(
+                "/ab_test/metric",
+                "the `converted` metric needs the campaign's `conversion` event: \
+                 `\"conversion\": {\"event\": \"purchase\"}`",
+            ));
+        }
         let weights = spec.variants.iter().map(|v| v.weight).collect();
         let split = Split::new(weights, spec.ab_test.as_ref().map(|ab| ab.share)).map_err(|e| {
             let at = if spec.ab_test.is_some()
@@ -260,6 +313,7 @@ impl Campaign {
             variants,
             split,
             test,
+            conversion,
             purpose,
             spec,
         })

@@ -14,10 +14,12 @@
 pub mod dates;
 pub mod engagement;
 pub mod intake;
+pub mod report;
 pub mod worker;
 
-pub use dates::enter_segment;
+pub use dates::enter_segment_entries;
 pub use intake::{ContactRef, EventAnswer, EventError, EventRequest, record_event};
+pub use report::{JourneyAnalytics, journey_analytics};
 pub use worker::{JourneyReport, JourneyWorker};
 
 use crate::send::SendRequest;

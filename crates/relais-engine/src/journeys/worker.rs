@@ -6,12 +6,14 @@
 use super::engagement::engaged;
 use super::{contact_zone, dates, lookup, send_request};
 use crate::send::{AcceptError, Acceptor, Idempotency};
+use crate::settings::frequency_cap_of;
 use jiff::{SignedDuration, Timestamp};
 use relais_core::clock::Clock;
+use relais_core::consent::Purpose;
 use relais_core::contact::Contact;
 use relais_core::journey::when::next_time_of_day;
 use relais_core::journey::{JourneyDefinition, MAX_STEPS_IN_A_ROW, Step, Wait};
-use relais_store::{JourneyRun, RunPhase, RunProgress, RunState, Store, StoreError};
+use relais_store::{JourneyRun, RunPhase, RunProgress, RunState, SentStep, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -61,6 +63,8 @@ struct Cursor {
     deadline: Option<Timestamp>,
     last_message_id: Option<String>,
     last_sent_at: Option<Timestamp>,
+    /// The messages stored in this turn.
+    sent: Vec<SentStep>,
 }
 
 /// How a run's turn ended.
@@ -87,7 +91,8 @@ impl JourneyWorker {
         }
     }
 
-    /// One round: date triggers (at most every [`dates::SCAN_EVERY`]), then the due runs.
+    /// One round: date and segment-entry triggers (at most every [`dates::SCAN_EVERY`]),
+    /// then the due runs.
     pub async fn run_once(&self) -> Result<JourneyReport, StoreError> {
         let now = self.clock.now();
         let mut report = JourneyReport::default();
@@ -99,7 +104,8 @@ impl JourneyWorker {
             last.is_none_or(|at| now.duration_since(at) >= dates::SCAN_EVERY)
         };
         if scan_due {
-            report.entered = dates::enter_due_dates(&*self.store, now).await?;
+            report.entered = dates::enter_due_dates(&*self.store, now).await?
+                + dates::enter_segment_entries(&*self.store, now).await?;
             *self
                 .dates_scanned_at
                 .lock()
@@ -165,13 +171,13 @@ impl JourneyWorker {
             deadline: run.deadline,
             last_message_id: run.last_message_id.clone(),
             last_sent_at: run.last_sent_at,
+            sent: Vec::new(),
         };
-        let mut sent = 0;
         let mut contact: Option<Contact> = None;
         let turn = match definition {
             None => Turn::Ends(RunState::Canceled, "the journey was deleted or no longer parses".into()),
             Some(journey) => self
-                .walk(run, journey, &mut cursor, &mut contact, &mut sent, now)
+                .walk(run, journey, &mut cursor, &mut contact, now)
                 .await
                 .unwrap_or_else(|e| match e {
                     // The contact was deleted (or erased) while the run waited.
@@ -199,7 +205,9 @@ impl JourneyWorker {
             last_sent_at: cursor.last_sent_at,
             ended_reason,
             at: now,
+            sent: cursor.sent,
         };
+        let sent = progress.sent.len();
         (progress, sent)
     }
 
@@ -209,7 +217,6 @@ impl JourneyWorker {
         journey: &JourneyDefinition,
         c: &mut Cursor,
         contact: &mut Option<Contact>,
-        sent: &mut usize,
         now: Timestamp,
     ) -> Result<Turn, StoreError> {
         // A step counts its wait from when the run reached it, not from when a worker got
@@ -253,10 +260,19 @@ impl JourneyWorker {
                 }
                 Step::Send { message, next } => {
                     match self.send(run, message, c.steps_taken).await {
-                        Ok(id) => {
-                            *sent += 1;
+                        Ok(Some(id)) => {
+                            c.sent.push(SentStep {
+                                step: c.step.clone(),
+                                message_id: id.clone(),
+                            });
                             c.last_message_id = Some(id);
                             c.last_sent_at = Some(now);
+                        }
+                        // Held back by the frequency cap: a branch on engagement that
+                        // follows has no message to look at and takes `no`.
+                        Ok(None) => {
+                            c.last_message_id = None;
+                            c.last_sent_at = None;
                         }
                         Err(AcceptError::Store(e)) => return Err(e),
                         Err(refused) => {
@@ -350,26 +366,52 @@ impl JourneyWorker {
             .ok_or_else(|| StoreError::NotFound(format!("contact {}", run.contact_id)))
     }
 
-    /// Accepts the step's message for the run's contact; its id. The key is the run and
-    /// its step count, so the same step retried (a crash between the accept and the
-    /// run's write) finds its message instead of sending another.
+    /// Accepts the step's message for the run's contact; its id, or `None` when the
+    /// tenant's frequency cap holds it back (nothing is sent and the run goes on). The key
+    /// is the run and its step count, so the same step retried (a crash between the accept
+    /// and the run's write) finds its message instead of sending another.
     async fn send(
         &self,
         run: &JourneyRun,
         message: &serde_json::Map<String, serde_json::Value>,
         steps_taken: i64,
-    ) -> Result<String, AcceptError> {
+    ) -> Result<Option<String>, AcceptError> {
         let (request, body) = send_request(message, &run.contact_id, &run.event_properties)
             .map_err(|(pointer, detail)| AcceptError::Invalid { pointer, detail })?;
         let key = format!("journey:{}:{steps_taken}", run.id);
+        if let Some(stored) = self
+            .store
+            .message_by_idempotency_key(&run.tenant_id, &key)
+            .await?
+        {
+            return Ok(Some(stored.id));
+        }
+        let purpose = request.purpose.clone().unwrap_or(Purpose::Transactional);
+        if let Some(cap) = frequency_cap_of(&*self.store, &run.tenant_id)
+            .await?
+            .filter(|cap| cap.covers(&purpose))
+        {
+            let now = self.clock.now();
+            let since = now.checked_sub(cap.per().duration()).unwrap_or(now);
+            let contact = [run.contact_id.clone()];
+            let counts = self
+                .store
+                .purpose_counts(&run.tenant_id, &contact, cap.purpose(), since, None)
+                .await?;
+            if counts.get(&run.contact_id).copied().unwrap_or(0) >= i64::from(cap.max()) {
+                tracing::info!(run = %run.id, journey = %run.journey, "frequency cap reached: the step's message is not sent");
+                return Ok(None);
+            }
+        }
         let idempotency = Idempotency::new(&key, &body).map_err(|e| AcceptError::Invalid {
             pointer: String::new(),
             detail: e.to_string(),
         })?;
-        Ok(self
-            .acceptor
-            .accept(&run.tenant_id, request, Some(idempotency))
-            .await?
-            .id)
+        Ok(Some(
+            self.acceptor
+                .accept(&run.tenant_id, request, Some(idempotency))
+                .await?
+                .id,
+        ))
     }
 }

@@ -187,12 +187,24 @@ pub(super) async fn prepare(
     // The store is asked three things at once: the recipients (created when unknown), the
     // configured channels the requests name, and the tenant's quiet hours. Asked one after
     // the other, each waited its turn on a connection: 2 ms of a 6 ms group.
+    let by_id: Vec<&str> = items
+        .iter()
+        .filter_map(|(_, c)| match c {
+            Ok(Checked {
+                target: Target::Contact(contact_id),
+                ..
+            }) => Some(contact_id.as_str()),
+            _ => None,
+        })
+        .collect();
     let names = named_channels(&items);
-    let (resolved, named_channels, quiet) = tokio::join!(
+    let (resolved, named_channels, quiet, known_contacts) = tokio::join!(
         resolve_identities(ctx, tenant, &identities),
         look_up_channels(ctx, tenant, names),
         quiet_hours(ctx, tenant),
+        contacts_by_id(ctx, tenant, &by_id),
     );
+    let known_contacts = known_contacts?;
     let PlannedContacts { resolved, new } = resolved?;
     let mut resolved = resolved.into_iter();
     let mut channels = named_channels?;
@@ -220,9 +232,8 @@ pub(super) async fn prepare(
                 }
             },
             Target::Contact(contact_id) => {
-                match contact_by_id(ctx, tenant, contact_id, &checked.base).await {
+                match sendable_contact(known_contacts.get(contact_id), contact_id, &checked.base) {
                     Ok(found) => (found, None),
-                    Err(e @ AcceptError::Store(_)) => return Err(e),
                     Err(e) => {
                         ready.push(Err(e));
                         continue;
@@ -760,26 +771,40 @@ async fn resolve_identities(
     Ok(ctx.store.plan_contacts(tenant, identities, ctx.now).await?)
 }
 
-/// A contact named by id, who has an address to send to.
-async fn contact_by_id(
+/// The contacts requests name by id, in one look-up.
+async fn contacts_by_id(
     ctx: &AcceptContext<'_>,
     tenant: &str,
+    ids: &[&str],
+) -> Result<HashMap<String, Contact>, AcceptError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(ctx
+        .store
+        .contacts_by_ids(tenant, ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect())
+}
+
+/// A contact named by id, who has an address to send to.
+fn sendable_contact(
+    found: Option<&Contact>,
     contact_id: &str,
     base: &str,
 ) -> Result<Contact, AcceptError> {
     let pointer = format!("{base}/to/contact_id");
-    let contact = ctx
-        .store
-        .contact(tenant, contact_id)
-        .await?
-        .ok_or_else(|| invalid(&pointer, format!("no contact {contact_id} in this tenant")))?;
+    let contact =
+        found.ok_or_else(|| invalid(&pointer, format!("no contact {contact_id} in this tenant")))?;
     if contact.identities.is_empty() {
         return Err(invalid(
             &pointer,
             "the contact has no identity (phone number or address) to send to",
         ));
     }
-    Ok(contact)
+    Ok(contact.clone())
 }
 
 /// When: `send_at`, then the recipient's quiet hours. The recipient's country, which

@@ -1,6 +1,6 @@
 // The dashboard: the figures of GET /v1/analytics and the charts the server draws
 // (/v1/analytics/volume.svg, /v1/analytics/funnel.svg), for the last 24 hours, 7 or 30
-// days, refreshed every 10 seconds while the tab is shown, when a customer writes or a
+// days, and a campaign's report with its funnel (/v1/campaigns/{id}/funnel.svg), refreshed every 10 seconds while the tab is shown, when a customer writes or a
 // conversation changes (the event stream), and on demand.
 
 import {
@@ -22,6 +22,14 @@ const TEXTS = {
     sent: "Messages sent", deliveredRate: "Delivered", readRate: "Read (of delivered)",
     responseRate: "Wrote back", inbound: "Messages received", firstResponse: "First response (mean)",
     breaches: "SLA breaches", pending: "Waiting to go", none: "—",
+    campaignsTitle: "Campaigns", campaignLabel: "Campaign", campaignFunnel: "Campaign funnel",
+    noCampaigns: "No campaign yet: create one with POST /v1/campaigns (see docs/campaigns.md).",
+    variant: "Variant", channel: "Channel", clicked: "Clicked", replied: "Replied", converted: "Converted",
+    value: "Value", cost: "Cost",
+    summary: "{state} · {enqueued} of {recipients} recipients sent · {skipped} skipped",
+    winner: "winner: {winner}", skippedFor: "{reason}: {count}",
+    state_draft: "draft", state_running: "running", state_paused: "paused", state_completed: "completed",
+    state_canceled: "canceled",
   },
   fr: {
     title: "Tableau de bord Relais", language: "Langue", periodLabel: "Période", signOut: "Se déconnecter", refresh: "Actualiser",
@@ -37,6 +45,14 @@ const TEXTS = {
     sent: "Messages envoyés", deliveredRate: "Remis", readRate: "Lus (parmi les remis)",
     responseRate: "Ont répondu", inbound: "Messages reçus", firstResponse: "Première réponse (moyenne)",
     breaches: "SLA dépassés", pending: "En attente d'envoi", none: "—",
+    campaignsTitle: "Campagnes", campaignLabel: "Campagne", campaignFunnel: "Entonnoir de la campagne",
+    noCampaigns: "Aucune campagne pour l'instant : créez-en une avec POST /v1/campaigns (voir docs/campaigns.md).",
+    variant: "Variante", channel: "Canal", clicked: "Cliqués", replied: "Réponses", converted: "Convertis",
+    value: "Valeur", cost: "Coût",
+    summary: "{state} · {enqueued} destinataires sur {recipients} envoyés · {skipped} écartés",
+    winner: "gagnante : {winner}", skippedFor: "{reason} : {count}",
+    state_draft: "brouillon", state_running: "en cours", state_paused: "en pause", state_completed: "terminée",
+    state_canceled: "annulée",
   },
 };
 
@@ -117,6 +133,66 @@ function renderSends(d) {
   $("no-sends").hidden = rows.length > 0;
 }
 
+// The campaign the page shows (kept across refreshes), and its chart's object URL.
+let campaignUrl = null;
+
+function cell(text, number = false) {
+  const td = document.createElement("td");
+  if (number) td.className = "number";
+  td.textContent = text;
+  return td;
+}
+
+async function loadCampaigns() {
+  const { data } = await api(key, "GET", "/v1/campaigns");
+  const select = $("campaign");
+  const chosen = select.value;
+  // Running ones first, then the latest created.
+  const order = { running: 0, paused: 1, draft: 2, completed: 3, canceled: 4 };
+  data.sort((a, b) => (order[a.state] - order[b.state]) || b.created_at.localeCompare(a.created_at));
+  select.replaceChildren(...data.map((c) => Object.assign(document.createElement("option"), {
+    value: c.id, textContent: `${c.name} (${t(`state_${c.state}`)})`,
+  })));
+  $("no-campaigns").hidden = data.length > 0;
+  $("campaign-view").hidden = data.length === 0;
+  if (data.length === 0) return;
+  if (data.some((c) => c.id === chosen)) select.value = chosen;
+  const id = select.value;
+  const query = `lang=${encodeURIComponent(lang)}`;
+  const [report, chart] = await Promise.all([
+    api(key, "GET", `/v1/campaigns/${encodeURIComponent(id)}/report`),
+    imageUrl(key, `/v1/campaigns/${encodeURIComponent(id)}/funnel.svg?${query}`),
+  ]);
+  const p = report.progress;
+  const parts = [t("summary", {
+    state: t(`state_${report.state}`), enqueued: p.enqueued.toLocaleString(lang),
+    recipients: p.recipients.toLocaleString(lang), skipped: p.skipped.toLocaleString(lang),
+  })];
+  if (report.winner) parts.push(t("winner", { winner: report.winner }));
+  for (const [reason, count] of Object.entries(p.skipped_by_reason)) {
+    parts.push(t("skippedFor", { reason, count: count.toLocaleString(lang) }));
+  }
+  $("campaign-summary").textContent = parts.join(" · ");
+  $("campaign-funnel").src = chart;
+  $("campaign-funnel").alt = t("campaignFunnel");
+  if (campaignUrl) URL.revokeObjectURL(campaignUrl);
+  campaignUrl = chart;
+  const number = (n) => n.toLocaleString(lang);
+  const money = (cost) => Object.entries(cost)
+    .map(([currency, amount]) => amount.toLocaleString(lang, { style: "currency", currency }))
+    .join(" + ") || t("none");
+  $("campaign-table").querySelector("tbody").replaceChildren(...report.funnel.map((row) => {
+    const tr = document.createElement("tr");
+    tr.append(
+      cell(row.variant ?? report.name), cell(row.channel),
+      ...[row.accepted, row.delivered, row.read, row.clicked, row.replied, row.converted]
+        .map((n) => cell(number(n), true)),
+      cell(number(row.conversion_value), true), cell(money(row.cost), true),
+    );
+    return tr;
+  }));
+}
+
 async function load() {
   if (!key) return;
   if (loading) return loading;
@@ -131,6 +207,7 @@ async function load() {
       ]);
       renderFigures(d);
       renderSends(d);
+      await loadCampaigns();
       $("volume").src = volume;
       $("volume").alt = t("volumeTitle");
       $("funnel").src = funnel;
@@ -171,6 +248,7 @@ $("lang").addEventListener("change", () => {
   load();
 });
 $("period").addEventListener("change", load);
+$("campaign").addEventListener("change", () => loadCampaigns().catch((e) => console.warn("campaign failed:", e.message)));
 $("refresh").addEventListener("click", load);
 setInterval(() => { if (key && !document.hidden) load(); }, REFRESH_MS);
 applyLanguage();

@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/campaigns", get(list_campaigns).post(create_campaign))
         .route("/campaigns/{id}", get(get_campaign))
         .route("/campaigns/{id}/report", get(campaign_report))
+        .route("/campaigns/{id}/funnel.svg", get(campaign_funnel_chart))
         .route("/campaigns/{id}/start", post(start_campaign))
         .route("/campaigns/{id}/pause", post(pause_campaign))
         .route("/campaigns/{id}/resume", post(resume_campaign))
@@ -89,6 +90,24 @@ pub struct ReportQuery {
     pub format: Option<String>,
 }
 
+impl ReportQuery {
+    /// Whether the report is asked for as CSV: `?format=csv`, else `Accept: text/csv`.
+    pub fn wants_csv(&self, headers: &HeaderMap) -> ApiResult<bool> {
+        match self.format.as_deref() {
+            Some("csv") => Ok(true),
+            Some("json") => Ok(false),
+            Some(other) => Err(ApiError::bad_parameter(
+                "format",
+                format!("`{other}` is not a format: json or csv"),
+            )),
+            None => Ok(headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/csv"))),
+        }
+    }
+}
+
 /// The campaign's funnel per variant and channel, and its skips by reason.
 pub async fn campaign_report(
     State(state): State<AppState>,
@@ -98,20 +117,7 @@ pub async fn campaign_report(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     caller.require(Scope::Read)?;
-    let csv = match query.format.as_deref() {
-        Some("csv") => true,
-        Some("json") => false,
-        Some(other) => {
-            return Err(ApiError::bad_parameter(
-                "format",
-                format!("`{other}` is not a format: json or csv"),
-            ));
-        }
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/csv")),
-    };
+    let csv = query.wants_csv(&headers)?;
     let report = state.campaigns.report(&caller.tenant_id, &id).await?;
     if csv {
         return Ok((
@@ -168,4 +174,26 @@ pub async fn cancel_campaign(
     Ok(axum::Json(
         state.campaigns.cancel(&caller.tenant_id, &id).await?,
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartQuery {
+    /// The chart's words: `en` (the default) or `fr`.
+    pub lang: Option<String>,
+}
+
+/// The campaign's funnel per variant as an SVG chart (the dashboard shows it).
+pub async fn campaign_funnel_chart(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ChartQuery>,
+) -> ApiResult<Response> {
+    caller.require(Scope::Read)?;
+    let report = state.campaigns.report(&caller.tenant_id, &id).await?;
+    let lang = crate::charts::Lang::parse(query.lang.as_deref());
+    Ok(super::analytics::svg(crate::charts::campaign_funnel(
+        &report, lang,
+    )))
 }

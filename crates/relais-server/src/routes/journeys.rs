@@ -2,11 +2,12 @@
 //! flows) with their runs, and the named areas `entered_area` events are matched against.
 
 use crate::AppState;
-use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::problem::{ApiError, ApiResult, FieldError};
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use relais_core::tenant::Scope;
 use relais_engine::journeys::JourneysError;
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
             get(get_journey).put(put_journey).delete(delete_journey),
         )
         .route("/journeys/{name}/runs", get(list_runs))
+        .route("/journeys/{name}/report", get(journey_report))
         .route("/geofences", get(list_geofences))
         .route(
             "/geofences/{name}",
@@ -161,6 +163,34 @@ pub async fn list_runs(
         .journey_runs(&caller.tenant_id, &name, 1000)
         .await?;
     Ok(axum::Json(RunList { data }))
+}
+
+/// The journey's runs by step and state, and the funnel of each `send` step's messages by
+/// channel (goal events credited as conversions), as JSON or, with `Accept: text/csv` or
+/// `?format=csv`, as CSV.
+#[utoipa::path(get, path = "/v1/journeys/{name}/report", tag = "journeys",
+    responses((status = 200, description = "The report"), (status = 404, body = crate::problem::Problem)))]
+pub async fn journey_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<crate::routes::campaigns::ReportQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    caller.require(Scope::Read)?;
+    let csv = query.wants_csv(&headers)?;
+    let report =
+        relais_engine::journeys::journey_analytics(&*state.store, &caller.tenant_id, &name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("journey `{name}`")))?;
+    if csv {
+        return Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            report.to_csv(),
+        )
+            .into_response());
+    }
+    Ok(axum::Json(report).into_response())
 }
 
 /// A geofence: a circle around a point.

@@ -2,7 +2,7 @@
 //! LLM settings, generative answers and agent assist.
 
 use crate::AppState;
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiQuery, Caller};
 use crate::problem::{ApiError, ApiResult};
 use axum::Router;
 use axum::body::Bytes;
@@ -13,7 +13,7 @@ use relais_core::tenant::Scope;
 use relais_engine::nlu::{
     Classification, KNOWLEDGE_BASE_KEY, LLM_KEY, NluServiceError, TrainedModel,
 };
-use relais_nlu::{Answer, ConversationMessage, FaqEntry, LlmConfig};
+use relais_nlu::{Answer, ConversationMessage, FaqEntry, LlmConfig, Rejection};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -82,19 +82,62 @@ pub async fn classify(
 pub struct TrainedModelDoc {
     version: i64,
     summary: String,
+    oos_threshold: f32,
+    /// `{threshold, in_scope_accuracy, in_scope_precision, oos_recall}` estimated by
+    /// cross-validation, or `null`.
+    #[schema(value_type = Option<Object>)]
+    estimate: Option<()>,
+}
+
+/// How the tenant wants out-of-scope messages rejected: at most one of the three.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TrainQuery {
+    /// Reject this share of out-of-scope messages (0–1), as estimated by cross-validation.
+    pub oos_recall: Option<f32>,
+    /// Answer right this share of the in-scope messages answered (0–1).
+    pub in_scope_precision: Option<f32>,
+    /// A fixed confidence threshold (0–1); 1 sends everything to a human.
+    pub oos_threshold: Option<f32>,
+}
+
+impl TrainQuery {
+    fn rejection(&self) -> Result<Option<Rejection>, ApiError> {
+        let chosen: Vec<Rejection> = [
+            self.oos_recall.map(Rejection::OosRecall),
+            self.in_scope_precision.map(Rejection::InScopePrecision),
+            self.oos_threshold.map(Rejection::Threshold),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match chosen.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            _ => Err(ApiError::bad_parameter(
+                "oos_recall",
+                "give at most one of oos_recall, in_scope_precision and oos_threshold",
+            )),
+        }
+    }
 }
 
 /// Train a new version of the tenant's intent model from examples: CSV `text,intent`
 /// (`Content-Type: text/csv`) or a JSON array of `{"text", "intent"}`. It is live at once.
-#[utoipa::path(post, path = "/v1/nlu/train", tag = "nlu", request_body(content = String, content_type = "text/csv"),
+/// The query chooses the out-of-scope threshold: `?oos_recall=0.6`,
+/// `?in_scope_precision=0.95` or `?oos_threshold=0.3` (default: an out-of-scope recall of
+/// 0.3 when it can be estimated).
+#[utoipa::path(post, path = "/v1/nlu/train", tag = "nlu", params(TrainQuery), request_body(content = String, content_type = "text/csv"),
     responses((status = 201, body = TrainedModelDoc), (status = 422, body = crate::problem::Problem)))]
 pub async fn train(
     State(state): State<AppState>,
     caller: Caller,
+    ApiQuery(query): ApiQuery<TrainQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<TrainedModel>)> {
     caller.require(Scope::Admin)?;
+    let rejection = query.rejection()?;
     let is_csv = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -113,7 +156,7 @@ pub async fn train(
     })?;
     let trained = state
         .nlu
-        .train(&caller.tenant_id, examples, state.clock.now())
+        .train_with(&caller.tenant_id, examples, rejection, state.clock.now())
         .await
         .map_err(nlu_error)?;
     Ok((StatusCode::CREATED, axum::Json(trained)))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script).
 #
-# Installs what the tests need when it is missing (interop peers from Debian and PyPI,
+# Installs what the tests need when it is missing (interop peers from Debian, PyPI and npm,
 # Debian's chromium and npm's playwright-core for the browser tests),
 # makes sure the local PostgreSQL runs (the storage suite runs against it too), then runs
 # every test of the workspace.
@@ -25,6 +25,7 @@ if [ "$(id -u)" = 0 ]; then
     sh scripts/install-email-peers.sh
     sh scripts/install-browser.sh
     sh scripts/install-webpush-peers.sh
+    sh scripts/install-twilio-peers.sh
 else
     echo "not root: skipping peer installation (tests needing a missing peer will say so)"
 fi

@@ -35,3 +35,5 @@ pub mod template;
 pub mod tenant;
 pub mod text;
 pub mod tracked_link;
+pub mod twilio;
+pub mod twiml;

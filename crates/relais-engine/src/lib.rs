@@ -30,6 +30,7 @@ pub mod smpp_server;
 pub mod smtp_server;
 pub mod tenants;
 pub mod tracked_links;
+pub mod twilio;
 pub mod unsubscribe;
 pub mod web_push_opt_in;
 pub mod webhooks;

@@ -418,9 +418,14 @@ pub(crate) fn describe(error: &dyn std::error::Error) -> String {
     text
 }
 
-#[async_trait]
-impl WebhookPoster for HttpPoster {
-    async fn post(&self, url: &str, headers: &[(&str, String)], body: &str) -> Result<u16, String> {
+impl HttpPoster {
+    /// Sends one POST, checking the destination again first.
+    async fn send(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> Result<reqwest::Response, String> {
         if self.destinations == Destinations::PublicOnly {
             // A stored URL passed `check_url`, but the operator may have tightened the
             // setting since.
@@ -429,19 +434,48 @@ impl WebhookPoster for HttpPoster {
                 return Err(refusal.to_string());
             }
         }
-        let mut request = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body.to_owned());
+        // JSON unless the caller says otherwise (Twilio's callbacks are forms).
+        let typed = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        let mut request = self.client.post(url).body(body.to_owned());
+        if !typed {
+            request = request.header("content-type", "application/json");
+        }
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        request
-            .send()
+        request.send().await.map_err(|e| describe(&e))
+    }
+
+    /// [`WebhookPoster::post`] that reads the answer too (up to `limit` bytes: a longer
+    /// one is an error), for receivers whose answer says what to do (TwiML).
+    pub async fn post_reading(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &str,
+        limit: usize,
+    ) -> Result<(u16, String), String> {
+        let mut response = self.send(url, headers, body).await?;
+        let status = response.status().as_u16();
+        let mut answer = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+            if answer.len() + chunk.len() > limit {
+                return Err(format!("the answer is longer than {limit} bytes"));
+            }
+            answer.extend_from_slice(&chunk);
+        }
+        Ok((status, String::from_utf8_lossy(&answer).into_owned()))
+    }
+}
+
+#[async_trait]
+impl WebhookPoster for HttpPoster {
+    async fn post(&self, url: &str, headers: &[(&str, String)], body: &str) -> Result<u16, String> {
+        self.send(url, headers, body)
             .await
             .map(|r| r.status().as_u16())
-            .map_err(|e| describe(&e))
     }
 }
 

@@ -82,6 +82,8 @@ pub struct AppState {
     pub campaign_runner: relais_engine::campaigns::CampaignRunner,
     /// API keys found recently (see `keys.rs`).
     keys: Arc<keys::KeyCache>,
+    /// Twilio credentials found recently (the Twilio-compatible API's Basic auth).
+    twilio: relais_engine::twilio::accounts::Authenticator,
     /// Failed logins by source address and e-mail: repeated failures slow down the next
     /// attempts, as for SMPP binds.
     logins: Arc<std::sync::Mutex<relais_smpp::BindThrottle>>,
@@ -148,6 +150,7 @@ impl AppState {
             events,
             event_stream: Default::default(),
             keys: Arc::default(),
+            twilio: Default::default(),
             logins: Arc::new(std::sync::Mutex::new(relais_smpp::BindThrottle::new(
                 relais_smpp::BindThrottleConfig::default(),
             ))),
@@ -176,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::webchat::router())
         .merge(routes::webchat_push::router())
         .merge(routes::links::router())
+        .merge(routes::twilio::router())
         .nest("/v1", routes::v1())
         .fallback(no_route)
         // Before the layers: it applies to the routes' method routers as they are now.

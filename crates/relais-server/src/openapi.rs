@@ -43,6 +43,8 @@ use utoipa::{Modify, OpenApi};
         crate::routes::journeys::list_journeys, crate::routes::journeys::get_journey, crate::routes::journeys::put_journey,
         crate::routes::journeys::delete_journey, crate::routes::journeys::list_runs, crate::routes::journeys::journey_report,
         crate::routes::journeys::list_geofences, crate::routes::journeys::put_geofence, crate::routes::journeys::delete_geofence,
+        crate::routes::twilio::issue_account, crate::routes::twilio::show_account, crate::routes::twilio::set_inbound,
+        crate::routes::twilio::create_service, crate::routes::twilio::list_services,
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
     modifiers(&BearerAuth),

@@ -11,6 +11,9 @@ use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose,
 use relais_core::contact::{Attributes, Identity, MergeCause};
 use relais_core::tenant::{Scope, Scopes, generate_api_key, hash_api_key};
 
+mod twilio;
+pub use twilio::*;
+
 fn t0() -> Timestamp {
     Timestamp::from_second(1_790_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -6133,6 +6136,12 @@ macro_rules! conformance_suite {
             due_journey_runs_are_leased_and_moved_only_by_their_holder,
             a_goal_event_ends_active_runs_and_a_deleted_journey_cancels_them,
             geofences_are_kept_per_tenant_and_replaced_by_name,
+            a_twilio_account_is_one_per_tenant_and_its_sid_is_unique,
+            a_status_callback_is_due_once_per_status_change_until_a_final_one,
+            a_redacted_or_deleted_message_is_its_tenants_and_finished,
+            messages_are_listed_by_sender,
+            inbound_messages_are_due_after_the_cursor_of_an_account_with_an_inbound_url,
+            a_messaging_service_is_its_tenants,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -29,6 +29,7 @@ mod settings;
 mod sql;
 mod sqlite;
 mod templates;
+mod twilio;
 
 pub mod conformance;
 pub mod scratch;
@@ -58,6 +59,7 @@ pub use segments::{SegmentRecord, SegmentStore};
 pub use settings::*;
 pub use sqlite::{SqliteStore, sqlite_memory_bytes};
 pub use templates::*;
+pub use twilio::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -256,6 +258,7 @@ pub trait Store:
     + SettingsStore
     + ContactEventStore
     + JourneyStore
+    + TwilioStore
     + Send
     + Sync
     + 'static

@@ -494,6 +494,8 @@ pub struct MessageFilter {
     pub created_from: Option<Timestamp>,
     /// Created before.
     pub created_before: Option<Timestamp>,
+    /// The sender the request gave (`from`).
+    pub sender: Option<String>,
 }
 
 #[async_trait]
@@ -1757,12 +1759,18 @@ macro_rules! impl_message_store {
                     // uses an index for `($10 IS NULL OR campaign = $10)`, and the campaign
                     // index is partial (`campaign IS NOT NULL`), which `campaign = $10` implies.
                     let campaign = if filter.campaign.is_some() { "AND campaign = $10 " } else { "" };
+                    // The same for the sender, numbered after the campaign's when both are asked.
+                    let sender = match (&filter.sender, filter.campaign.is_some()) {
+                        (None, _) => "",
+                        (Some(_), true) => "AND sender = $11 ",
+                        (Some(_), false) => "AND sender = $10 ",
+                    };
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 \
                            AND ($2 IS NULL OR id < $2) AND ($3 IS NULL OR to_address = $3) \
                            AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR channel = $5) \
                            AND ($6 IS NULL OR contact_id = $6) AND ($7 IS NULL OR created_at >= $7) \
-                           AND ($8 IS NULL OR created_at < $8) {campaign}\
+                           AND ($8 IS NULL OR created_at < $8) {campaign}{sender}\
                          ORDER BY id DESC LIMIT $9"
                     )))
                     .bind(tenant)
@@ -1776,6 +1784,9 @@ macro_rules! impl_message_store {
                     .bind(limit + 1);
                     if let Some(campaign) = &filter.campaign {
                         query = query.bind(campaign.as_str());
+                    }
+                    if let Some(sender) = &filter.sender {
+                        query = query.bind(sender.as_str());
                     }
                     let rows = query.fetch_all(self.reader()).await?;
                     let mut data = rows.iter().map(message_from_row).collect::<StoreResult<Vec<_>>>()?;

@@ -38,6 +38,9 @@ pub enum BenchCommand {
     /// A campaign to a large segment on SQLite: start → every message stored (consent,
     /// quiet hours and frequency cap per recipient), peak memory, and delivery by `sim`.
     Campaign(crate::bench_campaign::CampaignBenchArgs),
+    /// One message per request through the Twilio-compatible API beside the native
+    /// `POST /v1/messages`: msg/s and latency of each.
+    Twilio(crate::bench_twilio::TwilioBenchArgs),
 }
 
 /// `database_url` is the global `--database-url`: `bench a2p` runs on it when given;
@@ -73,6 +76,13 @@ pub async fn run(
                 "bench campaign runs on a fresh SQLite file; it does not run on --database-url"
             );
             crate::bench_campaign::run(args).await
+        }
+        BenchCommand::Twilio(args) => {
+            anyhow::ensure!(
+                database_url.is_none(),
+                "bench twilio runs on a fresh SQLite file; it does not run on --database-url"
+            );
+            crate::bench_twilio::run(args).await
         }
         BenchCommand::Soak(args) => {
             anyhow::ensure!(

@@ -6,6 +6,7 @@ mod bench_campaign;
 mod bench_inbound;
 mod bench_smpp;
 mod bench_soak;
+mod bench_twilio;
 mod bench_whatsapp;
 mod bench_widget;
 mod bootstrap;

@@ -96,6 +96,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .run_forever(relais_engine::journeys::worker::IDLE_POLL),
     );
+    // Twilio status callbacks and inbound posts: claimed with leases, so every node runs
+    // the workers.
+    let poster = Arc::new(
+        relais_engine::webhooks::HttpPoster::new()
+            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?,
+    );
+    let twilio_callbacks = tokio::spawn(
+        relais_engine::twilio::callbacks::CallbackWorker::new(
+            store.clone(),
+            state.clock.clone(),
+            poster.clone(),
+            format!("twilio-{}", node_name(addr)),
+        )
+        .run_forever(std::time::Duration::from_secs(1)),
+    );
+    let twilio_inbound = tokio::spawn(
+        relais_engine::twilio::inbound::InboundWorker::new(
+            store.clone(),
+            state.clock.clone(),
+            poster,
+            state.acceptor.clone(),
+            format!("twilio-{}", node_name(addr)),
+        )
+        .run_forever(std::time::Duration::from_secs(1)),
+    );
     let smpp = match config.smpp_listen {
         Some(addr) => Some(start_smpp_server(addr, &state).await?),
         None => None,
@@ -118,6 +143,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     prune_events.abort();
     sla.abort();
     journeys.abort();
+    twilio_callbacks.abort();
+    twilio_inbound.abort();
     dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())

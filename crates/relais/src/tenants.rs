@@ -9,6 +9,14 @@ pub enum TenantsCommand {
     Create { name: String },
     /// List tenants.
     List,
+    /// Print a tenant's Twilio account SID and auth token (docs/twilio.md), issuing them
+    /// the first time.
+    Twilio {
+        name: String,
+        /// Replace the auth token (the old one stops working within 10 seconds).
+        #[arg(long)]
+        new_token: bool,
+    },
 }
 
 pub async fn run(cmd: TenantsCommand, config: Config) -> anyhow::Result<()> {
@@ -25,6 +33,21 @@ pub async fn run(cmd: TenantsCommand, config: Config) -> anyhow::Result<()> {
             for t in store.list_tenants().await? {
                 println!("{}\t{}\t{}", t.name, t.id, t.created_at);
             }
+        }
+        TenantsCommand::Twilio { name, new_token } => {
+            use relais_engine::twilio::accounts::{issue, show};
+            // The auth token is kept sealed with the master key.
+            crate::secrets::load(&config)?;
+            let tenant = store
+                .tenant_by_name(&name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no tenant named `{name}`"))?;
+            let credentials = match show(&*store, &tenant.id).await? {
+                Some(shown) if !new_token => shown.credentials,
+                _ => issue(&*store, &tenant.id, now).await?,
+            };
+            println!("account SID: {}", credentials.account_sid);
+            println!("auth token:  {}", credentials.auth_token);
         }
     }
     Ok(())

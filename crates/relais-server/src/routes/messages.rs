@@ -258,6 +258,7 @@ pub async fn list_messages(
             .transpose()?,
         created_from: instant("since", q.since)?,
         created_before: instant("until", q.until)?,
+        sender: None,
     };
     let page = crate::routes::PageQuery {
         limit: q.limit,

@@ -24,6 +24,7 @@ pub mod system;
 pub mod templates;
 pub mod tenants;
 pub mod tools;
+pub mod twilio;
 pub mod unsubscribe;
 pub mod webchat;
 pub mod webchat_push;
@@ -63,6 +64,7 @@ pub fn v1() -> Router<AppState> {
         .merge(settings::router())
         .merge(customer_events::router())
         .merge(journeys::router())
+        .merge(twilio::credentials_router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

@@ -299,6 +299,27 @@ impl World {
         contact.id
     }
 
+    /// A contact with this phone number (an SMS identity), attributes and time zone; its id.
+    async fn contact(&self, phone: &str, attributes: Value, timezone: Option<&str>) -> String {
+        self.store
+            .create_contact(
+                &self.tenant,
+                &NewContact {
+                    identities: vec![Identity {
+                        channel: ChannelKind::Sms,
+                        address: phone.into(),
+                    }],
+                    timezone: timezone.map(str::to_owned),
+                    attributes: serde_json::from_value(attributes).unwrap(),
+                    ..Default::default()
+                },
+                self.clock.now(),
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
     async fn runs(&self, contact: &str) -> Vec<relais_store::JourneyRun> {
         self.store
             .journey_runs_of_contact(&self.tenant, contact)
@@ -576,25 +597,12 @@ async fn entering_a_geofence_starts_its_journey(w: &World) {
 
 async fn a_birthday_journey_fires_at_nine_in_the_contacts_time_zone(w: &World) {
     let contact = w
-        .store
-        .create_contact(
-            &w.tenant,
-            &NewContact {
-                identities: vec![Identity {
-                    channel: ChannelKind::Sms,
-                    address: "+12125550123".into(),
-                }],
-                timezone: Some("America/New_York".into()),
-                attributes: serde_json::from_value(
-                    json!({"birthday": "1990-11-22", "first_name": "Ana"}),
-                )
-                .unwrap(),
-                ..Default::default()
-            },
-            w.clock.now(),
+        .contact(
+            "+12125550123",
+            json!({"birthday": "1990-11-22", "first_name": "Ana"}),
+            Some("America/New_York"),
         )
-        .await
-        .unwrap();
+        .await;
     w.journey(
         "birthday",
         json!({
@@ -610,11 +618,11 @@ async fn a_birthday_journey_fires_at_nine_in_the_contacts_time_zone(w: &World) {
     // 22 November, 08:55 in New York (UTC-5): not yet.
     w.clock.set("2026-11-22T13:55:00Z".parse().unwrap());
     w.step(&e).await;
-    assert!(w.runs(&contact.id).await.is_empty());
+    assert!(w.runs(&contact).await.is_empty());
     // 09:05 in New York: wished (dates are looked at every ten minutes).
     w.clock.set("2026-11-22T14:05:00Z".parse().unwrap());
     w.step(&e).await;
-    let runs = w.runs(&contact.id).await;
+    let runs = w.runs(&contact).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].state, RunState::Completed);
     let texts: Vec<String> = w
@@ -629,7 +637,7 @@ async fn a_birthday_journey_fires_at_nine_in_the_contacts_time_zone(w: &World) {
     // Looking again the same day wishes nothing more.
     w.clock.set("2026-11-22T16:00:00Z".parse().unwrap());
     w.step(&e).await;
-    assert_eq!(w.runs(&contact.id).await.len(), 1);
+    assert_eq!(w.runs(&contact).await.len(), 1);
 }
 
 async fn an_event_for_an_unknown_contact_is_refused_or_creates_it_when_asked(w: &World) {
@@ -681,23 +689,8 @@ async fn an_event_for_an_unknown_contact_is_refused_or_creates_it_when_asked(w: 
 async fn contacts_who_come_into_a_saved_segment_enter_its_journey(w: &World) {
     let mut people = Vec::new();
     for (phone, tier) in [("+33611111111", "gold"), ("+33622222222", "silver")] {
-        let contact = w
-            .store
-            .create_contact(
-                &w.tenant,
-                &NewContact {
-                    identities: vec![Identity {
-                        channel: ChannelKind::Sms,
-                        address: phone.into(),
-                    }],
-                    attributes: serde_json::from_value(json!({"tier": tier})).unwrap(),
-                    ..Default::default()
-                },
-                w.clock.now(),
-            )
-            .await
-            .unwrap();
-        people.push((contact.id, phone));
+        let id = w.contact(phone, json!({"tier": tier}), None).await;
+        people.push((id, phone));
     }
     let set_tier = |id: String, tier: &'static str| {
         let store = w.store.clone();
@@ -783,22 +776,7 @@ async fn the_journey_report_counts_runs_by_step_and_credits_the_purchase_to_the_
     w: &World,
 ) {
     let ana = w.ana().await;
-    let bob = w
-        .store
-        .create_contact(
-            &w.tenant,
-            &NewContact {
-                identities: vec![Identity {
-                    channel: ChannelKind::Sms,
-                    address: "+33698765432".into(),
-                }],
-                ..Default::default()
-            },
-            w.clock.now(),
-        )
-        .await
-        .unwrap()
-        .id;
+    let bob = w.contact("+33698765432", json!({}), None).await;
     w.journey("abandoned-cart", abandoned_cart()).await;
     let e = w.engine();
     for (who, cart) in [(&ana, "cart-1"), (&bob, "cart-2")] {

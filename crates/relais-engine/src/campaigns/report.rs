@@ -12,14 +12,12 @@ use std::collections::BTreeMap;
 /// What the funnel of `campaign` counts: its conversion event, and the start of each
 /// address that `prices` (when given) needs to price it by country.
 pub fn funnel_query(campaign: &Campaign, prices: Option<&PriceTable>) -> FunnelQuery {
-    let longest = prices.map_or(0, PriceTable::longest_prefix);
     FunnelQuery {
         conversion: campaign.conversion.as_ref().map(|c| {
             let micros = i64::try_from(c.window.as_micros()).unwrap_or(i64::MAX);
             (vec![c.event.clone()], micros)
         }),
-        // `+` and the digits of the longest prefix.
-        address_prefix_chars: if longest > 0 { longest + 1 } else { 0 },
+        address_prefix_chars: prices.map_or(0, address_prefix_chars),
     }
 }
 
@@ -176,6 +174,15 @@ pub fn funnel_rows(funnel: &[FunnelCount], prices: &PriceTable) -> Vec<FunnelRow
             row
         })
         .collect()
+}
+
+/// How much of each address the funnel keeps for `prices` to price it by country: `+`
+/// and the digits of the table's longest country prefix (nothing without one).
+pub fn address_prefix_chars(prices: &PriceTable) -> usize {
+    match prices.longest_prefix() {
+        0 => 0,
+        digits => digits + 1,
+    }
 }
 
 /// A campaign's report.

@@ -2,7 +2,7 @@
 //! the funnel of each `send` step's messages by channel, with conversions credited by
 //! its goal events (`exit_on`), as JSON and as CSV.
 
-use crate::campaigns::report::{FunnelRow, funnel_csv, funnel_rows};
+use crate::campaigns::report::{FunnelRow, address_prefix_chars, funnel_csv, funnel_rows};
 use relais_core::journey::{JourneyDefinition, Step};
 use relais_store::{FunnelQuery, Store, StoreError};
 use serde::Serialize;
@@ -76,13 +76,12 @@ pub async fn journey_analytics(
         .map(|d| d.exit_on.clone())
         .unwrap_or_default();
     let prices = crate::settings::prices_of(store, tenant).await?;
-    let longest = prices.longest_prefix();
     let query = FunnelQuery {
         conversion: (!goals.is_empty()).then(|| {
             let micros = i64::try_from(CONVERSION_WINDOW.as_micros()).unwrap_or(i64::MAX);
             (goals.clone(), micros)
         }),
-        address_prefix_chars: if longest > 0 { longest + 1 } else { 0 },
+        address_prefix_chars: address_prefix_chars(&prices),
     };
     let funnel = store.journey_funnel(tenant, name, &query).await?;
     let mut steps: BTreeMap<String, StepReport> = BTreeMap::new();

@@ -119,14 +119,27 @@ pub async fn campaign_report(
     caller.require(Scope::Read)?;
     let csv = query.wants_csv(&headers)?;
     let report = state.campaigns.report(&caller.tenant_id, &id).await?;
+    Ok(report_response(
+        csv,
+        &report,
+        relais_engine::campaigns::report::CampaignReport::to_csv,
+    ))
+}
+
+/// A report as CSV (by `to_csv`) or as JSON.
+pub fn report_response<R: serde::Serialize>(
+    csv: bool,
+    report: &R,
+    to_csv: fn(&R) -> String,
+) -> Response {
     if csv {
-        return Ok((
+        return (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            report.to_csv(),
+            to_csv(report),
         )
-            .into_response());
+            .into_response();
     }
-    Ok(axum::Json(report).into_response())
+    axum::Json(report).into_response()
 }
 
 /// Starts a draft: its recipients are fixed now and sending begins. 422 says why a

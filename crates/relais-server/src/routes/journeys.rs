@@ -6,8 +6,8 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::problem::{ApiError, ApiResult, FieldError};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use relais_core::tenant::Scope;
 use relais_engine::journeys::JourneysError;
@@ -183,14 +183,11 @@ pub async fn journey_report(
         relais_engine::journeys::journey_analytics(&*state.store, &caller.tenant_id, &name)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("journey `{name}`")))?;
-    if csv {
-        return Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            report.to_csv(),
-        )
-            .into_response());
-    }
-    Ok(axum::Json(report).into_response())
+    Ok(crate::routes::campaigns::report_response(
+        csv,
+        &report,
+        relais_engine::journeys::JourneyAnalytics::to_csv,
+    ))
 }
 
 /// A geofence: a circle around a point.

@@ -1,6 +1,7 @@
 //! Relais domain types and pure rules. No I/O, no async, no SQL, no HTTP.
 
 pub mod agent;
+pub mod audit;
 pub mod bucket;
 pub mod campaign;
 pub mod channel;
@@ -10,6 +11,7 @@ pub mod consent;
 pub mod contact;
 pub mod content;
 pub mod conversation;
+pub mod csv;
 pub mod entry_point;
 pub mod fallback;
 pub mod flow;

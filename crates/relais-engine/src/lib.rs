@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod analytics;
+pub mod audit;
 pub mod campaigns;
 pub mod channels;
 pub mod conversations;

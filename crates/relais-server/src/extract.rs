@@ -227,7 +227,19 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer <api key>`")
             })?;
-        Caller::from_token(state, token).await
+        let caller = Caller::from_token(state, token).await?;
+        if let Some(slot) = parts.extensions.get::<crate::audit::AuditSlot>() {
+            slot.fill(crate::audit::Who {
+                tenant_id: caller.tenant_id.clone(),
+                kind: if caller.agent.is_some() {
+                    relais_core::audit::ActorKind::Agent
+                } else {
+                    relais_core::audit::ActorKind::Key
+                },
+                id: caller.key_id.clone(),
+            });
+        }
+        Ok(caller)
     }
 }
 

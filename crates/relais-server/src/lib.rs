@@ -1,5 +1,6 @@
 //! The HTTP face of Relais: REST API under `/v1`, health, metrics, OpenAPI and its docs.
 
+mod audit;
 mod charts;
 pub mod extract;
 mod keys;
@@ -185,6 +186,10 @@ pub fn router(state: AppState) -> Router {
         // Before the layers: it applies to the routes' method routers as they are now.
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(json_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit::audit_trail,
+        ))
         .layer(middleware::from_fn(problems_only))
         .layer(middleware::from_fn(track_metrics))
         .with_state(state)

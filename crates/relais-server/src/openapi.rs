@@ -45,6 +45,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::journeys::list_geofences, crate::routes::journeys::put_geofence, crate::routes::journeys::delete_geofence,
         crate::routes::twilio::issue_account, crate::routes::twilio::show_account, crate::routes::twilio::set_inbound,
         crate::routes::twilio::create_service, crate::routes::twilio::list_services,
+        crate::routes::audit::list_audit,
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError)),
     modifiers(&BearerAuth),

@@ -11,7 +11,9 @@ use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose,
 use relais_core::contact::{Attributes, Identity, MergeCause};
 use relais_core::tenant::{Scope, Scopes, generate_api_key, hash_api_key};
 
+mod audit;
 mod twilio;
+pub use audit::*;
 pub use twilio::*;
 
 fn t0() -> Timestamp {
@@ -6142,6 +6144,7 @@ macro_rules! conformance_suite {
             messages_are_listed_by_sender,
             inbound_messages_are_due_after_the_cursor_of_an_account_with_an_inbound_url,
             a_messaging_service_is_its_tenants,
+            audit_entries_are_read_back_in_order_filtered_and_paged_within_their_tenant,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -5,6 +5,7 @@
 
 mod agents;
 mod analytics;
+mod audit;
 mod campaigns;
 mod channels;
 mod config_cache;
@@ -36,6 +37,7 @@ pub mod scratch;
 
 pub use agents::*;
 pub use analytics::*;
+pub use audit::*;
 pub use campaigns::*;
 pub use channels::*;
 pub use config_cache::CONFIG_FRESH_FOR;
@@ -259,6 +261,7 @@ pub trait Store:
     + ContactEventStore
     + JourneyStore
     + TwilioStore
+    + AuditStore
     + Send
     + Sync
     + 'static

@@ -132,3 +132,54 @@ async fn a_merge_from_before_0036_was_asked_through_the_api() {
     store.close().await;
     database.drop_database().await;
 }
+
+/// Nothing that reaches the database, Relais's own code included, can rewrite the audit
+/// log: the table refuses updates, deletes and truncation.
+#[tokio::test]
+async fn the_audit_log_refuses_updates_and_deletes() {
+    use relais_store::AuditStore;
+    let (database, store) = upgraded_from(42, &[]).await;
+    let tenant = store
+        .create_tenant("acme", jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let entry = relais_store::AuditEntry {
+        id: "0190a000-0000-7000-8000-000000000001".into(),
+        tenant_id: tenant.id.clone(),
+        at: jiff::Timestamp::now(),
+        actor_kind: relais_core::audit::ActorKind::Key,
+        actor_id: "key-1".into(),
+        action: relais_core::audit::AuditAction::ContactErase,
+        resource_kind: Some("contact".into()),
+        resource_id: Some("c1".into()),
+        status: 200,
+        source_ip: None,
+        forwarded_for: None,
+        user_agent: None,
+        method: None,
+        path: None,
+    };
+    store.append_audit(&entry).await.unwrap();
+    store.close().await;
+    let pool = sqlx::PgPool::connect(&database.url).await.expect("connect");
+    for statement in [
+        "UPDATE audit_log SET actor_id = 'someone-else'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ] {
+        let refused = sqlx::query(statement).execute(&pool).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("append-only")),
+            "{statement}: {refused:?}"
+        );
+    }
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE actor_id = 'key-1'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    pool.close().await;
+    database.drop_database().await;
+}

@@ -309,3 +309,55 @@ async fn a_merge_from_before_0036_was_asked_through_the_api() {
     let (_dir, store) = upgraded_from(35, relais_store::conformance::PRE_0036_MERGE).await;
     relais_store::conformance::a_merge_from_before_0036_was_asked_through_the_api(&store).await;
 }
+
+/// Nothing that reaches the database, Relais's own code included, can rewrite the audit
+/// log: the table refuses updates and deletes.
+#[tokio::test]
+async fn the_audit_log_refuses_updates_and_deletes() {
+    let (_dir, store) = upgraded_from::<&str>(42, &[]).await;
+    let tenant = store
+        .create_tenant("acme", jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let entry = relais_store::AuditEntry {
+        id: "0190a000-0000-7000-8000-000000000001".into(),
+        tenant_id: tenant.id.clone(),
+        at: jiff::Timestamp::now(),
+        actor_kind: relais_core::audit::ActorKind::Key,
+        actor_id: "key-1".into(),
+        action: relais_core::audit::AuditAction::ContactErase,
+        resource_kind: Some("contact".into()),
+        resource_id: Some("c1".into()),
+        status: 200,
+        source_ip: None,
+        forwarded_for: None,
+        user_agent: None,
+        method: None,
+        path: None,
+    };
+    use relais_store::AuditStore;
+    store.append_audit(&entry).await.unwrap();
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new().filename(_dir.path().join("relais.db")),
+    )
+    .await
+    .expect("open");
+    for statement in [
+        "UPDATE audit_log SET actor_id = 'someone-else'",
+        "DELETE FROM audit_log",
+    ] {
+        let refused = sqlx::query(statement).execute(&pool).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("append-only")),
+            "{statement}: {refused:?}"
+        );
+    }
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE actor_id = 'key-1'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+}

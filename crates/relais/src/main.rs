@@ -1,5 +1,6 @@
 //! `relais`: the one binary. Errors reach the user as one line on stderr.
 
+mod audit;
 mod bench;
 mod bench_agents;
 mod bench_campaign;
@@ -69,6 +70,9 @@ enum Command {
     /// Manage contacts.
     #[command(subcommand)]
     Contacts(contacts::ContactsCommand),
+    /// Export a tenant's audit log (docs/audit.md).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Train and evaluate intent models.
     #[command(subcommand)]
     Nlu(nlu::NluCommand),
@@ -144,6 +148,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Contacts(cmd) => {
             contacts::run(cmd, Config::load(&cli.store, &ServeArgs::default())?).await
+        }
+        Command::Audit(cmd) => {
+            audit::run(cmd, Config::load(&cli.store, &ServeArgs::default())?).await
         }
         Command::Nlu(cmd) => {
             nlu::run(cmd, || Config::load(&cli.store, &ServeArgs::default())).await

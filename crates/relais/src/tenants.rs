@@ -1,7 +1,9 @@
 //! `relais tenants …`: operator commands, straight on the store.
 
 use crate::config::Config;
+use anyhow::Context;
 use clap::Subcommand;
+use relais_core::audit::AuditAction;
 
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {
@@ -26,6 +28,8 @@ pub async fn run(cmd: TenantsCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
         TenantsCommand::Create { name } => {
             let (tenant, key) = relais_engine::tenants::create_tenant(&*store, &name, now).await?;
+            record(&*store, &tenant.id, AuditAction::TenantCreate, now).await?;
+            record(&*store, &tenant.id, AuditAction::KeyCreate, now).await?;
             println!("created tenant `{}` ({})", tenant.name, tenant.id);
             println!("admin API key (shown once): {}", key.secret);
         }
@@ -44,11 +48,27 @@ pub async fn run(cmd: TenantsCommand, config: Config) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("no tenant named `{name}`"))?;
             let credentials = match show(&*store, &tenant.id).await? {
                 Some(shown) if !new_token => shown.credentials,
-                _ => issue(&*store, &tenant.id, now).await?,
+                _ => {
+                    let issued = issue(&*store, &tenant.id, now).await?;
+                    record(&*store, &tenant.id, AuditAction::CredentialsIssue, now).await?;
+                    issued
+                }
             };
             println!("account SID: {}", credentials.account_sid);
             println!("auth token:  {}", credentials.auth_token);
         }
     }
     Ok(())
+}
+
+/// Records an act of this command in the tenant's audit log (docs/audit.md).
+async fn record(
+    store: &dyn relais_store::Store,
+    tenant_id: &str,
+    action: AuditAction,
+    now: jiff::Timestamp,
+) -> anyhow::Result<()> {
+    relais_engine::audit::record_cli(store, tenant_id, action, None, now)
+        .await
+        .with_context(|| format!("the audit log could not record `{action}`"))
 }

@@ -3,6 +3,7 @@
 
 use super::spec::Campaign;
 use relais_core::channel::ChannelKind;
+use relais_core::csv::field as csv_field;
 use relais_core::prices::PriceTable;
 use relais_core::status::MessageStatus;
 use relais_store::{CampaignRecord, FunnelCount, FunnelQuery, RecipientCount};
@@ -265,21 +266,6 @@ fn units(micros: i64) -> f64 {
     amount
 }
 
-/// A CSV field, quoted when it holds a separator or a quote, and defused when a
-/// spreadsheet would read it as a formula.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) {
-        format!("'{value}")
-    } else {
-        value.to_owned()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,12 +354,5 @@ mod tests {
             "{}",
             report.to_csv()
         );
-    }
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_field("sms"), "sms");
     }
 }

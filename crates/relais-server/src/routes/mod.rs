@@ -1,5 +1,6 @@
 pub mod agents;
 pub mod analytics;
+pub mod audit;
 pub mod campaigns;
 pub mod channels;
 pub mod contacts;
@@ -65,6 +66,7 @@ pub fn v1() -> Router<AppState> {
         .merge(customer_events::router())
         .merge(journeys::router())
         .merge(twilio::credentials_router())
+        .merge(audit::router())
 }
 
 /// The most items a page holds; a larger `limit` is lowered to it.

@@ -319,22 +319,7 @@ async fn the_audit_log_refuses_updates_and_deletes() {
         .create_tenant("acme", jiff::Timestamp::now())
         .await
         .unwrap();
-    let entry = relais_store::AuditEntry {
-        id: "0190a000-0000-7000-8000-000000000001".into(),
-        tenant_id: tenant.id.clone(),
-        at: jiff::Timestamp::now(),
-        actor_kind: relais_core::audit::ActorKind::Key,
-        actor_id: "key-1".into(),
-        action: relais_core::audit::AuditAction::ContactErase,
-        resource_kind: Some("contact".into()),
-        resource_id: Some("c1".into()),
-        status: 200,
-        source_ip: None,
-        forwarded_for: None,
-        user_agent: None,
-        method: None,
-        path: None,
-    };
+    let entry = relais_store::conformance::an_erasure_entry(&tenant.id);
     use relais_store::AuditStore;
     store.append_audit(&entry).await.unwrap();
     store.close().await;
@@ -343,10 +328,7 @@ async fn the_audit_log_refuses_updates_and_deletes() {
     )
     .await
     .expect("open");
-    for statement in [
-        "UPDATE audit_log SET actor_id = 'someone-else'",
-        "DELETE FROM audit_log",
-    ] {
+    for statement in relais_store::conformance::AUDIT_REWRITES {
         let refused = sqlx::query(statement).execute(&pool).await;
         assert!(
             refused

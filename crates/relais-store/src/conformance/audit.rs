@@ -118,3 +118,16 @@ pub async fn audit_entries_are_read_back_in_order_filtered_and_paged_within_thei
         .unwrap();
     assert_eq!(theirs.data, [other]);
 }
+
+/// An entry for the backends' own check that the table refuses changes (`tests/*.rs`).
+pub fn an_erasure_entry(tenant: &str) -> AuditEntry {
+    let mut e = entry(tenant, 1, "key-1", AuditAction::ContactErase, "c1");
+    e.at = jiff::Timestamp::now();
+    e
+}
+
+/// Statements that would rewrite the log; each must be refused with "append-only".
+pub const AUDIT_REWRITES: [&str; 2] = [
+    "UPDATE audit_log SET actor_id = 'someone-else'",
+    "DELETE FROM audit_log",
+];

@@ -59,10 +59,14 @@ pub enum AuditAction {
     CredentialsIssue,
     #[serde(rename = "audit.read")]
     AuditRead,
+    #[serde(rename = "sender.change")]
+    SenderChange,
+    #[serde(rename = "message.review")]
+    MessageReview,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 25] = [
+    pub const ALL: [AuditAction; 27] = [
         AuditAction::ContactCreate,
         AuditAction::ContactList,
         AuditAction::ContactRead,
@@ -88,6 +92,8 @@ impl AuditAction {
         AuditAction::WebhookChange,
         AuditAction::CredentialsIssue,
         AuditAction::AuditRead,
+        AuditAction::SenderChange,
+        AuditAction::MessageReview,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +123,8 @@ impl AuditAction {
             AuditAction::WebhookChange => "webhook.change",
             AuditAction::CredentialsIssue => "credentials.issue",
             AuditAction::AuditRead => "audit.read",
+            AuditAction::SenderChange => "sender.change",
+            AuditAction::MessageReview => "message.review",
         }
     }
 

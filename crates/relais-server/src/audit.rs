@@ -66,9 +66,11 @@ const fn on(
 }
 
 const CONTACT: Option<(&str, &str)> = Some(("contact", "id"));
+const SENDER: Option<(&str, &str)> = Some(("sender", "id"));
+const MESSAGE: Option<(&str, &str)> = Some(("message", "id"));
 
 /// Every audited route (docs/audit.md lists them).
-static AUDITED: [Audited; 33] = {
+static AUDITED: [Audited; 39] = {
     use AuditAction::*;
     [
         on(Method::GET, "/v1/contacts", ContactList, None),
@@ -189,6 +191,27 @@ static AUDITED: [Audited; 33] = {
         ),
         on(Method::POST, "/v1/twilio/account", CredentialsIssue, None),
         on(Method::GET, "/v1/audit", AuditRead, None),
+        on(Method::POST, "/v1/senders", SenderChange, None),
+        on(Method::DELETE, "/v1/senders/{id}", SenderChange, SENDER),
+        on(Method::POST, "/v1/senders/{id}/code", SenderChange, SENDER),
+        on(
+            Method::POST,
+            "/v1/senders/{id}/verify",
+            SenderChange,
+            SENDER,
+        ),
+        on(
+            Method::POST,
+            "/v1/messages/{id}/release",
+            MessageReview,
+            MESSAGE,
+        ),
+        on(
+            Method::POST,
+            "/v1/messages/{id}/reject",
+            MessageReview,
+            MESSAGE,
+        ),
     ]
 };
 

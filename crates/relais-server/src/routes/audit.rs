@@ -27,7 +27,7 @@ pub struct AuditParams {
     pub actor: Option<String>,
     /// An action code, e.g. `contact.export`.
     pub action: Option<String>,
-    /// `contact`, `conversation`, `agent`, `team`, `channel`, `webhook`.
+    /// `contact`, `conversation`, `agent`, `team`, `channel`, `webhook`, `sender`, `message`.
     pub resource_kind: Option<String>,
     pub resource_id: Option<String>,
     /// Entries at or after this instant (RFC 3339).

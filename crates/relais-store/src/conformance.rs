@@ -11,7 +11,9 @@ use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose,
 use relais_core::contact::{Attributes, Identity, MergeCause};
 use relais_core::tenant::{Scope, Scopes, generate_api_key, hash_api_key};
 
+mod privacy;
 mod twilio;
+pub use privacy::*;
 pub use twilio::*;
 
 fn t0() -> Timestamp {
@@ -6142,6 +6144,10 @@ macro_rules! conformance_suite {
             messages_are_listed_by_sender,
             inbound_messages_are_due_after_the_cursor_of_an_account_with_an_inbound_url,
             a_messaging_service_is_its_tenants,
+            an_export_holds_everything_about_a_contact_and_only_in_its_tenant,
+            an_erased_contact_is_found_in_no_table_and_counts_still_add_up,
+            erased_addresses_are_blocked_until_lifted_and_only_in_their_tenant,
+            retention_purges_old_content_only_and_counts_it,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -21,6 +21,7 @@ mod media;
 mod messages;
 mod model;
 mod postgres;
+mod privacy;
 mod queue_depth;
 mod reach;
 mod receipt_watches;
@@ -52,6 +53,7 @@ pub use media::*;
 pub use messages::*;
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use privacy::*;
 pub use queue_depth::*;
 pub use reach::*;
 pub use receipt_watches::*;
@@ -259,6 +261,7 @@ pub trait Store:
     + ContactEventStore
     + JourneyStore
     + TwilioStore
+    + PrivacyStore
     + Send
     + Sync
     + 'static

@@ -287,6 +287,27 @@ pub(crate) fn url_origin(url: &str) -> String {
     format!("{scheme}://{host}/")
 }
 
+/// Stored JSON with its times (`at`, `…_at`, in microseconds) as RFC 3339, as the
+/// export's own columns are.
+pub(crate) fn readable_times(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let time = (key == "at" || key.ends_with("_at"))
+                    .then(|| v.as_i64())
+                    .flatten()
+                    .and_then(|us| jiff::Timestamp::from_microsecond(us).ok());
+                match time {
+                    Some(t) => *v = serde_json::Value::String(t.to_string()),
+                    None => readable_times(v),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(readable_times),
+        _ => {}
+    }
+}
+
 /// A random secret for the keyed digests: 244 random bits from two v4 UUIDs.
 pub(crate) fn new_secret() -> String {
     format!(
@@ -331,7 +352,13 @@ macro_rules! impl_privacy_store {
                         Value::from(f)
                     } else if let Ok(s) = row.try_get::<String, _>(i) {
                         match s.chars().next() {
-                            Some('{') | Some('[') => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+                            Some('{') | Some('[') => match serde_json::from_str(&s) {
+                                Ok(mut v) => {
+                                    readable_times(&mut v);
+                                    v
+                                }
+                                Err(_) => Value::String(s),
+                            },
                             _ => Value::String(s),
                         }
                     } else if let Ok(b) = row.try_get::<bool, _>(i) {
@@ -723,6 +750,16 @@ mod tests {
         );
         assert_eq!(url_origin("https://u:p@h.example"), "https://h.example/");
         assert_eq!(url_origin("not a url"), "[erased]");
+    }
+
+    #[test]
+    fn times_inside_stored_json_become_readable() {
+        let mut v = serde_json::json!([{"status": "sent", "at": 1_790_000_000_000_000i64, "n": 3}]);
+        readable_times(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!([{"status": "sent", "at": "2026-09-21T14:13:20Z", "n": 3}])
+        );
     }
 
     #[test]

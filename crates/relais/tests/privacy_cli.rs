@@ -37,14 +37,25 @@ async fn a_contact_is_exported_and_erased_from_the_command_line() {
     let id = contact["id"].as_str().expect("created").to_owned();
 
     let out = contacts(&data, &["export", &id]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let export: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(export["contact_id"], id.as_str());
     assert!(export.to_string().contains("Zoelle"));
 
     let zip = tmp.path().join("zoe.zip");
-    let out = contacts(&data, &["export", &id, "--zip", "--output", zip.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = contacts(
+        &data,
+        &["export", &id, "--zip", "--output", zip.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let entries = relais_engine::privacy::zip::read_stored(&std::fs::read(&zip).unwrap())
         .expect("a readable zip");
     assert!(entries.iter().any(|(name, _)| name == "identities.csv"));
@@ -54,7 +65,11 @@ async fn a_contact_is_exported_and_erased_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("contact nobody not found"));
 
     let out = contacts(&data, &["erase", &id, "--yes"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(report["suppressed_addresses"], 1);
     let status = client

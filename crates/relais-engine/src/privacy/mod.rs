@@ -94,6 +94,10 @@ fn csv_of(rows: &[serde_json::Map<String, serde_json::Value>]) -> Result<Vec<u8>
             }
         }
     }
+    if columns.is_empty() {
+        // No row: an empty file (the kind's name says what would be in it).
+        return Ok(Vec::new());
+    }
     let failed = |e: csv::Error| PrivacyError::Store(StoreError::Invalid(format!("csv: {e}")));
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(&columns).map_err(failed)?;
@@ -183,6 +187,10 @@ mod tests {
         assert_eq!(
             csv,
             "content,id,extra\n\"{\"\"text\"\":\"\"hi, \\\"\"you\\\"\"\"\"}\",a,\n,b,2\n"
+        );
+        assert!(
+            csv_of(&[]).unwrap().is_empty(),
+            "no row, no header to guess"
         );
     }
 }

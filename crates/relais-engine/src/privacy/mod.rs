@@ -120,6 +120,12 @@ pub async fn erase_contact(
     id: &str,
     now: Timestamp,
 ) -> Result<ErasureReport, PrivacyError> {
+    // AUDIT: record the erasure (who: the caller's key or agent; when; contact id) — in
+    // the store's erasure transaction if it can be (see `PrivacyStore::erase_contact`).
+    // The entry must not carry the person's addresses or attributes; and the conformance
+    // test `an_erased_contact_is_found_in_no_table_and_counts_still_add_up` searches every
+    // table for the erased contact's id, so an audit row keyed by that id needs the audit
+    // table exempted there (or the id digested).
     let report = store.erase_contact(tenant, id, now).await?;
     tracing::info!(
         tenant,

@@ -23,6 +23,7 @@ pub mod keywords;
 pub mod media;
 pub mod phone;
 pub mod prices;
+pub mod privacy;
 pub mod quiet_hours;
 pub mod retry;
 pub mod route;

@@ -1,10 +1,11 @@
 //! A tenant's operating settings, changed at run time without a restart: quiet hours,
-//! sender rates, the frequency cap and the price table. Each section is stored and
+//! sender rates, the frequency cap, the price table and the retention policy. Each section is stored and
 //! replaced as a whole; a document is checked entirely before any of it is kept.
 
 use crate::consent::Purpose;
 use crate::frequency_cap::FrequencyCap;
 use crate::prices::PriceTable;
+use crate::privacy::{RETENTION_KEY, RetentionPolicy};
 use crate::quiet_hours::{COUNTRY_RULES, QuietHours, next_allowed};
 use crate::sender_rates::SenderRates;
 use jiff::Timestamp;
@@ -26,6 +27,7 @@ pub struct TenantSettings {
     pub sender_rates: SenderRates,
     pub frequency_cap: Option<FrequencyCap>,
     pub prices: PriceTable,
+    pub retention: RetentionPolicy,
 }
 
 /// The sections a `PATCH` names; the others stay as they are. `"frequency_cap": null`
@@ -41,6 +43,8 @@ pub struct SettingsPatch {
     pub frequency_cap: Option<Option<FrequencyCap>>,
     #[serde(default)]
     pub prices: Option<PriceTable>,
+    #[serde(default)]
+    pub retention: Option<RetentionPolicy>,
 }
 
 /// A field that is present, even as `null`, is `Some`.
@@ -67,6 +71,10 @@ impl TenantSettings {
     /// beside France's 22:00–08:00 night): such a message would be refused at every send,
     /// and the operator should hear it now.
     pub fn check(&self, now: Timestamp) -> Result<(), SettingsError> {
+        self.retention.check().map_err(|detail| SettingsError {
+            pointer: "/retention".to_owned(),
+            detail,
+        })?;
         let countries = std::iter::once(None).chain(
             COUNTRY_RULES
                 .iter()
@@ -106,6 +114,9 @@ impl TenantSettings {
         if let Some(prices) = patch.prices {
             self.prices = prices;
         }
+        if let Some(retention) = patch.retention {
+            self.retention = retention;
+        }
         self
     }
 
@@ -119,6 +130,7 @@ impl TenantSettings {
                 serde_json::to_value(&self.frequency_cap)?,
             ),
             (PRICES_KEY, serde_json::to_value(&self.prices)?),
+            (RETENTION_KEY, serde_json::to_value(self.retention)?),
         ])
     }
 }
@@ -194,7 +206,8 @@ mod tests {
                 QUIET_HOURS_KEY,
                 SENDER_RATES_KEY,
                 FREQUENCY_CAP_KEY,
-                PRICES_KEY
+                PRICES_KEY,
+                RETENTION_KEY
             ]
         );
     }

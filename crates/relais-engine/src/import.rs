@@ -7,8 +7,12 @@
 //!
 //! Columns: an identity column per channel kind (`sms` or `phone`, `whatsapp`, `telegram`,
 //! `email`, `webpush`, `webchat`, …), `timezone`, `locale`, `consent:<purpose>` (value
-//! `opted_in` / `opted_out`, also `yes`/`no`/`true`/`false`/`1`/`0`), and every other column
-//! becomes a string attribute. Empty cells are ignored.
+//! `opted_in` / `opted_out`, also `yes`/`no`/`true`/`false`/`1`/`0`), `opt_in_proof` (the
+//! proof kept with the row's opt-ins), and every other column becomes a string attribute.
+//! Empty cells are ignored.
+//!
+//! A row naming an address of an erased person is rejected unless it carries a fresh
+//! opt-in: an `opted_in` consent column and an `opt_in_proof` (see `privacy`).
 
 use jiff::Timestamp;
 use relais_core::channel::ChannelKind;
@@ -67,6 +71,7 @@ enum Column {
     Timezone,
     Locale,
     Consent(Purpose),
+    OptInProof,
     Attribute(String),
     Ignored,
 }
@@ -88,6 +93,8 @@ impl Columns {
                     Purpose::parse(purpose)
                         .map_err(|e| ImportError::Header(format!("column `{name}`: {e}")))?,
                 )
+            } else if lower == "opt_in_proof" {
+                Column::OptInProof
             } else if lower == "phone" || lower == "mobile" {
                 Column::Identity(ChannelKind::PHONE_NUMBER)
             } else if let Ok(kind) = lower.parse::<ChannelKind>() {
@@ -112,11 +119,18 @@ impl Columns {
         Ok(Columns(columns))
     }
 
-    fn row(&self, record: &csv::StringRecord, rules: AddressRules) -> Result<ImportRow, String> {
+    /// The row, and whether it carries a fresh opt-in (an `opted_in` consent with an
+    /// `opt_in_proof`).
+    fn row(
+        &self,
+        record: &csv::StringRecord,
+        rules: AddressRules,
+    ) -> Result<(ImportRow, bool), String> {
         let mut row = ImportRow {
             attributes: Attributes::new(),
             ..Default::default()
         };
+        let mut proof = None;
         for (column, value) in self.0.iter().zip(record.iter()) {
             let value = value.trim();
             if value.is_empty() {
@@ -154,6 +168,7 @@ impl Columns {
                         proof: Some(format!("imported column consent:{purpose}={value}")),
                     });
                 }
+                Column::OptInProof => proof = Some(value.to_owned()),
                 Column::Attribute(name) => {
                     row.attributes
                         .insert(name.clone(), serde_json::Value::String(value.to_owned()));
@@ -164,12 +179,23 @@ impl Columns {
         if row.identities.is_empty() {
             return Err("the row has no identity (phone, email, …)".into());
         }
-        Ok(row)
+        let mut fresh = false;
+        if let Some(proof) = proof {
+            for consent in &mut row.consents {
+                if consent.status == ConsentStatus::OptedIn {
+                    consent.proof = Some(proof.clone());
+                    fresh = true;
+                }
+            }
+        }
+        Ok((row, fresh))
     }
 }
 
 struct Batch {
     rows: Vec<ImportRow>,
+    /// Whether each row of `rows` carries a fresh opt-in.
+    fresh: Vec<bool>,
     /// File line of each row in `rows`.
     lines: Vec<u64>,
     rejected: Vec<RowError>,
@@ -200,13 +226,25 @@ where
                 break;
             }
         };
-        let outcomes = if batch.rows.is_empty() {
+        let mut rejected = batch.rejected;
+        let (rows, lines, unblock) = drop_erased(
+            &*store,
+            tenant,
+            batch.rows,
+            batch.fresh,
+            batch.lines,
+            &mut rejected,
+        )
+        .await?;
+        let outcomes = if rows.is_empty() {
             Vec::new()
         } else {
-            store.import_contacts(tenant, &batch.rows, now).await?
+            store.import_contacts(tenant, &rows, now).await?
         };
-        let mut rejected = batch.rejected;
-        for (outcome, line) in outcomes.into_iter().zip(batch.lines) {
+        if !unblock.is_empty() {
+            store.lift_suppression(tenant, &unblock).await?;
+        }
+        for (outcome, line) in outcomes.into_iter().zip(lines) {
             match outcome {
                 ImportOutcome::Created { .. } => summary.created += 1,
                 ImportOutcome::Updated { .. } => summary.updated += 1,
@@ -226,6 +264,53 @@ where
         Some(e) => Err(e),
         None => Ok(summary),
     }
+}
+
+/// The rows to import: those naming an erased person's address without a fresh opt-in
+/// are moved to `rejected`. Also gives the erased addresses the kept rows opt in again.
+async fn drop_erased(
+    store: &dyn Store,
+    tenant: &str,
+    rows: Vec<ImportRow>,
+    fresh: Vec<bool>,
+    lines: Vec<u64>,
+    rejected: &mut Vec<RowError>,
+) -> Result<(Vec<ImportRow>, Vec<u64>, Vec<String>), StoreError> {
+    let addresses: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.identities.iter().map(|i| i.address.clone()))
+        .collect();
+    let blocked = store.suppressed_addresses(tenant, &addresses).await?;
+    if blocked.is_empty() {
+        return Ok((rows, lines, Vec::new()));
+    }
+    let mut kept = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    );
+    let mut unblock = Vec::new();
+    for ((row, fresh), line) in rows.into_iter().zip(fresh).zip(lines) {
+        let erased: Vec<&String> = row
+            .identities
+            .iter()
+            .map(|i| &i.address)
+            .filter(|a| blocked.contains(a))
+            .collect();
+        match erased.first() {
+            Some(address) if !fresh => rejected.push(RowError {
+                line,
+                reason: format!(
+                    "{address} belongs to a person whose data was erased; import them again only with an opted_in consent column and an opt_in_proof"
+                ),
+            }),
+            _ => {
+                unblock.extend(erased.into_iter().cloned());
+                kept.0.push(row);
+                kept.1.push(line);
+            }
+        }
+    }
+    Ok((kept.0, kept.1, unblock))
 }
 
 fn parse_batches<R: Read>(
@@ -253,6 +338,7 @@ fn parse_batches<R: Read>(
     let mut last_pos = 0u64;
     let new_batch = || Batch {
         rows: Vec::with_capacity(BATCH_ROWS),
+        fresh: Vec::with_capacity(BATCH_ROWS),
         lines: Vec::with_capacity(BATCH_ROWS),
         rejected: Vec::new(),
         bytes: 0,
@@ -273,8 +359,9 @@ fn parse_batches<R: Read>(
                     });
                 } else {
                     match columns.row(&record, rules) {
-                        Ok(row) => {
+                        Ok((row, fresh)) => {
                             batch.rows.push(row);
+                            batch.fresh.push(fresh);
                             batch.lines.push(line);
                         }
                         Err(reason) => batch.rejected.push(RowError { line, reason }),

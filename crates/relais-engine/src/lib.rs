@@ -20,6 +20,7 @@ pub mod journeys;
 pub mod keywords;
 pub mod link;
 pub mod nlu;
+pub mod privacy;
 pub mod replies;
 pub mod routing;
 pub mod secrets;

@@ -10,6 +10,7 @@
 use jiff::Timestamp;
 use relais_core::frequency_cap::FrequencyCap;
 use relais_core::prices::PriceTable;
+use relais_core::privacy::{RETENTION_KEY, RetentionPolicy};
 use relais_core::quiet_hours::QuietHours;
 use relais_core::sender_rates::SenderRates;
 use relais_core::settings::{
@@ -51,19 +52,25 @@ pub async fn prices_of(store: &dyn Store, tenant: &str) -> Result<PriceTable, St
     section(store, tenant, PRICES_KEY).await
 }
 
+pub async fn retention_of(store: &dyn Store, tenant: &str) -> Result<RetentionPolicy, StoreError> {
+    section(store, tenant, RETENTION_KEY).await
+}
+
 /// Every section, as `GET /v1/settings` shows it.
 pub async fn settings_of(store: &dyn Store, tenant: &str) -> Result<TenantSettings, StoreError> {
-    let (quiet_hours, sender_rates, frequency_cap, prices) = tokio::try_join!(
+    let (quiet_hours, sender_rates, frequency_cap, prices, retention) = tokio::try_join!(
         quiet_hours_of(store, tenant),
         sender_rates_of(store, tenant),
         frequency_cap_of(store, tenant),
         prices_of(store, tenant),
+        retention_of(store, tenant),
     )?;
     Ok(TenantSettings {
         quiet_hours,
         sender_rates,
         frequency_cap,
         prices,
+        retention,
     })
 }
 
@@ -111,6 +118,9 @@ pub async fn patch(
     }
     if let Some(prices) = &patch.prices {
         sections.push(encode(PRICES_KEY, prices)?);
+    }
+    if let Some(retention) = &patch.retention {
+        sections.push(encode(RETENTION_KEY, retention)?);
     }
     store.put_settings(tenant, &sections, now).await?;
     settings_of(store, tenant).await

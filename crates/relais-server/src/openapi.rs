@@ -20,6 +20,8 @@ use utoipa::{Modify, OpenApi};
         contacts::delete_contact, contacts::add_identity, contacts::remove_identity, contacts::record_consent,
         contacts::list_consents, contacts::consent_decision, contacts::merge_contact, contacts::list_merges,
         import::import,
+        crate::routes::privacy::export_contact, crate::routes::privacy::erase_contact,
+        crate::routes::privacy::retention, crate::routes::privacy::sweep,
         tools::sms_segments,
         messages::send_message, messages::send_batch, messages::list_messages, messages::get_message, messages::cancel_message, sim::phones, sim::phone_messages, sim::phone_reply,
         channels::create_channel, channels::list_channels, channels::get_channel, channels::delete_channel, channels::create_smpp_credentials,

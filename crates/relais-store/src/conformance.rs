@@ -14,6 +14,8 @@ use relais_core::tenant::{Scope, Scopes, generate_api_key, hash_api_key};
 mod audit;
 mod twilio;
 pub use audit::*;
+mod privacy;
+pub use privacy::*;
 pub use twilio::*;
 
 fn t0() -> Timestamp {
@@ -6145,6 +6147,10 @@ macro_rules! conformance_suite {
             inbound_messages_are_due_after_the_cursor_of_an_account_with_an_inbound_url,
             a_messaging_service_is_its_tenants,
             audit_entries_are_read_back_in_order_filtered_and_paged_within_their_tenant,
+            an_export_holds_everything_about_a_contact_and_only_in_its_tenant,
+            an_erased_contact_is_found_in_no_table_and_counts_still_add_up,
+            erased_addresses_are_blocked_until_lifted_and_only_in_their_tenant,
+            retention_purges_old_content_only_and_counts_it,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -22,6 +22,7 @@ mod media;
 mod messages;
 mod model;
 mod postgres;
+mod privacy;
 mod queue_depth;
 mod reach;
 mod receipt_watches;
@@ -54,6 +55,7 @@ pub use media::*;
 pub use messages::*;
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use privacy::*;
 pub use queue_depth::*;
 pub use reach::*;
 pub use receipt_watches::*;
@@ -262,6 +264,7 @@ pub trait Store:
     + JourneyStore
     + TwilioStore
     + AuditStore
+    + PrivacyStore
     + Send
     + Sync
     + 'static

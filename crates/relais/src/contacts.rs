@@ -1,9 +1,12 @@
 //! `relais contacts import FILE`: streams a CSV file into the store with a progress bar.
+//! `relais contacts export ID` and `relais contacts erase ID`: a GDPR export (JSON, or a
+//! zip of CSVs) and erasure, straight on the store like the import.
 
 use crate::config::Config;
 use anyhow::{Context, anyhow};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use relais_core::audit::AuditAction;
 use relais_core::contact::AddressRules;
 use relais_engine::import::{ImportProgress, ImportSummary, import_csv};
 use std::path::PathBuf;
@@ -21,6 +24,27 @@ pub enum ContactsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Export everything Relais holds about a contact (see docs/privacy.md).
+    Export {
+        id: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// A zip of one CSV per kind (and export.json) instead of JSON.
+        #[arg(long)]
+        zip: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Erase a contact: every trace removed or anonymised, their addresses blocked.
+    Erase {
+        id: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 struct Bar(ProgressBar);
@@ -33,7 +57,95 @@ impl ImportProgress for Bar {
 }
 
 pub async fn run(cmd: ContactsCommand, config: Config) -> anyhow::Result<()> {
-    let ContactsCommand::Import { file, tenant, json } = cmd;
+    match cmd {
+        ContactsCommand::Import { file, tenant, json } => import(file, tenant, json, config).await,
+        ContactsCommand::Export {
+            id,
+            tenant,
+            zip,
+            output,
+        } => export(&id, &tenant, zip, output, config).await,
+        ContactsCommand::Erase { id, tenant, yes } => erase(&id, &tenant, yes, config).await,
+    }
+}
+
+async fn tenant_id(store: &dyn relais_store::Store, tenant: &str) -> anyhow::Result<String> {
+    Ok(store
+        .tenant_by_name(tenant)
+        .await?
+        .ok_or_else(|| anyhow!("no tenant named `{tenant}`"))?
+        .id)
+}
+
+/// Records an act of this command in the tenant's audit log (docs/audit.md).
+async fn record(
+    store: &dyn relais_store::Store,
+    tenant_id: &str,
+    action: AuditAction,
+    contact: Option<&str>,
+) -> anyhow::Result<()> {
+    let resource = contact.map(|id| ("contact", id));
+    relais_engine::audit::record_cli(store, tenant_id, action, resource, jiff::Timestamp::now())
+        .await
+        .with_context(|| format!("the audit log could not record `{action}`"))
+}
+
+async fn export(
+    id: &str,
+    tenant: &str,
+    zip: bool,
+    output: Option<PathBuf>,
+    config: Config,
+) -> anyhow::Result<()> {
+    let store = config.open_store().await?;
+    let tenant_id = tenant_id(&*store, tenant).await?;
+    let export = relais_engine::privacy::export_contact(&*store, &tenant_id, id).await?;
+    // A read of personal data is not handed out unrecorded (docs/audit.md).
+    record(&*store, &tenant_id, AuditAction::ContactExport, Some(id)).await?;
+    let bytes = if zip {
+        relais_engine::privacy::export_zip(&export)?
+    } else {
+        let mut json = serde_json::to_vec_pretty(&export)?;
+        json.push(b'\n');
+        json
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(&path, &bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("contact {id} exported to {}", path.display());
+        }
+        None if zip && std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            anyhow::bail!("a zip is not for a terminal; give --output FILE or redirect it")
+        }
+        None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)?,
+    }
+    Ok(())
+}
+
+async fn erase(id: &str, tenant: &str, yes: bool, config: Config) -> anyhow::Result<()> {
+    let store = config.open_store().await?;
+    let tenant_id = tenant_id(&*store, tenant).await?;
+    if store.contact(&tenant_id, id).await?.is_none() {
+        anyhow::bail!("contact {id} not found");
+    }
+    if !yes {
+        eprint!("Erase contact {id} and every trace of them for good? Type `erase` to go on: ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != "erase" {
+            anyhow::bail!("nothing erased");
+        }
+    }
+    let report =
+        relais_engine::privacy::erase_contact(&*store, &tenant_id, id, jiff::Timestamp::now())
+            .await?;
+    record(&*store, &tenant_id, AuditAction::ContactErase, Some(id)).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+async fn import(file: PathBuf, tenant: String, json: bool, config: Config) -> anyhow::Result<()> {
     let store = config.open_store().await?;
     crate::bootstrap::announce(
         &*store,
@@ -42,11 +154,7 @@ pub async fn run(cmd: ContactsCommand, config: Config) -> anyhow::Result<()> {
         crate::bootstrap::Announce::Stderr,
     )
     .await?;
-    let tenant_id = store
-        .tenant_by_name(&tenant)
-        .await?
-        .ok_or_else(|| anyhow!("no tenant named `{tenant}`"))?
-        .id;
+    let tenant_id = tenant_id(&*store, &tenant).await?;
     let size = std::fs::metadata(&file)
         .with_context(|| format!("cannot read {}", file.display()))?
         .len();
@@ -66,7 +174,7 @@ pub async fn run(cmd: ContactsCommand, config: Config) -> anyhow::Result<()> {
     };
     let summary = import_csv(
         std::io::BufReader::with_capacity(1 << 20, input),
-        store,
+        store.clone(),
         &tenant_id,
         rules,
         jiff::Timestamp::now(),
@@ -74,6 +182,7 @@ pub async fn run(cmd: ContactsCommand, config: Config) -> anyhow::Result<()> {
     )
     .await?;
     bar.finish_and_clear();
+    record(&*store, &tenant_id, AuditAction::ContactImport, None).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

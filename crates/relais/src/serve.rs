@@ -70,6 +70,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         relais_engine::events::DEFAULT_RETENTION,
         relais_engine::events::PRUNE_EVERY,
     ));
+    // Tenants' retention policies: expired message content and media are purged hourly.
+    let retention = tokio::spawn(relais_engine::privacy::retention::run_forever(
+        store.clone(),
+        state.clock.clone(),
+        relais_engine::privacy::retention::SWEEP_EVERY,
+    ));
     // Conversations whose SLA came due unanswered are reported (`sla.breached`).
     let sla = tokio::spawn(
         state
@@ -141,6 +147,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     resume.abort();
     campaigns.abort();
     prune_events.abort();
+    retention.abort();
     sla.abort();
     journeys.abort();
     twilio_callbacks.abort();

@@ -9,7 +9,13 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The sections `set` may name (`/v1/settings`, docs/settings.md).
-const SECTIONS: [&str; 4] = ["quiet_hours", "sender_rates", "frequency_cap", "prices"];
+const SECTIONS: [&str; 5] = [
+    "quiet_hours",
+    "sender_rates",
+    "frequency_cap",
+    "prices",
+    "retention",
+];
 
 #[derive(Debug, Clone, Args)]
 pub struct Server {

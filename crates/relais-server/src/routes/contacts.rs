@@ -61,6 +61,10 @@ pub struct CreateContact {
     pub locale: Option<String>,
     #[serde(default)]
     pub identities: Vec<IdentityInput>,
+    /// A fresh opt-in, recorded in the consent ledger: `{"purpose", "channel"?, "proof"}`.
+    /// Required to create again a person whose data was erased (see docs/privacy.md).
+    #[schema(value_type = Option<Object>)]
+    pub opt_in: Option<relais_engine::privacy::OptIn>,
 }
 
 fn parse_identities(
@@ -92,7 +96,7 @@ fn check_profile(timezone: Option<&str>, locale: Option<&str>) -> ApiResult<()> 
 
 /// Create a contact.
 #[utoipa::path(post, path = "/v1/contacts", tag = "contacts", request_body = CreateContact,
-    responses((status = 201, body = Contact), (status = 409, description = "An identity belongs to another contact", body = crate::problem::Problem),
+    responses((status = 201, body = Contact), (status = 409, description = "An identity belongs to another contact, or to an erased person and no `opt_in` came with it", body = crate::problem::Problem),
     (status = 422, body = crate::problem::Problem)))]
 pub async fn create_contact(
     State(state): State<AppState>,
@@ -107,10 +111,14 @@ pub async fn create_contact(
         timezone: body.timezone,
         locale: body.locale,
     };
-    let contact = state
-        .store
-        .create_contact(&caller.tenant_id, &new, state.clock.now())
-        .await?;
+    let contact = relais_engine::privacy::create_contact(
+        &*state.store,
+        &caller.tenant_id,
+        &new,
+        body.opt_in.as_ref(),
+        state.clock.now(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(contact)))
 }
 

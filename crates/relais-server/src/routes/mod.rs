@@ -18,6 +18,7 @@ pub mod links;
 pub mod media;
 pub mod messages;
 pub mod nlu;
+pub mod privacy;
 pub mod segments;
 pub mod settings;
 pub mod sim;
@@ -41,6 +42,7 @@ pub fn v1() -> Router<AppState> {
         .merge(channels::router())
         .merge(contacts::router())
         .merge(import::router())
+        .merge(privacy::router())
         .merge(tools::router())
         // Its handlers read the body as bytes (for idempotency) rather than through ApiJson.
         .merge(

@@ -1,5 +1,5 @@
 //! `/v1/settings`: what an operator changes while Relais runs — quiet hours, sender rates,
-//! the frequency cap, the price table. `GET` shows every section; `PUT` replaces the whole
+//! the frequency cap, the price table, the retention policy. `GET` shows every section; `PUT` replaces the whole
 //! document (a section left out goes back to its default); `PATCH` replaces only the
 //! sections it names. A document that could not work is refused (422, with a pointer to
 //! the field) and the settings in force stay.
@@ -85,6 +85,23 @@ pub struct SettingsDoc {
     /// `null`: no cap.
     frequency_cap: Option<FrequencyCapDoc>,
     prices: Vec<PriceRowDoc>,
+    retention: RetentionDoc,
+}
+
+/// After how many days content is purged by the retention sweeper; `null` (the default)
+/// keeps it forever. See docs/privacy.md.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RetentionDoc {
+    /// Bodies of outbound messages in a final status.
+    #[schema(example = 90)]
+    outbound_bodies_days: Option<u32>,
+    /// Text, provider payload and NLU annotations of inbound messages.
+    #[schema(example = 90)]
+    inbound_content_days: Option<u32>,
+    /// Uploaded media.
+    #[schema(example = 30)]
+    attachments_days: Option<u32>,
 }
 
 /// The tenant's windows (on the recipient's wall clock) and the countries' built-in rules.

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod consent;
 pub mod contact;
 pub mod content;
+pub mod content_check;
 pub mod conversation;
 pub mod entry_point;
 pub mod fallback;

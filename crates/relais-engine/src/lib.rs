@@ -13,6 +13,7 @@ pub mod entry_points;
 pub mod events;
 pub mod flows;
 pub mod handoff;
+pub mod held;
 pub mod import;
 pub mod inbound;
 pub mod journeys;

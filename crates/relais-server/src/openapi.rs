@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi};
         contacts::list_consents, contacts::consent_decision, contacts::merge_contact, contacts::list_merges,
         import::import,
         tools::sms_segments,
-        messages::send_message, messages::send_batch, messages::list_messages, messages::get_message, messages::cancel_message, sim::phones, sim::phone_messages, sim::phone_reply,
+        messages::send_message, messages::send_batch, messages::list_messages, messages::get_message, messages::cancel_message, messages::release_message, messages::reject_message, sim::phones, sim::phone_messages, sim::phone_reply,
         channels::create_channel, channels::list_channels, channels::get_channel, channels::delete_channel, channels::create_smpp_credentials,
         channels::sync_provider_templates, channels::list_provider_templates,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::list_deliveries,

@@ -11,7 +11,9 @@ use relais_core::consent::{ConsentRecord, ConsentSource, ConsentStatus, Purpose,
 use relais_core::contact::{Attributes, Identity, MergeCause};
 use relais_core::tenant::{Scope, Scopes, generate_api_key, hash_api_key};
 
+mod trust;
 mod twilio;
+pub use trust::*;
 pub use twilio::*;
 
 fn t0() -> Timestamp {
@@ -6142,6 +6144,8 @@ macro_rules! conformance_suite {
             messages_are_listed_by_sender,
             inbound_messages_are_due_after_the_cursor_of_an_account_with_an_inbound_url,
             a_messaging_service_is_its_tenants,
+            content_checks_are_read_back_within_their_tenant,
+            a_held_message_is_released_into_the_outbox_or_rejected_for_good,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -9,6 +9,7 @@ mod campaigns;
 mod channels;
 mod config_cache;
 mod contact_events;
+mod content_checks;
 mod conversations;
 mod entry_points;
 mod events;
@@ -40,6 +41,7 @@ pub use campaigns::*;
 pub use channels::*;
 pub use config_cache::CONFIG_FRESH_FOR;
 pub use contact_events::*;
+pub use content_checks::*;
 pub use conversations::*;
 pub use entry_points::*;
 pub use events::*;
@@ -259,6 +261,7 @@ pub trait Store:
     + ContactEventStore
     + JourneyStore
     + TwilioStore
+    + ContentCheckStore
     + Send
     + Sync
     + 'static

@@ -38,3 +38,4 @@ pub mod text;
 pub mod tracked_link;
 pub mod twilio;
 pub mod twiml;
+pub mod verified_sender;

@@ -39,6 +39,8 @@ use utoipa::{Modify, OpenApi};
         entry_points::create_entry_point, entry_points::list_entry_points, entry_points::get_entry_point,
         entry_points::delete_entry_point, entry_points::qr_code, entry_points::conversations,
         settings::get_settings, settings::put_settings, settings::patch_settings,
+        crate::routes::senders::create_sender, crate::routes::senders::list_senders, crate::routes::senders::get_sender,
+        crate::routes::senders::delete_sender, crate::routes::senders::send_code, crate::routes::senders::verify_sender,
         crate::routes::customer_events::post_event, crate::routes::customer_events::list_contact_events,
         crate::routes::journeys::list_journeys, crate::routes::journeys::get_journey, crate::routes::journeys::put_journey,
         crate::routes::journeys::delete_journey, crate::routes::journeys::list_runs, crate::routes::journeys::journey_report,

@@ -294,3 +294,363 @@ async fn content_checks_settings_that_cannot_work_are_refused() {
     assert_eq!(settings["content_checks"]["action"], "hold");
     assert_eq!(settings["senders"]["require_verified"], false);
 }
+
+/// A server whose clock a test moves, sending on simulated phones, and looking domains up
+/// through `resolver`.
+struct Clocked {
+    app: axum::Router,
+    key: String,
+    clock: std::sync::Arc<relais_core::clock::ManualClock>,
+    dispatcher: relais_engine::dispatch::Dispatcher,
+    _dir: tempfile::TempDir,
+}
+
+impl Clocked {
+    async fn new(resolver: std::net::SocketAddr) -> Clocked {
+        use relais_core::clock::{Clock, ManualClock};
+        use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
+        use relais_engine::tenants::{Bootstrap, bootstrap};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn relais_store::Store> = Arc::new(
+            relais_store::SqliteStore::open(&dir.path().join("db"))
+                .await
+                .unwrap(),
+        );
+        let clock = Arc::new(ManualClock::new("2026-12-05T10:00:00Z".parse().unwrap()));
+        let Bootstrap::Created(key) = bootstrap(&*store, None, clock.now()).await.unwrap() else {
+            panic!("first start")
+        };
+        let settings = relais_server::HttpSettings {
+            dns_resolver: relais_engine::dns::Resolver::new(resolver),
+            ..Default::default()
+        };
+        let state = relais_server::AppState::new(store.clone(), clock.clone(), settings, None);
+        let sim = relais_engine::sim::adapter(
+            store.clone(),
+            relais_engine::sim::SimConfig {
+                delivered_after: Some(jiff::SignedDuration::ZERO),
+                read_after: None,
+            },
+        );
+        let dispatcher = Dispatcher::new(
+            store,
+            clock.clone(),
+            DispatcherConfig {
+                lease_owner: "test".into(),
+                ..Default::default()
+            },
+        )
+        .with_adapter(Arc::new(sim));
+        Clocked {
+            app: relais_server::router(state),
+            key: key.secret,
+            clock,
+            dispatcher,
+            _dir: dir,
+        }
+    }
+
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        support::call(&self.app, &self.key, method, uri, body).await
+    }
+
+    /// The last verification code the simulated phone `number` received.
+    async fn last_code(&self, number: &str) -> String {
+        for _ in 0..5 {
+            self.dispatcher.run_once().await.unwrap();
+        }
+        let (_, phone) = self
+            .call("GET", &format!("/v1/sim/phones/{number}/messages"), None)
+            .await;
+        let text = phone["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m["direction"] == "received")
+            .map(|m| m["text"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no code received: {phone}"));
+        let code: String = text
+            .split("code is ")
+            .nth(1)
+            .unwrap_or_default()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        assert_eq!(code.len(), 6, "{text}");
+        code
+    }
+}
+
+/// A DNS server on 127.0.0.1 answering TXT questions from `records` (name → texts); a
+/// name it does not hold gets NXDOMAIN.
+type Zone = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>>;
+
+async fn fake_dns() -> (std::net::SocketAddr, Zone) {
+    let zone: Zone = Default::default();
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let served = zone.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+            let q = &buf[..n];
+            let mut at = 12;
+            let mut labels = Vec::new();
+            while at < n && q[at] != 0 {
+                let len = usize::from(q[at]);
+                labels.push(String::from_utf8_lossy(&q[at + 1..at + 1 + len]).to_lowercase());
+                at += 1 + len;
+            }
+            let name = labels.join(".");
+            let texts = served.lock().unwrap().get(&name).cloned();
+            let mut answer = q[..at + 5].to_vec();
+            answer[2] = 0x81;
+            answer[3] = if texts.is_some() { 0x80 } else { 0x83 };
+            let texts = texts.unwrap_or_default();
+            answer[6..8].copy_from_slice(&(texts.len() as u16).to_be_bytes());
+            answer[8..12].copy_from_slice(&[0, 0, 0, 0]);
+            for text in texts {
+                let data: Vec<u8> = text
+                    .as_bytes()
+                    .chunks(255)
+                    .flat_map(|chunk| {
+                        std::iter::once(chunk.len() as u8).chain(chunk.iter().copied())
+                    })
+                    .collect();
+                answer.extend_from_slice(&[0xc0, 0x0c, 0, 16, 0, 1, 0, 0, 0, 60]);
+                answer.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                answer.extend_from_slice(&data);
+            }
+            let _ = socket.send_to(&answer, peer).await;
+        }
+    });
+    (addr, zone)
+}
+
+#[tokio::test]
+async fn a_number_is_verified_by_the_code_it_received_not_a_wrong_or_expired_one() {
+    let (dns, _) = fake_dns().await;
+    let server = Clocked::new(dns).await;
+    let (status, sender) = server
+        .call(
+            "POST",
+            "/v1/senders",
+            Some(json!({"kind": "phone_number", "value": "+33 6 11 22 33 44"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sender}");
+    assert_eq!(
+        (sender["state"].as_str(), sender["method"].as_str()),
+        (Some("pending"), Some("code"))
+    );
+    assert_eq!(sender["value"], "+33611223344");
+    let id = sender["id"].as_str().unwrap();
+    let verify = |code: &str| {
+        let body = json!({"code": code});
+        let uri = format!("/v1/senders/{id}/verify");
+        let server = &server;
+        async move { server.call("POST", &uri, Some(body)).await }
+    };
+    let (status, problem) = verify("123456").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["type"], "https://relais.dev/problems/code-refused");
+
+    let (status, sent) = server
+        .call("POST", &format!("/v1/senders/{id}/code"), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let code = server.last_code("+33611223344").await;
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let (status, problem) = verify(wrong).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("wrong code"),
+        "{problem}"
+    );
+
+    // Eleven minutes later the right code has expired.
+    server.clock.advance(jiff::SignedDuration::from_mins(11));
+    let (status, problem) = verify(&code).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("expired"),
+        "{problem}"
+    );
+
+    server
+        .call("POST", &format!("/v1/senders/{id}/code"), None)
+        .await;
+    let code = server.last_code("+33611223344").await;
+    let (status, verified) = verify(&code).await;
+    assert_eq!(status, StatusCode::OK, "{verified}");
+    assert_eq!(verified["state"], "verified");
+    assert!(verified["verified_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_code_allows_five_tries() {
+    let (dns, _) = fake_dns().await;
+    let server = Clocked::new(dns).await;
+    let (_, sender) = server
+        .call(
+            "POST",
+            "/v1/senders",
+            Some(json!({"kind": "phone_number", "value": "+33611223355"})),
+        )
+        .await;
+    let id = sender["id"].as_str().unwrap();
+    server
+        .call("POST", &format!("/v1/senders/{id}/code"), None)
+        .await;
+    let code = server.last_code("+33611223355").await;
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    for _ in 0..5 {
+        let (status, _) = server
+            .call(
+                "POST",
+                &format!("/v1/senders/{id}/verify"),
+                Some(json!({"code": wrong})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let (status, problem) = server
+        .call(
+            "POST",
+            &format!("/v1/senders/{id}/verify"),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("too many"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_domain_is_verified_by_its_txt_record_through_the_configured_resolver() {
+    let (dns, zone) = fake_dns().await;
+    let server = Clocked::new(dns).await;
+    let (status, sender) = server
+        .call(
+            "POST",
+            "/v1/senders",
+            Some(json!({"kind": "email_domain", "value": "MaBanque.fr", "dkim_selector": "s1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sender}");
+    assert_eq!(sender["method"], "dns_txt");
+    assert_eq!(sender["txt_record"]["name"], "mabanque.fr");
+    let record = sender["txt_record"]["value"].as_str().unwrap().to_owned();
+    assert!(record.starts_with("relais-verification="), "{record}");
+    let id = sender["id"].as_str().unwrap();
+    let uri = format!("/v1/senders/{id}/verify");
+
+    let (status, problem) = server.call("POST", &uri, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["type"], "https://relais.dev/problems/not-verified");
+
+    zone.lock().unwrap().insert(
+        "mabanque.fr".into(),
+        vec!["v=spf1 include:_spf.example -all".into(), record],
+    );
+    let (status, problem) = server.call("POST", &uri, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("s1._domainkey.mabanque.fr"),
+        "{problem}"
+    );
+
+    zone.lock().unwrap().insert(
+        "s1._domainkey.mabanque.fr".into(),
+        vec![format!("v=DKIM1; k=rsa; p={}", "A".repeat(300))],
+    );
+    let (status, verified) = server.call("POST", &uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{verified}");
+    assert_eq!(verified["state"], "verified");
+    assert!(verified.get("txt_record").is_none());
+}
+
+#[tokio::test]
+async fn an_unverified_from_is_refused_when_the_tenant_requires_verified_senders() {
+    let (dns, _) = fake_dns().await;
+    let server = Clocked::new(dns).await;
+    let message = |from: Option<&str>| {
+        let mut body = json!({"to": PHONE, "channel": "sim", "content": {"text": "Bonjour"}});
+        if let Some(from) = from {
+            body["from"] = json!(from);
+        }
+        body
+    };
+    // Off by default: the sandbox sends from anything.
+    let (status, sent) = server
+        .call("POST", "/v1/messages", Some(message(Some("MaBanque"))))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+
+    let (status, settings) = server
+        .call(
+            "PATCH",
+            "/v1/settings",
+            Some(json!({"senders": {"require_verified": true}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    let (_, before) = server.call("GET", "/v1/messages", None).await;
+    let (status, problem) = server
+        .call("POST", "/v1/messages", Some(message(Some("MaBanque"))))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/from");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a verified sender"),
+        "{problem}"
+    );
+    let (_, after) = server.call("GET", "/v1/messages", None).await;
+    assert_eq!(
+        before["data"].as_array().unwrap().len(),
+        after["data"].as_array().unwrap().len()
+    );
+
+    // Registered, it is not enough; approved by an admin, it is.
+    let (_, sender) = server
+        .call(
+            "POST",
+            "/v1/senders",
+            Some(json!({"kind": "alphanumeric_id", "value": "MaBanque"})),
+        )
+        .await;
+    assert_eq!(sender["method"], "approval", "{sender}");
+    let (status, _) = server
+        .call("POST", "/v1/messages", Some(message(Some("MaBanque"))))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let id = sender["id"].as_str().unwrap();
+    let (status, approved) = server
+        .call("POST", &format!("/v1/senders/{id}/verify"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    let (status, sent) = server
+        .call("POST", "/v1/messages", Some(message(Some("MaBanque"))))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    // No `from`: the channel's own sender, not the tenant's to verify.
+    let (status, _) = server
+        .call("POST", "/v1/messages", Some(message(None)))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // Another number is still refused.
+    let (status, _) = server
+        .call("POST", "/v1/messages", Some(message(Some("+33699999999"))))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -6146,6 +6146,7 @@ macro_rules! conformance_suite {
             a_messaging_service_is_its_tenants,
             content_checks_are_read_back_within_their_tenant,
             a_held_message_is_released_into_the_outbox_or_rejected_for_good,
+            senders_are_registered_once_per_tenant_and_verified_within_their_tries,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -26,6 +26,7 @@ mod queue_depth;
 mod reach;
 mod receipt_watches;
 mod segments;
+mod senders;
 mod settings;
 mod sql;
 mod sqlite;
@@ -58,6 +59,7 @@ pub use queue_depth::*;
 pub use reach::*;
 pub use receipt_watches::*;
 pub use segments::{SegmentRecord, SegmentStore};
+pub use senders::*;
 pub use settings::*;
 pub use sqlite::{SqliteStore, sqlite_memory_bytes};
 pub use templates::*;
@@ -262,6 +264,7 @@ pub trait Store:
     + JourneyStore
     + TwilioStore
     + ContentCheckStore
+    + SenderStore
     + Send
     + Sync
     + 'static

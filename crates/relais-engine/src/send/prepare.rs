@@ -202,14 +202,16 @@ pub(super) async fn prepare(
         })
         .collect();
     let names = named_channels(&items);
-    let (resolved, named_channels, quiet, known_contacts, checks) = tokio::join!(
+    let (resolved, named_channels, quiet, known_contacts, checks, verified) = tokio::join!(
         resolve_identities(ctx, tenant, &identities),
         look_up_channels(ctx, tenant, names),
         quiet_hours(ctx, tenant),
         contacts_by_id(ctx, tenant, &by_id),
         content_rules(ctx, tenant),
+        crate::senders::VerifiedSenders::of(ctx.store.as_ref(), tenant),
     );
     let checks = checks?;
+    let verified = verified?;
     let known_contacts = known_contacts?;
     let PlannedContacts { resolved, new } = resolved?;
     let mut resolved = resolved.into_iter();
@@ -297,6 +299,7 @@ pub(super) async fn prepare(
         known,
         links: ctx.links.cloned(),
         checks,
+        verified,
     };
     // Rendering is bounded by each request's budget, but a request may still spend a few
     // milliseconds per message: on the blocking pool, never on the workers that answer
@@ -335,6 +338,8 @@ struct Build {
     links: Option<crate::tracked_links::LinkTracking>,
     /// The tenant's anti-phishing checks.
     checks: ContentRules,
+    /// The senders a `from` may name, when the tenant requires verified ones.
+    verified: crate::senders::VerifiedSenders,
 }
 
 /// A message built, what it was stored with: its tracked links and the checks' findings.
@@ -413,6 +418,15 @@ impl Build {
         } = checked;
         let at = |p: &str| format!("{base}{p}");
         let now = self.now;
+        if !self.verified.allows(sender.as_ref().map(Sender::as_str)) {
+            return Err(invalid(
+                &at("/from"),
+                format!(
+                    "`{}` is not a verified sender of this tenant, and its settings require one (`senders.require_verified`); register and verify it under /v1/senders",
+                    sender.as_ref().map(Sender::as_str).unwrap_or_default()
+                ),
+            ));
+        }
         // Each step's address: the one the request named where it reaches, else the
         // contact's own on that channel (a push subscription, then their phone number).
         let address_on = |kind: ChannelKind| -> Option<String> {

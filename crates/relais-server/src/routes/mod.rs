@@ -18,6 +18,7 @@ pub mod media;
 pub mod messages;
 pub mod nlu;
 pub mod segments;
+pub mod senders;
 pub mod settings;
 pub mod sim;
 pub mod system;
@@ -47,6 +48,7 @@ pub fn v1() -> Router<AppState> {
                 .route_layer(axum::middleware::from_fn(crate::extract::json_bodies_only)),
         )
         .merge(sim::router())
+        .merge(senders::router())
         .merge(analytics::router())
         .merge(webhooks::router())
         .merge(nlu::router())

@@ -138,3 +138,130 @@ pub async fn a_held_message_is_released_into_the_outbox_or_rejected_for_good(sto
         "a rejected message is never sent (the released one is still leased to w1)"
     );
 }
+
+fn sender(
+    tenant: &str,
+    id: &str,
+    kind: relais_core::verified_sender::SenderKind,
+    value: &str,
+) -> crate::SenderRecord {
+    crate::SenderRecord {
+        id: id.to_owned(),
+        tenant_id: tenant.to_owned(),
+        kind,
+        value: value.to_owned(),
+        verified: false,
+        dkim_selector: None,
+        token: None,
+        code: None,
+        verified_at: None,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+pub async fn senders_are_registered_once_per_tenant_and_verified_within_their_tries(
+    store: &dyn Store,
+) {
+    use relais_core::verified_sender::SenderKind;
+    let acme = store.create_tenant("acme", t0()).await.unwrap().id;
+    let globex = store.create_tenant("globex", t0()).await.unwrap().id;
+    let phone = sender(&acme, "s-1", SenderKind::PhoneNumber, "+33611223344");
+    store.create_sender(&phone).await.unwrap();
+    assert!(matches!(
+        store
+            .create_sender(&sender(
+                &acme,
+                "s-2",
+                SenderKind::PhoneNumber,
+                "+33611223344"
+            ))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The same value in another tenant, or as another kind, is another sender.
+    store
+        .create_sender(&sender(
+            &globex,
+            "s-3",
+            SenderKind::PhoneNumber,
+            "+33611223344",
+        ))
+        .await
+        .unwrap();
+    let mut domain = sender(&acme, "s-4", SenderKind::EmailDomain, "mabanque.fr");
+    domain.dkim_selector = Some("s1".into());
+    domain.token = Some("abc".into());
+    store.create_sender(&domain).await.unwrap();
+    assert_eq!(
+        store.senders(&acme).await.unwrap(),
+        vec![phone.clone(), domain.clone()]
+    );
+    assert_eq!(store.sender(&globex, "s-1").await.unwrap(), None);
+
+    assert!(
+        store
+            .set_sender_code(&acme, "s-1", "digest", secs(600), secs(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_sender_code(&globex, "s-1", "digest", secs(600), secs(1))
+            .await
+            .unwrap()
+    );
+    for _ in 0..3 {
+        assert!(
+            store
+                .take_code_attempt(&acme, "s-1", 3, secs(2))
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        !store
+            .take_code_attempt(&acme, "s-1", 3, secs(3))
+            .await
+            .unwrap()
+    );
+    let pending = store
+        .sender(&acme, "s-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .code
+        .unwrap();
+    assert_eq!(
+        (
+            pending.digest.as_str(),
+            pending.expires_at,
+            pending.attempts
+        ),
+        ("digest", secs(600), 3)
+    );
+    // A new code starts its tries again.
+    store
+        .set_sender_code(&acme, "s-1", "other", secs(700), secs(4))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .take_code_attempt(&acme, "s-1", 3, secs(5))
+            .await
+            .unwrap()
+    );
+
+    assert!(
+        store
+            .mark_sender_verified(&acme, "s-1", secs(6))
+            .await
+            .unwrap()
+    );
+    let verified = store.sender(&acme, "s-1").await.unwrap().unwrap();
+    assert!(verified.verified);
+    assert_eq!((verified.code, verified.verified_at), (None, Some(secs(6))));
+    assert!(!store.delete_sender(&globex, "s-1").await.unwrap());
+    assert!(store.delete_sender(&acme, "s-1").await.unwrap());
+    assert_eq!(store.senders(&acme).await.unwrap(), vec![domain]);
+}

@@ -161,11 +161,10 @@ pub async fn verify(
                 .code
                 .ok_or_else(|| invalid("/code", "the code the number received is required"))?;
             // Expired or never sent: said before a try is taken.
-            match check_code(sender.code.as_ref(), &code, now) {
-                Err(e @ (CodeError::NoCode | CodeError::Expired | CodeError::TooManyAttempts)) => {
-                    return Err(SenderError::Code(e));
-                }
-                _ => {}
+            if let Err(e @ (CodeError::NoCode | CodeError::Expired | CodeError::TooManyAttempts)) =
+                check_code(sender.code.as_ref(), &code, now)
+            {
+                return Err(SenderError::Code(e));
             }
             // A try is taken before the comparison, so concurrent guesses share the limit.
             if !store

@@ -1,5 +1,5 @@
 //! `relais settings show|set|replace`: a tenant's settings (quiet hours, sender rates,
-//! frequency cap, prices) read and changed through a running server's `/v1/settings`, so
+//! frequency cap, prices, content checks, sender rules) read and changed through a running server's `/v1/settings`, so
 //! that the change applies at once, without a restart. Every failure is one line.
 
 use anyhow::{Context, anyhow, bail};
@@ -9,7 +9,14 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The sections `set` may name (`/v1/settings`, docs/settings.md).
-const SECTIONS: [&str; 4] = ["quiet_hours", "sender_rates", "frequency_cap", "prices"];
+const SECTIONS: [&str; 6] = [
+    "quiet_hours",
+    "sender_rates",
+    "frequency_cap",
+    "prices",
+    "content_checks",
+    "senders",
+];
 
 #[derive(Debug, Clone, Args)]
 pub struct Server {

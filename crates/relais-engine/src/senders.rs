@@ -88,6 +88,7 @@ pub async fn register(
         created_at: now,
         updated_at: now,
     };
+    // AUDIT: record the registration of a sender (who, when, from where, kind and value).
     store.create_sender(&sender).await?;
     Ok(sender)
 }
@@ -122,6 +123,7 @@ pub async fn send_code(
         "track_links": false,
     }))
     .map_err(|e| StoreError::Corrupt(format!("a verification code request: {e}")))?;
+    // AUDIT: record that a verification code was sent to the sender (never the code).
     // The code is kept before it is sent: a code that arrives can always be checked.
     store
         .set_sender_code(tenant, id, &digest, now + CODE_VALIDITY, now)

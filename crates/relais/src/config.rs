@@ -355,6 +355,28 @@ mod tests {
     }
 
     #[test]
+    fn the_dns_resolver_is_the_files_or_the_systems_and_a_bad_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let path = dir.path().join("relais.toml");
+            std::fs::write(&path, text).unwrap();
+            let args = StoreArgs {
+                config_file: Some(path),
+                ..StoreArgs::default()
+            };
+            Config::load(&args, &ServeArgs::default())
+        };
+        let resolver = load("dns_resolver = \"10.0.0.2\"").unwrap().dns_resolver();
+        assert_eq!(resolver.addr, "10.0.0.2:53".parse().unwrap());
+        assert_eq!(
+            load("").unwrap().dns_resolver(),
+            relais_engine::dns::Resolver::system()
+        );
+        let e = format!("{:#}", load("dns_resolver = \"dns.example\"").unwrap_err());
+        assert!(e.contains("RELAIS_DNS_RESOLVER"), "{e}");
+    }
+
+    #[test]
     fn webhooks_reach_private_addresses_only_when_the_file_says_so() {
         let file: FileConfig = toml::from_str("webhook_allow_private = true").unwrap();
         assert_eq!(file.webhook_allow_private, Some(true));

@@ -376,9 +376,14 @@ impl Build {
                         tenant_id: message.tenant_id.clone(),
                         score: assessment.score,
                         reasons: assessment.reasons,
-                        verdict: match verdict {
-                            Verdict::Hold => "hold",
-                            _ => "send",
+                        // `hold` only for a message actually held (consent may have
+                        // rejected it first).
+                        verdict: if verdict == Verdict::Hold
+                            && message.status == MessageStatus::Held
+                        {
+                            "hold"
+                        } else {
+                            "send"
                         }
                         .to_owned(),
                         created_at: self.now,

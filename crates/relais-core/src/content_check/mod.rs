@@ -19,6 +19,7 @@ pub mod phrasing;
 #[cfg(test)]
 mod tests;
 
+use crate::content::{Body, Content};
 use links::{Host, link_hosts};
 use lookalike::{distance_within, plain, registrable, skeleton};
 use serde::{Deserialize, Serialize};
@@ -532,18 +533,32 @@ impl ContentRules {
     }
 }
 
-/// Every text of a content as JSON (its text, captions, buttons' titles and links…), for
-/// [`ContentRules::assess`].
-pub fn texts_of(content: &serde_json::Value) -> Vec<&str> {
-    fn walk<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+/// What a person reads of a content, for [`ContentRules::assess`]: its text, captions,
+/// titles, buttons' links, quick replies. A media file's `url` is left out: the provider
+/// fetches it, the person never sees or follows it. A provider template's variables are
+/// its values, read from the content's JSON.
+pub fn texts_of(content: &Content) -> Vec<String> {
+    fn walk(value: &serde_json::Value, out: &mut Vec<String>) {
         match value {
-            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::String(s) => out.push(s.clone()),
             serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
             serde_json::Value::Object(fields) => fields.values().for_each(|v| walk(v, out)),
             _ => {}
         }
     }
     let mut out = Vec::new();
-    walk(content, &mut out);
+    let mut content = content.clone();
+    if let Body::Template(_) = &content.body
+        && let Ok(json) = serde_json::to_value(&content)
+    {
+        walk(&json, &mut out);
+    }
+    let _ = content.try_for_each_text_mut(|field, value| -> Result<(), ()> {
+        let media_file = field.ends_with(".url") && !field.contains("buttons[");
+        if !media_file && !field.ends_with(".payload") {
+            out.push(value.clone());
+        }
+        Ok(())
+    });
     out
 }

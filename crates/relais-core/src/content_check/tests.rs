@@ -222,3 +222,15 @@ fn unworkable_sections_are_refused_with_a_pointer() {
             .is_err()
     );
 }
+
+#[test]
+fn a_media_files_address_is_not_read_but_a_buttons_link_is() {
+    let content: crate::content::Content = serde_json::from_value(serde_json::json!({
+        "media": {"url": "http://192.0.2.7/photo.jpg", "mime_type": "image/jpeg", "caption": "Votre colis"},
+        "buttons": [{"type": "url", "title": "Suivre", "url": "https://bit.ly/colis"}]
+    }))
+    .unwrap();
+    let texts = texts_of(&content);
+    let assessment = rules(serde_json::json!({})).assess(texts.iter().map(String::as_str));
+    assert_eq!(codes(&assessment), [ReasonCode::Shortener], "{texts:?}");
+}

@@ -642,8 +642,8 @@ impl Build {
         if !self.checks.enabled {
             return Ok(None);
         }
-        let json = serde_json::to_value(rendered).unwrap_or(serde_json::Value::Null);
-        let assessment = self.checks.assess(texts_of(&json));
+        let texts = texts_of(rendered);
+        let assessment = self.checks.assess(texts.iter().map(String::as_str));
         if assessment.score == 0 {
             return Ok(None);
         }

@@ -1,8 +1,10 @@
 //! A tenant's operating settings, changed at run time without a restart: quiet hours,
-//! sender rates, the frequency cap, the price table and the retention policy. Each section is stored and
+//! sender rates, the frequency cap, the price table, the retention policy, the content
+//! checks and the sender rules. Each section is stored and
 //! replaced as a whole; a document is checked entirely before any of it is kept.
 
 use crate::consent::Purpose;
+use crate::content_check::ContentChecks;
 use crate::frequency_cap::FrequencyCap;
 use crate::prices::PriceTable;
 use crate::privacy::{RETENTION_KEY, RetentionPolicy};
@@ -17,9 +19,22 @@ pub const QUIET_HOURS_KEY: &str = "quiet_hours";
 pub const SENDER_RATES_KEY: &str = "sender_rates";
 pub const FREQUENCY_CAP_KEY: &str = "frequency_cap";
 pub const PRICES_KEY: &str = "prices";
+pub const CONTENT_CHECKS_KEY: &str = "content_checks";
+pub const SENDERS_KEY: &str = "senders";
+
+/// The `senders` section: whether a message's `from` must be one of the tenant's
+/// verified senders (`docs/trust.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SenderRules {
+    /// Off by default, so that a new server sends from the sandbox at once; a tenant that
+    /// sends to real people turns it on once its senders are verified.
+    pub require_verified: bool,
+}
 
 /// Every section; a section the tenant never set has its default (no windows and every
-/// country rule on, the server's sender rates, no cap, no prices).
+/// country rule on, the server's sender rates, no cap, no prices, content checks on at
+/// their default threshold, unverified senders allowed).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TenantSettings {
@@ -28,6 +43,8 @@ pub struct TenantSettings {
     pub frequency_cap: Option<FrequencyCap>,
     pub prices: PriceTable,
     pub retention: RetentionPolicy,
+    pub content_checks: ContentChecks,
+    pub senders: SenderRules,
 }
 
 /// The sections a `PATCH` names; the others stay as they are. `"frequency_cap": null`
@@ -45,6 +62,10 @@ pub struct SettingsPatch {
     pub prices: Option<PriceTable>,
     #[serde(default)]
     pub retention: Option<RetentionPolicy>,
+    #[serde(default)]
+    pub content_checks: Option<ContentChecks>,
+    #[serde(default)]
+    pub senders: Option<SenderRules>,
 }
 
 /// A field that is present, even as `null`, is `Some`.
@@ -74,6 +95,10 @@ impl TenantSettings {
         self.retention.check().map_err(|detail| SettingsError {
             pointer: "/retention".to_owned(),
             detail,
+        })?;
+        self.content_checks.check().map_err(|e| SettingsError {
+            pointer: format!("/content_checks{}", e.pointer),
+            detail: e.detail,
         })?;
         let countries = std::iter::once(None).chain(
             COUNTRY_RULES
@@ -117,6 +142,12 @@ impl TenantSettings {
         if let Some(retention) = patch.retention {
             self.retention = retention;
         }
+        if let Some(content_checks) = patch.content_checks {
+            self.content_checks = content_checks;
+        }
+        if let Some(senders) = patch.senders {
+            self.senders = senders;
+        }
         self
     }
 
@@ -131,6 +162,11 @@ impl TenantSettings {
             ),
             (PRICES_KEY, serde_json::to_value(&self.prices)?),
             (RETENTION_KEY, serde_json::to_value(self.retention)?),
+            (
+                CONTENT_CHECKS_KEY,
+                serde_json::to_value(&self.content_checks)?,
+            ),
+            (SENDERS_KEY, serde_json::to_value(&self.senders)?),
         ])
     }
 }
@@ -207,7 +243,9 @@ mod tests {
                 SENDER_RATES_KEY,
                 FREQUENCY_CAP_KEY,
                 PRICES_KEY,
-                RETENTION_KEY
+                RETENTION_KEY,
+                CONTENT_CHECKS_KEY,
+                SENDERS_KEY
             ]
         );
     }

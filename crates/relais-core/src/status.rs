@@ -11,7 +11,7 @@
 //! receipts arrive. The order is:
 //!
 //! ```text
-//! accepted < scheduled < queued < sending < sent
+//! accepted < held < scheduled < queued < sending < sent
 //!          < canceled < expired < failed < rejected < undelivered
 //!          < delivered < read
 //! ```
@@ -27,6 +27,9 @@
 //! - Progress statuses (`queued` … `sent`) arriving after a failure are stale and ignored.
 //! - `canceled` is a command, not a receipt: it applies only while the message has not
 //!   started sending (`accepted`, `scheduled`, `queued`). Once sending, it is too late.
+//! - `held` is set only when a message is accepted, by the content checks
+//!   (`crate::content_check`): it waits for a reviewer, who releases it (on to `queued` or
+//!   `scheduled`) or rejects it (`rejected`). No receipt ever comes for it.
 //! - A retry does not move the status back: a message being retried stays `sending`; the
 //!   attempts are events, not statuses.
 
@@ -39,6 +42,7 @@ use std::str::FromStr;
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     Accepted,
+    Held,
     Scheduled,
     Queued,
     Sending,
@@ -53,8 +57,9 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 12] = [
+    pub const ALL: [MessageStatus; 13] = [
         MessageStatus::Accepted,
+        MessageStatus::Held,
         MessageStatus::Scheduled,
         MessageStatus::Queued,
         MessageStatus::Sending,
@@ -71,6 +76,7 @@ impl MessageStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             MessageStatus::Accepted => "accepted",
+            MessageStatus::Held => "held",
             MessageStatus::Scheduled => "scheduled",
             MessageStatus::Queued => "queued",
             MessageStatus::Sending => "sending",
@@ -89,17 +95,18 @@ impl MessageStatus {
     pub fn rank(self) -> u8 {
         match self {
             MessageStatus::Accepted => 0,
-            MessageStatus::Scheduled => 1,
-            MessageStatus::Queued => 2,
-            MessageStatus::Sending => 3,
-            MessageStatus::Sent => 4,
-            MessageStatus::Canceled => 5,
-            MessageStatus::Expired => 6,
-            MessageStatus::Failed => 7,
-            MessageStatus::Rejected => 8,
-            MessageStatus::Undelivered => 9,
-            MessageStatus::Delivered => 10,
-            MessageStatus::Read => 11,
+            MessageStatus::Held => 1,
+            MessageStatus::Scheduled => 2,
+            MessageStatus::Queued => 3,
+            MessageStatus::Sending => 4,
+            MessageStatus::Sent => 5,
+            MessageStatus::Canceled => 6,
+            MessageStatus::Expired => 7,
+            MessageStatus::Failed => 8,
+            MessageStatus::Rejected => 9,
+            MessageStatus::Undelivered => 10,
+            MessageStatus::Delivered => 11,
+            MessageStatus::Read => 12,
         }
     }
 
@@ -134,7 +141,10 @@ impl MessageStatus {
     pub fn is_cancelable(self) -> bool {
         matches!(
             self,
-            MessageStatus::Accepted | MessageStatus::Scheduled | MessageStatus::Queued
+            MessageStatus::Accepted
+                | MessageStatus::Held
+                | MessageStatus::Scheduled
+                | MessageStatus::Queued
         )
     }
 }
@@ -156,7 +166,7 @@ impl fmt::Display for MessageStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown message status `{0}`; expected one of accepted, scheduled, queued, sending, sent, delivered, read, undelivered, failed, rejected, expired, canceled"
+    "unknown message status `{0}`; expected one of accepted, held, scheduled, queued, sending, sent, delivered, read, undelivered, failed, rejected, expired, canceled"
 )]
 pub struct UnknownMessageStatus(pub String);
 
@@ -256,6 +266,21 @@ mod tests {
         assert_eq!(advance(Queued, Canceled), Some(Canceled));
         assert_eq!(advance(Sending, Canceled), None);
         assert_eq!(advance(Sent, Canceled), None);
+    }
+
+    #[test]
+    fn a_held_message_is_released_rejected_or_canceled_never_sent_as_it_is() {
+        assert_eq!(advance(Accepted, Held), Some(Held));
+        assert_eq!(advance(Held, Queued), Some(Queued));
+        assert_eq!(advance(Held, Scheduled), Some(Scheduled));
+        assert_eq!(advance(Held, Rejected), Some(Rejected));
+        assert_eq!(advance(Held, Canceled), Some(Canceled));
+        assert_eq!(
+            advance(Queued, Held),
+            None,
+            "a message is held only when accepted"
+        );
+        assert!(!Held.is_final());
     }
 
     #[test]

@@ -118,6 +118,9 @@ pub fn message_id_of_sid(sid: &str) -> Result<String, BadSid> {
 pub fn status_of(status: MessageStatus) -> (&'static str, Option<u32>) {
     match status {
         MessageStatus::Accepted | MessageStatus::Queued => ("queued", None),
+        // Held by the content checks for review: Twilio's name for a message it took but
+        // has not queued yet.
+        MessageStatus::Held => ("accepted", None),
         MessageStatus::Scheduled => ("scheduled", None),
         MessageStatus::Sending => ("sending", None),
         MessageStatus::Sent => ("sent", None),

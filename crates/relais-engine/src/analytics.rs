@@ -72,7 +72,7 @@ pub struct Funnel {
     pub read: i64,
     /// Failed, rejected, expired, undelivered or canceled.
     pub failed: i64,
-    /// Not sent yet: accepted, scheduled, queued or sending.
+    /// Not sent yet: accepted, held for review, scheduled, queued or sending.
     pub pending: i64,
     /// Of them, those whose tracked links someone followed at least once (whatever their
     /// status: a click says the message arrived even without a read receipt).
@@ -84,6 +84,7 @@ impl Funnel {
         self.accepted += count;
         match status {
             MessageStatus::Accepted
+            | MessageStatus::Held
             | MessageStatus::Scheduled
             | MessageStatus::Queued
             | MessageStatus::Sending => self.pending += count,

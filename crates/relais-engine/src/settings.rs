@@ -8,13 +8,15 @@
 //! `relais_core::settings`, so only a hand-edited database gets there.
 
 use jiff::Timestamp;
+use relais_core::content_check::ContentChecks;
 use relais_core::frequency_cap::FrequencyCap;
 use relais_core::prices::PriceTable;
 use relais_core::privacy::{RETENTION_KEY, RetentionPolicy};
 use relais_core::quiet_hours::QuietHours;
 use relais_core::sender_rates::SenderRates;
 use relais_core::settings::{
-    FREQUENCY_CAP_KEY, PRICES_KEY, QUIET_HOURS_KEY, SENDER_RATES_KEY, SettingsPatch, TenantSettings,
+    CONTENT_CHECKS_KEY, FREQUENCY_CAP_KEY, PRICES_KEY, QUIET_HOURS_KEY, SENDER_RATES_KEY,
+    SENDERS_KEY, SenderRules, SettingsPatch, TenantSettings,
 };
 use relais_store::{Store, StoreError};
 use serde::de::DeserializeOwned;
@@ -56,14 +58,27 @@ pub async fn retention_of(store: &dyn Store, tenant: &str) -> Result<RetentionPo
     section(store, tenant, RETENTION_KEY).await
 }
 
+pub async fn content_checks_of(
+    store: &dyn Store,
+    tenant: &str,
+) -> Result<ContentChecks, StoreError> {
+    section(store, tenant, CONTENT_CHECKS_KEY).await
+}
+
+pub async fn sender_rules_of(store: &dyn Store, tenant: &str) -> Result<SenderRules, StoreError> {
+    section(store, tenant, SENDERS_KEY).await
+}
+
 /// Every section, as `GET /v1/settings` shows it.
 pub async fn settings_of(store: &dyn Store, tenant: &str) -> Result<TenantSettings, StoreError> {
-    let (quiet_hours, sender_rates, frequency_cap, prices, retention) = tokio::try_join!(
+    let (quiet_hours, sender_rates, frequency_cap, prices, retention, content_checks, senders) = tokio::try_join!(
         quiet_hours_of(store, tenant),
         sender_rates_of(store, tenant),
         frequency_cap_of(store, tenant),
         prices_of(store, tenant),
         retention_of(store, tenant),
+        content_checks_of(store, tenant),
+        sender_rules_of(store, tenant),
     )?;
     Ok(TenantSettings {
         quiet_hours,
@@ -71,6 +86,8 @@ pub async fn settings_of(store: &dyn Store, tenant: &str) -> Result<TenantSettin
         frequency_cap,
         prices,
         retention,
+        content_checks,
+        senders,
     })
 }
 
@@ -121,6 +138,12 @@ pub async fn patch(
     }
     if let Some(retention) = &patch.retention {
         sections.push(encode(RETENTION_KEY, retention)?);
+    }
+    if let Some(content_checks) = &patch.content_checks {
+        sections.push(encode(CONTENT_CHECKS_KEY, content_checks)?);
+    }
+    if let Some(senders) = &patch.senders {
+        sections.push(encode(SENDERS_KEY, senders)?);
     }
     store.put_settings(tenant, &sections, now).await?;
     settings_of(store, tenant).await

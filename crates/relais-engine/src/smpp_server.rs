@@ -423,6 +423,11 @@ impl SubmitHandler<Esme> for Handler {
                     CommandStatus::EsmeRinvmsglen
                 });
             }
+            // The tenant refuses what its content checks score too high (docs/trust.md).
+            Err(e @ AcceptError::ContentRefused { .. }) => {
+                tracing::info!(esme = %ctx.system_id, error = %e, "submit_sm refused by the content checks");
+                return Err(CommandStatus::EsmeRsubmitfail);
+            }
             Err(e) => {
                 tracing::error!(esme = %ctx.system_id, error = %e, "submit_sm failed");
                 return Err(CommandStatus::EsmeRsyserr);

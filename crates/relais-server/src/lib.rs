@@ -43,6 +43,9 @@ pub struct HttpSettings {
     /// short links (`/l/{code}`) and of click-to-chat links. `None` leaves links as they
     /// are.
     pub public_url: Option<relais_core::tracked_link::PublicBase>,
+    /// Where senders' domains are looked up (`RELAIS_DNS_RESOLVER`): the system's resolver
+    /// by default.
+    pub dns_resolver: relais_engine::dns::Resolver,
 }
 
 impl Default for HttpSettings {
@@ -53,6 +56,7 @@ impl Default for HttpSettings {
             default_country: None,
             webhook_destinations: relais_engine::webhooks::Destinations::PublicOnly,
             public_url: None,
+            dns_resolver: relais_engine::dns::Resolver::system(),
         }
     }
 }

@@ -16,6 +16,8 @@ mod twilio;
 pub use audit::*;
 mod privacy;
 pub use privacy::*;
+mod trust;
+pub use trust::*;
 pub use twilio::*;
 
 fn t0() -> Timestamp {
@@ -6151,6 +6153,9 @@ macro_rules! conformance_suite {
             an_erased_contact_is_found_in_no_table_and_counts_still_add_up,
             erased_addresses_are_blocked_until_lifted_and_only_in_their_tenant,
             retention_purges_old_content_only_and_counts_it,
+            content_checks_are_read_back_within_their_tenant,
+            a_held_message_is_released_into_the_outbox_or_rejected_for_good,
+            senders_are_registered_once_per_tenant_and_verified_within_their_tries,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {

@@ -10,6 +10,7 @@ mod campaigns;
 mod channels;
 mod config_cache;
 mod contact_events;
+mod content_checks;
 mod conversations;
 mod entry_points;
 mod events;
@@ -27,6 +28,7 @@ mod queue_depth;
 mod reach;
 mod receipt_watches;
 mod segments;
+mod senders;
 mod settings;
 mod sql;
 mod sqlite;
@@ -43,6 +45,7 @@ pub use campaigns::*;
 pub use channels::*;
 pub use config_cache::CONFIG_FRESH_FOR;
 pub use contact_events::*;
+pub use content_checks::*;
 pub use conversations::*;
 pub use entry_points::*;
 pub use events::*;
@@ -60,6 +63,7 @@ pub use queue_depth::*;
 pub use reach::*;
 pub use receipt_watches::*;
 pub use segments::{SegmentRecord, SegmentStore};
+pub use senders::*;
 pub use settings::*;
 pub use sqlite::{SqliteStore, sqlite_memory_bytes};
 pub use templates::*;
@@ -265,6 +269,8 @@ pub trait Store:
     + TwilioStore
     + AuditStore
     + PrivacyStore
+    + ContentCheckStore
+    + SenderStore
     + Send
     + Sync
     + 'static

@@ -387,6 +387,29 @@ pub enum CancelOutcome {
     TooLate(MessageStatus),
 }
 
+/// A reviewer's decision on a message the content checks held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Review {
+    /// Sent after all: `status` is `queued` (or `scheduled`, when `due_at` is later than
+    /// now), and an outbox row due at `due_at` is written.
+    Release {
+        status: MessageStatus,
+        due_at: Timestamp,
+        detail: String,
+    },
+    /// Never sent: the message becomes `rejected` with the reviewer's reason.
+    Reject { detail: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewOutcome {
+    /// The message moved to this status.
+    Done(MessageStatus),
+    /// The message is not held (it was released, rejected or canceled before): this is
+    /// its status, nothing changed.
+    NotHeld(MessageStatus),
+}
+
 /// One message a simulated phone received or sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimEntry {
@@ -694,6 +717,14 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Cancels a message that has not started sending, and drops its outbox row.
     async fn cancel(&self, tenant: &str, id: &str, at: Timestamp) -> StoreResult<CancelOutcome>;
+    /// Releases or rejects a `held` message (see [`Review`]), in one transaction.
+    async fn review_held(
+        &self,
+        tenant: &str,
+        id: &str,
+        review: &Review,
+        at: Timestamp,
+    ) -> StoreResult<ReviewOutcome>;
     /// Adds entries to simulated phones' logs, in one transaction.
     async fn sim_record(&self, tenant: &str, entries: &[SimEntry]) -> StoreResult<()>;
     /// What a simulated phone received and sent, oldest first.
@@ -2149,6 +2180,61 @@ macro_rules! impl_message_store {
                         .await?;
                     tx.commit().await?;
                     Ok(CancelOutcome::Canceled)
+                }
+
+                async fn review_held(
+                    &self,
+                    tenant: &str,
+                    id: &str,
+                    review: &Review,
+                    at: Timestamp,
+                ) -> StoreResult<ReviewOutcome> {
+                    let mut tx = self.begin_write().await?;
+                    let row: Option<(String, String)> = sqlx::query_as(
+                        "SELECT status, channel FROM messages WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some((status, channel)) = row else {
+                        return Err(StoreError::NotFound(format!("message {id}")));
+                    };
+                    let current = status_from_db(&status)?;
+                    if current != MessageStatus::Held {
+                        tx.rollback().await?;
+                        return Ok(ReviewOutcome::NotHeld(current));
+                    }
+                    let event = match review {
+                        Review::Release { status, detail, .. } => MessageEvent::new(*status, at)
+                            .reason("released")
+                            .detail(detail.clone())
+                            .channel(channel.clone()),
+                        Review::Reject { detail } => MessageEvent::new(MessageStatus::Rejected, at)
+                            .reason("content_check")
+                            .detail(detail.clone()),
+                    };
+                    let mut log = LogBatch::load(&mut tx, &[id], true).await?;
+                    let Some(moved) = log.advance(id, &event, at)? else {
+                        tx.rollback().await?;
+                        return Ok(ReviewOutcome::NotHeld(current));
+                    };
+                    write_locked(&log, &mut tx).await?;
+                    if let Review::Release { due_at, .. } = review {
+                        sqlx::query(
+                            "INSERT INTO outbox (message_id, tenant_id, due_at, phase, attempts, lease_owner, lease_until, lane) \
+                             VALUES ($1, $2, $3, $4, 0, NULL, NULL, $5)",
+                        )
+                        .bind(id)
+                        .bind(tenant)
+                        .bind(micros(*due_at))
+                        .bind(OutboxPhase::Send.as_str())
+                        .bind(channel.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(ReviewOutcome::Done(moved))
                 }
 
                 async fn sim_record(&self, tenant: &str, entries: &[SimEntry]) -> StoreResult<()> {

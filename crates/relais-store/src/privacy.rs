@@ -211,8 +211,11 @@ pub(crate) fn erasure_steps() -> Vec<(Step, &'static str, String)> {
     vec![
         (Step::Anonymise, "link_clicks", format!("UPDATE link_clicks SET user_agent = NULL WHERE tenant_id = $1 AND message_id IN ({MESSAGES_OF})")),
         (Step::Delete, "outbox", format!("DELETE FROM outbox WHERE tenant_id = $1 AND message_id IN ({MESSAGES_OF})")),
+        // The checks' reasons quote the message (its links' hosts, its phrases); the score
+        // and verdict stay counted.
+        (Step::Anonymise, "content_checks", format!("UPDATE content_checks SET reasons = '[]' WHERE tenant_id = $1 AND message_id IN ({MESSAGES_OF})")),
         // A message not yet handed to a provider is not sent to an erased person.
-        (Step::Anonymise, "messages", format!("UPDATE messages SET status = 'canceled' WHERE tenant_id = $1 AND status IN ('accepted', 'scheduled', 'queued') AND id IN ({MESSAGES_OF})")),
+        (Step::Anonymise, "messages", format!("UPDATE messages SET status = 'canceled' WHERE tenant_id = $1 AND status IN ('accepted', 'held', 'scheduled', 'queued') AND id IN ({MESSAGES_OF})")),
         (Step::Delete, "smpp_receipt_watches", format!("DELETE FROM smpp_receipt_watches WHERE tenant_id = $1 AND message_id IN ({MESSAGES_OF})")),
         (Step::Delete, "sim_messages", format!("DELETE FROM sim_messages WHERE tenant_id = $1 AND message_id IN ({MESSAGES_OF})")),
         (Step::Delete, "stream_events", format!("DELETE FROM stream_events WHERE tenant_id = $1 AND conversation_id IN ({CONVERSATIONS_OF})")),

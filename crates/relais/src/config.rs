@@ -74,6 +74,7 @@ struct FileConfig {
     webhook_log_days: Option<u32>,
     durability: Option<String>,
     public_url: Option<String>,
+    dns_resolver: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +108,10 @@ pub struct Config {
     /// pages. Unset, links in messages are left as they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// The DNS resolver senders' domains are verified through (`RELAIS_DNS_RESOLVER`,
+    /// `1.1.1.1` or `10.0.0.2:53`); unset, the first `nameserver` of `/etc/resolv.conf`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_resolver: Option<String>,
 }
 
 fn durability_name<S: serde::Serializer>(
@@ -180,7 +185,15 @@ impl Config {
             },
             durability,
             public_url: env("RELAIS_PUBLIC_URL").or(file.public_url),
+            dns_resolver: env("RELAIS_DNS_RESOLVER").or(file.dns_resolver),
         };
+        if let Some(resolver) = &config.dns_resolver
+            && relais_engine::dns::Resolver::parse(resolver).is_none()
+        {
+            bail!(
+                "RELAIS_DNS_RESOLVER / dns_resolver must be an IP address with an optional port (`1.1.1.1`, `10.0.0.2:53`), not `{resolver}`"
+            );
+        }
         if let Some(url) = &config.public_url {
             relais_core::tracked_link::PublicBase::parse(url)
                 .map_err(|e| anyhow::anyhow!("RELAIS_PUBLIC_URL / public_url: {e}"))?;
@@ -220,6 +233,14 @@ impl Config {
         self.public_url
             .as_deref()
             .and_then(|url| relais_core::tracked_link::PublicBase::parse(url).ok())
+    }
+
+    /// The DNS resolver, checked by [`Config::load`]; the system's when unset.
+    pub fn dns_resolver(&self) -> relais_engine::dns::Resolver {
+        self.dns_resolver
+            .as_deref()
+            .and_then(relais_engine::dns::Resolver::parse)
+            .unwrap_or_else(relais_engine::dns::Resolver::system)
     }
 
     pub fn country(&self) -> Option<phonenumber::country::Id> {
@@ -331,6 +352,28 @@ mod tests {
         assert!(e.contains("webhook_log_days"), "{e}");
         let e = format!("{:#}", load("webhook_log_days = -1").unwrap_err());
         assert!(e.contains("webhook_log_days"), "{e}");
+    }
+
+    #[test]
+    fn the_dns_resolver_is_the_files_or_the_systems_and_a_bad_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let path = dir.path().join("relais.toml");
+            std::fs::write(&path, text).unwrap();
+            let args = StoreArgs {
+                config_file: Some(path),
+                ..StoreArgs::default()
+            };
+            Config::load(&args, &ServeArgs::default())
+        };
+        let resolver = load("dns_resolver = \"10.0.0.2\"").unwrap().dns_resolver();
+        assert_eq!(resolver.addr, "10.0.0.2:53".parse().unwrap());
+        assert_eq!(
+            load("").unwrap().dns_resolver(),
+            relais_engine::dns::Resolver::system()
+        );
+        let e = format!("{:#}", load("dns_resolver = \"dns.example\"").unwrap_err());
+        assert!(e.contains("RELAIS_DNS_RESOLVER"), "{e}");
     }
 
     #[test]

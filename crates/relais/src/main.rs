@@ -17,6 +17,7 @@ mod data_dir;
 mod nlu;
 mod secrets;
 mod send;
+mod senders;
 mod serve;
 mod settings;
 mod smsc_sim;
@@ -89,6 +90,9 @@ enum Command {
     /// rates, frequency cap, prices).
     #[command(subcommand)]
     Settings(settings::SettingsCommand),
+    /// Register and verify a tenant's senders on a running server (docs/trust.md).
+    #[command(subcommand)]
+    Senders(senders::SendersCommand),
 }
 
 /// With transparent huge pages the kernel zeroes 2 MiB at the first touch of each huge
@@ -162,6 +166,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Settings(cmd) => {
             let config = Config::load(&cli.store, &ServeArgs::default())?;
             settings::run(cmd, &config.data_dir).await
+        }
+        Command::Senders(cmd) => {
+            let config = Config::load(&cli.store, &ServeArgs::default())?;
+            senders::run(cmd, &config.data_dir).await
         }
         Command::Bench(cmd) => {
             // Quiet unless asked: a bench prints its figures, and a log costs CPU.

@@ -36,6 +36,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         default_country: config.country(),
         webhook_destinations: webhook_destinations(&config),
         public_url: config.public_base(),
+        dns_resolver: config.dns_resolver(),
     };
     let state = AppState::new(store.clone(), clock, settings, metrics);
     let listener = tokio::net::TcpListener::bind(config.listen)

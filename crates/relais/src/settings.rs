@@ -1,5 +1,5 @@
 //! `relais settings show|set|replace`: a tenant's settings (quiet hours, sender rates,
-//! frequency cap, prices) read and changed through a running server's `/v1/settings`, so
+//! frequency cap, prices, content checks, sender rules) read and changed through a running server's `/v1/settings`, so
 //! that the change applies at once, without a restart. Every failure is one line.
 
 use anyhow::{Context, anyhow, bail};
@@ -9,12 +9,14 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The sections `set` may name (`/v1/settings`, docs/settings.md).
-const SECTIONS: [&str; 5] = [
+const SECTIONS: [&str; 7] = [
     "quiet_hours",
     "sender_rates",
     "frequency_cap",
     "prices",
     "retention",
+    "content_checks",
+    "senders",
 ];
 
 #[derive(Debug, Clone, Args)]
@@ -95,7 +97,8 @@ pub async fn run(command: SettingsCommand, data_dir: &Path) -> anyhow::Result<()
     Ok(())
 }
 
-struct Api {
+/// A running server's API, as the CLI calls it: one path, an answer or one error line.
+pub(crate) struct Api {
     client: reqwest::Client,
     url: String,
     base: String,
@@ -104,6 +107,11 @@ struct Api {
 
 impl Api {
     fn new(server: &Server, data_dir: &Path) -> anyhow::Result<Api> {
+        Api::at(server, data_dir, "/v1/settings")
+    }
+
+    /// The API at `path` (`/v1/senders`).
+    pub(crate) fn at(server: &Server, data_dir: &Path, path: &str) -> anyhow::Result<Api> {
         let key = match &server.key {
             Some(key) => key.trim().to_owned(),
             None => crate::send::read_key_file(&data_dir.join("admin-api-key"))?,
@@ -117,14 +125,18 @@ impl Api {
             .context("cannot build the HTTP client")?;
         Ok(Api {
             client,
-            url: format!("{base}/v1/settings"),
+            url: format!("{base}{path}"),
             base,
             key,
         })
     }
 
     /// The JSON answer of a 2xx, or an error line naming the problem.
-    async fn call(&self, method: reqwest::Method, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let base = &self.base;
         let mut request = self
             .client
@@ -146,6 +158,9 @@ impl Api {
             .await
             .with_context(|| format!("the answer of {base} was cut off"))?;
         if code.is_success() {
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
             return serde_json::from_str(&text)
                 .with_context(|| format!("{base} answered {code} with something other than JSON"));
         }
@@ -155,10 +170,8 @@ impl Api {
             .unwrap_or_else(|| text.chars().take(200).collect());
         match code.as_u16() {
             401 => bail!("the server refused the API key (401 Unauthorized): {detail}"),
-            403 => bail!(
-                "the API key may not change settings (403 Forbidden; an admin key may): {detail}"
-            ),
-            422 => bail!("the server refused the settings, nothing changed (422): {detail}"),
+            403 => bail!("the API key may not do this (403 Forbidden; an admin key may): {detail}"),
+            422 => bail!("the server refused the request, nothing changed (422): {detail}"),
             _ => bail!("the server answered {code}: {detail}"),
         }
     }

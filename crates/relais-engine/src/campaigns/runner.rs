@@ -627,6 +627,12 @@ impl CampaignRunner {
                     reason.truncate(reason.floor_char_boundary(200));
                     outcome.reason = Some(reason);
                 }
+                // The tenant refuses what its content checks score too high: this
+                // recipient's message is not sent, the others go on.
+                Err(AcceptError::ContentRefused { .. }) => {
+                    outcome.state = RecipientState::Skipped;
+                    outcome.reason = Some("content_check".into());
+                }
                 Err(e) => return Err(store_error(e)),
             }
         }

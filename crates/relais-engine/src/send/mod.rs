@@ -50,6 +50,13 @@ pub enum AcceptError {
     IdempotencyConflict { message_id: String },
     #[error("this Idempotency-Key was used for a different batch; use a new key")]
     BatchIdempotencyConflict,
+    /// The content checks scored the content at the tenant's threshold and the tenant
+    /// refuses such messages (`docs/trust.md`).
+    #[error("{pointer}: refused by the content checks, {}", assessment.summary())]
+    ContentRefused {
+        pointer: String,
+        assessment: relais_core::content_check::Assessment,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -66,6 +73,13 @@ impl AcceptError {
                 message_id: message_id.clone(),
             },
             AcceptError::BatchIdempotencyConflict => AcceptError::BatchIdempotencyConflict,
+            AcceptError::ContentRefused {
+                pointer,
+                assessment,
+            } => AcceptError::ContentRefused {
+                pointer: pointer.clone(),
+                assessment: assessment.clone(),
+            },
             AcceptError::Store(e) => AcceptError::Store(e.share()),
         }
     }
@@ -297,6 +311,13 @@ impl Built {
 pub fn item_error(index: usize, e: &AcceptError) -> (String, String) {
     match e {
         AcceptError::Invalid { pointer, detail } => (pointer.clone(), detail.clone()),
+        AcceptError::ContentRefused {
+            pointer,
+            assessment,
+        } => (
+            pointer.clone(),
+            format!("refused by the content checks, {}", assessment.summary()),
+        ),
         other => (format!("/messages/{index}"), other.to_string()),
     }
 }
@@ -541,12 +562,14 @@ pub(crate) async fn accept_jobs(
     let mut built: Vec<Built> = Vec::new();
     let mut contacts: Vec<PlannedContact> = Vec::new();
     let mut links: Vec<relais_store::NewTrackedLink> = Vec::new();
+    let mut checks: Vec<relais_store::ContentCheckRecord> = Vec::new();
     for (tenant, items) in per_tenant {
         let order: Vec<usize> = items.iter().map(|(job, _)| *job).collect();
         match prepare(ctx, &tenant, items).await {
             Ok(prepared) => {
                 contacts.extend(prepared.contacts);
                 links.extend(prepared.links);
+                checks.extend(prepared.checks);
                 let results = prepared.messages;
                 let mut by_job: BTreeMap<usize, Vec<Result<NewMessage, AcceptError>>> =
                     BTreeMap::new();
@@ -577,6 +600,15 @@ pub(crate) async fn accept_jobs(
     // The tracked links first (see `crate::tracked_links`): refused, no message is stored.
     if !links.is_empty()
         && let Err(e) = ctx.store.insert_tracked_links(&links).await
+    {
+        for b in built.drain(..) {
+            answers[b.job] = Some(Err(AcceptError::Store(e.share())));
+        }
+    }
+
+    // The content checks' findings too: a row whose message is not stored is never read.
+    if !checks.is_empty()
+        && let Err(e) = ctx.store.insert_content_checks(&checks).await
     {
         for b in built.drain(..) {
             answers[b.job] = Some(Err(AcceptError::Store(e.share())));

@@ -14,6 +14,7 @@ use relais_core::channel::ChannelKind;
 use relais_core::consent::{ConsentRecord, Purpose, may_send};
 use relais_core::contact::{AddressRules, Contact, Identity};
 use relais_core::content::{Body, ChannelCapabilities, Content, TextLimit, degrade};
+use relais_core::content_check::{Assessment, ContentRules, Verdict, texts_of};
 use relais_core::phone::normalize_phone;
 use relais_core::quiet_hours::{QuietHours, country_of_time_zone, hold};
 use relais_core::sender::Sender;
@@ -23,7 +24,8 @@ use relais_core::template::{
     ContentTemplate, ContentTemplateError, RenderBudget, template_context,
 };
 use relais_store::{
-    MessageEvent, NewMessage, NewTrackedLink, PlannedContact, PlannedContacts, StoreError,
+    ContentCheckRecord, MessageEvent, NewMessage, NewTrackedLink, PlannedContact, PlannedContacts,
+    StoreError,
 };
 use std::collections::HashMap;
 
@@ -155,6 +157,8 @@ struct Draft {
     message: NewMessage,
     /// The tracked links of its content, to store before it.
     links: Vec<NewTrackedLink>,
+    /// What the content checks found, when they found anything.
+    check: Option<(Assessment, Verdict)>,
     kind: ChannelKind,
     purpose: Purpose,
     send_at: Option<Timestamp>,
@@ -198,12 +202,16 @@ pub(super) async fn prepare(
         })
         .collect();
     let names = named_channels(&items);
-    let (resolved, named_channels, quiet, known_contacts) = tokio::join!(
+    let (resolved, named_channels, quiet, known_contacts, checks, verified) = tokio::join!(
         resolve_identities(ctx, tenant, &identities),
         look_up_channels(ctx, tenant, names),
         quiet_hours(ctx, tenant),
         contacts_by_id(ctx, tenant, &by_id),
+        content_rules(ctx, tenant),
+        crate::senders::VerifiedSenders::of(ctx.store.as_ref(), tenant),
     );
+    let checks = checks?;
+    let verified = verified?;
     let known_contacts = known_contacts?;
     let PlannedContacts { resolved, new } = resolved?;
     let mut resolved = resolved.into_iter();
@@ -290,17 +298,20 @@ pub(super) async fn prepare(
         quiet,
         known,
         links: ctx.links.cloned(),
+        checks,
+        verified,
     };
     // Rendering is bounded by each request's budget, but a request may still spend a few
     // milliseconds per message: on the blocking pool, never on the workers that answer
     // other requests (two hostile requests once froze /healthz for 22 s).
-    let (messages, links) = tokio::task::spawn_blocking(move || build.all(ready))
+    let (messages, links, checks) = tokio::task::spawn_blocking(move || build.all(ready))
         .await
         .map_err(|e| StoreError::Corrupt(format!("building the messages failed: {e}")))?;
     Ok(Prepared {
         messages,
         contacts: new,
         links,
+        checks,
     })
 }
 
@@ -311,6 +322,9 @@ pub(super) struct Prepared {
     pub(super) contacts: Vec<PlannedContact>,
     /// The tracked links of the messages that will be stored.
     pub(super) links: Vec<NewTrackedLink>,
+    /// What the content checks found in the messages that will be stored (those that
+    /// scored).
+    pub(super) checks: Vec<ContentCheckRecord>,
 }
 
 /// What building the messages needs, owned (it runs on the blocking pool).
@@ -322,16 +336,25 @@ struct Build {
     quiet: QuietHours,
     known: Known,
     links: Option<crate::tracked_links::LinkTracking>,
+    /// The tenant's anti-phishing checks.
+    checks: ContentRules,
+    /// The senders a `from` may name, when the tenant requires verified ones.
+    verified: crate::senders::VerifiedSenders,
 }
 
+/// A message built, what it was stored with: its tracked links and the checks' findings.
+type Built = (
+    Vec<Result<NewMessage, AcceptError>>,
+    Vec<NewTrackedLink>,
+    Vec<ContentCheckRecord>,
+);
+
 impl Build {
-    fn all(
-        &self,
-        ready: Vec<Result<Resolved, AcceptError>>,
-    ) -> (Vec<Result<NewMessage, AcceptError>>, Vec<NewTrackedLink>) {
+    fn all(&self, ready: Vec<Result<Resolved, AcceptError>>) -> Built {
         let mut templates: HashMap<String, ContentTemplate> = HashMap::new();
         let mut budgets: HashMap<usize, RenderBudget> = HashMap::new();
         let mut links = Vec::new();
+        let mut checks = Vec::new();
         let messages = ready
             .into_iter()
             .map(|item| {
@@ -341,15 +364,35 @@ impl Build {
                     .or_insert_with(RenderBudget::per_request);
                 let mut draft = self.draft(item, &mut templates, budget)?;
                 let drafted_links = std::mem::take(&mut draft.links);
+                let check = draft.check.clone();
                 let message = self.decide(draft)?;
                 // A rejected message is never sent: its links would never be seen.
                 if message.status != MessageStatus::Rejected {
                     links.extend(drafted_links);
                 }
+                if let Some((assessment, verdict)) = check {
+                    checks.push(ContentCheckRecord {
+                        message_id: message.id.clone(),
+                        tenant_id: message.tenant_id.clone(),
+                        score: assessment.score,
+                        reasons: assessment.reasons,
+                        // `hold` only for a message actually held (consent may have
+                        // rejected it first).
+                        verdict: if verdict == Verdict::Hold
+                            && message.status == MessageStatus::Held
+                        {
+                            "hold"
+                        } else {
+                            "send"
+                        }
+                        .to_owned(),
+                        created_at: self.now,
+                    });
+                }
                 Ok(message)
             })
             .collect();
-        (messages, links)
+        (messages, links, checks)
     }
 
     /// Routes and personalises one request for its contact. `templates` keeps the
@@ -380,6 +423,15 @@ impl Build {
         } = checked;
         let at = |p: &str| format!("{base}{p}");
         let now = self.now;
+        if !self.verified.allows(sender.as_ref().map(Sender::as_str)) {
+            return Err(invalid(
+                &at("/from"),
+                format!(
+                    "`{}` is not a verified sender of this tenant, and its settings require one (`senders.require_verified`); register and verify it under /v1/senders",
+                    sender.as_ref().map(Sender::as_str).unwrap_or_default()
+                ),
+            ));
+        }
         // Each step's address: the one the request named where it reaches, else the
         // contact's own on that channel (a push subscription, then their phone number).
         let address_on = |kind: ChannelKind| -> Option<String> {
@@ -421,6 +473,8 @@ impl Build {
             Some(rendered) => rendered,
             None => personalise(&request, &content, &contact, templates, budget, &at)?,
         };
+        // The content as the person would read it, before its links become short links.
+        let check = self.check(&rendered, &at)?;
 
         // Each step's form of the content, and the steps a closed window leaves out.
         let named_steps = request.channels.is_some();
@@ -526,6 +580,7 @@ impl Build {
         Ok(Draft {
             message,
             links,
+            check,
             kind,
             purpose,
             send_at: request.send_at,
@@ -562,7 +617,43 @@ impl Build {
             message.status = MessageStatus::Rejected;
             return Ok(message);
         }
+        if let Some((assessment, Verdict::Hold)) = &draft.check {
+            // Held for review: no outbox row until a reviewer releases it.
+            let mut message = draft.message;
+            message.events.push(
+                MessageEvent::new(MessageStatus::Held, self.now)
+                    .reason("content_check")
+                    .detail(format!("held for review, {}", assessment.summary())),
+            );
+            message.status = MessageStatus::Held;
+            message.due_at = None;
+            return Ok(message);
+        }
         schedule(self.now, draft, &self.quiet)
+    }
+
+    /// The content checks on a rendered content: refused at once (nothing is stored)
+    /// when the tenant refuses what scores at its threshold, otherwise what they found.
+    fn check(
+        &self,
+        rendered: &Content,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<Option<(Assessment, Verdict)>, AcceptError> {
+        if !self.checks.enabled {
+            return Ok(None);
+        }
+        let texts = texts_of(rendered);
+        let assessment = self.checks.assess(texts.iter().map(String::as_str));
+        if assessment.score == 0 {
+            return Ok(None);
+        }
+        match self.checks.verdict(&assessment) {
+            Verdict::Refuse => Err(AcceptError::ContentRefused {
+                pointer: at("/content"),
+                assessment,
+            }),
+            verdict => Ok(Some((assessment, verdict))),
+        }
     }
 }
 
@@ -753,6 +844,14 @@ async fn look_up_channels(
     Ok(known)
 }
 
+/// The tenant's content checks, ready to assess its messages; the server's own short
+/// links are never scored.
+async fn content_rules(ctx: &AcceptContext<'_>, tenant: &str) -> Result<ContentRules, AcceptError> {
+    let checks = crate::settings::content_checks_of(ctx.store.as_ref(), tenant).await?;
+    let own: Vec<&str> = ctx.links.iter().map(|l| l.base().as_str()).collect();
+    Ok(checks.rules(&own))
+}
+
 /// The tenant's quiet hours (the default when none are set).
 async fn quiet_hours(ctx: &AcceptContext<'_>, tenant: &str) -> Result<QuietHours, AcceptError> {
     Ok(crate::settings::quiet_hours_of(ctx.store.as_ref(), tenant).await?)
@@ -822,6 +921,7 @@ fn schedule(now: Timestamp, draft: Draft, quiet: &QuietHours) -> Result<NewMessa
         base,
         // Taken by `Build::all` before the decision.
         links: _,
+        check: _,
     } = draft;
     let wanted = send_at.filter(|s| *s > now).unwrap_or(now);
     let country = region

@@ -193,6 +193,7 @@ fn accept_error(e: AcceptError, to: &str) -> TwilioError {
             p if p.starts_with("/content") => invalid("Body", detail),
             _ => invalid(pointer.trim_start_matches('/'), detail),
         },
+        e @ AcceptError::ContentRefused { .. } => invalid("Body", e.to_string()),
         other => TwilioError::Internal(other.to_string()),
     }
 }

@@ -1,4 +1,5 @@
-//! Messages: send one, send a batch, read one with its events, cancel one.
+//! Messages: send one, send a batch, read one with its events, cancel one, review one the
+//! content checks held (release or reject).
 
 use crate::AppState;
 use crate::extract::{Caller, parse_json};
@@ -28,6 +29,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/messages/{id}", get(get_message))
         .route("/messages/{id}/cancel", post(cancel_message))
+        .route("/messages/{id}/release", post(release_message))
+        .route("/messages/{id}/reject", post(reject_message))
 }
 
 /// The body of `POST /v1/messages` (see `docs/messages.md`).
@@ -95,6 +98,54 @@ pub struct MessageView {
     #[serde(flatten)]
     pub summary: MessageSummary,
     pub events: Vec<EventView>,
+    /// What the anti-phishing content checks found, when they found anything
+    /// (`docs/trust.md`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_check: Option<ContentCheckView>,
+}
+
+/// The content checks' findings on a message: the score and each reason.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContentCheckView {
+    pub score: u32,
+    /// `send` (below the threshold) or `hold`.
+    pub verdict: String,
+    pub reasons: Vec<ReasonView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReasonView {
+    /// A stable code: `domain_not_allowed`, `lookalike_homoglyph`, `lookalike_typo`,
+    /// `lookalike_added_words`, `brand_name`, `punycode_domain`, `ip_literal`, `shortener`,
+    /// `credential_phrasing`.
+    pub code: String,
+    pub weight: u32,
+    pub detail: String,
+}
+
+/// The content checks' findings on the tenant's message, if it scored.
+async fn content_check_view(
+    state: &AppState,
+    tenant: &str,
+    id: &str,
+) -> ApiResult<Option<ContentCheckView>> {
+    Ok(state
+        .store
+        .content_check(tenant, id)
+        .await?
+        .map(|check| ContentCheckView {
+            score: check.score,
+            verdict: check.verdict,
+            reasons: check
+                .reasons
+                .into_iter()
+                .map(|r| ReasonView {
+                    code: r.code.as_str().to_owned(),
+                    weight: r.weight,
+                    detail: r.detail,
+                })
+                .collect(),
+        }))
 }
 
 /// A message without its event log, as lists show it.
@@ -138,11 +189,12 @@ fn event_view(e: MessageEvent) -> EventView {
     }
 }
 
-fn message_view(m: MessageWithEvents) -> MessageView {
+fn message_view(m: MessageWithEvents, content_check: Option<ContentCheckView>) -> MessageView {
     let MessageWithEvents { message, events } = m;
     MessageView {
         summary: message_summary(message),
         events: events.into_iter().map(event_view).collect(),
+        content_check,
     }
 }
 
@@ -156,7 +208,9 @@ async fn message_view_with_clicks(
     use relais_engine::tracked_links::{EventOrClick, with_clicks};
     let MessageWithEvents { message, events } = m;
     let events = with_clicks(&*state.store, tenant, &message.id, events).await?;
+    let content_check = content_check_view(state, tenant, &message.id).await?;
     Ok(MessageView {
+        content_check,
         summary: message_summary(message),
         events: events
             .into_iter()
@@ -280,6 +334,28 @@ pub(crate) fn accept_error(e: AcceptError) -> ApiError {
         AcceptError::Invalid { pointer, detail } => ApiError::invalid_field(&pointer, detail),
         e @ (AcceptError::IdempotencyConflict { .. } | AcceptError::BatchIdempotencyConflict) => {
             ApiError::conflict(e.to_string())
+        }
+        AcceptError::ContentRefused {
+            pointer,
+            assessment,
+        } => {
+            let mut error = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "content-refused",
+                format!(
+                    "{pointer}: refused by the content checks, {}",
+                    assessment.summary()
+                ),
+            );
+            error.errors = assessment
+                .reasons
+                .iter()
+                .map(|r| FieldError {
+                    pointer: pointer.clone(),
+                    detail: format!("{} (+{}): {}", r.code, r.weight, r.detail),
+                })
+                .collect();
+            error
         }
         AcceptError::Store(e) => e.into(),
     }
@@ -468,5 +544,67 @@ pub async fn cancel_message(
         .message(&caller.tenant_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("message {id}")))?;
-    Ok(axum::Json(message_view(message)))
+    let check = content_check_view(&state, &caller.tenant_id, &id).await?;
+    Ok(axum::Json(message_view(message, check)))
+}
+
+fn review_error(e: relais_engine::held::ReviewError) -> ApiError {
+    use relais_engine::held::ReviewError;
+    match e {
+        ReviewError::NotFound(id) => ApiError::not_found(format!("message {id}")),
+        e @ ReviewError::NotHeld(_) => ApiError::conflict(e.to_string()),
+        ReviewError::Store(e) => e.into(),
+    }
+}
+
+/// Releases a message the content checks held: it is sent (`queued`, or `scheduled` until
+/// its `send_at` or the end of quiet hours).
+#[utoipa::path(post, path = "/v1/messages/{id}/release", tag = "messages",
+    responses((status = 200, body = MessageView), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)))]
+pub async fn release_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<MessageView>> {
+    caller.require(Scope::Admin)?;
+    relais_engine::held::release(&*state.store, &caller.tenant_id, &id, state.clock.now())
+        .await
+        .map_err(review_error)?;
+    get_message(State(state), caller, Path(id)).await
+}
+
+/// Why a reviewer rejects a held message.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectRequest {
+    /// Kept in the message's `rejected` event.
+    pub reason: Option<String>,
+}
+
+/// Rejects a message the content checks held: it becomes `rejected`, for good, and is
+/// never sent.
+#[utoipa::path(post, path = "/v1/messages/{id}/reject", tag = "messages", request_body = RejectRequest,
+    responses((status = 200, body = MessageView), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)))]
+pub async fn reject_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<axum::Json<MessageView>> {
+    caller.require(Scope::Admin)?;
+    let request: RejectRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RejectRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    relais_engine::held::reject(
+        &*state.store,
+        &caller.tenant_id,
+        &id,
+        request.reason.as_deref(),
+        state.clock.now(),
+    )
+    .await
+    .map_err(review_error)?;
+    get_message(State(state), caller, Path(id)).await
 }

@@ -20,6 +20,7 @@ pub mod messages;
 pub mod nlu;
 pub mod privacy;
 pub mod segments;
+pub mod senders;
 pub mod settings;
 pub mod sim;
 pub mod system;
@@ -50,6 +51,7 @@ pub fn v1() -> Router<AppState> {
                 .route_layer(axum::middleware::from_fn(crate::extract::json_bodies_only)),
         )
         .merge(sim::router())
+        .merge(senders::router())
         .merge(analytics::router())
         .merge(webhooks::router())
         .merge(nlu::router())

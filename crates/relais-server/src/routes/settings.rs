@@ -1,5 +1,6 @@
 //! `/v1/settings`: what an operator changes while Relais runs — quiet hours, sender rates,
-//! the frequency cap, the price table, the retention policy. `GET` shows every section; `PUT` replaces the whole
+//! the frequency cap, the price table, the retention policy, the content checks, the sender
+//! rules. `GET` shows every section; `PUT` replaces the whole
 //! document (a section left out goes back to its default); `PATCH` replaces only the
 //! sections it names. A document that could not work is refused (422, with a pointer to
 //! the field) and the settings in force stay.
@@ -86,6 +87,8 @@ pub struct SettingsDoc {
     frequency_cap: Option<FrequencyCapDoc>,
     prices: Vec<PriceRowDoc>,
     retention: RetentionDoc,
+    content_checks: ContentChecksDoc,
+    senders: SenderRulesDoc,
 }
 
 /// After how many days content is purged by the retention sweeper; `null` (the default)
@@ -102,6 +105,38 @@ pub struct RetentionDoc {
     /// Uploaded media.
     #[schema(example = 30)]
     attachments_days: Option<u32>,
+}
+
+/// The anti-phishing checks of outbound messages (`docs/trust.md`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ContentChecksDoc {
+    /// Default `true`.
+    enabled: bool,
+    /// The score at which a message is held or refused; default 50.
+    #[schema(example = 50)]
+    threshold: u32,
+    /// `hold` (default) or `refuse`.
+    #[schema(example = "hold")]
+    action: String,
+    /// Domains (and their subdomains) the tenant links to.
+    #[schema(example = json!(["mabanque.fr"]))]
+    allowed_domains: Vec<String>,
+    /// Brand domains (allowed, guarded against look-alikes) or names (guarded).
+    #[schema(example = json!(["mabanque.fr", "Ma Banque"]))]
+    brands: Vec<String>,
+    /// Weights replacing the defaults, by reason code.
+    #[schema(value_type = Object, example = json!({"shortener": 50}))]
+    weights: std::collections::BTreeMap<String, u32>,
+}
+
+/// Rules on a message's `from` (`docs/trust.md`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SenderRulesDoc {
+    /// `true`: a message's `from` must be one of the tenant's verified senders. Default
+    /// `false`.
+    require_verified: bool,
 }
 
 /// The tenant's windows (on the recipient's wall clock) and the countries' built-in rules.

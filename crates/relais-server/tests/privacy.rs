@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use jiff::SignedDuration;
 use relais_core::clock::{Clock, ManualClock};
-use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
+use relais_engine::dispatch::Dispatcher;
 use relais_engine::sim::SimConfig;
 use relais_engine::tenants::{Bootstrap, bootstrap};
 use relais_server::{AppState, HttpSettings, router};
@@ -40,18 +40,7 @@ async fn server() -> Server {
         ..Default::default()
     };
     let state = AppState::new(store.clone(), clock.clone(), settings, None);
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        clock.clone(),
-        DispatcherConfig {
-            lease_owner: "test".into(),
-            ..Default::default()
-        },
-    )
-    .with_adapter(Arc::new(relais_engine::sim::adapter(
-        store.clone(),
-        SimConfig::default(),
-    )));
+    let dispatcher = support::sim_dispatcher(store.clone(), clock.clone(), SimConfig::default());
     Server {
         app: router(state),
         key: key.secret,

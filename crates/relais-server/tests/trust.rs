@@ -14,24 +14,12 @@ const PHONE: &str = "+33612345678";
 /// A server whose dispatcher sends on the sandbox's simulated phones, which report
 /// `delivered` at once.
 async fn sim_server() -> Stepped {
-    use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
     let mut server = support::stepped().await;
-    let sim = relais_engine::sim::adapter(
-        server.store.clone(),
-        relais_engine::sim::SimConfig {
-            delivered_after: Some(jiff::SignedDuration::ZERO),
-            read_after: None,
-        },
-    );
-    server.dispatcher = Dispatcher::new(
+    server.dispatcher = support::sim_dispatcher(
         server.store.clone(),
         std::sync::Arc::new(relais_core::clock::SystemClock),
-        DispatcherConfig {
-            lease_owner: "test".into(),
-            ..Default::default()
-        },
-    )
-    .with_adapter(std::sync::Arc::new(sim));
+        support::delivered_at_once(),
+    );
     server
 }
 
@@ -323,7 +311,6 @@ struct Clocked {
 impl Clocked {
     async fn new(resolver: std::net::SocketAddr) -> Clocked {
         use relais_core::clock::{Clock, ManualClock};
-        use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
         use relais_engine::tenants::{Bootstrap, bootstrap};
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
@@ -341,22 +328,8 @@ impl Clocked {
             ..Default::default()
         };
         let state = relais_server::AppState::new(store.clone(), clock.clone(), settings, None);
-        let sim = relais_engine::sim::adapter(
-            store.clone(),
-            relais_engine::sim::SimConfig {
-                delivered_after: Some(jiff::SignedDuration::ZERO),
-                read_after: None,
-            },
-        );
-        let dispatcher = Dispatcher::new(
-            store,
-            clock.clone(),
-            DispatcherConfig {
-                lease_owner: "test".into(),
-                ..Default::default()
-            },
-        )
-        .with_adapter(Arc::new(sim));
+        let dispatcher =
+            support::sim_dispatcher(store, clock.clone(), support::delivered_at_once());
         Clocked {
             app: relais_server::router(state),
             key: key.secret,

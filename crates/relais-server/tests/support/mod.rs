@@ -157,3 +157,33 @@ pub async fn counting_push_service() -> (String, std::sync::Arc<std::sync::atomi
     tokio::spawn(async move { axum::serve(listener, fake).await });
     (base, pushes)
 }
+
+/// A dispatcher, driven by the test, that sends on the sandbox's simulated phones
+/// (`sim`) with `config`.
+#[allow(dead_code)]
+pub fn sim_dispatcher(
+    store: std::sync::Arc<dyn relais_store::Store>,
+    clock: std::sync::Arc<dyn relais_core::clock::Clock>,
+    config: relais_engine::sim::SimConfig,
+) -> relais_engine::dispatch::Dispatcher {
+    use relais_engine::dispatch::{Dispatcher, DispatcherConfig};
+    let sim = relais_engine::sim::adapter(store.clone(), config);
+    Dispatcher::new(
+        store,
+        clock,
+        DispatcherConfig {
+            lease_owner: "test".into(),
+            ..Default::default()
+        },
+    )
+    .with_adapter(std::sync::Arc::new(sim))
+}
+
+/// The sandbox's phones as tests want them: `delivered` at once, never read.
+#[allow(dead_code)]
+pub fn delivered_at_once() -> relais_engine::sim::SimConfig {
+    relais_engine::sim::SimConfig {
+        delivered_after: Some(jiff::SignedDuration::ZERO),
+        read_after: None,
+    }
+}

@@ -159,11 +159,13 @@ pub trait CampaignStore: Send + Sync {
         test_ends_at: Option<Timestamp>,
         now: Timestamp,
     ) -> StoreResult<()>;
-    /// Up to `limit` recipients in `state`, by contact id.
+    /// Up to `limit` recipients in `state`, by contact id, those after `after` only when
+    /// given (a worker reads the next page while the one before is still being stored).
     async fn campaign_recipients(
         &self,
         campaign_id: &str,
         state: RecipientState,
+        after: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<String>>;
     /// Writes what became of recipients, in one transaction.
@@ -580,14 +582,17 @@ macro_rules! impl_campaign_store {
                     &self,
                     campaign_id: &str,
                     state: RecipientState,
+                    after: Option<&str>,
                     limit: i64,
                 ) -> StoreResult<Vec<String>> {
+                    // '' sorts before every id.
                     let rows = sqlx::query(
                         "SELECT contact_id FROM campaign_recipients WHERE campaign_id = $1 AND state = $2 \
-                         ORDER BY contact_id LIMIT $3",
+                         AND contact_id > $3 ORDER BY contact_id LIMIT $4",
                     )
                     .bind(campaign_id)
                     .bind(state.as_str())
+                    .bind(after.unwrap_or(""))
                     .bind(limit)
                     .fetch_all(self.reader())
                     .await?;
@@ -601,20 +606,28 @@ macro_rules! impl_campaign_store {
                     campaign_id: &str,
                     outcomes: &[RecipientOutcome],
                 ) -> StoreResult<()> {
+                    // One statement per 500 recipients instead of one each: a page of 1,000
+                    // held the one writer for a thousand round trips.
                     let mut tx = self.begin_write().await?;
-                    for outcome in outcomes {
-                        sqlx::query(
-                            "UPDATE campaign_recipients SET state = $3, variant = $4, message_id = $5, reason = $6 \
-                             WHERE campaign_id = $1 AND contact_id = $2",
-                        )
-                        .bind(campaign_id)
-                        .bind(&outcome.contact_id)
-                        .bind(outcome.state.as_str())
-                        .bind(&outcome.variant)
-                        .bind(&outcome.message_id)
-                        .bind(&outcome.reason)
-                        .execute(&mut *tx)
-                        .await?;
+                    for chunk in outcomes.chunks(crate::ROWS_PER_STATEMENT) {
+                        let mut q = sqlx::QueryBuilder::<Db>::new(
+                            "WITH v (contact_id, state, variant, message_id, reason) AS (",
+                        );
+                        q.push_values(chunk, |mut row, outcome| {
+                            row.push_bind(outcome.contact_id.as_str())
+                                .push_bind(outcome.state.as_str())
+                                .push_bind(outcome.variant.as_deref())
+                                .push_bind(outcome.message_id.as_deref())
+                                .push_bind(outcome.reason.as_deref());
+                        });
+                        q.push(
+                            ") UPDATE campaign_recipients SET state = v.state, variant = v.variant, \
+                               message_id = v.message_id, reason = v.reason \
+                             FROM v WHERE campaign_recipients.campaign_id = ",
+                        );
+                        q.push_bind(campaign_id);
+                        q.push(" AND campaign_recipients.contact_id = v.contact_id");
+                        q.build().execute(&mut *tx).await?;
                     }
                     tx.commit().await?;
                     Ok(())

@@ -7215,11 +7215,25 @@ pub async fn a_started_campaign_fixes_its_recipients_and_is_leased_to_one_node(s
         None
     );
     let pending = store
-        .campaign_recipients(&campaign.id, RecipientState::Pending, 10)
+        .campaign_recipients(&campaign.id, RecipientState::Pending, None, 10)
         .await
         .unwrap();
     assert_eq!(pending.len(), 3);
     assert!(!pending.contains(&ids["dee"]));
+    // The next page starts after the last id of the one before, in id order.
+    assert!(pending.windows(2).all(|w| w[0] < w[1]));
+    let after_first = store
+        .campaign_recipients(&campaign.id, RecipientState::Pending, Some(&pending[0]), 10)
+        .await
+        .unwrap();
+    assert_eq!(after_first, pending[1..]);
+    assert!(
+        store
+            .campaign_recipients(&campaign.id, RecipientState::Pending, Some(&pending[2]), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // One node holds the lease until it lapses (or gives it back).
     let claimed = store
@@ -7311,7 +7325,7 @@ pub async fn a_started_campaign_fixes_its_recipients_and_is_leased_to_one_node(s
     assert_eq!(canceled.finished_at, Some(secs(70)));
     assert!(
         store
-            .campaign_recipients(&campaign.id, RecipientState::Pending, 10)
+            .campaign_recipients(&campaign.id, RecipientState::Pending, None, 10)
             .await
             .unwrap()
             .is_empty()

@@ -180,11 +180,17 @@ pub async fn run(args: CampaignBenchArgs) -> anyhow::Result<()> {
         "",
         "",
     );
+    // The goal is for a segment of a million: a smaller run says nothing about it.
+    let full_size = args.contacts >= 1_000_000;
     row(
         "start → every message stored",
         format!("{enqueue_secs:.1} s"),
-        "<= 10 s",
-        verdict(enqueue_secs <= 10.0),
+        "<= 10 s (1M)",
+        if full_size {
+            verdict(enqueue_secs <= 10.0)
+        } else {
+            "n/a below 1M contacts"
+        },
     );
     row(
         "stored per second",

@@ -26,7 +26,7 @@ use relais_core::contact::Contact;
 use relais_core::status::MessageStatus;
 use relais_store::{CampaignRecord, RecipientOutcome, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,8 @@ use std::time::Duration;
 pub const PAGE: i64 = 1000;
 /// Pages one turn sends before it gives the lease back (and lets another campaign in).
 const PAGES_PER_TURN: usize = 50;
+/// Pages being stored while the next is read and decided.
+const PAGES_IN_FLIGHT: usize = 2;
 
 /// How long a lease lasts without renewal: a node that dies mid-campaign holds it up this
 /// long at most. Each page renews it.
@@ -271,11 +273,23 @@ impl CampaignRunner {
                 .await?;
             plan.segment_hour = hour_of(&times);
         }
+        // A page is stored (accepted, then its recipients' outcomes written) while the next
+        // one is read and decided: at most PAGES_IN_FLIGHT pages wait for the store.
+        let mut in_flight: InFlight = VecDeque::new();
+        let mut after: Option<String> = None;
+        // A failure stops the reading; the pages in flight are still waited for.
+        let mut turn_result: Result<(), CampaignError> = Ok(());
         for _ in 0..self.pages_per_turn {
             // Paused or canceled between two pages: stop here.
-            let current = self.store.campaign(tenant, &record.id).await?;
+            let current = match self.store.campaign(tenant, &record.id).await {
+                Ok(current) => current,
+                Err(e) => {
+                    turn_result = Err(e.into());
+                    break;
+                }
+            };
             if current.as_ref().map(|c| c.state) != Some(CampaignState::Running) {
-                return Ok(report);
+                break;
             }
             let now = self.clock.now();
             let wanted = if phase == CampaignPhase::Rest {
@@ -283,11 +297,32 @@ impl CampaignRunner {
             } else {
                 RecipientState::Pending
             };
-            let page = self
+            let page = match self
                 .store
-                .campaign_recipients(&record.id, wanted, PAGE)
-                .await?;
+                .campaign_recipients(&record.id, wanted, after.as_deref(), PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    turn_result = Err(e.into());
+                    break;
+                }
+            };
             if page.is_empty() {
+                // The phase moves on only once every page is stored and none is left
+                // from the start (a page that failed is read again).
+                if !in_flight.is_empty() || after.is_some() {
+                    match self.drain(&mut in_flight, &mut report).await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            turn_result = Err(e);
+                            break;
+                        }
+                    }
+                    after = None;
+                    continue;
+                }
                 match phase {
                     CampaignPhase::Test => {
                         let Some((metric, period)) = campaign.test else {
@@ -336,34 +371,91 @@ impl CampaignRunner {
                     }
                 }
             }
-            let outcomes = self
-                .page(record, &campaign, &kinds, &mut plan, phase, winner, &page)
-                .await?;
-            for outcome in &outcomes {
-                match outcome.state {
-                    RecipientState::Enqueued => report.enqueued += 1,
-                    RecipientState::Skipped => report.skipped += 1,
-                    RecipientState::Waiting => report.waiting += 1,
-                    _ => {}
+            after = page.last().cloned();
+            let decided = match self
+                .decide(record, &campaign, &kinds, &mut plan, phase, winner, &page)
+                .await
+            {
+                Ok(decided) => decided,
+                Err(e) => {
+                    turn_result = Err(e);
+                    break;
+                }
+            };
+            // The plan as it stands after this page, saved with it.
+            let plan_now = plan.next_slot.is_some().then(|| plan.clone());
+            // A task of its own: a page's writes must go on while this one waits for its
+            // reads (a future left unpolled here would hold the one writer meanwhile).
+            let runner = self.clone();
+            let stored_record = record.clone();
+            in_flight.push_back(tokio::spawn(async move {
+                runner.store_page(&stored_record, decided, plan_now).await
+            }));
+            if in_flight.len() >= PAGES_IN_FLIGHT {
+                match self.settle_one(&mut in_flight, &mut report).await {
+                    Ok(true) => {}
+                    // Another node took it (this one was too slow to renew): what is in
+                    // flight is stored (the keys make it harmless), nothing more is read.
+                    Ok(false) => break,
+                    Err(e) => {
+                        turn_result = Err(e);
+                        break;
+                    }
                 }
             }
-            self.store.record_recipients(&record.id, &outcomes).await?;
-            if plan.next_slot.is_some() {
-                self.store
-                    .set_campaign_plan(&record.id, &serde_json::to_value(&plan).unwrap_or_default())
-                    .await?;
-            }
-            let lease_until = now.checked_add(LEASE).unwrap_or(now);
-            if !self
-                .store
-                .renew_campaign(&record.id, &self.owner, lease_until)
-                .await?
-            {
-                // Another node took it (this one was too slow to renew): stop here.
-                return Ok(report);
+        }
+        let drained = self.drain(&mut in_flight, &mut report).await;
+        turn_result.and(drained.map(|_| ()))?;
+        Ok(report)
+    }
+
+    /// Waits for the oldest page in flight, counts it and renews the lease; false when
+    /// another node holds the lease now.
+    async fn settle_one(
+        &self,
+        in_flight: &mut InFlight,
+        report: &mut RunReport,
+    ) -> Result<bool, CampaignError> {
+        let Some(task) = in_flight.pop_front() else {
+            return Ok(true);
+        };
+        let stored = task.await.map_err(|e| {
+            CampaignError::Store(StoreError::Corrupt(format!(
+                "a campaign page's task ended: {e}"
+            )))
+        })?;
+        for outcome in &stored? {
+            match outcome.state {
+                RecipientState::Enqueued => report.enqueued += 1,
+                RecipientState::Skipped => report.skipped += 1,
+                RecipientState::Waiting => report.waiting += 1,
+                _ => {}
             }
         }
-        Ok(report)
+        let now = self.clock.now();
+        let lease_until = now.checked_add(LEASE).unwrap_or(now);
+        Ok(self
+            .store
+            .renew_campaign(&report.campaign_id, &self.owner, lease_until)
+            .await?)
+    }
+
+    /// Waits for every page in flight; the first failure is returned once all are done,
+    /// else whether the lease was kept throughout.
+    async fn drain(
+        &self,
+        in_flight: &mut InFlight,
+        report: &mut RunReport,
+    ) -> Result<bool, CampaignError> {
+        let mut first = Ok(true);
+        while !in_flight.is_empty() {
+            match (&first, self.settle_one(in_flight, report).await) {
+                (Ok(_), Err(e)) => first = Err(e),
+                (Ok(_), Ok(false)) => first = Ok(false),
+                _ => {}
+            }
+        }
+        first
     }
 
     /// The variant with the best rate on the test's metric.
@@ -417,9 +509,10 @@ impl CampaignRunner {
         Ok(choose_winner(&scores))
     }
 
-    /// Decides, and stores the messages of, one page of recipients.
+    /// Decides what becomes of one page of recipients: the outcomes known now, and the
+    /// messages to accept for the others.
     #[allow(clippy::too_many_arguments)]
-    async fn page(
+    async fn decide(
         &self,
         record: &CampaignRecord,
         campaign: &Campaign,
@@ -428,7 +521,7 @@ impl CampaignRunner {
         phase: CampaignPhase,
         winner: Option<usize>,
         page: &[String],
-    ) -> Result<Vec<RecipientOutcome>, CampaignError> {
+    ) -> Result<Decided, CampaignError> {
         let tenant = record.tenant_id.as_str();
         let now = self.clock.now();
         let refs: Vec<&str> = page.iter().map(String::as_str).collect();
@@ -594,6 +687,23 @@ impl CampaignRunner {
             requests.push((outcomes.len() - 1, request, idempotency));
         }
 
+        Ok(Decided { outcomes, requests })
+    }
+
+    /// Stores a decided page: its messages through the accept path, then what became of
+    /// each recipient (and the plan as it stood after the page), in that order, so that a
+    /// page taken again after a crash finds its messages by their keys.
+    async fn store_page(
+        &self,
+        record: &CampaignRecord,
+        decided: Decided,
+        plan: Option<Plan>,
+    ) -> Result<Vec<RecipientOutcome>, CampaignError> {
+        let tenant = record.tenant_id.as_str();
+        let Decided {
+            mut outcomes,
+            requests,
+        } = decided;
         let answers =
             futures::future::join_all(requests.into_iter().map(|(slot, request, idempotency)| {
                 let acceptor = self.acceptor.clone();
@@ -636,8 +746,24 @@ impl CampaignRunner {
                 Err(e) => return Err(store_error(e)),
             }
         }
+        self.store.record_recipients(&record.id, &outcomes).await?;
+        if let Some(plan) = plan {
+            self.store
+                .set_campaign_plan(&record.id, &serde_json::to_value(&plan).unwrap_or_default())
+                .await?;
+        }
         Ok(outcomes)
     }
+}
+
+/// Pages being stored, oldest first.
+type InFlight = VecDeque<tokio::task::JoinHandle<Result<Vec<RecipientOutcome>, CampaignError>>>;
+
+/// One page decided: every recipient's outcome (`Pending` for those with a message to
+/// accept), and the messages, each with the index of its recipient's outcome.
+struct Decided {
+    outcomes: Vec<RecipientOutcome>,
+    requests: Vec<(usize, SendRequest, Idempotency)>,
 }
 
 /// A recipient's own `preferred_hour` attribute (0–23), which wins over what was learned.

@@ -17,11 +17,11 @@
 //! tokenizer model.
 
 mod calibrate;
-mod features;
+pub(crate) mod features;
 mod format;
 pub(crate) mod load;
 pub(crate) mod rng;
-mod svm;
+pub(crate) mod svm;
 mod tune;
 
 use std::collections::HashMap;

@@ -1,5 +1,7 @@
-//! Sentiment (negative / neutral / positive) and emotions (anger, frustration, joy,
-//! sadness, worry) of a chat message, in French and English.
+//! The rule-based reading of a message: VADER-style lexicon scoring in French and English,
+//! and the emotion cues. Its compound score was the sentiment label until the trained model
+//! ([`super::model`]); its parts are now that model's dense features and its cues still
+//! give the emotions.
 //!
 //! Lexicons: the VADER lexicon (English, MIT) and the French adjective lexicon of
 //! textblob-fr / Pattern (PDDL), both shipped under `data/lexicons/`, plus a short
@@ -11,38 +13,11 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use serde::{Deserialize, Serialize};
-
+use super::{Emotions, SentimentLabel};
 use crate::text::fold;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SentimentLabel {
-    Negative,
-    Neutral,
-    Positive,
-}
-
-/// Emotion intensities in [0, 1].
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Emotions {
-    pub anger: f32,
-    pub frustration: f32,
-    pub joy: f32,
-    pub sadness: f32,
-    pub worry: f32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sentiment {
-    pub label: SentimentLabel,
-    /// Compound polarity in [-1, 1] (VADER's normalisation).
-    pub score: f32,
-    pub emotions: Emotions,
-}
-
-const VADER_LEXICON: &str = include_str!("../../../data/lexicons/vader_en.tsv");
-const FRENCH_LEXICON: &str = include_str!("../../../data/lexicons/fr_adjectives.tsv");
+const VADER_LEXICON: &str = include_str!("../../../../data/lexicons/vader_en.tsv");
+const FRENCH_LEXICON: &str = include_str!("../../../../data/lexicons/fr_adjectives.tsv");
 
 /// Customer-service words (accent-folded) with a VADER-scale valence; they override both
 /// lexicons because those were built from reviews and tweets, not support chats.
@@ -235,7 +210,7 @@ const DAMPENERS: &[&str] = &[
     "assez",
 ];
 
-const NEGATORS: &[&str] = &[
+pub(crate) const NEGATORS: &[&str] = &[
     // "t" is what remains of "n't" once "can't" is split at the apostrophe.
     "not", "no", "never", "none", "nothing", "without", "t", "dont", "don", "doesn", "didn", "isn",
     "wasn", "aren", "weren", "cant", "cannot", "couldn", "wouldn", "shouldn", "haven", "hasn",
@@ -281,7 +256,7 @@ const EMOJI: &[(&str, f32, Option<EmotionKind>)] = &[
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EmotionKind {
+pub(crate) enum EmotionKind {
     Anger,
     Frustration,
     Joy,
@@ -440,8 +415,93 @@ fn sign(value: f32) -> f32 {
     if value >= 0.0 { 1.0 } else { -1.0 }
 }
 
-/// Scores the sentiment and emotions of one message.
-pub fn sentiment(text: &str) -> Sentiment {
+/// What the rules read in a message: the compound score and the parts it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Reading {
+    /// VADER's compound score in [-1, 1].
+    pub score: f32,
+    /// Sum of the positive and of the negative word valences after the rules (≥ 0 both).
+    pub positive: f32,
+    pub negative: f32,
+    /// Sentiment words read under a negation.
+    pub negated: u8,
+    /// A "but" / "mais" shifted the weight to the second half.
+    pub contrast: bool,
+    /// Words in capitals (when the whole message is not), and a whole message in capitals.
+    pub shouted_words: u8,
+    pub whole_message_shouted: bool,
+    /// Number of `!` (at most 4) and of `?` when repeated (at most 4).
+    pub exclamations: f32,
+    pub repeated_questions: f32,
+    /// Sum of the valences of emoji and emoticons, by sign (positive ≥ 0, negative ≥ 0).
+    pub emoji_positive: f32,
+    pub emoji_negative: f32,
+    /// Emotion cues found, indexed by `EmotionKind as usize`.
+    pub cues: [u8; 5],
+}
+
+impl Reading {
+    /// The label the rules alone give (neutral between -0.05 and 0.05).
+    pub fn label(&self) -> SentimentLabel {
+        if self.score >= 0.05 {
+            SentimentLabel::Positive
+        } else if self.score <= -0.05 {
+            SentimentLabel::Negative
+        } else {
+            SentimentLabel::Neutral
+        }
+    }
+
+    pub fn cue(&self, kind: EmotionKind) -> f32 {
+        f32::from(self.cues[kind as usize])
+    }
+
+    /// Emotion intensities of the message given its polarity `score` in [-1, 1] (the
+    /// rules' own or the trained model's).
+    pub fn emotions(&self, score: f32) -> Emotions {
+        let negativity = (-score).max(0.0);
+        let anger_cues = self.cue(EmotionKind::Anger);
+        let anger = (0.45 * anger_cues
+            + if self.whole_message_shouted {
+                0.35
+            } else {
+                0.0
+            }
+            + if self.exclamations >= 2.0 && score < 0.0 {
+                0.15
+            } else {
+                0.0
+            }
+            + if anger_cues > 0.0 {
+                0.3 * negativity
+            } else {
+                0.0
+            })
+        .min(1.0);
+        let frustration = (0.35 * self.cue(EmotionKind::Frustration)
+            + if self.repeated_questions > 0.0 && score < 0.0 {
+                0.15
+            } else {
+                0.0
+            }
+            + 0.3 * negativity
+            + 0.3 * anger)
+            .min(1.0);
+        let joy = (0.4 * self.cue(EmotionKind::Joy) * if score > 0.0 { 1.0 } else { 0.3 }
+            + 0.4 * score.max(0.0))
+        .min(1.0);
+        Emotions {
+            anger,
+            frustration,
+            joy,
+            sadness: (0.45 * self.cue(EmotionKind::Sadness) + 0.1 * negativity).min(1.0),
+            worry: (0.45 * self.cue(EmotionKind::Worry)).min(1.0),
+        }
+    }
+}
+
+/// Reads one message with the lexicons and the rules.
+pub(crate) fn read(text: &str) -> Reading {
     let lexicon = lexicon();
     let words = words_of(text);
     let shouted_count = words.iter().filter(|word| word.shouted).count();
@@ -453,7 +513,10 @@ pub fn sentiment(text: &str) -> Sentiment {
     // emphasis on single words.
     let whole_message_shouted = alphabetic_count >= 2 && shouted_count * 10 >= alphabetic_count * 8;
 
-    let mut emotions = Emotions::default();
+    let mut reading = Reading {
+        whole_message_shouted,
+        ..Reading::default()
+    };
     let mut valences: Vec<f32> = Vec::with_capacity(words.len());
     let contrast_at = words
         .iter()
@@ -478,25 +541,36 @@ pub fn sentiment(text: &str) -> Sentiment {
         }
         if word.shouted && !whole_message_shouted {
             valence += sign(valence) * 0.733;
+            reading.shouted_words = reading.shouted_words.saturating_add(1);
         }
         if is_negated(&words, index) {
             valence *= -0.74;
+            reading.negated = reading.negated.saturating_add(1);
         }
         valences.push(valence);
     }
     apply_idioms(&words, &mut valences);
     if let Some(contrast) = contrast_at {
+        reading.contrast = true;
         for (index, valence) in valences.iter_mut().enumerate() {
             *valence *= if index < contrast { 0.5 } else { 1.5 };
         }
     }
+    reading.positive = valences.iter().filter(|value| **value > 0.0).sum();
+    reading.negative = -valences.iter().filter(|value| **value < 0.0).sum::<f32>();
     let mut sum: f32 = valences.iter().sum();
 
     let mut emoji_emotions: Vec<EmotionKind> = Vec::new();
     for (symbol, valence, emotion) in EMOJI {
         let occurrences = text.matches(symbol).count().min(3);
         if occurrences > 0 {
-            sum += valence * occurrences as f32;
+            let total = valence * occurrences as f32;
+            sum += total;
+            if total > 0.0 {
+                reading.emoji_positive += total;
+            } else {
+                reading.emoji_negative -= total;
+            }
             if let Some(emotion) = emotion {
                 emoji_emotions.push(*emotion);
             }
@@ -509,77 +583,34 @@ pub fn sentiment(text: &str) -> Sentiment {
         .collect::<Vec<_>>()
         .join(" ");
     let padded = format!(" {folded_joined} ");
-    let mut cue_counts = [0usize; 5];
     for (cue, emotion) in EMOTION_CUES {
         if padded.contains(&format!(" {cue} ")) {
-            cue_counts[*emotion as usize] += 1;
+            reading.cues[*emotion as usize] = reading.cues[*emotion as usize].saturating_add(1);
         }
     }
     for emotion in &emoji_emotions {
-        cue_counts[*emotion as usize] += 1;
+        reading.cues[*emotion as usize] = reading.cues[*emotion as usize].saturating_add(1);
     }
     // Frustration cues ("still", "toujours pas", "encore") are negative in support chats
     // even without a sentiment word.
-    sum -= 0.8 * cue_counts[EmotionKind::Frustration as usize].min(3) as f32;
+    sum -= 0.8 * f32::from(reading.cues[EmotionKind::Frustration as usize].min(3));
 
-    let exclamations = text.matches('!').count().min(4) as f32;
-    let repeated_questions = if text.contains("??") {
+    reading.exclamations = text.matches('!').count().min(4) as f32;
+    reading.repeated_questions = if text.contains("??") {
         text.matches('?').count().min(4) as f32
     } else {
         0.0
     };
     if sum != 0.0 {
-        sum += sign(sum) * (exclamations * 0.292 + repeated_questions * 0.18);
+        sum += sign(sum) * (reading.exclamations * 0.292 + reading.repeated_questions * 0.18);
     }
     // A message entirely in capitals reads as shouting in a support chat, even when it
     // holds no opinion word ("WHERE IS MY PACKAGE").
     if whole_message_shouted && sum <= 0.0 {
         sum -= 1.5;
     }
-    let score = sum / (sum * sum + 15.0).sqrt();
-    let label = if score >= 0.05 {
-        SentimentLabel::Positive
-    } else if score <= -0.05 {
-        SentimentLabel::Negative
-    } else {
-        SentimentLabel::Neutral
-    };
-
-    let negativity = (-score).max(0.0);
-    let cue = |kind: EmotionKind| cue_counts[kind as usize] as f32;
-    emotions.anger = (0.45 * cue(EmotionKind::Anger)
-        + if whole_message_shouted { 0.35 } else { 0.0 }
-        + if exclamations >= 2.0 && score < 0.0 {
-            0.15
-        } else {
-            0.0
-        }
-        + if cue(EmotionKind::Anger) > 0.0 {
-            0.3 * negativity
-        } else {
-            0.0
-        })
-    .min(1.0);
-    emotions.frustration = (0.35 * cue(EmotionKind::Frustration)
-        + if repeated_questions > 0.0 && score < 0.0 {
-            0.15
-        } else {
-            0.0
-        }
-        + 0.3 * negativity
-        + 0.3 * emotions.anger)
-        .min(1.0);
-    emotions.joy = (0.4 * cue(EmotionKind::Joy) * if score > 0.0 { 1.0 } else { 0.3 }
-        + 0.4 * score.max(0.0))
-    .min(1.0);
-    emotions.sadness = (0.45 * cue(EmotionKind::Sadness) + 0.1 * negativity).min(1.0);
-    emotions.worry = (0.45 * cue(EmotionKind::Worry)).min(1.0);
-
-    Sentiment {
-        label,
-        score,
-        emotions,
-    }
+    reading.score = sum / (sum * sum + 15.0).sqrt();
+    reading
 }
 
 fn is_negated(words: &[Word], index: usize) -> bool {
@@ -632,7 +663,16 @@ mod tests {
     use super::*;
 
     fn label(text: &str) -> SentimentLabel {
-        sentiment(text).label
+        read(text).label()
+    }
+
+    fn sentiment(text: &str) -> super::super::Sentiment {
+        let reading = read(text);
+        super::super::Sentiment {
+            label: reading.label(),
+            score: reading.score,
+            emotions: reading.emotions(reading.score),
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use relais_core::consent::{ConsentRecord, Purpose, may_send};
 use relais_core::contact::{AddressRules, Contact, Identity};
 use relais_core::content::{Body, ChannelCapabilities, Content, TextLimit, degrade};
 use relais_core::content_check::{Assessment, ContentRules, Verdict, texts_of};
-use relais_core::phone::normalize_phone;
+use relais_core::phone::{normalize_phone, region_of_e164};
 use relais_core::quiet_hours::{QuietHours, country_of_time_zone, hold};
 use relais_core::sender::Sender;
 use relais_core::sms::segment_info;
@@ -925,11 +925,7 @@ fn schedule(now: Timestamp, draft: Draft, quiet: &QuietHours) -> Result<NewMessa
     } = draft;
     let wanted = send_at.filter(|s| *s > now).unwrap_or(now);
     let country = region
-        .unwrap_or_else(|| {
-            normalize_phone(&message.to_address, None)
-                .ok()
-                .and_then(|p| p.region())
-        })
+        .unwrap_or_else(|| region_of_e164(&message.to_address))
         .or_else(|| {
             country_attribute
                 .map(|code| code.trim().to_ascii_uppercase())
@@ -978,11 +974,7 @@ fn schedule(now: Timestamp, draft: Draft, quiet: &QuietHours) -> Result<NewMessa
 /// The time zone of the country of a phone number, for contacts without one of their own
 /// (`None` for an address that is not an international number, or a country not known).
 pub fn phone_time_zone(address: &str) -> Option<TimeZone> {
-    normalize_phone(address, None)
-        .ok()
-        .and_then(|p| p.region())
-        .as_deref()
-        .and_then(zone_of_country)
+    region_of_e164(address).as_deref().and_then(zone_of_country)
 }
 
 /// The time zone most of a country's people live in, for contacts without one.

@@ -61,8 +61,24 @@ impl Default for HttpSettings {
     }
 }
 
+/// What every handler reads, shared: axum clones the state for each request (and each
+/// extractor that takes it), so a clone is one reference count, not one per part.
 #[derive(Clone)]
 pub struct AppState {
+    shared: Arc<SharedState>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.shared
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Clone)]
+pub struct SharedState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<HttpSettings>,
@@ -140,7 +156,7 @@ impl AppState {
             acceptor.clone(),
             format!("campaigns-{}", relais_core::ids::new_id()),
         );
-        AppState {
+        let shared = SharedState {
             campaigns,
             campaign_runner,
             desk,
@@ -159,7 +175,16 @@ impl AppState {
             logins: Arc::new(std::sync::Mutex::new(relais_smpp::BindThrottle::new(
                 relais_smpp::BindThrottleConfig::default(),
             ))),
+        };
+        AppState {
+            shared: Arc::new(shared),
         }
+    }
+
+    /// The same state with another treatment of event stream clients.
+    pub fn with_event_stream(mut self, stream: StreamSettings) -> Self {
+        Arc::make_mut(&mut self.shared).event_stream = stream;
+        self
     }
 
     /// The failed logins remembered by source and e-mail.

@@ -49,8 +49,8 @@ async fn app_with(stream: StreamSettings) -> App {
         default_country: Some(phonenumber::country::Id::FR),
         ..Default::default()
     };
-    let mut state = AppState::new(store.clone(), clock.clone(), settings, None);
-    state.event_stream = stream;
+    let state =
+        AppState::new(store.clone(), clock.clone(), settings, None).with_event_stream(stream);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

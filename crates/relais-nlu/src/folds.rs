@@ -382,19 +382,19 @@ pub enum SemanticMode {
     TwoStage,
 }
 
-/// [`evaluate_folds`] for the models with the encoder's vectors. Every text is encoded
-/// once (`cache`); `config.train` is replaced by `semantic_config.train`'s settings
-/// except for the rejection, which `config.train` gives. The measured curve of the
-/// two-stage mode moves the rejection threshold of both stages together, escalating
-/// what the fast model would reject at that threshold.
+/// [`evaluate_folds`] for the models with the encoder's vectors, one report per mode
+/// of `modes` (in order), from one training of both stages per fold. Every text is
+/// encoded once (`cache`); `config.train` gives the rejection, `semantic_config` the
+/// rest. The measured curve of the two-stage mode moves the rejection threshold of both
+/// stages together, escalating what the fast model would reject at that threshold.
 pub fn evaluate_folds_semantic(
     rows: &[FoldExample],
     config: &FoldsConfig,
     semantic_config: &SemanticConfig,
     semantic: &Semantic,
     cache: &mut EmbeddingCache,
-    mode: SemanticMode,
-) -> Result<FoldsReport, NluError> {
+    modes: &[SemanticMode],
+) -> Result<Vec<FoldsReport>, NluError> {
     let (splits, intents) = splits(rows, config)?;
     let oos_label = config.train.oos_label.as_str();
     let texts: Vec<&str> = rows.iter().map(|row| row.example.text.as_str()).collect();
@@ -425,9 +425,9 @@ pub fn evaluate_folds_semantic(
         },
         ..semantic_config.clone()
     };
-    let mut figures = Vec::with_capacity(splits.len());
-    let mut curves = Vec::with_capacity(splits.len());
-    let mut estimated_curves = Vec::with_capacity(splits.len());
+    let mut figures = vec![Vec::with_capacity(splits.len()); modes.len()];
+    let mut curves = vec![Vec::with_capacity(splits.len()); modes.len()];
+    let mut estimated_curves = vec![Vec::with_capacity(splits.len()); modes.len()];
     for Split { fold, train, test } in splits {
         let started = Instant::now();
         let model = SemanticIntentModel::train_with_vectors(
@@ -437,11 +437,11 @@ pub fn evaluate_folds_semantic(
             &vectors_of(&train, &sentence_vectors),
         )?;
         let training_seconds = started.elapsed().as_secs_f64();
+        let empty = Vec::new();
         let both: Vec<(IntentPrediction, IntentPrediction)> = test
             .iter()
             .map(|example| {
                 let text = example.text.as_str();
-                let empty = Vec::new();
                 model.predict_both(
                     text,
                     static_vectors.get(text).unwrap_or(&empty),
@@ -449,62 +449,64 @@ pub fn evaluate_folds_semantic(
                 )
             })
             .collect();
-        let (predictions, escalated, measured, estimated, threshold) = match mode {
-            SemanticMode::Fast => {
-                let predictions: Vec<IntentPrediction> =
-                    both.into_iter().map(|(fast, _)| fast).collect();
-                let curve = measured_curve(&test, &predictions, model.fast_model());
-                let threshold = model.fast_model().oos_threshold();
-                let estimated = model.fast_model().summary().curve.clone();
-                (predictions, None, curve, estimated, threshold)
-            }
-            SemanticMode::Encoder => {
-                let predictions: Vec<IntentPrediction> =
-                    both.into_iter().map(|(_, full)| full).collect();
-                let curve = measured_curve(&test, &predictions, model.encoder_model());
-                let threshold = model.encoder_model().oos_threshold();
-                let estimated = model.encoder_model().summary().curve.clone();
-                (predictions, None, curve, estimated, threshold)
-            }
-            SemanticMode::TwoStage => {
-                let curve = two_stage_curve(&test, &both, &model);
-                let mut escalated = 0usize;
-                let predictions: Vec<IntentPrediction> = both
-                    .into_iter()
-                    .map(|(fast, full)| {
-                        if model.escalates(&fast) {
-                            escalated += 1;
-                            full
-                        } else {
-                            fast
-                        }
-                    })
-                    .collect();
-                let share = escalated as f64 / test.len().max(1) as f64;
-                let threshold = model.encoder_model().oos_threshold();
-                let estimated = model.encoder_model().summary().curve.clone();
-                (predictions, Some(share), curve, estimated, threshold)
-            }
-        };
-        let scores = score(&test, &labels_of(&predictions, oos_label), oos_label);
-        curves.push(measured);
-        estimated_curves.push(estimated);
-        figures.push(FoldFigures {
-            fold,
-            train_examples: train.len(),
-            test_examples: test.len(),
-            accuracy: scores.accuracy,
-            macro_f1: scores.macro_f1,
-            in_scope_accuracy: scores.in_scope_accuracy,
-            oos_recall: scores.oos_recall,
-            oos_threshold: threshold,
-            training_seconds,
-            regularisation: semantic_config.train.regularisation,
-            char_ngram_weight: semantic_config.train.features.char_ngram_weight,
-            escalated,
-        });
+        for (index, mode) in modes.iter().enumerate() {
+            let (predictions, escalated, measured, stage_model) = match mode {
+                SemanticMode::Fast => {
+                    let predictions: Vec<IntentPrediction> =
+                        both.iter().map(|(fast, _)| fast.clone()).collect();
+                    let curve = measured_curve(&test, &predictions, model.fast_model());
+                    (predictions, None, curve, model.fast_model())
+                }
+                SemanticMode::Encoder => {
+                    let predictions: Vec<IntentPrediction> =
+                        both.iter().map(|(_, full)| full.clone()).collect();
+                    let curve = measured_curve(&test, &predictions, model.encoder_model());
+                    (predictions, None, curve, model.encoder_model())
+                }
+                SemanticMode::TwoStage => {
+                    let curve = two_stage_curve(&test, &both, &model);
+                    let predictions: Vec<IntentPrediction> = both
+                        .iter()
+                        .map(|(fast, full)| {
+                            if model.escalates(fast) {
+                                full.clone()
+                            } else {
+                                fast.clone()
+                            }
+                        })
+                        .collect();
+                    let escalated = both
+                        .iter()
+                        .filter(|(fast, _)| model.escalates(fast))
+                        .count();
+                    let share = escalated as f64 / test.len().max(1) as f64;
+                    (predictions, Some(share), curve, model.encoder_model())
+                }
+            };
+            let scores = score(&test, &labels_of(&predictions, oos_label), oos_label);
+            curves[index].push(measured);
+            estimated_curves[index].push(stage_model.summary().curve.clone());
+            figures[index].push(FoldFigures {
+                fold,
+                train_examples: train.len(),
+                test_examples: test.len(),
+                accuracy: scores.accuracy,
+                macro_f1: scores.macro_f1,
+                in_scope_accuracy: scores.in_scope_accuracy,
+                oos_recall: scores.oos_recall,
+                oos_threshold: stage_model.oos_threshold(),
+                training_seconds,
+                regularisation: semantic_config.train.regularisation,
+                char_ngram_weight: semantic_config.train.features.char_ngram_weight,
+                escalated,
+            });
+        }
     }
-    Ok(report(figures, &curves, &estimated_curves, intents, config))
+    Ok(figures
+        .into_iter()
+        .zip(curves.iter().zip(&estimated_curves))
+        .map(|(figures, (curves, estimated))| report(figures, curves, estimated, intents, config))
+        .collect())
 }
 
 /// The two-stage model's curve: at threshold `t`, the fast answer stands when its

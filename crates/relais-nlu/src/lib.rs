@@ -53,7 +53,7 @@ pub mod sentiment;
 pub mod text;
 pub mod urgency;
 
-pub use analyze::{Analysis, AnalysisContext, analyze};
+pub use analyze::{Analysis, AnalysisContext, analyze, analyze_with_intent};
 pub use assist::{
     Answer, ConversationMessage, HANDOVER_TEXT_EN, HANDOVER_TEXT_FR, HandoverReason, Speaker,
     answer, handover_text, suggest_reply, summarize,
@@ -82,7 +82,7 @@ pub use language::{Language, LanguageGuess, detect_language, detect_language_sco
 pub use llm::{ChatMessage, ChatRole, LlmClient, LlmConfig};
 pub use semantic::{
     EmbeddingCache, Escalation, Semantic, SemanticConfig, SemanticIntentModel, SemanticPrediction,
-    Stage,
+    Stage, TenantModel,
 };
 pub use sentiment::{Emotions, Sentiment, SentimentLabel, sentiment};
 pub use urgency::{Urgency, UrgencyContext, urgency};

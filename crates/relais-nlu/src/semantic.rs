@@ -346,6 +346,75 @@ impl SemanticIntentModel {
     }
 }
 
+/// A tenant's intent model as the store keeps it: lexical, or two-stage when it was
+/// trained with the encoder installed. Read either from bytes by its magic.
+#[derive(Debug, Clone)]
+pub enum TenantModel {
+    Lexical(IntentModel),
+    TwoStage(SemanticIntentModel),
+}
+
+impl TenantModel {
+    /// Trains the two-stage model when `semantic` is given, else the lexical one.
+    pub fn train(
+        examples: &[Example],
+        config: &TrainConfig,
+        semantic: Option<(&Semantic, &mut EmbeddingCache)>,
+    ) -> Result<TenantModel, NluError> {
+        match semantic {
+            Some((semantic, cache)) => {
+                let config = SemanticConfig {
+                    train: config.clone(),
+                    ..SemanticConfig::default()
+                };
+                Ok(TenantModel::TwoStage(SemanticIntentModel::train(
+                    examples, &config, semantic, cache,
+                )?))
+            }
+            None => Ok(TenantModel::Lexical(IntentModel::train(examples, config)?)),
+        }
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<TenantModel, NluError> {
+        if bytes.starts_with(MAGIC) {
+            Ok(TenantModel::TwoStage(SemanticIntentModel::from_bytes(
+                bytes,
+            )?))
+        } else {
+            Ok(TenantModel::Lexical(IntentModel::from_bytes(bytes)?))
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            TenantModel::Lexical(model) => model.to_bytes(),
+            TenantModel::TwoStage(model) => model.to_bytes(),
+        }
+    }
+
+    /// The model whose rejection and estimates the tenant sees: the lexical one, or the
+    /// encoder stage (which decides every message the fast stage is unsure of).
+    pub fn deciding_model(&self) -> &IntentModel {
+        match self {
+            TenantModel::Lexical(model) => model,
+            TenantModel::TwoStage(model) => model.encoder_model(),
+        }
+    }
+
+    /// Classifies one message. A two-stage model without the encoder (its files removed
+    /// since training) answers with its fast stage on the TF-IDF features alone: still an
+    /// answer, less accurate than either stage.
+    pub fn predict(&self, text: &str, semantic: Option<&Semantic>) -> IntentPrediction {
+        match (self, semantic) {
+            (TenantModel::Lexical(model), _) => model.predict(text),
+            (TenantModel::TwoStage(model), Some(semantic)) => {
+                model.predict(text, semantic).prediction
+            }
+            (TenantModel::TwoStage(model), None) => model.fast_model().predict(text),
+        }
+    }
+}
+
 /// The value under which a share `share` of `values` falls (0 for no values).
 fn quantile(values: &[f32], share: f32) -> f32 {
     if values.is_empty() {
@@ -434,6 +503,22 @@ mod tests {
     fn the_share_escalation_sits_inside_the_fast_confidences() -> Result<(), NluError> {
         let model = model(Escalation::Share(0.1))?;
         assert!((0.0..=1.0).contains(&model.escalate_below()));
+        Ok(())
+    }
+
+    #[test]
+    fn a_tenant_model_is_read_back_as_what_was_stored() -> Result<(), NluError> {
+        let (examples, _) = data();
+        let lexical = TenantModel::train(&examples, &TrainConfig::default(), None)?;
+        assert!(matches!(
+            TenantModel::from_bytes(&lexical.to_bytes())?,
+            TenantModel::Lexical(_)
+        ));
+        let two_stage = TenantModel::TwoStage(model(Escalation::Below(0.4))?);
+        let read = TenantModel::from_bytes(&two_stage.to_bytes())?;
+        assert!(matches!(read, TenantModel::TwoStage(_)));
+        // Without the encoder's files, the two-stage model still answers.
+        assert_eq!(read.predict("I want a refund", None).best_guess, "refund");
         Ok(())
     }
 

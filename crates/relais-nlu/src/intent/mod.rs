@@ -362,12 +362,18 @@ impl Prepared {
         let rows = extracted
             .into_iter()
             .map(|(features, class, index)| {
-                let mut features = vocabulary.vectorise(&features, &config.features);
+                let mut row = EncodedExample::sparse(
+                    vocabulary.vectorise(&features, &config.features),
+                    class,
+                );
                 if let Some(dense) = dense {
-                    let offset = vocabulary.len();
-                    append_dense(&mut features, offset, &dense.vectors[index], dense.weight);
+                    row.dense_offset = vocabulary.len();
+                    row.dense = dense.vectors[index]
+                        .iter()
+                        .map(|value| value * dense.weight)
+                        .collect();
                 }
-                EncodedExample { features, class }
+                row
             })
             .collect();
         Ok(Prepared {
@@ -450,10 +456,10 @@ impl IntentModel {
                         .binary_search(&example.intent.trim().to_owned())
                         .ok()?;
                     let features = raw_features(&example.text, &config.features);
-                    Some(EncodedExample {
-                        features: vocabulary.vectorise(&features, &config.features),
+                    Some(EncodedExample::sparse(
+                        vocabulary.vectorise(&features, &config.features),
                         class,
-                    })
+                    ))
                 })
                 .collect()
         };

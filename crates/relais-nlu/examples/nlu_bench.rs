@@ -50,6 +50,7 @@ fn run() -> Result<(), NluError> {
     let mut encoder: Option<PathBuf> = None;
     let mut encoder_mode = "two-stage".to_owned();
     let mut escalation = Escalation::default();
+    let mut latency_only = false;
     let mut arguments = std::env::args().skip(1);
     while let Some(flag) = arguments.next() {
         let value = arguments
@@ -81,6 +82,10 @@ fn run() -> Result<(), NluError> {
             "--seed" => config.seed = number()? as u64,
             "--encoder" => encoder = Some(PathBuf::from(&value)),
             "--encoder-mode" => encoder_mode = value.clone(),
+            "--latency-only" => {
+                latency_only = value == "yes";
+                latency = latency || latency_only;
+            }
             "--escalate-share" => escalation = Escalation::Share(number()?),
             "--escalate-below" => escalation = Escalation::Below(number()?),
             other => return Err(NluError::Config(format!("unknown flag {other}"))),
@@ -117,7 +122,11 @@ fn run() -> Result<(), NluError> {
         };
         let mut cache = EmbeddingCache::new();
         let started = std::time::Instant::now();
-        let texts: Vec<&str> = rows.iter().map(|row| row.example.text.as_str()).collect();
+        let texts: Vec<&str> = if latency_only {
+            Vec::new()
+        } else {
+            rows.iter().map(|row| row.example.text.as_str()).collect()
+        };
         cache.embed_all(&semantic.encoder, &texts)?;
         println!(
             "== encoded {} distinct utterances in {:.1} s",
@@ -140,15 +149,23 @@ fn run() -> Result<(), NluError> {
             ],
             _ => &[("two-stage", SemanticMode::TwoStage)],
         };
-        let only_modes: Vec<SemanticMode> = modes.iter().map(|(_, mode)| *mode).collect();
-        let reports = relais_nlu::evaluate_folds_semantic(
-            &rows,
-            &folds_config,
-            &semantic_config,
-            semantic,
-            &mut cache,
-            &only_modes,
-        )?;
+        let only_modes: Vec<SemanticMode> = if latency_only {
+            Vec::new()
+        } else {
+            modes.iter().map(|(_, mode)| *mode).collect()
+        };
+        let reports = if only_modes.is_empty() {
+            Vec::new()
+        } else {
+            relais_nlu::evaluate_folds_semantic(
+                &rows,
+                &folds_config,
+                &semantic_config,
+                semantic,
+                &mut cache,
+                &only_modes,
+            )?
+        };
         for ((name, _), report) in modes.iter().zip(reports) {
             println!(
                 "== {} ({} rows), k-fold, {name}",

@@ -23,7 +23,7 @@ use crate::intent::{
     CurvePoint, Example, IntentModel, IntentPrediction, TrainConfig, TuningGrid, curve_thresholds,
     tune,
 };
-use crate::semantic::{EmbeddingCache, Semantic, SemanticConfig, SemanticIntentModel};
+use crate::semantic::{EmbeddingCache, Semantic, SemanticConfig, SemanticIntentModel, quantile};
 
 /// A labelled utterance and the cross-validation fold it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +122,19 @@ pub struct FoldFigures {
     pub escalated: Option<f64>,
 }
 
+/// What the two-stage model gives when a given share of messages goes to the encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EscalationPoint {
+    pub share_asked: f32,
+    pub share_escalated: f64,
+    pub accuracy: f64,
+    pub in_scope_accuracy: f64,
+    pub oos_recall: Option<f64>,
+}
+
+/// Shares of the escalation curve.
+const ESCALATION_SHARES: [f32; 8] = [0.0, 0.05, 0.10, 0.15, 0.20, 0.30, 0.50, 1.0];
+
 /// Every fold, their mean, and the trade-off curve measured on the test folds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoldsReport {
@@ -135,6 +148,10 @@ pub struct FoldsReport {
     pub training_seconds: f64,
     /// Two-stage model only: mean share of the test messages that went to the encoder.
     pub escalated: Option<f64>,
+    /// Two-stage model only: for escalation shares asked (of the training examples'
+    /// out-of-fold confidences), the share of test messages escalated and the accuracy
+    /// and in-scope accuracy obtained, mean over folds.
+    pub escalation_curve: Vec<EscalationPoint>,
     /// Mean over folds of what each threshold gave on the test fold.
     pub curve: Vec<CurvePoint>,
     /// Mean over folds of what cross-validation on the training folds predicted.
@@ -187,6 +204,25 @@ impl fmt::Display for FoldsReport {
         }
         if let Some(share) = self.escalated {
             writeln!(formatter, "escalated_to_encoder: {share:.4}")?;
+        }
+        if !self.escalation_curve.is_empty() {
+            writeln!(
+                formatter,
+                "escalation (share asked -> share escalated, accuracy, in_scope_accuracy, oos_recall; test folds, mean):"
+            )?;
+            for point in &self.escalation_curve {
+                writeln!(
+                    formatter,
+                    "  {:.2} -> {:.4} {:.4} {:.4} {}",
+                    point.share_asked,
+                    point.share_escalated,
+                    point.accuracy,
+                    point.in_scope_accuracy,
+                    point
+                        .oos_recall
+                        .map_or_else(|| "n/a".to_owned(), |recall| format!("{recall:.4}"))
+                )?;
+            }
         }
         writeln!(
             formatter,
@@ -314,6 +350,7 @@ fn report(
         oos_recall: has_oos.then(|| mean(|fold| fold.oos_recall.unwrap_or(0.0))),
         training_seconds: mean(|fold| fold.training_seconds),
         escalated: has_escalation.then(|| mean(|fold| fold.escalated.unwrap_or(0.0))),
+        escalation_curve: Vec::new(),
         curve: mean_curve(curves),
         estimated_curve: mean_curve(estimated_curves),
         folds: figures,
@@ -428,6 +465,7 @@ pub fn evaluate_folds_semantic(
     let mut figures = vec![Vec::with_capacity(splits.len()); modes.len()];
     let mut curves = vec![Vec::with_capacity(splits.len()); modes.len()];
     let mut estimated_curves = vec![Vec::with_capacity(splits.len()); modes.len()];
+    let mut escalation_points: Vec<Vec<EscalationPoint>> = Vec::new();
     for Split { fold, train, test } in splits {
         let started = Instant::now();
         let model = SemanticIntentModel::train_with_vectors(
@@ -449,6 +487,31 @@ pub fn evaluate_folds_semantic(
                 )
             })
             .collect();
+        escalation_points.push(
+            ESCALATION_SHARES
+                .iter()
+                .map(|share| {
+                    let below = quantile(model.fast_model().out_of_fold_confidences(), *share);
+                    let escalates = |fast: &IntentPrediction| {
+                        *share >= 1.0
+                            || (*share > 0.0 && (fast.out_of_scope || fast.confidence < below))
+                    };
+                    let predictions: Vec<IntentPrediction> = both
+                        .iter()
+                        .map(|(fast, full)| if escalates(fast) { full } else { fast }.clone())
+                        .collect();
+                    let escalated = both.iter().filter(|(fast, _)| escalates(fast)).count();
+                    let scores = score(&test, &labels_of(&predictions, oos_label), oos_label);
+                    EscalationPoint {
+                        share_asked: *share,
+                        share_escalated: escalated as f64 / test.len().max(1) as f64,
+                        accuracy: scores.accuracy,
+                        in_scope_accuracy: scores.in_scope_accuracy,
+                        oos_recall: scores.oos_recall,
+                    }
+                })
+                .collect(),
+        );
         for (index, mode) in modes.iter().enumerate() {
             let (predictions, escalated, measured, stage_model) = match mode {
                 SemanticMode::Fast => {
@@ -502,10 +565,41 @@ pub fn evaluate_folds_semantic(
             });
         }
     }
+    let folds = escalation_points.len().max(1) as f64;
+    let escalation_curve: Vec<EscalationPoint> = ESCALATION_SHARES
+        .iter()
+        .enumerate()
+        .map(|(index, share)| {
+            let points: Vec<&EscalationPoint> = escalation_points
+                .iter()
+                .filter_map(|fold| fold.get(index))
+                .collect();
+            let mean = |value: fn(&EscalationPoint) -> f64| {
+                points.iter().map(|point| value(point)).sum::<f64>() / folds
+            };
+            EscalationPoint {
+                share_asked: *share,
+                share_escalated: mean(|point| point.share_escalated),
+                accuracy: mean(|point| point.accuracy),
+                in_scope_accuracy: mean(|point| point.in_scope_accuracy),
+                oos_recall: points
+                    .iter()
+                    .all(|point| point.oos_recall.is_some())
+                    .then(|| mean(|point| point.oos_recall.unwrap_or(0.0))),
+            }
+        })
+        .collect();
     Ok(figures
         .into_iter()
         .zip(curves.iter().zip(&estimated_curves))
-        .map(|(figures, (curves, estimated))| report(figures, curves, estimated, intents, config))
+        .zip(modes)
+        .map(|((figures, (curves, estimated)), mode)| {
+            let mut report = report(figures, curves, estimated, intents, config);
+            if *mode == SemanticMode::TwoStage {
+                report.escalation_curve = escalation_curve.clone();
+            }
+            report
+        })
         .collect())
 }
 

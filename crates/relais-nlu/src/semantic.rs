@@ -416,7 +416,7 @@ impl TenantModel {
 }
 
 /// The value under which a share `share` of `values` falls (0 for no values).
-fn quantile(values: &[f32], share: f32) -> f32 {
+pub(crate) fn quantile(values: &[f32], share: f32) -> f32 {
     if values.is_empty() {
         return 0.0;
     }

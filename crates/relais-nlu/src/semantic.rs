@@ -510,6 +510,27 @@ mod tests {
     }
 
     #[test]
+    fn without_the_encoder_files_the_lexical_model_is_trained() -> Result<(), NluError> {
+        let missing = Path::new("/nonexistent/relais/nlu/encoder");
+        let semantic = Semantic::load(missing);
+        assert!(matches!(
+            semantic,
+            Err(NluError::EncoderNotInstalled { .. })
+        ));
+        let mut cache = EmbeddingCache::new();
+        let (examples, _) = data();
+        let loaded = semantic.ok();
+        let model = TenantModel::train(
+            &examples,
+            &TrainConfig::default(),
+            loaded.as_ref().map(|semantic| (semantic, &mut cache)),
+        )?;
+        assert!(matches!(model, TenantModel::Lexical(_)));
+        assert_eq!(model.predict("set an alarm at 7", None).best_guess, "alarm");
+        Ok(())
+    }
+
+    #[test]
     fn a_tenant_model_is_read_back_as_what_was_stored() -> Result<(), NluError> {
         let (examples, _) = data();
         let lexical = TenantModel::train(&examples, &TrainConfig::default(), None)?;

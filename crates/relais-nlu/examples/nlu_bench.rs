@@ -6,12 +6,18 @@
 //!     [--precision-target X] [--threshold X] [--idf yes|no] [--sublinear yes|no]
 //!     [--latency yes] (p50/p99 of one prediction, after each training; pin with taskset)
 //!     [--folds /work/shared/data/hwu64/hwu64.csv [--holdout-intents 0.25] [--tune yes]]
+//!     [--encoder DIR [--encoder-mode two-stage|fast|full|all] [--escalate-share X]]
+//!       (with --folds: the models with the sentence encoder installed in DIR, e.g.
+//!       relais-data/nlu/encoder; with --latency: its first load, the encoder alone, the
+//!       fast stage and the two-stage model, p50/p99; with --stress-150: training on
+//!       20,000 examples with the encoder, embedding included)
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use relais_nlu::{
-    EvalReport, Example, NluError, Rejection, TrainConfig, evaluate_with, load_clinc_json,
+    EmbeddingCache, Escalation, EvalReport, Example, NluError, Rejection, Semantic, SemanticConfig,
+    SemanticIntentModel, SemanticMode, Stage, TrainConfig, evaluate_with, load_clinc_json,
     load_examples_file,
 };
 
@@ -41,6 +47,10 @@ fn run() -> Result<(), NluError> {
     let mut latency = false;
     let mut unseen_intent = false;
     let mut config = TrainConfig::default();
+    let mut encoder: Option<PathBuf> = None;
+    let mut encoder_mode = "two-stage".to_owned();
+    let mut escalation = Escalation::default();
+    let mut latency_only = false;
     let mut arguments = std::env::args().skip(1);
     while let Some(flag) = arguments.next() {
         let value = arguments
@@ -70,6 +80,14 @@ fn run() -> Result<(), NluError> {
             "--precision-target" => config.rejection = Some(Rejection::InScopePrecision(number()?)),
             "--threshold" => config.rejection = Some(Rejection::Threshold(number()?)),
             "--seed" => config.seed = number()? as u64,
+            "--encoder" => encoder = Some(PathBuf::from(&value)),
+            "--encoder-mode" => encoder_mode = value.clone(),
+            "--latency-only" => {
+                latency_only = value == "yes";
+                latency = latency || latency_only;
+            }
+            "--escalate-share" => escalation = Escalation::Share(number()?),
+            "--escalate-below" => escalation = Escalation::Below(number()?),
             other => return Err(NluError::Config(format!("unknown flag {other}"))),
         }
     }
@@ -78,7 +96,97 @@ fn run() -> Result<(), NluError> {
             "give --snips DIR, --clinc FILE, --folds FILE and/or --labelled DIR".to_owned(),
         ));
     }
-    if let Some(path) = folds {
+    let semantic = match &encoder {
+        Some(directory) => {
+            let started = std::time::Instant::now();
+            let semantic = Semantic::load(directory)?;
+            println!(
+                "== encoder first load (model and static vectors): {:.3} s",
+                started.elapsed().as_secs_f64()
+            );
+            Some(semantic)
+        }
+        None => None,
+    };
+    let semantic_config = SemanticConfig {
+        train: config.clone(),
+        escalation,
+        ..SemanticConfig::default()
+    };
+    if let (Some(path), Some(semantic)) = (&folds, &semantic) {
+        let rows = relais_nlu::load_fold_examples_file(path)?;
+        let folds_config = relais_nlu::FoldsConfig {
+            holdout_intents,
+            train: config.clone(),
+            ..relais_nlu::FoldsConfig::default()
+        };
+        let mut cache = EmbeddingCache::new();
+        let started = std::time::Instant::now();
+        let texts: Vec<&str> = if latency_only {
+            Vec::new()
+        } else {
+            rows.iter().map(|row| row.example.text.as_str()).collect()
+        };
+        cache.embed_all(&semantic.encoder, &texts)?;
+        println!(
+            "== encoded {} distinct utterances in {:.1} s",
+            cache.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let modes: &[(&str, SemanticMode)] = match encoder_mode.as_str() {
+            "fast" => &[("fast (TF-IDF + static vectors)", SemanticMode::Fast)],
+            "full" => &[(
+                "encoder on every message (TF-IDF + sentence vectors)",
+                SemanticMode::Encoder,
+            )],
+            "all" => &[
+                ("fast (TF-IDF + static vectors)", SemanticMode::Fast),
+                (
+                    "encoder on every message (TF-IDF + sentence vectors)",
+                    SemanticMode::Encoder,
+                ),
+                ("two-stage", SemanticMode::TwoStage),
+            ],
+            _ => &[("two-stage", SemanticMode::TwoStage)],
+        };
+        let only_modes: Vec<SemanticMode> = if latency_only {
+            Vec::new()
+        } else {
+            modes.iter().map(|(_, mode)| *mode).collect()
+        };
+        let reports = if only_modes.is_empty() {
+            Vec::new()
+        } else {
+            relais_nlu::evaluate_folds_semantic(
+                &rows,
+                &folds_config,
+                &semantic_config,
+                semantic,
+                &mut cache,
+                &only_modes,
+            )?
+        };
+        for ((name, _), report) in modes.iter().zip(reports) {
+            println!(
+                "== {} ({} rows), k-fold, {name}",
+                path.display(),
+                rows.len()
+            );
+            print!("{report}");
+        }
+        if latency {
+            let (test, train): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.fold == 1);
+            let train: Vec<Example> = train.into_iter().map(|row| row.example).collect();
+            let test: Vec<Example> = test.into_iter().map(|row| row.example).collect();
+            measure_semantic_latency(
+                "folds 2-10 -> fold 1",
+                &train,
+                &test,
+                &semantic_config,
+                semantic,
+            )?;
+        }
+    } else if let Some(path) = folds {
         let rows = relais_nlu::load_fold_examples_file(&path)?;
         let folds_config = relais_nlu::FoldsConfig {
             holdout_intents,
@@ -120,6 +228,32 @@ fn run() -> Result<(), NluError> {
                     &stress_test,
                     &config,
                 )?;
+            }
+            if let Some(semantic) = &semantic {
+                let started = std::time::Instant::now();
+                let mut cache = EmbeddingCache::new();
+                let texts: Vec<&str> = stress_train
+                    .iter()
+                    .map(|example| example.text.as_str())
+                    .collect();
+                cache.embed_all(&semantic.encoder, &texts)?;
+                let embedding = started.elapsed().as_secs_f64();
+                let model = SemanticIntentModel::train(
+                    &stress_train,
+                    &semantic_config,
+                    semantic,
+                    &mut cache,
+                )?;
+                let total = started.elapsed().as_secs_f64();
+                println!(
+                    "== training with the encoder, synthetic 150 intents: {total:.1} s on {} \
+                     examples ({embedding:.1} s encoding {} distinct texts, {:.1} s fitting both \
+                     stages); training again on the same texts (cached vectors): see fitting",
+                    stress_train.len(),
+                    cache.len(),
+                    total - embedding
+                );
+                std::hint::black_box(model);
             }
         }
     }
@@ -287,6 +421,92 @@ fn measure_latency(
         at(0.50),
         at(0.99),
         samples.len()
+    );
+    Ok(())
+}
+
+/// p50 and p99 in microseconds of sorted samples in nanoseconds.
+fn quantiles(samples: &mut [u32]) -> (f64, f64, f64) {
+    samples.sort_unstable();
+    let at = |quantile: f64| {
+        let index =
+            ((samples.len() as f64 * quantile) as usize).min(samples.len().saturating_sub(1));
+        f64::from(samples.get(index).copied().unwrap_or(0)) / 1000.0
+    };
+    let mean = samples.iter().map(|nanos| f64::from(*nanos)).sum::<f64>()
+        / samples.len().max(1) as f64
+        / 1000.0;
+    (at(0.50), at(0.99), mean)
+}
+
+fn nanos_since(started: std::time::Instant) -> u32 {
+    started.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32
+}
+
+/// Training with the encoder (vectors encoded first, then both stages fitted), then the
+/// latency of one message: the encoder alone, the fast stage (static vectors and TF-IDF,
+/// tokenizer included) and the two-stage model, over passes on `test`.
+fn measure_semantic_latency(
+    name: &str,
+    train: &[Example],
+    test: &[Example],
+    config: &SemanticConfig,
+    semantic: &Semantic,
+) -> Result<(), NluError> {
+    let started = std::time::Instant::now();
+    let mut cache = EmbeddingCache::new();
+    let model = SemanticIntentModel::train(train, config, semantic, &mut cache)?;
+    println!(
+        "== latency {name}: training with the encoder {:.1} s on {} examples (encoding \
+         included); escalation below {:.4}",
+        started.elapsed().as_secs_f64(),
+        train.len(),
+        model.escalate_below()
+    );
+    let mut encoder_samples = Vec::new();
+    for example in test.iter().take(1000) {
+        let started = std::time::Instant::now();
+        std::hint::black_box(semantic.encoder.encode(&example.text)?);
+        encoder_samples.push(nanos_since(started));
+    }
+    let (p50, p99, mean) = quantiles(&mut encoder_samples);
+    println!(
+        "encoder alone: p50 {p50:.0} us p99 {p99:.0} us mean {mean:.0} us ({} calls)",
+        encoder_samples.len()
+    );
+    let mut fast_samples = Vec::with_capacity(100_000);
+    while fast_samples.len() < 100_000 && !test.is_empty() {
+        for example in test {
+            let started = std::time::Instant::now();
+            std::hint::black_box(model.predict_fast(
+                std::hint::black_box(&example.text),
+                &semantic.static_vectors,
+            ));
+            fast_samples.push(nanos_since(started));
+        }
+    }
+    let (p50, p99, mean) = quantiles(&mut fast_samples);
+    println!(
+        "fast stage (TF-IDF + static vectors): p50 {p50:.1} us p99 {p99:.1} us mean {mean:.1} us ({} calls)",
+        fast_samples.len()
+    );
+    let mut two_stage_samples = Vec::with_capacity(test.len() * 2);
+    let mut escalated = 0usize;
+    for _ in 0..2 {
+        for example in test {
+            let started = std::time::Instant::now();
+            let answer = model.predict(std::hint::black_box(&example.text), semantic);
+            two_stage_samples.push(nanos_since(started));
+            if answer.stage == Stage::Encoder {
+                escalated += 1;
+            }
+        }
+    }
+    let calls = two_stage_samples.len();
+    let (p50, p99, mean) = quantiles(&mut two_stage_samples);
+    println!(
+        "two-stage: p50 {p50:.1} us p99 {p99:.1} us mean {mean:.1} us ({calls} calls, {:.1} % to the encoder)",
+        100.0 * escalated as f64 / calls.max(1) as f64
     );
     Ok(())
 }

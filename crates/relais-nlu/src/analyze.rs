@@ -23,7 +23,16 @@ pub struct Analysis {
 /// Language, intent (when a model is given), sentiment and urgency of `text`.
 /// An out-of-scope message does not lend its best-guess intent to the urgency score.
 pub fn analyze(text: &str, model: Option<&IntentModel>, context: &AnalysisContext) -> Analysis {
-    let intent = model.map(|model| model.predict(text));
+    analyze_with_intent(text, model.map(|model| model.predict(text)), context)
+}
+
+/// [`analyze`] with the intent already predicted (by a two-stage
+/// [`crate::TenantModel`], for example).
+pub fn analyze_with_intent(
+    text: &str,
+    intent: Option<IntentPrediction>,
+    context: &AnalysisContext,
+) -> Analysis {
     let sentiment = sentiment(text);
     let intent_name = intent
         .as_ref()

@@ -38,4 +38,15 @@ pub enum NluError {
     LlmBadResponse(String),
     #[error("language model returned an empty answer")]
     LlmEmpty,
+    /// The sentence encoder's files are not there: callers fall back on the lexical model.
+    #[error(
+        "sentence encoder not installed in {directory} (no {missing}); run `relais nlu install-encoder`"
+    )]
+    EncoderNotInstalled { directory: String, missing: String },
+    /// The encoder's files are there but do not load or run.
+    #[error("sentence encoder: {0}")]
+    Encoder(String),
+    /// `install-encoder` could not obtain or unpack the model.
+    #[error("cannot install the sentence encoder: {0}")]
+    Install(String),
 }

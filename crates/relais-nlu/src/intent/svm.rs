@@ -10,10 +10,45 @@
 
 use crate::intent::rng::SeededRng;
 
-/// A training row: its sparse feature vector (dense indices) and its class.
+/// A training row: its sparse feature vector (dense indices), its dense features (sentence
+/// or static vectors, already weighted; empty for a lexical model) and its class.
 pub(crate) struct EncodedExample {
     pub features: Vec<(u32, f32)>,
+    /// Features `dense_offset..dense_offset + dense.len()`, kept contiguous: a dot product
+    /// over 384 contiguous floats vectorises, the same as 384 sparse pairs does not (it
+    /// made training with sentence vectors several times slower).
+    pub dense: Vec<f32>,
+    pub dense_offset: usize,
     pub class: usize,
+}
+
+impl EncodedExample {
+    pub fn sparse(features: Vec<(u32, f32)>, class: usize) -> Self {
+        EncodedExample {
+            features,
+            dense: Vec::new(),
+            dense_offset: 0,
+            class,
+        }
+    }
+}
+
+fn dot(left: &[f32], right: &[f32]) -> f32 {
+    // Eight partial sums let the compiler keep them in one vector register.
+    let mut sums = [0.0f32; 8];
+    let (left_chunks, right_chunks) = (left.chunks_exact(8), right.chunks_exact(8));
+    let tail: f32 = left_chunks
+        .remainder()
+        .iter()
+        .zip(right_chunks.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in left_chunks.zip(right_chunks) {
+        for lane in 0..8 {
+            sums[lane] += a[lane] * b[lane];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
 }
 
 /// Weights `[feature][class]` (a feature's contribution is one contiguous row) and biases.
@@ -74,6 +109,7 @@ pub(crate) fn fit_one_vs_rest(
                 .iter()
                 .map(|(_, value)| value * value)
                 .sum::<f32>()
+                + dot(&rows[*row].dense, &rows[*row].dense)
                 + BIAS_FEATURE * BIAS_FEATURE
                 + diagonal
         })
@@ -108,6 +144,10 @@ pub(crate) fn fit_one_vs_rest(
                     .iter()
                     .map(|(feature, value)| class_weights[*feature as usize] * value)
                     .sum::<f32>()
+                    + dot(
+                        &class_weights[row.dense_offset..row.dense_offset + row.dense.len()],
+                        &row.dense,
+                    )
                     + class_bias * BIAS_FEATURE;
                 let gradient = label * margin - 1.0 + diagonal * alpha[member];
                 let mut projected = 0.0;
@@ -132,6 +172,11 @@ pub(crate) fn fit_one_vs_rest(
                     let step = (alpha[member] - previous) * label;
                     for (feature, value) in &row.features {
                         class_weights[*feature as usize] += step * value;
+                    }
+                    let dense_weights =
+                        &mut class_weights[row.dense_offset..row.dense_offset + row.dense.len()];
+                    for (weight, value) in dense_weights.iter_mut().zip(&row.dense) {
+                        *weight += step * value;
                     }
                     class_bias += step * BIAS_FEATURE;
                 }
@@ -162,14 +207,23 @@ pub(crate) fn fit_one_vs_rest(
 
 /// `bias + Σ value × weights[feature]` for every class.
 pub(crate) fn scores_into(
-    features: &[(u32, f32)],
+    example: &EncodedExample,
     weights: &LinearWeights,
     classes: usize,
     scores: &mut [f32],
 ) {
     scores.copy_from_slice(&weights.bias);
-    for (feature, value) in features {
-        let start = *feature as usize * classes;
+    let dense = example
+        .dense
+        .iter()
+        .enumerate()
+        .map(|(index, value)| (example.dense_offset + index, *value));
+    let sparse = example
+        .features
+        .iter()
+        .map(|(feature, value)| (*feature as usize, *value));
+    for (feature, value) in sparse.chain(dense) {
+        let start = feature * classes;
         let row = &weights.weights[start..start + classes];
         for (score, weight) in scores.iter_mut().zip(row) {
             *score += value * weight;
@@ -184,18 +238,9 @@ mod tests {
     #[test]
     fn separable_rows_are_separated_and_absent_classes_score_lowest() {
         let rows = vec![
-            EncodedExample {
-                features: vec![(0, 1.0)],
-                class: 0,
-            },
-            EncodedExample {
-                features: vec![(1, 1.0)],
-                class: 1,
-            },
-            EncodedExample {
-                features: vec![(2, 1.0)],
-                class: 2,
-            },
+            EncodedExample::sparse(vec![(0, 1.0)], 0),
+            EncodedExample::sparse(vec![(1, 1.0)], 1),
+            EncodedExample::sparse(vec![(2, 1.0)], 2),
         ];
         let settings = SvmSettings {
             c: 1.0,
@@ -205,7 +250,7 @@ mod tests {
         };
         let weights = fit_one_vs_rest(&rows, &[0, 1], &[true, true, false], 3, &settings);
         let mut scores = vec![0.0; 3];
-        scores_into(&rows[0].features, &weights, 3, &mut scores);
+        scores_into(&rows[0], &weights, 3, &mut scores);
         assert!(scores[0] > 0.0 && scores[1] < 0.0, "{scores:?}");
         assert_eq!(scores[2], ABSENT_CLASS_SCORE);
     }

@@ -54,7 +54,7 @@ pub fn tune(
     for weight in &grid.char_ngram_weight {
         let mut config = base.clone();
         config.features.char_ngram_weight = *weight;
-        let prepared = Prepared::new(examples, &config)?;
+        let prepared = Prepared::new(examples, None, &config)?;
         for regularisation in &grid.regularisation {
             config.regularisation = *regularisation;
             let out_of_fold = cross_validate(

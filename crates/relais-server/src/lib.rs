@@ -46,6 +46,10 @@ pub struct HttpSettings {
     /// Where senders' domains are looked up (`RELAIS_DNS_RESOLVER`): the system's resolver
     /// by default.
     pub dns_resolver: relais_engine::dns::Resolver,
+    /// Where the sentence encoder is installed (`<data-dir>/nlu/encoder`, by `relais nlu
+    /// install-encoder`): intent models are two-stage when it loads there, lexical
+    /// otherwise (one log line says which). `None`: lexical.
+    pub encoder_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpSettings {
@@ -57,6 +61,7 @@ impl Default for HttpSettings {
             webhook_destinations: relais_engine::webhooks::Destinations::PublicOnly,
             public_url: None,
             dns_resolver: relais_engine::dns::Resolver::system(),
+            encoder_dir: None,
         }
     }
 }
@@ -117,7 +122,10 @@ impl AppState {
         settings: HttpSettings,
         metrics: Option<PrometheusHandle>,
     ) -> Self {
-        let nlu = Arc::new(NluService::new(store.clone()));
+        let nlu = Arc::new(match &settings.encoder_dir {
+            Some(dir) => NluService::with_encoder(store.clone(), dir),
+            None => NluService::new(store.clone()),
+        });
         let rules = AddressRules {
             default_country: settings.default_country,
         };

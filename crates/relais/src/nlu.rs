@@ -232,9 +232,12 @@ async fn train(
             )
         })?
         .id;
-    // Lexical, like the server's `NluService::new`: a two-stage model trained here would be
-    // read by a server without the encoder (docs/nlu.md, Command line).
-    let nlu = NluService::new(Arc::clone(&store));
+    // Two-stage when the encoder is installed in the data directory, as `relais serve`
+    // loads it from there; lexical otherwise.
+    let nlu = NluService::with_encoder(
+        Arc::clone(&store),
+        &relais_nlu::encoder_dir(&config.data_dir),
+    );
     let started = std::time::Instant::now();
     let trained = nlu
         .train_with(&tenant_id, examples, rejection, jiff::Timestamp::now())

@@ -37,6 +37,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         webhook_destinations: webhook_destinations(&config),
         public_url: config.public_base(),
         dns_resolver: config.dns_resolver(),
+        encoder_dir: Some(relais_nlu::encoder_dir(&config.data_dir)),
     };
     let state = AppState::new(store.clone(), clock, settings, metrics);
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -18,7 +18,7 @@ use super::{Sentiment, SentimentLabel};
 use crate::error::NluError;
 use crate::intent::FeatureConfig;
 use crate::intent::features::{RawFeature, Vocabulary, raw_features};
-use crate::intent::svm::{LinearWeights, scores_into};
+use crate::intent::svm::{EncodedExample, LinearWeights, scores_into};
 use crate::text::fold;
 
 /// The labels in the order of the model's classes.
@@ -181,7 +181,12 @@ impl SentimentModel {
             self.lexicon_weight,
         );
         let mut scores = [0.0f32; 3];
-        scores_into(&encoded, &self.weights, 3, &mut scores);
+        scores_into(
+            &EncodedExample::sparse(encoded, 0),
+            &self.weights,
+            3,
+            &mut scores,
+        );
         let mut best = 0;
         for class in 1..3 {
             if scores[class] > scores[best] {

@@ -113,15 +113,17 @@ fn fit(
     let vocabulary = Vocabulary::build(&documents, config.min_count, &config.features);
     let rows: Vec<EncodedExample> = training
         .iter()
-        .map(|row| EncodedExample {
-            features: encode(
-                &vocabulary,
-                &config.features,
-                &prepared[*row].raw,
-                &prepared[*row].dense,
-                config.lexicon_weight,
-            ),
-            class: prepared[*row].class,
+        .map(|row| {
+            EncodedExample::sparse(
+                encode(
+                    &vocabulary,
+                    &config.features,
+                    &prepared[*row].raw,
+                    &prepared[*row].dense,
+                    config.lexicon_weight,
+                ),
+                prepared[*row].class,
+            )
         })
         .collect();
     let mut counts = [0u64; 3];
@@ -340,7 +342,12 @@ fn cross_validate_prepared(
                 &example.dense,
                 model.lexicon_weight,
             );
-            scores_into(&encoded, &model.weights, 3, &mut scores);
+            scores_into(
+                &EncodedExample::sparse(encoded, 0),
+                &model.weights,
+                3,
+                &mut scores,
+            );
             let mut best = 0;
             for class in 1..3 {
                 if scores[class] > scores[best] {

@@ -209,9 +209,26 @@ impl NluService {
             recent_messages: recent_messages.max(1),
             urgent_intents,
         };
-        let intent = live
-            .as_ref()
-            .map(|(_, model)| model.predict(text, self.semantic.as_deref()));
+        let intent = match (&live, &self.semantic) {
+            // A two-stage model may run the encoder (milliseconds): off the async workers.
+            (Some((_, model)), Some(semantic)) if matches!(**model, TenantModel::TwoStage(_)) => {
+                let (model, semantic, owned) = (model.clone(), semantic.clone(), text.to_owned());
+                let predicted =
+                    tokio::task::spawn_blocking(move || model.predict(&owned, Some(&semantic)))
+                        .await;
+                match predicted {
+                    Ok(intent) => Some(intent),
+                    // Only if the prediction panicked: answer without an intent.
+                    Err(e) => {
+                        tracing::error!(error = %e, "the intent prediction failed");
+                        None
+                    }
+                }
+            }
+            _ => live
+                .as_ref()
+                .map(|(_, model)| model.predict(text, self.semantic.as_deref())),
+        };
         let analysis = analyze_with_intent(text, intent, &context);
         Ok(Classification {
             model_version: live.map(|(v, _)| v),
